@@ -1,0 +1,247 @@
+//! [`Context`]: which device runs the operations, chosen at run time, plus
+//! the per-context device memory budget.
+
+use std::sync::Arc;
+
+use crate::cuda::device::CudaDevice;
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::tensor::DeviceMatrix;
+
+/// Environment variable that overrides the device choice of [`Context::new`]:
+/// `cpu`, `cuda` (device 0), `cuda:N` or `auto`.
+pub const DEVICE_ENV: &str = "VECTOR_ACCELERATE_DEVICE";
+
+/// The backend a context runs on (internal dispatch).
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Cpu,
+    Cuda(Arc<CudaDevice>),
+}
+
+/// Where a context runs, as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU backend (all cores, SIMD).
+    Cpu,
+    /// The CUDA device with this ordinal.
+    Cuda(usize),
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            _ => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| Error::invalid("device", s, "expected cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+/// A description of the context's device, for `vaccel info` and logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceInfo {
+    /// The device.
+    pub device: Device,
+    /// Human-readable name (GPU model, or the CPU with its thread count).
+    pub name: String,
+    /// CUDA compute capability `(major, minor)`.
+    pub compute_capability: Option<(i32, i32)>,
+    /// Device memory in bytes (CUDA).
+    pub total_memory: Option<usize>,
+    /// Free device memory in bytes at the time of the call (CUDA).
+    pub free_memory: Option<usize>,
+    /// Streaming multiprocessors (CUDA).
+    pub multiprocessors: Option<i32>,
+    /// CUDA driver version, e.g. `13.0`.
+    pub driver_version: Option<String>,
+    /// NVRTC version used to compile kernels.
+    pub nvrtc_version: Option<String>,
+    /// cuBLAS version.
+    pub cublas_version: Option<String>,
+    /// Worker threads of the CPU backend.
+    pub cpu_threads: usize,
+}
+
+/// The handle every operation takes: one device, a memory budget and, for an
+/// automatic choice that ended on the CPU, the reason CUDA was not used.
+///
+/// ```
+/// use vector_accelerate::{Context, Device};
+/// let ctx = Context::cpu();
+/// assert_eq!(ctx.device(), Device::Cpu);
+/// // Context::new() picks CUDA device 0 when usable, else the CPU, and
+/// // honours VECTOR_ACCELERATE_DEVICE=cpu|cuda|cuda:N.
+/// let auto = Context::new().unwrap();
+/// println!("running on {}", auto.device());
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) backend: Backend,
+    budget: Option<usize>,
+    fallback_reason: Option<String>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("device", &self.device())
+            .field("budget", &self.budget)
+            .field("fallback_reason", &self.fallback_reason)
+            .finish()
+    }
+}
+
+impl Context {
+    /// The CPU backend.
+    pub fn cpu() -> Self {
+        Self {
+            backend: Backend::Cpu,
+            budget: None,
+            fallback_reason: None,
+        }
+    }
+
+    /// CUDA device `ordinal`, or an error saying why it cannot be used.
+    pub fn cuda(ordinal: usize) -> Result<Self> {
+        let dev = crate::cuda::device::open(ordinal)
+            .map_err(|reason| Error::CudaUnavailable { reason })?;
+        Ok(Self {
+            backend: Backend::Cuda(dev),
+            budget: None,
+            fallback_reason: None,
+        })
+    }
+
+    /// The best device: CUDA device 0 when the driver, NVRTC, cuBLAS and a
+    /// device are all present, else the CPU (with [`Context::fallback_reason`]
+    /// saying why). Never fails.
+    pub fn best() -> Self {
+        match crate::cuda::device::open(0) {
+            Ok(dev) => Self {
+                backend: Backend::Cuda(dev),
+                budget: None,
+                fallback_reason: None,
+            },
+            Err(reason) => Self {
+                backend: Backend::Cpu,
+                budget: None,
+                fallback_reason: Some(reason),
+            },
+        }
+    }
+
+    /// [`Context::best`], unless `VECTOR_ACCELERATE_DEVICE` names a device,
+    /// in which case that device (an explicit `cuda` request that cannot be
+    /// met is an error, not a silent fallback).
+    pub fn new() -> Result<Self> {
+        match std::env::var(DEVICE_ENV) {
+            Ok(s) if !s.trim().is_empty() && s.trim() != "auto" => Self::from_spec(&s),
+            _ => Ok(Self::best()),
+        }
+    }
+
+    /// A context for `cpu`, `cuda`, `cuda:N` or `auto`.
+    pub fn from_spec(spec: &str) -> Result<Self> {
+        if spec.trim().eq_ignore_ascii_case("auto") {
+            return Ok(Self::best());
+        }
+        match spec.parse::<Device>()? {
+            Device::Cpu => Ok(Self::cpu()),
+            Device::Cuda(i) => Self::cuda(i),
+        }
+    }
+
+    /// Limits the device (or CPU workspace) memory one operation may use;
+    /// larger jobs are tiled to fit.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.budget = Some(bytes);
+        self
+    }
+
+    /// Bytes one operation may use for its workspace: the explicit budget,
+    /// else 80% of free device memory (CUDA) or 1 GiB (CPU).
+    pub fn memory_budget(&self) -> usize {
+        if let Some(b) = self.budget {
+            return b;
+        }
+        match &self.backend {
+            Backend::Cpu => 1 << 30,
+            Backend::Cuda(d) => d.free_memory().map(|f| f / 10 * 8).unwrap_or(1 << 30),
+        }
+    }
+
+    /// The device this context runs on.
+    pub fn device(&self) -> Device {
+        match &self.backend {
+            Backend::Cpu => Device::Cpu,
+            Backend::Cuda(d) => Device::Cuda(d.ordinal()),
+        }
+    }
+
+    /// Whether operations run on a CUDA device.
+    pub fn is_cuda(&self) -> bool {
+        matches!(self.backend, Backend::Cuda(_))
+    }
+
+    /// Why an automatic choice did not take CUDA (None when it did, or when
+    /// the device was chosen explicitly).
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// Facts about the device.
+    pub fn info(&self) -> DeviceInfo {
+        let cpu_threads = rayon::current_num_threads();
+        match &self.backend {
+            Backend::Cpu => DeviceInfo {
+                device: Device::Cpu,
+                name: format!("CPU ({cpu_threads} threads)"),
+                compute_capability: None,
+                total_memory: None,
+                free_memory: None,
+                multiprocessors: None,
+                driver_version: None,
+                nvrtc_version: crate::cuda::module_cache::nvrtc_version().ok(),
+                cublas_version: None,
+                cpu_threads,
+            },
+            Backend::Cuda(d) => d.device_info(cpu_threads),
+        }
+    }
+
+    /// Copies rows to this context's device once, so that many calls can use
+    /// them without copying again (on a CPU context, a host copy).
+    ///
+    /// ```
+    /// use vector_accelerate::{knn, Context, Matrix, Metric};
+    /// let ctx = Context::cpu();
+    /// let base = Matrix::new(vec![0.0, 0.0, 1.0, 1.0, 5.0, 5.0], 2).unwrap();
+    /// let resident = ctx.upload(&base).unwrap();
+    /// let q = Matrix::new(vec![0.9, 1.2], 2).unwrap();
+    /// let r = knn(&ctx, &q, &resident, 1, Metric::L2).unwrap();
+    /// assert_eq!(r.row_ids(0), &[1]);
+    /// ```
+    pub fn upload<'a>(&self, data: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
+        DeviceMatrix::upload(self, data.into())
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+}

@@ -1,0 +1,116 @@
+//! CPU top-k selection: a threshold-filtered buffer per row, compacted with
+//! `select_nth_unstable` when full, sorted once at the end.
+
+use rayon::prelude::*;
+
+use crate::ops::select::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
+
+/// Running best-`k` of one row under the total order `(key, id)`.
+#[derive(Debug, Clone)]
+pub(crate) struct TopKBuffer {
+    k: usize,
+    cap: usize,
+    order: Order,
+    buf: Vec<(u32, u64, f32)>,
+    /// The k-th best `(key, id)` seen so far once `k` candidates were kept.
+    worst: Option<(u32, u64)>,
+}
+
+impl TopKBuffer {
+    pub(crate) fn new(k: usize, order: Order) -> Self {
+        let cap = (2 * k).max(k + 256);
+        Self {
+            k,
+            cap,
+            order,
+            buf: Vec::with_capacity(cap.min(1 << 16)),
+            worst: None,
+        }
+    }
+
+    /// Offers one candidate.
+    #[inline]
+    pub(crate) fn push(&mut self, value: f32, id: u64) {
+        if id == MISSING_ID {
+            return;
+        }
+        let key = sort_key(value, self.order);
+        if let Some(w) = self.worst {
+            if (key, id) >= w {
+                return;
+            }
+        }
+        self.buf.push((key, id, value));
+        if self.buf.len() >= self.cap {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.buf.len() > self.k {
+            self.buf
+                .select_nth_unstable_by(self.k - 1, |a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            self.buf.truncate(self.k);
+            let w = self.buf.iter().map(|e| (e.0, e.1)).max().unwrap();
+            self.worst = Some(w);
+        }
+    }
+
+    /// Sorted best-first results, padded to `k` with missing markers.
+    pub(crate) fn finish_into(mut self, ids: &mut [u64], dists: &mut [f32]) {
+        self.compact();
+        self.buf
+            .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let miss = missing_value(self.order);
+        for i in 0..self.k {
+            match self.buf.get(i) {
+                Some(&(_, id, v)) => {
+                    ids[i] = id;
+                    dists[i] = v;
+                }
+                None => {
+                    ids[i] = MISSING_ID;
+                    dists[i] = miss;
+                }
+            }
+        }
+    }
+}
+
+/// Row-wise top-k of a row-major `[rows x n]` matrix; ids are column indices.
+pub(crate) fn topk_rows(values: &[f32], n: usize, k: usize, order: Order) -> Neighbors {
+    let rows = values.len() / n;
+    let mut out = Neighbors::missing(rows, k, order);
+    let (ids, dists) = out.parts_mut();
+    ids.par_chunks_mut(k)
+        .zip(dists.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(r, (ids, dists))| {
+            let mut t = TopKBuffer::new(k, order);
+            for (c, &v) in values[r * n..(r + 1) * n].iter().enumerate() {
+                t.push(v, c as u64);
+            }
+            t.finish_into(ids, dists);
+        });
+    out
+}
+
+/// Merges partial lists row by row (the caller validated shapes and orders).
+pub(crate) fn merge(lists: &[&Neighbors], k: usize, order: Order) -> Neighbors {
+    let rows = lists[0].rows();
+    let mut out = Neighbors::missing(rows, k, order);
+    let (ids, dists) = out.parts_mut();
+    ids.par_chunks_mut(k)
+        .zip(dists.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(r, (ids, dists))| {
+            let mut t = TopKBuffer::new(k, order);
+            for l in lists {
+                for (&id, &d) in l.row_ids(r).iter().zip(l.row_distances(r)) {
+                    t.push(d, id);
+                }
+            }
+            t.finish_into(ids, dists);
+        });
+    out
+}

@@ -1,0 +1,234 @@
+//! Probing and opening a CUDA device without ever panicking: each library is
+//! checked for presence before cudarc touches it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use cudarc::cublas::{sys as cublas_sys, CudaBlas};
+use cudarc::driver::{
+    sys as driver_sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::cu;
+use super::module_cache::{nvrtc_available, nvrtc_version, ModuleCache, MODULES};
+use crate::context::{Device, DeviceInfo};
+use crate::error::{Error, Result};
+
+/// An open CUDA device: context, one stream, a cuBLAS handle and the loaded
+/// kernel modules. Shared by every [`Context`](crate::Context) on the device.
+pub(crate) struct CudaDevice {
+    ordinal: usize,
+    ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) blas: CudaBlas,
+    arch: String,
+    name: String,
+    cc: (i32, i32),
+    total_mem: usize,
+    sm_count: i32,
+    driver_version: String,
+    cublas_version: String,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    cache: ModuleCache,
+    /// Serialises operations: one stream and one cuBLAS handle per device.
+    op_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for CudaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaDevice({}: {} {})",
+            self.ordinal, self.name, self.arch
+        )
+    }
+}
+
+fn present(f: unsafe fn() -> bool) -> bool {
+    // SAFETY: only opens a shared library by name.
+    std::panic::catch_unwind(|| unsafe { f() }).unwrap_or(false)
+}
+
+/// Why CUDA cannot be used on this machine, or `None` when the driver,
+/// NVRTC and cuBLAS load and at least one device exists.
+fn probe(ordinal: usize) -> std::result::Result<(), String> {
+    if !present(driver_sys::is_culib_present) {
+        return Err("the CUDA driver library (libcuda.so) was not found".into());
+    }
+    let count = std::panic::catch_unwind(CudaContext::device_count)
+        .map_err(|_| "the CUDA driver could not be loaded".to_string())?
+        .map_err(|e| format!("the CUDA driver did not initialise ({e})"))?;
+    if count <= 0 {
+        return Err("the CUDA driver reports no device".into());
+    }
+    if ordinal >= count as usize {
+        return Err(format!(
+            "CUDA device {ordinal} was requested but only {count} exist"
+        ));
+    }
+    if !nvrtc_available() {
+        return Err("NVRTC (libnvrtc.so.13) was not found; kernels cannot be compiled".into());
+    }
+    if !present(cublas_sys::is_culib_present) {
+        return Err("cuBLAS (libcublas.so.13) was not found".into());
+    }
+    Ok(())
+}
+
+/// Opens (once per process) CUDA device `ordinal`, or says why it cannot.
+pub(crate) fn open(ordinal: usize) -> std::result::Result<Arc<CudaDevice>, String> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<CudaDevice>>>> = OnceLock::new();
+    let map = DEVICES.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = map.get(&ordinal) {
+        return Ok(d.clone());
+    }
+    probe(ordinal)?;
+    let dev = std::panic::catch_unwind(|| CudaDevice::new(ordinal))
+        .map_err(|_| "opening the CUDA device panicked".to_string())?
+        .map_err(|e| e.to_string())?;
+    let dev = Arc::new(dev);
+    map.insert(ordinal, dev.clone());
+    Ok(dev)
+}
+
+impl CudaDevice {
+    fn new(ordinal: usize) -> Result<Self> {
+        let ctx = CudaContext::new(ordinal).map_err(cu("cuCtx (open device)"))?;
+        let stream = ctx.new_stream().map_err(cu("cuStreamCreate"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(cu("cublasCreate"))?;
+        // Exact fp32: never let cuBLAS use TF32 tensor cores on this handle.
+        // SAFETY: a live handle.
+        unsafe {
+            cublas_sys::cublasSetMathMode(
+                *blas.handle(),
+                cublas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
+            )
+            .result()
+            .map_err(cu("cublasSetMathMode"))?;
+        }
+        let cc = ctx
+            .compute_capability()
+            .map_err(cu("cuDeviceGetAttribute"))?;
+        let name = ctx.name().map_err(cu("cuDeviceGetName"))?;
+        let total_mem = ctx.total_mem().map_err(cu("cuDeviceTotalMem"))?;
+        let sm_count = ctx
+            .attribute(driver_sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(cu("cuDeviceGetAttribute"))?;
+        let mut dv = 0;
+        // SAFETY: one valid out-pointer.
+        let driver_version = match unsafe { driver_sys::cuDriverGetVersion(&mut dv) }.result() {
+            Ok(()) => format!("{}.{}", dv / 1000, (dv % 1000) / 10),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let mut bv = 0;
+        // SAFETY: a live handle and one valid out-pointer.
+        let cublas_version =
+            match unsafe { cublas_sys::cublasGetVersion_v2(*blas.handle(), &mut bv) }.result() {
+                Ok(()) => format!("{}.{}.{}", bv / 10000, (bv % 10000) / 100, bv % 100),
+                Err(e) => format!("unknown ({e})"),
+            };
+        Ok(Self {
+            ordinal,
+            ctx,
+            stream,
+            blas,
+            arch: format!("sm_{}{}", cc.0, cc.1),
+            name,
+            cc,
+            total_mem,
+            sm_count,
+            driver_version,
+            cublas_version,
+            modules: Mutex::new(HashMap::new()),
+            cache: ModuleCache::from_env(),
+            op_lock: Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// Exclusive use of the device's stream and cuBLAS handle for one operation.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        self.op_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn free_memory(&self) -> Option<usize> {
+        self.ctx.bind_to_thread().ok()?;
+        self.ctx.mem_get_info().ok().map(|(free, _)| free)
+    }
+
+    pub(crate) fn device_info(&self, cpu_threads: usize) -> DeviceInfo {
+        DeviceInfo {
+            device: Device::Cuda(self.ordinal),
+            name: self.name.clone(),
+            compute_capability: Some(self.cc),
+            total_memory: Some(self.total_mem),
+            free_memory: self.free_memory(),
+            multiprocessors: Some(self.sm_count),
+            driver_version: Some(self.driver_version.clone()),
+            nvrtc_version: nvrtc_version().ok(),
+            cublas_version: Some(self.cublas_version.clone()),
+            cpu_threads,
+        }
+    }
+
+    /// A kernel of a module, compiling (or loading from the disk cache) the
+    /// module on first use.
+    pub(crate) fn func(&self, module: &'static str, name: &str) -> Result<CudaFunction> {
+        let m = {
+            let mut mods = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            match mods.get(module) {
+                Some(m) => m.clone(),
+                None => {
+                    let km = MODULES
+                        .iter()
+                        .find(|m| m.name == module)
+                        .ok_or(Error::Cuda {
+                            op: "kernel lookup",
+                            message: format!("no module named {module}"),
+                        })?;
+                    let (cubin, _) = self.cache.get_or_compile(km, &self.arch)?;
+                    let m = self
+                        .ctx
+                        .load_module(Ptx::from_binary(cubin))
+                        .map_err(cu("cuModuleLoadData"))?;
+                    mods.insert(module, m.clone());
+                    m
+                }
+            }
+        };
+        m.load_function(name).map_err(cu("cuModuleGetFunction"))
+    }
+
+    /// Allocates `len` elements; when output poisoning is on (tests), fills
+    /// them with 0xFF bytes (NaN / u64::MAX) so an unwritten element shows.
+    pub(crate) fn alloc<T: DeviceRepr>(&self, len: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: the memory is written before it is read (and poisoned when checking that).
+        let mut s = unsafe { self.stream.alloc::<T>(len.max(1)) }.map_err(|_| {
+            Error::OutOfDeviceMemory {
+                what: "device buffer",
+                requested: len * std::mem::size_of::<T>(),
+                available: self.free_memory().unwrap_or(0),
+            }
+        })?;
+        if crate::POISON.load(std::sync::atomic::Ordering::Relaxed) {
+            use cudarc::driver::DevicePtrMut;
+            let bytes = s.num_bytes();
+            let (ptr, _g) = s.device_ptr_mut(&self.stream);
+            // SAFETY: `ptr` covers `bytes` bytes of this allocation.
+            unsafe {
+                cudarc::driver::result::memset_d8_async(ptr, 0xff, bytes, self.stream.cu_stream())
+            }
+            .map_err(cu("cuMemsetD8Async"))?;
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.stream.synchronize().map_err(cu("cuStreamSynchronize"))
+    }
+}

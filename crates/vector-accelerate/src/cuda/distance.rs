@@ -1,0 +1,366 @@
+//! CUDA distances: cuBLAS SGEMM (exact fp32) plus an epilogue kernel for L2,
+//! cosine and inner product; tiled direct kernels for the other metrics.
+
+use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
+use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::tensor::{upload_slice, CudaRows, RowsRef};
+use crate::cpu::distance::Prepared;
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::metric::Metric;
+use crate::tensor::Storage;
+
+/// Metric codes of `kernels/common.cuh`.
+pub(crate) fn metric_code(m: Metric) -> i32 {
+    match m {
+        Metric::L2 => 0,
+        Metric::Euclidean => 1,
+        Metric::Cosine => 2,
+        Metric::CosineSimilarity => 3,
+        Metric::InnerProduct => 4,
+        Metric::AbsInnerProduct => 5,
+        Metric::L1 => 6,
+        Metric::Linf => 7,
+        Metric::Minkowski(_) => 8,
+        Metric::Hamming => 9,
+        Metric::HammingNormalized => 10,
+        Metric::Jaccard => 11,
+    }
+}
+
+/// Rows of an input on the device: borrowed when resident, else uploaded.
+pub(crate) enum DevInput<'a> {
+    Borrowed(&'a CudaRows),
+    Owned(CudaRows),
+}
+
+impl DevInput<'_> {
+    pub(crate) fn rows(&self) -> &CudaRows {
+        match self {
+            DevInput::Borrowed(r) => r,
+            DevInput::Owned(r) => r,
+        }
+    }
+}
+
+/// Elements (f32 or u64 words) per row of an input.
+pub(crate) fn per_row(i: &Input<'_>) -> usize {
+    if i.is_binary() {
+        crate::matrix::words_for_bits(i.dim())
+    } else {
+        i.dim()
+    }
+}
+
+/// Whether rows are resident on the device (and so need no upload).
+pub(crate) fn resident<'a>(i: &Input<'a>) -> Option<&'a CudaRows> {
+    match i {
+        Input::Resident(d) => match &d.storage {
+            Storage::Cuda(_, r) => Some(r),
+            Storage::Host(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Uploads rows `start..end` of a host input into `buf` (at least that many rows).
+pub(crate) fn upload_rows(
+    dev: &CudaDevice,
+    i: &Input<'_>,
+    start: usize,
+    end: usize,
+    buf: &mut CudaRows,
+) -> Result<()> {
+    match (i, buf) {
+        (Input::F32(m), CudaRows::F32(b)) => {
+            let src = &m.as_slice()[start * m.dim()..end * m.dim()];
+            let mut dst = b.slice_mut(..src.len());
+            dev.stream
+                .memcpy_htod(src, &mut dst)
+                .map_err(cu("upload (cuMemcpyHtoD)"))
+        }
+        (Input::Binary(v), CudaRows::Bits(b)) => {
+            let w = v.words_per_row();
+            let src = &v.as_words()[start * w..end * w];
+            let mut dst = b.slice_mut(..src.len());
+            dev.stream
+                .memcpy_htod(src, &mut dst)
+                .map_err(cu("upload (cuMemcpyHtoD)"))
+        }
+        _ => Err(Error::Cuda {
+            op: "upload",
+            message: "input kind does not match the staging buffer".into(),
+        }),
+    }
+}
+
+/// A device buffer able to hold `rows` rows like input `i`.
+pub(crate) fn staging(dev: &CudaDevice, i: &Input<'_>, rows: usize) -> Result<CudaRows> {
+    let n = rows * per_row(i);
+    Ok(if i.is_binary() {
+        CudaRows::Bits(dev.alloc::<u64>(n)?)
+    } else {
+        CudaRows::F32(dev.alloc::<f32>(n)?)
+    })
+}
+
+/// The whole input on the device (borrowed when resident).
+pub(crate) fn whole<'a>(dev: &CudaDevice, i: &Input<'a>) -> Result<DevInput<'a>> {
+    if let Some(r) = resident(i) {
+        return Ok(DevInput::Borrowed(r));
+    }
+    Ok(DevInput::Owned(match i {
+        Input::F32(m) => CudaRows::F32(upload_slice(dev, m.as_slice())?),
+        Input::Binary(b) => CudaRows::Bits(upload_slice(dev, b.as_words())?),
+        Input::Resident(_) => {
+            return Err(Error::DeviceMismatch {
+                data: "cpu".into(),
+                context: format!("cuda:{}", dev.ordinal()),
+            })
+        }
+    }))
+}
+
+/// Everything a distance tile needs besides the rows.
+pub(crate) struct DistPlan<'p> {
+    pub p: &'p Prepared,
+    pub dim: usize,
+    pub weights: Option<CudaSlice<f32>>,
+}
+
+impl<'p> DistPlan<'p> {
+    pub(crate) fn new(dev: &CudaDevice, p: &'p Prepared, dim: usize) -> Result<Self> {
+        let weights = match &p.weights {
+            Some(w) => Some(upload_slice(dev, w)?),
+            None => None,
+        };
+        Ok(Self { p, dim, weights })
+    }
+
+    /// Whether the GEMM path needs row norms.
+    pub(crate) fn needs_norms(&self) -> bool {
+        self.p.metric.is_gemm_based() && !self.p.normalized
+    }
+}
+
+/// `out[r] = |row r|^2` for `rows` f32 rows.
+pub(crate) fn sq_norms(
+    dev: &CudaDevice,
+    x: &CudaView<'_, f32>,
+    rows: usize,
+    dim: usize,
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let f = dev.func("distance", "row_sq_norms_f32")?;
+    let (rows_i, dim_i) = (rows as i32, dim as i32);
+    let cfg = LaunchConfig {
+        grid_dim: (rows.div_ceil(8) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&rows_i).arg(&dim_i).arg(out);
+    // SAFETY: x holds rows*dim floats and out at least rows.
+    unsafe { b.launch(cfg) }.map_err(cu("row_sq_norms_f32 launch"))?;
+    Ok(())
+}
+
+/// Distances of `nq` query rows against `nx` base rows into `out[0..nq*nx]`
+/// (row-major, leading dimension `nx`). `qn` holds the queries' squared
+/// norms and `xn` is scratch for the base rows' norms (GEMM metrics).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tile(
+    dev: &CudaDevice,
+    plan: &DistPlan<'_>,
+    q: &RowsRef<'_>,
+    nq: usize,
+    qn: Option<&CudaView<'_, f32>>,
+    x: &RowsRef<'_>,
+    nx: usize,
+    xn: &mut CudaSlice<f32>,
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let p = plan.p;
+    let code = metric_code(p.metric);
+    let ld = nx as i64;
+    match (q, x) {
+        (RowsRef::F32(qv), RowsRef::F32(xv)) if p.metric.is_gemm_based() => {
+            let cfg = GemmConfig {
+                transa: cublasOperation_t::CUBLAS_OP_T,
+                transb: cublasOperation_t::CUBLAS_OP_N,
+                m: nx as i32,
+                n: nq as i32,
+                k: plan.dim as i32,
+                alpha: 1.0f32,
+                lda: plan.dim as i32,
+                ldb: plan.dim as i32,
+                beta: 0.0f32,
+                ldc: nx as i32,
+            };
+            // SAFETY: x is nx*dim, q is nq*dim, out at least nq*nx (column-major nx x nq = row-major nq x nx).
+            unsafe { dev.blas.gemm(cfg, xv, qv, out) }.map_err(cu("cublasSgemm"))?;
+            if plan.needs_norms() {
+                sq_norms(dev, xv, nx, plan.dim, xn)?;
+            }
+            let f = dev.func("distance", "gemm_epilogue_f32")?;
+            let total = nq * nx;
+            let blocks = total.div_ceil(256).clamp(1, 8192) as u32;
+            let cfg = LaunchConfig {
+                grid_dim: (blocks, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let (nq_i, nx_i, norm) = (nq as i32, nx as i32, p.normalized as i32);
+            let xn_view = xn.as_view();
+            let qn_ref = qn.unwrap_or(&xn_view);
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(out)
+                .arg(&ld)
+                .arg(&nq_i)
+                .arg(&nx_i)
+                .arg(qn_ref)
+                .arg(&xn_view)
+                .arg(&code)
+                .arg(&norm);
+            // SAFETY: out is nq x nx; the norms are read only when present.
+            unsafe { b.launch(cfg) }.map_err(cu("gemm_epilogue_f32 launch"))?;
+        }
+        (RowsRef::F32(qv), RowsRef::F32(xv)) => {
+            let f = dev.func("distance", "pairwise_f32")?;
+            let cfg = LaunchConfig {
+                grid_dim: (nx.div_ceil(16) as u32, nq.div_ceil(16) as u32, 1),
+                block_dim: (16, 16, 1),
+                shared_mem_bytes: 0,
+            };
+            let (nq_i, nx_i, dim_i) = (nq as i32, nx as i32, plan.dim as i32);
+            let pw = match p.metric {
+                Metric::Minkowski(pw) => pw,
+                _ => 0.0f32,
+            };
+            let null: u64 = 0;
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(qv)
+                .arg(&nq_i)
+                .arg(xv)
+                .arg(&nx_i)
+                .arg(&dim_i)
+                .arg(&code)
+                .arg(&pw);
+            match &plan.weights {
+                Some(w) => b.arg(w),
+                None => b.arg(&null),
+            };
+            b.arg(&p.threshold).arg(out).arg(&ld);
+            // SAFETY: shapes as documented; weights has dim entries when present.
+            unsafe { b.launch(cfg) }.map_err(cu("pairwise_f32 launch"))?;
+        }
+        (RowsRef::Bits(qv), RowsRef::Bits(xv)) => {
+            let f = dev.func("distance", "pairwise_bits")?;
+            let cfg = LaunchConfig {
+                grid_dim: (nx.div_ceil(16) as u32, nq.div_ceil(16) as u32, 1),
+                block_dim: (16, 16, 1),
+                shared_mem_bytes: 0,
+            };
+            let words = crate::matrix::words_for_bits(plan.dim) as i32;
+            let (nq_i, nx_i, bits) = (nq as i32, nx as i32, plan.dim as i32);
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(qv)
+                .arg(&nq_i)
+                .arg(xv)
+                .arg(&nx_i)
+                .arg(&words)
+                .arg(&bits)
+                .arg(&code)
+                .arg(out)
+                .arg(&ld);
+            // SAFETY: shapes as documented.
+            unsafe { b.launch(cfg) }.map_err(cu("pairwise_bits launch"))?;
+        }
+        _ => {
+            return Err(Error::Cuda {
+                op: "distance tile",
+                message: "queries and base are of different kinds".into(),
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Query squared norms for the GEMM metrics (None otherwise).
+pub(crate) fn query_norms(
+    dev: &CudaDevice,
+    plan: &DistPlan<'_>,
+    q: &RowsRef<'_>,
+    nq: usize,
+) -> Result<Option<CudaSlice<f32>>> {
+    match q {
+        RowsRef::F32(v) if plan.needs_norms() => {
+            let mut n = dev.alloc::<f32>(nq)?;
+            sq_norms(dev, v, nq, plan.dim, &mut n)?;
+            Ok(Some(n))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The full distance matrix, tiled to the memory budget, copied to the host.
+pub(crate) fn matrix(
+    dev: &CudaDevice,
+    q: &Input<'_>,
+    x: &Input<'_>,
+    p: &Prepared,
+    budget: usize,
+) -> Result<Vec<f32>> {
+    let _g = dev.lock();
+    let (nq, nx, dim) = (q.rows(), x.rows(), x.dim());
+    let plan = DistPlan::new(dev, p, dim)?;
+    let qd = whole(dev, q)?;
+    let xd = whole(dev, x)?;
+    let pr = per_row(x);
+    // Tile the output: qb x xb floats within the budget (after the inputs).
+    let mut xb = nx.min(1 << 16);
+    let mut qb = nq.min(4096);
+    while qb * xb * 4 + (qb + xb) * 4 > budget {
+        if xb > 1024 {
+            xb /= 2;
+        } else if qb > 1 {
+            qb = qb.div_ceil(2);
+        } else if xb > 1 {
+            xb /= 2;
+        } else {
+            return Err(Error::OutOfDeviceMemory {
+                what: "distance tile",
+                requested: 8,
+                available: budget,
+            });
+        }
+    }
+    let mut out = vec![0f32; nq * nx];
+    let mut dbuf = dev.alloc::<f32>(qb * xb)?;
+    let mut xn = dev.alloc::<f32>(xb)?;
+    let mut host = vec![0f32; qb * xb];
+    for q0 in (0..nq).step_by(qb) {
+        let q1 = (q0 + qb).min(nq);
+        let qr = qd.rows().rows(q0, q1, pr);
+        let qn = query_norms(dev, &plan, &qr, q1 - q0)?;
+        for x0 in (0..nx).step_by(xb) {
+            let x1 = (x0 + xb).min(nx);
+            let xr = xd.rows().rows(x0, x1, pr);
+            let (m, n) = (q1 - q0, x1 - x0);
+            let qv = qn.as_ref().map(|s| s.as_view());
+            tile(dev, &plan, &qr, m, qv.as_ref(), &xr, n, &mut xn, &mut dbuf)?;
+            let h = &mut host[..m * n];
+            dev.stream
+                .memcpy_dtoh(&dbuf.slice(..m * n), h)
+                .map_err(cu("download (cuMemcpyDtoH)"))?;
+            dev.sync()?;
+            for r in 0..m {
+                out[(q0 + r) * nx + x0..(q0 + r) * nx + x1].copy_from_slice(&h[r * n..(r + 1) * n]);
+            }
+        }
+    }
+    Ok(out)
+}

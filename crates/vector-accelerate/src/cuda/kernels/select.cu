@@ -1,0 +1,223 @@
+// Selection kernels: exact row-wise top-k for any k (radix select on the
+// 96-bit key (value key, id), then a bitonic sort of the k winners), and a
+// merge of two sorted lists.
+
+#define VA_SELECT_THREADS 256
+#define VA_SMEM_ITEMS 2048
+
+__device__ __forceinline__ void va_bitonic_sort(VaItem* items, int n) {
+    // n is a power of two; the block sorts ascending by (key, id).
+    for (int size = 2; size <= n; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = threadIdx.x; i < n; i += blockDim.x) {
+                int j = i ^ stride;
+                if (j > i) {
+                    bool up = (i & size) == 0;
+                    VaItem a = items[i], b = items[j];
+                    if (va_less(b, a) == up) {
+                        items[i] = b;
+                        items[j] = a;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// Digit d (0 = most significant) of the 96-bit key (key, id), 8 bits each.
+__device__ __forceinline__ u32 va_digit(u32 key, u64 id, int d) {
+    return d < 4 ? (key >> (24 - 8 * d)) & 0xffu : (u32)(id >> (56 - 8 * (d - 4))) & 0xffu;
+}
+
+// Whether (key, id) agrees with the prefix on its first `done` digits.
+__device__ __forceinline__ bool va_prefix_match(u32 key, u64 id, u32 pk, u64 pid, int done) {
+    if (done == 0) return true;
+    if (done <= 4) {
+        u32 mask = done == 4 ? 0xffffffffu : ~(0xffffffffu >> (8 * done));
+        return (key & mask) == (pk & mask);
+    }
+    if (key != pk) return false;
+    int idd = done - 4;
+    u64 mask = idd == 8 ? ~0ull : ~(~0ull >> (8 * idd));
+    return (id & mask) == (pid & mask);
+}
+
+// One block per row: the best k of vals[row, 0..n) (ids: ids[row * ids_ld + j]
+// when given, ids_ld = 0 sharing one id per column; else id_offset + j; the
+// id VA_MISSING_ID marks an absent candidate), sorted, written to out_d/out_i[row * k ..]. Rows
+// with fewer than k values get missing markers in the tail. `scratch`
+// holds kpad items per row and is only used when kpad > VA_SMEM_ITEMS.
+extern "C" __global__ void __launch_bounds__(VA_SELECT_THREADS)
+topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
+              const u64* __restrict__ ids, i64 ids_ld, u64 id_offset,
+              float* __restrict__ out_d, u64* __restrict__ out_i,
+              VaItem* __restrict__ scratch, int kpad) {
+    __shared__ u32 hist[256];
+    __shared__ VaItem sitems[VA_SMEM_ITEMS];
+    __shared__ u32 s_pk;
+    __shared__ u64 s_pid;
+    __shared__ int s_done, s_krem, s_all, s_count;
+    const int row = blockIdx.x;
+    const float* v = vals + (i64)row * ld;
+    const int kk = min(k, n);
+    VaItem* items = kpad <= VA_SMEM_ITEMS ? sitems : scratch + (i64)row * kpad;
+
+    if (threadIdx.x == 0) {
+        s_pk = 0;
+        s_pid = 0;
+        s_done = 0;
+        s_krem = kk;
+        s_all = (kk == n);  // everything is selected
+        s_count = 0;
+    }
+    __syncthreads();
+
+    // Radix select: after the loop, every element whose key agrees with the
+    // prefix on `s_done` digits and is <= it in the rest is selected.
+    while (!s_all && s_done < 12) {
+        for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
+        __syncthreads();
+        const int done = s_done;
+        const u32 pk = s_pk;
+        const u64 pid = s_pid;
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+            u64 id = ids ? ids[(i64)row * ids_ld + j] : id_offset + (u64)j;
+            u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
+            if (va_prefix_match(key, id, pk, pid, done)) atomicAdd(&hist[va_digit(key, id, done)], 1u);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int krem = s_krem;
+            u32 cum = 0;
+            int dsel = 255;
+            for (int d = 0; d < 256; ++d) {
+                if (cum + hist[d] >= (u32)krem) {
+                    dsel = d;
+                    break;
+                }
+                cum += hist[d];
+            }
+            krem -= (int)cum;
+            if (done < 4) s_pk = pk | ((u32)dsel << (24 - 8 * done));
+            else s_pid = pid | ((u64)dsel << (56 - 8 * (done - 4)));
+            s_krem = krem;
+            s_done = done + 1;
+            // The whole chosen bucket is needed: no further digit matters.
+            if (hist[dsel] == (u32)krem) s_all = 2;
+        }
+        __syncthreads();
+    }
+    const int done = s_done;
+    const u32 pk = s_pk;
+    const u64 pid = s_pid;
+    const int mode = s_all;  // 1: take all; 2: take prefix bucket whole; 0: exact 96-bit threshold
+
+    // Compaction of the kk winners (any order; sorted below).
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        u64 id = ids ? ids[(i64)row * ids_ld + j] : id_offset + (u64)j;
+        u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
+        bool take;
+        if (mode == 1) {
+            take = true;
+        } else {
+            // Compare against the prefix extended with all-ones digits.
+            u32 tk = pk;
+            u64 tid = pid;
+            if (done < 4) {
+                tk |= 0xffffffffu >> (8 * done);
+                tid = ~0ull;
+            } else if (done < 12) {
+                tid |= ~0ull >> (8 * (done - 4));
+            }
+            take = key < tk || (key == tk && id <= tid);
+        }
+        if (take) {
+            int slot = atomicAdd(&s_count, 1);
+            if (slot < kk) {
+                VaItem it;
+                it.key = key;
+                it.pad = 0;
+                it.id = id;
+                items[slot] = it;
+            }
+        }
+    }
+    __syncthreads();
+    for (int i = kk + threadIdx.x; i < kpad; i += blockDim.x) {
+        VaItem it;
+        it.key = VA_KEY_MAX;
+        it.pad = 0;
+        it.id = VA_MISSING_ID;
+        items[i] = it;
+    }
+    __syncthreads();
+    va_bitonic_sort(items, kpad);
+    float miss = desc ? -va_inf() : va_inf();
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        i64 o = (i64)row * k + i;
+        if (i < kk && items[i].id != VA_MISSING_ID) {
+            out_d[o] = va_key_value(items[i].key, desc);
+            out_i[o] = items[i].id;
+        } else {
+            out_d[o] = miss;
+            out_i[o] = VA_MISSING_ID;
+        }
+    }
+}
+
+__device__ __forceinline__ VaItem va_item_of(float d, u64 id, int desc) {
+    VaItem it;
+    it.key = (id == VA_MISSING_ID) ? VA_KEY_MAX : va_sort_key(d, desc);
+    it.pad = 0;
+    it.id = id;
+    return it;
+}
+
+// Merge of two sorted lists per row (ka and kb entries) into the best k.
+// Each entry's output slot is its rank: i + (#B before it) for A (B entries
+// equal to it come after), j + (#A not after it) for B.
+extern "C" __global__ void merge_sorted(const float* __restrict__ ad, const u64* __restrict__ ai, int ka,
+                                        const float* __restrict__ bd, const u64* __restrict__ bi, int kb,
+                                        int k, int desc, float* __restrict__ od, u64* __restrict__ oi) {
+    const int row = blockIdx.x;
+    const float* a_d = ad + (i64)row * ka;
+    const u64* a_i = ai + (i64)row * ka;
+    const float* b_d = bd + (i64)row * kb;
+    const u64* b_i = bi + (i64)row * kb;
+    float* o_d = od + (i64)row * k;
+    u64* o_i = oi + (i64)row * k;
+    for (int i = threadIdx.x; i < ka; i += blockDim.x) {
+        VaItem x = va_item_of(a_d[i], a_i[i], desc);
+        int lo = 0, hi = kb;  // count of B strictly less than x
+        while (lo < hi) {
+            int mid = (lo + hi) >> 1;
+            if (va_less(va_item_of(b_d[mid], b_i[mid], desc), x)) lo = mid + 1;
+            else hi = mid;
+        }
+        int pos = i + lo;
+        if (pos < k) {
+            o_d[pos] = a_d[i];
+            o_i[pos] = a_i[i];
+        }
+    }
+    for (int j = threadIdx.x; j < kb; j += blockDim.x) {
+        VaItem x = va_item_of(b_d[j], b_i[j], desc);
+        int lo = 0, hi = ka;  // count of A less than or equal to x
+        while (lo < hi) {
+            int mid = (lo + hi) >> 1;
+            if (!va_less(x, va_item_of(a_d[mid], a_i[mid], desc))) lo = mid + 1;
+            else hi = mid;
+        }
+        int pos = j + lo;
+        if (pos < k) {
+            o_d[pos] = b_d[j];
+            o_i[pos] = b_i[j];
+        }
+    }
+    float miss = desc ? -va_inf() : va_inf();
+    for (int p = ka + kb + threadIdx.x; p < k; p += blockDim.x) {
+        o_d[p] = miss;
+        o_i[p] = VA_MISSING_ID;
+    }
+}

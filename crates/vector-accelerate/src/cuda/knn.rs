@@ -1,0 +1,232 @@
+//! CUDA exact k-NN: distance tiles (GEMM or direct kernels) feed a row-wise
+//! top-k; each tile's lists are merged into a running state kept on the
+//! device, so the full distance matrix never exists. A host base is streamed
+//! tile by tile; a resident base is used in place.
+
+use std::sync::Arc;
+
+use super::cu;
+use super::device::CudaDevice;
+use super::distance::{
+    per_row, query_norms, resident, staging, tile, upload_rows, whole, DistPlan,
+};
+use super::select::{launch_merge, launch_topk, scratch_words, Ids};
+use crate::cpu::distance::Prepared;
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::ops::select::Neighbors;
+
+/// Tile sizes chosen for a memory budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Tiling {
+    /// Queries per distance tile.
+    pub query_block: usize,
+    /// Base rows per distance tile.
+    pub base_tile: usize,
+    /// Queries whose running lists stay on the device during one pass over the base.
+    pub super_block: usize,
+}
+
+/// Picks tile sizes so that the workspace fits in `budget` bytes, or says
+/// how much even the smallest tile needs.
+pub(crate) fn plan_tiles(
+    nq: usize,
+    nx: usize,
+    k: usize,
+    row_bytes: usize,
+    base_resident: bool,
+    queries_resident: bool,
+    budget: usize,
+) -> Result<Tiling> {
+    let need = |qb: usize, bt: usize| -> usize {
+        qb * bt * 4                                   // distance tile
+            + qb * k * 12 * 2                         // tile lists + merge output
+            + scratch_words(qb, k, bt) * 8            // select scratch for large k
+            + if base_resident { 0 } else { bt * row_bytes }
+            + (qb + bt) * 4 // norms
+            + 4096
+    };
+    // Each query in a super-block keeps k (value, id) pairs and, when the
+    // queries are on the host, its row.
+    let per_query = k * 12 + if queries_resident { 0 } else { row_bytes } + 4;
+    let mut bt = nx.min(1 << 16);
+    let mut qb = nq.min(4096);
+    while need(qb, bt) + qb * per_query > budget {
+        if qb > 256 {
+            qb /= 2;
+        } else if bt > 1024 {
+            bt /= 2;
+        } else if qb > 1 {
+            qb /= 2;
+        } else if bt > 1 {
+            bt /= 2;
+        } else {
+            return Err(Error::OutOfDeviceMemory {
+                what: "one k-NN tile (1 query x 1 base row)",
+                requested: need(1, 1) + per_query,
+                available: budget,
+            });
+        }
+    }
+    let spare = budget - need(qb, bt);
+    let sb = (spare / per_query).min(nq).max(qb);
+    let sb = if sb >= nq { nq } else { sb / qb * qb };
+    Ok(Tiling {
+        query_block: qb,
+        base_tile: bt,
+        super_block: sb,
+    })
+}
+
+pub(crate) fn run(
+    dev: &Arc<CudaDevice>,
+    q: &Input<'_>,
+    x: &Input<'_>,
+    k: usize,
+    p: &Prepared,
+    budget: usize,
+) -> Result<Neighbors> {
+    let dev = &**dev;
+    let _g = dev.lock();
+    let order = p.metric.order();
+    let (nq, nx, dim) = (q.rows(), x.rows(), x.dim());
+    let pr = per_row(x);
+    let row_bytes = pr * if x.is_binary() { 8 } else { 4 };
+    let x_res = resident(x);
+    let q_res = resident(q).is_some();
+    let t = plan_tiles(nq, nx, k, row_bytes, x_res.is_some(), q_res, budget)?;
+    let plan = DistPlan::new(dev, p, dim)?;
+
+    let mut dbuf = dev.alloc::<f32>(t.query_block * t.base_tile)?;
+    let mut xn = dev.alloc::<f32>(t.base_tile)?;
+    let mut tmp_d = dev.alloc::<f32>(t.query_block * k)?;
+    let mut tmp_i = dev.alloc::<u64>(t.query_block * k)?;
+    let mut mrg_d = dev.alloc::<f32>(t.query_block * k)?;
+    let mut mrg_i = dev.alloc::<u64>(t.query_block * k)?;
+    let mut scratch = None;
+    let mut xstage = if x_res.is_none() {
+        Some(staging(dev, x, t.base_tile)?)
+    } else {
+        None
+    };
+
+    let mut result: Option<Neighbors> = None;
+    for s0 in (0..nq).step_by(t.super_block) {
+        let s1 = (s0 + t.super_block).min(nq);
+        let sn = s1 - s0;
+        // The super-block's queries on the device.
+        let q_all = if q_res { Some(whole(dev, q)?) } else { None };
+        let q_own = if q_res {
+            None
+        } else {
+            let mut st = staging(dev, q, sn)?;
+            upload_rows(dev, q, s0, s1, &mut st)?;
+            Some(st)
+        };
+        let (q_rows, q_first) = match (&q_all, &q_own) {
+            (Some(a), _) => (a.rows(), s0),
+            (None, Some(o)) => (o, 0),
+            _ => unreachable!("queries are either resident or staged"),
+        };
+        let mut st_d = dev.alloc::<f32>(sn * k)?;
+        let mut st_i = dev.alloc::<u64>(sn * k)?;
+        for (ti, x0) in (0..nx).step_by(t.base_tile).enumerate() {
+            let x1 = (x0 + t.base_tile).min(nx);
+            let n = x1 - x0;
+            let xr = match (x_res, &mut xstage) {
+                (Some(r), _) => r.rows(x0, x1, pr),
+                (None, Some(st)) => {
+                    upload_rows(dev, x, x0, x1, st)?;
+                    st.rows(0, n, pr)
+                }
+                _ => unreachable!("base is either resident or staged"),
+            };
+            for b0 in (0..sn).step_by(t.query_block) {
+                let b1 = (b0 + t.query_block).min(sn);
+                let m = b1 - b0;
+                let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
+                let qn = query_norms(dev, &plan, &qr, m)?;
+                let qn = qn.as_ref().map(|s| s.as_view());
+                tile(dev, &plan, &qr, m, qn.as_ref(), &xr, n, &mut xn, &mut dbuf)?;
+                let dview = dbuf.slice(..m * n);
+                if ti == 0 {
+                    launch_topk(
+                        dev,
+                        &dview,
+                        n,
+                        m,
+                        n,
+                        k,
+                        order,
+                        Ids::Offset(x0 as u64),
+                        &mut st_d.slice_mut(b0 * k..b1 * k),
+                        &mut st_i.slice_mut(b0 * k..b1 * k),
+                        &mut scratch,
+                    )?;
+                } else {
+                    launch_topk(
+                        dev,
+                        &dview,
+                        n,
+                        m,
+                        n,
+                        k,
+                        order,
+                        Ids::Offset(x0 as u64),
+                        &mut tmp_d.slice_mut(..m * k),
+                        &mut tmp_i.slice_mut(..m * k),
+                        &mut scratch,
+                    )?;
+                    launch_merge(
+                        dev,
+                        m,
+                        (&st_d.slice(b0 * k..b1 * k), &st_i.slice(b0 * k..b1 * k), k),
+                        (&tmp_d.slice(..m * k), &tmp_i.slice(..m * k), k),
+                        k,
+                        order,
+                        &mut mrg_d.slice_mut(..m * k),
+                        &mut mrg_i.slice_mut(..m * k),
+                    )?;
+                    dev.stream
+                        .memcpy_dtod(&mrg_d.slice(..m * k), &mut st_d.slice_mut(b0 * k..b1 * k))
+                        .map_err(cu("cuMemcpyDtoD"))?;
+                    dev.stream
+                        .memcpy_dtod(&mrg_i.slice(..m * k), &mut st_i.slice_mut(b0 * k..b1 * k))
+                        .map_err(cu("cuMemcpyDtoD"))?;
+                }
+            }
+        }
+        let ds = dev
+            .stream
+            .clone_dtoh(&st_d)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        let is = dev
+            .stream
+            .clone_dtoh(&st_i)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        dev.sync()?;
+        let part = Neighbors::from_parts(sn, k, order, is, ds)?;
+        match &mut result {
+            None => result = Some(part),
+            Some(r) => r.append_rows(part),
+        }
+    }
+    result.ok_or(Error::EmptyInput { what: "queries" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_fit_the_budget_or_fail_with_numbers() {
+        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 8 << 30).unwrap();
+        assert!(t.query_block >= 256 && t.base_tile >= 1024);
+        let small = plan_tiles(10_000, 1_000_000, 10, 512, false, false, 1 << 20).unwrap();
+        assert!(small.query_block * small.base_tile * 4 < 1 << 20);
+        match plan_tiles(10, 10, 1_000_000, 512, false, false, 1000) {
+            Err(Error::OutOfDeviceMemory { available, .. }) => assert_eq!(available, 1000),
+            other => panic!("expected OutOfDeviceMemory, got {other:?}"),
+        }
+    }
+}

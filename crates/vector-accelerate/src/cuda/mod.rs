@@ -1,0 +1,21 @@
+//! The CUDA backend: device probing, run-time compiled kernels, cuBLAS
+//! GEMMs, and the host side of each operation family.
+
+pub(crate) mod device;
+pub(crate) mod distance;
+pub(crate) mod knn;
+pub(crate) mod module_cache;
+pub(crate) mod select;
+pub(crate) mod tensor;
+
+use std::fmt::Display;
+
+use crate::error::Error;
+
+/// Maps a backend error into the crate's error, naming the operation.
+pub(crate) fn cu<E: Display>(op: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::Cuda {
+        op,
+        message: e.to_string(),
+    }
+}

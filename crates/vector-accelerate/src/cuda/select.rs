@@ -1,0 +1,314 @@
+//! CUDA selection: row-wise top-k for any k (radix select + bitonic sort in
+//! one block per row), a merge of sorted partial lists, streaming top-k.
+
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::tensor::upload_slice;
+use crate::error::Result;
+use crate::matrix::MatrixView;
+use crate::ops::select::{Neighbors, Order};
+
+/// Items a block sorts in shared memory (`VA_SMEM_ITEMS` in select.cu).
+const SMEM_ITEMS: usize = 2048;
+
+/// Global scratch (in u64 pairs) the select kernel needs for `rows` rows.
+pub(crate) fn scratch_words(rows: usize, k: usize, n: usize) -> usize {
+    let kpad = k.min(n).next_power_of_two();
+    if kpad > SMEM_ITEMS {
+        rows * kpad * 2
+    } else {
+        0
+    }
+}
+
+/// Where candidate ids come from.
+pub(crate) enum Ids<'a> {
+    /// `offset + column`.
+    Offset(u64),
+    /// `ids[row * ld + column]` (ld = 0: one id per column).
+    Explicit(&'a CudaSlice<u64>, i64),
+}
+
+/// Best `k` of each of `rows` rows of `vals` (`n` columns, leading dimension
+/// `ld`) into `out_d`/`out_i` (`rows x k`), sorted best first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_topk(
+    dev: &CudaDevice,
+    vals: &CudaView<'_, f32>,
+    ld: usize,
+    rows: usize,
+    n: usize,
+    k: usize,
+    order: Order,
+    ids: Ids<'_>,
+    out_d: &mut CudaViewMut<'_, f32>,
+    out_i: &mut CudaViewMut<'_, u64>,
+    scratch: &mut Option<CudaSlice<u64>>,
+) -> Result<()> {
+    let f = dev.func("select", "topk_rows_f32")?;
+    let kpad = k.min(n).next_power_of_two();
+    let need = scratch_words(rows, k, n);
+    if need > 0 && scratch.as_ref().is_none_or(|s| s.len() < need) {
+        *scratch = Some(dev.alloc::<u64>(need)?);
+    }
+    let dummy;
+    let scr: &CudaSlice<u64> = match scratch {
+        Some(s) => s,
+        None => {
+            dummy = dev.alloc::<u64>(2)?;
+            &dummy
+        }
+    };
+    let (ld_i, n_i, k_i, desc, kpad_i) = (
+        ld as i64,
+        n as i32,
+        k as i32,
+        (order == Order::Largest) as i32,
+        kpad as i32,
+    );
+    let null: u64 = 0;
+    let zero_ld: i64 = 0;
+    let cfg = LaunchConfig {
+        grid_dim: (rows as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(vals).arg(&ld_i).arg(&n_i).arg(&k_i).arg(&desc);
+    let offset;
+    match &ids {
+        Ids::Offset(o) => {
+            offset = *o;
+            b.arg(&null).arg(&zero_ld).arg(&offset);
+        }
+        Ids::Explicit(s, l) => {
+            offset = 0;
+            b.arg(*s).arg(l).arg(&offset);
+        }
+    }
+    b.arg(out_d).arg(out_i).arg(scr).arg(&kpad_i);
+    // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*k; scratch rows*kpad items when used.
+    unsafe { b.launch(cfg) }.map_err(cu("topk_rows_f32 launch"))?;
+    Ok(())
+}
+
+/// Merges sorted lists `a` (`ka` per row) and `b` (`kb` per row) into the best `k` per row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_merge(
+    dev: &CudaDevice,
+    rows: usize,
+    a: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
+    b: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
+    k: usize,
+    order: Order,
+    out_d: &mut CudaViewMut<'_, f32>,
+    out_i: &mut CudaViewMut<'_, u64>,
+) -> Result<()> {
+    let f = dev.func("select", "merge_sorted")?;
+    let (ka, kb, k_i, desc) = (
+        a.2 as i32,
+        b.2 as i32,
+        k as i32,
+        (order == Order::Largest) as i32,
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (rows as u32, 1, 1),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut l = dev.stream.launch_builder(&f);
+    l.arg(a.0)
+        .arg(a.1)
+        .arg(&ka)
+        .arg(b.0)
+        .arg(b.1)
+        .arg(&kb)
+        .arg(&k_i)
+        .arg(&desc)
+        .arg(out_d)
+        .arg(out_i);
+    // SAFETY: inputs rows*ka / rows*kb, outputs rows*k.
+    unsafe { l.launch(cfg) }.map_err(cu("merge_sorted launch"))?;
+    Ok(())
+}
+
+fn download(
+    dev: &CudaDevice,
+    d: &CudaSlice<f32>,
+    i: &CudaSlice<u64>,
+    rows: usize,
+    k: usize,
+    order: Order,
+) -> Result<Neighbors> {
+    let dist = dev
+        .stream
+        .clone_dtoh(d)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    let ids = dev
+        .stream
+        .clone_dtoh(i)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Neighbors::from_parts(
+        rows,
+        k,
+        order,
+        ids[..rows * k].to_vec(),
+        dist[..rows * k].to_vec(),
+    )
+}
+
+/// Row-wise top-k of a host matrix on the device.
+pub(crate) fn topk_rows(
+    dev: &CudaDevice,
+    values: MatrixView<'_>,
+    k: usize,
+    order: Order,
+) -> Result<Neighbors> {
+    let _g = dev.lock();
+    let (rows, n) = (values.rows(), values.dim());
+    let v = upload_slice(dev, values.as_slice())?;
+    let mut od = dev.alloc::<f32>(rows * k)?;
+    let mut oi = dev.alloc::<u64>(rows * k)?;
+    let mut scratch = None;
+    launch_topk(
+        dev,
+        &v.as_view(),
+        n,
+        rows,
+        n,
+        k,
+        order,
+        Ids::Offset(0),
+        &mut od.as_view_mut(),
+        &mut oi.as_view_mut(),
+        &mut scratch,
+    )?;
+    download(dev, &od, &oi, rows, k, order)
+}
+
+/// Merge of partial lists (any order within each list): all candidates of a
+/// row are selected at once with their ids.
+pub(crate) fn merge(
+    dev: &CudaDevice,
+    lists: &[Neighbors],
+    k: usize,
+    order: Order,
+) -> Result<Neighbors> {
+    let _g = dev.lock();
+    let rows = lists[0].rows();
+    let total: usize = lists.iter().map(|l| l.k()).sum();
+    let mut vals = Vec::with_capacity(rows * total);
+    let mut ids = Vec::with_capacity(rows * total);
+    for r in 0..rows {
+        for l in lists {
+            vals.extend_from_slice(l.row_distances(r));
+            ids.extend_from_slice(l.row_ids(r));
+        }
+    }
+    let v = upload_slice(dev, &vals)?;
+    let id = upload_slice(dev, &ids)?;
+    let mut od = dev.alloc::<f32>(rows * k)?;
+    let mut oi = dev.alloc::<u64>(rows * k)?;
+    let mut scratch = None;
+    launch_topk(
+        dev,
+        &v.as_view(),
+        total,
+        rows,
+        total,
+        k,
+        order,
+        Ids::Explicit(&id, total as i64),
+        &mut od.as_view_mut(),
+        &mut oi.as_view_mut(),
+        &mut scratch,
+    )?;
+    download(dev, &od, &oi, rows, k, order)
+}
+
+/// Streaming top-k state kept on the device.
+pub(crate) struct DeviceTopK {
+    dev: std::sync::Arc<CudaDevice>,
+    rows: usize,
+    k: usize,
+    order: Order,
+    d: CudaSlice<f32>,
+    i: CudaSlice<u64>,
+    pushed: bool,
+}
+
+impl DeviceTopK {
+    pub(crate) fn new(
+        dev: &std::sync::Arc<CudaDevice>,
+        rows: usize,
+        k: usize,
+        order: Order,
+    ) -> Result<Self> {
+        let _g = dev.lock();
+        Ok(Self {
+            dev: dev.clone(),
+            rows,
+            k,
+            order,
+            d: dev.alloc::<f32>(rows * k)?,
+            i: dev.alloc::<u64>(rows * k)?,
+            pushed: false,
+        })
+    }
+
+    pub(crate) fn push(&mut self, values: MatrixView<'_>, ids: &[u64]) -> Result<()> {
+        let dev = &*self.dev;
+        let _g = dev.lock();
+        let (rows, n, k) = (self.rows, values.dim(), self.k);
+        let v = upload_slice(dev, values.as_slice())?;
+        let id = upload_slice(dev, ids)?;
+        let mut scratch = None;
+        let mut td = dev.alloc::<f32>(rows * k)?;
+        let mut ti = dev.alloc::<u64>(rows * k)?;
+        launch_topk(
+            dev,
+            &v.as_view(),
+            n,
+            rows,
+            n,
+            k,
+            self.order,
+            Ids::Explicit(&id, 0),
+            &mut td.as_view_mut(),
+            &mut ti.as_view_mut(),
+            &mut scratch,
+        )?;
+        if self.pushed {
+            let mut md = dev.alloc::<f32>(rows * k)?;
+            let mut mi = dev.alloc::<u64>(rows * k)?;
+            launch_merge(
+                dev,
+                rows,
+                (&self.d.as_view(), &self.i.as_view(), k),
+                (&td.as_view(), &ti.as_view(), k),
+                k,
+                self.order,
+                &mut md.as_view_mut(),
+                &mut mi.as_view_mut(),
+            )?;
+            self.d = md;
+            self.i = mi;
+        } else {
+            self.d = td;
+            self.i = ti;
+            self.pushed = true;
+        }
+        dev.sync()
+    }
+
+    pub(crate) fn finish(self) -> Result<Neighbors> {
+        if !self.pushed {
+            return Ok(Neighbors::missing(self.rows, self.k, self.order));
+        }
+        let _g = self.dev.lock();
+        download(&self.dev, &self.d, &self.i, self.rows, self.k, self.order)
+    }
+}

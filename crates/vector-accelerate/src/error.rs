@@ -1,0 +1,133 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+/// Result alias used by every fallible function of the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with the values a user needs to fix it.
+///
+/// Backend (CUDA driver, NVRTC, cuBLAS) failures are wrapped as text so the
+/// public API never exposes `cudarc` types.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input has no rows (or no elements) where at least one is required.
+    #[error("{what} is empty")]
+    EmptyInput {
+        /// Which input.
+        what: &'static str,
+    },
+    /// A matrix was given with dimension 0.
+    #[error("{what} has dimension 0")]
+    ZeroDimension {
+        /// Which input.
+        what: &'static str,
+    },
+    /// The length of a flat buffer is not `rows * dim`.
+    #[error("{what}: buffer of {len} elements is not a whole number of rows of dimension {dim}")]
+    RaggedData {
+        /// Which input.
+        what: &'static str,
+        /// Buffer length in elements.
+        len: usize,
+        /// Row dimension.
+        dim: usize,
+    },
+    /// Two inputs that must agree in size do not.
+    #[error("dimension mismatch: {what} expected {expected}, got {got}")]
+    DimensionMismatch {
+        /// What was compared.
+        what: &'static str,
+        /// The size required.
+        expected: usize,
+        /// The size given.
+        got: usize,
+    },
+    /// `k` must be at least 1.
+    #[error("k must be at least 1 (got {k})")]
+    InvalidK {
+        /// The value given.
+        k: usize,
+    },
+    /// A parameter is out of its valid range.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Parameter name.
+        name: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A metric cannot be used with this kind of input or option.
+    #[error("metric {metric} is not supported {context}")]
+    UnsupportedMetric {
+        /// The metric's name.
+        metric: String,
+        /// What it was combined with.
+        context: String,
+    },
+    /// An unknown metric name was parsed.
+    #[error("unknown metric '{name}' (expected one of: l2, euclidean, cosine, cosine-similarity, ip, abs-ip, l1, linf, minkowski:P, hamming, hamming-normalized, jaccard)")]
+    UnknownMetric {
+        /// The name given.
+        name: String,
+    },
+    /// A device-resident matrix was used with a context of another device.
+    #[error("data lives on {data}, but the context runs on {context}")]
+    DeviceMismatch {
+        /// Where the data lives.
+        data: String,
+        /// The context's device.
+        context: String,
+    },
+    /// CUDA was requested explicitly but cannot be used.
+    #[error("CUDA is not available: {reason}")]
+    CudaUnavailable {
+        /// Why (missing driver, library or device).
+        reason: String,
+    },
+    /// A CUDA driver, NVRTC or cuBLAS call failed.
+    #[error("CUDA error in {op}: {message}")]
+    Cuda {
+        /// The operation that failed.
+        op: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+    /// A CUDA kernel module did not compile.
+    #[error("kernel module '{module}' failed to compile for {arch}:\n{log}")]
+    KernelCompile {
+        /// Module name.
+        module: &'static str,
+        /// Target architecture, e.g. `sm_90`.
+        arch: String,
+        /// The compiler's log.
+        log: String,
+    },
+    /// Even the smallest tile of an operation does not fit in the device memory budget.
+    #[error("out of device memory: {what} needs {requested} bytes but the budget leaves {available} bytes")]
+    OutOfDeviceMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// Bytes needed.
+        requested: usize,
+        /// Bytes available under the budget.
+        available: usize,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(
+        name: &'static str,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

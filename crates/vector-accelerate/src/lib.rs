@@ -1,0 +1,59 @@
+//! # VectorAccelerate
+//!
+//! GPU-accelerated (CUDA) and CPU vector distances, top-k selection and
+//! exact nearest-neighbour search, with identical results on both backends.
+//!
+//! ```
+//! use vector_accelerate::{knn, Context, Matrix, Metric};
+//!
+//! // CUDA device 0 when usable, else the CPU (VECTOR_ACCELERATE_DEVICE overrides).
+//! let ctx = Context::new()?;
+//! let base = Matrix::new((0..1000).map(|i| (i as f32).sin()).collect(), 10)?; // 100 x 10
+//! let queries = Matrix::new(base.row(42).to_vec(), 10)?;
+//! let hits = knn(&ctx, &queries, &base, 5, Metric::L2)?;
+//! assert_eq!(hits.row_ids(0)[0], 42);
+//! # Ok::<(), vector_accelerate::Error>(())
+//! ```
+//!
+//! Families: [`distance`] (every metric; pair, 1-vs-N, N-vs-M), [`select`]
+//! (top-k, streaming, merge) and [`knn`]. Inputs are host matrices
+//! ([`Matrix`], [`MatrixView`], [`BinaryMatrix`]) or rows kept on the device
+//! with [`Context::upload`].
+#![deny(missing_docs)]
+
+mod context;
+mod cpu;
+mod cuda;
+mod error;
+mod matrix;
+mod metric;
+mod ops;
+mod tensor;
+
+pub use context::{Context, Device, DeviceInfo, DEVICE_ENV};
+pub use error::{Error, Result};
+pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, MatrixView};
+pub use metric::{Distance, Metric};
+pub use ops::knn::knn;
+pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
+pub use ops::{distance, select};
+pub use tensor::DeviceMatrix;
+
+/// When set, every device output buffer is filled with 0xFF bytes (NaN /
+/// `u64::MAX`) before kernels write it, so a test sees any unwritten element.
+pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Test support: poison device output buffers before kernels run (see the
+/// integration tests). Costs one memset per buffer.
+#[doc(hidden)]
+pub fn debug_poison_outputs(on: bool) {
+    POISON.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// CUDA kernel sources and their run-time compilation (usable without a GPU
+/// when NVRTC is installed).
+pub mod kernels {
+    pub use crate::cuda::module_cache::{
+        compile_all, nvrtc_available, nvrtc_version, KernelModule, MODULES,
+    };
+}

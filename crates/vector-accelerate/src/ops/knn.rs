@@ -1,0 +1,45 @@
+//! Exact k-nearest-neighbour search for every metric, tiled so the full
+//! distance matrix never has to exist.
+
+use super::{host_rows, prepare};
+use crate::context::{Backend, Context};
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::metric::Distance;
+use crate::ops::select::Neighbors;
+use crate::{cpu, cuda};
+
+/// The `k` nearest base rows of every query, best first (smallest distance,
+/// or largest similarity for inner product and cosine similarity), ties
+/// broken by the smaller base index. `k` larger than the base leaves the
+/// tail of each row missing (id [`MISSING_ID`](crate::MISSING_ID)).
+///
+/// On CUDA the base is processed in tiles that fit the context's memory
+/// budget; a host base is streamed tile by tile, so it may be larger than
+/// the device memory.
+///
+/// ```
+/// use vector_accelerate::{knn, Context, Matrix, Metric};
+/// let ctx = Context::new().unwrap();
+/// let base = Matrix::new(vec![0.0, 0.0, 1.0, 0.0, 0.0, 3.0], 2).unwrap();
+/// let queries = Matrix::new(vec![0.9, 0.1], 2).unwrap();
+/// let r = knn(&ctx, &queries, &base, 2, Metric::L2).unwrap();
+/// assert_eq!(r.row_ids(0), &[1, 0]);
+/// ```
+pub fn knn<'a, 'b>(
+    ctx: &Context,
+    queries: impl Into<Input<'a>>,
+    base: impl Into<Input<'b>>,
+    k: usize,
+    dist: impl Into<Distance>,
+) -> Result<Neighbors> {
+    let (q, x, dist) = (queries.into(), base.into(), dist.into());
+    if k == 0 {
+        return Err(Error::InvalidK { k });
+    }
+    let p = prepare(ctx, &q, &x, &dist)?;
+    match ctx.backend() {
+        Backend::Cpu => Ok(cpu::knn::run(host_rows(&q)?, host_rows(&x)?, k, &p)),
+        Backend::Cuda(dev) => cuda::knn::run(dev, &q, &x, k, &p, ctx.memory_budget()),
+    }
+}

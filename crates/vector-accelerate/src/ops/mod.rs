@@ -1,0 +1,88 @@
+//! Public operations, one module per family. Each validates its inputs,
+//! then dispatches once to the CPU or CUDA backend.
+
+pub mod distance;
+pub mod knn;
+pub mod select;
+
+use crate::context::Context;
+use crate::cpu::distance::Prepared;
+use crate::cpu::HostRows;
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::metric::{Distance, Metric};
+
+/// Validates a (queries, base, distance) triple shared by distance and k-NN
+/// calls, returning the prepared metric.
+pub(crate) fn prepare(
+    ctx: &Context,
+    q: &Input<'_>,
+    x: &Input<'_>,
+    dist: &Distance,
+) -> Result<Prepared> {
+    if q.rows() == 0 {
+        return Err(Error::EmptyInput { what: "queries" });
+    }
+    if x.rows() == 0 {
+        return Err(Error::EmptyInput { what: "base" });
+    }
+    for i in [q, x] {
+        if let Input::Resident(d) = i {
+            d.check_device(ctx)?;
+        }
+    }
+    if q.is_binary() != x.is_binary() {
+        return Err(Error::invalid(
+            "input kinds",
+            format!(
+                "queries {}, base {}",
+                if q.is_binary() { "binary" } else { "f32" },
+                if x.is_binary() { "binary" } else { "f32" }
+            ),
+            "queries and base must both be f32 or both be bit-packed binary",
+        ));
+    }
+    if q.dim() != x.dim() {
+        return Err(Error::DimensionMismatch {
+            what: "query dimension vs base dimension",
+            expected: x.dim(),
+            got: q.dim(),
+        });
+    }
+    let metric = dist.validate(x.dim(), x.is_binary())?;
+    if metric == Metric::Jaccard && !x.is_binary() {
+        for (what, i) in [("queries", q), ("base", x)] {
+            if let Input::F32(m) = i {
+                if let Some(pos) = m.as_slice().iter().position(|v| *v < 0.0) {
+                    return Err(Error::invalid(
+                        "weighted jaccard input",
+                        m.as_slice()[pos],
+                        format!("{what} row {} column {} is negative; weighted jaccard needs values >= 0", pos / m.dim(), pos % m.dim()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Prepared {
+        metric,
+        weights: dist.weights.clone(),
+        threshold: dist.binarize_threshold,
+        normalized: dist.inputs_normalized,
+    })
+}
+
+/// Host rows of an input for the CPU backend (resident CPU data included).
+pub(crate) fn host_rows<'a>(i: &'a Input<'a>) -> Result<HostRows<'a>> {
+    match i {
+        Input::F32(m) => Ok(HostRows::F32(*m)),
+        Input::Binary(b) => Ok(HostRows::Bits(*b)),
+        Input::Resident(d) => match d.host_input() {
+            Some(Input::F32(m)) => Ok(HostRows::F32(m)),
+            Some(Input::Binary(b)) => Ok(HostRows::Bits(b)),
+            _ => Err(Error::DeviceMismatch {
+                data: d.device().to_string(),
+                context: "cpu".into(),
+            }),
+        },
+    }
+}

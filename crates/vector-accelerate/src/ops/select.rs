@@ -1,0 +1,319 @@
+//! Selection (SPEC 2): row-wise top-k, streaming top-k with `u64` ids, and
+//! merging of partial lists. Results are [`Neighbors`].
+//!
+//! Ordering is total and identical on every backend: values compare by
+//! their number (with `-0 == +0`), NaN ranks after every number in both
+//! orders, and equal values are broken by the smaller id.
+
+use crate::context::{Backend, Context};
+use crate::cpu::select::TopKBuffer;
+use crate::error::{Error, Result};
+use crate::matrix::MatrixView;
+use crate::{cpu, cuda};
+
+/// Which end of the order is "best".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Smallest values first (distances).
+    Smallest,
+    /// Largest values first (similarities, inner products).
+    Largest,
+}
+
+/// The id that marks a missing result (fewer than `k` candidates).
+pub const MISSING_ID: u64 = u64::MAX;
+
+/// The value stored next to a missing id: `+inf` for [`Order::Smallest`], `-inf` for [`Order::Largest`].
+pub fn missing_value(order: Order) -> f32 {
+    match order {
+        Order::Smallest => f32::INFINITY,
+        Order::Largest => f32::NEG_INFINITY,
+    }
+}
+
+/// Maps a value to a `u32` whose unsigned order is the ranking order
+/// (best first); NaN maps to `u32::MAX`. The CUDA kernels use the same map.
+#[inline]
+pub(crate) fn sort_key(v: f32, order: Order) -> u32 {
+    if v.is_nan() {
+        return u32::MAX;
+    }
+    let b = if v == 0.0 { 0 } else { v.to_bits() };
+    let asc = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+    match order {
+        Order::Smallest => asc,
+        Order::Largest => !asc,
+    }
+}
+
+/// `k` results per row, best first: ids and values in row-major `[rows x k]`
+/// arrays. Missing results have id [`MISSING_ID`] and value [`missing_value`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbors {
+    rows: usize,
+    k: usize,
+    order: Order,
+    ids: Vec<u64>,
+    distances: Vec<f32>,
+}
+
+impl Neighbors {
+    /// `rows x k` missing results.
+    pub fn missing(rows: usize, k: usize, order: Order) -> Self {
+        Self {
+            rows,
+            k,
+            order,
+            ids: vec![MISSING_ID; rows * k],
+            distances: vec![missing_value(order); rows * k],
+        }
+    }
+
+    /// Builds from parts (lengths must be `rows * k`).
+    pub fn from_parts(
+        rows: usize,
+        k: usize,
+        order: Order,
+        ids: Vec<u64>,
+        distances: Vec<f32>,
+    ) -> Result<Self> {
+        for (what, len) in [
+            ("ids length", ids.len()),
+            ("distances length", distances.len()),
+        ] {
+            if len != rows * k {
+                return Err(Error::DimensionMismatch {
+                    what,
+                    expected: rows * k,
+                    got: len,
+                });
+            }
+        }
+        Ok(Self {
+            rows,
+            k,
+            order,
+            ids,
+            distances,
+        })
+    }
+
+    /// Number of rows (queries).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Results per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// The order results are ranked in.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+    /// All ids, row-major `[rows x k]`.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+    /// All values, row-major `[rows x k]`.
+    pub fn distances(&self) -> &[f32] {
+        &self.distances
+    }
+    /// The ids of row `r`.
+    pub fn row_ids(&self, r: usize) -> &[u64] {
+        &self.ids[r * self.k..(r + 1) * self.k]
+    }
+    /// The values of row `r`.
+    pub fn row_distances(&self, r: usize) -> &[f32] {
+        &self.distances[r * self.k..(r + 1) * self.k]
+    }
+    /// Result `j` of row `r`, or `None` when missing.
+    pub fn get(&self, r: usize, j: usize) -> Option<(u64, f32)> {
+        let i = r * self.k + j;
+        (self.ids[i] != MISSING_ID).then(|| (self.ids[i], self.distances[i]))
+    }
+    /// `(ids, values)`, consuming the result.
+    pub fn into_parts(self) -> (Vec<u64>, Vec<f32>) {
+        (self.ids, self.distances)
+    }
+    pub(crate) fn parts_mut(&mut self) -> (&mut [u64], &mut [f32]) {
+        (&mut self.ids, &mut self.distances)
+    }
+    /// Appends the rows of `other` (same `k` and order).
+    pub(crate) fn append_rows(&mut self, other: Neighbors) {
+        self.rows += other.rows;
+        self.ids.extend(other.ids);
+        self.distances.extend(other.distances);
+    }
+}
+
+fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::InvalidK { k });
+    }
+    Ok(())
+}
+
+/// Top-`k` of every row of `values`, best first; ids are column indices.
+/// Any `k >= 1`: when `k` exceeds the row length the tail is missing.
+///
+/// ```
+/// use vector_accelerate::{select::topk, Context, MatrixView, Order};
+/// let ctx = Context::cpu();
+/// let v = [3.0f32, 1.0, 2.0, 1.0];
+/// let r = topk(&ctx, MatrixView::new(&v, 4).unwrap(), 3, Order::Smallest).unwrap();
+/// assert_eq!(r.row_ids(0), &[1, 3, 2]); // tie at 1.0 broken by the smaller index
+/// ```
+pub fn topk(ctx: &Context, values: MatrixView<'_>, k: usize, order: Order) -> Result<Neighbors> {
+    check_k(k)?;
+    if values.rows() == 0 {
+        return Err(Error::EmptyInput { what: "values" });
+    }
+    match ctx.backend() {
+        Backend::Cpu => Ok(cpu::select::topk_rows(
+            values.as_slice(),
+            values.dim(),
+            k,
+            order,
+        )),
+        Backend::Cuda(dev) => cuda::select::topk_rows(dev, values, k, order),
+    }
+}
+
+/// Merges partial top-k lists of the same rows (from tiles, shards or
+/// devices) into one list of `k` per row. Lists must share the row count and
+/// order; their `k` may differ. Duplicate ids are kept as separate results.
+pub fn merge(ctx: &Context, lists: &[Neighbors], k: usize) -> Result<Neighbors> {
+    check_k(k)?;
+    let first = lists.first().ok_or(Error::EmptyInput {
+        what: "lists to merge",
+    })?;
+    for l in lists {
+        if l.rows != first.rows {
+            return Err(Error::DimensionMismatch {
+                what: "rows of the lists to merge",
+                expected: first.rows,
+                got: l.rows,
+            });
+        }
+        if l.order != first.order {
+            return Err(Error::invalid(
+                "order",
+                format!("{:?}", l.order),
+                "all lists must share one order",
+            ));
+        }
+    }
+    match ctx.backend() {
+        Backend::Cpu => Ok(cpu::select::merge(
+            &lists.iter().collect::<Vec<_>>(),
+            k,
+            first.order,
+        )),
+        Backend::Cuda(dev) => cuda::select::merge(dev, lists, k, first.order),
+    }
+}
+
+/// Streaming top-k: feed chunks of candidate values with their global `u64`
+/// ids, then [`finish`](StreamingTopK::finish).
+///
+/// ```
+/// use vector_accelerate::{select::StreamingTopK, Context, MatrixView, Order};
+/// let ctx = Context::cpu();
+/// let mut s = StreamingTopK::new(&ctx, 1, 2, Order::Smallest).unwrap();
+/// s.push(MatrixView::new(&[5.0, 1.0], 2).unwrap(), &[100, 101]).unwrap();
+/// s.push(MatrixView::new(&[0.5, 9.0], 2).unwrap(), &[7, 8]).unwrap();
+/// let r = s.finish().unwrap();
+/// assert_eq!(r.row_ids(0), &[7, 101]);
+/// ```
+pub struct StreamingTopK {
+    rows: usize,
+    k: usize,
+    order: Order,
+    state: StreamState,
+}
+
+enum StreamState {
+    Cpu(Vec<TopKBuffer>),
+    Cuda(cuda::select::DeviceTopK),
+}
+
+impl StreamingTopK {
+    /// A state of `rows` rows keeping `k` results each.
+    pub fn new(ctx: &Context, rows: usize, k: usize, order: Order) -> Result<Self> {
+        check_k(k)?;
+        if rows == 0 {
+            return Err(Error::EmptyInput {
+                what: "streaming top-k rows",
+            });
+        }
+        let state = match ctx.backend() {
+            Backend::Cpu => {
+                StreamState::Cpu((0..rows).map(|_| TopKBuffer::new(k, order)).collect())
+            }
+            Backend::Cuda(dev) => {
+                StreamState::Cuda(cuda::select::DeviceTopK::new(dev, rows, k, order)?)
+            }
+        };
+        Ok(Self {
+            rows,
+            k,
+            order,
+            state,
+        })
+    }
+
+    /// Offers a chunk `[rows x c]` of values whose column `j` has id `ids[j]`
+    /// (ids must not be [`MISSING_ID`]).
+    pub fn push(&mut self, values: MatrixView<'_>, ids: &[u64]) -> Result<()> {
+        if values.rows() != self.rows {
+            return Err(Error::DimensionMismatch {
+                what: "chunk rows",
+                expected: self.rows,
+                got: values.rows(),
+            });
+        }
+        if ids.len() != values.dim() {
+            return Err(Error::DimensionMismatch {
+                what: "ids per chunk column",
+                expected: values.dim(),
+                got: ids.len(),
+            });
+        }
+        if ids.contains(&MISSING_ID) {
+            return Err(Error::invalid(
+                "id",
+                MISSING_ID,
+                "u64::MAX is reserved for missing results",
+            ));
+        }
+        match &mut self.state {
+            StreamState::Cpu(bufs) => {
+                use rayon::prelude::*;
+                let n = values.dim();
+                bufs.par_iter_mut().enumerate().for_each(|(r, b)| {
+                    for (&v, &id) in values.as_slice()[r * n..(r + 1) * n].iter().zip(ids) {
+                        b.push(v, id);
+                    }
+                });
+                Ok(())
+            }
+            StreamState::Cuda(d) => d.push(values, ids),
+        }
+    }
+
+    /// The best `k` per row seen so far, best first.
+    pub fn finish(self) -> Result<Neighbors> {
+        match self.state {
+            StreamState::Cpu(bufs) => {
+                let mut out = Neighbors::missing(self.rows, self.k, self.order);
+                let k = self.k;
+                let (ids, dists) = out.parts_mut();
+                for (r, b) in bufs.into_iter().enumerate() {
+                    b.finish_into(&mut ids[r * k..(r + 1) * k], &mut dists[r * k..(r + 1) * k]);
+                }
+                Ok(out)
+            }
+            StreamState::Cuda(d) => d.finish(),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! [`DeviceMatrix`]: rows resident on a context's device across calls.
+
+use std::sync::Arc;
+
+use crate::context::{Backend, Context, Device};
+use crate::cuda::device::CudaDevice;
+use crate::cuda::tensor::CudaRows;
+use crate::error::{Error, Result};
+use crate::matrix::{BinaryView, Input, MatrixView};
+
+/// Host-side rows (owned).
+#[derive(Debug, Clone)]
+pub(crate) enum HostRows {
+    F32(Vec<f32>),
+    Bits(Vec<u64>),
+}
+
+#[derive(Debug)]
+pub(crate) enum Storage {
+    Host(HostRows),
+    Cuda(Arc<CudaDevice>, CudaRows),
+}
+
+/// Rows (dense `f32` or bit-packed binary) resident on a device, made with
+/// [`Context::upload`] and accepted by every operation of a context on the
+/// same device without another copy.
+#[derive(Debug)]
+pub struct DeviceMatrix {
+    rows: usize,
+    dim: usize,
+    binary: bool,
+    pub(crate) storage: Storage,
+}
+
+impl DeviceMatrix {
+    pub(crate) fn upload(ctx: &Context, input: Input<'_>) -> Result<Self> {
+        let (rows, dim, binary) = (input.rows(), input.dim(), input.is_binary());
+        if rows == 0 {
+            return Err(Error::EmptyInput {
+                what: "matrix to upload",
+            });
+        }
+        let storage = match (ctx.backend(), input) {
+            (_, Input::Resident(d)) => {
+                d.check_device(ctx)?;
+                return d.duplicate(ctx);
+            }
+            (Backend::Cpu, Input::F32(m)) => Storage::Host(HostRows::F32(m.as_slice().to_vec())),
+            (Backend::Cpu, Input::Binary(b)) => {
+                Storage::Host(HostRows::Bits(b.as_words().to_vec()))
+            }
+            (Backend::Cuda(dev), Input::F32(m)) => {
+                Storage::Cuda(dev.clone(), CudaRows::upload_f32(dev, m.as_slice())?)
+            }
+            (Backend::Cuda(dev), Input::Binary(b)) => {
+                Storage::Cuda(dev.clone(), CudaRows::upload_bits(dev, b.as_words())?)
+            }
+        };
+        Ok(Self {
+            rows,
+            dim,
+            binary,
+            storage,
+        })
+    }
+
+    fn duplicate(&self, ctx: &Context) -> Result<Self> {
+        let storage = match &self.storage {
+            Storage::Host(h) => Storage::Host(h.clone()),
+            Storage::Cuda(dev, r) => Storage::Cuda(dev.clone(), r.try_clone(dev)?),
+        };
+        let _ = ctx;
+        Ok(Self {
+            rows: self.rows,
+            dim: self.dim,
+            binary: self.binary,
+            storage,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Dimension (elements, or bits for binary rows).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Whether rows are bit-packed binary.
+    pub fn is_binary(&self) -> bool {
+        self.binary
+    }
+    /// The device holding the rows.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            Storage::Host(_) => Device::Cpu,
+            Storage::Cuda(d, _) => Device::Cuda(d.ordinal()),
+        }
+    }
+
+    /// Errors unless the rows live on `ctx`'s device.
+    pub(crate) fn check_device(&self, ctx: &Context) -> Result<()> {
+        if self.device() != ctx.device() {
+            return Err(Error::DeviceMismatch {
+                data: self.device().to_string(),
+                context: ctx.device().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Host view of the rows of a CPU-resident matrix.
+    pub(crate) fn host_input(&self) -> Option<Input<'_>> {
+        match &self.storage {
+            Storage::Host(HostRows::F32(v)) => Some(Input::F32(MatrixView::new(v, self.dim).ok()?)),
+            Storage::Host(HostRows::Bits(w)) => {
+                Some(Input::Binary(BinaryView::new(w, self.dim).ok()?))
+            }
+            Storage::Cuda(..) => None,
+        }
+    }
+
+    /// Copies `f32` rows back to the host (`None` for binary rows).
+    pub fn to_host_f32(&self) -> Result<Option<Vec<f32>>> {
+        match &self.storage {
+            Storage::Host(HostRows::F32(v)) => Ok(Some(v.clone())),
+            Storage::Host(HostRows::Bits(_)) => Ok(None),
+            Storage::Cuda(dev, r) => r.download_f32(dev),
+        }
+    }
+}

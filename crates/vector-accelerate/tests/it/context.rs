@@ -1,0 +1,51 @@
+//! Device choice and its overrides.
+
+use vector_accelerate::{Context, Device, Error};
+
+#[test]
+fn device_specs_parse() {
+    assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+    assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
+    assert_eq!("CUDA:3".parse::<Device>().unwrap(), Device::Cuda(3));
+    assert!(matches!(
+        "tpu".parse::<Device>(),
+        Err(Error::InvalidParameter { .. })
+    ));
+    assert!(matches!(
+        Context::from_spec("cuda:x"),
+        Err(Error::InvalidParameter { .. })
+    ));
+    assert_eq!(Context::from_spec("cpu").unwrap().device(), Device::Cpu);
+}
+
+#[test]
+fn automatic_choice_never_fails_and_explains_a_cpu_fallback() {
+    let ctx = Context::best();
+    match ctx.device() {
+        Device::Cpu => {
+            let why = ctx.fallback_reason().expect("a CPU fallback says why");
+            assert!(!why.is_empty());
+            // An explicit CUDA request is an error naming the reason, not a silent fallback.
+            match Context::cuda(0) {
+                Err(Error::CudaUnavailable { reason }) => assert_eq!(reason, why),
+                other => panic!("expected CudaUnavailable, got {other:?}"),
+            }
+        }
+        Device::Cuda(_) => {
+            assert!(ctx.fallback_reason().is_none());
+            let info = ctx.info();
+            assert!(info.compute_capability.is_some() && info.total_memory.unwrap() > 0);
+            eprintln!(
+                "[cuda] automatic_choice: {} {:?}",
+                info.name, info.compute_capability
+            );
+            // A device ordinal that does not exist is refused with the count.
+            assert!(matches!(
+                Context::cuda(4096),
+                Err(Error::CudaUnavailable { .. })
+            ));
+        }
+    }
+    let info = Context::cpu().info();
+    assert!(info.cpu_threads >= 1 && info.name.contains("CPU"));
+}

@@ -1,0 +1,235 @@
+//! Exact k-NN on every metric and shape against fp64, CPU-vs-CUDA
+//! agreement, memory budgets that force tiling, and resident data.
+
+use crate::common::*;
+use vector_accelerate::{knn, Distance, Matrix, Metric, Order};
+
+fn metrics() -> Vec<Distance> {
+    vec![
+        Metric::L2.into(),
+        Metric::Euclidean.into(),
+        Metric::Cosine.into(),
+        Metric::CosineSimilarity.into(),
+        Metric::InnerProduct.into(),
+        Metric::AbsInnerProduct.into(),
+        Metric::L1.into(),
+        Metric::Linf.into(),
+        Metric::Minkowski(3.0).into(),
+        Metric::Minkowski(0.7).into(),
+        Metric::Hamming.into(),
+    ]
+}
+
+fn check_against_fp64(
+    label: &str,
+    q: &Matrix,
+    x: &Matrix,
+    d: &Distance,
+    res: &vector_accelerate::Neighbors,
+) {
+    let m = d.metric;
+    let xmax = (0..x.rows()).map(|j| sqn(x.row(j))).fold(0.0, f64::max);
+    for i in 0..q.rows() {
+        let vals: Vec<f64> = (0..x.rows())
+            .map(|j| {
+                ref_f32(
+                    q.row(i),
+                    x.row(j),
+                    m,
+                    d.weights.as_deref(),
+                    d.binarize_threshold,
+                )
+            })
+            .collect();
+        let vmax = vals.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+        let t = tol(m, q.dim(), sqn(q.row(i)), xmax, vmax);
+        check_row(
+            &format!("{label} {m} q{i}"),
+            res.row_ids(i),
+            res.row_distances(i),
+            &vals,
+            m.order(),
+            t,
+        );
+    }
+}
+
+#[test]
+fn knn_matches_fp64_on_every_metric_and_shape() {
+    let s = seed();
+    for_each_backend("knn_matches_fp64_on_every_metric_and_shape", |ctx| {
+        let mut r = rng(s);
+        for &dim in DIMS {
+            for &nb in SIZES {
+                let q = gaussian(&mut r, 3, dim);
+                let x = gaussian(&mut r, nb, dim);
+                for d in metrics() {
+                    for k in [1, 10, nb, nb + 3] {
+                        let res = knn(ctx, &q, &x, k, d.clone()).unwrap();
+                        assert_eq!((res.rows(), res.k()), (3, k));
+                        check_against_fp64(
+                            &format!("seed {s} {} nb {nb} dim {dim} k {k}", ctx.device()),
+                            &q,
+                            &x,
+                            &d,
+                            &res,
+                        );
+                    }
+                }
+                let (qa, xa) = (nonneg(&mut r, 3, dim), nonneg(&mut r, nb, dim));
+                let d: Distance = Metric::Jaccard.into();
+                let res = knn(ctx, &qa, &xa, 5, d.clone()).unwrap();
+                check_against_fp64(&format!("seed {s} nb {nb} dim {dim}"), &qa, &xa, &d, &res);
+            }
+        }
+    });
+}
+
+#[test]
+fn binary_knn_matches_exact_counts() {
+    let s = seed();
+    for_each_backend("binary_knn_matches_exact_counts", |ctx| {
+        let mut r = rng(s);
+        for &nbits in &[1usize, 17, 64, 256, 769] {
+            for &nb in &[1usize, 33, 1031] {
+                let q = bits(&mut r, 4, nbits);
+                let x = bits(&mut r, nb, nbits);
+                for m in [Metric::Hamming, Metric::HammingNormalized, Metric::Jaccard] {
+                    for k in [1, 8, nb + 2] {
+                        let res = knn(ctx, &q, &x, k, m).unwrap();
+                        for i in 0..4 {
+                            let vals: Vec<f64> = (0..nb)
+                                .map(|j| ref_bits(q.row(i), x.row(j), nbits, m))
+                                .collect();
+                            check_row(
+                                &format!("seed {s} {m} bits {nbits} nb {nb} k {k}"),
+                                res.row_ids(i),
+                                res.row_distances(i),
+                                &vals,
+                                Order::Smallest,
+                                1e-6,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn cuda_agrees_with_cpu_on_larger_inputs() {
+    let Some(gpu) = cuda() else {
+        eprintln!("skip: cuda_agrees_with_cpu_on_larger_inputs needs a GPU");
+        return;
+    };
+    eprintln!("[cuda] cuda_agrees_with_cpu_on_larger_inputs");
+    let cpu = vector_accelerate::Context::cpu();
+    let s = seed();
+    let mut r = rng(s);
+    for &(nq, nb, dim) in &[
+        (100usize, 5000usize, 128usize),
+        (37, 20011, 769),
+        (1, 70001, 3),
+    ] {
+        let q = gaussian(&mut r, nq, dim);
+        let x = gaussian(&mut r, nb, dim);
+        for d in metrics() {
+            for k in [1, 10, 100] {
+                let a = knn(&cpu, &q, &x, k, d.clone()).unwrap();
+                let b = knn(&gpu, &q, &x, k, d.clone()).unwrap();
+                let m = d.metric;
+                let xmax = (0..nb).map(|j| sqn(x.row(j))).fold(0.0, f64::max);
+                let vmax = a
+                    .distances()
+                    .iter()
+                    .fold(0.0f64, |acc, v| acc.max((*v as f64).abs()));
+                assert_close_neighbors(
+                    &format!("seed {s} {m} {nq}x{nb}x{dim} k {k}"),
+                    &a,
+                    &b,
+                    |i| tol(m, dim, sqn(q.row(i)), xmax, vmax),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn small_memory_budget_tiles_and_streams_the_base() {
+    let s = seed();
+    for_each_backend("small_memory_budget_tiles_and_streams_the_base", |ctx| {
+        let mut r = rng(s);
+        let (nq, nb, dim) = (300, 6000, 33);
+        let q = gaussian(&mut r, nq, dim);
+        let x = gaussian(&mut r, nb, dim);
+        // 300 x 6000 distances are 7.2 MB; a 256 KiB budget forces many tiles,
+        // query super-blocks and a host base streamed tile by tile.
+        let small = ctx.clone().with_memory_budget(256 << 10);
+        for d in [
+            Distance::from(Metric::L2),
+            Metric::InnerProduct.into(),
+            Metric::L1.into(),
+        ] {
+            for k in [1, 7, 300] {
+                let full = knn(ctx, &q, &x, k, d.clone()).unwrap();
+                let tiled = knn(&small, &q, &x, k, d.clone()).unwrap();
+                let m = d.metric;
+                assert_close_neighbors(&format!("seed {s} budget {m} k {k}"), &full, &tiled, |i| {
+                    tol(m, dim, sqn(q.row(i)), 200.0, 400.0)
+                });
+                if k == 7 {
+                    check_against_fp64(&format!("seed {s} budget"), &q, &x, &d, &tiled);
+                }
+            }
+        }
+        // Resident base with the same budget.
+        let resident = small.upload(&x).unwrap();
+        let a = knn(&small, &q, &resident, 5, Metric::L2).unwrap();
+        let b = knn(ctx, &q, &x, 5, Metric::L2).unwrap();
+        assert_close_neighbors("resident under budget", &a, &b, |i| {
+            tol(Metric::L2, dim, sqn(q.row(i)), 200.0, 0.0)
+        });
+    });
+}
+
+#[test]
+fn resident_data_gives_the_same_results_as_host_data() {
+    let s = seed();
+    for_each_backend("resident_data_gives_the_same_results_as_host_data", |ctx| {
+        let mut r = rng(s);
+        let q = gaussian(&mut r, 20, 17);
+        let x = gaussian(&mut r, 500, 17);
+        let rq = ctx.upload(&q).unwrap();
+        let rx = ctx.upload(&x).unwrap();
+        assert_eq!((rx.rows(), rx.dim(), rx.is_binary()), (500, 17, false));
+        assert_eq!(rx.to_host_f32().unwrap().unwrap(), x.as_slice());
+        for d in metrics() {
+            let host = knn(ctx, &q, &x, 9, d.clone()).unwrap();
+            let res = knn(ctx, &rq, &rx, 9, d.clone()).unwrap();
+            let mixed = knn(ctx, &q, &rx, 9, d.clone()).unwrap();
+            assert_eq!(host, res, "{}", d.metric);
+            assert_eq!(host, mixed, "{}", d.metric);
+        }
+        let b = bits(&mut r, 100, 100);
+        let rb = ctx.upload(&b).unwrap();
+        assert!(rb.is_binary());
+        assert_eq!(
+            knn(ctx, &b, &b, 3, Metric::Hamming).unwrap(),
+            knn(ctx, &b, &rb, 3, Metric::Hamming).unwrap()
+        );
+    });
+}
+
+#[test]
+fn self_query_finds_itself_first() {
+    for_each_backend("self_query_finds_itself_first", |ctx| {
+        let mut r = rng(seed());
+        let x = gaussian(&mut r, 2000, 64);
+        let res = knn(ctx, &x, &x, 1, Metric::L1).unwrap();
+        for i in 0..x.rows() {
+            assert_eq!(res.row_ids(i)[0], i as u64);
+            assert_eq!(res.row_distances(i)[0], 0.0);
+        }
+    });
+}

@@ -1,0 +1,11 @@
+//! The one integration-test binary. Every test body runs on the CPU and, when
+//! a CUDA device is present, on CUDA (see `common::for_each_backend`).
+//! `VECTOR_ACCELERATE_REQUIRE_GPU=1` turns a missing GPU into a failure.
+
+mod common;
+mod context;
+mod distance;
+mod errors;
+mod kernels;
+mod knn;
+mod select;
