@@ -113,37 +113,45 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
     const u64 pid = s_pid;
     const int mode = s_all;  // 1: take all; 2: take prefix bucket whole; 0: exact 96-bit threshold
 
-    // Compaction of the kk winners (any order; sorted below).
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        u64 id = ids ? ids[(i64)row * ids_ld + j] : id_offset + (u64)j;
-        u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
-        bool take;
-        if (mode == 1) {
-            take = true;
-        } else {
-            // Compare against the prefix extended with all-ones digits.
-            u32 tk = pk;
-            u64 tid = pid;
-            if (done < 4) {
-                tk |= 0xffffffffu >> (8 * done);
-                tid = ~0ull;
-            } else if (done < 12) {
-                tid |= ~0ull >> (8 * (done - 4));
-            }
-            take = key < tk || (key == tk && id <= tid);
-        }
-        if (take) {
-            int slot = atomicAdd(&s_count, 1);
-            if (slot < kk) {
-                VaItem it;
-                it.key = key;
-                it.pad = 0;
-                it.id = id;
-                items[slot] = it;
-            }
-        }
+    // Compaction of the kk winners (any order; sorted below). The threshold
+    // is the prefix extended with all-ones digits. Candidates strictly below
+    // it number fewer than kk and go first; candidates equal to it (identical
+    // duplicates, e.g. missing markers) then fill the remaining slots.
+    u32 tk = pk;
+    u64 tid = pid;
+    if (done < 4) {
+        tk |= 0xffffffffu >> (8 * done);
+        tid = ~0ull;
+    } else if (done < 12) {
+        tid |= ~0ull >> (8 * (done - 4));
     }
-    __syncthreads();
+    for (int pass = 0; pass < (mode == 1 ? 1 : 2); ++pass) {
+        const int base = s_count;
+        __syncthreads();
+        if (threadIdx.x == 0) s_count = 0;
+        __syncthreads();
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+            u64 id = ids ? ids[(i64)row * ids_ld + j] : id_offset + (u64)j;
+            u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
+            bool take;
+            if (mode == 1) take = true;
+            else if (pass == 0) take = key < tk || (key == tk && id < tid);
+            else take = key == tk && id == tid;
+            if (take) {
+                int slot = (pass == 0 ? 0 : base) + atomicAdd(&s_count, 1);
+                if (slot < kk) {
+                    VaItem it;
+                    it.key = key;
+                    it.pad = 0;
+                    it.id = id;
+                    items[slot] = it;
+                }
+            }
+        }
+        __syncthreads();
+        if (pass == 0 && threadIdx.x == 0) s_count = min(s_count, kk);
+        __syncthreads();
+    }
     for (int i = kk + threadIdx.x; i < kpad; i += blockDim.x) {
         VaItem it;
         it.key = VA_KEY_MAX;
