@@ -57,3 +57,8 @@ pub mod kernels {
         compile_all, nvrtc_available, nvrtc_version, KernelModule, MODULES,
     };
 }
+
+/// The README's Rust example, compiled and run as a doctest.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
