@@ -85,8 +85,8 @@ impl Metric {
     /// L-infinity (the exact paths); everything else is unchanged.
     pub fn canonical(self) -> Metric {
         match self {
-            Metric::Minkowski(p) if p == 1.0 => Metric::L1,
-            Metric::Minkowski(p) if p == 2.0 => Metric::Euclidean,
+            Metric::Minkowski(1.0) => Metric::L1,
+            Metric::Minkowski(2.0) => Metric::Euclidean,
             Metric::Minkowski(p) if p == f32::INFINITY => Metric::Linf,
             m => m,
         }

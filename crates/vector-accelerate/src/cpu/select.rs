@@ -59,8 +59,7 @@ impl TopKBuffer {
     /// Sorted best-first results, padded to `k` with missing markers.
     pub(crate) fn finish_into(mut self, ids: &mut [u64], dists: &mut [f32]) {
         self.compact();
-        self.buf
-            .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.buf.sort_unstable_by_key(|a| (a.0, a.1));
         let miss = missing_value(self.order);
         for i in 0..self.k {
             match self.buf.get(i) {
