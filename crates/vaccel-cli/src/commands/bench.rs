@@ -1,0 +1,299 @@
+//! `vaccel bench knn`: exact k-NN throughput on synthetic data, one
+//! Markdown table row per (data, dimension) case, optionally as JSON.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use vector_accelerate::{knn, Context, DeviceMatrix, Input, Matrix, Metric};
+
+use super::{check_k, make_context};
+use crate::io::output::{commit, PendingFile};
+use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Exact squared-L2 k-NN on synthetic data.
+    Knn(BenchKnnArgs),
+}
+
+/// Which synthetic distributions to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DataChoice {
+    /// Independent N(0, 1) elements.
+    Gaussian,
+    /// A mixture of Gaussian clusters.
+    Clustered,
+    /// Both, one after the other.
+    Both,
+}
+
+/// Arguments of `vaccel bench knn`.
+#[derive(Debug, Args)]
+pub struct BenchKnnArgs {
+    /// Device: cpu, cuda, cuda:N or auto (default: the
+    /// VECTOR_ACCELERATE_DEVICE variable, else auto).
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// Base vectors.
+    #[arg(long, default_value_t = 1_000_000)]
+    n: usize,
+    /// Dimensions to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128,768")]
+    dims: Vec<usize>,
+    /// Query vectors.
+    #[arg(long, default_value_t = 10_000)]
+    queries: usize,
+    /// Neighbours per query.
+    #[arg(short = 'k', long = "k", default_value_t = 10)]
+    k: usize,
+    /// Timed runs per case (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Synthetic data.
+    #[arg(long, value_enum, default_value_t = DataChoice::Both)]
+    data: DataChoice,
+    /// Clusters of the clustered data.
+    #[arg(long, default_value_t = 1000)]
+    clusters: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Also write the rows as JSON to this file.
+    #[arg(long, value_name = "OUT.json")]
+    json: Option<PathBuf>,
+}
+
+/// One measured case.
+#[derive(Debug, Clone)]
+struct Row {
+    data: &'static str,
+    n: usize,
+    dim: usize,
+    nq: usize,
+    k: usize,
+    device: String,
+    times_ms: Vec<f64>,
+    median_ms: f64,
+}
+
+impl Row {
+    fn queries_per_s(&self) -> f64 {
+        self.nq as f64 / (self.median_ms / 1e3)
+    }
+    /// Effective rate, counting `2 * nq * n * dim` operations.
+    fn gflops(&self) -> f64 {
+        2.0 * self.nq as f64 * self.n as f64 * self.dim as f64 / (self.median_ms / 1e3) / 1e9
+    }
+}
+
+/// Runs the benchmark selected by the sub-command.
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Knn(args) => run_knn(args),
+    }
+}
+
+/// Base rows where the timed runs read them: on the device for CUDA (the
+/// host copy is dropped after the upload), on the host for the CPU.
+enum Base {
+    Host(Matrix),
+    Device(DeviceMatrix),
+}
+
+fn run_knn(args: BenchKnnArgs) -> Result<()> {
+    check_k(args.k)?;
+    ensure!(args.n >= 1, "--n must be at least 1");
+    ensure!(args.queries >= 1, "--queries must be at least 1");
+    ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    ensure!(
+        !args.dims.is_empty() && !args.dims.contains(&0),
+        "--dims must list dimensions of at least 1"
+    );
+    let json_out = args.json.as_deref().map(PendingFile::create).transpose()?;
+    let (ctx, how) = make_context(args.device.as_deref())?;
+    let device_name = ctx.info().name;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "device: {} ({device_name}, {how})", ctx.device())?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---:|")?;
+    out.flush()?;
+    let kinds: &[&'static str] = match args.data {
+        DataChoice::Gaussian => &["gaussian"],
+        DataChoice::Clustered => &["clustered"],
+        DataChoice::Both => &["gaussian", "clustered"],
+    };
+    let mut rows = Vec::new();
+    for &dim in &args.dims {
+        for &kind in kinds {
+            let row = run_case(&ctx, &args, kind, dim)?;
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} |",
+                row.data,
+                row.n,
+                row.dim,
+                row.nq,
+                row.k,
+                row.device,
+                row.median_ms,
+                row.queries_per_s(),
+                row.gflops()
+            )?;
+            out.flush()?;
+            rows.push(row);
+        }
+    }
+    if let Some(mut file) = json_out {
+        let text = to_json(&ctx, &device_name, &rows);
+        file.write(|w| Ok(w.write_all(text.as_bytes())?))?;
+        commit(vec![file])?;
+    }
+    Ok(())
+}
+
+/// Generates one case's data, warms up once and times `repeats` runs.
+fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) -> Result<Row> {
+    let gen = match kind {
+        "gaussian" => Generator::gaussian(dim, args.seed)?,
+        _ => Generator::clustered(dim, args.clusters, args.seed)?,
+    };
+    let queries = gen.rows(args.queries, QUERY_STREAM)?;
+    let base = {
+        let host = gen.rows(args.n, BASE_STREAM)?;
+        if ctx.is_cuda() {
+            Base::Device(ctx.upload(&host)?)
+        } else {
+            Base::Host(host)
+        }
+    };
+    let input: Input<'_> = match &base {
+        Base::Host(m) => m.into(),
+        Base::Device(d) => d.into(),
+    };
+    knn(ctx, &queries, input, args.k, Metric::L2)?;
+    let mut times_ms = Vec::with_capacity(args.repeats);
+    for _ in 0..args.repeats {
+        let t = Instant::now();
+        knn(ctx, &queries, input, args.k, Metric::L2)?;
+        times_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut sorted = times_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    let median_ms = if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    };
+    Ok(Row {
+        data: kind,
+        n: args.n,
+        dim,
+        nq: args.queries,
+        k: args.k,
+        device: ctx.device().to_string(),
+        times_ms,
+        median_ms,
+    })
+}
+
+/// The rows as a JSON document (numbers that are not finite become null).
+fn to_json(ctx: &Context, device_name: &str, rows: &[Row]) -> String {
+    let num = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.4}")
+        } else {
+            "null".to_string()
+        }
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "{{");
+    let _ = writeln!(
+        s,
+        "  \"device\": {},",
+        json_string(&ctx.device().to_string())
+    );
+    let _ = writeln!(s, "  \"device_name\": {},", json_string(device_name));
+    let _ = writeln!(s, "  \"metric\": \"l2\",");
+    let _ = writeln!(s, "  \"rows\": [");
+    for (i, r) in rows.iter().enumerate() {
+        let times: Vec<String> = r.times_ms.iter().map(|&t| num(t)).collect();
+        let _ = write!(
+            s,
+            "    {{\"data\": {}, \"n\": {}, \"dim\": {}, \"nq\": {}, \"k\": {}, \
+             \"device\": {}, \"median_ms\": {}, \"queries_per_s\": {}, \"gflops\": {}, \
+             \"times_ms\": [{}]}}",
+            json_string(r.data),
+            r.n,
+            r.dim,
+            r.nq,
+            r.k,
+            json_string(&r.device),
+            num(r.median_ms),
+            num(r.queries_per_s()),
+            num(r.gflops()),
+            times.join(", ")
+        );
+        let _ = writeln!(s, "{}", if i + 1 < rows.len() { "," } else { "" });
+    }
+    let _ = writeln!(s, "  ]");
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn json_document_lists_rows() {
+        let row = Row {
+            data: "gaussian",
+            n: 10,
+            dim: 4,
+            nq: 2,
+            k: 1,
+            device: "cpu".into(),
+            times_ms: vec![1.0, 2.0],
+            median_ms: 1.5,
+        };
+        let text = to_json(&Context::cpu(), "CPU", &[row.clone(), row]);
+        assert_eq!(text.matches("\"median_ms\": 1.5000").count(), 2);
+        assert!(text.contains("\"times_ms\": [1.0000, 2.0000]},\n"));
+    }
+}

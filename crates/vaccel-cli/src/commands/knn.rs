@@ -1,0 +1,189 @@
+//! `vaccel knn`: exact k-NN of query vectors in base vectors read from
+//! files, written as `.npy` ids (and optionally distances).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use vector_accelerate::{knn, Context, DeviceMatrix, Distance, Input, Metric, MISSING_ID};
+
+use super::{check_k, make_context};
+use crate::batching::BatchSizer;
+use crate::io::output::{commit, resolve, PendingFile};
+use crate::io::{npy, read_matrix, try_alloc, Data};
+use crate::progress::Progress;
+
+/// Arguments of `vaccel knn`.
+#[derive(Debug, Args)]
+pub struct KnnArgs {
+    /// Base vectors: .npy ('<f4', or '|u1' bit-packed binary rows), .fvecs
+    /// or .bvecs.
+    #[arg(long, value_name = "FILE")]
+    base: PathBuf,
+    /// Query vectors, in the same formats; same kind and dimension as the base.
+    #[arg(long, value_name = "FILE")]
+    queries: PathBuf,
+    /// Neighbours per query.
+    #[arg(short = 'k', long = "k", value_name = "K")]
+    k: usize,
+    /// l2 (squared), euclidean, cosine, cosine-similarity, ip, abs-ip, l1,
+    /// linf, minkowski:P, hamming, hamming-normalized or jaccard.
+    #[arg(long, value_name = "METRIC")]
+    metric: String,
+    /// Device: cpu, cuda, cuda:N or auto (default: the
+    /// VECTOR_ACCELERATE_DEVICE variable, else auto).
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// Output: neighbour ids as int64 .npy [queries x k], -1 where missing.
+    #[arg(long, value_name = "OUT.npy")]
+    ids: PathBuf,
+    /// Output: distances as float32 .npy [queries x k].
+    #[arg(long, value_name = "OUT.npy")]
+    distances: Option<PathBuf>,
+    /// Print neither the progress bar nor the summary.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Hamming on float32 input: a value x is the bit x > T (default 0).
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    threshold: Option<f32>,
+}
+
+/// Loads the inputs, searches in batches and writes the outputs; no output
+/// file appears unless every step succeeded.
+pub fn run(args: KnnArgs) -> Result<()> {
+    check_k(args.k)?;
+    let metric: Metric = args.metric.parse()?;
+    let mut dist = Distance::new(metric);
+    if let Some(t) = args.threshold {
+        dist = dist.with_threshold(t);
+    }
+    if let Some(d) = &args.distances {
+        if resolve(&args.ids)? == resolve(d)? {
+            bail!(
+                "--ids and --distances name the same file '{}'",
+                args.ids.display()
+            );
+        }
+    }
+    let (ctx, _) = make_context(args.device.as_deref())?;
+    let base = read_matrix(&args.base)
+        .with_context(|| format!("cannot read base file '{}'", args.base.display()))?;
+    let queries = read_matrix(&args.queries)
+        .with_context(|| format!("cannot read queries file '{}'", args.queries.display()))?;
+    // One query against one base row checks kinds, dimensions and options
+    // before any long work starts.
+    knn(&ctx, queries.slice(0, 1), base.slice(0, 1), 1, &dist)?;
+    if metric.canonical() == Metric::Jaccard {
+        check_non_negative("queries", &queries)?;
+        check_non_negative("base", &base)?;
+    }
+
+    let mut outputs = vec![PendingFile::create(&args.ids)?];
+    if let Some(d) = &args.distances {
+        outputs.push(PendingFile::create(d)?);
+    }
+    let started = Instant::now();
+    let resident = upload_base(&ctx, &base)?;
+    let upload_seconds = started.elapsed().as_secs_f64();
+    let base_input = resident.as_ref().map_or_else(|| base.input(), Input::from);
+    let started = Instant::now();
+    let (ids, dists) = search(&ctx, &queries, base_input, args.k, &dist, !args.quiet)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let resident_used = resident.is_some();
+    drop(resident);
+
+    let (nq, k) = (queries.rows(), args.k);
+    outputs[0].write(|w| npy::write_i64(w, nq, k, &ids))?;
+    if let Some(out) = outputs.get_mut(1) {
+        out.write(|w| npy::write_f32(w, nq, k, &dists))?;
+    }
+    commit(outputs)?;
+
+    if !args.quiet {
+        let upload = if resident_used {
+            format!(" (+ {upload_seconds:.3} s to copy the base to the device)")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "knn: {nq} queries x {} base ({}), k={k}, metric {metric}, device {}: \
+             {seconds:.3} s{upload}, {:.0} queries/s",
+            base.rows(),
+            base.describe(),
+            ctx.device(),
+            nq as f64 / seconds.max(1e-9),
+        );
+    }
+    Ok(())
+}
+
+/// Copies the base to a CUDA device once when it fits half the device
+/// budget; a larger base (or any base on the CPU) stays on the host, and the
+/// library streams it on every batch.
+fn upload_base(ctx: &Context, base: &Data) -> Result<Option<DeviceMatrix>> {
+    if !ctx.is_cuda() || base.bytes() > ctx.memory_budget() / 2 {
+        return Ok(None);
+    }
+    let resident = ctx
+        .upload(base.input())
+        .context("cannot copy the base to the device")?;
+    Ok(Some(resident))
+}
+
+/// Weighted Jaccard needs values >= 0; checked over the whole file here,
+/// since a batch would report row numbers relative to itself.
+fn check_non_negative(what: &str, data: &Data) -> Result<()> {
+    if let Data::F32(m) = data {
+        if let Some(pos) = m.as_slice().iter().position(|v| *v < 0.0) {
+            bail!(
+                "{what} row {} column {} is {}; weighted jaccard needs values >= 0",
+                pos / m.dim(),
+                pos % m.dim(),
+                m.as_slice()[pos]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the search in batches of queries (sized by [`BatchSizer`]),
+/// advancing a progress bar; returns ids (`-1` where missing) and
+/// distances, row-major `[nq x k]`.
+fn search(
+    ctx: &Context,
+    queries: &Data,
+    base: Input<'_>,
+    k: usize,
+    dist: &Distance,
+    show_progress: bool,
+) -> Result<(Vec<i64>, Vec<f32>)> {
+    let nq = queries.rows();
+    let total = nq
+        .checked_mul(k)
+        .with_context(|| format!("{nq} queries x k={k} results is too large"))?;
+    let mut ids = try_alloc::<i64>(total)?;
+    let mut dists = try_alloc::<f32>(total)?;
+
+    let mut sizer = BatchSizer::new(nq);
+    let progress = Progress::new(nq as u64, "queries", show_progress);
+    let mut start = 0;
+    while start < nq {
+        let end = (start + sizer.next()).min(nq);
+        let t = Instant::now();
+        let hits = knn(ctx, queries.slice(start, end), base, k, dist)?;
+        sizer.record(end - start, t.elapsed().as_secs_f64());
+        let (batch_ids, batch_dists) = hits.into_parts();
+        ids.extend(
+            batch_ids
+                .iter()
+                .map(|&id| if id == MISSING_ID { -1 } else { id as i64 }),
+        );
+        dists.extend_from_slice(&batch_dists);
+        progress.inc((end - start) as u64);
+        start = end;
+    }
+    Ok((ids, dists))
+}

@@ -1,0 +1,74 @@
+//! The command-line grammar and the sub-commands.
+
+mod bench;
+mod demo;
+mod info;
+mod knn;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use vector_accelerate::{Context, DEVICE_ENV};
+
+/// GPU-accelerated (CUDA) and CPU exact nearest-neighbour search.
+#[derive(Debug, Parser)]
+#[command(name = "vaccel", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the device a context would use and its properties.
+    Info(info::InfoArgs),
+    /// Search synthetic clustered data and check the result in fp64.
+    Demo(demo::DemoArgs),
+    /// Exact k-NN of query vectors in base vectors read from files.
+    Knn(knn::KnnArgs),
+    /// Throughput benchmarks on synthetic data.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Knn(a) => knn::run(a),
+        Command::Bench(b) => bench::run(b),
+    }
+}
+
+/// A context for `--device` when given, else the automatic choice (which
+/// honours the `VECTOR_ACCELERATE_DEVICE` variable); also says how the
+/// device was chosen.
+fn make_context(device: Option<&str>) -> Result<(Context, String)> {
+    match device {
+        Some(spec) => {
+            let ctx = Context::from_spec(spec).with_context(|| format!("device '{spec}'"))?;
+            let how = if spec.trim().eq_ignore_ascii_case("auto") {
+                "chosen automatically"
+            } else {
+                "from --device"
+            };
+            Ok((ctx, how.to_string()))
+        }
+        None => {
+            let env = std::env::var(DEVICE_ENV).unwrap_or_default();
+            let ctx = Context::new().with_context(|| format!("{DEVICE_ENV}={env}"))?;
+            let how = match env.trim() {
+                "" | "auto" => "chosen automatically".to_string(),
+                _ => format!("from {DEVICE_ENV}={env}"),
+            };
+            Ok((ctx, how))
+        }
+    }
+}
+
+/// Fails unless `k >= 1`.
+fn check_k(k: usize) -> Result<()> {
+    anyhow::ensure!(k >= 1, "k must be at least 1 (got {k})");
+    Ok(())
+}

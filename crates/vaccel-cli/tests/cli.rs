@@ -1,0 +1,954 @@
+//! End-to-end tests of the `vaccel` binary on small files (CPU backend):
+//! results are checked against an fp64 brute force that tolerates genuine
+//! ties, and every bad input must fail with one line and no output file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vaccel");
+
+/// A fresh folder under the system temporary folder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("vaccel-cli-test-{}-{name}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    fn arg(&self, file: &str) -> String {
+        self.path(file).to_str().unwrap().to_string()
+    }
+
+    /// File names in the folder, sorted.
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A deterministic generator of test values.
+struct Lcg(u64);
+
+impl Lcg {
+    /// Uniform in [-1, 1).
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn vec(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.next()).collect()
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| (self.next() * 128.0 + 128.0) as u8)
+            .collect()
+    }
+}
+
+/// An `.npy` version 1.0 file with a raw header dict and data.
+fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let fortran = if fortran { "True" } else { "False" };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header);
+    out.extend(data);
+    out
+}
+
+fn write_f32(path: &Path, cols: usize, data: &[f32]) {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = format!("({}, {cols})", data.len() / cols);
+    fs::write(path, npy_bytes("<f4", false, &shape, &bytes)).unwrap();
+}
+
+fn write_u8(path: &Path, cols: usize, data: &[u8]) {
+    let shape = format!("({}, {cols})", data.len() / cols);
+    fs::write(path, npy_bytes("|u1", false, &shape, data)).unwrap();
+}
+
+fn write_fvecs(path: &Path, dim: usize, data: &[f32]) {
+    let mut out = Vec::new();
+    for row in data.chunks(dim) {
+        out.extend((dim as i32).to_le_bytes());
+        out.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    fs::write(path, out).unwrap();
+}
+
+/// Reads a 2-D `.npy` written by the binary: (rows, cols, data bytes).
+fn read_npy(path: &Path, descr: &str) -> (usize, usize, Vec<u8>) {
+    let bytes = fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + hlen) % 64, 0, "header not aligned");
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    assert!(header.contains(&format!("'descr': '{descr}'")), "{header}");
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap();
+    let shape = &shape[..shape.find(')').unwrap()];
+    let dims: Vec<usize> = shape
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    assert_eq!(dims.len(), 2);
+    (dims[0], dims[1], bytes[10 + hlen..].to_vec())
+}
+
+fn read_ids(path: &Path) -> (usize, usize, Vec<i64>) {
+    let (r, c, b) = read_npy(path, "<i8");
+    let v: Vec<i64> = b
+        .chunks_exact(8)
+        .map(|x| i64::from_le_bytes(x.try_into().unwrap()))
+        .collect();
+    assert_eq!(v.len(), r * c);
+    (r, c, v)
+}
+
+fn read_dists(path: &Path) -> Vec<f32> {
+    let (r, c, b) = read_npy(path, "<f4");
+    let v: Vec<f32> = b
+        .chunks_exact(4)
+        .map(|x| f32::from_le_bytes(x.try_into().unwrap()))
+        .collect();
+    assert_eq!(v.len(), r * c);
+    v
+}
+
+fn vaccel(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("VECTOR_ACCELERATE_DEVICE")
+        .output()
+        .unwrap()
+}
+
+/// Rows to compare: dense `f32` rows, or packed bytes of binary rows.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    F32(&'a [f32], usize),
+    Bits(&'a [u8], usize),
+}
+
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Rows::F32(d, dim) => d.len() / dim,
+            Rows::Bits(d, bytes) => d.len() / bytes,
+        }
+    }
+}
+
+/// Whether a metric ranks larger values first.
+fn largest_first(metric: &str) -> bool {
+    metric == "ip"
+}
+
+/// The fp64 reference distance between row `i` of `a` and row `j` of `b`.
+fn ref_dist(metric: &str, a: Rows<'_>, i: usize, b: Rows<'_>, j: usize) -> f64 {
+    match (a, b) {
+        (Rows::F32(a, dim), Rows::F32(b, _)) => {
+            let x: Vec<f64> = a[i * dim..(i + 1) * dim]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let y: Vec<f64> = b[j * dim..(j + 1) * dim]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let pairs = || x.iter().zip(&y);
+            let dot: f64 = pairs().map(|(p, q)| p * q).sum();
+            let l2: f64 = pairs().map(|(p, q)| (p - q).powi(2)).sum();
+            let norm = |v: &[f64]| v.iter().map(|p| p * p).sum::<f64>().sqrt();
+            match metric {
+                "l2" => l2,
+                "euclidean" => l2.sqrt(),
+                "cosine" => {
+                    let den = norm(&x) * norm(&y);
+                    1.0 - if den == 0.0 { 0.0 } else { dot / den }
+                }
+                "ip" => dot,
+                "l1" => pairs().map(|(p, q)| (p - q).abs()).sum(),
+                "linf" => pairs().map(|(p, q)| (p - q).abs()).fold(0.0, f64::max),
+                "minkowski:3" => pairs()
+                    .map(|(p, q)| (p - q).abs().powi(3))
+                    .sum::<f64>()
+                    .cbrt(),
+                "hamming" => pairs().filter(|(p, q)| (**p > 0.0) != (**q > 0.0)).count() as f64,
+                "jaccard" => {
+                    let min: f64 = pairs().map(|(p, q)| p.min(*q)).sum();
+                    let max: f64 = pairs().map(|(p, q)| p.max(*q)).sum();
+                    if max == 0.0 {
+                        0.0
+                    } else {
+                        1.0 - min / max
+                    }
+                }
+                _ => panic!("no reference for {metric}"),
+            }
+        }
+        (Rows::Bits(a, n), Rows::Bits(b, _)) => {
+            let (x, y) = (&a[i * n..(i + 1) * n], &b[j * n..(j + 1) * n]);
+            let count = |f: fn(u8, u8) -> u8| {
+                x.iter()
+                    .zip(y)
+                    .map(|(p, q)| f(*p, *q).count_ones())
+                    .sum::<u32>() as f64
+            };
+            match metric {
+                "hamming" => count(|p, q| p ^ q),
+                "jaccard" => {
+                    let union = count(|p, q| p | q);
+                    if union == 0.0 {
+                        0.0
+                    } else {
+                        1.0 - count(|p, q| p & q) / union
+                    }
+                }
+                _ => panic!("no binary reference for {metric}"),
+            }
+        }
+        _ => panic!("mixed kinds"),
+    }
+}
+
+/// Checks ids and distances written by `vaccel knn` against the brute force.
+fn check(metric: &str, base: Rows<'_>, queries: Rows<'_>, k: usize, ids: &[i64], dists: &[f32]) {
+    let (n, nq) = (base.len(), queries.len());
+    assert_eq!(ids.len(), nq * k);
+    let largest = largest_first(metric);
+    let m = k.min(n);
+    for qi in 0..nq {
+        let all: Vec<f64> = (0..n)
+            .map(|j| ref_dist(metric, queries, qi, base, j))
+            .collect();
+        let scale = all.iter().fold(1.0f64, |s, d| s.max(d.abs()));
+        let tol = 1e-4 * scale;
+        let row = &ids[qi * k..(qi + 1) * k];
+        let row_d = &dists[qi * k..(qi + 1) * k];
+        for j in m..k {
+            assert_eq!(row[j], -1, "query {qi}: rank {j} should be missing");
+            let missing = if largest {
+                f32::NEG_INFINITY
+            } else {
+                f32::INFINITY
+            };
+            assert_eq!(row_d[j], missing, "query {qi}: rank {j} missing value");
+        }
+        let mut seen = row[..m].to_vec();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), m, "query {qi}: duplicate ids {row:?}");
+        for j in 0..m {
+            let id = row[j];
+            assert!(id >= 0 && (id as usize) < n, "query {qi}: bad id {id}");
+            let d = all[id as usize];
+            assert!(
+                (row_d[j] as f64 - d).abs() <= tol,
+                "{metric} query {qi} rank {j}: distance {} vs fp64 {d}",
+                row_d[j]
+            );
+            if j > 0 {
+                let ok = if largest {
+                    row_d[j] <= row_d[j - 1]
+                } else {
+                    row_d[j] >= row_d[j - 1]
+                };
+                assert!(ok, "{metric} query {qi}: not sorted best first: {row_d:?}");
+            }
+        }
+        let cmp = |a: &f64, b: &f64| {
+            if largest {
+                b.total_cmp(a)
+            } else {
+                a.total_cmp(b)
+            }
+        };
+        let mut want = all.clone();
+        want.sort_by(cmp);
+        let mut got: Vec<f64> = row[..m].iter().map(|&id| all[id as usize]).collect();
+        got.sort_by(cmp);
+        for j in 0..m {
+            assert!(
+                (got[j] - want[j]).abs() <= tol,
+                "{metric} query {qi} rank {j}: got {} want {} (ids {row:?})",
+                got[j],
+                want[j]
+            );
+        }
+    }
+}
+
+/// Runs `vaccel knn` on the CPU and returns the ids and distances.
+fn run_knn(
+    dir: &TempDir,
+    base: &str,
+    queries: &str,
+    k: usize,
+    metric: &str,
+) -> (Vec<i64>, Vec<f32>) {
+    let k_text = k.to_string();
+    let out = vaccel(&[
+        "knn",
+        "--device",
+        "cpu",
+        "--base",
+        &dir.arg(base),
+        "--queries",
+        &dir.arg(queries),
+        "-k",
+        &k_text,
+        "--metric",
+        metric,
+        "--ids",
+        &dir.arg("ids.npy"),
+        "--distances",
+        &dir.arg("dists.npy"),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{metric}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "--quiet printed to stderr");
+    let (rows, cols, ids) = read_ids(&dir.path("ids.npy"));
+    assert_eq!(cols, k);
+    let dists = read_dists(&dir.path("dists.npy"));
+    assert_eq!(dists.len(), rows * k);
+    (ids, dists)
+}
+
+const METRICS: [&str; 9] = [
+    "l2",
+    "euclidean",
+    "cosine",
+    "ip",
+    "l1",
+    "linf",
+    "minkowski:3",
+    "hamming",
+    "jaccard",
+];
+
+#[test]
+fn every_metric_matches_an_fp64_brute_force() {
+    let dir = TempDir::new("metrics");
+    let dim = 17;
+    let mut g = Lcg(1);
+    let base = g.vec(150 * dim);
+    let queries = g.vec(12 * dim);
+    // Weighted Jaccard needs non-negative values.
+    let base_pos: Vec<f32> = base.iter().map(|v| v.abs()).collect();
+    let queries_pos: Vec<f32> = queries.iter().map(|v| v.abs()).collect();
+    write_f32(&dir.path("base.npy"), dim, &base);
+    write_f32(&dir.path("queries.npy"), dim, &queries);
+    write_f32(&dir.path("base_pos.npy"), dim, &base_pos);
+    write_f32(&dir.path("queries_pos.npy"), dim, &queries_pos);
+    for metric in METRICS {
+        let (b, q) = if metric == "jaccard" {
+            (&base_pos, &queries_pos)
+        } else {
+            (&base, &queries)
+        };
+        let (files_b, files_q) = if metric == "jaccard" {
+            ("base_pos.npy", "queries_pos.npy")
+        } else {
+            ("base.npy", "queries.npy")
+        };
+        let (ids, dists) = run_knn(&dir, files_b, files_q, 5, metric);
+        check(
+            metric,
+            Rows::F32(b, dim),
+            Rows::F32(q, dim),
+            5,
+            &ids,
+            &dists,
+        );
+    }
+}
+
+#[test]
+fn k_beyond_and_equal_to_the_base_size() {
+    let dir = TempDir::new("bigk");
+    let dim = 5;
+    let mut g = Lcg(2);
+    let base = g.vec(6 * dim);
+    let queries = g.vec(3 * dim);
+    write_f32(&dir.path("base.npy"), dim, &base);
+    write_f32(&dir.path("queries.npy"), dim, &queries);
+    for metric in ["l2", "ip"] {
+        for k in [9, 6] {
+            let (ids, dists) = run_knn(&dir, "base.npy", "queries.npy", k, metric);
+            check(
+                metric,
+                Rows::F32(&base, dim),
+                Rows::F32(&queries, dim),
+                k,
+                &ids,
+                &dists,
+            );
+            if k == 9 {
+                let tail = if metric == "ip" {
+                    f32::NEG_INFINITY
+                } else {
+                    f32::INFINITY
+                };
+                assert_eq!(&ids[6..9], &[-1, -1, -1]);
+                assert_eq!(&dists[6..9], &[tail; 3]);
+            } else {
+                let mut row = ids[..6].to_vec();
+                row.sort();
+                assert_eq!(row, vec![0, 1, 2, 3, 4, 5]);
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_binary_rows_for_hamming_and_jaccard() {
+    let dir = TempDir::new("binary");
+    let bytes = 3;
+    let mut g = Lcg(3);
+    let base = g.bytes(80 * bytes);
+    let queries = g.bytes(7 * bytes);
+    write_u8(&dir.path("base.npy"), bytes, &base);
+    write_u8(&dir.path("queries.npy"), bytes, &queries);
+    for metric in ["hamming", "jaccard"] {
+        let (ids, dists) = run_knn(&dir, "base.npy", "queries.npy", 4, metric);
+        check(
+            metric,
+            Rows::Bits(&base, bytes),
+            Rows::Bits(&queries, bytes),
+            4,
+            &ids,
+            &dists,
+        );
+    }
+}
+
+#[test]
+fn fvecs_and_bvecs_inputs() {
+    let dir = TempDir::new("vecs");
+    let dim = 6;
+    let mut g = Lcg(4);
+    let base = g.vec(40 * dim);
+    let queries = g.vec(5 * dim);
+    write_fvecs(&dir.path("base.fvecs"), dim, &base);
+    write_fvecs(&dir.path("queries.fvecs"), dim, &queries);
+    let (ids, dists) = run_knn(&dir, "base.fvecs", "queries.fvecs", 3, "l2");
+    check(
+        "l2",
+        Rows::F32(&base, dim),
+        Rows::F32(&queries, dim),
+        3,
+        &ids,
+        &dists,
+    );
+
+    // bvecs: bytes become f32 values.
+    let raw = g.bytes(30 * dim);
+    let mut file = Vec::new();
+    for row in raw.chunks(dim) {
+        file.extend((dim as i32).to_le_bytes());
+        file.extend(row);
+    }
+    fs::write(dir.path("base.bvecs"), file).unwrap();
+    let as_f32: Vec<f32> = raw.iter().map(|&b| b as f32).collect();
+    write_f32(&dir.path("q.npy"), dim, &as_f32[..4 * dim]);
+    let (ids, dists) = run_knn(&dir, "base.bvecs", "q.npy", 2, "l1");
+    check(
+        "l1",
+        Rows::F32(&as_f32, dim),
+        Rows::F32(&as_f32[..4 * dim], dim),
+        2,
+        &ids,
+        &dists,
+    );
+    for q in 0..4 {
+        assert_eq!(
+            ids[q * 2],
+            q as i64,
+            "a base row is its own nearest neighbour"
+        );
+    }
+}
+
+#[test]
+fn threshold_binarises_for_hamming() {
+    let dir = TempDir::new("threshold");
+    // Only the threshold 0.5 separates these rows: 0.3 is a 0 bit, 0.7 a 1 bit.
+    write_f32(&dir.path("base.npy"), 2, &[0.3, 0.3, 0.7, 0.7]);
+    write_f32(&dir.path("queries.npy"), 2, &[0.7, 0.7]);
+    let ids = dir.arg("ids.npy");
+    let args = |t: &'static str| {
+        let mut a = vec!["knn", "--device", "cpu", "-k", "1", "--metric", "hamming"];
+        a.extend(["--threshold", t]);
+        a
+    };
+    for (t, want) in [("0.5", 1), ("0", 0)] {
+        let mut a = args(t);
+        let (b, q) = (dir.arg("base.npy"), dir.arg("queries.npy"));
+        a.extend(["--base", &b, "--queries", &q, "--ids", &ids, "-q"]);
+        let out = vaccel(&a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read_ids(&dir.path("ids.npy")).2, vec![want]);
+    }
+}
+
+#[test]
+fn summary_line_unless_quiet() {
+    let dir = TempDir::new("summary");
+    write_f32(&dir.path("base.npy"), 2, &[0.0, 0.0, 1.0, 1.0]);
+    let b = dir.arg("base.npy");
+    let ids = dir.arg("ids.npy");
+    let args = [
+        "knn",
+        "--device",
+        "cpu",
+        "--base",
+        &b,
+        "--queries",
+        &b,
+        "-k",
+        "1",
+    ];
+    let out = vaccel(&[&args[..], &["--metric", "l2", "--ids", &ids]].concat());
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("queries/s") && err.contains("cpu"), "{err}");
+    assert_eq!(read_ids(&dir.path("ids.npy")).2, vec![0, 1]);
+    assert_eq!(dir.files(), vec!["base.npy", "ids.npy"]);
+}
+
+#[test]
+fn info_and_demo_on_the_cpu() {
+    let out = vaccel(&["info", "--device", "cpu"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("CPU threads") && text.contains("NVRTC"),
+        "{text}"
+    );
+
+    let demo = [
+        "demo",
+        "--device",
+        "cpu",
+        "--n",
+        "3000",
+        "--dim",
+        "24",
+        "--queries",
+        "40",
+        "--clusters",
+        "20",
+        "--verify",
+        "40",
+    ];
+    let out = vaccel(&demo);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("verified 40/40 queries against an fp64 reference"),
+        "{text}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let out = vaccel(&["knn", "--base", "a.npy"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// An error case: the files to write into the folder, the arguments after
+/// `knn --device cpu` (with `@name` meaning a path in the folder), and a
+/// word the message must contain.
+struct Case {
+    files: Vec<(&'static str, Vec<u8>)>,
+    args: Vec<&'static str>,
+    word: &'static str,
+}
+
+fn f32_npy(rows: usize, cols: usize) -> Vec<u8> {
+    let data: Vec<u8> = Lcg(9)
+        .vec(rows * cols)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    npy_bytes("<f4", false, &format!("({rows}, {cols})"), &data)
+}
+
+fn fvecs_bytes(dims: &[i32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &d in dims {
+        out.extend(d.to_le_bytes());
+        out.extend(vec![0u8; 4 * d.max(0) as usize]);
+    }
+    out
+}
+
+fn error_cases() -> Vec<(&'static str, Case)> {
+    let std_args = |metric: &'static str, k: &'static str| {
+        vec![
+            "--base",
+            "@base.npy",
+            "--queries",
+            "@q.npy",
+            "-k",
+            k,
+            "--metric",
+            metric,
+            "--ids",
+            "@ids.npy",
+            "--distances",
+            "@d.npy",
+        ]
+    };
+    let ok_files = || vec![("base.npy", f32_npy(10, 4)), ("q.npy", f32_npy(3, 4))];
+    let with_base = |base: Vec<u8>| vec![("base.npy", base), ("q.npy", f32_npy(3, 4))];
+    let mut truncated = f32_npy(10, 4);
+    truncated.truncate(truncated.len() - 10);
+    vec![
+        (
+            "missing file",
+            Case {
+                files: vec![("q.npy", f32_npy(3, 4))],
+                args: std_args("l2", "3"),
+                word: "not found",
+            },
+        ),
+        (
+            "float64 dtype",
+            Case {
+                files: with_base(npy_bytes("<f8", false, "(2, 2)", &[0; 32])),
+                args: std_args("l2", "3"),
+                word: "dtype",
+            },
+        ),
+        (
+            "3-D shape",
+            Case {
+                files: with_base(npy_bytes("<f4", false, "(2, 2, 1)", &[0; 16])),
+                args: std_args("l2", "3"),
+                word: "2-D",
+            },
+        ),
+        (
+            "dimension mismatch",
+            Case {
+                files: vec![("base.npy", f32_npy(10, 4)), ("q.npy", f32_npy(3, 5))],
+                args: std_args("l2", "3"),
+                word: "dimension",
+            },
+        ),
+        (
+            "k = 0",
+            Case {
+                files: ok_files(),
+                args: std_args("l2", "0"),
+                word: "k must be at least 1",
+            },
+        ),
+        (
+            "unknown metric",
+            Case {
+                files: ok_files(),
+                args: std_args("l7", "3"),
+                word: "unknown metric",
+            },
+        ),
+        (
+            "truncated npy",
+            Case {
+                files: with_base(truncated),
+                args: std_args("l2", "3"),
+                word: "truncated",
+            },
+        ),
+        (
+            "bad magic",
+            Case {
+                files: with_base(b"PK\x03\x04 this is a zip file".to_vec()),
+                args: std_args("l2", "3"),
+                word: "magic",
+            },
+        ),
+        (
+            "unsupported version",
+            Case {
+                files: with_base({
+                    let mut b = f32_npy(10, 4);
+                    b[6] = 7;
+                    b
+                }),
+                args: std_args("l2", "3"),
+                word: "version 7.0",
+            },
+        ),
+        (
+            "fortran order",
+            Case {
+                files: with_base(npy_bytes("<f4", true, "(2, 4)", &[0; 32])),
+                args: std_args("l2", "3"),
+                word: "fortran",
+            },
+        ),
+        (
+            "big-endian",
+            Case {
+                files: with_base(npy_bytes(">f4", false, "(2, 4)", &[0; 32])),
+                args: std_args("l2", "3"),
+                word: "big-endian",
+            },
+        ),
+        (
+            "zero rows",
+            Case {
+                files: with_base(npy_bytes("<f4", false, "(0, 4)", &[])),
+                args: std_args("l2", "3"),
+                word: "zero rows",
+            },
+        ),
+        (
+            "binary base with f32 queries",
+            Case {
+                files: with_base(npy_bytes("|u1", false, "(3, 4)", &[1; 12])),
+                args: std_args("hamming", "3"),
+                word: "binary",
+            },
+        ),
+        (
+            "l2 on binary rows",
+            Case {
+                files: vec![
+                    ("base.npy", npy_bytes("|u1", false, "(3, 4)", &[1; 12])),
+                    ("q.npy", npy_bytes("|u1", false, "(1, 4)", &[1; 4])),
+                ],
+                args: std_args("l2", "3"),
+                word: "not supported",
+            },
+        ),
+        (
+            "threshold with l2",
+            Case {
+                files: ok_files(),
+                args: [std_args("l2", "3"), vec!["--threshold", "0.5"]].concat(),
+                word: "threshold",
+            },
+        ),
+        (
+            "negative values for weighted jaccard",
+            Case {
+                files: ok_files(),
+                args: std_args("jaccard", "3"),
+                word: "jaccard",
+            },
+        ),
+        (
+            "same output twice",
+            Case {
+                files: ok_files(),
+                args: vec![
+                    "--base",
+                    "@base.npy",
+                    "--queries",
+                    "@q.npy",
+                    "-k",
+                    "1",
+                    "--metric",
+                    "l2",
+                    "--ids",
+                    "@ids.npy",
+                    "--distances",
+                    "@./ids.npy",
+                ],
+                word: "same file",
+            },
+        ),
+        (
+            "unknown extension",
+            Case {
+                files: vec![("base.txt", vec![1, 2, 3]), ("q.npy", f32_npy(3, 4))],
+                args: vec![
+                    "--base",
+                    "@base.txt",
+                    "--queries",
+                    "@q.npy",
+                    "-k",
+                    "1",
+                    "--metric",
+                    "l2",
+                    "--ids",
+                    "@ids.npy",
+                ],
+                word: ".fvecs",
+            },
+        ),
+        (
+            "inconsistent fvecs dimensions",
+            Case {
+                files: vec![
+                    ("base.fvecs", fvecs_bytes(&[4, 4, 5, 4])),
+                    ("q.npy", f32_npy(3, 4)),
+                ],
+                args: vec![
+                    "--base",
+                    "@base.fvecs",
+                    "--queries",
+                    "@q.npy",
+                    "-k",
+                    "1",
+                    "--metric",
+                    "l2",
+                    "--ids",
+                    "@ids.npy",
+                ],
+                word: "inconsistent",
+            },
+        ),
+        (
+            "truncated fvecs",
+            Case {
+                files: vec![
+                    ("base.fvecs", {
+                        let mut b = fvecs_bytes(&[4, 4, 4]);
+                        b.truncate(b.len() - 3);
+                        b
+                    }),
+                    ("q.npy", f32_npy(3, 4)),
+                ],
+                args: vec![
+                    "--base",
+                    "@base.fvecs",
+                    "--queries",
+                    "@q.npy",
+                    "-k",
+                    "1",
+                    "--metric",
+                    "l2",
+                    "--ids",
+                    "@ids.npy",
+                ],
+                word: "truncated",
+            },
+        ),
+        (
+            "missing output folder",
+            Case {
+                files: ok_files(),
+                args: vec![
+                    "--base",
+                    "@base.npy",
+                    "--queries",
+                    "@q.npy",
+                    "-k",
+                    "1",
+                    "--metric",
+                    "l2",
+                    "--ids",
+                    "@no/such/folder/ids.npy",
+                ],
+                word: "folder",
+            },
+        ),
+    ]
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_and_leave_no_output() {
+    for (name, case) in error_cases() {
+        let dir = TempDir::new("errors");
+        for (file, bytes) in &case.files {
+            fs::write(dir.path(file), bytes).unwrap();
+        }
+        let before = dir.files();
+        let args: Vec<String> = ["knn", "--device", "cpu"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(case.args.iter().map(|a| match a.strip_prefix('@') {
+                Some(f) => dir.arg(f),
+                None => a.to_string(),
+            }))
+            .collect();
+        let out = vaccel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.starts_with("error: "), "{name}: {err}");
+        assert!(
+            err.to_lowercase().contains(&case.word.to_lowercase()),
+            "{name}: expected '{}' in: {err}",
+            case.word
+        );
+        assert_eq!(dir.files(), before, "{name}: files changed");
+    }
+}
+
+#[test]
+fn a_failed_run_keeps_an_existing_output() {
+    let dir = TempDir::new("keep");
+    write_f32(&dir.path("base.npy"), 4, &[0.5; 8]);
+    write_f32(&dir.path("q.npy"), 3, &[0.5; 3]);
+    fs::write(dir.path("ids.npy"), b"old").unwrap();
+    let (b, q, ids) = (dir.arg("base.npy"), dir.arg("q.npy"), dir.arg("ids.npy"));
+    let out = vaccel(&[
+        "knn",
+        "--device",
+        "cpu",
+        "--base",
+        &b,
+        "--queries",
+        &q,
+        "-k",
+        "1",
+        "--metric",
+        "l2",
+        "--ids",
+        &ids,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(fs::read(dir.path("ids.npy")).unwrap(), b"old");
+    assert_eq!(dir.files(), vec!["base.npy", "ids.npy", "q.npy"]);
+}
