@@ -12,6 +12,27 @@ use crate::tensor::DeviceMatrix;
 /// `cpu`, `cuda` (device 0), `cuda:N` or `auto`.
 pub const DEVICE_ENV: &str = "VECTOR_ACCELERATE_DEVICE";
 
+/// Environment variable read by [`Context::new`]: the memory budget of one
+/// operation in bytes (suffixes `K`, `M`, `G` are powers of 1024).
+pub const BUDGET_ENV: &str = "VECTOR_ACCELERATE_MEMORY_BUDGET";
+
+/// Parses a byte count such as `1048576`, `512M` or `4G`.
+pub(crate) fn parse_bytes(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 1usize << 10),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 1 << 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::invalid("memory budget", s, "expected a positive byte count such as 1048576, 512M or 4G"))
+}
+
 /// The backend a context runs on (internal dispatch).
 #[derive(Clone)]
 pub(crate) enum Backend {
@@ -149,21 +170,28 @@ impl Context {
     /// [`Context::best`], unless `VECTOR_ACCELERATE_DEVICE` names a device,
     /// in which case that device (an explicit `cuda` request that cannot be
     /// met is an error, not a silent fallback).
+    /// `VECTOR_ACCELERATE_MEMORY_BUDGET`, when set, becomes the memory budget.
     pub fn new() -> Result<Self> {
         match std::env::var(DEVICE_ENV) {
-            Ok(s) if !s.trim().is_empty() && s.trim() != "auto" => Self::from_spec(&s),
-            _ => Ok(Self::best()),
+            Ok(s) if !s.trim().is_empty() => Self::from_spec(&s),
+            _ => Self::from_spec("auto"),
         }
     }
 
-    /// A context for `cpu`, `cuda`, `cuda:N` or `auto`.
+    /// A context for `cpu`, `cuda`, `cuda:N` or `auto` (with the memory
+    /// budget of `VECTOR_ACCELERATE_MEMORY_BUDGET` when set).
     pub fn from_spec(spec: &str) -> Result<Self> {
-        if spec.trim().eq_ignore_ascii_case("auto") {
-            return Ok(Self::best());
-        }
-        match spec.parse::<Device>()? {
-            Device::Cpu => Ok(Self::cpu()),
-            Device::Cuda(i) => Self::cuda(i),
+        let ctx = if spec.trim().eq_ignore_ascii_case("auto") {
+            Self::best()
+        } else {
+            match spec.parse::<Device>()? {
+                Device::Cpu => Self::cpu(),
+                Device::Cuda(i) => Self::cuda(i)?,
+            }
+        };
+        match std::env::var(BUDGET_ENV) {
+            Ok(b) if !b.trim().is_empty() => Ok(ctx.with_memory_budget(parse_bytes(&b)?)),
+            _ => Ok(ctx),
         }
     }
 
@@ -243,5 +271,21 @@ impl Context {
 
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_counts_parse() {
+        assert_eq!(parse_bytes("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("4g").unwrap(), 4 << 30);
+        assert_eq!(parse_bytes(" 8 K ").unwrap(), 8 << 10);
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("-5M").is_err());
     }
 }

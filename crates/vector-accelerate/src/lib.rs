@@ -30,7 +30,7 @@ mod metric;
 mod ops;
 mod tensor;
 
-pub use context::{Context, Device, DeviceInfo, DEVICE_ENV};
+pub use context::{Context, Device, DeviceInfo, BUDGET_ENV, DEVICE_ENV};
 pub use error::{Error, Result};
 pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, MatrixView};
 pub use metric::{Distance, Metric};

@@ -29,12 +29,18 @@ pub struct DeviceMatrix {
     rows: usize,
     dim: usize,
     binary: bool,
+    /// Whether any value is negative (weighted Jaccard refuses such rows).
+    has_negative: bool,
     pub(crate) storage: Storage,
 }
 
 impl DeviceMatrix {
     pub(crate) fn upload(ctx: &Context, input: Input<'_>) -> Result<Self> {
         let (rows, dim, binary) = (input.rows(), input.dim(), input.is_binary());
+        let has_negative = match input {
+            Input::F32(m) => m.as_slice().iter().any(|v| *v < 0.0),
+            _ => false,
+        };
         if rows == 0 {
             return Err(Error::EmptyInput {
                 what: "matrix to upload",
@@ -60,6 +66,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary,
+            has_negative,
             storage,
         })
     }
@@ -74,6 +81,7 @@ impl DeviceMatrix {
             rows: self.rows,
             dim: self.dim,
             binary: self.binary,
+            has_negative: self.has_negative,
             storage,
         })
     }
@@ -90,6 +98,11 @@ impl DeviceMatrix {
     pub fn is_binary(&self) -> bool {
         self.binary
     }
+    /// Whether any value is negative.
+    pub(crate) fn has_negative(&self) -> bool {
+        self.has_negative
+    }
+
     /// The device holding the rows.
     pub fn device(&self) -> Device {
         match &self.storage {

@@ -52,14 +52,28 @@ pub(crate) fn prepare(
     let metric = dist.validate(x.dim(), x.is_binary())?;
     if metric == Metric::Jaccard && !x.is_binary() {
         for (what, i) in [("queries", q), ("base", x)] {
-            if let Input::F32(m) = i {
-                if let Some(pos) = m.as_slice().iter().position(|v| *v < 0.0) {
+            match i {
+                Input::F32(m) => {
+                    if let Some(pos) = m.as_slice().iter().position(|v| *v < 0.0) {
+                        return Err(Error::invalid(
+                            "weighted jaccard input",
+                            m.as_slice()[pos],
+                            format!(
+                                "{what} row {} column {} is negative; weighted jaccard needs values >= 0",
+                                pos / m.dim(),
+                                pos % m.dim()
+                            ),
+                        ));
+                    }
+                }
+                Input::Resident(d) if d.has_negative() => {
                     return Err(Error::invalid(
                         "weighted jaccard input",
-                        m.as_slice()[pos],
-                        format!("{what} row {} column {} is negative; weighted jaccard needs values >= 0", pos / m.dim(), pos % m.dim()),
+                        format!("resident {what}"),
+                        "holds negative values; weighted jaccard needs values >= 0",
                     ));
                 }
+                _ => {}
             }
         }
     }

@@ -86,6 +86,9 @@ fn shape_and_parameter_errors_are_typed() {
         let neg = Matrix::new(vec![1.0, -0.5, 2.0], 3).unwrap();
         let e = knn(ctx, &neg, &q, 1, Metric::Jaccard).unwrap_err();
         assert!(e.to_string().contains("negative"), "{e}");
+        let resident_neg = ctx.upload(&neg).unwrap();
+        let e = knn(ctx, &q, &resident_neg, 1, Metric::Jaccard).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
         assert!(matches!(
             pairwise(ctx, &q, &x, Metric::L1),
             Err(Error::DimensionMismatch { .. })
