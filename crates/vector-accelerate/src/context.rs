@@ -30,7 +30,13 @@ pub(crate) fn parse_bytes(s: &str) -> Result<usize> {
         .ok()
         .and_then(|n| n.checked_mul(mul))
         .filter(|n| *n > 0)
-        .ok_or_else(|| Error::invalid("memory budget", s, "expected a positive byte count such as 1048576, 512M or 4G"))
+        .ok_or_else(|| {
+            Error::invalid(
+                "memory budget",
+                s,
+                "expected a positive byte count such as 1048576, 512M or 4G",
+            )
+        })
 }
 
 /// The backend a context runs on (internal dispatch).
