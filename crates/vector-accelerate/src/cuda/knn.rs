@@ -10,7 +10,9 @@ use super::device::CudaDevice;
 use super::distance::{
     per_row, query_norms, resident, staging, tile, upload_rows, whole, DistPlan,
 };
-use super::select::{launch_merge, launch_topk, scratch_words, Ids};
+use super::select::{
+    candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Fallback, Ids,
+};
 use crate::cpu::distance::Prepared;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
@@ -41,7 +43,8 @@ pub(crate) fn plan_tiles(
     let need = |qb: usize, bt: usize| -> usize {
         qb * bt * 4                                   // distance tile
             + qb * k * 12 * 2                         // tile lists + merge output
-            + scratch_words(qb, k, bt) * 8            // select scratch for large k
+            + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
+            + qb * (candidate_cap(k) * 12 + 4)        // filtered candidates
             + if base_resident { 0 } else { bt * row_bytes }
             + (qb + bt) * 4 // norms
             + 4096
@@ -103,6 +106,10 @@ pub(crate) fn run(
     let mut tmp_i = dev.alloc::<u64>(t.query_block * k)?;
     let mut mrg_d = dev.alloc::<f32>(t.query_block * k)?;
     let mut mrg_i = dev.alloc::<u64>(t.query_block * k)?;
+    let cap = candidate_cap(k);
+    let mut cand_d = dev.alloc::<f32>(t.query_block * cap)?;
+    let mut cand_i = dev.alloc::<u64>(t.query_block * cap)?;
+    let mut counts = dev.alloc::<i32>(t.query_block)?;
     let mut scratch = None;
     let mut xstage = if x_res.is_none() {
         Some(staging(dev, x, t.base_tile)?)
@@ -162,20 +169,45 @@ pub(crate) fn run(
                         &mut st_d.slice_mut(b0 * k..b1 * k),
                         &mut st_i.slice_mut(b0 * k..b1 * k),
                         &mut scratch,
+                        None,
                     )?;
                 } else {
-                    launch_topk(
+                    // Only entries that beat a row's current k-th best can
+                    // enter it: filter them, then select among the few.
+                    launch_filter(
                         dev,
                         &dview,
-                        n,
                         m,
                         n,
+                        order,
+                        x0 as u64,
+                        (&st_d.slice(b0 * k..b1 * k), &st_i.slice(b0 * k..b1 * k), k),
+                        (
+                            &mut cand_d.slice_mut(..m * cap),
+                            &mut cand_i.slice_mut(..m * cap),
+                            cap,
+                        ),
+                        &mut counts,
+                    )?;
+                    launch_topk(
+                        dev,
+                        &cand_d.slice(..m * cap),
+                        cap,
+                        m,
+                        cap,
                         k,
                         order,
-                        Ids::Offset(x0 as u64),
+                        Ids::Explicit(&cand_i.slice(..m * cap), cap as i64),
                         &mut tmp_d.slice_mut(..m * k),
                         &mut tmp_i.slice_mut(..m * k),
                         &mut scratch,
+                        Some(Fallback {
+                            counts: &counts,
+                            cap,
+                            full: &dview,
+                            full_n: n,
+                            full_offset: x0 as u64,
+                        }),
                     )?;
                     launch_merge(
                         dev,

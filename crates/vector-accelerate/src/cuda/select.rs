@@ -13,14 +13,25 @@ use crate::ops::select::{Neighbors, Order};
 /// Items a block sorts in shared memory (`VA_SMEM_ITEMS` in select.cu).
 const SMEM_ITEMS: usize = 2048;
 
-/// Global scratch (in u64 pairs) the select kernel needs for `rows` rows.
-pub(crate) fn scratch_words(rows: usize, k: usize, n: usize) -> usize {
+/// Items per row of global select scratch for rows of up to `n` candidates
+/// (0 when the kernel sorts in shared memory).
+pub(crate) fn scratch_stride(k: usize, n: usize) -> usize {
     let kpad = k.min(n).next_power_of_two();
     if kpad > SMEM_ITEMS {
-        rows * kpad * 2
+        kpad
     } else {
         0
     }
+}
+
+/// Global scratch (in u64 words, two per item) the select kernel needs for `rows` rows.
+pub(crate) fn scratch_words(rows: usize, k: usize, n: usize) -> usize {
+    rows * scratch_stride(k, n) * 2
+}
+
+/// Candidates kept per row by the filter before a row falls back to a full select.
+pub(crate) fn candidate_cap(k: usize) -> usize {
+    (4 * k).max(256)
 }
 
 /// Where candidate ids come from.
@@ -28,7 +39,17 @@ pub(crate) enum Ids<'a> {
     /// `offset + column`.
     Offset(u64),
     /// `ids[row * ld + column]` (ld = 0: one id per column).
-    Explicit(&'a CudaSlice<u64>, i64),
+    Explicit(&'a CudaView<'a, u64>, i64),
+}
+
+/// For candidate lists made by [`launch_filter`]: rows whose count exceeds
+/// `cap` select from the full distance rows instead.
+pub(crate) struct Fallback<'a> {
+    pub counts: &'a CudaSlice<i32>,
+    pub cap: usize,
+    pub full: &'a CudaView<'a, f32>,
+    pub full_n: usize,
+    pub full_offset: u64,
 }
 
 /// Best `k` of each of `rows` rows of `vals` (`n` columns, leading dimension
@@ -46,10 +67,12 @@ pub(crate) fn launch_topk(
     out_d: &mut CudaViewMut<'_, f32>,
     out_i: &mut CudaViewMut<'_, u64>,
     scratch: &mut Option<CudaSlice<u64>>,
+    fallback: Option<Fallback<'_>>,
 ) -> Result<()> {
     let f = dev.func("select", "topk_rows_f32")?;
-    let kpad = k.min(n).next_power_of_two();
-    let need = scratch_words(rows, k, n);
+    let widest = fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
+    let stride = scratch_stride(k, widest);
+    let need = rows * stride * 2;
     if need > 0 && scratch.as_ref().is_none_or(|s| s.len() < need) {
         *scratch = Some(dev.alloc::<u64>(need)?);
     }
@@ -61,13 +84,13 @@ pub(crate) fn launch_topk(
             &dummy
         }
     };
-    let (ld_i, n_i, k_i, desc, kpad_i) = (
+    let (ld_i, n_i, k_i, desc) = (
         ld as i64,
         n as i32,
         k as i32,
         (order == Order::Largest) as i32,
-        kpad as i32,
     );
+    let stride_i = stride as i64;
     let null: u64 = 0;
     let zero_ld: i64 = 0;
     let cfg = LaunchConfig {
@@ -88,9 +111,80 @@ pub(crate) fn launch_topk(
             b.arg(*s).arg(l).arg(&offset);
         }
     }
-    b.arg(out_d).arg(out_i).arg(scr).arg(&kpad_i);
-    // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*k; scratch rows*kpad items when used.
+    b.arg(out_d).arg(out_i).arg(scr).arg(&stride_i);
+    let (cap, full_ld, full_n, full_off);
+    match &fallback {
+        Some(fb) => {
+            cap = fb.cap as i32;
+            full_ld = fb.full_n as i64;
+            full_n = fb.full_n as i32;
+            full_off = fb.full_offset;
+            b.arg(fb.counts)
+                .arg(&cap)
+                .arg(fb.full)
+                .arg(&full_ld)
+                .arg(&full_n)
+                .arg(&full_off);
+        }
+        None => {
+            cap = 0;
+            full_ld = 0;
+            full_n = 0;
+            full_off = 0;
+            b.arg(&null)
+                .arg(&cap)
+                .arg(&null)
+                .arg(&full_ld)
+                .arg(&full_n)
+                .arg(&full_off);
+        }
+    }
+    // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*k;
+    // scratch rows*stride items when used; the fallback rows hold full_n floats.
     unsafe { b.launch(cfg) }.map_err(cu("topk_rows_f32 launch"))?;
+    Ok(())
+}
+
+/// Copies, per row of a distance tile (`n` columns, ids `offset + column`),
+/// the entries that beat the row's current k-th best in the sorted lists
+/// `st` into `cand` (`cap` per row) and counts them in `counts`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_filter(
+    dev: &CudaDevice,
+    vals: &CudaView<'_, f32>,
+    rows: usize,
+    n: usize,
+    order: Order,
+    offset: u64,
+    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
+    cand: (&mut CudaViewMut<'_, f32>, &mut CudaViewMut<'_, u64>, usize),
+    counts: &mut CudaSlice<i32>,
+) -> Result<()> {
+    let f = dev.func("select", "filter_candidates")?;
+    let (ld, n_i, desc, k, cap) = (
+        n as i64,
+        n as i32,
+        (order == Order::Largest) as i32,
+        st.2 as i32,
+        cand.2 as i32,
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (rows as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(vals)
+        .arg(&ld)
+        .arg(&n_i)
+        .arg(&desc)
+        .arg(&offset)
+        .arg(st.0)
+        .arg(st.1)
+        .arg(&k);
+    b.arg(cand.0).arg(cand.1).arg(&cap).arg(counts);
+    // SAFETY: vals rows*n, lists rows*k, candidates rows*cap, counts rows.
+    unsafe { b.launch(cfg) }.map_err(cu("filter_candidates launch"))?;
     Ok(())
 }
 
@@ -185,6 +279,7 @@ pub(crate) fn topk_rows(
         &mut od.as_view_mut(),
         &mut oi.as_view_mut(),
         &mut scratch,
+        None,
     )?;
     download(dev, &od, &oi, rows, k, order)
 }
@@ -221,10 +316,11 @@ pub(crate) fn merge(
         total,
         k,
         order,
-        Ids::Explicit(&id, total as i64),
+        Ids::Explicit(&id.as_view(), total as i64),
         &mut od.as_view_mut(),
         &mut oi.as_view_mut(),
         &mut scratch,
+        None,
     )?;
     download(dev, &od, &oi, rows, k, order)
 }
@@ -276,10 +372,11 @@ impl DeviceTopK {
             n,
             k,
             self.order,
-            Ids::Explicit(&id, 0),
+            Ids::Explicit(&id.as_view(), 0),
             &mut td.as_view_mut(),
             &mut ti.as_view_mut(),
             &mut scratch,
+            None,
         )?;
         if self.pushed {
             let mut md = dev.alloc::<f32>(rows * k)?;

@@ -233,3 +233,32 @@ fn self_query_finds_itself_first() {
         }
     });
 }
+
+#[test]
+fn later_tiles_that_beat_every_kept_neighbour_fall_back_correctly() {
+    // Rows ordered so that each base tile is entirely closer to the query
+    // than the previous one (every candidate filter overflows), with many
+    // exact ties; and the reverse order, where later tiles never qualify.
+    // All values are exact in fp32, so every backend must agree exactly.
+    let nb = 12_000;
+    let base: Vec<f32> = (0..nb)
+        .flat_map(|j| [((nb - j) / 3) as f32 / 64.0, 0.5, 0.0])
+        .collect();
+    let x = Matrix::new(base, 3).unwrap();
+    let q = Matrix::new(vec![0.0, 0.5, 0.0, -1.0, 0.0, 0.0, 8.0, 0.0, 0.0], 3).unwrap();
+    let cpu = vector_accelerate::Context::cpu();
+    for_each_backend(
+        "later_tiles_that_beat_every_kept_neighbour_fall_back_correctly",
+        |ctx| {
+            // A budget that forces base tiles of a few thousand rows.
+            let small = ctx.clone().with_memory_budget(96 << 10);
+            for m in [Metric::L2, Metric::InnerProduct, Metric::L1] {
+                for k in [1, 10, 300, 1500] {
+                    let want = knn(&cpu, &q, &x, k, m).unwrap();
+                    let got = knn(&small, &q, &x, k, m).unwrap();
+                    assert_eq!(want, got, "{m} k {k} on {}", ctx.device());
+                }
+            }
+        },
+    );
+}

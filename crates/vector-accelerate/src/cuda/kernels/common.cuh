@@ -57,3 +57,16 @@ struct VaItem {
 __device__ __forceinline__ bool va_less(const VaItem& a, const VaItem& b) {
     return a.key < b.key || (a.key == b.key && a.id < b.id);
 }
+
+__device__ __forceinline__ VaItem va_item(u32 key, u64 id) {
+    VaItem it;
+    it.key = key;
+    it.pad = 0;
+    it.id = id;
+    return it;
+}
+
+// The ranked item of a (value, id) result entry; a missing entry ranks last.
+__device__ __forceinline__ VaItem va_item_of(float d, u64 id, int desc) {
+    return va_item(id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(d, desc), id);
+}

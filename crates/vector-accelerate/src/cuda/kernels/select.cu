@@ -43,25 +43,37 @@ __device__ __forceinline__ bool va_prefix_match(u32 key, u64 id, u32 pk, u64 pid
     return (id & mask) == (pid & mask);
 }
 
-// One block per row: the best k of vals[row, 0..n) (ids: ids[row * ids_ld + j]
+// One block per row: the best k of vals[row, 0..n_in) (ids: ids[row * ids_ld + j]
 // when given, ids_ld = 0 sharing one id per column; else id_offset + j; the
 // id VA_MISSING_ID marks an absent candidate), sorted, written to out_d/out_i[row * k ..]. Rows
 // with fewer than k values get missing markers in the tail. `scratch`
-// holds kpad items per row and is only used when kpad > VA_SMEM_ITEMS.
+// holds scratch_stride items per row and is only used when the power of two
+// above min(k, n) exceeds VA_SMEM_ITEMS. When `counts` is given, a row whose
+// count exceeds `cap` selects from full_vals instead (see filter_candidates).
 extern "C" __global__ void __launch_bounds__(VA_SELECT_THREADS)
-topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
-              const u64* __restrict__ ids, i64 ids_ld, u64 id_offset,
+topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
+              const u64* __restrict__ ids, i64 ids_ld, u64 id_offset_in,
               float* __restrict__ out_d, u64* __restrict__ out_i,
-              VaItem* __restrict__ scratch, int kpad) {
+              VaItem* __restrict__ scratch, i64 scratch_stride,
+              const int* __restrict__ counts, int cap,
+              const float* __restrict__ full_vals, i64 full_ld, int full_n, u64 full_offset) {
     __shared__ u32 hist[256];
     __shared__ VaItem sitems[VA_SMEM_ITEMS];
     __shared__ u32 s_pk;
     __shared__ u64 s_pid;
     __shared__ int s_done, s_krem, s_all, s_count;
     const int row = blockIdx.x;
-    const float* v = vals + (i64)row * ld;
+    // Candidate rows whose filter overflowed (counts[row] > cap) select from
+    // the full row instead.
+    const bool full = counts && counts[row] > cap;
+    const float* v = full ? full_vals + (i64)row * full_ld : vals + (i64)row * ld;
+    const int n = full ? full_n : n_in;
+    const u64* rid = (ids && !full) ? ids + (i64)row * ids_ld : 0;
+    const u64 id_offset = full ? full_offset : id_offset_in;
     const int kk = min(k, n);
-    VaItem* items = kpad <= VA_SMEM_ITEMS ? sitems : scratch + (i64)row * kpad;
+    int kpad = 1;
+    while (kpad < kk) kpad <<= 1;
+    VaItem* items = kpad <= VA_SMEM_ITEMS ? sitems : scratch + (i64)row * scratch_stride;
 
     if (threadIdx.x == 0) {
         s_pk = 0;
@@ -82,7 +94,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
         const u32 pk = s_pk;
         const u64 pid = s_pid;
         for (int j = threadIdx.x; j < n; j += blockDim.x) {
-            u64 id = ids ? ids[(i64)row * ids_ld + j] : id_offset + (u64)j;
+            u64 id = rid ? rid[j] : id_offset + (u64)j;
             u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
             if (va_prefix_match(key, id, pk, pid, done)) atomicAdd(&hist[va_digit(key, id, done)], 1u);
         }
@@ -131,7 +143,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
         if (threadIdx.x == 0) s_count = 0;
         __syncthreads();
         for (int j = threadIdx.x; j < n; j += blockDim.x) {
-            u64 id = ids ? ids[(i64)row * ids_ld + j] : id_offset + (u64)j;
+            u64 id = rid ? rid[j] : id_offset + (u64)j;
             u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
             bool take;
             if (mode == 1) take = true;
@@ -139,26 +151,14 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
             else take = key == tk && id == tid;
             if (take) {
                 int slot = (pass == 0 ? 0 : base) + atomicAdd(&s_count, 1);
-                if (slot < kk) {
-                    VaItem it;
-                    it.key = key;
-                    it.pad = 0;
-                    it.id = id;
-                    items[slot] = it;
-                }
+                if (slot < kk) items[slot] = va_item(key, id);
             }
         }
         __syncthreads();
         if (pass == 0 && threadIdx.x == 0) s_count = min(s_count, kk);
         __syncthreads();
     }
-    for (int i = kk + threadIdx.x; i < kpad; i += blockDim.x) {
-        VaItem it;
-        it.key = VA_KEY_MAX;
-        it.pad = 0;
-        it.id = VA_MISSING_ID;
-        items[i] = it;
-    }
+    for (int i = kk + threadIdx.x; i < kpad; i += blockDim.x) items[i] = va_item(VA_KEY_MAX, VA_MISSING_ID);
     __syncthreads();
     va_bitonic_sort(items, kpad);
     float miss = desc ? -va_inf() : va_inf();
@@ -172,14 +172,6 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n, int k, int desc,
             out_i[o] = VA_MISSING_ID;
         }
     }
-}
-
-__device__ __forceinline__ VaItem va_item_of(float d, u64 id, int desc) {
-    VaItem it;
-    it.key = (id == VA_MISSING_ID) ? VA_KEY_MAX : va_sort_key(d, desc);
-    it.pad = 0;
-    it.id = id;
-    return it;
 }
 
 // Merge of two sorted lists per row (ka and kb entries) into the best k.
@@ -228,4 +220,60 @@ extern "C" __global__ void merge_sorted(const float* __restrict__ ad, const u64*
         o_d[p] = miss;
         o_i[p] = VA_MISSING_ID;
     }
+}
+
+// One block per row of a distance tile: the entries that beat the row's
+// current k-th best (st_d/st_i, sorted lists of k) are the only ones that can
+// enter its top-k. They are copied to cd/ci[row * cap ..] (tail: missing
+// markers) and counted in counts[row]; a count above cap means overflow, and
+// topk_rows_f32 then selects from the full row.
+extern "C" __global__ void __launch_bounds__(VA_SELECT_THREADS)
+filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 id_offset,
+                  const float* __restrict__ st_d, const u64* __restrict__ st_i, int k,
+                  float* __restrict__ cd, u64* __restrict__ ci, int cap, int* __restrict__ counts) {
+    __shared__ int s_cnt;
+    const int row = blockIdx.x;
+    if (threadIdx.x == 0) s_cnt = 0;
+    __syncthreads();
+    const VaItem t = va_item_of(st_d[(i64)row * k + k - 1], st_i[(i64)row * k + k - 1], desc);
+    const float* v = vals + (i64)row * ld;
+    float* c_d = cd + (i64)row * cap;
+    u64* c_i = ci + (i64)row * cap;
+    const bool vec4 = ((ld & 3) == 0) && ((((unsigned long long)v) & 15) == 0);
+    const int n4 = vec4 ? (n >> 2) : 0;
+    for (int q = threadIdx.x; q < n4; q += blockDim.x) {
+        float4 f = reinterpret_cast<const float4*>(v)[q];
+        float e[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            u32 key = va_sort_key(e[u], desc);
+            u64 id = id_offset + (u64)(4 * q + u);
+            if (key < t.key || (key == t.key && id < t.id)) {
+                int slot = atomicAdd(&s_cnt, 1);
+                if (slot < cap) {
+                    c_d[slot] = e[u];
+                    c_i[slot] = id;
+                }
+            }
+        }
+    }
+    for (int j = 4 * n4 + threadIdx.x; j < n; j += blockDim.x) {
+        u32 key = va_sort_key(v[j], desc);
+        u64 id = id_offset + (u64)j;
+        if (key < t.key || (key == t.key && id < t.id)) {
+            int slot = atomicAdd(&s_cnt, 1);
+            if (slot < cap) {
+                c_d[slot] = v[j];
+                c_i[slot] = id;
+            }
+        }
+    }
+    __syncthreads();
+    const int cnt = s_cnt;
+    const float miss = desc ? -va_inf() : va_inf();
+    for (int i = cnt + threadIdx.x; i < cap; i += blockDim.x) {
+        c_d[i] = miss;
+        c_i[i] = VA_MISSING_ID;
+    }
+    if (threadIdx.x == 0) counts[row] = cnt;
 }
