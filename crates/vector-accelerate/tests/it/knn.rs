@@ -250,10 +250,12 @@ fn later_tiles_that_beat_every_kept_neighbour_fall_back_correctly() {
     for_each_backend(
         "later_tiles_that_beat_every_kept_neighbour_fall_back_correctly",
         |ctx| {
-            // A budget that forces base tiles of a few thousand rows.
-            let small = ctx.clone().with_memory_budget(96 << 10);
             for m in [Metric::L2, Metric::InnerProduct, Metric::L1] {
                 for k in [1, 10, 300, 1500] {
+                    // A budget that leaves base tiles of a few thousand rows
+                    // after the per-query lists and candidate buffers.
+                    let lists = 3 * ((4 * k).max(256) * 12 + k * 36);
+                    let small = ctx.clone().with_memory_budget((96 << 10) + lists);
                     let want = knn(&cpu, &q, &x, k, m).unwrap();
                     let got = knn(&small, &q, &x, k, m).unwrap();
                     assert_eq!(want, got, "{m} k {k} on {}", ctx.device());
