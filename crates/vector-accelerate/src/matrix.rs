@@ -28,7 +28,7 @@ impl<'a> MatrixView<'a> {
         if dim == 0 {
             return Err(Error::ZeroDimension { what: "matrix" });
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(Error::RaggedData {
                 what: "matrix",
                 len: data.len(),
@@ -141,7 +141,7 @@ impl<'a> BinaryView<'a> {
             });
         }
         let wpr = words_for_bits(bits);
-        if words.len() % wpr != 0 {
+        if !words.len().is_multiple_of(wpr) {
             return Err(Error::RaggedData {
                 what: "binary matrix (u64 words)",
                 len: words.len(),
@@ -149,7 +149,7 @@ impl<'a> BinaryView<'a> {
             });
         }
         let rows = words.len() / wpr;
-        if bits % 64 != 0 {
+        if !bits.is_multiple_of(64) {
             let mask = !0u64 << (bits % 64);
             if let Some(r) = (0..rows).find(|r| words[r * wpr + wpr - 1] & mask != 0) {
                 return Err(Error::invalid(

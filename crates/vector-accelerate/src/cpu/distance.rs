@@ -208,6 +208,37 @@ pub(crate) fn row_sq_norms(m: MatrixView<'_>) -> Vec<f32> {
         .collect()
 }
 
+/// `out[i * n + j] = q_i . x_j` for `n = x.rows()` (single-threaded GEMM).
+pub(crate) fn gemm_dots(q: MatrixView<'_>, x: MatrixView<'_>, out: &mut [f32]) {
+    let (m, n, d) = (q.rows(), x.rows(), q.dim());
+    debug_assert_eq!(out.len(), m * n);
+    // SAFETY: `out` is m x n row-major, `q` is m x d row-major and `x` is
+    // n x d row-major (read as its transpose); all in bounds.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            d,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            q.as_slice().as_ptr(),
+            1,
+            d as isize,
+            x.as_slice().as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// Fills `out` (`q.rows() x x.rows()`, row-major) with distances. `qn`/`xn`
 /// are the rows' squared norms for the GEMM metrics. Single-threaded: the
 /// caller parallelises over tiles.
@@ -223,32 +254,7 @@ pub(crate) fn tile(
     debug_assert_eq!(out.len(), m * n);
     match (q, x) {
         (HostRows::F32(q), HostRows::F32(x)) if p.metric.is_gemm_based() => {
-            let d = q.dim();
-            // SAFETY: `out` is m x n row-major, `q` is m x d row-major and `x`
-            // is n x d row-major (read as its transpose); all in bounds.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    d,
-                    out.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    q.as_slice().as_ptr(),
-                    1,
-                    d as isize,
-                    x.as_slice().as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            gemm_dots(q, x, out);
             for i in 0..m {
                 let (a, row) = (
                     if p.normalized { 1.0 } else { qn[i] },

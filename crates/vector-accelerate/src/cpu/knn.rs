@@ -9,8 +9,8 @@ use super::select::{merge, TopKBuffer};
 use super::HostRows;
 use crate::ops::select::Neighbors;
 
-const QUERY_BLOCK: usize = 64;
-const BASE_TILE: usize = 512;
+const QUERY_BLOCK: usize = 256;
+const BASE_TILE: usize = 2048;
 
 /// Exact k-NN of `q` against `x` (same kind of rows, validated by the caller).
 pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> Neighbors {

@@ -14,6 +14,8 @@ pub(crate) struct TopKBuffer {
     buf: Vec<(u32, u64, f32)>,
     /// The k-th best `(key, id)` seen so far once `k` candidates were kept.
     worst: Option<(u32, u64)>,
+    /// The value of `worst` (a value strictly worse than it is rejected at once).
+    worst_value: f32,
 }
 
 impl TopKBuffer {
@@ -25,13 +27,19 @@ impl TopKBuffer {
             order,
             buf: Vec::with_capacity(cap.min(1 << 16)),
             worst: None,
+            worst_value: f32::NAN,
         }
     }
 
     /// Offers one candidate.
     #[inline]
     pub(crate) fn push(&mut self, value: f32, id: u64) {
-        if id == MISSING_ID {
+        // Fast rejection on the value alone (NaN falls through to the keys).
+        let worse = match self.order {
+            Order::Smallest => value > self.worst_value,
+            Order::Largest => value < self.worst_value,
+        };
+        if worse || id == MISSING_ID {
             return;
         }
         let key = sort_key(value, self.order);
@@ -51,8 +59,14 @@ impl TopKBuffer {
             self.buf
                 .select_nth_unstable_by(self.k - 1, |a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             self.buf.truncate(self.k);
-            let w = self.buf.iter().map(|e| (e.0, e.1)).max().unwrap();
-            self.worst = Some(w);
+            let w = self
+                .buf
+                .iter()
+                .map(|e| (e.0, e.1, e.2))
+                .max_by_key(|e| (e.0, e.1))
+                .unwrap();
+            self.worst = Some((w.0, w.1));
+            self.worst_value = w.2;
         }
     }
 

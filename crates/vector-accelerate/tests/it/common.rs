@@ -96,7 +96,7 @@ pub fn nonneg(r: &mut StdRng, rows: usize, dim: usize) -> Matrix {
 pub fn bits(r: &mut StdRng, rows: usize, nbits: usize) -> BinaryMatrix {
     let w = nbits.div_ceil(64);
     let mut words: Vec<u64> = (0..rows * w).map(|_| r.random()).collect();
-    if nbits % 64 != 0 {
+    if !nbits.is_multiple_of(64) {
         for row in 0..rows {
             words[row * w + w - 1] &= (1u64 << (nbits % 64)) - 1;
         }
