@@ -170,7 +170,9 @@ pub(crate) fn sq_norms(
 
 /// Distances of `nq` query rows against `nx` base rows into `out[0..nq*nx]`
 /// (row-major, leading dimension `nx`). `qn` holds the queries' squared
-/// norms and `xn` is scratch for the base rows' norms (GEMM metrics).
+/// norms and `xn` receives the base rows' norms (GEMM metrics). Without
+/// `epilogue`, GEMM metrics leave raw dot products for a kernel that applies
+/// the epilogue itself (see [`super::select::Epi`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tile(
     dev: &CudaDevice,
@@ -182,6 +184,7 @@ pub(crate) fn tile(
     nx: usize,
     xn: &mut CudaSlice<f32>,
     out: &mut CudaSlice<f32>,
+    epilogue: bool,
 ) -> Result<()> {
     let p = plan.p;
     let code = metric_code(p.metric);
@@ -204,6 +207,10 @@ pub(crate) fn tile(
             unsafe { dev.blas.gemm(cfg, xv, qv, out) }.map_err(cu("cublasSgemm"))?;
             if plan.needs_norms() {
                 sq_norms(dev, xv, nx, plan.dim, xn)?;
+            }
+            if !epilogue {
+                // The caller's kernels apply the epilogue while reading.
+                return Ok(());
             }
             let f = dev.func("distance", "gemm_epilogue_f32")?;
             let total = nq * nx;
@@ -351,7 +358,18 @@ pub(crate) fn matrix(
             let xr = xd.rows().rows(x0, x1, pr);
             let (m, n) = (q1 - q0, x1 - x0);
             let qv = qn.as_ref().map(|s| s.as_view());
-            tile(dev, &plan, &qr, m, qv.as_ref(), &xr, n, &mut xn, &mut dbuf)?;
+            tile(
+                dev,
+                &plan,
+                &qr,
+                m,
+                qv.as_ref(),
+                &xr,
+                n,
+                &mut xn,
+                &mut dbuf,
+                true,
+            )?;
             let h = &mut host[..m * n];
             dev.stream
                 .memcpy_dtoh(&dbuf.slice(..m * n), h)

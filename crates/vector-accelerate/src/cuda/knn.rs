@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use super::cu;
 use super::device::CudaDevice;
+use cudarc::driver::DevicePtr;
+
 use super::distance::{
-    per_row, query_norms, resident, staging, tile, upload_rows, whole, DistPlan,
+    metric_code, per_row, query_norms, resident, staging, tile, upload_rows, whole, DistPlan,
 };
 use super::select::{
-    candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Fallback, Ids,
+    candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
 };
 use crate::cpu::distance::Prepared;
 use crate::error::{Error, Result};
@@ -154,8 +156,38 @@ pub(crate) fn run(
                 let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
                 let qn = query_norms(dev, &plan, &qr, m)?;
                 let qn = qn.as_ref().map(|s| s.as_view());
-                tile(dev, &plan, &qr, m, qn.as_ref(), &xr, n, &mut xn, &mut dbuf)?;
+                // Later tiles of GEMM metrics stay raw dot products: the
+                // filter (and its fallback) apply the epilogue while reading.
+                let raw = ti > 0 && p.metric.is_gemm_based();
+                tile(
+                    dev,
+                    &plan,
+                    &qr,
+                    m,
+                    qn.as_ref(),
+                    &xr,
+                    n,
+                    &mut xn,
+                    &mut dbuf,
+                    !raw,
+                )?;
                 let dview = dbuf.slice(..m * n);
+                let xn_view = xn.as_view();
+                let (qn_ptr, _qg) = match &qn {
+                    Some(v) => {
+                        let (p, g) = v.device_ptr(&dev.stream);
+                        (p, Some(g))
+                    }
+                    None => (0, None),
+                };
+                let (xn_ptr, _xg) = xn_view.device_ptr(&dev.stream);
+                let epi = Epi {
+                    on: raw as i32,
+                    metric: metric_code(p.metric),
+                    normalized: !plan.needs_norms() as i32,
+                    qn: qn_ptr,
+                    xn: xn_ptr,
+                };
                 if ti == 0 {
                     launch_topk(
                         dev,
@@ -170,6 +202,7 @@ pub(crate) fn run(
                         &mut st_i.slice_mut(b0 * k..b1 * k),
                         &mut scratch,
                         None,
+                        Epi::default(),
                     )?;
                 } else {
                     // Only entries that beat a row's current k-th best can
@@ -188,6 +221,7 @@ pub(crate) fn run(
                             cap,
                         ),
                         &mut counts,
+                        epi,
                     )?;
                     launch_topk(
                         dev,
@@ -208,6 +242,7 @@ pub(crate) fn run(
                             full_n: n,
                             full_offset: x0 as u64,
                         }),
+                        epi,
                     )?;
                     launch_merge(
                         dev,

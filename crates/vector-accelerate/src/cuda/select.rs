@@ -1,7 +1,7 @@
 //! CUDA selection: row-wise top-k for any k (radix select + bitonic sort in
 //! one block per row), a merge of sorted partial lists, streaming top-k.
 
-use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::cu;
 use super::device::CudaDevice;
@@ -28,6 +28,21 @@ pub(crate) fn scratch_stride(k: usize, n: usize) -> usize {
 pub(crate) fn scratch_words(rows: usize, k: usize, n: usize) -> usize {
     rows * scratch_stride(k, n) * 2
 }
+
+/// Kernel argument (`VaEpi` in common.cuh): when `on`, tile values are raw dot
+/// products that the kernel turns into the metric's values itself.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Epi {
+    pub on: i32,
+    pub metric: i32,
+    pub normalized: i32,
+    pub qn: u64,
+    pub xn: u64,
+}
+
+// SAFETY: plain old data with the C layout of `VaEpi`.
+unsafe impl DeviceRepr for Epi {}
 
 /// Candidates kept per row by the filter before a row falls back to a full select.
 pub(crate) fn candidate_cap(k: usize) -> usize {
@@ -68,6 +83,7 @@ pub(crate) fn launch_topk(
     out_i: &mut CudaViewMut<'_, u64>,
     scratch: &mut Option<CudaSlice<u64>>,
     fallback: Option<Fallback<'_>>,
+    epi: Epi,
 ) -> Result<()> {
     let f = dev.func("select", "topk_rows_f32")?;
     let widest = fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
@@ -139,6 +155,7 @@ pub(crate) fn launch_topk(
                 .arg(&full_off);
         }
     }
+    b.arg(&epi);
     // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*k;
     // scratch rows*stride items when used; the fallback rows hold full_n floats.
     unsafe { b.launch(cfg) }.map_err(cu("topk_rows_f32 launch"))?;
@@ -159,6 +176,7 @@ pub(crate) fn launch_filter(
     st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
     cand: (&mut CudaViewMut<'_, f32>, &mut CudaViewMut<'_, u64>, usize),
     counts: &mut CudaSlice<i32>,
+    epi: Epi,
 ) -> Result<()> {
     let f = dev.func("select", "filter_candidates")?;
     let (ld, n_i, desc, k, cap) = (
@@ -182,7 +200,7 @@ pub(crate) fn launch_filter(
         .arg(st.0)
         .arg(st.1)
         .arg(&k);
-    b.arg(cand.0).arg(cand.1).arg(&cap).arg(counts);
+    b.arg(cand.0).arg(cand.1).arg(&cap).arg(counts).arg(&epi);
     // SAFETY: vals rows*n, lists rows*k, candidates rows*cap, counts rows.
     unsafe { b.launch(cfg) }.map_err(cu("filter_candidates launch"))?;
     Ok(())
@@ -280,6 +298,7 @@ pub(crate) fn topk_rows(
         &mut oi.as_view_mut(),
         &mut scratch,
         None,
+        Epi::default(),
     )?;
     download(dev, &od, &oi, rows, k, order)
 }
@@ -321,6 +340,7 @@ pub(crate) fn merge(
         &mut oi.as_view_mut(),
         &mut scratch,
         None,
+        Epi::default(),
     )?;
     download(dev, &od, &oi, rows, k, order)
 }
@@ -377,6 +397,7 @@ impl DeviceTopK {
             &mut ti.as_view_mut(),
             &mut scratch,
             None,
+            Epi::default(),
         )?;
         if self.pushed {
             let mut md = dev.alloc::<f32>(rows * k)?;

@@ -168,7 +168,11 @@ fn small_memory_budget_tiles_and_streams_the_base() {
         let small = ctx.clone().with_memory_budget(256 << 10);
         for d in [
             Distance::from(Metric::L2),
+            Metric::Euclidean.into(),
+            Metric::Cosine.into(),
+            Metric::CosineSimilarity.into(),
             Metric::InnerProduct.into(),
+            Metric::AbsInnerProduct.into(),
             Metric::L1.into(),
         ] {
             for k in [1, 7, 300] {
@@ -183,6 +187,30 @@ fn small_memory_budget_tiles_and_streams_the_base() {
                 }
             }
         }
+        // Cosine on unit rows with the inputs_normalized option (no norms).
+        let unit = |m: &Matrix| {
+            let v: Vec<f32> = (0..m.rows())
+                .flat_map(|i| {
+                    let n = sqn(m.row(i)).sqrt() as f32;
+                    m.row(i).iter().map(move |x| x / n).collect::<Vec<_>>()
+                })
+                .collect();
+            Matrix::new(v, m.dim()).unwrap()
+        };
+        let (uq, ux) = (unit(&q), unit(&x));
+        let d = Distance::new(Metric::Cosine).normalized_inputs();
+        let full = knn(ctx, &uq, &ux, 9, d.clone()).unwrap();
+        let tiled = knn(&small, &uq, &ux, 9, d.clone()).unwrap();
+        assert_close_neighbors("normalized cosine under budget", &full, &tiled, |_| {
+            tol(Metric::Cosine, dim, 1.0, 1.0, 1.0)
+        });
+        check_against_fp64(
+            &format!("seed {s} normalized cosine"),
+            &uq,
+            &ux,
+            &Metric::Cosine.into(),
+            &tiled,
+        );
         // Resident base with the same budget.
         let resident = small.upload(&x).unwrap();
         let a = knn(&small, &q, &resident, 5, Metric::L2).unwrap();

@@ -70,3 +70,36 @@ __device__ __forceinline__ VaItem va_item(u32 key, u64 id) {
 __device__ __forceinline__ VaItem va_item_of(float d, u64 id, int desc) {
     return va_item(id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(d, desc), id);
 }
+
+// The GEMM metrics' value from a dot product and the rows' squared norms;
+// the same formulas as the host's cpu::distance::gemm_epilogue.
+__device__ __forceinline__ float va_epilogue(float dot, float qn, float xn, int metric, int normalized) {
+    if (metric == VA_L2 || metric == VA_EUCLIDEAN) {
+        float t = qn + xn - 2.0f * dot;
+        t = (t < 0.0f) ? 0.0f : t;
+        return (metric == VA_EUCLIDEAN) ? sqrtf(t) : t;
+    }
+    if (metric == VA_COSINE || metric == VA_COSINE_SIM) {
+        float c;
+        if (normalized) {
+            c = dot;
+        } else {
+            float den = sqrtf(qn) * sqrtf(xn);
+            c = (den == 0.0f) ? 0.0f : dot / den;
+        }
+        if (!va_isnan(c)) c = fminf(fmaxf(c, -1.0f), 1.0f);
+        return (metric == VA_COSINE) ? 1.0f - c : c;
+    }
+    if (metric == VA_ABS_IP) return fabsf(dot);
+    return dot;
+}
+
+// How a kernel turns a stored tile value into the metric's value: as is, or
+// through va_epilogue when the tile holds raw dot products.
+struct VaEpi {
+    int on;
+    int metric;
+    int normalized;
+    const float* qn;
+    const float* xn;
+};

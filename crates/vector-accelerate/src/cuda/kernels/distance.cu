@@ -32,27 +32,7 @@ extern "C" __global__ void gemm_epilogue_f32(float* __restrict__ d, i64 ld, int 
         int i = (int)(idx / cols);
         int j = (int)(idx - (i64)i * cols);
         float* p = d + (i64)i * ld + j;
-        float dot = *p;
-        float v;
-        if (metric == VA_L2 || metric == VA_EUCLIDEAN) {
-            float t = qn[i] + xn[j] - 2.0f * dot;
-            t = (t < 0.0f) ? 0.0f : t;
-            v = (metric == VA_EUCLIDEAN) ? sqrtf(t) : t;
-        } else if (metric == VA_COSINE || metric == VA_COSINE_SIM) {
-            float c;
-            if (normalized) {
-                c = dot;
-            } else {
-                float den = sqrtf(qn[i]) * sqrtf(xn[j]);
-                c = (den == 0.0f) ? 0.0f : dot / den;
-            }
-            if (!va_isnan(c)) c = fminf(fmaxf(c, -1.0f), 1.0f);
-            v = (metric == VA_COSINE) ? 1.0f - c : c;
-        } else if (metric == VA_ABS_IP) {
-            v = fabsf(dot);
-        } else {
-            v = dot;
-        }
+        float v = va_epilogue(*p, normalized ? 1.0f : qn[i], normalized ? 1.0f : xn[j], metric, normalized);
         *p = v;
     }
 }

@@ -56,7 +56,8 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
               float* __restrict__ out_d, u64* __restrict__ out_i,
               VaItem* __restrict__ scratch, i64 scratch_stride,
               const int* __restrict__ counts, int cap,
-              const float* __restrict__ full_vals, i64 full_ld, int full_n, u64 full_offset) {
+              const float* __restrict__ full_vals, i64 full_ld, int full_n, u64 full_offset,
+              VaEpi epi) {
     __shared__ u32 hist[256];
     __shared__ VaItem sitems[VA_SMEM_ITEMS];
     __shared__ u32 s_pk;
@@ -70,6 +71,13 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
     const int n = full ? full_n : n_in;
     const u64* rid = (ids && !full) ? ids + (i64)row * ids_ld : 0;
     const u64 id_offset = full ? full_offset : id_offset_in;
+    // Full rows of a raw dot-product tile go through the epilogue.
+    const bool raw = full && epi.on;
+    const float qrow = (raw && !epi.normalized) ? epi.qn[row] : 1.0f;
+    auto value = [&](int j) -> float {
+        float x = v[j];
+        return raw ? va_epilogue(x, qrow, epi.normalized ? 1.0f : epi.xn[j], epi.metric, epi.normalized) : x;
+    };
     const int kk = min(k, n);
     int kpad = 1;
     while (kpad < kk) kpad <<= 1;
@@ -95,7 +103,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
         const u64 pid = s_pid;
         for (int j = threadIdx.x; j < n; j += blockDim.x) {
             u64 id = rid ? rid[j] : id_offset + (u64)j;
-            u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
+            u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(value(j), desc);
             if (va_prefix_match(key, id, pk, pid, done)) atomicAdd(&hist[va_digit(key, id, done)], 1u);
         }
         __syncthreads();
@@ -144,7 +152,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
         __syncthreads();
         for (int j = threadIdx.x; j < n; j += blockDim.x) {
             u64 id = rid ? rid[j] : id_offset + (u64)j;
-            u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(v[j], desc);
+            u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(value(j), desc);
             bool take;
             if (mode == 1) take = true;
             else if (pass == 0) take = key < tk || (key == tk && id < tid);
@@ -222,7 +230,8 @@ extern "C" __global__ void merge_sorted(const float* __restrict__ ad, const u64*
     }
 }
 
-// One block per row of a distance tile: the entries that beat the row's
+// One block per row of a distance tile (or, with epi.on, of raw dot products
+// turned into distances on the fly): the entries that beat the row's
 // current k-th best (st_d/st_i, sorted lists of k) are the only ones that can
 // enter its top-k. They are copied to cd/ci[row * cap ..] (tail: missing
 // markers) and counted in counts[row]; a count above cap means overflow, and
@@ -230,13 +239,15 @@ extern "C" __global__ void merge_sorted(const float* __restrict__ ad, const u64*
 extern "C" __global__ void __launch_bounds__(VA_SELECT_THREADS)
 filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 id_offset,
                   const float* __restrict__ st_d, const u64* __restrict__ st_i, int k,
-                  float* __restrict__ cd, u64* __restrict__ ci, int cap, int* __restrict__ counts) {
+                  float* __restrict__ cd, u64* __restrict__ ci, int cap, int* __restrict__ counts,
+                  VaEpi epi) {
     __shared__ int s_cnt;
     const int row = blockIdx.x;
     if (threadIdx.x == 0) s_cnt = 0;
     __syncthreads();
     const VaItem t = va_item_of(st_d[(i64)row * k + k - 1], st_i[(i64)row * k + k - 1], desc);
     const float* v = vals + (i64)row * ld;
+    const float qrow = (epi.on && !epi.normalized) ? epi.qn[row] : 1.0f;
     float* c_d = cd + (i64)row * cap;
     u64* c_i = ci + (i64)row * cap;
     const bool vec4 = ((ld & 3) == 0) && ((((unsigned long long)v) & 15) == 0);
@@ -244,6 +255,14 @@ filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 i
     for (int q = threadIdx.x; q < n4; q += blockDim.x) {
         float4 f = reinterpret_cast<const float4*>(v)[q];
         float e[4] = {f.x, f.y, f.z, f.w};
+        if (epi.on) {
+            const float4 xq = epi.normalized ? make_float4(1.0f, 1.0f, 1.0f, 1.0f)
+                                             : reinterpret_cast<const float4*>(epi.xn)[q];
+            e[0] = va_epilogue(e[0], qrow, xq.x, epi.metric, epi.normalized);
+            e[1] = va_epilogue(e[1], qrow, xq.y, epi.metric, epi.normalized);
+            e[2] = va_epilogue(e[2], qrow, xq.z, epi.metric, epi.normalized);
+            e[3] = va_epilogue(e[3], qrow, xq.w, epi.metric, epi.normalized);
+        }
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
             u32 key = va_sort_key(e[u], desc);
@@ -258,12 +277,14 @@ filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 i
         }
     }
     for (int j = 4 * n4 + threadIdx.x; j < n; j += blockDim.x) {
-        u32 key = va_sort_key(v[j], desc);
+        float x = v[j];
+        if (epi.on) x = va_epilogue(x, qrow, epi.normalized ? 1.0f : epi.xn[j], epi.metric, epi.normalized);
+        u32 key = va_sort_key(x, desc);
         u64 id = id_offset + (u64)j;
         if (key < t.key || (key == t.key && id < t.id)) {
             int slot = atomicAdd(&s_cnt, 1);
             if (slot < cap) {
-                c_d[slot] = v[j];
+                c_d[slot] = x;
                 c_i[slot] = id;
             }
         }
