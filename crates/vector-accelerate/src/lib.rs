@@ -36,7 +36,7 @@ pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, Matrix
 pub use metric::{Distance, Metric};
 pub use ops::knn::knn;
 pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
-pub use ops::{distance, select};
+pub use ops::{diagnostics, distance, select};
 pub use tensor::DeviceMatrix;
 
 /// When set, every device output buffer is filled with 0xFF bytes (NaN /

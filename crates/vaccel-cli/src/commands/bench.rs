@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use vector_accelerate::diagnostics::{measure_ceilings, Ceilings};
 use vector_accelerate::{knn, Context, DeviceMatrix, Input, Matrix, Metric};
 
 use super::{check_k, make_context};
@@ -119,12 +120,19 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     let device_name = ctx.info().name;
     let mut out = std::io::stdout().lock();
     writeln!(out, "device: {} ({device_name}, {how})", ctx.device())?;
+    let ceil = measure_ceilings(&ctx)?;
+    writeln!(
+        out,
+        "ceilings measured now: copy {:.0} GB/s (read + write), exact fp32 GEMM {:.1} TFLOP/s",
+        ceil.copy_bytes_per_s / 1e9,
+        ceil.sgemm_flops / 1e12
+    )?;
     writeln!(out)?;
     writeln!(
         out,
-        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s |"
+        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s | of fp32 GEMM |"
     )?;
-    writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---:|")?;
+    writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")?;
     out.flush()?;
     let kinds: &[&'static str] = match args.data {
         DataChoice::Gaussian => &["gaussian"],
@@ -137,7 +145,7 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
             let row = run_case(&ctx, &args, kind, dim)?;
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% |",
                 row.data,
                 row.n,
                 row.dim,
@@ -146,14 +154,15 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
                 row.device,
                 row.median_ms,
                 row.queries_per_s(),
-                row.gflops()
+                row.gflops(),
+                100.0 * row.gflops() * 1e9 / ceil.sgemm_flops
             )?;
             out.flush()?;
             rows.push(row);
         }
     }
     if let Some(mut file) = json_out {
-        let text = to_json(&ctx, &device_name, &rows);
+        let text = to_json(&ctx, &device_name, &ceil, &rows);
         file.write(|w| Ok(w.write_all(text.as_bytes())?))?;
         commit(vec![file])?;
     }
@@ -207,7 +216,7 @@ fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) 
 }
 
 /// The rows as a JSON document (numbers that are not finite become null).
-fn to_json(ctx: &Context, device_name: &str, rows: &[Row]) -> String {
+fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> String {
     let num = |v: f64| {
         if v.is_finite() {
             format!("{v:.4}")
@@ -223,6 +232,12 @@ fn to_json(ctx: &Context, device_name: &str, rows: &[Row]) -> String {
         json_string(&ctx.device().to_string())
     );
     let _ = writeln!(s, "  \"device_name\": {},", json_string(device_name));
+    let _ = writeln!(
+        s,
+        "  \"copy_bytes_per_s\": {},\n  \"sgemm_flops\": {},",
+        num(ceil.copy_bytes_per_s),
+        num(ceil.sgemm_flops)
+    );
     let _ = writeln!(s, "  \"metric\": \"l2\",");
     let _ = writeln!(s, "  \"rows\": [");
     for (i, r) in rows.iter().enumerate() {
@@ -292,8 +307,13 @@ mod tests {
             times_ms: vec![1.0, 2.0],
             median_ms: 1.5,
         };
-        let text = to_json(&Context::cpu(), "CPU", &[row.clone(), row]);
+        let ceil = Ceilings {
+            copy_bytes_per_s: 1e10,
+            sgemm_flops: 2e11,
+        };
+        let text = to_json(&Context::cpu(), "CPU", &ceil, &[row.clone(), row]);
         assert_eq!(text.matches("\"median_ms\": 1.5000").count(), 2);
+        assert!(text.contains("\"sgemm_flops\": 200000000000.0000,"));
         assert!(text.contains("\"times_ms\": [1.0000, 2.0000]},\n"));
     }
 }

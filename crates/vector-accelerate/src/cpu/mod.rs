@@ -1,6 +1,7 @@
 //! The CPU backend: the reference implementation of every operation and a
 //! real fast path (GEMM from the `gemm` crate, threads from `rayon`).
 
+pub(crate) mod diagnostics;
 pub(crate) mod distance;
 pub(crate) mod knn;
 pub(crate) mod select;

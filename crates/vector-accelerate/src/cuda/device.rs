@@ -228,6 +228,21 @@ impl CudaDevice {
         Ok(s)
     }
 
+    /// Milliseconds the work `f` enqueues takes on the device (event-timed).
+    pub(crate) fn time_ms(&self, f: impl FnOnce() -> Result<()>) -> Result<f32> {
+        let flags = Some(driver_sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self
+            .stream
+            .record_event(flags)
+            .map_err(cu("cuEventRecord"))?;
+        f()?;
+        let end = self
+            .stream
+            .record_event(flags)
+            .map_err(cu("cuEventRecord"))?;
+        start.elapsed_ms(&end).map_err(cu("cuEventElapsedTime"))
+    }
+
     pub(crate) fn sync(&self) -> Result<()> {
         self.stream.synchronize().map_err(cu("cuStreamSynchronize"))
     }

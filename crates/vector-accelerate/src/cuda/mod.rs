@@ -2,6 +2,7 @@
 //! GEMMs, and the host side of each operation family.
 
 pub(crate) mod device;
+pub(crate) mod diagnostics;
 pub(crate) mod distance;
 pub(crate) mod knn;
 pub(crate) mod module_cache;

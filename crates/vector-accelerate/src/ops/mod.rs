@@ -1,6 +1,7 @@
 //! Public operations, one module per family. Each validates its inputs,
 //! then dispatches once to the CPU or CUDA backend.
 
+pub mod diagnostics;
 pub mod distance;
 pub mod knn;
 pub mod select;

@@ -1,0 +1,68 @@
+//! CUDA ceilings: a 1 GiB device-to-device copy and an 8192^3 SGEMM (exact
+//! fp32), timed with device events.
+
+use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
+
+use super::cu;
+use super::device::CudaDevice;
+use crate::error::Result;
+use crate::ops::diagnostics::Ceilings;
+
+pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
+    let _g = dev.lock();
+    let len = 256 << 20; // 1 GiB of f32
+    let src = dev
+        .stream
+        .alloc_zeros::<f32>(len)
+        .map_err(cu("cuMemAlloc"))?;
+    let mut dst = dev.alloc::<f32>(len)?;
+    dev.stream
+        .memcpy_dtod(&src, &mut dst)
+        .map_err(cu("cuMemcpyDtoD"))?;
+    let reps = 10;
+    let ms = dev.time_ms(|| {
+        for _ in 0..reps {
+            dev.stream
+                .memcpy_dtod(&src, &mut dst)
+                .map_err(cu("cuMemcpyDtoD"))?;
+        }
+        Ok(())
+    })?;
+    let copy = 2.0 * (len * 4 * reps) as f64 / (ms as f64 / 1e3);
+    drop((src, dst));
+
+    let n = 8192usize;
+    // Non-zero data: a product of zeros can run faster than real data.
+    let host: Vec<f32> = (0..n * n)
+        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let a = super::tensor::upload_slice(dev, &host)?;
+    let mut c = dev.alloc::<f32>(n * n)?;
+    let cfg = GemmConfig {
+        transa: cublasOperation_t::CUBLAS_OP_N,
+        transb: cublasOperation_t::CUBLAS_OP_N,
+        m: n as i32,
+        n: n as i32,
+        k: n as i32,
+        alpha: 1.0f32,
+        lda: n as i32,
+        ldb: n as i32,
+        beta: 0.0f32,
+        ldc: n as i32,
+    };
+    // SAFETY: three n x n buffers.
+    unsafe { dev.blas.gemm(cfg, &a, &a, &mut c) }.map_err(cu("cublasSgemm"))?;
+    let reps = 3;
+    let ms = dev.time_ms(|| {
+        for _ in 0..reps {
+            // SAFETY: as above.
+            unsafe { dev.blas.gemm(cfg, &a, &a, &mut c) }.map_err(cu("cublasSgemm"))?;
+        }
+        Ok(())
+    })?;
+    let flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
+    Ok(Ceilings {
+        copy_bytes_per_s: copy,
+        sgemm_flops: flops,
+    })
+}

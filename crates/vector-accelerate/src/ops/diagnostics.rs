@@ -1,0 +1,31 @@
+//! Hardware ceilings measured on a context's device, so that benchmarks can
+//! report achieved rates as a fraction of what the machine delivers.
+
+use crate::context::{Backend, Context};
+use crate::error::Result;
+use crate::{cpu, cuda};
+
+/// Rates measured on one device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ceilings {
+    /// Large device-to-device copy (host memcpy on the CPU), counting bytes
+    /// read plus bytes written, per second.
+    pub copy_bytes_per_s: f64,
+    /// Large exact-fp32 matrix product (cuBLAS SGEMM without TF32 on CUDA,
+    /// the `gemm` crate on all CPU threads), floating-point operations per second.
+    pub sgemm_flops: f64,
+}
+
+/// Measures the copy bandwidth and the fp32 GEMM rate of the context's
+/// device (about a second of work; a warm-up run is excluded).
+///
+/// ```no_run
+/// let c = vector_accelerate::diagnostics::measure_ceilings(&vector_accelerate::Context::cpu()).unwrap();
+/// println!("{:.1} GB/s, {:.0} GFLOP/s", c.copy_bytes_per_s / 1e9, c.sgemm_flops / 1e9);
+/// ```
+pub fn measure_ceilings(ctx: &Context) -> Result<Ceilings> {
+    match ctx.backend() {
+        Backend::Cpu => Ok(cpu::diagnostics::measure()),
+        Backend::Cuda(dev) => cuda::diagnostics::measure(dev),
+    }
+}
