@@ -147,6 +147,11 @@ impl CudaDevice {
         })
     }
 
+    /// Streaming multiprocessors of the device.
+    pub(crate) fn sm_count(&self) -> usize {
+        self.sm_count.max(1) as usize
+    }
+
     pub(crate) fn ordinal(&self) -> usize {
         self.ordinal
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::cu;
 use super::device::CudaDevice;
-use cudarc::driver::DevicePtr;
+use cudarc::driver::{CudaSlice, DevicePtr};
 
 use super::distance::{
     metric_code, per_row, query_norms, resident, staging, tile, upload_rows, whole, DistPlan,
@@ -31,6 +31,7 @@ pub(crate) struct Tiling {
     pub super_block: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Picks tile sizes so that the workspace fits in `budget` bytes, or says
 /// how much even the smallest tile needs.
 pub(crate) fn plan_tiles(
@@ -41,12 +42,16 @@ pub(crate) fn plan_tiles(
     base_resident: bool,
     queries_resident: bool,
     budget: usize,
+    sms: usize,
 ) -> Result<Tiling> {
     let need = |qb: usize, bt: usize| -> usize {
+        // Rows split across blocks (few queries) keep a list per part.
+        let part_rows = if qb < 2 * sms { 2 * sms + qb } else { 0 };
         qb * bt * 4                                   // distance tile
             + qb * k * 12 * 2                         // tile lists + merge output
             + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
             + qb * (candidate_cap(k) * 12 + 4)        // filtered candidates
+            + part_rows * k * 12 + scratch_words(part_rows, k, bt) * 8 // per-part lists
             + if base_resident { 0 } else { bt * row_bytes }
             + (qb + bt) * 4 // norms
             + 4096
@@ -83,6 +88,18 @@ pub(crate) fn plan_tiles(
     })
 }
 
+/// Blocks per row for the select and filter kernels: with few rows, each
+/// row is cut into parts of at least 4,096 values so that about two blocks
+/// per multiprocessor run.
+pub(crate) fn row_split(rows: usize, n: usize, sms: usize) -> usize {
+    let target = 2 * sms;
+    if rows >= target {
+        1
+    } else {
+        target.div_ceil(rows).min(n / 4096).max(1)
+    }
+}
+
 pub(crate) fn run(
     dev: &Arc<CudaDevice>,
     q: &Input<'_>,
@@ -99,7 +116,16 @@ pub(crate) fn run(
     let row_bytes = pr * if x.is_binary() { 8 } else { 4 };
     let x_res = resident(x);
     let q_res = resident(q).is_some();
-    let t = plan_tiles(nq, nx, k, row_bytes, x_res.is_some(), q_res, budget)?;
+    let t = plan_tiles(
+        nq,
+        nx,
+        k,
+        row_bytes,
+        x_res.is_some(),
+        q_res,
+        budget,
+        dev.sm_count(),
+    )?;
     let plan = DistPlan::new(dev, p, dim)?;
 
     let mut dbuf = dev.alloc::<f32>(t.query_block * t.base_tile)?;
@@ -113,6 +139,7 @@ pub(crate) fn run(
     let mut cand_i = dev.alloc::<u64>(t.query_block * cap)?;
     let mut counts = dev.alloc::<i32>(t.query_block)?;
     let mut scratch = None;
+    let (mut part_d, mut part_i): (Option<CudaSlice<f32>>, Option<CudaSlice<u64>>) = (None, None);
     let mut xstage = if x_res.is_none() {
         Some(staging(dev, x, t.base_tile)?)
     } else {
@@ -188,7 +215,8 @@ pub(crate) fn run(
                     qn: qn_ptr,
                     xn: xn_ptr,
                 };
-                if ti == 0 {
+                let split = row_split(m, n, dev.sm_count());
+                if ti == 0 && split == 1 {
                     launch_topk(
                         dev,
                         &dview,
@@ -203,6 +231,48 @@ pub(crate) fn run(
                         &mut scratch,
                         None,
                         Epi::default(),
+                        1,
+                    )?;
+                } else if ti == 0 {
+                    // Few rows: `split` blocks per row each select from one
+                    // part, then one block per row selects among their lists.
+                    let parts = m * split * k;
+                    if part_d.as_ref().is_none_or(|p| p.len() < parts) {
+                        part_d = Some(dev.alloc::<f32>(parts)?);
+                        part_i = Some(dev.alloc::<u64>(parts)?);
+                    }
+                    let (pd, pi) = (part_d.as_mut().unwrap(), part_i.as_mut().unwrap());
+                    launch_topk(
+                        dev,
+                        &dview,
+                        n,
+                        m,
+                        n,
+                        k,
+                        order,
+                        Ids::Offset(x0 as u64),
+                        &mut pd.slice_mut(..parts),
+                        &mut pi.slice_mut(..parts),
+                        &mut scratch,
+                        None,
+                        Epi::default(),
+                        split,
+                    )?;
+                    launch_topk(
+                        dev,
+                        &pd.slice(..parts),
+                        split * k,
+                        m,
+                        split * k,
+                        k,
+                        order,
+                        Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
+                        &mut st_d.slice_mut(b0 * k..b1 * k),
+                        &mut st_i.slice_mut(b0 * k..b1 * k),
+                        &mut scratch,
+                        None,
+                        Epi::default(),
+                        1,
                     )?;
                 } else {
                     // Only entries that beat a row's current k-th best can
@@ -222,6 +292,7 @@ pub(crate) fn run(
                         ),
                         &mut counts,
                         epi,
+                        split,
                     )?;
                     launch_topk(
                         dev,
@@ -243,6 +314,7 @@ pub(crate) fn run(
                             full_offset: x0 as u64,
                         }),
                         epi,
+                        1,
                     )?;
                     launch_merge(
                         dev,
@@ -287,13 +359,22 @@ mod tests {
 
     #[test]
     fn tiles_fit_the_budget_or_fail_with_numbers() {
-        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 8 << 30).unwrap();
+        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 8 << 30, 132).unwrap();
         assert!(t.query_block >= 256 && t.base_tile >= 1024);
-        let small = plan_tiles(10_000, 1_000_000, 10, 512, false, false, 1 << 20).unwrap();
+        let small = plan_tiles(10_000, 1_000_000, 10, 512, false, false, 1 << 20, 132).unwrap();
         assert!(small.query_block * small.base_tile * 4 < 1 << 20);
-        match plan_tiles(10, 10, 1_000_000, 512, false, false, 1000) {
+        match plan_tiles(10, 10, 1_000_000, 512, false, false, 1000, 132) {
             Err(Error::OutOfDeviceMemory { available, .. }) => assert_eq!(available, 1000),
             other => panic!("expected OutOfDeviceMemory, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn few_rows_are_split_across_blocks() {
+        assert_eq!(row_split(10_000, 65_536, 132), 1);
+        assert_eq!(row_split(1, 65_536, 132), 16);
+        assert_eq!(row_split(16, 65_536, 132), 16);
+        assert_eq!(row_split(64, 65_536, 132), 5);
+        assert_eq!(row_split(1, 1000, 132), 1);
     }
 }

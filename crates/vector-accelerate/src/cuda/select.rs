@@ -68,7 +68,9 @@ pub(crate) struct Fallback<'a> {
 }
 
 /// Best `k` of each of `rows` rows of `vals` (`n` columns, leading dimension
-/// `ld`) into `out_d`/`out_i` (`rows x k`), sorted best first.
+/// `ld`) into `out_d`/`out_i` (`rows x k`), sorted best first. With
+/// `split > 1`, each row is cut into `split` parts selected by separate
+/// blocks, giving `rows x split` lists of `k` (a second pass merges them).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_topk(
     dev: &CudaDevice,
@@ -84,11 +86,12 @@ pub(crate) fn launch_topk(
     scratch: &mut Option<CudaSlice<u64>>,
     fallback: Option<Fallback<'_>>,
     epi: Epi,
+    split: usize,
 ) -> Result<()> {
     let f = dev.func("select", "topk_rows_f32")?;
     let widest = fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
     let stride = scratch_stride(k, widest);
-    let need = rows * stride * 2;
+    let need = rows * split * stride * 2;
     if need > 0 && scratch.as_ref().is_none_or(|s| s.len() < need) {
         *scratch = Some(dev.alloc::<u64>(need)?);
     }
@@ -109,8 +112,9 @@ pub(crate) fn launch_topk(
     let stride_i = stride as i64;
     let null: u64 = 0;
     let zero_ld: i64 = 0;
+    let split_i = split as i32;
     let cfg = LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
+        grid_dim: ((rows * split) as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
@@ -155,8 +159,8 @@ pub(crate) fn launch_topk(
                 .arg(&full_off);
         }
     }
-    b.arg(&epi);
-    // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*k;
+    b.arg(&epi).arg(&split_i);
+    // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*split*k;
     // scratch rows*stride items when used; the fallback rows hold full_n floats.
     unsafe { b.launch(cfg) }.map_err(cu("topk_rows_f32 launch"))?;
     Ok(())
@@ -164,7 +168,8 @@ pub(crate) fn launch_topk(
 
 /// Copies, per row of a distance tile (`n` columns, ids `offset + column`),
 /// the entries that beat the row's current k-th best in the sorted lists
-/// `st` into `cand` (`cap` per row) and counts them in `counts`.
+/// `st` into `cand` (`cap` per row) and counts them in `counts`; `split`
+/// blocks share each row.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_filter(
     dev: &CudaDevice,
@@ -177,8 +182,11 @@ pub(crate) fn launch_filter(
     cand: (&mut CudaViewMut<'_, f32>, &mut CudaViewMut<'_, u64>, usize),
     counts: &mut CudaSlice<i32>,
     epi: Epi,
+    split: usize,
 ) -> Result<()> {
     let f = dev.func("select", "filter_candidates")?;
+    dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
+    let split_i = split as i32;
     let (ld, n_i, desc, k, cap) = (
         n as i64,
         n as i32,
@@ -200,7 +208,12 @@ pub(crate) fn launch_filter(
         .arg(st.0)
         .arg(st.1)
         .arg(&k);
-    b.arg(cand.0).arg(cand.1).arg(&cap).arg(counts).arg(&epi);
+    b.arg(cand.0)
+        .arg(cand.1)
+        .arg(&cap)
+        .arg(counts)
+        .arg(&epi)
+        .arg(&split_i);
     // SAFETY: vals rows*n, lists rows*k, candidates rows*cap, counts rows.
     unsafe { b.launch(cfg) }.map_err(cu("filter_candidates launch"))?;
     Ok(())
@@ -299,6 +312,7 @@ pub(crate) fn topk_rows(
         &mut scratch,
         None,
         Epi::default(),
+        1,
     )?;
     download(dev, &od, &oi, rows, k, order)
 }
@@ -341,6 +355,7 @@ pub(crate) fn merge(
         &mut scratch,
         None,
         Epi::default(),
+        1,
     )?;
     download(dev, &od, &oi, rows, k, order)
 }
@@ -398,6 +413,7 @@ impl DeviceTopK {
             &mut scratch,
             None,
             Epi::default(),
+            1,
         )?;
         if self.pushed {
             let mut md = dev.alloc::<f32>(rows * k)?;

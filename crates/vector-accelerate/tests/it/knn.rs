@@ -292,3 +292,49 @@ fn later_tiles_that_beat_every_kept_neighbour_fall_back_correctly() {
         },
     );
 }
+
+#[test]
+fn few_queries_against_a_large_base_split_rows_across_blocks() {
+    // One to five queries over several 65,536-row tiles: on CUDA each row is
+    // selected and filtered by many blocks, then their lists are merged.
+    let s = seed();
+    let cpu = vector_accelerate::Context::cpu();
+    for_each_backend(
+        "few_queries_against_a_large_base_split_rows_across_blocks",
+        |ctx| {
+            let mut r = rng(s);
+            for &(nq, dim) in &[(1usize, 3usize), (2, 19), (5, 8)] {
+                let q = gaussian(&mut r, nq, dim);
+                let x = gaussian(&mut r, 150_001, dim);
+                for d in metrics() {
+                    for k in [1, 10, 3000] {
+                        let got = knn(ctx, &q, &x, k, d.clone()).unwrap();
+                        if k == 10 {
+                            check_against_fp64(
+                                &format!("seed {s} few queries nq {nq} dim {dim}"),
+                                &q,
+                                &x,
+                                &d,
+                                &got,
+                            );
+                        } else if ctx.is_cuda() {
+                            let want = knn(&cpu, &q, &x, k, d.clone()).unwrap();
+                            let m = d.metric;
+                            let xmax = (0..x.rows()).map(|j| sqn(x.row(j))).fold(0.0, f64::max);
+                            let vmax = want
+                                .distances()
+                                .iter()
+                                .fold(0.0f64, |a, v| a.max((*v as f64).abs()));
+                            assert_close_neighbors(
+                                &format!("seed {s} few queries {m} k {k}"),
+                                &want,
+                                &got,
+                                |i| tol(m, dim, sqn(q.row(i)), xmax, vmax),
+                            );
+                        }
+                    }
+                }
+            }
+        },
+    );
+}

@@ -43,13 +43,16 @@ __device__ __forceinline__ bool va_prefix_match(u32 key, u64 id, u32 pk, u64 pid
     return (id & mask) == (pid & mask);
 }
 
-// One block per row: the best k of vals[row, 0..n_in) (ids: ids[row * ids_ld + j]
-// when given, ids_ld = 0 sharing one id per column; else id_offset + j; the
-// id VA_MISSING_ID marks an absent candidate), sorted, written to out_d/out_i[row * k ..]. Rows
-// with fewer than k values get missing markers in the tail. `scratch`
-// holds scratch_stride items per row and is only used when the power of two
-// above min(k, n) exceeds VA_SMEM_ITEMS. When `counts` is given, a row whose
-// count exceeds `cap` selects from full_vals instead (see filter_candidates).
+// The best k of vals[row, 0..n_in) per row (ids: ids[row * ids_ld + j] when
+// given, ids_ld = 0 sharing one id per column; else id_offset + j; the id
+// VA_MISSING_ID marks an absent candidate), sorted, written to
+// out_d/out_i[block * k ..]. With split > 1, `split` consecutive blocks share
+// a row, each taking one contiguous part of it (its own list of k). Rows
+// with fewer than k values get missing markers in the tail. `scratch` holds
+// scratch_stride items per block and is only used when the power of two
+// above min(k, n) exceeds VA_SMEM_ITEMS. When `counts` is given, row r has
+// counts[r] candidates, or, if counts[r] > cap, selects from full_vals
+// instead (see filter_candidates).
 extern "C" __global__ void __launch_bounds__(VA_SELECT_THREADS)
 topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
               const u64* __restrict__ ids, i64 ids_ld, u64 id_offset_in,
@@ -57,18 +60,19 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
               VaItem* __restrict__ scratch, i64 scratch_stride,
               const int* __restrict__ counts, int cap,
               const float* __restrict__ full_vals, i64 full_ld, int full_n, u64 full_offset,
-              VaEpi epi) {
+              VaEpi epi, int split) {
     __shared__ u32 hist[256];
     __shared__ VaItem sitems[VA_SMEM_ITEMS];
     __shared__ u32 s_pk;
     __shared__ u64 s_pid;
     __shared__ int s_done, s_krem, s_all, s_count;
-    const int row = blockIdx.x;
+    const int row = blockIdx.x / split;
+    const int part = blockIdx.x % split;
     // Candidate rows whose filter overflowed (counts[row] > cap) select from
     // the full row instead.
     const bool full = counts && counts[row] > cap;
     const float* v = full ? full_vals + (i64)row * full_ld : vals + (i64)row * ld;
-    const int n = full ? full_n : n_in;
+    const int n_row = full ? full_n : (counts ? min(counts[row], n_in) : n_in);
     const u64* rid = (ids && !full) ? ids + (i64)row * ids_ld : 0;
     const u64 id_offset = full ? full_offset : id_offset_in;
     // Full rows of a raw dot-product tile go through the epilogue.
@@ -78,10 +82,15 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
         float x = v[j];
         return raw ? va_epilogue(x, qrow, epi.normalized ? 1.0f : epi.xn[j], epi.metric, epi.normalized) : x;
     };
+    // This block's part [c0, c1) of the row (parts are multiples of 4 long).
+    const int w = (((n_row + split - 1) / split) + 3) & ~3;
+    const int c0 = min(n_row, part * w);
+    const int c1 = min(n_row, c0 + w);
+    const int n = c1 - c0;
     const int kk = min(k, n);
     int kpad = 1;
     while (kpad < kk) kpad <<= 1;
-    VaItem* items = kpad <= VA_SMEM_ITEMS ? sitems : scratch + (i64)row * scratch_stride;
+    VaItem* items = kpad <= VA_SMEM_ITEMS ? sitems : scratch + (i64)blockIdx.x * scratch_stride;
 
     if (threadIdx.x == 0) {
         s_pk = 0;
@@ -101,7 +110,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
         const int done = s_done;
         const u32 pk = s_pk;
         const u64 pid = s_pid;
-        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        for (int j = c0 + threadIdx.x; j < c1; j += blockDim.x) {
             u64 id = rid ? rid[j] : id_offset + (u64)j;
             u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(value(j), desc);
             if (va_prefix_match(key, id, pk, pid, done)) atomicAdd(&hist[va_digit(key, id, done)], 1u);
@@ -150,7 +159,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
         __syncthreads();
         if (threadIdx.x == 0) s_count = 0;
         __syncthreads();
-        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        for (int j = c0 + threadIdx.x; j < c1; j += blockDim.x) {
             u64 id = rid ? rid[j] : id_offset + (u64)j;
             u32 key = id == VA_MISSING_ID ? VA_KEY_MAX : va_sort_key(value(j), desc);
             bool take;
@@ -171,7 +180,7 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
     va_bitonic_sort(items, kpad);
     float miss = desc ? -va_inf() : va_inf();
     for (int i = threadIdx.x; i < k; i += blockDim.x) {
-        i64 o = (i64)row * k + i;
+        i64 o = (i64)blockIdx.x * k + i;
         if (i < kk && items[i].id != VA_MISSING_ID) {
             out_d[o] = va_key_value(items[i].key, desc);
             out_i[o] = items[i].id;
@@ -230,34 +239,38 @@ extern "C" __global__ void merge_sorted(const float* __restrict__ ad, const u64*
     }
 }
 
-// One block per row of a distance tile (or, with epi.on, of raw dot products
-// turned into distances on the fly): the entries that beat the row's
-// current k-th best (st_d/st_i, sorted lists of k) are the only ones that can
-// enter its top-k. They are copied to cd/ci[row * cap ..] (tail: missing
-// markers) and counted in counts[row]; a count above cap means overflow, and
-// topk_rows_f32 then selects from the full row.
+// `split` blocks per row of a distance tile (or, with epi.on, of raw dot
+// products turned into distances on the fly), each scanning one part: the
+// entries that beat the row's current k-th best (st_d/st_i, sorted lists of
+// k) are the only ones that can enter its top-k. They are appended to
+// cd/ci[row * cap ..] and counted in counts[row] (zeroed by the caller); a
+// count above cap means overflow, and topk_rows_f32 then selects from the
+// full row.
 extern "C" __global__ void __launch_bounds__(VA_SELECT_THREADS)
 filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 id_offset,
                   const float* __restrict__ st_d, const u64* __restrict__ st_i, int k,
                   float* __restrict__ cd, u64* __restrict__ ci, int cap, int* __restrict__ counts,
-                  VaEpi epi) {
-    __shared__ int s_cnt;
-    const int row = blockIdx.x;
-    if (threadIdx.x == 0) s_cnt = 0;
-    __syncthreads();
+                  VaEpi epi, int split) {
+    const int row = blockIdx.x / split;
+    const int part = blockIdx.x % split;
     const VaItem t = va_item_of(st_d[(i64)row * k + k - 1], st_i[(i64)row * k + k - 1], desc);
     const float* v = vals + (i64)row * ld;
     const float qrow = (epi.on && !epi.normalized) ? epi.qn[row] : 1.0f;
     float* c_d = cd + (i64)row * cap;
     u64* c_i = ci + (i64)row * cap;
-    const bool vec4 = ((ld & 3) == 0) && ((((unsigned long long)v) & 15) == 0);
-    const int n4 = vec4 ? (n >> 2) : 0;
+    int* cnt = counts + row;
+    const int w = (((n + split - 1) / split) + 3) & ~3;
+    const int c0 = min(n, part * w);
+    const int c1 = min(n, c0 + w);
+    const float* vp = v + c0;
+    const bool vec4 = ((ld & 3) == 0) && ((((unsigned long long)vp) & 15) == 0);
+    const int n4 = vec4 ? ((c1 - c0) >> 2) : 0;
     for (int q = threadIdx.x; q < n4; q += blockDim.x) {
-        float4 f = reinterpret_cast<const float4*>(v)[q];
+        float4 f = reinterpret_cast<const float4*>(vp)[q];
         float e[4] = {f.x, f.y, f.z, f.w};
         if (epi.on) {
             const float4 xq = epi.normalized ? make_float4(1.0f, 1.0f, 1.0f, 1.0f)
-                                             : reinterpret_cast<const float4*>(epi.xn)[q];
+                                             : reinterpret_cast<const float4*>(epi.xn + c0)[q];
             e[0] = va_epilogue(e[0], qrow, xq.x, epi.metric, epi.normalized);
             e[1] = va_epilogue(e[1], qrow, xq.y, epi.metric, epi.normalized);
             e[2] = va_epilogue(e[2], qrow, xq.z, epi.metric, epi.normalized);
@@ -266,9 +279,9 @@ filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 i
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
             u32 key = va_sort_key(e[u], desc);
-            u64 id = id_offset + (u64)(4 * q + u);
+            u64 id = id_offset + (u64)(c0 + 4 * q + u);
             if (key < t.key || (key == t.key && id < t.id)) {
-                int slot = atomicAdd(&s_cnt, 1);
+                int slot = atomicAdd(cnt, 1);
                 if (slot < cap) {
                     c_d[slot] = e[u];
                     c_i[slot] = id;
@@ -276,25 +289,17 @@ filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 i
             }
         }
     }
-    for (int j = 4 * n4 + threadIdx.x; j < n; j += blockDim.x) {
+    for (int j = c0 + 4 * n4 + threadIdx.x; j < c1; j += blockDim.x) {
         float x = v[j];
         if (epi.on) x = va_epilogue(x, qrow, epi.normalized ? 1.0f : epi.xn[j], epi.metric, epi.normalized);
         u32 key = va_sort_key(x, desc);
         u64 id = id_offset + (u64)j;
         if (key < t.key || (key == t.key && id < t.id)) {
-            int slot = atomicAdd(&s_cnt, 1);
+            int slot = atomicAdd(cnt, 1);
             if (slot < cap) {
                 c_d[slot] = x;
                 c_i[slot] = id;
             }
         }
     }
-    __syncthreads();
-    const int cnt = s_cnt;
-    const float miss = desc ? -va_inf() : va_inf();
-    for (int i = cnt + threadIdx.x; i < cap; i += blockDim.x) {
-        c_d[i] = miss;
-        c_i[i] = VA_MISSING_ID;
-    }
-    if (threadIdx.x == 0) counts[row] = cnt;
 }
