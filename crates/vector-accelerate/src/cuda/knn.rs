@@ -29,6 +29,8 @@ pub(crate) struct Tiling {
     pub base_tile: usize,
     /// Queries whose running lists stay on the device during one pass over the base.
     pub super_block: usize,
+    /// (row, part) lists that fit when few query rows are split across blocks.
+    pub part_rows: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -45,13 +47,10 @@ pub(crate) fn plan_tiles(
     sms: usize,
 ) -> Result<Tiling> {
     let need = |qb: usize, bt: usize| -> usize {
-        // Rows split across blocks (few queries) keep a list per part.
-        let part_rows = if qb < 2 * sms { 2 * sms + qb } else { 0 };
         qb * bt * 4                                   // distance tile
             + qb * k * 12 * 2                         // tile lists + merge output
             + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
             + qb * (candidate_cap(k) * 12 + 4)        // filtered candidates
-            + part_rows * k * 12 + scratch_words(part_rows, k, bt) * 8 // per-part lists
             + if base_resident { 0 } else { bt * row_bytes }
             + (qb + bt) * 4 // norms
             + 4096
@@ -79,12 +78,20 @@ pub(crate) fn plan_tiles(
         }
     }
     let spare = budget - need(qb, bt);
+    // With few query rows, a row's first tile is selected in parts by
+    // separate blocks, each keeping a list: reserve room for those lists.
+    let per_part = k * 12 + scratch_words(1, k, bt) * 8;
+    let want = if qb < 2 * sms { 2 * sms + qb } else { 0 };
+    let reserve = (want * per_part).min(spare / 2);
+    let part_rows = reserve / per_part;
+    let spare = spare - reserve;
     let sb = (spare / per_query).min(nq).max(qb);
     let sb = if sb >= nq { nq } else { sb / qb * qb };
     Ok(Tiling {
         query_block: qb,
         base_tile: bt,
         super_block: sb,
+        part_rows,
     })
 }
 
@@ -216,7 +223,9 @@ pub(crate) fn run(
                     xn: xn_ptr,
                 };
                 let split = row_split(m, n, dev.sm_count());
-                if ti == 0 && split == 1 {
+                // The first tile's parts need lists of their own.
+                let first_split = split.min((t.part_rows / m).max(1));
+                if ti == 0 && first_split == 1 {
                     launch_topk(
                         dev,
                         &dview,
@@ -236,6 +245,7 @@ pub(crate) fn run(
                 } else if ti == 0 {
                     // Few rows: `split` blocks per row each select from one
                     // part, then one block per row selects among their lists.
+                    let split = first_split;
                     let parts = m * split * k;
                     if part_d.as_ref().is_none_or(|p| p.len() < parts) {
                         part_d = Some(dev.alloc::<f32>(parts)?);

@@ -195,7 +195,7 @@ pub(crate) fn launch_filter(
         cand.2 as i32,
     );
     let cfg = LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
+        grid_dim: ((rows * split) as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
