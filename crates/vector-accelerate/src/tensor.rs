@@ -1,6 +1,8 @@
 //! [`DeviceMatrix`]: rows resident on a context's device across calls.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use cudarc::driver::CudaSlice;
 
 use crate::context::{Backend, Context, Device};
 use crate::cuda::device::CudaDevice;
@@ -32,6 +34,8 @@ pub struct DeviceMatrix {
     /// Whether any value is negative (weighted Jaccard refuses such rows).
     has_negative: bool,
     pub(crate) storage: Storage,
+    /// Squared row norms on the device, computed on first use by a GEMM metric.
+    norms: OnceLock<CudaSlice<f32>>,
 }
 
 impl DeviceMatrix {
@@ -68,6 +72,7 @@ impl DeviceMatrix {
             binary,
             has_negative,
             storage,
+            norms: OnceLock::new(),
         })
     }
 
@@ -83,6 +88,7 @@ impl DeviceMatrix {
             binary: self.binary,
             has_negative: self.has_negative,
             storage,
+            norms: OnceLock::new(),
         })
     }
 
@@ -98,6 +104,11 @@ impl DeviceMatrix {
     pub fn is_binary(&self) -> bool {
         self.binary
     }
+    /// The cache of squared row norms (CUDA `f32` rows).
+    pub(crate) fn norm_cache(&self) -> &OnceLock<CudaSlice<f32>> {
+        &self.norms
+    }
+
     /// Whether any value is negative.
     pub(crate) fn has_negative(&self) -> bool {
         self.has_negative

@@ -66,6 +66,26 @@ pub(crate) fn resident<'a>(i: &Input<'a>) -> Option<&'a CudaRows> {
     }
 }
 
+/// Squared norms of a resident `f32` base, computed once and kept with it.
+pub(crate) fn resident_norms<'a>(
+    dev: &CudaDevice,
+    i: &Input<'a>,
+) -> Result<Option<&'a CudaSlice<f32>>> {
+    let Input::Resident(d) = i else {
+        return Ok(None);
+    };
+    let Storage::Cuda(_, CudaRows::F32(rows)) = &d.storage else {
+        return Ok(None);
+    };
+    let cell = d.norm_cache();
+    if cell.get().is_none() {
+        let mut n = dev.alloc::<f32>(d.rows())?;
+        sq_norms(dev, &rows.as_view(), d.rows(), d.dim(), &mut n)?;
+        let _ = cell.set(n);
+    }
+    Ok(cell.get())
+}
+
 /// Uploads rows `start..end` of a host input into `buf` (at least that many rows).
 pub(crate) fn upload_rows(
     dev: &CudaDevice,
@@ -170,7 +190,8 @@ pub(crate) fn sq_norms(
 
 /// Distances of `nq` query rows against `nx` base rows into `out[0..nq*nx]`
 /// (row-major, leading dimension `nx`). `qn` holds the queries' squared
-/// norms and `xn` receives the base rows' norms (GEMM metrics). Without
+/// norms and `xn` receives the base rows' norms (GEMM metrics) unless
+/// `xn_given` already holds them. Without
 /// `epilogue`, GEMM metrics leave raw dot products for a kernel that applies
 /// the epilogue itself (see [`super::select::Epi`]).
 #[allow(clippy::too_many_arguments)]
@@ -183,6 +204,7 @@ pub(crate) fn tile(
     x: &RowsRef<'_>,
     nx: usize,
     xn: &mut CudaSlice<f32>,
+    xn_given: Option<&CudaView<'_, f32>>,
     out: &mut CudaSlice<f32>,
     epilogue: bool,
 ) -> Result<()> {
@@ -205,7 +227,7 @@ pub(crate) fn tile(
             };
             // SAFETY: x is nx*dim, q is nq*dim, out at least nq*nx (column-major nx x nq = row-major nq x nx).
             unsafe { dev.blas.gemm(cfg, xv, qv, out) }.map_err(cu("cublasSgemm"))?;
-            if plan.needs_norms() {
+            if plan.needs_norms() && xn_given.is_none() {
                 sq_norms(dev, xv, nx, plan.dim, xn)?;
             }
             if !epilogue {
@@ -221,15 +243,22 @@ pub(crate) fn tile(
                 shared_mem_bytes: 0,
             };
             let (nq_i, nx_i, norm) = (nq as i32, nx as i32, p.normalized as i32);
-            let xn_view = xn.as_view();
-            let qn_ref = qn.unwrap_or(&xn_view);
+            let own;
+            let xn_view: &CudaView<'_, f32> = match xn_given {
+                Some(v) => v,
+                None => {
+                    own = xn.as_view();
+                    &own
+                }
+            };
+            let qn_ref = qn.unwrap_or(xn_view);
             let mut b = dev.stream.launch_builder(&f);
             b.arg(out)
                 .arg(&ld)
                 .arg(&nq_i)
                 .arg(&nx_i)
                 .arg(qn_ref)
-                .arg(&xn_view)
+                .arg(xn_view)
                 .arg(&code)
                 .arg(&norm);
             // SAFETY: out is nq x nx; the norms are read only when present.
@@ -367,6 +396,7 @@ pub(crate) fn matrix(
                 &xr,
                 n,
                 &mut xn,
+                None,
                 &mut dbuf,
                 true,
             )?;

@@ -10,7 +10,8 @@ use super::device::CudaDevice;
 use cudarc::driver::{CudaSlice, DevicePtr};
 
 use super::distance::{
-    metric_code, per_row, query_norms, resident, staging, tile, upload_rows, whole, DistPlan,
+    metric_code, per_row, query_norms, resident, resident_norms, staging, tile, upload_rows, whole,
+    DistPlan,
 };
 use super::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
@@ -134,6 +135,12 @@ pub(crate) fn run(
         dev.sm_count(),
     )?;
     let plan = DistPlan::new(dev, p, dim)?;
+    // A resident base keeps its squared norms between calls.
+    let x_norms = if plan.needs_norms() {
+        resident_norms(dev, x)?
+    } else {
+        None
+    };
 
     let mut dbuf = dev.alloc::<f32>(t.query_block * t.base_tile)?;
     let mut xn = dev.alloc::<f32>(t.base_tile)?;
@@ -193,6 +200,7 @@ pub(crate) fn run(
                 // Later tiles of GEMM metrics stay raw dot products: the
                 // filter (and its fallback) apply the epilogue while reading.
                 let raw = ti > 0 && p.metric.is_gemm_based();
+                let cached = x_norms.map(|c| c.slice(x0..x1));
                 tile(
                     dev,
                     &plan,
@@ -202,11 +210,12 @@ pub(crate) fn run(
                     &xr,
                     n,
                     &mut xn,
+                    cached.as_ref(),
                     &mut dbuf,
                     !raw,
                 )?;
                 let dview = dbuf.slice(..m * n);
-                let xn_view = xn.as_view();
+                let xn_view = cached.unwrap_or_else(|| xn.as_view());
                 let (qn_ptr, _qg) = match &qn {
                     Some(v) => {
                         let (p, g) = v.device_ptr(&dev.stream);

@@ -263,7 +263,8 @@ filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 i
     const int c0 = min(n, part * w);
     const int c1 = min(n, c0 + w);
     const float* vp = v + c0;
-    const bool vec4 = ((ld & 3) == 0) && ((((unsigned long long)vp) & 15) == 0);
+    const bool xn_aligned = !epi.on || epi.normalized || ((((unsigned long long)(epi.xn + c0)) & 15) == 0);
+    const bool vec4 = ((ld & 3) == 0) && ((((unsigned long long)vp) & 15) == 0) && xn_aligned;
     const int n4 = vec4 ? ((c1 - c0) >> 2) : 0;
     for (int q = threadIdx.x; q < n4; q += blockDim.x) {
         float4 f = reinterpret_cast<const float4*>(vp)[q];
