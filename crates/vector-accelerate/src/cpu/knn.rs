@@ -55,9 +55,7 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
                 let out = &mut dist[..(qe - qs) * w];
                 tile(qrows, x.slice_rows(t, te), p, qn_blk, xn_blk, out);
                 for (r, buf) in bufs.iter_mut().enumerate() {
-                    for (j, &v) in out[r * w..(r + 1) * w].iter().enumerate() {
-                        buf.push(v, (t + j) as u64);
-                    }
+                    buf.push_row(&out[r * w..(r + 1) * w], t as u64);
                 }
                 t = te;
             }

@@ -54,6 +54,38 @@ impl TopKBuffer {
         }
     }
 
+    /// Offers `values[j]` with id `first_id + j` for every `j`. Blocks of
+    /// 16 whose best value is already worse than the k-th kept one are
+    /// skipped after one vectorised min / max (NaN never enters a full buffer
+    /// unless the k-th kept value is NaN, when nothing is skipped).
+    #[inline]
+    pub(crate) fn push_row(&mut self, values: &[f32], first_id: u64) {
+        const B: usize = 16;
+        let mut id = first_id;
+        for block in values.chunks(B) {
+            let skip = match self.order {
+                Order::Smallest => {
+                    block
+                        .iter()
+                        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m })
+                        > self.worst_value
+                }
+                Order::Largest => {
+                    block
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+                        < self.worst_value
+                }
+            };
+            if !skip {
+                for (j, &v) in block.iter().enumerate() {
+                    self.push(v, id + j as u64);
+                }
+            }
+            id += block.len() as u64;
+        }
+    }
+
     fn compact(&mut self) {
         if self.buf.len() > self.k {
             self.buf
