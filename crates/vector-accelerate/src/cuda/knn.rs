@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use super::cu;
-use super::device::CudaDevice;
 use cudarc::driver::{CudaSlice, DevicePtr};
 
+use super::cu;
+use super::device::CudaDevice;
 use super::distance::{
     metric_code, per_row, query_norms, resident, resident_norms, staging, tile, upload_rows, whole,
     DistPlan,
@@ -178,6 +178,8 @@ pub(crate) fn run(
             (None, Some(o)) => (o, 0),
             _ => unreachable!("queries are either resident or staged"),
         };
+        // The super-block's query norms, once for the whole pass over the base.
+        let qn_all = query_norms(dev, &plan, &q_rows.rows(q_first, q_first + sn, pr), sn)?;
         let mut st_d = dev.alloc::<f32>(sn * k)?;
         let mut st_i = dev.alloc::<u64>(sn * k)?;
         for (ti, x0) in (0..nx).step_by(t.base_tile).enumerate() {
@@ -195,8 +197,7 @@ pub(crate) fn run(
                 let b1 = (b0 + t.query_block).min(sn);
                 let m = b1 - b0;
                 let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
-                let qn = query_norms(dev, &plan, &qr, m)?;
-                let qn = qn.as_ref().map(|s| s.as_view());
+                let qn = qn_all.as_ref().map(|s| s.slice(b0..b1));
                 // Later tiles of GEMM metrics stay raw dot products: the
                 // filter (and its fallback) apply the epilogue while reading.
                 let raw = ti > 0 && p.metric.is_gemm_based();
