@@ -13,6 +13,7 @@ use vector_accelerate::{knn, Context, DeviceMatrix, Input, Matrix, Metric};
 
 use super::{check_k, make_context};
 use crate::io::output::{commit, PendingFile};
+use crate::reference::verify_l2;
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// The benchmarks.
@@ -64,6 +65,10 @@ pub struct BenchKnnArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Queries per case whose result is checked against an fp64 brute force
+    /// (0: none).
+    #[arg(long, default_value_t = 8)]
+    verify: usize,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "OUT.json")]
     json: Option<PathBuf>,
@@ -80,6 +85,8 @@ struct Row {
     device: String,
     times_ms: Vec<f64>,
     median_ms: f64,
+    /// (queries that matched the fp64 reference, queries checked).
+    verified: (usize, usize),
 }
 
 impl Row {
@@ -130,9 +137,12 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s | of fp32 GEMM |"
+        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | fp64 check |"
     )?;
-    writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+    )?;
     out.flush()?;
     let kinds: &[&'static str] = match args.data {
         DataChoice::Gaussian => &["gaussian"],
@@ -145,7 +155,7 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
             let row = run_case(&ctx, &args, kind, dim)?;
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {}/{} |",
                 row.data,
                 row.n,
                 row.dim,
@@ -155,7 +165,9 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
                 row.median_ms,
                 row.queries_per_s(),
                 row.gflops(),
-                100.0 * row.gflops() * 1e9 / ceil.sgemm_flops
+                100.0 * row.gflops() * 1e9 / ceil.sgemm_flops,
+                row.verified.0,
+                row.verified.1
             )?;
             out.flush()?;
             rows.push(row);
@@ -176,19 +188,26 @@ fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) 
         _ => Generator::clustered(dim, args.clusters, args.seed)?,
     };
     let queries = gen.rows(args.queries, QUERY_STREAM)?;
-    let base = {
-        let host = gen.rows(args.n, BASE_STREAM)?;
-        if ctx.is_cuda() {
-            Base::Device(ctx.upload(&host)?)
-        } else {
-            Base::Host(host)
-        }
+    let host = gen.rows(args.n, BASE_STREAM)?;
+    let base = if ctx.is_cuda() {
+        Base::Device(ctx.upload(&host)?)
+    } else {
+        Base::Host(host.clone())
     };
     let input: Input<'_> = match &base {
         Base::Host(m) => m.into(),
         Base::Device(d) => d.into(),
     };
-    knn(ctx, &queries, input, args.k, Metric::L2)?;
+    let first = knn(ctx, &queries, input, args.k, Metric::L2)?;
+    let checked = args.verify.min(args.queries);
+    let sample: Vec<usize> = (0..checked)
+        .map(|i| i * args.queries / checked.max(1))
+        .collect();
+    let failures = verify_l2(&host, &queries, &first, &sample);
+    for f in &failures {
+        eprintln!("fp64 check failed: {f}");
+    }
+    drop(host);
     let mut times_ms = Vec::with_capacity(args.repeats);
     for _ in 0..args.repeats {
         let t = Instant::now();
@@ -212,6 +231,7 @@ fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) 
         device: ctx.device().to_string(),
         times_ms,
         median_ms,
+        verified: (checked - failures.len(), checked),
     })
 }
 
@@ -246,7 +266,7 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
             s,
             "    {{\"data\": {}, \"n\": {}, \"dim\": {}, \"nq\": {}, \"k\": {}, \
              \"device\": {}, \"median_ms\": {}, \"queries_per_s\": {}, \"gflops\": {}, \
-             \"times_ms\": [{}]}}",
+             \"verified\": [{}, {}], \"times_ms\": [{}]}}",
             json_string(r.data),
             r.n,
             r.dim,
@@ -256,6 +276,8 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
             num(r.median_ms),
             num(r.queries_per_s()),
             num(r.gflops()),
+            r.verified.0,
+            r.verified.1,
             times.join(", ")
         );
         let _ = writeln!(s, "{}", if i + 1 < rows.len() { "," } else { "" });
@@ -306,6 +328,7 @@ mod tests {
             device: "cpu".into(),
             times_ms: vec![1.0, 2.0],
             median_ms: 1.5,
+            verified: (1, 1),
         };
         let ceil = Ceilings {
             copy_bytes_per_s: 1e10,

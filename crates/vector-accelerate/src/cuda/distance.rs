@@ -325,15 +325,17 @@ pub(crate) fn tile(
     Ok(())
 }
 
-/// Query squared norms for the GEMM metrics (None otherwise).
+/// Query squared norms for the GEMM metrics that need them, or for any
+/// `f32` rows when `always` (None otherwise).
 pub(crate) fn query_norms(
     dev: &CudaDevice,
     plan: &DistPlan<'_>,
     q: &RowsRef<'_>,
     nq: usize,
+    always: bool,
 ) -> Result<Option<CudaSlice<f32>>> {
     match q {
-        RowsRef::F32(v) if plan.needs_norms() => {
+        RowsRef::F32(v) if plan.needs_norms() || always => {
             let mut n = dev.alloc::<f32>(nq)?;
             sq_norms(dev, v, nq, plan.dim, &mut n)?;
             Ok(Some(n))
@@ -381,7 +383,7 @@ pub(crate) fn matrix(
     for q0 in (0..nq).step_by(qb) {
         let q1 = (q0 + qb).min(nq);
         let qr = qd.rows().rows(q0, q1, pr);
-        let qn = query_norms(dev, &plan, &qr, q1 - q0)?;
+        let qn = query_norms(dev, &plan, &qr, q1 - q0, false)?;
         for x0 in (0..nx).step_by(xb) {
             let x1 = (x0 + xb).min(nx);
             let xr = xd.rows().rows(x0, x1, pr);

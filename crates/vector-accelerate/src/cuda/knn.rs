@@ -5,21 +5,25 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, DevicePtr};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr};
 
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::{
-    metric_code, per_row, query_norms, resident, resident_norms, staging, tile, upload_rows, whole,
-    DistPlan,
+    metric_code, per_row, query_norms, resident, resident_norms, sq_norms, staging, tile,
+    upload_rows, whole, DistPlan,
+};
+use super::knn_filter::{
+    self, launch_rescore, launch_rescore_lists, FilterRows, MetricArgs, Pass, MIN_QUERIES,
 };
 use super::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
 };
+use super::tensor::RowsRef;
 use crate::cpu::distance::Prepared;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
-use crate::ops::select::Neighbors;
+use crate::ops::select::{Neighbors, Order};
 
 /// Tile sizes chosen for a memory budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,7 +55,7 @@ pub(crate) fn plan_tiles(
         qb * bt * 4                                   // distance tile
             + qb * k * 12 * 2                         // tile lists + merge output
             + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
-            + qb * (candidate_cap(k) * 12 + 4)        // filtered candidates
+            + qb * (candidate_cap(k) * 16 + 4)        // filtered candidates
             + if base_resident { 0 } else { bt * row_bytes }
             + (qb + bt) * 4 // norms
             + 4096
@@ -108,6 +112,279 @@ pub(crate) fn row_split(rows: usize, n: usize, sms: usize) -> usize {
     }
 }
 
+/// Device buffers of one k-NN call, sized for one query block.
+struct Work {
+    dbuf: CudaSlice<f32>,
+    xn: CudaSlice<f32>,
+    tmp_d: CudaSlice<f32>,
+    tmp_i: CudaSlice<u64>,
+    mrg_d: CudaSlice<f32>,
+    mrg_i: CudaSlice<u64>,
+    cap: usize,
+    cand_d: CudaSlice<f32>,
+    cand_i: CudaSlice<u64>,
+    cand_j: Option<CudaSlice<u32>>,
+    counts: CudaSlice<i32>,
+    overflow: CudaSlice<i32>,
+    scratch: Option<CudaSlice<u64>>,
+}
+
+/// What every step of one call shares.
+struct Step<'a> {
+    dev: &'a CudaDevice,
+    plan: &'a DistPlan<'a>,
+    p: &'a Prepared,
+    k: usize,
+    order: Order,
+}
+
+/// The running lists of a query block (`m` rows of `k`).
+struct Lists<'a> {
+    d: CudaViewMut<'a, f32>,
+    i: CudaViewMut<'a, u64>,
+}
+
+impl Step<'_> {
+    /// Merges the block's new lists (`w.tmp_*`) into its running lists.
+    fn merge_into(&self, w: &mut Work, st: &mut Lists<'_>, m: usize) -> Result<()> {
+        let k = self.k;
+        launch_merge(
+            self.dev,
+            m,
+            (&st.d.as_view(), &st.i.as_view(), k),
+            (&w.tmp_d.slice(..m * k), &w.tmp_i.slice(..m * k), k),
+            k,
+            self.order,
+            &mut w.mrg_d.slice_mut(..m * k),
+            &mut w.mrg_i.slice_mut(..m * k),
+        )?;
+        let s = &self.dev.stream;
+        s.memcpy_dtod(&w.mrg_d.slice(..m * k), &mut st.d)
+            .map_err(cu("cuMemcpyDtoD"))?;
+        s.memcpy_dtod(&w.mrg_i.slice(..m * k), &mut st.i)
+            .map_err(cu("cuMemcpyDtoD"))?;
+        Ok(())
+    }
+
+    /// A later base tile (`n` rows from id `x0`) for `m` queries through a
+    /// raw GEMM tile and the one-pass filter against the running lists.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_filter(
+        &self,
+        w: &mut Work,
+        st: &mut Lists<'_>,
+        qr: &RowsRef<'_>,
+        m: usize,
+        qn: Option<&CudaView<'_, f32>>,
+        xr: &RowsRef<'_>,
+        x0: usize,
+        n: usize,
+        cached: Option<&CudaView<'_, f32>>,
+    ) -> Result<()> {
+        let (dev, k, cap) = (self.dev, self.k, w.cap);
+        let raw = self.p.metric.is_gemm_based();
+        tile(
+            dev,
+            self.plan,
+            qr,
+            m,
+            qn,
+            xr,
+            n,
+            &mut w.xn,
+            cached,
+            &mut w.dbuf,
+            !raw,
+        )?;
+        {
+            let dview = w.dbuf.slice(..m * n);
+            let own_xn = w.xn.as_view();
+            let xn_view = cached.unwrap_or(&own_xn);
+            let (qn_ptr, _qg) = match qn {
+                Some(v) => {
+                    let (p, g) = v.device_ptr(&dev.stream);
+                    (p, Some(g))
+                }
+                None => (0, None),
+            };
+            let (xn_ptr, _xg) = xn_view.device_ptr(&dev.stream);
+            let epi = Epi {
+                on: raw as i32,
+                metric: metric_code(self.p.metric),
+                normalized: !self.plan.needs_norms() as i32,
+                qn: qn_ptr,
+                xn: xn_ptr,
+            };
+            let split = row_split(m, n, dev.sm_count());
+            launch_filter(
+                dev,
+                &dview,
+                m,
+                n,
+                self.order,
+                x0 as u64,
+                (&st.d.as_view(), &st.i.as_view(), k),
+                (
+                    &mut w.cand_d.slice_mut(..m * cap),
+                    &mut w.cand_i.slice_mut(..m * cap),
+                    cap,
+                ),
+                &mut w.counts,
+                epi,
+                split,
+            )?;
+            launch_topk(
+                dev,
+                &w.cand_d.slice(..m * cap),
+                cap,
+                m,
+                cap,
+                k,
+                self.order,
+                Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
+                &mut w.tmp_d.slice_mut(..m * k),
+                &mut w.tmp_i.slice_mut(..m * k),
+                &mut w.scratch,
+                Some(Fallback {
+                    counts: &w.counts,
+                    cap,
+                    full: Some(&dview),
+                    full_n: n,
+                    full_offset: x0 as u64,
+                }),
+                epi,
+                1,
+            )?;
+        }
+        self.merge_into(w, st, m)
+    }
+
+    /// A later base tile through the fused tensor-core filter and an fp32
+    /// re-score of its candidates. Returns false, leaving the lists as they
+    /// were, when some query had more candidates than fit even with the
+    /// three-pass filter (the caller then takes the GEMM path).
+    ///
+    /// With `first`, the tile is the first one: its thresholds are the
+    /// lists `first` (already re-scored) and the result replaces `st`
+    /// instead of being merged into it.
+    fn fused(
+        &self,
+        w: &mut Work,
+        st: &mut Lists<'_>,
+        first: Option<(&CudaView<'_, f32>, &CudaView<'_, u64>)>,
+        r: &FilterRows<'_>,
+        x0: usize,
+    ) -> Result<bool> {
+        let (dev, k, cap, m) = (self.dev, self.k, w.cap, r.m);
+        let metric = self.metric_args();
+        let cand_j = w.cand_j.as_mut().expect("fused buffers are allocated");
+        let (sd, si) = (st.d.as_view(), st.i.as_view());
+        let lists = match first {
+            Some((d, i)) => (d, i, k),
+            None => (&sd, &si, k),
+        };
+        let mut overflow = false;
+        for pass in [Pass::Tf32, Pass::Tf32x3] {
+            overflow = knn_filter::launch_filter(
+                dev,
+                r,
+                metric,
+                pass,
+                lists,
+                &mut cand_j.slice_mut(..m * cap),
+                cap,
+                &mut w.counts,
+                &mut w.overflow,
+            )?;
+            if !overflow {
+                break;
+            }
+        }
+        if overflow {
+            return Ok(false);
+        }
+        launch_rescore(
+            dev,
+            r,
+            metric,
+            &cand_j.slice(..m * cap),
+            cap,
+            &w.counts,
+            x0 as u64,
+            &mut w.cand_d.slice_mut(..m * cap),
+            &mut w.cand_i.slice_mut(..m * cap),
+        )?;
+        // The first tile's result replaces the lists; a later one is merged.
+        let (mut od, mut oi) = if first.is_some() {
+            (st.d.slice_mut(..), st.i.slice_mut(..))
+        } else {
+            (w.tmp_d.slice_mut(..m * k), w.tmp_i.slice_mut(..m * k))
+        };
+        launch_topk(
+            dev,
+            &w.cand_d.slice(..m * cap),
+            cap,
+            m,
+            cap,
+            k,
+            self.order,
+            Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
+            &mut od,
+            &mut oi,
+            &mut w.scratch,
+            Some(Fallback {
+                counts: &w.counts,
+                cap,
+                full: None,
+                full_n: 0,
+                full_offset: 0,
+            }),
+            Epi::default(),
+            1,
+        )?;
+        if first.is_none() {
+            self.merge_into(w, st, m)?;
+        }
+        Ok(true)
+    }
+
+    fn metric_args(&self) -> MetricArgs {
+        MetricArgs {
+            code: metric_code(self.p.metric),
+            normalized: self.p.normalized,
+            order: self.order,
+        }
+    }
+}
+
+/// Rows of the first base tile when the fused filter handles the rest: the
+/// k-th best of these rows is the first threshold.
+fn first_tile_rows(k: usize) -> usize {
+    (8 * k).max(4096)
+}
+
+/// Base tiles `(start, end)`: fixed size, or for the fused filter over a
+/// resident base, a small first tile and then tiles as large as everything
+/// seen so far (each adds about k candidates per query).
+fn base_tiles(nx: usize, fixed: usize, geometric: bool, k: usize) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    if !geometric {
+        for x0 in (0..nx).step_by(fixed.max(1)) {
+            v.push((x0, (x0 + fixed).min(nx)));
+        }
+        return v;
+    }
+    let mut x0 = 0;
+    let mut size = fixed.min(first_tile_rows(k)).max(1);
+    while x0 < nx {
+        let x1 = (x0 + size).min(nx);
+        v.push((x0, x1));
+        x0 = x1;
+        size = x0;
+    }
+    v
+}
+
 pub(crate) fn run(
     dev: &Arc<CudaDevice>,
     q: &Input<'_>,
@@ -135,30 +412,60 @@ pub(crate) fn run(
         dev.sm_count(),
     )?;
     let plan = DistPlan::new(dev, p, dim)?;
+    // Later tiles of the GEMM metrics go through the fused tensor-core
+    // filter when query blocks are large enough to fill its tiles.
+    let fused = p.metric.is_gemm_based() && !x.is_binary() && t.query_block >= MIN_QUERIES;
+    let norms = plan.needs_norms() || fused;
     // A resident base keeps its squared norms between calls.
-    let x_norms = if plan.needs_norms() {
-        resident_norms(dev, x)?
-    } else {
-        None
-    };
+    let x_norms = if norms { resident_norms(dev, x)? } else { None };
 
-    let mut dbuf = dev.alloc::<f32>(t.query_block * t.base_tile)?;
-    let mut xn = dev.alloc::<f32>(t.base_tile)?;
-    let mut tmp_d = dev.alloc::<f32>(t.query_block * k)?;
-    let mut tmp_i = dev.alloc::<u64>(t.query_block * k)?;
-    let mut mrg_d = dev.alloc::<f32>(t.query_block * k)?;
-    let mut mrg_i = dev.alloc::<u64>(t.query_block * k)?;
     let cap = candidate_cap(k);
-    let mut cand_d = dev.alloc::<f32>(t.query_block * cap)?;
-    let mut cand_i = dev.alloc::<u64>(t.query_block * cap)?;
-    let mut counts = dev.alloc::<i32>(t.query_block)?;
-    let mut scratch = None;
+    let mut w = Work {
+        dbuf: dev.alloc::<f32>(t.query_block * t.base_tile)?,
+        xn: dev.alloc::<f32>(t.base_tile)?,
+        tmp_d: dev.alloc::<f32>(t.query_block * k)?,
+        tmp_i: dev.alloc::<u64>(t.query_block * k)?,
+        mrg_d: dev.alloc::<f32>(t.query_block * k)?,
+        mrg_i: dev.alloc::<u64>(t.query_block * k)?,
+        cap,
+        cand_d: dev.alloc::<f32>(t.query_block * cap)?,
+        cand_i: dev.alloc::<u64>(t.query_block * cap)?,
+        cand_j: if fused {
+            Some(dev.alloc::<u32>(t.query_block * cap)?)
+        } else {
+            None
+        },
+        counts: dev.alloc::<i32>(t.query_block)?,
+        overflow: dev.alloc::<i32>(1)?,
+        scratch: None,
+    };
     let (mut part_d, mut part_i): (Option<CudaSlice<f32>>, Option<CudaSlice<u64>>) = (None, None);
     let mut xstage = if x_res.is_none() {
         Some(staging(dev, x, t.base_tile)?)
     } else {
         None
     };
+    // The first tile's re-scored lists (values, sorted values, ids).
+    let mut first = if fused {
+        let n = t.query_block * k;
+        Some((
+            dev.alloc::<f32>(n)?,
+            dev.alloc::<f32>(n)?,
+            dev.alloc::<u64>(n)?,
+        ))
+    } else {
+        None
+    };
+    // Norms of a streamed base tile for the fused filter.
+    let mut xt = dev.alloc::<f32>(if fused { t.base_tile } else { 1 })?;
+    let step = Step {
+        dev,
+        plan: &plan,
+        p,
+        k,
+        order,
+    };
+    let tiles = base_tiles(nx, t.base_tile, fused && x_res.is_some(), k);
 
     let mut result: Option<Neighbors> = None;
     for s0 in (0..nq).step_by(t.super_block) {
@@ -179,11 +486,16 @@ pub(crate) fn run(
             _ => unreachable!("queries are either resident or staged"),
         };
         // The super-block's query norms, once for the whole pass over the base.
-        let qn_all = query_norms(dev, &plan, &q_rows.rows(q_first, q_first + sn, pr), sn)?;
+        let qn_all = query_norms(
+            dev,
+            &plan,
+            &q_rows.rows(q_first, q_first + sn, pr),
+            sn,
+            norms,
+        )?;
         let mut st_d = dev.alloc::<f32>(sn * k)?;
         let mut st_i = dev.alloc::<u64>(sn * k)?;
-        for (ti, x0) in (0..nx).step_by(t.base_tile).enumerate() {
-            let x1 = (x0 + t.base_tile).min(nx);
+        for (ti, &(x0, x1)) in tiles.iter().enumerate() {
             let n = x1 - x0;
             let xr = match (x_res, &mut xstage) {
                 (Some(r), _) => r.rows(x0, x1, pr),
@@ -193,15 +505,75 @@ pub(crate) fn run(
                 }
                 _ => unreachable!("base is either resident or staged"),
             };
+            // A streamed tile's norms, when the fused filter needs them.
+            let cached = x_norms.map(|c| c.slice(x0..x1));
+            if fused && cached.is_none() {
+                if let RowsRef::F32(v) = &xr {
+                    sq_norms(dev, v, n, dim, &mut xt)?;
+                }
+            }
             for b0 in (0..sn).step_by(t.query_block) {
                 let b1 = (b0 + t.query_block).min(sn);
                 let m = b1 - b0;
                 let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
                 let qn = qn_all.as_ref().map(|s| s.slice(b0..b1));
-                // Later tiles of GEMM metrics stay raw dot products: the
-                // filter (and its fallback) apply the epilogue while reading.
-                let raw = ti > 0 && p.metric.is_gemm_based();
-                let cached = x_norms.map(|c| c.slice(x0..x1));
+                let mut st = Lists {
+                    d: st_d.slice_mut(b0 * k..b1 * k),
+                    i: st_i.slice_mut(b0 * k..b1 * k),
+                };
+                // The fused filter's view of this (query block, base tile).
+                let own_xn = if cached.is_none() && fused {
+                    Some(xt.slice(..n))
+                } else {
+                    None
+                };
+                let rows = match (fused, &qr, &xr, &qn) {
+                    (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv)) => Some(FilterRows {
+                        q: qv,
+                        m,
+                        qn: qnv,
+                        x: xv,
+                        n,
+                        xn: cached
+                            .as_ref()
+                            .or(own_xn.as_ref())
+                            .expect("norms of the tile"),
+                        dim,
+                    }),
+                    _ => None,
+                };
+                if ti > 0 {
+                    if let Some(rows) = &rows {
+                        if step.fused(&mut w, &mut st, None, rows, x0)? {
+                            continue;
+                        }
+                    }
+                    // The GEMM path, in tiles that fit its distance buffer.
+                    for a0 in (x0..x1).step_by(t.base_tile) {
+                        let a1 = (a0 + t.base_tile).min(x1);
+                        let sub = match &xr {
+                            RowsRef::F32(v) => {
+                                RowsRef::F32(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
+                            }
+                            RowsRef::Bits(v) => {
+                                RowsRef::Bits(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
+                            }
+                        };
+                        let sub_norms = x_norms.map(|c| c.slice(a0..a1));
+                        step.gemm_filter(
+                            &mut w,
+                            &mut st,
+                            &qr,
+                            m,
+                            qn.as_ref(),
+                            &sub,
+                            a0,
+                            a1 - a0,
+                            sub_norms.as_ref(),
+                        )?;
+                    }
+                    continue;
+                }
                 tile(
                     dev,
                     &plan,
@@ -210,32 +582,16 @@ pub(crate) fn run(
                     qn.as_ref(),
                     &xr,
                     n,
-                    &mut xn,
+                    &mut w.xn,
                     cached.as_ref(),
-                    &mut dbuf,
-                    !raw,
+                    &mut w.dbuf,
+                    true,
                 )?;
-                let dview = dbuf.slice(..m * n);
-                let xn_view = cached.unwrap_or_else(|| xn.as_view());
-                let (qn_ptr, _qg) = match &qn {
-                    Some(v) => {
-                        let (p, g) = v.device_ptr(&dev.stream);
-                        (p, Some(g))
-                    }
-                    None => (0, None),
-                };
-                let (xn_ptr, _xg) = xn_view.device_ptr(&dev.stream);
-                let epi = Epi {
-                    on: raw as i32,
-                    metric: metric_code(p.metric),
-                    normalized: !plan.needs_norms() as i32,
-                    qn: qn_ptr,
-                    xn: xn_ptr,
-                };
+                let dview = w.dbuf.slice(..m * n);
                 let split = row_split(m, n, dev.sm_count());
                 // The first tile's parts need lists of their own.
                 let first_split = split.min((t.part_rows / m).max(1));
-                if ti == 0 && first_split == 1 {
+                if first_split == 1 {
                     launch_topk(
                         dev,
                         &dview,
@@ -245,14 +601,14 @@ pub(crate) fn run(
                         k,
                         order,
                         Ids::Offset(x0 as u64),
-                        &mut st_d.slice_mut(b0 * k..b1 * k),
-                        &mut st_i.slice_mut(b0 * k..b1 * k),
-                        &mut scratch,
+                        &mut st.d,
+                        &mut st.i,
+                        &mut w.scratch,
                         None,
                         Epi::default(),
                         1,
                     )?;
-                } else if ti == 0 {
+                } else {
                     // Few rows: `split` blocks per row each select from one
                     // part, then one block per row selects among their lists.
                     let split = first_split;
@@ -273,7 +629,7 @@ pub(crate) fn run(
                         Ids::Offset(x0 as u64),
                         &mut pd.slice_mut(..parts),
                         &mut pi.slice_mut(..parts),
-                        &mut scratch,
+                        &mut w.scratch,
                         None,
                         Epi::default(),
                         split,
@@ -287,71 +643,48 @@ pub(crate) fn run(
                         k,
                         order,
                         Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
-                        &mut st_d.slice_mut(b0 * k..b1 * k),
-                        &mut st_i.slice_mut(b0 * k..b1 * k),
-                        &mut scratch,
+                        &mut st.d,
+                        &mut st.i,
+                        &mut w.scratch,
                         None,
                         Epi::default(),
                         1,
                     )?;
-                } else {
-                    // Only entries that beat a row's current k-th best can
-                    // enter it: filter them, then select among the few.
-                    launch_filter(
+                }
+                // With the fused filter, the first tile's lists are
+                // re-scored in fp32 like every later candidate and become
+                // the thresholds of a fused pass over the same tile, so that
+                // all kept values come from one computation. (On overflow
+                // the GEMM lists stay.)
+                if let (Some(rows), Some((fv, fd, fi))) = (&rows, first.as_mut()) {
+                    let mut fvv = fv.slice_mut(..m * k);
+                    launch_rescore_lists(
                         dev,
-                        &dview,
-                        m,
-                        n,
-                        order,
+                        rows,
+                        step.metric_args(),
+                        &st.i.as_view(),
+                        k,
                         x0 as u64,
-                        (&st_d.slice(b0 * k..b1 * k), &st_i.slice(b0 * k..b1 * k), k),
-                        (
-                            &mut cand_d.slice_mut(..m * cap),
-                            &mut cand_i.slice_mut(..m * cap),
-                            cap,
-                        ),
-                        &mut counts,
-                        epi,
-                        split,
+                        &mut fvv,
                     )?;
                     launch_topk(
                         dev,
-                        &cand_d.slice(..m * cap),
-                        cap,
+                        &fv.slice(..m * k),
+                        k,
                         m,
-                        cap,
+                        k,
                         k,
                         order,
-                        Ids::Explicit(&cand_i.slice(..m * cap), cap as i64),
-                        &mut tmp_d.slice_mut(..m * k),
-                        &mut tmp_i.slice_mut(..m * k),
-                        &mut scratch,
-                        Some(Fallback {
-                            counts: &counts,
-                            cap,
-                            full: &dview,
-                            full_n: n,
-                            full_offset: x0 as u64,
-                        }),
-                        epi,
+                        Ids::Explicit(&st.i.as_view(), k as i64),
+                        &mut fd.slice_mut(..m * k),
+                        &mut fi.slice_mut(..m * k),
+                        &mut w.scratch,
+                        None,
+                        Epi::default(),
                         1,
                     )?;
-                    launch_merge(
-                        dev,
-                        m,
-                        (&st_d.slice(b0 * k..b1 * k), &st_i.slice(b0 * k..b1 * k), k),
-                        (&tmp_d.slice(..m * k), &tmp_i.slice(..m * k), k),
-                        k,
-                        order,
-                        &mut mrg_d.slice_mut(..m * k),
-                        &mut mrg_i.slice_mut(..m * k),
-                    )?;
-                    dev.stream
-                        .memcpy_dtod(&mrg_d.slice(..m * k), &mut st_d.slice_mut(b0 * k..b1 * k))
-                        .map_err(cu("cuMemcpyDtoD"))?;
-                    dev.stream
-                        .memcpy_dtod(&mrg_i.slice(..m * k), &mut st_i.slice_mut(b0 * k..b1 * k))
-                        .map_err(cu("cuMemcpyDtoD"))?;
+                    let lists = (fd.slice(..m * k), fi.slice(..m * k));
+                    step.fused(&mut w, &mut st, Some((&lists.0, &lists.1)), rows, x0)?;
                 }
             }
         }

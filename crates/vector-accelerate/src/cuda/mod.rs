@@ -5,6 +5,7 @@ pub(crate) mod device;
 pub(crate) mod diagnostics;
 pub(crate) mod distance;
 pub(crate) mod knn;
+pub(crate) mod knn_filter;
 pub(crate) mod module_cache;
 pub(crate) mod select;
 pub(crate) mod tensor;

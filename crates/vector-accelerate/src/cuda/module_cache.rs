@@ -31,6 +31,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "select",
         source: include_str!("kernels/select.cu"),
     },
+    KernelModule {
+        name: "knn",
+        source: include_str!("kernels/knn.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:

@@ -46,7 +46,7 @@ unsafe impl DeviceRepr for Epi {}
 
 /// Candidates kept per row by the filter before a row falls back to a full select.
 pub(crate) fn candidate_cap(k: usize) -> usize {
-    (4 * k).max(256)
+    (8 * k).max(512)
 }
 
 /// Where candidate ids come from.
@@ -57,12 +57,14 @@ pub(crate) enum Ids<'a> {
     Explicit(&'a CudaView<'a, u64>, i64),
 }
 
-/// For candidate lists made by [`launch_filter`]: rows whose count exceeds
-/// `cap` select from the full distance rows instead.
+/// Candidate lists with per-row counts (made by [`launch_filter`] or the
+/// fused filter): a row selects from its first `counts[row]` entries, or,
+/// when its count exceeds `cap` and full rows are given, from its full
+/// distance row (`full_n` values, ids from `full_offset`) instead.
 pub(crate) struct Fallback<'a> {
     pub counts: &'a CudaSlice<i32>,
     pub cap: usize,
-    pub full: &'a CudaView<'a, f32>,
+    pub full: Option<&'a CudaView<'a, f32>>,
     pub full_n: usize,
     pub full_offset: u64,
 }
@@ -139,12 +141,12 @@ pub(crate) fn launch_topk(
             full_ld = fb.full_n as i64;
             full_n = fb.full_n as i32;
             full_off = fb.full_offset;
-            b.arg(fb.counts)
-                .arg(&cap)
-                .arg(fb.full)
-                .arg(&full_ld)
-                .arg(&full_n)
-                .arg(&full_off);
+            b.arg(fb.counts).arg(&cap);
+            match fb.full {
+                Some(v) => b.arg(v),
+                None => b.arg(&null),
+            };
+            b.arg(&full_ld).arg(&full_n).arg(&full_off);
         }
         None => {
             cap = 0;

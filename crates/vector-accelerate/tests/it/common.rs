@@ -295,3 +295,19 @@ pub fn assert_close_neighbors(
 pub fn sqn(a: &[f32]) -> f64 {
     a.iter().map(|&v| v as f64 * v as f64).sum()
 }
+
+/// A Gaussian mixture like real embeddings: `centers` unit-variance centres,
+/// each row one centre plus noise of standard deviation `spread`, so that
+/// neighbours sit close together relative to the rows' norms.
+pub fn clustered(r: &mut StdRng, rows: usize, dim: usize, centers: usize, spread: f32) -> Matrix {
+    let mut cr = rng(0xC1A5_7E25 ^ dim as u64 ^ ((centers as u64) << 20));
+    let c = gaussian(&mut cr, centers.max(1), dim);
+    let mut v = Vec::with_capacity(rows * dim);
+    for _ in 0..rows {
+        let ci = r.random_range(0..centers.max(1));
+        for &cv in c.row(ci) {
+            v.push(cv + spread * r.sample::<f32, _>(StandardNormal));
+        }
+    }
+    Matrix::new(v, dim).unwrap()
+}

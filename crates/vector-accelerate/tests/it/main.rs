@@ -6,6 +6,7 @@ mod common;
 mod context;
 mod distance;
 mod errors;
+mod fused;
 mod kernels;
 mod knn;
 mod select;

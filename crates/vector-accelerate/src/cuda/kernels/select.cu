@@ -69,8 +69,8 @@ topk_rows_f32(const float* __restrict__ vals, i64 ld, int n_in, int k, int desc,
     const int row = blockIdx.x / split;
     const int part = blockIdx.x % split;
     // Candidate rows whose filter overflowed (counts[row] > cap) select from
-    // the full row instead.
-    const bool full = counts && counts[row] > cap;
+    // the full row instead, when it is given.
+    const bool full = counts && counts[row] > cap && full_vals;
     const float* v = full ? full_vals + (i64)row * full_ld : vals + (i64)row * ld;
     const int n_row = full ? full_n : (counts ? min(counts[row], n_in) : n_in);
     const u64* rid = (ids && !full) ? ids + (i64)row * ids_ld : 0;

@@ -1,0 +1,384 @@
+// Fused k-NN kernels for the GEMM metrics (L2, cosine, inner product):
+// tensor-core (TF32) dot products of a query tile against a base tile whose
+// results never leave the chip; only pairs that can still enter a query's
+// top-k (its current k-th best, widened by a proven error bound) are written
+// out, as base-row indices. A second kernel re-scores those candidates in
+// fp32, so the values returned are fp32 results.
+//
+// Error bound. With s = sum_i |q_i x_i| <= |q| |x|, the TF32 product of an
+// fp32 pair has relative error below 2^-9 (each operand keeps 10 mantissa
+// bits, rounded or truncated), the tensor core's fp32 accumulation and the
+// fp32 re-score each lose at most d * 2^-23 * s. The host passes
+// c = 2^-9 + (d + 32) * 2^-22 (times a safety factor) for one TF32 pass and
+// c = 2^-19 + (3d + 64) * 2^-22 for three (hi/lo split); the pair's dot
+// product as the re-score computes it lies within c |q| |x| of the
+// tensor-core value.
+
+#define VA_FM 128            // queries per block tile
+#define VA_FN 128            // base rows per block tile
+#define VA_FK 32             // dimensions per pipeline stage
+#define VA_FS (VA_FK + 4)    // shared-memory row stride (floats): conflict-free fragments
+#define VA_F_THREADS 256     // 8 warps: 2 along queries x 4 along base rows
+
+__device__ __forceinline__ void va_cp_async16(float* smem, const float* gmem, int src_bytes) {
+    u32 s = (u32)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void va_cp_async4(float* smem, const float* gmem, int src_bytes) {
+    u32 s = (u32)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void va_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void va_cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+// Loads rows [r0, r0 + 128) x dims [k0, k0 + 32) of a row-major matrix
+// (`rows` rows, `d` dims, leading dimension ld) into smem (stride VA_FS),
+// zero-filling everything outside the matrix.
+template <bool VEC>
+__device__ __forceinline__ void va_load_tile(float* smem, const float* __restrict__ g, i64 ld, int rows, int d,
+                                             int r0, int k0) {
+    if (VEC) {
+        // 128 rows x 8 chunks of 4 floats = 1024 chunks, 4 per thread.
+#pragma unroll
+        for (int it = 0; it < 4; ++it) {
+            int idx = threadIdx.x + it * VA_F_THREADS;
+            int r = idx >> 3;
+            int c = (idx & 7) * 4;
+            int gr = r0 + r, gc = k0 + c;
+            int bytes = (gr < rows && gc < d) ? min(4, d - gc) * 4 : 0;
+            const float* src = bytes ? g + (i64)gr * ld + gc : g;
+            va_cp_async16(smem + r * VA_FS + c, src, bytes);
+        }
+    } else {
+#pragma unroll 4
+        for (int it = 0; it < 16; ++it) {
+            int idx = threadIdx.x + it * VA_F_THREADS;
+            int r = idx >> 5;
+            int c = idx & 31;
+            int gr = r0 + r, gc = k0 + c;
+            int bytes = (gr < rows && gc < d) ? 4 : 0;
+            const float* src = bytes ? g + (i64)gr * ld + gc : g;
+            va_cp_async4(smem + r * VA_FS + c, src, bytes);
+        }
+    }
+}
+
+__device__ __forceinline__ u32 va_tf32(float x) {
+    u32 r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
+}
+
+__device__ __forceinline__ void va_mma_tf32(float* c, const u32* a, const u32* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ void va_ldsm_x4(u32* r, const float* p) {
+    u32 a = (u32)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// Per-query constants of the pass test fma(E, F, dot') >= A + B (see the
+// per-base-row half below) from the query's squared norm qn and its current
+// k-th best value td (`missing`: fewer than k so far, everything passes).
+// The bound is c |q| |x| on the dot product; the 2^-21 terms cover the fp32
+// rounding of this test and of the re-score's epilogue (a few ulps of the
+// magnitudes involved), so a pair whose re-scored value can still beat td
+// always passes.
+//   L2:         dot + c|q||x| >= (qn - td)/2 + xn/2 (minus slack)
+//   Euclidean:  the same with td^2 (rounded up)
+//   cosine:     dot + (c - s)|q||x| >= 0 with s = 1 - td (distance) or td (similarity)
+//   IP, normalized cosine: dot + c|q||x| >= td (minus slack); |dot| for |IP|
+__device__ __forceinline__ void va_row_constants(float qn, float td, bool missing, int metric, int normalized,
+                                                 float c, float* a, float* e) {
+    const float slack = 4.76837158e-7f;  // 2^-21
+    const float qr = sqrtf(qn);
+    if (missing || va_isnan(td) || isinf(td) || va_isnan(qn) || isinf(qn)) {
+        *a = -va_inf();
+        *e = 0.0f;
+        return;
+    }
+    if (metric == VA_L2 || metric == VA_EUCLIDEAN) {
+        float t2 = metric == VA_EUCLIDEAN ? td * td * (1.0f + 2.0f * slack) : td;
+        *a = 0.5f * (qn - t2) - slack * (qn + fabsf(t2));
+        *e = c * qr;
+    } else if ((metric == VA_COSINE || metric == VA_COSINE_SIM) && !normalized) {
+        float sim = metric == VA_COSINE ? 1.0f - td : td;
+        *a = 0.0f;
+        *e = (c + 2.0f * slack - sim) * qr;
+    } else {
+        // Inner product, |inner product|, cosine on normalized inputs.
+        float sim = metric == VA_COSINE ? 1.0f - td : td;
+        *a = sim - slack * fabsf(sim);
+        *e = (c + 2.0f * slack) * qr;
+    }
+}
+
+// Per-base-row constants of the pass test (B, F) from the row's squared norm.
+__device__ __forceinline__ void va_col_constants(float xn, int metric, int normalized, float* b, float* f) {
+    const float slack = 4.76837158e-7f;  // 2^-21
+    *f = sqrtf(xn);
+    *b = (metric == VA_L2 || metric == VA_EUCLIDEAN) ? 0.5f * xn * (1.0f - slack) - slack * xn : 0.0f;
+}
+
+// One block: 128 queries x 128 base rows. Pairs
+// whose optimistic value (the dot product moved by the bound towards
+// "better") does not rank after the query's current k-th best are appended
+// to cand[q * cap + slot] as base-row indices and counted in counts[q]
+// (zeroed by the caller); a count past cap sets *overflow.
+template <bool VEC, bool SPLIT3>
+__device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64 ldq, int m,
+                                                const float* __restrict__ X, i64 ldx, int n, int d,
+                                                const float* __restrict__ qn, const float* __restrict__ xn,
+                                                int metric, int normalized, float cbound,
+                                                const float* __restrict__ st_d, const u64* __restrict__ st_i,
+                                                int k, int desc, u32* __restrict__ cand, int cap,
+                                                int* __restrict__ counts, int* __restrict__ overflow) {
+    extern __shared__ __align__(16) float va_fsm[];
+    float* As = va_fsm;                       // 2 stages x 128 x VA_FS
+    float* Bs = va_fsm + 2 * VA_FM * VA_FS;   // 2 stages x 128 x VA_FS
+    // The test of a pair, in dot-product space: it can enter the query's
+    // top-k unless fma(E[r], F[c], dot') < A[r] + B[c] (dot' = |dot| for
+    // the absolute inner product). See va_pass_constants.
+    __shared__ float s_a[VA_FM], s_e[VA_FM], s_b[VA_FN], s_f[VA_FN];
+
+    // Consecutive blocks share a base tile (read once from memory while the
+    // few query tiles stay in L2).
+    const int nqt = (m + VA_FM - 1) / VA_FM;
+    const int q0 = (blockIdx.x % nqt) * VA_FM;
+    const int x0 = (blockIdx.x / nqt) * VA_FN;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = (warp >> 2) * 64;  // warp's first query row in the tile
+    const int wn = (warp & 3) * 32;   // warp's first base row in the tile
+
+    if (tid < VA_FM) {
+        const int q = q0 + tid;
+        float a = va_inf(), e = 0.0f;  // rows past the end never pass
+        if (q < m) {
+            const float td = st_d[(i64)q * k + (k - 1)];
+            const bool missing = st_i[(i64)q * k + (k - 1)] == VA_MISSING_ID;
+            va_row_constants(qn[q], td, missing, metric, normalized, cbound, &a, &e);
+        }
+        s_a[tid] = a;
+        s_e[tid] = e;
+    } else {
+        const int j = tid - VA_FM;
+        const int x = x0 + j;
+        const float v = x < n ? xn[x] : 0.0f;
+        float b, f;
+        va_col_constants(v, metric, normalized, &b, &f);
+        s_b[j] = b;
+        s_f[j] = f;
+    }
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+    const int nk = (d + VA_FK - 1) / VA_FK;
+    va_load_tile<VEC>(As, Q, ldq, m, d, q0, 0);
+    va_load_tile<VEC>(Bs, X, ldx, n, d, x0, 0);
+    va_cp_commit();
+    for (int kt = 0; kt < nk; ++kt) {
+        const int st = kt & 1;
+        if (kt + 1 < nk) {
+            va_load_tile<VEC>(As + (st ^ 1) * VA_FM * VA_FS, Q, ldq, m, d, q0, (kt + 1) * VA_FK);
+            va_load_tile<VEC>(Bs + (st ^ 1) * VA_FN * VA_FS, X, ldx, n, d, x0, (kt + 1) * VA_FK);
+        }
+        va_cp_commit();
+        va_cp_wait1();
+        __syncthreads();
+        const float* A = As + st * VA_FM * VA_FS;
+        const float* B = Bs + st * VA_FN * VA_FS;
+#pragma unroll
+        for (int kk = 0; kk < VA_FK; kk += 8) {
+            float af[4][4], bf[4][2];
+            const int mat = lane >> 3, rr = lane & 7;
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi) {
+                u32 r4[4];
+                va_ldsm_x4(r4, A + (wm + mi * 16 + rr + (mat & 1) * 8) * VA_FS + kk + (mat >> 1) * 4);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) af[mi][e] = __uint_as_float(r4[e]);
+            }
+#pragma unroll
+            for (int np = 0; np < 4; np += 2) {
+                u32 r4[4];
+                va_ldsm_x4(r4, B + (wn + (np + (mat >> 1)) * 8 + rr) * VA_FS + kk + (mat & 1) * 4);
+                bf[np][0] = __uint_as_float(r4[0]);
+                bf[np][1] = __uint_as_float(r4[1]);
+                bf[np + 1][0] = __uint_as_float(r4[2]);
+                bf[np + 1][1] = __uint_as_float(r4[3]);
+            }
+            if (SPLIT3) {
+                u32 ah[4][4], al[4][4], bh[4][2], bl[4][2];
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        ah[mi][e] = va_tf32(af[mi][e]);
+                        al[mi][e] = va_tf32(af[mi][e] - __uint_as_float(ah[mi][e]));
+                    }
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        bh[ni][e] = va_tf32(bf[ni][e]);
+                        bl[ni][e] = va_tf32(bf[ni][e] - __uint_as_float(bh[ni][e]));
+                    }
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < 4; ++ni) {
+                        va_mma_tf32(acc[mi][ni], al[mi], bh[ni]);
+                        va_mma_tf32(acc[mi][ni], ah[mi], bl[ni]);
+                        va_mma_tf32(acc[mi][ni], ah[mi], bh[ni]);
+                    }
+            } else {
+                u32 a[4][4], b[4][2];
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < 4; ++ni) va_mma_tf32(acc[mi][ni], a[mi], b[ni]);
+            }
+        }
+        __syncthreads();
+    }
+
+    // Epilogue in registers: c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t),
+    // c3 (g+8, 2t+1). A NaN never fails the test (non-finite data can
+    // never be excluded).
+    const bool absdot = metric == VA_ABS_IP;
+    float cb[4][2], cf[4][2];
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int c = wn + ni * 8 + 2 * t + e;
+            cb[ni][e] = s_b[c];
+            cf[ni][e] = s_f[c];
+        }
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int r = wm + mi * 16 + g + h * 8;
+            const float ra = s_a[r], re = s_e[r];
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float dot = acc[mi][ni][h * 2 + e];
+                    if (absdot) dot = fabsf(dot);
+                    const float lhs = fmaf(re, cf[ni][e], dot);
+                    if (!(lhs < ra + cb[ni][e])) {
+                        const int q = q0 + r;
+                        const int j = x0 + wn + ni * 8 + 2 * t + e;
+                        if (q < m && j < n) {
+                            int slot = atomicAdd(counts + q, 1);
+                            if (slot < cap) cand[(i64)q * cap + slot] = (u32)j;
+                            else *overflow = 1;
+                        }
+                    }
+                }
+        }
+}
+
+#define VA_FUSED_ARGS                                                                                   \
+    const float *__restrict__ Q, i64 ldq, int m, const float *__restrict__ X, i64 ldx, int n, int d,     \
+        const float *__restrict__ qn, const float *__restrict__ xn, int metric, int normalized,          \
+        float cbound, const float *__restrict__ st_d, const u64 *__restrict__ st_i, int k, int desc,     \
+        u32 *__restrict__ cand, int cap, int *__restrict__ counts, int *__restrict__ overflow
+#define VA_FUSED_PASS Q, ldq, m, X, ldx, n, d, qn, xn, metric, normalized, cbound, st_d, st_i, k, desc, cand, cap, counts, overflow
+
+extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_tf32_v4(VA_FUSED_ARGS) {
+    va_fused_filter<true, false>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_tf32_v1(VA_FUSED_ARGS) {
+    va_fused_filter<false, false>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_3xtf32_v4(VA_FUSED_ARGS) {
+    va_fused_filter<true, true>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_3xtf32_v1(VA_FUSED_ARGS) {
+    va_fused_filter<false, true>(VA_FUSED_PASS);
+}
+
+// fp32 re-score of the candidates of fused_filter_*: one block per query,
+// one warp per candidate (lane-strided products, a fixed shuffle tree, so a
+// pair's value never depends on where it sits in the list). Writes the
+// metric's value and the global id (id_offset + index) of each candidate.
+extern "C" __global__ void rescore_candidates(const float* __restrict__ Q, i64 ldq, const float* __restrict__ X,
+                                              i64 ldx, int d, const float* __restrict__ qn,
+                                              const float* __restrict__ xn, int metric, int normalized,
+                                              const u32* __restrict__ cand, int cap,
+                                              const int* __restrict__ counts, u64 id_offset,
+                                              float* __restrict__ out_d, u64* __restrict__ out_i) {
+    const int row = blockIdx.x;
+    const int cnt = min(counts[row], cap);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int nw = blockDim.x >> 5;
+    const float* qr = Q + (i64)row * ldq;
+    const float qv = normalized ? 1.0f : qn[row];
+    for (int c = warp; c < cnt; c += nw) {
+        const u32 j = cand[(i64)row * cap + c];
+        const float* xr = X + (i64)j * ldx;
+        float s = 0.0f;
+        for (int i = lane; i < d; i += 32) s = fmaf(qr[i], xr[i], s);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) {
+            out_d[(i64)row * cap + c] = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
+            out_i[(i64)row * cap + c] = id_offset + (u64)j;
+        }
+    }
+}
+
+// In place: the values of sorted-or-not lists (k per query, global ids,
+// VA_MISSING_ID for none) become their fp32 re-scores, the same formula as
+// rescore_candidates, so every value the fused path keeps comes from one
+// computation (identical rows get identical values wherever they sit).
+extern "C" __global__ void rescore_lists(const float* __restrict__ Q, i64 ldq, const float* __restrict__ X,
+                                         i64 ldx, int d, const float* __restrict__ qn,
+                                         const float* __restrict__ xn, int metric, int normalized,
+                                         const u64* __restrict__ ids, int k, u64 id_offset,
+                                         float* __restrict__ vals) {
+    const int row = blockIdx.x;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int nw = blockDim.x >> 5;
+    const float* qr = Q + (i64)row * ldq;
+    const float qv = normalized ? 1.0f : qn[row];
+    for (int c = warp; c < k; c += nw) {
+        const u64 id = ids[(i64)row * k + c];
+        if (id == VA_MISSING_ID) continue;
+        const u64 j = id - id_offset;
+        const float* xr = X + (i64)j * ldx;
+        float s = 0.0f;
+        for (int i = lane; i < d; i += 32) s = fmaf(qr[i], xr[i], s);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) vals[(i64)row * k + c] = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
+    }
+}

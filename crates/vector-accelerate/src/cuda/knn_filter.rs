@@ -1,0 +1,224 @@
+//! The fused k-NN filter for the GEMM metrics: tensor-core (TF32) dot
+//! products of a query block against a base tile, compared on chip with each
+//! query's current k-th best widened by a proven error bound; only the pairs
+//! that can still enter a top-k leave the chip (as base-row indices), and
+//! are then re-scored in fp32 (`kernels/knn.cu`).
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr, LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use crate::error::Result;
+use crate::ops::select::Order;
+
+/// Rows of a block tile along queries and along base rows (`VA_FM`, `VA_FN`).
+const TILE: usize = 128;
+/// Dynamic shared memory of the filter kernels: two pipeline stages of a
+/// 128 x 36 float tile for the queries and for the base rows (reused for the
+/// 128 x 132 accumulator tile).
+const SMEM_BYTES: usize = 2 * 2 * TILE * 36 * 4;
+
+/// Query blocks smaller than this use the GEMM + filter path (a block tile
+/// of 128 queries would mostly idle).
+pub(crate) const MIN_QUERIES: usize = 64;
+
+/// How the filter computes its dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// One TF32 product per pair (10-bit mantissas).
+    Tf32,
+    /// Three TF32 products (hi/lo split): close to fp32, three times the work.
+    Tf32x3,
+}
+
+/// The bound `c` such that a pair's fp32 dot product (as the re-score
+/// computes it) lies within `c |q| |x|` of the filter's value; see the error
+/// analysis at the top of `kernels/knn.cu`. A 6% margin covers the rounding
+/// of the bound itself and of the norms it is scaled by.
+pub(crate) fn error_bound(dim: usize, pass: Pass) -> f32 {
+    let d = dim as f64;
+    let u22 = (2.0f64).powi(-22);
+    let c = match pass {
+        Pass::Tf32 => (2.0f64).powi(-9) + (d + 32.0) * u22,
+        Pass::Tf32x3 => (2.0f64).powi(-19) + (3.0 * d + 64.0) * u22,
+    };
+    (c * 1.0625) as f32
+}
+
+/// Inputs of one filter launch: `m` query rows and `n` base rows of `dim`
+/// floats (row-major, leading dimension `dim`) with their squared norms.
+pub(crate) struct FilterRows<'a> {
+    pub q: &'a CudaView<'a, f32>,
+    pub m: usize,
+    pub qn: &'a CudaView<'a, f32>,
+    pub x: &'a CudaView<'a, f32>,
+    pub n: usize,
+    pub xn: &'a CudaView<'a, f32>,
+    pub dim: usize,
+}
+
+/// The metric as the kernels see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetricArgs {
+    pub code: i32,
+    pub normalized: bool,
+    pub order: Order,
+}
+
+/// Appends, per query, the base rows that can beat its current k-th best
+/// (`st`, sorted lists of `k`) to `cand` (`cap` per query) and counts them
+/// in `counts` (zeroed here). Returns whether some query overflowed `cap`
+/// (its list is then incomplete); this synchronises with the device.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_filter(
+    dev: &CudaDevice,
+    r: &FilterRows<'_>,
+    metric: MetricArgs,
+    pass: Pass,
+    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
+    cand: &mut CudaViewMut<'_, u32>,
+    cap: usize,
+    counts: &mut CudaSlice<i32>,
+    overflow: &mut CudaSlice<i32>,
+) -> Result<bool> {
+    let aligned = |v: &CudaView<'_, f32>| {
+        let (p, _g) = v.device_ptr(&dev.stream);
+        p.is_multiple_of(16)
+    };
+    let vec4 = r.dim.is_multiple_of(4) && aligned(r.q) && aligned(r.x);
+    let name = match (pass, vec4) {
+        (Pass::Tf32, true) => "fused_filter_tf32_v4",
+        (Pass::Tf32, false) => "fused_filter_tf32_v1",
+        (Pass::Tf32x3, true) => "fused_filter_3xtf32_v4",
+        (Pass::Tf32x3, false) => "fused_filter_3xtf32_v1",
+    };
+    let f = dev.func("knn", name)?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_BYTES as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
+    dev.stream
+        .memset_zeros(overflow)
+        .map_err(cu("cuMemsetD8"))?;
+    let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
+    let (code, norm, cb) = (
+        metric.code,
+        metric.normalized as i32,
+        error_bound(r.dim, pass),
+    );
+    let (k, desc, cap_i) = (
+        st.2 as i32,
+        (metric.order == Order::Largest) as i32,
+        cap as i32,
+    );
+    let cfg = LaunchConfig {
+        grid_dim: ((r.n.div_ceil(TILE) * r.m.div_ceil(TILE)) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(r.q).arg(&ld).arg(&m);
+    b.arg(r.x).arg(&ld).arg(&n).arg(&d);
+    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm).arg(&cb);
+    b.arg(st.0).arg(st.1).arg(&k).arg(&desc);
+    b.arg(&mut *cand)
+        .arg(&cap_i)
+        .arg(&mut *counts)
+        .arg(&mut *overflow);
+    // SAFETY: q is m x dim, x is n x dim, norms m / n, lists m x k,
+    // cand m x cap, counts m, overflow 1.
+    unsafe { b.launch(cfg) }.map_err(cu("fused_filter launch"))?;
+    let mut flag = [0i32; 1];
+    dev.stream
+        .memcpy_dtoh(&overflow.slice(..1), &mut flag)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(flag[0] != 0)
+}
+
+/// Exact fp32 values (and global ids `offset + index`) of the candidates
+/// `cand` found by [`launch_filter`], into `out_d`/`out_i` (`cap` per query).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_rescore(
+    dev: &CudaDevice,
+    r: &FilterRows<'_>,
+    metric: MetricArgs,
+    cand: &CudaView<'_, u32>,
+    cap: usize,
+    counts: &CudaSlice<i32>,
+    offset: u64,
+    out_d: &mut CudaViewMut<'_, f32>,
+    out_i: &mut CudaViewMut<'_, u64>,
+) -> Result<()> {
+    let f = dev.func("knn", "rescore_candidates")?;
+    let (ld, d, code, norm, cap_i) = (
+        r.dim as i64,
+        r.dim as i32,
+        metric.code,
+        metric.normalized as i32,
+        cap as i32,
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (r.m as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(r.q).arg(&ld).arg(r.x).arg(&ld).arg(&d);
+    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
+    b.arg(cand).arg(&cap_i).arg(counts).arg(&offset);
+    b.arg(out_d).arg(out_i);
+    // SAFETY: shapes as in launch_filter; outputs m x cap.
+    unsafe { b.launch(cfg) }.map_err(cu("rescore_candidates launch"))?;
+    Ok(())
+}
+
+/// In place: the values of the lists `vals`/`ids` (`k` per query, global
+/// ids from `offset`) become their fp32 re-scores, as [`launch_rescore`]
+/// computes them.
+pub(crate) fn launch_rescore_lists(
+    dev: &CudaDevice,
+    r: &FilterRows<'_>,
+    metric: MetricArgs,
+    ids: &CudaView<'_, u64>,
+    k: usize,
+    offset: u64,
+    vals: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    let f = dev.func("knn", "rescore_lists")?;
+    let (ld, d, code, norm, k_i) = (
+        r.dim as i64,
+        r.dim as i32,
+        metric.code,
+        metric.normalized as i32,
+        k as i32,
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (r.m as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(r.q).arg(&ld).arg(r.x).arg(&ld).arg(&d);
+    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
+    b.arg(ids).arg(&k_i).arg(&offset).arg(vals);
+    // SAFETY: lists m x k with ids in [offset, offset + n) or missing.
+    unsafe { b.launch(cfg) }.map_err(cu("rescore_lists launch"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_shrinks_with_three_passes_and_grows_with_dim() {
+        let (a, b) = (error_bound(128, Pass::Tf32), error_bound(128, Pass::Tf32x3));
+        assert!(a > 1.9e-3 && a < 2.2e-3, "{a}");
+        assert!(b < a / 10.0, "{b}");
+        assert!(error_bound(4096, Pass::Tf32) > a);
+    }
+}
