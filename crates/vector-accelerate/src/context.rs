@@ -275,6 +275,16 @@ impl Context {
         DeviceMatrix::upload(self, data.into())
     }
 
+    /// Gives device memory that finished operations keep cached for reuse
+    /// (CUDA's stream-ordered pool keeps freed workspace so that the next
+    /// call allocates nothing new) back to the device. A no-op on the CPU.
+    pub fn release_cached_device_memory(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Cpu => Ok(()),
+            Backend::Cuda(d) => d.release_cached(),
+        }
+    }
+
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
     }

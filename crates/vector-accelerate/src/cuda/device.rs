@@ -93,10 +93,55 @@ pub(crate) fn open(ordinal: usize) -> std::result::Result<Arc<CudaDevice>, Strin
     Ok(dev)
 }
 
+/// The device's default stream-ordered memory pool, when it has one.
+fn default_pool(ctx: &CudaContext) -> Option<driver_sys::CUmemoryPool> {
+    if !ctx.has_async_alloc() {
+        return None;
+    }
+    let mut pool = std::ptr::null_mut();
+    // SAFETY: one valid out-pointer and a device of this context.
+    unsafe { driver_sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) }
+        .result()
+        .ok()?;
+    Some(pool)
+}
+
 impl CudaDevice {
+    /// Returns the memory the pool keeps for reuse to the device.
+    pub(crate) fn release_cached(&self) -> Result<()> {
+        let _g = self.lock();
+        self.sync()?;
+        if let Some(pool) = default_pool(&self.ctx) {
+            // SAFETY: a live pool; nothing is in flight after the sync.
+            unsafe { driver_sys::cuMemPoolTrimTo(pool, 0) }
+                .result()
+                .map_err(cu("cuMemPoolTrimTo"))?;
+        }
+        Ok(())
+    }
+
     fn new(ordinal: usize) -> Result<Self> {
         let ctx = CudaContext::new(ordinal).map_err(cu("cuCtx (open device)"))?;
+        // SAFETY: each device has one stream and every buffer is used in its
+        // order, so cudarc's per-buffer events are not needed.
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cu("cuStreamCreate"))?;
+        // Buffers come from the stream-ordered pool; keep what a call frees
+        // for the next one instead of returning it at every synchronisation
+        // (`Context::release_cached_device_memory` gives it back).
+        if let Some(pool) = default_pool(&ctx) {
+            let mut keep = u64::MAX;
+            // SAFETY: a live pool and a u64 value, as the attribute expects.
+            unsafe {
+                driver_sys::cuMemPoolSetAttribute(
+                    pool,
+                    driver_sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                    (&mut keep as *mut u64).cast(),
+                )
+            }
+            .result()
+            .map_err(cu("cuMemPoolSetAttribute"))?;
+        }
         let blas = CudaBlas::new(stream.clone()).map_err(cu("cublasCreate"))?;
         // Exact fp32: never let cuBLAS use TF32 tensor cores on this handle.
         // SAFETY: a live handle.

@@ -136,6 +136,10 @@ struct Step<'a> {
     p: &'a Prepared,
     k: usize,
     order: Order,
+    /// The filter's first pass: once one-pass TF32 overflows in a call
+    /// (neighbours closer together than its bound), later tiles start with
+    /// the three-pass filter.
+    first_pass: std::cell::Cell<Pass>,
 }
 
 /// The running lists of a query block (`m` rows of `k`).
@@ -284,7 +288,11 @@ impl Step<'_> {
             None => (&sd, &si, k),
         };
         let mut overflow = false;
-        for pass in [Pass::Tf32, Pass::Tf32x3] {
+        let passes: &[Pass] = match self.first_pass.get() {
+            Pass::Tf32 => &[Pass::Tf32, Pass::Tf32x3],
+            Pass::Tf32x3 => &[Pass::Tf32x3],
+        };
+        for &pass in passes {
             overflow = knn_filter::launch_filter(
                 dev,
                 r,
@@ -299,6 +307,7 @@ impl Step<'_> {
             if !overflow {
                 break;
             }
+            self.first_pass.set(Pass::Tf32x3);
         }
         if overflow {
             return Ok(false);
@@ -464,6 +473,7 @@ pub(crate) fn run(
         p,
         k,
         order,
+        first_pass: std::cell::Cell::new(Pass::Tf32),
     };
     let tiles = base_tiles(nx, t.base_tile, fused && x_res.is_some(), k);
 

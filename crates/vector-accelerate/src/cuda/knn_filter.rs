@@ -14,10 +14,10 @@ use crate::ops::select::Order;
 
 /// Rows of a block tile along queries and along base rows (`VA_FM`, `VA_FN`).
 const TILE: usize = 128;
-/// Dynamic shared memory of the filter kernels: two pipeline stages of a
-/// 128 x 36 float tile for the queries and for the base rows (reused for the
-/// 128 x 132 accumulator tile).
-const SMEM_BYTES: usize = 2 * 2 * TILE * 36 * 4;
+/// Dynamic shared memory of the filter kernels: three pipeline stages
+/// (`VA_FSTAGES`) of a 128 x 36 float tile for the queries and one for the
+/// base rows.
+const SMEM_BYTES: usize = 3 * 2 * TILE * 36 * 4;
 
 /// Query blocks smaller than this use the GEMM + filter path (a block tile
 /// of 128 queries would mostly idle).
@@ -87,11 +87,17 @@ pub(crate) fn launch_filter(
         p.is_multiple_of(16)
     };
     let vec4 = r.dim.is_multiple_of(4) && aligned(r.q) && aligned(r.x);
-    let name = match (pass, vec4) {
-        (Pass::Tf32, true) => "fused_filter_tf32_v4",
-        (Pass::Tf32, false) => "fused_filter_tf32_v1",
-        (Pass::Tf32x3, true) => "fused_filter_3xtf32_v4",
-        (Pass::Tf32x3, false) => "fused_filter_3xtf32_v1",
+    // Long rows: four warps of 64 x 64 (more work per fragment load);
+    // short rows: eight warps of 64 x 32 (more warps to hide the latency of
+    // the few pipeline stages).
+    let w4 = vec4 && r.dim > 256;
+    let name = match (pass, vec4, w4) {
+        (Pass::Tf32, true, true) => "fused_filter_tf32_v4_w4",
+        (Pass::Tf32x3, true, true) => "fused_filter_3xtf32_v4_w4",
+        (Pass::Tf32, true, _) => "fused_filter_tf32_v4",
+        (Pass::Tf32, false, _) => "fused_filter_tf32_v1",
+        (Pass::Tf32x3, true, _) => "fused_filter_3xtf32_v4",
+        (Pass::Tf32x3, false, _) => "fused_filter_3xtf32_v1",
     };
     let f = dev.func("knn", name)?;
     f.set_attribute(
@@ -116,7 +122,7 @@ pub(crate) fn launch_filter(
     );
     let cfg = LaunchConfig {
         grid_dim: ((r.n.div_ceil(TILE) * r.m.div_ceil(TILE)) as u32, 1, 1),
-        block_dim: (256, 1, 1),
+        block_dim: (if w4 { 128 } else { 256 }, 1, 1),
         shared_mem_bytes: SMEM_BYTES as u32,
     };
     let mut b = dev.stream.launch_builder(&f);

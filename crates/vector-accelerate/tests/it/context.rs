@@ -49,3 +49,21 @@ fn automatic_choice_never_fails_and_explains_a_cpu_fallback() {
     let info = Context::cpu().info();
     assert!(info.cpu_threads >= 1 && info.name.contains("CPU"));
 }
+
+#[test]
+fn cached_device_memory_can_be_released_between_calls() {
+    let s = crate::common::seed();
+    crate::common::for_each_backend(
+        "cached_device_memory_can_be_released_between_calls",
+        |ctx| {
+            let mut r = crate::common::rng(s);
+            let q = crate::common::gaussian(&mut r, 70, 20);
+            let x = crate::common::gaussian(&mut r, 9000, 20);
+            let a = vector_accelerate::knn(ctx, &q, &x, 5, vector_accelerate::Metric::L2).unwrap();
+            ctx.release_cached_device_memory().unwrap();
+            let b = vector_accelerate::knn(ctx, &q, &x, 5, vector_accelerate::Metric::L2).unwrap();
+            // Same input, same backend: the same output, run after run.
+            assert_eq!(a, b);
+        },
+    );
+}

@@ -18,7 +18,7 @@
 #define VA_FN 128            // base rows per block tile
 #define VA_FK 32             // dimensions per pipeline stage
 #define VA_FS (VA_FK + 4)    // shared-memory row stride (floats): conflict-free fragments
-#define VA_F_THREADS 256     // 8 warps: 2 along queries x 4 along base rows
+#define VA_FSTAGES 3         // cp.async pipeline depth
 
 __device__ __forceinline__ void va_cp_async16(float* smem, const float* gmem, int src_bytes) {
     u32 s = (u32)__cvta_generic_to_shared(smem);
@@ -31,19 +31,20 @@ __device__ __forceinline__ void va_cp_async4(float* smem, const float* gmem, int
 }
 
 __device__ __forceinline__ void va_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void va_cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+template <int N>
+__device__ __forceinline__ void va_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // Loads rows [r0, r0 + 128) x dims [k0, k0 + 32) of a row-major matrix
 // (`rows` rows, `d` dims, leading dimension ld) into smem (stride VA_FS),
 // zero-filling everything outside the matrix.
-template <bool VEC>
+template <bool VEC, int THREADS>
 __device__ __forceinline__ void va_load_tile(float* smem, const float* __restrict__ g, i64 ld, int rows, int d,
                                              int r0, int k0) {
     if (VEC) {
-        // 128 rows x 8 chunks of 4 floats = 1024 chunks, 4 per thread.
+        // 128 rows x 8 chunks of 4 floats = 1024 chunks.
 #pragma unroll
-        for (int it = 0; it < 4; ++it) {
-            int idx = threadIdx.x + it * VA_F_THREADS;
+        for (int it = 0; it < 1024 / THREADS; ++it) {
+            int idx = threadIdx.x + it * THREADS;
             int r = idx >> 3;
             int c = (idx & 7) * 4;
             int gr = r0 + r, gc = k0 + c;
@@ -53,8 +54,8 @@ __device__ __forceinline__ void va_load_tile(float* smem, const float* __restric
         }
     } else {
 #pragma unroll 4
-        for (int it = 0; it < 16; ++it) {
-            int idx = threadIdx.x + it * VA_F_THREADS;
+        for (int it = 0; it < 4096 / THREADS; ++it) {
+            int idx = threadIdx.x + it * THREADS;
             int r = idx >> 5;
             int c = idx & 31;
             int gr = r0 + r, gc = k0 + c;
@@ -134,7 +135,7 @@ __device__ __forceinline__ void va_col_constants(float xn, int metric, int norma
 // "better") does not rank after the query's current k-th best are appended
 // to cand[q * cap + slot] as base-row indices and counted in counts[q]
 // (zeroed by the caller); a count past cap sets *overflow.
-template <bool VEC, bool SPLIT3>
+template <bool VEC, bool SPLIT3, int WARPS>
 __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64 ldq, int m,
                                                 const float* __restrict__ X, i64 ldx, int n, int d,
                                                 const float* __restrict__ qn, const float* __restrict__ xn,
@@ -143,8 +144,8 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
                                                 int k, int desc, u32* __restrict__ cand, int cap,
                                                 int* __restrict__ counts, int* __restrict__ overflow) {
     extern __shared__ __align__(16) float va_fsm[];
-    float* As = va_fsm;                       // 2 stages x 128 x VA_FS
-    float* Bs = va_fsm + 2 * VA_FM * VA_FS;   // 2 stages x 128 x VA_FS
+    float* As = va_fsm;                                // VA_FSTAGES x 128 x VA_FS
+    float* Bs = va_fsm + VA_FSTAGES * VA_FM * VA_FS;   // VA_FSTAGES x 128 x VA_FS
     // The test of a pair, in dot-product space: it can enter the query's
     // top-k unless fma(E[r], F[c], dot') < A[r] + B[c] (dot' = |dot| for
     // the absolute inner product). See va_pass_constants.
@@ -158,55 +159,69 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
     const int tid = threadIdx.x;
     const int warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
-    const int wm = (warp >> 2) * 64;  // warp's first query row in the tile
-    const int wn = (warp & 3) * 32;   // warp's first base row in the tile
+    // Warps: 2 along queries x WARPS / 2 along base rows; a warp's tile is
+    // 64 queries x NI * 8 base rows.
+    constexpr int THREADS = 32 * WARPS;
+    constexpr int NI = 2 * VA_FN / (8 * WARPS);
+    const int wm = (warp / (WARPS / 2)) * 64;
+    const int wn = (warp % (WARPS / 2)) * NI * 8;
 
-    if (tid < VA_FM) {
-        const int q = q0 + tid;
-        float a = va_inf(), e = 0.0f;  // rows past the end never pass
-        if (q < m) {
-            const float td = st_d[(i64)q * k + (k - 1)];
-            const bool missing = st_i[(i64)q * k + (k - 1)] == VA_MISSING_ID;
-            va_row_constants(qn[q], td, missing, metric, normalized, cbound, &a, &e);
+    for (int i = tid; i < VA_FM + VA_FN; i += THREADS) {
+        if (i < VA_FM) {
+            const int q = q0 + i;
+            float a = va_inf(), e = 0.0f;  // rows past the end never pass
+            if (q < m) {
+                const float td = st_d[(i64)q * k + (k - 1)];
+                const bool missing = st_i[(i64)q * k + (k - 1)] == VA_MISSING_ID;
+                va_row_constants(qn[q], td, missing, metric, normalized, cbound, &a, &e);
+            }
+            s_a[i] = a;
+            s_e[i] = e;
+        } else {
+            const int j = i - VA_FM;
+            const int x = x0 + j;
+            const float v = x < n ? xn[x] : 0.0f;
+            float b, f;
+            va_col_constants(v, metric, normalized, &b, &f);
+            s_b[j] = b;
+            s_f[j] = f;
         }
-        s_a[tid] = a;
-        s_e[tid] = e;
-    } else {
-        const int j = tid - VA_FM;
-        const int x = x0 + j;
-        const float v = x < n ? xn[x] : 0.0f;
-        float b, f;
-        va_col_constants(v, metric, normalized, &b, &f);
-        s_b[j] = b;
-        s_f[j] = f;
     }
 
-    float acc[4][4][4];
+    float acc[4][NI][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
+        for (int j = 0; j < NI; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
     const int nk = (d + VA_FK - 1) / VA_FK;
-    va_load_tile<VEC>(As, Q, ldq, m, d, q0, 0);
-    va_load_tile<VEC>(Bs, X, ldx, n, d, x0, 0);
-    va_cp_commit();
-    for (int kt = 0; kt < nk; ++kt) {
-        const int st = kt & 1;
-        if (kt + 1 < nk) {
-            va_load_tile<VEC>(As + (st ^ 1) * VA_FM * VA_FS, Q, ldq, m, d, q0, (kt + 1) * VA_FK);
-            va_load_tile<VEC>(Bs + (st ^ 1) * VA_FN * VA_FS, X, ldx, n, d, x0, (kt + 1) * VA_FK);
+    // Stages kt + 1 and kt + 2 load while stage kt is multiplied.
+#pragma unroll
+    for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
+        if (s0 < nk) {
+            va_load_tile<VEC, THREADS>(As + s0 * VA_FM * VA_FS, Q, ldq, m, d, q0, s0 * VA_FK);
+            va_load_tile<VEC, THREADS>(Bs + s0 * VA_FN * VA_FS, X, ldx, n, d, x0, s0 * VA_FK);
         }
         va_cp_commit();
-        va_cp_wait1();
+    }
+    for (int kt = 0; kt < nk; ++kt) {
+        const int st = kt % VA_FSTAGES;
+        const int nt = kt + VA_FSTAGES - 1;
+        if (nt < nk) {
+            const int ns = nt % VA_FSTAGES;
+            va_load_tile<VEC, THREADS>(As + ns * VA_FM * VA_FS, Q, ldq, m, d, q0, nt * VA_FK);
+            va_load_tile<VEC, THREADS>(Bs + ns * VA_FN * VA_FS, X, ldx, n, d, x0, nt * VA_FK);
+        }
+        va_cp_commit();
+        va_cp_wait<VA_FSTAGES - 1>();
         __syncthreads();
         const float* A = As + st * VA_FM * VA_FS;
         const float* B = Bs + st * VA_FN * VA_FS;
 #pragma unroll
         for (int kk = 0; kk < VA_FK; kk += 8) {
-            float af[4][4], bf[4][2];
+            float af[4][4], bf[NI][2];
             const int mat = lane >> 3, rr = lane & 7;
 #pragma unroll
             for (int mi = 0; mi < 4; ++mi) {
@@ -216,7 +231,7 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
                 for (int e = 0; e < 4; ++e) af[mi][e] = __uint_as_float(r4[e]);
             }
 #pragma unroll
-            for (int np = 0; np < 4; np += 2) {
+            for (int np = 0; np < NI; np += 2) {
                 u32 r4[4];
                 va_ldsm_x4(r4, B + (wn + (np + (mat >> 1)) * 8 + rr) * VA_FS + kk + (mat & 1) * 4);
                 bf[np][0] = __uint_as_float(r4[0]);
@@ -225,7 +240,7 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
                 bf[np + 1][1] = __uint_as_float(r4[3]);
             }
             if (SPLIT3) {
-                u32 ah[4][4], al[4][4], bh[4][2], bl[4][2];
+                u32 ah[4][4], al[4][4], bh[NI][2], bl[NI][2];
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -234,7 +249,7 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
                         al[mi][e] = va_tf32(af[mi][e] - __uint_as_float(ah[mi][e]));
                     }
 #pragma unroll
-                for (int ni = 0; ni < 4; ++ni)
+                for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
                         bh[ni][e] = va_tf32(bf[ni][e]);
@@ -243,25 +258,25 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-                    for (int ni = 0; ni < 4; ++ni) {
+                    for (int ni = 0; ni < NI; ++ni) {
                         va_mma_tf32(acc[mi][ni], al[mi], bh[ni]);
                         va_mma_tf32(acc[mi][ni], ah[mi], bl[ni]);
                         va_mma_tf32(acc[mi][ni], ah[mi], bh[ni]);
                     }
             } else {
-                u32 a[4][4], b[4][2];
+                u32 a[4][4], b[NI][2];
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
                     for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
 #pragma unroll
-                for (int ni = 0; ni < 4; ++ni)
+                for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
                     for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-                    for (int ni = 0; ni < 4; ++ni) va_mma_tf32(acc[mi][ni], a[mi], b[ni]);
+                    for (int ni = 0; ni < NI; ++ni) va_mma_tf32(acc[mi][ni], a[mi], b[ni]);
             }
         }
         __syncthreads();
@@ -271,9 +286,9 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
     // c3 (g+8, 2t+1). A NaN never fails the test (non-finite data can
     // never be excluded).
     const bool absdot = metric == VA_ABS_IP;
-    float cb[4][2], cf[4][2];
+    float cb[NI][2], cf[NI][2];
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
+    for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
             const int c = wn + ni * 8 + 2 * t + e;
@@ -287,7 +302,7 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
             const int r = wm + mi * 16 + g + h * 8;
             const float ra = s_a[r], re = s_e[r];
 #pragma unroll
-            for (int ni = 0; ni < 4; ++ni)
+            for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     float dot = acc[mi][ni][h * 2 + e];
@@ -313,17 +328,23 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
         u32 *__restrict__ cand, int cap, int *__restrict__ counts, int *__restrict__ overflow
 #define VA_FUSED_PASS Q, ldq, m, X, ldx, n, d, qn, xn, metric, normalized, cbound, st_d, st_i, k, desc, cand, cap, counts, overflow
 
-extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_tf32_v4(VA_FUSED_ARGS) {
-    va_fused_filter<true, false>(VA_FUSED_PASS);
+extern "C" __global__ void __launch_bounds__(256) fused_filter_tf32_v4(VA_FUSED_ARGS) {
+    va_fused_filter<true, false, 8>(VA_FUSED_PASS);
 }
-extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_tf32_v1(VA_FUSED_ARGS) {
-    va_fused_filter<false, false>(VA_FUSED_PASS);
+extern "C" __global__ void __launch_bounds__(256) fused_filter_tf32_v1(VA_FUSED_ARGS) {
+    va_fused_filter<false, false, 8>(VA_FUSED_PASS);
 }
-extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_3xtf32_v4(VA_FUSED_ARGS) {
-    va_fused_filter<true, true>(VA_FUSED_PASS);
+extern "C" __global__ void __launch_bounds__(256) fused_filter_3xtf32_v4(VA_FUSED_ARGS) {
+    va_fused_filter<true, true, 8>(VA_FUSED_PASS);
 }
-extern "C" __global__ void __launch_bounds__(VA_F_THREADS) fused_filter_3xtf32_v1(VA_FUSED_ARGS) {
-    va_fused_filter<false, true>(VA_FUSED_PASS);
+extern "C" __global__ void __launch_bounds__(256) fused_filter_3xtf32_v1(VA_FUSED_ARGS) {
+    va_fused_filter<false, true, 8>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(128) fused_filter_tf32_v4_w4(VA_FUSED_ARGS) {
+    va_fused_filter<true, false, 4>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(128) fused_filter_3xtf32_v4_w4(VA_FUSED_ARGS) {
+    va_fused_filter<true, true, 4>(VA_FUSED_PASS);
 }
 
 // fp32 re-score of the candidates of fused_filter_*: one block per query,
