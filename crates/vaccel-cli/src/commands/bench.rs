@@ -93,6 +93,10 @@ impl Row {
     fn queries_per_s(&self) -> f64 {
         self.nq as f64 / (self.median_ms / 1e3)
     }
+    /// One read of the base per call, in bytes per second.
+    fn base_bytes_per_s(&self) -> f64 {
+        (self.n * self.dim * 4) as f64 / (self.median_ms / 1e3)
+    }
     /// Effective rate, counting `2 * nq * n * dim` operations.
     fn gflops(&self) -> f64 {
         2.0 * self.nq as f64 * self.n as f64 * self.dim as f64 / (self.median_ms / 1e3) / 1e9
@@ -128,20 +132,28 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "device: {} ({device_name}, {how})", ctx.device())?;
     let ceil = measure_ceilings(&ctx)?;
+    let tensor = ceil
+        .tensor_flops
+        .map(|f| format!(", TF32 tensor-core GEMM {:.1} TFLOP/s", f / 1e12))
+        .unwrap_or_default();
     writeln!(
         out,
-        "ceilings measured now: copy {:.0} GB/s (read + write), exact fp32 GEMM {:.1} TFLOP/s",
+        "ceilings measured now: copy {:.0} GB/s (read + write), exact fp32 GEMM {:.1} TFLOP/s{tensor}",
         ceil.copy_bytes_per_s / 1e9,
         ceil.sgemm_flops / 1e12
+    )?;
+    writeln!(
+        out,
+        "(GFLOP/s counts 2 n d per query; base GB/s is one read of the base per call)"
     )?;
     writeln!(out)?;
     writeln!(
         out,
-        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | fp64 check |"
+        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of TF32 GEMM | base GB/s | of copy | fp64 check |"
     )?;
     writeln!(
         out,
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
     out.flush()?;
     let kinds: &[&'static str] = match args.data {
@@ -155,7 +167,7 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
             let row = run_case(&ctx, &args, kind, dim)?;
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {}/{} |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {} | {:.0} | {:.0}% | {}/{} |",
                 row.data,
                 row.n,
                 row.dim,
@@ -166,6 +178,11 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
                 row.queries_per_s(),
                 row.gflops(),
                 100.0 * row.gflops() * 1e9 / ceil.sgemm_flops,
+                ceil.tensor_flops
+                    .map(|f| format!("{:.0}%", 100.0 * row.gflops() * 1e9 / f))
+                    .unwrap_or_else(|| "-".into()),
+                row.base_bytes_per_s() / 1e9,
+                100.0 * row.base_bytes_per_s() / ceil.copy_bytes_per_s,
                 row.verified.0,
                 row.verified.1
             )?;
@@ -254,9 +271,10 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
     let _ = writeln!(s, "  \"device_name\": {},", json_string(device_name));
     let _ = writeln!(
         s,
-        "  \"copy_bytes_per_s\": {},\n  \"sgemm_flops\": {},",
+        "  \"copy_bytes_per_s\": {},\n  \"sgemm_flops\": {},\n  \"tensor_flops\": {},",
         num(ceil.copy_bytes_per_s),
-        num(ceil.sgemm_flops)
+        num(ceil.sgemm_flops),
+        ceil.tensor_flops.map_or_else(|| "null".into(), num)
     );
     let _ = writeln!(s, "  \"metric\": \"l2\",");
     let _ = writeln!(s, "  \"rows\": [");
@@ -333,6 +351,7 @@ mod tests {
         let ceil = Ceilings {
             copy_bytes_per_s: 1e10,
             sgemm_flops: 2e11,
+            tensor_flops: None,
         };
         let text = to_json(&Context::cpu(), "CPU", &ceil, &[row.clone(), row]);
         assert_eq!(text.matches("\"median_ms\": 1.5000").count(), 2);

@@ -67,5 +67,6 @@ pub(crate) fn measure() -> Ceilings {
     Ceilings {
         copy_bytes_per_s: copy,
         sgemm_flops: flops,
+        tensor_flops: None,
     }
 }

@@ -1,7 +1,9 @@
-//! CUDA ceilings: a 1 GiB device-to-device copy and an 8192^3 SGEMM (exact
-//! fp32), timed with device events.
+//! CUDA ceilings: a 1 GiB device-to-device copy, an 8192^3 SGEMM (exact
+//! fp32) and the same product on TF32 tensor cores, timed with device events.
 
+use cudarc::cublas::sys as cublas_sys;
 use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
+use cudarc::driver::{DevicePtr, DevicePtrMut};
 
 use super::cu;
 use super::device::CudaDevice;
@@ -61,8 +63,53 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
         Ok(())
     })?;
     let flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
+
+    // The same product with TF32 tensor cores (cublasGemmEx, fast-TF32
+    // compute): the ceiling of the fused k-NN filter.
+    let tf32 = |c: &mut cudarc::driver::CudaSlice<f32>| -> Result<()> {
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let (pa, _ga) = a.device_ptr(&dev.stream);
+        let (pc, _gc) = c.device_ptr_mut(&dev.stream);
+        let ni = n as i32;
+        // SAFETY: three n x n f32 buffers on the handle's stream; host scalars.
+        unsafe {
+            cublas_sys::cublasGemmEx(
+                *dev.blas.handle(),
+                cublasOperation_t::CUBLAS_OP_N,
+                cublasOperation_t::CUBLAS_OP_N,
+                ni,
+                ni,
+                ni,
+                (&alpha as *const f32).cast(),
+                pa as *const _,
+                cublas_sys::cudaDataType_t::CUDA_R_32F,
+                ni,
+                pa as *const _,
+                cublas_sys::cudaDataType_t::CUDA_R_32F,
+                ni,
+                (&beta as *const f32).cast(),
+                pc as *mut _,
+                cublas_sys::cudaDataType_t::CUDA_R_32F,
+                ni,
+                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+            )
+        }
+        .result()
+        .map_err(cu("cublasGemmEx (TF32)"))
+    };
+    tf32(&mut c)?;
+    let reps = 5;
+    let ms = dev.time_ms(|| {
+        for _ in 0..reps {
+            tf32(&mut c)?;
+        }
+        Ok(())
+    })?;
+    let tf32_flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
     Ok(Ceilings {
         copy_bytes_per_s: copy,
         sgemm_flops: flops,
+        tensor_flops: Some(tf32_flops),
     })
 }

@@ -14,7 +14,8 @@ use super::distance::{
     upload_rows, whole, DistPlan,
 };
 use super::knn_filter::{
-    self, launch_rescore, launch_rescore_lists, FilterRows, MetricArgs, Pass, MIN_QUERIES,
+    self, filter_for, launch_rescore, launch_rescore_lists, launch_simt_filter, Filter, FilterRows,
+    MetricArgs, Pass,
 };
 use super::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
@@ -288,26 +289,39 @@ impl Step<'_> {
             None => (&sd, &si, k),
         };
         let mut overflow = false;
-        let passes: &[Pass] = match self.first_pass.get() {
-            Pass::Tf32 => &[Pass::Tf32, Pass::Tf32x3],
-            Pass::Tf32x3 => &[Pass::Tf32x3],
-        };
-        for &pass in passes {
-            overflow = knn_filter::launch_filter(
+        if filter_for(m, r.dim) == Some(Filter::Simt) {
+            overflow = launch_simt_filter(
                 dev,
                 r,
                 metric,
-                pass,
                 lists,
                 &mut cand_j.slice_mut(..m * cap),
                 cap,
                 &mut w.counts,
                 &mut w.overflow,
             )?;
-            if !overflow {
-                break;
+        } else {
+            let passes: &[Pass] = match self.first_pass.get() {
+                Pass::Tf32 => &[Pass::Tf32, Pass::Tf32x3],
+                Pass::Tf32x3 => &[Pass::Tf32x3],
+            };
+            for &pass in passes {
+                overflow = knn_filter::launch_filter(
+                    dev,
+                    r,
+                    metric,
+                    pass,
+                    lists,
+                    &mut cand_j.slice_mut(..m * cap),
+                    cap,
+                    &mut w.counts,
+                    &mut w.overflow,
+                )?;
+                if !overflow {
+                    break;
+                }
+                self.first_pass.set(Pass::Tf32x3);
             }
-            self.first_pass.set(Pass::Tf32x3);
         }
         if overflow {
             return Ok(false);
@@ -373,9 +387,16 @@ fn first_tile_rows(k: usize) -> usize {
 }
 
 /// Base tiles `(start, end)`: fixed size, or for the fused filter over a
-/// resident base, a small first tile and then tiles as large as everything
-/// seen so far (each adds about k candidates per query).
-fn base_tiles(nx: usize, fixed: usize, geometric: bool, k: usize) -> Vec<(usize, usize)> {
+/// resident base, a small first tile and then tiles that grow everything
+/// seen so far `growth` times (each adds about (growth - 1) k candidates
+/// per query).
+fn base_tiles(
+    nx: usize,
+    fixed: usize,
+    geometric: bool,
+    k: usize,
+    growth: usize,
+) -> Vec<(usize, usize)> {
     let mut v = Vec::new();
     if !geometric {
         for x0 in (0..nx).step_by(fixed.max(1)) {
@@ -389,7 +410,7 @@ fn base_tiles(nx: usize, fixed: usize, geometric: bool, k: usize) -> Vec<(usize,
         let x1 = (x0 + size).min(nx);
         v.push((x0, x1));
         x0 = x1;
-        size = x0;
+        size = x0 * (growth - 1);
     }
     v
 }
@@ -423,12 +444,28 @@ pub(crate) fn run(
     let plan = DistPlan::new(dev, p, dim)?;
     // Later tiles of the GEMM metrics go through the fused tensor-core
     // filter when query blocks are large enough to fill its tiles.
-    let fused = p.metric.is_gemm_based() && !x.is_binary() && t.query_block >= MIN_QUERIES;
+    let filter = if p.metric.is_gemm_based() && !x.is_binary() {
+        filter_for(t.query_block, dim)
+    } else {
+        None
+    };
+    let fused = filter.is_some();
     let norms = plan.needs_norms() || fused;
     // A resident base keeps its squared norms between calls.
     let x_norms = if norms { resident_norms(dev, x)? } else { None };
 
-    let cap = candidate_cap(k);
+    // Doubling tiles for the tensor-core filter; for few queries (where
+    // each tile costs a launch and a round trip) tiles 16 times as large as
+    // everything before them, about 15 k candidates each.
+    let growth = match filter {
+        Some(Filter::Simt) if k <= 64 => 16,
+        _ => 2,
+    };
+    let cap = if growth == 16 {
+        (32 * k).max(512)
+    } else {
+        candidate_cap(k)
+    };
     let mut w = Work {
         dbuf: dev.alloc::<f32>(t.query_block * t.base_tile)?,
         xn: dev.alloc::<f32>(t.base_tile)?,
@@ -475,7 +512,7 @@ pub(crate) fn run(
         order,
         first_pass: std::cell::Cell::new(Pass::Tf32),
     };
-    let tiles = base_tiles(nx, t.base_tile, fused && x_res.is_some(), k);
+    let tiles = base_tiles(nx, t.base_tile, fused && x_res.is_some(), k, growth);
 
     let mut result: Option<Neighbors> = None;
     for s0 in (0..nq).step_by(t.super_block) {

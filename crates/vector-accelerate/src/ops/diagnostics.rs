@@ -14,6 +14,9 @@ pub struct Ceilings {
     /// Large exact-fp32 matrix product (cuBLAS SGEMM without TF32 on CUDA,
     /// the `gemm` crate on all CPU threads), floating-point operations per second.
     pub sgemm_flops: f64,
+    /// The same product on TF32 tensor cores (cuBLAS, fast-TF32 compute):
+    /// the ceiling of the fused k-NN filter. None on the CPU.
+    pub tensor_flops: Option<f64>,
 }
 
 /// Measures the copy bandwidth and the fp32 GEMM rate of the context's

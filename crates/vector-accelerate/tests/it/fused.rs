@@ -62,6 +62,11 @@ fn fused_path_matches_the_cpu_on_gaussian_and_clustered_data() {
         (300, 33_000, 128),
         (257, 17_000, 129),
         (96, 10_007, 768),
+        // Few queries: the exact one-warp-per-row filter.
+        (1, 9001, 3),
+        (3, 20_011, 128),
+        (16, 70_001, 768),
+        (5, 12_289, 1000),
     ] {
         for (kind, q, x) in [
             (
@@ -169,7 +174,11 @@ fn fused_path_survives_overflowing_candidate_lists() {
     let rows: Vec<f32> = (0..nb).flat_map(|j| proto.row(j % 5).to_vec()).collect();
     let x = Matrix::new(rows, dim).unwrap();
     let q = gaussian(&mut r, nq, dim);
-    for d in gemm_metrics() {
+    for (d, q) in gemm_metrics()
+        .into_iter()
+        .flat_map(|d| [(d.clone(), q.clone()), (d, gaussian(&mut r, 7, dim))])
+    {
+        let nq = q.rows();
         let a = knn(&cpu, &q, &x, 20, d.clone()).unwrap();
         let b = knn(&gpu, &q, &x, 20, d.clone()).unwrap();
         let m = d.metric;

@@ -347,6 +347,38 @@ extern "C" __global__ void __launch_bounds__(128) fused_filter_3xtf32_v4_w4(VA_F
     va_fused_filter<true, true, 4>(VA_FUSED_PASS);
 }
 
+// The fp32 dot product of a query row and a base row as one warp computes
+// it (the result is lane 0's): lane-strided fused multiply-adds (four
+// floats per lane when rows are 16-byte aligned multiples of 4), then a
+// fixed xor-shuffle tree. rescore_candidates, rescore_lists and
+// simt_filter all use it, so one pair always gets one value.
+__device__ __forceinline__ float va_warp_dot(const float* __restrict__ q, const float* __restrict__ x, int d,
+                                             bool vec, int lane) {
+    float s = 0.0f;
+    if (vec) {
+        const float4* q4 = reinterpret_cast<const float4*>(q);
+        const float4* x4 = reinterpret_cast<const float4*>(x);
+        for (int i = lane; i < (d >> 2); i += 32) {
+            const float4 a = q4[i], b = x4[i];
+            s = fmaf(a.x, b.x, s);
+            s = fmaf(a.y, b.y, s);
+            s = fmaf(a.z, b.z, s);
+            s = fmaf(a.w, b.w, s);
+        }
+    } else {
+        for (int i = lane; i < d; i += 32) s = fmaf(q[i], x[i], s);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    return s;
+}
+
+// Whether rows of d floats from these bases can be read as float4.
+__device__ __forceinline__ bool va_rows_vec4(const float* a, i64 lda, const float* b, i64 ldb, int d) {
+    return ((d & 3) == 0) && ((lda & 3) == 0) && ((ldb & 3) == 0) && ((((u64)a) & 15) == 0) &&
+           ((((u64)b) & 15) == 0);
+}
+
 // fp32 re-score of the candidates of fused_filter_*: one block per query,
 // one warp per candidate (lane-strided products, a fixed shuffle tree, so a
 // pair's value never depends on where it sits in the list). Writes the
@@ -363,13 +395,10 @@ extern "C" __global__ void rescore_candidates(const float* __restrict__ Q, i64 l
     const int nw = blockDim.x >> 5;
     const float* qr = Q + (i64)row * ldq;
     const float qv = normalized ? 1.0f : qn[row];
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d);
     for (int c = warp; c < cnt; c += nw) {
         const u32 j = cand[(i64)row * cap + c];
-        const float* xr = X + (i64)j * ldx;
-        float s = 0.0f;
-        for (int i = lane; i < d; i += 32) s = fmaf(qr[i], xr[i], s);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        const float s = va_warp_dot(qr, X + (i64)j * ldx, d, vec, lane);
         if (lane == 0) {
             out_d[(i64)row * cap + c] = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
             out_i[(i64)row * cap + c] = id_offset + (u64)j;
@@ -391,15 +420,58 @@ extern "C" __global__ void rescore_lists(const float* __restrict__ Q, i64 ldq, c
     const int nw = blockDim.x >> 5;
     const float* qr = Q + (i64)row * ldq;
     const float qv = normalized ? 1.0f : qn[row];
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d);
     for (int c = warp; c < k; c += nw) {
         const u64 id = ids[(i64)row * k + c];
         if (id == VA_MISSING_ID) continue;
         const u64 j = id - id_offset;
-        const float* xr = X + (i64)j * ldx;
-        float s = 0.0f;
-        for (int i = lane; i < d; i += 32) s = fmaf(qr[i], xr[i], s);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        const float s = va_warp_dot(qr, X + (i64)j * ldx, d, vec, lane);
         if (lane == 0) vals[(i64)row * k + c] = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
+    }
+}
+
+// The exact filter for few queries (m <= VA_SIMT_MAX_Q): one warp per base
+// row computes the pair's fp32 value exactly as the re-score does
+// (va_warp_dot + va_epilogue) and keeps it when it does not rank after the
+// query's current k-th best. Reads the base once at memory bandwidth; the
+// queries sit in shared memory (m * d floats, dynamic).
+#define VA_SIMT_MAX_Q 16
+extern "C" __global__ void __launch_bounds__(256)
+simt_filter(const float* __restrict__ Q, i64 ldq, int m, const float* __restrict__ X, i64 ldx, int n, int d,
+            const float* __restrict__ qn, const float* __restrict__ xn, int metric, int normalized,
+            const float* __restrict__ st_d, const u64* __restrict__ st_i, int k, int desc,
+            u32* __restrict__ cand, int cap, int* __restrict__ counts, int* __restrict__ overflow) {
+    extern __shared__ __align__(16) float va_sq[];
+    __shared__ u32 s_key[VA_SIMT_MAX_Q];
+    __shared__ float s_n[VA_SIMT_MAX_Q];
+    for (int i = threadIdx.x; i < m * d; i += blockDim.x) {
+        const int r = i / d, c = i - r * d;
+        va_sq[i] = Q[(i64)r * ldq + c];
+    }
+    if (threadIdx.x < m) {
+        const int q = threadIdx.x;
+        s_key[q] = va_item_of(st_d[(i64)q * k + k - 1], st_i[(i64)q * k + k - 1], desc).key;
+        s_n[q] = normalized ? 1.0f : qn[q];
+    }
+    __syncthreads();
+    // The shared copy has leading dimension d; float4 reads need the
+    // global rows (and so the re-score) to be float4-aligned too.
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d);
+    const int lane = threadIdx.x & 31;
+    const i64 warps = (i64)gridDim.x * (blockDim.x >> 5);
+    for (i64 j = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); j < n; j += warps) {
+        const float* xr = X + j * ldx;
+        const float xv = normalized ? 1.0f : xn[j];
+        for (int q = 0; q < m; ++q) {
+            const float s = va_warp_dot(va_sq + q * d, xr, d, vec, lane);
+            if (lane == 0) {
+                const float v = va_epilogue(s, s_n[q], xv, metric, normalized);
+                if (va_sort_key(v, desc) <= s_key[q]) {
+                    int slot = atomicAdd(counts + q, 1);
+                    if (slot < cap) cand[(i64)q * cap + slot] = (u32)j;
+                    else *overflow = 1;
+                }
+            }
+        }
     }
 }
