@@ -5,7 +5,9 @@
 //! are then re-scored in fp32 (`kernels/knn.cu`).
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaFunction, CudaSlice, CudaView, CudaViewMut, DevicePtr, LaunchConfig, PushKernelArg,
+};
 
 use super::cu;
 use super::device::CudaDevice;
@@ -127,10 +129,50 @@ pub(crate) fn launch_filter(
         (Pass::Tf32x3, true, _) => "fused_filter_3xtf32_v4",
         (Pass::Tf32x3, false, _) => "fused_filter_3xtf32_v1",
     };
+    let cfg = LaunchConfig {
+        grid_dim: ((r.n.div_ceil(TILE) * r.m.div_ceil(TILE)) as u32, 1, 1),
+        block_dim: (if w4 { 128 } else { 256 }, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    };
     let f = dev.func("knn", name)?;
+    run_filter(
+        dev,
+        &f,
+        cfg,
+        SMEM_BYTES,
+        r,
+        metric,
+        Some(error_bound(r.dim, pass)),
+        st,
+        (cand, cap, counts, overflow),
+    )
+}
+
+/// Launches a filter kernel (`fused_filter_*` with the bound `cb`, or
+/// `simt_filter` without), with `smem` bytes of dynamic shared memory
+/// allowed, after zeroing the counts and the overflow flag; returns the
+/// flag (this synchronises with the device).
+#[allow(clippy::too_many_arguments)]
+fn run_filter(
+    dev: &CudaDevice,
+    f: &CudaFunction,
+    cfg: LaunchConfig,
+    smem: usize,
+    r: &FilterRows<'_>,
+    metric: MetricArgs,
+    cb: Option<f32>,
+    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
+    out: (
+        &mut CudaViewMut<'_, u32>,
+        usize,
+        &mut CudaSlice<i32>,
+        &mut CudaSlice<i32>,
+    ),
+) -> Result<bool> {
+    let (cand, cap, counts, overflow) = out;
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SMEM_BYTES as i32,
+        smem as i32,
     )
     .map_err(cu("cuFuncSetAttribute"))?;
     dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
@@ -138,33 +180,27 @@ pub(crate) fn launch_filter(
         .memset_zeros(overflow)
         .map_err(cu("cuMemsetD8"))?;
     let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
-    let (code, norm, cb) = (
-        metric.code,
-        metric.normalized as i32,
-        error_bound(r.dim, pass),
-    );
+    let (code, norm) = (metric.code, metric.normalized as i32);
     let (k, desc, cap_i) = (
         st.2 as i32,
         (metric.order == Order::Largest) as i32,
         cap as i32,
     );
-    let cfg = LaunchConfig {
-        grid_dim: ((r.n.div_ceil(TILE) * r.m.div_ceil(TILE)) as u32, 1, 1),
-        block_dim: (if w4 { 128 } else { 256 }, 1, 1),
-        shared_mem_bytes: SMEM_BYTES as u32,
-    };
-    let mut b = dev.stream.launch_builder(&f);
+    let mut b = dev.stream.launch_builder(f);
     b.arg(r.q).arg(&ld).arg(&m);
     b.arg(r.x).arg(&ld).arg(&n).arg(&d);
-    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm).arg(&cb);
+    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
+    if let Some(cb) = &cb {
+        b.arg(cb);
+    }
     b.arg(st.0).arg(st.1).arg(&k).arg(&desc);
     b.arg(&mut *cand)
         .arg(&cap_i)
         .arg(&mut *counts)
         .arg(&mut *overflow);
     // SAFETY: q is m x dim, x is n x dim, norms m / n, lists m x k,
-    // cand m x cap, counts m, overflow 1.
-    unsafe { b.launch(cfg) }.map_err(cu("fused_filter launch"))?;
+    // cand m x cap, counts m, overflow 1; shared memory within `smem`.
+    unsafe { b.launch(cfg) }.map_err(cu("k-NN filter launch"))?;
     let mut flag = [0i32; 1];
     dev.stream
         .memcpy_dtoh(&overflow.slice(..1), &mut flag)
@@ -186,48 +222,26 @@ pub(crate) fn launch_simt_filter(
     counts: &mut CudaSlice<i32>,
     overflow: &mut CudaSlice<i32>,
 ) -> Result<bool> {
-    let f = dev.func("knn", "simt_filter")?;
-    // The queries may take all of the default 48 KiB, beside the kernel's
-    // static arrays: opt in to that much dynamic shared memory.
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SIMT_SMEM as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
-    dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
-    dev.stream
-        .memset_zeros(overflow)
-        .map_err(cu("cuMemsetD8"))?;
-    let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
-    let (code, norm) = (metric.code, metric.normalized as i32);
-    let (k, desc, cap_i) = (
-        st.2 as i32,
-        (metric.order == Order::Largest) as i32,
-        cap as i32,
-    );
     let blocks = r.n.div_ceil(8).min(dev.sm_count() * 8).max(1);
     let cfg = LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: (r.m * r.dim * 4) as u32,
     };
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(r.q).arg(&ld).arg(&m);
-    b.arg(r.x).arg(&ld).arg(&n).arg(&d);
-    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
-    b.arg(st.0).arg(st.1).arg(&k).arg(&desc);
-    b.arg(&mut *cand)
-        .arg(&cap_i)
-        .arg(&mut *counts)
-        .arg(&mut *overflow);
-    // SAFETY: as launch_filter; m * dim floats of shared memory (<= 48 KiB).
-    unsafe { b.launch(cfg) }.map_err(cu("simt_filter launch"))?;
-    let mut flag = [0i32; 1];
-    dev.stream
-        .memcpy_dtoh(&overflow.slice(..1), &mut flag)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    dev.sync()?;
-    Ok(flag[0] != 0)
+    let f = dev.func("knn", "simt_filter")?;
+    // The queries may take all of the default 48 KiB, beside the kernel's
+    // static arrays: opt in to that much dynamic shared memory.
+    run_filter(
+        dev,
+        &f,
+        cfg,
+        SIMT_SMEM,
+        r,
+        metric,
+        None,
+        st,
+        (cand, cap, counts, overflow),
+    )
 }
 
 /// Exact fp32 values (and global ids `offset + index`) of the candidates
