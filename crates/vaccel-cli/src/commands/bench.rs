@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use vector_accelerate::diagnostics::{measure_ceilings, Ceilings};
-use vector_accelerate::{knn, Context, DeviceMatrix, Input, Matrix, Metric};
+use vector_accelerate::{knn, Context, DeviceMatrix, Input, Metric};
 
 use super::{check_k, make_context};
 use crate::io::output::{commit, PendingFile};
@@ -110,13 +110,6 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-/// Base rows where the timed runs read them: on the device for CUDA (the
-/// host copy is dropped after the upload), on the host for the CPU.
-enum Base {
-    Host(Matrix),
-    Device(DeviceMatrix),
-}
-
 fn run_knn(args: BenchKnnArgs) -> Result<()> {
     check_k(args.k)?;
     ensure!(args.n >= 1, "--n must be at least 1");
@@ -206,14 +199,16 @@ fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) 
     };
     let queries = gen.rows(args.queries, QUERY_STREAM)?;
     let host = gen.rows(args.n, BASE_STREAM)?;
-    let base = if ctx.is_cuda() {
-        Base::Device(ctx.upload(&host)?)
+    // The timed runs read the base where it lives: on the device for CUDA,
+    // on the host for the CPU (the host rows also feed the fp64 check).
+    let device: Option<DeviceMatrix> = if ctx.is_cuda() {
+        Some(ctx.upload(&host)?)
     } else {
-        Base::Host(host.clone())
+        None
     };
-    let input: Input<'_> = match &base {
-        Base::Host(m) => m.into(),
-        Base::Device(d) => d.into(),
+    let input: Input<'_> = match &device {
+        Some(d) => d.into(),
+        None => (&host).into(),
     };
     let first = knn(ctx, &queries, input, args.k, Metric::L2)?;
     let checked = args.verify.min(args.queries);
@@ -224,7 +219,6 @@ fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) 
     for f in &failures {
         eprintln!("fp64 check failed: {f}");
     }
-    drop(host);
     let mut times_ms = Vec::with_capacity(args.repeats);
     for _ in 0..args.repeats {
         let t = Instant::now();

@@ -502,8 +502,10 @@ pub(crate) fn run(
     } else {
         None
     };
-    // Norms of a streamed base tile for the fused filter.
-    let mut xt = dev.alloc::<f32>(if fused { t.base_tile } else { 1 })?;
+    // Norms of a streamed base tile, computed once per tile for every
+    // query block (a resident base keeps its own).
+    let stream_norms = norms && x_res.is_none() && !x.is_binary();
+    let mut xt = dev.alloc::<f32>(if stream_norms { t.base_tile } else { 1 })?;
     let step = Step {
         dev,
         plan: &plan,
@@ -552,13 +554,17 @@ pub(crate) fn run(
                 }
                 _ => unreachable!("base is either resident or staged"),
             };
-            // A streamed tile's norms, when the fused filter needs them.
-            let cached = x_norms.map(|c| c.slice(x0..x1));
-            if fused && cached.is_none() {
+            // The tile's squared norms: the resident base's, or computed here.
+            if stream_norms {
                 if let RowsRef::F32(v) = &xr {
                     sq_norms(dev, v, n, dim, &mut xt)?;
                 }
             }
+            let cached = match x_norms {
+                Some(c) => Some(c.slice(x0..x1)),
+                None if stream_norms => Some(xt.slice(..n)),
+                None => None,
+            };
             for b0 in (0..sn).step_by(t.query_block) {
                 let b1 = (b0 + t.query_block).min(sn);
                 let m = b1 - b0;
@@ -569,24 +575,18 @@ pub(crate) fn run(
                     i: st_i.slice_mut(b0 * k..b1 * k),
                 };
                 // The fused filter's view of this (query block, base tile).
-                let own_xn = if cached.is_none() && fused {
-                    Some(xt.slice(..n))
-                } else {
-                    None
-                };
-                let rows = match (fused, &qr, &xr, &qn) {
-                    (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv)) => Some(FilterRows {
-                        q: qv,
-                        m,
-                        qn: qnv,
-                        x: xv,
-                        n,
-                        xn: cached
-                            .as_ref()
-                            .or(own_xn.as_ref())
-                            .expect("norms of the tile"),
-                        dim,
-                    }),
+                let rows = match (fused, &qr, &xr, &qn, &cached) {
+                    (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv), Some(xnv)) => {
+                        Some(FilterRows {
+                            q: qv,
+                            m,
+                            qn: qnv,
+                            x: xv,
+                            n,
+                            xn: xnv,
+                            dim,
+                        })
+                    }
                     _ => None,
                 };
                 if ti > 0 {
@@ -606,7 +606,7 @@ pub(crate) fn run(
                                 RowsRef::Bits(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
                             }
                         };
-                        let sub_norms = x_norms.map(|c| c.slice(a0..a1));
+                        let sub_norms = cached.as_ref().map(|c| c.slice(a0 - x0..a1 - x0));
                         step.gemm_filter(
                             &mut w,
                             &mut st,
