@@ -9,13 +9,13 @@ mkdir -p "$out"
 export VECTOR_ACCELERATE_KERNEL_CACHE=/tmp/vacache PYTHONUNBUFFERED=1
 run() { # name, args...
   local name=$1; shift
-  $b/vaccel bench knn --n 1000000 "$@" --json "$out/$name.json" 2>&1 | grep -v '^$' | tee "$out/$name.txt" | grep '^| [gc]'
+  $b/vaccel bench knn --n 1000000 "$@" ${VA_EXTRA:-} --json "$out/$name.json" 2>&1 | grep -v '^$' | tee "$out/$name.txt" | grep '^| [gc]'
   if [ "${PEERS:-1}" = 1 ]; then
     python3 bench/peers/torch_knn.py --n 1000000 "$@" --json "$out/torch-$name.json" 2>&1 | tee "$out/torch-$name.txt" | grep -E '^\|' | grep -v -- '---'
   fi
 }
 head -2 < <($b/vaccel bench knn --n 1000 --dims 8 --queries 1 --verify 0 2>&1)
-run k10 --dims 128,768 --queries 10000 -k 10 --data both
+VA_EXTRA="--precision ${PRECISIONS:-exact,tf32,bf16,f16}" run k10 --dims 128,768 --queries 10000 -k 10 --data both
 PEERS=${PEERS_LARGE_K:-0} run k100 --dims 128 --queries 10000 -k 100 --data gaussian
 PEERS=${PEERS_LARGE_K:-0} run k1024 --dims 128 --queries 10000 -k 1024 --data gaussian
 for q in 1 16 64; do run q$q --dims 768 --queries $q -k 10 --data gaussian --repeats 20; done

@@ -28,15 +28,17 @@ mod error;
 mod matrix;
 mod metric;
 mod ops;
+mod precision;
 mod tensor;
 
 pub use context::{Context, Device, DeviceInfo, BUDGET_ENV, DEVICE_ENV};
 pub use error::{Error, Result};
 pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, MatrixView};
 pub use metric::{Distance, Metric};
-pub use ops::knn::knn;
+pub use ops::knn::{knn, knn_with, KnnOptions};
 pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
 pub use ops::{diagnostics, distance, select};
+pub use precision::Precision;
 pub use tensor::DeviceMatrix;
 
 /// When set, every device output buffer is filled with 0xFF bytes (NaN /
@@ -48,6 +50,16 @@ pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 #[doc(hidden)]
 pub fn debug_poison_outputs(on: bool) {
     POISON.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Test support: (launches, overflows) of the CUDA k-NN tensor-core filter
+/// per pass since the process started, in the order TF32, three-pass TF32,
+/// bf16, f16.
+#[doc(hidden)]
+pub fn debug_filter_stats() -> [(u64, u64); 4] {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &cuda::knn_filter::PASS_STATS;
+    std::array::from_fn(|i| (s[i][0].load(Relaxed), s[i][1].load(Relaxed)))
 }
 
 /// CUDA kernel sources and their run-time compilation (usable without a GPU

@@ -36,6 +36,9 @@ pub struct DeviceMatrix {
     pub(crate) storage: Storage,
     /// Squared row norms on the device, computed on first use by a GEMM metric.
     norms: OnceLock<CudaSlice<f32>>,
+    /// bf16 and f16 copies of the rows on the device, made on first use by
+    /// a fast-precision k-NN.
+    halves: [OnceLock<CudaSlice<u16>>; 2],
 }
 
 impl DeviceMatrix {
@@ -73,6 +76,7 @@ impl DeviceMatrix {
             has_negative,
             storage,
             norms: OnceLock::new(),
+            halves: Default::default(),
         })
     }
 
@@ -89,6 +93,7 @@ impl DeviceMatrix {
             has_negative: self.has_negative,
             storage,
             norms: OnceLock::new(),
+            halves: Default::default(),
         })
     }
 
@@ -107,6 +112,11 @@ impl DeviceMatrix {
     /// The cache of squared row norms (CUDA `f32` rows).
     pub(crate) fn norm_cache(&self) -> &OnceLock<CudaSlice<f32>> {
         &self.norms
+    }
+
+    /// The cache of 16-bit copies of CUDA `f32` rows (0: bf16, 1: f16).
+    pub(crate) fn half_cache(&self, f16: bool) -> &OnceLock<CudaSlice<u16>> {
+        &self.halves[f16 as usize]
     }
 
     /// Whether any value is negative.

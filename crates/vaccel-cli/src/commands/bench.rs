@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use vector_accelerate::diagnostics::{measure_ceilings, Ceilings};
-use vector_accelerate::{knn, Context, DeviceMatrix, Input, Metric};
+use vector_accelerate::{
+    knn_with, Context, DeviceMatrix, Input, KnnOptions, Metric, Neighbors, Precision,
+};
 
 use super::{check_k, make_context};
 use crate::io::output::{commit, PendingFile};
@@ -69,6 +71,10 @@ pub struct BenchKnnArgs {
     /// (0: none).
     #[arg(long, default_value_t = 8)]
     verify: usize,
+    /// Precision modes to run, comma-separated (exact, tf32, bf16, f16);
+    /// fast modes report their recall@k against the exact result.
+    #[arg(long, value_delimiter = ',', default_value = "exact")]
+    precision: Vec<Precision>,
     /// Also write the rows as JSON to this file.
     #[arg(long, value_name = "OUT.json")]
     json: Option<PathBuf>,
@@ -82,6 +88,10 @@ struct Row {
     dim: usize,
     nq: usize,
     k: usize,
+    precision: Precision,
+    /// Recall@k of the ids against the exact mode's on every query (None
+    /// when the exact mode did not run).
+    recall: Option<f64>,
     device: String,
     times_ms: Vec<f64>,
     median_ms: f64,
@@ -142,11 +152,11 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| data | n | dim | nq | k | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of TF32 GEMM | base GB/s | of copy | fp64 check |"
+        "| data | n | dim | nq | k | precision | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of TF32 GEMM | base GB/s | of copy | fp64 check | recall vs exact |"
     )?;
     writeln!(
         out,
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
     out.flush()?;
     let kinds: &[&'static str] = match args.data {
@@ -157,15 +167,32 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &dim in &args.dims {
         for &kind in kinds {
-            let row = run_case(&ctx, &args, kind, dim)?;
+            for row in run_case(&ctx, &args, kind, dim, &mut out, &ceil)? {
+                rows.push(row);
+            }
+        }
+    }
+    if let Some(mut file) = json_out {
+        let text = to_json(&ctx, &device_name, &ceil, &rows);
+        file.write(|w| Ok(w.write_all(text.as_bytes())?))?;
+        commit(vec![file])?;
+    }
+    Ok(())
+}
+
+/// Prints one table row.
+fn print_row(out: &mut impl Write, ceil: &Ceilings, row: &Row) -> Result<()> {
+    {
+        {
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {} | {:.0} | {:.0}% | {}/{} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {} | {:.0} | {:.0}% | {}/{} | {} |",
                 row.data,
                 row.n,
                 row.dim,
                 row.nq,
                 row.k,
+                row.precision,
                 row.device,
                 row.median_ms,
                 row.queries_per_s(),
@@ -177,22 +204,40 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
                 row.base_bytes_per_s() / 1e9,
                 100.0 * row.base_bytes_per_s() / ceil.copy_bytes_per_s,
                 row.verified.0,
-                row.verified.1
+                row.verified.1,
+                row.recall
+                    .map(|r| format!("{r:.4}"))
+                    .unwrap_or_else(|| "-".into())
             )?;
             out.flush()?;
-            rows.push(row);
         }
-    }
-    if let Some(mut file) = json_out {
-        let text = to_json(&ctx, &device_name, &ceil, &rows);
-        file.write(|w| Ok(w.write_all(text.as_bytes())?))?;
-        commit(vec![file])?;
     }
     Ok(())
 }
 
-/// Generates one case's data, warms up once and times `repeats` runs.
-fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) -> Result<Row> {
+/// Recall@k of `got` against `exact`: the fraction of the exact ids found.
+fn recall(exact: &Neighbors, got: &Neighbors) -> f64 {
+    let (mut hit, mut all) = (0usize, 0usize);
+    for r in 0..exact.rows() {
+        let ids: std::collections::HashSet<u64> = got.row_ids(r).iter().copied().collect();
+        for id in exact.row_ids(r) {
+            all += 1;
+            hit += ids.contains(id) as usize;
+        }
+    }
+    hit as f64 / all.max(1) as f64
+}
+
+/// Generates one case's data and, per precision mode (exact first), warms
+/// up once and times `repeats` runs, printing each row as it is measured.
+fn run_case(
+    ctx: &Context,
+    args: &BenchKnnArgs,
+    kind: &'static str,
+    dim: usize,
+    out: &mut impl Write,
+    ceil: &Ceilings,
+) -> Result<Vec<Row>> {
     let gen = match kind {
         "gaussian" => Generator::gaussian(dim, args.seed)?,
         _ => Generator::clustered(dim, args.clusters, args.seed)?,
@@ -210,40 +255,57 @@ fn run_case(ctx: &Context, args: &BenchKnnArgs, kind: &'static str, dim: usize) 
         Some(d) => d.into(),
         None => (&host).into(),
     };
-    let first = knn(ctx, &queries, input, args.k, Metric::L2)?;
-    let checked = args.verify.min(args.queries);
-    let sample: Vec<usize> = (0..checked)
-        .map(|i| i * args.queries / checked.max(1))
-        .collect();
-    let failures = verify_l2(&host, &queries, &first, &sample);
-    for f in &failures {
-        eprintln!("fp64 check failed: {f}");
+    let mut modes = args.precision.clone();
+    modes.sort_by_key(|p| *p != Precision::Exact);
+    modes.dedup();
+    let mut exact: Option<Neighbors> = None;
+    let mut rows = Vec::new();
+    for precision in modes {
+        let opts = KnnOptions::default().with_precision(precision);
+        let first = knn_with(ctx, &queries, input, args.k, Metric::L2, opts)?;
+        let checked = args.verify.min(args.queries);
+        let sample: Vec<usize> = (0..checked)
+            .map(|i| i * args.queries / checked.max(1))
+            .collect();
+        let failures = verify_l2(&host, &queries, &first, &sample);
+        for f in &failures {
+            eprintln!("fp64 check failed: {f}");
+        }
+        let mut times_ms = Vec::with_capacity(args.repeats);
+        for _ in 0..args.repeats {
+            let t = Instant::now();
+            knn_with(ctx, &queries, input, args.k, Metric::L2, opts)?;
+            times_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut sorted = times_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mid = sorted.len() / 2;
+        let median_ms = if sorted.len() % 2 == 1 {
+            sorted[mid]
+        } else {
+            (sorted[mid - 1] + sorted[mid]) / 2.0
+        };
+        let recall = exact.as_ref().map(|e| recall(e, &first));
+        if precision == Precision::Exact {
+            exact = Some(first);
+        }
+        let row = Row {
+            data: kind,
+            n: args.n,
+            dim,
+            nq: args.queries,
+            k: args.k,
+            precision,
+            recall,
+            device: ctx.device().to_string(),
+            times_ms,
+            median_ms,
+            verified: (checked - failures.len(), checked),
+        };
+        print_row(out, ceil, &row)?;
+        rows.push(row);
     }
-    let mut times_ms = Vec::with_capacity(args.repeats);
-    for _ in 0..args.repeats {
-        let t = Instant::now();
-        knn(ctx, &queries, input, args.k, Metric::L2)?;
-        times_ms.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let mut sorted = times_ms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    let median_ms = if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    };
-    Ok(Row {
-        data: kind,
-        n: args.n,
-        dim,
-        nq: args.queries,
-        k: args.k,
-        device: ctx.device().to_string(),
-        times_ms,
-        median_ms,
-        verified: (checked - failures.len(), checked),
-    })
+    Ok(rows)
 }
 
 /// The rows as a JSON document (numbers that are not finite become null).
@@ -277,6 +339,7 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
         let _ = write!(
             s,
             "    {{\"data\": {}, \"n\": {}, \"dim\": {}, \"nq\": {}, \"k\": {}, \
+             \"precision\": {}, \"recall\": {}, \
              \"device\": {}, \"median_ms\": {}, \"queries_per_s\": {}, \"gflops\": {}, \
              \"verified\": [{}, {}], \"times_ms\": [{}]}}",
             json_string(r.data),
@@ -284,6 +347,8 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
             r.dim,
             r.nq,
             r.k,
+            json_string(r.precision.name()),
+            r.recall.map_or_else(|| "null".into(), num),
             json_string(&r.device),
             num(r.median_ms),
             num(r.queries_per_s()),
@@ -337,6 +402,8 @@ mod tests {
             dim: 4,
             nq: 2,
             k: 1,
+            precision: Precision::Bf16,
+            recall: Some(0.5),
             device: "cpu".into(),
             times_ms: vec![1.0, 2.0],
             median_ms: 1.5,
@@ -351,5 +418,6 @@ mod tests {
         assert_eq!(text.matches("\"median_ms\": 1.5000").count(), 2);
         assert!(text.contains("\"sgemm_flops\": 200000000000.0000,"));
         assert!(text.contains("\"times_ms\": [1.0000, 2.0000]},\n"));
+        assert!(text.contains("\"precision\": \"bf16\", \"recall\": 0.5000,"));
     }
 }

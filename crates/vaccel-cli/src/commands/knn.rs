@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use vector_accelerate::{knn, Context, DeviceMatrix, Distance, Input, Metric, MISSING_ID};
+use vector_accelerate::{
+    knn, knn_with, Context, DeviceMatrix, Distance, Input, KnnOptions, Metric, Precision,
+    MISSING_ID,
+};
 
 use super::{check_k, make_context};
 use crate::batching::BatchSizer;
@@ -48,6 +51,10 @@ pub struct KnnArgs {
     /// Hamming on float32 input: a value x is the bit x > T (default 0).
     #[arg(long, value_name = "T", allow_negative_numbers = true)]
     threshold: Option<f32>,
+    /// Precision mode on CUDA for l2, euclidean, cosine and inner product:
+    /// exact (default), or tf32, bf16, f16 (faster ranking, fp32 distances).
+    #[arg(long, value_name = "MODE", default_value = "exact")]
+    precision: Precision,
 }
 
 /// Loads the inputs, searches in batches and writes the outputs; no output
@@ -89,7 +96,8 @@ pub fn run(args: KnnArgs) -> Result<()> {
     let upload_seconds = started.elapsed().as_secs_f64();
     let base_input = resident.as_ref().map_or_else(|| base.input(), Input::from);
     let started = Instant::now();
-    let (ids, dists) = search(&ctx, &queries, base_input, args.k, &dist, !args.quiet)?;
+    let opts = KnnOptions::default().with_precision(args.precision);
+    let (ids, dists) = search(&ctx, &queries, base_input, args.k, &dist, opts, !args.quiet)?;
     let seconds = started.elapsed().as_secs_f64();
     let resident_used = resident.is_some();
     drop(resident);
@@ -158,6 +166,7 @@ fn search(
     base: Input<'_>,
     k: usize,
     dist: &Distance,
+    opts: KnnOptions,
     show_progress: bool,
 ) -> Result<(Vec<i64>, Vec<f32>)> {
     let nq = queries.rows();
@@ -173,7 +182,7 @@ fn search(
     while start < nq {
         let end = (start + sizer.next()).min(nq);
         let t = Instant::now();
-        let hits = knn(ctx, queries.slice(start, end), base, k, dist)?;
+        let hits = knn_with(ctx, queries.slice(start, end), base, k, dist, opts)?;
         sizer.record(end - start, t.elapsed().as_secs_f64());
         let (batch_ids, batch_dists) = hits.into_parts();
         ids.extend(

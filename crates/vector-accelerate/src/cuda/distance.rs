@@ -6,6 +6,7 @@ use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 
 use super::cu;
 use super::device::CudaDevice;
+use super::knn_filter::{half_dim, to_half, HalfKind};
 use super::tensor::{upload_slice, CudaRows, RowsRef};
 use crate::cpu::distance::Prepared;
 use crate::error::{Error, Result};
@@ -82,6 +83,38 @@ pub(crate) fn resident_norms<'a>(
         let mut n = dev.alloc::<f32>(d.rows())?;
         sq_norms(dev, &rows.as_view(), d.rows(), d.dim(), &mut n)?;
         let _ = cell.set(n);
+    }
+    Ok(cell.get())
+}
+
+/// The cached 16-bit copy ([`half_dim`] elements per row) of a resident
+/// f32 base, made on first use; `None` for other inputs and for rows f16
+/// cannot represent.
+pub(crate) fn resident_half<'a>(
+    dev: &CudaDevice,
+    i: &Input<'a>,
+    kind: HalfKind,
+) -> Result<Option<&'a CudaSlice<u16>>> {
+    let Input::Resident(d) = i else {
+        return Ok(None);
+    };
+    let Storage::Cuda(_, CudaRows::F32(rows)) = &d.storage else {
+        return Ok(None);
+    };
+    let cell = d.half_cache(kind == HalfKind::F16);
+    if cell.get().is_none() {
+        let mut h = dev.alloc::<u16>(d.rows() * half_dim(d.dim()))?;
+        if !to_half(
+            dev,
+            &rows.as_view(),
+            d.rows(),
+            d.dim(),
+            kind,
+            &mut h.as_view_mut(),
+        )? {
+            return Ok(None);
+        }
+        let _ = cell.set(h);
     }
     Ok(cell.get())
 }

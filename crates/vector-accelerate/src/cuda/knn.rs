@@ -10,12 +10,12 @@ use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr};
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::{
-    metric_code, per_row, query_norms, resident, resident_norms, sq_norms, staging, tile,
-    upload_rows, whole, DistPlan,
+    metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
+    tile, upload_rows, whole, DistPlan,
 };
 use super::knn_filter::{
-    self, filter_for, launch_rescore, launch_rescore_lists, launch_simt_filter, Filter, FilterRows,
-    MetricArgs, Pass,
+    self, filter_for, half_dim, launch_rescore, launch_rescore_lists, launch_simt_filter, to_half,
+    Filter, FilterRows, HalfRows, MetricArgs, Pass,
 };
 use super::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
@@ -25,6 +25,7 @@ use crate::cpu::distance::Prepared;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
 use crate::ops::select::{Neighbors, Order};
+use crate::precision::Precision;
 
 /// Tile sizes chosen for a memory budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +50,7 @@ pub(crate) fn plan_tiles(
     row_bytes: usize,
     base_resident: bool,
     queries_resident: bool,
+    half_row_bytes: usize,
     budget: usize,
     sms: usize,
 ) -> Result<Tiling> {
@@ -57,13 +59,14 @@ pub(crate) fn plan_tiles(
             + qb * k * 12 * 2                         // tile lists + merge output
             + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
             + qb * (candidate_cap(k) * 16 + 4)        // filtered candidates
-            + if base_resident { 0 } else { bt * row_bytes }
+            + if base_resident { 0 } else { bt * (row_bytes + half_row_bytes) }
             + (qb + bt) * 4 // norms
             + 4096
     };
     // Each query in a super-block keeps k (value, id) pairs and, when the
     // queries are on the host, its row.
-    let per_query = k * 12 + if queries_resident { 0 } else { row_bytes } + 4;
+    // (and its 16-bit copy for the fast filters).
+    let per_query = k * 12 + if queries_resident { 0 } else { row_bytes } + half_row_bytes + 4;
     let mut bt = nx.min(1 << 16);
     let mut qb = nq.min(4096);
     while need(qb, bt) + qb * per_query > budget {
@@ -137,10 +140,13 @@ struct Step<'a> {
     p: &'a Prepared,
     k: usize,
     order: Order,
-    /// The filter's first pass: once one-pass TF32 overflows in a call
+    /// The tensor-core filter's passes, each with the factor its bound is
+    /// scaled by, tried in turn while a query overflows its candidates.
+    chain: Vec<(Pass, f32)>,
+    /// The first pass of `chain` to try: once a pass overflows in a call
     /// (neighbours closer together than its bound), later tiles start with
-    /// the three-pass filter.
-    first_pass: std::cell::Cell<Pass>,
+    /// the next one.
+    first_pass: std::cell::Cell<usize>,
 }
 
 /// The running lists of a query block (`m` rows of `k`).
@@ -301,16 +307,17 @@ impl Step<'_> {
                 &mut w.overflow,
             )?;
         } else {
-            let passes: &[Pass] = match self.first_pass.get() {
-                Pass::Tf32 => &[Pass::Tf32, Pass::Tf32x3],
-                Pass::Tf32x3 => &[Pass::Tf32x3],
-            };
-            for &pass in passes {
+            for i in self.first_pass.get()..self.chain.len() {
+                let (pass, scale) = self.chain[i];
+                if pass.half().is_some() && r.half.is_none() {
+                    continue;
+                }
                 overflow = knn_filter::launch_filter(
                     dev,
                     r,
                     metric,
                     pass,
+                    scale,
                     lists,
                     &mut cand_j.slice_mut(..m * cap),
                     cap,
@@ -320,7 +327,7 @@ impl Step<'_> {
                 if !overflow {
                     break;
                 }
-                self.first_pass.set(Pass::Tf32x3);
+                self.first_pass.set(i + 1);
             }
         }
         if overflow {
@@ -380,6 +387,15 @@ impl Step<'_> {
     }
 }
 
+/// The fast modes' margin as a fraction of their worst-case bound. The
+/// bound adds every product's rounding error at its largest; independent
+/// errors of round-to-nearest conversions (unbiased) add up like a random walk, to about u |q| |x| / sqrt(d) for rows
+/// without a few dominant coordinates, so 4 / sqrt(d) of the bound (about
+/// ten such standard deviations) rarely drops a true neighbour.
+pub(crate) fn fast_scale(dim: usize) -> f32 {
+    (4.0 / (dim as f32).sqrt()).min(1.0)
+}
+
 /// Rows of the first base tile when the fused filter handles the rest: the
 /// k-th best of these rows is the first threshold.
 fn first_tile_rows(k: usize) -> usize {
@@ -422,6 +438,7 @@ pub(crate) fn run(
     k: usize,
     p: &Prepared,
     budget: usize,
+    precision: Precision,
 ) -> Result<Neighbors> {
     let dev = &**dev;
     let _g = dev.lock();
@@ -431,6 +448,24 @@ pub(crate) fn run(
     let row_bytes = pr * if x.is_binary() { 8 } else { 4 };
     let x_res = resident(x);
     let q_res = resident(q).is_some();
+    let gemm_f32 = p.metric.is_gemm_based() && !x.is_binary();
+    // The tensor-core filter's passes: the fast modes' first, with the
+    // margin fast_scale; the exact passes behind them for queries whose
+    // candidates overflow.
+    let fast = fast_scale(dim);
+    // Tf32 takes the exact passes: the tensor cores truncate fp32 operands
+    // to TF32, which biases every product towards zero; a margin narrower
+    // than the proven bound cannot absorb that bias on clustered data
+    // (measured recall 0.006), and the filter is compute-bound, so a
+    // narrower margin would gain nothing.
+    let mut chain = match precision {
+        Precision::Exact | Precision::Tf32 => vec![],
+        Precision::Bf16 => vec![(Pass::Bf16, fast)],
+        Precision::F16 => vec![(Pass::F16, fast)],
+    };
+    chain.extend([(Pass::Tf32, 1.0), (Pass::Tf32x3, 1.0)]);
+    let half = chain[0].0.half().filter(|_| gemm_f32);
+    let hd = half_dim(dim);
     let t = plan_tiles(
         nq,
         nx,
@@ -438,16 +473,30 @@ pub(crate) fn run(
         row_bytes,
         x_res.is_some(),
         q_res,
+        if half.is_some() { hd * 2 } else { 0 },
         budget,
         dev.sm_count(),
     )?;
     let plan = DistPlan::new(dev, p, dim)?;
     // Later tiles of the GEMM metrics go through the fused tensor-core
     // filter when query blocks are large enough to fill its tiles.
-    let filter = if p.metric.is_gemm_based() && !x.is_binary() {
+    let filter = if gemm_f32 {
         filter_for(t.query_block, dim)
     } else {
         None
+    };
+    // 16-bit copies of the rows for a fast tensor-core filter: a resident
+    // base keeps its copy between calls; a streamed tile is converted once.
+    let half = half.filter(|_| filter == Some(Filter::TensorCore));
+    let x_half = match half {
+        Some(kind) => resident_half(dev, x, kind)?,
+        None => None,
+    };
+    // (A resident base that f16 cannot represent ranks with TF32.)
+    let half = half.filter(|_| x_res.is_none() || x_half.is_some());
+    let mut xh_tile = match half {
+        Some(_) if x_half.is_none() => Some(dev.alloc::<u16>(t.base_tile * hd)?),
+        _ => None,
     };
     let fused = filter.is_some();
     let norms = plan.needs_norms() || fused;
@@ -512,7 +561,8 @@ pub(crate) fn run(
         p,
         k,
         order,
-        first_pass: std::cell::Cell::new(Pass::Tf32),
+        chain,
+        first_pass: std::cell::Cell::new(0),
     };
     let tiles = base_tiles(nx, t.base_tile, fused && x_res.is_some(), k, growth);
 
@@ -542,6 +592,13 @@ pub(crate) fn run(
             sn,
             norms,
         )?;
+        let qh = match (half, &q_rows.rows(q_first, q_first + sn, pr)) {
+            (Some(kind), RowsRef::F32(v)) => {
+                let mut h = dev.alloc::<u16>(sn * hd)?;
+                to_half(dev, v, sn, dim, kind, &mut h.as_view_mut())?.then_some(h)
+            }
+            _ => None,
+        };
         let mut st_d = dev.alloc::<f32>(sn * k)?;
         let mut st_i = dev.alloc::<u64>(sn * k)?;
         for (ti, &(x0, x1)) in tiles.iter().enumerate() {
@@ -560,6 +617,16 @@ pub(crate) fn run(
                     sq_norms(dev, v, n, dim, &mut xt)?;
                 }
             }
+            // The tile's 16-bit copy.
+            let mut tile_half = true;
+            if let (Some(kind), Some(buf), RowsRef::F32(v)) = (half, &mut xh_tile, &xr) {
+                tile_half = to_half(dev, v, n, dim, kind, &mut buf.slice_mut(..n * hd))?;
+            }
+            let xh = match (x_half, &xh_tile) {
+                (Some(h), _) => Some(h.slice(x0 * hd..x1 * hd)),
+                (None, Some(b)) if tile_half => Some(b.slice(..n * hd)),
+                _ => None,
+            };
             let cached = match x_norms {
                 Some(c) => Some(c.slice(x0..x1)),
                 None if stream_norms => Some(xt.slice(..n)),
@@ -575,6 +642,13 @@ pub(crate) fn run(
                     i: st_i.slice_mut(b0 * k..b1 * k),
                 };
                 // The fused filter's view of this (query block, base tile).
+                let half_rows = match (&qh, &xh) {
+                    (Some(q16), Some(x16)) => Some(HalfRows {
+                        q: q16.slice(b0 * hd..b1 * hd),
+                        x: x16.slice(..),
+                    }),
+                    _ => None,
+                };
                 let rows = match (fused, &qr, &xr, &qn, &cached) {
                     (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv), Some(xnv)) => {
                         Some(FilterRows {
@@ -585,6 +659,7 @@ pub(crate) fn run(
                             n,
                             xn: xnv,
                             dim,
+                            half: half_rows.as_ref(),
                         })
                     }
                     _ => None,
@@ -759,11 +834,12 @@ mod tests {
 
     #[test]
     fn tiles_fit_the_budget_or_fail_with_numbers() {
-        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 8 << 30, 132).unwrap();
+        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 0, 8 << 30, 132).unwrap();
         assert!(t.query_block >= 256 && t.base_tile >= 1024);
-        let small = plan_tiles(10_000, 1_000_000, 10, 512, false, false, 1 << 20, 132).unwrap();
+        let small =
+            plan_tiles(10_000, 1_000_000, 10, 512, false, false, 256, 1 << 20, 132).unwrap();
         assert!(small.query_block * small.base_tile * 4 < 1 << 20);
-        match plan_tiles(10, 10, 1_000_000, 512, false, false, 1000, 132) {
+        match plan_tiles(10, 10, 1_000_000, 512, false, false, 0, 1000, 132) {
             Err(Error::OutOfDeviceMemory { available, .. }) => assert_eq!(available, 1000),
             other => panic!("expected OutOfDeviceMemory, got {other:?}"),
         }

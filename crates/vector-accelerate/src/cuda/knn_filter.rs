@@ -11,7 +11,7 @@ use cudarc::driver::{
 
 use super::cu;
 use super::device::CudaDevice;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::select::Order;
 
 /// Rows of a block tile along queries and along base rows (`VA_FM`, `VA_FN`).
@@ -60,6 +60,30 @@ pub(crate) enum Pass {
     Tf32,
     /// Three TF32 products (hi/lo split): close to fp32, three times the work.
     Tf32x3,
+    /// bf16 copies of the rows (8-bit significands), twice the TF32 rate.
+    Bf16,
+    /// f16 copies of the rows (11-bit significands), twice the TF32 rate.
+    F16,
+}
+
+/// Launches and overflows of the tensor-core filter per [`Pass`] (in
+/// declaration order), for tests that must see which pass ran.
+pub(crate) static PASS_STATS: [[std::sync::atomic::AtomicU64; 2]; 4] = [const {
+    [
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+    ]
+}; 4];
+
+impl Pass {
+    /// Whether the pass reads 16-bit copies of the rows.
+    pub(crate) fn half(self) -> Option<HalfKind> {
+        match self {
+            Pass::Bf16 => Some(HalfKind::Bf16),
+            Pass::F16 => Some(HalfKind::F16),
+            _ => None,
+        }
+    }
 }
 
 /// The bound `c` such that a pair's fp32 dot product (as the re-score
@@ -69,11 +93,98 @@ pub(crate) enum Pass {
 pub(crate) fn error_bound(dim: usize, pass: Pass) -> f32 {
     let d = dim as f64;
     let u22 = (2.0f64).powi(-22);
+    // Rounding both operands to nearest with unit roundoff u (bf16 2^-8,
+    // f16 2^-11) moves their product by at most (2u + u^2) |q_i x_i|.
     let c = match pass {
         Pass::Tf32 => (2.0f64).powi(-9) + (d + 32.0) * u22,
         Pass::Tf32x3 => (2.0f64).powi(-19) + (3.0 * d + 64.0) * u22,
+        Pass::Bf16 => (2.0f64).powi(-7) + (2.0f64).powi(-16) + (d + 32.0) * u22,
+        Pass::F16 => (2.0f64).powi(-10) + (2.0f64).powi(-22) + (d + 32.0) * u22,
     };
     (c * 1.0625) as f32
+}
+
+/// The absolute part of the bound: f16 rounds values below its normal
+/// range (2^-14) to multiples of 2^-24, an error of at most 2^-25 that the
+/// relative part does not cover. Summed over a row pair it stays below
+/// 2^-24 sqrt(d) (|q| + |x|) (twice the first-order term, covering the
+/// product of two such errors).
+pub(crate) fn absolute_bound(dim: usize, pass: Pass) -> f32 {
+    match pass {
+        Pass::F16 => ((2.0f64).powi(-24) * (dim as f64).sqrt() * 1.0625) as f32,
+        _ => 0.0,
+    }
+}
+
+/// The 16-bit formats of the fast filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HalfKind {
+    Bf16,
+    F16,
+}
+
+/// Elements per row of the 16-bit copies: `dim` rounded up to 8 (16-byte
+/// rows for the tile loads), padding zero.
+pub(crate) fn half_dim(dim: usize) -> usize {
+    dim.next_multiple_of(8)
+}
+
+/// 16-bit copies of the query and base rows of a [`FilterRows`]
+/// ([`half_dim`] elements per row).
+pub(crate) struct HalfRows<'a> {
+    pub q: CudaView<'a, u16>,
+    pub x: CudaView<'a, u16>,
+}
+
+/// Converts `rows` f32 rows of `dim` (leading dimension `dim`) into 16-bit
+/// rows of [`half_dim`] elements in `out`. Returns false when some value
+/// lies beyond the f16 range (the copy is then unusable: the caller ranks
+/// those rows with TF32 instead; nothing is clamped).
+pub(crate) fn to_half(
+    dev: &CudaDevice,
+    src: &CudaView<'_, f32>,
+    rows: usize,
+    dim: usize,
+    kind: HalfKind,
+    out: &mut CudaViewMut<'_, u16>,
+) -> Result<bool> {
+    let hd = half_dim(dim);
+    let f = dev.func("knn", "to_half_rows")?;
+    let mut too_big = dev.alloc::<u32>(1)?;
+    dev.stream
+        .memset_zeros(&mut too_big)
+        .map_err(cu("cuMemsetD8"))?;
+    let total = rows * hd;
+    let cfg = LaunchConfig {
+        grid_dim: (
+            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
+            1,
+            1,
+        ),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, r, d, hd_i, bf) = (
+        dim as i64,
+        rows as i32,
+        dim as i32,
+        hd as i32,
+        (kind == HalfKind::Bf16) as i32,
+    );
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(src).arg(&ld).arg(&r).arg(&d);
+    b.arg(&mut *out).arg(&hd_i).arg(&bf).arg(&mut too_big);
+    // SAFETY: src rows x dim, out rows x hd, too_big one word.
+    unsafe { b.launch(cfg) }.map_err(cu("to_half_rows launch"))?;
+    if kind == HalfKind::F16 {
+        let mut flag = [0u32; 1];
+        dev.stream
+            .memcpy_dtoh(&too_big, &mut flag)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        dev.sync()?;
+        return Ok(flag[0] == 0);
+    }
+    Ok(true)
 }
 
 /// Inputs of one filter launch: `m` query rows and `n` base rows of `dim`
@@ -86,6 +197,8 @@ pub(crate) struct FilterRows<'a> {
     pub n: usize,
     pub xn: &'a CudaView<'a, f32>,
     pub dim: usize,
+    /// 16-bit copies, for the bf16 / f16 passes.
+    pub half: Option<&'a HalfRows<'a>>,
 }
 
 /// The metric as the kernels see it.
@@ -106,6 +219,7 @@ pub(crate) fn launch_filter(
     r: &FilterRows<'_>,
     metric: MetricArgs,
     pass: Pass,
+    scale: f32,
     st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
     cand: &mut CudaViewMut<'_, u32>,
     cap: usize,
@@ -116,12 +230,26 @@ pub(crate) fn launch_filter(
         let (p, _g) = v.device_ptr(&dev.stream);
         p.is_multiple_of(16)
     };
-    let vec4 = r.dim.is_multiple_of(4) && aligned(r.q) && aligned(r.x);
+    let half = match (pass.half(), r.half) {
+        (Some(_), Some(h)) => Some(h),
+        (Some(_), None) => {
+            return Err(Error::Cuda {
+                op: "k-NN filter",
+                message: "a 16-bit pass was asked for without 16-bit rows".into(),
+            })
+        }
+        (None, _) => None,
+    };
+    let vec4 = half.is_some() || (r.dim.is_multiple_of(4) && aligned(r.q) && aligned(r.x));
     // Long rows: four warps of 64 x 64 (more work per fragment load);
     // short rows: eight warps of 64 x 32 (more warps to hide the latency of
     // the few pipeline stages).
     let w4 = vec4 && r.dim > 256;
     let name = match (pass, vec4, w4) {
+        (Pass::Bf16, _, false) => "fused_filter_bf16",
+        (Pass::Bf16, _, true) => "fused_filter_bf16_w4",
+        (Pass::F16, _, false) => "fused_filter_f16",
+        (Pass::F16, _, true) => "fused_filter_f16_w4",
         (Pass::Tf32, true, true) => "fused_filter_tf32_v4_w4",
         (Pass::Tf32x3, true, true) => "fused_filter_3xtf32_v4_w4",
         (Pass::Tf32, true, _) => "fused_filter_tf32_v4",
@@ -135,17 +263,25 @@ pub(crate) fn launch_filter(
         shared_mem_bytes: SMEM_BYTES as u32,
     };
     let f = dev.func("knn", name)?;
-    run_filter(
+    let overflow = run_filter(
         dev,
         &f,
         cfg,
         SMEM_BYTES,
         r,
         metric,
-        Some(error_bound(r.dim, pass)),
+        Some((
+            error_bound(r.dim, pass) * scale,
+            absolute_bound(r.dim, pass),
+        )),
+        half,
         st,
         (cand, cap, counts, overflow),
-    )
+    )?;
+    use std::sync::atomic::Ordering::Relaxed;
+    PASS_STATS[pass as usize][0].fetch_add(1, Relaxed);
+    PASS_STATS[pass as usize][1].fetch_add(overflow as u64, Relaxed);
+    Ok(overflow)
 }
 
 /// Launches a filter kernel (`fused_filter_*` with the bound `cb`, or
@@ -160,7 +296,8 @@ fn run_filter(
     smem: usize,
     r: &FilterRows<'_>,
     metric: MetricArgs,
-    cb: Option<f32>,
+    cb: Option<(f32, f32)>,
+    half: Option<&HalfRows<'_>>,
     st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
     out: (
         &mut CudaViewMut<'_, u32>,
@@ -180,6 +317,7 @@ fn run_filter(
         .memset_zeros(overflow)
         .map_err(cu("cuMemsetD8"))?;
     let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
+    let (hld, hd) = (half_dim(r.dim) as i64, half_dim(r.dim) as i32);
     let (code, norm) = (metric.code, metric.normalized as i32);
     let (k, desc, cap_i) = (
         st.2 as i32,
@@ -187,11 +325,19 @@ fn run_filter(
         cap as i32,
     );
     let mut b = dev.stream.launch_builder(f);
-    b.arg(r.q).arg(&ld).arg(&m);
-    b.arg(r.x).arg(&ld).arg(&n).arg(&d);
+    match half {
+        Some(h) => {
+            b.arg(&h.q).arg(&hld).arg(&m);
+            b.arg(&h.x).arg(&hld).arg(&n).arg(&hd);
+        }
+        None => {
+            b.arg(r.q).arg(&ld).arg(&m);
+            b.arg(r.x).arg(&ld).arg(&n).arg(&d);
+        }
+    }
     b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
-    if let Some(cb) = &cb {
-        b.arg(cb);
+    if let Some((c, a)) = &cb {
+        b.arg(c).arg(a);
     }
     b.arg(st.0).arg(st.1).arg(&k).arg(&desc);
     b.arg(&mut *cand)
@@ -238,6 +384,7 @@ pub(crate) fn launch_simt_filter(
         SIMT_SMEM,
         r,
         metric,
+        None,
         None,
         st,
         (cand, cap, counts, overflow),
@@ -325,5 +472,15 @@ mod tests {
         assert!(a > 1.9e-3 && a < 2.2e-3, "{a}");
         assert!(b < a / 10.0, "{b}");
         assert!(error_bound(4096, Pass::Tf32) > a);
+        // bf16 keeps 3 fewer bits than TF32's truncation bound allows, f16
+        // one more (rounded rather than truncated).
+        let (h, f) = (error_bound(128, Pass::Bf16), error_bound(128, Pass::F16));
+        assert!(h > 3.9 * a && h < 4.1 * a, "{h} vs {a}");
+        assert!(f > 0.45 * a && f < 0.6 * a, "{f} vs {a}");
+        assert_eq!(absolute_bound(128, Pass::Bf16), 0.0);
+        assert!(absolute_bound(128, Pass::F16) > 0.0);
+        assert_eq!(half_dim(1), 8);
+        assert_eq!(half_dim(128), 128);
+        assert_eq!(half_dim(129), 136);
     }
 }

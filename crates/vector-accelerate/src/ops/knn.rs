@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::matrix::Input;
 use crate::metric::Distance;
 use crate::ops::select::Neighbors;
+use crate::precision::Precision;
 use crate::{cpu, cuda};
 
 /// The `k` nearest base rows of every query, best first (smallest distance,
@@ -33,6 +34,45 @@ pub fn knn<'a, 'b>(
     k: usize,
     dist: impl Into<Distance>,
 ) -> Result<Neighbors> {
+    knn_with(ctx, queries, base, k, dist, KnnOptions::default())
+}
+
+/// Options of [`knn_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KnnOptions {
+    /// How pairs are ranked on CUDA (see [`Precision`]); distances returned
+    /// are fp32 in every mode.
+    pub precision: Precision,
+}
+
+impl KnnOptions {
+    /// Options with this precision mode.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+}
+
+/// [`knn`] with options, such as a fast [`Precision`] mode.
+///
+/// ```
+/// use vector_accelerate::{knn_with, Context, KnnOptions, Matrix, Metric, Precision};
+/// let ctx = Context::new().unwrap();
+/// let base = Matrix::new(vec![0.0, 0.0, 1.0, 0.0, 0.0, 3.0], 2).unwrap();
+/// let queries = Matrix::new(vec![0.9, 0.1], 2).unwrap();
+/// let opts = KnnOptions::default().with_precision(Precision::Bf16);
+/// let r = knn_with(&ctx, &queries, &base, 2, Metric::L2, opts).unwrap();
+/// assert_eq!(r.row_ids(0), &[1, 0]);
+/// ```
+pub fn knn_with<'a, 'b>(
+    ctx: &Context,
+    queries: impl Into<Input<'a>>,
+    base: impl Into<Input<'b>>,
+    k: usize,
+    dist: impl Into<Distance>,
+    opts: KnnOptions,
+) -> Result<Neighbors> {
     let (q, x, dist) = (queries.into(), base.into(), dist.into());
     if k == 0 {
         return Err(Error::InvalidK { k });
@@ -40,6 +80,8 @@ pub fn knn<'a, 'b>(
     let p = prepare(ctx, &q, &x, &dist)?;
     match ctx.backend() {
         Backend::Cpu => Ok(cpu::knn::run(host_rows(&q)?, host_rows(&x)?, k, &p)),
-        Backend::Cuda(dev) => cuda::knn::run(dev, &q, &x, k, &p, ctx.memory_budget()),
+        Backend::Cuda(dev) => {
+            cuda::knn::run(dev, &q, &x, k, &p, ctx.memory_budget(), opts.precision)
+        }
     }
 }

@@ -9,4 +9,5 @@ mod errors;
 mod fused;
 mod kernels;
 mod knn;
+mod precision;
 mod select;

@@ -34,25 +34,30 @@ __device__ __forceinline__ void va_cp_commit() { asm volatile("cp.async.commit_g
 template <int N>
 __device__ __forceinline__ void va_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-// Loads rows [r0, r0 + 128) x dims [k0, k0 + 32) of a row-major matrix
-// (`rows` rows, `d` dims, leading dimension ld) into smem (stride VA_FS),
-// zero-filling everything outside the matrix.
-template <bool VEC, int THREADS>
-__device__ __forceinline__ void va_load_tile(float* smem, const float* __restrict__ g, i64 ld, int rows, int d,
+// Loads rows [r0, r0 + 128) x elements [k0, k0 + 128 / ES) of a row-major
+// matrix of ES-byte elements (`rows` rows, `d` elements, leading dimension
+// ld elements) into smem (row stride VA_FS floats = 144 bytes), zero-filling
+// everything outside the matrix. A stage is 128 bytes of every row: 32
+// floats, or 64 16-bit values.
+template <bool VEC, int THREADS, int ES>
+__device__ __forceinline__ void va_load_tile(float* smem, const char* __restrict__ g, i64 ld, int rows, int d,
                                              int r0, int k0) {
     if (VEC) {
-        // 128 rows x 8 chunks of 4 floats = 1024 chunks.
+        // 128 rows x 8 chunks of 16 bytes = 1024 chunks.
+        constexpr int PER = 16 / ES;
 #pragma unroll
         for (int it = 0; it < 1024 / THREADS; ++it) {
             int idx = threadIdx.x + it * THREADS;
             int r = idx >> 3;
-            int c = (idx & 7) * 4;
-            int gr = r0 + r, gc = k0 + c;
-            int bytes = (gr < rows && gc < d) ? min(4, d - gc) * 4 : 0;
-            const float* src = bytes ? g + (i64)gr * ld + gc : g;
-            va_cp_async16(smem + r * VA_FS + c, src, bytes);
+            int c = idx & 7;
+            int gr = r0 + r, gc = k0 + c * PER;
+            int bytes = (gr < rows && gc < d) ? min(PER, d - gc) * ES : 0;
+            const char* src = bytes ? g + ((i64)gr * ld + gc) * ES : g;
+            va_cp_async16(smem + r * VA_FS + c * 4, reinterpret_cast<const float*>(src), bytes);
         }
     } else {
+        // 4-byte elements only.
+        const float* gf = reinterpret_cast<const float*>(g);
 #pragma unroll 4
         for (int it = 0; it < 4096 / THREADS; ++it) {
             int idx = threadIdx.x + it * THREADS;
@@ -60,7 +65,7 @@ __device__ __forceinline__ void va_load_tile(float* smem, const float* __restric
             int c = idx & 31;
             int gr = r0 + r, gc = k0 + c;
             int bytes = (gr < rows && gc < d) ? 4 : 0;
-            const float* src = bytes ? g + (i64)gr * ld + gc : g;
+            const float* src = bytes ? gf + (i64)gr * ld + gc : gf;
             va_cp_async4(smem + r * VA_FS + c, src, bytes);
         }
     }
@@ -78,6 +83,24 @@ __device__ __forceinline__ void va_mma_tf32(float* c, const u32* a, const u32* b
         "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// 16 x 8 x 16 products of 16-bit inputs (bf16 or f16), fp32 accumulation.
+template <bool BF16>
+__device__ __forceinline__ void va_mma_16bit(float* c, const u32* a, const u32* b) {
+    if (BF16) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
 }
 
 __device__ __forceinline__ void va_ldsm_x4(u32* r, const float* p) {
@@ -99,7 +122,7 @@ __device__ __forceinline__ void va_ldsm_x4(u32* r, const float* p) {
 //   cosine:     dot + (c - s)|q||x| >= 0 with s = 1 - td (distance) or td (similarity)
 //   IP, normalized cosine: dot + c|q||x| >= td (minus slack); |dot| for |IP|
 __device__ __forceinline__ void va_row_constants(float qn, float td, bool missing, int metric, int normalized,
-                                                 float c, float* a, float* e) {
+                                                 float c, float uabs, float* a, float* e) {
     const float slack = 4.76837158e-7f;  // 2^-21
     const float qr = sqrtf(qn);
     if (missing || va_isnan(td) || isinf(td) || va_isnan(qn) || isinf(qn)) {
@@ -121,13 +144,18 @@ __device__ __forceinline__ void va_row_constants(float qn, float td, bool missin
         *a = sim - slack * fabsf(sim);
         *e = (c + 2.0f * slack) * qr;
     }
+    // An absolute error uabs (|q| + |x|) (f16 inputs below its normal
+    // range) splits into a per-query and a per-base-row part.
+    *a -= uabs * qr;
 }
 
 // Per-base-row constants of the pass test (B, F) from the row's squared norm.
-__device__ __forceinline__ void va_col_constants(float xn, int metric, int normalized, float* b, float* f) {
+__device__ __forceinline__ void va_col_constants(float xn, int metric, int normalized, float uabs, float* b,
+                                                 float* f) {
     const float slack = 4.76837158e-7f;  // 2^-21
     *f = sqrtf(xn);
     *b = (metric == VA_L2 || metric == VA_EUCLIDEAN) ? 0.5f * xn * (1.0f - slack) - slack * xn : 0.0f;
+    *b -= uabs * *f;
 }
 
 // One block: 128 queries x 128 base rows. Pairs
@@ -135,14 +163,27 @@ __device__ __forceinline__ void va_col_constants(float xn, int metric, int norma
 // "better") does not rank after the query's current k-th best are appended
 // to cand[q * cap + slot] as base-row indices and counted in counts[q]
 // (zeroed by the caller); a count past cap sets *overflow.
-template <bool VEC, bool SPLIT3, int WARPS>
-__device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64 ldq, int m,
-                                                const float* __restrict__ X, i64 ldx, int n, int d,
+// KIND: how the dot products are computed (VA_KIND_*). For the 16-bit
+// kinds Q and X hold bf16 / f16 rows, d (a multiple of 8) counts their
+// elements and padding columns are zero.
+#define VA_KIND_TF32 0
+#define VA_KIND_3XTF32 1
+#define VA_KIND_BF16 2
+#define VA_KIND_F16 3
+template <int KIND, bool VEC, int WARPS>
+__device__ __forceinline__ void va_fused_filter(const void* __restrict__ Qv, i64 ldq, int m,
+                                                const void* __restrict__ Xv, i64 ldx, int n, int d,
                                                 const float* __restrict__ qn, const float* __restrict__ xn,
-                                                int metric, int normalized, float cbound,
+                                                int metric, int normalized, float cbound, float uabs,
                                                 const float* __restrict__ st_d, const u64* __restrict__ st_i,
                                                 int k, int desc, u32* __restrict__ cand, int cap,
                                                 int* __restrict__ counts, int* __restrict__ overflow) {
+    constexpr bool SPLIT3 = KIND == VA_KIND_3XTF32;
+    constexpr bool HALF = KIND >= VA_KIND_BF16;
+    constexpr int ES = HALF ? 2 : 4;  // bytes per element
+    constexpr int EPS = 128 / ES;     // elements per pipeline stage
+    const char* Q = reinterpret_cast<const char*>(Qv);
+    const char* X = reinterpret_cast<const char*>(Xv);
     extern __shared__ __align__(16) float va_fsm[];
     float* As = va_fsm;                                // VA_FSTAGES x 128 x VA_FS
     float* Bs = va_fsm + VA_FSTAGES * VA_FM * VA_FS;   // VA_FSTAGES x 128 x VA_FS
@@ -173,7 +214,7 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
             if (q < m) {
                 const float td = st_d[(i64)q * k + (k - 1)];
                 const bool missing = st_i[(i64)q * k + (k - 1)] == VA_MISSING_ID;
-                va_row_constants(qn[q], td, missing, metric, normalized, cbound, &a, &e);
+                va_row_constants(qn[q], td, missing, metric, normalized, cbound, uabs, &a, &e);
             }
             s_a[i] = a;
             s_e[i] = e;
@@ -182,7 +223,7 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
             const int x = x0 + j;
             const float v = x < n ? xn[x] : 0.0f;
             float b, f;
-            va_col_constants(v, metric, normalized, &b, &f);
+            va_col_constants(v, metric, normalized, uabs, &b, &f);
             s_b[j] = b;
             s_f[j] = f;
         }
@@ -196,13 +237,13 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
-    const int nk = (d + VA_FK - 1) / VA_FK;
+    const int nk = (d + EPS - 1) / EPS;
     // Stages kt + 1 and kt + 2 load while stage kt is multiplied.
 #pragma unroll
     for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
         if (s0 < nk) {
-            va_load_tile<VEC, THREADS>(As + s0 * VA_FM * VA_FS, Q, ldq, m, d, q0, s0 * VA_FK);
-            va_load_tile<VEC, THREADS>(Bs + s0 * VA_FN * VA_FS, X, ldx, n, d, x0, s0 * VA_FK);
+            va_load_tile<VEC, THREADS, ES>(As + s0 * VA_FM * VA_FS, Q, ldq, m, d, q0, s0 * EPS);
+            va_load_tile<VEC, THREADS, ES>(Bs + s0 * VA_FN * VA_FS, X, ldx, n, d, x0, s0 * EPS);
         }
         va_cp_commit();
     }
@@ -211,8 +252,8 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
         const int nt = kt + VA_FSTAGES - 1;
         if (nt < nk) {
             const int ns = nt % VA_FSTAGES;
-            va_load_tile<VEC, THREADS>(As + ns * VA_FM * VA_FS, Q, ldq, m, d, q0, nt * VA_FK);
-            va_load_tile<VEC, THREADS>(Bs + ns * VA_FN * VA_FS, X, ldx, n, d, x0, nt * VA_FK);
+            va_load_tile<VEC, THREADS, ES>(As + ns * VA_FM * VA_FS, Q, ldq, m, d, q0, nt * EPS);
+            va_load_tile<VEC, THREADS, ES>(Bs + ns * VA_FN * VA_FS, X, ldx, n, d, x0, nt * EPS);
         }
         va_cp_commit();
         va_cp_wait<VA_FSTAGES - 1>();
@@ -239,7 +280,22 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
                 bf[np + 1][0] = __uint_as_float(r4[2]);
                 bf[np + 1][1] = __uint_as_float(r4[3]);
             }
-            if (SPLIT3) {
+            if (HALF) {
+                // The same 32-byte fragments hold 16 values of 16 bits.
+                u32 a[4][4], b[NI][2];
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < NI; ++ni) va_mma_16bit<KIND == VA_KIND_BF16>(acc[mi][ni], a[mi], b[ni]);
+            } else if (SPLIT3) {
                 u32 ah[4][4], al[4][4], bh[NI][2], bl[NI][2];
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
@@ -322,29 +378,66 @@ __device__ __forceinline__ void va_fused_filter(const float* __restrict__ Q, i64
 }
 
 #define VA_FUSED_ARGS                                                                                   \
-    const float *__restrict__ Q, i64 ldq, int m, const float *__restrict__ X, i64 ldx, int n, int d,     \
+    const void *__restrict__ Q, i64 ldq, int m, const void *__restrict__ X, i64 ldx, int n, int d,       \
         const float *__restrict__ qn, const float *__restrict__ xn, int metric, int normalized,          \
-        float cbound, const float *__restrict__ st_d, const u64 *__restrict__ st_i, int k, int desc,     \
-        u32 *__restrict__ cand, int cap, int *__restrict__ counts, int *__restrict__ overflow
-#define VA_FUSED_PASS Q, ldq, m, X, ldx, n, d, qn, xn, metric, normalized, cbound, st_d, st_i, k, desc, cand, cap, counts, overflow
+        float cbound, float uabs, const float *__restrict__ st_d, const u64 *__restrict__ st_i, int k,   \
+        int desc, u32 *__restrict__ cand, int cap, int *__restrict__ counts, int *__restrict__ overflow
+#define VA_FUSED_PASS \
+    Q, ldq, m, X, ldx, n, d, qn, xn, metric, normalized, cbound, uabs, st_d, st_i, k, desc, cand, cap, counts, overflow
 
 extern "C" __global__ void __launch_bounds__(256) fused_filter_tf32_v4(VA_FUSED_ARGS) {
-    va_fused_filter<true, false, 8>(VA_FUSED_PASS);
+    va_fused_filter<VA_KIND_TF32, true, 8>(VA_FUSED_PASS);
 }
 extern "C" __global__ void __launch_bounds__(256) fused_filter_tf32_v1(VA_FUSED_ARGS) {
-    va_fused_filter<false, false, 8>(VA_FUSED_PASS);
+    va_fused_filter<VA_KIND_TF32, false, 8>(VA_FUSED_PASS);
 }
 extern "C" __global__ void __launch_bounds__(256) fused_filter_3xtf32_v4(VA_FUSED_ARGS) {
-    va_fused_filter<true, true, 8>(VA_FUSED_PASS);
+    va_fused_filter<VA_KIND_3XTF32, true, 8>(VA_FUSED_PASS);
 }
 extern "C" __global__ void __launch_bounds__(256) fused_filter_3xtf32_v1(VA_FUSED_ARGS) {
-    va_fused_filter<false, true, 8>(VA_FUSED_PASS);
+    va_fused_filter<VA_KIND_3XTF32, false, 8>(VA_FUSED_PASS);
 }
 extern "C" __global__ void __launch_bounds__(128) fused_filter_tf32_v4_w4(VA_FUSED_ARGS) {
-    va_fused_filter<true, false, 4>(VA_FUSED_PASS);
+    va_fused_filter<VA_KIND_TF32, true, 4>(VA_FUSED_PASS);
 }
 extern "C" __global__ void __launch_bounds__(128) fused_filter_3xtf32_v4_w4(VA_FUSED_ARGS) {
-    va_fused_filter<true, true, 4>(VA_FUSED_PASS);
+    va_fused_filter<VA_KIND_3XTF32, true, 4>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) fused_filter_bf16(VA_FUSED_ARGS) {
+    va_fused_filter<VA_KIND_BF16, true, 8>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(128) fused_filter_bf16_w4(VA_FUSED_ARGS) {
+    va_fused_filter<VA_KIND_BF16, true, 4>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) fused_filter_f16(VA_FUSED_ARGS) {
+    va_fused_filter<VA_KIND_F16, true, 8>(VA_FUSED_PASS);
+}
+extern "C" __global__ void __launch_bounds__(128) fused_filter_f16_w4(VA_FUSED_ARGS) {
+    va_fused_filter<VA_KIND_F16, true, 4>(VA_FUSED_PASS);
+}
+
+// f32 rows (rows x d, leading dimension ldx) to 16-bit rows of hd >= d
+// elements (bf16 when bf16, else f16; round to nearest even), padding
+// columns zero. For f16, the largest finite magnitude above the f16 range
+// (65504) is recorded in *too_big as its bit pattern (0: none).
+extern "C" __global__ void to_half_rows(const float* __restrict__ X, i64 ldx, int rows, int d,
+                                        unsigned short* __restrict__ out, int hd, int bf16,
+                                        u32* __restrict__ too_big) {
+    const i64 total = (i64)rows * hd;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+        const i64 r = i / hd;
+        const int c = (int)(i - r * hd);
+        const float v = c < d ? X[r * ldx + c] : 0.0f;
+        unsigned short h;
+        if (bf16) {
+            asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+        } else {
+            asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+            const float a = fabsf(v);
+            if (a > 65504.0f && a <= 3.40282347e38f) atomicMax(too_big, __float_as_uint(a));
+        }
+        out[i] = h;
+    }
 }
 
 // The fp32 dot product of a query row and a base row as one warp computes
