@@ -19,3 +19,6 @@ VA_EXTRA="--precision ${PRECISIONS:-exact,tf32,bf16,f16}" run k10 --dims 128,768
 PEERS=${PEERS_LARGE_K:-0} run k100 --dims 128 --queries 10000 -k 100 --data gaussian
 PEERS=${PEERS_LARGE_K:-0} run k1024 --dims 128 --queries 10000 -k 1024 --data gaussian
 for q in 1 16 64; do run q$q --dims 768 --queries $q -k 10 --data gaussian --repeats 20; done
+# Standalone select over a device-resident [4096 x 1M] matrix, with torch.topk.
+$b/vaccel bench select --rows 4096 --n 1000000 -k 100 2>&1 | tee "$out/select.txt" | grep '^| [0-9]'
+[ "${PEERS:-1}" = 1 ] && python3 bench/peers/torch_select.py --rows 4096 --n 1000000 -k 100 2>&1 | tee "$out/torch-select.txt" | grep '^| torch'

@@ -68,7 +68,10 @@ impl Generator {
         let mut data = try_alloc::<f32>(len)?;
         data.resize(len, 0.0);
         let dim = self.dim;
-        data.par_chunks_mut(ROWS_PER_TASK * dim)
+        // Long rows: fewer per task, so that every core gets work (rows of
+        // up to 1,024 elements keep 1,024 per task, and so their values).
+        let per_task = (ROWS_PER_TASK * 1024 / dim).clamp(1, ROWS_PER_TASK);
+        data.par_chunks_mut(per_task * dim)
             .enumerate()
             .for_each(|(task, chunk)| {
                 let mut rng = SmallRng::seed_from_u64(task_seed(self.seed, stream, task as u64));

@@ -1,5 +1,7 @@
 //! `vaccel bench knn`: exact k-NN throughput on synthetic data, one
-//! Markdown table row per (data, dimension) case, optionally as JSON.
+//! Markdown table row per (data, dimension, precision) case, optionally as
+//! JSON; `vaccel bench select`: row-wise top-k over a device-resident
+//! matrix, in effective bytes per second.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -9,8 +11,9 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use vector_accelerate::diagnostics::{measure_ceilings, Ceilings};
+use vector_accelerate::select::topk;
 use vector_accelerate::{
-    knn_with, Context, DeviceMatrix, Input, KnnOptions, Metric, Neighbors, Precision,
+    knn_with, Context, DeviceMatrix, Input, KnnOptions, Metric, Neighbors, Order, Precision,
 };
 
 use super::{check_k, make_context};
@@ -23,6 +26,34 @@ use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 pub enum BenchCommand {
     /// Exact squared-L2 k-NN on synthetic data.
     Knn(BenchKnnArgs),
+    /// Row-wise top-k over a matrix resident on the device.
+    Select(BenchSelectArgs),
+}
+
+/// Arguments of `vaccel bench select`.
+#[derive(Debug, Args)]
+pub struct BenchSelectArgs {
+    /// Device: cpu, cuda, cuda:N or auto.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// Rows of the matrix.
+    #[arg(long, default_value_t = 4096)]
+    rows: usize,
+    /// Values per row.
+    #[arg(long, default_value_t = 1_000_000)]
+    n: usize,
+    /// Values selected per row (smallest first).
+    #[arg(short = 'k', long = "k", default_value_t = 100)]
+    k: usize,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Seed of the Gaussian values.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Rows checked against a sort on the host (0: none).
+    #[arg(long, default_value_t = 4)]
+    verify: usize,
 }
 
 /// Which synthetic distributions to run.
@@ -117,7 +148,86 @@ impl Row {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Knn(args) => run_knn(args),
+        BenchCommand::Select(args) => run_select(args),
     }
+}
+
+/// The median of some timings.
+fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+fn run_select(args: BenchSelectArgs) -> Result<()> {
+    check_k(args.k)?;
+    ensure!(
+        args.rows >= 1 && args.n >= 1,
+        "--rows and --n must be at least 1"
+    );
+    ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    let (ctx, how) = make_context(args.device.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "device: {} ({}, {how})", ctx.device(), ctx.info().name)?;
+    let ceil = measure_ceilings(&ctx)?;
+    writeln!(
+        out,
+        "ceilings measured now: copy {:.0} GB/s (read + write)",
+        ceil.copy_bytes_per_s / 1e9
+    )?;
+    let values = Generator::gaussian(args.n, args.seed)?.rows(args.rows, BASE_STREAM)?;
+    let resident = ctx.upload(&values)?;
+    let first = topk(&ctx, &resident, args.k, Order::Smallest)?;
+    // Spot check: the selected values of a few rows equal a host sort's.
+    let checked = args.verify.min(args.rows);
+    let mut ok = 0;
+    for i in 0..checked {
+        let r = i * args.rows / checked;
+        let mut row = values.row(r).to_vec();
+        row.sort_by(f32::total_cmp);
+        let want = &row[..args.k.min(args.n)];
+        ok += (first.row_distances(r)[..want.len()] == *want) as usize;
+    }
+    let mut times_ms = Vec::with_capacity(args.repeats);
+    for _ in 0..args.repeats {
+        let t = Instant::now();
+        topk(&ctx, &resident, args.k, Order::Smallest)?;
+        times_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let ms = median(&times_ms);
+    let bytes = (args.rows * args.n * 4) as f64;
+    writeln!(
+        out,
+        "(effective GB/s: the matrix's bytes, read once, per second)"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| rows | n | k | device | median ms | effective GB/s | of copy | checked rows |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---|---:|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "| {} | {} | {} | {} | {:.2} | {:.0} | {:.0}% | {ok}/{checked} |",
+        args.rows,
+        args.n,
+        args.k,
+        ctx.device(),
+        ms,
+        bytes / (ms / 1e3) / 1e9,
+        100.0 * bytes / (ms / 1e3) / ceil.copy_bytes_per_s
+    )?;
+    ensure!(
+        ok == checked,
+        "{} of {checked} checked rows differ from a sort",
+        checked - ok
+    );
+    Ok(())
 }
 
 fn run_knn(args: BenchKnnArgs) -> Result<()> {
@@ -277,14 +387,7 @@ fn run_case(
             knn_with(ctx, &queries, input, args.k, Metric::L2, opts)?;
             times_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        let mut sorted = times_ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        let mid = sorted.len() / 2;
-        let median_ms = if sorted.len() % 2 == 1 {
-            sorted[mid]
-        } else {
-            (sorted[mid - 1] + sorted[mid]) / 2.0
-        };
+        let median_ms = median(&times_ms);
         let recall = exact.as_ref().map(|e| recall(e, &first));
         if precision == Precision::Exact {
             exact = Some(first);

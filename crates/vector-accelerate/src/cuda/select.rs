@@ -5,10 +5,11 @@ use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig,
 
 use super::cu;
 use super::device::CudaDevice;
-use super::tensor::upload_slice;
-use crate::error::Result;
+use super::tensor::{upload_slice, CudaRows};
+use crate::error::{Error, Result};
 use crate::matrix::MatrixView;
 use crate::ops::select::{Neighbors, Order};
+use crate::tensor::{DeviceMatrix, Storage};
 
 /// Items a block sorts in shared memory (`VA_SMEM_ITEMS` in select.cu).
 const SMEM_ITEMS: usize = 2048;
@@ -295,14 +296,43 @@ pub(crate) fn topk_rows(
     order: Order,
 ) -> Result<Neighbors> {
     let _g = dev.lock();
-    let (rows, n) = (values.rows(), values.dim());
     let v = upload_slice(dev, values.as_slice())?;
+    select_rows(dev, &v.as_view(), values.rows(), values.dim(), k, order)
+}
+
+/// Row-wise top-k of `f32` rows resident on the device, selected in place.
+pub(crate) fn topk_resident(
+    dev: &CudaDevice,
+    values: &DeviceMatrix,
+    k: usize,
+    order: Order,
+) -> Result<Neighbors> {
+    let _g = dev.lock();
+    let Storage::Cuda(_, CudaRows::F32(v)) = &values.storage else {
+        return Err(Error::invalid(
+            "values",
+            "bit-packed binary rows",
+            "top-k selects among f32 values",
+        ));
+    };
+    select_rows(dev, &v.as_view(), values.rows(), values.dim(), k, order)
+}
+
+/// Top-k of `rows` device rows of `n` values (the caller holds the lock).
+fn select_rows(
+    dev: &CudaDevice,
+    v: &CudaView<'_, f32>,
+    rows: usize,
+    n: usize,
+    k: usize,
+    order: Order,
+) -> Result<Neighbors> {
     let mut od = dev.alloc::<f32>(rows * k)?;
     let mut oi = dev.alloc::<u64>(rows * k)?;
     let mut scratch = None;
     launch_topk(
         dev,
-        &v.as_view(),
+        v,
         n,
         rows,
         n,

@@ -7,8 +7,10 @@
 
 use crate::context::{Backend, Context};
 use crate::cpu::select::TopKBuffer;
+use crate::cpu::HostRows;
 use crate::error::{Error, Result};
-use crate::matrix::MatrixView;
+use crate::matrix::{Input, MatrixView};
+use crate::ops::host_rows;
 use crate::{cpu, cuda};
 
 /// Which end of the order is "best".
@@ -163,19 +165,41 @@ fn check_k(k: usize) -> Result<()> {
 /// let r = topk(&ctx, MatrixView::new(&v, 4).unwrap(), 3, Order::Smallest).unwrap();
 /// assert_eq!(r.row_ids(0), &[1, 3, 2]); // tie at 1.0 broken by the smaller index
 /// ```
-pub fn topk(ctx: &Context, values: MatrixView<'_>, k: usize, order: Order) -> Result<Neighbors> {
+///
+/// `values` may be a host matrix or `f32` rows already on the context's
+/// device ([`Context::upload`]), which are selected in place.
+pub fn topk<'a>(
+    ctx: &Context,
+    values: impl Into<Input<'a>>,
+    k: usize,
+    order: Order,
+) -> Result<Neighbors> {
     check_k(k)?;
+    let values = values.into();
     if values.rows() == 0 {
         return Err(Error::EmptyInput { what: "values" });
     }
-    match ctx.backend() {
-        Backend::Cpu => Ok(cpu::select::topk_rows(
-            values.as_slice(),
-            values.dim(),
-            k,
-            order,
-        )),
-        Backend::Cuda(dev) => cuda::select::topk_rows(dev, values, k, order),
+    let binary = || {
+        Error::invalid(
+            "values",
+            "bit-packed binary rows",
+            "top-k selects among f32 values",
+        )
+    };
+    if values.is_binary() {
+        return Err(binary());
+    }
+    if let Input::Resident(d) = &values {
+        d.check_device(ctx)?;
+    }
+    match (ctx.backend(), &values) {
+        (Backend::Cuda(dev), Input::Resident(d)) => cuda::select::topk_resident(dev, d, k, order),
+        (Backend::Cuda(dev), Input::F32(m)) => cuda::select::topk_rows(dev, *m, k, order),
+        (Backend::Cpu, _) => match host_rows(&values)? {
+            HostRows::F32(m) => Ok(cpu::select::topk_rows(m.as_slice(), m.dim(), k, order)),
+            HostRows::Bits(_) => Err(binary()),
+        },
+        (Backend::Cuda(_), _) => Err(binary()),
     }
 }
 

@@ -97,6 +97,11 @@ fn shape_and_parameter_errors_are_typed() {
             topk(ctx, q.view(), 0, Order::Smallest),
             Err(Error::InvalidK { .. })
         ));
+        let words = vector_accelerate::BinaryMatrix::new(vec![1, 2], 64).unwrap();
+        let e = topk(ctx, &words, 1, Order::Smallest).unwrap_err();
+        assert!(e.to_string().contains("f32 values"), "{e}");
+        let e = topk(ctx, &ctx.upload(&words).unwrap(), 1, Order::Smallest).unwrap_err();
+        assert!(e.to_string().contains("f32 values"), "{e}");
         assert!(matches!(merge(ctx, &[], 3), Err(Error::EmptyInput { .. })));
         let mut st = StreamingTopK::new(ctx, 2, 3, Order::Smallest).unwrap();
         assert!(matches!(

@@ -54,6 +54,8 @@ fn topk_any_k_both_orders_matches_a_sort() {
         for &n in &[1usize, 2, 3, 33, 1031, 5000] {
             let rows = 3;
             let m = gaussian(&mut r, rows, n);
+            // The same rows resident on the context's device (selected in place).
+            let dm = ctx.upload(&m).unwrap();
             let ids: Vec<u64> = (0..n as u64).collect();
             for &k in &[
                 1usize,
@@ -69,6 +71,13 @@ fn topk_any_k_both_orders_matches_a_sort() {
                 for order in [Order::Smallest, Order::Largest] {
                     let got = topk(ctx, m.view(), k, order).unwrap();
                     assert_eq!((got.rows(), got.k()), (rows, k));
+                    let resident = topk(ctx, &dm, k, order).unwrap();
+                    assert_eq!(resident.ids(), got.ids(), "resident n {n} k {k}");
+                    assert_eq!(
+                        resident.distances(),
+                        got.distances(),
+                        "resident n {n} k {k}"
+                    );
                     for row in 0..rows {
                         let want = oracle(m.row(row), &ids, k, order);
                         check_exact(
