@@ -22,3 +22,8 @@ for q in 1 16 64; do run q$q --dims 768 --queries $q -k 10 --data gaussian --rep
 # Standalone select over a device-resident [4096 x 1M] matrix, with torch.topk.
 $b/vaccel bench select --rows 4096 --n 1000000 -k 100 2>&1 | tee "$out/select.txt" | grep '^| [0-9]'
 [ "${PEERS:-1}" = 1 ] && python3 bench/peers/torch_select.py --rows 4096 --n 1000000 -k 100 2>&1 | tee "$out/torch-select.txt" | grep '^| torch'
+# A 20 GB host base (39,062,500 x 128) streamed through a 4 GiB budget on
+# every call, 1,000 queries: compare base GB/s with the pinned host-to-device rate.
+if [ "${STREAM:-1}" = 1 ]; then
+  $b/vaccel bench knn --n 39062500 --dims 128 --queries 1000 -k 10 --data gaussian --base host --budget-gib 4 --json "$out/stream.json" 2>&1 | grep -v '^$' | tee "$out/stream.txt" | grep -E '^\| [gc]|pinned'
+fi

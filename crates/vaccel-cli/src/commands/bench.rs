@@ -67,6 +67,15 @@ enum DataChoice {
     Both,
 }
 
+/// Where the base lives during the timed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BaseChoice {
+    /// Resident on the device.
+    Device,
+    /// On the host, streamed through the device.
+    Host,
+}
+
 /// Arguments of `vaccel bench knn`.
 #[derive(Debug, Args)]
 pub struct BenchKnnArgs {
@@ -102,6 +111,15 @@ pub struct BenchKnnArgs {
     /// (0: none).
     #[arg(long, default_value_t = 8)]
     verify: usize,
+    /// Where the timed runs read the base: device (uploaded once, reused
+    /// across calls) or host (streamed through the device in tiles on every
+    /// call, transfers overlapped with compute).
+    #[arg(long, value_enum, default_value_t = BaseChoice::Device)]
+    base: BaseChoice,
+    /// Device memory budget in GiB for the k-NN calls (default: the
+    /// context's).
+    #[arg(long, value_name = "GIB")]
+    budget_gib: Option<f64>,
     /// Precision modes to run, comma-separated (exact, tf32, bf16, f16);
     /// fast modes report their recall@k against the exact result.
     #[arg(long, value_delimiter = ',', default_value = "exact")]
@@ -120,6 +138,8 @@ struct Row {
     nq: usize,
     k: usize,
     precision: Precision,
+    /// Whether the base stayed on the host.
+    host_base: bool,
     /// Recall@k of the ids against the exact mode's on every query (None
     /// when the exact mode did not run).
     recall: Option<f64>,
@@ -241,6 +261,16 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     );
     let json_out = args.json.as_deref().map(PendingFile::create).transpose()?;
     let (ctx, how) = make_context(args.device.as_deref())?;
+    let ctx = match args.budget_gib {
+        Some(g) => {
+            ensure!(
+                g > 0.0 && g.is_finite(),
+                "--budget-gib must be positive (got {g})"
+            );
+            ctx.with_memory_budget((g * (1u64 << 30) as f64) as usize)
+        }
+        None => ctx,
+    };
     let device_name = ctx.info().name;
     let mut out = std::io::stdout().lock();
     writeln!(out, "device: {} ({device_name}, {how})", ctx.device())?;
@@ -251,13 +281,25 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
         .unwrap_or_default();
     writeln!(
         out,
-        "ceilings measured now: copy {:.0} GB/s (read + write), exact fp32 GEMM {:.1} TFLOP/s{tensor}",
+        "ceilings measured now: copy {:.0} GB/s (read + write), exact fp32 GEMM {:.1} TFLOP/s{tensor}{}",
         ceil.copy_bytes_per_s / 1e9,
-        ceil.sgemm_flops / 1e12
+        ceil.sgemm_flops / 1e12,
+        ceil.h2d_bytes_per_s
+            .map(|b| format!(", pinned host-to-device {:.1} GB/s", b / 1e9))
+            .unwrap_or_default()
     )?;
     writeln!(
         out,
-        "(GFLOP/s counts 2 n d per query; base GB/s is one read of the base per call)"
+        "base: {}, memory budget {:.2} GiB",
+        match args.base {
+            BaseChoice::Device => "resident on the device",
+            BaseChoice::Host => "on the host, streamed on every call",
+        },
+        ctx.memory_budget() as f64 / (1u64 << 30) as f64
+    )?;
+    writeln!(
+        out,
+        "(GFLOP/s counts 2 n d per query; base GB/s is one read of the base per call, \"of copy\" compares it with the device copy rate, or with the host-to-device rate for a host base)"
     )?;
     writeln!(out)?;
     writeln!(
@@ -312,7 +354,11 @@ fn print_row(out: &mut impl Write, ceil: &Ceilings, row: &Row) -> Result<()> {
                     .map(|f| format!("{:.0}%", 100.0 * row.gflops() * 1e9 / f))
                     .unwrap_or_else(|| "-".into()),
                 row.base_bytes_per_s() / 1e9,
-                100.0 * row.base_bytes_per_s() / ceil.copy_bytes_per_s,
+                100.0 * row.base_bytes_per_s()
+                    / match (row.host_base, ceil.h2d_bytes_per_s) {
+                        (true, Some(h)) => h,
+                        _ => ceil.copy_bytes_per_s,
+                    },
                 row.verified.0,
                 row.verified.1,
                 row.recall
@@ -356,7 +402,7 @@ fn run_case(
     let host = gen.rows(args.n, BASE_STREAM)?;
     // The timed runs read the base where it lives: on the device for CUDA,
     // on the host for the CPU (the host rows also feed the fp64 check).
-    let device: Option<DeviceMatrix> = if ctx.is_cuda() {
+    let device: Option<DeviceMatrix> = if ctx.is_cuda() && args.base == BaseChoice::Device {
         Some(ctx.upload(&host)?)
     } else {
         None
@@ -399,6 +445,7 @@ fn run_case(
             nq: args.queries,
             k: args.k,
             precision,
+            host_base: device.is_none(),
             recall,
             device: ctx.device().to_string(),
             times_ms,
@@ -506,6 +553,7 @@ mod tests {
             nq: 2,
             k: 1,
             precision: Precision::Bf16,
+            host_base: false,
             recall: Some(0.5),
             device: "cpu".into(),
             times_ms: vec![1.0, 2.0],
@@ -516,6 +564,7 @@ mod tests {
             copy_bytes_per_s: 1e10,
             sgemm_flops: 2e11,
             tensor_flops: None,
+            h2d_bytes_per_s: None,
         };
         let text = to_json(&Context::cpu(), "CPU", &ceil, &[row.clone(), row]);
         assert_eq!(text.matches("\"median_ms\": 1.5000").count(), 2);

@@ -21,6 +21,9 @@ pub(crate) struct CudaDevice {
     ordinal: usize,
     ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
+    /// Host-to-device transfers that overlap the compute `stream`
+    /// (`cuda::feed`); ordered against it with events.
+    pub(crate) copy_stream: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
     arch: String,
     name: String,
@@ -126,6 +129,7 @@ impl CudaDevice {
         // order, so cudarc's per-buffer events are not needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cu("cuStreamCreate"))?;
+        let copy_stream = ctx.new_stream().map_err(cu("cuStreamCreate"))?;
         // Buffers come from the stream-ordered pool; keep what a call frees
         // for the next one instead of returning it at every synchronisation
         // (`Context::release_cached_device_memory` gives it back).
@@ -178,6 +182,7 @@ impl CudaDevice {
             ordinal,
             ctx,
             stream,
+            copy_stream,
             blas,
             arch: format!("sm_{}{}", cc.0, cc.1),
             name,
@@ -190,6 +195,11 @@ impl CudaDevice {
             cache: ModuleCache::from_env(),
             op_lock: Mutex::new(()),
         })
+    }
+
+    /// The device's context (for work on threads other than the caller's).
+    pub(crate) fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
     }
 
     /// Streaming multiprocessors of the device.

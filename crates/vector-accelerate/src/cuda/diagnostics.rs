@@ -1,5 +1,6 @@
-//! CUDA ceilings: a 1 GiB device-to-device copy, an 8192^3 SGEMM (exact
-//! fp32) and the same product on TF32 tensor cores, timed with device events.
+//! CUDA ceilings: a 1 GiB device-to-device copy, a pinned host-to-device
+//! copy, an 8192^3 SGEMM (exact fp32) and the same product on TF32 tensor
+//! cores, timed with device events.
 
 use cudarc::cublas::sys as cublas_sys;
 use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
@@ -31,7 +32,33 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
         Ok(())
     })?;
     let copy = 2.0 * (len * 4 * reps) as f64 / (ms as f64 / 1e3);
-    drop((src, dst));
+    drop(src);
+
+    // Host to device from pinned memory, as the k-NN feed transfers.
+    let h2d_len = 64 << 20; // 256 MiB of f32
+                            // SAFETY: the bytes are written before the copy reads them.
+    let mut pinned =
+        unsafe { dev.context().alloc_pinned::<f32>(h2d_len) }.map_err(cu("cuMemHostAlloc"))?;
+    pinned
+        .as_mut_slice()
+        .map_err(cu("pinned staging"))?
+        .fill(1.0);
+    let mut part = dst.slice_mut(..h2d_len);
+    dev.stream
+        .memcpy_htod(&pinned, &mut part)
+        .map_err(cu("cuMemcpyHtoD"))?;
+    let reps = 8;
+    let ms = dev.time_ms(|| {
+        for _ in 0..reps {
+            dev.stream
+                .memcpy_htod(&pinned, &mut part)
+                .map_err(cu("cuMemcpyHtoD"))?;
+        }
+        Ok(())
+    })?;
+    let h2d = (h2d_len * 4 * reps) as f64 / (ms as f64 / 1e3);
+    dev.sync()?;
+    drop((pinned, dst));
 
     let n = 8192usize;
     // Non-zero data: a product of zeros can run faster than real data.
@@ -111,5 +138,6 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
         copy_bytes_per_s: copy,
         sgemm_flops: flops,
         tensor_flops: Some(tf32_flops),
+        h2d_bytes_per_s: Some(h2d),
     })
 }

@@ -13,6 +13,7 @@ use super::distance::{
     metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
     tile, upload_rows, whole, DistPlan,
 };
+use super::feed::Feed;
 use super::knn_filter::{
     self, filter_for, half_dim, launch_rescore, launch_rescore_lists, launch_simt_filter, to_half,
     Filter, FilterRows, HalfRows, MetricArgs, Pass,
@@ -59,7 +60,8 @@ pub(crate) fn plan_tiles(
             + qb * k * 12 * 2                         // tile lists + merge output
             + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
             + qb * (candidate_cap(k) * 16 + 4)        // filtered candidates
-            + if base_resident { 0 } else { bt * (row_bytes + half_row_bytes) }
+            // Two staging buffers for a streamed base (one filling).
+            + if base_resident { 0 } else { bt * (2 * row_bytes + half_row_bytes) }
             + (qb + bt) * 4 // norms
             + 4096
     };
@@ -535,11 +537,6 @@ pub(crate) fn run(
         scratch: None,
     };
     let (mut part_d, mut part_i): (Option<CudaSlice<f32>>, Option<CudaSlice<u64>>) = (None, None);
-    let mut xstage = if x_res.is_none() {
-        Some(staging(dev, x, t.base_tile)?)
-    } else {
-        None
-    };
     // The first tile's re-scored lists (values, sorted values, ids).
     let mut first = if fused {
         let n = t.query_block * k;
@@ -601,215 +598,224 @@ pub(crate) fn run(
         };
         let mut st_d = dev.alloc::<f32>(sn * k)?;
         let mut st_i = dev.alloc::<u64>(sn * k)?;
-        for (ti, &(x0, x1)) in tiles.iter().enumerate() {
-            let n = x1 - x0;
-            let xr = match (x_res, &mut xstage) {
-                (Some(r), _) => r.rows(x0, x1, pr),
-                (None, Some(st)) => {
-                    upload_rows(dev, x, x0, x1, st)?;
-                    st.rows(0, n, pr)
-                }
-                _ => unreachable!("base is either resident or staged"),
+        // A host base streams through pinned staging on a second thread,
+        // its transfers overlapped with the compute on the tile before.
+        std::thread::scope(|sc| -> Result<()> {
+            let mut feed = match x_res {
+                None => Some(Feed::start(sc, dev, x, &tiles, t.base_tile)?),
+                Some(_) => None,
             };
-            // The tile's squared norms: the resident base's, or computed here.
-            if stream_norms {
-                if let RowsRef::F32(v) = &xr {
-                    sq_norms(dev, v, n, dim, &mut xt)?;
-                }
-            }
-            // The tile's 16-bit copy.
-            let mut tile_half = true;
-            if let (Some(kind), Some(buf), RowsRef::F32(v)) = (half, &mut xh_tile, &xr) {
-                tile_half = to_half(dev, v, n, dim, kind, &mut buf.slice_mut(..n * hd))?;
-            }
-            let xh = match (x_half, &xh_tile) {
-                (Some(h), _) => Some(h.slice(x0 * hd..x1 * hd)),
-                (None, Some(b)) if tile_half => Some(b.slice(..n * hd)),
-                _ => None,
-            };
-            let cached = match x_norms {
-                Some(c) => Some(c.slice(x0..x1)),
-                None if stream_norms => Some(xt.slice(..n)),
-                None => None,
-            };
-            for b0 in (0..sn).step_by(t.query_block) {
-                let b1 = (b0 + t.query_block).min(sn);
-                let m = b1 - b0;
-                let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
-                let qn = qn_all.as_ref().map(|s| s.slice(b0..b1));
-                let mut st = Lists {
-                    d: st_d.slice_mut(b0 * k..b1 * k),
-                    i: st_i.slice_mut(b0 * k..b1 * k),
+            for (ti, &(x0, x1)) in tiles.iter().enumerate() {
+                let n = x1 - x0;
+                let xr = match (x_res, feed.as_mut()) {
+                    (Some(r), _) => r.rows(x0, x1, pr),
+                    (None, Some(f)) => f.next(dev)?,
+                    _ => unreachable!("base is either resident or streamed"),
                 };
-                // The fused filter's view of this (query block, base tile).
-                let half_rows = match (&qh, &xh) {
-                    (Some(q16), Some(x16)) => Some(HalfRows {
-                        q: q16.slice(b0 * hd..b1 * hd),
-                        x: x16.slice(..),
-                    }),
-                    _ => None,
-                };
-                let rows = match (fused, &qr, &xr, &qn, &cached) {
-                    (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv), Some(xnv)) => {
-                        Some(FilterRows {
-                            q: qv,
-                            m,
-                            qn: qnv,
-                            x: xv,
-                            n,
-                            xn: xnv,
-                            dim,
-                            half: half_rows.as_ref(),
-                        })
+                // The tile's squared norms: the resident base's, or computed here.
+                if stream_norms {
+                    if let RowsRef::F32(v) = &xr {
+                        sq_norms(dev, v, n, dim, &mut xt)?;
                     }
+                }
+                // The tile's 16-bit copy.
+                let mut tile_half = true;
+                if let (Some(kind), Some(buf), RowsRef::F32(v)) = (half, &mut xh_tile, &xr) {
+                    tile_half = to_half(dev, v, n, dim, kind, &mut buf.slice_mut(..n * hd))?;
+                }
+                let xh = match (x_half, &xh_tile) {
+                    (Some(h), _) => Some(h.slice(x0 * hd..x1 * hd)),
+                    (None, Some(b)) if tile_half => Some(b.slice(..n * hd)),
                     _ => None,
                 };
-                if ti > 0 {
-                    if let Some(rows) = &rows {
-                        if step.fused(&mut w, &mut st, None, rows, x0)? {
-                            continue;
+                let cached = match x_norms {
+                    Some(c) => Some(c.slice(x0..x1)),
+                    None if stream_norms => Some(xt.slice(..n)),
+                    None => None,
+                };
+                for b0 in (0..sn).step_by(t.query_block) {
+                    let b1 = (b0 + t.query_block).min(sn);
+                    let m = b1 - b0;
+                    let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
+                    let qn = qn_all.as_ref().map(|s| s.slice(b0..b1));
+                    let mut st = Lists {
+                        d: st_d.slice_mut(b0 * k..b1 * k),
+                        i: st_i.slice_mut(b0 * k..b1 * k),
+                    };
+                    // The fused filter's view of this (query block, base tile).
+                    let half_rows = match (&qh, &xh) {
+                        (Some(q16), Some(x16)) => Some(HalfRows {
+                            q: q16.slice(b0 * hd..b1 * hd),
+                            x: x16.slice(..),
+                        }),
+                        _ => None,
+                    };
+                    let rows = match (fused, &qr, &xr, &qn, &cached) {
+                        (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv), Some(xnv)) => {
+                            Some(FilterRows {
+                                q: qv,
+                                m,
+                                qn: qnv,
+                                x: xv,
+                                n,
+                                xn: xnv,
+                                dim,
+                                half: half_rows.as_ref(),
+                            })
                         }
+                        _ => None,
+                    };
+                    if ti > 0 {
+                        if let Some(rows) = &rows {
+                            if step.fused(&mut w, &mut st, None, rows, x0)? {
+                                continue;
+                            }
+                        }
+                        // The GEMM path, in tiles that fit its distance buffer.
+                        for a0 in (x0..x1).step_by(t.base_tile) {
+                            let a1 = (a0 + t.base_tile).min(x1);
+                            let sub = match &xr {
+                                RowsRef::F32(v) => {
+                                    RowsRef::F32(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
+                                }
+                                RowsRef::Bits(v) => {
+                                    RowsRef::Bits(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
+                                }
+                            };
+                            let sub_norms = cached.as_ref().map(|c| c.slice(a0 - x0..a1 - x0));
+                            step.gemm_filter(
+                                &mut w,
+                                &mut st,
+                                &qr,
+                                m,
+                                qn.as_ref(),
+                                &sub,
+                                a0,
+                                a1 - a0,
+                                sub_norms.as_ref(),
+                            )?;
+                        }
+                        continue;
                     }
-                    // The GEMM path, in tiles that fit its distance buffer.
-                    for a0 in (x0..x1).step_by(t.base_tile) {
-                        let a1 = (a0 + t.base_tile).min(x1);
-                        let sub = match &xr {
-                            RowsRef::F32(v) => {
-                                RowsRef::F32(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
-                            }
-                            RowsRef::Bits(v) => {
-                                RowsRef::Bits(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
-                            }
-                        };
-                        let sub_norms = cached.as_ref().map(|c| c.slice(a0 - x0..a1 - x0));
-                        step.gemm_filter(
-                            &mut w,
-                            &mut st,
-                            &qr,
+                    tile(
+                        dev,
+                        &plan,
+                        &qr,
+                        m,
+                        qn.as_ref(),
+                        &xr,
+                        n,
+                        &mut w.xn,
+                        cached.as_ref(),
+                        &mut w.dbuf,
+                        true,
+                    )?;
+                    let dview = w.dbuf.slice(..m * n);
+                    let split = row_split(m, n, dev.sm_count());
+                    // The first tile's parts need lists of their own.
+                    let first_split = split.min((t.part_rows / m).max(1));
+                    if first_split == 1 {
+                        launch_topk(
+                            dev,
+                            &dview,
+                            n,
                             m,
-                            qn.as_ref(),
-                            &sub,
-                            a0,
-                            a1 - a0,
-                            sub_norms.as_ref(),
+                            n,
+                            k,
+                            order,
+                            Ids::Offset(x0 as u64),
+                            &mut st.d,
+                            &mut st.i,
+                            &mut w.scratch,
+                            None,
+                            Epi::default(),
+                            1,
+                        )?;
+                    } else {
+                        // Few rows: `split` blocks per row each select from one
+                        // part, then one block per row selects among their lists.
+                        let split = first_split;
+                        let parts = m * split * k;
+                        if part_d.as_ref().is_none_or(|p| p.len() < parts) {
+                            part_d = Some(dev.alloc::<f32>(parts)?);
+                            part_i = Some(dev.alloc::<u64>(parts)?);
+                        }
+                        let (pd, pi) = (part_d.as_mut().unwrap(), part_i.as_mut().unwrap());
+                        launch_topk(
+                            dev,
+                            &dview,
+                            n,
+                            m,
+                            n,
+                            k,
+                            order,
+                            Ids::Offset(x0 as u64),
+                            &mut pd.slice_mut(..parts),
+                            &mut pi.slice_mut(..parts),
+                            &mut w.scratch,
+                            None,
+                            Epi::default(),
+                            split,
+                        )?;
+                        launch_topk(
+                            dev,
+                            &pd.slice(..parts),
+                            split * k,
+                            m,
+                            split * k,
+                            k,
+                            order,
+                            Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
+                            &mut st.d,
+                            &mut st.i,
+                            &mut w.scratch,
+                            None,
+                            Epi::default(),
+                            1,
                         )?;
                     }
-                    continue;
-                }
-                tile(
-                    dev,
-                    &plan,
-                    &qr,
-                    m,
-                    qn.as_ref(),
-                    &xr,
-                    n,
-                    &mut w.xn,
-                    cached.as_ref(),
-                    &mut w.dbuf,
-                    true,
-                )?;
-                let dview = w.dbuf.slice(..m * n);
-                let split = row_split(m, n, dev.sm_count());
-                // The first tile's parts need lists of their own.
-                let first_split = split.min((t.part_rows / m).max(1));
-                if first_split == 1 {
-                    launch_topk(
-                        dev,
-                        &dview,
-                        n,
-                        m,
-                        n,
-                        k,
-                        order,
-                        Ids::Offset(x0 as u64),
-                        &mut st.d,
-                        &mut st.i,
-                        &mut w.scratch,
-                        None,
-                        Epi::default(),
-                        1,
-                    )?;
-                } else {
-                    // Few rows: `split` blocks per row each select from one
-                    // part, then one block per row selects among their lists.
-                    let split = first_split;
-                    let parts = m * split * k;
-                    if part_d.as_ref().is_none_or(|p| p.len() < parts) {
-                        part_d = Some(dev.alloc::<f32>(parts)?);
-                        part_i = Some(dev.alloc::<u64>(parts)?);
+                    // With the fused filter, the first tile's lists are
+                    // re-scored in fp32 like every later candidate and become
+                    // the thresholds of a fused pass over the same tile, so that
+                    // all kept values come from one computation. (On overflow
+                    // the GEMM lists stay.)
+                    if let (Some(rows), Some((fv, fd, fi))) = (&rows, first.as_mut()) {
+                        let mut fvv = fv.slice_mut(..m * k);
+                        launch_rescore_lists(
+                            dev,
+                            rows,
+                            step.metric_args(),
+                            &st.i.as_view(),
+                            k,
+                            x0 as u64,
+                            &mut fvv,
+                        )?;
+                        launch_topk(
+                            dev,
+                            &fv.slice(..m * k),
+                            k,
+                            m,
+                            k,
+                            k,
+                            order,
+                            Ids::Explicit(&st.i.as_view(), k as i64),
+                            &mut fd.slice_mut(..m * k),
+                            &mut fi.slice_mut(..m * k),
+                            &mut w.scratch,
+                            None,
+                            Epi::default(),
+                            1,
+                        )?;
+                        let lists = (fd.slice(..m * k), fi.slice(..m * k));
+                        step.fused(&mut w, &mut st, Some((&lists.0, &lists.1)), rows, x0)?;
                     }
-                    let (pd, pi) = (part_d.as_mut().unwrap(), part_i.as_mut().unwrap());
-                    launch_topk(
-                        dev,
-                        &dview,
-                        n,
-                        m,
-                        n,
-                        k,
-                        order,
-                        Ids::Offset(x0 as u64),
-                        &mut pd.slice_mut(..parts),
-                        &mut pi.slice_mut(..parts),
-                        &mut w.scratch,
-                        None,
-                        Epi::default(),
-                        split,
-                    )?;
-                    launch_topk(
-                        dev,
-                        &pd.slice(..parts),
-                        split * k,
-                        m,
-                        split * k,
-                        k,
-                        order,
-                        Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
-                        &mut st.d,
-                        &mut st.i,
-                        &mut w.scratch,
-                        None,
-                        Epi::default(),
-                        1,
-                    )?;
                 }
-                // With the fused filter, the first tile's lists are
-                // re-scored in fp32 like every later candidate and become
-                // the thresholds of a fused pass over the same tile, so that
-                // all kept values come from one computation. (On overflow
-                // the GEMM lists stay.)
-                if let (Some(rows), Some((fv, fd, fi))) = (&rows, first.as_mut()) {
-                    let mut fvv = fv.slice_mut(..m * k);
-                    launch_rescore_lists(
-                        dev,
-                        rows,
-                        step.metric_args(),
-                        &st.i.as_view(),
-                        k,
-                        x0 as u64,
-                        &mut fvv,
-                    )?;
-                    launch_topk(
-                        dev,
-                        &fv.slice(..m * k),
-                        k,
-                        m,
-                        k,
-                        k,
-                        order,
-                        Ids::Explicit(&st.i.as_view(), k as i64),
-                        &mut fd.slice_mut(..m * k),
-                        &mut fi.slice_mut(..m * k),
-                        &mut w.scratch,
-                        None,
-                        Epi::default(),
-                        1,
-                    )?;
-                    let lists = (fd.slice(..m * k), fi.slice(..m * k));
-                    step.fused(&mut w, &mut st, Some((&lists.0, &lists.1)), rows, x0)?;
+                if let Some(f) = feed.as_mut() {
+                    f.release(dev)?;
                 }
             }
-        }
+            Ok(())
+        })?;
         let ds = dev
             .stream
             .clone_dtoh(&st_d)

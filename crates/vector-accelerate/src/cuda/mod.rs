@@ -4,6 +4,7 @@
 pub(crate) mod device;
 pub(crate) mod diagnostics;
 pub(crate) mod distance;
+pub(crate) mod feed;
 pub(crate) mod knn;
 pub(crate) mod knn_filter;
 pub(crate) mod module_cache;

@@ -17,6 +17,10 @@ pub struct Ceilings {
     /// The same product on TF32 tensor cores (cuBLAS, fast-TF32 compute):
     /// the ceiling of the fused k-NN filter. None on the CPU.
     pub tensor_flops: Option<f64>,
+    /// Host-to-device copy from page-locked host memory (256 MiB
+    /// transfers), bytes per second: the ceiling of a host base streamed
+    /// through the device. None on the CPU.
+    pub h2d_bytes_per_s: Option<f64>,
 }
 
 /// Measures the copy bandwidth and the fp32 GEMM rate of the context's

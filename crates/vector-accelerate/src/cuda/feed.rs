@@ -1,0 +1,177 @@
+//! Host rows streamed to the device tile by tile with the transfers
+//! overlapped with compute: a background thread copies each tile into
+//! page-locked (pinned) host memory and starts its transfer on the device's
+//! copy stream into one of two device buffers, while the compute stream
+//! works on the tile before. Events order the two streams: the compute
+//! stream waits for a tile's transfer, the copy stream for the compute
+//! stream to release a buffer before refilling it.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::Scope;
+
+use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::{CudaEvent, DevicePtrMut, PinnedHostSlice};
+use rayon::prelude::*;
+
+use super::cu;
+use super::device::CudaDevice;
+use super::distance::{per_row, staging};
+use super::tensor::{CudaRows, RowsRef};
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+
+/// Buffers in flight: one being computed on, one being filled.
+const DEPTH: usize = 2;
+
+/// The consumer's end: tiles arrive in the order they were listed.
+pub(crate) struct Feed {
+    bufs: Vec<CudaRows>,
+    ready: Receiver<Result<CudaEvent>>,
+    free: Sender<CudaEvent>,
+    next: usize,
+    per_row: usize,
+    tiles: Vec<(usize, usize)>,
+}
+
+/// The host input as bytes, `row_bytes` per row.
+fn host_bytes<'a>(x: &Input<'a>) -> Result<&'a [u8]> {
+    match x {
+        Input::F32(m) => Ok(bytemuck::cast_slice(m.as_slice())),
+        Input::Binary(b) => Ok(bytemuck::cast_slice(b.as_words())),
+        Input::Resident(_) => Err(Error::Cuda {
+            op: "feed",
+            message: "a resident input is not streamed".into(),
+        }),
+    }
+}
+
+impl Feed {
+    /// Starts streaming `tiles` (row ranges, each at most `max_rows` rows)
+    /// of the host input `x` on a thread of `scope`.
+    pub(crate) fn start<'scope, 'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        dev: &'env CudaDevice,
+        x: &Input<'env>,
+        tiles: &[(usize, usize)],
+        max_rows: usize,
+    ) -> Result<Self> {
+        let src = host_bytes(x)?;
+        let pr = per_row(x);
+        let row_bytes = src.len() / x.rows().max(1);
+        let mut bufs = Vec::with_capacity(DEPTH);
+        let mut ptrs: Vec<CUdeviceptr> = Vec::with_capacity(DEPTH);
+        let mut pinned: Vec<PinnedHostSlice<u8>> = Vec::with_capacity(DEPTH);
+        for _ in 0..DEPTH {
+            let mut b = staging(dev, x, max_rows)?;
+            ptrs.push(match &mut b {
+                CudaRows::F32(s) => s.device_ptr_mut(&dev.stream).0,
+                CudaRows::Bits(s) => s.device_ptr_mut(&dev.stream).0,
+            });
+            bufs.push(b);
+            // SAFETY: the bytes are written before any transfer reads them.
+            let p = unsafe { dev.context().alloc_pinned::<u8>(max_rows * row_bytes) }
+                .map_err(cu("cuMemHostAlloc (pinned staging)"))?;
+            pinned.push(p);
+        }
+        // The copy stream may use the buffers once their allocation (on the
+        // compute stream) is done.
+        let allocated = dev.stream.record_event(None).map_err(cu("cuEventRecord"))?;
+        dev.copy_stream
+            .wait(&allocated)
+            .map_err(cu("cuStreamWaitEvent"))?;
+        let (ready_tx, ready) = channel::<Result<CudaEvent>>();
+        let (free, free_rx) = channel::<CudaEvent>();
+        let plan: Vec<(usize, usize)> = tiles.to_vec();
+        scope.spawn(move || {
+            let mut copied: Vec<Option<CudaEvent>> = (0..DEPTH).map(|_| None).collect();
+            let mut produce = || -> Result<()> {
+                dev.context()
+                    .bind_to_thread()
+                    .map_err(cu("cuCtxSetCurrent"))?;
+                for (j, &(x0, x1)) in plan.iter().enumerate() {
+                    let b = j % DEPTH;
+                    if j >= DEPTH {
+                        // The compute stream is done with buffer b...
+                        let Ok(done) = free_rx.recv() else {
+                            return Ok(()); // the consumer stopped
+                        };
+                        dev.copy_stream
+                            .wait(&done)
+                            .map_err(cu("cuStreamWaitEvent"))?;
+                    }
+                    // ...and its last transfer has left the pinned buffer.
+                    if let Some(e) = copied[b].take() {
+                        e.synchronize().map_err(cu("cuEventSynchronize"))?;
+                    }
+                    let bytes = &src[x0 * row_bytes..x1 * row_bytes];
+                    let dst =
+                        &mut pinned[b].as_mut_slice().map_err(cu("pinned staging"))?[..bytes.len()];
+                    dst.par_chunks_mut(1 << 20)
+                        .zip(bytes.par_chunks(1 << 20))
+                        .for_each(|(d, s)| d.copy_from_slice(s));
+                    // SAFETY: ptrs[b] holds max_rows rows; the pinned bytes
+                    // stay untouched until `copied[b]` completes.
+                    unsafe {
+                        cudarc::driver::result::memcpy_htod_async(
+                            ptrs[b],
+                            &*dst,
+                            dev.copy_stream.cu_stream(),
+                        )
+                    }
+                    .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
+                    let e = dev
+                        .copy_stream
+                        .record_event(None)
+                        .map_err(cu("cuEventRecord"))?;
+                    let e2 = dev
+                        .copy_stream
+                        .record_event(None)
+                        .map_err(cu("cuEventRecord"))?;
+                    copied[b] = Some(e2);
+                    if ready_tx.send(Ok(e)).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = produce() {
+                let _ = ready_tx.send(Err(e));
+            }
+            // The pinned buffers are freed here, after their transfers.
+            for e in copied.iter().flatten() {
+                let _ = e.synchronize();
+            }
+            drop(pinned);
+        });
+        Ok(Self {
+            bufs,
+            ready,
+            free,
+            next: 0,
+            per_row: pr,
+            tiles: tiles.to_vec(),
+        })
+    }
+
+    /// The next tile's rows, once (in compute-stream order) its transfer is
+    /// done. Call [`release`](Self::release) when its work is enqueued.
+    pub(crate) fn next(&mut self, dev: &CudaDevice) -> Result<RowsRef<'_>> {
+        let e = self.ready.recv().map_err(|_| Error::Cuda {
+            op: "feed",
+            message: "the staging thread stopped".into(),
+        })??;
+        dev.stream.wait(&e).map_err(cu("cuStreamWaitEvent"))?;
+        let (x0, x1) = self.tiles[self.next];
+        Ok(self.bufs[self.next % DEPTH].rows(0, x1 - x0, self.per_row))
+    }
+
+    /// The compute stream's work on the current tile is enqueued: its
+    /// buffer may be refilled once that work is done.
+    pub(crate) fn release(&mut self, dev: &CudaDevice) -> Result<()> {
+        let done = dev.stream.record_event(None).map_err(cu("cuEventRecord"))?;
+        self.next += 1;
+        // A closed channel means the thread has no tiles left to stage.
+        let _ = self.free.send(done);
+        Ok(())
+    }
+}
