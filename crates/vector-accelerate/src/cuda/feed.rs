@@ -20,8 +20,13 @@ use super::tensor::{CudaRows, RowsRef};
 use crate::error::{Error, Result};
 use crate::matrix::Input;
 
-/// Buffers in flight: one being computed on, one being filled.
-const DEPTH: usize = 2;
+/// Buffers in flight: one being computed on, the next ones being filled,
+/// so that staging never waits for the compute of the tile just before.
+pub(crate) const DEPTH: usize = 3;
+
+/// Bytes staged per transfer: the copy into pinned memory of one chunk
+/// overlaps the transfer of the chunk before.
+const CHUNK: usize = 8 << 20;
 
 /// The consumer's end: tiles arrive in the order they were listed.
 pub(crate) struct Feed {
@@ -106,19 +111,21 @@ impl Feed {
                     let bytes = &src[x0 * row_bytes..x1 * row_bytes];
                     let dst =
                         &mut pinned[b].as_mut_slice().map_err(cu("pinned staging"))?[..bytes.len()];
-                    dst.par_chunks_mut(1 << 20)
-                        .zip(bytes.par_chunks(1 << 20))
-                        .for_each(|(d, s)| d.copy_from_slice(s));
-                    // SAFETY: ptrs[b] holds max_rows rows; the pinned bytes
-                    // stay untouched until `copied[b]` completes.
-                    unsafe {
-                        cudarc::driver::result::memcpy_htod_async(
-                            ptrs[b],
-                            &*dst,
-                            dev.copy_stream.cu_stream(),
-                        )
+                    for (c, (d, s)) in dst.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK)).enumerate() {
+                        d.par_chunks_mut(1 << 20)
+                            .zip(s.par_chunks(1 << 20))
+                            .for_each(|(d, s)| d.copy_from_slice(s));
+                        // SAFETY: ptrs[b] holds max_rows rows; the pinned
+                        // bytes stay untouched until `copied[b]` completes.
+                        unsafe {
+                            cudarc::driver::result::memcpy_htod_async(
+                                ptrs[b] + (c * CHUNK) as CUdeviceptr,
+                                &*d,
+                                dev.copy_stream.cu_stream(),
+                            )
+                        }
+                        .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
                     }
-                    .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
                     let e = dev
                         .copy_stream
                         .record_event(None)

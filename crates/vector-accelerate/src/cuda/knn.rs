@@ -13,7 +13,7 @@ use super::distance::{
     metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
     tile, upload_rows, whole, DistPlan,
 };
-use super::feed::Feed;
+use super::feed::{Feed, DEPTH};
 use super::knn_filter::{
     self, filter_for, half_dim, launch_rescore, launch_rescore_lists, launch_simt_filter, to_half,
     Filter, FilterRows, HalfRows, MetricArgs, Pass,
@@ -60,8 +60,8 @@ pub(crate) fn plan_tiles(
             + qb * k * 12 * 2                         // tile lists + merge output
             + scratch_words(qb, k, bt.max(candidate_cap(k))) * 8 // select scratch for large k
             + qb * (candidate_cap(k) * 16 + 4)        // filtered candidates
-            // Two staging buffers for a streamed base (one filling).
-            + if base_resident { 0 } else { bt * (2 * row_bytes + half_row_bytes) }
+            // Staging buffers for a streamed base (all but one filling).
+            + if base_resident { 0 } else { bt * (DEPTH * row_bytes + half_row_bytes) }
             + (qb + bt) * 4 // norms
             + 4096
     };
