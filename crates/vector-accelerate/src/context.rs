@@ -275,6 +275,14 @@ impl Context {
         DeviceMatrix::upload(self, data.into())
     }
 
+    /// A zero-filled `rows x dim` matrix in page-locked host memory of this
+    /// context's device (ordinary memory on the CPU): a host base kept there
+    /// streams through the device without a staging copy. See
+    /// [`PinnedMatrix`](crate::PinnedMatrix).
+    pub fn alloc_pinned(&self, rows: usize, dim: usize) -> Result<crate::PinnedMatrix> {
+        crate::PinnedMatrix::new(self, rows, dim)
+    }
+
     /// Gives device memory that finished operations keep cached for reuse
     /// (CUDA's stream-ordered pool keeps freed workspace so that the next
     /// call allocates nothing new) back to the device. A no-op on the CPU.

@@ -28,6 +28,7 @@ mod error;
 mod matrix;
 mod metric;
 mod ops;
+mod pinned;
 mod precision;
 mod tensor;
 
@@ -38,6 +39,7 @@ pub use metric::{Distance, Metric};
 pub use ops::knn::{knn, knn_with, KnnOptions};
 pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
 pub use ops::{diagnostics, distance, select};
+pub use pinned::PinnedMatrix;
 pub use precision::Precision;
 pub use tensor::DeviceMatrix;
 

@@ -74,6 +74,8 @@ enum BaseChoice {
     Device,
     /// On the host, streamed through the device.
     Host,
+    /// On the host in page-locked memory, streamed without a staging copy.
+    Pinned,
 }
 
 /// Arguments of `vaccel bench knn`.
@@ -294,6 +296,9 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
         match args.base {
             BaseChoice::Device => "resident on the device",
             BaseChoice::Host => "on the host, streamed on every call",
+            BaseChoice::Pinned => {
+                "on the host in page-locked memory, streamed on every call"
+            }
         },
         ctx.memory_budget() as f64 / (1u64 << 30) as f64
     )?;
@@ -407,9 +412,18 @@ fn run_case(
     } else {
         None
     };
-    let input: Input<'_> = match &device {
-        Some(d) => d.into(),
-        None => (&host).into(),
+    let pinned = match (&device, args.base) {
+        (None, BaseChoice::Pinned) => {
+            let mut p = ctx.alloc_pinned(host.rows(), host.dim())?;
+            p.as_mut_slice().copy_from_slice(host.as_slice());
+            Some(p)
+        }
+        _ => None,
+    };
+    let input: Input<'_> = match (&device, &pinned) {
+        (Some(d), _) => d.into(),
+        (None, Some(p)) => p.into(),
+        (None, None) => (&host).into(),
     };
     let mut modes = args.precision.clone();
     modes.sort_by_key(|p| *p != Precision::Exact);

@@ -26,7 +26,44 @@ pub(crate) const DEPTH: usize = 3;
 
 /// Bytes staged per transfer: the copy into pinned memory of one chunk
 /// overlaps the transfer of the chunk before.
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = 32 << 20;
+
+/// Whether `bytes` lie in page-locked host memory known to CUDA (allocated
+/// or registered with it, e.g. a [`PinnedMatrix`](crate::PinnedMatrix)):
+/// such rows are transferred directly, without the staging copy.
+fn is_pinned(bytes: &[u8]) -> bool {
+    use cudarc::driver::sys::{cuPointerGetAttribute, CUmemorytype, CUpointer_attribute};
+    let ptr = bytes.as_ptr() as CUdeviceptr;
+    let mut kind: u32 = 0;
+    let (mut start, mut size): (CUdeviceptr, usize) = (0, 0);
+    // SAFETY: out-pointers of the sizes the attributes write; a host
+    // pointer CUDA does not know makes the calls fail, not crash.
+    unsafe {
+        cuPointerGetAttribute(
+            (&mut kind as *mut u32).cast(),
+            CUpointer_attribute::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+            ptr,
+        )
+        .result()
+        .is_ok()
+            && kind == CUmemorytype::CU_MEMORYTYPE_HOST as u32
+            && cuPointerGetAttribute(
+                (&mut start as *mut CUdeviceptr).cast(),
+                CUpointer_attribute::CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+                ptr,
+            )
+            .result()
+            .is_ok()
+            && cuPointerGetAttribute(
+                (&mut size as *mut usize).cast(),
+                CUpointer_attribute::CU_POINTER_ATTRIBUTE_RANGE_SIZE,
+                ptr,
+            )
+            .result()
+            .is_ok()
+            && ptr + bytes.len() as CUdeviceptr <= start + size as CUdeviceptr
+    }
+}
 
 /// The consumer's end: tiles arrive in the order they were listed.
 pub(crate) struct Feed {
@@ -74,6 +111,7 @@ impl Feed {
             });
             bufs.push(b);
             // SAFETY: the bytes are written before any transfer reads them.
+            // (Write-combined: written here, read only by the transfers.)
             let p = unsafe { dev.context().alloc_pinned::<u8>(max_rows * row_bytes) }
                 .map_err(cu("cuMemHostAlloc (pinned staging)"))?;
             pinned.push(p);
@@ -87,6 +125,7 @@ impl Feed {
         let (ready_tx, ready) = channel::<Result<CudaEvent>>();
         let (free, free_rx) = channel::<CudaEvent>();
         let plan: Vec<(usize, usize)> = tiles.to_vec();
+        let direct = is_pinned(src);
         scope.spawn(move || {
             let mut copied: Vec<Option<CudaEvent>> = (0..DEPTH).map(|_| None).collect();
             let mut produce = || -> Result<()> {
@@ -109,22 +148,39 @@ impl Feed {
                         e.synchronize().map_err(cu("cuEventSynchronize"))?;
                     }
                     let bytes = &src[x0 * row_bytes..x1 * row_bytes];
-                    let dst =
-                        &mut pinned[b].as_mut_slice().map_err(cu("pinned staging"))?[..bytes.len()];
-                    for (c, (d, s)) in dst.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK)).enumerate() {
-                        d.par_chunks_mut(1 << 20)
-                            .zip(s.par_chunks(1 << 20))
-                            .for_each(|(d, s)| d.copy_from_slice(s));
-                        // SAFETY: ptrs[b] holds max_rows rows; the pinned
-                        // bytes stay untouched until `copied[b]` completes.
-                        unsafe {
-                            cudarc::driver::result::memcpy_htod_async(
-                                ptrs[b] + (c * CHUNK) as CUdeviceptr,
-                                &*d,
-                                dev.copy_stream.cu_stream(),
-                            )
+                    if direct {
+                        for (c, s) in bytes.chunks(CHUNK).enumerate() {
+                            // SAFETY: page-locked host bytes borrowed for
+                            // the call; device rows as below.
+                            unsafe {
+                                cudarc::driver::result::memcpy_htod_async(
+                                    ptrs[b] + (c * CHUNK) as CUdeviceptr,
+                                    s,
+                                    dev.copy_stream.cu_stream(),
+                                )
+                            }
+                            .map_err(cu("cuMemcpyHtoDAsync (page-locked rows)"))?;
                         }
-                        .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
+                    } else {
+                        let dst = &mut pinned[b].as_mut_slice().map_err(cu("pinned staging"))?
+                            [..bytes.len()];
+                        for (c, (d, s)) in
+                            dst.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK)).enumerate()
+                        {
+                            d.par_chunks_mut(1 << 20)
+                                .zip(s.par_chunks(1 << 20))
+                                .for_each(|(d, s)| d.copy_from_slice(s));
+                            // SAFETY: ptrs[b] holds max_rows rows; the pinned
+                            // bytes stay untouched until `copied[b]` completes.
+                            unsafe {
+                                cudarc::driver::result::memcpy_htod_async(
+                                    ptrs[b] + (c * CHUNK) as CUdeviceptr,
+                                    &*d,
+                                    dev.copy_stream.cu_stream(),
+                                )
+                            }
+                            .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
+                        }
                     }
                     let e = dev
                         .copy_stream
@@ -143,6 +199,10 @@ impl Feed {
             };
             if let Err(e) = produce() {
                 let _ = ready_tx.send(Err(e));
+            }
+            // The source is borrowed only until the transfers are done.
+            if direct {
+                let _ = dev.copy_stream.synchronize();
             }
             // The pinned buffers are freed here, after their transfers.
             for e in copied.iter().flatten() {

@@ -103,6 +103,14 @@ fn shape_and_parameter_errors_are_typed() {
         let e = topk(ctx, &ctx.upload(&words).unwrap(), 1, Order::Smallest).unwrap_err();
         assert!(e.to_string().contains("f32 values"), "{e}");
         assert!(matches!(merge(ctx, &[], 3), Err(Error::EmptyInput { .. })));
+        assert!(matches!(
+            ctx.alloc_pinned(3, 0),
+            Err(Error::ZeroDimension { .. })
+        ));
+        assert!(matches!(
+            ctx.alloc_pinned(usize::MAX, 2),
+            Err(Error::InvalidParameter { .. })
+        ));
         let mut st = StreamingTopK::new(ctx, 2, 3, Order::Smallest).unwrap();
         assert!(matches!(
             st.push(q.view(), &[1, 2]),

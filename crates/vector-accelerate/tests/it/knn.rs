@@ -166,6 +166,10 @@ fn small_memory_budget_tiles_and_streams_the_base() {
         // 300 x 6000 distances are 7.2 MB; a 256 KiB budget forces many tiles,
         // query super-blocks and a host base streamed tile by tile.
         let small = ctx.clone().with_memory_budget(256 << 10);
+        let mut pinned = ctx.alloc_pinned(nb, dim).unwrap();
+        assert_eq!((pinned.rows(), pinned.dim()), (nb, dim));
+        assert!(pinned.as_slice().iter().all(|v| *v == 0.0));
+        pinned.as_mut_slice().copy_from_slice(x.as_slice());
         for d in [
             Distance::from(Metric::L2),
             Metric::Euclidean.into(),
@@ -178,6 +182,14 @@ fn small_memory_budget_tiles_and_streams_the_base() {
             for k in [1, 7, 300] {
                 let full = knn(ctx, &q, &x, k, d.clone()).unwrap();
                 let tiled = knn(&small, &q, &x, k, d.clone()).unwrap();
+                // The same base in page-locked memory (transferred without
+                // the staging copy): identical results.
+                let from_pinned = knn(&small, &q, &pinned, k, d.clone()).unwrap();
+                assert_eq!(
+                    from_pinned, tiled,
+                    "seed {s} pinned base {} k {k}",
+                    d.metric
+                );
                 let m = d.metric;
                 assert_close_neighbors(&format!("seed {s} budget {m} k {k}"), &full, &tiled, |i| {
                     tol(m, dim, sqn(q.row(i)), 200.0, 400.0)
