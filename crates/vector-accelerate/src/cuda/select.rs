@@ -67,6 +67,8 @@ pub(crate) struct Fallback<'a> {
     pub cap: usize,
     pub full: Option<&'a CudaView<'a, f32>>,
     pub full_n: usize,
+    /// Leading dimension of the full rows (0: `full_n`).
+    pub full_ld: usize,
     pub full_offset: u64,
 }
 
@@ -139,7 +141,11 @@ pub(crate) fn launch_topk(
     match &fallback {
         Some(fb) => {
             cap = fb.cap as i32;
-            full_ld = fb.full_n as i64;
+            full_ld = if fb.full_ld == 0 {
+                fb.full_n
+            } else {
+                fb.full_ld
+            } as i64;
             full_n = fb.full_n as i32;
             full_off = fb.full_offset;
             b.arg(fb.counts).arg(&cap);
@@ -169,7 +175,8 @@ pub(crate) fn launch_topk(
     Ok(())
 }
 
-/// Copies, per row of a distance tile (`n` columns, ids `offset + column`),
+/// Copies, per row of a distance tile (`rows x n` values, leading dimension
+/// `ld`, ids `offset + column`),
 /// the entries that beat the row's current k-th best in the sorted lists
 /// `st` into `cand` (`cap` per row) and counts them in `counts`; `split`
 /// blocks share each row.
@@ -177,8 +184,7 @@ pub(crate) fn launch_topk(
 pub(crate) fn launch_filter(
     dev: &CudaDevice,
     vals: &CudaView<'_, f32>,
-    rows: usize,
-    n: usize,
+    (rows, n, ld): (usize, usize, usize),
     order: Order,
     offset: u64,
     st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
@@ -191,7 +197,7 @@ pub(crate) fn launch_filter(
     dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
     let split_i = split as i32;
     let (ld, n_i, desc, k, cap) = (
-        n as i64,
+        ld as i64,
         n as i32,
         (order == Order::Largest) as i32,
         st.2 as i32,
@@ -318,7 +324,22 @@ pub(crate) fn topk_resident(
     select_rows(dev, &v.as_view(), values.rows(), values.dim(), k, order)
 }
 
+/// Columns of the sample whose k-th best bounds a long row's k-th best in
+/// the two-pass select, or None when one pass suits the rows better.
+fn sample_columns(n: usize, k: usize) -> Option<usize> {
+    let s = (128 * k).max(4096);
+    (k <= 2048 && n >= 4 * s).then_some(s)
+}
+
 /// Top-k of `rows` device rows of `n` values (the caller holds the lock).
+///
+/// Long rows take two passes over their values instead of the radix
+/// select's five or six: the top-k of a leading sample of each row gives a
+/// k-th best that the whole row's can only improve on; one pass over the
+/// rest keeps the values that beat it (about k (n - s) / s per row for
+/// rows in no particular order), and a select among those, merged with the
+/// sample's list, is the answer. A row with more candidates than fit
+/// (e.g. sorted rows) is selected from its full remainder instead.
 fn select_rows(
     dev: &CudaDevice,
     v: &CudaView<'_, f32>,
@@ -330,6 +351,77 @@ fn select_rows(
     let mut od = dev.alloc::<f32>(rows * k)?;
     let mut oi = dev.alloc::<u64>(rows * k)?;
     let mut scratch = None;
+    if let Some(s) = sample_columns(n, k) {
+        let rest = n - s;
+        let cap = 2 * k * rest / s + 1024;
+        let (mut sd, mut si) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
+        launch_topk(
+            dev,
+            v,
+            n,
+            rows,
+            s,
+            k,
+            order,
+            Ids::Offset(0),
+            &mut sd.as_view_mut(),
+            &mut si.as_view_mut(),
+            &mut scratch,
+            None,
+            Epi::default(),
+            1,
+        )?;
+        let (mut cd, mut ci) = (dev.alloc::<f32>(rows * cap)?, dev.alloc::<u64>(rows * cap)?);
+        let mut counts = dev.alloc::<i32>(rows)?;
+        let tail = v.slice(s..);
+        launch_filter(
+            dev,
+            &tail,
+            (rows, rest, n),
+            order,
+            s as u64,
+            (&sd.as_view(), &si.as_view(), k),
+            (&mut cd.as_view_mut(), &mut ci.as_view_mut(), cap),
+            &mut counts,
+            Epi::default(),
+            super::knn::row_split(rows, rest, dev.sm_count()),
+        )?;
+        let (mut td, mut ti) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
+        launch_topk(
+            dev,
+            &cd.as_view(),
+            cap,
+            rows,
+            cap,
+            k,
+            order,
+            Ids::Explicit(&ci.as_view(), cap as i64),
+            &mut td.as_view_mut(),
+            &mut ti.as_view_mut(),
+            &mut scratch,
+            Some(Fallback {
+                counts: &counts,
+                cap,
+                full: Some(&tail),
+                full_n: rest,
+                full_ld: n,
+                full_offset: s as u64,
+            }),
+            Epi::default(),
+            1,
+        )?;
+        launch_merge(
+            dev,
+            rows,
+            (&sd.as_view(), &si.as_view(), k),
+            (&td.as_view(), &ti.as_view(), k),
+            k,
+            order,
+            &mut od.as_view_mut(),
+            &mut oi.as_view_mut(),
+        )?;
+        return download(dev, &od, &oi, rows, k, order);
+    }
     launch_topk(
         dev,
         v,

@@ -95,6 +95,56 @@ fn topk_any_k_both_orders_matches_a_sort() {
 }
 
 #[test]
+fn long_rows_select_exactly_in_two_passes() {
+    // Rows long enough for the sample + filter select on CUDA (n >= 4 x the
+    // sample of max(4096, 128 k) columns), in every shape that makes it
+    // work hard: random, ascending (the sample holds the answer), descending
+    // (every value beats the sample: the full-row fallback), constant (ties
+    // broken by index), NaN-laden, and a length that is not a multiple of 4.
+    let s = seed();
+    for_each_backend("long_rows_select_exactly_in_two_passes", |ctx| {
+        let mut r = rng(s);
+        for &n in &[40_960usize, 50_003] {
+            let mut rows: Vec<Vec<f32>> = Vec::new();
+            rows.push((0..n).map(|_| r.random_range(-1.0f32..1.0)).collect());
+            rows.push((0..n).map(|i| i as f32).collect());
+            rows.push((0..n).map(|i| -(i as f32)).collect());
+            rows.push(vec![0.25; n]);
+            rows.push(
+                (0..n)
+                    .map(|i| {
+                        if i % 7 == 0 {
+                            f32::NAN
+                        } else {
+                            r.random_range(-3.0f32..3.0)
+                        }
+                    })
+                    .collect(),
+            );
+            let flat: Vec<f32> = rows.concat();
+            let m = vector_accelerate::Matrix::new(flat, n).unwrap();
+            let dm = ctx.upload(&m).unwrap();
+            let ids: Vec<u64> = (0..n as u64).collect();
+            for &k in &[1usize, 7, 10, 64] {
+                for order in [Order::Smallest, Order::Largest] {
+                    let got = topk(ctx, &dm, k, order).unwrap();
+                    for (row, vals) in rows.iter().enumerate() {
+                        let want = oracle(vals, &ids, k, order);
+                        check_exact(
+                            &format!("seed {s} {} long n {n} k {k} {order:?}", ctx.device()),
+                            &got,
+                            row,
+                            &want,
+                            order,
+                        );
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
 fn ties_break_by_smaller_index_and_nan_ranks_last() {
     let s = seed();
     for_each_backend("ties_break_by_smaller_index_and_nan_ranks_last", |ctx| {
