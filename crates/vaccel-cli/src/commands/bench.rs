@@ -280,7 +280,11 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     let tensor = ceil
         .tensor_flops
         .map(|f| format!(", TF32 tensor-core GEMM {:.1} TFLOP/s", f / 1e12))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &ceil
+            .bf16_flops
+            .map(|f| format!(", bf16 GEMM {:.1} TFLOP/s", f / 1e12))
+            .unwrap_or_default();
     writeln!(
         out,
         "ceilings measured now: copy {:.0} GB/s (read + write), exact fp32 GEMM {:.1} TFLOP/s{tensor}{}",
@@ -304,12 +308,12 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     )?;
     writeln!(
         out,
-        "(GFLOP/s counts 2 n d per query; base GB/s is one read of the base per call, \"of copy\" compares it with the device copy rate, or with the host-to-device rate for a host base)"
+        "(GFLOP/s counts 2 n d per query; \"of tensor GEMM\" compares it with the TF32 GEMM, or the bf16 GEMM for bf16/f16 rows; base GB/s is one read of the base per call, \"of copy\" compares it with the device copy rate, or with the host-to-device rate for a host base)"
     )?;
     writeln!(out)?;
     writeln!(
         out,
-        "| data | n | dim | nq | k | precision | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of TF32 GEMM | base GB/s | of copy | fp64 check | recall vs exact |"
+        "| data | n | dim | nq | k | precision | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of tensor GEMM | base GB/s | of copy | fp64 check | recall vs exact |"
     )?;
     writeln!(
         out,
@@ -355,9 +359,12 @@ fn print_row(out: &mut impl Write, ceil: &Ceilings, row: &Row) -> Result<()> {
                 row.queries_per_s(),
                 row.gflops(),
                 100.0 * row.gflops() * 1e9 / ceil.sgemm_flops,
-                ceil.tensor_flops
-                    .map(|f| format!("{:.0}%", 100.0 * row.gflops() * 1e9 / f))
-                    .unwrap_or_else(|| "-".into()),
+                match row.precision {
+                    Precision::Bf16 | Precision::F16 => ceil.bf16_flops,
+                    Precision::Exact | Precision::Tf32 => ceil.tensor_flops,
+                }
+                .map(|f| format!("{:.0}%", 100.0 * row.gflops() * 1e9 / f))
+                .unwrap_or_else(|| "-".into()),
                 row.base_bytes_per_s() / 1e9,
                 100.0 * row.base_bytes_per_s()
                     / match (row.host_base, ceil.h2d_bytes_per_s) {
@@ -491,10 +498,13 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
     let _ = writeln!(s, "  \"device_name\": {},", json_string(device_name));
     let _ = writeln!(
         s,
-        "  \"copy_bytes_per_s\": {},\n  \"sgemm_flops\": {},\n  \"tensor_flops\": {},",
+        "  \"copy_bytes_per_s\": {},\n  \"sgemm_flops\": {},\n  \"tensor_flops\": {},\n  \
+         \"bf16_flops\": {},\n  \"h2d_bytes_per_s\": {},",
         num(ceil.copy_bytes_per_s),
         num(ceil.sgemm_flops),
-        ceil.tensor_flops.map_or_else(|| "null".into(), num)
+        ceil.tensor_flops.map_or_else(|| "null".into(), num),
+        ceil.bf16_flops.map_or_else(|| "null".into(), num),
+        ceil.h2d_bytes_per_s.map_or_else(|| "null".into(), num)
     );
     let _ = writeln!(s, "  \"metric\": \"l2\",");
     let _ = writeln!(s, "  \"rows\": [");
@@ -578,6 +588,7 @@ mod tests {
             copy_bytes_per_s: 1e10,
             sgemm_flops: 2e11,
             tensor_flops: None,
+            bf16_flops: None,
             h2d_bytes_per_s: None,
         };
         let text = to_json(&Context::cpu(), "CPU", &ceil, &[row.clone(), row]);

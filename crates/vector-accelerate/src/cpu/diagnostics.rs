@@ -68,6 +68,7 @@ pub(crate) fn measure() -> Ceilings {
         copy_bytes_per_s: copy,
         sgemm_flops: flops,
         tensor_flops: None,
+        bf16_flops: None,
         h2d_bytes_per_s: None,
     }
 }

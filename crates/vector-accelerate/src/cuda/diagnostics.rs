@@ -126,7 +126,6 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
         .map_err(cu("cublasGemmEx (TF32)"))
     };
     tf32(&mut c)?;
-    let reps = 5;
     let ms = dev.time_ms(|| {
         for _ in 0..reps {
             tf32(&mut c)?;
@@ -134,10 +133,62 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
         Ok(())
     })?;
     let tf32_flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
+
+    // bf16 inputs, fp32 accumulation and output: the ceiling of the fast
+    // (bf16 / f16) k-NN filters.
+    let a16 = super::tensor::upload_slice(
+        dev,
+        &host
+            .iter()
+            .map(|v| (v.to_bits() >> 16) as u16)
+            .collect::<Vec<u16>>(),
+    )?;
+    let bf16 = |c: &mut cudarc::driver::CudaSlice<f32>| -> Result<()> {
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let (pa, _ga) = a16.device_ptr(&dev.stream);
+        let (pc, _gc) = c.device_ptr_mut(&dev.stream);
+        let ni = n as i32;
+        // SAFETY: two n x n bf16 inputs and an n x n f32 output on the
+        // handle's stream; host scalars.
+        unsafe {
+            cublas_sys::cublasGemmEx(
+                *dev.blas.handle(),
+                cublasOperation_t::CUBLAS_OP_N,
+                cublasOperation_t::CUBLAS_OP_N,
+                ni,
+                ni,
+                ni,
+                (&alpha as *const f32).cast(),
+                pa as *const _,
+                cublas_sys::cudaDataType_t::CUDA_R_16BF,
+                ni,
+                pa as *const _,
+                cublas_sys::cudaDataType_t::CUDA_R_16BF,
+                ni,
+                (&beta as *const f32).cast(),
+                pc as *mut _,
+                cublas_sys::cudaDataType_t::CUDA_R_32F,
+                ni,
+                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+            )
+        }
+        .result()
+        .map_err(cu("cublasGemmEx (bf16)"))
+    };
+    bf16(&mut c)?;
+    let ms = dev.time_ms(|| {
+        for _ in 0..reps {
+            bf16(&mut c)?;
+        }
+        Ok(())
+    })?;
+    let bf16_flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
     Ok(Ceilings {
         copy_bytes_per_s: copy,
         sgemm_flops: flops,
         tensor_flops: Some(tf32_flops),
+        bf16_flops: Some(bf16_flops),
         h2d_bytes_per_s: Some(h2d),
     })
 }

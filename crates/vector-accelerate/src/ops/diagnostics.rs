@@ -17,6 +17,9 @@ pub struct Ceilings {
     /// The same product on TF32 tensor cores (cuBLAS, fast-TF32 compute):
     /// the ceiling of the fused k-NN filter. None on the CPU.
     pub tensor_flops: Option<f64>,
+    /// The same product with bf16 inputs and fp32 accumulation (cuBLAS):
+    /// the ceiling of the bf16 / f16 k-NN filters. None on the CPU.
+    pub bf16_flops: Option<f64>,
     /// Host-to-device copy from page-locked host memory (256 MiB
     /// transfers), bytes per second: the ceiling of a host base streamed
     /// through the device. None on the CPU.
