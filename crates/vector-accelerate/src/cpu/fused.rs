@@ -126,6 +126,8 @@ pub(crate) fn run_tile(job: &TileJob<'_>, kind: Kind, bufs: &mut [TopKBuffer]) {
 /// Dot products of one panel with one query group, `[query][vector]`.
 type Acc = [[__m512; P]; GROUP];
 
+/// [`run_tile`] once AVX-512F is known to be present: per query group, the
+/// dot products of every panel (k-block by k-block), then the epilogue.
 #[target_feature(enable = "avx512f")]
 unsafe fn run_tile_avx512(job: &TileJob<'_>, kind: Kind, bufs: &mut [TopKBuffer]) {
     let d = job.dim;
