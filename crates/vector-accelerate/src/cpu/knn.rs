@@ -1,19 +1,29 @@
 //! CPU exact k-NN: (query block x base chunk) work items in parallel, each
 //! computing distance tiles that stay in cache and feeding per-query top-k
-//! buffers; partial lists of one query block are merged at the end.
+//! buffers; partial lists of one query block are merged at the end. L2,
+//! Euclidean and inner product on AVX-512 machines take the fused kernel
+//! (`fused`), which never writes a distance tile.
 
 use rayon::prelude::*;
 
 use super::distance::{row_sq_norms, tile, Prepared};
 use super::select::{merge, TopKBuffer};
 use super::HostRows;
-use crate::ops::select::Neighbors;
+use crate::ops::select::{Neighbors, Order};
 
 const QUERY_BLOCK: usize = 256;
 const BASE_TILE: usize = 2048;
+/// Top-k buffer slack for k-NN (see [`TopKBuffer::with_slack`]).
+const SLACK: usize = 16;
 
 /// Exact k-NN of `q` against `x` (same kind of rows, validated by the caller).
 pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> Neighbors {
+    #[cfg(target_arch = "x86_64")]
+    if let (HostRows::F32(qm), HostRows::F32(xm), Some(kind)) = (q, x, fused_kind(p)) {
+        if super::fused::available() {
+            return fused_run::run(qm, xm, k, kind, p.normalized);
+        }
+    }
     let order = p.metric.order();
     let (nq, nb) = (q.rows(), x.rows());
     let needs_norms = p.metric.is_gemm_based() && !p.normalized;
@@ -23,21 +33,7 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
         }
         _ => (Vec::new(), Vec::new()),
     };
-    let qblocks = nq.div_ceil(QUERY_BLOCK);
-    let threads = rayon::current_num_threads();
-    // Split the base too when there are fewer query blocks than threads.
-    let chunks = if qblocks >= threads {
-        1
-    } else {
-        (2 * threads)
-            .div_ceil(qblocks)
-            .min(nb.div_ceil(BASE_TILE))
-            .max(1)
-    };
-    let chunk_len = nb.div_ceil(chunks);
-    let items: Vec<(usize, usize)> = (0..qblocks)
-        .flat_map(|b| (0..chunks).map(move |c| (b, c)))
-        .collect();
+    let (items, chunks, chunk_len) = plan(nq, nb, QUERY_BLOCK, BASE_TILE, 2);
     let partial: Vec<Neighbors> = items
         .par_iter()
         .map(|&(b, c)| {
@@ -45,7 +41,9 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
             let (bs, be) = (c * chunk_len, ((c + 1) * chunk_len).min(nb));
             let qrows = q.slice_rows(qs, qe);
             let qn_blk = if qn.is_empty() { &qn[..] } else { &qn[qs..qe] };
-            let mut bufs: Vec<TopKBuffer> = (qs..qe).map(|_| TopKBuffer::new(k, order)).collect();
+            let mut bufs: Vec<TopKBuffer> = (qs..qe)
+                .map(|_| TopKBuffer::with_slack(k, order, SLACK))
+                .collect();
             let mut dist = vec![0f32; (qe - qs) * BASE_TILE];
             let mut t = bs;
             while t < be {
@@ -59,14 +57,65 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
                 }
                 t = te;
             }
-            let mut res = Neighbors::missing(qe - qs, k, order);
-            let (ids, ds) = res.parts_mut();
-            for (r, buf) in bufs.into_iter().enumerate() {
-                buf.finish_into(&mut ids[r * k..(r + 1) * k], &mut ds[r * k..(r + 1) * k]);
-            }
-            res
+            finish(bufs, k, order)
         })
         .collect();
+    combine(partial, chunks, k, order)
+}
+
+/// The fused kernel's kind for this metric, if it has one.
+#[cfg(target_arch = "x86_64")]
+fn fused_kind(p: &Prepared) -> Option<super::fused::Kind> {
+    use super::fused::Kind;
+    use crate::metric::Metric;
+    match p.metric {
+        Metric::L2 => Some(Kind::L2),
+        Metric::Euclidean => Some(Kind::Euclidean),
+        Metric::InnerProduct => Some(Kind::Inner),
+        _ => None,
+    }
+}
+
+/// Work items `(query block, base chunk)`, the number of chunks per block
+/// and the chunk length: when there are fewer query blocks than threads the
+/// base is split too, into about `per_thread` items per thread.
+pub(super) fn plan(
+    nq: usize,
+    nb: usize,
+    query_block: usize,
+    tile: usize,
+    per_thread: usize,
+) -> (Vec<(usize, usize)>, usize, usize) {
+    let qblocks = nq.div_ceil(query_block);
+    let threads = rayon::current_num_threads();
+    let chunks = if qblocks >= threads {
+        1
+    } else {
+        (per_thread * threads)
+            .div_ceil(qblocks)
+            .min(nb.div_ceil(tile))
+            .max(1)
+    };
+    let chunk_len = nb.div_ceil(chunks);
+    let items = (0..qblocks)
+        .flat_map(|b| (0..chunks).map(move |c| (b, c)))
+        .collect();
+    (items, chunks, chunk_len)
+}
+
+/// Sorted results of one work item's buffers.
+pub(super) fn finish(bufs: Vec<TopKBuffer>, k: usize, order: Order) -> Neighbors {
+    let mut res = Neighbors::missing(bufs.len(), k, order);
+    let (ids, ds) = res.parts_mut();
+    for (r, buf) in bufs.into_iter().enumerate() {
+        buf.finish_into(&mut ids[r * k..(r + 1) * k], &mut ds[r * k..(r + 1) * k]);
+    }
+    res
+}
+
+/// Merges the `chunks` partial lists of every query block and stacks the
+/// blocks.
+pub(super) fn combine(partial: Vec<Neighbors>, chunks: usize, k: usize, order: Order) -> Neighbors {
     let mut out: Option<Neighbors> = None;
     for block in partial.chunks(chunks) {
         let merged = if block.len() == 1 {
@@ -80,4 +129,86 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
         }
     }
     out.unwrap_or_else(|| Neighbors::missing(0, k, order))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod fused_run {
+    //! The driver of the fused kernel: packed queries shared by all work
+    //! items, each item packing its base tiles once.
+
+    use rayon::prelude::*;
+
+    use super::super::distance::row_sq_norms;
+    use super::super::fused::{pack_base, pack_queries, run_tile, Kind, TileJob, GROUP, PANEL};
+    use super::super::select::TopKBuffer;
+    use super::{combine, finish, plan, SLACK};
+    use crate::matrix::MatrixView;
+    use crate::ops::select::{Neighbors, Order};
+
+    /// Queries per work item (a multiple of the kernel's group).
+    const QUERY_BLOCK: usize = 96 * GROUP;
+    /// Bytes of one packed base tile (kept in L2 while every query group of
+    /// the block passes over it).
+    const TILE_BYTES: usize = 1 << 20;
+
+    /// Fused exact k-NN of `q` against `x`.
+    pub(super) fn run(
+        q: MatrixView<'_>,
+        x: MatrixView<'_>,
+        k: usize,
+        kind: Kind,
+        normalized: bool,
+    ) -> Neighbors {
+        let order = match kind {
+            Kind::Inner => Order::Largest,
+            _ => Order::Smallest,
+        };
+        let (nq, nb, d) = (q.rows(), x.rows(), q.dim());
+        // Base norms are taken tile by tile while packing.
+        let (qn, ones) = match kind {
+            Kind::Inner => (Vec::new(), Vec::new()),
+            _ if normalized => (vec![1.0; nq], vec![1.0; nb]),
+            _ => (row_sq_norms(q), Vec::new()),
+        };
+        let tile_norms = kind != Kind::Inner && !normalized;
+        let packed_q = pack_queries(q);
+        let tile = (TILE_BYTES / (4 * d.max(1)) / PANEL * PANEL).clamp(PANEL, 4096);
+        let (items, chunks, chunk_len) = plan(nq, nb, QUERY_BLOCK, tile, 2);
+        let partial: Vec<Neighbors> = items
+            .par_iter()
+            .map(|&(b, c)| {
+                let (qs, qe) = (b * QUERY_BLOCK, ((b + 1) * QUERY_BLOCK).min(nq));
+                let (bs, be) = (c * chunk_len, ((c + 1) * chunk_len).min(nb));
+                let mut bufs: Vec<TopKBuffer> = (qs..qe)
+                    .map(|_| TopKBuffer::with_slack(k, order, SLACK))
+                    .collect();
+                let qn_blk = if qn.is_empty() { &qn[..] } else { &qn[qs..qe] };
+                let (mut packed, mut xn) = (Vec::new(), Vec::new());
+                let mut t = bs;
+                while t < be {
+                    let te = (t + tile).min(be);
+                    pack_base(x, t, te, &mut packed, tile_norms.then_some(&mut xn));
+                    let job = TileJob {
+                        base: &packed,
+                        rows: te - t,
+                        first_id: t,
+                        xn: if tile_norms {
+                            &xn
+                        } else if ones.is_empty() {
+                            &ones[..]
+                        } else {
+                            &ones[t..te]
+                        },
+                        queries: &packed_q[qs * d..],
+                        qn: qn_blk,
+                        dim: d,
+                    };
+                    run_tile(&job, kind, &mut bufs);
+                    t = te;
+                }
+                finish(bufs, k, order)
+            })
+            .collect();
+        combine(partial, chunks, k, order)
+    }
 }

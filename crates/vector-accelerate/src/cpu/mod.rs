@@ -3,6 +3,8 @@
 
 pub(crate) mod diagnostics;
 pub(crate) mod distance;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod fused;
 pub(crate) mod knn;
 pub(crate) mod select;
 

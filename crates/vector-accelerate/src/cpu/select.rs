@@ -20,7 +20,15 @@ pub(crate) struct TopKBuffer {
 
 impl TopKBuffer {
     pub(crate) fn new(k: usize, order: Order) -> Self {
-        let cap = (2 * k).max(k + 256);
+        Self::with_slack(k, order, 256)
+    }
+
+    /// A buffer that compacts once `max(k, slack)` candidates beyond `k`
+    /// are waiting: a small slack tightens the rejection threshold sooner
+    /// (k-NN tiles, where most candidates are rejected), a large one makes
+    /// compactions rarer (long rows offered element by element).
+    pub(crate) fn with_slack(k: usize, order: Order, slack: usize) -> Self {
+        let cap = (2 * k).max(k + slack);
         Self {
             k,
             cap,
@@ -29,6 +37,13 @@ impl TopKBuffer {
             worst: None,
             worst_value: f32::NAN,
         }
+    }
+
+    /// The value of the k-th best candidate at the last compaction (NaN
+    /// before the first one): a value strictly worse cannot enter.
+    #[inline]
+    pub(crate) fn worst_value(&self) -> f32 {
+        self.worst_value
     }
 
     /// Offers one candidate.

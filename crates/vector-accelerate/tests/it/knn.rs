@@ -2,6 +2,7 @@
 //! agreement, memory budgets that force tiling, and resident data.
 
 use crate::common::*;
+use rand::Rng;
 use vector_accelerate::{knn, Distance, Matrix, Metric, Order};
 
 fn metrics() -> Vec<Distance> {
@@ -349,4 +350,69 @@ fn few_queries_against_a_large_base_split_rows_across_blocks() {
             }
         },
     );
+}
+
+#[test]
+fn cpu_knn_ranks_ties_by_id_and_nan_last() {
+    // Small integer coordinates make every dot product exact, so any
+    // summation order gives the same values: many exact ties, duplicated
+    // rows, and rows with NaN. The k-NN lists must equal a full sort of
+    // the pairwise matrix by (value, id) with NaN last.
+    let s = seed();
+    let cpu = vector_accelerate::Context::cpu();
+    let mut r = rng(s);
+    for &(nq, nb, dim) in &[(1usize, 5usize, 3usize), (29, 3001, 20), (13, 700, 300)] {
+        let mut ints = |rows: usize| {
+            let v: Vec<f32> = (0..rows * dim)
+                .map(|_| r.random_range(-2i32..=2) as f32)
+                .collect();
+            Matrix::new(v, dim).unwrap()
+        };
+        let q = ints(nq);
+        let mut xv = ints(nb).into_vec();
+        for j in (0..nb).step_by(7) {
+            // Duplicate an earlier row (exact ties with different ids).
+            let src = j / 2;
+            let row: Vec<f32> = xv[src * dim..(src + 1) * dim].to_vec();
+            xv[j * dim..(j + 1) * dim].copy_from_slice(&row);
+        }
+        for j in (3..nb).step_by(11) {
+            xv[j * dim + j % dim] = f32::NAN;
+        }
+        let x = Matrix::new(xv, dim).unwrap();
+        for m in [Metric::L2, Metric::Euclidean, Metric::InnerProduct] {
+            let all = vector_accelerate::distance::pairwise(&cpu, &q, &x, m).unwrap();
+            for k in [1, 10, 64] {
+                let got = knn(&cpu, &q, &x, k, m).unwrap();
+                for i in 0..nq {
+                    let row = all.row(i);
+                    let mut ids: Vec<usize> = (0..nb).collect();
+                    ids.sort_by(|&a, &b| {
+                        let (va, vb) = (row[a], row[b]);
+                        let ord = match (va.is_nan(), vb.is_nan()) {
+                            (true, true) => std::cmp::Ordering::Equal,
+                            (true, false) => std::cmp::Ordering::Greater,
+                            (false, true) => std::cmp::Ordering::Less,
+                            _ if m.order() == Order::Smallest => va.partial_cmp(&vb).unwrap(),
+                            _ => vb.partial_cmp(&va).unwrap(),
+                        };
+                        ord.then(a.cmp(&b))
+                    });
+                    let want: Vec<u64> = ids.iter().take(k.min(nb)).map(|&j| j as u64).collect();
+                    assert_eq!(
+                        &got.row_ids(i)[..k.min(nb)],
+                        &want[..],
+                        "seed {s} {m} nq {nq} nb {nb} dim {dim} k {k} q{i}"
+                    );
+                    for (t, &j) in want.iter().enumerate() {
+                        let (a, b) = (got.row_distances(i)[t], row[j as usize]);
+                        assert!(
+                            a == b || (a.is_nan() && b.is_nan()),
+                            "{m} q{i} #{t}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
