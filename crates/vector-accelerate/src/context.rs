@@ -275,6 +275,34 @@ impl Context {
         DeviceMatrix::upload(self, data.into())
     }
 
+    /// Uploads `f16` rows (`dim` values each) and keeps them in 16 bits on
+    /// a CUDA device (half the memory and the bytes a k-NN reads; on the CPU
+    /// they are widened to `f32`). On CUDA such a matrix is a k-NN base for
+    /// L2, Euclidean, cosine and inner product: pairs are ranked with f16
+    /// tensor cores and re-scored in fp32 from the stored values, so
+    /// distances are the exact fp32 ones of the widened rows. Other uses of
+    /// a 16-bit matrix on CUDA are refused with an error.
+    ///
+    /// ```
+    /// use vector_accelerate::{half::f16, knn, Context, Matrix, Metric};
+    /// let ctx = Context::new().unwrap();
+    /// let rows: Vec<f16> = [0.0f32, 0.0, 1.0, 0.0, 0.0, 3.0].iter().map(|&v| f16::from_f32(v)).collect();
+    /// let base = ctx.upload_f16(&rows, 2).unwrap();
+    /// let q = Matrix::new(vec![0.9, 0.1], 2).unwrap();
+    /// assert_eq!(knn(&ctx, &q, &base, 2, Metric::L2).unwrap().row_ids(0), &[1, 0]);
+    /// ```
+    pub fn upload_f16(&self, data: &[half::f16], dim: usize) -> Result<DeviceMatrix> {
+        let bits: &[u16] = bytemuck::cast_slice(data);
+        DeviceMatrix::upload_half(self, bits, dim, crate::cuda::knn_filter::HalfKind::F16)
+    }
+
+    /// [`upload_f16`](Self::upload_f16) for `bf16` rows (ranked with bf16
+    /// tensor cores).
+    pub fn upload_bf16(&self, data: &[half::bf16], dim: usize) -> Result<DeviceMatrix> {
+        let bits: &[u16] = bytemuck::cast_slice(data);
+        DeviceMatrix::upload_half(self, bits, dim, crate::cuda::knn_filter::HalfKind::Bf16)
+    }
+
     /// A zero-filled `rows x dim` matrix in page-locked host memory of this
     /// context's device (ordinary memory on the CPU): a host base kept there
     /// streams through the device without a staging copy. See

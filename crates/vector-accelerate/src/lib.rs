@@ -34,6 +34,7 @@ mod tensor;
 
 pub use context::{Context, Device, DeviceInfo, BUDGET_ENV, DEVICE_ENV};
 pub use error::{Error, Result};
+pub use half;
 pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, MatrixView};
 pub use metric::{Distance, Metric};
 pub use ops::knn::{knn, knn_with, KnnOptions};

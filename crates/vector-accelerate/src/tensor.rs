@@ -6,7 +6,8 @@ use cudarc::driver::CudaSlice;
 
 use crate::context::{Backend, Context, Device};
 use crate::cuda::device::CudaDevice;
-use crate::cuda::tensor::CudaRows;
+use crate::cuda::knn_filter::{half_dim, HalfKind};
+use crate::cuda::tensor::{upload_slice, CudaRows};
 use crate::error::{Error, Result};
 use crate::matrix::{BinaryView, Input, MatrixView};
 
@@ -21,6 +22,9 @@ pub(crate) enum HostRows {
 pub(crate) enum Storage {
     Host(HostRows),
     Cuda(Arc<CudaDevice>, CudaRows),
+    /// 16-bit rows on a CUDA device, `half_dim(dim)` elements per row
+    /// (padding zero): a k-NN base for the GEMM metrics.
+    CudaHalf(Arc<CudaDevice>, HalfKind, CudaSlice<u16>),
 }
 
 /// Rows (dense `f32` or bit-packed binary) resident on a device, made with
@@ -80,10 +84,76 @@ impl DeviceMatrix {
         })
     }
 
+    /// Uploads 16-bit rows (`bits` as `f16` or `bf16` bit patterns): on
+    /// CUDA kept in 16 bits, on the CPU widened to f32 (exactly).
+    pub(crate) fn upload_half(
+        ctx: &Context,
+        bits: &[u16],
+        dim: usize,
+        kind: HalfKind,
+    ) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::ZeroDimension {
+                what: "matrix to upload",
+            });
+        }
+        if !bits.len().is_multiple_of(dim) {
+            return Err(Error::RaggedData {
+                what: "matrix to upload",
+                len: bits.len(),
+                dim,
+            });
+        }
+        let rows = bits.len() / dim;
+        if rows == 0 {
+            return Err(Error::EmptyInput {
+                what: "matrix to upload",
+            });
+        }
+        let widen = |b: u16| match kind {
+            HalfKind::Bf16 => f32::from_bits((b as u32) << 16),
+            HalfKind::F16 => half::f16::from_bits(b).to_f32(),
+        };
+        let has_negative = bits.iter().any(|&b| widen(b) < 0.0);
+        let storage = match ctx.backend() {
+            Backend::Cpu => Storage::Host(HostRows::F32(bits.iter().map(|&b| widen(b)).collect())),
+            Backend::Cuda(dev) => {
+                let hd = half_dim(dim);
+                let mut padded = vec![0u16; rows * hd];
+                for (dst, src) in padded.chunks_exact_mut(hd).zip(bits.chunks_exact(dim)) {
+                    dst[..dim].copy_from_slice(src);
+                }
+                let _g = dev.lock();
+                let s = upload_slice(dev, &padded)?;
+                dev.sync()?;
+                Storage::CudaHalf(dev.clone(), kind, s)
+            }
+        };
+        Ok(Self {
+            rows,
+            dim,
+            binary: false,
+            has_negative,
+            storage,
+            norms: OnceLock::new(),
+            halves: Default::default(),
+        })
+    }
+
     fn duplicate(&self, ctx: &Context) -> Result<Self> {
         let storage = match &self.storage {
             Storage::Host(h) => Storage::Host(h.clone()),
             Storage::Cuda(dev, r) => Storage::Cuda(dev.clone(), r.try_clone(dev)?),
+            Storage::CudaHalf(dev, kind, s) => {
+                let _g = dev.lock();
+                Storage::CudaHalf(
+                    dev.clone(),
+                    *kind,
+                    dev.stream
+                        .clone_dtod(s)
+                        .map_err(crate::cuda::cu("cuMemcpyDtoD"))?,
+                )
+            }
         };
         let _ = ctx;
         Ok(Self {
@@ -119,6 +189,14 @@ impl DeviceMatrix {
         &self.halves[f16 as usize]
     }
 
+    /// The 16-bit rows of a CUDA matrix uploaded in 16 bits.
+    pub(crate) fn half_store(&self) -> Option<(HalfKind, &CudaSlice<u16>)> {
+        match &self.storage {
+            Storage::CudaHalf(_, kind, s) => Some((*kind, s)),
+            _ => None,
+        }
+    }
+
     /// Whether any value is negative.
     pub(crate) fn has_negative(&self) -> bool {
         self.has_negative
@@ -128,7 +206,7 @@ impl DeviceMatrix {
     pub fn device(&self) -> Device {
         match &self.storage {
             Storage::Host(_) => Device::Cpu,
-            Storage::Cuda(d, _) => Device::Cuda(d.ordinal()),
+            Storage::Cuda(d, _) | Storage::CudaHalf(d, ..) => Device::Cuda(d.ordinal()),
         }
     }
 
@@ -150,7 +228,7 @@ impl DeviceMatrix {
             Storage::Host(HostRows::Bits(w)) => {
                 Some(Input::Binary(BinaryView::new(w, self.dim).ok()?))
             }
-            Storage::Cuda(..) => None,
+            Storage::Cuda(..) | Storage::CudaHalf(..) => None,
         }
     }
 
@@ -160,6 +238,24 @@ impl DeviceMatrix {
             Storage::Host(HostRows::F32(v)) => Ok(Some(v.clone())),
             Storage::Host(HostRows::Bits(_)) => Ok(None),
             Storage::Cuda(dev, r) => r.download_f32(dev),
+            Storage::CudaHalf(dev, kind, s) => {
+                let _g = dev.lock();
+                let bits = dev
+                    .stream
+                    .clone_dtoh(s)
+                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                dev.sync()?;
+                let hd = half_dim(self.dim);
+                Ok(Some(
+                    bits.chunks_exact(hd)
+                        .flat_map(|r| r[..self.dim].iter())
+                        .map(|&b| match kind {
+                            HalfKind::Bf16 => f32::from_bits((b as u32) << 16),
+                            HalfKind::F16 => half::f16::from_bits(b).to_f32(),
+                        })
+                        .collect(),
+                ))
+            }
         }
     }
 }

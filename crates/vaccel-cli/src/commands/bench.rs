@@ -10,10 +10,12 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use rayon::prelude::*;
 use vector_accelerate::diagnostics::{measure_ceilings, Ceilings};
+use vector_accelerate::half;
 use vector_accelerate::select::topk;
 use vector_accelerate::{
-    knn_with, Context, DeviceMatrix, Input, KnnOptions, Metric, Neighbors, Order, Precision,
+    knn_with, Context, DeviceMatrix, Input, KnnOptions, Matrix, Metric, Neighbors, Order, Precision,
 };
 
 use super::{check_k, make_context};
@@ -76,6 +78,9 @@ enum BaseChoice {
     Host,
     /// On the host in page-locked memory, streamed without a staging copy.
     Pinned,
+    /// Resident on the device in f16 (the rows rounded to f16; checked
+    /// against those rounded rows).
+    F16,
 }
 
 /// Arguments of `vaccel bench knn`.
@@ -142,6 +147,8 @@ struct Row {
     precision: Precision,
     /// Whether the base stayed on the host.
     host_base: bool,
+    /// Bytes per stored base value (4, or 2 for f16 storage).
+    value_bytes: usize,
     /// Recall@k of the ids against the exact mode's on every query (None
     /// when the exact mode did not run).
     recall: Option<f64>,
@@ -158,7 +165,7 @@ impl Row {
     }
     /// One read of the base per call, in bytes per second.
     fn base_bytes_per_s(&self) -> f64 {
-        (self.n * self.dim * 4) as f64 / (self.median_ms / 1e3)
+        (self.n * self.dim * self.value_bytes) as f64 / (self.median_ms / 1e3)
     }
     /// Effective rate, counting `2 * nq * n * dim` operations.
     fn gflops(&self) -> f64 {
@@ -303,6 +310,7 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
             BaseChoice::Pinned => {
                 "on the host in page-locked memory, streamed on every call"
             }
+            BaseChoice::F16 => "resident on the device in f16",
         },
         ctx.memory_budget() as f64 / (1u64 << 30) as f64
     )?;
@@ -411,13 +419,24 @@ fn run_case(
         _ => Generator::clustered(dim, args.clusters, args.seed)?,
     };
     let queries = gen.rows(args.queries, QUERY_STREAM)?;
-    let host = gen.rows(args.n, BASE_STREAM)?;
+    let mut host = gen.rows(args.n, BASE_STREAM)?;
+    // f16 storage: the base is the rows rounded to f16 (and so is the
+    // fp64 check's).
+    let f16_rows: Option<Vec<half::f16>> = (args.base == BaseChoice::F16).then(|| {
+        host.as_slice()
+            .par_iter()
+            .map(|&v| half::f16::from_f32(v))
+            .collect()
+    });
+    if let Some(h) = &f16_rows {
+        host = Matrix::new(h.par_iter().map(|v| v.to_f32()).collect(), dim)?;
+    }
     // The timed runs read the base where it lives: on the device for CUDA,
     // on the host for the CPU (the host rows also feed the fp64 check).
-    let device: Option<DeviceMatrix> = if ctx.is_cuda() && args.base == BaseChoice::Device {
-        Some(ctx.upload(&host)?)
-    } else {
-        None
+    let device: Option<DeviceMatrix> = match (&f16_rows, ctx.is_cuda(), args.base) {
+        (Some(h), _, _) => Some(ctx.upload_f16(h, dim)?),
+        (None, true, BaseChoice::Device) => Some(ctx.upload(&host)?),
+        _ => None,
     };
     let pinned = match (&device, args.base) {
         (None, BaseChoice::Pinned) => {
@@ -467,6 +486,7 @@ fn run_case(
             k: args.k,
             precision,
             host_base: device.is_none(),
+            value_bytes: if f16_rows.is_some() { 2 } else { 4 },
             recall,
             device: ctx.device().to_string(),
             times_ms,
@@ -578,6 +598,7 @@ mod tests {
             k: 1,
             precision: Precision::Bf16,
             host_base: false,
+            value_bytes: 4,
             recall: Some(0.5),
             device: "cpu".into(),
             times_ms: vec![1.0, 2.0],

@@ -6,7 +6,7 @@ use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 
 use super::cu;
 use super::device::CudaDevice;
-use super::knn_filter::{half_dim, to_half, HalfKind};
+use super::knn_filter::{half_dim, to_f32, to_half, HalfKind};
 use super::tensor::{upload_slice, CudaRows, RowsRef};
 use crate::cpu::distance::Prepared;
 use crate::error::{Error, Result};
@@ -61,7 +61,7 @@ pub(crate) fn resident<'a>(i: &Input<'a>) -> Option<&'a CudaRows> {
     match i {
         Input::Resident(d) => match &d.storage {
             Storage::Cuda(_, r) => Some(r),
-            Storage::Host(_) => None,
+            Storage::Host(_) | Storage::CudaHalf(..) => None,
         },
         _ => None,
     }
@@ -75,13 +75,38 @@ pub(crate) fn resident_norms<'a>(
     let Input::Resident(d) = i else {
         return Ok(None);
     };
-    let Storage::Cuda(_, CudaRows::F32(rows)) = &d.storage else {
-        return Ok(None);
-    };
     let cell = d.norm_cache();
     if cell.get().is_none() {
         let mut n = dev.alloc::<f32>(d.rows())?;
-        sq_norms(dev, &rows.as_view(), d.rows(), d.dim(), &mut n)?;
+        match &d.storage {
+            Storage::Cuda(_, CudaRows::F32(rows)) => {
+                sq_norms(dev, &rows.as_view(), d.rows(), d.dim(), &mut n)?
+            }
+            Storage::CudaHalf(_, kind, rows) => {
+                // Widened in parts (exactly), then the f32 norms.
+                let (dim, hd) = (d.dim(), half_dim(d.dim()));
+                let part = (16usize << 20) / (dim * 4) + 1;
+                let mut wide = dev.alloc::<f32>(part.min(d.rows()) * dim)?;
+                let mut np = dev.alloc::<f32>(part.min(d.rows()))?;
+                for r0 in (0..d.rows()).step_by(part) {
+                    let r1 = (r0 + part).min(d.rows());
+                    let m = r1 - r0;
+                    to_f32(
+                        dev,
+                        &rows.slice(r0 * hd..r1 * hd),
+                        m,
+                        dim,
+                        *kind,
+                        &mut wide.slice_mut(..m * dim),
+                    )?;
+                    sq_norms(dev, &wide.slice(..m * dim), m, dim, &mut np)?;
+                    dev.stream
+                        .memcpy_dtod(&np.slice(..m), &mut n.slice_mut(r0..r1))
+                        .map_err(cu("cuMemcpyDtoD"))?;
+                }
+            }
+            _ => return Ok(None),
+        }
         let _ = cell.set(n);
     }
     Ok(cell.get())

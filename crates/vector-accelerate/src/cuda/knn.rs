@@ -15,8 +15,8 @@ use super::distance::{
 };
 use super::feed::{Feed, DEPTH};
 use super::knn_filter::{
-    self, filter_for, half_dim, launch_rescore, launch_rescore_lists, launch_simt_filter, to_half,
-    Filter, FilterRows, HalfRows, MetricArgs, Pass,
+    self, filter_for, half_dim, launch_rescore, launch_rescore_lists, launch_simt_filter, to_f32,
+    to_half, BaseRows, Filter, FilterRows, HalfKind, HalfRows, MetricArgs, Pass,
 };
 use super::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
@@ -296,7 +296,9 @@ impl Step<'_> {
             Some((d, i)) => (d, i, k),
             None => (&sd, &si, k),
         };
-        let mut overflow = false;
+        // (Stays true when no pass can run, e.g. 16-bit storage whose
+        // queries f16 cannot hold: the GEMM path then takes the tile.)
+        let mut overflow = true;
         if filter_for(m, r.dim) == Some(Filter::Simt) {
             overflow = launch_simt_filter(
                 dev,
@@ -329,7 +331,8 @@ impl Step<'_> {
                 if !overflow {
                     break;
                 }
-                self.first_pass.set(i + 1);
+                // Later tiles start with the next pass (the last one stays).
+                self.first_pass.set((i + 1).min(self.chain.len() - 1));
             }
         }
         if overflow {
@@ -452,6 +455,13 @@ pub(crate) fn run(
     let x_res = resident(x);
     let q_res = resident(q).is_some();
     let gemm_f32 = p.metric.is_gemm_based() && !x.is_binary();
+    // A base stored in 16 bits (checked by the caller: GEMM metrics only)
+    // is ranked with its own format's tensor-core pass, widened to f32
+    // where a GEMM needs it, and re-scored from the stored values.
+    let store = match x {
+        Input::Resident(d) => d.half_store(),
+        _ => None,
+    };
     // The tensor-core filter's passes: the fast modes' first, with the
     // margin fast_scale; the exact passes behind them for queries whose
     // candidates overflow.
@@ -467,6 +477,17 @@ pub(crate) fn run(
         Precision::F16 => vec![(Pass::F16, fast)],
     };
     chain.extend([(Pass::Tf32, 1.0), (Pass::Tf32x3, 1.0)]);
+    if let Some((kind, _)) = store {
+        let scale = match precision {
+            Precision::Exact | Precision::Tf32 => 1.0,
+            Precision::Bf16 | Precision::F16 => fast,
+        };
+        let pass = match kind {
+            HalfKind::Bf16 => Pass::Bf16,
+            HalfKind::F16 => Pass::F16,
+        };
+        chain = vec![(pass, scale)];
+    }
     let half = chain[0].0.half().filter(|_| gemm_f32);
     let hd = half_dim(dim);
     let t = plan_tiles(
@@ -474,9 +495,16 @@ pub(crate) fn run(
         nx,
         k,
         row_bytes,
-        x_res.is_some(),
+        x_res.is_some() || store.is_some(),
         q_res,
-        if half.is_some() { hd * 2 } else { 0 },
+        // (16-bit storage: two f32 tiles widened for the GEMMs.)
+        if store.is_some() {
+            2 * row_bytes
+        } else if half.is_some() {
+            hd * 2
+        } else {
+            0
+        },
         budget,
         dev.sm_count(),
     )?;
@@ -491,12 +519,21 @@ pub(crate) fn run(
     // 16-bit copies of the rows for a fast tensor-core filter: a resident
     // base keeps its copy between calls; a streamed tile is converted once.
     let half = half.filter(|_| filter == Some(Filter::TensorCore));
-    let x_half = match half {
-        Some(kind) => resident_half(dev, x, kind)?,
-        None => None,
+    let x_half = match (half, store) {
+        (_, Some((_, s))) => Some(s),
+        (Some(kind), None) => resident_half(dev, x, kind)?,
+        (None, None) => None,
     };
     // (A resident base that f16 cannot represent ranks with TF32.)
     let half = half.filter(|_| x_res.is_none() || x_half.is_some());
+    // 16-bit storage: f32 rows of the first tile and of GEMM parts.
+    let (mut wide_first, mut wide_part) = match store {
+        Some(_) => (
+            Some(dev.alloc::<f32>(t.base_tile * dim)?),
+            Some(dev.alloc::<f32>(t.base_tile * dim)?),
+        ),
+        None => (None, None),
+    };
     let mut xh_tile = match half {
         Some(_) if x_half.is_none() => Some(dev.alloc::<u16>(t.base_tile * hd)?),
         _ => None,
@@ -551,7 +588,7 @@ pub(crate) fn run(
     };
     // Norms of a streamed base tile, computed once per tile for every
     // query block (a resident base keeps its own).
-    let stream_norms = norms && x_res.is_none() && !x.is_binary();
+    let stream_norms = norms && x_res.is_none() && store.is_none() && !x.is_binary();
     let mut xt = dev.alloc::<f32>(if stream_norms { t.base_tile } else { 1 })?;
     let step = Step {
         dev,
@@ -562,7 +599,13 @@ pub(crate) fn run(
         chain,
         first_pass: std::cell::Cell::new(0),
     };
-    let tiles = base_tiles(nx, t.base_tile, fused && x_res.is_some(), k, growth);
+    let tiles = base_tiles(
+        nx,
+        t.base_tile,
+        fused && (x_res.is_some() || store.is_some()),
+        k,
+        growth,
+    );
 
     let mut result: Option<Neighbors> = None;
     for s0 in (0..nq).step_by(t.super_block) {
@@ -602,17 +645,34 @@ pub(crate) fn run(
         // A host base streams through pinned staging on a second thread,
         // its transfers overlapped with the compute on the tile before.
         std::thread::scope(|sc| -> Result<()> {
-            let mut feed = match x_res {
-                None => Some(Feed::start(sc, dev, x, &tiles, t.base_tile)?),
-                Some(_) => None,
+            let mut feed = match (x_res, store) {
+                (None, None) => Some(Feed::start(sc, dev, x, &tiles, t.base_tile)?),
+                _ => None,
             };
             for (ti, &(x0, x1)) in tiles.iter().enumerate() {
                 let n = x1 - x0;
-                let xr = match (x_res, feed.as_mut()) {
-                    (Some(r), _) => r.rows(x0, x1, pr),
-                    (None, Some(f)) => f.next(dev)?,
-                    _ => unreachable!("base is either resident or streamed"),
+                let xr = match (x_res, feed.as_mut(), wide_first.as_mut()) {
+                    (Some(r), _, _) => r.rows(x0, x1, pr),
+                    (None, Some(f), _) => f.next(dev)?,
+                    (None, None, Some(wf)) => {
+                        // 16-bit storage: the first tile widened for its
+                        // GEMM (later tiles read the stored rows).
+                        let rows = if ti == 0 { n } else { 0 };
+                        if let (Some((kind, st)), true) = (store, rows > 0) {
+                            to_f32(
+                                dev,
+                                &st.slice(x0 * hd..x1 * hd),
+                                rows,
+                                dim,
+                                kind,
+                                &mut wf.slice_mut(..rows * dim),
+                            )?;
+                        }
+                        RowsRef::F32(wf.slice(..rows * dim))
+                    }
+                    _ => unreachable!("base is resident, stored in 16 bits or streamed"),
                 };
+                let store_tile = store.map(|(kind, st)| (kind, st.slice(x0 * hd..x1 * hd)));
                 // The tile's squared norms: the resident base's, or computed here.
                 if stream_norms {
                     if let RowsRef::F32(v) = &xr {
@@ -657,7 +717,10 @@ pub(crate) fn run(
                                 q: qv,
                                 m,
                                 qn: qnv,
-                                x: xv,
+                                x: match &store_tile {
+                                    Some((kind, v)) => BaseRows::Half(*kind, v),
+                                    None => BaseRows::F32(xv),
+                                },
                                 n,
                                 xn: xnv,
                                 dim,
@@ -675,11 +738,24 @@ pub(crate) fn run(
                         // The GEMM path, in tiles that fit its distance buffer.
                         for a0 in (x0..x1).step_by(t.base_tile) {
                             let a1 = (a0 + t.base_tile).min(x1);
-                            let sub = match &xr {
-                                RowsRef::F32(v) => {
+                            let sub = match (&xr, store, wide_part.as_mut()) {
+                                (_, Some((kind, st)), Some(wp)) => {
+                                    // 16-bit storage: this part widened.
+                                    let rows = a1 - a0;
+                                    to_f32(
+                                        dev,
+                                        &st.slice(a0 * hd..a1 * hd),
+                                        rows,
+                                        dim,
+                                        kind,
+                                        &mut wp.slice_mut(..rows * dim),
+                                    )?;
+                                    RowsRef::F32(wp.slice(..rows * dim))
+                                }
+                                (RowsRef::F32(v), _, _) => {
                                     RowsRef::F32(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
                                 }
-                                RowsRef::Bits(v) => {
+                                (RowsRef::Bits(v), _, _) => {
                                     RowsRef::Bits(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
                                 }
                             };

@@ -129,11 +129,79 @@ pub(crate) fn half_dim(dim: usize) -> usize {
     dim.next_multiple_of(8)
 }
 
+/// The base rows of a [`FilterRows`]: f32, or stored in 16 bits
+/// ([`half_dim`] elements per row), widened exactly by the kernels that
+/// read them in fp32 (re-score, single-query filter).
+#[derive(Clone, Copy)]
+pub(crate) enum BaseRows<'a> {
+    F32(&'a CudaView<'a, f32>),
+    Half(HalfKind, &'a CudaView<'a, u16>),
+}
+
+impl BaseRows<'_> {
+    /// Leading dimension (elements) of rows of `dim` values.
+    fn ld(&self, dim: usize) -> i64 {
+        match self {
+            BaseRows::F32(_) => dim as i64,
+            BaseRows::Half(..) => half_dim(dim) as i64,
+        }
+    }
+    /// The kernels' `xkind` (`VA_X_*`).
+    fn code(&self) -> i32 {
+        match self {
+            BaseRows::F32(_) => 0,
+            BaseRows::Half(HalfKind::Bf16, _) => 1,
+            BaseRows::Half(HalfKind::F16, _) => 2,
+        }
+    }
+    /// Pushes the rows' pointer.
+    fn push<'b>(&'b self, b: &mut cudarc::driver::LaunchArgs<'b>) {
+        match self {
+            BaseRows::F32(v) => b.arg(*v),
+            BaseRows::Half(_, v) => b.arg(*v),
+        };
+    }
+}
+
 /// 16-bit copies of the query and base rows of a [`FilterRows`]
 /// ([`half_dim`] elements per row).
 pub(crate) struct HalfRows<'a> {
     pub q: CudaView<'a, u16>,
     pub x: CudaView<'a, u16>,
+}
+
+/// Widens `rows` 16-bit rows ([`half_dim`] elements per row) into f32 rows
+/// of `dim` in `out` (exact).
+pub(crate) fn to_f32(
+    dev: &CudaDevice,
+    src: &CudaView<'_, u16>,
+    rows: usize,
+    dim: usize,
+    kind: HalfKind,
+    out: &mut CudaViewMut<'_, f32>,
+) -> Result<()> {
+    let f = dev.func("knn", "half_to_f32_rows")?;
+    let total = rows * dim;
+    let cfg = LaunchConfig {
+        grid_dim: (
+            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
+            1,
+            1,
+        ),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, r, d, xkind) = (
+        half_dim(dim) as i64,
+        rows as i32,
+        dim as i32,
+        BaseRows::Half(kind, src).code(),
+    );
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(src).arg(&ld).arg(&r).arg(&d).arg(&xkind).arg(out);
+    // SAFETY: src rows x half_dim(dim), out rows x dim.
+    unsafe { b.launch(cfg) }.map_err(cu("half_to_f32_rows launch"))?;
+    Ok(())
 }
 
 /// Converts `rows` f32 rows of `dim` (leading dimension `dim`) into 16-bit
@@ -193,7 +261,7 @@ pub(crate) struct FilterRows<'a> {
     pub q: &'a CudaView<'a, f32>,
     pub m: usize,
     pub qn: &'a CudaView<'a, f32>,
-    pub x: &'a CudaView<'a, f32>,
+    pub x: BaseRows<'a>,
     pub n: usize,
     pub xn: &'a CudaView<'a, f32>,
     pub dim: usize,
@@ -240,7 +308,16 @@ pub(crate) fn launch_filter(
         }
         (None, _) => None,
     };
-    let vec4 = half.is_some() || (r.dim.is_multiple_of(4) && aligned(r.q) && aligned(r.x));
+    let vec4 = match (half, r.x) {
+        (Some(_), _) => true,
+        (None, BaseRows::F32(x)) => r.dim.is_multiple_of(4) && aligned(r.q) && aligned(x),
+        (None, BaseRows::Half(..)) => {
+            return Err(Error::Cuda {
+                op: "k-NN filter",
+                message: "16-bit base rows need a 16-bit pass".into(),
+            })
+        }
+    };
     // Long rows: four warps of 64 x 64 (more work per fragment load);
     // short rows: eight warps of 64 x 32 (more warps to hide the latency of
     // the few pipeline stages).
@@ -318,6 +395,7 @@ fn run_filter(
         .map_err(cu("cuMemsetD8"))?;
     let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
     let (hld, hd) = (half_dim(r.dim) as i64, half_dim(r.dim) as i32);
+    let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
     let (code, norm) = (metric.code, metric.normalized as i32);
     let (k, desc, cap_i) = (
         st.2 as i32,
@@ -332,7 +410,13 @@ fn run_filter(
         }
         None => {
             b.arg(r.q).arg(&ld).arg(&m);
-            b.arg(r.x).arg(&ld).arg(&n).arg(&d);
+            r.x.push(&mut b);
+            b.arg(&xld);
+            if cb.is_none() {
+                // simt_filter reads f32 or 16-bit base rows.
+                b.arg(&xkind);
+            }
+            b.arg(&n).arg(&d);
         }
     }
     b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
@@ -418,8 +502,11 @@ pub(crate) fn launch_rescore(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
+    let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(r.q).arg(&ld).arg(r.x).arg(&ld).arg(&d);
+    b.arg(r.q).arg(&ld);
+    r.x.push(&mut b);
+    b.arg(&xld).arg(&xkind).arg(&d);
     b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
     b.arg(cand).arg(&cap_i).arg(counts).arg(&offset);
     b.arg(out_d).arg(out_i);
@@ -453,8 +540,11 @@ pub(crate) fn launch_rescore_lists(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
+    let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(r.q).arg(&ld).arg(r.x).arg(&ld).arg(&d);
+    b.arg(r.q).arg(&ld);
+    r.x.push(&mut b);
+    b.arg(&xld).arg(&xkind).arg(&d);
     b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
     b.arg(ids).arg(&k_i).arg(&offset).arg(vals);
     // SAFETY: lists m x k with ids in [offset, offset + n) or missing.

@@ -84,6 +84,7 @@ pub fn pairwise<'a, 'b>(
 ) -> Result<Matrix> {
     let (q, x, dist) = (queries.into(), base.into(), dist.into());
     let p = prepare(ctx, &q, &x, &dist)?;
+    super::refuse_half(&x, "base")?;
     let nb = x.rows();
     let data = match ctx.backend() {
         Backend::Cpu => {

@@ -78,6 +78,9 @@ pub fn knn_with<'a, 'b>(
         return Err(Error::InvalidK { k });
     }
     let p = prepare(ctx, &q, &x, &dist)?;
+    if !p.metric.is_gemm_based() {
+        super::refuse_half(&x, "base")?;
+    }
     match ctx.backend() {
         Backend::Cpu => Ok(cpu::knn::run(host_rows(&q)?, host_rows(&x)?, k, &p)),
         Backend::Cuda(dev) => {

@@ -50,6 +50,8 @@ pub(crate) fn prepare(
             got: q.dim(),
         });
     }
+    // 16-bit rows on a device are only ever a k-NN base (checked there).
+    refuse_half(q, "queries")?;
     let metric = dist.validate(x.dim(), x.is_binary())?;
     if metric == Metric::Jaccard && !x.is_binary() {
         for (what, i) in [("queries", q), ("base", x)] {
@@ -84,6 +86,24 @@ pub(crate) fn prepare(
         threshold: dist.binarize_threshold,
         normalized: dist.inputs_normalized,
     })
+}
+
+/// Whether an input is rows kept in 16 bits on a CUDA device.
+pub(crate) fn is_half(i: &Input<'_>) -> bool {
+    matches!(i, Input::Resident(d) if d.half_store().is_some())
+}
+
+/// Errors when `i` is 16-bit device rows: such a matrix is only a k-NN base.
+pub(crate) fn refuse_half(i: &Input<'_>, what: &'static str) -> Result<()> {
+    if is_half(i) {
+        return Err(Error::invalid(
+            "input",
+            format!("{what} kept in 16 bits on the device"),
+            "16-bit device rows (upload_f16 / upload_bf16) are a k-NN base for l2, euclidean, \
+             cosine, cosine-similarity, ip and abs-ip only; upload f32 rows for this operation",
+        ));
+    }
+    Ok(())
 }
 
 /// Host rows of an input for the CPU backend (resident CPU data included).

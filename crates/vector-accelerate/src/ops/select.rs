@@ -192,6 +192,7 @@ pub fn topk<'a>(
     if let Input::Resident(d) = &values {
         d.check_device(ctx)?;
     }
+    super::refuse_half(&values, "values")?;
     match (ctx.backend(), &values) {
         (Backend::Cuda(dev), Input::Resident(d)) => cuda::select::topk_resident(dev, d, k, order),
         (Backend::Cuda(dev), Input::F32(m)) => cuda::select::topk_rows(dev, *m, k, order),

@@ -11,3 +11,4 @@ mod kernels;
 mod knn;
 mod precision;
 mod select;
+mod storage;

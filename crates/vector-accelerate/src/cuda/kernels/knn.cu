@@ -440,44 +440,95 @@ extern "C" __global__ void to_half_rows(const float* __restrict__ X, i64 ldx, in
     }
 }
 
+// Base rows are f32 (xkind VA_X_F32) or 16-bit (VA_X_BF16, VA_X_F16; rows
+// of a multiple of 8 elements), widened to f32 exactly on load.
+#define VA_X_F32 0
+#define VA_X_BF16 1
+#define VA_X_F16 2
+
+__device__ __forceinline__ float va_widen(u32 h, int xkind) {
+    if (xkind == VA_X_BF16) return __uint_as_float(h << 16);
+    float f;
+    asm("cvt.f32.f16 %0, %1;\n" : "=f"(f) : "h"((unsigned short)h));
+    return f;
+}
+
+// Row j of a base of kind xkind with leading dimension ldx (elements).
+__device__ __forceinline__ const void* va_x_row(const void* X, i64 j, i64 ldx, int xkind) {
+    return reinterpret_cast<const char*>(X) + j * ldx * (xkind == VA_X_F32 ? 4 : 2);
+}
+
 // The fp32 dot product of a query row and a base row as one warp computes
 // it (the result is lane 0's): lane-strided fused multiply-adds (four
-// floats per lane when rows are 16-byte aligned multiples of 4), then a
-// fixed xor-shuffle tree. rescore_candidates, rescore_lists and
-// simt_filter all use it, so one pair always gets one value.
-__device__ __forceinline__ float va_warp_dot(const float* __restrict__ q, const float* __restrict__ x, int d,
-                                             bool vec, int lane) {
+// values per lane when rows are aligned multiples of 4), then a fixed
+// xor-shuffle tree. rescore_candidates, rescore_lists and simt_filter all
+// use it, so one pair always gets one value; a 16-bit row gives the value
+// its widened f32 row would.
+__device__ __forceinline__ float va_warp_dot(const float* __restrict__ q, const void* __restrict__ xv, int d,
+                                             bool vec, int lane, int xkind) {
     float s = 0.0f;
-    if (vec) {
-        const float4* q4 = reinterpret_cast<const float4*>(q);
-        const float4* x4 = reinterpret_cast<const float4*>(x);
-        for (int i = lane; i < (d >> 2); i += 32) {
-            const float4 a = q4[i], b = x4[i];
-            s = fmaf(a.x, b.x, s);
-            s = fmaf(a.y, b.y, s);
-            s = fmaf(a.z, b.z, s);
-            s = fmaf(a.w, b.w, s);
+    if (xkind == VA_X_F32) {
+        const float* x = reinterpret_cast<const float*>(xv);
+        if (vec) {
+            const float4* q4 = reinterpret_cast<const float4*>(q);
+            const float4* x4 = reinterpret_cast<const float4*>(x);
+            for (int i = lane; i < (d >> 2); i += 32) {
+                const float4 a = q4[i], b = x4[i];
+                s = fmaf(a.x, b.x, s);
+                s = fmaf(a.y, b.y, s);
+                s = fmaf(a.z, b.z, s);
+                s = fmaf(a.w, b.w, s);
+            }
+        } else {
+            for (int i = lane; i < d; i += 32) s = fmaf(q[i], x[i], s);
         }
     } else {
-        for (int i = lane; i < d; i += 32) s = fmaf(q[i], x[i], s);
+        const unsigned short* x = reinterpret_cast<const unsigned short*>(xv);
+        if (vec) {
+            const float4* q4 = reinterpret_cast<const float4*>(q);
+            const uint2* x4 = reinterpret_cast<const uint2*>(x);
+            for (int i = lane; i < (d >> 2); i += 32) {
+                const float4 a = q4[i];
+                const uint2 u = x4[i];
+                s = fmaf(a.x, va_widen(u.x & 0xffffu, xkind), s);
+                s = fmaf(a.y, va_widen(u.x >> 16, xkind), s);
+                s = fmaf(a.z, va_widen(u.y & 0xffffu, xkind), s);
+                s = fmaf(a.w, va_widen(u.y >> 16, xkind), s);
+            }
+        } else {
+            for (int i = lane; i < d; i += 32) s = fmaf(q[i], va_widen(x[i], xkind), s);
+        }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     return s;
 }
 
-// Whether rows of d floats from these bases can be read as float4.
-__device__ __forceinline__ bool va_rows_vec4(const float* a, i64 lda, const float* b, i64 ldb, int d) {
-    return ((d & 3) == 0) && ((lda & 3) == 0) && ((ldb & 3) == 0) && ((((u64)a) & 15) == 0) &&
-           ((((u64)b) & 15) == 0);
+// Whether query rows (d floats, leading dimension lda) and base rows of
+// kind xkind can be read four values at a time (16-bit rows always can:
+// their leading dimension is a multiple of 8).
+__device__ __forceinline__ bool va_rows_vec4(const float* a, i64 lda, const void* b, i64 ldb, int d, int xkind) {
+    const bool qa = ((d & 3) == 0) && ((lda & 3) == 0) && ((((u64)a) & 15) == 0);
+    if (xkind != VA_X_F32) return qa;
+    return qa && ((ldb & 3) == 0) && ((((u64)b) & 15) == 0);
+}
+
+// 16-bit rows (rows x d, leading dimension ldx) widened to f32 rows of d.
+extern "C" __global__ void half_to_f32_rows(const unsigned short* __restrict__ X, i64 ldx, int rows, int d,
+                                            int xkind, float* __restrict__ out) {
+    const i64 total = (i64)rows * d;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+        const i64 r = i / d;
+        out[i] = va_widen(X[r * ldx + (i - r * d)], xkind);
+    }
 }
 
 // fp32 re-score of the candidates of fused_filter_*: one block per query,
 // one warp per candidate (lane-strided products, a fixed shuffle tree, so a
 // pair's value never depends on where it sits in the list). Writes the
 // metric's value and the global id (id_offset + index) of each candidate.
-extern "C" __global__ void rescore_candidates(const float* __restrict__ Q, i64 ldq, const float* __restrict__ X,
-                                              i64 ldx, int d, const float* __restrict__ qn,
+extern "C" __global__ void rescore_candidates(const float* __restrict__ Q, i64 ldq, const void* __restrict__ X,
+                                              i64 ldx, int xkind, int d, const float* __restrict__ qn,
                                               const float* __restrict__ xn, int metric, int normalized,
                                               const u32* __restrict__ cand, int cap,
                                               const int* __restrict__ counts, u64 id_offset,
@@ -488,10 +539,10 @@ extern "C" __global__ void rescore_candidates(const float* __restrict__ Q, i64 l
     const int nw = blockDim.x >> 5;
     const float* qr = Q + (i64)row * ldq;
     const float qv = normalized ? 1.0f : qn[row];
-    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d);
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d, xkind);
     for (int c = warp; c < cnt; c += nw) {
         const u32 j = cand[(i64)row * cap + c];
-        const float s = va_warp_dot(qr, X + (i64)j * ldx, d, vec, lane);
+        const float s = va_warp_dot(qr, va_x_row(X, j, ldx, xkind), d, vec, lane, xkind);
         if (lane == 0) {
             out_d[(i64)row * cap + c] = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
             out_i[(i64)row * cap + c] = id_offset + (u64)j;
@@ -503,8 +554,8 @@ extern "C" __global__ void rescore_candidates(const float* __restrict__ Q, i64 l
 // VA_MISSING_ID for none) become their fp32 re-scores, the same formula as
 // rescore_candidates, so every value the fused path keeps comes from one
 // computation (identical rows get identical values wherever they sit).
-extern "C" __global__ void rescore_lists(const float* __restrict__ Q, i64 ldq, const float* __restrict__ X,
-                                         i64 ldx, int d, const float* __restrict__ qn,
+extern "C" __global__ void rescore_lists(const float* __restrict__ Q, i64 ldq, const void* __restrict__ X,
+                                         i64 ldx, int xkind, int d, const float* __restrict__ qn,
                                          const float* __restrict__ xn, int metric, int normalized,
                                          const u64* __restrict__ ids, int k, u64 id_offset,
                                          float* __restrict__ vals) {
@@ -513,12 +564,12 @@ extern "C" __global__ void rescore_lists(const float* __restrict__ Q, i64 ldq, c
     const int nw = blockDim.x >> 5;
     const float* qr = Q + (i64)row * ldq;
     const float qv = normalized ? 1.0f : qn[row];
-    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d);
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d, xkind);
     for (int c = warp; c < k; c += nw) {
         const u64 id = ids[(i64)row * k + c];
         if (id == VA_MISSING_ID) continue;
         const u64 j = id - id_offset;
-        const float s = va_warp_dot(qr, X + (i64)j * ldx, d, vec, lane);
+        const float s = va_warp_dot(qr, va_x_row(X, j, ldx, xkind), d, vec, lane, xkind);
         if (lane == 0) vals[(i64)row * k + c] = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
     }
 }
@@ -530,7 +581,7 @@ extern "C" __global__ void rescore_lists(const float* __restrict__ Q, i64 ldq, c
 // queries sit in shared memory (m * d floats, dynamic).
 #define VA_SIMT_MAX_Q 16
 extern "C" __global__ void __launch_bounds__(256)
-simt_filter(const float* __restrict__ Q, i64 ldq, int m, const float* __restrict__ X, i64 ldx, int n, int d,
+simt_filter(const float* __restrict__ Q, i64 ldq, int m, const void* __restrict__ X, i64 ldx, int xkind, int n, int d,
             const float* __restrict__ qn, const float* __restrict__ xn, int metric, int normalized,
             const float* __restrict__ st_d, const u64* __restrict__ st_i, int k, int desc,
             u32* __restrict__ cand, int cap, int* __restrict__ counts, int* __restrict__ overflow) {
@@ -549,14 +600,14 @@ simt_filter(const float* __restrict__ Q, i64 ldq, int m, const float* __restrict
     __syncthreads();
     // The shared copy has leading dimension d; float4 reads need the
     // global rows (and so the re-score) to be float4-aligned too.
-    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d);
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d, xkind);
     const int lane = threadIdx.x & 31;
     const i64 warps = (i64)gridDim.x * (blockDim.x >> 5);
     for (i64 j = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); j < n; j += warps) {
-        const float* xr = X + j * ldx;
+        const void* xr = va_x_row(X, j, ldx, xkind);
         const float xv = normalized ? 1.0f : xn[j];
         for (int q = 0; q < m; ++q) {
-            const float s = va_warp_dot(va_sq + q * d, xr, d, vec, lane);
+            const float s = va_warp_dot(va_sq + q * d, xr, d, vec, lane, xkind);
             if (lane == 0) {
                 const float v = va_epilogue(s, s_n[q], xv, metric, normalized);
                 if (va_sort_key(v, desc) <= s_key[q]) {
