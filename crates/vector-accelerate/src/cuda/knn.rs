@@ -511,10 +511,13 @@ pub(crate) fn run(
     let plan = DistPlan::new(dev, p, dim)?;
     // Later tiles of the GEMM metrics go through the fused tensor-core
     // filter when query blocks are large enough to fill its tiles.
-    let filter = if gemm_f32 {
-        filter_for(t.query_block, dim)
-    } else {
-        None
+    let filter = match (gemm_f32, store) {
+        // A 16-bit base has no f32 rows for the GEMM path: the tensor-core
+        // filter takes every block of more than one query (a mostly idle
+        // 128-query tile still beats widening every tile for a GEMM).
+        (true, Some(_)) if t.query_block > 1 => Some(Filter::TensorCore),
+        (true, _) => filter_for(t.query_block, dim),
+        (false, _) => None,
     };
     // 16-bit copies of the rows for a fast tensor-core filter: a resident
     // base keeps its copy between calls; a streamed tile is converted once.
