@@ -91,51 +91,9 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
     })?;
     let flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
 
-    // The same product with TF32 tensor cores (cublasGemmEx, fast-TF32
-    // compute): the ceiling of the fused k-NN filter.
-    let tf32 = |c: &mut cudarc::driver::CudaSlice<f32>| -> Result<()> {
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        let (pa, _ga) = a.device_ptr(&dev.stream);
-        let (pc, _gc) = c.device_ptr_mut(&dev.stream);
-        let ni = n as i32;
-        // SAFETY: three n x n f32 buffers on the handle's stream; host scalars.
-        unsafe {
-            cublas_sys::cublasGemmEx(
-                *dev.blas.handle(),
-                cublasOperation_t::CUBLAS_OP_N,
-                cublasOperation_t::CUBLAS_OP_N,
-                ni,
-                ni,
-                ni,
-                (&alpha as *const f32).cast(),
-                pa as *const _,
-                cublas_sys::cudaDataType_t::CUDA_R_32F,
-                ni,
-                pa as *const _,
-                cublas_sys::cudaDataType_t::CUDA_R_32F,
-                ni,
-                (&beta as *const f32).cast(),
-                pc as *mut _,
-                cublas_sys::cudaDataType_t::CUDA_R_32F,
-                ni,
-                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
-                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
-            )
-        }
-        .result()
-        .map_err(cu("cublasGemmEx (TF32)"))
-    };
-    tf32(&mut c)?;
-    let ms = dev.time_ms(|| {
-        for _ in 0..reps {
-            tf32(&mut c)?;
-        }
-        Ok(())
-    })?;
-    let tf32_flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
-
-    // bf16 inputs, fp32 accumulation and output: the ceiling of the fast
-    // (bf16 / f16) k-NN filters.
+    // The same product on tensor cores (cublasGemmEx): TF32 from the f32
+    // matrix (fast-TF32 compute), the ceiling of the exact fused filter;
+    // bf16 inputs with fp32 accumulation, that of the bf16 / f16 filters.
     let a16 = super::tensor::upload_slice(
         dev,
         &host
@@ -143,47 +101,62 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
             .map(|v| (v.to_bits() >> 16) as u16)
             .collect::<Vec<u16>>(),
     )?;
-    let bf16 = |c: &mut cudarc::driver::CudaSlice<f32>| -> Result<()> {
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        let (pa, _ga) = a16.device_ptr(&dev.stream);
-        let (pc, _gc) = c.device_ptr_mut(&dev.stream);
-        let ni = n as i32;
-        // SAFETY: two n x n bf16 inputs and an n x n f32 output on the
-        // handle's stream; host scalars.
-        unsafe {
-            cublas_sys::cublasGemmEx(
-                *dev.blas.handle(),
-                cublasOperation_t::CUBLAS_OP_N,
-                cublasOperation_t::CUBLAS_OP_N,
-                ni,
-                ni,
-                ni,
-                (&alpha as *const f32).cast(),
-                pa as *const _,
-                cublas_sys::cudaDataType_t::CUDA_R_16BF,
-                ni,
-                pa as *const _,
-                cublas_sys::cudaDataType_t::CUDA_R_16BF,
-                ni,
-                (&beta as *const f32).cast(),
-                pc as *mut _,
-                cublas_sys::cudaDataType_t::CUDA_R_32F,
-                ni,
-                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
-            )
-        }
-        .result()
-        .map_err(cu("cublasGemmEx (bf16)"))
+    let (pa32, _g32) = a.device_ptr(&dev.stream);
+    let (pa16, _g16) = a16.device_ptr(&dev.stream);
+    let (pc, _gc) = c.device_ptr_mut(&dev.stream);
+    let tensor = |pa: u64, input, compute, what| -> Result<f64> {
+        let gemm = || -> Result<()> {
+            let (alpha, beta) = (1.0f32, 0.0f32);
+            let ni = n as i32;
+            // SAFETY: n x n inputs of type `input` and an n x n f32 output
+            // on the handle's stream; host scalars.
+            unsafe {
+                cublas_sys::cublasGemmEx(
+                    *dev.blas.handle(),
+                    cublasOperation_t::CUBLAS_OP_N,
+                    cublasOperation_t::CUBLAS_OP_N,
+                    ni,
+                    ni,
+                    ni,
+                    (&alpha as *const f32).cast(),
+                    pa as *const _,
+                    input,
+                    ni,
+                    pa as *const _,
+                    input,
+                    ni,
+                    (&beta as *const f32).cast(),
+                    pc as *mut _,
+                    cublas_sys::cudaDataType_t::CUDA_R_32F,
+                    ni,
+                    compute,
+                    cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+                )
+            }
+            .result()
+            .map_err(cu(what))
+        };
+        gemm()?;
+        let ms = dev.time_ms(|| {
+            for _ in 0..reps {
+                gemm()?;
+            }
+            Ok(())
+        })?;
+        Ok(2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3))
     };
-    bf16(&mut c)?;
-    let ms = dev.time_ms(|| {
-        for _ in 0..reps {
-            bf16(&mut c)?;
-        }
-        Ok(())
-    })?;
-    let bf16_flops = 2.0 * (n as f64).powi(3) * reps as f64 / (ms as f64 / 1e3);
+    let tf32_flops = tensor(
+        pa32,
+        cublas_sys::cudaDataType_t::CUDA_R_32F,
+        cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+        "cublasGemmEx (TF32)",
+    )?;
+    let bf16_flops = tensor(
+        pa16,
+        cublas_sys::cudaDataType_t::CUDA_R_16BF,
+        cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        "cublasGemmEx (bf16)",
+    )?;
     Ok(Ceilings {
         copy_bytes_per_s: copy,
         sgemm_flops: flops,
