@@ -475,6 +475,47 @@ pub(crate) fn launch_simt_filter(
     )
 }
 
+/// The leading arguments both re-score kernels take (query rows, base
+/// rows of either kind, norms, metric), kept alive for the launch.
+struct RescoreArgs {
+    ld: i64,
+    xld: i64,
+    xkind: i32,
+    d: i32,
+    code: i32,
+    norm: i32,
+}
+
+impl RescoreArgs {
+    fn new(r: &FilterRows<'_>, metric: MetricArgs) -> Self {
+        Self {
+            ld: r.dim as i64,
+            xld: r.x.ld(r.dim),
+            xkind: r.x.code(),
+            d: r.dim as i32,
+            code: metric.code,
+            norm: metric.normalized as i32,
+        }
+    }
+
+    /// `(Q, ldq, X, ldx, xkind, d, qn, xn, metric, normalized)`.
+    fn push<'b>(&'b self, b: &mut cudarc::driver::LaunchArgs<'b>, r: &'b FilterRows<'_>) {
+        b.arg(r.q).arg(&self.ld);
+        r.x.push(b);
+        b.arg(&self.xld).arg(&self.xkind).arg(&self.d);
+        b.arg(r.qn).arg(r.xn).arg(&self.code).arg(&self.norm);
+    }
+
+    /// One block of 8 warps per query row.
+    fn config(r: &FilterRows<'_>) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (r.m as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+}
+
 /// Exact fp32 values (and global ids `offset + index`) of the candidates
 /// `cand` found by [`launch_filter`], into `out_d`/`out_i` (`cap` per query).
 #[allow(clippy::too_many_arguments)]
@@ -490,28 +531,14 @@ pub(crate) fn launch_rescore(
     out_i: &mut CudaViewMut<'_, u64>,
 ) -> Result<()> {
     let f = dev.func("knn", "rescore_candidates")?;
-    let (ld, d, code, norm, cap_i) = (
-        r.dim as i64,
-        r.dim as i32,
-        metric.code,
-        metric.normalized as i32,
-        cap as i32,
-    );
-    let cfg = LaunchConfig {
-        grid_dim: (r.m as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
+    let cap_i = cap as i32;
+    let a = RescoreArgs::new(r, metric);
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(r.q).arg(&ld);
-    r.x.push(&mut b);
-    b.arg(&xld).arg(&xkind).arg(&d);
-    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
+    a.push(&mut b, r);
     b.arg(cand).arg(&cap_i).arg(counts).arg(&offset);
     b.arg(out_d).arg(out_i);
     // SAFETY: shapes as in launch_filter; outputs m x cap.
-    unsafe { b.launch(cfg) }.map_err(cu("rescore_candidates launch"))?;
+    unsafe { b.launch(RescoreArgs::config(r)) }.map_err(cu("rescore_candidates launch"))?;
     Ok(())
 }
 
@@ -528,27 +555,13 @@ pub(crate) fn launch_rescore_lists(
     vals: &mut CudaViewMut<'_, f32>,
 ) -> Result<()> {
     let f = dev.func("knn", "rescore_lists")?;
-    let (ld, d, code, norm, k_i) = (
-        r.dim as i64,
-        r.dim as i32,
-        metric.code,
-        metric.normalized as i32,
-        k as i32,
-    );
-    let cfg = LaunchConfig {
-        grid_dim: (r.m as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
+    let k_i = k as i32;
+    let a = RescoreArgs::new(r, metric);
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(r.q).arg(&ld);
-    r.x.push(&mut b);
-    b.arg(&xld).arg(&xkind).arg(&d);
-    b.arg(r.qn).arg(r.xn).arg(&code).arg(&norm);
+    a.push(&mut b, r);
     b.arg(ids).arg(&k_i).arg(&offset).arg(vals);
     // SAFETY: lists m x k with ids in [offset, offset + n) or missing.
-    unsafe { b.launch(cfg) }.map_err(cu("rescore_lists launch"))?;
+    unsafe { b.launch(RescoreArgs::config(r)) }.map_err(cu("rescore_lists launch"))?;
     Ok(())
 }
 
