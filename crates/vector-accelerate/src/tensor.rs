@@ -140,6 +140,35 @@ impl DeviceMatrix {
         })
     }
 
+    /// Rows made on a CUDA device by a kernel (`has_negative`: whether any
+    /// value may be negative; weighted Jaccard refuses such rows).
+    pub(crate) fn from_cuda(
+        dev: &Arc<CudaDevice>,
+        rows_data: CudaRows,
+        rows: usize,
+        dim: usize,
+        has_negative: bool,
+    ) -> Self {
+        let binary = matches!(rows_data, CudaRows::Bits(_));
+        Self {
+            rows,
+            dim,
+            binary,
+            has_negative,
+            storage: Storage::Cuda(dev.clone(), rows_data),
+            norms: OnceLock::new(),
+            halves: Default::default(),
+        }
+    }
+
+    /// The `f32` rows of a CUDA matrix.
+    pub(crate) fn cuda_f32(&self) -> Option<&CudaSlice<f32>> {
+        match &self.storage {
+            Storage::Cuda(_, CudaRows::F32(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     fn duplicate(&self, ctx: &Context) -> Result<Self> {
         let storage = match &self.storage {
             Storage::Host(h) => Storage::Host(h.clone()),
@@ -229,6 +258,24 @@ impl DeviceMatrix {
                 Some(Input::Binary(BinaryView::new(w, self.dim).ok()?))
             }
             Storage::Cuda(..) | Storage::CudaHalf(..) => None,
+        }
+    }
+
+    /// Copies bit-packed rows back to the host as 64-bit words (`None` for
+    /// `f32` rows).
+    pub fn to_host_bits(&self) -> Result<Option<Vec<u64>>> {
+        match &self.storage {
+            Storage::Host(HostRows::Bits(w)) => Ok(Some(w.clone())),
+            Storage::Cuda(dev, CudaRows::Bits(s)) => {
+                let _g = dev.lock();
+                let w = dev
+                    .stream
+                    .clone_dtoh(s)
+                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                dev.sync()?;
+                Ok(Some(w))
+            }
+            _ => Ok(None),
         }
     }
 

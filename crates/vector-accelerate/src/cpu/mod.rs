@@ -1,11 +1,13 @@
 //! The CPU backend: the reference implementation of every operation and a
 //! real fast path (GEMM from the `gemm` crate, threads from `rayon`).
 
+pub(crate) mod cluster;
 pub(crate) mod diagnostics;
 pub(crate) mod distance;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod fused;
 pub(crate) mod knn;
+pub(crate) mod quantize;
 pub(crate) mod select;
 
 use crate::matrix::{BinaryView, MatrixView};

@@ -35,6 +35,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "knn",
         source: include_str!("kernels/knn.cu"),
     },
+    KernelModule {
+        name: "quantize",
+        source: include_str!("kernels/quantize.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:

@@ -268,7 +268,7 @@ pub(crate) fn launch_merge(
     Ok(())
 }
 
-fn download(
+pub(crate) fn download(
     dev: &CudaDevice,
     d: &CudaSlice<f32>,
     i: &CudaSlice<u64>,
@@ -340,7 +340,7 @@ fn sample_columns(n: usize, k: usize) -> Option<usize> {
 /// rows in no particular order), and a select among those, merged with the
 /// sample's list, is the answer. A row with more candidates than fit
 /// (e.g. sorted rows) is selected from its full remainder instead.
-fn select_rows(
+pub(crate) fn select_rows(
     dev: &CudaDevice,
     v: &CudaView<'_, f32>,
     rows: usize,

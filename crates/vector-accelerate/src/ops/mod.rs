@@ -1,9 +1,11 @@
 //! Public operations, one module per family. Each validates its inputs,
 //! then dispatches once to the CPU or CUDA backend.
 
+pub mod cluster;
 pub mod diagnostics;
 pub mod distance;
 pub mod knn;
+pub mod quantize;
 pub mod select;
 
 use crate::context::Context;

@@ -2,6 +2,7 @@
 //! a CUDA device is present, on CUDA (see `common::for_each_backend`).
 //! `VECTOR_ACCELERATE_REQUIRE_GPU=1` turns a missing GPU into a failure.
 
+mod cluster;
 mod common;
 mod context;
 mod distance;
@@ -11,4 +12,5 @@ mod kernels;
 mod knn;
 mod precision;
 mod select;
+mod quantize;
 mod storage;

@@ -1,0 +1,444 @@
+// Quantization and clustering kernels: column statistics, scalar and binary
+// encode/decode, k-means / product-quantizer assignment and fixed-point
+// member sums, code packing, lookup tables and the ADC scan.
+//
+// Arithmetic that must match the CPU reference bit for bit uses explicit
+// round-to-nearest intrinsics (__fmul_rn, __fadd_rn, __fsub_rn) so the
+// compiler never fuses a multiply and an add.
+
+// Per-column finite min / max / sum / count over one chunk of rows:
+// partials[chunk * d + column].
+extern "C" __global__ void va_column_stats(const float* __restrict__ x, long long n, int d,
+                                           long long rows_per_chunk, float* __restrict__ lo,
+                                           float* __restrict__ hi, double* __restrict__ sum,
+                                           unsigned long long* __restrict__ cnt) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    long long chunk = blockIdx.y;
+    if (c >= d) return;
+    long long r0 = chunk * rows_per_chunk;
+    long long r1 = min(n, r0 + rows_per_chunk);
+    float mn = va_inf(), mx = -va_inf();
+    double s = 0.0;
+    unsigned long long k = 0;
+    for (long long r = r0; r < r1; ++r) {
+        float v = x[r * d + c];
+        if (isfinite(v)) {
+            mn = fminf(mn, v);
+            mx = fmaxf(mx, v);
+            s += (double)v;
+            ++k;
+        }
+    }
+    long long o = chunk * d + c;
+    lo[o] = mn;
+    hi[o] = mx;
+    sum[o] = s;
+    cnt[o] = k;
+}
+
+// Scale, reciprocal and offset from a range, as the host's `params`.
+__device__ __forceinline__ void va_sq_params(float lo, float hi, int asym, float qmax_sym,
+                                             float qmax_asym, float* scale, float* inv,
+                                             float* off) {
+    float s, o;
+    if (asym) {
+        s = __fdiv_rn(__fsub_rn(hi, lo), qmax_asym);
+        o = lo;
+    } else {
+        s = __fdiv_rn(fmaxf(fabsf(lo), fabsf(hi)), qmax_sym);
+        o = 0.0f;
+    }
+    if (!isfinite(s)) s = 3.40282347e38f;
+    *scale = s;
+    *inv = s > 0.0f ? __fdiv_rn(1.0f, s) : 0.0f;
+    *off = o;
+}
+
+// Per-vector parameters: one warp per row.
+extern "C" __global__ void va_sq_row_params(const float* __restrict__ x, long long n, int d,
+                                            int asym, float qmax_sym, float qmax_asym,
+                                            float* __restrict__ scale, float* __restrict__ inv,
+                                            float* __restrict__ off) {
+    long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (w >= n) return;
+    const float* row = x + w * d;
+    float mn = va_inf(), mx = -va_inf();
+    for (int j = lane; j < d; j += 32) {
+        float v = row[j];
+        if (isfinite(v)) {
+            mn = fminf(mn, v);
+            mx = fmaxf(mx, v);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    }
+    if (lane == 0) {
+        if (mn > mx) {
+            mn = 0.0f;
+            mx = 0.0f;
+        }
+        va_sq_params(mn, mx, asym, qmax_sym, qmax_asym, scale + w, inv + w, off + w);
+    }
+}
+
+// One value's code, as the host's `encode_value`.
+__device__ __forceinline__ int va_sq_code(float x, float inv, float off, float qmin, float qmax) {
+    if (va_isnan(x)) x = 0.0f;
+    float t = rintf(__fmul_rn(__fsub_rn(x, off), inv));
+    return (int)fminf(fmaxf(t, qmin), qmax);
+}
+
+// Scalar encode, any width and scope: each thread writes 4 code bytes of
+// one row. Parameters per column (per_vector = 0) or per row.
+extern "C" __global__ void va_sq_encode(const float* __restrict__ x, long long n, int d, int bpr,
+                                        int int4, const float* __restrict__ inv,
+                                        const float* __restrict__ off, int per_vector, float qmin,
+                                        float qmax, unsigned char* __restrict__ out) {
+    long long per_row = (bpr + 3) / 4;
+    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long r = g / per_row;
+    if (r >= n) return;
+    int b0 = (int)(g % per_row) * 4;
+    const float* row = x + r * d;
+    for (int b = b0; b < b0 + 4 && b < bpr; ++b) {
+        int code;
+        if (!int4) {
+            float iv = per_vector ? inv[r] : inv[b];
+            float of = per_vector ? off[r] : off[b];
+            code = va_sq_code(row[b], iv, of, qmin, qmax) & 0xff;
+        } else {
+            int j = 2 * b;
+            float iv = per_vector ? inv[r] : inv[j];
+            float of = per_vector ? off[r] : off[j];
+            int lo = va_sq_code(row[j], iv, of, qmin, qmax) & 15;
+            int hi = 0;
+            if (j + 1 < d) {
+                iv = per_vector ? inv[r] : inv[j + 1];
+                of = per_vector ? off[r] : off[j + 1];
+                hi = va_sq_code(row[j + 1], iv, of, qmin, qmax) & 15;
+            }
+            code = lo | (hi << 4);
+        }
+        out[r * bpr + b] = (unsigned char)code;
+    }
+}
+
+// Per-channel int8 encode of rows whose dimension is a multiple of 16:
+// each thread reads 16 values (four 16-byte loads) and writes 16 codes
+// (one 16-byte store).
+extern "C" __global__ void va_sq8_encode16(const float4* __restrict__ x, long long groups, int d,
+                                           const float* __restrict__ inv,
+                                           const float* __restrict__ off, float qmin, float qmax,
+                                           uint4* __restrict__ out) {
+    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= groups) return;
+    int c0 = (int)((g * 16) % d);
+    float4 v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = __ldcs(x + g * 4 + i);
+    unsigned int w[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        float e[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+        unsigned int acc = 0;
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+            int c = c0 + 4 * i + t;
+            int code = va_sq_code(e[t], __ldg(inv + c), __ldg(off + c), qmin, qmax) & 0xff;
+            acc |= (unsigned int)code << (8 * t);
+        }
+        w[i] = acc;
+    }
+    __stcs(out + g, make_uint4(w[0], w[1], w[2], w[3]));
+}
+
+// Scalar decode of rows [r0, r0 + n): offset + code * scale.
+extern "C" __global__ void va_sq_decode(const unsigned char* __restrict__ codes, long long r0,
+                                        long long n, int d, int bpr, int int4, int is_signed,
+                                        const float* __restrict__ scale,
+                                        const float* __restrict__ off, int per_vector,
+                                        float* __restrict__ out) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= n * d) return;
+    long long r = e / d + r0;
+    int j = (int)(e % d);
+    const unsigned char* row = codes + r * bpr;
+    int c;
+    if (!int4) {
+        c = is_signed ? (int)(signed char)row[j] : (int)row[j];
+    } else {
+        int nib = (row[j >> 1] >> (4 * (j & 1))) & 15;
+        c = is_signed ? ((nib ^ 8) - 8) : nib;
+    }
+    float s = per_vector ? scale[r] : scale[j];
+    float o = per_vector ? off[r] : off[j];
+    out[e] = __fadd_rn(o, __fmul_rn((float)c, s));
+}
+
+// Binary encode: one warp per (row, 64-bit word); bit j set when x > t[j].
+extern "C" __global__ void va_bq_encode(const float* __restrict__ x, long long n, int d, int words,
+                                        const float* __restrict__ t, u64* __restrict__ out) {
+    long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (w >= n * words) return;
+    long long r = w / words;
+    int k = (int)(w % words);
+    int c0 = k * 64 + lane, c1 = c0 + 32;
+    bool b0 = c0 < d && x[r * d + c0] > t[c0];
+    bool b1 = c1 < d && x[r * d + c1] > t[c1];
+    unsigned lo = __ballot_sync(0xffffffffu, b0);
+    unsigned hi = __ballot_sync(0xffffffffu, b1);
+    if (lane == 0) out[w] = ((u64)hi << 32) | lo;
+}
+
+// Nearest centroid of each (row, sub-space): squared L2 summed in order
+// (no fused multiply-add), ties to the smaller index. Rows have `ld`
+// columns of which the first `dv` are data (zeros beyond); sub-space j
+// covers columns j*ds .. (j+1)*ds. Grid (row blocks, m); centroids of the
+// sub-space pass through shared memory in tiles of `tile` centroids.
+extern "C" __global__ void va_nearest_centroid(const float* __restrict__ x, long long n, int ld,
+                                               int dv, int m, int ds, int kc, int tile,
+                                               const float* __restrict__ cent,
+                                               u32* __restrict__ codes, float* __restrict__ dist) {
+    extern __shared__ float sc[];
+    int j = blockIdx.y;
+    long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool live = r < n;
+    const float* row = x + (live ? r : 0) * ld;
+    float xr[32];
+    bool in_regs = ds <= 32;
+    if (in_regs) {
+#pragma unroll
+        for (int t = 0; t < 32; ++t) {
+            int c = j * ds + t;
+            xr[t] = (t < ds && c < dv && live) ? row[c] : 0.0f;
+        }
+    }
+    const float* book = cent + (long long)j * kc * ds;
+    float best = va_inf();
+    int arg = 0;
+    for (int c0 = 0; c0 < kc; c0 += tile) {
+        int cn = min(tile, kc - c0);
+        __syncthreads();
+        for (int i = threadIdx.x; i < cn * ds; i += blockDim.x) sc[i] = book[(long long)c0 * ds + i];
+        __syncthreads();
+        if (!live) continue;
+        for (int c = 0; c < cn; ++c) {
+            const float* cv = sc + c * ds;
+            float acc = 0.0f;
+            if (in_regs) {
+#pragma unroll
+                for (int t = 0; t < 32; ++t) {
+                    if (t < ds) {
+                        float e = __fsub_rn(xr[t], cv[t]);
+                        acc = __fadd_rn(acc, __fmul_rn(e, e));
+                    }
+                }
+            } else {
+                for (int t = 0; t < ds; ++t) {
+                    int col = j * ds + t;
+                    float xv = col < dv ? row[col] : 0.0f;
+                    float e = __fsub_rn(xv, cv[t]);
+                    acc = __fadd_rn(acc, __fmul_rn(e, e));
+                }
+            }
+            if (acc < best) {
+                best = acc;
+                arg = c0 + c;
+            }
+        }
+    }
+    if (live) {
+        codes[r * m + j] = (u32)arg;
+        dist[r * m + j] = best;
+    }
+}
+
+// Member sums in 64-bit fixed point (value * scale rounded to an integer;
+// integer addition is associative, so the sums do not depend on the order
+// of the atomics) and member counts. One thread per (row, column < m*ds);
+// codes are `n x m`.
+extern "C" __global__ void va_member_sums(const float* __restrict__ x, long long n, int ld, int dv,
+                                          int m, int ds, int kc, const u32* __restrict__ codes,
+                                          float scale, u64* __restrict__ sums,
+                                          u64* __restrict__ counts) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long w = (long long)m * ds;
+    if (e >= n * w) return;
+    long long r = e / w;
+    int col = (int)(e % w);
+    int j = col / ds, t = col % ds;
+    u32 c = codes[r * m + j];
+    float v = col < dv ? x[r * ld + col] : 0.0f;
+    long long q = __float2ll_rn(v * scale);
+    atomicAdd(sums + ((long long)j * kc + c) * ds + t, (u64)q);
+    if (t == 0) atomicAdd(counts + (long long)j * kc + c, 1ull);
+}
+
+// Packs `m` codes of `nbits` bits per row, least significant bit first.
+extern "C" __global__ void va_pack_codes(const u32* __restrict__ codes, long long n, int m,
+                                         int nbits, int rb, unsigned char* __restrict__ out) {
+    long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n) return;
+    unsigned char* o = out + r * rb;
+    if (nbits == 8) {
+        for (int j = 0; j < m; ++j) o[j] = (unsigned char)codes[r * m + j];
+        return;
+    }
+    u64 acc = 0;
+    int have = 0, b = 0;
+    for (int j = 0; j < m; ++j) {
+        acc |= (u64)codes[r * m + j] << have;
+        have += nbits;
+        while (have >= 8) {
+            o[b++] = (unsigned char)(acc & 0xff);
+            acc >>= 8;
+            have -= 8;
+        }
+    }
+    if (have > 0) o[b++] = (unsigned char)(acc & 0xff);
+}
+
+// Lookup tables: one thread per (query, sub-space, centroid). Squared L2
+// (metric 0) or inner product (1), summed in order without FMA.
+extern "C" __global__ void va_pq_tables(const float* __restrict__ q, int nq, int d, int m, int ds,
+                                        int kc, const float* __restrict__ cent, int ip,
+                                        float* __restrict__ lut) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long per = (long long)m * kc;
+    if (e >= nq * per) return;
+    int qi = (int)(e / per);
+    int jc = (int)(e % per);
+    int j = jc / kc;
+    const float* cv = cent + (long long)jc * ds;
+    const float* qr = q + (long long)qi * d;
+    float acc = 0.0f;
+    for (int t = 0; t < ds; ++t) {
+        int col = j * ds + t;
+        float qv = col < d ? qr[col] : 0.0f;
+        if (ip) {
+            acc = __fadd_rn(acc, __fmul_rn(qv, cv[t]));
+        } else {
+            float x = __fsub_rn(qv, cv[t]);
+            acc = __fadd_rn(acc, __fmul_rn(x, x));
+        }
+    }
+    lut[e] = acc;
+}
+
+// Code j of a packed row (generic widths).
+__device__ __forceinline__ u32 va_code_at(const unsigned char* row, int j, int nbits) {
+    int bit = j * nbits;
+    int byte = bit >> 3, sh = bit & 7;
+    u32 w = (u32)row[byte] | ((u32)row[byte + 1] << 8) | ((u32)row[byte + 2] << 16);
+    return (w >> sh) & ((1u << nbits) - 1u);
+}
+
+// ADC scan. Block: 256 threads, codes [blockIdx.x * 256 * per_thread, ...),
+// queries [blockIdx.y * qpb, +qpb) whose tables sit in shared memory.
+// Distances are sums over sub-spaces in order (no FMA), as on the CPU.
+// dense = 1: writes every distance to out_d[q * ld + r] (the sample pass);
+// dense = 0: appends (d, r) to the query's candidates when d is no worse
+// than thr[q] (counts may exceed cap: the host then retries larger).
+// MC > 0: nbits = 8 and m = 16 * MC, the row read as MC 16-byte words kept
+// in registers; MC = 0: any layout, codes re-read per query (L1 hits).
+template <int MC>
+__device__ __forceinline__ void va_pq_scan_body(
+    const unsigned char* __restrict__ codes, long long n, int m, int nbits, int rb, int kc,
+    const float* __restrict__ lut, int nq, int qpb, int per_thread, int dense, int desc,
+    const float* __restrict__ thr, float* __restrict__ out_d, u64* __restrict__ out_i,
+    long long ld, int cap, int* __restrict__ counts) {
+    extern __shared__ float sl[];
+    int q0 = blockIdx.y * qpb;
+    int qn = min(qpb, nq - q0);
+    long long per_q = (long long)m * kc;
+    for (long long i = threadIdx.x; i < qn * per_q; i += blockDim.x) sl[i] = lut[q0 * per_q + i];
+    __syncthreads();
+    long long base = (long long)blockIdx.x * blockDim.x * per_thread;
+    for (int s = 0; s < per_thread; ++s) {
+        long long r = base + (long long)s * blockDim.x + threadIdx.x;
+        if (r >= n) return;
+        const unsigned char* row = codes + r * rb;
+        uint4 cw[MC > 0 ? MC : 1];
+        if (MC > 0) {
+#pragma unroll
+            for (int i = 0; i < MC; ++i) cw[i] = __ldg((const uint4*)row + i);
+        }
+        for (int qi = 0; qi < qn; ++qi) {
+            const float* t = sl + qi * per_q;
+            float acc = 0.0f;
+            if (MC > 0) {
+#pragma unroll
+                for (int i = 0; i < MC; ++i) {
+                    unsigned int w4[4] = {cw[i].x, cw[i].y, cw[i].z, cw[i].w};
+#pragma unroll
+                    for (int b = 0; b < 16; ++b) {
+                        u32 c = (w4[b >> 2] >> (8 * (b & 3))) & 0xffu;
+                        acc = __fadd_rn(acc, t[(i * 16 + b) * kc + c]);
+                    }
+                }
+            } else {
+                for (int j = 0; j < m; ++j) {
+                    u32 c = nbits == 8 ? (u32)row[j] : va_code_at(row, j, nbits);
+                    acc = __fadd_rn(acc, t[(long long)j * kc + c]);
+                }
+            }
+            int q = q0 + qi;
+            if (dense) {
+                out_d[q * ld + r] = acc;
+            } else {
+                float th = thr[q];
+                bool pass = desc ? !(acc < th) : !(acc > th);
+                if (pass) {
+                    int p = atomicAdd(counts + q, 1);
+                    if (p < cap) {
+                        out_d[(long long)q * cap + p] = acc;
+                        out_i[(long long)q * cap + p] = (u64)r;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define VA_PQ_SCAN(NAME, MC)                                                                  \
+    extern "C" __global__ void NAME(                                                          \
+        const unsigned char* __restrict__ codes, long long n, int m, int nbits, int rb, int kc, \
+        const float* __restrict__ lut, int nq, int qpb, int per_thread, int dense, int desc,   \
+        const float* __restrict__ thr, float* __restrict__ out_d, u64* __restrict__ out_i,    \
+        long long ld, int cap, int* __restrict__ counts) {                                    \
+        va_pq_scan_body<MC>(codes, n, m, nbits, rb, kc, lut, nq, qpb, per_thread, dense, desc, \
+                            thr, out_d, out_i, ld, cap, counts);                              \
+    }
+VA_PQ_SCAN(va_pq_scan, 0)
+VA_PQ_SCAN(va_pq_scan8_16, 1)
+VA_PQ_SCAN(va_pq_scan8_32, 2)
+VA_PQ_SCAN(va_pq_scan8_64, 4)
+
+// Exact distance of each query to each of its `r` candidates: one warp per
+// pair; squared L2 (ip = 0) or inner product. Missing ids give NaN.
+extern "C" __global__ void va_pair_distances(const float* __restrict__ q,
+                                             const float* __restrict__ x,
+                                             const u64* __restrict__ ids, int nq, int r, int d,
+                                             int ip, float* __restrict__ out) {
+    long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (w >= (long long)nq * r) return;
+    u64 id = ids[w];
+    if (id == VA_MISSING_ID) {
+        if (lane == 0) out[w] = va_nan();
+        return;
+    }
+    const float* qr = q + (w / r) * d;
+    const float* xr = x + (long long)id * d;
+    float acc = 0.0f;
+    for (int j = lane; j < d; j += 32) {
+        float a = qr[j], b = xr[j];
+        acc += ip ? a * b : (a - b) * (a - b);
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) out[w] = acc;
+}

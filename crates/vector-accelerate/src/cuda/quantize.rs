@@ -1,0 +1,596 @@
+//! CUDA host side of quantization and clustering: column statistics,
+//! scalar/binary encode and decode, nearest-centroid assignment and
+//! fixed-point member sums (k-means and product-quantizer training), code
+//! packing, lookup tables, the ADC scan with threshold filtering, and exact
+//! re-scoring of candidates.
+
+use std::sync::Arc;
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::distance::whole;
+use super::select::{download, launch_topk, select_rows, Epi, Fallback, Ids};
+use super::tensor::{upload_slice, CudaRows};
+use crate::error::{Error, Result};
+use crate::matrix::{Input, MatrixView};
+use crate::metric::Metric;
+use crate::ops::quantize::codes::pq_row_bytes;
+use crate::ops::quantize::{
+    ProductQuantizer, ScalarBits, ScalarCodes, ScalarQuantizer, ScalarRange, ScalarScope, Store,
+};
+use crate::ops::select::{Neighbors, Order};
+use crate::tensor::DeviceMatrix;
+
+const MODULE: &str = "quantize";
+
+fn grid(threads: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (threads.div_ceil(256).max(1) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The `f32` rows of an input on the device (borrowed when resident).
+fn f32_rows<'a>(rows: &'a CudaRows) -> Result<&'a CudaSlice<f32>> {
+    match rows {
+        CudaRows::F32(s) => Ok(s),
+        CudaRows::Bits(_) => Err(Error::invalid(
+            "input",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
+    }
+}
+
+type ColumnStats = (Vec<f32>, Vec<f32>, Vec<f64>, Vec<u64>);
+
+/// Per-column finite (min, max, sum, count), partials combined on the host
+/// in a fixed order.
+fn column_stats(dev: &CudaDevice, data: &Input<'_>) -> Result<ColumnStats> {
+    let _g = dev.lock();
+    let (n, d) = (data.rows(), data.dim());
+    let rows = whole(dev, data)?;
+    let x = f32_rows(rows.rows())?;
+    let chunks = n.div_ceil(256).clamp(1, 1024);
+    let rpc = n.div_ceil(chunks);
+    let chunks = n.div_ceil(rpc);
+    let p = chunks * d;
+    let (mut lo, mut hi) = (dev.alloc::<f32>(p)?, dev.alloc::<f32>(p)?);
+    let (mut sum, mut cnt) = (dev.alloc::<f64>(p)?, dev.alloc::<u64>(p)?);
+    let f = dev.func(MODULE, "va_column_stats")?;
+    let cfg = LaunchConfig {
+        grid_dim: (d.div_ceil(256) as u32, chunks as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (n_i, d_i, rpc_i) = (n as i64, d as i32, rpc as i64);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n_i).arg(&d_i).arg(&rpc_i);
+    b.arg(&mut lo).arg(&mut hi).arg(&mut sum).arg(&mut cnt);
+    // SAFETY: x holds n*d floats; partials chunks*d each.
+    unsafe { b.launch(cfg) }.map_err(cu("va_column_stats launch"))?;
+    let dl = |e| cu("download (cuMemcpyDtoH)")(e);
+    let (lo, hi) = (
+        dev.stream.clone_dtoh(&lo).map_err(dl)?,
+        dev.stream.clone_dtoh(&hi).map_err(dl)?,
+    );
+    let (sum, cnt) = (
+        dev.stream.clone_dtoh(&sum).map_err(dl)?,
+        dev.stream.clone_dtoh(&cnt).map_err(dl)?,
+    );
+    dev.sync()?;
+    let (mut l, mut h) = (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d]);
+    let (mut s, mut c) = (vec![0f64; d], vec![0u64; d]);
+    for ch in 0..chunks {
+        for j in 0..d {
+            let o = ch * d + j;
+            l[j] = l[j].min(lo[o]);
+            h[j] = h[j].max(hi[o]);
+            s[j] += sum[o];
+            c[j] += cnt[o];
+        }
+    }
+    Ok((l, h, s, c))
+}
+
+/// Per-column finite (min, max).
+pub(crate) fn column_ranges(dev: &Arc<CudaDevice>, data: &Input<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (lo, hi, _, _) = column_stats(dev, data)?;
+    Ok(crate::cpu::quantize::finish_ranges(lo, hi))
+}
+
+/// Per-column means of the finite values.
+pub(crate) fn column_means(dev: &Arc<CudaDevice>, data: &Input<'_>) -> Result<Vec<f32>> {
+    let (_, _, s, c) = column_stats(dev, data)?;
+    Ok(s.iter()
+        .zip(&c)
+        .map(|(s, &c)| if c > 0 { (s / c as f64) as f32 } else { 0.0 })
+        .collect())
+}
+
+/// Scalar-quantizes rows into codes on the device.
+pub(crate) fn sq_encode(
+    dev: &Arc<CudaDevice>,
+    sq: &ScalarQuantizer,
+    data: &Input<'_>,
+) -> Result<ScalarCodes> {
+    let _g = dev.lock();
+    let (n, d) = (data.rows(), data.dim());
+    let rows = whole(dev, data)?;
+    let x = f32_rows(rows.rows())?;
+    let bits = sq.opts.bits;
+    let bpr = bits.bytes_per_row(d);
+    let (qmin, qmax) = crate::cpu::quantize::code_range(bits, sq.opts.range);
+    let asym = (sq.opts.range == ScalarRange::Asymmetric) as i32;
+    let per_vector = sq.opts.scope == ScalarScope::PerVector;
+    let mut out = dev.alloc::<u8>(n * bpr)?;
+    let (scale, inv, off) = if per_vector {
+        let (mut s, mut i, mut o) = (dev.alloc::<f32>(n)?, dev.alloc::<f32>(n)?, dev.alloc::<f32>(n)?);
+        let f = dev.func(MODULE, "va_sq_row_params")?;
+        let (n_i, d_i) = (n as i64, d as i32);
+        let (qs, qa) = (bits.sym_max(), bits.asym_max());
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(x).arg(&n_i).arg(&d_i).arg(&asym).arg(&qs).arg(&qa);
+        b.arg(&mut s).arg(&mut i).arg(&mut o);
+        // SAFETY: x holds n*d floats, outputs n each.
+        unsafe { b.launch(grid(n * 32)) }.map_err(cu("va_sq_row_params launch"))?;
+        (Some(s), i, o)
+    } else {
+        (None, upload_slice(dev, &sq.inv)?, upload_slice(dev, &sq.offset)?)
+    };
+    let (n_i, d_i, bpr_i) = (n as i64, d as i32, bpr as i32);
+    if bits == ScalarBits::Int8 && !per_vector && d % 16 == 0 {
+        let f = dev.func(MODULE, "va_sq8_encode16")?;
+        let groups = (n * d / 16) as i64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(x).arg(&groups).arg(&d_i).arg(&inv).arg(&off).arg(&qmin).arg(&qmax);
+        b.arg(&mut out);
+        // SAFETY: x holds groups*16 floats and out groups*16 bytes.
+        unsafe { b.launch(grid(groups as usize)) }.map_err(cu("va_sq8_encode16 launch"))?;
+    } else {
+        let f = dev.func(MODULE, "va_sq_encode")?;
+        let int4 = (bits == ScalarBits::Int4) as i32;
+        let pv = per_vector as i32;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(x).arg(&n_i).arg(&d_i).arg(&bpr_i).arg(&int4).arg(&inv).arg(&off).arg(&pv);
+        b.arg(&qmin).arg(&qmax).arg(&mut out);
+        // SAFETY: x holds n*d floats, out n*bpr bytes, params d or n.
+        unsafe { b.launch(grid(n * bpr.div_ceil(4))) }.map_err(cu("va_sq_encode launch"))?;
+    }
+    dev.sync()?;
+    Ok(ScalarCodes {
+        rows: n,
+        dim: d,
+        bits,
+        range: sq.opts.range,
+        bytes: Store::Cuda(dev.clone(), out),
+        params: match scale {
+            Some(s) => Some((Store::Cuda(dev.clone(), s), Store::Cuda(dev.clone(), off))),
+            None => None,
+        },
+    })
+}
+
+/// Decodes rows `a..b` of codes into `f32` rows on the device.
+pub(crate) fn sq_decode(
+    dev: &Arc<CudaDevice>,
+    sq: &ScalarQuantizer,
+    codes: &ScalarCodes,
+    a: usize,
+    b: usize,
+) -> Result<DeviceMatrix> {
+    let _g = dev.lock();
+    let d = codes.dim;
+    let n = b - a;
+    let bytes = codes.bytes.cuda().expect("device codes on a CUDA context");
+    let (scale_own, off_own);
+    let (scale, off, pv) = match &codes.params {
+        Some((s, o)) => (
+            s.cuda().expect("device parameters"),
+            o.cuda().expect("device parameters"),
+            1i32,
+        ),
+        None => {
+            scale_own = upload_slice(dev, &sq.scale)?;
+            off_own = upload_slice(dev, &sq.offset)?;
+            (&scale_own, &off_own, 0i32)
+        }
+    };
+    let mut out = dev.alloc::<f32>(n * d)?;
+    let f = dev.func(MODULE, "va_sq_decode")?;
+    let (a_i, n_i, d_i, bpr_i) = (a as i64, n as i64, d as i32, codes.bytes_per_row() as i32);
+    let int4 = (codes.bits == ScalarBits::Int4) as i32;
+    let signed = (codes.range == ScalarRange::Symmetric) as i32;
+    let mut bl = dev.stream.launch_builder(&f);
+    bl.arg(bytes).arg(&a_i).arg(&n_i).arg(&d_i).arg(&bpr_i).arg(&int4).arg(&signed);
+    bl.arg(scale).arg(off).arg(&pv).arg(&mut out);
+    // SAFETY: codes hold rows*bpr bytes (a..b within), out n*d floats.
+    unsafe { bl.launch(grid(n * d)) }.map_err(cu("va_sq_decode launch"))?;
+    dev.sync()?;
+    Ok(DeviceMatrix::from_cuda(dev, CudaRows::F32(out), n, d, true))
+}
+
+/// Binary-quantizes rows into bit-packed codes on the device.
+pub(crate) fn bq_encode(
+    dev: &Arc<CudaDevice>,
+    thresholds: &[f32],
+    data: &Input<'_>,
+) -> Result<DeviceMatrix> {
+    let _g = dev.lock();
+    let (n, d) = (data.rows(), data.dim());
+    let rows = whole(dev, data)?;
+    let x = f32_rows(rows.rows())?;
+    let words = crate::matrix::words_for_bits(d);
+    let t = upload_slice(dev, thresholds)?;
+    let mut out = dev.alloc::<u64>(n * words)?;
+    let f = dev.func(MODULE, "va_bq_encode")?;
+    let (n_i, d_i, w_i) = (n as i64, d as i32, words as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n_i).arg(&d_i).arg(&w_i).arg(&t).arg(&mut out);
+    // SAFETY: x holds n*d floats, out n*words words.
+    unsafe { b.launch(grid(n * words * 32)) }.map_err(cu("va_bq_encode launch"))?;
+    dev.sync()?;
+    Ok(DeviceMatrix::from_cuda(dev, CudaRows::Bits(out), n, d, false))
+}
+
+/// Nearest centroid per (row, sub-space) of device rows `x` (`ld` columns,
+/// `dv` of them data): codes and distances stay on the device.
+#[allow(clippy::too_many_arguments)]
+fn nearest(
+    dev: &CudaDevice,
+    x: &CudaSlice<f32>,
+    n: usize,
+    (ld, dv): (usize, usize),
+    cent: &CudaSlice<f32>,
+    m: usize,
+    ds: usize,
+    kc: usize,
+) -> Result<(CudaSlice<u32>, CudaSlice<f32>)> {
+    let mut codes = dev.alloc::<u32>(n * m)?;
+    let mut dist = dev.alloc::<f32>(n * m)?;
+    let tile = (12 * 1024 / ds).clamp(1, kc);
+    let f = dev.func(MODULE, "va_nearest_centroid")?;
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(256) as u32, m as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: (tile * ds * 4) as u32,
+    };
+    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i, t_i) =
+        (n as i64, ld as i32, dv as i32, m as i32, ds as i32, kc as i32, tile as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n_i).arg(&ld_i).arg(&dv_i).arg(&m_i).arg(&ds_i).arg(&kc_i).arg(&t_i);
+    b.arg(cent).arg(&mut codes).arg(&mut dist);
+    // SAFETY: x holds n*ld floats, cent m*kc*ds, outputs n*m; shared tile*ds floats.
+    unsafe { b.launch(cfg) }.map_err(cu("va_nearest_centroid launch"))?;
+    Ok((codes, dist))
+}
+
+/// A power-of-two scale that keeps `n` values of magnitude up to `max_abs`
+/// summed in 64-bit fixed point away from overflow.
+pub(crate) fn fixed_scale(n: usize, max_abs: f32) -> f32 {
+    let headroom = 61.0 - (n.max(1) as f64).log2().ceil();
+    let mag = if max_abs > 0.0 && max_abs.is_finite() {
+        (max_abs as f64).log2().ceil()
+    } else {
+        0.0
+    };
+    2f32.powi((headroom - mag).clamp(-120.0, 120.0) as i32)
+}
+
+/// Fixed-point member sums and counts of device rows by device codes.
+#[allow(clippy::too_many_arguments)]
+fn member_sums(
+    dev: &CudaDevice,
+    x: &CudaSlice<f32>,
+    n: usize,
+    (ld, dv): (usize, usize),
+    codes: &CudaSlice<u32>,
+    m: usize,
+    ds: usize,
+    kc: usize,
+    max_abs: f32,
+) -> Result<(Vec<f64>, Vec<u64>)> {
+    let scale = fixed_scale(n, max_abs);
+    let mut sums = dev.alloc::<u64>(m * kc * ds)?;
+    let mut counts = dev.alloc::<u64>(m * kc)?;
+    dev.stream.memset_zeros(&mut sums).map_err(cu("cuMemsetD8"))?;
+    dev.stream.memset_zeros(&mut counts).map_err(cu("cuMemsetD8"))?;
+    let f = dev.func(MODULE, "va_member_sums")?;
+    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i) =
+        (n as i64, ld as i32, dv as i32, m as i32, ds as i32, kc as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n_i).arg(&ld_i).arg(&dv_i).arg(&m_i).arg(&ds_i).arg(&kc_i).arg(codes);
+    b.arg(&scale).arg(&mut sums).arg(&mut counts);
+    // SAFETY: x holds n*ld floats, codes n*m, sums m*kc*ds, counts m*kc.
+    unsafe { b.launch(grid(n * m * ds)) }.map_err(cu("va_member_sums launch"))?;
+    let s = dev
+        .stream
+        .clone_dtoh(&sums)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    let c = dev
+        .stream
+        .clone_dtoh(&counts)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    let inv = 1.0 / scale as f64;
+    Ok((s.into_iter().map(|v| v as i64 as f64 * inv).collect(), c))
+}
+
+/// k-means update on the device: member sums of `x`'s rows by `clusters`.
+pub(crate) fn cluster_sums(
+    dev: &Arc<CudaDevice>,
+    x: &DeviceMatrix,
+    clusters: &[u32],
+    k: usize,
+    max_abs: f32,
+) -> Result<(Vec<f64>, Vec<u64>)> {
+    let _g = dev.lock();
+    let rows = x.cuda_f32().ok_or_else(|| {
+        Error::invalid("k-means input", "rows not on this device", "expected f32 device rows")
+    })?;
+    let codes = upload_slice(dev, clusters)?;
+    let d = x.dim();
+    member_sums(dev, rows, x.rows(), (d, d), &codes, 1, d, k, max_abs)
+}
+
+type TrainStep = (Vec<u32>, Vec<f32>, Vec<f64>, Vec<u64>);
+
+/// One batched Lloyd step of product-quantizer training: assignment of every
+/// (row, sub-space) and the member sums, all sub-spaces per launch.
+pub(crate) fn pq_train_step(
+    dev: &Arc<CudaDevice>,
+    x: &DeviceMatrix,
+    cent: &[f32],
+    m: usize,
+    ds: usize,
+    kc: usize,
+    max_abs: f32,
+) -> Result<TrainStep> {
+    let _g = dev.lock();
+    let rows = x.cuda_f32().expect("f32 device rows");
+    let (n, w) = (x.rows(), x.dim());
+    let c = upload_slice(dev, cent)?;
+    let (codes, dist) = nearest(dev, rows, n, (w, w), &c, m, ds, kc)?;
+    let (sums, counts) = member_sums(dev, rows, n, (w, w), &codes, m, ds, kc, max_abs)?;
+    let hc = dev
+        .stream
+        .clone_dtoh(&codes)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    let hd = dev
+        .stream
+        .clone_dtoh(&dist)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok((hc, hd, sums, counts))
+}
+
+/// Product-quantizes rows into packed codes on the device.
+pub(crate) fn pq_encode(
+    dev: &Arc<CudaDevice>,
+    pq: &ProductQuantizer,
+    data: &Input<'_>,
+) -> Result<CudaSlice<u8>> {
+    let _g = dev.lock();
+    let (n, d) = (data.rows(), data.dim());
+    let rows = whole(dev, data)?;
+    let x = f32_rows(rows.rows())?;
+    let kc = 1usize << pq.nbits;
+    let c = upload_slice(dev, &pq.centroids)?;
+    let (codes, _) = nearest(dev, x, n, (d, d), &c, pq.m, pq.dsub, kc)?;
+    let rb = pq_row_bytes(pq.m, pq.nbits);
+    let mut out = dev.alloc::<u8>(n * rb)?;
+    let f = dev.func(MODULE, "va_pack_codes")?;
+    let (n_i, m_i, nb_i, rb_i) = (n as i64, pq.m as i32, pq.nbits as i32, rb as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&codes).arg(&n_i).arg(&m_i).arg(&nb_i).arg(&rb_i).arg(&mut out);
+    // SAFETY: codes n*m, out n*rb bytes.
+    unsafe { b.launch(grid(n)) }.map_err(cu("va_pack_codes launch"))?;
+    dev.sync()?;
+    Ok(out)
+}
+
+/// The scan kernel for a code layout.
+fn scan_kernel(m: usize, nbits: u32) -> &'static str {
+    match (nbits, m) {
+        (8, 16) => "va_pq_scan8_16",
+        (8, 32) => "va_pq_scan8_32",
+        (8, 64) => "va_pq_scan8_64",
+        _ => "va_pq_scan",
+    }
+}
+
+/// Codes scored per thread of the ADC scan.
+const PER_THREAD: usize = 4;
+
+/// ADC k-NN on the device: lookup tables, a dense pass over a leading
+/// sample whose k-th best bounds each query's k-th best, a filtering pass
+/// over every code that keeps the candidates no worse than that bound (a
+/// larger buffer is tried when a query overflows), and a select among them.
+pub(crate) fn pq_search(
+    dev: &Arc<CudaDevice>,
+    pq: &ProductQuantizer,
+    q: MatrixView<'_>,
+    codes: &crate::ops::quantize::PqCodes,
+    k: usize,
+    metric: Metric,
+) -> Result<Neighbors> {
+    let _g = dev.lock();
+    let (nq, n) = (q.rows(), codes.rows);
+    let (m, kc) = (pq.m, 1usize << pq.nbits);
+    let order = metric.order();
+    let bytes = codes.bytes.cuda().expect("device codes on a CUDA context");
+    let qd = upload_slice(dev, q.as_slice())?;
+    let cent = upload_slice(dev, &pq.centroids)?;
+    let mut lut = dev.alloc::<f32>(nq * m * kc)?;
+    {
+        let f = dev.func(MODULE, "va_pq_tables")?;
+        let (nq_i, d_i, m_i, ds_i, kc_i) =
+            (nq as i32, q.dim() as i32, m as i32, pq.dsub as i32, kc as i32);
+        let ip = (metric == Metric::InnerProduct) as i32;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&qd).arg(&nq_i).arg(&d_i).arg(&m_i).arg(&ds_i).arg(&kc_i).arg(&cent).arg(&ip);
+        b.arg(&mut lut);
+        // SAFETY: q nq*d, cent m*kc*ds, lut nq*m*kc.
+        unsafe { b.launch(grid(nq * m * kc)) }.map_err(cu("va_pq_tables launch"))?;
+    }
+    let table_bytes = m * kc * 4;
+    let smem_max = 200 * 1024;
+    if table_bytes > smem_max {
+        return Err(Error::invalid(
+            "product quantizer",
+            format!("M {m} nbits {}", pq.nbits),
+            format!(
+                "the ADC scan keeps a query's {table_bytes}-byte lookup table in shared memory (at most {smem_max}); use fewer sub-spaces or bits"
+            ),
+        ));
+    }
+    let qpb = (smem_max / table_bytes).clamp(1, 16).min(nq);
+    let kern = if codes.bytes_per_row() % 16 == 0 {
+        scan_kernel(m, pq.nbits)
+    } else {
+        "va_pq_scan"
+    };
+    let f = dev.func(MODULE, kern)?;
+    let smem = qpb * table_bytes;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        smem as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let scan = |rows: usize,
+                dense: bool,
+                thr: &CudaSlice<f32>,
+                out_d: &mut CudaSlice<f32>,
+                out_i: &mut CudaSlice<u64>,
+                ld: usize,
+                cap: usize,
+                counts: &mut CudaSlice<i32>|
+     -> Result<()> {
+        let cfg = LaunchConfig {
+            grid_dim: (
+                rows.div_ceil(256 * PER_THREAD) as u32,
+                nq.div_ceil(qpb) as u32,
+                1,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        let (n_i, m_i, nb_i, rb_i, kc_i) = (
+            rows as i64,
+            m as i32,
+            pq.nbits as i32,
+            codes.bytes_per_row() as i32,
+            kc as i32,
+        );
+        let (nq_i, qpb_i, pt_i, dense_i, desc_i) = (
+            nq as i32,
+            qpb as i32,
+            PER_THREAD as i32,
+            dense as i32,
+            (order == Order::Largest) as i32,
+        );
+        let (ld_i, cap_i) = (ld as i64, cap as i32);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(bytes).arg(&n_i).arg(&m_i).arg(&nb_i).arg(&rb_i).arg(&kc_i).arg(&lut);
+        b.arg(&nq_i).arg(&qpb_i).arg(&pt_i).arg(&dense_i).arg(&desc_i).arg(thr);
+        b.arg(out_d).arg(out_i).arg(&ld_i).arg(&cap_i).arg(counts);
+        // SAFETY: codes n*rb bytes; dense: out_d nq*ld with rows <= ld;
+        // filter: out_d/out_i nq*cap, counts nq; shared qpb tables.
+        unsafe { b.launch(cfg) }.map_err(cu("va_pq_scan launch"))?;
+        Ok(())
+    };
+    // The sample: its k-th best bounds each query's k-th best.
+    let s = n.min((256 * k).max(65_536));
+    let mut sd = dev.alloc::<f32>(nq * s)?;
+    let mut dummy_i = dev.alloc::<u64>(1)?;
+    let mut counts = dev.alloc::<i32>(nq)?;
+    let none = dev.alloc::<f32>(1)?;
+    scan(s, true, &none, &mut sd, &mut dummy_i, s, 0, &mut counts)?;
+    if s == n {
+        return select_rows(dev, &sd.as_view(), nq, n, k, order);
+    }
+    let bound = select_rows(dev, &sd.as_view(), nq, s, k, order)?;
+    drop(sd);
+    let thr_h: Vec<f32> = (0..nq)
+        .map(|r| bound.row_distances(r)[k.min(s) - 1])
+        .collect();
+    let thr = upload_slice(dev, &thr_h)?;
+    let mut cap = 4 * k * n.div_ceil(s) + 1024;
+    loop {
+        let mut cd = dev.alloc::<f32>(nq * cap)?;
+        let mut ci = dev.alloc::<u64>(nq * cap)?;
+        dev.stream.memset_zeros(&mut counts).map_err(cu("cuMemsetD8"))?;
+        scan(n, false, &thr, &mut cd, &mut ci, 0, cap, &mut counts)?;
+        let hc = dev
+            .stream
+            .clone_dtoh(&counts)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        dev.sync()?;
+        let most = hc.iter().copied().max().unwrap_or(0).max(0) as usize;
+        if most > cap {
+            cap = most;
+            continue;
+        }
+        let (mut od, mut oi) = (dev.alloc::<f32>(nq * k)?, dev.alloc::<u64>(nq * k)?);
+        let mut scratch = None;
+        launch_topk(
+            dev,
+            &cd.as_view(),
+            cap,
+            nq,
+            cap,
+            k,
+            order,
+            Ids::Explicit(&ci.as_view(), cap as i64),
+            &mut od.as_view_mut(),
+            &mut oi.as_view_mut(),
+            &mut scratch,
+            Some(Fallback {
+                counts: &counts,
+                cap,
+                full: None,
+                full_n: 0,
+                full_ld: 0,
+                full_offset: 0,
+            }),
+            Epi::default(),
+            1,
+        )?;
+        return download(dev, &od, &oi, nq, k, order);
+    }
+}
+
+/// Exact distances of each query to its candidates (`nq x r` ids) against
+/// device rows.
+pub(crate) fn pair_distances(
+    dev: &Arc<CudaDevice>,
+    q: &Input<'_>,
+    base: &Input<'_>,
+    ids: &[u64],
+    r: usize,
+    metric: Metric,
+) -> Result<Vec<f32>> {
+    let _g = dev.lock();
+    let qr = whole(dev, q)?;
+    let xr = whole(dev, base)?;
+    let (qv, xv): (&CudaSlice<f32>, &CudaSlice<f32>) = (f32_rows(qr.rows())?, f32_rows(xr.rows())?);
+    let id = upload_slice(dev, ids)?;
+    let mut out = dev.alloc::<f32>(ids.len())?;
+    let f = dev.func(MODULE, "va_pair_distances")?;
+    let (nq_i, r_i, d_i) = (q.rows() as i32, r as i32, q.dim() as i32);
+    let ip = (metric == Metric::InnerProduct) as i32;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(qv).arg(xv).arg(&id).arg(&nq_i).arg(&r_i).arg(&d_i).arg(&ip).arg(&mut out);
+    // SAFETY: q nq*d, base rows*d (ids < rows, checked by the caller), out nq*r.
+    unsafe { b.launch(grid(ids.len() * 32)) }.map_err(cu("va_pair_distances launch"))?;
+    let v = dev
+        .stream
+        .clone_dtoh(&out)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(v)
+}
