@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Knn(BenchKnnArgs),
     /// Row-wise top-k over a matrix resident on the device.
     Select(BenchSelectArgs),
+    /// Compression: SQ8 encode, Hamming k-NN, PQ ADC scan, k-means, recall.
+    Quant(super::bench_quant::BenchQuantArgs),
 }
 
 /// Arguments of `vaccel bench select`.
@@ -178,11 +180,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Knn(args) => run_knn(args),
         BenchCommand::Select(args) => run_select(args),
+        BenchCommand::Quant(args) => super::bench_quant::run(args),
     }
 }
 
 /// The median of some timings.
-fn median(times: &[f64]) -> f64 {
+pub(crate) fn median(times: &[f64]) -> f64 {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;

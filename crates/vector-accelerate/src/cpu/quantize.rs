@@ -184,7 +184,11 @@ pub(crate) fn sq_encode(sq: &ScalarQuantizer, m: MatrixView<'_>) -> ScalarCodes 
             ScalarBits::Int8 => out.iter_mut().enumerate().for_each(|(j, o)| *o = code(j)),
             ScalarBits::Int4 => out.iter_mut().enumerate().for_each(|(b, o)| {
                 let lo = code(2 * b) & 15;
-                let hi = if 2 * b + 1 < r.len() { code(2 * b + 1) & 15 } else { 0 };
+                let hi = if 2 * b + 1 < r.len() {
+                    code(2 * b + 1) & 15
+                } else {
+                    0
+                };
                 *o = lo | (hi << 4);
             }),
         }

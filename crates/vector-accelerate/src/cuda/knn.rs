@@ -403,9 +403,12 @@ pub(crate) fn fast_scale(dim: usize) -> f32 {
 }
 
 /// Rows of the first base tile when the fused filter handles the rest: the
-/// k-th best of these rows is the first threshold.
-fn first_tile_rows(k: usize) -> usize {
-    (8 * k).max(4096)
+/// k-th best of these rows is the first threshold. Very many queries (a
+/// k-means assignment) amortise each later tile's launch over many query
+/// blocks, so a small first tile sends most of a small base through the
+/// tensor-core filter instead of the exact GEMM.
+fn first_tile_rows(k: usize, nq: usize) -> usize {
+    (8 * k).max(if nq >= 65_536 { 256 } else { 4096 })
 }
 
 /// Base tiles `(start, end)`: fixed size, or for the fused filter over a
@@ -413,6 +416,7 @@ fn first_tile_rows(k: usize) -> usize {
 /// seen so far `growth` times (each adds about (growth - 1) k candidates
 /// per query).
 fn base_tiles(
+    nq: usize,
     nx: usize,
     fixed: usize,
     geometric: bool,
@@ -427,7 +431,7 @@ fn base_tiles(
         return v;
     }
     let mut x0 = 0;
-    let mut size = fixed.min(first_tile_rows(k)).max(1);
+    let mut size = fixed.min(first_tile_rows(k, nq)).max(1);
     while x0 < nx {
         let x1 = (x0 + size).min(nx);
         v.push((x0, x1));
@@ -603,6 +607,7 @@ pub(crate) fn run(
         first_pass: std::cell::Cell::new(0),
     };
     let tiles = base_tiles(
+        nq,
         nx,
         t.base_tile,
         fused && (x_res.is_some() || store.is_some()),

@@ -35,7 +35,7 @@ fn grid(threads: usize) -> LaunchConfig {
 }
 
 /// The `f32` rows of an input on the device (borrowed when resident).
-fn f32_rows<'a>(rows: &'a CudaRows) -> Result<&'a CudaSlice<f32>> {
+fn f32_rows(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
     match rows {
         CudaRows::F32(s) => Ok(s),
         CudaRows::Bits(_) => Err(Error::invalid(
@@ -98,7 +98,10 @@ fn column_stats(dev: &CudaDevice, data: &Input<'_>) -> Result<ColumnStats> {
 }
 
 /// Per-column finite (min, max).
-pub(crate) fn column_ranges(dev: &Arc<CudaDevice>, data: &Input<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+pub(crate) fn column_ranges(
+    dev: &Arc<CudaDevice>,
+    data: &Input<'_>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let (lo, hi, _, _) = column_stats(dev, data)?;
     Ok(crate::cpu::quantize::finish_ranges(lo, hi))
 }
@@ -129,7 +132,11 @@ pub(crate) fn sq_encode(
     let per_vector = sq.opts.scope == ScalarScope::PerVector;
     let mut out = dev.alloc::<u8>(n * bpr)?;
     let (scale, inv, off) = if per_vector {
-        let (mut s, mut i, mut o) = (dev.alloc::<f32>(n)?, dev.alloc::<f32>(n)?, dev.alloc::<f32>(n)?);
+        let (mut s, mut i, mut o) = (
+            dev.alloc::<f32>(n)?,
+            dev.alloc::<f32>(n)?,
+            dev.alloc::<f32>(n)?,
+        );
         let f = dev.func(MODULE, "va_sq_row_params")?;
         let (n_i, d_i) = (n as i64, d as i32);
         let (qs, qa) = (bits.sym_max(), bits.asym_max());
@@ -140,23 +147,44 @@ pub(crate) fn sq_encode(
         unsafe { b.launch(grid(n * 32)) }.map_err(cu("va_sq_row_params launch"))?;
         (Some(s), i, o)
     } else {
-        (None, upload_slice(dev, &sq.inv)?, upload_slice(dev, &sq.offset)?)
+        (
+            None,
+            upload_slice(dev, &sq.inv)?,
+            upload_slice(dev, &sq.offset)?,
+        )
     };
     let (n_i, d_i, bpr_i) = (n as i64, d as i32, bpr as i32);
     if bits == ScalarBits::Int8 && !per_vector && d % 16 == 0 {
         let f = dev.func(MODULE, "va_sq8_encode16")?;
-        let groups = (n * d / 16) as i64;
+        let groups = d / 16;
+        let g_i = groups as i32;
+        // Enough threads to fill the device, a whole number of rows apart.
+        let threads = (dev.sm_count() * 2048).max(groups).min(n * groups);
         let mut b = dev.stream.launch_builder(&f);
-        b.arg(x).arg(&groups).arg(&d_i).arg(&inv).arg(&off).arg(&qmin).arg(&qmax);
+        b.arg(x)
+            .arg(&n_i)
+            .arg(&g_i)
+            .arg(&inv)
+            .arg(&off)
+            .arg(&qmin)
+            .arg(&qmax);
         b.arg(&mut out);
-        // SAFETY: x holds groups*16 floats and out groups*16 bytes.
-        unsafe { b.launch(grid(groups as usize)) }.map_err(cu("va_sq8_encode16 launch"))?;
+        // SAFETY: x holds n*d floats (16-byte aligned rows of d % 16 == 0)
+        // and out n*d bytes; params d floats.
+        unsafe { b.launch(grid(threads)) }.map_err(cu("va_sq8_encode16 launch"))?;
     } else {
         let f = dev.func(MODULE, "va_sq_encode")?;
         let int4 = (bits == ScalarBits::Int4) as i32;
         let pv = per_vector as i32;
         let mut b = dev.stream.launch_builder(&f);
-        b.arg(x).arg(&n_i).arg(&d_i).arg(&bpr_i).arg(&int4).arg(&inv).arg(&off).arg(&pv);
+        b.arg(x)
+            .arg(&n_i)
+            .arg(&d_i)
+            .arg(&bpr_i)
+            .arg(&int4)
+            .arg(&inv)
+            .arg(&off)
+            .arg(&pv);
         b.arg(&qmin).arg(&qmax).arg(&mut out);
         // SAFETY: x holds n*d floats, out n*bpr bytes, params d or n.
         unsafe { b.launch(grid(n * bpr.div_ceil(4))) }.map_err(cu("va_sq_encode launch"))?;
@@ -168,10 +196,7 @@ pub(crate) fn sq_encode(
         bits,
         range: sq.opts.range,
         bytes: Store::Cuda(dev.clone(), out),
-        params: match scale {
-            Some(s) => Some((Store::Cuda(dev.clone(), s), Store::Cuda(dev.clone(), off))),
-            None => None,
-        },
+        params: scale.map(|s| (Store::Cuda(dev.clone(), s), Store::Cuda(dev.clone(), off))),
     })
 }
 
@@ -206,7 +231,13 @@ pub(crate) fn sq_decode(
     let int4 = (codes.bits == ScalarBits::Int4) as i32;
     let signed = (codes.range == ScalarRange::Symmetric) as i32;
     let mut bl = dev.stream.launch_builder(&f);
-    bl.arg(bytes).arg(&a_i).arg(&n_i).arg(&d_i).arg(&bpr_i).arg(&int4).arg(&signed);
+    bl.arg(bytes)
+        .arg(&a_i)
+        .arg(&n_i)
+        .arg(&d_i)
+        .arg(&bpr_i)
+        .arg(&int4)
+        .arg(&signed);
     bl.arg(scale).arg(off).arg(&pv).arg(&mut out);
     // SAFETY: codes hold rows*bpr bytes (a..b within), out n*d floats.
     unsafe { bl.launch(grid(n * d)) }.map_err(cu("va_sq_decode launch"))?;
@@ -234,7 +265,13 @@ pub(crate) fn bq_encode(
     // SAFETY: x holds n*d floats, out n*words words.
     unsafe { b.launch(grid(n * words * 32)) }.map_err(cu("va_bq_encode launch"))?;
     dev.sync()?;
-    Ok(DeviceMatrix::from_cuda(dev, CudaRows::Bits(out), n, d, false))
+    Ok(DeviceMatrix::from_cuda(
+        dev,
+        CudaRows::Bits(out),
+        n,
+        d,
+        false,
+    ))
 }
 
 /// Nearest centroid per (row, sub-space) of device rows `x` (`ld` columns,
@@ -259,10 +296,24 @@ fn nearest(
         block_dim: (256, 1, 1),
         shared_mem_bytes: (tile * ds * 4) as u32,
     };
-    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i, t_i) =
-        (n as i64, ld as i32, dv as i32, m as i32, ds as i32, kc as i32, tile as i32);
+    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i, t_i) = (
+        n as i64,
+        ld as i32,
+        dv as i32,
+        m as i32,
+        ds as i32,
+        kc as i32,
+        tile as i32,
+    );
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&n_i).arg(&ld_i).arg(&dv_i).arg(&m_i).arg(&ds_i).arg(&kc_i).arg(&t_i);
+    b.arg(x)
+        .arg(&n_i)
+        .arg(&ld_i)
+        .arg(&dv_i)
+        .arg(&m_i)
+        .arg(&ds_i)
+        .arg(&kc_i)
+        .arg(&t_i);
     b.arg(cent).arg(&mut codes).arg(&mut dist);
     // SAFETY: x holds n*ld floats, cent m*kc*ds, outputs n*m; shared tile*ds floats.
     unsafe { b.launch(cfg) }.map_err(cu("va_nearest_centroid launch"))?;
@@ -297,13 +348,25 @@ fn member_sums(
     let scale = fixed_scale(n, max_abs);
     let mut sums = dev.alloc::<u64>(m * kc * ds)?;
     let mut counts = dev.alloc::<u64>(m * kc)?;
-    dev.stream.memset_zeros(&mut sums).map_err(cu("cuMemsetD8"))?;
-    dev.stream.memset_zeros(&mut counts).map_err(cu("cuMemsetD8"))?;
+    dev.stream
+        .memset_zeros(&mut sums)
+        .map_err(cu("cuMemsetD8"))?;
+    dev.stream
+        .memset_zeros(&mut counts)
+        .map_err(cu("cuMemsetD8"))?;
     let f = dev.func(MODULE, "va_member_sums")?;
-    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i) =
-        (n as i64, ld as i32, dv as i32, m as i32, ds as i32, kc as i32);
+    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i) = (
+        n as i64, ld as i32, dv as i32, m as i32, ds as i32, kc as i32,
+    );
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&n_i).arg(&ld_i).arg(&dv_i).arg(&m_i).arg(&ds_i).arg(&kc_i).arg(codes);
+    b.arg(x)
+        .arg(&n_i)
+        .arg(&ld_i)
+        .arg(&dv_i)
+        .arg(&m_i)
+        .arg(&ds_i)
+        .arg(&kc_i)
+        .arg(codes);
     b.arg(&scale).arg(&mut sums).arg(&mut counts);
     // SAFETY: x holds n*ld floats, codes n*m, sums m*kc*ds, counts m*kc.
     unsafe { b.launch(grid(n * m * ds)) }.map_err(cu("va_member_sums launch"))?;
@@ -330,7 +393,11 @@ pub(crate) fn cluster_sums(
 ) -> Result<(Vec<f64>, Vec<u64>)> {
     let _g = dev.lock();
     let rows = x.cuda_f32().ok_or_else(|| {
-        Error::invalid("k-means input", "rows not on this device", "expected f32 device rows")
+        Error::invalid(
+            "k-means input",
+            "rows not on this device",
+            "expected f32 device rows",
+        )
     })?;
     let codes = upload_slice(dev, clusters)?;
     let d = x.dim();
@@ -386,7 +453,12 @@ pub(crate) fn pq_encode(
     let f = dev.func(MODULE, "va_pack_codes")?;
     let (n_i, m_i, nb_i, rb_i) = (n as i64, pq.m as i32, pq.nbits as i32, rb as i32);
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(&codes).arg(&n_i).arg(&m_i).arg(&nb_i).arg(&rb_i).arg(&mut out);
+    b.arg(&codes)
+        .arg(&n_i)
+        .arg(&m_i)
+        .arg(&nb_i)
+        .arg(&rb_i)
+        .arg(&mut out);
     // SAFETY: codes n*m, out n*rb bytes.
     unsafe { b.launch(grid(n)) }.map_err(cu("va_pack_codes launch"))?;
     dev.sync()?;
@@ -404,7 +476,7 @@ fn scan_kernel(m: usize, nbits: u32) -> &'static str {
 }
 
 /// Codes scored per thread of the ADC scan.
-const PER_THREAD: usize = 4;
+const PER_THREAD: usize = 32;
 
 /// ADC k-NN on the device: lookup tables, a dense pass over a leading
 /// sample whose k-th best bounds each query's k-th best, a filtering pass
@@ -428,11 +500,23 @@ pub(crate) fn pq_search(
     let mut lut = dev.alloc::<f32>(nq * m * kc)?;
     {
         let f = dev.func(MODULE, "va_pq_tables")?;
-        let (nq_i, d_i, m_i, ds_i, kc_i) =
-            (nq as i32, q.dim() as i32, m as i32, pq.dsub as i32, kc as i32);
+        let (nq_i, d_i, m_i, ds_i, kc_i) = (
+            nq as i32,
+            q.dim() as i32,
+            m as i32,
+            pq.dsub as i32,
+            kc as i32,
+        );
         let ip = (metric == Metric::InnerProduct) as i32;
         let mut b = dev.stream.launch_builder(&f);
-        b.arg(&qd).arg(&nq_i).arg(&d_i).arg(&m_i).arg(&ds_i).arg(&kc_i).arg(&cent).arg(&ip);
+        b.arg(&qd)
+            .arg(&nq_i)
+            .arg(&d_i)
+            .arg(&m_i)
+            .arg(&ds_i)
+            .arg(&kc_i)
+            .arg(&cent)
+            .arg(&ip);
         b.arg(&mut lut);
         // SAFETY: q nq*d, cent m*kc*ds, lut nq*m*kc.
         unsafe { b.launch(grid(nq * m * kc)) }.map_err(cu("va_pq_tables launch"))?;
@@ -448,8 +532,10 @@ pub(crate) fn pq_search(
             ),
         ));
     }
-    let qpb = (smem_max / table_bytes).clamp(1, 16).min(nq);
-    let kern = if codes.bytes_per_row() % 16 == 0 {
+    // Few queries per block (several blocks per SM) over many codes per
+    // block, so each table loaded into shared memory serves many codes.
+    let qpb = ((64 << 10) / table_bytes).clamp(1, 8).min(nq);
+    let kern = if codes.bytes_per_row().is_multiple_of(16) {
         scan_kernel(m, pq.nbits)
     } else {
         "va_pq_scan"
@@ -495,8 +581,19 @@ pub(crate) fn pq_search(
         );
         let (ld_i, cap_i) = (ld as i64, cap as i32);
         let mut b = dev.stream.launch_builder(&f);
-        b.arg(bytes).arg(&n_i).arg(&m_i).arg(&nb_i).arg(&rb_i).arg(&kc_i).arg(&lut);
-        b.arg(&nq_i).arg(&qpb_i).arg(&pt_i).arg(&dense_i).arg(&desc_i).arg(thr);
+        b.arg(bytes)
+            .arg(&n_i)
+            .arg(&m_i)
+            .arg(&nb_i)
+            .arg(&rb_i)
+            .arg(&kc_i)
+            .arg(&lut);
+        b.arg(&nq_i)
+            .arg(&qpb_i)
+            .arg(&pt_i)
+            .arg(&dense_i)
+            .arg(&desc_i)
+            .arg(thr);
         b.arg(out_d).arg(out_i).arg(&ld_i).arg(&cap_i).arg(counts);
         // SAFETY: codes n*rb bytes; dense: out_d nq*ld with rows <= ld;
         // filter: out_d/out_i nq*cap, counts nq; shared qpb tables.
@@ -523,7 +620,9 @@ pub(crate) fn pq_search(
     loop {
         let mut cd = dev.alloc::<f32>(nq * cap)?;
         let mut ci = dev.alloc::<u64>(nq * cap)?;
-        dev.stream.memset_zeros(&mut counts).map_err(cu("cuMemsetD8"))?;
+        dev.stream
+            .memset_zeros(&mut counts)
+            .map_err(cu("cuMemsetD8"))?;
         scan(n, false, &thr, &mut cd, &mut ci, 0, cap, &mut counts)?;
         let hc = dev
             .stream
@@ -584,7 +683,14 @@ pub(crate) fn pair_distances(
     let (nq_i, r_i, d_i) = (q.rows() as i32, r as i32, q.dim() as i32);
     let ip = (metric == Metric::InnerProduct) as i32;
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(qv).arg(xv).arg(&id).arg(&nq_i).arg(&r_i).arg(&d_i).arg(&ip).arg(&mut out);
+    b.arg(qv)
+        .arg(xv)
+        .arg(&id)
+        .arg(&nq_i)
+        .arg(&r_i)
+        .arg(&d_i)
+        .arg(&ip)
+        .arg(&mut out);
     // SAFETY: q nq*d, base rows*d (ids < rows, checked by the caller), out nq*r.
     unsafe { b.launch(grid(ids.len() * 32)) }.map_err(cu("va_pair_distances launch"))?;
     let v = dev

@@ -204,7 +204,11 @@ pub fn assign<'a, 'b>(
     spherical: bool,
 ) -> Result<Assignment> {
     let (p, c) = (points.into(), centroids.into());
-    let metric = if spherical { Metric::Cosine } else { Metric::L2 };
+    let metric = if spherical {
+        Metric::Cosine
+    } else {
+        Metric::L2
+    };
     let nn = knn(ctx, p, c, 1, metric)?;
     let (ids, distances) = nn.into_parts();
     Ok(Assignment {
@@ -220,7 +224,11 @@ pub(crate) fn check_finite(m: MatrixView<'_>, what: &'static str) -> Result<()> 
         .as_slice()
         .par_chunks(1 << 16)
         .enumerate()
-        .find_map_first(|(c, s)| s.iter().position(|v| !v.is_finite()).map(|p| c * (1 << 16) + p));
+        .find_map_first(|(c, s)| {
+            s.iter()
+                .position(|v| !v.is_finite())
+                .map(|p| c * (1 << 16) + p)
+        });
     match bad {
         Some(p) => Err(Error::invalid(
             what,
@@ -241,7 +249,11 @@ pub(crate) fn normalized(m: MatrixView<'_>) -> Matrix {
     let d = m.dim();
     let mut v = m.as_slice().to_vec();
     v.par_chunks_mut(d).for_each(|r| {
-        let n = r.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+        let n = r
+            .iter()
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum::<f64>()
+            .sqrt();
         if n > 0.0 {
             r.iter_mut().for_each(|x| *x = (*x as f64 / n) as f32);
         }
@@ -281,7 +293,11 @@ pub(crate) fn cluster_sums(
         }
         (Backend::Cpu, Points::Device(d)) => match d.host_input() {
             Some(Input::F32(m)) => Ok(cpu::cluster::sums(m, clusters, k)),
-            _ => Err(Error::invalid("points", "binary rows", "k-means needs f32 rows")),
+            _ => Err(Error::invalid(
+                "points",
+                "binary rows",
+                "k-means needs f32 rows",
+            )),
         },
     }
 }
@@ -344,7 +360,7 @@ pub fn kmeans<'a>(
     if k == 0 {
         return Err(Error::invalid("k", k, "k-means needs at least one cluster"));
     }
-    if !(opts.tolerance >= 0.0) {
+    if opts.tolerance.is_nan() || opts.tolerance < 0.0 {
         return Err(Error::invalid(
             "tolerance",
             opts.tolerance,
@@ -415,7 +431,9 @@ pub fn kmeans<'a>(
             let idx = sample_indices(n_train, k, opts.seed);
             gather_rows(train_host, &idx)
         }
-        KMeansInit::KMeansPlusPlus => kmeans_parallel_init(ctx, &pts, train_host, k, opts.seed, metric)?,
+        KMeansInit::KMeansPlusPlus => {
+            kmeans_parallel_init(ctx, &pts, train_host, k, opts.seed, metric)?
+        }
     };
     if opts.spherical {
         centroids = normalized(centroids.view());
@@ -427,7 +445,11 @@ pub fn kmeans<'a>(
     let mut converged = false;
     while iterations < opts.max_iterations {
         let t0 = Instant::now();
-        let nn = knn(ctx, pts.input(), &centroids, 1, metric)?;
+        let nn = match ctx.backend() {
+            // Resident centroids let the tensor-core filter rank them.
+            Backend::Cuda(_) => knn(ctx, pts.input(), &ctx.upload(&centroids)?, 1, metric)?,
+            Backend::Cpu => knn(ctx, pts.input(), &centroids, 1, metric)?,
+        };
         let (ids, dist) = nn.into_parts();
         if let Some(r) = dist.iter().position(|d| !d.is_finite()) {
             return Err(Error::invalid(
@@ -516,8 +538,7 @@ fn update_centroids(
 ) -> usize {
     let d = centroids.dim();
     let k = counts.len();
-    let mut c = std::mem::replace(centroids, Matrix::new(vec![0.0], 1).expect("one"))
-        .into_vec();
+    let mut c = std::mem::replace(centroids, Matrix::new(vec![0.0], 1).expect("one")).into_vec();
     for j in 0..k {
         if counts[j] > 0 {
             let inv = 1.0 / counts[j] as f64;
@@ -576,7 +597,7 @@ fn kmeans_parallel_init(
     let mut d2 = nearest(ctx, pts, &gather_rows(host, &cand), metric)?.1;
     for round in 0..ROUNDS {
         let phi: f64 = d2.iter().map(|&d| d.max(0.0) as f64).sum();
-        if !(phi > 0.0) {
+        if phi.is_nan() || phi <= 0.0 {
             break;
         }
         let picked: Vec<usize> = (0..n)
@@ -639,7 +660,7 @@ fn weighted_kmeanspp(
     let n = m.rows();
     let pick = |rng: &mut Rng, mass: &[f64]| -> Option<usize> {
         let total: f64 = mass.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return None;
         }
         let mut r = rng.next_f64() * total;

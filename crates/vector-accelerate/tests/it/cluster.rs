@@ -29,22 +29,42 @@ fn kmeans_recovers_separated_clusters_on_every_backend() {
     let s = seed();
     for_each_backend("kmeans_recovers_separated_clusters", |ctx| {
         let mut r = rng(s);
-        for &(groups, per, dim) in &[(2usize, 5usize, 1usize), (5, 40, 3), (16, 50, 17), (33, 30, 130)] {
+        for &(groups, per, dim) in &[
+            (2usize, 5usize, 1usize),
+            (5, 40, 3),
+            (16, 50, 17),
+            (33, 30, 130),
+        ] {
             let x = blobs(&mut r, groups, per, dim);
             for init in [KMeansInit::KMeansPlusPlus, KMeansInit::Random] {
                 let random = init == KMeansInit::Random;
-                let res = kmeans(ctx, &x, &KMeansOptions::new(groups).with_seed(s).with_init(init)).unwrap();
+                let res = kmeans(
+                    ctx,
+                    &x,
+                    &KMeansOptions::new(groups).with_seed(s).with_init(init),
+                )
+                .unwrap();
                 assert_eq!(res.assignments.len(), groups * per);
                 assert_eq!(res.counts.iter().sum::<usize>(), groups * per);
-                assert!(res.counts.iter().all(|&c| c > 0), "seed {s}: empty cluster left");
+                assert!(
+                    res.counts.iter().all(|&c| c > 0),
+                    "seed {s}: empty cluster left"
+                );
                 // k-means++ finds every blob; random init may merge two, so
                 // only check consistency there.
                 if !random {
                     for g in 0..groups {
                         let a = res.assignments[g * per];
-                        assert!((0..per).all(|p| res.assignments[g * per + p] == a), "seed {s} {groups}x{dim}: blob {g} split");
+                        assert!(
+                            (0..per).all(|p| res.assignments[g * per + p] == a),
+                            "seed {s} {groups}x{dim}: blob {g} split"
+                        );
                     }
-                    assert!(res.counts.iter().all(|&c| c == per), "seed {s}: {:?}", res.counts);
+                    assert!(
+                        res.counts.iter().all(|&c| c == per),
+                        "seed {s}: {:?}",
+                        res.counts
+                    );
                 }
                 // Assignments and inertia agree with an f64 reference on the
                 // returned centroids.
@@ -52,7 +72,13 @@ fn kmeans_recovers_separated_clusters_on_every_backend() {
                 let mut scale = 0f64;
                 for i in 0..x.rows() {
                     scale += sqn(x.row(i)) + sqn(res.centroids.row(res.assignments[i]));
-                    let d = |c: usize| -> f64 { x.row(i).iter().zip(res.centroids.row(c)).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum() };
+                    let d = |c: usize| -> f64 {
+                        x.row(i)
+                            .iter()
+                            .zip(res.centroids.row(c))
+                            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                            .sum()
+                    };
                     let best = (0..groups).map(d).fold(f64::INFINITY, f64::min);
                     let got = d(res.assignments[i]);
                     let t = 1e-6 * (sqn(x.row(i)) + sqn(res.centroids.row(res.assignments[i])));
@@ -62,7 +88,11 @@ fn kmeans_recovers_separated_clusters_on_every_backend() {
                 // (fp32 distances from norms and dot products: the rounding
                 // follows the squared norms.)
                 let tol = 1e-4 * inertia + 1e-6 * scale;
-                assert!((res.inertia - inertia).abs() <= tol, "seed {s}: {} vs {inertia}", res.inertia);
+                assert!(
+                    (res.inertia - inertia).abs() <= tol,
+                    "seed {s}: {} vs {inertia}",
+                    res.inertia
+                );
             }
         }
     });
@@ -72,15 +102,33 @@ fn kmeans_recovers_separated_clusters_on_every_backend() {
 fn one_lloyd_step_equals_the_reference_on_every_backend() {
     let s = seed();
     let mut r = rng(s);
-    for &(n, dim, k) in &[(1usize, 1usize, 1usize), (2, 3, 2), (257, 17, 7), (1031, 64, 31), (3000, 129, 100)] {
+    for &(n, dim, k) in &[
+        (1usize, 1usize, 1usize),
+        (2, 3, 2),
+        (257, 17, 7),
+        (1031, 64, 31),
+        (3000, 129, 100),
+    ] {
         let x = gaussian(&mut r, n, dim);
-        let c0 = Matrix::new(x.as_slice()[..k * dim].iter().map(|v| v + 0.01).collect(), dim).unwrap();
+        let c0 = Matrix::new(
+            x.as_slice()[..k * dim].iter().map(|v| v + 0.01).collect(),
+            dim,
+        )
+        .unwrap();
         // f64 reference: assignment to c0, then means.
         let mut sums = vec![0f64; k * dim];
         let mut counts = vec![0usize; k];
         for i in 0..n {
-            let d = |c: usize| -> f64 { x.row(i).iter().zip(c0.row(c)).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum() };
-            let a = (0..k).min_by(|&a, &b| d(a).partial_cmp(&d(b)).unwrap().then(a.cmp(&b))).unwrap();
+            let d = |c: usize| -> f64 {
+                x.row(i)
+                    .iter()
+                    .zip(c0.row(c))
+                    .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                    .sum()
+            };
+            let a = (0..k)
+                .min_by(|&a, &b| d(a).partial_cmp(&d(b)).unwrap().then(a.cmp(&b)))
+                .unwrap();
             counts[a] += 1;
             for t in 0..dim {
                 sums[a * dim + t] += x.row(i)[t] as f64;
@@ -88,7 +136,9 @@ fn one_lloyd_step_equals_the_reference_on_every_backend() {
         }
         let mut results = Vec::new();
         for ctx in backends() {
-            let o = KMeansOptions::new(k).with_max_iterations(1).with_init(KMeansInit::Centroids(c0.clone()));
+            let o = KMeansOptions::new(k)
+                .with_max_iterations(1)
+                .with_init(KMeansInit::Centroids(c0.clone()));
             let res = kmeans(&ctx, &x, &o).unwrap();
             assert_eq!(res.iterations, 1);
             for j in 0..k {
@@ -98,15 +148,31 @@ fn one_lloyd_step_equals_the_reference_on_every_backend() {
                 for t in 0..dim {
                     let want = sums[j * dim + t] / counts[j] as f64;
                     let got = res.centroids.row(j)[t] as f64;
-                    assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "seed {s} {n}x{dim} k {k} on {}: centroid {j}[{t}] {got} vs {want}", ctx.device());
+                    assert!(
+                        (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                        "seed {s} {n}x{dim} k {k} on {}: centroid {j}[{t}] {got} vs {want}",
+                        ctx.device()
+                    );
                 }
             }
             results.push(res);
         }
         if results.len() == 2 {
-            assert_eq!(results[0].assignments, results[1].assignments, "seed {s} {n}x{dim}");
-            let diff = results[0].centroids.as_slice().iter().zip(results[1].centroids.as_slice()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(diff <= 1e-6, "seed {s}: CPU and CUDA centroids differ by {diff}");
+            assert_eq!(
+                results[0].assignments, results[1].assignments,
+                "seed {s} {n}x{dim}"
+            );
+            let diff = results[0]
+                .centroids
+                .as_slice()
+                .iter()
+                .zip(results[1].centroids.as_slice())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff <= 1e-6,
+                "seed {s}: CPU and CUDA centroids differ by {diff}"
+            );
         }
     }
 }
@@ -119,18 +185,38 @@ fn inertia_falls_and_progress_is_reported() {
         let x = clustered(&mut r, 2000, 24, 40, 0.5);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        let o = KMeansOptions::new(40).with_seed(s).with_max_iterations(15).with_tolerance(0.0).with_progress(move |p| log.lock().unwrap().push(*p));
+        let o = KMeansOptions::new(40)
+            .with_seed(s)
+            .with_max_iterations(15)
+            .with_tolerance(0.0)
+            .with_progress(move |p| log.lock().unwrap().push(*p));
         let res = kmeans(ctx, &x, &o).unwrap();
         let p = seen.lock().unwrap();
         assert_eq!(p.len(), res.iterations);
-        assert!(p.windows(2).all(|w| w[1].inertia <= w[0].inertia * (1.0 + 1e-6)), "seed {s}: {:?}", p.iter().map(|p| p.inertia).collect::<Vec<_>>());
+        assert!(
+            p.windows(2)
+                .all(|w| w[1].inertia <= w[0].inertia * (1.0 + 1e-6)),
+            "seed {s}: {:?}",
+            p.iter().map(|p| p.inertia).collect::<Vec<_>>()
+        );
         assert_eq!(p[0].changed, 2000);
-        assert!(p.iter().enumerate().all(|(i, q)| q.iteration == i + 1 && q.max_iterations == 15));
+        assert!(p
+            .iter()
+            .enumerate()
+            .all(|(i, q)| q.iteration == i + 1 && q.max_iterations == 15));
         if res.converged {
             assert_eq!(p.last().unwrap().changed, 0);
         }
         // Determinism: the same call gives the same result.
-        let again = kmeans(ctx, &x, &KMeansOptions::new(40).with_seed(s).with_max_iterations(15).with_tolerance(0.0)).unwrap();
+        let again = kmeans(
+            ctx,
+            &x,
+            &KMeansOptions::new(40)
+                .with_seed(s)
+                .with_max_iterations(15)
+                .with_tolerance(0.0),
+        )
+        .unwrap();
         assert_eq!(again, res);
     });
 }
@@ -138,10 +224,18 @@ fn inertia_falls_and_progress_is_reported() {
 #[test]
 fn empty_clusters_are_reseeded_from_the_farthest_points() {
     for_each_backend("empty_clusters_reseeded", |ctx| {
-        let x = Matrix::new(vec![0.0, 0.0, 0.1, 0.0, 0.0, 0.1, 10.0, 10.0, 10.1, 10.0, 30.0, 30.0], 2).unwrap();
+        let x = Matrix::new(
+            vec![
+                0.0, 0.0, 0.1, 0.0, 0.0, 0.1, 10.0, 10.0, 10.1, 10.0, 30.0, 30.0,
+            ],
+            2,
+        )
+        .unwrap();
         // Two identical far-away starting centroids: one stays empty.
         let c0 = Matrix::new(vec![0.0, 0.0, 100.0, 100.0, 100.0, 100.0], 2).unwrap();
-        let o = KMeansOptions::new(3).with_init(KMeansInit::Centroids(c0)).with_max_iterations(10);
+        let o = KMeansOptions::new(3)
+            .with_init(KMeansInit::Centroids(c0))
+            .with_max_iterations(10);
         let res = kmeans(ctx, &x, &o).unwrap();
         assert!(res.centroids.as_slice().iter().all(|v| v.is_finite()));
         assert!(res.counts.iter().all(|&c| c > 0), "{:?}", res.counts);
@@ -163,7 +257,13 @@ fn spherical_and_subsampled_kmeans_change_the_result() {
         let plain = kmeans(ctx, &x, &base).unwrap();
         let sph = kmeans(ctx, &x, &base.clone().with_spherical(true)).unwrap();
         for j in 0..12 {
-            let n: f64 = sph.centroids.row(j).iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            let n: f64 = sph
+                .centroids
+                .row(j)
+                .iter()
+                .map(|v| (*v as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
             assert!((n - 1.0).abs() < 1e-5, "seed {s}: norm {n}");
         }
         assert!(sph.inertia < 2.0 * 1500.0 && sph.inertia >= 0.0);
@@ -180,7 +280,12 @@ fn spherical_and_subsampled_kmeans_change_the_result() {
         assert_ne!(random.centroids, plain.centroids);
         let one = kmeans(ctx, &x, &base.clone().with_max_iterations(1)).unwrap();
         assert_ne!(one.centroids, plain.centroids);
-        let loose = kmeans(ctx, &x, &base.clone().with_max_iterations(50).with_tolerance(0.5)).unwrap();
+        let loose = kmeans(
+            ctx,
+            &x,
+            &base.clone().with_max_iterations(50).with_tolerance(0.5),
+        )
+        .unwrap();
         assert!(loose.converged && loose.iterations < 50);
     });
 }
@@ -200,7 +305,12 @@ fn kmeans_refuses_bad_input_with_typed_errors() {
     v[9] = f32::INFINITY;
     let e = kmeans(&ctx, &Matrix::new(v, 4).unwrap(), &KMeansOptions::new(2)).unwrap_err();
     assert!(e.to_string().contains("row 2 column 1"), "{e}");
-    let e = kmeans(&ctx, &x, &KMeansOptions::new(2).with_init(KMeansInit::Centroids(gaussian(&mut r, 3, 4)))).unwrap_err();
+    let e = kmeans(
+        &ctx,
+        &x,
+        &KMeansOptions::new(2).with_init(KMeansInit::Centroids(gaussian(&mut r, 3, 4))),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("expected k x dim"), "{e}");
     let e = kmeans(&ctx, &x, &KMeansOptions::new(2).with_tolerance(f64::NAN)).unwrap_err();
     assert!(e.to_string().contains("tolerance"), "{e}");

@@ -11,6 +11,6 @@ mod fused;
 mod kernels;
 mod knn;
 mod precision;
-mod select;
 mod quantize;
+mod select;
 mod storage;

@@ -74,19 +74,32 @@ fn check_scalar(ctx: &Context, x: &Matrix, opts: ScalarOptions, label: &str) {
             let v = x.row(r)[j];
             let (s, o) = value_params(&sq, &host, r, j);
             let c = code_at(&host, r, j);
-            assert!((qmin..=qmax).contains(&(c as f64)), "{label}: code {c} out of range");
+            assert!(
+                (qmin..=qmax).contains(&(c as f64)),
+                "{label}: code {c} out of range"
+            );
             if s > 0.0 {
                 let exact = (v as f64 - o as f64) / s as f64;
                 let want = exact.round().clamp(qmin, qmax);
                 if (exact - exact.floor() - 0.5).abs() > 1e-3 {
-                    assert_eq!(c as f64, want, "{label}: row {r} col {j} value {v} scale {s} offset {o}");
+                    assert_eq!(
+                        c as f64, want,
+                        "{label}: row {r} col {j} value {v} scale {s} offset {o}"
+                    );
                 }
                 // Decoded value: offset + code * scale, and within the bound.
                 let dec = back.row(r)[j];
                 let want_dec = o as f64 + c as f64 * s as f64;
-                assert!((dec as f64 - want_dec).abs() <= 1e-6 * (o.abs() as f64 + 255.0 * s as f64), "{label}");
-                let bound = 0.5 * s as f64 * (1.0 + 1e-5) + (o.abs() as f64 + 255.0 * s as f64) * 1.2e-7;
-                assert!((dec as f64 - v as f64).abs() <= bound, "{label}: row {r} col {j}: {v} -> {dec} (bound {bound})");
+                assert!(
+                    (dec as f64 - want_dec).abs() <= 1e-6 * (o.abs() as f64 + 255.0 * s as f64),
+                    "{label}"
+                );
+                let bound =
+                    0.5 * s as f64 * (1.0 + 1e-5) + (o.abs() as f64 + 255.0 * s as f64) * 1.2e-7;
+                assert!(
+                    (dec as f64 - v as f64).abs() <= bound,
+                    "{label}: row {r} col {j}: {v} -> {dec} (bound {bound})"
+                );
             }
         }
     }
@@ -98,7 +111,11 @@ fn check_scalar(ctx: &Context, x: &Matrix, opts: ScalarOptions, label: &str) {
             assert_eq!(gc.as_bytes(), host.as_bytes(), "{label}: CUDA codes differ");
             assert_eq!(gc.vector_params(), host.vector_params(), "{label}");
             let gback = sqg.decode(&cuda, &gc.copy_to(&cuda).unwrap()).unwrap();
-            assert_eq!(gback.as_slice(), back.as_slice(), "{label}: CUDA decode differs");
+            assert_eq!(
+                gback.as_slice(),
+                back.as_slice(),
+                "{label}: CUDA decode differs"
+            );
         }
     }
 }
@@ -141,7 +158,11 @@ fn asymmetric_codes_use_the_full_range_and_options_change_codes() {
             let opts = opts.with_range(ScalarRange::Asymmetric);
             let sq = ScalarQuantizer::fit(ctx, &x, opts).unwrap();
             let codes = sq.encode(ctx, &x).unwrap().to_host().unwrap();
-            let top = if opts.bits == ScalarBits::Int8 { 255 } else { 15 };
+            let top = if opts.bits == ScalarBits::Int8 {
+                255
+            } else {
+                15
+            };
             for j in 0..24 {
                 let col: Vec<i32> = (0..300).map(|i| code_at(&codes, i, j)).collect();
                 assert_eq!(col.iter().min(), Some(&0), "column {j}");
@@ -152,7 +173,12 @@ fn asymmetric_codes_use_the_full_range_and_options_change_codes() {
         let base = ScalarOptions::int8();
         let enc = |o: ScalarOptions| {
             let sq = ScalarQuantizer::fit(ctx, &x, o).unwrap();
-            sq.encode(ctx, &x).unwrap().to_host().unwrap().to_row_bytes().unwrap()
+            sq.encode(ctx, &x)
+                .unwrap()
+                .to_host()
+                .unwrap()
+                .to_row_bytes()
+                .unwrap()
         };
         let b0 = enc(base);
         for o in [
@@ -175,7 +201,8 @@ fn scalar_encode_saturates_non_finite_values_and_fit_ignores_them() {
     for_each_backend("scalar_encode_saturates", |ctx| {
         let x = Matrix::new(vec![-2.0, 1.0, 4.0, 3.0, f32::NAN, f32::INFINITY], 2).unwrap();
         for range in [ScalarRange::Symmetric, ScalarRange::Asymmetric] {
-            let sq = ScalarQuantizer::fit(ctx, &x, ScalarOptions::int8().with_range(range)).unwrap();
+            let sq =
+                ScalarQuantizer::fit(ctx, &x, ScalarOptions::int8().with_range(range)).unwrap();
             // Column 0 over {-2, 4}; column 1 over {1, 3} (inf ignored).
             let (s0, s1) = (sq.scales()[0], sq.scales()[1]);
             match range {
@@ -188,7 +215,11 @@ fn scalar_encode_saturates_non_finite_values_and_fit_ignores_them() {
                 }
             }
             let c = sq.encode(ctx, &x).unwrap().to_host().unwrap();
-            let top = if range == ScalarRange::Symmetric { 127 } else { 255 };
+            let top = if range == ScalarRange::Symmetric {
+                127
+            } else {
+                255
+            };
             assert_eq!(code_at(&c, 2, 1), top, "+inf saturates");
             let zero = match range {
                 ScalarRange::Symmetric => 0,
@@ -197,7 +228,11 @@ fn scalar_encode_saturates_non_finite_values_and_fit_ignores_them() {
             assert_eq!(code_at(&c, 2, 0), zero, "NaN encodes as 0.0");
             let neg = Matrix::new(vec![-1e30, f32::NEG_INFINITY], 2).unwrap();
             let cn = sq.encode(ctx, &neg).unwrap().to_host().unwrap();
-            let bottom = if range == ScalarRange::Symmetric { -127 } else { 0 };
+            let bottom = if range == ScalarRange::Symmetric {
+                -127
+            } else {
+                0
+            };
             assert_eq!((code_at(&cn, 0, 0), code_at(&cn, 0, 1)), (bottom, bottom));
         }
     });
@@ -210,7 +245,10 @@ fn scalar_search_matches_exact_search_on_decoded_rows_and_reranks() {
         let mut r = rng(s);
         let x = clustered(&mut r, 3000, 40, 30, 0.3);
         let q = clustered(&mut r, 20, 40, 30, 0.3);
-        for opts in [ScalarOptions::int8(), ScalarOptions::int4().with_scope(ScalarScope::PerVector)] {
+        for opts in [
+            ScalarOptions::int8(),
+            ScalarOptions::int4().with_scope(ScalarScope::PerVector),
+        ] {
             let sq = ScalarQuantizer::fit(ctx, &x, opts).unwrap();
             let codes = sq.encode(ctx, &x).unwrap();
             let dec = sq.decode(ctx, &codes).unwrap();
@@ -230,7 +268,10 @@ fn scalar_search_matches_exact_search_on_decoded_rows_and_reranks() {
                     for (j, &id) in rr.row_ids(i).iter().enumerate() {
                         let e = ref_f32(q.row(i), x.row(id as usize), metric, None, 0.0);
                         let d = rr.row_distances(i)[j] as f64;
-                        assert!((d - e).abs() <= 1e-4 * (1.0 + e.abs()), "seed {s}: {d} vs {e}");
+                        assert!(
+                            (d - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                            "seed {s}: {d} vs {e}"
+                        );
                     }
                 }
             }
@@ -253,12 +294,21 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
         let mut r = rng(s);
         for &dim in &[1usize, 3, 63, 64, 65, 200] {
             let mut x = gaussian(&mut r, 500, dim);
-            let shift: Vec<f32> = x.as_slice().iter().enumerate().map(|(i, v)| v + (i % dim) as f32 * 0.01 + 0.3).collect();
+            let shift: Vec<f32> = x
+                .as_slice()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v + (i % dim) as f32 * 0.01 + 0.3)
+                .collect();
             x = Matrix::new(shift, dim).unwrap();
             let q = gaussian(&mut r, 7, dim);
             let given: Vec<f32> = (0..dim).map(|j| (j as f32 * 0.37).sin()).collect();
             let mut prev: Option<Vec<u64>> = None;
-            for th in [BinaryThreshold::Zero, BinaryThreshold::Mean, BinaryThreshold::Given(given.clone())] {
+            for th in [
+                BinaryThreshold::Zero,
+                BinaryThreshold::Mean,
+                BinaryThreshold::Given(given.clone()),
+            ] {
                 let bq = BinaryQuantizer::fit(ctx, &x, th.clone()).unwrap();
                 if th == BinaryThreshold::Mean {
                     for j in 0..dim {
@@ -273,21 +323,32 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
                 // compare the search with a brute-force reference.
                 let nn = bq.search(ctx, &q, &codes, 5, None).unwrap();
                 for i in 0..q.rows() {
-                    let mut all: Vec<(u32, usize)> = (0..500).map(|j| (popcount_distance(q.row(i), x.row(j), t), j)).collect();
+                    let mut all: Vec<(u32, usize)> = (0..500)
+                        .map(|j| (popcount_distance(q.row(i), x.row(j), t), j))
+                        .collect();
                     all.sort();
                     let want: Vec<u64> = all[..5].iter().map(|p| p.1 as u64).collect();
-                    assert_eq!(nn.row_ids(i), &want[..], "seed {s} dim {dim} {th:?} query {i}");
+                    assert_eq!(
+                        nn.row_ids(i),
+                        &want[..],
+                        "seed {s} dim {dim} {th:?} query {i}"
+                    );
                     for (j, p) in all[..5].iter().enumerate() {
                         assert_eq!(nn.row_distances(i)[j], p.0 as f32);
                     }
                 }
                 let words = codes.to_host_bits().unwrap().unwrap();
                 if let Some(p) = &prev {
-                    assert_ne!(p, &words, "{th:?} gives the same codes as the previous threshold");
+                    assert_ne!(
+                        p, &words,
+                        "{th:?} gives the same codes as the previous threshold"
+                    );
                 }
                 prev = Some(words);
                 // Re-rank with the original rows.
-                let rr = bq.search(ctx, &q, &codes, 3, Some((Rerank::new(&x, 40), Metric::L2))).unwrap();
+                let rr = bq
+                    .search(ctx, &q, &codes, 3, Some((Rerank::new(&x, 40), Metric::L2)))
+                    .unwrap();
                 for i in 0..q.rows() {
                     let ids = rr.row_ids(i);
                     assert!(ids.iter().all(|&id| id != MISSING_ID));
@@ -304,17 +365,23 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
 }
 
 /// ADC distance of query `q` to row `r` of host codes, in f64.
-fn adc_ref(pq: &ProductQuantizer, q: &[f32], codes: &vector_accelerate::quantize::PqCodes, r: usize, metric: Metric) -> f64 {
+fn adc_ref(
+    pq: &ProductQuantizer,
+    q: &[f32],
+    codes: &vector_accelerate::quantize::PqCodes,
+    r: usize,
+    metric: Metric,
+) -> f64 {
     let (m, ds, kc) = (pq.m(), pq.dsub(), pq.centroids_per_subspace());
     let mut s = 0f64;
     for j in 0..m {
         let c = codes.code(r, j).unwrap() as usize;
         let cv = &pq.centroids()[(j * kc + c) * ds..(j * kc + c + 1) * ds];
-        for t in 0..ds {
+        for (t, &c) in cv.iter().enumerate() {
             let qv = q.get(j * ds + t).copied().unwrap_or(0.0) as f64;
             s += match metric {
-                Metric::InnerProduct => qv * cv[t] as f64,
-                _ => (qv - cv[t] as f64).powi(2),
+                Metric::InnerProduct => qv * c as f64,
+                _ => (qv - c as f64).powi(2),
             };
         }
     }
@@ -326,10 +393,19 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
     let s = seed();
     let cpu = Context::cpu();
     let mut r = rng(s);
-    for &(dim, m, nbits, pad) in &[(32usize, 8usize, 6u32, false), (30, 4, 4, true), (24, 3, 8, false), (16, 4, 10, false), (9, 9, 5, false)] {
+    for &(dim, m, nbits, pad) in &[
+        (32usize, 8usize, 6u32, false),
+        (30, 4, 4, true),
+        (24, 3, 8, false),
+        (16, 4, 10, false),
+        (9, 9, 5, false),
+    ] {
         let x = clustered(&mut r, 1500, dim, 20, 0.2);
         let q = clustered(&mut r, 9, dim, 20, 0.2);
-        let opts = PqOptions::new(m, nbits).with_padding(pad).with_iterations(8).with_seed(s);
+        let opts = PqOptions::new(m, nbits)
+            .with_padding(pad)
+            .with_iterations(8)
+            .with_seed(s);
         let pq = ProductQuantizer::train(&cpu, &x, opts).unwrap();
         let label = format!("seed {s} d {dim} M {m} nbits {nbits}");
         let codes = pq.encode(&cpu, &x).unwrap();
@@ -338,14 +414,19 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
         for i in (0..x.rows()).step_by(37) {
             for j in 0..m {
                 let d = |c: usize| -> f64 {
-                    (0..ds).map(|t| {
-                        let xv = x.row(i).get(j * ds + t).copied().unwrap_or(0.0) as f64;
-                        (xv - pq.centroids()[(j * kc + c) * ds + t] as f64).powi(2)
-                    }).sum()
+                    (0..ds)
+                        .map(|t| {
+                            let xv = x.row(i).get(j * ds + t).copied().unwrap_or(0.0) as f64;
+                            (xv - pq.centroids()[(j * kc + c) * ds + t] as f64).powi(2)
+                        })
+                        .sum()
                 };
                 let got = d(codes.code(i, j).unwrap() as usize);
                 let best = (0..kc).map(d).fold(f64::INFINITY, f64::min);
-                assert!(got <= best + 1e-5 * (1.0 + best), "{label}: row {i} sub {j}");
+                assert!(
+                    got <= best + 1e-5 * (1.0 + best),
+                    "{label}: row {i} sub {j}"
+                );
             }
         }
         // Decode gives the centroids.
@@ -360,7 +441,9 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
         for metric in [Metric::L2, Metric::InnerProduct] {
             let nn = pq.search(&cpu, &q, &codes, 10, metric, None).unwrap();
             for i in 0..q.rows() {
-                let mut all: Vec<(f64, usize)> = (0..x.rows()).map(|j| (adc_ref(&pq, q.row(i), &codes, j, metric), j)).collect();
+                let mut all: Vec<(f64, usize)> = (0..x.rows())
+                    .map(|j| (adc_ref(&pq, q.row(i), &codes, j, metric), j))
+                    .collect();
                 if metric == Metric::InnerProduct {
                     all.iter_mut().for_each(|p| p.0 = -p.0);
                 }
@@ -368,14 +451,28 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
                 let kth = all[9].0;
                 for (j, &id) in nn.row_ids(i).iter().enumerate() {
                     let v = adc_ref(&pq, q.row(i), &codes, id as usize, metric);
-                    let sv = if metric == Metric::InnerProduct { -v } else { v };
-                    assert!(sv <= kth + 1e-4 * (1.0 + kth.abs()), "{label} {metric}: query {i} result {j}");
-                    assert!((nn.row_distances(i)[j] as f64 - v).abs() <= 1e-4 * (1.0 + v.abs()), "{label}");
+                    let sv = if metric == Metric::InnerProduct {
+                        -v
+                    } else {
+                        v
+                    };
+                    assert!(
+                        sv <= kth + 1e-4 * (1.0 + kth.abs()),
+                        "{label} {metric}: query {i} result {j}"
+                    );
+                    assert!(
+                        (nn.row_distances(i)[j] as f64 - v).abs() <= 1e-4 * (1.0 + v.abs()),
+                        "{label}"
+                    );
                 }
             }
             if let Some(g) = cuda() {
                 let gcodes = pq.encode(&g, &x).unwrap();
-                assert_eq!(gcodes.to_host().unwrap().as_bytes(), codes.as_bytes(), "{label}: CUDA codes differ");
+                assert_eq!(
+                    gcodes.to_host().unwrap().as_bytes(),
+                    codes.as_bytes(),
+                    "{label}: CUDA codes differ"
+                );
                 let gn = pq.search(&g, &q, &gcodes, 10, metric, None).unwrap();
                 assert_eq!(gn, nn, "{label} {metric}: CUDA ADC search differs");
             }
@@ -391,7 +488,15 @@ fn product_search_over_many_codes_filters_exactly_and_reranks() {
     let mut r = rng(s);
     let x = clustered(&mut r, 90_000, 16, 200, 0.3);
     let q = clustered(&mut r, 12, 16, 200, 0.3);
-    let pq = ProductQuantizer::train(&cpu, &x, PqOptions::new(4, 8).with_iterations(4).with_max_training_points(20_000).with_seed(s)).unwrap();
+    let pq = ProductQuantizer::train(
+        &cpu,
+        &x,
+        PqOptions::new(4, 8)
+            .with_iterations(4)
+            .with_max_training_points(20_000)
+            .with_seed(s),
+    )
+    .unwrap();
     let codes = pq.encode(&cpu, &x).unwrap();
     for metric in [Metric::L2, Metric::InnerProduct] {
         for k in [1usize, 10, 100] {
@@ -408,12 +513,30 @@ fn product_search_over_many_codes_filters_exactly_and_reranks() {
         let c = codes.copy_to(ctx).unwrap();
         let exact = knn(&cpu, &q, &x, 10, Metric::L2).unwrap();
         let plain = pq.search(ctx, &q, &c, 10, Metric::L2, None).unwrap();
-        let rr = pq.search(ctx, &q, &c, 10, Metric::L2, Some(Rerank::new(&x, 200))).unwrap();
+        let rr = pq
+            .search(ctx, &q, &c, 10, Metric::L2, Some(Rerank::new(&x, 200)))
+            .unwrap();
         let recall = |n: &vector_accelerate::Neighbors| -> usize {
-            (0..q.rows()).map(|i| n.row_ids(i).iter().filter(|id| exact.row_ids(i).contains(id)).count()).sum()
+            (0..q.rows())
+                .map(|i| {
+                    n.row_ids(i)
+                        .iter()
+                        .filter(|id| exact.row_ids(i).contains(id))
+                        .count()
+                })
+                .sum()
         };
-        assert!(recall(&rr) > recall(&plain), "seed {s}: {} vs {}", recall(&rr), recall(&plain));
-        assert!(recall(&rr) as f64 >= 0.75 * 120.0, "seed {s}: re-ranked recall {}", recall(&rr));
+        assert!(
+            recall(&rr) > recall(&plain),
+            "seed {s}: {} vs {}",
+            recall(&rr),
+            recall(&plain)
+        );
+        assert!(
+            recall(&rr) as f64 >= 0.75 * 120.0,
+            "seed {s}: re-ranked recall {}",
+            recall(&rr)
+        );
     });
 }
 
@@ -427,7 +550,9 @@ fn product_training_improves_with_bits_and_iterations_on_both_backends() {
             let pq = ProductQuantizer::train(ctx, &x, o).unwrap();
             let c = pq.encode(ctx, &x).unwrap();
             let d = pq.decode(ctx, &c).unwrap();
-            Quality::measure(x.view(), d.view(), c.code_bytes()).unwrap().mse
+            Quality::measure(x.view(), d.view(), c.code_bytes())
+                .unwrap()
+                .mse
         };
         let base = PqOptions::new(8, 6).with_iterations(10).with_seed(s);
         let m0 = mse(base);
@@ -437,7 +562,12 @@ fn product_training_improves_with_bits_and_iterations_on_both_backends() {
         assert_ne!(mse(base.with_seed(s + 1)), m0);
         assert_ne!(mse(base.with_max_training_points(500)), m0);
         // The variance of the data bounds the error from above.
-        let var: f64 = x.as_slice().iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.as_slice().len() as f64;
+        let var: f64 = x
+            .as_slice()
+            .iter()
+            .map(|v| (*v as f64).powi(2))
+            .sum::<f64>()
+            / x.as_slice().len() as f64;
         assert!(m0 < 0.2 * var, "seed {s}: mse {m0} vs variance {var}");
     });
     // Trained on CUDA, the codebooks are as good as the CPU's.
@@ -448,10 +578,15 @@ fn product_training_improves_with_bits_and_iterations_on_both_backends() {
             let pq = ProductQuantizer::train(ctx, &x, PqOptions::new(8, 6).with_seed(s)).unwrap();
             let c = pq.encode(&Context::cpu(), &x).unwrap();
             let d = pq.decode(&Context::cpu(), &c).unwrap();
-            Quality::measure(x.view(), d.view(), c.code_bytes()).unwrap().mse
+            Quality::measure(x.view(), d.view(), c.code_bytes())
+                .unwrap()
+                .mse
         };
         let (a, b) = (q(&Context::cpu()), q(&g));
-        assert!((a - b).abs() <= 0.02 * a, "seed {s}: CPU mse {a}, CUDA mse {b}");
+        assert!(
+            (a - b).abs() <= 0.02 * a,
+            "seed {s}: CPU mse {a}, CUDA mse {b}"
+        );
     }
 }
 
@@ -476,11 +611,27 @@ fn quantizer_files_round_trip_and_refuse_damage() {
     let ctx = Context::cpu();
     let mut r = rng(s);
     let x = gaussian(&mut r, 300, 12);
-    let qs = vec![
-        Quantizer::Scalar(ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int4().with_range(ScalarRange::Asymmetric)).unwrap()),
-        Quantizer::Scalar(ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8().with_scope(ScalarScope::PerVector)).unwrap()),
+    let qs = [
+        Quantizer::Scalar(
+            ScalarQuantizer::fit(
+                &ctx,
+                &x,
+                ScalarOptions::int4().with_range(ScalarRange::Asymmetric),
+            )
+            .unwrap(),
+        ),
+        Quantizer::Scalar(
+            ScalarQuantizer::fit(
+                &ctx,
+                &x,
+                ScalarOptions::int8().with_scope(ScalarScope::PerVector),
+            )
+            .unwrap(),
+        ),
         Quantizer::Binary(BinaryQuantizer::fit(&ctx, &x, BinaryThreshold::Mean).unwrap()),
-        Quantizer::Product(ProductQuantizer::train(&ctx, &x, PqOptions::new(3, 4).with_iterations(3)).unwrap()),
+        Quantizer::Product(
+            ProductQuantizer::train(&ctx, &x, PqOptions::new(3, 4).with_iterations(3)).unwrap(),
+        ),
     ];
     let dir = std::env::temp_dir().join(format!("va-quant-{s}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -495,14 +646,23 @@ fn quantizer_files_round_trip_and_refuse_damage() {
         }
         let mut flip = b.clone();
         flip[20] ^= 1;
-        assert!(Quantizer::from_bytes(&flip).unwrap_err().to_string().contains("checksum"));
+        assert!(Quantizer::from_bytes(&flip)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         let mut ver = b.clone();
         ver[8] = 9;
-        assert!(Quantizer::from_bytes(&ver).unwrap_err().to_string().contains("version"));
+        assert!(Quantizer::from_bytes(&ver)
+            .unwrap_err()
+            .to_string()
+            .contains("version"));
         std::fs::write(&p, &b[..b.len() - 3]).unwrap();
         assert!(Quantizer::load(&p).is_err());
     }
-    assert!(Quantizer::from_bytes(b"not a quantizer at all, clearly").unwrap_err().to_string().contains("magic"));
+    assert!(Quantizer::from_bytes(b"not a quantizer at all, clearly")
+        .unwrap_err()
+        .to_string()
+        .contains("magic"));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -518,30 +678,47 @@ fn quantization_refuses_bad_input_with_typed_errors() {
         assert!(e.to_string().contains("nbits"), "{e}");
     }
     let e = ProductQuantizer::train(&ctx, &x, PqOptions::new(2, 8)).unwrap_err();
-    assert!(e.to_string().contains("fewer than the 256 centroids"), "{e}");
+    assert!(
+        e.to_string().contains("fewer than the 256 centroids"),
+        "{e}"
+    );
     let mut bad = x.as_slice().to_vec();
     bad[57] = f32::NAN;
     let bad = Matrix::new(bad, 10).unwrap();
     let e = ProductQuantizer::train(&ctx, &bad, PqOptions::new(2, 4)).unwrap_err();
     assert!(e.to_string().contains("row 5 column 7"), "{e}");
-    let e = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8().with_scope(ScalarScope::PerVector).with_clip(0.99)).unwrap_err();
+    let e = ScalarQuantizer::fit(
+        &ctx,
+        &x,
+        ScalarOptions::int8()
+            .with_scope(ScalarScope::PerVector)
+            .with_clip(0.99),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("per-channel"), "{e}");
     let e = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8().with_clip(1.5)).unwrap_err();
     assert!(matches!(e, Error::InvalidParameter { .. }));
     let sq = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8()).unwrap();
     let codes = sq.encode(&ctx, &x).unwrap();
-    let e = sq.search(&ctx, &x, &codes, 3, Metric::L1, None).unwrap_err();
+    let e = sq
+        .search(&ctx, &x, &codes, 3, Metric::L1, None)
+        .unwrap_err();
     assert!(matches!(e, Error::UnsupportedMetric { .. }));
     let other = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int4()).unwrap();
     assert!(other.decode(&ctx, &codes).is_err());
     let e = sq.encode(&ctx, &gaussian(&mut r, 2, 11)).unwrap_err();
     assert!(matches!(e, Error::DimensionMismatch { .. }));
-    let e = sq.search(&ctx, &x, &codes, 5, Metric::L2, Some(Rerank::new(&x, 3))).unwrap_err();
+    let e = sq
+        .search(&ctx, &x, &codes, 5, Metric::L2, Some(Rerank::new(&x, 3)))
+        .unwrap_err();
     assert!(e.to_string().contains("at least k"), "{e}");
     let e = BinaryQuantizer::fit(&ctx, &x, BinaryThreshold::Given(vec![0.0; 3])).unwrap_err();
     assert!(matches!(e, Error::DimensionMismatch { .. }));
     if let Some(g) = cuda() {
         // Codes of another device.
-        assert!(matches!(sq.decode(&g, &codes).unwrap_err(), Error::DeviceMismatch { .. }));
+        assert!(matches!(
+            sq.decode(&g, &codes).unwrap_err(),
+            Error::DeviceMismatch { .. }
+        ));
     }
 }

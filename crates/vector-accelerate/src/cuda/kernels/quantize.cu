@@ -127,32 +127,44 @@ extern "C" __global__ void va_sq_encode(const float* __restrict__ x, long long n
 }
 
 // Per-channel int8 encode of rows whose dimension is a multiple of 16:
-// each thread reads 16 values (four 16-byte loads) and writes 16 codes
-// (one 16-byte store).
-extern "C" __global__ void va_sq8_encode16(const float4* __restrict__ x, long long groups, int d,
+// each thread owns one group of 16 columns (its parameters stay in
+// registers) and walks rows with a stride, reading 16 values (four 16-byte
+// loads) and writing 16 codes (one 16-byte store) per row.
+extern "C" __global__ void va_sq8_encode16(const float4* __restrict__ x, long long rows, int groups,
                                            const float* __restrict__ inv,
                                            const float* __restrict__ off, float qmin, float qmax,
                                            uint4* __restrict__ out) {
-    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (g >= groups) return;
-    int c0 = (int)((g * 16) % d);
-    float4 v[4];
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long stride = ((long long)gridDim.x * blockDim.x) / groups;
+    int g = (int)(t % groups);
+    long long r = t / groups;
+    if (r >= stride) return;
+    float iv[16], of[16];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = __ldcs(x + g * 4 + i);
-    unsigned int w[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        float e[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
-        unsigned int acc = 0;
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-            int c = c0 + 4 * i + t;
-            int code = va_sq_code(e[t], __ldg(inv + c), __ldg(off + c), qmin, qmax) & 0xff;
-            acc |= (unsigned int)code << (8 * t);
-        }
-        w[i] = acc;
+    for (int i = 0; i < 16; ++i) {
+        iv[i] = inv[g * 16 + i];
+        of[i] = off[g * 16 + i];
     }
-    __stcs(out + g, make_uint4(w[0], w[1], w[2], w[3]));
+    for (; r < rows; r += stride) {
+        long long e = r * groups + g;
+        float4 v[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[i] = __ldcs(x + e * 4 + i);
+        unsigned int w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            float el[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+            unsigned int acc = 0;
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                int c = 4 * i + u;
+                int code = va_sq_code(el[u], iv[c], of[c], qmin, qmax) & 0xff;
+                acc |= (unsigned int)code << (8 * u);
+            }
+            w[i] = acc;
+        }
+        __stcs(out + e, make_uint4(w[0], w[1], w[2], w[3]));
+    }
 }
 
 // Scalar decode of rows [r0, r0 + n): offset + code * scale.

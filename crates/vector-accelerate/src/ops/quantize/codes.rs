@@ -358,7 +358,11 @@ mod tests {
                 let rb = pq_row_bytes(m, nbits);
                 for r in 0..5 {
                     for j in 0..m {
-                        assert_eq!(read_code(&p[r * rb..], j, nbits), codes[r * m + j], "{nbits} {m}");
+                        assert_eq!(
+                            read_code(&p[r * rb..], j, nbits),
+                            codes[r * m + j],
+                            "{nbits} {m}"
+                        );
                     }
                 }
             }

@@ -49,13 +49,17 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
-            bad(format!(
-                "truncated: a field at byte {} needs {n} bytes, {} remain",
-                self.at,
-                self.b.len() - self.at
-            ))
-        })?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| {
+                bad(format!(
+                    "truncated: a field at byte {} needs {n} bytes, {} remain",
+                    self.at,
+                    self.b.len() - self.at
+                ))
+            })?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
@@ -71,7 +75,9 @@ impl Reader<'_> {
         usize::try_from(v).map_err(|_| bad(format!("size {v} does not fit this machine")))
     }
     fn f32s(&mut self, n: usize) -> Result<Vec<f32>> {
-        let bytes = n.checked_mul(4).ok_or_else(|| bad("array length overflows"))?;
+        let bytes = n
+            .checked_mul(4)
+            .ok_or_else(|| bad("array length overflows"))?;
         Ok(self
             .take(bytes)?
             .chunks_exact(4)
@@ -139,7 +145,10 @@ impl Quantizer {
             return Err(bad(format!("truncated: {} bytes", b.len())));
         }
         let (body, sum) = b.split_at(b.len() - 32);
-        let mut r = Reader { b: body, at: MAGIC.len() };
+        let mut r = Reader {
+            b: body,
+            at: MAGIC.len(),
+        };
         let version = r.u32()?;
         if version != VERSION {
             return Err(bad(format!(
@@ -147,9 +156,7 @@ impl Quantizer {
             )));
         }
         if Sha256::digest(body).as_slice() != sum {
-            return Err(bad(
-                "checksum mismatch: the file is truncated or damaged",
-            ));
+            return Err(bad("checksum mismatch: the file is truncated or damaged"));
         }
         let q = match r.u8()? {
             1 => {
@@ -175,7 +182,11 @@ impl Quantizer {
                     r.f32s(n)
                 };
                 let (scale, inv, offset) = (arr()?, arr()?, arr()?);
-                let want = if scope == ScalarScope::PerChannel { dim } else { 0 };
+                let want = if scope == ScalarScope::PerChannel {
+                    dim
+                } else {
+                    0
+                };
                 if dim == 0 || [&scale, &inv, &offset].iter().any(|v| v.len() != want) {
                     return Err(bad(format!(
                         "scalar quantizer of dimension {dim} with {} parameters per array",

@@ -36,7 +36,7 @@ pub use file::Quantizer;
 pub use product::{PqOptions, ProductQuantizer};
 pub use quality::{Quality, VectorQuality};
 pub use rerank::Rerank;
-pub use scalar::{ScalarBits, ScalarOptions, ScalarRange, ScalarScope, ScalarQuantizer};
+pub use scalar::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
 
 pub(crate) use codes::Store;
 

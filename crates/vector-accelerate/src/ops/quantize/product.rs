@@ -92,7 +92,7 @@ pub(crate) fn layout(dim: usize, m: usize, nbits: u32, pad: bool) -> Result<usiz
             format!("must be in 1..={dim} (the dimension)"),
         ));
     }
-    if dim % m != 0 && !pad {
+    if !dim.is_multiple_of(m) && !pad {
         return Err(Error::invalid(
             "m",
             m,
@@ -217,7 +217,9 @@ impl ProductQuantizer {
         let data = data.into();
         self.check_rows(&data, "rows to encode")?;
         let bytes = match ctx.backend() {
-            Backend::Cuda(dev) => Store::Cuda(dev.clone(), cuda::quantize::pq_encode(dev, self, &data)?),
+            Backend::Cuda(dev) => {
+                Store::Cuda(dev.clone(), cuda::quantize::pq_encode(dev, self, &data)?)
+            }
             Backend::Cpu => {
                 let mut hold = None;
                 let v = view_or_download(&data, &mut hold)?;
@@ -356,7 +358,10 @@ fn train_codebooks(
             }
         };
         for j in 0..m {
-            let (s, c) = (&sums[j * kc * ds..(j + 1) * kc * ds], &counts[j * kc..(j + 1) * kc]);
+            let (s, c) = (
+                &sums[j * kc * ds..(j + 1) * kc * ds],
+                &counts[j * kc..(j + 1) * kc],
+            );
             let book = &mut cent[j * kc * ds..(j + 1) * kc * ds];
             for (ci, &cnt) in c.iter().enumerate() {
                 if cnt > 0 {
@@ -381,7 +386,8 @@ fn train_codebooks(
                     if left[from] > 1 {
                         left[from] -= 1;
                         left[ci] = 1;
-                        book[ci * ds..(ci + 1) * ds].copy_from_slice(&train.row(r)[j * ds..(j + 1) * ds]);
+                        book[ci * ds..(ci + 1) * ds]
+                            .copy_from_slice(&train.row(r)[j * ds..(j + 1) * ds]);
                         break;
                     }
                 }

@@ -158,7 +158,10 @@ pub(crate) fn rerank_exact(
                     buf.push(dist[row * r + j], id);
                 }
             }
-            buf.finish_into(&mut oi[row * k..(row + 1) * k], &mut od[row * k..(row + 1) * k]);
+            buf.finish_into(
+                &mut oi[row * k..(row + 1) * k],
+                &mut od[row * k..(row + 1) * k],
+            );
         }
     }
     Ok(out)

@@ -287,7 +287,12 @@ impl ScalarQuantizer {
         {
             return Err(Error::invalid(
                 "codes",
-                format!("{:?} {:?} per-vector {}", codes.bits, codes.range, codes.params.is_some()),
+                format!(
+                    "{:?} {:?} per-vector {}",
+                    codes.bits,
+                    codes.range,
+                    codes.params.is_some()
+                ),
                 format!(
                     "the quantizer is {:?} {:?} per-vector {per_vector}",
                     self.opts.bits, self.opts.range
@@ -345,7 +350,11 @@ fn error_floor(offsets: &[f32], scale: f32) -> f32 {
 /// Errors unless `i` is non-empty `f32` rows.
 pub(crate) fn check_f32(i: &Input<'_>, what: &'static str) -> Result<()> {
     if i.is_binary() {
-        return Err(Error::invalid(what, "bit-packed binary rows", "expected f32 rows"));
+        return Err(Error::invalid(
+            what,
+            "bit-packed binary rows",
+            "expected f32 rows",
+        ));
     }
     if i.rows() == 0 {
         return Err(Error::EmptyInput { what });
@@ -364,7 +373,11 @@ pub(crate) fn host_f32<'a>(i: &'a Input<'a>) -> Result<std::borrow::Cow<'a, Matr
             })?;
             Ok(Cow::Owned(Matrix::new(v, d.dim())?))
         }
-        Input::Binary(_) => Err(Error::invalid("input", "bit-packed binary rows", "expected f32 rows")),
+        Input::Binary(_) => Err(Error::invalid(
+            "input",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
     }
 }
 

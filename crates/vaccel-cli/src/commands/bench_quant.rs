@@ -1,0 +1,325 @@
+//! `vaccel bench quant`: compression on synthetic data: scalar encode
+//! bandwidth, Hamming k-NN, the PQ ADC scan, k-means iterations, and the
+//! recall of PQ (re-ranked) and SQ8 searches against exact k-NN.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use clap::Args;
+use vector_accelerate::cluster::{kmeans, KMeansInit, KMeansOptions};
+use vector_accelerate::diagnostics::measure_ceilings;
+use vector_accelerate::quantize::{
+    PqCodes, PqOptions, ProductQuantizer, Quality, Rerank, ScalarOptions, ScalarQuantizer,
+    ScalarRange,
+};
+use vector_accelerate::{knn, BinaryMatrix, Matrix, Metric, Neighbors};
+
+use super::bench::median;
+use super::make_context;
+use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
+
+/// Arguments of `vaccel bench quant`.
+#[derive(Debug, Args)]
+pub struct BenchQuantArgs {
+    /// Device: cpu, cuda, cuda:N or auto.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// Cases to run (comma list of sq8, hamming, adc, kmeans, recall).
+    #[arg(long, default_value = "sq8,hamming,adc,kmeans,recall")]
+    only: String,
+    /// Rows encoded by the SQ8 case (default 10,000,000 on CUDA, 1,000,000 on the CPU).
+    #[arg(long)]
+    sq_rows: Option<usize>,
+    /// Dimension of the SQ8 case.
+    #[arg(long, default_value_t = 768)]
+    sq_dim: usize,
+    /// Codes scanned by the Hamming and ADC cases (default 10,000,000 on CUDA, 1,000,000 on the CPU).
+    #[arg(long)]
+    codes: Option<usize>,
+    /// Bits per Hamming code.
+    #[arg(long, default_value_t = 1024)]
+    bits: usize,
+    /// Queries of the search cases (default 1,000 on CUDA, 100 on the CPU).
+    #[arg(long)]
+    queries: Option<usize>,
+    /// Rows of the k-means and recall cases (default 1,000,000 on CUDA, 100,000 on the CPU).
+    #[arg(long)]
+    rows: Option<usize>,
+    /// Centroids of the k-means case (default 4,096 on CUDA, 256 on the CPU).
+    #[arg(long)]
+    centroids: Option<usize>,
+    /// Lloyd iterations timed in the k-means case.
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+    /// Clusters of the synthetic data of the recall case (rows / clusters
+    /// points each, spread 0.1 around N(0, 1) centres).
+    #[arg(long, default_value_t = 20_000)]
+    clusters: usize,
+    /// Timed runs per case (median reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+fn time_ms(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm-up
+    let mut t = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&t))
+}
+
+fn recall(got: &Neighbors, want: &Neighbors) -> f64 {
+    let mut hit = 0usize;
+    for r in 0..got.rows() {
+        let w = want.row_ids(r);
+        hit += got.row_ids(r).iter().filter(|i| w.contains(i)).count();
+    }
+    hit as f64 / (got.rows() * want.k()) as f64
+}
+
+/// Runs the benchmark.
+pub fn run(a: BenchQuantArgs) -> Result<()> {
+    ensure!(a.repeats >= 1, "--repeats must be at least 1");
+    let (ctx, how) = make_context(a.device.as_deref())?;
+    let gpu = ctx.is_cuda();
+    let big = |v: Option<usize>, g: usize, c: usize| v.unwrap_or(if gpu { g } else { c });
+    let cases: Vec<&str> = a.only.split(',').map(str::trim).collect();
+    for c in &cases {
+        ensure!(
+            ["sq8", "hamming", "adc", "kmeans", "recall"].contains(c),
+            "unknown case '{c}' (expected sq8, hamming, adc, kmeans, recall)"
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "device: {} ({}, {how})", ctx.device(), ctx.info().name)?;
+    let ceil = measure_ceilings(&ctx)?;
+    let copy = ceil.copy_bytes_per_s;
+    writeln!(
+        out,
+        "ceilings measured now: copy {:.0} GB/s (read + write)",
+        copy / 1e9
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| case | shape | median ms | rate | of copy ceiling | quality |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|---|")?;
+    let nq = big(a.queries, 1000, 100);
+
+    if cases.contains(&"sq8") {
+        let (n, d) = (big(a.sq_rows, 10_000_000, 1_000_000), a.sq_dim);
+        let x = Generator::gaussian(d, a.seed)?.rows(n, BASE_STREAM)?;
+        let res = ctx.upload(&x)?;
+        let sq = ScalarQuantizer::fit(&ctx, &res, ScalarOptions::int8())?;
+        let ms = time_ms(a.repeats, || {
+            sq.encode(&ctx, &res)?;
+            Ok(())
+        })?;
+        let sample = Matrix::new(x.as_slice()[..d * n.min(100_000)].to_vec(), d)?;
+        let c = sq.encode(&ctx, &sample)?;
+        let back = sq.decode(&ctx, &c)?;
+        let q = Quality::measure(sample.view(), back.view(), c.code_bytes())?;
+        let bytes = (n * d * 5) as f64;
+        let bw = bytes / (ms / 1e3);
+        writeln!(
+            out,
+            "| sq8 encode (per-channel, symmetric; resident rows and codes) | {n} x {d} | {ms:.2} | {:.0} GB/s | {:.0}% | MSE {:.3e}, max err {:.4}, SNR {:.1} dB |",
+            bw / 1e9,
+            100.0 * bw / copy,
+            q.mse,
+            q.max_error,
+            q.snr_db
+        )?;
+        drop(res);
+    }
+
+    if cases.contains(&"hamming") {
+        let n = big(a.codes, 10_000_000, 1_000_000);
+        let words = a.bits.div_ceil(64);
+        let gen = |rows: usize, stream: u64| -> Result<BinaryMatrix> {
+            let f = Generator::gaussian(words * 2, a.seed)?.rows(rows, stream)?;
+            let w: Vec<u64> = f
+                .as_slice()
+                .chunks_exact(2)
+                .map(|p| {
+                    ((p[0].to_bits() as u64) << 32)
+                        ^ (p[1].to_bits() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                })
+                .collect();
+            let mut w = w;
+            if !a.bits.is_multiple_of(64) {
+                let mask = (1u64 << (a.bits % 64)) - 1;
+                for r in w.chunks_exact_mut(words) {
+                    r[words - 1] &= mask;
+                }
+            }
+            Ok(BinaryMatrix::new(w, a.bits)?)
+        };
+        let base = gen(n, BASE_STREAM)?;
+        let qs = gen(nq, QUERY_STREAM)?;
+        let res = ctx.upload(&base)?;
+        let ms = time_ms(a.repeats, || {
+            knn(&ctx, &qs, &res, 10, Metric::Hamming)?;
+            Ok(())
+        })?;
+        let code_bytes = (n * words * 8) as f64;
+        let scanned = code_bytes * nq as f64 / (ms / 1e3);
+        writeln!(
+            out,
+            "| hamming k-NN k=10 ({nq} queries; resident codes) | {n} x {} bits | {ms:.2} | {:.0} GB/s of codes x queries ({:.3e} pairs/s) | {:.0}% | exact |",
+            a.bits,
+            scanned / 1e9,
+            (n * nq) as f64 / (ms / 1e3),
+            100.0 * scanned / copy
+        )?;
+    }
+
+    if cases.contains(&"adc") {
+        let n = big(a.codes, 10_000_000, 1_000_000);
+        let d = 128;
+        let g = Generator::clustered(d, 1000, a.seed)?;
+        let train = g.rows(65_536, BASE_STREAM)?;
+        let pq = ProductQuantizer::train(&ctx, &train, PqOptions::new(16, 8).with_iterations(10))?;
+        // Random codes: the scan's speed does not depend on their values.
+        let bytes: Vec<u8> = (0..n * 16)
+            .map(|i| (vector_accelerate_mix(i as u64 ^ a.seed) >> 56) as u8)
+            .collect();
+        let codes = PqCodes::from_bytes(bytes, 16, 8)?.copy_to(&ctx)?;
+        let q = g.rows(nq, QUERY_STREAM)?;
+        for metric in [Metric::L2, Metric::InnerProduct] {
+            let ms = time_ms(a.repeats, || {
+                pq.search(&ctx, &q, &codes, 10, metric, None)?;
+                Ok(())
+            })?;
+            let rate = (n * nq) as f64 / (ms / 1e3);
+            writeln!(
+                out,
+                "| pq adc scan M=16 nbits=8 k=10 {metric} ({nq} queries; resident codes) | {n} codes | {ms:.2} | {rate:.3e} code distances/s | {:.0}% | exact ADC |",
+                100.0 * (n * 16) as f64 * nq as f64 / (ms / 1e3) / copy
+            )?;
+        }
+    }
+
+    if cases.contains(&"kmeans") {
+        let n = big(a.rows, 1_000_000, 100_000);
+        let k = big(a.centroids, 4096, 256);
+        let d = 128;
+        let x = Generator::clustered(d, 1000, a.seed)?.rows(n, BASE_STREAM)?;
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let t2 = times.clone();
+        let o = KMeansOptions::new(k)
+            .with_init(KMeansInit::Random)
+            .with_max_iterations(a.iterations.max(1))
+            .with_tolerance(0.0)
+            .with_seed(a.seed)
+            .with_progress(move |p| t2.lock().expect("lock").push(p.elapsed.as_secs_f64() * 1e3));
+        let t = Instant::now();
+        let r = kmeans(&ctx, &x, &o)?;
+        let total = t.elapsed().as_secs_f64() * 1e3;
+        let it = times.lock().expect("lock").clone();
+        let ms = median(&it);
+        let flops = 2.0 * (n * k * d) as f64;
+        writeln!(
+            out,
+            "| k-means Lloyd iteration (random init, {} iterations, total {:.0} ms incl. upload and final assignment) | {n} x {d}, k = {k} | {ms:.2} | {:.1} TFLOP/s (2nkd) | | inertia/n {:.4} |",
+            r.iterations,
+            total,
+            flops / (ms / 1e3) / 1e12,
+            r.inertia / n as f64
+        )?;
+        // The assignment step alone: 1-NN of the resident rows against
+        // resident centroids.
+        let xr = ctx.upload(&x)?;
+        let cr = ctx.upload(&r.centroids)?;
+        let ams = time_ms(a.repeats, || {
+            knn(&ctx, &xr, &cr, 1, Metric::L2)?;
+            Ok(())
+        })?;
+        writeln!(
+            out,
+            "| k-means assignment alone (exact 1-NN, resident rows and centroids) | {n} x {d}, k = {k} | {ams:.2} | {:.1} TFLOP/s (2nkd) | | |",
+            flops / (ams / 1e3) / 1e12
+        )?;
+    }
+
+    if cases.contains(&"recall") {
+        let n = big(a.rows, 1_000_000, 100_000);
+        let d = 128;
+        let g = Generator::clustered(d, a.clusters, a.seed)?;
+        let x = g.rows(n, BASE_STREAM)?;
+        let q = g.rows(nq, QUERY_STREAM)?;
+        let res = ctx.upload(&x)?;
+        let exact = knn(&ctx, &q, &res, 10, Metric::L2)?;
+        let t = Instant::now();
+        let pq = ProductQuantizer::train(
+            &ctx,
+            &res,
+            PqOptions::new(16, 8)
+                .with_max_training_points(65_536)
+                .with_seed(a.seed),
+        )?;
+        let train_ms = t.elapsed().as_secs_f64() * 1e3;
+        let codes = pq.encode(&ctx, &res)?;
+        let plain = pq.search(&ctx, &q, &codes, 10, Metric::L2, None)?;
+        let mut rr = None;
+        let ms = time_ms(a.repeats, || {
+            rr = Some(pq.search(
+                &ctx,
+                &q,
+                &codes,
+                10,
+                Metric::L2,
+                Some(Rerank::new(&res, 100)),
+            )?);
+            Ok(())
+        })?;
+        writeln!(
+            out,
+            "| pq M=16 nbits=8 search + re-rank 100 (train {train_ms:.0} ms on 65,536 rows) | clustered {n} x {d}, {} clusters | {ms:.2} | {:.0} queries/s | | recall@10 {:.4} (without re-rank {:.4}) |",
+            a.clusters,
+            nq as f64 / (ms / 1e3),
+            recall(rr.as_ref().expect("ran"), &exact),
+            recall(&plain, &exact)
+        )?;
+        for (name, o) in [
+            ("symmetric", ScalarOptions::int8()),
+            (
+                "asymmetric",
+                ScalarOptions::int8().with_range(ScalarRange::Asymmetric),
+            ),
+        ] {
+            let sq = ScalarQuantizer::fit(&ctx, &res, o)?;
+            let sc = sq.encode(&ctx, &res)?;
+            let mut got = None;
+            let ms = time_ms(a.repeats, || {
+                got = Some(sq.search(&ctx, &q, &sc, 10, Metric::L2, None)?);
+                Ok(())
+            })?;
+            writeln!(
+                out,
+                "| sq8 {name} per-channel search without re-rank | clustered {n} x {d}, {} clusters | {ms:.2} | {:.0} queries/s | | recall@10 {:.4} |",
+                a.clusters,
+                nq as f64 / (ms / 1e3),
+                recall(got.as_ref().expect("ran"), &exact)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// SplitMix64 finaliser (random code bytes).
+fn vector_accelerate_mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
