@@ -46,6 +46,16 @@ fn f32_rows(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
     }
 }
 
+/// A host copy of a device buffer (ordered on the device's stream).
+fn fetch<T: cudarc::driver::DeviceRepr + Default + Clone>(
+    dev: &CudaDevice,
+    s: &CudaSlice<T>,
+) -> Result<Vec<T>> {
+    dev.stream
+        .clone_dtoh(s)
+        .map_err(cu("download (cuMemcpyDtoH)"))
+}
+
 type ColumnStats = (Vec<f32>, Vec<f32>, Vec<f64>, Vec<u64>);
 
 /// Per-column finite (min, max, sum, count), partials combined on the host
@@ -73,15 +83,8 @@ fn column_stats(dev: &CudaDevice, data: &Input<'_>) -> Result<ColumnStats> {
     b.arg(&mut lo).arg(&mut hi).arg(&mut sum).arg(&mut cnt);
     // SAFETY: x holds n*d floats; partials chunks*d each.
     unsafe { b.launch(cfg) }.map_err(cu("va_column_stats launch"))?;
-    let dl = |e| cu("download (cuMemcpyDtoH)")(e);
-    let (lo, hi) = (
-        dev.stream.clone_dtoh(&lo).map_err(dl)?,
-        dev.stream.clone_dtoh(&hi).map_err(dl)?,
-    );
-    let (sum, cnt) = (
-        dev.stream.clone_dtoh(&sum).map_err(dl)?,
-        dev.stream.clone_dtoh(&cnt).map_err(dl)?,
-    );
+    let (lo, hi) = (fetch(dev, &lo)?, fetch(dev, &hi)?);
+    let (sum, cnt) = (fetch(dev, &sum)?, fetch(dev, &cnt)?);
     dev.sync()?;
     let (mut l, mut h) = (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d]);
     let (mut s, mut c) = (vec![0f64; d], vec![0u64; d]);
@@ -370,14 +373,8 @@ fn member_sums(
     b.arg(&scale).arg(&mut sums).arg(&mut counts);
     // SAFETY: x holds n*ld floats, codes n*m, sums m*kc*ds, counts m*kc.
     unsafe { b.launch(grid(n * m * ds)) }.map_err(cu("va_member_sums launch"))?;
-    let s = dev
-        .stream
-        .clone_dtoh(&sums)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    let c = dev
-        .stream
-        .clone_dtoh(&counts)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    let s = fetch(dev, &sums)?;
+    let c = fetch(dev, &counts)?;
     dev.sync()?;
     let inv = 1.0 / scale as f64;
     Ok((s.into_iter().map(|v| v as i64 as f64 * inv).collect(), c))
@@ -423,14 +420,8 @@ pub(crate) fn pq_train_step(
     let c = upload_slice(dev, cent)?;
     let (codes, dist) = nearest(dev, rows, n, (w, w), &c, m, ds, kc)?;
     let (sums, counts) = member_sums(dev, rows, n, (w, w), &codes, m, ds, kc, max_abs)?;
-    let hc = dev
-        .stream
-        .clone_dtoh(&codes)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    let hd = dev
-        .stream
-        .clone_dtoh(&dist)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    let hc = fetch(dev, &codes)?;
+    let hd = fetch(dev, &dist)?;
     dev.sync()?;
     Ok((hc, hd, sums, counts))
 }
@@ -624,10 +615,7 @@ pub(crate) fn pq_search(
             .memset_zeros(&mut counts)
             .map_err(cu("cuMemsetD8"))?;
         scan(n, false, &thr, &mut cd, &mut ci, 0, cap, &mut counts)?;
-        let hc = dev
-            .stream
-            .clone_dtoh(&counts)
-            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        let hc = fetch(dev, &counts)?;
         dev.sync()?;
         let most = hc.iter().copied().max().unwrap_or(0).max(0) as usize;
         if most > cap {
@@ -693,10 +681,7 @@ pub(crate) fn pair_distances(
         .arg(&mut out);
     // SAFETY: q nq*d, base rows*d (ids < rows, checked by the caller), out nq*r.
     unsafe { b.launch(grid(ids.len() * 32)) }.map_err(cu("va_pair_distances launch"))?;
-    let v = dev
-        .stream
-        .clone_dtoh(&out)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    let v = fetch(dev, &out)?;
     dev.sync()?;
     Ok(v)
 }
