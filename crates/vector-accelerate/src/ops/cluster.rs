@@ -538,7 +538,7 @@ fn update_centroids(
 ) -> usize {
     let d = centroids.dim();
     let k = counts.len();
-    let mut c = std::mem::replace(centroids, Matrix::new(vec![0.0], 1).expect("one")).into_vec();
+    let mut c = centroids.as_slice().to_vec();
     for j in 0..k {
         if counts[j] > 0 {
             let inv = 1.0 / counts[j] as f64;

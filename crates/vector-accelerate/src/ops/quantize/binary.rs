@@ -150,7 +150,7 @@ impl BinaryQuantizer {
             own = self.encode(ctx, q)?;
             Input::Resident(&own)
         };
-        let kk = shortlist_len(k, codes.rows(), rerank.as_ref().map(|r| &r.0))?;
+        let kk = shortlist_len(k, rerank.as_ref().map(|r| &r.0))?;
         let nn = knn(ctx, qc, codes, kk, Metric::Hamming)?;
         match rerank {
             Some((r, metric)) => {

@@ -288,7 +288,7 @@ impl ProductQuantizer {
         if k == 0 {
             return Err(Error::InvalidK { k });
         }
-        let kk = shortlist_len(k, codes.rows, rerank.as_ref())?;
+        let kk = shortlist_len(k, rerank.as_ref())?;
         let mut hold = None;
         let qv = view_or_download(&q, &mut hold)?;
         let nn = match ctx.backend() {

@@ -51,7 +51,7 @@ pub(crate) fn search_decoded(
     if k == 0 {
         return Err(Error::InvalidK { k });
     }
-    let kk = shortlist_len(k, n, rerank.as_ref())?;
+    let kk = shortlist_len(k, rerank.as_ref())?;
     let chunk = (CHUNK_BYTES / (4 * q.dim().max(1))).clamp(1, n);
     let mut lists = Vec::new();
     for a in (0..n).step_by(chunk) {
@@ -73,8 +73,7 @@ pub(crate) fn search_decoded(
 }
 
 /// Candidates a search keeps per query before an optional re-rank.
-pub(crate) fn shortlist_len(k: usize, n: usize, rerank: Option<&Rerank<'_>>) -> Result<usize> {
-    let _ = n;
+pub(crate) fn shortlist_len(k: usize, rerank: Option<&Rerank<'_>>) -> Result<usize> {
     match rerank {
         None => Ok(k),
         Some(r) if r.shortlist < k => Err(Error::invalid(

@@ -181,11 +181,12 @@ impl ScalarQuantizer {
         let (lo, hi) = match (opts.clip, ctx.backend(), &data) {
             (None, Backend::Cuda(dev), _) => cuda::quantize::column_ranges(dev, &data)?,
             (clip, _, _) => {
-                let host = host_f32(&data)?;
+                let mut hold = None;
+                let host = view_or_download(&data, &mut hold)?;
                 match clip {
-                    None => cpu::quantize::column_ranges(host.view()),
+                    None => cpu::quantize::column_ranges(host),
                     Some(p) => cpu::quantize::column_quantiles(
-                        host.view(),
+                        host,
                         p,
                         opts.range == ScalarRange::Symmetric,
                     ),
@@ -258,8 +259,11 @@ impl ScalarQuantizer {
         match ctx.backend() {
             Backend::Cuda(dev) => cuda::quantize::sq_encode(dev, self, &data),
             Backend::Cpu => {
-                let host = host_f32(&data)?;
-                Ok(cpu::quantize::sq_encode(self, host.view()))
+                let mut hold = None;
+                Ok(cpu::quantize::sq_encode(
+                    self,
+                    view_or_download(&data, &mut hold)?,
+                ))
             }
         }
     }
@@ -362,25 +366,6 @@ pub(crate) fn check_f32(i: &Input<'_>, what: &'static str) -> Result<()> {
     crate::ops::refuse_half(i, what)
 }
 
-/// Host `f32` rows of an input (downloading resident rows).
-pub(crate) fn host_f32<'a>(i: &'a Input<'a>) -> Result<std::borrow::Cow<'a, Matrix>> {
-    use std::borrow::Cow;
-    match i {
-        Input::F32(m) => Ok(Cow::Owned(Matrix::new(m.as_slice().to_vec(), m.dim())?)),
-        Input::Resident(d) => {
-            let v = d.to_host_f32()?.ok_or_else(|| {
-                Error::invalid("input", "bit-packed binary rows", "expected f32 rows")
-            })?;
-            Ok(Cow::Owned(Matrix::new(v, d.dim())?))
-        }
-        Input::Binary(_) => Err(Error::invalid(
-            "input",
-            "bit-packed binary rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
 /// A borrowed view where possible (host rows), else a downloaded copy.
 pub(crate) fn view_or_download<'a>(
     i: &'a Input<'a>,
@@ -388,10 +373,17 @@ pub(crate) fn view_or_download<'a>(
 ) -> Result<MatrixView<'a>> {
     match i {
         Input::F32(m) => Ok(*m),
-        _ => {
-            let m = host_f32(i)?.into_owned();
-            *hold = Some(m);
+        Input::Resident(d) => {
+            let v = d.to_host_f32()?.ok_or_else(|| {
+                Error::invalid("input", "bit-packed binary rows", "expected f32 rows")
+            })?;
+            *hold = Some(Matrix::new(v, d.dim())?);
             Ok(hold.as_ref().expect("just set").view())
         }
+        Input::Binary(_) => Err(Error::invalid(
+            "input",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
     }
 }
