@@ -5,6 +5,7 @@ mod bench_quant;
 mod demo;
 mod info;
 mod knn;
+mod quantize;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Exact k-NN of query vectors in base vectors read from files.
     Knn(knn::KnnArgs),
+    /// Compress vectors: fit a quantizer, encode, decode, search codes.
+    #[command(subcommand)]
+    Quantize(quantize::QuantizeCommand),
     /// Throughput benchmarks on synthetic data.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -38,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Quantize(q) => quantize::run(q),
         Command::Bench(b) => bench::run(b),
     }
 }

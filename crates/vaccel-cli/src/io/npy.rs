@@ -1,6 +1,6 @@
 //! NumPy `.npy` files (format versions 1.0, 2.0 and 3.0): reading 2-D
-//! `float32` and bit-packed `uint8` arrays, writing 2-D `int64` and
-//! `float32` arrays.
+//! `float32` and `uint8` arrays (bit-packed binary rows, or raw code
+//! bytes), writing 2-D `int64`, `float32` and `uint8` arrays.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -46,9 +46,38 @@ struct Header {
     data_offset: u64,
 }
 
+/// The elements of a 2-D array, as read.
+enum Elements {
+    F32(Vec<f32>),
+    U8(Vec<u8>),
+}
+
 /// Reads a 2-D `.npy` array: `'<f4'` as dense rows, `'|u1'` as bit-packed
 /// binary rows of `8 * columns` bits.
 pub fn read(path: &Path) -> Result<Data> {
+    let (rows, cols, elements) = read_elements(path)?;
+    match elements {
+        Elements::F32(data) => Ok(Data::F32(Matrix::new(data, cols)?)),
+        Elements::U8(bytes) => Ok(Data::Binary(BinaryMatrix::from_packed_bytes(
+            &bytes,
+            rows,
+            8 * cols,
+        )?)),
+    }
+}
+
+/// Reads a 2-D `'|u1'` array as raw bytes: `(rows, columns, bytes)`.
+pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+    match read_elements(path)? {
+        (rows, cols, Elements::U8(bytes)) => Ok((rows, cols, bytes)),
+        (rows, cols, Elements::F32(_)) => {
+            bail!("expected a uint8 ('|u1') array, found float32 ({rows}, {cols})")
+        }
+    }
+}
+
+/// Reads the header and all elements of a 2-D array.
+fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
     let (mut file, file_len) = open_input(path)?;
     let header = read_header(&mut file, file_len)?;
     let (rows, cols) = (header.rows, header.cols);
@@ -70,11 +99,11 @@ pub fn read(path: &Path) -> Result<Data> {
             found - expected
         );
     }
-    match header.dtype {
+    let elements = match header.dtype {
         Dtype::F32 => {
             let mut data = try_alloc::<f32>(count)?;
             read_f32_le(&mut file, &mut data, count)?;
-            Ok(Data::F32(Matrix::new(data, cols)?))
+            Elements::F32(data)
         }
         Dtype::U8 => {
             let mut bytes = try_alloc::<u8>(count)?;
@@ -85,13 +114,10 @@ pub fn read(path: &Path) -> Result<Data> {
             if bytes.len() != count {
                 bail!("file shrank while it was read");
             }
-            Ok(Data::Binary(BinaryMatrix::from_packed_bytes(
-                &bytes,
-                rows,
-                8 * cols,
-            )?))
+            Elements::U8(bytes)
         }
-    }
+    };
+    Ok((rows, cols, elements))
 }
 
 /// Reads and checks the magic, version and header dict.
@@ -264,6 +290,13 @@ pub fn write_i64(w: &mut dyn Write, rows: usize, cols: usize, data: &[i64]) -> R
 pub fn write_f32(w: &mut dyn Write, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
     write_header(w, "<f4", rows, cols)?;
     write_chunked(w, data, f32::to_le_bytes)
+}
+
+/// Writes `data` as a `uint8` array `[rows x cols]`.
+pub fn write_u8(w: &mut dyn Write, rows: usize, cols: usize, data: &[u8]) -> Result<()> {
+    write_header(w, "|u1", rows, cols)?;
+    w.write_all(data)?;
+    Ok(())
 }
 
 /// Encodes values into a reusable byte buffer, one chunk at a time.

@@ -4,6 +4,8 @@
 //! compares a query with codes through per-query lookup tables
 //! (asymmetric distance computation).
 
+use std::time::Instant;
+
 use super::codes::{check_device, pack_codes, PqCodes, Store};
 use super::rerank::{rerank_exact, shortlist_len, Rerank};
 use super::scalar::{check_f32, view_or_download};
@@ -11,7 +13,7 @@ use crate::context::{Backend, Context};
 use crate::error::{Error, Result};
 use crate::matrix::{Input, Matrix, MatrixView};
 use crate::metric::Metric;
-use crate::ops::cluster::check_finite;
+use crate::ops::cluster::{check_finite, KMeansProgress};
 use crate::ops::select::Neighbors;
 use crate::rng::sample_indices;
 use crate::{cpu, cuda};
@@ -111,6 +113,31 @@ impl ProductQuantizer {
     /// re-seeded from the farthest points). On CUDA every sub-space is
     /// assigned and updated in one launch per step.
     pub fn train<'a>(ctx: &Context, data: impl Into<Input<'a>>, opts: PqOptions) -> Result<Self> {
+        Self::train_with_progress(ctx, data, opts, &mut |_| {})
+    }
+
+    /// [`train`](Self::train), calling `progress` after each k-means
+    /// iteration (all sub-spaces together: `inertia` sums every sub-space's
+    /// squared distances, `changed` counts sub-space codes that changed,
+    /// `reseeded` the empty centroids re-seeded).
+    ///
+    /// ```
+    /// use vector_accelerate::quantize::{PqOptions, ProductQuantizer};
+    /// use vector_accelerate::{Context, Matrix};
+    /// let x = Matrix::new((0..4096).map(|i| (i as f32 * 0.37).sin()).collect(), 8)?;
+    /// let mut inertia = Vec::new();
+    /// let opts = PqOptions::new(2, 4).with_iterations(5);
+    /// ProductQuantizer::train_with_progress(&Context::cpu(), &x, opts, &mut |p| inertia.push(p.inertia))?;
+    /// assert_eq!(inertia.len(), 5);
+    /// assert!(inertia[4] <= inertia[0]);
+    /// # Ok::<(), vector_accelerate::Error>(())
+    /// ```
+    pub fn train_with_progress<'a>(
+        ctx: &Context,
+        data: impl Into<Input<'a>>,
+        opts: PqOptions,
+        progress: &mut dyn FnMut(&KMeansProgress),
+    ) -> Result<Self> {
         let data = data.into();
         check_f32(&data, "product quantizer training data")?;
         let dim = data.dim();
@@ -139,7 +166,7 @@ impl ProductQuantizer {
             ));
         }
         let train = padded_rows(all, sample.as_deref(), opts.m * dsub);
-        let centroids = train_codebooks(ctx, train.view(), opts.m, dsub, kc, opts)?;
+        let centroids = train_codebooks(ctx, train.view(), opts.m, dsub, kc, opts, progress)?;
         Ok(Self {
             dim,
             m: opts.m,
@@ -331,6 +358,7 @@ fn train_codebooks(
     ds: usize,
     kc: usize,
     opts: PqOptions,
+    progress: &mut dyn FnMut(&KMeansProgress),
 ) -> Result<Vec<f32>> {
     let n = train.rows();
     let mut cent = vec![0f32; m * kc * ds];
@@ -346,7 +374,9 @@ fn train_codebooks(
         Backend::Cuda(_) => Some(ctx.upload(train)?),
         Backend::Cpu => None,
     };
-    for _ in 0..opts.iterations {
+    let mut previous: Option<Vec<u32>> = None;
+    for iteration in 1..=opts.iterations {
+        let started = Instant::now();
         let (codes, dist, sums, counts) = match (ctx.backend(), &resident) {
             (Backend::Cuda(dev), Some(x)) => {
                 cuda::quantize::pq_train_step(dev, x, &cent, m, ds, kc, max_abs)?
@@ -357,6 +387,7 @@ fn train_codebooks(
                 (codes, dist, sums, counts)
             }
         };
+        let mut reseeded = 0;
         for j in 0..m {
             let (s, c) = (
                 &sums[j * kc * ds..(j + 1) * kc * ds],
@@ -376,6 +407,7 @@ fn train_codebooks(
             if empty.is_empty() {
                 continue;
             }
+            reseeded += empty.len();
             let mut left = c.to_vec();
             let mut order: Vec<usize> = (0..n).collect();
             order.sort_by(|&a, &b| dist[b * m + j].total_cmp(&dist[a * m + j]).then(a.cmp(&b)));
@@ -393,6 +425,18 @@ fn train_codebooks(
                 }
             }
         }
+        let changed = previous.as_ref().map_or(codes.len(), |p| {
+            p.iter().zip(&codes).filter(|(a, b)| a != b).count()
+        });
+        progress(&KMeansProgress {
+            iteration,
+            max_iterations: opts.iterations,
+            inertia: dist.iter().map(|&d| d as f64).sum(),
+            changed,
+            reseeded,
+            elapsed: started.elapsed(),
+        });
+        previous = Some(codes);
     }
     Ok(cent)
 }
