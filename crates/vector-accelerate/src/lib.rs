@@ -67,6 +67,15 @@ pub fn debug_filter_stats() -> [(u64, u64); 4] {
     std::array::from_fn(|i| (s[i][0].load(Relaxed), s[i][1].load(Relaxed)))
 }
 
+/// Test support: (points assigned, points that needed the full exact scan)
+/// by the CUDA k-means assignment since the process started.
+#[doc(hidden)]
+pub fn debug_assign_stats() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &cuda::cluster::ASSIGN_STATS;
+    (s[0].load(Relaxed), s[1].load(Relaxed))
+}
+
 /// CUDA kernel sources and their run-time compilation (usable without a GPU
 /// when NVRTC is installed).
 pub mod kernels {

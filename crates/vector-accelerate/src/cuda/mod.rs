@@ -1,6 +1,7 @@
 //! The CUDA backend: device probing, run-time compiled kernels, cuBLAS
 //! GEMMs, and the host side of each operation family.
 
+pub(crate) mod cluster;
 pub(crate) mod device;
 pub(crate) mod diagnostics;
 pub(crate) mod distance;

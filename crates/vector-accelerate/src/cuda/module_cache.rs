@@ -10,7 +10,13 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-const COMMON: &str = include_str!("kernels/common.cuh");
+/// The headers every module is compiled with: common definitions and the
+/// tensor-core building blocks.
+const COMMON: &str = concat!(
+    include_str!("kernels/common.cuh"),
+    "\n",
+    include_str!("kernels/mma.cuh")
+);
 
 /// A CUDA C kernel module: a name and its source (without the common header).
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +44,10 @@ pub const MODULES: &[KernelModule] = &[
     KernelModule {
         name: "quantize",
         source: include_str!("kernels/quantize.cu"),
+    },
+    KernelModule {
+        name: "cluster",
+        source: include_str!("kernels/cluster.cu"),
     },
 ];
 

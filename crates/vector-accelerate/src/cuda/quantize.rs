@@ -380,27 +380,6 @@ fn member_sums(
     Ok((s.into_iter().map(|v| v as i64 as f64 * inv).collect(), c))
 }
 
-/// k-means update on the device: member sums of `x`'s rows by `clusters`.
-pub(crate) fn cluster_sums(
-    dev: &Arc<CudaDevice>,
-    x: &DeviceMatrix,
-    clusters: &[u32],
-    k: usize,
-    max_abs: f32,
-) -> Result<(Vec<f64>, Vec<u64>)> {
-    let _g = dev.lock();
-    let rows = x.cuda_f32().ok_or_else(|| {
-        Error::invalid(
-            "k-means input",
-            "rows not on this device",
-            "expected f32 device rows",
-        )
-    })?;
-    let codes = upload_slice(dev, clusters)?;
-    let d = x.dim();
-    member_sums(dev, rows, x.rows(), (d, d), &codes, 1, d, k, max_abs)
-}
-
 type TrainStep = (Vec<u32>, Vec<f32>, Vec<f64>, Vec<u64>);
 
 /// One batched Lloyd step of product-quantizer training: assignment of every

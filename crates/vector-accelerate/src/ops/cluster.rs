@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::{Backend, Context};
+use crate::cuda::cluster::LloydStep;
 use crate::error::{Error, Result};
 use crate::matrix::{Input, Matrix, MatrixView};
 use crate::metric::Metric;
@@ -186,7 +187,10 @@ pub struct Assignment {
 }
 
 /// Assigns each point to its nearest centroid: squared L2, or cosine
-/// distance when `spherical` (the IVF coarse quantiser's operation).
+/// distance when `spherical` (the IVF coarse quantiser's operation). A
+/// point with a non-finite value is assigned centroid 0 at distance NaN.
+/// On CUDA, `f32` points against finite host centroids take the exact
+/// tensor-core assignment of k-means.
 ///
 /// ```
 /// use vector_accelerate::{cluster::assign, Context, Matrix};
@@ -209,12 +213,47 @@ pub fn assign<'a, 'b>(
     } else {
         Metric::L2
     };
+    // CUDA with f32 points and finite host centroids: the exact tensor-core
+    // assignment; everything else through exact k-NN.
+    if let (Backend::Cuda(_), Input::F32(cm), false) = (ctx.backend(), &c, p.is_binary()) {
+        if cm.rows() > 0 && cm.as_slice().iter().all(|v| v.is_finite()) && p.rows() > 0 {
+            check_dims(&p, cm)?;
+            let (ids, distances) = nearest(ctx, &p, cm, metric)?;
+            return Ok(Assignment {
+                clusters: ids.into_iter().map(|i| i as usize).collect(),
+                distances,
+            });
+        }
+    }
     let nn = knn(ctx, p, c, 1, metric)?;
-    let (ids, distances) = nn.into_parts();
+    let (ids, mut distances) = nn.into_parts();
+    let mut clusters: Vec<usize> = ids.into_iter().map(|i| i as usize).collect();
+    // A point with a non-finite value: centroid 0 at distance NaN (as the
+    // CUDA assignment reports it).
+    if let Input::F32(m) = p {
+        for (i, row) in m.as_slice().chunks_exact(m.dim()).enumerate() {
+            if row.iter().any(|v| !v.is_finite()) {
+                clusters[i] = 0;
+                distances[i] = f32::NAN;
+            }
+        }
+    }
     Ok(Assignment {
-        clusters: ids.into_iter().map(|i| i as usize).collect(),
+        clusters,
         distances,
     })
+}
+
+/// Points and centroids of one dimension.
+fn check_dims(p: &Input<'_>, c: &MatrixView<'_>) -> Result<()> {
+    if p.dim() != c.dim() {
+        return Err(Error::DimensionMismatch {
+            what: "centroid dimension",
+            expected: p.dim(),
+            got: c.dim(),
+        });
+    }
+    Ok(())
 }
 
 /// Errors on a non-finite value, naming its row and column.
@@ -277,29 +316,42 @@ impl Points<'_> {
     }
 }
 
-/// Sums of the members of each cluster (`k x dim`, f64) and the member
-/// counts, in a fixed order (deterministic).
-pub(crate) fn cluster_sums(
+/// One Lloyd step: the nearest centroid of every training point with its
+/// distance, then the member sums of each cluster (`k x dim`, f64) and the
+/// member counts, in a fixed order (deterministic). On CUDA the ids stay on
+/// the device between the two.
+fn lloyd_step(
     ctx: &Context,
     pts: &Points<'_>,
-    clusters: &[u32],
-    k: usize,
+    centroids: &Matrix,
+    metric: Metric,
     max_abs: f32,
-) -> Result<(Vec<f64>, Vec<u64>)> {
-    match (ctx.backend(), pts) {
-        (_, Points::Host(m)) => Ok(cpu::cluster::sums(*m, clusters, k)),
-        (Backend::Cuda(dev), Points::Device(d)) => {
-            cuda::quantize::cluster_sums(dev, d, clusters, k, max_abs)
-        }
-        (Backend::Cpu, Points::Device(d)) => match d.host_input() {
-            Some(Input::F32(m)) => Ok(cpu::cluster::sums(m, clusters, k)),
-            _ => Err(Error::invalid(
-                "points",
-                "binary rows",
-                "k-means needs f32 rows",
-            )),
-        },
+) -> Result<LloydStep> {
+    if let (Backend::Cuda(dev), Points::Device(d)) = (ctx.backend(), pts) {
+        let cosine = metric == Metric::Cosine;
+        return cuda::cluster::lloyd_step(dev, d, centroids.view(), cosine, max_abs);
     }
+    let (ids, dist) = nearest(ctx, &pts.input(), &centroids.view(), metric)?;
+    let k = centroids.rows();
+    let (sums, counts) = match pts {
+        Points::Host(m) => cpu::cluster::sums(*m, &ids, k),
+        Points::Device(d) => match d.host_input() {
+            Some(Input::F32(m)) => cpu::cluster::sums(m, &ids, k),
+            _ => {
+                return Err(Error::invalid(
+                    "points",
+                    "binary or device rows",
+                    "k-means needs f32 rows on the context's device",
+                ))
+            }
+        },
+    };
+    Ok(LloydStep {
+        ids,
+        dist,
+        sums,
+        counts,
+    })
 }
 
 /// Validated k-means input: the rows to train on, on the host.
@@ -445,12 +497,12 @@ pub fn kmeans<'a>(
     let mut converged = false;
     while iterations < opts.max_iterations {
         let t0 = Instant::now();
-        let nn = match ctx.backend() {
-            // Resident centroids let the tensor-core filter rank them.
-            Backend::Cuda(_) => knn(ctx, pts.input(), &ctx.upload(&centroids)?, 1, metric)?,
-            Backend::Cpu => knn(ctx, pts.input(), &centroids, 1, metric)?,
-        };
-        let (ids, dist) = nn.into_parts();
+        let LloydStep {
+            ids,
+            dist,
+            sums,
+            counts,
+        } = lloyd_step(ctx, &pts, &centroids, metric, max_abs)?;
         if let Some(r) = dist.iter().position(|d| !d.is_finite()) {
             return Err(Error::invalid(
                 "k-means input",
@@ -458,13 +510,11 @@ pub fn kmeans<'a>(
                 format!("training row {r} has a non-finite distance to every centroid"),
             ));
         }
-        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
         let inertia: f64 = dist.iter().map(|&d| d as f64).sum();
         let changed = match &prev {
             Some(p) => p.iter().zip(&ids).filter(|(a, b)| a != b).count(),
             None => n_train,
         };
-        let (sums, counts) = cluster_sums(ctx, &pts, &ids, k, max_abs)?;
         let reseeded = update_centroids(
             &mut centroids,
             &sums,
@@ -497,9 +547,9 @@ pub fn kmeans<'a>(
         prev = Some(ids);
     }
     drop(resident);
-    // Final assignment of every input point to the final centroids.
-    let nn = knn(ctx, data, &centroids, 1, metric)?;
-    let (ids, dist) = nn.into_parts();
+    // Final assignment of every input point to the final centroids (the
+    // input checked finite above).
+    let (ids, dist) = nearest(ctx, &data, &centroids.view(), metric)?;
     let mut counts = vec![0usize; k];
     for &i in &ids {
         counts[i as usize] += 1;
@@ -512,6 +562,25 @@ pub fn kmeans<'a>(
         iterations,
         converged,
     })
+}
+
+/// The nearest centroid of each (finite) point and its distance: on CUDA
+/// the exact tensor-core assignment, on the CPU exact k-NN with k = 1.
+fn nearest(
+    ctx: &Context,
+    points: &Input<'_>,
+    centroids: &MatrixView<'_>,
+    metric: Metric,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    match ctx.backend() {
+        Backend::Cuda(dev) => {
+            cuda::cluster::assign(dev, points, *centroids, metric == Metric::Cosine)
+        }
+        Backend::Cpu => {
+            let (ids, dist) = knn(ctx, *points, *centroids, 1, metric)?.into_parts();
+            Ok((ids.into_iter().map(|i| i as u32).collect(), dist))
+        }
+    }
 }
 
 /// Rows `idx` of `m`.
@@ -594,7 +663,7 @@ fn kmeans_parallel_init(
         return Ok(gather_rows(host, &idx));
     }
     let mut cand = vec![rng.below(n)];
-    let mut d2 = nearest(ctx, pts, &gather_rows(host, &cand), metric)?.1;
+    let mut d2 = nearest(ctx, &pts.input(), &gather_rows(host, &cand).view(), metric)?.1;
     for round in 0..ROUNDS {
         let phi: f64 = d2.iter().map(|&d| d.max(0.0) as f64).sum();
         if phi.is_nan() || phi <= 0.0 {
@@ -609,7 +678,12 @@ fn kmeans_parallel_init(
         if picked.is_empty() {
             continue;
         }
-        let (_, nd) = nearest(ctx, pts, &gather_rows(host, &picked), metric)?;
+        let (_, nd) = nearest(
+            ctx,
+            &pts.input(),
+            &gather_rows(host, &picked).view(),
+            metric,
+        )?;
         for (a, b) in d2.iter_mut().zip(nd) {
             *a = a.min(b);
         }
@@ -619,10 +693,10 @@ fn kmeans_parallel_init(
     cand.dedup();
     // Weights: points nearest to each candidate.
     let cm = gather_rows(host, &cand);
-    let (near, _) = nearest(ctx, pts, &cm, metric)?;
+    let (near, _) = nearest(ctx, &pts.input(), &cm.view(), metric)?;
     let mut w = vec![0.0f64; cand.len()];
     for c in near {
-        w[c] += 1.0;
+        w[c as usize] += 1.0;
     }
     let mut idx: Vec<usize> = weighted_kmeanspp(cm.view(), &w, k.min(cand.len()), &mut rng, metric)
         .into_iter()
@@ -634,17 +708,6 @@ fn kmeans_parallel_init(
         idx.extend((0..n).filter(|i| !taken.contains(i)).take(k - idx.len()));
     }
     Ok(gather_rows(host, &idx))
-}
-
-/// Nearest centroid (index, distance) of every point, by the backend.
-fn nearest(
-    ctx: &Context,
-    pts: &Points<'_>,
-    centroids: &Matrix,
-    metric: Metric,
-) -> Result<(Vec<usize>, Vec<f32>)> {
-    let (ids, d) = knn(ctx, pts.input(), centroids, 1, metric)?.into_parts();
-    Ok((ids.into_iter().map(|i| i as usize).collect(), d))
 }
 
 /// Weighted k-means++ over the rows of `m` (weights `w`): indices of `k`

@@ -315,3 +315,167 @@ fn kmeans_refuses_bad_input_with_typed_errors() {
     let e = kmeans(&ctx, &x, &KMeansOptions::new(2).with_tolerance(f64::NAN)).unwrap_err();
     assert!(e.to_string().contains("tolerance"), "{e}");
 }
+
+/// fp64 distance of `x` to `c`: squared L2, or cosine distance.
+fn ref_assign_dist(x: &[f32], c: &[f32], spherical: bool) -> f64 {
+    if spherical {
+        let dot: f64 = x.iter().zip(c).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let den = sqn(x).sqrt() * sqn(c).sqrt();
+        1.0 - if den > 0.0 { dot / den } else { 0.0 }
+    } else {
+        x.iter()
+            .zip(c)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum()
+    }
+}
+
+/// Checks an assignment against fp64: the chosen centroid is a nearest one
+/// (within fp32 rounding of the distances) and its reported distance is
+/// its fp64 distance.
+fn check_assignment(
+    what: &str,
+    x: &Matrix,
+    c: &Matrix,
+    spherical: bool,
+    got: &vector_accelerate::cluster::Assignment,
+) {
+    assert_eq!(got.clusters.len(), x.rows(), "{what}");
+    for i in 0..x.rows() {
+        let all: Vec<f64> = (0..c.rows())
+            .map(|j| ref_assign_dist(x.row(i), c.row(j), spherical))
+            .collect();
+        let best = all.iter().copied().fold(f64::INFINITY, f64::min);
+        let j = got.clusters[i];
+        assert!(j < c.rows(), "{what}: point {i} got centroid {j}");
+        let scale = if spherical {
+            1.0
+        } else {
+            sqn(x.row(i)) + sqn(c.row(j))
+        };
+        // fp32 accumulation over d terms, with a margin.
+        let t = (x.dim() as f64 + 4.0) * 2f64.powi(-22) * scale + 1e-30;
+        assert!(
+            all[j] <= best + t,
+            "{what}: point {i} -> {j} at {} but the best is {best}",
+            all[j]
+        );
+        let d = got.distances[i] as f64;
+        assert!(
+            (d - all[j]).abs() <= t,
+            "{what}: point {i} reported {d}, fp64 {}",
+            all[j]
+        );
+    }
+}
+
+#[test]
+fn cuda_assignment_is_the_exact_nearest_centroid() {
+    let Some(ctx) = cuda() else { return };
+    eprintln!("[cuda] cuda_assignment_is_the_exact_nearest_centroid");
+    let s = seed();
+    let mut r = rng(s);
+    for &(n, k, d) in &[
+        (1usize, 1usize, 1usize),
+        (2, 3, 2),
+        (3, 2, 3),
+        (127, 129, 31),
+        (128, 128, 128),
+        (129, 127, 33),
+        (257, 300, 130),
+        (997, 1031, 7),
+        (5000, 256, 64),
+        (3001, 4096, 128),
+    ] {
+        // Centred data, data far from the origin (a loose TF32 bound), and
+        // points next to centroids.
+        let x = gaussian(&mut r, n, d);
+        let c = gaussian(&mut r, k, d);
+        for (variant, shift) in [("centred", 0.0f32), ("offset", 30.0)] {
+            let xs = Matrix::new(x.as_slice().iter().map(|v| v + shift).collect(), d).unwrap();
+            let cs = Matrix::new(c.as_slice().iter().map(|v| v + shift).collect(), d).unwrap();
+            for spherical in [false, true] {
+                let what = format!("seed {s} {n}x{k}x{d} {variant} spherical {spherical}");
+                let got = assign(&ctx, &xs, &cs, spherical).unwrap();
+                check_assignment(&what, &xs, &cs, spherical, &got);
+                // Resident points take the same path.
+                let res = assign(&ctx, &ctx.upload(&xs).unwrap(), &cs, spherical).unwrap();
+                assert_eq!(res, got, "{what}: resident points");
+            }
+        }
+        // Points that are slightly moved copies of centroids.
+        let near: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let (p, cv) = (x.row(i), c.row(i % k));
+                (0..d).map(move |t| cv[t] + 1e-3 * p[t])
+            })
+            .collect();
+        let x = Matrix::new(near, d).unwrap();
+        let got = assign(&ctx, &x, &c, false).unwrap();
+        check_assignment(&format!("seed {s} {n}x{k}x{d} near"), &x, &c, false, &got);
+    }
+}
+
+#[test]
+fn cuda_assignment_resolves_ties_like_the_cpu() {
+    let Some(ctx) = cuda() else { return };
+    eprintln!("[cuda] cuda_assignment_resolves_ties_like_the_cpu");
+    let s = seed();
+    let mut r = rng(s);
+    let d = 20;
+    // Every centroid in several copies (TF32 cannot separate copies): three
+    // copies go through the exact re-score of the candidates, forty (more
+    // than the candidates kept) through the full exact scan; either way the
+    // smallest index of the nearest copy must win, as on the CPU.
+    for (k0, copies, full_scan) in [(50usize, 3usize, false), (10, 40, true)] {
+        let base = gaussian(&mut r, k0, d);
+        let cv: Vec<f32> = (0..copies)
+            .flat_map(|_| base.as_slice().iter().copied())
+            .collect();
+        let c = Matrix::new(cv, d).unwrap();
+        let x = gaussian(&mut r, 300, d);
+        let (before_points, before_scans) = vector_accelerate::debug_assign_stats();
+        let got = assign(&ctx, &x, &c, false).unwrap();
+        let (after_points, after_scans) = vector_accelerate::debug_assign_stats();
+        assert!(after_points - before_points >= 300);
+        if full_scan {
+            assert!(
+                after_scans - before_scans >= 300,
+                "seed {s}: every point should need the full scan ({} did)",
+                after_scans - before_scans
+            );
+        }
+        let cpu = assign(&Context::cpu(), &x, &c, false).unwrap();
+        assert_eq!(got.clusters, cpu.clusters, "seed {s} {copies} copies");
+        assert!(
+            got.clusters.iter().all(|&j| j < k0),
+            "seed {s}: a later copy won"
+        );
+        check_assignment(&format!("seed {s} {copies} copies"), &x, &c, false, &got);
+    }
+    // Distinct centroids: the fast path decides almost every point.
+    let c = gaussian(&mut r, 512, 64);
+    let x = gaussian(&mut r, 20000, 64);
+    let (_, before) = vector_accelerate::debug_assign_stats();
+    let got = assign(&ctx, &x, &c, false).unwrap();
+    let (_, after) = vector_accelerate::debug_assign_stats();
+    assert!(
+        after - before < 2000,
+        "seed {s}: {} of 20000 points needed the full scan",
+        after - before
+    );
+    check_assignment(&format!("seed {s} distinct"), &x, &c, false, &got);
+    // Non-finite points: centroid 0 at distance NaN, as exact k-NN.
+    let mut xv = gaussian(&mut r, 3, 4).as_slice().to_vec();
+    xv[1] = f32::NAN;
+    xv[4] = f32::INFINITY;
+    let x = Matrix::new(xv, 4).unwrap();
+    let c = gaussian(&mut r, 5, 4);
+    for spherical in [false, true] {
+        let got = assign(&ctx, &x, &c, spherical).unwrap();
+        let cpu = assign(&Context::cpu(), &x, &c, spherical).unwrap();
+        assert_eq!(got.clusters[..2], [0, 0]);
+        assert!(got.distances[..2].iter().all(|d| d.is_nan()));
+        assert_eq!(got.clusters, cpu.clusters);
+    }
+}

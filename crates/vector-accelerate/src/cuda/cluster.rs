@@ -1,0 +1,372 @@
+//! CUDA host side of clustering: the exact nearest-centroid assignment of
+//! k-means on tensor cores (`kernels/cluster.cu`). A first pass finds each
+//! point's smallest TF32 value over every centroid (products kept on chip),
+//! a second collects the centroids within the proven TF32 error bound of
+//! it, and a last kernel re-scores those exactly in fp32 (every centroid
+//! when more than [`CAP`] qualify).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::knn_filter::{error_bound, Pass};
+use super::quantize::fixed_scale;
+use super::tensor::upload_slice;
+use crate::error::{Error, Result};
+use crate::matrix::{Input, MatrixView};
+use crate::tensor::DeviceMatrix;
+
+const MODULE: &str = "cluster";
+/// Points per block of the ranking kernel (`VA_FM`).
+const TILE: usize = 128;
+/// Dynamic shared memory of the ranking kernel: three pipeline stages of a
+/// 128 x 36 float tile for the points and one for the centroids.
+const SMEM_BYTES: usize = 3 * 2 * TILE * 36 * 4;
+/// Points per launch (bounds the per-point temporaries).
+const CHUNK_POINTS: usize = 1 << 21;
+/// Candidates kept per point (`VA_ACAP`); more send the point to a full
+/// exact scan.
+const CAP: usize = 32;
+/// Bytes of host points uploaded per step.
+const UPLOAD_BYTES: usize = 1 << 30;
+
+/// (points assigned, points that needed the full exact scan) since the
+/// process started, for tests and benchmarks.
+pub(crate) static ASSIGN_STATS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Centroids as the kernels use them, on the device.
+struct Centroids {
+    rows: CudaSlice<f32>,
+    /// `|c|^2 / 2` (squared L2) or 0 (cosine: unit centroids).
+    h: CudaSlice<f32>,
+    k: usize,
+    /// The largest centroid norm, rounded up.
+    max_norm: f32,
+}
+
+fn prepare(dev: &CudaDevice, c: MatrixView<'_>, cosine: bool) -> Result<Centroids> {
+    let (k, d) = (c.rows(), c.dim());
+    let mut rows = c.as_slice().to_vec();
+    let mut h = vec![0f32; k];
+    let mut max_norm = 0f64;
+    for (j, r) in rows.chunks_exact_mut(d).enumerate() {
+        let sq: f64 = r.iter().map(|&v| v as f64 * v as f64).sum();
+        if cosine {
+            // Cosine ranks by x.c / |c|: unit centroids (a zero centroid
+            // stays zero, similarity 0 to everything).
+            if sq > 0.0 {
+                let inv = 1.0 / sq.sqrt();
+                r.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
+            }
+            let unit: f64 = r.iter().map(|&v| v as f64 * v as f64).sum();
+            max_norm = max_norm.max(unit.sqrt());
+        } else {
+            h[j] = (0.5 * sq) as f32;
+            max_norm = max_norm.max(sq.sqrt());
+        }
+    }
+    Ok(Centroids {
+        rows: upload_slice(dev, &rows)?,
+        h: upload_slice(dev, &h)?,
+        k,
+        max_norm: (max_norm * (1.0 + 1e-6)) as f32,
+    })
+}
+
+/// The nearest centroid of every point and its exact distance (squared L2,
+/// or cosine distance when `cosine`), ties to the smaller index. Points are
+/// finite `f32` rows (host or resident); host rows are uploaded in steps.
+pub(crate) fn assign(
+    dev: &Arc<CudaDevice>,
+    points: &Input<'_>,
+    centroids: MatrixView<'_>,
+    cosine: bool,
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let _g = dev.lock();
+    let (n, d) = (points.rows(), points.dim());
+    if d != centroids.dim() {
+        return Err(Error::DimensionMismatch {
+            what: "centroid dimension",
+            expected: d,
+            got: centroids.dim(),
+        });
+    }
+    if centroids.rows() > i32::MAX as usize {
+        return Err(Error::invalid(
+            "centroids",
+            centroids.rows(),
+            "at most 2^31 - 1 centroids",
+        ));
+    }
+    let c = prepare(dev, centroids, cosine)?;
+    match points {
+        Input::Resident(m) => {
+            let rows = device_rows(m)?;
+            let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine)?;
+            let down = cu("download (cuMemcpyDtoH)");
+            let hi = dev.stream.clone_dtoh(&ids).map_err(&down)?;
+            let hd = dev.stream.clone_dtoh(&dist).map_err(&down)?;
+            dev.sync()?;
+            Ok((hi, hd))
+        }
+        Input::F32(m) => {
+            let (mut ids, mut dist) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let step = (UPLOAD_BYTES / (4 * d)).clamp(1, CHUNK_POINTS);
+            let mut a = 0;
+            while a < n {
+                let b = (a + step).min(n);
+                let part = upload_slice(dev, &m.as_slice()[a * d..b * d])?;
+                let (pi, pd) = assign_all(dev, &part, b - a, d, &c, cosine)?;
+                let down = cu("download (cuMemcpyDtoH)");
+                ids.extend(dev.stream.clone_dtoh(&pi).map_err(&down)?);
+                dist.extend(dev.stream.clone_dtoh(&pd).map_err(&down)?);
+                dev.sync()?;
+                a = b;
+            }
+            Ok((ids, dist))
+        }
+        Input::Binary(_) => Err(Error::invalid(
+            "points",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
+    }
+}
+
+/// The f32 rows of a device matrix.
+fn device_rows(m: &DeviceMatrix) -> Result<&CudaSlice<f32>> {
+    m.cuda_f32()
+        .ok_or_else(|| Error::invalid("points", "binary or 16-bit rows", "expected f32 rows"))
+}
+
+/// Assigns `n` device points in chunks; the ids and distances stay on the
+/// device.
+fn assign_all(
+    dev: &CudaDevice,
+    rows: &CudaSlice<f32>,
+    n: usize,
+    d: usize,
+    c: &Centroids,
+    cosine: bool,
+) -> Result<(CudaSlice<u32>, CudaSlice<f32>)> {
+    let mut ids = dev.alloc::<u32>(n)?;
+    let mut dist = dev.alloc::<f32>(n)?;
+    let mut scans = dev.alloc::<u64>(1)?;
+    dev.stream
+        .memset_zeros(&mut scans)
+        .map_err(cu("cuMemsetD8"))?;
+    let mut a = 0;
+    while a < n {
+        let b = (a + CHUNK_POINTS).min(n);
+        let x = rows.slice(a * d..b * d);
+        let mut oi = ids.slice_mut(a..b);
+        let mut od = dist.slice_mut(a..b);
+        run(dev, &x, b - a, d, c, cosine, (&mut oi, &mut od, &mut scans))?;
+        a = b;
+    }
+    let hs = dev
+        .stream
+        .clone_dtoh(&scans)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    ASSIGN_STATS[0].fetch_add(n as u64, Relaxed);
+    ASSIGN_STATS[1].fetch_add(hs[0], Relaxed);
+    Ok((ids, dist))
+}
+
+/// The result of one Lloyd step (on either backend).
+pub(crate) struct LloydStep {
+    /// Nearest centroid of each point.
+    pub ids: Vec<u32>,
+    /// Its exact distance.
+    pub dist: Vec<f32>,
+    /// Member sums, `k x d`.
+    pub sums: Vec<f64>,
+    /// Member counts.
+    pub counts: Vec<u64>,
+}
+
+/// One Lloyd step on resident points: the exact assignment, then member
+/// sums (64-bit fixed point, exact and order-independent; `max_abs` bounds
+/// the values) and counts from the ids on the device.
+pub(crate) fn lloyd_step(
+    dev: &Arc<CudaDevice>,
+    points: &DeviceMatrix,
+    centroids: MatrixView<'_>,
+    cosine: bool,
+    max_abs: f32,
+) -> Result<LloydStep> {
+    let _g = dev.lock();
+    let (n, d, k) = (points.rows(), points.dim(), centroids.rows());
+    let rows = device_rows(points)?;
+    let c = prepare(dev, centroids, cosine)?;
+    let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine)?;
+    // Counting sort of the points by cluster.
+    let mut counts = dev.alloc::<i32>(k)?;
+    dev.stream
+        .memset_zeros(&mut counts)
+        .map_err(cu("cuMemsetD8"))?;
+    let n_i = n as i64;
+    let per_point = LaunchConfig {
+        grid_dim: (n.div_ceil(256) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.func(MODULE, "va_count_members")?;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&ids).arg(&n_i).arg(&mut counts);
+    // SAFETY: ids n values below k; counts k.
+    unsafe { b.launch(per_point) }.map_err(cu("va_count_members launch"))?;
+    let down = cu("download (cuMemcpyDtoH)");
+    let hc = dev.stream.clone_dtoh(&counts).map_err(&down)?;
+    dev.sync()?;
+    let mut offsets = Vec::with_capacity(k);
+    let mut at = 0i32;
+    for &m in &hc {
+        offsets.push(at);
+        at += m;
+    }
+    let mut cursor = upload_slice(dev, &offsets)?;
+    let mut perm = dev.alloc::<i32>(n)?;
+    let f = dev.func(MODULE, "va_scatter_members")?;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&ids).arg(&n_i).arg(&mut cursor).arg(&mut perm);
+    // SAFETY: cursor k offsets whose ranges tile 0..n; perm n.
+    unsafe { b.launch(per_point) }.map_err(cu("va_scatter_members launch"))?;
+    let scale = fixed_scale(n, max_abs);
+    let mut sums = dev.alloc::<u64>(k * d)?;
+    dev.stream
+        .memset_zeros(&mut sums)
+        .map_err(cu("cuMemsetD8"))?;
+    const SPAN: usize = 512;
+    let f = dev.func(MODULE, "va_grouped_sums")?;
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(SPAN) as u32, 1, 1),
+        block_dim: (d.clamp(32, 256).div_ceil(32) as u32 * 32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, d_i, span) = (d as i64, d as i32, SPAN as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(rows).arg(&ld).arg(&d_i).arg(&n_i).arg(&span);
+    b.arg(&perm).arg(&ids).arg(&scale).arg(&mut sums);
+    // SAFETY: rows n*d floats; perm and ids n; sums k*d.
+    unsafe { b.launch(cfg) }.map_err(cu("va_grouped_sums launch"))?;
+    let hs = dev.stream.clone_dtoh(&sums).map_err(&down)?;
+    let hi = dev.stream.clone_dtoh(&ids).map_err(&down)?;
+    let hd = dev.stream.clone_dtoh(&dist).map_err(&down)?;
+    dev.sync()?;
+    let inv = 1.0 / scale as f64;
+    Ok(LloydStep {
+        ids: hi,
+        dist: hd,
+        sums: hs.into_iter().map(|v| v as i64 as f64 * inv).collect(),
+        counts: hc.into_iter().map(|v| v as u64).collect(),
+    })
+}
+
+/// Device outputs of [`run`]: ids, distances and the full-scan counter.
+type Outputs<'a, 'b> = (
+    &'a mut CudaViewMut<'b, u32>,
+    &'a mut CudaViewMut<'b, f32>,
+    &'a mut CudaSlice<u64>,
+);
+
+/// Assigns `n` points (`n x d` on the device) into `out`.
+fn run(
+    dev: &CudaDevice,
+    x: &CudaView<'_, f32>,
+    n: usize,
+    d: usize,
+    c: &Centroids,
+    cosine: bool,
+    out: Outputs<'_, '_>,
+) -> Result<()> {
+    let (out_ids, out_dist, scans) = out;
+    let mut vmin = dev.alloc::<f32>(n)?;
+    let mut thr = dev.alloc::<f32>(n)?;
+    let mut cand = dev.alloc::<i32>(n * CAP)?;
+    let mut count = dev.alloc::<i32>(n)?;
+    dev.stream
+        .memset_zeros(&mut count)
+        .map_err(cu("cuMemsetD8"))?;
+
+    let (ld, n_i, k_i, d_i) = (d as i64, n as i32, c.k as i32, d as i32);
+    let v = if d.is_multiple_of(4) { "v4" } else { "v1" };
+    let tiles = LaunchConfig {
+        grid_dim: (n.div_ceil(TILE) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    };
+    let warps = LaunchConfig {
+        grid_dim: ((n * 32).div_ceil(256) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // Pass 1: the smallest TF32 value of each point.
+    let f = dev.func(MODULE, &format!("va_assign_tf32_min_{v}"))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_BYTES as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
+    b.arg(&c.h)
+        .arg(&mut vmin)
+        .arg(&thr)
+        .arg(&mut cand)
+        .arg(&mut count);
+    // SAFETY: x holds n*d floats (16-byte aligned rows for v4: d is a
+    // multiple of 4 and device buffers start aligned), the centroids k*d,
+    // h k; vmin n.
+    unsafe { b.launch(tiles) }.map_err(cu("va_assign_tf32_min launch"))?;
+    // The candidate threshold of each point.
+    let f = dev.func(MODULE, "va_assign_threshold")?;
+    let cb = error_bound(d, Pass::Tf32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x)
+        .arg(&ld)
+        .arg(&n_i)
+        .arg(&d_i)
+        .arg(&cb)
+        .arg(&c.max_norm);
+    b.arg(&vmin).arg(&mut thr);
+    // SAFETY: x n*d floats; vmin and thr n each.
+    unsafe { b.launch(warps) }.map_err(cu("va_assign_threshold launch"))?;
+    // Pass 2: the candidates under the threshold.
+    let f = dev.func(MODULE, &format!("va_assign_tf32_emit_{v}"))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_BYTES as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
+    b.arg(&c.h)
+        .arg(&mut vmin)
+        .arg(&thr)
+        .arg(&mut cand)
+        .arg(&mut count);
+    // SAFETY: as pass 1; cand n*CAP, count n.
+    unsafe { b.launch(tiles) }.map_err(cu("va_assign_tf32_emit launch"))?;
+    // Exact re-score.
+    let f = dev.func(MODULE, "va_assign_finish")?;
+    let cos_i = cosine as i32;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x)
+        .arg(&ld)
+        .arg(&n_i)
+        .arg(&c.rows)
+        .arg(&k_i)
+        .arg(&d_i)
+        .arg(&cos_i);
+    b.arg(&cand).arg(&count);
+    b.arg(out_ids).arg(out_dist).arg(scans);
+    // SAFETY: as above; outputs n each, scans one counter.
+    unsafe { b.launch(warps) }.map_err(cu("va_assign_finish launch"))?;
+
+    Ok(())
+}
