@@ -305,53 +305,33 @@ fn run(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    // Pass 1: the smallest TF32 value of each point.
-    let f = dev.func(MODULE, &format!("va_assign_tf32_min_{v}"))?;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SMEM_BYTES as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
-    b.arg(&c.h)
-        .arg(&mut vmin)
-        .arg(&thr)
-        .arg(&mut cand)
-        .arg(&mut count);
-    // SAFETY: x holds n*d floats (16-byte aligned rows for v4: d is a
-    // multiple of 4 and device buffers start aligned), the centroids k*d,
-    // h k; vmin n.
-    unsafe { b.launch(tiles) }.map_err(cu("va_assign_tf32_min launch"))?;
-    // The candidate threshold of each point.
-    let f = dev.func(MODULE, "va_assign_threshold")?;
-    let cb = error_bound(d, Pass::Tf32);
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x)
-        .arg(&ld)
-        .arg(&n_i)
-        .arg(&d_i)
-        .arg(&cb)
-        .arg(&c.max_norm);
-    b.arg(&vmin).arg(&mut thr);
-    // SAFETY: x n*d floats; vmin and thr n each.
-    unsafe { b.launch(warps) }.map_err(cu("va_assign_threshold launch"))?;
-    // Pass 2: the candidates under the threshold.
-    let f = dev.func(MODULE, &format!("va_assign_tf32_emit_{v}"))?;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SMEM_BYTES as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
-    b.arg(&c.h)
-        .arg(&mut vmin)
-        .arg(&thr)
-        .arg(&mut cand)
-        .arg(&mut count);
-    // SAFETY: as pass 1; cand n*CAP, count n.
-    unsafe { b.launch(tiles) }.map_err(cu("va_assign_tf32_emit launch"))?;
+    // Pass "min": the smallest TF32 value of each point; then each point's
+    // candidate threshold; pass "emit": the candidates under it.
+    for pass in ["min", "emit"] {
+        if pass == "emit" {
+            let f = dev.func(MODULE, "va_assign_threshold")?;
+            let cb = error_bound(d, Pass::Tf32);
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(x).arg(&ld).arg(&n_i).arg(&d_i);
+            b.arg(&cb).arg(&c.max_norm).arg(&vmin).arg(&mut thr);
+            // SAFETY: x n*d floats; vmin and thr n each.
+            unsafe { b.launch(warps) }.map_err(cu("va_assign_threshold launch"))?;
+        }
+        let f = dev.func(MODULE, &format!("va_assign_tf32_{pass}_{v}"))?;
+        f.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            SMEM_BYTES as i32,
+        )
+        .map_err(cu("cuFuncSetAttribute"))?;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
+        b.arg(&c.h).arg(&mut vmin).arg(&thr);
+        b.arg(&mut cand).arg(&mut count);
+        // SAFETY: x holds n*d floats (16-byte aligned rows for v4: d is a
+        // multiple of 4 and device buffers start aligned), the centroids
+        // k*d, h k; vmin, thr and count n, cand n*CAP.
+        unsafe { b.launch(tiles) }.map_err(cu("va_assign_tf32 launch"))?;
+    }
     // Exact re-score.
     let f = dev.func(MODULE, "va_assign_finish")?;
     let cos_i = cosine as i32;
