@@ -620,21 +620,26 @@ fn read_queries(q: &Quantizer, path: &Path) -> Result<Queries> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if let (Quantizer::Binary(bq), true) = (q, is_npy) {
-        if let Ok((rows, cols, bytes)) = npy::read_u8(path) {
-            let want = bq.dim().div_ceil(8);
-            ensure!(
-                cols == want,
-                "queries file '{}' holds uint8 codes of {cols} bytes per row; this binary \
-                 quantizer of {} bits needs {want}",
-                path.display(),
-                bq.dim()
-            );
-            return Ok(Queries::Binary(BinaryMatrix::from_packed_bytes(
-                &bytes,
-                rows,
-                bq.dim(),
-            )?));
-        }
+        let (rows, cols, elements) = npy::read_elements(path)
+            .with_context(|| format!("cannot read queries file '{}'", path.display()))?;
+        return match elements {
+            npy::Elements::U8(bytes) => {
+                let want = bq.dim().div_ceil(8);
+                ensure!(
+                    cols == want,
+                    "queries file '{}' holds uint8 codes of {cols} bytes per row; this binary \
+                     quantizer of {} bits needs {want}",
+                    path.display(),
+                    bq.dim()
+                );
+                Ok(Queries::Binary(BinaryMatrix::from_packed_bytes(
+                    &bytes,
+                    rows,
+                    bq.dim(),
+                )?))
+            }
+            npy::Elements::F32(data) => Ok(Queries::F32(Matrix::new(data, cols)?)),
+        };
     }
     Ok(Queries::F32(read_f32(path, "queries")?))
 }

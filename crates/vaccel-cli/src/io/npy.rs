@@ -47,8 +47,10 @@ struct Header {
 }
 
 /// The elements of a 2-D array, as read.
-enum Elements {
+pub enum Elements {
+    /// `'<f4'` values.
     F32(Vec<f32>),
+    /// `'|u1'` bytes.
     U8(Vec<u8>),
 }
 
@@ -76,8 +78,9 @@ pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     }
 }
 
-/// Reads the header and all elements of a 2-D array.
-fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
+/// Reads the header and all elements of a 2-D array: `(rows, columns,
+/// elements)`.
+pub fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
     let (mut file, file_len) = open_input(path)?;
     let header = read_header(&mut file, file_len)?;
     let (rows, cols) = (header.rows, header.cols);
