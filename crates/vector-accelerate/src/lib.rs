@@ -76,6 +76,28 @@ pub fn debug_assign_stats() -> (u64, u64) {
     (s[0].load(Relaxed), s[1].load(Relaxed))
 }
 
+/// Test support: the CUDA k-means assignment started from a given centroid
+/// id per point (as the k-means iterations start from the previous one);
+/// any valid ids must give the result of the plain assignment.
+#[doc(hidden)]
+pub fn debug_assign_hinted(
+    ctx: &Context,
+    points: &Matrix,
+    centroids: &Matrix,
+    hint: &[u32],
+    spherical: bool,
+) -> Result<cluster::Assignment> {
+    let context::Backend::Cuda(dev) = ctx.backend() else {
+        return Err(Error::invalid("context", "cpu", "a CUDA context"));
+    };
+    let (ids, distances) =
+        cuda::cluster::assign(dev, &points.into(), centroids.view(), spherical, Some(hint))?;
+    Ok(cluster::Assignment {
+        clusters: ids.into_iter().map(|i| i as usize).collect(),
+        distances,
+    })
+}
+
 /// CUDA kernel sources and their run-time compilation (usable without a GPU
 /// when NVRTC is installed).
 pub mod kernels {

@@ -1,9 +1,11 @@
 //! CUDA host side of clustering: the exact nearest-centroid assignment of
-//! k-means on tensor cores (`kernels/cluster.cu`). A first pass finds each
-//! point's smallest TF32 value over every centroid (products kept on chip),
-//! a second collects the centroids within the proven TF32 error bound of
-//! it, and a last kernel re-scores those exactly in fp32 (every centroid
-//! when more than [`CAP`] qualify).
+//! k-means on tensor cores (`kernels/cluster.cu`). A pass over every
+//! centroid (TF32 products kept on chip) collects, per point, the centroids
+//! within the proven TF32 error bound of its running minimum, and a last
+//! kernel re-scores those exactly in fp32 (every centroid when more than
+//! [`CAP`] qualify). The running minimum starts from the minimum of a
+//! first TF32 pass, or, in k-means iterations, from the previous
+//! iteration's centroid (one pass instead of two).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use super::quantize::fixed_scale;
 use super::tensor::upload_slice;
 use crate::error::{Error, Result};
 use crate::matrix::{Input, MatrixView};
+use crate::ops::cluster::{Assigned, LloydStep};
 use crate::tensor::DeviceMatrix;
 
 const MODULE: &str = "cluster";
@@ -33,6 +36,10 @@ const CHUNK_POINTS: usize = 1 << 21;
 const CAP: usize = 32;
 /// Bytes of host points uploaded per step.
 const UPLOAD_BYTES: usize = 1 << 30;
+/// A null device pointer argument.
+const NULL: u64 = 0;
+/// Points per block of the k-means statistics kernel (`VA_STATS_SPAN`).
+const STATS_SPAN: usize = 4096;
 
 /// (points assigned, points that needed the full exact scan) since the
 /// process started, for tests and benchmarks.
@@ -44,6 +51,7 @@ struct Centroids {
     /// `|c|^2 / 2` (squared L2) or 0 (cosine: unit centroids).
     h: CudaSlice<f32>,
     k: usize,
+    dim: usize,
     /// The largest centroid norm, rounded up.
     max_norm: f32,
 }
@@ -73,6 +81,7 @@ fn prepare(dev: &CudaDevice, c: MatrixView<'_>, cosine: bool) -> Result<Centroid
         rows: upload_slice(dev, &rows)?,
         h: upload_slice(dev, &h)?,
         k,
+        dim: d,
         max_norm: (max_norm * (1.0 + 1e-6)) as f32,
     })
 }
@@ -80,11 +89,14 @@ fn prepare(dev: &CudaDevice, c: MatrixView<'_>, cosine: bool) -> Result<Centroid
 /// The nearest centroid of every point and its exact distance (squared L2,
 /// or cosine distance when `cosine`), ties to the smaller index. Points are
 /// finite `f32` rows (host or resident); host rows are uploaded in steps.
+/// `hint`: a centroid id per point (any valid id gives the same result; one
+/// near the nearest saves work).
 pub(crate) fn assign(
     dev: &Arc<CudaDevice>,
     points: &Input<'_>,
     centroids: MatrixView<'_>,
     cosine: bool,
+    hint: Option<&[u32]>,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
     let _g = dev.lock();
     let (n, d) = (points.rows(), points.dim());
@@ -103,10 +115,22 @@ pub(crate) fn assign(
         ));
     }
     let c = prepare(dev, centroids, cosine)?;
+    let hint = match hint {
+        Some(h) if h.len() != n => {
+            return Err(Error::invalid(
+                "hint",
+                h.len(),
+                format!("expected one centroid id per point ({n})"),
+            ))
+        }
+        Some(h) => Some(upload_slice(dev, h)?),
+        None => None,
+    };
+    let hint = hint.as_ref().map(|h| h.as_view());
     match points {
         Input::Resident(m) => {
             let rows = device_rows(m)?;
-            let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine)?;
+            let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine, hint)?;
             let down = cu("download (cuMemcpyDtoH)");
             let hi = dev.stream.clone_dtoh(&ids).map_err(&down)?;
             let hd = dev.stream.clone_dtoh(&dist).map_err(&down)?;
@@ -120,7 +144,8 @@ pub(crate) fn assign(
             while a < n {
                 let b = (a + step).min(n);
                 let part = upload_slice(dev, &m.as_slice()[a * d..b * d])?;
-                let (pi, pd) = assign_all(dev, &part, b - a, d, &c, cosine)?;
+                let h = hint.as_ref().map(|h| h.slice(a..b));
+                let (pi, pd) = assign_all(dev, &part, b - a, d, &c, cosine, h)?;
                 let down = cu("download (cuMemcpyDtoH)");
                 ids.extend(dev.stream.clone_dtoh(&pi).map_err(&down)?);
                 dist.extend(dev.stream.clone_dtoh(&pd).map_err(&down)?);
@@ -144,7 +169,8 @@ fn device_rows(m: &DeviceMatrix) -> Result<&CudaSlice<f32>> {
 }
 
 /// Assigns `n` device points in chunks; the ids and distances stay on the
-/// device.
+/// device. `hint`: a centroid id per point near its nearest (k-means: the
+/// previous assignment), which saves the first TF32 pass.
 fn assign_all(
     dev: &CudaDevice,
     rows: &CudaSlice<f32>,
@@ -152,6 +178,7 @@ fn assign_all(
     d: usize,
     c: &Centroids,
     cosine: bool,
+    hint: Option<CudaView<'_, u32>>,
 ) -> Result<(CudaSlice<u32>, CudaSlice<f32>)> {
     let mut ids = dev.alloc::<u32>(n)?;
     let mut dist = dev.alloc::<f32>(n)?;
@@ -165,7 +192,9 @@ fn assign_all(
         let x = rows.slice(a * d..b * d);
         let mut oi = ids.slice_mut(a..b);
         let mut od = dist.slice_mut(a..b);
-        run(dev, &x, b - a, d, c, cosine, (&mut oi, &mut od, &mut scans))?;
+        let h = hint.as_ref().map(|h| h.slice(a..b));
+        let out = (&mut oi, &mut od, &mut scans);
+        run(dev, &x, b - a, d, c, cosine, h.as_ref(), out)?;
         a = b;
     }
     let hs = dev
@@ -177,33 +206,44 @@ fn assign_all(
     Ok((ids, dist))
 }
 
-/// The result of one Lloyd step (on either backend).
-pub(crate) struct LloydStep {
-    /// Nearest centroid of each point.
-    pub ids: Vec<u32>,
-    /// Its exact distance.
-    pub dist: Vec<f32>,
-    /// Member sums, `k x d`.
-    pub sums: Vec<f64>,
-    /// Member counts.
-    pub counts: Vec<u64>,
+/// An assignment kept on the device between k-means iterations.
+pub(crate) struct DeviceAssignment {
+    dev: Arc<CudaDevice>,
+    ids: CudaSlice<u32>,
+    dist: CudaSlice<f32>,
 }
 
-/// One Lloyd step on resident points: the exact assignment, then member
-/// sums (64-bit fixed point, exact and order-independent; `max_abs` bounds
-/// the values) and counts from the ids on the device.
+impl DeviceAssignment {
+    /// The ids and distances on the host.
+    pub(crate) fn to_host(&self) -> Result<(Vec<u32>, Vec<f32>)> {
+        let _g = self.dev.lock();
+        let down = cu("download (cuMemcpyDtoH)");
+        let ids = self.dev.stream.clone_dtoh(&self.ids).map_err(&down)?;
+        let dist = self.dev.stream.clone_dtoh(&self.dist).map_err(&down)?;
+        self.dev.sync()?;
+        Ok((ids, dist))
+    }
+}
+
+/// One Lloyd step on resident points: the exact assignment (started from
+/// the previous one, `prev`, when given), then member sums (64-bit fixed
+/// point, exact and order-independent; `max_abs` bounds the values),
+/// counts, inertia and changed ids, all from the assignment on the device
+/// (which stays there).
 pub(crate) fn lloyd_step(
     dev: &Arc<CudaDevice>,
     points: &DeviceMatrix,
     centroids: MatrixView<'_>,
     cosine: bool,
     max_abs: f32,
+    prev: Option<&DeviceAssignment>,
 ) -> Result<LloydStep> {
     let _g = dev.lock();
     let (n, d, k) = (points.rows(), points.dim(), centroids.rows());
     let rows = device_rows(points)?;
     let c = prepare(dev, centroids, cosine)?;
-    let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine)?;
+    let hint = prev.filter(|p| p.ids.len() == n).map(|p| &p.ids);
+    let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine, hint.map(|h| h.as_view()))?;
     // Counting sort of the points by cluster.
     let mut counts = dev.alloc::<i32>(k)?;
     dev.stream
@@ -254,16 +294,60 @@ pub(crate) fn lloyd_step(
     b.arg(&perm).arg(&ids).arg(&scale).arg(&mut sums);
     // SAFETY: rows n*d floats; perm and ids n; sums k*d.
     unsafe { b.launch(cfg) }.map_err(cu("va_grouped_sums launch"))?;
+    // Inertia (per-block f64 partials added in order on the host), ids
+    // changed since `prev`, the first non-finite distance.
+    let blocks = n.div_ceil(STATS_SPAN);
+    let mut partial = dev.alloc::<f64>(blocks)?;
+    let mut changed = dev.alloc::<u64>(1)?;
+    dev.stream
+        .memset_zeros(&mut changed)
+        .map_err(cu("cuMemsetD8"))?;
+    let mut bad = upload_slice(dev, &[u64::MAX])?;
+    let f = dev.func(MODULE, "va_lloyd_stats")?;
+    let cfg = LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&ids);
+    match hint {
+        Some(h) => b.arg(h),
+        None => b.arg(&NULL),
+    };
+    b.arg(&dist).arg(&n_i).arg(&mut partial);
+    b.arg(&mut changed).arg(&mut bad);
+    // SAFETY: ids, dist and hint n each; partial one per block of
+    // STATS_SPAN points; changed and bad one counter each.
+    unsafe { b.launch(cfg) }.map_err(cu("va_lloyd_stats launch"))?;
     let hs = dev.stream.clone_dtoh(&sums).map_err(&down)?;
-    let hi = dev.stream.clone_dtoh(&ids).map_err(&down)?;
-    let hd = dev.stream.clone_dtoh(&dist).map_err(&down)?;
+    let hp = dev.stream.clone_dtoh(&partial).map_err(&down)?;
+    let hch = dev.stream.clone_dtoh(&changed).map_err(&down)?;
+    let hbad = dev.stream.clone_dtoh(&bad).map_err(&down)?;
     dev.sync()?;
+    let nonfinite = match hbad[0] {
+        u64::MAX => None,
+        r => {
+            let v = dev
+                .stream
+                .clone_dtoh(&dist.slice(r as usize..r as usize + 1))
+                .map_err(&down)?;
+            dev.sync()?;
+            Some((r as usize, v[0]))
+        }
+    };
     let inv = 1.0 / scale as f64;
     Ok(LloydStep {
-        ids: hi,
-        dist: hd,
+        assigned: Assigned::Device(DeviceAssignment {
+            dev: dev.clone(),
+            ids,
+            dist,
+        }),
         sums: hs.into_iter().map(|v| v as i64 as f64 * inv).collect(),
         counts: hc.into_iter().map(|v| v as u64).collect(),
+        inertia: hp.iter().sum(),
+        changed: hint.map(|_| hch[0] as usize),
+        nonfinite,
     })
 }
 
@@ -282,56 +366,41 @@ fn run(
     d: usize,
     c: &Centroids,
     cosine: bool,
+    hint: Option<&CudaView<'_, u32>>,
     out: Outputs<'_, '_>,
 ) -> Result<()> {
     let (out_ids, out_dist, scans) = out;
-    let mut vmin = dev.alloc::<f32>(n)?;
-    let mut thr = dev.alloc::<f32>(n)?;
     let mut cand = dev.alloc::<i32>(n * CAP)?;
     let mut count = dev.alloc::<i32>(n)?;
-    dev.stream
-        .memset_zeros(&mut count)
-        .map_err(cu("cuMemsetD8"))?;
 
     let (ld, n_i, k_i, d_i) = (d as i64, n as i32, c.k as i32, d as i32);
     let v = if d.is_multiple_of(4) { "v4" } else { "v1" };
-    let tiles = LaunchConfig {
-        grid_dim: (n.div_ceil(TILE) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: SMEM_BYTES as u32,
-    };
     let warps = LaunchConfig {
         grid_dim: ((n * 32).div_ceil(256) as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    // Pass "min": the smallest TF32 value of each point; then each point's
-    // candidate threshold; pass "emit": the candidates under it.
-    for pass in ["min", "emit"] {
-        if pass == "emit" {
-            let f = dev.func(MODULE, "va_assign_threshold")?;
-            let cb = error_bound(d, Pass::Tf32);
+    // The start of each point's running minimum: from the hint, or the
+    // minimum itself from a first TF32 pass.
+    let mut bound = dev.alloc::<f32>(n)?;
+    let cb = error_bound(d, Pass::Tf32);
+    match hint {
+        Some(hint) => {
+            let f = dev.func(MODULE, "va_assign_hint")?;
             let mut b = dev.stream.launch_builder(&f);
-            b.arg(x).arg(&ld).arg(&n_i).arg(&d_i);
-            b.arg(&cb).arg(&c.max_norm).arg(&vmin).arg(&mut thr);
-            // SAFETY: x n*d floats; vmin and thr n each.
-            unsafe { b.launch(warps) }.map_err(cu("va_assign_threshold launch"))?;
+            b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
+            b.arg(&c.h)
+                .arg(&cb)
+                .arg(&c.max_norm)
+                .arg(hint)
+                .arg(&mut bound);
+            // SAFETY: x n*d floats, centroids k*d, h k; hint and bound n.
+            unsafe { b.launch(warps) }.map_err(cu("va_assign_hint launch"))?;
         }
-        let f = dev.func(MODULE, &format!("va_assign_tf32_{pass}_{v}"))?;
-        f.set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            SMEM_BYTES as i32,
-        )
-        .map_err(cu("cuFuncSetAttribute"))?;
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(x).arg(&ld).arg(&n_i).arg(&c.rows).arg(&k_i).arg(&d_i);
-        b.arg(&c.h).arg(&mut vmin).arg(&thr);
-        b.arg(&mut cand).arg(&mut count);
-        // SAFETY: x holds n*d floats (16-byte aligned rows for v4: d is a
-        // multiple of 4 and device buffers start aligned), the centroids
-        // k*d, h k; vmin, thr and count n, cand n*CAP.
-        unsafe { b.launch(tiles) }.map_err(cu("va_assign_tf32 launch"))?;
+        None => tf32_pass(dev, "min", v, (x, ld, n_i), c, cb, &mut bound, None)?,
     }
+    let out_cand = Some((&mut cand, &mut count));
+    tf32_pass(dev, "emit", v, (x, ld, n_i), c, cb, &mut bound, out_cand)?;
     // Exact re-score.
     let f = dev.func(MODULE, "va_assign_finish")?;
     let cos_i = cosine as i32;
@@ -348,5 +417,46 @@ fn run(
     // SAFETY: as above; outputs n each, scans one counter.
     unsafe { b.launch(warps) }.map_err(cu("va_assign_finish launch"))?;
 
+    Ok(())
+}
+
+/// One TF32 pass over every centroid (`va_assign_tf32_{pass}_{v}`) for
+/// the `n` points `x` (leading dimension `ld`): "min" writes the minima to
+/// `bound`; "emit" starts from `bound` and writes the candidates.
+#[allow(clippy::too_many_arguments)]
+fn tf32_pass(
+    dev: &CudaDevice,
+    pass: &str,
+    v: &str,
+    (x, ld, n): (&CudaView<'_, f32>, i64, i32),
+    c: &Centroids,
+    cb: f32,
+    bound: &mut CudaSlice<f32>,
+    out: Option<(&mut CudaSlice<i32>, &mut CudaSlice<i32>)>,
+) -> Result<()> {
+    let f = dev.func(MODULE, &format!("va_assign_tf32_{pass}_{v}"))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_BYTES as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let cfg = LaunchConfig {
+        grid_dim: ((n as usize).div_ceil(TILE) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    };
+    let (k_i, d_i) = (c.k as i32, c.dim as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&ld).arg(&n).arg(&c.rows).arg(&k_i).arg(&d_i);
+    b.arg(&c.h).arg(&cb).arg(&c.max_norm).arg(bound);
+    match out {
+        Some((cand, count)) => b.arg(cand).arg(count),
+        None => b.arg(&NULL).arg(&NULL),
+    };
+    // SAFETY: x holds n*d floats (16-byte aligned rows for v4: d is a
+    // multiple of 4 and device buffers start aligned), the centroids k*d,
+    // h k, bound n; for "emit" count n (each written) and cand n*CAP ("min"
+    // writes neither).
+    unsafe { b.launch(cfg) }.map_err(cu("va_assign_tf32 launch"))?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::{Backend, Context};
-use crate::cuda::cluster::LloydStep;
+use crate::cuda::cluster::DeviceAssignment;
 use crate::error::{Error, Result};
 use crate::matrix::{Input, Matrix, MatrixView};
 use crate::metric::Metric;
@@ -316,20 +316,58 @@ impl Points<'_> {
     }
 }
 
+/// The nearest centroid of every training point with its distance, where
+/// the backend keeps them.
+pub(crate) enum Assigned {
+    Host { ids: Vec<u32>, dist: Vec<f32> },
+    Device(DeviceAssignment),
+}
+
+impl Assigned {
+    /// Ids and distances on the host (downloaded from the device).
+    fn to_host(&self) -> Result<(Vec<u32>, Vec<f32>)> {
+        match self {
+            Assigned::Host { ids, dist } => Ok((ids.clone(), dist.clone())),
+            Assigned::Device(d) => d.to_host(),
+        }
+    }
+}
+
+/// The result of one Lloyd step (on either backend).
+pub(crate) struct LloydStep {
+    /// Nearest centroid of each point and its exact distance.
+    pub assigned: Assigned,
+    /// Member sums, `k x d`.
+    pub sums: Vec<f64>,
+    /// Member counts.
+    pub counts: Vec<u64>,
+    /// Sum of the distances.
+    pub inertia: f64,
+    /// Points whose centroid differs from the previous step's (when given).
+    pub changed: Option<usize>,
+    /// The first point with a non-finite distance, and that distance.
+    pub nonfinite: Option<(usize, f32)>,
+}
+
 /// One Lloyd step: the nearest centroid of every training point with its
 /// distance, then the member sums of each cluster (`k x dim`, f64) and the
-/// member counts, in a fixed order (deterministic). On CUDA the ids stay on
-/// the device between the two.
+/// member counts, in a fixed order (deterministic). On CUDA the assignment
+/// stays on the device and the previous one (`prev`) starts the search.
 fn lloyd_step(
     ctx: &Context,
     pts: &Points<'_>,
     centroids: &Matrix,
     metric: Metric,
     max_abs: f32,
+    prev: Option<&Assigned>,
 ) -> Result<LloydStep> {
     if let (Backend::Cuda(dev), Points::Device(d)) = (ctx.backend(), pts) {
         let cosine = metric == Metric::Cosine;
-        return cuda::cluster::lloyd_step(dev, d, centroids.view(), cosine, max_abs);
+        let hint = match prev {
+            Some(Assigned::Device(a)) => Some(a),
+            _ => None,
+        };
+        return cuda::cluster::lloyd_step(dev, d, centroids.view(), cosine, max_abs, hint);
     }
     let (ids, dist) = nearest(ctx, &pts.input(), &centroids.view(), metric)?;
     let k = centroids.rows();
@@ -346,11 +384,23 @@ fn lloyd_step(
             }
         },
     };
+    let changed = match prev {
+        Some(Assigned::Host { ids: p, .. }) => {
+            Some(p.iter().zip(&ids).filter(|(a, b)| a != b).count())
+        }
+        _ => None,
+    };
+    let nonfinite = dist
+        .iter()
+        .position(|d| !d.is_finite())
+        .map(|r| (r, dist[r]));
     Ok(LloydStep {
-        ids,
-        dist,
+        inertia: dist.iter().map(|&d| d as f64).sum(),
+        assigned: Assigned::Host { ids, dist },
         sums,
         counts,
+        changed,
+        nonfinite,
     })
 }
 
@@ -491,39 +541,30 @@ pub fn kmeans<'a>(
         centroids = normalized(centroids.view());
     }
 
-    let mut prev: Option<Vec<u32>> = None;
+    let mut prev: Option<Assigned> = None;
     let mut prev_inertia = f64::INFINITY;
     let mut iterations = 0;
     let mut converged = false;
     while iterations < opts.max_iterations {
         let t0 = Instant::now();
-        let LloydStep {
-            ids,
-            dist,
-            sums,
-            counts,
-        } = lloyd_step(ctx, &pts, &centroids, metric, max_abs)?;
-        if let Some(r) = dist.iter().position(|d| !d.is_finite()) {
+        let step = lloyd_step(ctx, &pts, &centroids, metric, max_abs, prev.as_ref())?;
+        if let Some((r, d)) = step.nonfinite {
             return Err(Error::invalid(
                 "k-means input",
-                dist[r],
+                d,
                 format!("training row {r} has a non-finite distance to every centroid"),
             ));
         }
-        let inertia: f64 = dist.iter().map(|&d| d as f64).sum();
-        let changed = match &prev {
-            Some(p) => p.iter().zip(&ids).filter(|(a, b)| a != b).count(),
-            None => n_train,
-        };
+        let inertia = step.inertia;
+        let changed = step.changed.unwrap_or(n_train);
         let reseeded = update_centroids(
             &mut centroids,
-            &sums,
-            &counts,
-            &ids,
-            &dist,
+            &step.sums,
+            &step.counts,
+            &step.assigned,
             train_host,
             opts.spherical,
-        );
+        )?;
         iterations += 1;
         if let Some(f) = &opts.progress {
             f(&KMeansProgress {
@@ -544,7 +585,7 @@ pub fn kmeans<'a>(
             break;
         }
         prev_inertia = inertia;
-        prev = Some(ids);
+        prev = Some(step.assigned);
     }
     drop(resident);
     // Final assignment of every input point to the final centroids (the
@@ -574,7 +615,7 @@ fn nearest(
 ) -> Result<(Vec<u32>, Vec<f32>)> {
     match ctx.backend() {
         Backend::Cuda(dev) => {
-            cuda::cluster::assign(dev, points, *centroids, metric == Metric::Cosine)
+            cuda::cluster::assign(dev, points, *centroids, metric == Metric::Cosine, None)
         }
         Backend::Cpu => {
             let (ids, dist) = knn(ctx, *points, *centroids, 1, metric)?.into_parts();
@@ -600,11 +641,10 @@ fn update_centroids(
     centroids: &mut Matrix,
     sums: &[f64],
     counts: &[u64],
-    ids: &[u32],
-    dist: &[f32],
+    assigned: &Assigned,
     pts: MatrixView<'_>,
     spherical: bool,
-) -> usize {
+) -> Result<usize> {
     let d = centroids.dim();
     let k = counts.len();
     let mut c = centroids.as_slice().to_vec();
@@ -618,6 +658,7 @@ fn update_centroids(
     }
     let empty: Vec<usize> = (0..k).filter(|&j| counts[j] == 0).collect();
     if !empty.is_empty() {
+        let (ids, dist) = assigned.to_host()?;
         let mut left = counts.to_vec();
         let mut order: Vec<usize> = (0..ids.len()).collect();
         // Farthest first; ties by the smaller index (deterministic).
@@ -640,7 +681,7 @@ fn update_centroids(
         m = normalized(m.view());
     }
     *centroids = m;
-    empty.len()
+    Ok(empty.len())
 }
 
 /// k-means|| seeding: rounds of independent D^2 sampling (distances from

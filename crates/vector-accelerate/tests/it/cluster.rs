@@ -222,6 +222,68 @@ fn inertia_falls_and_progress_is_reported() {
 }
 
 #[test]
+fn cuda_iterations_report_what_the_cpu_reports() {
+    let Some(ctx) = cuda() else { return };
+    eprintln!("[cuda] cuda_iterations_report_what_the_cpu_reports");
+    let s = seed();
+    let mut r = rng(s);
+    // Iterations after the first start from the previous assignment on the
+    // device and count changed ids and inertia there: both agree with the
+    // CPU's host loop, iteration by iteration.
+    for &(n, d, k, spherical) in &[
+        (3000usize, 24usize, 40usize, false),
+        (2500, 67, 97, false),
+        (3000, 24, 40, true),
+    ] {
+        let x = clustered(&mut r, n, d, k, 0.5);
+        let c0 = Matrix::new(x.as_slice()[..k * d].to_vec(), d).unwrap();
+        let run = |ctx: &Context| {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = seen.clone();
+            let o = KMeansOptions::new(k)
+                .with_init(KMeansInit::Centroids(c0.clone()))
+                .with_spherical(spherical)
+                .with_max_iterations(8)
+                .with_tolerance(0.0)
+                .with_progress(move |p| log.lock().unwrap().push(*p));
+            let res = kmeans(ctx, &x, &o).unwrap();
+            let p = seen.lock().unwrap().clone();
+            (res, p)
+        };
+        let (gpu, pg) = run(&ctx);
+        let (cpu, pc) = run(&Context::cpu());
+        let what = format!("seed {s} {n}x{d} k {k} spherical {spherical}");
+        assert_eq!(pg.len(), pc.len(), "{what}: iterations");
+        for (i, (g, c)) in pg.iter().zip(&pc).enumerate() {
+            assert!(
+                g.changed.abs_diff(c.changed) <= n / 200,
+                "{what}: iteration {i} changed {} vs {}",
+                g.changed,
+                c.changed
+            );
+            assert!(
+                (g.inertia - c.inertia).abs() <= 1e-4 * c.inertia,
+                "{what}: iteration {i} inertia {} vs {}",
+                g.inertia,
+                c.inertia
+            );
+            assert_eq!(g.reseeded, c.reseeded, "{what}: iteration {i}");
+        }
+        assert!(
+            pg.iter().skip(1).any(|p| p.changed > 0 && p.changed < n),
+            "{what}: {pg:?}"
+        );
+        let same = gpu
+            .assignments
+            .iter()
+            .zip(&cpu.assignments)
+            .filter(|(a, b)| a == b)
+            .count();
+        assert!(same >= n - n / 100, "{what}: {same} of {n} equal");
+    }
+}
+
+#[test]
 fn empty_clusters_are_reseeded_from_the_farthest_points() {
     for_each_backend("empty_clusters_reseeded", |ctx| {
         let x = Matrix::new(
@@ -401,6 +463,7 @@ fn cuda_assignment_is_the_exact_nearest_centroid() {
                 // Resident points take the same path.
                 let res = assign(&ctx, &ctx.upload(&xs).unwrap(), &cs, spherical).unwrap();
                 assert_eq!(res, got, "{what}: resident points");
+                check_hints(&ctx, &mut r, &what, &xs, &cs, spherical, &got);
             }
         }
         // Points that are slightly moved copies of centroids.
@@ -413,6 +476,38 @@ fn cuda_assignment_is_the_exact_nearest_centroid() {
         let x = Matrix::new(near, d).unwrap();
         let got = assign(&ctx, &x, &c, false).unwrap();
         check_assignment(&format!("seed {s} {n}x{k}x{d} near"), &x, &c, false, &got);
+    }
+}
+
+/// The assignment started from hints (as k-means iterations start from the
+/// previous one) equals the plain one for exact, random and worst hints.
+fn check_hints(
+    ctx: &Context,
+    r: &mut rand::rngs::StdRng,
+    what: &str,
+    x: &Matrix,
+    c: &Matrix,
+    spherical: bool,
+    plain: &vector_accelerate::cluster::Assignment,
+) {
+    use rand::Rng;
+    let k = c.rows() as u32;
+    let exact: Vec<u32> = plain.clusters.iter().map(|&j| j as u32).collect();
+    let random: Vec<u32> = (0..x.rows()).map(|_| r.random_range(0..k)).collect();
+    let far: Vec<u32> = (0..x.rows())
+        .map(|i| {
+            (0..c.rows())
+                .max_by(|&a, &b| {
+                    let da = ref_assign_dist(x.row(i), c.row(a), spherical);
+                    let db = ref_assign_dist(x.row(i), c.row(b), spherical);
+                    da.total_cmp(&db)
+                })
+                .unwrap() as u32
+        })
+        .collect();
+    for (name, hint) in [("exact", exact), ("random", random), ("farthest", far)] {
+        let got = vector_accelerate::debug_assign_hinted(ctx, x, c, &hint, spherical).unwrap();
+        assert_eq!(&got, plain, "{what}: {name} hints");
     }
 }
 
@@ -447,6 +542,18 @@ fn cuda_assignment_resolves_ties_like_the_cpu() {
         }
         let cpu = assign(&Context::cpu(), &x, &c, false).unwrap();
         assert_eq!(got.clusters, cpu.clusters, "seed {s} {copies} copies");
+        // Started from the last copy of the nearest centroid, the smallest
+        // index still wins.
+        let last: Vec<u32> = got
+            .clusters
+            .iter()
+            .map(|&j| ((copies - 1) * k0 + j % k0) as u32)
+            .collect();
+        let hinted = vector_accelerate::debug_assign_hinted(&ctx, &x, &c, &last, false).unwrap();
+        assert_eq!(
+            hinted, got,
+            "seed {s} {copies} copies, hints on the last copy"
+        );
         assert!(
             got.clusters.iter().all(|&j| j < k0),
             "seed {s}: a later copy won"

@@ -3,182 +3,22 @@
 // Centroid c of point x is ranked by the TF32 value v = h[c] - x.c
 // (h[c] = |c|^2 / 2 for squared L2, 0 for unit centroids under cosine),
 // computed on chip and never written out. With the dot-product bound of
-// knn.cu (the TF32 value lies within cbound |x| |c| of the exact one), the
-// exact nearest centroid has v <= v_min + 2 B, B = cbound |x| max|c| plus
-// rounding slack. Three steps:
-//   va_assign_tf32_min   v_min of every point;
-//   va_assign_threshold  thr = v_min + 2 B from |x|;
-//   va_assign_tf32_emit  the same products again; every centroid with
-//                        v <= thr is appended to the point's candidates;
-//   va_assign_finish     exact fp32 re-score of the candidates (or of every
-//                        centroid when they overflow), ties to the smaller
-//                        index.
-// The result is the exact argmin whatever the TF32 rounding.
+// knn.cu (the TF32 value lies within cbound |x| |c| of the exact one, plus
+// rounding slack), the exact nearest centroid has v <= v_min + 2 B with
+// B = cbound |x| max|c| + slack. A pass over the centroids keeps each
+// point's running minimum m of v and appends every centroid with
+// v <= m + 2 B at the time it is seen. The minimum only falls, so every
+// centroid within 2 B of the final minimum is among the candidates. The
+// running minimum starts from an upper bound of the final one, the
+// tighter the fewer extra candidates (in high dimension many centroids lie
+// within 2 B of a poor early minimum): the minimum itself from a first
+// pass that only takes minima (va_assign_tf32_min), or, in k-means, the
+// exact value of the previous iteration's centroid plus 2 B
+// (va_assign_hint). va_assign_finish then re-scores the candidates exactly
+// in fp32 (every centroid when they overflow), ties to the smaller index:
+// the exact argmin whatever the TF32 rounding.
 
 #define VA_ACAP 32  // candidates kept per point
-
-// One block: 128 points x every centroid, in tiles of 128 centroids.
-// EMIT false: writes vmin[p]. EMIT true: appends the centroids with
-// v <= thr[p] to cand[p * VA_ACAP ..] and counts them in count[p] (zeroed
-// by the caller; counts past VA_ACAP are kept, the ids dropped).
-template <bool VEC, bool EMIT>
-__device__ __forceinline__ void va_assign(const float* __restrict__ X, i64 ldx, int n,
-                                          const float* __restrict__ C, int k, int d,
-                                          const float* __restrict__ h, float* __restrict__ vmin,
-                                          const float* __restrict__ thr, int* __restrict__ cand,
-                                          int* __restrict__ count) {
-    constexpr int WARPS = 8, THREADS = 256, NI = 4;  // warp tile 64 points x 32 centroids
-    extern __shared__ __align__(16) float va_asm[];
-    float* As = va_asm;                               // VA_FSTAGES x 128 x VA_FS
-    float* Bs = va_asm + VA_FSTAGES * VA_FM * VA_FS;  // VA_FSTAGES x 128 x VA_FS
-    __shared__ float s_h[VA_FN];
-    __shared__ float s_t[VA_FM];
-
-    const int p0 = blockIdx.x * VA_FM;
-    const int tid = threadIdx.x;
-    const int warp = tid >> 5, lane = tid & 31;
-    const int g = lane >> 2, t = lane & 3;
-    const int wm = (warp / (WARPS / 2)) * 64;
-    const int wn = (warp % (WARPS / 2)) * NI * 8;
-    const char* Xc = reinterpret_cast<const char*>(X);
-    const char* Cc = reinterpret_cast<const char*>(C);
-
-    if (EMIT)
-        for (int i = tid; i < VA_FM; i += THREADS) s_t[i] = p0 + i < n ? thr[p0 + i] : -va_inf();
-    // Per point row of this thread (4 m-tiles x 2 halves): the smallest v.
-    float best[4][2];
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) best[mi][hh] = va_inf();
-
-    const int nk = (d + VA_FK - 1) / VA_FK;
-    for (int c0 = 0; c0 < k; c0 += VA_FN) {
-        __syncthreads();  // s_h and the stages of the previous tile are free
-        for (int i = tid; i < VA_FN; i += THREADS) s_h[i] = c0 + i < k ? h[c0 + i] : 0.0f;
-
-        float acc[4][NI][4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < NI; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
-
-#pragma unroll
-        for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
-            if (s0 < nk) {
-                va_load_tile<VEC, THREADS, 4>(As + s0 * VA_FM * VA_FS, Xc, ldx, n, d, p0, s0 * VA_FK);
-                va_load_tile<VEC, THREADS, 4>(Bs + s0 * VA_FN * VA_FS, Cc, d, k, d, c0, s0 * VA_FK);
-            }
-            va_cp_commit();
-        }
-        for (int kt = 0; kt < nk; ++kt) {
-            const int st = kt % VA_FSTAGES;
-            const int nt = kt + VA_FSTAGES - 1;
-            if (nt < nk) {
-                const int ns = nt % VA_FSTAGES;
-                va_load_tile<VEC, THREADS, 4>(As + ns * VA_FM * VA_FS, Xc, ldx, n, d, p0, nt * VA_FK);
-                va_load_tile<VEC, THREADS, 4>(Bs + ns * VA_FN * VA_FS, Cc, d, k, d, c0, nt * VA_FK);
-            }
-            va_cp_commit();
-            va_cp_wait<VA_FSTAGES - 1>();
-            __syncthreads();
-            const float* A = As + st * VA_FM * VA_FS;
-            const float* B = Bs + st * VA_FN * VA_FS;
-#pragma unroll
-            for (int kk = 0; kk < VA_FK; kk += 8) {
-                u32 a[4][4], b[NI][2];
-                const int mat = lane >> 3, rr = lane & 7;
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-                    va_ldsm_x4(a[mi], A + (wm + mi * 16 + rr + (mat & 1) * 8) * VA_FS + kk + (mat >> 1) * 4);
-#pragma unroll
-                for (int np = 0; np < NI; np += 2) {
-                    u32 r4[4];
-                    va_ldsm_x4(r4, B + (wn + (np + (mat >> 1)) * 8 + rr) * VA_FS + kk + (mat & 1) * 4);
-                    b[np][0] = r4[0];
-                    b[np][1] = r4[1];
-                    b[np + 1][0] = r4[2];
-                    b[np + 1][1] = r4[3];
-                }
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int ni = 0; ni < NI; ++ni) va_mma_tf32(acc[mi][ni], a[mi], b[ni]);
-            }
-            __syncthreads();
-        }
-
-        // Epilogue: c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
-#pragma unroll
-        for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int c = wn + ni * 8 + 2 * t + e;
-                if (c0 + c < k) {
-                    const float hc = s_h[c];
-#pragma unroll
-                    for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                        for (int hh = 0; hh < 2; ++hh) {
-                            const float v = hc - acc[mi][ni][hh * 2 + e];
-                            if (EMIT) {
-                                const int r = wm + mi * 16 + g + hh * 8;
-                                if (v <= s_t[r]) {
-                                    const i64 p = p0 + r;
-                                    const int slot = atomicAdd(count + p, 1);
-                                    if (slot < VA_ACAP) cand[p * VA_ACAP + slot] = c0 + c;
-                                }
-                            } else {
-                                best[mi][hh] = fminf(best[mi][hh], v);
-                            }
-                        }
-                }
-            }
-    }
-    if (EMIT) return;
-
-    // The four threads of a quad hold the same rows; then the four warps
-    // along centroids through shared memory (the pipeline stages are free
-    // after the last tile's final barrier).
-    float* sv = va_asm;  // [4][128]
-    const int wcol = warp % (WARPS / 2);
-#pragma unroll
-    for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-            float v = best[mi][hh];
-            v = fminf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-            v = fminf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-            if (t == 0) sv[wcol * VA_FM + wm + mi * 16 + g + hh * 8] = v;
-        }
-    __syncthreads();
-    if (tid < VA_FM && p0 + tid < n) {
-        float v = sv[tid];
-        for (int w = 1; w < WARPS / 2; ++w) v = fminf(v, sv[w * VA_FM + tid]);
-        vmin[p0 + tid] = v;
-    }
-}
-
-#define VA_ASSIGN_ARGS                                                                                \
-    const float *__restrict__ X, i64 ldx, int n, const float *__restrict__ C, int k, int d,           \
-        const float *__restrict__ h, float *__restrict__ vmin, const float *__restrict__ thr,          \
-        int *__restrict__ cand, int *__restrict__ count
-#define VA_ASSIGN_PASS X, ldx, n, C, k, d, h, vmin, thr, cand, count
-
-extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_min_v4(VA_ASSIGN_ARGS) {
-    va_assign<true, false>(VA_ASSIGN_PASS);
-}
-extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_min_v1(VA_ASSIGN_ARGS) {
-    va_assign<false, false>(VA_ASSIGN_PASS);
-}
-extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_emit_v4(VA_ASSIGN_ARGS) {
-    va_assign<true, true>(VA_ASSIGN_PASS);
-}
-extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_emit_v1(VA_ASSIGN_ARGS) {
-    va_assign<false, true>(VA_ASSIGN_PASS);
-}
 
 // |x|^2 of a point row, as a warp computes it (every lane gets it).
 __device__ __forceinline__ float va_warp_sqnorm(const float* __restrict__ x, int d) {
@@ -189,25 +29,201 @@ __device__ __forceinline__ float va_warp_sqnorm(const float* __restrict__ x, int
     return xn;
 }
 
-// One warp per point: thr[p] = vmin + 2 B with B = cbound |x| cmax plus
-// the rounding of h - dot (2^-21 of the magnitudes involved); -inf for a
-// non-finite point (no candidates; the finish reports it).
-extern "C" __global__ void va_assign_threshold(const float* __restrict__ X, i64 ldx, int n, int d,
-                                               float cbound, float cmax, const float* __restrict__ vmin,
-                                               float* __restrict__ thr) {
-    const i64 p = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    if (p >= n) return;
-    const float xn = va_warp_sqnorm(X + p * ldx, d);
-    if ((threadIdx.x & 31) != 0) return;
-    const float v = vmin[p];
-    if (!isfinite(xn) || !isfinite(v)) {
-        thr[p] = -va_inf();
-        return;
-    }
+// The band 2 B of a point of squared norm xn, with the rounding slack
+// taken for |v| <= cmax^2 / 2 + |x| cmax; NaN for a non-finite point.
+__device__ __forceinline__ float va_assign_band(float xn, float cbound, float cmax) {
     const float slack = 4.76837158e-7f;  // 2^-21
     const float xr = sqrtf(xn);
-    const float b = cbound * xr * cmax + slack * (0.5f * cmax * cmax + xr * cmax + fabsf(v));
-    thr[p] = v + 2.0f * b;
+    const float mag = 0.5f * cmax * cmax + xr * cmax;
+    return isfinite(xn) ? 2.0f * (cbound * xr * cmax + 2.0f * slack * mag) : va_nan();
+}
+
+// One block: 128 points x every centroid, in tiles of 128 centroids; one
+// cp.async pipeline runs through all (tile, depth slice) steps, so the
+// loads of the next tile overlap the epilogue of the current one.
+// MIN: writes each point's smallest v to bound[p]. Otherwise: the running
+// minimum starts at bound[p] (an upper bound of the final minimum; +inf
+// when none is known); appends the candidates of point p to
+// cand[p * VA_ACAP ..] and writes their number to count[p] (more than
+// VA_ACAP: overflow, the ids past it dropped; 0 for a non-finite point or
+// one whose values are all NaN).
+template <bool VEC, bool MIN>
+__device__ __forceinline__ void va_assign(const float* __restrict__ X, i64 ldx, int n,
+                                          const float* __restrict__ C, int k, int d,
+                                          const float* __restrict__ h, float cbound, float cmax,
+                                          float* __restrict__ bound, int* __restrict__ cand,
+                                          int* __restrict__ count) {
+    constexpr int WARPS = 8, THREADS = 256, NI = 4;  // warp tile 64 points x 32 centroids
+    extern __shared__ __align__(16) float va_asm[];
+    float* As = va_asm;                               // VA_FSTAGES x 128 x VA_FS
+    float* Bs = va_asm + VA_FSTAGES * VA_FM * VA_FS;  // VA_FSTAGES x 128 x VA_FS
+    __shared__ float s_min[VA_FM];                    // running minimum of v
+    __shared__ float s_band[VA_FM];                   // 2 B (NaN: emit nothing)
+    __shared__ float s_tile[WARPS / 2][VA_FM];        // the last tile's minima
+    __shared__ int s_cnt[VA_FM];
+
+    const int p0 = blockIdx.x * VA_FM;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = (warp / (WARPS / 2)) * 64;
+    const int wcol = warp % (WARPS / 2);
+    const int wn = wcol * NI * 8;
+    const char* Xc = reinterpret_cast<const char*>(X);
+    const char* Cc = reinterpret_cast<const char*>(C);
+
+    // The band of each point (NaN past the end: nothing emitted) and the
+    // start of its running minimum.
+    for (int r = warp; r < VA_FM; r += WARPS) {
+        const int p = p0 + r;
+        float xn = va_nan();
+        if (!MIN && p < n) xn = va_warp_sqnorm(X + (i64)p * ldx, d);
+        if (lane == 0) {
+            s_band[r] = va_assign_band(xn, cbound, cmax);
+            s_min[r] = MIN || p >= n ? va_inf() : bound[p];
+            s_cnt[r] = 0;
+        }
+    }
+
+    const int nk = (d + VA_FK - 1) / VA_FK;
+    const int steps = nk * ((k + VA_FN - 1) / VA_FN);
+    // Step s multiplies depth slice s % nk of centroid tile s / nk.
+    auto load = [&](int s) {
+        const int tile = s / nk, kt = s - tile * nk;
+        const int st = s % VA_FSTAGES;
+        va_load_tile<VEC, THREADS, 4>(As + st * VA_FM * VA_FS, Xc, ldx, n, d, p0, kt * VA_FK);
+        va_load_tile<VEC, THREADS, 4>(Bs + st * VA_FN * VA_FS, Cc, d, k, d, tile * VA_FN, kt * VA_FK);
+    };
+#pragma unroll
+    for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
+        if (s0 < steps) load(s0);
+        va_cp_commit();
+    }
+
+    float acc[4][NI][4];
+    for (int s = 0; s < steps; ++s) {
+        const int tile = s / nk, kt = s - tile * nk;
+        if (kt == 0) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < NI; ++j)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+        }
+        if (s + VA_FSTAGES - 1 < steps) load(s + VA_FSTAGES - 1);
+        va_cp_commit();
+        va_cp_wait<VA_FSTAGES - 1>();
+        __syncthreads();
+        const int st = s % VA_FSTAGES;
+        va_mma_stage<VA_KIND_TF32, NI>(acc, As + st * VA_FM * VA_FS, Bs + st * VA_FN * VA_FS, wm, wn, lane);
+        __syncthreads();
+        if (kt != nk - 1) continue;
+
+        // Epilogue of the tile: c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t),
+        // c3 (g+8, 2t+1). The threshold uses the minimum of the earlier
+        // tiles (s_min) and of this thread's values in this tile: never
+        // below the final minimum, so no candidate is missed.
+        const int c0 = tile * VA_FN;
+        float hc[NI][2];
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = c0 + wn + ni * 8 + 2 * t + e;
+                hc[ni][e] = c < k ? h[c] : va_nan();  // NaN: never a minimum, never emitted
+            }
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                const int r = wm + mi * 16 + g + hh * 8;
+                float lo = va_inf();
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) lo = fminf(lo, hc[ni][e] - acc[mi][ni][hh * 2 + e]);
+                const float m = fminf(s_min[r], lo);
+                if (!MIN && m == -va_inf()) {
+                    atomicMax(s_cnt + r, VA_ACAP + 1);  // overflow: the full exact scan
+                } else if (!MIN) {
+                    const float thr = m + s_band[r];
+#pragma unroll
+                    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e)
+                            if (hc[ni][e] - acc[mi][ni][hh * 2 + e] <= thr) {
+                                const int slot = atomicAdd(s_cnt + r, 1);
+                                if (slot < VA_ACAP)
+                                    cand[(i64)(p0 + r) * VA_ACAP + slot] = c0 + wn + ni * 8 + 2 * t + e;
+                            }
+                }
+                lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, 1));
+                lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, 2));
+                if (t == 0) s_tile[wcol][r] = lo;
+            }
+        __syncthreads();
+        if (tid < VA_FM) {
+            float m = s_min[tid];
+#pragma unroll
+            for (int w = 0; w < WARPS / 2; ++w) m = fminf(m, s_tile[w][tid]);
+            s_min[tid] = m;
+        }
+        // The next read of s_min and write of s_tile are behind the next
+        // step's barriers.
+    }
+    __syncthreads();
+    if (tid < VA_FM && p0 + tid < n) {
+        if (MIN)
+            bound[p0 + tid] = s_min[tid];
+        else
+            count[p0 + tid] = s_cnt[tid];
+    }
+}
+
+#define VA_ASSIGN_ARGS                                                                                \
+    const float *__restrict__ X, i64 ldx, int n, const float *__restrict__ C, int k, int d,           \
+        const float *__restrict__ h, float cbound, float cmax, float *__restrict__ bound,                 \
+        int *__restrict__ cand, int *__restrict__ count
+#define VA_ASSIGN_PASS X, ldx, n, C, k, d, h, cbound, cmax, bound, cand, count
+
+extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_min_v4(VA_ASSIGN_ARGS) {
+    va_assign<true, true>(VA_ASSIGN_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_min_v1(VA_ASSIGN_ARGS) {
+    va_assign<false, true>(VA_ASSIGN_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_emit_v4(VA_ASSIGN_ARGS) {
+    va_assign<true, false>(VA_ASSIGN_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) va_assign_tf32_emit_v1(VA_ASSIGN_ARGS) {
+    va_assign<false, false>(VA_ASSIGN_PASS);
+}
+
+// One warp per point: the upper bound of its smallest TF32 value from a
+// known centroid (k-means: the previous iteration's): the fp32 value
+// h[c] - x.c plus the band 2 B, which covers its TF32 error and the fp32
+// rounding; +inf for an id past k.
+extern "C" __global__ void va_assign_hint(const float* __restrict__ X, i64 ldx, int n,
+                                          const float* __restrict__ C, int k, int d,
+                                          const float* __restrict__ h, float cbound, float cmax,
+                                          const u32* __restrict__ hint, float* __restrict__ bound) {
+    const i64 p = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (p >= n) return;
+    const int lane = threadIdx.x & 31;
+    const u32 c = hint[p];
+    const float* x = X + p * ldx;
+    const float xn = va_warp_sqnorm(x, d);
+    if (c >= (u32)k) {
+        if (lane == 0) bound[p] = va_inf();
+        return;
+    }
+    const float* cv = C + (i64)c * d;
+    float dot = 0.0f;
+    for (int j = lane; j < d; j += 32) dot = fmaf(x[j], cv[j], dot);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+    if (lane == 0) bound[p] = (h[c] - dot) + va_assign_band(xn, cbound, cmax);
 }
 
 // The exact distance of point row x to centroid c as a warp computes it
@@ -327,4 +343,42 @@ extern "C" __global__ void va_grouped_sums(const float* __restrict__ X, i64 ldx,
         }
         if (cur != 0xFFFFFFFFu) atomicAdd(sums + (i64)cur * d + col, (unsigned long long)s);
     }
+}
+
+// Per-iteration k-means statistics without downloading the assignment:
+// block b adds the distances of points [b * 4096, (b + 1) * 4096) in f64
+// in a fixed order into partial[b] (the host adds the blocks in order:
+// deterministic), counts the points whose id differs from prev (when
+// given) into *changed, and keeps the smallest index of a non-finite
+// distance in *bad (initialised to all ones).
+#define VA_STATS_SPAN 4096
+extern "C" __global__ void __launch_bounds__(256) va_lloyd_stats(const u32* __restrict__ ids,
+                                                                  const u32* __restrict__ prev,
+                                                                  const float* __restrict__ dist, i64 n,
+                                                                  double* __restrict__ partial,
+                                                                  unsigned long long* __restrict__ changed,
+                                                                  unsigned long long* __restrict__ bad) {
+    __shared__ double s[256];
+    const i64 a = (i64)blockIdx.x * VA_STATS_SPAN;
+    const i64 b = min(n, a + VA_STATS_SPAN);
+    double acc = 0.0;
+    unsigned int ch = 0;
+    for (i64 p = a + threadIdx.x; p < b; p += blockDim.x) {
+        const float v = dist[p];
+        if (isfinite(v))
+            acc += (double)v;
+        else
+            atomicMin(bad, (unsigned long long)p);
+        if (prev != nullptr && prev[p] != ids[p]) ++ch;
+    }
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int w = 128; w > 0; w >>= 1) {
+        if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[blockIdx.x] = s[0];
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) ch += __shfl_xor_sync(0xffffffffu, ch, off);
+    if ((threadIdx.x & 31) == 0 && ch) atomicAdd(changed, (unsigned long long)ch);
 }

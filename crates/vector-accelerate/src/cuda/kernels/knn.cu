@@ -70,10 +70,6 @@ __device__ __forceinline__ void va_col_constants(float xn, int metric, int norma
 // KIND: how the dot products are computed (VA_KIND_*). For the 16-bit
 // kinds Q and X hold bf16 / f16 rows, d (a multiple of 8) counts their
 // elements and padding columns are zero.
-#define VA_KIND_TF32 0
-#define VA_KIND_3XTF32 1
-#define VA_KIND_BF16 2
-#define VA_KIND_F16 3
 template <int KIND, bool VEC, int WARPS>
 __device__ __forceinline__ void va_fused_filter(const void* __restrict__ Qv, i64 ldq, int m,
                                                 const void* __restrict__ Xv, i64 ldx, int n, int d,
@@ -162,83 +158,7 @@ __device__ __forceinline__ void va_fused_filter(const void* __restrict__ Qv, i64
         va_cp_commit();
         va_cp_wait<VA_FSTAGES - 1>();
         __syncthreads();
-        const float* A = As + st * VA_FM * VA_FS;
-        const float* B = Bs + st * VA_FN * VA_FS;
-#pragma unroll
-        for (int kk = 0; kk < VA_FK; kk += 8) {
-            float af[4][4], bf[NI][2];
-            const int mat = lane >> 3, rr = lane & 7;
-#pragma unroll
-            for (int mi = 0; mi < 4; ++mi) {
-                u32 r4[4];
-                va_ldsm_x4(r4, A + (wm + mi * 16 + rr + (mat & 1) * 8) * VA_FS + kk + (mat >> 1) * 4);
-#pragma unroll
-                for (int e = 0; e < 4; ++e) af[mi][e] = __uint_as_float(r4[e]);
-            }
-#pragma unroll
-            for (int np = 0; np < NI; np += 2) {
-                u32 r4[4];
-                va_ldsm_x4(r4, B + (wn + (np + (mat >> 1)) * 8 + rr) * VA_FS + kk + (mat & 1) * 4);
-                bf[np][0] = __uint_as_float(r4[0]);
-                bf[np][1] = __uint_as_float(r4[1]);
-                bf[np + 1][0] = __uint_as_float(r4[2]);
-                bf[np + 1][1] = __uint_as_float(r4[3]);
-            }
-            if (HALF) {
-                // The same 32-byte fragments hold 16 values of 16 bits.
-                u32 a[4][4], b[NI][2];
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
-#pragma unroll
-                for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int ni = 0; ni < NI; ++ni) va_mma_16bit<KIND == VA_KIND_BF16>(acc[mi][ni], a[mi], b[ni]);
-            } else if (SPLIT3) {
-                u32 ah[4][4], al[4][4], bh[NI][2], bl[NI][2];
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        ah[mi][e] = va_tf32(af[mi][e]);
-                        al[mi][e] = va_tf32(af[mi][e] - __uint_as_float(ah[mi][e]));
-                    }
-#pragma unroll
-                for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        bh[ni][e] = va_tf32(bf[ni][e]);
-                        bl[ni][e] = va_tf32(bf[ni][e] - __uint_as_float(bh[ni][e]));
-                    }
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int ni = 0; ni < NI; ++ni) {
-                        va_mma_tf32(acc[mi][ni], al[mi], bh[ni]);
-                        va_mma_tf32(acc[mi][ni], ah[mi], bl[ni]);
-                        va_mma_tf32(acc[mi][ni], ah[mi], bh[ni]);
-                    }
-            } else {
-                u32 a[4][4], b[NI][2];
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
-#pragma unroll
-                for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
-#pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-#pragma unroll
-                    for (int ni = 0; ni < NI; ++ni) va_mma_tf32(acc[mi][ni], a[mi], b[ni]);
-            }
-        }
+        va_mma_stage<KIND, NI>(acc, As + st * VA_FM * VA_FS, Bs + st * VA_FN * VA_FS, wm, wn, lane);
         __syncthreads();
     }
 

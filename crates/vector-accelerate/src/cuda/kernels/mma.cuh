@@ -98,3 +98,97 @@ __device__ __forceinline__ void va_ldsm_x4(u32* r, const float* p) {
                  : "r"(a));
 }
 
+// Operand kinds of the block product: TF32 (f32 bits as they are), 3xTF32
+// (each f32 split into a TF32 high and low part, three products: near-fp32
+// accuracy), or 16-bit rows (bf16, f16) packed two per 32-bit word.
+#define VA_KIND_TF32 0
+#define VA_KIND_3XTF32 1
+#define VA_KIND_BF16 2
+#define VA_KIND_F16 3
+
+// One pipeline stage of a 128 x 128 block product: the warp's 64 x NI * 8
+// tile (rows wm.., columns wn..) accumulates the VA_FK-wide slice held in
+// shared memory by A (rows) and B (columns), both of row stride VA_FS.
+// Fragment layout of acc[mi][ni]: c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t),
+// c3 (g+8, 2t+1) with g = lane / 4, t = lane % 4.
+template <int KIND, int NI>
+__device__ __forceinline__ void va_mma_stage(float (&acc)[4][NI][4], const float* A, const float* B, int wm, int wn,
+                                             int lane) {
+    constexpr bool SPLIT3 = KIND == VA_KIND_3XTF32;
+    constexpr bool HALF = KIND >= VA_KIND_BF16;
+#pragma unroll
+    for (int kk = 0; kk < VA_FK; kk += 8) {
+        float af[4][4], bf[NI][2];
+        const int mat = lane >> 3, rr = lane & 7;
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi) {
+            u32 r4[4];
+            va_ldsm_x4(r4, A + (wm + mi * 16 + rr + (mat & 1) * 8) * VA_FS + kk + (mat >> 1) * 4);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) af[mi][e] = __uint_as_float(r4[e]);
+        }
+#pragma unroll
+        for (int np = 0; np < NI; np += 2) {
+            u32 r4[4];
+            va_ldsm_x4(r4, B + (wn + (np + (mat >> 1)) * 8 + rr) * VA_FS + kk + (mat & 1) * 4);
+            bf[np][0] = __uint_as_float(r4[0]);
+            bf[np][1] = __uint_as_float(r4[1]);
+            bf[np + 1][0] = __uint_as_float(r4[2]);
+            bf[np + 1][1] = __uint_as_float(r4[3]);
+        }
+        if (HALF) {
+            // The same 32-byte fragments hold 16 values of 16 bits.
+            u32 a[4][4], b[NI][2];
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
+#pragma unroll
+            for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni) va_mma_16bit<KIND == VA_KIND_BF16>(acc[mi][ni], a[mi], b[ni]);
+        } else if (SPLIT3) {
+            u32 ah[4][4], al[4][4], bh[NI][2], bl[NI][2];
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    ah[mi][e] = va_tf32(af[mi][e]);
+                    al[mi][e] = va_tf32(af[mi][e] - __uint_as_float(ah[mi][e]));
+                }
+#pragma unroll
+            for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    bh[ni][e] = va_tf32(bf[ni][e]);
+                    bl[ni][e] = va_tf32(bf[ni][e] - __uint_as_float(bh[ni][e]));
+                }
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni) {
+                    va_mma_tf32(acc[mi][ni], al[mi], bh[ni]);
+                    va_mma_tf32(acc[mi][ni], ah[mi], bl[ni]);
+                    va_mma_tf32(acc[mi][ni], ah[mi], bh[ni]);
+                }
+        } else {
+            u32 a[4][4], b[NI][2];
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) a[mi][e] = __float_as_uint(af[mi][e]);
+#pragma unroll
+            for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) b[ni][e] = __float_as_uint(bf[ni][e]);
+#pragma unroll
+            for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni) va_mma_tf32(acc[mi][ni], a[mi], b[ni]);
+        }
+    }
+}
