@@ -194,7 +194,7 @@ fn assign_all(
         let mut od = dist.slice_mut(a..b);
         let h = hint.as_ref().map(|h| h.slice(a..b));
         let out = (&mut oi, &mut od, &mut scans);
-        run(dev, &x, b - a, d, c, cosine, h.as_ref(), out)?;
+        run(dev, (&x, b - a, d), c, cosine, h.as_ref(), out)?;
         a = b;
     }
     let hs = dev
@@ -361,9 +361,7 @@ type Outputs<'a, 'b> = (
 /// Assigns `n` points (`n x d` on the device) into `out`.
 fn run(
     dev: &CudaDevice,
-    x: &CudaView<'_, f32>,
-    n: usize,
-    d: usize,
+    (x, n, d): (&CudaView<'_, f32>, usize, usize),
     c: &Centroids,
     cosine: bool,
     hint: Option<&CudaView<'_, u32>>,
