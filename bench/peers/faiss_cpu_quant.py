@@ -14,6 +14,9 @@ Sections (--only takes a comma list, default all):
             trained on the --encode-n rows, then compute_codes and decode of
             them: ms, rows/s, GB/s (bytes read + written = n*d*4 +
             n*code_size), reconstruction MSE and max abs error.
+  sq-search IndexScalarQuantizer QT_8bit and QT_8bit_uniform over the
+            --encode-n rows, --queries queries, k=10: ms, queries/s and
+            recall@10 against exact IndexFlatL2 (no re-ranking).
   pq        PQ compute_codes of --encode-n rows; IndexPQ ADC search (L2 and
             inner product) of --queries queries, k=10: ms, queries/s, code
             distances/s (nq * n / s), recall@10 against exact (IndexFlatL2 /
@@ -30,7 +33,7 @@ import time
 import faiss
 import numpy as np
 
-SECTIONS = ["kmeans", "pq-train", "sq", "pq", "binary"]
+SECTIONS = ["kmeans", "pq-train", "sq", "sq-search", "pq", "binary"]
 
 
 def median_time(fn, repeats):
@@ -45,12 +48,13 @@ def median_time(fn, repeats):
 
 
 class Data:
-    """Seeded sampler: Gaussian N(0,1), or a mixture of `clusters` N(0,1) centres plus 0.1*N(0,1) noise."""
+    """Seeded sampler: Gaussian N(0,1), or a mixture of `clusters` N(0,1) centres plus spread*N(0,1) noise."""
 
-    def __init__(self, kind, d, clusters, seed):
+    def __init__(self, kind, d, clusters, seed, spread=0.1):
         self.kind = kind
         self.d = d
         self.seed = seed
+        self.spread = np.float32(spread)
         self.centres = None
         if kind == "clustered":
             self.centres = np.random.default_rng(seed).standard_normal((clusters, d), dtype=np.float32)
@@ -62,7 +66,7 @@ class Data:
         if self.kind == "gaussian":
             return rng.standard_normal((m, self.d), dtype=np.float32)
         x = self.centres[rng.integers(0, self.centres.shape[0], m)]
-        x += np.float32(0.1) * rng.standard_normal((m, self.d), dtype=np.float32)
+        x += self.spread * rng.standard_normal((m, self.d), dtype=np.float32)
         return np.ascontiguousarray(x)
 
 
@@ -149,6 +153,25 @@ def section_sq(a, data, base):
         del codes, rec, err
 
 
+def section_sq_search(a, data, base):
+    q = data.sample(a.queries, "queries")
+    m = base.shape[0]
+    exact = faiss.IndexFlatL2(a.d)
+    exact.add(base)
+    _, truth = exact.search(q, 10)
+    del exact
+    print(f"\n### sq-search (IndexScalarQuantizer, L2, trained and filled with the {m} base rows; no re-ranking)", flush=True)
+    print("| data | qtype | n | nq | k | median ms | queries/s | recall@10 |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    for name in ["QT_8bit", "QT_8bit_uniform"]:
+        index = faiss.IndexScalarQuantizer(a.d, getattr(faiss.ScalarQuantizer, name), faiss.METRIC_L2)
+        index.train(base)
+        index.add(base)
+        s, (_, found) = median_time(lambda: index.search(q, 10), a.repeats)
+        print(f"| {a.data} | {name} | {m} | {a.queries} | 10 | {s * 1e3:.1f} | {a.queries / s:,.0f} | {recall_at(found, truth, 10):.4f} |", flush=True)
+        del index
+
+
 def section_pq(a, data, base, state):
     pq = state.get("pq")
     if pq is None:
@@ -202,6 +225,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="clustered", choices=["gaussian", "clustered"])
     ap.add_argument("--clusters", type=int, default=1000, help="centres of the clustered data")
+    ap.add_argument("--spread", type=float, default=0.1, help="noise of the clustered data around its centres")
     ap.add_argument("--n", type=int, default=100_000, help="k-means / training rows")
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--k", type=int, default=256, help="k-means centroids")
@@ -224,16 +248,18 @@ def main():
         if s not in SECTIONS:
             ap.error(f"unknown section {s!r}; choose from {','.join(SECTIONS)}")
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, numpy {np.__version__}")
-    print(f"data {a.data}" + (f" ({a.clusters} centres, 0.1 noise)" if a.data == "clustered" else "") + f", seed {a.seed}, median of {a.repeats} after a warm-up", flush=True)
-    data = Data(a.data, a.d, a.clusters, a.seed)
+    print(f"data {a.data}" + (f" ({a.clusters} centres, {a.spread} noise)" if a.data == "clustered" else "") + f", seed {a.seed}, median of {a.repeats} after a warm-up", flush=True)
+    data = Data(a.data, a.d, a.clusters, a.seed, a.spread)
     state = {}
-    base = data.sample(a.encode_n, "base") if ("sq" in only or "pq" in only) else None
+    base = data.sample(a.encode_n, "base") if {"sq", "sq-search", "pq"} & set(only) else None
     if "kmeans" in only:
         section_kmeans(a, data)
     if "pq-train" in only:
         section_pq_train(a, data, state)
     if "sq" in only:
         section_sq(a, data, base)
+    if "sq-search" in only:
+        section_sq_search(a, data, base)
     if "pq" in only:
         section_pq(a, data, base, state)
     if "binary" in only:

@@ -54,9 +54,12 @@ pub struct BenchQuantArgs {
     #[arg(long, default_value_t = 5)]
     iterations: usize,
     /// Clusters of the synthetic data of the recall case (rows / clusters
-    /// points each, spread 0.1 around N(0, 1) centres).
+    /// points each around N(0, 1) centres).
     #[arg(long, default_value_t = 20_000)]
     clusters: usize,
+    /// Standard deviation of the recall case's points around their centre.
+    #[arg(long, default_value_t = 0.1)]
+    spread: f32,
     /// Timed runs per case (median reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -88,6 +91,11 @@ fn recall(got: &Neighbors, want: &Neighbors) -> f64 {
 /// Runs the benchmark.
 pub fn run(a: BenchQuantArgs) -> Result<()> {
     ensure!(a.repeats >= 1, "--repeats must be at least 1");
+    ensure!(
+        a.spread.is_finite() && a.spread >= 0.0,
+        "--spread must be a finite value >= 0, got {}",
+        a.spread
+    );
     let (ctx, how) = make_context(a.device.as_deref())?;
     let gpu = ctx.is_cuda();
     let big = |v: Option<usize>, g: usize, c: usize| v.unwrap_or(if gpu { g } else { c });
@@ -272,7 +280,7 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
     if cases.contains(&"recall") {
         let n = big(a.rows, 1_000_000, 100_000);
         let d = 128;
-        let g = Generator::clustered(d, a.clusters, a.seed)?;
+        let g = Generator::clustered(d, a.clusters, a.seed)?.with_spread(a.spread)?;
         let x = g.rows(n, BASE_STREAM)?;
         let q = g.rows(nq, QUERY_STREAM)?;
         let res = ctx.upload(&x)?;
@@ -302,8 +310,9 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         })?;
         writeln!(
             out,
-            "| pq M=16 nbits=8 search + re-rank 100 (train {train_ms:.0} ms on 65,536 rows) | clustered {n} x {d}, {} clusters | {ms:.2} | {:.0} queries/s | | recall@10 {:.4} (without re-rank {:.4}) |",
+            "| pq M=16 nbits=8 search + re-rank 100 (train {train_ms:.0} ms on 65,536 rows) | clustered {n} x {d}, {} clusters, spread {} | {ms:.2} | {:.0} queries/s | | recall@10 {:.4} (without re-rank {:.4}) |",
             a.clusters,
+            a.spread,
             nq as f64 / (ms / 1e3),
             recall(rr.as_ref().expect("ran"), &exact),
             recall(&plain, &exact)
@@ -324,8 +333,9 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
             })?;
             writeln!(
                 out,
-                "| sq8 {name} per-channel search without re-rank | clustered {n} x {d}, {} clusters | {ms:.2} | {:.0} queries/s | | recall@10 {:.4} |",
+                "| sq8 {name} per-channel search without re-rank | clustered {n} x {d}, {} clusters, spread {} | {ms:.2} | {:.0} queries/s | | recall@10 {:.4} |",
                 a.clusters,
+                a.spread,
                 nq as f64 / (ms / 1e3),
                 recall(got.as_ref().expect("ran"), &exact)
             )?;
