@@ -1,6 +1,7 @@
 //! `vaccel bench quant`: compression on synthetic data: scalar encode
-//! bandwidth, Hamming k-NN, the PQ ADC scan, k-means iterations, and the
-//! recall of PQ (re-ranked) and SQ8 searches against exact k-NN.
+//! bandwidth, Hamming k-NN, the PQ ADC scan, k-means iterations, PQ
+//! training and encoding, and the recall of PQ (re-ranked) and SQ8 searches
+//! against exact k-NN.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -26,8 +27,8 @@ pub struct BenchQuantArgs {
     /// Device: cpu, cuda, cuda:N or auto.
     #[arg(long, value_name = "DEVICE")]
     device: Option<String>,
-    /// Cases to run (comma list of sq8, hamming, adc, kmeans, recall).
-    #[arg(long, default_value = "sq8,hamming,adc,kmeans,recall")]
+    /// Cases to run (comma list of sq8, hamming, adc, kmeans, pq, recall).
+    #[arg(long, default_value = "sq8,hamming,adc,kmeans,pq,recall")]
     only: String,
     /// Rows encoded by the SQ8 case (default 10,000,000 on CUDA, 1,000,000 on the CPU).
     #[arg(long)]
@@ -53,6 +54,11 @@ pub struct BenchQuantArgs {
     /// Lloyd iterations timed in the k-means case.
     #[arg(long, default_value_t = 5)]
     iterations: usize,
+    /// k-means iterations per sub-space of the PQ training case (M = 16,
+    /// nbits = 8, trained on --rows clustered rows, no subsampling; then
+    /// --codes rows encoded).
+    #[arg(long, default_value_t = 25)]
+    pq_iterations: usize,
     /// Clusters of the synthetic data of the recall case (rows / clusters
     /// points each around N(0, 1) centres).
     #[arg(long, default_value_t = 20_000)]
@@ -102,8 +108,8 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
     let cases: Vec<&str> = a.only.split(',').map(str::trim).collect();
     for c in &cases {
         ensure!(
-            ["sq8", "hamming", "adc", "kmeans", "recall"].contains(c),
-            "unknown case '{c}' (expected sq8, hamming, adc, kmeans, recall)"
+            ["sq8", "hamming", "adc", "kmeans", "pq", "recall"].contains(c),
+            "unknown case '{c}' (expected sq8, hamming, adc, kmeans, pq, recall)"
         );
     }
     let mut out = std::io::stdout().lock();
@@ -274,6 +280,48 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
             out,
             "| exact 1-NN through knn (resident rows and centroids) | {n} x {d}, k = {k} | {kms:.2} | {:.1} TFLOP/s (2nkd) | | |",
             flops / (kms / 1e3) / 1e12
+        )?;
+    }
+
+    if cases.contains(&"pq") {
+        let n = big(a.rows, 1_000_000, 100_000);
+        let ne = big(a.codes, 10_000_000, 1_000_000);
+        let d = 128;
+        let g = Generator::clustered(d, 1000, a.seed)?;
+        let train = ctx.upload(&g.rows(n, BASE_STREAM)?)?;
+        let opts = PqOptions::new(16, 8)
+            .with_iterations(a.pq_iterations.max(1))
+            .with_seed(a.seed);
+        let mut pq = None;
+        let ms = time_ms(a.repeats, || {
+            pq = Some(ProductQuantizer::train(&ctx, &train, opts)?);
+            Ok(())
+        })?;
+        let pq = pq.expect("trained");
+        let back = pq.decode(&ctx, &pq.encode(&ctx, &train)?)?;
+        let host = train.to_host_f32()?.expect("f32 rows");
+        let mse = host
+            .iter()
+            .zip(back.as_slice())
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / host.len() as f64;
+        writeln!(
+            out,
+            "| pq training M=16 nbits=8 ({} iterations per sub-space, no subsampling) | clustered {n} x {d} | {ms:.2} | {:.1} ms per iteration | | recon MSE (train) {mse:.6} |",
+            a.pq_iterations,
+            ms / a.pq_iterations.max(1) as f64
+        )?;
+        drop(train);
+        let base = ctx.upload(&g.rows(ne, QUERY_STREAM + 1)?)?;
+        let ms = time_ms(a.repeats, || {
+            pq.encode(&ctx, &base)?;
+            Ok(())
+        })?;
+        writeln!(
+            out,
+            "| pq encode M=16 nbits=8 (resident rows) | clustered {ne} x {d} | {ms:.2} | {:.0} rows/s | | |",
+            ne as f64 / (ms / 1e3)
         )?;
     }
 

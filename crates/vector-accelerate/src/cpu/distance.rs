@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::HostRows;
-use crate::matrix::MatrixView;
+use crate::matrix::{BinaryView, MatrixView};
 use crate::metric::Metric;
 
 /// A validated metric with its options, ready to compute.
@@ -173,7 +173,28 @@ pub(crate) fn minkowski(a: &[f32], b: &[f32], p: f32) -> f32 {
     m * s.powf(1.0 / p)
 }
 
+/// `out[i * n + j]` = [`pair_bits`] of query row `i` and base row `j`.
+#[inline(always)]
+fn bits_tile(q: BinaryView<'_>, x: BinaryView<'_>, metric: Metric, out: &mut [f32]) {
+    let n = x.rows();
+    for i in 0..q.rows() {
+        let a = q.row(i);
+        for (j, o) in out[i * n..(i + 1) * n].iter_mut().enumerate() {
+            *o = pair_bits(a, x.row(j), q.bits(), metric);
+        }
+    }
+}
+
+/// [`bits_tile`] compiled for AVX-512 with vector population counts (the
+/// counts are integers: the same values as the portable build).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
+unsafe fn bits_tile_avx512(q: BinaryView<'_>, x: BinaryView<'_>, metric: Metric, out: &mut [f32]) {
+    bits_tile(q, x, metric, out)
+}
+
 /// One pair of bit-packed vectors of `bits` bits.
+#[inline(always)]
 pub(crate) fn pair_bits(a: &[u64], b: &[u64], bits: usize, metric: Metric) -> f32 {
     match metric {
         Metric::Hamming | Metric::HammingNormalized => {
@@ -275,12 +296,13 @@ pub(crate) fn tile(
             }
         }
         (HostRows::Bits(q), HostRows::Bits(x)) => {
-            for i in 0..m {
-                let a = q.row(i);
-                for j in 0..n {
-                    out[i * n + j] = pair_bits(a, x.row(j), q.bits(), p.metric);
-                }
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq") {
+                // SAFETY: the features were detected.
+                unsafe { bits_tile_avx512(q, x, p.metric, out) };
+                return;
             }
+            bits_tile(q, x, p.metric, out);
         }
         _ => out.fill(f32::NAN),
     }
@@ -306,4 +328,52 @@ pub(crate) fn matrix(
             tile(q.slice_rows(s, e), x, p, qn_blk, xn, chunk);
         });
     out
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::matrix::words_for_bits;
+
+    #[test]
+    fn bits_tile_avx512_matches_portable() {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq")) {
+            return;
+        }
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        for bits in [1usize, 7, 63, 64, 65, 100, 128, 513, 1024] {
+            let w = words_for_bits(bits);
+            let mask = if bits % 64 == 0 {
+                u64::MAX
+            } else {
+                (1u64 << (bits % 64)) - 1
+            };
+            let mut gen = |rows: usize| -> Vec<u64> {
+                let mut v: Vec<u64> = (0..rows * w)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        s
+                    })
+                    .collect();
+                for r in v.chunks_exact_mut(w) {
+                    r[w - 1] &= mask;
+                }
+                v
+            };
+            let (qw, xw) = (gen(5), gen(37));
+            let q = BinaryView::new(&qw, bits).unwrap();
+            let x = BinaryView::new(&xw, bits).unwrap();
+            for metric in [Metric::Hamming, Metric::HammingNormalized, Metric::Jaccard] {
+                let mut a = vec![0f32; 5 * 37];
+                let mut b = vec![0f32; 5 * 37];
+                // SAFETY: the features were detected above.
+                unsafe { bits_tile_avx512(q, x, metric, &mut a) };
+                bits_tile(q, x, metric, &mut b);
+                let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits_of(&a), bits_of(&b), "bits {bits} {metric:?}");
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use super::select::TopKBuffer;
 use crate::matrix::MatrixView;
 
 /// 16-lane vectors of base rows per panel.
-const P: usize = 2;
+pub(crate) const P: usize = 2;
 /// Base rows per panel.
 pub(crate) const PANEL: usize = 16 * P;
 /// Queries per register block.
@@ -124,7 +124,7 @@ pub(crate) fn run_tile(job: &TileJob<'_>, kind: Kind, bufs: &mut [TopKBuffer]) {
 }
 
 /// Dot products of one panel with one query group, `[query][vector]`.
-type Acc = [[__m512; P]; GROUP];
+pub(crate) type Acc = [[__m512; P]; GROUP];
 
 /// [`run_tile`] once AVX-512F is known to be present: per query group, the
 /// dot products of every panel (k-block by k-block), then the epilogue.
@@ -172,7 +172,7 @@ unsafe fn run_tile_avx512(job: &TileJob<'_>, kind: Kind, bufs: &mut [TopKBuffer]
 /// (`a`, `[k][PANEL]`) and one packed group slice (`b`, `[k][GROUP]`).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn dots(a: *const f32, b: *const f32, len: usize, out: &mut Acc) {
+pub(crate) unsafe fn dots(a: *const f32, b: *const f32, len: usize, out: &mut Acc) {
     let mut acc = *out;
     for k in 0..len {
         let mut av = [_mm512_setzero_ps(); P];

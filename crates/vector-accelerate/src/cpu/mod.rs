@@ -1,12 +1,16 @@
 //! The CPU backend: the reference implementation of every operation and a
 //! real fast path (GEMM from the `gemm` crate, threads from `rayon`).
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod assign;
 pub(crate) mod cluster;
 pub(crate) mod diagnostics;
 pub(crate) mod distance;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod fused;
 pub(crate) mod knn;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod quant_simd;
 pub(crate) mod quantize;
 pub(crate) mod select;
 

@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::quant_simd::SqParams;
 use super::select::TopKBuffer;
 use crate::matrix::{words_for_bits, BinaryMatrix, Matrix, MatrixView};
 use crate::metric::Metric;
@@ -132,6 +134,27 @@ pub(crate) fn encode_value(x: f32, inv: f32, offset: f32, qmin: f32, qmax: f32) 
     t.max(qmin).min(qmax) as i32
 }
 
+/// Two codes per byte, the first in the low nibble (a missing last code
+/// is 0): `codes` holds one code per value, `out` `ceil(len / 2)` bytes.
+fn pack_nibbles(codes: &[u8], out: &mut [u8]) {
+    for (o, pair) in out.iter_mut().zip(codes.chunks(2)) {
+        let hi = pair.get(1).map_or(0, |c| c & 15);
+        *o = (pair[0] & 15) | (hi << 4);
+    }
+}
+
+/// Whether the vectorised kernels of `quant_simd` run on this machine.
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::quant_simd::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// One value back: `offset + code * scale`.
 #[inline]
 pub(crate) fn decode_value(code: i32, scale: f32, offset: f32) -> f32 {
@@ -164,6 +187,12 @@ pub(crate) fn row_range(r: &[f32]) -> (f32, f32) {
 
 /// Scalar-quantizes rows on the host.
 pub(crate) fn sq_encode(sq: &ScalarQuantizer, m: MatrixView<'_>) -> ScalarCodes {
+    sq_encode_with(sq, m, simd_available())
+}
+
+/// [`sq_encode`] with the vectorised kernel (`simd`, AVX-512 present) or
+/// the scalar loop.
+fn sq_encode_with(sq: &ScalarQuantizer, m: MatrixView<'_>, simd: bool) -> ScalarCodes {
     let (d, n) = (m.dim(), m.rows());
     let bits = sq.opts.bits;
     let bpr = bits.bytes_per_row(d);
@@ -172,7 +201,27 @@ pub(crate) fn sq_encode(sq: &ScalarQuantizer, m: MatrixView<'_>) -> ScalarCodes 
     let mut bytes = vec![0u8; n * bpr];
     let mut scale = vec![0f32; if per_vector { n } else { 0 }];
     let mut offset = vec![0f32; if per_vector { n } else { 0 }];
-    let enc_row = |r: &[f32], out: &mut [u8], p: Option<(f32, f32)>| {
+    let enc_row = |r: &[f32], out: &mut [u8], p: Option<(f32, f32)>, tmp: &mut Vec<u8>| {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            let sp = match p {
+                Some((inv, offset)) => SqParams::Row { inv, offset },
+                None => SqParams::Channel {
+                    inv: &sq.inv,
+                    offset: &sq.offset,
+                },
+            };
+            match bits {
+                ScalarBits::Int8 => super::quant_simd::sq_codes(r, sp, qmin, qmax, out),
+                ScalarBits::Int4 => {
+                    tmp.resize(r.len(), 0);
+                    super::quant_simd::sq_codes(r, sp, qmin, qmax, tmp);
+                    pack_nibbles(tmp, out);
+                }
+            }
+            return;
+        }
+        let _ = (simd, &tmp);
         let code = |j: usize| -> u8 {
             let (inv, off) = match p {
                 Some(p) => p,
@@ -198,19 +247,19 @@ pub(crate) fn sq_encode(sq: &ScalarQuantizer, m: MatrixView<'_>) -> ScalarCodes 
             .par_chunks_mut(bpr)
             .zip(scale.par_iter_mut().zip(offset.par_iter_mut()))
             .enumerate()
-            .for_each(|(i, (out, (s, o)))| {
+            .for_each_init(Vec::new, |tmp, (i, (out, (s, o)))| {
                 let r = m.row(i);
                 let (lo, hi) = row_range(r);
                 let (sc, inv, off) = params(lo, hi, bits, sq.opts.range);
                 *s = sc;
                 *o = off;
-                enc_row(r, out, Some((inv, off)));
+                enc_row(r, out, Some((inv, off)), tmp);
             });
     } else {
         bytes
             .par_chunks_mut(bpr)
             .enumerate()
-            .for_each(|(i, out)| enc_row(m.row(i), out, None));
+            .for_each_init(Vec::new, |tmp, (i, out)| enc_row(m.row(i), out, None, tmp));
     }
     ScalarCodes {
         rows: n,
@@ -301,6 +350,24 @@ pub(crate) fn nearest_centroids(
     ds: usize,
     kc: usize,
 ) -> (Vec<u32>, Vec<f32>) {
+    nearest_centroids_with(x, centroids, m, ds, kc, simd_available())
+}
+
+/// [`nearest_centroids`] with the vectorised kernel (`simd`, AVX-512
+/// present) or the scalar loop.
+fn nearest_centroids_with(
+    x: MatrixView<'_>,
+    centroids: &[f32],
+    m: usize,
+    ds: usize,
+    kc: usize,
+    simd: bool,
+) -> (Vec<u32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if simd && kc.is_multiple_of(super::quant_simd::LANES) {
+        return nearest_centroids_simd(x, centroids, m, ds, kc);
+    }
+    let _ = simd;
     let n = x.rows();
     let mut codes = vec![0u32; n * m];
     let mut dist = vec![0f32; n * m];
@@ -327,8 +394,46 @@ pub(crate) fn nearest_centroids(
     (codes, dist)
 }
 
+/// [`nearest_centroids`] on AVX-512: codebooks transposed once, rows in
+/// blocks so each sub-space's book stays in L1 while the block passes it.
+#[cfg(target_arch = "x86_64")]
+fn nearest_centroids_simd(
+    x: MatrixView<'_>,
+    centroids: &[f32],
+    m: usize,
+    ds: usize,
+    kc: usize,
+) -> (Vec<u32>, Vec<f32>) {
+    use super::quant_simd::{nearest_in_book, transpose_books};
+    const BLOCK: usize = 64;
+    let n = x.rows();
+    let books = transpose_books(centroids, m, ds, kc);
+    let mut codes = vec![0u32; n * m];
+    let mut dist = vec![0f32; n * m];
+    codes
+        .par_chunks_mut(BLOCK * m)
+        .zip(dist.par_chunks_mut(BLOCK * m))
+        .enumerate()
+        .for_each(|(b, (cb, db))| {
+            let mut xs = vec![0f32; ds];
+            for j in 0..m {
+                let book = &books[j * kc * ds..(j + 1) * kc * ds];
+                for (r, (cr, dr)) in cb.chunks_mut(m).zip(db.chunks_mut(m)).enumerate() {
+                    let row = x.row(b * BLOCK + r);
+                    for (t, v) in xs.iter_mut().enumerate() {
+                        *v = row.get(j * ds + t).copied().unwrap_or(0.0);
+                    }
+                    (cr[j], dr[j]) = nearest_in_book(book, &xs, kc);
+                }
+            }
+        });
+    (codes, dist)
+}
+
 /// Member sums (f64, `m x kc x ds`) and counts (`m x kc`) per sub-space
-/// centroid, each summed in ascending row order.
+/// centroid, each summed in ascending row order. The sub-spaces are split
+/// between the threads; each thread passes over the rows once, in blocks
+/// that stay in cache while it adds them to each of its sub-spaces.
 pub(crate) fn batched_sums(
     x: MatrixView<'_>,
     codes: &[u32],
@@ -336,18 +441,31 @@ pub(crate) fn batched_sums(
     ds: usize,
     kc: usize,
 ) -> (Vec<f64>, Vec<u64>) {
+    const BLOCK: usize = 256;
     let mut sums = vec![0f64; m * kc * ds];
     let mut counts = vec![0u64; m * kc];
-    sums.par_chunks_mut(kc * ds)
-        .zip(counts.par_chunks_mut(kc))
+    let per = m.div_ceil(rayon::current_num_threads()).max(1);
+    let d = x.dim();
+    sums.par_chunks_mut(per * kc * ds)
+        .zip(counts.par_chunks_mut(per * kc))
         .enumerate()
-        .for_each(|(j, (s, c))| {
-            for i in 0..x.rows() {
-                let code = codes[i * m + j] as usize;
-                c[code] += 1;
-                let row = x.row(i);
-                for t in 0..ds {
-                    s[code * ds + t] += row.get(j * ds + t).copied().unwrap_or(0.0) as f64;
+        .for_each(|(p, (s, c))| {
+            let j0 = p * per;
+            for b0 in (0..x.rows()).step_by(BLOCK) {
+                let b1 = (b0 + BLOCK).min(x.rows());
+                for (jj, (sj, cj)) in s.chunks_mut(kc * ds).zip(c.chunks_mut(kc)).enumerate() {
+                    let j = j0 + jj;
+                    let (lo, hi) = ((j * ds).min(d), ((j + 1) * ds).min(d));
+                    for i in b0..b1 {
+                        let code = codes[i * m + j] as usize;
+                        cj[code] += 1;
+                        let acc = &mut sj[code * ds..(code + 1) * ds];
+                        // Columns past the row's end would add 0.0 to a
+                        // sum that is never -0.0: no change, skipped.
+                        for (a, &v) in acc.iter_mut().zip(&x.row(i)[lo..hi]) {
+                            *a += v as f64;
+                        }
+                    }
                 }
             }
         });
@@ -413,6 +531,28 @@ pub(crate) fn pq_search(
     k: usize,
     metric: Metric,
 ) -> Neighbors {
+    pq_search_with(pq, q, bytes, rows, k, metric, simd_available())
+}
+
+/// Top-k buffer slack of the ADC scan.
+const ADC_SLACK: usize = 64;
+
+/// [`pq_search`] with the vectorised scan (`simd`, AVX-512 present, tables
+/// of 16 queries within 16 MiB) or the per-query scalar loop.
+fn pq_search_with(
+    pq: &ProductQuantizer,
+    q: MatrixView<'_>,
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+    metric: Metric,
+    simd: bool,
+) -> Neighbors {
+    #[cfg(target_arch = "x86_64")]
+    if simd && (pq.m << pq.nbits) * 64 <= 16 << 20 && rows > 0 {
+        return pq_search_simd(pq, q, bytes, rows, k, metric);
+    }
+    let _ = simd;
     let (m, kc) = (pq.m, 1usize << pq.nbits);
     let rb = crate::ops::quantize::codes::pq_row_bytes(m, pq.nbits);
     let order = metric.order();
@@ -422,7 +562,7 @@ pub(crate) fn pq_search(
         .map(|i| {
             let mut lut = vec![0f32; m * kc];
             pq_table(pq, q.row(i), metric, &mut lut);
-            let mut buf = TopKBuffer::with_slack(k, order, 64);
+            let mut buf = TopKBuffer::with_slack(k, order, ADC_SLACK);
             let mut dist = vec![0f32; 256];
             for r0 in (0..rows).step_by(256) {
                 let r1 = (r0 + 256).min(rows);
@@ -454,6 +594,61 @@ pub(crate) fn pq_search(
         od[i * k..(i + 1) * k].copy_from_slice(&d);
     }
     out
+}
+
+/// [`pq_search`] on AVX-512: the tables of 16 queries interleaved so one
+/// aligned load fetches a code's entry for all of them; work items are
+/// (query group, row chunk) pairs, the chunks of a group merged at the end.
+#[cfg(target_arch = "x86_64")]
+fn pq_search_simd(
+    pq: &ProductQuantizer,
+    q: MatrixView<'_>,
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+    metric: Metric,
+) -> Neighbors {
+    use super::knn::{combine, finish};
+    use super::quant_simd::{adc_scan, interleave_tables, AdcJob, LANES};
+    let (m, kc, nq) = (pq.m, 1usize << pq.nbits, q.rows());
+    let rb = crate::ops::quantize::codes::pq_row_bytes(m, pq.nbits);
+    let order = metric.order();
+    let w = m * kc;
+    let tables = pq_tables(pq, q, metric);
+    let groups: Vec<_> = tables
+        .chunks(w * LANES)
+        .map(|g| interleave_tables(&g.chunks(w).collect::<Vec<_>>(), w))
+        .collect();
+    // Enough items for every thread, chunks of at least 4,096 rows.
+    let want = 4 * rayon::current_num_threads();
+    let chunks = want.div_ceil(groups.len()).min(rows.div_ceil(4096)).max(1);
+    let chunk_len = rows.div_ceil(chunks);
+    let items: Vec<(usize, usize)> = (0..groups.len())
+        .flat_map(|g| (0..chunks).map(move |c| (g, c)))
+        .collect();
+    let partial: Vec<Neighbors> = items
+        .par_iter()
+        .map(|&(g, c)| {
+            let (qs, qe) = (g * LANES, ((g + 1) * LANES).min(nq));
+            let (s, e) = ((c * chunk_len).min(rows), ((c + 1) * chunk_len).min(rows));
+            let mut bufs: Vec<TopKBuffer> = (qs..qe)
+                .map(|_| TopKBuffer::with_slack(k, order, ADC_SLACK))
+                .collect();
+            let job = AdcJob {
+                lut: &groups[g],
+                codes: &bytes[s * rb..e * rb],
+                row_bytes: rb,
+                m,
+                nbits: pq.nbits,
+                first: s,
+                rows: e - s,
+                largest: order == crate::ops::select::Order::Largest,
+            };
+            adc_scan(&job, &mut bufs);
+            finish(bufs, k, order)
+        })
+        .collect();
+    combine(partial, chunks, k, order)
 }
 
 /// Exact distances of each query to its candidates (`nq x r` ids;
@@ -488,4 +683,286 @@ pub(crate) fn pair_distances(
         }
     });
     out
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    //! The vectorised kernels against the scalar loops, bit for bit.
+
+    use super::*;
+    use crate::ops::quantize::ScalarOptions;
+
+    /// Deterministic values in about [-4, 4).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+            })
+            .collect()
+    }
+
+    /// Values with non-finite, huge, tiny and tied entries sprinkled in.
+    fn awkward(n: usize, seed: u64) -> Vec<f32> {
+        let mut v = values(n, seed);
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            3.3e38,
+            -3.3e38,
+            1e-40,
+            0.5,
+            -1.5,
+            2.5,
+        ];
+        for (i, x) in v.iter_mut().enumerate() {
+            if i % 7 == 3 {
+                *x = special[(i / 7) % special.len()];
+            }
+        }
+        v
+    }
+
+    fn skip() -> bool {
+        !super::super::quant_simd::available()
+    }
+
+    const DIMS: [usize; 12] = [1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 100, 129];
+
+    #[test]
+    fn sq_encode_matches_scalar() {
+        if skip() {
+            return;
+        }
+        for &d in &DIMS {
+            let rows = 37;
+            let x = awkward(rows * d, d as u64);
+            let m = MatrixView::new(&x, d).unwrap();
+            for bits in [ScalarBits::Int8, ScalarBits::Int4] {
+                for range in [ScalarRange::Symmetric, ScalarRange::Asymmetric] {
+                    for scope in [ScalarScope::PerChannel, ScalarScope::PerVector] {
+                        let mut opts = ScalarOptions::int8().with_range(range).with_scope(scope);
+                        opts.bits = bits;
+                        let (lo, hi) = column_ranges(m);
+                        let mut sq = ScalarQuantizer {
+                            opts,
+                            dim: d,
+                            scale: vec![],
+                            inv: vec![],
+                            offset: vec![],
+                        };
+                        for j in 0..d {
+                            // A zero-scale column (inv 0) and huge ones too.
+                            let (l, h) = match j % 5 {
+                                4 => (0.0, 0.0),
+                                3 => (-3e38, 3e38),
+                                _ => (lo[j], hi[j]),
+                            };
+                            let (s, i, o) = params(l, h, bits, range);
+                            sq.scale.push(s);
+                            sq.inv.push(i);
+                            sq.offset.push(o);
+                        }
+                        let a = sq_encode_with(&sq, m, true);
+                        let b = sq_encode_with(&sq, m, false);
+                        let what = format!("d {d} {bits:?} {range:?} {scope:?}");
+                        assert_eq!(a.bytes.host(), b.bytes.host(), "{what}");
+                        let p = |c: &ScalarCodes| {
+                            c.params.as_ref().map(|(s, o)| {
+                                let bits =
+                                    |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                                (bits(s.host().unwrap()), bits(o.host().unwrap()))
+                            })
+                        };
+                        assert_eq!(p(&a), p(&b), "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn bits_of(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn nearest_centroids_matches_scalar() {
+        if skip() {
+            return;
+        }
+        for &(dim, m) in &[
+            (1usize, 1usize),
+            (2, 1),
+            (3, 2),
+            (8, 2),
+            (15, 4),
+            (17, 3),
+            (16, 16),
+            (37, 5),
+        ] {
+            let ds = dim.div_ceil(m);
+            for nbits in [4u32, 5, 6, 8] {
+                let kc = 1usize << nbits;
+                for rows in [1, 2, 3, 17, 65, 130] {
+                    let x = awkward(rows * dim, (dim * 31 + rows) as u64);
+                    let mut c = values(m * kc * ds, nbits as u64 + 100);
+                    // Duplicated centroids: ties go to the smaller index.
+                    for j in 0..m {
+                        let (a, b) = ((j * kc + 1) * ds, (j * kc + kc - 2) * ds);
+                        for t in 0..ds {
+                            c[b + t] = c[a + t];
+                        }
+                    }
+                    // Rows on a centroid and near-ties.
+                    let mut x = x;
+                    if rows > 2 {
+                        x[dim..2 * dim].copy_from_slice(&values(dim, 5));
+                        for t in 0..ds.min(dim) {
+                            x[2 * dim + t] = c[ds + t];
+                        }
+                    }
+                    let v = MatrixView::new(&x, dim).unwrap();
+                    let (ca, da) = nearest_centroids_with(v, &c, m, ds, kc, true);
+                    let (cb, db) = nearest_centroids_with(v, &c, m, ds, kc, false);
+                    let what = format!("dim {dim} m {m} nbits {nbits} rows {rows}");
+                    assert_eq!(ca, cb, "{what}");
+                    assert_eq!(bits_of(&da), bits_of(&db), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_centroids_large_books_match_scalar() {
+        if skip() {
+            return;
+        }
+        for nbits in [10u32, 16] {
+            let (dim, m, rows) = (6, 3, 5);
+            let (ds, kc) = (2, 1usize << nbits);
+            let x = awkward(rows * dim, 9);
+            let c = values(m * kc * ds, 11);
+            let v = MatrixView::new(&x, dim).unwrap();
+            let a = nearest_centroids_with(v, &c, m, ds, kc, true);
+            let b = nearest_centroids_with(v, &c, m, ds, kc, false);
+            assert_eq!(a.0, b.0);
+            assert_eq!(bits_of(&a.1), bits_of(&b.1));
+        }
+    }
+
+    /// The member sums as first written: sub-space by sub-space, every row.
+    fn batched_sums_reference(
+        x: MatrixView<'_>,
+        codes: &[u32],
+        m: usize,
+        ds: usize,
+        kc: usize,
+    ) -> (Vec<f64>, Vec<u64>) {
+        let mut sums = vec![0f64; m * kc * ds];
+        let mut counts = vec![0u64; m * kc];
+        for j in 0..m {
+            for i in 0..x.rows() {
+                let code = codes[i * m + j] as usize;
+                counts[j * kc + code] += 1;
+                for t in 0..ds {
+                    let v = x.row(i).get(j * ds + t).copied().unwrap_or(0.0);
+                    sums[(j * kc + code) * ds + t] += v as f64;
+                }
+            }
+        }
+        (sums, counts)
+    }
+
+    #[test]
+    fn batched_sums_match_reference() {
+        for &(dim, m, nbits, rows) in &[
+            (1usize, 1usize, 4u32, 1usize),
+            (8, 2, 4, 3),
+            (17, 3, 5, 300),
+            (37, 5, 4, 1000),
+            (128, 16, 8, 700),
+            (10, 7, 6, 513),
+        ] {
+            let ds = dim.div_ceil(m);
+            let kc = 1usize << nbits;
+            let x = values(rows * dim, dim as u64 + 3);
+            let v = MatrixView::new(&x, dim).unwrap();
+            let codes: Vec<u32> = values(rows * m, 77)
+                .iter()
+                .map(|f| ((f + 4.0) * 1e5) as u32 % kc as u32)
+                .collect();
+            let (a, ac) = batched_sums(v, &codes, m, ds, kc);
+            let (b, bc) = batched_sums_reference(v, &codes, m, ds, kc);
+            assert_eq!(ac, bc);
+            let bits = |s: &[f64]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&a),
+                bits(&b),
+                "dim {dim} m {m} nbits {nbits} rows {rows}"
+            );
+        }
+    }
+
+    fn quantizer(dim: usize, m: usize, nbits: u32, seed: u64) -> ProductQuantizer {
+        let ds = dim.div_ceil(m);
+        let mut c = values(m * (1 << nbits) * ds, seed);
+        // Coarse values make equal sums (ties) common.
+        for v in c.iter_mut().step_by(3) {
+            *v = v.round();
+        }
+        ProductQuantizer::from_centroids(dim, m, nbits, c).unwrap()
+    }
+
+    fn random_codes(rows: usize, m: usize, nbits: u32, seed: u64) -> Vec<u8> {
+        let codes: Vec<u32> = values(rows * m, seed)
+            .iter()
+            .map(|v| ((v + 4.0) * 1e6) as u32 % (1 << nbits))
+            .collect();
+        crate::ops::quantize::codes::pack_codes(&codes, m, nbits)
+    }
+
+    #[test]
+    fn pq_search_matches_scalar() {
+        if skip() {
+            return;
+        }
+        for &(dim, m, nbits) in &[
+            (8, 4, 8),
+            (16, 16, 8),
+            (12, 3, 4),
+            (10, 5, 5),
+            (9, 3, 7),
+            (6, 2, 10),
+            (4, 1, 12),
+        ] {
+            let pq = quantizer(dim, m, nbits, dim as u64);
+            for nq in [1, 2, 3, 15, 16, 17, 33] {
+                for rows in [1, 5, 16, 17, 1000, 9001] {
+                    let bytes = random_codes(rows, m, nbits, (rows + nq) as u64);
+                    let mut qv = values(nq * dim, nq as u64 + 1);
+                    if nq > 2 {
+                        qv[dim] = f32::NAN;
+                        qv[2 * dim] = f32::INFINITY;
+                    }
+                    let q = MatrixView::new(&qv, dim).unwrap();
+                    for k in [1, 10, 20] {
+                        for metric in [Metric::L2, Metric::InnerProduct] {
+                            let a = pq_search_with(&pq, q, &bytes, rows, k, metric, true);
+                            let b = pq_search_with(&pq, q, &bytes, rows, k, metric, false);
+                            let what = format!("dim {dim} m {m} nbits {nbits} nq {nq} rows {rows} k {k} {metric:?}");
+                            let (ai, ad) = (a.ids().to_vec(), bits_of(a.distances()));
+                            assert_eq!(ai, b.ids().to_vec(), "{what}");
+                            assert_eq!(ad, bits_of(b.distances()), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -225,9 +225,14 @@ pub fn assign<'a, 'b>(
             });
         }
     }
-    let nn = knn(ctx, p, c, 1, metric)?;
-    let (ids, mut distances) = nn.into_parts();
-    let mut clusters: Vec<usize> = ids.into_iter().map(|i| i as usize).collect();
+    let (mut clusters, mut distances): (Vec<usize>, Vec<f32>) =
+        match cpu_nearest_l2(ctx, &p, &c, metric)? {
+            Some((ids, d)) => (ids.into_iter().map(|i| i as usize).collect(), d),
+            None => {
+                let (ids, d) = knn(ctx, p, c, 1, metric)?.into_parts();
+                (ids.into_iter().map(|i| i as usize).collect(), d)
+            }
+        };
     // A point with a non-finite value: centroid 0 at distance NaN (as the
     // CUDA assignment reports it).
     if let Input::F32(m) = p {
@@ -618,9 +623,59 @@ fn nearest(
             cuda::cluster::assign(dev, points, *centroids, metric == Metric::Cosine, None)
         }
         Backend::Cpu => {
+            if let Some(r) = cpu_nearest_l2(ctx, points, &Input::F32(*centroids), metric)? {
+                return Ok(r);
+            }
             let (ids, dist) = knn(ctx, *points, *centroids, 1, metric)?.into_parts();
             Ok((ids.into_iter().map(|i| i as u32).collect(), dist))
         }
+    }
+}
+
+/// On the CPU with AVX-512, squared L2 between f32 host rows: the
+/// dedicated assignment kernel (`cpu::assign`), which gives what exact
+/// 1-NN through `knn` gives; points without a centroid at a finite
+/// distance go through `knn`. `None` where it does not apply.
+fn cpu_nearest_l2(
+    ctx: &Context,
+    points: &Input<'_>,
+    centroids: &Input<'_>,
+    metric: Metric,
+) -> Result<Option<(Vec<u32>, Vec<f32>)>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::cpu::HostRows;
+        use crate::ops::host_rows;
+        if !matches!(ctx.backend(), Backend::Cpu)
+            || metric != Metric::L2
+            || !cpu::assign::available()
+        {
+            return Ok(None);
+        }
+        let (Ok(HostRows::F32(pm)), Ok(HostRows::F32(cm))) =
+            (host_rows(points), host_rows(centroids))
+        else {
+            return Ok(None);
+        };
+        if pm.rows() == 0 || cm.rows() == 0 || pm.dim() != cm.dim() {
+            return Ok(None);
+        }
+        let (mut ids, mut dist) = cpu::assign::nearest_l2(pm, cm);
+        let rest: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == u32::MAX).collect();
+        if !rest.is_empty() {
+            let rows = gather_rows(pm, &rest);
+            let (ri, rd) = knn(ctx, &rows, cm, 1, metric)?.into_parts();
+            for ((&i, id), d) in rest.iter().zip(ri).zip(rd) {
+                ids[i] = id as u32;
+                dist[i] = d;
+            }
+        }
+        Ok(Some((ids, dist)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (ctx, points, centroids, metric);
+        Ok(None)
     }
 }
 

@@ -374,6 +374,10 @@ pub(crate) fn view_or_download<'a>(
     match i {
         Input::F32(m) => Ok(*m),
         Input::Resident(d) => {
+            // Rows already on the host are borrowed, not copied.
+            if let Some(Input::F32(m)) = d.host_input() {
+                return Ok(m);
+            }
             let v = d.to_host_f32()?.ok_or_else(|| {
                 Error::invalid("input", "bit-packed binary rows", "expected f32 rows")
             })?;
