@@ -9,6 +9,7 @@ pub(crate) mod fused;
 pub(crate) mod knn;
 pub(crate) mod quantize;
 pub(crate) mod select;
+pub(crate) mod vector;
 
 use crate::matrix::{BinaryView, MatrixView};
 
