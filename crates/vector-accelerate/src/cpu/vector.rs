@@ -456,14 +456,27 @@ fn reduce_slice_generic(kind: Kind, x: &[f32], base: u64, shift: f64) -> Acc {
 
 simd_dispatch!(fn reduce_slice(kind: Kind, x: &[f32], base: u64, shift: f64) -> Acc => reduce_slice_generic);
 
-/// Per-column partial over rows `r0..` of a block (`x` holds whole rows).
+/// Per-column partial of columns `c0..c1` over rows `r0..r1` (rows visited
+/// in order).
 #[inline(always)]
-fn reduce_cols_generic(kind: Kind, x: &[f32], dim: usize, r0: usize, shift: &[f32]) -> Vec<Acc> {
-    let rows = x.len() / dim;
+#[allow(clippy::too_many_arguments)]
+fn reduce_cols_generic(
+    kind: Kind,
+    data: &[f32],
+    dim: usize,
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
+    shift: &[f32],
+) -> Vec<Acc> {
+    let rows = (r0..r1).map(|r| &data[r * dim + c0..r * dim + c1]);
     match kind {
         Kind::Sum | Kind::Moments => {
-            let (mut s1, mut s2) = (vec![0f64; dim], vec![0f64; dim]);
-            for row in x.chunks_exact(dim) {
+            let w = c1 - c0;
+            let (mut s1, mut s2) = (vec![0f64; w], vec![0f64; w]);
+            let shift = &shift[c0..c1];
+            for row in rows {
                 if kind == Kind::Sum {
                     for (a, &v) in s1.iter_mut().zip(row) {
                         *a += v as f64;
@@ -486,25 +499,31 @@ fn reduce_cols_generic(kind: Kind, x: &[f32], dim: usize, r0: usize, shift: &[f3
                 .collect()
         }
         Kind::Min | Kind::Max => {
-            let mut acc = vec![Acc::EMPTY; dim];
-            for (r, row) in x.chunks_exact(dim).enumerate() {
+            let mut acc = vec![Acc::EMPTY; c1 - c0];
+            for (r, row) in rows.enumerate() {
                 let idx = (r0 + r) as u64;
                 for (a, &v) in acc.iter_mut().zip(row) {
-                    let e = Acc {
-                        v,
-                        idx,
-                        ..Acc::EMPTY
-                    };
-                    *a = merge(kind, *a, e);
+                    *a = merge(
+                        kind,
+                        *a,
+                        Acc {
+                            v,
+                            idx,
+                            ..Acc::EMPTY
+                        },
+                    );
                 }
             }
-            let _ = rows;
             acc
         }
     }
 }
 
-simd_dispatch!(fn reduce_cols(kind: Kind, x: &[f32], dim: usize, r0: usize, shift: &[f32]) -> Vec<Acc> => reduce_cols_generic);
+simd_dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_cols(kind: Kind, data: &[f32], dim: usize, r0: usize, r1: usize, c0: usize, c1: usize, shift: &[f32]) -> Vec<Acc>
+        => reduce_cols_generic
+);
 
 /// Partial states of a reduction: one per output element, each the
 /// combination (in a fixed order) of fixed-size parts reduced in parallel.
@@ -538,19 +557,35 @@ pub(crate) fn reduce(x: MatrixView<'_>, kind: Kind, axis: Axis) -> (Vec<Acc>, us
             (out, dim)
         }
         Axis::PerColumn => {
+            // Tasks of (row chunk, column block): at most 64 row chunks of
+            // narrow matrices (partials stay small), whole columns of wide
+            // ones; each column's chunks are combined in order.
             let shift = &data[..dim];
-            let rows_per_task = (CHUNK / dim).max(16);
-            let parts: Vec<Vec<Acc>> = data
-                .par_chunks(rows_per_task * dim)
-                .enumerate()
-                .map(|(t, c)| reduce_cols(kind, c, dim, t * rows_per_task, shift))
+            let rc = if dim <= 4096 {
+                rows.div_ceil(64).max(64)
+            } else {
+                rows
+            };
+            let cw = dim.min(1024);
+            let (row_chunks, col_blocks) = (rows.div_ceil(rc), dim.div_ceil(cw));
+            let parts: Vec<Vec<Acc>> = (0..row_chunks * col_blocks)
+                .into_par_iter()
+                .map(|t| {
+                    let (rci, cb) = (t / col_blocks, t % col_blocks);
+                    let (r0, c0) = (rci * rc, cb * cw);
+                    let (r1, c1) = ((r0 + rc).min(rows), (c0 + cw).min(dim));
+                    reduce_cols(kind, data, dim, r0, r1, c0, c1, shift)
+                })
                 .collect();
-            let mut it = parts.into_iter();
-            let mut out = it.next().unwrap_or_default();
-            for p in it {
-                for (a, b) in out.iter_mut().zip(p) {
-                    *a = merge(kind, *a, b);
+            let mut out = Vec::with_capacity(dim);
+            for cb in 0..col_blocks {
+                let mut acc = parts[cb].clone();
+                for rci in 1..row_chunks {
+                    for (a, b) in acc.iter_mut().zip(&parts[rci * col_blocks + cb]) {
+                        *a = merge(kind, *a, *b);
+                    }
                 }
+                out.extend(acc);
             }
             (out, rows)
         }

@@ -118,7 +118,7 @@ fn row_grid(dev: &CudaDevice, rows: usize, dim: usize) -> (LaunchConfig, bool) {
     )
 }
 
-fn f32_view<'a>(rows: &'a CudaRows) -> Result<&'a CudaSlice<f32>> {
+fn f32_view(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
     match rows {
         CudaRows::F32(s) => Ok(s),
         CudaRows::Bits(_) => Err(Error::invalid(

@@ -138,8 +138,9 @@ pub enum Unary {
     Relu,
     /// Exact GELU `x * Phi(x)` (PyTorch's default, `approximate="none"`),
     /// computed as `0.5 x erfc(-x / sqrt 2)`, which equals
-    /// `0.5 x (1 + erf(x / sqrt 2))` but keeps full relative accuracy for
-    /// negative `x`.
+    /// `0.5 x (1 + erf(x / sqrt 2))` without its cancellation for negative
+    /// `x`. The argument `-x / sqrt 2` is rounded to `f32` first (as in
+    /// PyTorch), which costs up to about `x^2` ulps far in the left tail.
     Gelu,
 }
 
