@@ -102,6 +102,10 @@ impl Matrix {
     pub fn as_slice(&self) -> &[f32] {
         &self.data
     }
+    /// The row-major buffer, mutable (the shape stays fixed).
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
     /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]

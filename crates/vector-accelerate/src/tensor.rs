@@ -208,6 +208,25 @@ impl DeviceMatrix {
     pub fn is_binary(&self) -> bool {
         self.binary
     }
+    /// The `f32` rows of a CUDA matrix for writing in place; caches derived
+    /// from the rows are dropped.
+    pub(crate) fn cuda_f32_mut(&mut self) -> Option<&mut CudaSlice<f32>> {
+        self.norms = OnceLock::new();
+        self.halves = Default::default();
+        match &mut self.storage {
+            Storage::Cuda(_, CudaRows::F32(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The `f32` rows of a CPU-resident matrix for writing in place.
+    pub(crate) fn host_f32_mut(&mut self) -> Option<&mut [f32]> {
+        match &mut self.storage {
+            Storage::Host(HostRows::F32(v)) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The cache of squared row norms (CUDA `f32` rows).
     pub(crate) fn norm_cache(&self) -> &OnceLock<CudaSlice<f32>> {
         &self.norms

@@ -13,6 +13,7 @@ pub(crate) mod knn;
 pub(crate) mod quant_simd;
 pub(crate) mod quantize;
 pub(crate) mod select;
+pub(crate) mod vector;
 
 use crate::matrix::{BinaryView, MatrixView};
 

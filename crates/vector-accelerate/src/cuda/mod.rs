@@ -12,6 +12,7 @@ pub(crate) mod module_cache;
 pub(crate) mod quantize;
 pub(crate) mod select;
 pub(crate) mod tensor;
+pub(crate) mod vector;
 
 use std::fmt::Display;
 

@@ -49,6 +49,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "cluster",
         source: include_str!("kernels/cluster.cu"),
     },
+    KernelModule {
+        name: "vector",
+        source: include_str!("kernels/vector.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:

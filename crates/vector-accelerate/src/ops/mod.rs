@@ -7,6 +7,7 @@ pub mod distance;
 pub mod knn;
 pub mod quantize;
 pub mod select;
+pub mod vector;
 
 use crate::context::Context;
 use crate::cpu::distance::Prepared;

@@ -14,3 +14,4 @@ mod precision;
 mod quantize;
 mod select;
 mod storage;
+mod vector;

@@ -1,0 +1,684 @@
+//! CPU vector utilities (the reference): element-wise chains, broadcast
+//! binary operations, row normalisation, reductions (f64 accumulation in a
+//! fixed order, so results do not depend on the thread count) and row-wise
+//! log-sum-exp / softmax. Hot loops are compiled twice: portable, and with
+//! AVX-512 enabled when the processor has it.
+
+use rayon::prelude::*;
+
+use crate::matrix::MatrixView;
+use crate::ops::vector::{Axis, Binary, Unary};
+
+/// Elements per parallel task of the flat loops (a fixed split: results do
+/// not depend on the number of threads).
+const CHUNK: usize = 1 << 14;
+
+/// Compiles `$generic` (an `#[inline(always)]` function) a second time with
+/// AVX-512 enabled and picks that copy at run time when available.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? => $generic:ident) => {
+        $(#[$m])*
+        fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide($($a: $t),*) $(-> $r)? {
+                    $generic($($a),*)
+                }
+                // SAFETY: the processor supports AVX-512F (checked above).
+                return unsafe { wide($($a),*) };
+            }
+            $generic($($a),*)
+        }
+    };
+}
+
+// ---------------------------------------------------------------- element-wise
+
+/// Logistic function without overflow for large `|x|`.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// One unary step (the kernel's `va_unary` computes the same formulas).
+#[inline(always)]
+pub(crate) fn unary(op: Unary, x: f32) -> f32 {
+    match op {
+        Unary::Add(c) => x + c,
+        Unary::Mul(c) => x * c,
+        Unary::Pow(p) => x.powf(p),
+        Unary::Clamp(lo, hi) => {
+            if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            }
+        }
+        Unary::Abs => x.abs(),
+        Unary::Square => x * x,
+        Unary::Sqrt => x.sqrt(),
+        Unary::Reciprocal => 1.0 / x,
+        Unary::Neg => -x,
+        Unary::Exp => x.exp(),
+        Unary::Log => x.ln(),
+        Unary::Sin => x.sin(),
+        Unary::Cos => x.cos(),
+        Unary::Tan => x.tan(),
+        Unary::Tanh => x.tanh(),
+        Unary::Sigmoid => sigmoid(x),
+        Unary::Relu => {
+            if x > 0.0 || x.is_nan() {
+                x
+            } else {
+                0.0
+            }
+        }
+        Unary::Gelu => (0.5 * x) * libm::erfcf(-x * std::f32::consts::FRAC_1_SQRT_2),
+    }
+}
+
+/// One binary operation (the kernel's `va_binary`).
+#[inline(always)]
+pub(crate) fn binary_op(op: Binary, a: f32, b: f32) -> f32 {
+    match op {
+        Binary::Add => a + b,
+        Binary::Sub => a - b,
+        Binary::Mul => a * b,
+        Binary::Div => a / b,
+        Binary::Pow => a.powf(b),
+        Binary::Max => {
+            if a.is_nan() {
+                a
+            } else if b.is_nan() || b > a {
+                b
+            } else {
+                a
+            }
+        }
+        Binary::Min => {
+            if a.is_nan() {
+                a
+            } else if b.is_nan() || b < a {
+                b
+            } else {
+                a
+            }
+        }
+    }
+}
+
+/// Applies each step of `chain` to the whole (cache-resident) buffer in turn,
+/// so that each step is a simple loop the compiler vectorises.
+#[inline(always)]
+fn chain_generic(chain: &[Unary], buf: &mut [f32]) {
+    for &op in chain {
+        match op {
+            Unary::Add(c) => buf.iter_mut().for_each(|x| *x += c),
+            Unary::Mul(c) => buf.iter_mut().for_each(|x| *x *= c),
+            Unary::Abs => buf.iter_mut().for_each(|x| *x = x.abs()),
+            Unary::Square => buf.iter_mut().for_each(|x| *x *= *x),
+            Unary::Sqrt => buf.iter_mut().for_each(|x| *x = x.sqrt()),
+            Unary::Reciprocal => buf.iter_mut().for_each(|x| *x = 1.0 / *x),
+            Unary::Neg => buf.iter_mut().for_each(|x| *x = -*x),
+            _ => buf.iter_mut().for_each(|x| *x = unary(op, *x)),
+        }
+    }
+}
+
+simd_dispatch!(fn chain_chunk(chain: &[Unary], buf: &mut [f32]) => chain_generic);
+
+/// `buf = chain(buf)`, in parallel.
+pub(crate) fn map_in_place(buf: &mut [f32], chain: &[Unary]) {
+    if chain.is_empty() {
+        return;
+    }
+    buf.par_chunks_mut(CHUNK)
+        .for_each(|c| chain_chunk(chain, c));
+}
+
+/// `chain(x)` into a new buffer.
+pub(crate) fn map(x: &[f32], chain: &[Unary]) -> Vec<f32> {
+    let mut out = x.to_vec();
+    map_in_place(&mut out, chain);
+    out
+}
+
+/// How the right operand of a binary operation broadcasts over `[rows x dim]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rhs<'a> {
+    Scalar(f32),
+    /// `b[i * row_stride + j * col_stride]` (strides 0 where `b` has size 1).
+    Array {
+        b: &'a [f32],
+        row_stride: usize,
+        col_stride: usize,
+    },
+}
+
+#[inline(always)]
+fn binary_rows_generic(
+    a: &[f32],
+    out: &mut [f32],
+    first_row: usize,
+    dim: usize,
+    op: Binary,
+    rhs: Rhs<'_>,
+    chain: &[Unary],
+) {
+    for (r, (ar, or)) in a
+        .chunks_exact(dim)
+        .zip(out.chunks_exact_mut(dim))
+        .enumerate()
+    {
+        let i = first_row + r;
+        match rhs {
+            Rhs::Scalar(s) => ar
+                .iter()
+                .zip(or.iter_mut())
+                .for_each(|(x, o)| *o = binary_op(op, *x, s)),
+            Rhs::Array {
+                b,
+                row_stride,
+                col_stride: 0,
+            } => {
+                let s = b[i * row_stride];
+                ar.iter()
+                    .zip(or.iter_mut())
+                    .for_each(|(x, o)| *o = binary_op(op, *x, s))
+            }
+            Rhs::Array { b, row_stride, .. } => {
+                let br = &b[i * row_stride..i * row_stride + dim];
+                ar.iter()
+                    .zip(br)
+                    .zip(or.iter_mut())
+                    .for_each(|((x, y), o)| *o = binary_op(op, *x, *y))
+            }
+        }
+    }
+    chain_generic(chain, out);
+}
+
+simd_dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn binary_rows(a: &[f32], out: &mut [f32], first_row: usize, dim: usize, op: Binary, rhs: Rhs<'_>, chain: &[Unary])
+        => binary_rows_generic
+);
+
+/// `out = chain(op(a, rhs))` for row-major `a` of rows of `dim` (`out` may
+/// start as a copy of `a`: pass `None` for `a` to operate in place).
+pub(crate) fn binary(
+    a: Option<&[f32]>,
+    out: &mut [f32],
+    dim: usize,
+    op: Binary,
+    rhs: Rhs<'_>,
+    chain: &[Unary],
+) {
+    let rows_per_task = (CHUNK / dim).max(1);
+    let step = rows_per_task * dim;
+    match a {
+        Some(a) => out
+            .par_chunks_mut(step)
+            .zip(a.par_chunks(step))
+            .enumerate()
+            .for_each(|(t, (o, x))| binary_rows(x, o, t * rows_per_task, dim, op, rhs, chain)),
+        None => out.par_chunks_mut(step).enumerate().for_each(|(t, o)| {
+            let x = o.to_vec();
+            binary_rows(&x, o, t * rows_per_task, dim, op, rhs, chain)
+        }),
+    }
+}
+
+// ---------------------------------------------------------------- normalisation
+
+/// `sum x^2` in f64 (8 independent lanes, then a fixed tree).
+#[inline(always)]
+fn sq_sum_generic(x: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            let v = c[l] as f64;
+            acc[l] += v * v;
+        }
+    }
+    for (l, &v) in it.remainder().iter().enumerate() {
+        acc[l] += v as f64 * v as f64;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+simd_dispatch!(fn sq_sum(x: &[f32]) -> f64 => sq_sum_generic);
+
+/// Normalises one row in place and returns its norm: `x * (1 / |x|)` with
+/// the norm and its inverse in f64; a zero row stays as it is.
+#[inline(always)]
+fn normalize_row(row: &mut [f32]) -> f32 {
+    let norm = sq_sum(row).sqrt();
+    if norm != 0.0 {
+        let inv = 1.0 / norm;
+        row.iter_mut().for_each(|v| *v = (*v as f64 * inv) as f32);
+    }
+    norm as f32
+}
+
+/// Normalises every row of `data` (rows of `dim`) in place; returns the norms.
+pub(crate) fn normalize_in_place(data: &mut [f32], dim: usize) -> Vec<f32> {
+    let mut norms = vec![0f32; data.len() / dim];
+    let rows_per_task = (CHUNK / dim).max(1);
+    data.par_chunks_mut(rows_per_task * dim)
+        .zip(norms.par_chunks_mut(rows_per_task))
+        .for_each(|(d, n)| {
+            for (row, nv) in d.chunks_exact_mut(dim).zip(n.iter_mut()) {
+                *nv = normalize_row(row);
+            }
+        });
+    norms
+}
+
+// ---------------------------------------------------------------- reductions
+
+/// Index of "no element yet" in an extremum state.
+const NONE: u64 = u64::MAX;
+
+/// What a reduction accumulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `s1 = sum x`.
+    Sum,
+    /// `s1 = sum (x - k)`, `s2 = sum (x - k)^2` with `k` the first element
+    /// of the reduction (shifted data: no cancellation when the mean is
+    /// large against the spread).
+    Moments,
+    Min,
+    Max,
+}
+
+/// A partial reduction (`VaAcc` in the kernels).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Acc {
+    pub s1: f64,
+    pub s2: f64,
+    pub v: f32,
+    pub idx: u64,
+}
+
+impl Acc {
+    pub(crate) const EMPTY: Acc = Acc {
+        s1: 0.0,
+        s2: 0.0,
+        v: 0.0,
+        idx: NONE,
+    };
+}
+
+/// Whether extremum state `a` wins over `b`: a NaN wins (the first NaN
+/// among NaNs), then the better value, then the smaller index.
+#[inline(always)]
+fn better(a: &Acc, b: &Acc, max: bool) -> bool {
+    if a.idx == NONE {
+        return false;
+    }
+    if b.idx == NONE {
+        return true;
+    }
+    let (an, bn) = (a.v.is_nan(), b.v.is_nan());
+    if an || bn {
+        return if an && bn { a.idx < b.idx } else { an };
+    }
+    if a.v != b.v {
+        return if max { a.v > b.v } else { a.v < b.v };
+    }
+    a.idx < b.idx
+}
+
+/// Combines two partial reductions.
+#[inline(always)]
+pub(crate) fn merge(kind: Kind, a: Acc, b: Acc) -> Acc {
+    match kind {
+        Kind::Sum | Kind::Moments => Acc {
+            s1: a.s1 + b.s1,
+            s2: a.s2 + b.s2,
+            ..Acc::EMPTY
+        },
+        Kind::Min | Kind::Max => {
+            if better(&b, &a, kind == Kind::Max) {
+                b
+            } else {
+                a
+            }
+        }
+    }
+}
+
+/// Reduces contiguous elements whose first index is `base`.
+#[inline(always)]
+fn reduce_slice_generic(kind: Kind, x: &[f32], base: u64, shift: f64) -> Acc {
+    match kind {
+        Kind::Sum => {
+            let mut acc = [0f64; 8];
+            let mut it = x.chunks_exact(8);
+            for c in &mut it {
+                for l in 0..8 {
+                    acc[l] += c[l] as f64;
+                }
+            }
+            for (l, &v) in it.remainder().iter().enumerate() {
+                acc[l] += v as f64;
+            }
+            Acc {
+                s1: ((acc[0] + acc[4]) + (acc[1] + acc[5]))
+                    + ((acc[2] + acc[6]) + (acc[3] + acc[7])),
+                ..Acc::EMPTY
+            }
+        }
+        Kind::Moments => {
+            let (mut a1, mut a2) = ([0f64; 8], [0f64; 8]);
+            let mut it = x.chunks_exact(8);
+            for c in &mut it {
+                for l in 0..8 {
+                    let d = c[l] as f64 - shift;
+                    a1[l] += d;
+                    a2[l] += d * d;
+                }
+            }
+            for (l, &v) in it.remainder().iter().enumerate() {
+                let d = v as f64 - shift;
+                a1[l] += d;
+                a2[l] += d * d;
+            }
+            let t = |a: [f64; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+            Acc {
+                s1: t(a1),
+                s2: t(a2),
+                ..Acc::EMPTY
+            }
+        }
+        Kind::Min | Kind::Max => {
+            let max = kind == Kind::Max;
+            // Lane-wise extremum and NaN flag, then the first position of
+            // the winner (or of the first NaN).
+            let mut m = [if max {
+                f32::NEG_INFINITY
+            } else {
+                f32::INFINITY
+            }; 16];
+            let mut nan = false;
+            let mut it = x.chunks_exact(16);
+            for c in &mut it {
+                for l in 0..16 {
+                    let v = c[l];
+                    nan |= v.is_nan();
+                    m[l] = if max {
+                        if v > m[l] {
+                            v
+                        } else {
+                            m[l]
+                        }
+                    } else if v < m[l] {
+                        v
+                    } else {
+                        m[l]
+                    };
+                }
+            }
+            for &v in it.remainder() {
+                nan |= v.is_nan();
+                m[0] = if max { m[0].max(v) } else { m[0].min(v) };
+            }
+            let pos = if nan {
+                x.iter().position(|v| v.is_nan())
+            } else {
+                let best = m
+                    .iter()
+                    .copied()
+                    .reduce(|a, b| if max { a.max(b) } else { a.min(b) })
+                    .unwrap_or(0.0);
+                x.iter().position(|&v| v == best)
+            }
+            .unwrap_or(0);
+            Acc {
+                v: x[pos],
+                idx: base + pos as u64,
+                ..Acc::EMPTY
+            }
+        }
+    }
+}
+
+simd_dispatch!(fn reduce_slice(kind: Kind, x: &[f32], base: u64, shift: f64) -> Acc => reduce_slice_generic);
+
+/// Per-column partial of columns `c0..c1` over rows `r0..r1` (rows visited
+/// in order).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn reduce_cols_generic(
+    kind: Kind,
+    data: &[f32],
+    dim: usize,
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
+    shift: &[f32],
+) -> Vec<Acc> {
+    let rows = (r0..r1).map(|r| &data[r * dim + c0..r * dim + c1]);
+    match kind {
+        Kind::Sum | Kind::Moments => {
+            let w = c1 - c0;
+            let (mut s1, mut s2) = (vec![0f64; w], vec![0f64; w]);
+            let shift = &shift[c0..c1];
+            for row in rows {
+                if kind == Kind::Sum {
+                    for (a, &v) in s1.iter_mut().zip(row) {
+                        *a += v as f64;
+                    }
+                } else {
+                    for (((a, b), &v), &k) in s1.iter_mut().zip(s2.iter_mut()).zip(row).zip(shift) {
+                        let d = v as f64 - k as f64;
+                        *a += d;
+                        *b += d * d;
+                    }
+                }
+            }
+            s1.iter()
+                .zip(&s2)
+                .map(|(&s1, &s2)| Acc {
+                    s1,
+                    s2,
+                    ..Acc::EMPTY
+                })
+                .collect()
+        }
+        Kind::Min | Kind::Max => {
+            let mut acc = vec![Acc::EMPTY; c1 - c0];
+            for (r, row) in rows.enumerate() {
+                let idx = (r0 + r) as u64;
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a = merge(
+                        kind,
+                        *a,
+                        Acc {
+                            v,
+                            idx,
+                            ..Acc::EMPTY
+                        },
+                    );
+                }
+            }
+            acc
+        }
+    }
+}
+
+simd_dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_cols(kind: Kind, data: &[f32], dim: usize, r0: usize, r1: usize, c0: usize, c1: usize, shift: &[f32]) -> Vec<Acc>
+        => reduce_cols_generic
+);
+
+/// Partial states of a reduction: one per output element, each the
+/// combination (in a fixed order) of fixed-size parts reduced in parallel.
+/// `count` is the number of elements behind each state.
+pub(crate) fn reduce(x: MatrixView<'_>, kind: Kind, axis: Axis) -> (Vec<Acc>, usize) {
+    let (rows, dim, data) = (x.rows(), x.dim(), x.as_slice());
+    match axis {
+        Axis::All => {
+            let shift = data[0] as f64;
+            let parts: Vec<Acc> = data
+                .par_chunks(CHUNK)
+                .enumerate()
+                .map(|(i, c)| reduce_slice(kind, c, (i * CHUNK) as u64, shift))
+                .collect();
+            let total = parts
+                .into_iter()
+                .reduce(|a, b| merge(kind, a, b))
+                .unwrap_or(Acc::EMPTY);
+            (vec![total], data.len())
+        }
+        Axis::PerRow => {
+            let rows_per_task = (CHUNK / dim).max(1);
+            let mut out = vec![Acc::EMPTY; rows];
+            out.par_chunks_mut(rows_per_task)
+                .zip(data.par_chunks(rows_per_task * dim))
+                .for_each(|(o, d)| {
+                    for (a, row) in o.iter_mut().zip(d.chunks_exact(dim)) {
+                        *a = reduce_slice(kind, row, 0, row[0] as f64);
+                    }
+                });
+            (out, dim)
+        }
+        Axis::PerColumn => {
+            // Tasks of (row chunk, column block): at most 64 row chunks of
+            // narrow matrices (partials stay small), whole columns of wide
+            // ones; each column's chunks are combined in order.
+            let shift = &data[..dim];
+            let rc = if dim <= 4096 {
+                rows.div_ceil(64).max(64)
+            } else {
+                rows
+            };
+            let cw = dim.min(1024);
+            let (row_chunks, col_blocks) = (rows.div_ceil(rc), dim.div_ceil(cw));
+            let parts: Vec<Vec<Acc>> = (0..row_chunks * col_blocks)
+                .into_par_iter()
+                .map(|t| {
+                    let (rci, cb) = (t / col_blocks, t % col_blocks);
+                    let (r0, c0) = (rci * rc, cb * cw);
+                    let (r1, c1) = ((r0 + rc).min(rows), (c0 + cw).min(dim));
+                    reduce_cols(kind, data, dim, r0, r1, c0, c1, shift)
+                })
+                .collect();
+            let mut out = Vec::with_capacity(dim);
+            for cb in 0..col_blocks {
+                let mut acc = parts[cb].clone();
+                for rci in 1..row_chunks {
+                    for (a, b) in acc.iter_mut().zip(&parts[rci * col_blocks + cb]) {
+                        *a = merge(kind, *a, *b);
+                    }
+                }
+                out.extend(acc);
+            }
+            (out, rows)
+        }
+    }
+}
+
+/// The value of a finished reduction (the kernels' `va_finish`): `op` 0 sum,
+/// 1 mean, 2 variance, 3/4 min/max.
+pub(crate) fn finish(a: &Acc, count: usize, op: u32, ddof: usize) -> f32 {
+    let n = count as f64;
+    match op {
+        0 => a.s1 as f32,
+        1 => (a.s1 / n) as f32,
+        2 => {
+            let v = (a.s2 - a.s1 * a.s1 / n) / (n - ddof as f64);
+            (if v < 0.0 { 0.0 } else { v }) as f32
+        }
+        _ => a.v,
+    }
+}
+
+// ---------------------------------------------------------------- softmax
+
+/// Row-wise log-sum-exp (`lse`) and/or softmax in place (`y`), with the
+/// semantics documented in `ops::vector::softmax`.
+#[inline(always)]
+fn softmax_row(row: &mut [f32], write: bool) -> f32 {
+    let mut m = f32::NEG_INFINITY;
+    for &v in row.iter() {
+        if v > m || v.is_nan() {
+            m = v;
+        }
+        if m.is_nan() {
+            break;
+        }
+    }
+    if m.is_nan() {
+        if write {
+            row.fill(f32::NAN);
+        }
+        return f32::NAN;
+    }
+    if m == f32::NEG_INFINITY {
+        if write {
+            row.fill(f32::NAN);
+        }
+        return f32::NEG_INFINITY;
+    }
+    if m == f32::INFINITY {
+        if write {
+            let c = row.iter().filter(|v| **v == f32::INFINITY).count();
+            let p = (1.0 / c as f64) as f32;
+            row.iter_mut()
+                .for_each(|v| *v = if *v == f32::INFINITY { p } else { 0.0 });
+        }
+        return f32::INFINITY;
+    }
+    let mut acc = [0f64; 8];
+    for (i, &v) in row.iter().enumerate() {
+        acc[i & 7] += (v - m).exp() as f64;
+    }
+    let s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    if write {
+        let inv = 1.0 / s;
+        row.iter_mut()
+            .for_each(|v| *v = ((*v - m).exp() as f64 * inv) as f32);
+    }
+    (m as f64 + s.ln()) as f32
+}
+
+/// Softmax of every row in place (rows of `dim`).
+pub(crate) fn softmax_in_place(data: &mut [f32], dim: usize) {
+    let rows_per_task = (CHUNK / dim).max(1);
+    data.par_chunks_mut(rows_per_task * dim).for_each(|d| {
+        for row in d.chunks_exact_mut(dim) {
+            softmax_row(row, true);
+        }
+    });
+}
+
+/// Log-sum-exp of every row.
+pub(crate) fn logsumexp(x: MatrixView<'_>) -> Vec<f32> {
+    let dim = x.dim();
+    let rows_per_task = (CHUNK / dim).max(1);
+    let mut out = vec![0f32; x.rows()];
+    out.par_chunks_mut(rows_per_task)
+        .zip(x.as_slice().par_chunks(rows_per_task * dim))
+        .for_each(|(o, d)| {
+            let mut buf = vec![0f32; dim];
+            for (v, row) in o.iter_mut().zip(d.chunks_exact(dim)) {
+                buf.copy_from_slice(row);
+                *v = softmax_row(&mut buf, false);
+            }
+        });
+    out
+}

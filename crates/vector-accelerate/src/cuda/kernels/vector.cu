@@ -1,0 +1,452 @@
+// Vector utilities: element-wise chains and broadcast binary operations
+// (grid-stride, 16-byte loads when aligned), row L2 normalisation,
+// reductions over everything / rows / columns, row log-sum-exp and softmax.
+// Every reduction combines partial results in a fixed order (fixed trees,
+// no atomics), so a result does not change from run to run. The formulas
+// are those of the host's cpu::vector; each arithmetic step is rounded on
+// its own (__f*_rn: no FMA contraction) so element-wise results match the
+// CPU bit for bit where no math-library function is involved.
+
+#define VA_MAX_CHAIN 8
+#define VA_NONE 0xFFFFFFFFFFFFFFFFull
+
+// A chain of unary steps (ops::vector::Unary codes of cuda/vector.rs).
+struct VaChain {
+    int len;
+    int op[VA_MAX_CHAIN];
+    float a[VA_MAX_CHAIN];
+    float b[VA_MAX_CHAIN];
+};
+
+__device__ __forceinline__ float va_unary(int op, float x, float a, float b) {
+    switch (op) {
+    case 0: return __fadd_rn(x, a);
+    case 1: return __fmul_rn(x, a);
+    case 2: return powf(x, a);
+    case 3: return x < a ? a : (x > b ? b : x);
+    case 4: return fabsf(x);
+    case 5: return __fmul_rn(x, x);
+    case 6: return __fsqrt_rn(x);
+    case 7: return __fdiv_rn(1.0f, x);
+    case 8: return -x;
+    case 9: return expf(x);
+    case 10: return logf(x);
+    case 11: return sinf(x);
+    case 12: return cosf(x);
+    case 13: return tanf(x);
+    case 14: return tanhf(x);
+    case 15:
+        if (x >= 0.0f) return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x)));
+        else {
+            float e = expf(x);
+            return __fdiv_rn(e, __fadd_rn(1.0f, e));
+        }
+    case 16: return (x > 0.0f || x != x) ? x : 0.0f;
+    case 17: return __fmul_rn(__fmul_rn(0.5f, x), erfcf(__fmul_rn(-x, 0.70710678118654752f)));
+    }
+    return x;
+}
+
+__device__ __forceinline__ float va_chain(const VaChain& c, float x) {
+#pragma unroll
+    for (int s = 0; s < VA_MAX_CHAIN; ++s)
+        if (s < c.len) x = va_unary(c.op[s], x, c.a[s], c.b[s]);
+    return x;
+}
+
+// Binary codes of cuda/vector.rs: add, sub, mul, div, pow, max, min
+// (max / min propagate NaN and return the left value on equality).
+__device__ __forceinline__ float va_binary(int op, float x, float y) {
+    switch (op) {
+    case 0: return __fadd_rn(x, y);
+    case 1: return __fsub_rn(x, y);
+    case 2: return __fmul_rn(x, y);
+    case 3: return __fdiv_rn(x, y);
+    case 4: return powf(x, y);
+    case 5: return (x != x) ? x : ((y != y || y > x) ? y : x);
+    case 6: return (x != x) ? x : ((y != y || y < x) ? y : x);
+    }
+    return x;
+}
+
+// y = chain(x) over n elements; x == y is allowed (in place).
+extern "C" __global__ void va_map_f32(const float* x, float* y, i64 n, VaChain c) {
+    i64 tid = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    i64 stride = (i64)gridDim.x * blockDim.x;
+    bool vec = ((((size_t)x) | ((size_t)y)) & 15) == 0;
+    i64 n4 = vec ? n / 4 : 0;
+    for (i64 i = tid; i < n4; i += stride) {
+        float4 v = reinterpret_cast<const float4*>(x)[i];
+        v.x = va_chain(c, v.x);
+        v.y = va_chain(c, v.y);
+        v.z = va_chain(c, v.z);
+        v.w = va_chain(c, v.w);
+        reinterpret_cast<float4*>(y)[i] = v;
+    }
+    for (i64 i = n4 * 4 + tid; i < n; i += stride) y[i] = va_chain(c, x[i]);
+}
+
+// y[i, j] = chain(op(a[i, j], rhs)) over [rows x dim], rhs = scalar when b is
+// null, else b[i * brs + j * bcs] (strides 0 along broadcast axes). y == a
+// is allowed.
+extern "C" __global__ void va_binary_f32(const float* a, const float* b, float* y, i64 rows,
+                                         i64 dim, i64 brs, i64 bcs, float scalar, int op,
+                                         VaChain c) {
+    i64 tid = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    i64 stride = (i64)gridDim.x * blockDim.x;
+    i64 n = rows * dim;
+    bool flat_b = (b != 0) && brs == dim && bcs == 1;  // same shape
+    if (b == 0 || flat_b) {
+        bool vec = ((((size_t)a) | ((size_t)y) | (flat_b ? (size_t)b : 0)) & 15) == 0;
+        i64 n4 = vec ? n / 4 : 0;
+        for (i64 i = tid; i < n4; i += stride) {
+            float4 u = reinterpret_cast<const float4*>(a)[i];
+            float4 w = flat_b ? reinterpret_cast<const float4*>(b)[i]
+                              : make_float4(scalar, scalar, scalar, scalar);
+            u.x = va_chain(c, va_binary(op, u.x, w.x));
+            u.y = va_chain(c, va_binary(op, u.y, w.y));
+            u.z = va_chain(c, va_binary(op, u.z, w.z));
+            u.w = va_chain(c, va_binary(op, u.w, w.w));
+            reinterpret_cast<float4*>(y)[i] = u;
+        }
+        for (i64 i = n4 * 4 + tid; i < n; i += stride)
+            y[i] = va_chain(c, va_binary(op, a[i], flat_b ? b[i] : scalar));
+        return;
+    }
+    bool small = n < 0x7fffffffll;
+    for (i64 i = tid; i < n; i += stride) {
+        i64 r = small ? (i64)((u32)i / (u32)dim) : i / dim;
+        i64 j = i - r * dim;
+        y[i] = va_chain(c, va_binary(op, a[i], b[r * brs + j * bcs]));
+    }
+}
+
+// ------------------------------------------------------------ group helpers
+// A group of T threads (32: one warp; 256: the whole block) handles a row.
+// Results are combined by a fixed butterfly inside warps and a fixed
+// sequential pass over the warps, so every thread of the group ends with the
+// same bits.
+
+__device__ __forceinline__ double va_warp_sum(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int T>
+__device__ __forceinline__ double va_group_sum(double v, double* sh) {
+    v = va_warp_sum(v);
+    if (T == 32) return v;
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double t = 0.0;
+    for (int w = 0; w < T / 32; ++w) t += sh[w];
+    return t;
+}
+
+// NaN-propagating maximum (commutative up to which NaN is kept).
+__device__ __forceinline__ float va_max_nan(float a, float b) {
+    return (b > a || b != b) ? b : a;
+}
+
+template <int T>
+__device__ __forceinline__ float va_group_max(float v, float* sh) {
+    for (int o = 16; o > 0; o >>= 1) v = va_max_nan(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (T == 32) return v;
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float t = sh[0];
+    for (int w = 1; w < T / 32; ++w) t = va_max_nan(t, sh[w]);
+    return t;
+}
+
+// ------------------------------------------------------------ normalisation
+
+// y[r] = x[r] * (1 / |x[r]|) (norm and inverse in f64), zero rows unchanged;
+// norms[r] = |x[r]|. y == x is allowed.
+template <int T>
+__device__ void va_normalize(const float* x, float* y, float* norms, i64 rows, i64 dim) {
+    __shared__ double sh[8];
+    int lane = threadIdx.x % T, groups = blockDim.x / T;
+    for (i64 r = (i64)blockIdx.x * groups + threadIdx.x / T; r < rows; r += (i64)gridDim.x * groups) {
+        const float* xr = x + r * dim;
+        double ss = 0.0;
+        for (i64 j = lane; j < dim; j += T) {
+            double v = (double)xr[j];
+            ss = __dadd_rn(ss, __dmul_rn(v, v));
+        }
+        ss = va_group_sum<T>(ss, sh);
+        double norm = sqrt(ss);
+        if (norm != 0.0) {
+            double inv = 1.0 / norm;
+            float* yr = y + r * dim;
+            for (i64 j = lane; j < dim; j += T) yr[j] = (float)__dmul_rn((double)xr[j], inv);
+        } else if (y != x) {
+            float* yr = y + r * dim;
+            for (i64 j = lane; j < dim; j += T) yr[j] = xr[j];
+        }
+        if (lane == 0) norms[r] = (float)norm;
+    }
+}
+
+extern "C" __global__ void va_normalize_warp(const float* x, float* y, float* norms, i64 rows, i64 dim) {
+    va_normalize<32>(x, y, norms, rows, dim);
+}
+extern "C" __global__ void va_normalize_block(const float* x, float* y, float* norms, i64 rows, i64 dim) {
+    va_normalize<256>(x, y, norms, rows, dim);
+}
+
+// ------------------------------------------------------------ reductions
+// Kinds (cpu::vector::Kind): 0 sum, 1 shifted moments, 2 min, 3 max.
+// Finishing codes: 0 sum, 1 mean, 2 variance, 3 min, 4 max, 5 argmin, 6 argmax.
+
+struct VaAcc {
+    double s1;
+    double s2;
+    float v;
+    u32 pad;
+    u64 idx;
+};
+
+__device__ __forceinline__ VaAcc va_acc_empty() {
+    VaAcc a;
+    a.s1 = 0.0;
+    a.s2 = 0.0;
+    a.v = 0.0f;
+    a.pad = 0;
+    a.idx = VA_NONE;
+    return a;
+}
+
+// Whether extremum state a wins over b: NaN first (the first NaN among
+// NaNs), then the better value, then the smaller index.
+__device__ __forceinline__ bool va_better(const VaAcc& a, const VaAcc& b, bool mx) {
+    if (a.idx == VA_NONE) return false;
+    if (b.idx == VA_NONE) return true;
+    bool an = a.v != a.v, bn = b.v != b.v;
+    if (an || bn) return (an && bn) ? a.idx < b.idx : an;
+    if (a.v != b.v) return mx ? a.v > b.v : a.v < b.v;
+    return a.idx < b.idx;
+}
+
+template <int K>
+__device__ __forceinline__ VaAcc va_merge(VaAcc a, const VaAcc& b) {
+    if (K <= 1) {
+        a.s1 = __dadd_rn(a.s1, b.s1);
+        a.s2 = __dadd_rn(a.s2, b.s2);
+        return a;
+    }
+    return va_better(b, a, K == 3) ? b : a;
+}
+
+// Adds element (v, idx) to a state (shift: the reduction's first element).
+template <int K>
+__device__ __forceinline__ void va_push(VaAcc& a, float v, u64 idx, double shift) {
+    if (K == 0) {
+        a.s1 = __dadd_rn(a.s1, (double)v);
+    } else if (K == 1) {
+        double d = __dsub_rn((double)v, shift);
+        a.s1 = __dadd_rn(a.s1, d);
+        a.s2 = __dadd_rn(a.s2, __dmul_rn(d, d));
+    } else {
+        VaAcc e = va_acc_empty();
+        e.v = v;
+        e.idx = idx;
+        if (va_better(e, a, K == 3)) a = e;
+    }
+}
+
+template <int K>
+__device__ __forceinline__ VaAcc va_shfl_merge(VaAcc a, int o) {
+    VaAcc b;
+    b.s1 = __shfl_xor_sync(0xffffffffu, a.s1, o);
+    b.s2 = __shfl_xor_sync(0xffffffffu, a.s2, o);
+    b.v = __shfl_xor_sync(0xffffffffu, a.v, o);
+    b.pad = 0;
+    b.idx = __shfl_xor_sync(0xffffffffu, a.idx, o);
+    return va_merge<K>(a, b);
+}
+
+template <int K, int T>
+__device__ __forceinline__ VaAcc va_group_merge(VaAcc a, VaAcc* sh) {
+    for (int o = 16; o > 0; o >>= 1) a = va_shfl_merge<K>(a, o);
+    if (T == 32) return a;
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = a;
+    __syncthreads();
+    VaAcc t = sh[0];
+    for (int w = 1; w < T / 32; ++w) t = va_merge<K>(t, sh[w]);
+    return t;
+}
+
+// The result of a finished state (same formulas as cpu::vector::finish).
+__device__ __forceinline__ void va_finish(const VaAcc& a, double n, int code, i64 ddof, float* out_v,
+                                          u64* out_i, i64 o) {
+    switch (code) {
+    case 0: out_v[o] = (float)a.s1; break;
+    case 1: out_v[o] = (float)__ddiv_rn(a.s1, n); break;
+    case 2: {
+        double v = __ddiv_rn(__dsub_rn(a.s2, __ddiv_rn(__dmul_rn(a.s1, a.s1), n)), n - (double)ddof);
+        out_v[o] = (float)(v < 0.0 ? 0.0 : v);
+        break;
+    }
+    case 3:
+    case 4: out_v[o] = a.v; break;
+    default: out_i[o] = a.idx; break;
+    }
+}
+
+// One result per row; T threads per row.
+template <int K, int T>
+__device__ void va_reduce_rows(const float* x, i64 rows, i64 dim, int code, i64 ddof, float* out_v,
+                               u64* out_i) {
+    __shared__ VaAcc sh[8];
+    int lane = threadIdx.x % T, groups = blockDim.x / T;
+    for (i64 r = (i64)blockIdx.x * groups + threadIdx.x / T; r < rows; r += (i64)gridDim.x * groups) {
+        const float* xr = x + r * dim;
+        double shift = (K == 1) ? (double)xr[0] : 0.0;
+        VaAcc a = va_acc_empty();
+        for (i64 j = lane; j < dim; j += T) va_push<K>(a, xr[j], (u64)j, shift);
+        a = va_group_merge<K, T>(a, sh);
+        if (lane == 0) va_finish(a, (double)dim, code, ddof, out_v, out_i, r);
+    }
+}
+
+// Per-column partials: block (32 columns x 8 row lanes), blockIdx.y a chunk
+// of `rpc` rows; part[chunk * dim + col]. Reads are coalesced along columns.
+template <int K>
+__device__ void va_reduce_cols_part(const float* x, i64 rows, i64 dim, i64 rpc, VaAcc* part) {
+    __shared__ VaAcc sh[8][32];
+    i64 c = (i64)blockIdx.x * 32 + threadIdx.x;
+    i64 r0 = (i64)blockIdx.y * rpc, r1 = min(rows, r0 + rpc);
+    VaAcc a = va_acc_empty();
+    if (c < dim) {
+        double shift = (K == 1) ? (double)x[c] : 0.0;
+        for (i64 r = r0 + threadIdx.y; r < r1; r += 8) va_push<K>(a, x[r * dim + c], (u64)r, shift);
+    }
+    sh[threadIdx.y][threadIdx.x] = a;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < dim) {
+        VaAcc t = sh[0][threadIdx.x];
+        for (int i = 1; i < 8; ++i) t = va_merge<K>(t, sh[i][threadIdx.x]);
+        part[(i64)blockIdx.y * dim + c] = t;
+    }
+}
+
+// Partials of the whole array: each block reduces a grid-stride share
+// (16-byte loads when aligned) with a fixed shared-memory tree; part[block].
+template <int K>
+__device__ void va_reduce_all_part(const float* x, i64 n, VaAcc* part) {
+    __shared__ VaAcc sh[256];
+    i64 tid = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    i64 stride = (i64)gridDim.x * blockDim.x;
+    double shift = (K == 1) ? (double)x[0] : 0.0;
+    VaAcc a = va_acc_empty();
+    bool vec = (((size_t)x) & 15) == 0;
+    i64 n4 = vec ? n / 4 : 0;
+    for (i64 i = tid; i < n4; i += stride) {
+        float4 v = reinterpret_cast<const float4*>(x)[i];
+        va_push<K>(a, v.x, (u64)(4 * i), shift);
+        va_push<K>(a, v.y, (u64)(4 * i + 1), shift);
+        va_push<K>(a, v.z, (u64)(4 * i + 2), shift);
+        va_push<K>(a, v.w, (u64)(4 * i + 3), shift);
+    }
+    for (i64 i = n4 * 4 + tid; i < n; i += stride) va_push<K>(a, x[i], (u64)i, shift);
+    sh[threadIdx.x] = a;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] = va_merge<K>(sh[threadIdx.x], sh[threadIdx.x + s]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+}
+
+// Second stage: column c combines part[k * dim + c] for k = 0..chunks in
+// order and writes its result (n elements behind each).
+template <int K>
+__device__ void va_reduce_final(const VaAcc* part, i64 chunks, i64 dim, double n, int code, i64 ddof,
+                                float* out_v, u64* out_i) {
+    i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= dim) return;
+    VaAcc t = part[c];
+    for (i64 k = 1; k < chunks; ++k) t = va_merge<K>(t, part[k * dim + c]);
+    va_finish(t, n, code, ddof, out_v, out_i, c);
+}
+
+#define VA_REDUCE_KERNELS(K, NAME)                                                                 \
+    extern "C" __global__ void va_reduce_rows_warp_##NAME(const float* x, i64 rows, i64 dim,     \
+                                                          int code, i64 ddof, float* v, u64* i) { \
+        va_reduce_rows<K, 32>(x, rows, dim, code, ddof, v, i);                                   \
+    }                                                                                            \
+    extern "C" __global__ void va_reduce_rows_block_##NAME(const float* x, i64 rows, i64 dim,    \
+                                                           int code, i64 ddof, float* v, u64* i) { \
+        va_reduce_rows<K, 256>(x, rows, dim, code, ddof, v, i);                                  \
+    }                                                                                            \
+    extern "C" __global__ void va_reduce_cols_part_##NAME(const float* x, i64 rows, i64 dim,     \
+                                                          i64 rpc, VaAcc* part) {                \
+        va_reduce_cols_part<K>(x, rows, dim, rpc, part);                                         \
+    }                                                                                            \
+    extern "C" __global__ void va_reduce_all_part_##NAME(const float* x, i64 n, VaAcc* part) {   \
+        va_reduce_all_part<K>(x, n, part);                                                       \
+    }                                                                                            \
+    extern "C" __global__ void va_reduce_final_##NAME(const VaAcc* part, i64 chunks, i64 dim,    \
+                                                      double n, int code, i64 ddof, float* v,    \
+                                                      u64* i) {                                  \
+        va_reduce_final<K>(part, chunks, dim, n, code, ddof, v, i);                              \
+    }
+
+VA_REDUCE_KERNELS(0, sum)
+VA_REDUCE_KERNELS(1, moments)
+VA_REDUCE_KERNELS(2, min)
+VA_REDUCE_KERNELS(3, max)
+
+// ------------------------------------------------------------ softmax
+
+// Per row: lse[r] = log-sum-exp (when lse is not null) and y[r] = softmax
+// (when y is not null; y == x allowed). Semantics of cpu::vector::softmax_row.
+template <int T>
+__device__ void va_softmax(const float* x, float* y, float* lse, i64 rows, i64 dim) {
+    __shared__ double shd[8];
+    __shared__ float shf[8];
+    int lane = threadIdx.x % T, groups = blockDim.x / T;
+    for (i64 r = (i64)blockIdx.x * groups + threadIdx.x / T; r < rows; r += (i64)gridDim.x * groups) {
+        const float* xr = x + r * dim;
+        float* yr = y ? y + r * dim : 0;
+        float m = -va_inf();
+        for (i64 j = lane; j < dim; j += T) m = va_max_nan(m, xr[j]);
+        m = va_group_max<T>(m, shf);
+        float l;
+        if (m != m || m == -va_inf()) {
+            l = m;
+            if (yr)
+                for (i64 j = lane; j < dim; j += T) yr[j] = va_nan();
+        } else if (m == va_inf()) {
+            l = m;
+            double cnt = 0.0;
+            for (i64 j = lane; j < dim; j += T) cnt += (xr[j] == m) ? 1.0 : 0.0;
+            cnt = va_group_sum<T>(cnt, shd);
+            float p = (float)(1.0 / cnt);
+            if (yr)
+                for (i64 j = lane; j < dim; j += T) yr[j] = (xr[j] == m) ? p : 0.0f;
+        } else {
+            double s = 0.0;
+            for (i64 j = lane; j < dim; j += T) s = __dadd_rn(s, (double)expf(__fsub_rn(xr[j], m)));
+            s = va_group_sum<T>(s, shd);
+            l = (float)__dadd_rn((double)m, log(s));
+            if (yr) {
+                double inv = 1.0 / s;
+                for (i64 j = lane; j < dim; j += T)
+                    yr[j] = (float)__dmul_rn((double)expf(__fsub_rn(xr[j], m)), inv);
+            }
+        }
+        if (lse && lane == 0) lse[r] = l;
+    }
+}
+
+extern "C" __global__ void va_softmax_warp(const float* x, float* y, float* lse, i64 rows, i64 dim) {
+    va_softmax<32>(x, y, lse, rows, dim);
+}
+extern "C" __global__ void va_softmax_block(const float* x, float* y, float* lse, i64 rows, i64 dim) {
+    va_softmax<256>(x, y, lse, rows, dim);
+}
