@@ -311,6 +311,20 @@ impl Context {
         crate::PinnedMatrix::new(self, rows, dim)
     }
 
+    /// Waits until every operation queued on the context's device has
+    /// finished (results left resident, e.g. by
+    /// [`vector::map_resident`](crate::vector::map_resident), are computed
+    /// asynchronously). A no-op on the CPU, whose operations return done.
+    pub fn synchronize(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Cpu => Ok(()),
+            Backend::Cuda(d) => {
+                let _g = d.lock();
+                d.sync()
+            }
+        }
+    }
+
     /// Gives device memory that finished operations keep cached for reuse
     /// (CUDA's stream-ordered pool keeps freed workspace so that the next
     /// call allocates nothing new) back to the device. A no-op on the CPU.

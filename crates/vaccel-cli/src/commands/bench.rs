@@ -1,7 +1,8 @@
 //! `vaccel bench knn`: exact k-NN throughput on synthetic data, one
 //! Markdown table row per (data, dimension, precision) case, optionally as
 //! JSON; `vaccel bench select`: row-wise top-k over a device-resident
-//! matrix, in effective bytes per second.
+//! matrix, in effective bytes per second; `quant` and `ops` live in their
+//! own modules.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -32,6 +33,9 @@ pub enum BenchCommand {
     Select(BenchSelectArgs),
     /// Compression: SQ8 encode, Hamming k-NN, PQ ADC scan, k-means, recall.
     Quant(super::bench_quant::BenchQuantArgs),
+    /// Vector utilities (normalise, element-wise, reductions, softmax) on a
+    /// resident matrix, in bandwidth.
+    Ops(super::bench_ops::BenchOpsArgs),
 }
 
 /// Arguments of `vaccel bench select`.
@@ -181,6 +185,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Knn(args) => run_knn(args),
         BenchCommand::Select(args) => run_select(args),
         BenchCommand::Quant(args) => super::bench_quant::run(args),
+        BenchCommand::Ops(args) => super::bench_ops::run(args),
     }
 }
 

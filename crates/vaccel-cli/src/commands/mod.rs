@@ -1,6 +1,7 @@
 //! The command-line grammar and the sub-commands.
 
 mod bench;
+mod bench_ops;
 mod bench_quant;
 mod demo;
 mod info;

@@ -142,9 +142,27 @@ fn fetch<T: DeviceRepr + Default + Clone>(
     Ok(v)
 }
 
-/// `chain(x)` of every element.
+/// `chain(x)` of every element, on the host.
 pub(crate) fn map(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<Vec<f32>> {
     let _g = dev.lock();
+    let y = map_into(dev, x, steps)?;
+    let out = fetch(dev, &y, x.rows() * x.dim())?;
+    dev.sync()?;
+    Ok(out)
+}
+
+/// `chain(x)` of every element, left on the device.
+pub(crate) fn map_resident(
+    dev: &CudaDevice,
+    x: &Input<'_>,
+    steps: &[Unary],
+) -> Result<CudaSlice<f32>> {
+    let _g = dev.lock();
+    map_into(dev, x, steps)
+}
+
+/// [`map`]'s launch (the caller holds the device lock).
+fn map_into(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<CudaSlice<f32>> {
     let n = x.rows() * x.dim();
     let rows = whole(dev, x)?;
     let xs = f32_view(rows.rows())?;
@@ -155,12 +173,10 @@ pub(crate) fn map(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<Ve
     b.arg(xs).arg(&mut y).arg(&n_i).arg(&c);
     // SAFETY: x and y hold n floats.
     unsafe { b.launch(flat_grid(dev, n)) }.map_err(cu("va_map_f32 launch"))?;
-    let out = fetch(dev, &y, n)?;
-    dev.sync()?;
-    Ok(out)
+    Ok(y)
 }
 
-/// `then(op(a, b))` with `b` broadcast.
+/// `then(op(a, b))` with `b` broadcast, on the host.
 pub(crate) fn binary(
     dev: &CudaDevice,
     a: &Input<'_>,
@@ -169,6 +185,32 @@ pub(crate) fn binary(
     then: &[Unary],
 ) -> Result<Vec<f32>> {
     let _g = dev.lock();
+    let y = binary_into(dev, a, bc, op, then)?;
+    let out = fetch(dev, &y, a.rows() * a.dim())?;
+    dev.sync()?;
+    Ok(out)
+}
+
+/// `then(op(a, b))` with `b` broadcast, left on the device.
+pub(crate) fn binary_resident(
+    dev: &CudaDevice,
+    a: &Input<'_>,
+    bc: &Bcast<'_>,
+    op: Binary,
+    then: &[Unary],
+) -> Result<CudaSlice<f32>> {
+    let _g = dev.lock();
+    binary_into(dev, a, bc, op, then)
+}
+
+/// [`binary`]'s launch (the caller holds the device lock).
+fn binary_into(
+    dev: &CudaDevice,
+    a: &Input<'_>,
+    bc: &Bcast<'_>,
+    op: Binary,
+    then: &[Unary],
+) -> Result<CudaSlice<f32>> {
     let (rows, dim) = (a.rows(), a.dim());
     let n = rows * dim;
     let ad = whole(dev, a)?;
@@ -201,9 +243,7 @@ pub(crate) fn binary(
     // SAFETY: a and y hold rows*dim floats; b (when present) covers every
     // index the strides reach.
     unsafe { lb.launch(flat_grid(dev, n)) }.map_err(cu("va_binary_f32 launch"))?;
-    let out = fetch(dev, &y, n)?;
-    dev.sync()?;
-    Ok(out)
+    Ok(y)
 }
 
 fn launch_normalize(
@@ -382,9 +422,24 @@ pub(crate) fn reduce(
 }
 
 /// Row softmax (`softmax = true`, `rows * dim` values) or log-sum-exp
-/// (`rows` values).
+/// (`rows` values), on the host.
 pub(crate) fn softmax_rows(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<Vec<f32>> {
     let _g = dev.lock();
+    let out = softmax_into(dev, x, softmax)?;
+    let len = out.len();
+    let v = fetch(dev, &out, len)?;
+    dev.sync()?;
+    Ok(v)
+}
+
+/// Row softmax, left on the device.
+pub(crate) fn softmax_resident(dev: &CudaDevice, x: &Input<'_>) -> Result<CudaSlice<f32>> {
+    let _g = dev.lock();
+    softmax_into(dev, x, true)
+}
+
+/// [`softmax_rows`]' launch (the caller holds the device lock).
+fn softmax_into(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<CudaSlice<f32>> {
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
     let xs = f32_view(xd.rows())?;
@@ -408,7 +463,5 @@ pub(crate) fn softmax_rows(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Re
     b.arg(&rows_i).arg(&dim_i);
     // SAFETY: x holds rows*dim floats; the non-null output its length.
     unsafe { b.launch(cfg) }.map_err(cu("va_softmax launch"))?;
-    let v = fetch(dev, &out, len)?;
-    dev.sync()?;
-    Ok(v)
+    Ok(out)
 }

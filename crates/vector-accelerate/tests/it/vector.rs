@@ -12,9 +12,10 @@ use rand_distr::StandardNormal;
 
 use crate::common::*;
 use vector_accelerate::vector::{
-    self, arg_reduce, binary, binary_in_place, binary_then, logsumexp, map, map_in_place,
-    normalize, normalize_in_place, normalize_resident, normalize_with_norms, reduce, softmax,
-    softmax_in_place, ArgReduction, Axis, Binary, Operand, Reduction, Unary, MAX_CHAIN,
+    self, arg_reduce, binary, binary_in_place, binary_resident, binary_then, logsumexp, map,
+    map_in_place, map_resident, normalize, normalize_in_place, normalize_resident,
+    normalize_with_norms, reduce, softmax, softmax_in_place, softmax_resident, ArgReduction, Axis,
+    Binary, Operand, Reduction, Unary, MAX_CHAIN,
 };
 use vector_accelerate::{Context, Error, Matrix};
 
@@ -1043,4 +1044,67 @@ fn vector_errors_are_typed() {
             Err(Error::DeviceMismatch { .. })
         ));
     }
+}
+
+#[test]
+fn resident_results_equal_host_results() {
+    let s = seed();
+    for_each_backend("resident_results_equal_host_results", |ctx| {
+        let mut r = rng(s);
+        for &(rows, dim) in &[(1usize, 1usize), (3, 2), (65, 33), (257, 1025)] {
+            let x = scaled(&mut r, rows, dim, 2.0, 0.5);
+            let row = scaled(&mut r, 1, dim, 1.0, 0.0);
+            let xr = ctx.upload(&x).unwrap();
+            let host = |m: &vector_accelerate::DeviceMatrix| {
+                assert_eq!(
+                    m.device(),
+                    ctx.device(),
+                    "seed {s}: result not on the context's device"
+                );
+                assert_eq!((m.rows(), m.dim()), (rows, dim));
+                m.to_host_f32().unwrap().unwrap()
+            };
+            let chain = [Unary::Mul(0.5), Unary::Exp, Unary::Add(-1.0)];
+            let want = map(ctx, &x, &chain).unwrap();
+            assert!(same_bits(
+                &host(&map_resident(ctx, &x, &chain).unwrap()),
+                want.as_slice()
+            ));
+            assert!(same_bits(
+                &host(&map_resident(ctx, &xr, &chain).unwrap()),
+                want.as_slice()
+            ));
+            let want = binary_then(
+                ctx,
+                &x,
+                Binary::Sub,
+                Operand::row(row.as_slice()),
+                &[Unary::Relu],
+            )
+            .unwrap();
+            let got = binary_resident(
+                ctx,
+                &xr,
+                Binary::Sub,
+                Operand::row(row.as_slice()),
+                &[Unary::Relu],
+            )
+            .unwrap();
+            assert!(
+                same_bits(&host(&got), want.as_slice()),
+                "seed {s} binary {rows}x{dim}"
+            );
+            let want = softmax(ctx, &x).unwrap();
+            assert!(same_bits(
+                &host(&softmax_resident(ctx, &xr).unwrap()),
+                want.as_slice()
+            ));
+            // A resident result feeds the next operation without leaving the device.
+            let y = map_resident(ctx, &xr, &[Unary::Square]).unwrap();
+            let total = vector::sum(ctx, &y, Axis::All).unwrap();
+            let want =
+                vector::sum(ctx, &map(ctx, &x, &[Unary::Square]).unwrap(), Axis::All).unwrap();
+            assert_eq!(total, want, "seed {s} chained {rows}x{dim}");
+        }
+    });
 }

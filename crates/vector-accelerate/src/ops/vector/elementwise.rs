@@ -6,6 +6,7 @@ use crate::context::{Backend, Context};
 use crate::cpu::vector::{self as cpu, Rhs};
 use crate::cpu::HostRows;
 use crate::cuda;
+use crate::cuda::tensor::CudaRows;
 use crate::error::{Error, Result};
 use crate::matrix::{Input, Matrix, MatrixView};
 use crate::ops::host_rows;
@@ -139,6 +140,45 @@ pub fn map<'a>(ctx: &Context, x: impl Into<Input<'a>>, chain: &[Unary]) -> Resul
     Matrix::new(data, x.dim())
 }
 
+/// [`map`] with the result left where the context computes: resident on
+/// its CUDA device, so a chain of operations never crosses the bus (on a
+/// CPU context: host rows).
+///
+/// ```
+/// use vector_accelerate::vector::{map_resident, Unary};
+/// use vector_accelerate::{Context, Matrix};
+/// let ctx = Context::cpu();
+/// let x = ctx.upload(&Matrix::new(vec![1.0, 4.0], 1).unwrap()).unwrap();
+/// let y = map_resident(&ctx, &x, &[Unary::Sqrt]).unwrap();
+/// assert_eq!(y.to_host_f32().unwrap().unwrap(), vec![1.0, 2.0]);
+/// ```
+pub fn map_resident<'a>(
+    ctx: &Context,
+    x: impl Into<Input<'a>>,
+    chain: &[Unary],
+) -> Result<DeviceMatrix> {
+    let x = x.into();
+    check_input(ctx, &x, "input")?;
+    check_chain(chain)?;
+    let (rows, dim) = (x.rows(), x.dim());
+    match ctx.backend() {
+        Backend::Cpu => ctx.upload(&Matrix::new(
+            cpu::map(host_f32(&x)?.as_slice(), chain),
+            dim,
+        )?),
+        Backend::Cuda(dev) => {
+            let y = cuda::vector::map_resident(dev, &x, chain)?;
+            Ok(DeviceMatrix::from_cuda(
+                dev,
+                CudaRows::F32(y),
+                rows,
+                dim,
+                true,
+            ))
+        }
+    }
+}
+
 /// [`map`] in place on a host matrix (on CUDA: copied to the device and back).
 pub fn map_in_place(ctx: &Context, x: &mut Matrix, chain: &[Unary]) -> Result<()> {
     check_input(ctx, &Input::F32(x.view()), "input")?;
@@ -204,6 +244,34 @@ pub fn binary_then<'a, 'b>(
         Backend::Cuda(dev) => cuda::vector::binary(dev, &a, &bc, op, then)?,
     };
     Matrix::new(data, dim)
+}
+
+/// [`binary_then`] with the result left where the context computes:
+/// resident on its CUDA device (on a CPU context: host rows).
+pub fn binary_resident<'a, 'b>(
+    ctx: &Context,
+    a: impl Into<Input<'a>>,
+    op: Binary,
+    b: impl Into<Operand<'b>>,
+    then: &[Unary],
+) -> Result<DeviceMatrix> {
+    let a = a.into();
+    match ctx.backend() {
+        Backend::Cpu => ctx.upload(&binary_then(ctx, a, op, b, then)?),
+        Backend::Cuda(dev) => {
+            check_input(ctx, &a, "left operand")?;
+            check_chain(then)?;
+            let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
+            let y = cuda::vector::binary_resident(dev, &a, &bc, op, then)?;
+            Ok(DeviceMatrix::from_cuda(
+                dev,
+                CudaRows::F32(y),
+                a.rows(),
+                a.dim(),
+                true,
+            ))
+        }
+    }
 }
 
 /// [`binary_then`] in place on the left operand (a host matrix; on CUDA it

@@ -5,9 +5,11 @@ use crate::context::{Backend, Context};
 use crate::cpu::vector as cpu;
 use crate::cpu::HostRows;
 use crate::cuda;
+use crate::cuda::tensor::CudaRows;
 use crate::error::{Error, Result};
 use crate::matrix::{Input, Matrix};
 use crate::ops::host_rows;
+use crate::tensor::DeviceMatrix;
 
 /// `log(sum_j exp(x_ij))` of every row, computed as `m + log(sum exp(x - m))`
 /// with `m` the row's maximum (no overflow or underflow of the sum) and the
@@ -80,6 +82,26 @@ pub fn softmax<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix> {
         Backend::Cuda(dev) => cuda::vector::softmax_rows(dev, &x, true)?,
     };
     Matrix::new(data, x.dim())
+}
+
+/// [`softmax`] with the result left where the context computes: resident
+/// on its CUDA device (on a CPU context: host rows).
+pub fn softmax_resident<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
+    let x = x.into();
+    match ctx.backend() {
+        Backend::Cpu => ctx.upload(&softmax(ctx, x)?),
+        Backend::Cuda(dev) => {
+            check_input(ctx, &x, "input")?;
+            let y = cuda::vector::softmax_resident(dev, &x)?;
+            Ok(DeviceMatrix::from_cuda(
+                dev,
+                CudaRows::F32(y),
+                x.rows(),
+                x.dim(),
+                true,
+            ))
+        }
+    }
 }
 
 /// [`softmax`] in place on a host matrix (on CUDA: copied to the device and back).

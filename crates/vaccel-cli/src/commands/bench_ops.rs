@@ -1,0 +1,149 @@
+//! `vaccel bench ops`: the vector utilities on a resident matrix (results
+//! left on the device, or small results brought back), in bandwidth of the
+//! ideal traffic: the bytes one pass must read and write.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use clap::Args;
+use vector_accelerate::diagnostics::measure_ceilings;
+use vector_accelerate::vector::{
+    self, binary_resident, logsumexp, map_resident, normalize_resident, softmax_resident,
+    ArgReduction, Axis, Binary, Operand, Reduction, Unary,
+};
+use vector_accelerate::{Context, Matrix};
+
+use super::bench::median;
+use super::make_context;
+use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
+
+/// Arguments of `vaccel bench ops`.
+#[derive(Debug, Args)]
+pub struct BenchOpsArgs {
+    /// Device: cpu, cuda, cuda:N or auto.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// Size of the matrix in GiB (default 1 on CUDA, 0.125 on the CPU).
+    #[arg(long)]
+    gib: Option<f64>,
+    /// Columns of the matrix.
+    #[arg(long, default_value_t = 1024)]
+    dim: usize,
+    /// Timed runs per case (median reported).
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Seed of the Gaussian values.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+/// Median milliseconds of `f` after one warm-up, each run ended by a
+/// device synchronisation.
+fn time_ms(ctx: &Context, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    ctx.synchronize()?;
+    let mut t = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let s = Instant::now();
+        f()?;
+        ctx.synchronize()?;
+        t.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&t))
+}
+
+/// Runs the benchmark.
+pub fn run(a: BenchOpsArgs) -> Result<()> {
+    ensure!(a.repeats >= 1, "--repeats must be at least 1");
+    ensure!(a.dim >= 1, "--dim must be at least 1");
+    let (ctx, how) = make_context(a.device.as_deref())?;
+    let gib = a.gib.unwrap_or(if ctx.is_cuda() { 1.0 } else { 0.125 });
+    ensure!(
+        gib.is_finite() && gib > 0.0,
+        "--gib must be a positive size, got {gib}"
+    );
+    let rows = ((gib * (1u64 << 30) as f64 / 4.0) as usize / a.dim).max(1);
+    let size = (rows * a.dim * 4) as f64;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "device: {} ({}, {how})", ctx.device(), ctx.info().name)?;
+    let copy = measure_ceilings(&ctx)?.copy_bytes_per_s;
+    writeln!(
+        out,
+        "ceilings measured now: copy {:.0} GB/s (read + write)",
+        copy / 1e9
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| case | shape | median ms | TB/s of ideal traffic | of copy ceiling |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|")?;
+    let g = Generator::gaussian(a.dim, a.seed)?;
+    let x = ctx.upload(&g.rows(rows, BASE_STREAM)?)?;
+    let y = ctx.upload(&g.rows(rows, QUERY_STREAM)?)?;
+    let row: Matrix = g.rows(1, QUERY_STREAM + 1)?;
+    let mut z = ctx.upload(&g.rows(rows, BASE_STREAM)?)?;
+    let shape = format!("{rows} x {}", a.dim);
+    let mut report = |name: &str, ms: f64, bytes: f64| -> Result<()> {
+        let bw = bytes / (ms / 1e3);
+        writeln!(
+            out,
+            "| {name} | {shape} | {ms:.3} | {:.3} | {:.0}% |",
+            bw / 1e12,
+            100.0 * bw / copy
+        )?;
+        Ok(())
+    };
+    let r = a.repeats;
+    let ms = time_ms(&ctx, r, || Ok(normalize_resident(&ctx, &mut z).map(drop)?))?;
+    report("normalise rows in place (norms returned)", ms, 2.0 * size)?;
+    let maps: [(&str, &[Unary]); 4] = [
+        ("x + 1.5", &[Unary::Add(1.5)]),
+        ("exp(x)", &[Unary::Exp]),
+        ("sigmoid(x)", &[Unary::Sigmoid]),
+        ("gelu(x) (erf)", &[Unary::Gelu]),
+    ];
+    for (name, chain) in maps {
+        let ms = time_ms(&ctx, r, || Ok(map_resident(&ctx, &x, chain).map(drop)?))?;
+        report(name, ms, 2.0 * size)?;
+    }
+    let ms = time_ms(&ctx, r, || {
+        Ok(binary_resident(&ctx, &x, Binary::Mul, &y, &[]).map(drop)?)
+    })?;
+    report("x * y", ms, 3.0 * size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(binary_resident(&ctx, &x, Binary::Add, Operand::row(row.as_slice()), &[]).map(drop)?)
+    })?;
+    report("x + row vector", ms, 2.0 * size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(
+            binary_resident(&ctx, &x, Binary::Mul, 1.5, &[Unary::Add(0.5), Unary::Relu])
+                .map(drop)?,
+        )
+    })?;
+    report("relu(x * 1.5 + 0.5) fused", ms, 2.0 * size)?;
+    for (name, axis) in [
+        ("sum (all)", Axis::All),
+        ("sum per row", Axis::PerRow),
+        ("sum per column", Axis::PerColumn),
+    ] {
+        let ms = time_ms(&ctx, r, || {
+            Ok(vector::reduce(&ctx, &x, Reduction::Sum, axis).map(drop)?)
+        })?;
+        report(name, ms, size)?;
+    }
+    let ms = time_ms(&ctx, r, || {
+        Ok(vector::reduce(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn).map(drop)?)
+    })?;
+    report("variance per column (with the mean, one pass)", ms, size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+    })?;
+    report("argmax per row", ms, size)?;
+    let ms = time_ms(&ctx, r, || Ok(softmax_resident(&ctx, &x).map(drop)?))?;
+    report("softmax per row", ms, 2.0 * size)?;
+    let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    report("log-sum-exp per row", ms, size)?;
+    Ok(())
+}
