@@ -409,7 +409,22 @@ pub(crate) fn reduce(
             b.arg(xs).arg(&n_i).arg(&mut part);
             // SAFETY: x holds n floats; part one state per block.
             unsafe { b.launch(cfg) }.map_err(cu("va_reduce_all_part launch"))?;
-            finish(&part, blocks, 1, n, &mut out_v, &mut out_i)?;
+            let f = dev.func(MODULE, &format!("va_reduce_final_one_{kn}"))?;
+            let (chunks_i, n_f) = (blocks as i64, n as f64);
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(&part)
+                .arg(&chunks_i)
+                .arg(&n_f)
+                .arg(&code_i)
+                .arg(&ddof_i);
+            b.arg(&mut out_v).arg(&mut out_i);
+            let one = LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: part holds `blocks` states; outputs one entry.
+            unsafe { b.launch(one) }.map_err(cu("va_reduce_final_one launch"))?;
         }
     }
     let out = if code >= 5 {

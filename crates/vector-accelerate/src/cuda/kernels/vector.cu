@@ -113,6 +113,23 @@ extern "C" __global__ void va_binary_f32(const float* a, const float* b, float* 
             y[i] = va_chain(c, va_binary(op, a[i], flat_b ? b[i] : scalar));
         return;
     }
+    // Broadcast with rows of a multiple of 4: 16-byte loads and stores of
+    // a and y, one division per 4 elements.
+    if (dim % 4 == 0 && n / 4 < 0x7fffffffll && ((((size_t)a) | ((size_t)y)) & 15) == 0) {
+        const u32 d4 = (u32)(dim / 4);
+        for (i64 q = tid; q < n / 4; q += stride) {
+            const u32 r = (u32)q / d4;
+            const i64 j = 4 * (q - (i64)r * d4);
+            const float* br = b + (i64)r * brs + j * bcs;
+            float4 u = reinterpret_cast<const float4*>(a)[q];
+            u.x = va_chain(c, va_binary(op, u.x, br[0]));
+            u.y = va_chain(c, va_binary(op, u.y, br[bcs]));
+            u.z = va_chain(c, va_binary(op, u.z, br[2 * bcs]));
+            u.w = va_chain(c, va_binary(op, u.w, br[3 * bcs]));
+            reinterpret_cast<float4*>(y)[q] = u;
+        }
+        return;
+    }
     bool small = n < 0x7fffffffll;
     for (i64 i = tid; i < n; i += stride) {
         i64 r = small ? (i64)((u32)i / (u32)dim) : i / dim;
@@ -161,6 +178,38 @@ __device__ __forceinline__ float va_group_max(float v, float* sh) {
     return t;
 }
 
+// The elements j = lane, lane + T, ... of a row, f(j, x[j]) in a fixed
+// order per lane: 16-byte loads of 4 consecutive elements per step when the
+// row starts 16-byte aligned (every row when dim % 4 == 0).
+template <int T, class F>
+__device__ __forceinline__ void va_row_each(const float* xr, i64 dim, int lane, F f) {
+    i64 d4 = ((((size_t)xr) & 15) == 0) ? dim >> 2 : 0;
+    for (i64 q = lane; q < d4; q += T) {
+        const float4 v = reinterpret_cast<const float4*>(xr)[q];
+        f(4 * q, v.x);
+        f(4 * q + 1, v.y);
+        f(4 * q + 2, v.z);
+        f(4 * q + 3, v.w);
+    }
+    for (i64 j = 4 * d4 + lane; j < dim; j += T) f(j, xr[j]);
+}
+
+// yr[j] = g(xr[j]) over a row, with 16-byte loads and stores when both rows
+// start 16-byte aligned.
+template <int T, class G>
+__device__ __forceinline__ void va_row_map(const float* xr, float* yr, i64 dim, int lane, G g) {
+    i64 d4 = (((((size_t)xr) | ((size_t)yr)) & 15) == 0) ? dim >> 2 : 0;
+    for (i64 q = lane; q < d4; q += T) {
+        float4 v = reinterpret_cast<const float4*>(xr)[q];
+        v.x = g(v.x);
+        v.y = g(v.y);
+        v.z = g(v.z);
+        v.w = g(v.w);
+        reinterpret_cast<float4*>(yr)[q] = v;
+    }
+    for (i64 j = 4 * d4 + lane; j < dim; j += T) yr[j] = g(xr[j]);
+}
+
 // ------------------------------------------------------------ normalisation
 
 // y[r] = x[r] * (1 / |x[r]|) (norm and inverse in f64), zero rows unchanged;
@@ -172,19 +221,17 @@ __device__ void va_normalize(const float* x, float* y, float* norms, i64 rows, i
     for (i64 r = (i64)blockIdx.x * groups + threadIdx.x / T; r < rows; r += (i64)gridDim.x * groups) {
         const float* xr = x + r * dim;
         double ss = 0.0;
-        for (i64 j = lane; j < dim; j += T) {
-            double v = (double)xr[j];
+        va_row_each<T>(xr, dim, lane, [&](i64, float f) {
+            double v = (double)f;
             ss = __dadd_rn(ss, __dmul_rn(v, v));
-        }
+        });
         ss = va_group_sum<T>(ss, sh);
         double norm = sqrt(ss);
         if (norm != 0.0) {
             double inv = 1.0 / norm;
-            float* yr = y + r * dim;
-            for (i64 j = lane; j < dim; j += T) yr[j] = (float)__dmul_rn((double)xr[j], inv);
+            va_row_map<T>(xr, y + r * dim, dim, lane, [&](float f) { return (float)__dmul_rn((double)f, inv); });
         } else if (y != x) {
-            float* yr = y + r * dim;
-            for (i64 j = lane; j < dim; j += T) yr[j] = xr[j];
+            va_row_map<T>(xr, y + r * dim, dim, lane, [](float f) { return f; });
         }
         if (lane == 0) norms[r] = (float)norm;
     }
@@ -307,7 +354,7 @@ __device__ void va_reduce_rows(const float* x, i64 rows, i64 dim, int code, i64 
         const float* xr = x + r * dim;
         double shift = (K == 1) ? (double)xr[0] : 0.0;
         VaAcc a = va_acc_empty();
-        for (i64 j = lane; j < dim; j += T) va_push<K>(a, xr[j], (u64)j, shift);
+        va_row_each<T>(xr, dim, lane, [&](i64 j, float v) { va_push<K>(a, v, (u64)j, shift); });
         a = va_group_merge<K, T>(a, sh);
         if (lane == 0) va_finish(a, (double)dim, code, ddof, out_v, out_i, r);
     }
@@ -374,6 +421,24 @@ __device__ void va_reduce_final(const VaAcc* part, i64 chunks, i64 dim, double n
     va_finish(t, n, code, ddof, out_v, out_i, c);
 }
 
+// Second stage of a whole-array reduction, one block of 256: thread t
+// merges part[t], part[t + 256], ... in order, then a fixed shared-memory
+// tree (deterministic, and not one thread walking every partial).
+template <int K>
+__device__ void va_reduce_final_one(const VaAcc* part, i64 chunks, double n, int code, i64 ddof,
+                                    float* out_v, u64* out_i) {
+    __shared__ VaAcc sh[256];
+    VaAcc a = va_acc_empty();
+    for (i64 k = threadIdx.x; k < chunks; k += 256) a = va_merge<K>(a, part[k]);
+    sh[threadIdx.x] = a;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] = va_merge<K>(sh[threadIdx.x], sh[threadIdx.x + s]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) va_finish(sh[0], n, code, ddof, out_v, out_i, 0);
+}
+
 #define VA_REDUCE_KERNELS(K, NAME)                                                                 \
     extern "C" __global__ void va_reduce_rows_warp_##NAME(const float* x, i64 rows, i64 dim,     \
                                                           int code, i64 ddof, float* v, u64* i) { \
@@ -394,6 +459,11 @@ __device__ void va_reduce_final(const VaAcc* part, i64 chunks, i64 dim, double n
                                                       double n, int code, i64 ddof, float* v,    \
                                                       u64* i) {                                  \
         va_reduce_final<K>(part, chunks, dim, n, code, ddof, v, i);                              \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                            \
+        va_reduce_final_one_##NAME(const VaAcc* part, i64 chunks, double n, int code, i64 ddof,  \
+                                   float* v, u64* i) {                                           \
+        va_reduce_final_one<K>(part, chunks, n, code, ddof, v, i);                               \
     }
 
 VA_REDUCE_KERNELS(0, sum)
@@ -414,7 +484,7 @@ __device__ void va_softmax(const float* x, float* y, float* lse, i64 rows, i64 d
         const float* xr = x + r * dim;
         float* yr = y ? y + r * dim : 0;
         float m = -va_inf();
-        for (i64 j = lane; j < dim; j += T) m = va_max_nan(m, xr[j]);
+        va_row_each<T>(xr, dim, lane, [&](i64, float v) { m = va_max_nan(m, v); });
         m = va_group_max<T>(m, shf);
         float l;
         if (m != m || m == -va_inf()) {
@@ -431,13 +501,13 @@ __device__ void va_softmax(const float* x, float* y, float* lse, i64 rows, i64 d
                 for (i64 j = lane; j < dim; j += T) yr[j] = (xr[j] == m) ? p : 0.0f;
         } else {
             double s = 0.0;
-            for (i64 j = lane; j < dim; j += T) s = __dadd_rn(s, (double)expf(__fsub_rn(xr[j], m)));
+            va_row_each<T>(xr, dim, lane, [&](i64, float v) { s = __dadd_rn(s, (double)expf(__fsub_rn(v, m))); });
             s = va_group_sum<T>(s, shd);
             l = (float)__dadd_rn((double)m, log(s));
             if (yr) {
                 double inv = 1.0 / s;
-                for (i64 j = lane; j < dim; j += T)
-                    yr[j] = (float)__dmul_rn((double)expf(__fsub_rn(xr[j], m)), inv);
+                va_row_map<T>(xr, yr, dim, lane,
+                              [&](float v) { return (float)__dmul_rn((double)expf(__fsub_rn(v, m)), inv); });
             }
         }
         if (lse && lane == 0) lse[r] = l;
