@@ -47,12 +47,35 @@ __device__ __forceinline__ float va_unary(int op, float x, float a, float b) {
     return x;
 }
 
+// The chain applied to one value, or to four (each step decoded once for
+// the four). Steps are not unrolled: one copy of the operation switch per
+// call site keeps the kernel small (an unrolled 8-step chain of 18-way
+// switches for 4 lanes thrashed the instruction cache).
 __device__ __forceinline__ float va_chain(const VaChain& c, float x) {
-#pragma unroll
-    for (int s = 0; s < VA_MAX_CHAIN; ++s)
-        if (s < c.len) x = va_unary(c.op[s], x, c.a[s], c.b[s]);
+#pragma unroll 1
+    for (int s = 0; s < c.len; ++s) x = va_unary(c.op[s], x, c.a[s], c.b[s]);
     return x;
 }
+
+__device__ __forceinline__ float4 va_chain4(const VaChain& c, float4 v) {
+#pragma unroll 1
+    for (int s = 0; s < c.len; ++s) {
+        const int op = c.op[s];
+        const float a = c.a[s], b = c.b[s];
+        v.x = va_unary(op, v.x, a, b);
+        v.y = va_unary(op, v.y, a, b);
+        v.z = va_unary(op, v.z, a, b);
+        v.w = va_unary(op, v.w, a, b);
+    }
+    return v;
+}
+
+// The chain argument copied to shared memory once per block (indexed by a
+// run-time step there, not in the parameter space).
+#define VA_SHARED_CHAIN(c)                     \
+    __shared__ VaChain sc;                     \
+    if (threadIdx.x == 0) sc = c;              \
+    __syncthreads();
 
 // Binary codes of cuda/vector.rs: add, sub, mul, div, pow, max, min
 // (max / min propagate NaN and return the left value on equality).
@@ -70,18 +93,15 @@ __device__ __forceinline__ float va_binary(int op, float x, float y) {
 }
 
 // y = chain(x) over n elements; x == y is allowed (in place).
-extern "C" __global__ void va_map_f32(const float* x, float* y, i64 n, VaChain c) {
+extern "C" __global__ void va_map_f32(const float* x, float* y, i64 n, VaChain chain) {
+    VA_SHARED_CHAIN(chain);
+    const VaChain& c = sc;
     i64 tid = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     i64 stride = (i64)gridDim.x * blockDim.x;
     bool vec = ((((size_t)x) | ((size_t)y)) & 15) == 0;
     i64 n4 = vec ? n / 4 : 0;
     for (i64 i = tid; i < n4; i += stride) {
-        float4 v = reinterpret_cast<const float4*>(x)[i];
-        v.x = va_chain(c, v.x);
-        v.y = va_chain(c, v.y);
-        v.z = va_chain(c, v.z);
-        v.w = va_chain(c, v.w);
-        reinterpret_cast<float4*>(y)[i] = v;
+        reinterpret_cast<float4*>(y)[i] = va_chain4(c, reinterpret_cast<const float4*>(x)[i]);
     }
     for (i64 i = n4 * 4 + tid; i < n; i += stride) y[i] = va_chain(c, x[i]);
 }
@@ -91,7 +111,9 @@ extern "C" __global__ void va_map_f32(const float* x, float* y, i64 n, VaChain c
 // is allowed.
 extern "C" __global__ void va_binary_f32(const float* a, const float* b, float* y, i64 rows,
                                          i64 dim, i64 brs, i64 bcs, float scalar, int op,
-                                         VaChain c) {
+                                         VaChain chain) {
+    VA_SHARED_CHAIN(chain);
+    const VaChain& c = sc;
     i64 tid = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     i64 stride = (i64)gridDim.x * blockDim.x;
     i64 n = rows * dim;
@@ -103,11 +125,11 @@ extern "C" __global__ void va_binary_f32(const float* a, const float* b, float* 
             float4 u = reinterpret_cast<const float4*>(a)[i];
             float4 w = flat_b ? reinterpret_cast<const float4*>(b)[i]
                               : make_float4(scalar, scalar, scalar, scalar);
-            u.x = va_chain(c, va_binary(op, u.x, w.x));
-            u.y = va_chain(c, va_binary(op, u.y, w.y));
-            u.z = va_chain(c, va_binary(op, u.z, w.z));
-            u.w = va_chain(c, va_binary(op, u.w, w.w));
-            reinterpret_cast<float4*>(y)[i] = u;
+            u.x = va_binary(op, u.x, w.x);
+            u.y = va_binary(op, u.y, w.y);
+            u.z = va_binary(op, u.z, w.z);
+            u.w = va_binary(op, u.w, w.w);
+            reinterpret_cast<float4*>(y)[i] = va_chain4(c, u);
         }
         for (i64 i = n4 * 4 + tid; i < n; i += stride)
             y[i] = va_chain(c, va_binary(op, a[i], flat_b ? b[i] : scalar));
@@ -122,11 +144,11 @@ extern "C" __global__ void va_binary_f32(const float* a, const float* b, float* 
             const i64 j = 4 * (q - (i64)r * d4);
             const float* br = b + (i64)r * brs + j * bcs;
             float4 u = reinterpret_cast<const float4*>(a)[q];
-            u.x = va_chain(c, va_binary(op, u.x, br[0]));
-            u.y = va_chain(c, va_binary(op, u.y, br[bcs]));
-            u.z = va_chain(c, va_binary(op, u.z, br[2 * bcs]));
-            u.w = va_chain(c, va_binary(op, u.w, br[3 * bcs]));
-            reinterpret_cast<float4*>(y)[q] = u;
+            u.x = va_binary(op, u.x, br[0]);
+            u.y = va_binary(op, u.y, br[bcs]);
+            u.z = va_binary(op, u.z, br[2 * bcs]);
+            u.w = va_binary(op, u.w, br[3 * bcs]);
+            reinterpret_cast<float4*>(y)[q] = va_chain4(c, u);
         }
         return;
     }
