@@ -461,7 +461,9 @@ fn softmax_into(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<CudaSl
     let len = if softmax { rows * dim } else { rows };
     let mut out = dev.alloc::<f32>(len)?;
     let (cfg, warp) = row_grid(dev, rows, dim);
-    let name = if warp {
+    let name = if warp && dim.is_multiple_of(4) {
+        "va_softmax_warp_regs"
+    } else if warp {
         "va_softmax_warp"
     } else {
         "va_softmax_block"

@@ -542,3 +542,88 @@ extern "C" __global__ void va_softmax_warp(const float* x, float* y, float* lse,
 extern "C" __global__ void va_softmax_block(const float* x, float* y, float* lse, i64 rows, i64 dim) {
     va_softmax<256>(x, y, lse, rows, dim);
 }
+
+// Rows of at most 1,024 elements with dim % 4 == 0 (16-byte aligned): a warp
+// per row, each lane holding its at most 8 groups of 4 in registers, so the
+// row is read once instead of three times. The same per-lane order as
+// va_softmax (groups lane, lane + 32, ...; x, y, z, w), so the same bits.
+#define VA_SM_REGS 8
+extern "C" __global__ void __launch_bounds__(256) va_softmax_warp_regs(const float* x, float* y, float* lse,
+                                                                       i64 rows, i64 dim) {
+    if ((((size_t)x) | ((size_t)y)) & 15) {
+        va_softmax<32>(x, y, lse, rows, dim);
+        return;
+    }
+    const int lane = threadIdx.x & 31, groups = blockDim.x / 32;
+    const i64 d4 = dim >> 2;
+    for (i64 r = (i64)blockIdx.x * groups + threadIdx.x / 32; r < rows; r += (i64)gridDim.x * groups) {
+        const float4* xr = reinterpret_cast<const float4*>(x + r * dim);
+        float4* yr = y ? reinterpret_cast<float4*>(y + r * dim) : 0;
+        float4 v[VA_SM_REGS];
+        float m = -va_inf();
+#pragma unroll
+        for (int i = 0; i < VA_SM_REGS; ++i) {
+            const i64 q = lane + 32 * i;
+            if (q < d4) {
+                v[i] = xr[q];
+                m = va_max_nan(m, v[i].x);
+                m = va_max_nan(m, v[i].y);
+                m = va_max_nan(m, v[i].z);
+                m = va_max_nan(m, v[i].w);
+            }
+        }
+        m = va_group_max<32>(m, nullptr);
+        float l;
+        if (m != m || m == -va_inf()) {
+            l = m;
+            if (yr) {
+                const float nan = va_nan();
+#pragma unroll
+                for (int i = 0; i < VA_SM_REGS; ++i)
+                    if (lane + 32 * i < d4) yr[lane + 32 * i] = make_float4(nan, nan, nan, nan);
+            }
+        } else if (m == va_inf()) {
+            l = m;
+            double cnt = 0.0;
+#pragma unroll
+            for (int i = 0; i < VA_SM_REGS; ++i)
+                if (lane + 32 * i < d4)
+                    cnt += (v[i].x == m) + (v[i].y == m) + (v[i].z == m) + (v[i].w == m);
+            cnt = va_group_sum<32>(cnt, nullptr);
+            const float p = (float)(1.0 / cnt);
+            if (yr) {
+#pragma unroll
+                for (int i = 0; i < VA_SM_REGS; ++i)
+                    if (lane + 32 * i < d4)
+                        yr[lane + 32 * i] = make_float4(v[i].x == m ? p : 0.0f, v[i].y == m ? p : 0.0f,
+                                                        v[i].z == m ? p : 0.0f, v[i].w == m ? p : 0.0f);
+            }
+        } else {
+            double s = 0.0;
+#pragma unroll
+            for (int i = 0; i < VA_SM_REGS; ++i)
+                if (lane + 32 * i < d4) {
+                    s = __dadd_rn(s, (double)expf(__fsub_rn(v[i].x, m)));
+                    s = __dadd_rn(s, (double)expf(__fsub_rn(v[i].y, m)));
+                    s = __dadd_rn(s, (double)expf(__fsub_rn(v[i].z, m)));
+                    s = __dadd_rn(s, (double)expf(__fsub_rn(v[i].w, m)));
+                }
+            s = va_group_sum<32>(s, nullptr);
+            l = (float)__dadd_rn((double)m, log(s));
+            if (yr) {
+                const double inv = 1.0 / s;
+#pragma unroll
+                for (int i = 0; i < VA_SM_REGS; ++i)
+                    if (lane + 32 * i < d4) {
+                        float4 o;
+                        o.x = (float)__dmul_rn((double)expf(__fsub_rn(v[i].x, m)), inv);
+                        o.y = (float)__dmul_rn((double)expf(__fsub_rn(v[i].y, m)), inv);
+                        o.z = (float)__dmul_rn((double)expf(__fsub_rn(v[i].z, m)), inv);
+                        o.w = (float)__dmul_rn((double)expf(__fsub_rn(v[i].w, m)), inv);
+                        yr[lane + 32 * i] = o;
+                    }
+            }
+        }
+        if (lse && lane == 0) lse[r] = l;
+    }
+}
