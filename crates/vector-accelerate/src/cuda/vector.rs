@@ -255,7 +255,9 @@ fn launch_normalize(
     dim: usize,
 ) -> Result<()> {
     let (cfg, warp) = row_grid(dev, rows, dim);
-    let name = if warp {
+    let name = if warp && dim.is_multiple_of(4) {
+        "va_normalize_warp_regs"
+    } else if warp {
         "va_normalize_warp"
     } else {
         "va_normalize_block"

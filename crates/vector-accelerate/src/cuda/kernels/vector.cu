@@ -266,6 +266,57 @@ extern "C" __global__ void va_normalize_block(const float* x, float* y, float* n
     va_normalize<256>(x, y, norms, rows, dim);
 }
 
+// Rows of at most 1,024 elements with dim % 4 == 0 (16-byte aligned): a warp
+// per row holding it in registers (read once; the same per-lane order as
+// va_normalize, so the same bits).
+#define VA_NR_REGS 8
+extern "C" __global__ void __launch_bounds__(256) va_normalize_warp_regs(const float* x, float* y, float* norms,
+                                                                         i64 rows, i64 dim) {
+    if ((((size_t)x) | ((size_t)y)) & 15) {
+        va_normalize<32>(x, y, norms, rows, dim);
+        return;
+    }
+    const int lane = threadIdx.x & 31, groups = blockDim.x / 32;
+    const i64 d4 = dim >> 2;
+    for (i64 r = (i64)blockIdx.x * groups + threadIdx.x / 32; r < rows; r += (i64)gridDim.x * groups) {
+        const float4* xr = reinterpret_cast<const float4*>(x + r * dim);
+        float4* yr = reinterpret_cast<float4*>(y + r * dim);
+        float4 v[VA_NR_REGS];
+        double ss = 0.0;
+#pragma unroll
+        for (int i = 0; i < VA_NR_REGS; ++i) {
+            const i64 q = lane + 32 * i;
+            if (q < d4) {
+                v[i] = xr[q];
+                double e = (double)v[i].x;
+                ss = __dadd_rn(ss, __dmul_rn(e, e));
+                e = (double)v[i].y;
+                ss = __dadd_rn(ss, __dmul_rn(e, e));
+                e = (double)v[i].z;
+                ss = __dadd_rn(ss, __dmul_rn(e, e));
+                e = (double)v[i].w;
+                ss = __dadd_rn(ss, __dmul_rn(e, e));
+            }
+        }
+        ss = va_group_sum<32>(ss, nullptr);
+        const double norm = sqrt(ss);
+        if (norm != 0.0) {
+            const double inv = 1.0 / norm;
+#pragma unroll
+            for (int i = 0; i < VA_NR_REGS; ++i)
+                if (lane + 32 * i < d4)
+                    yr[lane + 32 * i] = make_float4(
+                        (float)__dmul_rn((double)v[i].x, inv), (float)__dmul_rn((double)v[i].y, inv),
+                        (float)__dmul_rn((double)v[i].z, inv), (float)__dmul_rn((double)v[i].w, inv));
+        } else if (y != x) {
+#pragma unroll
+            for (int i = 0; i < VA_NR_REGS; ++i)
+                if (lane + 32 * i < d4) yr[lane + 32 * i] = v[i];
+        }
+        if (lane == 0) norms[r] = (float)norm;
+    }
+}
+
 // ------------------------------------------------------------ reductions
 // Kinds (cpu::vector::Kind): 0 sum, 1 shifted moments, 2 min, 3 max.
 // Finishing codes: 0 sum, 1 mean, 2 variance, 3 min, 4 max, 5 argmin, 6 argmax.
