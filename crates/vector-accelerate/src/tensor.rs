@@ -140,6 +140,21 @@ impl DeviceMatrix {
         })
     }
 
+    /// Host rows of a CPU context taken over without a copy (results that
+    /// the CPU backend leaves "resident").
+    pub(crate) fn from_host_f32(data: Vec<f32>, dim: usize) -> Self {
+        let has_negative = data.iter().any(|v| *v < 0.0);
+        Self {
+            rows: data.len() / dim.max(1),
+            dim,
+            binary: false,
+            has_negative,
+            storage: Storage::Host(HostRows::F32(data)),
+            norms: OnceLock::new(),
+            halves: Default::default(),
+        }
+    }
+
     /// Rows made on a CUDA device by a kernel (`has_negative`: whether any
     /// value may be negative; weighted Jaccard refuses such rows).
     pub(crate) fn from_cuda(

@@ -144,10 +144,19 @@ pub(crate) fn map_in_place(buf: &mut [f32], chain: &[Unary]) {
         .for_each(|c| chain_chunk(chain, c));
 }
 
-/// `chain(x)` into a new buffer.
+/// `chain(x)` into a new buffer: each block is copied and mapped by the
+/// same task while it is in cache (`vec![0.0; n]` takes zeroed pages from
+/// the system lazily, so the tasks also share the page faults).
 pub(crate) fn map(x: &[f32], chain: &[Unary]) -> Vec<f32> {
-    let mut out = x.to_vec();
-    map_in_place(&mut out, chain);
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, c)| {
+            o.copy_from_slice(c);
+            if !chain.is_empty() {
+                chain_chunk(chain, o);
+            }
+        });
     out
 }
 

@@ -162,10 +162,10 @@ pub fn map_resident<'a>(
     check_chain(chain)?;
     let (rows, dim) = (x.rows(), x.dim());
     match ctx.backend() {
-        Backend::Cpu => ctx.upload(&Matrix::new(
+        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(
             cpu::map(host_f32(&x)?.as_slice(), chain),
             dim,
-        )?),
+        )),
         Backend::Cuda(dev) => {
             let y = cuda::vector::map_resident(dev, &x, chain)?;
             Ok(DeviceMatrix::from_cuda(
@@ -257,7 +257,11 @@ pub fn binary_resident<'a, 'b>(
 ) -> Result<DeviceMatrix> {
     let a = a.into();
     match ctx.backend() {
-        Backend::Cpu => ctx.upload(&binary_then(ctx, a, op, b, then)?),
+        Backend::Cpu => {
+            let m = binary_then(ctx, a, op, b, then)?;
+            let dim = m.dim();
+            Ok(DeviceMatrix::from_host_f32(m.into_vec(), dim))
+        }
         Backend::Cuda(dev) => {
             check_input(ctx, &a, "left operand")?;
             check_chain(then)?;

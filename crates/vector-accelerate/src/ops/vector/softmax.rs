@@ -89,7 +89,11 @@ pub fn softmax<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix> {
 pub fn softmax_resident<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
     let x = x.into();
     match ctx.backend() {
-        Backend::Cpu => ctx.upload(&softmax(ctx, x)?),
+        Backend::Cpu => {
+            let m = softmax(ctx, x)?;
+            let dim = m.dim();
+            Ok(DeviceMatrix::from_host_f32(m.into_vec(), dim))
+        }
         Backend::Cuda(dev) => {
             check_input(ctx, &x, "input")?;
             let y = cuda::vector::softmax_resident(dev, &x)?;
