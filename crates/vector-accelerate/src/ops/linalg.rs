@@ -15,9 +15,9 @@
 //!   shape is still checked).
 //! - [`Precision::Exact`] (the default) is plain fp32 (SGEMM on CUDA, in
 //!   cuBLAS's default math mode). [`Precision::Tf32`] runs on tensor cores
-//!   with TF32 operands (10-bit significands, about `2^-11` relative error
-//!   per operand) on CUDA and is fp32 on the CPU. [`Precision::Bf16`] and
-//!   [`Precision::F16`] round `A` and `B` to nearest in 16 bits (on the
+//!   with TF32 operands (10-bit significands: under `2^-10` relative error
+//!   per operand, as the tensor cores may truncate) on CUDA and is fp32 on
+//!   the CPU. [`Precision::Bf16`] and [`Precision::F16`] round `A` and `B` to nearest in 16 bits (on the
 //!   device on CUDA, and the same rounding on the CPU, so both backends
 //!   compute the product of the same rounded values), then multiply with
 //!   fp32 accumulation and fp32 output; `alpha`, `beta` and `C` stay fp32.
