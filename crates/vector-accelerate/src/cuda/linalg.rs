@@ -53,6 +53,47 @@ fn op(t: bool) -> cublasOperation_t {
     }
 }
 
+/// The column-major cuBLAS GEMM that computes a row-major plan: the
+/// row-major `C = op(A) op(B)` (`m x n`) is the column-major
+/// `C^T = op(B)^T op(A)^T` (`n x m`, `ldc = n`). cuBLAS's first operand is
+/// our `B` (the row-major stored `B` read column-major is `B^T`, so it takes
+/// `B`'s own transpose flag and leading dimension `B.dim()`), its second
+/// our `A` likewise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ColumnMajor {
+    pub transa: cublasOperation_t,
+    pub transb: cublasOperation_t,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub lda: i32,
+    pub ldb: i32,
+    pub ldc: i32,
+    pub stride_a: i64,
+    pub stride_b: i64,
+    pub stride_c: i64,
+    pub batch: i32,
+}
+
+impl ColumnMajor {
+    pub(crate) fn of(p: &Plan) -> Result<Self> {
+        Ok(Self {
+            transa: op(p.trans_b),
+            transb: op(p.trans_a),
+            m: int(p.n, "n")?,
+            n: int(p.m, "m")?,
+            k: int(p.k, "k")?,
+            lda: int(p.ldb, "leading dimension of B")?,
+            ldb: int(p.lda, "leading dimension of A")?,
+            ldc: int(p.n, "n")?,
+            stride_a: p.stride_b as i64,
+            stride_b: p.stride_a as i64,
+            stride_c: (p.m * p.n) as i64,
+            batch: int(p.batch, "batch")?,
+        })
+    }
+}
+
 /// `n` f32 values (`rows x dim`) rounded to nearest in 16 bits.
 fn to_half(
     dev: &CudaDevice,
@@ -101,12 +142,7 @@ fn gemm_into(
     p: &Plan,
     epi: Option<Epilogue<'_>>,
 ) -> Result<CudaSlice<f32>> {
-    let (m, n, k) = (int(p.m, "m")?, int(p.n, "n")?, int(p.k, "k")?);
-    let (lda, ldb, batch) = (
-        int(p.lda, "lda")?,
-        int(p.ldb, "ldb")?,
-        int(p.batch, "batch")?,
-    );
+    let args = ColumnMajor::of(p)?;
     let ad = whole(dev, a)?;
     let bd = whole(dev, b)?;
     let (av, bv) = (f32_rows(ad.rows())?, f32_rows(bd.rows())?);
@@ -131,21 +167,35 @@ fn gemm_into(
         _ => None,
     };
     let (alpha, beta) = (p.alpha, if c.is_some() { p.beta } else { 0.0 });
-    let (sa, sb, sc) = (p.stride_a as i64, p.stride_b as i64, (p.m * p.n) as i64);
+    let ColumnMajor {
+        transa: ta,
+        transb: tb,
+        m,
+        n,
+        k,
+        lda,
+        ldb,
+        ldc,
+        stride_a: sa,
+        stride_b: sb,
+        stride_c: sc,
+        batch,
+    } = args;
     let h = *dev.blas.handle();
     let (pc, _gc) = out.device_ptr_mut(&dev.stream);
+    // cuBLAS's first operand (`pa`) is our B, its second (`pb`) our A.
     let (pa, _ga, pb, _gb, dtype);
     if let Some((ha, hb)) = &halves {
-        (pa, _ga) = ha.device_ptr(&dev.stream);
-        (pb, _gb) = hb.device_ptr(&dev.stream);
+        (pa, _ga) = hb.device_ptr(&dev.stream);
+        (pb, _gb) = ha.device_ptr(&dev.stream);
         dtype = if p.precision == Precision::Bf16 {
             cb::cudaDataType_t::CUDA_R_16BF
         } else {
             cb::cudaDataType_t::CUDA_R_16F
         };
     } else {
-        (pa, _ga) = av.device_ptr(&dev.stream);
-        (pb, _gb) = bv.device_ptr(&dev.stream);
+        (pa, _ga) = bv.device_ptr(&dev.stream);
+        (pb, _gb) = av.device_ptr(&dev.stream);
         dtype = cb::cudaDataType_t::CUDA_R_32F;
     }
     let compute = if p.precision == Precision::Tf32 {
@@ -153,49 +203,49 @@ fn gemm_into(
     } else {
         cb::cublasComputeType_t::CUBLAS_COMPUTE_32F
     };
-    let (ta, tb) = (op(p.trans_b), op(p.trans_a));
     let (al, be) = (&alpha as *const f32, &beta as *const f32);
     let f32_t = cb::cudaDataType_t::CUDA_R_32F;
     let algo = cb::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
-    // SAFETY: cuBLAS's first operand is B (ldb x its stored rows per batch,
-    // stride_b apart), the second A, the output batch * m * n floats; the
-    // scalars are host pointers (the handle's default pointer mode) that
-    // live through the calls, which are enqueued on the handle's stream.
+    // SAFETY: cuBLAS's first operand is our B, the second our A (their
+    // stored blocks, `stride_*` apart), the output batch * m * n floats (see
+    // `ColumnMajor`); the scalars are host pointers (the handle's default
+    // pointer mode) that live through the calls, which are enqueued on the
+    // handle's stream.
     let st = unsafe {
         match (p.precision, p.batch) {
             (Precision::Exact, 1) => cb::cublasSgemm_v2(
                 h,
                 ta,
                 tb,
-                n,
                 m,
+                n,
                 k,
                 al,
-                pb as *const f32,
-                ldb,
                 pa as *const f32,
                 lda,
+                pb as *const f32,
+                ldb,
                 be,
                 pc as *mut f32,
-                n,
+                ldc,
             ),
             (Precision::Exact, _) => cb::cublasSgemmStridedBatched(
                 h,
                 ta,
                 tb,
-                n,
                 m,
+                n,
                 k,
                 al,
-                pb as *const f32,
-                ldb,
-                sb,
                 pa as *const f32,
                 lda,
                 sa,
+                pb as *const f32,
+                ldb,
+                sb,
                 be,
                 pc as *mut f32,
-                n,
+                ldc,
                 sc,
                 batch,
             ),
@@ -203,20 +253,20 @@ fn gemm_into(
                 h,
                 ta,
                 tb,
-                n,
                 m,
+                n,
                 k,
                 al.cast(),
-                pb as *const _,
-                dtype,
-                ldb,
                 pa as *const _,
                 dtype,
                 lda,
+                pb as *const _,
+                dtype,
+                ldb,
                 be.cast(),
                 pc as *mut _,
                 f32_t,
-                n,
+                ldc,
                 compute,
                 algo,
             ),
@@ -224,22 +274,22 @@ fn gemm_into(
                 h,
                 ta,
                 tb,
-                n,
                 m,
+                n,
                 k,
                 al.cast(),
-                pb as *const _,
-                dtype,
-                ldb,
-                sb,
                 pa as *const _,
                 dtype,
                 lda,
                 sa,
+                pb as *const _,
+                dtype,
+                ldb,
+                sb,
                 be.cast(),
                 pc as *mut _,
                 f32_t,
-                n,
+                ldc,
                 sc,
                 batch,
                 compute,
@@ -351,4 +401,94 @@ pub(crate) fn transpose(dev: &CudaDevice, a: &Input<'_>) -> Result<Vec<f32>> {
 pub(crate) fn transpose_resident(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
     let _g = dev.lock();
     transpose_into(dev, a)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The row-major to column-major mapping, checked without a GPU: a
+    //! plain column-major GEMM (the reference BLAS semantics) run with the
+    //! arguments cuBLAS gets must give the CPU's row-major result.
+
+    use super::*;
+
+    /// Column-major `C = alpha op(A) op(B) + beta C` over `batch` strided products.
+    fn blas(cm: &ColumnMajor, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+        let t = |o: cublasOperation_t| o == cublasOperation_t::CUBLAS_OP_T;
+        let (m, n, k) = (cm.m as usize, cm.n as usize, cm.k as usize);
+        let (lda, ldb, ldc) = (cm.lda as usize, cm.ldb as usize, cm.ldc as usize);
+        // cuBLAS's validity rules on the leading dimensions.
+        assert!(lda >= if t(cm.transa) { k } else { m }.max(1), "lda");
+        assert!(ldb >= if t(cm.transb) { n } else { k }.max(1), "ldb");
+        assert!(ldc >= m.max(1), "ldc");
+        for s in 0..cm.batch as usize {
+            let (a, b) = (
+                &a[s * cm.stride_a as usize..],
+                &b[s * cm.stride_b as usize..],
+            );
+            let c = &mut c[s * cm.stride_c as usize..];
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0.0f64;
+                    for p in 0..k {
+                        let x = if t(cm.transa) {
+                            a[i * lda + p]
+                        } else {
+                            a[p * lda + i]
+                        };
+                        let y = if t(cm.transb) {
+                            b[p * ldb + j]
+                        } else {
+                            b[j * ldb + p]
+                        };
+                        acc += x as f64 * y as f64;
+                    }
+                    let v = &mut c[j * ldc + i];
+                    *v = (alpha as f64 * acc + beta as f64 * *v as f64) as f32;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_major_arguments_compute_the_row_major_product() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) % 17) as f32 - 8.0 // small integers: exact sums
+        };
+        for batch in [1usize, 3] {
+            for (m, n, k) in [(1, 1, 1), (2, 3, 4), (5, 1, 7), (1, 6, 2), (4, 4, 4)] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                    let (br, bc) = if tb { (n, k) } else { (k, n) };
+                    let a: Vec<f32> = (0..batch * ar * ac).map(|_| next()).collect();
+                    let b: Vec<f32> = (0..batch * br * bc).map(|_| next()).collect();
+                    let c: Vec<f32> = (0..batch * m * n).map(|_| next()).collect();
+                    let p = Plan {
+                        batch,
+                        m,
+                        n,
+                        k,
+                        trans_a: ta,
+                        trans_b: tb,
+                        lda: ac,
+                        ldb: bc,
+                        stride_a: ar * ac,
+                        stride_b: br * bc,
+                        alpha: 2.0,
+                        beta: -1.0,
+                        precision: Precision::Exact,
+                    };
+                    let want = crate::cpu::linalg::gemm(&a, &b, Some(&c), &p);
+                    let cm = ColumnMajor::of(&p).unwrap();
+                    let mut got = c.clone();
+                    // cuBLAS's first operand is B, its second A.
+                    blas(&cm, p.alpha, &b, &a, p.beta, &mut got);
+                    assert_eq!(got, want, "batch {batch} {m}x{n}x{k} ta {ta} tb {tb}");
+                }
+            }
+        }
+    }
 }

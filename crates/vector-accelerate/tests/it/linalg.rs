@@ -633,3 +633,40 @@ fn matrix_operation_errors_are_typed() {
         }
     });
 }
+
+#[test]
+fn f16_range_and_determinism() {
+    for_each_backend("f16_range_and_determinism", |ctx| {
+        // 70000 is beyond the f16 range: it becomes +inf (nothing clamped);
+        // the same product in fp32 or bf16 is finite.
+        let a = Matrix::new(vec![70000.0, 1.0], 2).unwrap();
+        let b = Matrix::new(vec![1.0, 1.0], 1).unwrap();
+        let with = |p: Precision| {
+            let o = GemmOptions {
+                precision: p,
+                ..Default::default()
+            };
+            gemm(ctx, &a, &b, None, &o).unwrap().as_slice()[0]
+        };
+        assert_eq!(with(Precision::Exact), 70001.0);
+        assert_eq!(with(Precision::F16), f32::INFINITY);
+        assert!(with(Precision::Bf16).is_finite());
+        // Same input, same backend, same bits.
+        let mut r = rng(seed());
+        let x = random(&mut r, 129, 257);
+        let y = random(&mut r, 257, 65);
+        for p in Precision::ALL {
+            let o = GemmOptions {
+                precision: p,
+                ..Default::default()
+            };
+            let first = gemm(ctx, &x, &y, None, &o).unwrap();
+            for _ in 0..3 {
+                assert_eq!(
+                    gemm(ctx, &x, &y, None, &o).unwrap().as_slice(),
+                    first.as_slice()
+                );
+            }
+        }
+    });
+}
