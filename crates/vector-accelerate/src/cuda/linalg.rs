@@ -152,7 +152,7 @@ fn gemm_into(
             let cd = whole(dev, c)?;
             let cv = f32_rows(cd.rows())?;
             dev.stream
-                .memcpy_dtod(cv, &mut out)
+                .memcpy_dtod(&cv.slice(..p.out_len()), &mut out)
                 .map_err(cu("cuMemcpyDtoD"))?;
         }
     }
