@@ -670,3 +670,52 @@ fn f16_range_and_determinism() {
         }
     });
 }
+
+#[test]
+fn cuda_agrees_with_the_cpu_reference() {
+    let Some(gpu) = cuda() else {
+        return;
+    };
+    let cpu = Context::cpu();
+    let mut r = rng(seed());
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (2, 3, 31),
+        (32, 33, 127),
+        (127, 31, 1031),
+        (3, 1031, 2),
+    ] {
+        for &(ta, tb) in &TRANS {
+            let (ar, ac) = stored(m, k, ta);
+            let (br, bc) = stored(k, n, tb);
+            let a = random(&mut r, ar, ac);
+            let b = random(&mut r, br, bc);
+            let c = random(&mut r, m, n);
+            for p in [Precision::Exact, Precision::Bf16, Precision::F16] {
+                let o = GemmOptions {
+                    precision: p,
+                    ..opts(ta, tb, 0.5, 1.5)
+                };
+                let x = gemm(&cpu, &a, &b, Some((&c).into()), &o).unwrap();
+                let y = gemm(&gpu, &a, &b, Some((&c).into()), &o).unwrap();
+                // Both multiply the same (rounded) operands: the difference
+                // is that of two fp32 summation orders.
+                let (_, scale) = reference(
+                    a.as_slice(),
+                    b.as_slice(),
+                    Some(c.as_slice()),
+                    (m, n, k),
+                    &o,
+                );
+                let x64: Vec<f64> = x.as_slice().iter().map(|&v| v as f64).collect();
+                check(
+                    &format!("cuda vs cpu {m}x{n}x{k} {p}"),
+                    y.as_slice(),
+                    &x64,
+                    &scale,
+                    2.0 * rel_tol(&cpu, Precision::Exact, k) * 1.01,
+                );
+            }
+        }
+    }
+}
