@@ -1,4 +1,5 @@
-//! [`Precision`]: how the CUDA k-NN of the GEMM metrics ranks pairs.
+//! [`Precision`]: how the CUDA k-NN of the GEMM metrics ranks pairs, and
+//! the arithmetic of the matrix operations ([`linalg`](crate::linalg)).
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +20,11 @@ use crate::error::Error;
 ///
 /// The CPU backend always computes in fp32 (every mode gives `Exact`
 /// results there).
+///
+/// In the matrix operations ([`linalg`](crate::linalg)) the modes choose
+/// the arithmetic of the product instead: `Exact` is fp32 SGEMM, `Tf32`
+/// TF32 tensor cores on CUDA (fp32 on the CPU), `Bf16` / `F16` round the
+/// operands to 16 bits on both backends and accumulate in fp32.
 ///
 /// ```
 /// use vector_accelerate::Precision;

@@ -9,6 +9,7 @@ pub(crate) mod distance;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod fused;
 pub(crate) mod knn;
+pub(crate) mod linalg;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod quant_simd;
 pub(crate) mod quantize;

@@ -8,6 +8,7 @@ pub(crate) mod distance;
 pub(crate) mod feed;
 pub(crate) mod knn;
 pub(crate) mod knn_filter;
+pub(crate) mod linalg;
 pub(crate) mod module_cache;
 pub(crate) mod quantize;
 pub(crate) mod select;

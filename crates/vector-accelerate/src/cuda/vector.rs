@@ -484,3 +484,47 @@ fn softmax_into(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<CudaSl
     unsafe { b.launch(cfg) }.map_err(cu("va_softmax launch"))?;
     Ok(out)
 }
+
+/// `then(y + bias)` in place, `bias` (when given) a row of `dim` values
+/// added to each of the `rows` rows; with no bias only the chain runs. The
+/// epilogue of the fused GEMM: one pass of `va_binary_f32` (or
+/// `va_map_f32`) reading and writing the same buffer, which those kernels
+/// allow (each element is read, then written, by one thread). The caller
+/// holds the device lock.
+pub(crate) fn bias_then_in_place(
+    dev: &CudaDevice,
+    y: &mut CudaSlice<f32>,
+    rows: usize,
+    dim: usize,
+    bias: Option<&CudaSlice<f32>>,
+    then: &[Unary],
+) -> Result<()> {
+    use cudarc::driver::DevicePtrMut;
+    let n = rows * dim;
+    let c = chain(then);
+    let (py, _gy) = y.device_ptr_mut(&dev.stream);
+    match bias {
+        Some(bias) => {
+            let f = dev.func(MODULE, "va_binary_f32")?;
+            let (rows_i, dim_i, brs, bcs) = (rows as i64, dim as i64, 0i64, 1i64);
+            let (scalar, code) = (0.0f32, binary_code(Binary::Add));
+            let mut lb = dev.stream.launch_builder(&f);
+            lb.arg(&py).arg(bias).arg(&py);
+            lb.arg(&rows_i).arg(&dim_i).arg(&brs).arg(&bcs);
+            lb.arg(&scalar).arg(&code).arg(&c);
+            // SAFETY: y holds rows * dim floats (read and written in place),
+            // bias dim floats (row stride 0).
+            unsafe { lb.launch(flat_grid(dev, n)) }.map_err(cu("va_binary_f32 launch"))?;
+        }
+        None if !then.is_empty() => {
+            let f = dev.func(MODULE, "va_map_f32")?;
+            let n_i = n as i64;
+            let mut lb = dev.stream.launch_builder(&f);
+            lb.arg(&py).arg(&py).arg(&n_i).arg(&c);
+            // SAFETY: y holds n floats, mapped in place.
+            unsafe { lb.launch(flat_grid(dev, n)) }.map_err(cu("va_map_f32 launch"))?;
+        }
+        None => {}
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod diagnostics;
 pub mod distance;
 pub mod knn;
+pub mod linalg;
 pub mod quantize;
 pub mod select;
 pub mod vector;

@@ -10,6 +10,7 @@ mod errors;
 mod fused;
 mod kernels;
 mod knn;
+mod linalg;
 mod precision;
 mod quantize;
 mod select;

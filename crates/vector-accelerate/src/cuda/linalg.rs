@@ -1,0 +1,494 @@
+//! CUDA host side of the matrix operations: cuBLAS for every product
+//! (SGEMM for `Exact`, `GemmEx` on tensor cores for TF32 / bf16 / f16, the
+//! strided batched forms for batches), `geam` for transposes, and the
+//! vector family's broadcast kernel as the in-place epilogue of the fused
+//! GEMM. No kernel module of its own.
+//!
+//! Row-major to column-major: a row-major `m x n` matrix is, read
+//! column-major, its `n x m` transpose. So the row-major
+//! `C = op(A) op(B)` is computed as the column-major
+//! `C^T = op(B)^T op(A)^T`: cuBLAS gets `B` as its first operand with
+//! `B`'s transpose flag, `A` second with `A`'s flag, sizes `(n, m, k)` and
+//! leading dimensions the row lengths of the stored matrices.
+
+use cudarc::cublas::sys as cb;
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::distance::whole;
+use super::tensor::CudaRows;
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::ops::linalg::{Epilogue, Plan};
+use crate::precision::Precision;
+
+fn f32_rows(r: &CudaRows) -> Result<&CudaSlice<f32>> {
+    match r {
+        CudaRows::F32(s) => Ok(s),
+        CudaRows::Bits(_) => Err(Error::invalid(
+            "input",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
+    }
+}
+
+fn int(v: usize, what: &'static str) -> Result<i32> {
+    i32::try_from(v).map_err(|_| {
+        Error::invalid(
+            what,
+            v,
+            "cuBLAS takes sizes and leading dimensions up to 2^31 - 1",
+        )
+    })
+}
+
+fn op(t: bool) -> cublasOperation_t {
+    if t {
+        cublasOperation_t::CUBLAS_OP_T
+    } else {
+        cublasOperation_t::CUBLAS_OP_N
+    }
+}
+
+/// The column-major cuBLAS GEMM that computes a row-major plan: the
+/// row-major `C = op(A) op(B)` (`m x n`) is the column-major
+/// `C^T = op(B)^T op(A)^T` (`n x m`, `ldc = n`). cuBLAS's first operand is
+/// our `B` (the row-major stored `B` read column-major is `B^T`, so it takes
+/// `B`'s own transpose flag and leading dimension `B.dim()`), its second
+/// our `A` likewise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ColumnMajor {
+    pub transa: cublasOperation_t,
+    pub transb: cublasOperation_t,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub lda: i32,
+    pub ldb: i32,
+    pub ldc: i32,
+    pub stride_a: i64,
+    pub stride_b: i64,
+    pub stride_c: i64,
+    pub batch: i32,
+}
+
+impl ColumnMajor {
+    pub(crate) fn of(p: &Plan) -> Result<Self> {
+        Ok(Self {
+            transa: op(p.trans_b),
+            transb: op(p.trans_a),
+            m: int(p.n, "n")?,
+            n: int(p.m, "m")?,
+            k: int(p.k, "k")?,
+            lda: int(p.ldb, "leading dimension of B")?,
+            ldb: int(p.lda, "leading dimension of A")?,
+            ldc: int(p.n, "n")?,
+            stride_a: p.stride_b as i64,
+            stride_b: p.stride_a as i64,
+            stride_c: (p.m * p.n) as i64,
+            batch: int(p.batch, "batch")?,
+        })
+    }
+}
+
+/// `n` f32 values (`rows x dim`) rounded to nearest in 16 bits.
+fn to_half(
+    dev: &CudaDevice,
+    src: &CudaSlice<f32>,
+    rows: usize,
+    dim: usize,
+    bf16: bool,
+) -> Result<CudaSlice<u16>> {
+    let mut out = dev.alloc::<u16>(rows * dim)?;
+    let mut too_big = dev.alloc::<u32>(1)?;
+    dev.stream
+        .memset_zeros(&mut too_big)
+        .map_err(cu("cuMemsetD8"))?;
+    let total = rows * dim;
+    let cfg = LaunchConfig {
+        grid_dim: (
+            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
+            1,
+            1,
+        ),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.func("knn", "to_half_rows")?;
+    let (ld, r, d, bf) = (
+        dim as i64,
+        int(rows, "rows")?,
+        int(dim, "dim")?,
+        bf16 as i32,
+    );
+    let mut b = dev.stream.launch_builder(&f);
+    // hd = d: no padding columns.
+    b.arg(src).arg(&ld).arg(&r).arg(&d);
+    b.arg(&mut out).arg(&d).arg(&bf).arg(&mut too_big);
+    // SAFETY: src and out hold rows * dim elements, too_big one word.
+    unsafe { b.launch(cfg) }.map_err(cu("to_half_rows launch"))?;
+    Ok(out)
+}
+
+/// The plan's products into a new device buffer (the caller holds the lock).
+fn gemm_into(
+    dev: &CudaDevice,
+    a: &Input<'_>,
+    b: &Input<'_>,
+    c: Option<&Input<'_>>,
+    p: &Plan,
+    epi: Option<Epilogue<'_>>,
+) -> Result<CudaSlice<f32>> {
+    let args = ColumnMajor::of(p)?;
+    let ad = whole(dev, a)?;
+    let bd = whole(dev, b)?;
+    let (av, bv) = (f32_rows(ad.rows())?, f32_rows(bd.rows())?);
+    let mut out = dev.alloc::<f32>(p.out_len())?;
+    if p.beta != 0.0 {
+        if let Some(c) = c {
+            let cd = whole(dev, c)?;
+            let cv = f32_rows(cd.rows())?;
+            dev.stream
+                .memcpy_dtod(&cv.slice(..p.out_len()), &mut out)
+                .map_err(cu("cuMemcpyDtoD"))?;
+        }
+    }
+    let halves = match p.precision {
+        Precision::Bf16 | Precision::F16 => {
+            let bf = p.precision == Precision::Bf16;
+            Some((
+                to_half(dev, av, a.rows(), a.dim(), bf)?,
+                to_half(dev, bv, b.rows(), b.dim(), bf)?,
+            ))
+        }
+        _ => None,
+    };
+    let (alpha, beta) = (p.alpha, if c.is_some() { p.beta } else { 0.0 });
+    let ColumnMajor {
+        transa: ta,
+        transb: tb,
+        m,
+        n,
+        k,
+        lda,
+        ldb,
+        ldc,
+        stride_a: sa,
+        stride_b: sb,
+        stride_c: sc,
+        batch,
+    } = args;
+    let h = *dev.blas.handle();
+    let (pc, _gc) = out.device_ptr_mut(&dev.stream);
+    // cuBLAS's first operand (`pa`) is our B, its second (`pb`) our A.
+    let (pa, _ga, pb, _gb, dtype);
+    if let Some((ha, hb)) = &halves {
+        (pa, _ga) = hb.device_ptr(&dev.stream);
+        (pb, _gb) = ha.device_ptr(&dev.stream);
+        dtype = if p.precision == Precision::Bf16 {
+            cb::cudaDataType_t::CUDA_R_16BF
+        } else {
+            cb::cudaDataType_t::CUDA_R_16F
+        };
+    } else {
+        (pa, _ga) = bv.device_ptr(&dev.stream);
+        (pb, _gb) = av.device_ptr(&dev.stream);
+        dtype = cb::cudaDataType_t::CUDA_R_32F;
+    }
+    let compute = if p.precision == Precision::Tf32 {
+        cb::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+    } else {
+        cb::cublasComputeType_t::CUBLAS_COMPUTE_32F
+    };
+    let (al, be) = (&alpha as *const f32, &beta as *const f32);
+    let f32_t = cb::cudaDataType_t::CUDA_R_32F;
+    let algo = cb::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+    // SAFETY: cuBLAS's first operand is our B, the second our A (their
+    // stored blocks, `stride_*` apart), the output batch * m * n floats (see
+    // `ColumnMajor`); the scalars are host pointers (the handle's default
+    // pointer mode) that live through the calls, which are enqueued on the
+    // handle's stream.
+    let st = unsafe {
+        match (p.precision, p.batch) {
+            (Precision::Exact, 1) => cb::cublasSgemm_v2(
+                h,
+                ta,
+                tb,
+                m,
+                n,
+                k,
+                al,
+                pa as *const f32,
+                lda,
+                pb as *const f32,
+                ldb,
+                be,
+                pc as *mut f32,
+                ldc,
+            ),
+            (Precision::Exact, _) => cb::cublasSgemmStridedBatched(
+                h,
+                ta,
+                tb,
+                m,
+                n,
+                k,
+                al,
+                pa as *const f32,
+                lda,
+                sa,
+                pb as *const f32,
+                ldb,
+                sb,
+                be,
+                pc as *mut f32,
+                ldc,
+                sc,
+                batch,
+            ),
+            (_, 1) => cb::cublasGemmEx(
+                h,
+                ta,
+                tb,
+                m,
+                n,
+                k,
+                al.cast(),
+                pa as *const _,
+                dtype,
+                lda,
+                pb as *const _,
+                dtype,
+                ldb,
+                be.cast(),
+                pc as *mut _,
+                f32_t,
+                ldc,
+                compute,
+                algo,
+            ),
+            _ => cb::cublasGemmStridedBatchedEx(
+                h,
+                ta,
+                tb,
+                m,
+                n,
+                k,
+                al.cast(),
+                pa as *const _,
+                dtype,
+                lda,
+                sa,
+                pb as *const _,
+                dtype,
+                ldb,
+                sb,
+                be.cast(),
+                pc as *mut _,
+                f32_t,
+                ldc,
+                sc,
+                batch,
+                compute,
+                algo,
+            ),
+        }
+    };
+    st.result().map_err(cu("cuBLAS GEMM"))?;
+    drop((_ga, _gb, _gc));
+    if let Some(e) = epi {
+        let bias = match e.bias {
+            Some(b) => Some(super::tensor::upload_slice(dev, b)?),
+            None => None,
+        };
+        super::vector::bias_then_in_place(
+            dev,
+            &mut out,
+            p.batch * p.m,
+            p.n,
+            bias.as_ref(),
+            e.act.chain(),
+        )?;
+    }
+    // `halves` (and uploaded inputs) are freed in stream order after the calls.
+    drop(halves);
+    Ok(out)
+}
+
+/// The plan's products, downloaded.
+pub(crate) fn gemm(
+    dev: &CudaDevice,
+    a: &Input<'_>,
+    b: &Input<'_>,
+    c: Option<&Input<'_>>,
+    p: &Plan,
+    epi: Option<Epilogue<'_>>,
+) -> Result<Vec<f32>> {
+    let _g = dev.lock();
+    let y = gemm_into(dev, a, b, c, p, epi)?;
+    let out = dev
+        .stream
+        .clone_dtoh(&y)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(out[..p.out_len()].to_vec())
+}
+
+/// The plan's products, left on the device.
+pub(crate) fn gemm_resident(
+    dev: &CudaDevice,
+    a: &Input<'_>,
+    b: &Input<'_>,
+    c: Option<&Input<'_>>,
+    p: &Plan,
+    epi: Option<Epilogue<'_>>,
+) -> Result<CudaSlice<f32>> {
+    let _g = dev.lock();
+    gemm_into(dev, a, b, c, p, epi)
+}
+
+/// The transpose (`dim x rows`) into a new device buffer (lock held).
+fn transpose_into(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
+    let (r, c) = (int(a.rows(), "rows")?, int(a.dim(), "dim")?);
+    let ad = whole(dev, a)?;
+    let av = f32_rows(ad.rows())?;
+    let mut out = dev.alloc::<f32>(a.rows() * a.dim())?;
+    let (alpha, beta) = (1.0f32, 0.0f32);
+    let (pa, _ga) = av.device_ptr(&dev.stream);
+    let (pc, _gc) = out.device_ptr_mut(&dev.stream);
+    // Row-major a (r x c) is column-major a^T (c x r, ld c); the row-major
+    // result (c x r) is column-major r x c (ld r) = op_T(a^T).
+    // SAFETY: both buffers hold r * c floats; beta = 0 (B is A, unread).
+    unsafe {
+        cb::cublasSgeam(
+            *dev.blas.handle(),
+            cublasOperation_t::CUBLAS_OP_T,
+            cublasOperation_t::CUBLAS_OP_T,
+            r,
+            c,
+            &alpha,
+            pa as *const f32,
+            c,
+            &beta,
+            pa as *const f32,
+            c,
+            pc as *mut f32,
+            r,
+        )
+    }
+    .result()
+    .map_err(cu("cublasSgeam"))?;
+    drop((_ga, _gc));
+    Ok(out)
+}
+
+/// The transpose, downloaded.
+pub(crate) fn transpose(dev: &CudaDevice, a: &Input<'_>) -> Result<Vec<f32>> {
+    let _g = dev.lock();
+    let y = transpose_into(dev, a)?;
+    let out = dev
+        .stream
+        .clone_dtoh(&y)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(out[..a.rows() * a.dim()].to_vec())
+}
+
+/// The transpose, left on the device.
+pub(crate) fn transpose_resident(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
+    let _g = dev.lock();
+    transpose_into(dev, a)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The row-major to column-major mapping, checked without a GPU: a
+    //! plain column-major GEMM (the reference BLAS semantics) run with the
+    //! arguments cuBLAS gets must give the CPU's row-major result.
+
+    use super::*;
+
+    /// Column-major `C = alpha op(A) op(B) + beta C` over `batch` strided products.
+    fn blas(cm: &ColumnMajor, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+        let t = |o: cublasOperation_t| o == cublasOperation_t::CUBLAS_OP_T;
+        let (m, n, k) = (cm.m as usize, cm.n as usize, cm.k as usize);
+        let (lda, ldb, ldc) = (cm.lda as usize, cm.ldb as usize, cm.ldc as usize);
+        // cuBLAS's validity rules on the leading dimensions.
+        assert!(lda >= if t(cm.transa) { k } else { m }.max(1), "lda");
+        assert!(ldb >= if t(cm.transb) { n } else { k }.max(1), "ldb");
+        assert!(ldc >= m.max(1), "ldc");
+        for s in 0..cm.batch as usize {
+            let (a, b) = (
+                &a[s * cm.stride_a as usize..],
+                &b[s * cm.stride_b as usize..],
+            );
+            let c = &mut c[s * cm.stride_c as usize..];
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0.0f64;
+                    for p in 0..k {
+                        let x = if t(cm.transa) {
+                            a[i * lda + p]
+                        } else {
+                            a[p * lda + i]
+                        };
+                        let y = if t(cm.transb) {
+                            b[p * ldb + j]
+                        } else {
+                            b[j * ldb + p]
+                        };
+                        acc += x as f64 * y as f64;
+                    }
+                    let v = &mut c[j * ldc + i];
+                    *v = (alpha as f64 * acc + beta as f64 * *v as f64) as f32;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_major_arguments_compute_the_row_major_product() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) % 17) as f32 - 8.0 // small integers: exact sums
+        };
+        for batch in [1usize, 3] {
+            for (m, n, k) in [(1, 1, 1), (2, 3, 4), (5, 1, 7), (1, 6, 2), (4, 4, 4)] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                    let (br, bc) = if tb { (n, k) } else { (k, n) };
+                    let a: Vec<f32> = (0..batch * ar * ac).map(|_| next()).collect();
+                    let b: Vec<f32> = (0..batch * br * bc).map(|_| next()).collect();
+                    let c: Vec<f32> = (0..batch * m * n).map(|_| next()).collect();
+                    let p = Plan {
+                        batch,
+                        m,
+                        n,
+                        k,
+                        trans_a: ta,
+                        trans_b: tb,
+                        lda: ac,
+                        ldb: bc,
+                        stride_a: ar * ac,
+                        stride_b: br * bc,
+                        alpha: 2.0,
+                        beta: -1.0,
+                        precision: Precision::Exact,
+                    };
+                    let want = crate::cpu::linalg::gemm(&a, &b, Some(&c), &p);
+                    let cm = ColumnMajor::of(&p).unwrap();
+                    let mut got = c.clone();
+                    // cuBLAS's first operand is B, its second A.
+                    blas(&cm, p.alpha, &b, &a, p.beta, &mut got);
+                    assert_eq!(got, want, "batch {batch} {m}x{n}x{k} ta {ta} tb {tb}");
+                }
+            }
+        }
+    }
+}
