@@ -290,7 +290,7 @@ fn run_resident(
     epi: Option<Epilogue<'_>>,
 ) -> Result<DeviceMatrix> {
     match ctx.backend() {
-        Backend::Cpu => ctx.upload(&Matrix::new(run_cpu(a, b, c, p, epi)?, p.n)?),
+        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(run_cpu(a, b, c, p, epi)?, p.n)),
         Backend::Cuda(dev) => {
             let y = cuda::linalg::gemm_resident(dev, a, b, c, p, epi)?;
             Ok(DeviceMatrix::from_cuda(
@@ -554,7 +554,10 @@ pub fn transpose_resident<'a>(ctx: &Context, a: impl Into<Input<'a>>) -> Result<
     let a = a.into();
     check_operand(ctx, &a, "A")?;
     match ctx.backend() {
-        Backend::Cpu => ctx.upload(&Matrix::new(cpu::transpose(host_f32(&a)?), a.rows())?),
+        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(
+            cpu::transpose(host_f32(&a)?),
+            a.rows(),
+        )),
         Backend::Cuda(dev) => {
             let y = cuda::linalg::transpose_resident(dev, &a)?;
             Ok(DeviceMatrix::from_cuda(
