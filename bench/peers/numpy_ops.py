@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--gemm", type=int, default=1024, help="size of the square float32 matmul case")
     a = ap.parse_args()
     rows = int(a.gib * 2**30) // 4 // a.dim
     rng = np.random.default_rng(a.seed)
@@ -75,6 +76,10 @@ def main():
     for name, fn, nbytes in cases:
         ms = timed(fn, a.repeats)
         print(f"| {name} | {rows} x {a.dim} | {ms:.2f} | {nbytes / (ms / 1e3) / 1e9:.2f} |", flush=True)
+    p = rng.standard_normal((a.gemm, a.gemm), dtype=np.float32)
+    q = rng.standard_normal((a.gemm, a.gemm), dtype=np.float32)
+    ms = timed(lambda: p @ q, a.repeats)
+    print(f"| matmul float32 | {a.gemm} x {a.gemm} x {a.gemm} | {ms:.2f} | {2 * a.gemm**3 / (ms / 1e3) / 1e12:.3f} TFLOP/s |", flush=True)
 
 
 if __name__ == "__main__":

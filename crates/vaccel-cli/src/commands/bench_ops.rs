@@ -1,6 +1,7 @@
 //! `vaccel bench ops`: the vector utilities on a resident matrix (results
 //! left on the device, or small results brought back), in bandwidth of the
-//! ideal traffic: the bytes one pass must read and write.
+//! ideal traffic: the bytes one pass must read and write; then GEMM on
+//! resident operands in each precision, and GEMM with bias and ReLU.
 
 use std::io::Write;
 use std::time::Instant;
@@ -8,11 +9,12 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use clap::Args;
 use vector_accelerate::diagnostics::measure_ceilings;
+use vector_accelerate::linalg::{gemm_fused_resident, gemm_resident, Activation, GemmOptions};
 use vector_accelerate::vector::{
     self, binary_resident, logsumexp, map_resident, normalize_resident, softmax_resident,
     ArgReduction, Axis, Binary, Operand, Reduction, Unary,
 };
-use vector_accelerate::{Context, Matrix};
+use vector_accelerate::{Context, Matrix, Precision};
 
 use super::bench::median;
 use super::make_context;
@@ -36,6 +38,11 @@ pub struct BenchOpsArgs {
     /// Seed of the Gaussian values.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// GEMM shapes `MxNxK` (comma list; default 4096x4096x4096,8192x8192x8192,
+    /// 4097x4095x1023,1x1000x3 on CUDA, 1024x1024x1024 on the CPU; "none"
+    /// skips GEMM).
+    #[arg(long)]
+    gemm: Option<String>,
 }
 
 /// Median milliseconds of `f` after one warm-up, each run ended by a
@@ -145,5 +152,90 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
     report("softmax per row", ms, 2.0 * size)?;
     let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row", ms, size)?;
+    drop((x, y, z));
+    gemm_cases(&ctx, &a, &mut out)
+}
+
+/// `MxNxK` shapes of the GEMM cases.
+fn gemm_shapes(ctx: &Context, spec: Option<&str>) -> Result<Vec<(usize, usize, usize)>> {
+    let default = if ctx.is_cuda() {
+        "4096x4096x4096,8192x8192x8192,4097x4095x1023,1x1000x3"
+    } else {
+        "1024x1024x1024"
+    };
+    let spec = spec.unwrap_or(default);
+    if spec == "none" {
+        return Ok(Vec::new());
+    }
+    spec.split(',')
+        .map(|t| {
+            let v: Vec<usize> = t
+                .trim()
+                .split('x')
+                .map(|n| n.parse::<usize>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| anyhow::anyhow!("--gemm: '{t}' is not MxNxK"))?;
+            ensure!(
+                v.len() == 3 && v.iter().all(|&n| n >= 1),
+                "--gemm: '{t}' is not MxNxK with sizes >= 1"
+            );
+            Ok((v[0], v[1], v[2]))
+        })
+        .collect()
+}
+
+/// GEMM in each precision on resident operands, then bias + ReLU fused.
+fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<()> {
+    let shapes = gemm_shapes(ctx, a.gemm.as_deref())?;
+    if shapes.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "| GEMM case | m x n x k | median ms | TFLOP/s |")?;
+    writeln!(out, "|---|---|---:|---:|")?;
+    let g = gaussian_rows(a.seed);
+    for (m, n, k) in shapes {
+        let ad = ctx.upload(&g(m, k, BASE_STREAM)?)?;
+        let bd = ctx.upload(&g(k, n, QUERY_STREAM)?)?;
+        let flops = 2.0 * (m * n * k) as f64;
+        let precisions = [
+            ("fp32 exact", Precision::Exact),
+            ("tf32", Precision::Tf32),
+            ("bf16", Precision::Bf16),
+            ("f16", Precision::F16),
+        ];
+        for (name, precision) in precisions {
+            let o = GemmOptions {
+                precision,
+                ..Default::default()
+            };
+            let ms = time_ms(ctx, a.repeats, || {
+                Ok(gemm_resident(ctx, &ad, &bd, None, &o).map(drop)?)
+            })?;
+            writeln!(
+                out,
+                "| gemm {name} | {m} x {n} x {k} | {ms:.3} | {:.2} |",
+                flops / (ms / 1e3) / 1e12
+            )?;
+        }
+        let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
+        let o = GemmOptions::default();
+        let ms = time_ms(ctx, a.repeats, || {
+            Ok(
+                gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
+                    .map(drop)?,
+            )
+        })?;
+        writeln!(
+            out,
+            "| relu(A B + bias) fp32 exact | {m} x {n} x {k} | {ms:.3} | {:.2} |",
+            flops / (ms / 1e3) / 1e12
+        )?;
+    }
     Ok(())
+}
+
+/// Seeded N(0, 1) matrices `rows x cols` of one stream.
+fn gaussian_rows(seed: u64) -> impl Fn(usize, usize, u64) -> Result<Matrix> {
+    move |rows, cols, stream| Generator::gaussian(cols, seed)?.rows(rows, stream)
 }
