@@ -231,19 +231,21 @@ pub fn binary_then<'a, 'b>(
     check_input(ctx, &a, "left operand")?;
     check_chain(then)?;
     let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
-    let dim = a.dim();
     let data = match ctx.backend() {
-        Backend::Cpu => {
-            let av = host_f32(&a)?;
-            let mut out = vec![0f32; av.as_slice().len()];
-            with_rhs(&bc, |rhs| {
-                cpu::binary(Some(av.as_slice()), &mut out, dim, op, rhs, then)
-            })?;
-            out
-        }
+        Backend::Cpu => binary_on_host(&a, &bc, op, then)?,
         Backend::Cuda(dev) => cuda::vector::binary(dev, &a, &bc, op, then)?,
     };
-    Matrix::new(data, dim)
+    Matrix::new(data, a.dim())
+}
+
+/// `then(op(a, b))` on the CPU (inputs validated).
+fn binary_on_host(a: &Input<'_>, bc: &Bcast<'_>, op: Binary, then: &[Unary]) -> Result<Vec<f32>> {
+    let av = host_f32(a)?;
+    let mut out = vec![0f32; av.as_slice().len()];
+    with_rhs(bc, |rhs| {
+        cpu::binary(Some(av.as_slice()), &mut out, a.dim(), op, rhs, then)
+    })?;
+    Ok(out)
 }
 
 /// [`binary_then`] with the result left where the context computes:
@@ -256,16 +258,15 @@ pub fn binary_resident<'a, 'b>(
     then: &[Unary],
 ) -> Result<DeviceMatrix> {
     let a = a.into();
+    check_input(ctx, &a, "left operand")?;
+    check_chain(then)?;
+    let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
     match ctx.backend() {
-        Backend::Cpu => {
-            let m = binary_then(ctx, a, op, b, then)?;
-            let dim = m.dim();
-            Ok(DeviceMatrix::from_host_f32(m.into_vec(), dim))
-        }
+        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(
+            binary_on_host(&a, &bc, op, then)?,
+            a.dim(),
+        )),
         Backend::Cuda(dev) => {
-            check_input(ctx, &a, "left operand")?;
-            check_chain(then)?;
-            let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
             let y = cuda::vector::binary_resident(dev, &a, &bc, op, then)?;
             Ok(DeviceMatrix::from_cuda(
                 dev,
