@@ -106,6 +106,17 @@ pub enum Error {
         /// The compiler's log.
         log: String,
     },
+    /// Statistics found NaN or infinite values and were not asked to skip
+    /// them (see `stats::StatsOptions::skip_non_finite`).
+    #[error("{what}: {count} non-finite value(s) (NaN or +-inf), the first in {segment}; statistics reject them unless skip_non_finite is set")]
+    NonFinite {
+        /// Which input.
+        what: &'static str,
+        /// How many non-finite values were found (in total).
+        count: u64,
+        /// Where the first was found (`"the array"`, `"row 3"`, `"column 7"`).
+        segment: String,
+    },
     /// Even the smallest tile of an operation does not fit in the device memory budget.
     #[error("out of device memory: {what} needs {requested} bytes but the budget leaves {available} bytes")]
     OutOfDeviceMemory {

@@ -14,6 +14,7 @@ pub(crate) mod linalg;
 pub(crate) mod quant_simd;
 pub(crate) mod quantize;
 pub(crate) mod select;
+pub(crate) mod stats;
 pub(crate) mod vector;
 
 use crate::matrix::{BinaryView, MatrixView};

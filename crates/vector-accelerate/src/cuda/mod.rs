@@ -12,6 +12,7 @@ pub(crate) mod linalg;
 pub(crate) mod module_cache;
 pub(crate) mod quantize;
 pub(crate) mod select;
+pub(crate) mod stats;
 pub(crate) mod tensor;
 pub(crate) mod vector;
 

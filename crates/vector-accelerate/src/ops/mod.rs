@@ -8,6 +8,7 @@ pub mod knn;
 pub mod linalg;
 pub mod quantize;
 pub mod select;
+pub mod stats;
 pub mod vector;
 
 use crate::context::Context;

@@ -14,5 +14,6 @@ mod linalg;
 mod precision;
 mod quantize;
 mod select;
+mod stats;
 mod storage;
 mod vector;

@@ -1,0 +1,402 @@
+//! CUDA host side of the statistics (`kernels/stats.cu`): moment partials
+//! merged by a second launch in a fixed order, and quantiles by sorting
+//! short segments in shared memory or by radix selection (the host plans
+//! the passes with `ops::stats::quantile::radix_select`, downloading only
+//! the digit histograms).
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::distance::whole;
+use super::tensor::{upload_slice, CudaRows};
+use crate::cpu::stats::QuantileResult;
+use crate::error::{Error, Result};
+use crate::matrix::Input;
+use crate::ops::stats::quantile::{radix_select, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT};
+use crate::ops::stats::Moments;
+use crate::ops::vector::Axis;
+
+const MODULE: &str = "stats";
+
+/// Dynamic shared memory of one radix refinement block (slot histograms).
+const REFINE_SMEM: usize = 96 * 1024;
+
+/// Kernel struct `VaMom`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct Mom {
+    n: f64,
+    mean: f64,
+    m2: f64,
+    m3: f64,
+    m4: f64,
+    mn: f32,
+    mx: f32,
+    nf: u64,
+}
+
+// SAFETY: plain old data with the C layout of `VaMom`.
+unsafe impl DeviceRepr for Mom {}
+
+impl Mom {
+    fn moments(&self) -> Moments {
+        let mut m = Moments::new();
+        m.non_finite = self.nf;
+        if self.n > 0.0 {
+            m.count = self.n as u64;
+            m.mean = self.mean;
+            m.m2 = self.m2;
+            m.m3 = self.m3;
+            m.m4 = self.m4;
+            m.min = self.mn;
+            m.max = self.mx;
+        }
+        m
+    }
+}
+
+fn f32_view(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
+    match rows {
+        CudaRows::F32(s) => Ok(s),
+        CudaRows::Bits(_) => Err(Error::invalid(
+            "input",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
+    }
+}
+
+fn fetch<T: DeviceRepr + Default + Clone>(
+    dev: &CudaDevice,
+    s: &CudaSlice<T>,
+    n: usize,
+) -> Result<Vec<T>> {
+    let mut v = dev
+        .stream
+        .clone_dtoh(s)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    v.truncate(n);
+    Ok(v)
+}
+
+fn zeros<T: DeviceRepr + ValidAsZeroBits>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
+    let mut s = dev.alloc::<T>(n)?;
+    dev.stream
+        .memset_zeros(&mut s)
+        .map_err(cu("cuMemsetD8Async"))?;
+    Ok(s)
+}
+
+/// Moments along `axis`.
+pub(crate) fn describe(dev: &CudaDevice, x: &Input<'_>, axis: Axis) -> Result<Vec<Moments>> {
+    let _g = dev.lock();
+    let (rows, dim) = (x.rows(), x.dim());
+    let xd = whole(dev, x)?;
+    let xs = f32_view(xd.rows())?;
+    let (rows_i, dim_i) = (rows as i64, dim as i64);
+    let (out, n) = match axis {
+        Axis::All => {
+            let n = rows * dim;
+            let blocks = n.div_ceil(256 * 16).clamp(1, dev.sm_count() * 8);
+            let mut part = dev.alloc::<Mom>(blocks)?;
+            let f = dev.func(MODULE, "va_mom_flat_part")?;
+            let n_i = n as i64;
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(xs).arg(&n_i).arg(&mut part);
+            let cfg = LaunchConfig {
+                grid_dim: (blocks as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: x holds n floats; part one state per block.
+            unsafe { b.launch(cfg) }.map_err(cu("va_mom_flat_part launch"))?;
+            let mut out = dev.alloc::<Mom>(1)?;
+            let f = dev.func(MODULE, "va_mom_final_one")?;
+            let chunks = blocks as i64;
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(&part).arg(&chunks).arg(&mut out);
+            let cfg = LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: part holds `blocks` states; out one.
+            unsafe { b.launch(cfg) }.map_err(cu("va_mom_final_one launch"))?;
+            (out, 1)
+        }
+        Axis::PerRow => {
+            let mut out = dev.alloc::<Mom>(rows)?;
+            let f = dev.func(MODULE, "va_mom_rows")?;
+            let blocks = rows.div_ceil(8).clamp(1, dev.sm_count() * 64);
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(xs).arg(&rows_i).arg(&dim_i).arg(&mut out);
+            let cfg = LaunchConfig {
+                grid_dim: (blocks as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: x holds rows*dim floats; out one state per row.
+            unsafe { b.launch(cfg) }.map_err(cu("va_mom_rows launch"))?;
+            (out, rows)
+        }
+        Axis::PerColumn => {
+            let col_blocks = dim.div_ceil(32);
+            let want = (dev.sm_count() * 8).div_ceil(col_blocks);
+            let chunks = want.clamp(1, rows.div_ceil(64).max(1));
+            let rpc = rows.div_ceil(chunks);
+            let chunks = rows.div_ceil(rpc);
+            let mut part = dev.alloc::<Mom>(chunks * dim)?;
+            let f = dev.func(MODULE, "va_mom_cols_part")?;
+            let rpc_i = rpc as i64;
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(xs)
+                .arg(&rows_i)
+                .arg(&dim_i)
+                .arg(&rpc_i)
+                .arg(&mut part);
+            let cfg = LaunchConfig {
+                grid_dim: (col_blocks as u32, chunks as u32, 1),
+                block_dim: (32, 8, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: x holds rows*dim floats; part chunks*dim states.
+            unsafe { b.launch(cfg) }.map_err(cu("va_mom_cols_part launch"))?;
+            let mut out = dev.alloc::<Mom>(dim)?;
+            let f = dev.func(MODULE, "va_mom_cols_final")?;
+            let chunks_i = chunks as i64;
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(&part).arg(&chunks_i).arg(&dim_i).arg(&mut out);
+            let cfg = LaunchConfig {
+                grid_dim: (dim.div_ceil(128) as u32, 1, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: part holds chunks*dim states; out dim.
+            unsafe { b.launch(cfg) }.map_err(cu("va_mom_cols_final launch"))?;
+            (out, dim)
+        }
+    };
+    let host = fetch(dev, &out, n)?;
+    dev.sync()?;
+    Ok(host.iter().map(Mom::moments).collect())
+}
+
+/// Radix counting on the device over contiguous segments of `len` values.
+struct CudaCounter<'a> {
+    dev: &'a CudaDevice,
+    data: CudaView<'a, f32>,
+    len: usize,
+}
+
+impl CudaCounter<'_> {
+    /// Blocks per segment and values per block for `threads`-thread blocks
+    /// keeping every SM busy.
+    fn split(&self, segs: usize, threads: usize, per_sm: usize) -> (usize, usize) {
+        let want = (self.dev.sm_count() * per_sm).div_ceil(segs).max(1);
+        let blocks = want.min(self.len.div_ceil(threads * 16)).max(1);
+        // Multiples of 4 keep every block's start 16-byte aligned.
+        let per = self.len.div_ceil(blocks).next_multiple_of(4);
+        (self.len.div_ceil(per), per)
+    }
+}
+
+impl Counter for CudaCounter<'_> {
+    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<(Vec<u64>, Vec<u64>)> {
+        let dev = self.dev;
+        let ns = segs.len();
+        let mut hist = zeros::<u64>(dev, ns * 2048)?;
+        let mut nf = zeros::<u64>(dev, ns)?;
+        let (bx, per) = self.split(ns, 256, 8);
+        let base = self.data.slice(segs.start * self.len..segs.end * self.len);
+        let f = dev.func(MODULE, "va_radix_first")?;
+        let (len_i, per_i) = (self.len as i64, per as i64);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&base)
+            .arg(&len_i)
+            .arg(&per_i)
+            .arg(&mut hist)
+            .arg(&mut nf);
+        let cfg = LaunchConfig {
+            grid_dim: (bx as u32, ns as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: base holds ns segments of len floats; hist ns*2048 counts, nf ns.
+        unsafe { b.launch(cfg) }.map_err(cu("va_radix_first launch"))?;
+        let h = fetch(dev, &hist, ns * 2048)?;
+        let n = fetch(dev, &nf, ns)?;
+        Ok((h, n))
+    }
+
+    fn refine(&mut self, pass: usize, slots: &[(usize, u32)]) -> Result<Vec<u64>> {
+        let dev = self.dev;
+        let (shift, width) = DIGITS[pass];
+        let bins = 1usize << width;
+        let max_slots = REFINE_SMEM / (bins * 4);
+        let mut out = vec![0u64; slots.len() * bins];
+        // Each segment's slots, as index ranges into `slots` (sorted by segment).
+        let mut groups: Vec<(usize, usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < slots.len() {
+            let mut j = i;
+            while j < slots.len() && slots[j].0 == slots[i].0 {
+                j += 1;
+            }
+            groups.push((slots[i].0, i, j));
+            i = j;
+        }
+        let rounds = groups
+            .iter()
+            .map(|g| (g.2 - g.1).div_ceil(max_slots))
+            .max()
+            .unwrap_or(0);
+        let f = dev.func(MODULE, "va_radix_refine")?;
+        f.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            REFINE_SMEM as i32,
+        )
+        .map_err(cu("cuFuncSetAttribute"))?;
+        for r in 0..rounds {
+            // Segments s_lo..=s_hi take part; each with up to max_slots slots.
+            let live: Vec<&(usize, usize, usize)> = groups
+                .iter()
+                .filter(|g| g.1 + r * max_slots < g.2)
+                .collect();
+            let (s_lo, s_hi) = (live[0].0, live[live.len() - 1].0);
+            let ns = s_hi - s_lo + 1;
+            let mut first = vec![0i32; ns + 1];
+            let mut pre = Vec::new();
+            let mut back = Vec::new();
+            let mut k = 0;
+            for (s, f) in first.iter_mut().enumerate().take(ns) {
+                *f = pre.len() as i32;
+                if k < live.len() && live[k].0 == s_lo + s {
+                    let g = live[k];
+                    let a = g.1 + r * max_slots;
+                    for (idx, slot) in slots
+                        .iter()
+                        .enumerate()
+                        .take(g.2.min(a + max_slots))
+                        .skip(a)
+                    {
+                        pre.push(slot.1 >> (shift + width));
+                        back.push(idx);
+                    }
+                    k += 1;
+                }
+            }
+            first[ns] = pre.len() as i32;
+            let pre_d = upload_slice(dev, &pre)?;
+            let first_d = upload_slice(dev, &first)?;
+            let mut hist = zeros::<u64>(dev, pre.len() * bins)?;
+            let (bx, per) = self.split(ns, 512, 2);
+            let base = self.data.slice(s_lo * self.len..(s_hi + 1) * self.len);
+            let (len_i, per_i, shift_i, width_i) =
+                (self.len as i64, per as i64, shift as i32, width as i32);
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(&base)
+                .arg(&len_i)
+                .arg(&per_i)
+                .arg(&pre_d)
+                .arg(&first_d);
+            b.arg(&shift_i).arg(&width_i).arg(&mut hist);
+            let cfg = LaunchConfig {
+                grid_dim: (bx as u32, ns as u32, 1),
+                block_dim: (512, 1, 1),
+                shared_mem_bytes: REFINE_SMEM as u32,
+            };
+            // SAFETY: base holds ns segments of len floats; every segment
+            // has at most max_slots slots (their counts fit REFINE_SMEM);
+            // hist holds pre.len() * bins counts.
+            unsafe { b.launch(cfg) }.map_err(cu("va_radix_refine launch"))?;
+            let h = fetch(dev, &hist, pre.len() * bins)?;
+            for (local, &global) in back.iter().enumerate() {
+                out[global * bins..(global + 1) * bins]
+                    .copy_from_slice(&h[local * bins..(local + 1) * bins]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Quantiles of every segment along `axis` (see `cpu::stats::quantiles`).
+pub(crate) fn quantiles(
+    dev: &CudaDevice,
+    x: &Input<'_>,
+    axis: Axis,
+    levels: &[f64],
+) -> Result<QuantileResult> {
+    // Columns become contiguous segments by one transpose on the device
+    // (which takes the device lock itself).
+    let transposed = match axis {
+        Axis::PerColumn => Some(super::linalg::transpose_resident(dev, x)?),
+        _ => None,
+    };
+    let _g = dev.lock();
+    let (rows, dim) = (x.rows(), x.dim());
+    let xd = match transposed {
+        Some(_) => None,
+        None => Some(whole(dev, x)?),
+    };
+    let (data, len) = match (&transposed, &xd) {
+        (Some(t), _) => (t.as_view(), rows),
+        (None, Some(d)) => {
+            let len = if axis == Axis::All { rows * dim } else { dim };
+            (f32_view(d.rows())?.as_view(), len)
+        }
+        (None, None) => return Err(Error::invalid("input", "none", "no data")),
+    };
+    let nseg = rows * dim / len;
+    let nl = levels.len();
+    if len <= SMALL_SEGMENT {
+        let levels_d = upload_slice(dev, levels)?;
+        let mut out = dev.alloc::<f32>(nseg * nl)?;
+        let mut cnt = dev.alloc::<u64>(nseg)?;
+        let mut nf = dev.alloc::<u64>(nseg)?;
+        let f = dev.func(MODULE, "va_quantile_sorted")?;
+        let (nseg_i, len_i, nl_i) = (nseg as i64, len as i64, nl as i32);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&data)
+            .arg(&nseg_i)
+            .arg(&len_i)
+            .arg(&levels_d)
+            .arg(&nl_i);
+        b.arg(&mut out).arg(&mut cnt).arg(&mut nf);
+        let cfg = LaunchConfig {
+            grid_dim: (nseg.min(dev.sm_count() * 32) as u32, 1, 1),
+            block_dim: (512, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: data holds nseg segments of len <= 4096 floats; out
+        // nseg*nl values; cnt and nf nseg counts.
+        unsafe { b.launch(cfg) }.map_err(cu("va_quantile_sorted launch"))?;
+        let r = (
+            fetch(dev, &out, nseg * nl)?,
+            fetch(dev, &cnt, nseg)?,
+            fetch(dev, &nf, nseg)?,
+        );
+        dev.sync()?;
+        return Ok(r);
+    }
+    let mut out = vec![0f32; nseg * nl];
+    let mut counts = vec![0u64; nseg];
+    let mut non_finite = vec![0u64; nseg];
+    let mut counter = CudaCounter { dev, data, len };
+    for start in (0..nseg).step_by(SEGMENT_BATCH) {
+        let segs = start..(start + SEGMENT_BATCH).min(nseg);
+        radix_select(
+            &mut counter,
+            segs,
+            levels,
+            &mut out,
+            &mut counts,
+            &mut non_finite,
+        )?;
+    }
+    dev.sync()?;
+    Ok((out, counts, non_finite))
+}
