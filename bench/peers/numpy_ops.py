@@ -7,6 +7,11 @@ the ideal traffic (the bytes one pass must read and write). NumPy runs its ufunc
 the sums use its pairwise summation in float32 unless noted.
 
     python3 bench/peers/numpy_ops.py --gib 0.125 --repeats 5
+
+The statistics cases (after the vector ones) match `vaccel bench ops`' statistics rows:
+descriptive statistics with `scipy.stats.describe` (count, min/max, mean, variance, skewness,
+kurtosis) over everything, per row and per column, the median per column, `np.cov`, and
+`np.quantile` at nine levels of --quantile-n values.
 """
 import argparse
 import time
@@ -17,6 +22,10 @@ try:
     from scipy.special import erf, expit, logsumexp, softmax
 except ImportError:  # pragma: no cover - SciPy is optional
     erf = expit = logsumexp = softmax = None
+try:
+    from scipy.stats import describe
+except ImportError:  # pragma: no cover - SciPy is optional
+    describe = None
 
 
 def timed(fn, repeats):
@@ -36,6 +45,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--gemm", type=int, default=1024, help="size of the square float32 matmul case")
+    ap.add_argument("--quantile-n", type=int, default=10_000_000, help="values of the quantile case")
     a = ap.parse_args()
     rows = int(a.gib * 2**30) // 4 // a.dim
     rng = np.random.default_rng(a.seed)
@@ -76,10 +86,33 @@ def main():
     for name, fn, nbytes in cases:
         ms = timed(fn, a.repeats)
         print(f"| {name} | {rows} x {a.dim} | {ms:.2f} | {nbytes / (ms / 1e3) / 1e9:.2f} |", flush=True)
+    stats_cases(a, rng, x)
     p = rng.standard_normal((a.gemm, a.gemm), dtype=np.float32)
     q = rng.standard_normal((a.gemm, a.gemm), dtype=np.float32)
     ms = timed(lambda: p @ q, a.repeats)
     print(f"| matmul float32 | {a.gemm} x {a.gemm} x {a.gemm} | {ms:.2f} | {2 * a.gemm**3 / (ms / 1e3) / 1e12:.3f} TFLOP/s |", flush=True)
+
+
+def stats_cases(a, rng, x):
+    rows, dim = x.shape
+    size = x.nbytes
+    cases = [
+        ("median per column", lambda: np.median(x, axis=0), size),
+        ("covariance matrix (np.cov)", lambda: np.cov(x, rowvar=False), size),
+    ]
+    if describe is not None:
+        cases = [
+            ("describe (all): scipy.stats.describe", lambda: describe(x, axis=None), size),
+            ("describe per row", lambda: describe(x, axis=1), size),
+            ("describe per column", lambda: describe(x, axis=0), size),
+        ] + cases
+    for name, fn, nbytes in cases:
+        ms = timed(fn, a.repeats)
+        print(f"| {name} | {rows} x {dim} | {ms:.2f} | {nbytes / (ms / 1e3) / 1e9:.2f} |", flush=True)
+    v = rng.standard_normal(a.quantile_n, dtype=np.float32)
+    levels = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    ms = timed(lambda: np.quantile(v, levels), a.repeats)
+    print(f"| quantiles, 9 levels (np.quantile) | {a.quantile_n} | {ms:.2f} | {v.nbytes / (ms / 1e3) / 1e9:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

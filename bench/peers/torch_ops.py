@@ -11,7 +11,9 @@ Sections (--only takes a comma list, default all):
             add, in-place mul_; sums over all / rows / columns, column mean + variance
             (torch.var_mean, dim 0), argmax per row, row softmax and log-sum-exp.
   stats     uniform 1,024-bin histogram (torch.histc) of --hist-n values; torch.sort of --sort-n
-            values (the yardstick of device quantiles; torch.quantile refuses more than 2^24).
+            values (the yardstick of device quantiles; torch.quantile refuses more than 2^24);
+            on the rows x --dim array: scipy-style describe per column and per row with torch
+            ops, torch.median per column, torch.cov.
   gemm      torch.matmul at fp32 (TF32 off), tf32, bf16 and f16 on square and odd shapes, and
             relu(x @ w + b) as one expression vs torch.addmm + relu.
 
@@ -84,6 +86,27 @@ def section_stats(a):
     del h
     s = torch.randn(a.sort_n, device="cuda")
     row("torch.sort", f"{a.sort_n}", timed(lambda: torch.sort(s), a.repeats), 2 * s.numel() * 4)
+    del s
+    n = int(a.gib * 2**30) // 4
+    rows = n // a.dim
+    x = torch.randn(rows, a.dim, device="cuda")
+    size = x.numel() * 4
+    shape = f"{rows} x {a.dim}"
+
+    def describe(dim):
+        # scipy.stats.describe's figures with torch ops: count, min, max,
+        # mean, variance, skewness and kurtosis (several passes).
+        lo, hi = torch.aminmax(x, dim=dim)
+        m = x.mean(dim=dim, keepdim=True)
+        d = x - m
+        d2 = d * d
+        v = d2.mean(dim=dim)
+        return lo, hi, m, v, (d2 * d).mean(dim=dim) / v**1.5, (d2 * d2).mean(dim=dim) / v**2 - 3
+
+    row("describe per column (aminmax, mean, central moments)", shape, timed(lambda: describe(0), a.repeats), size)
+    row("describe per row", shape, timed(lambda: describe(1), a.repeats), size)
+    row("median per column (torch.median dim 0)", shape, timed(lambda: torch.median(x, dim=0), a.repeats), size)
+    row("covariance matrix (torch.cov)", shape, timed(lambda: torch.cov(x.T), a.repeats), size)
 
 
 def section_gemm(a):

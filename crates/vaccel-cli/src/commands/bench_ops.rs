@@ -43,6 +43,9 @@ pub struct BenchOpsArgs {
     /// skips GEMM).
     #[arg(long)]
     gemm: Option<String>,
+    /// Values of the quantile case (default 10^8 on CUDA, 10^7 on the CPU).
+    #[arg(long)]
+    quantile_n: Option<usize>,
 }
 
 /// Median milliseconds of `f` after one warm-up, each run ended by a
@@ -152,7 +155,31 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
     report("softmax per row", ms, 2.0 * size)?;
     let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row", ms, size)?;
-    drop((x, y, z));
+    drop((y, z));
+    let qn = a.quantile_n.unwrap_or(if ctx.is_cuda() {
+        100_000_000
+    } else {
+        10_000_000
+    });
+    ensure!(qn >= 1, "--quantile-n must be at least 1");
+    super::bench_stats::stats_cases(
+        &ctx,
+        &x,
+        qn,
+        a.seed,
+        &|f| time_ms(&ctx, r, f),
+        &mut |name, shape, ms, bytes| {
+            let bw = bytes / (ms / 1e3);
+            writeln!(
+                out,
+                "| {name} | {shape} | {ms:.3} | {:.3} | {:.0}% |",
+                bw / 1e12,
+                100.0 * bw / copy
+            )?;
+            Ok(())
+        },
+    )?;
+    drop(x);
     gemm_cases(&ctx, &a, &mut out)
 }
 

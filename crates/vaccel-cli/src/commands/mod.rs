@@ -3,6 +3,7 @@
 mod bench;
 mod bench_ops;
 mod bench_quant;
+mod bench_stats;
 mod demo;
 mod info;
 mod knn;

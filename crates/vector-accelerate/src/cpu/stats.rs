@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::error::Result;
 use crate::matrix::MatrixView;
 use crate::ops::stats::quantile::{
-    key, lerp, radix_select, ranks, value, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT,
+    key, lerp, pick, radix_select, ranks, value, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT,
 };
 use crate::ops::stats::Moments;
 use crate::ops::vector::Axis;
@@ -229,6 +229,8 @@ const COUNT_TASK: usize = 1 << 18;
 struct CpuCounter<'a> {
     data: &'a [f32],
     len: usize,
+    /// Pass-0 histograms of the current batch (2048 per segment).
+    first: Vec<u64>,
 }
 
 impl CpuCounter<'_> {
@@ -237,46 +239,60 @@ impl CpuCounter<'_> {
     }
 }
 
+/// Element-wise sum of two histograms.
+fn add(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
+    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+    a
+}
+
 impl Counter for CpuCounter<'_> {
-    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<(Vec<u64>, Vec<u64>)> {
+    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<Vec<(u64, u64)>> {
         let (shift, width) = DIGITS[0];
         let bins = 1usize << width;
-        let mut hist = Vec::with_capacity(segs.len() * bins);
-        let mut nf = Vec::with_capacity(segs.len());
+        self.first = Vec::with_capacity(segs.len() * bins);
+        let mut out = Vec::with_capacity(segs.len());
         for s in segs {
-            let (h, n) = self
+            // The last bin counts the non-finite values.
+            let h = self
                 .segment(s)
                 .par_chunks(COUNT_TASK)
                 .map(|c| {
-                    let mut h = vec![0u64; bins];
-                    let mut n = 0u64;
+                    let mut h = vec![0u64; bins + 1];
                     for &x in c {
-                        if x.is_finite() {
-                            h[(key(x) >> shift) as usize] += 1;
+                        let b = if x.is_finite() {
+                            (key(x) >> shift) as usize
                         } else {
-                            n += 1;
-                        }
+                            bins
+                        };
+                        h[b] += 1;
                     }
-                    (h, n)
+                    h
                 })
-                .reduce(
-                    || (vec![0u64; bins], 0),
-                    |(mut a, n), (b, m)| {
-                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                        (a, n + m)
-                    },
-                );
-            hist.extend_from_slice(&h);
-            nf.push(n);
+                .reduce(|| vec![0u64; bins + 1], add);
+            out.push((self.len as u64 - h[bins], h[bins]));
+            self.first.extend_from_slice(&h[..bins]);
         }
-        Ok((hist, nf))
+        Ok(out)
     }
 
-    fn refine(&mut self, pass: usize, slots: &[(usize, u32)]) -> Result<Vec<u64>> {
+    fn pick_first(&mut self, targets: &[(usize, u64)]) -> Result<Vec<(u32, u64)>> {
+        let bins = 1usize << DIGITS[0].1;
+        targets
+            .iter()
+            .map(|&(s, r)| pick(&self.first[s * bins..(s + 1) * bins], r))
+            .collect()
+    }
+
+    fn refine(
+        &mut self,
+        pass: usize,
+        slots: &[(usize, u32)],
+        targets: &[(usize, u64)],
+    ) -> Result<Vec<(u32, u64)>> {
         let (shift, width) = DIGITS[pass];
         let (bins, hi) = (1usize << width, shift + width);
         let mask = (bins - 1) as u32;
-        let mut out = vec![0u64; slots.len() * bins];
+        let mut hist = vec![0u64; slots.len() * bins];
         let mut i = 0;
         while i < slots.len() {
             let s = slots[i].0;
@@ -301,17 +317,14 @@ impl Counter for CpuCounter<'_> {
                     }
                     h
                 })
-                .reduce(
-                    || vec![0u64; np * bins],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                        a
-                    },
-                );
-            out[i * bins..j * bins].copy_from_slice(&h);
+                .reduce(|| vec![0u64; np * bins], add);
+            hist[i * bins..j * bins].copy_from_slice(&h);
             i = j;
         }
-        Ok(out)
+        targets
+            .iter()
+            .map(|&(slot, r)| pick(&hist[slot * bins..(slot + 1) * bins], r))
+            .collect()
     }
 }
 
@@ -360,7 +373,11 @@ pub(crate) fn quantiles(x: MatrixView<'_>, axis: Axis, levels: &[f64]) -> Result
                 (*c, *n) = sorted_segment(&data[s * len..(s + 1) * len], levels, o);
             });
     } else {
-        let mut counter = CpuCounter { data: &data, len };
+        let mut counter = CpuCounter {
+            data: &data,
+            len,
+            first: Vec::new(),
+        };
         for start in (0..nseg).step_by(SEGMENT_BATCH) {
             let segs = start..(start + SEGMENT_BATCH).min(nseg);
             radix_select(

@@ -16,7 +16,9 @@ use super::tensor::{upload_slice, CudaRows};
 use crate::cpu::stats::QuantileResult;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
-use crate::ops::stats::quantile::{radix_select, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT};
+use crate::ops::stats::quantile::{
+    inconsistent, radix_select, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT,
+};
 use crate::ops::stats::Moments;
 use crate::ops::vector::Axis;
 
@@ -190,6 +192,53 @@ struct CudaCounter<'a> {
     dev: &'a CudaDevice,
     data: CudaView<'a, f32>,
     len: usize,
+    /// Pass-0 histograms of the current batch (2048 per segment).
+    first: Option<CudaSlice<u64>>,
+}
+
+/// For each target `(slot, rank)`: the digit of histogram `slot` (of
+/// `bins` counts in `hist`) holding the rank and the rank within it,
+/// found on the device (only the answers are downloaded).
+fn pick_on_device(
+    dev: &CudaDevice,
+    hist: &CudaSlice<u64>,
+    bins: usize,
+    targets: &[(usize, u64)],
+) -> Result<Vec<(u32, u64)>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let slot: Vec<u32> = targets.iter().map(|t| t.0 as u32).collect();
+    let rank: Vec<u64> = targets.iter().map(|t| t.1).collect();
+    let (slot_d, rank_d) = (upload_slice(dev, &slot)?, upload_slice(dev, &rank)?);
+    let n = targets.len();
+    let mut digit = dev.alloc::<u32>(n)?;
+    let mut rest = dev.alloc::<u64>(n)?;
+    let f = dev.func(MODULE, "va_radix_pick")?;
+    let (bins_i, n_i) = (bins as i32, n as i64);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(hist).arg(&bins_i).arg(&slot_d).arg(&rank_d).arg(&n_i);
+    b.arg(&mut digit).arg(&mut rest);
+    let cfg = LaunchConfig {
+        grid_dim: ((n * 32).div_ceil(256) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: every slot indexes a histogram of `bins` counts in hist;
+    // digit and rest hold one entry per target.
+    unsafe { b.launch(cfg) }.map_err(cu("va_radix_pick launch"))?;
+    let (d, r) = (fetch(dev, &digit, n)?, fetch(dev, &rest, n)?);
+    d.into_iter()
+        .zip(r)
+        .zip(targets)
+        .map(|((d, r), t)| {
+            if d == u32::MAX {
+                Err(inconsistent(t.1))
+            } else {
+                Ok((d, r))
+            }
+        })
+        .collect()
 }
 
 impl CudaCounter<'_> {
@@ -205,7 +254,7 @@ impl CudaCounter<'_> {
 }
 
 impl Counter for CudaCounter<'_> {
-    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<(Vec<u64>, Vec<u64>)> {
+    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<Vec<(u64, u64)>> {
         let dev = self.dev;
         let ns = segs.len();
         let mut hist = zeros::<u64>(dev, ns * 2048)?;
@@ -227,17 +276,33 @@ impl Counter for CudaCounter<'_> {
         };
         // SAFETY: base holds ns segments of len floats; hist ns*2048 counts, nf ns.
         unsafe { b.launch(cfg) }.map_err(cu("va_radix_first launch"))?;
-        let h = fetch(dev, &hist, ns * 2048)?;
-        let n = fetch(dev, &nf, ns)?;
-        Ok((h, n))
+        let nf = fetch(dev, &nf, ns)?;
+        self.first = Some(hist);
+        Ok(nf.into_iter().map(|b| (self.len as u64 - b, b)).collect())
     }
 
-    fn refine(&mut self, pass: usize, slots: &[(usize, u32)]) -> Result<Vec<u64>> {
+    fn pick_first(&mut self, targets: &[(usize, u64)]) -> Result<Vec<(u32, u64)>> {
+        match &self.first {
+            Some(h) => pick_on_device(self.dev, h, 2048, targets),
+            None => Err(Error::invalid(
+                "quantile selection",
+                "pass 1",
+                "no first pass",
+            )),
+        }
+    }
+
+    fn refine(
+        &mut self,
+        pass: usize,
+        slots: &[(usize, u32)],
+        targets: &[(usize, u64)],
+    ) -> Result<Vec<(u32, u64)>> {
         let dev = self.dev;
         let (shift, width) = DIGITS[pass];
         let bins = 1usize << width;
         let max_slots = REFINE_SMEM / (bins * 4);
-        let mut out = vec![0u64; slots.len() * bins];
+        let mut out = vec![(0u32, 0u64); targets.len()];
         // Each segment's slots, as index ranges into `slots` (sorted by segment).
         let mut groups: Vec<(usize, usize, usize)> = Vec::new();
         let mut i = 0;
@@ -260,6 +325,8 @@ impl Counter for CudaCounter<'_> {
             REFINE_SMEM as i32,
         )
         .map_err(cu("cuFuncSetAttribute"))?;
+        // Round-local index of each slot.
+        let mut local = vec![u32::MAX; slots.len()];
         for r in 0..rounds {
             // Segments s_lo..=s_hi take part; each with up to max_slots slots.
             let live: Vec<&(usize, usize, usize)> = groups
@@ -270,7 +337,6 @@ impl Counter for CudaCounter<'_> {
             let ns = s_hi - s_lo + 1;
             let mut first = vec![0i32; ns + 1];
             let mut pre = Vec::new();
-            let mut back = Vec::new();
             let mut k = 0;
             for (s, f) in first.iter_mut().enumerate().take(ns) {
                 *f = pre.len() as i32;
@@ -283,8 +349,8 @@ impl Counter for CudaCounter<'_> {
                         .take(g.2.min(a + max_slots))
                         .skip(a)
                     {
+                        local[idx] = pre.len() as u32;
                         pre.push(slot.1 >> (shift + width));
-                        back.push(idx);
                     }
                     k += 1;
                 }
@@ -313,10 +379,22 @@ impl Counter for CudaCounter<'_> {
             // has at most max_slots slots (their counts fit REFINE_SMEM);
             // hist holds pre.len() * bins counts.
             unsafe { b.launch(cfg) }.map_err(cu("va_radix_refine launch"))?;
-            let h = fetch(dev, &hist, pre.len() * bins)?;
-            for (local, &global) in back.iter().enumerate() {
-                out[global * bins..(global + 1) * bins]
-                    .copy_from_slice(&h[local * bins..(local + 1) * bins]);
+            // The targets whose slot was counted in this round.
+            let (mut asks, mut whose) = (Vec::new(), Vec::new());
+            let lo = r * max_slots;
+            for (ti, &(slot, rank)) in targets.iter().enumerate() {
+                let g = groups.partition_point(|g| g.2 <= slot);
+                let pos = slot - groups[g].1;
+                if pos >= lo && pos < lo + max_slots {
+                    asks.push((local[slot] as usize, rank));
+                    whose.push(ti);
+                }
+            }
+            for (ti, res) in whose
+                .into_iter()
+                .zip(pick_on_device(dev, &hist, bins, &asks)?)
+            {
+                out[ti] = res;
             }
         }
         Ok(out)
@@ -385,7 +463,12 @@ pub(crate) fn quantiles(
     let mut out = vec![0f32; nseg * nl];
     let mut counts = vec![0u64; nseg];
     let mut non_finite = vec![0u64; nseg];
-    let mut counter = CudaCounter { dev, data, len };
+    let mut counter = CudaCounter {
+        dev,
+        data,
+        len,
+        first: None,
+    };
     for start in (0..nseg).step_by(SEGMENT_BATCH) {
         let segs = start..(start + SEGMENT_BATCH).min(nseg);
         radix_select(

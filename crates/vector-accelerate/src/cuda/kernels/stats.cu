@@ -14,7 +14,7 @@
 // ones are radix-selected by counting passes over digits of 11, 11 and 10
 // bits (va_radix_first, va_radix_refine) driven by the host.
 
-#define VA_MOM_BLOCK 16
+#define VA_MOM_BLOCK 64
 
 struct VaMom {
     double n, mean, m2, m3, m4;
@@ -23,7 +23,8 @@ struct VaMom {
 };
 
 struct VaSums {
-    double k, s1, s2, s3, s4;
+    double s1, s2, s3, s4;
+    u32 k;
     float mn, mx;
     u64 nf;
 };
@@ -41,7 +42,7 @@ __device__ __forceinline__ VaMom va_mom_empty() {
 
 __device__ __forceinline__ VaSums va_sums_empty() {
     VaSums s;
-    s.k = 0.0; s.s1 = 0.0; s.s2 = 0.0; s.s3 = 0.0; s.s4 = 0.0;
+    s.k = 0; s.s1 = 0.0; s.s2 = 0.0; s.s3 = 0.0; s.s4 = 0.0;
     s.mn = va_inf(); s.mx = -va_inf(); s.nf = 0;
     return s;
 }
@@ -72,8 +73,8 @@ __device__ VaMom va_mom_merge(const VaMom& a, const VaMom& b) {
 __device__ VaMom va_sums_moments(const VaSums& s, double sh) {
     VaMom m = va_mom_empty();
     m.nf = s.nf;
-    if (s.k == 0.0) return m;
-    double k = s.k, a = s.s1 / k, a2 = a * a;
+    if (s.k == 0) return m;
+    double k = (double)s.k, a = s.s1 / k, a2 = a * a;
     m.n = k;
     m.mean = sh + a;
     m.m2 = fmax(s.s2 - s.s1 * a, 0.0);
@@ -100,13 +101,13 @@ struct VaMomThread {
     }
     __device__ __forceinline__ void push(float x) {
         if (va_finite(x)) {
-            if (s.k == 0.0 && acc.n == 0.0) sh = (double)x;
+            if (s.k == 0 && acc.n == 0.0) sh = (double)x;
             double y = (double)x - sh, y2 = y * y;
-            s.k += 1.0;
+            s.k += 1;
             s.s1 += y;
             s.s2 += y2;
-            s.s3 += y2 * y;
-            s.s4 += y2 * y2;
+            s.s3 = fma(y2, y, s.s3);
+            s.s4 = fma(y2, y2, s.s4);
             s.mn = fminf(s.mn, x);
             s.mx = fmaxf(s.mx, x);
         } else {
@@ -426,5 +427,44 @@ extern "C" __global__ void __launch_bounds__(512) va_quantile_sorted(const float
             nf[seg] = bad;
         }
         __syncthreads();
+    }
+}
+
+// For target t (a warp each): the digit of histogram slot[t] (bins counts,
+// bins a multiple of 32) holding 0-based rank[t], and the rank within it
+// (digit[t] = 0xffffffff when the histogram holds fewer values: a defect).
+extern "C" __global__ void __launch_bounds__(256) va_radix_pick(const u64* hist, int bins, const u32* slot,
+                                                                const u64* rank, i64 nt, u32* digit, u64* rest) {
+    i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    int lane = threadIdx.x & 31;
+    if (t >= nt) return;  // whole warps leave together
+    const u64* h = hist + (i64)slot[t] * bins;
+    int per = bins / 32;
+    u64 mine = 0;
+    for (int i = 0; i < per; ++i) mine += h[lane * per + i];
+    u64 inc = mine;
+    for (int o = 1; o < 32; o <<= 1) {
+        u64 v = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += v;
+    }
+    u64 r = rank[t], before = inc - mine;
+    bool here = r >= before && r < inc;
+    if (__ballot_sync(0xffffffffu, here) == 0) {
+        if (lane == 0) {
+            digit[t] = 0xffffffffu;
+            rest[t] = r;
+        }
+        return;
+    }
+    if (here) {
+        for (int i = 0; i < per; ++i) {
+            u64 c = h[lane * per + i];
+            if (r < before + c) {
+                digit[t] = (u32)(lane * per + i);
+                rest[t] = r - before;
+                break;
+            }
+            before += c;
+        }
     }
 }

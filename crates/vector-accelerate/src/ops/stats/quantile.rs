@@ -21,8 +21,8 @@ pub(crate) const SMALL_SEGMENT: usize = 4096;
 pub(crate) const DIGITS: [(u32, u32); 3] = [(21, 11), (10, 11), (0, 10)];
 
 /// Segments resolved together by one radix selection (bounds the
-/// histograms kept: 2048 counts per segment).
-pub(crate) const SEGMENT_BATCH: usize = 1024;
+/// histograms kept: 2048 counts per segment and slot).
+pub(crate) const SEGMENT_BATCH: usize = 256;
 
 /// Order-preserving key of a float (`a < b` as floats, `-0.0` before
 /// `+0.0`, implies `key(a) < key(b)`).
@@ -66,20 +66,31 @@ pub(crate) fn lerp(a: f32, b: f32, t: f64) -> f32 {
     }) as f32
 }
 
-/// What a backend provides to radix-select in a batch of contiguous segments.
+/// What a backend provides to radix-select in a batch of contiguous
+/// segments. The digit histograms stay with the backend (on the device for
+/// CUDA): only counts and the picked digits cross to the planner.
 pub(crate) trait Counter {
-    /// Pass 0 over segments `segs`: per segment, the 2048-bin histogram of
-    /// the top digit of the finite values' keys (flat, segment-major), and
-    /// per segment the number of non-finite values.
-    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<(Vec<u64>, Vec<u64>)>;
-    /// Pass `pass` (1 or 2): for each slot `(segment, prefix)`, the
-    /// histogram of digit `pass` of the finite keys whose bits above that
-    /// digit equal `prefix`'s (flat, slot-major, `1 << width` bins each).
-    fn refine(&mut self, pass: usize, slots: &[(usize, u32)]) -> Result<Vec<u64>>;
+    /// Pass 0 over segments `segs`: counts the top digit of the finite
+    /// values' keys of each segment (kept for [`Counter::pick_first`]) and
+    /// returns per segment (finite values, non-finite values).
+    fn first(&mut self, segs: std::ops::Range<usize>) -> Result<Vec<(u64, u64)>>;
+    /// For each target `(segment, rank)` of the last [`Counter::first`]:
+    /// the top digit holding the 0-based rank and the rank within it.
+    fn pick_first(&mut self, targets: &[(usize, u64)]) -> Result<Vec<(u32, u64)>>;
+    /// Pass `pass` (1 or 2): counts digit `pass` of the finite keys of each
+    /// slot `(segment, prefix)` (keys whose bits above that digit equal
+    /// `prefix`'s); for each target `(slot index, rank)` returns the digit
+    /// holding the rank and the rank within it.
+    fn refine(
+        &mut self,
+        pass: usize,
+        slots: &[(usize, u32)],
+        targets: &[(usize, u64)],
+    ) -> Result<Vec<(u32, u64)>>;
 }
 
 /// The digit holding 0-based `rank` of a histogram, and the rank within it.
-fn pick(hist: &[u64], rank: u64) -> Result<(u32, u64)> {
+pub(crate) fn pick(hist: &[u64], rank: u64) -> Result<(u32, u64)> {
     let mut before = 0u64;
     for (d, &c) in hist.iter().enumerate() {
         if rank < before + c {
@@ -87,11 +98,16 @@ fn pick(hist: &[u64], rank: u64) -> Result<(u32, u64)> {
         }
         before += c;
     }
-    Err(Error::invalid(
+    Err(inconsistent(rank))
+}
+
+/// A rank the histograms do not hold (a backend defect, never the input's).
+pub(crate) fn inconsistent(rank: u64) -> Error {
+    Error::invalid(
         "quantile selection",
         rank,
-        format!("rank beyond the {before} values counted (backend inconsistency)"),
-    ))
+        "rank beyond the values counted (backend inconsistency)",
+    )
 }
 
 /// Radix selection of every segment of `segs`: writes `out[s * L + l]`
@@ -106,15 +122,13 @@ pub(crate) fn radix_select(
     non_finite: &mut [u64],
 ) -> Result<()> {
     let nl = levels.len();
-    let (h0, nf) = c.first(segs.clone())?;
-    let bins0 = 1usize << DIGITS[0].1;
-    // (segment, rank) targets with (prefix, residual rank).
-    let mut targets: Vec<(usize, u64, u32, u64)> = Vec::new();
+    let first = c.first(segs.clone())?;
+    // (segment, rank) targets, sorted, with (prefix, residual rank).
+    let mut targets: Vec<(usize, u64)> = Vec::new();
     for (i, s) in segs.clone().enumerate() {
-        let hist = &h0[i * bins0..(i + 1) * bins0];
-        let n: u64 = hist.iter().sum();
+        let (n, nf) = first[i];
         counts[s] = n;
-        non_finite[s] = nf[i];
+        non_finite[s] = nf;
         if n == 0 {
             continue;
         }
@@ -127,26 +141,31 @@ pub(crate) fn radix_select(
             .collect();
         rs.sort_unstable();
         rs.dedup();
-        for r in rs {
-            let (d, rest) = pick(hist, r)?;
-            targets.push((s, r, d << DIGITS[0].0, rest));
+        targets.extend(rs.into_iter().map(|r| (s, r)));
+    }
+    let local: Vec<(usize, u64)> = targets.iter().map(|&(s, r)| (s - segs.start, r)).collect();
+    let mut state: Vec<(u32, u64)> = c
+        .pick_first(&local)?
+        .into_iter()
+        .map(|(d, rest)| (d << DIGITS[0].0, rest))
+        .collect();
+    for (pass, &(shift, _)) in DIGITS.iter().enumerate().skip(1) {
+        // Prefixes are monotone in the rank within a segment, so the
+        // (segment, prefix) pairs come out sorted.
+        let mut slots: Vec<(usize, u32)> = Vec::new();
+        let mut asks: Vec<(usize, u64)> = Vec::with_capacity(targets.len());
+        for (t, st) in targets.iter().zip(&state) {
+            if slots.last() != Some(&(t.0, st.0)) {
+                slots.push((t.0, st.0));
+            }
+            asks.push((slots.len() - 1, st.1));
+        }
+        let picked = c.refine(pass, &slots, &asks)?;
+        for (st, (d, rest)) in state.iter_mut().zip(picked) {
+            st.0 |= d << shift;
+            st.1 = rest;
         }
     }
-    for (pass, &(shift, width)) in DIGITS.iter().enumerate().skip(1) {
-        let mut slots: Vec<(usize, u32)> = targets.iter().map(|t| (t.0, t.2)).collect();
-        slots.dedup();
-        let hist = c.refine(pass, &slots)?;
-        let bins = 1usize << width;
-        for t in targets.iter_mut() {
-            let i = slots
-                .binary_search(&(t.0, t.2))
-                .expect("targets are sorted by (segment, prefix)");
-            let (d, rest) = pick(&hist[i * bins..(i + 1) * bins], t.3)?;
-            t.2 |= d << shift;
-            t.3 = rest;
-        }
-    }
-    // Targets stay sorted by (segment, rank): look ranks up per segment.
     let mut k = 0;
     for s in segs {
         let n = counts[s];
@@ -154,11 +173,8 @@ pub(crate) fn radix_select(
         while k < targets.len() && targets[k].0 == s {
             k += 1;
         }
-        let mine = &targets[start..k];
-        let at = |r: u64| -> f32 {
-            let j = mine.partition_point(|t| t.1 < r);
-            value(mine[j].2)
-        };
+        let (mine, keys) = (&targets[start..k], &state[start..k]);
+        let at = |r: u64| -> f32 { value(keys[mine.partition_point(|t| t.1 < r)].0) };
         for (l, &q) in levels.iter().enumerate() {
             out[s * nl + l] = if n == 0 {
                 f32::NAN
