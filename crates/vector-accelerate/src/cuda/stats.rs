@@ -100,8 +100,12 @@ pub(crate) fn describe(dev: &CudaDevice, x: &Input<'_>, axis: Axis) -> Result<Ve
     let xd = whole(dev, x)?;
     let xs = f32_view(xd.rows())?;
     let (rows_i, dim_i) = (rows as i64, dim as i64);
+    // One segment (a single column or row) takes the whole-array kernels.
+    let flat = axis == Axis::All
+        || (axis == Axis::PerColumn && dim == 1)
+        || (axis == Axis::PerRow && rows == 1);
     let (out, n) = match axis {
-        Axis::All => {
+        _ if flat => {
             let n = rows * dim;
             let blocks = n.div_ceil(256 * 16).clamp(1, dev.sm_count() * 8);
             let mut part = dev.alloc::<Mom>(blocks)?;
@@ -130,7 +134,7 @@ pub(crate) fn describe(dev: &CudaDevice, x: &Input<'_>, axis: Axis) -> Result<Ve
             unsafe { b.launch(cfg) }.map_err(cu("va_mom_final_one launch"))?;
             (out, 1)
         }
-        Axis::PerRow => {
+        Axis::PerRow | Axis::All => {
             let mut out = dev.alloc::<Mom>(rows)?;
             let f = dev.func(MODULE, "va_mom_rows")?;
             let blocks = rows.div_ceil(8).clamp(1, dev.sm_count() * 64);

@@ -48,7 +48,7 @@ __device__ __forceinline__ VaSums va_sums_empty() {
 }
 
 // The accumulator of both sets (Moments::merge of ops/stats/moments.rs).
-__device__ VaMom va_mom_merge(const VaMom& a, const VaMom& b) {
+__device__ __forceinline__ VaMom va_mom_merge(const VaMom& a, const VaMom& b) {
     if (b.n == 0.0 || a.n == 0.0) {
         VaMom r = (b.n == 0.0) ? a : b;
         r.nf = a.nf + b.nf;
@@ -70,7 +70,7 @@ __device__ VaMom va_mom_merge(const VaMom& a, const VaMom& b) {
 }
 
 // Central moments of shifted power sums (cpu::stats::Sums::moments).
-__device__ VaMom va_sums_moments(const VaSums& s, double sh) {
+__device__ __forceinline__ VaMom va_sums_moments(const VaSums& s, double sh) {
     VaMom m = va_mom_empty();
     m.nf = s.nf;
     if (s.k == 0) return m;
@@ -152,8 +152,23 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_flat_part(const float* 
     t.init();
     bool vec = (((size_t)x) & 15) == 0;
     i64 n4 = vec ? n / 4 : 0;
-    for (i64 i = tid; i < n4; i += stride) {
-        float4 v = reinterpret_cast<const float4*>(x)[i];
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    i64 i = tid;
+    // Two 16-byte loads in flight per thread.
+    for (; i + stride < n4; i += 2 * stride) {
+        float4 v = x4[i], w = x4[i + stride];
+        t.push(v.x);
+        t.push(v.y);
+        t.push(v.z);
+        t.push(v.w);
+        t.push(w.x);
+        t.push(w.y);
+        t.push(w.z);
+        t.push(w.w);
+        t.step(8);
+    }
+    for (; i < n4; i += stride) {
+        float4 v = x4[i];
         t.push(v.x);
         t.push(v.y);
         t.push(v.z);
@@ -196,7 +211,16 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_rows(const float* x, i6
         const float* xr = x + r * dim;
         VaMomThread t;
         t.init();
-        for (i64 j = lane; j < dim; j += 32) {
+        i64 d4 = ((((size_t)xr) & 15) == 0) ? dim / 4 : 0;
+        for (i64 j = lane; j < d4; j += 32) {
+            float4 v = reinterpret_cast<const float4*>(xr)[j];
+            t.push(v.x);
+            t.push(v.y);
+            t.push(v.z);
+            t.push(v.w);
+            t.step(4);
+        }
+        for (i64 j = d4 * 4 + lane; j < dim; j += 32) {
             t.push(xr[j]);
             t.step(1);
         }
@@ -220,15 +244,14 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_cols_part(const float* 
     t.init();
     if (c < dim) {
         i64 r = r0 + threadIdx.y;
-        // Four loads in flight per thread.
-        for (; r + 24 < r1; r += 32) {
-            float v0 = x[r * dim + c], v1 = x[(r + 8) * dim + c];
-            float v2 = x[(r + 16) * dim + c], v3 = x[(r + 24) * dim + c];
-            t.push(v0);
-            t.push(v1);
-            t.push(v2);
-            t.push(v3);
-            t.step(4);
+        // Eight loads in flight per thread.
+        for (; r + 56 < r1; r += 64) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) v[u] = x[(r + 8 * u) * dim + c];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) t.push(v[u]);
+            t.step(8);
         }
         for (; r < r1; r += 8) {
             t.push(x[r * dim + c]);
