@@ -340,3 +340,72 @@ impl DeviceMatrix {
         }
     }
 }
+
+#[derive(Debug)]
+enum IdStorage {
+    Host(Vec<u64>),
+    Cuda(Arc<CudaDevice>, CudaSlice<u64>),
+}
+
+/// Indices (`u64`) resident on a context's device: the result of
+/// [`arg_reduce_resident`](crate::vector::arg_reduce_resident). A
+/// [`DeviceMatrix`] holds `f32` values, which represent integers exactly
+/// only up to `2^24`, so indices (flat indices of arrays larger than that
+/// included) get their own type; on a CPU context they are host memory.
+#[derive(Debug)]
+pub struct DeviceIds {
+    storage: IdStorage,
+    len: usize,
+}
+
+impl DeviceIds {
+    pub(crate) fn from_host(ids: Vec<u64>) -> Self {
+        let len = ids.len();
+        Self {
+            storage: IdStorage::Host(ids),
+            len,
+        }
+    }
+
+    pub(crate) fn from_cuda(dev: &Arc<CudaDevice>, ids: CudaSlice<u64>, len: usize) -> Self {
+        Self {
+            storage: IdStorage::Cuda(dev.clone(), ids),
+            len,
+        }
+    }
+
+    /// Number of indices.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no indices (never true for a reduction's result).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The device holding the indices.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            IdStorage::Host(_) => Device::Cpu,
+            IdStorage::Cuda(d, _) => Device::Cuda(d.ordinal()),
+        }
+    }
+
+    /// Copies the indices to the host (waits for the work that makes them).
+    pub fn to_host(&self) -> Result<Vec<u64>> {
+        match &self.storage {
+            IdStorage::Host(v) => Ok(v.clone()),
+            IdStorage::Cuda(dev, s) => {
+                let _g = dev.lock();
+                let mut v = dev
+                    .stream
+                    .clone_dtoh(s)
+                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                dev.sync()?;
+                v.truncate(self.len);
+                Ok(v)
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! `vaccel bench ops`: the vector utilities on a resident matrix (results
-//! left on the device, or small results brought back), in bandwidth of the
+//! left on the device; the row reductions also with their results brought
+//! back), in bandwidth of the
 //! ideal traffic: the bytes one pass must read and write; then GEMM on
 //! resident operands in each precision, and GEMM with bias and ReLU.
 
@@ -11,8 +12,9 @@ use clap::Args;
 use vector_accelerate::diagnostics::measure_ceilings;
 use vector_accelerate::linalg::{gemm_fused_resident, gemm_resident, Activation, GemmOptions};
 use vector_accelerate::vector::{
-    self, binary_resident, logsumexp, map_resident, normalize_resident, softmax_resident,
-    ArgReduction, Axis, Binary, Operand, Reduction, Unary,
+    self, arg_reduce_resident, binary_resident, logsumexp, logsumexp_resident, map_resident,
+    normalize_resident, reduce_resident, softmax_resident, ArgReduction, Axis, Binary, Operand,
+    Reduction, Unary,
 };
 use vector_accelerate::{Context, Matrix, Precision};
 
@@ -130,28 +132,43 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         )
     })?;
     report("relu(x * 1.5 + 0.5) fused", ms, 2.0 * size)?;
+    // Reductions leave their results on the device (as PyTorch's do); the
+    // row cases are also shown with the results downloaded.
     for (name, axis) in [
         ("sum (all)", Axis::All),
         ("sum per row", Axis::PerRow),
         ("sum per column", Axis::PerColumn),
     ] {
         let ms = time_ms(&ctx, r, || {
-            Ok(vector::reduce(&ctx, &x, Reduction::Sum, axis).map(drop)?)
+            Ok(reduce_resident(&ctx, &x, Reduction::Sum, axis).map(drop)?)
         })?;
         report(name, ms, size)?;
     }
     let ms = time_ms(&ctx, r, || {
-        Ok(vector::reduce(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn).map(drop)?)
+        Ok(vector::reduce(&ctx, &x, Reduction::Sum, Axis::PerRow).map(drop)?)
+    })?;
+    report("sum per row, results downloaded", ms, size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(
+            reduce_resident(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn)
+                .map(drop)?,
+        )
     })?;
     report("variance per column (with the mean, one pass)", ms, size)?;
     let ms = time_ms(&ctx, r, || {
-        Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+        Ok(arg_reduce_resident(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
     })?;
     report("argmax per row", ms, size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+    })?;
+    report("argmax per row, indices downloaded", ms, size)?;
     let ms = time_ms(&ctx, r, || Ok(softmax_resident(&ctx, &x).map(drop)?))?;
     report("softmax per row", ms, 2.0 * size)?;
-    let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    let ms = time_ms(&ctx, r, || Ok(logsumexp_resident(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row", ms, size)?;
+    let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    report("log-sum-exp per row, results downloaded", ms, size)?;
     drop((x, y, z));
     gemm_cases(&ctx, &a, &mut out)
 }

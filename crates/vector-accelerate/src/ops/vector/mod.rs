@@ -36,8 +36,11 @@ pub use elementwise::{
     binary, binary_in_place, binary_resident, binary_then, map, map_in_place, map_resident, Operand,
 };
 pub use normalize::{normalize, normalize_in_place, normalize_resident, normalize_with_norms};
-pub use reduce::{arg_reduce, argmax, argmin, max, mean, min, reduce, sum, variance};
-pub use softmax::{logsumexp, softmax, softmax_in_place, softmax_resident};
+pub use reduce::{
+    arg_reduce, arg_reduce_resident, argmax, argmin, max, mean, min, reduce, reduce_resident, sum,
+    variance,
+};
+pub use softmax::{logsumexp, logsumexp_resident, softmax, softmax_in_place, softmax_resident};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
