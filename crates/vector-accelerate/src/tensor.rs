@@ -35,8 +35,9 @@ pub struct DeviceMatrix {
     rows: usize,
     dim: usize,
     binary: bool,
-    /// Whether any value is negative (weighted Jaccard refuses such rows).
-    has_negative: bool,
+    /// Whether any value is negative (weighted Jaccard refuses such rows);
+    /// found on first use for host rows taken over from a CPU result.
+    has_negative: OnceLock<bool>,
     pub(crate) storage: Storage,
     /// Squared row norms on the device, computed on first use by a GEMM metric.
     norms: OnceLock<CudaSlice<f32>>,
@@ -77,7 +78,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary,
-            has_negative,
+            has_negative: OnceLock::from(has_negative),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -133,7 +134,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary: false,
-            has_negative,
+            has_negative: OnceLock::from(has_negative),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -143,12 +144,11 @@ impl DeviceMatrix {
     /// Host rows of a CPU context taken over without a copy (results that
     /// the CPU backend leaves "resident").
     pub(crate) fn from_host_f32(data: Vec<f32>, dim: usize) -> Self {
-        let has_negative = data.iter().any(|v| *v < 0.0);
         Self {
             rows: data.len() / dim.max(1),
             dim,
             binary: false,
-            has_negative,
+            has_negative: OnceLock::new(),
             storage: Storage::Host(HostRows::F32(data)),
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -169,7 +169,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary,
-            has_negative,
+            has_negative: OnceLock::from(has_negative),
             storage: Storage::Cuda(dev.clone(), rows_data),
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -204,7 +204,7 @@ impl DeviceMatrix {
             rows: self.rows,
             dim: self.dim,
             binary: self.binary,
-            has_negative: self.has_negative,
+            has_negative: OnceLock::from(self.has_negative()),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -262,7 +262,10 @@ impl DeviceMatrix {
 
     /// Whether any value is negative.
     pub(crate) fn has_negative(&self) -> bool {
-        self.has_negative
+        *self.has_negative.get_or_init(|| match &self.storage {
+            Storage::Host(HostRows::F32(v)) => v.iter().any(|x| *x < 0.0),
+            _ => true,
+        })
     }
 
     /// The device holding the rows.

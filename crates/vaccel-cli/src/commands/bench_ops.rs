@@ -107,11 +107,23 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
     let r = a.repeats;
     let ms = time_ms(&ctx, r, || Ok(normalize_resident(&ctx, &mut z).map(drop)?))?;
     report("normalise rows in place (norms returned)", ms, 2.0 * size)?;
-    let maps: [(&str, &[Unary]); 4] = [
+    let maps: [(&str, &[Unary]); 10] = [
         ("x + 1.5", &[Unary::Add(1.5)]),
         ("exp(x)", &[Unary::Exp]),
+        ("log(x)", &[Unary::Log]),
         ("sigmoid(x)", &[Unary::Sigmoid]),
+        ("tanh(x)", &[Unary::Tanh]),
+        ("sin(x)", &[Unary::Sin]),
+        ("cos(x)", &[Unary::Cos]),
         ("gelu(x) (erf)", &[Unary::Gelu]),
+        (
+            "tanh(exp(0.5 x) - 1) chain",
+            &[Unary::Mul(0.5), Unary::Exp, Unary::Add(-1.0), Unary::Tanh],
+        ),
+        (
+            "sqrt(|sin(x)|) chain",
+            &[Unary::Sin, Unary::Abs, Unary::Sqrt],
+        ),
     ];
     for (name, chain) in maps {
         let ms = time_ms(&ctx, r, || Ok(map_resident(&ctx, &x, chain).map(drop)?))?;

@@ -15,6 +15,7 @@ pub(crate) mod quant_simd;
 pub(crate) mod quantize;
 pub(crate) mod select;
 pub(crate) mod vector;
+pub(crate) mod vmath;
 
 use crate::matrix::{BinaryView, MatrixView};
 

@@ -1302,3 +1302,90 @@ fn cuda_row_sums_keep_the_warp_order() {
         }
     }
 }
+
+/// Every 997th `f32` bit pattern (both signs, zeros, subnormals, normals,
+/// infinities and NaNs on the way) plus the special values.
+fn sweep() -> Vec<f32> {
+    let mut v: Vec<f32> = (0..=u32::MAX).step_by(997).map(f32::from_bits).collect();
+    v.extend([
+        0.0,
+        -0.0,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        f32::from_bits(0x8000_0001),
+        f32::MAX,
+        f32::MIN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        88.72283,
+        88.72284,
+        -87.33654,
+        -103.97208,
+        -103.97209,
+        1.0,
+        -1.0,
+        std::f32::consts::FRAC_PI_2,
+        std::f32::consts::PI,
+        65536.0,
+        65537.0,
+        -65536.0,
+        9.0,
+        10.0,
+        -10.5,
+        1e-30,
+        -1e-30,
+    ]);
+    v
+}
+
+#[test]
+fn cpu_transcendental_maps_are_within_their_documented_ulps() {
+    // (op, reference, documented bound in ulps against the exact value
+    // rounded to f32: the CPU bounds of `Unary`'s documentation).
+    type Case = (Unary, fn(f64) -> f64, u32);
+    let cases: [Case; 6] = [
+        (Unary::Exp, f64::exp, 1),
+        (Unary::Log, f64::ln, 1),
+        (Unary::Sin, f64::sin, 2),
+        (Unary::Cos, f64::cos, 2),
+        (Unary::Tanh, f64::tanh, 2),
+        (Unary::Sigmoid, |x| 1.0 / (1.0 + (-x).exp()), 2),
+    ];
+    let ctx = Context::cpu();
+    let xs = sweep();
+    let n = xs.len();
+    let x = Matrix::new(xs, n).unwrap();
+    for (op, f, bound) in cases {
+        let y = map(&ctx, &x, &[op]).unwrap();
+        let mut worst = (0u32, 0f32);
+        for (&v, &g) in x.as_slice().iter().zip(y.as_slice()) {
+            let want = f(v as f64) as f32;
+            let u = ulps(g, want);
+            if u > worst.0 {
+                worst = (u, v);
+            }
+            assert!(
+                u <= bound,
+                "{op:?}({v:e} = {:#x}): {g:e} vs fp64 {want:e} ({u} ulps > {bound})",
+                v.to_bits()
+            );
+            // Signed zeros are kept exactly.
+            if want == 0.0 && g == 0.0 {
+                assert_eq!(
+                    g.is_sign_negative(),
+                    want.is_sign_negative(),
+                    "{op:?}({v:e}): sign of zero"
+                );
+            }
+        }
+        eprintln!("{op:?}: at most {} ulps (at x = {:e})", worst.0, worst.1);
+        // The chained path and the single-value path give the same bits.
+        let z = binary_then(&ctx, &x, Binary::Mul, 1.0, &[op]).unwrap();
+        assert!(
+            same_bits(z.as_slice(), y.as_slice()),
+            "{op:?}: binary_then epilogue"
+        );
+    }
+}
