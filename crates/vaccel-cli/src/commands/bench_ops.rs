@@ -233,6 +233,14 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
             ("bf16", Precision::Bf16),
             ("f16", Precision::F16),
         ];
+        let row = |out: &mut dyn Write, name: &str, ms: f64| -> Result<()> {
+            writeln!(
+                out,
+                "| {name} | {m} x {n} x {k} | {ms:.3} | {:.2} |",
+                flops / (ms / 1e3) / 1e12
+            )?;
+            Ok(())
+        };
         for (name, precision) in precisions {
             let o = GemmOptions {
                 precision,
@@ -241,25 +249,19 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
             let ms = time_ms(ctx, a.repeats, || {
                 Ok(gemm_resident(ctx, &ad, &bd, None, &o).map(drop)?)
             })?;
-            writeln!(
-                out,
-                "| gemm {name} | {m} x {n} x {k} | {ms:.3} | {:.2} |",
-                flops / (ms / 1e3) / 1e12
-            )?;
+            row(out, &format!("gemm {name}"), ms)?;
+            if precision == Precision::Exact {
+                // The fused form right below the plain GEMM of the same shape.
+                let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
+                let ms = time_ms(ctx, a.repeats, || {
+                    Ok(
+                        gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
+                            .map(drop)?,
+                    )
+                })?;
+                row(out, "relu(A B + bias) fp32 exact (fused)", ms)?;
+            }
         }
-        let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
-        let o = GemmOptions::default();
-        let ms = time_ms(ctx, a.repeats, || {
-            Ok(
-                gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
-                    .map(drop)?,
-            )
-        })?;
-        writeln!(
-            out,
-            "| relu(A B + bias) fp32 exact | {m} x {n} x {k} | {ms:.3} | {:.2} |",
-            flops / (ms / 1e3) / 1e12
-        )?;
     }
     Ok(())
 }
