@@ -7,6 +7,7 @@ the ideal traffic (the bytes one pass must read and write). NumPy runs its ufunc
 the sums use its pairwise summation in float32 unless noted.
 
     python3 bench/peers/numpy_ops.py --gib 0.125 --repeats 5
+    python3 bench/peers/numpy_ops.py --gib 0.37253 --dim 1000 --maps-only  # 10^8 elements
 
 The statistics cases (after the vector ones) match `vaccel bench ops`' statistics rows:
 descriptive statistics with `scipy.stats.describe` (count, min/max, mean, variance, skewness,
@@ -46,6 +47,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--gemm", type=int, default=1024, help="size of the square float32 matmul case")
     ap.add_argument("--quantile-n", type=int, default=10_000_000, help="values of the quantile case")
+    ap.add_argument("--maps-only", action="store_true", help="only the element-wise maps")
     a = ap.parse_args()
     rows = int(a.gib * 2**30) // 4 // a.dim
     rng = np.random.default_rng(a.seed)
@@ -67,6 +69,12 @@ def main():
         ("normalise rows in place (norms in f64)", normalise_in_place, 2 * size),
         ("x + 1.5", lambda: x + np.float32(1.5), 2 * size),
         ("exp(x)", lambda: np.exp(x), 2 * size),
+        ("log(x)", lambda: np.log(x), 2 * size),
+        ("tanh(x)", lambda: np.tanh(x), 2 * size),
+        ("sin(x)", lambda: np.sin(x), 2 * size),
+        ("cos(x)", lambda: np.cos(x), 2 * size),
+        ("tanh(exp(0.5 x) - 1) chain (four passes)", lambda: np.tanh(np.exp(x * np.float32(0.5)) - np.float32(1)), 2 * size),
+        ("sqrt(|sin(x)|) chain (three passes)", lambda: np.sqrt(np.abs(np.sin(x))), 2 * size),
         ("x * y", lambda: x * y, 3 * size),
         ("x + row vector", lambda: x + r, 2 * size),
         ("relu(x * 1.5 + 0.5) (three passes)", lambda: np.maximum(x * np.float32(1.5) + np.float32(0.5), 0), 2 * size),
@@ -83,9 +91,14 @@ def main():
             ("softmax per row (scipy)", lambda: softmax(x, axis=1), 2 * size),
             ("log-sum-exp per row (scipy)", lambda: logsumexp(x, axis=1), size),
         ]
+    if a.maps_only:
+        maps = ("x + 1.5", "exp", "log", "tanh", "sin", "cos", "chain", "sigmoid", "gelu")
+        cases = [c for c in cases if c[0].startswith(maps) or "chain" in c[0]]
     for name, fn, nbytes in cases:
         ms = timed(fn, a.repeats)
         print(f"| {name} | {rows} x {a.dim} | {ms:.2f} | {nbytes / (ms / 1e3) / 1e9:.2f} |", flush=True)
+    if a.maps_only:
+        return
     stats_cases(a, rng, x)
     p = rng.standard_normal((a.gemm, a.gemm), dtype=np.float32)
     q = rng.standard_normal((a.gemm, a.gemm), dtype=np.float32)

@@ -15,7 +15,8 @@ Sections (--only takes a comma list, default all):
             on the rows x --dim array: scipy-style describe per column and per row with torch
             ops, torch.median per column, torch.cov.
   gemm      torch.matmul at fp32 (TF32 off), tf32, bf16 and f16 on square and odd shapes, and
-            relu(x @ w + b) as one expression vs torch.addmm + relu.
+            relu(x @ w + b) as PyTorch runs it (matmul, add, relu) and torch.addmm + relu, next
+            to x @ w alone, on the --gemm shapes (those of `vaccel bench ops`).
 
     python3 bench/peers/torch_ops.py --gib 1 --only vector,stats
 """
@@ -123,17 +124,35 @@ def section_gemm(a):
             ms = timed(lambda: p @ q, a.repeats)
             print(f"| matmul {prec} | {m} x {n} x {k} | {ms:.3f} | {2 * m * n * k / (ms / 1e3) / 1e12:.2f} |", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = False
-    m, n, k = 8192, 4096, 4096
-    x = torch.randn(m, k, device="cuda")
-    w = torch.randn(k, n, device="cuda")
-    b = torch.randn(n, device="cuda")
-    for name, fn in [
-        ("relu(x @ w + b)", lambda: torch.relu(x @ w + b)),
-        ("relu(addmm(b, x, w))", lambda: torch.relu(torch.addmm(b, x, w))),
-        ("x @ w alone", lambda: x @ w),
-    ]:
-        ms = timed(fn, a.repeats)
-        print(f"| {name} fp32 | {m} x {n} x {k} | {ms:.3f} | {2 * m * n * k / (ms / 1e3) / 1e12:.2f} |", flush=True)
+    # GEMM + bias + ReLU on the shapes of `vaccel bench ops --gemm` (the same default list), fp32
+    # with TF32 off, each next to the plain matmul of the same shape: as PyTorch runs it without
+    # fusion (matmul, add, relu: three kernels) and with the bias folded into the GEMM (addmm,
+    # then relu).
+    print("\n### gemm + bias + relu (fp32, TF32 off; TFLOP/s of the GEMM's 2mnk)")
+    print("| case | shape (m x n x k) | median ms | TFLOP/s |")
+    print("|---|---|---:|---:|", flush=True)
+    for m, n, k in parse_shapes(a.gemm):
+        x = torch.randn(m, k, device="cuda")
+        w = torch.randn(k, n, device="cuda")
+        b = torch.randn(n, device="cuda")
+        for name, fn in [
+            ("x @ w alone", lambda: x @ w),
+            ("relu(x @ w + b) (matmul, add, relu)", lambda: torch.relu(x @ w + b)),
+            ("relu(addmm(b, x, w))", lambda: torch.relu(torch.addmm(b, x, w))),
+        ]:
+            ms = timed(fn, a.repeats)
+            print(f"| {name} fp32 | {m} x {n} x {k} | {ms:.3f} | {2 * m * n * k / (ms / 1e3) / 1e12:.2f} |", flush=True)
+
+
+def parse_shapes(spec):
+    """`MxNxK` comma list -> [(m, n, k)]."""
+    out = []
+    for t in spec.split(","):
+        v = [int(u) for u in t.strip().split("x")]
+        if len(v) != 3 or min(v) < 1:
+            raise SystemExit(f"--gemm: {t!r} is not MxNxK with sizes >= 1")
+        out.append(tuple(v))
+    return out
 
 
 SECTIONS = {"vector": section_vector, "stats": section_stats, "gemm": section_gemm}
@@ -147,6 +166,11 @@ def main():
     ap.add_argument("--sort-n", type=int, default=100_000_000)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--only", default=",".join(SECTIONS))
+    ap.add_argument(
+        "--gemm",
+        default="4096x4096x4096,8192x8192x8192,4097x4095x1023,1x1000x3",
+        help="MxNxK shapes of the GEMM + bias + ReLU cases (the default list of vaccel bench ops)",
+    )
     a = ap.parse_args()
     only = [s.strip() for s in a.only.split(",") if s.strip()]
     for s in only:

@@ -47,7 +47,7 @@ pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
 pub use ops::{cluster, diagnostics, distance, linalg, quantize, select, stats, vector};
 pub use pinned::PinnedMatrix;
 pub use precision::Precision;
-pub use tensor::DeviceMatrix;
+pub use tensor::{DeviceIds, DeviceMatrix};
 
 /// When set, every device output buffer is filled with 0xFF bytes (NaN /
 /// `u64::MAX`) before kernels write it, so a test sees any unwritten element.

@@ -35,8 +35,9 @@ pub struct DeviceMatrix {
     rows: usize,
     dim: usize,
     binary: bool,
-    /// Whether any value is negative (weighted Jaccard refuses such rows).
-    has_negative: bool,
+    /// Whether any value is negative (weighted Jaccard refuses such rows);
+    /// found on first use for host rows taken over from a CPU result.
+    has_negative: OnceLock<bool>,
     pub(crate) storage: Storage,
     /// Squared row norms on the device, computed on first use by a GEMM metric.
     norms: OnceLock<CudaSlice<f32>>,
@@ -77,7 +78,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary,
-            has_negative,
+            has_negative: OnceLock::from(has_negative),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -133,7 +134,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary: false,
-            has_negative,
+            has_negative: OnceLock::from(has_negative),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -143,12 +144,11 @@ impl DeviceMatrix {
     /// Host rows of a CPU context taken over without a copy (results that
     /// the CPU backend leaves "resident").
     pub(crate) fn from_host_f32(data: Vec<f32>, dim: usize) -> Self {
-        let has_negative = data.iter().any(|v| *v < 0.0);
         Self {
             rows: data.len() / dim.max(1),
             dim,
             binary: false,
-            has_negative,
+            has_negative: OnceLock::new(),
             storage: Storage::Host(HostRows::F32(data)),
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -169,7 +169,7 @@ impl DeviceMatrix {
             rows,
             dim,
             binary,
-            has_negative,
+            has_negative: OnceLock::from(has_negative),
             storage: Storage::Cuda(dev.clone(), rows_data),
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -204,7 +204,7 @@ impl DeviceMatrix {
             rows: self.rows,
             dim: self.dim,
             binary: self.binary,
-            has_negative: self.has_negative,
+            has_negative: OnceLock::from(self.has_negative()),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
@@ -262,7 +262,10 @@ impl DeviceMatrix {
 
     /// Whether any value is negative.
     pub(crate) fn has_negative(&self) -> bool {
-        self.has_negative
+        *self.has_negative.get_or_init(|| match &self.storage {
+            Storage::Host(HostRows::F32(v)) => v.iter().any(|x| *x < 0.0),
+            _ => true,
+        })
     }
 
     /// The device holding the rows.
@@ -336,6 +339,75 @@ impl DeviceMatrix {
                         })
                         .collect(),
                 ))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum IdStorage {
+    Host(Vec<u64>),
+    Cuda(Arc<CudaDevice>, CudaSlice<u64>),
+}
+
+/// Indices (`u64`) resident on a context's device: the result of
+/// [`arg_reduce_resident`](crate::vector::arg_reduce_resident). A
+/// [`DeviceMatrix`] holds `f32` values, which represent integers exactly
+/// only up to `2^24`, so indices (flat indices of arrays larger than that
+/// included) get their own type; on a CPU context they are host memory.
+#[derive(Debug)]
+pub struct DeviceIds {
+    storage: IdStorage,
+    len: usize,
+}
+
+impl DeviceIds {
+    pub(crate) fn from_host(ids: Vec<u64>) -> Self {
+        let len = ids.len();
+        Self {
+            storage: IdStorage::Host(ids),
+            len,
+        }
+    }
+
+    pub(crate) fn from_cuda(dev: &Arc<CudaDevice>, ids: CudaSlice<u64>, len: usize) -> Self {
+        Self {
+            storage: IdStorage::Cuda(dev.clone(), ids),
+            len,
+        }
+    }
+
+    /// Number of indices.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no indices (never true for a reduction's result).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The device holding the indices.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            IdStorage::Host(_) => Device::Cpu,
+            IdStorage::Cuda(d, _) => Device::Cuda(d.ordinal()),
+        }
+    }
+
+    /// Copies the indices to the host (waits for the work that makes them).
+    pub fn to_host(&self) -> Result<Vec<u64>> {
+        match &self.storage {
+            IdStorage::Host(v) => Ok(v.clone()),
+            IdStorage::Cuda(dev, s) => {
+                let _g = dev.lock();
+                let mut v = dev
+                    .stream
+                    .clone_dtoh(s)
+                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                dev.sync()?;
+                v.truncate(self.len);
+                Ok(v)
             }
         }
     }

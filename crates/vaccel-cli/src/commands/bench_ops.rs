@@ -1,5 +1,6 @@
 //! `vaccel bench ops`: the vector utilities on a resident matrix (results
-//! left on the device, or small results brought back), in bandwidth of the
+//! left on the device; the row reductions also with their results brought
+//! back), in bandwidth of the
 //! ideal traffic: the bytes one pass must read and write; then GEMM on
 //! resident operands in each precision, and GEMM with bias and ReLU.
 
@@ -11,8 +12,9 @@ use clap::Args;
 use vector_accelerate::diagnostics::measure_ceilings;
 use vector_accelerate::linalg::{gemm_fused_resident, gemm_resident, Activation, GemmOptions};
 use vector_accelerate::vector::{
-    self, binary_resident, logsumexp, map_resident, normalize_resident, softmax_resident,
-    ArgReduction, Axis, Binary, Operand, Reduction, Unary,
+    self, arg_reduce_resident, binary_resident, logsumexp, logsumexp_resident, map_resident,
+    normalize_resident, reduce_resident, softmax_resident, ArgReduction, Axis, Binary, Operand,
+    Reduction, Unary,
 };
 use vector_accelerate::{Context, Matrix, Precision};
 
@@ -108,11 +110,23 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
     let r = a.repeats;
     let ms = time_ms(&ctx, r, || Ok(normalize_resident(&ctx, &mut z).map(drop)?))?;
     report("normalise rows in place (norms returned)", ms, 2.0 * size)?;
-    let maps: [(&str, &[Unary]); 4] = [
+    let maps: [(&str, &[Unary]); 10] = [
         ("x + 1.5", &[Unary::Add(1.5)]),
         ("exp(x)", &[Unary::Exp]),
+        ("log(x)", &[Unary::Log]),
         ("sigmoid(x)", &[Unary::Sigmoid]),
+        ("tanh(x)", &[Unary::Tanh]),
+        ("sin(x)", &[Unary::Sin]),
+        ("cos(x)", &[Unary::Cos]),
         ("gelu(x) (erf)", &[Unary::Gelu]),
+        (
+            "tanh(exp(0.5 x) - 1) chain",
+            &[Unary::Mul(0.5), Unary::Exp, Unary::Add(-1.0), Unary::Tanh],
+        ),
+        (
+            "sqrt(|sin(x)|) chain",
+            &[Unary::Sin, Unary::Abs, Unary::Sqrt],
+        ),
     ];
     for (name, chain) in maps {
         let ms = time_ms(&ctx, r, || Ok(map_resident(&ctx, &x, chain).map(drop)?))?;
@@ -133,28 +147,43 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         )
     })?;
     report("relu(x * 1.5 + 0.5) fused", ms, 2.0 * size)?;
+    // Reductions leave their results on the device (as PyTorch's do); the
+    // row cases are also shown with the results downloaded.
     for (name, axis) in [
         ("sum (all)", Axis::All),
         ("sum per row", Axis::PerRow),
         ("sum per column", Axis::PerColumn),
     ] {
         let ms = time_ms(&ctx, r, || {
-            Ok(vector::reduce(&ctx, &x, Reduction::Sum, axis).map(drop)?)
+            Ok(reduce_resident(&ctx, &x, Reduction::Sum, axis).map(drop)?)
         })?;
         report(name, ms, size)?;
     }
     let ms = time_ms(&ctx, r, || {
-        Ok(vector::reduce(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn).map(drop)?)
+        Ok(vector::reduce(&ctx, &x, Reduction::Sum, Axis::PerRow).map(drop)?)
+    })?;
+    report("sum per row, results downloaded", ms, size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(
+            reduce_resident(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn)
+                .map(drop)?,
+        )
     })?;
     report("variance per column (with the mean, one pass)", ms, size)?;
     let ms = time_ms(&ctx, r, || {
-        Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+        Ok(arg_reduce_resident(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
     })?;
     report("argmax per row", ms, size)?;
+    let ms = time_ms(&ctx, r, || {
+        Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+    })?;
+    report("argmax per row, indices downloaded", ms, size)?;
     let ms = time_ms(&ctx, r, || Ok(softmax_resident(&ctx, &x).map(drop)?))?;
     report("softmax per row", ms, 2.0 * size)?;
-    let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    let ms = time_ms(&ctx, r, || Ok(logsumexp_resident(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row", ms, size)?;
+    let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    report("log-sum-exp per row, results downloaded", ms, size)?;
     drop((y, z));
     let qn = a.quantile_n.unwrap_or(if ctx.is_cuda() {
         100_000_000
@@ -231,6 +260,14 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
             ("bf16", Precision::Bf16),
             ("f16", Precision::F16),
         ];
+        let row = |out: &mut dyn Write, name: &str, ms: f64| -> Result<()> {
+            writeln!(
+                out,
+                "| {name} | {m} x {n} x {k} | {ms:.3} | {:.2} |",
+                flops / (ms / 1e3) / 1e12
+            )?;
+            Ok(())
+        };
         for (name, precision) in precisions {
             let o = GemmOptions {
                 precision,
@@ -239,25 +276,19 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
             let ms = time_ms(ctx, a.repeats, || {
                 Ok(gemm_resident(ctx, &ad, &bd, None, &o).map(drop)?)
             })?;
-            writeln!(
-                out,
-                "| gemm {name} | {m} x {n} x {k} | {ms:.3} | {:.2} |",
-                flops / (ms / 1e3) / 1e12
-            )?;
+            row(out, &format!("gemm {name}"), ms)?;
+            if precision == Precision::Exact {
+                // The fused form right below the plain GEMM of the same shape.
+                let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
+                let ms = time_ms(ctx, a.repeats, || {
+                    Ok(
+                        gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
+                            .map(drop)?,
+                    )
+                })?;
+                row(out, "relu(A B + bias) fp32 exact (fused)", ms)?;
+            }
         }
-        let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
-        let o = GemmOptions::default();
-        let ms = time_ms(ctx, a.repeats, || {
-            Ok(
-                gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
-                    .map(drop)?,
-            )
-        })?;
-        writeln!(
-            out,
-            "| relu(A B + bias) fp32 exact | {m} x {n} x {k} | {ms:.3} | {:.2} |",
-            flops / (ms / 1e3) / 1e12
-        )?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub(crate) mod quantize;
 pub(crate) mod select;
 pub(crate) mod stats;
 pub(crate) mod vector;
+pub(crate) mod vmath;
 
 use crate::matrix::{BinaryView, MatrixView};
 

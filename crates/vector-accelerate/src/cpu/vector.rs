@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::vmath;
 use crate::matrix::MatrixView;
 use crate::ops::vector::{Axis, Binary, Unary};
 
@@ -13,20 +14,33 @@ use crate::ops::vector::{Axis, Binary, Unary};
 /// not depend on the number of threads).
 const CHUNK: usize = 1 << 14;
 
-/// Compiles `$generic` (an `#[inline(always)]` function) a second time with
-/// AVX-512 enabled and picks that copy at run time when available.
+/// Compiles `$generic` (an `#[inline(always)]` function) again with
+/// AVX-512 enabled, and with AVX2 + FMA enabled, and picks the widest copy
+/// the processor supports at run time.
 macro_rules! simd_dispatch {
     ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? => $generic:ident) => {
         $(#[$m])*
         fn $name($($a: $t),*) $(-> $r)? {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn wide($($a: $t),*) $(-> $r)? {
-                    $generic($($a),*)
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    #[target_feature(enable = "avx512f")]
+                    unsafe fn wide($($a: $t),*) $(-> $r)? {
+                        $generic($($a),*)
+                    }
+                    // SAFETY: the processor supports AVX-512F (checked above).
+                    return unsafe { wide($($a),*) };
                 }
-                // SAFETY: the processor supports AVX-512F (checked above).
-                return unsafe { wide($($a),*) };
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn avx2($($a: $t),*) $(-> $r)? {
+                        $generic($($a),*)
+                    }
+                    // SAFETY: the processor supports AVX2 and FMA (checked above).
+                    return unsafe { avx2($($a),*) };
+                }
             }
             $generic($($a),*)
         }
@@ -35,14 +49,22 @@ macro_rules! simd_dispatch {
 
 // ---------------------------------------------------------------- element-wise
 
-/// Logistic function without overflow for large `|x|`.
+/// Logistic function without overflow for large `|x|` (see [`vmath::sigmoid`]).
 #[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
+    vmath::sigmoid(x)
+}
+
+/// `sin(x)` or `cos(x)`: the vectorisable reduction up to `TRIG_MAX`, the
+/// system `libm` beyond (and for infinities).
+#[inline(always)]
+fn sin_cos(x: f32, cos: bool) -> f32 {
+    if x.abs() <= vmath::TRIG_MAX {
+        vmath::sin_cos_reduced(x, cos)
+    } else if cos {
+        x.cos()
     } else {
-        let e = x.exp();
-        e / (1.0 + e)
+        x.sin()
     }
 }
 
@@ -67,12 +89,12 @@ pub(crate) fn unary(op: Unary, x: f32) -> f32 {
         Unary::Sqrt => x.sqrt(),
         Unary::Reciprocal => 1.0 / x,
         Unary::Neg => -x,
-        Unary::Exp => x.exp(),
-        Unary::Log => x.ln(),
-        Unary::Sin => x.sin(),
-        Unary::Cos => x.cos(),
+        Unary::Exp => vmath::exp(x),
+        Unary::Log => vmath::ln(x),
+        Unary::Sin => sin_cos(x, false),
+        Unary::Cos => sin_cos(x, true),
         Unary::Tan => x.tan(),
-        Unary::Tanh => x.tanh(),
+        Unary::Tanh => vmath::tanh(x),
         Unary::Sigmoid => sigmoid(x),
         Unary::Relu => {
             if x > 0.0 || x.is_nan() {
@@ -128,6 +150,23 @@ fn chain_generic(chain: &[Unary], buf: &mut [f32]) {
             Unary::Sqrt => buf.iter_mut().for_each(|x| *x = x.sqrt()),
             Unary::Reciprocal => buf.iter_mut().for_each(|x| *x = 1.0 / *x),
             Unary::Neg => buf.iter_mut().for_each(|x| *x = -*x),
+            Unary::Exp => buf.iter_mut().for_each(|x| *x = vmath::exp(*x)),
+            Unary::Log => buf.iter_mut().for_each(|x| *x = vmath::ln(*x)),
+            Unary::Tanh => buf.iter_mut().for_each(|x| *x = vmath::tanh(*x)),
+            Unary::Sigmoid => buf.iter_mut().for_each(|x| *x = vmath::sigmoid(*x)),
+            Unary::Sin | Unary::Cos => {
+                let cos = op == Unary::Cos;
+                // Largest |x| as bits (NaN and inf above TRIG_MAX's).
+                let top = buf
+                    .iter()
+                    .fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+                if top <= vmath::TRIG_MAX.to_bits() {
+                    buf.iter_mut()
+                        .for_each(|x| *x = vmath::sin_cos_reduced(*x, cos));
+                } else {
+                    buf.iter_mut().for_each(|x| *x = sin_cos(*x, cos));
+                }
+            }
             _ => buf.iter_mut().for_each(|x| *x = unary(op, *x)),
         }
     }
@@ -145,19 +184,49 @@ pub(crate) fn map_in_place(buf: &mut [f32], chain: &[Unary]) {
 }
 
 /// `chain(x)` into a new buffer: each block is copied and mapped by the
-/// same task while it is in cache (`vec![0.0; n]` takes zeroed pages from
-/// the system lazily, so the tasks also share the page faults).
+/// same task while it is in cache (see [`output_buffer`] for the pages).
 pub(crate) fn map(x: &[f32], chain: &[Unary]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
+    let mut out = output_buffer(x.len());
+    // Tasks of one huge page (2 MiB) each, so two threads never fault the
+    // same page; blocks of CHUNK inside for the cache.
+    out.par_chunks_mut(PAGE_CHUNK)
+        .zip(x.par_chunks(PAGE_CHUNK))
         .for_each(|(o, c)| {
-            o.copy_from_slice(c);
-            if !chain.is_empty() {
-                chain_chunk(chain, o);
+            for (o, c) in o.chunks_mut(CHUNK).zip(c.chunks(CHUNK)) {
+                o.copy_from_slice(c);
+                if !chain.is_empty() {
+                    chain_chunk(chain, o);
+                }
             }
         });
     out
+}
+
+/// Elements of one 2 MiB (huge) page: the task size of loops that fill a
+/// fresh [`output_buffer`].
+const PAGE_CHUNK: usize = 1 << 19;
+
+/// A zeroed buffer of `n` floats for the parallel loops to fill. `vec![0.0;
+/// n]` takes zeroed pages from the system lazily, so the tasks that write
+/// the blocks share the page faults; on Linux a large buffer is advised to
+/// use transparent huge pages (as NumPy does), 512 times fewer faults.
+pub(crate) fn output_buffer(n: usize) -> Vec<f32> {
+    let mut v = vec![0f32; n];
+    #[cfg(target_os = "linux")]
+    if n * 4 >= 4 << 20 {
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(PAGE);
+        let end = (start + n * 4) / PAGE * PAGE;
+        if end > first {
+            // SAFETY: [first, end) lies inside the buffer's allocation; the
+            // advice changes only how its (untouched) pages are backed.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
 }
 
 /// How the right operand of a binary operation broadcasts over `[rows x dim]`.
@@ -234,11 +303,19 @@ pub(crate) fn binary(
     let rows_per_task = (CHUNK / dim).max(1);
     let step = rows_per_task * dim;
     match a {
-        Some(a) => out
-            .par_chunks_mut(step)
-            .zip(a.par_chunks(step))
-            .enumerate()
-            .for_each(|(t, (o, x))| binary_rows(x, o, t * rows_per_task, dim, op, rhs, chain)),
+        Some(a) => {
+            // Tasks of about a huge page (see `map`), blocks of `step` inside.
+            let per_task = (PAGE_CHUNK / step).max(1);
+            out.par_chunks_mut(step * per_task)
+                .zip(a.par_chunks(step * per_task))
+                .enumerate()
+                .for_each(|(t, (o, x))| {
+                    for (b, (o, x)) in o.chunks_mut(step).zip(x.chunks(step)).enumerate() {
+                        let first = (t * per_task + b) * rows_per_task;
+                        binary_rows(x, o, first, dim, op, rhs, chain)
+                    }
+                })
+        }
         None => out.par_chunks_mut(step).enumerate().for_each(|(t, o)| {
             let x = o.to_vec();
             binary_rows(&x, o, t * rows_per_task, dim, op, rhs, chain)

@@ -316,7 +316,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// A reduction along `axis`, finished on the device with `code` (see
-/// `va_finish`): values (codes 0-4) or indices (codes 5, 6).
+/// `va_finish`): values (codes 0-4) or indices (codes 5, 6), on the host.
 pub(crate) fn reduce(
     dev: &CudaDevice,
     x: &Input<'_>,
@@ -326,6 +326,58 @@ pub(crate) fn reduce(
     ddof: usize,
 ) -> Result<(Vec<f32>, Vec<u64>)> {
     let _g = dev.lock();
+    let (out_v, out_i, outs) = reduce_into(dev, x, kind, axis, code, ddof)?;
+    let out = if code >= 5 {
+        (Vec::new(), fetch(dev, &out_i, outs)?)
+    } else {
+        (fetch(dev, &out_v, outs)?, Vec::new())
+    };
+    dev.sync()?;
+    Ok(out)
+}
+
+/// A reduction's results left on the device: values (codes 0-4: `Ok(Left)`)
+/// or indices (codes 5, 6: `Ok(Right)`), one per output.
+pub(crate) fn reduce_resident(
+    dev: &CudaDevice,
+    x: &Input<'_>,
+    kind: Kind,
+    axis: Axis,
+    code: u32,
+    ddof: usize,
+) -> Result<std::result::Result<CudaSlice<f32>, CudaSlice<u64>>> {
+    let _g = dev.lock();
+    let (out_v, out_i, _) = reduce_into(dev, x, kind, axis, code, ddof)?;
+    Ok(if code >= 5 { Err(out_i) } else { Ok(out_v) })
+}
+
+/// Grid of the register kernels of row reductions (`va_reduce_rows_regs*`):
+/// 16-byte groups per lane and row (`NPR`, 1, 2, 4 or 8 for rows of at most
+/// 128, 256, 512, 1024 elements), `8 / NPR` rows per warp at a time.
+fn reduce_regs_grid(dev: &CudaDevice, rows: usize, dim: usize) -> (LaunchConfig, usize) {
+    let npr = (dim / 4).div_ceil(32).next_power_of_two().max(1);
+    let per_block = 8 * (8 / npr);
+    let blocks = rows.div_ceil(per_block).clamp(1, dev.sm_count() * 64);
+    (
+        LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        npr,
+    )
+}
+
+/// [`reduce`]'s launches (the caller holds the device lock): the value and
+/// index outputs (one of them written, per `code`) and their length.
+fn reduce_into(
+    dev: &CudaDevice,
+    x: &Input<'_>,
+    kind: Kind,
+    axis: Axis,
+    code: u32,
+    ddof: usize,
+) -> Result<(CudaSlice<f32>, CudaSlice<u64>, usize)> {
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
     let xs = f32_view(xd.rows())?;
@@ -363,8 +415,12 @@ pub(crate) fn reduce(
     };
     match axis {
         Axis::PerRow => {
-            let (cfg, warp) = row_grid(dev, rows, dim);
-            let name = if warp {
+            let (mut cfg, warp) = row_grid(dev, rows, dim);
+            let name = if warp && dim.is_multiple_of(4) {
+                let (c, npr) = reduce_regs_grid(dev, rows, dim);
+                cfg = c;
+                format!("va_reduce_rows_regs{npr}_{kn}")
+            } else if warp {
                 format!("va_reduce_rows_warp_{kn}")
             } else {
                 format!("va_reduce_rows_block_{kn}")
@@ -429,13 +485,7 @@ pub(crate) fn reduce(
             unsafe { b.launch(one) }.map_err(cu("va_reduce_final_one launch"))?;
         }
     }
-    let out = if code >= 5 {
-        (Vec::new(), fetch(dev, &out_i, outs)?)
-    } else {
-        (fetch(dev, &out_v, outs)?, Vec::new())
-    };
-    dev.sync()?;
-    Ok(out)
+    Ok((out_v, out_i, outs))
 }
 
 /// Row softmax (`softmax = true`, `rows * dim` values) or log-sum-exp
@@ -449,10 +499,14 @@ pub(crate) fn softmax_rows(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Re
     Ok(v)
 }
 
-/// Row softmax, left on the device.
-pub(crate) fn softmax_resident(dev: &CudaDevice, x: &Input<'_>) -> Result<CudaSlice<f32>> {
+/// Row softmax (`softmax = true`) or log-sum-exp, left on the device.
+pub(crate) fn softmax_resident(
+    dev: &CudaDevice,
+    x: &Input<'_>,
+    softmax: bool,
+) -> Result<CudaSlice<f32>> {
     let _g = dev.lock();
-    softmax_into(dev, x, true)
+    softmax_into(dev, x, softmax)
 }
 
 /// [`softmax_rows`]' launch (the caller holds the device lock).

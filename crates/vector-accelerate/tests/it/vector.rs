@@ -12,10 +12,10 @@ use rand_distr::StandardNormal;
 
 use crate::common::*;
 use vector_accelerate::vector::{
-    self, arg_reduce, binary, binary_in_place, binary_resident, binary_then, logsumexp, map,
-    map_in_place, map_resident, normalize, normalize_in_place, normalize_resident,
-    normalize_with_norms, reduce, softmax, softmax_in_place, softmax_resident, ArgReduction, Axis,
-    Binary, Operand, Reduction, Unary, MAX_CHAIN,
+    self, arg_reduce, arg_reduce_resident, binary, binary_in_place, binary_resident, binary_then,
+    logsumexp, logsumexp_resident, map, map_in_place, map_resident, normalize, normalize_in_place,
+    normalize_resident, normalize_with_norms, reduce, reduce_resident, softmax, softmax_in_place,
+    softmax_resident, ArgReduction, Axis, Binary, Operand, Reduction, Unary, MAX_CHAIN,
 };
 use vector_accelerate::{Context, Error, Matrix};
 
@@ -1107,4 +1107,285 @@ fn resident_results_equal_host_results() {
             assert_eq!(total, want, "seed {s} chained {rows}x{dim}");
         }
     });
+}
+
+/// Shapes of the resident-reduction checks: those of the family plus every
+/// register kernel of the row reductions on CUDA (rows of at most 128, 256,
+/// 512 and 1024 elements with dim % 4 == 0; 8, 4, 2, 1 rows per warp at a
+/// time, row counts off those multiples).
+const RESIDENT_SHAPES: &[(usize, usize)] = &[
+    (9, 4),
+    (17, 8),
+    (65, 128),
+    (31, 132),
+    (13, 256),
+    (7, 260),
+    (5, 512),
+    (3, 516),
+    (6, 1020),
+    (1, 1024),
+];
+
+/// Values with ties, signed zeros, infinities and (when `nan`) NaNs.
+fn awkward(r: &mut rand::rngs::StdRng, rows: usize, dim: usize, nan: bool) -> Matrix {
+    let mut m = scaled(r, rows, dim, 2.0, 0.5);
+    for v in m.as_mut_slice().iter_mut() {
+        match r.random_range(0..40) {
+            0 => *v = 3.0,
+            1 => *v = -3.0,
+            2 => *v = 0.0,
+            3 => *v = -0.0,
+            4 => *v = f32::INFINITY,
+            5 => *v = f32::NEG_INFINITY,
+            6 if nan => *v = f32::NAN,
+            _ => {}
+        }
+    }
+    m
+}
+
+#[test]
+fn resident_reductions_equal_host_results() {
+    let s = seed();
+    for_each_backend("resident_reductions_equal_host_results", |ctx| {
+        let mut r = rng(s);
+        for &(rows, dim) in SHAPES.iter().chain(RESIDENT_SHAPES).chain([&LARGE]) {
+            for data in 0..3 {
+                let x = match data {
+                    0 => scaled(&mut r, rows, dim, 2.0, 0.5),
+                    1 => awkward(&mut r, rows, dim, false),
+                    _ => awkward(&mut r, rows, dim, true),
+                };
+                let xr = ctx.upload(&x).unwrap();
+                for axis in [Axis::All, Axis::PerRow, Axis::PerColumn] {
+                    let shape = match axis {
+                        Axis::All => (1, 1),
+                        Axis::PerRow => (rows, 1),
+                        Axis::PerColumn => (1, dim),
+                    };
+                    for op in [
+                        Reduction::Sum,
+                        Reduction::Mean,
+                        Reduction::Min,
+                        Reduction::Max,
+                        Reduction::Variance { ddof: 0 },
+                        Reduction::Variance { ddof: 1 },
+                    ] {
+                        let want = match reduce(ctx, &x, op, axis) {
+                            Ok(w) => w,
+                            Err(_) => {
+                                // ddof too large: the same typed error.
+                                assert!(matches!(
+                                    reduce_resident(ctx, &xr, op, axis),
+                                    Err(Error::InvalidParameter { .. })
+                                ));
+                                continue;
+                            }
+                        };
+                        let got = reduce_resident(ctx, &xr, op, axis).unwrap();
+                        assert_eq!(got.device(), ctx.device());
+                        assert_eq!((got.rows(), got.dim()), shape);
+                        let got = got.to_host_f32().unwrap().unwrap();
+                        assert!(
+                            same_bits(&got, &want),
+                            "seed {s} {op:?} {axis:?} {rows}x{dim} data {data}"
+                        );
+                        let host_in = reduce_resident(ctx, &x, op, axis).unwrap();
+                        assert!(same_bits(&host_in.to_host_f32().unwrap().unwrap(), &want));
+                    }
+                    for op in [ArgReduction::ArgMin, ArgReduction::ArgMax] {
+                        let want = arg_reduce(ctx, &x, op, axis).unwrap();
+                        let got = arg_reduce_resident(ctx, &xr, op, axis).unwrap();
+                        assert_eq!(got.device(), ctx.device());
+                        assert_eq!(got.len(), shape.0 * shape.1);
+                        assert!(!got.is_empty());
+                        assert_eq!(
+                            got.to_host().unwrap(),
+                            want,
+                            "seed {s} {op:?} {axis:?} {rows}x{dim} data {data}"
+                        );
+                    }
+                }
+                let want = logsumexp(ctx, &x).unwrap();
+                let got = logsumexp_resident(ctx, &xr).unwrap();
+                assert_eq!(got.device(), ctx.device());
+                assert_eq!((got.rows(), got.dim()), (rows, 1));
+                assert!(
+                    same_bits(&got.to_host_f32().unwrap().unwrap(), &want),
+                    "seed {s} logsumexp {rows}x{dim} data {data}"
+                );
+            }
+        }
+        // A resident result feeds the next operation.
+        let x = scaled(&mut r, 33, 20, 1.0, 0.0);
+        let sums = reduce_resident(ctx, &x, Reduction::Sum, Axis::PerRow).unwrap();
+        let total = vector::sum(ctx, &sums, Axis::All).unwrap();
+        let host = Matrix::new(reduce(ctx, &x, Reduction::Sum, Axis::PerRow).unwrap(), 1).unwrap();
+        let want = vector::sum(ctx, &host, Axis::All).unwrap();
+        assert!(same_bits(&total, &want));
+    });
+}
+
+#[test]
+fn resident_reductions_reject_bad_input() {
+    for_each_backend("resident_reductions_reject_bad_input", |ctx| {
+        let x = Matrix::new(vec![1.0, 2.0, 3.0], 3).unwrap();
+        let e = reduce_resident(ctx, &x, Reduction::Variance { ddof: 3 }, Axis::PerRow);
+        assert!(matches!(&e, Err(Error::InvalidParameter { .. })), "{e:?}");
+        let msg = e.unwrap_err().to_string();
+        assert!(msg.contains('3'), "{msg}");
+        let b = vector_accelerate::BinaryMatrix::new(vec![1u64], 3).unwrap();
+        assert!(reduce_resident(ctx, &b, Reduction::Sum, Axis::All).is_err());
+        assert!(arg_reduce_resident(ctx, &b, ArgReduction::ArgMax, Axis::All).is_err());
+        assert!(logsumexp_resident(ctx, &b).is_err());
+    });
+}
+
+/// Per-row sum and moments in the order of the CUDA warp kernels (lane `l`
+/// adds the 4-element groups `l, l + 32, ...` in turn from 0, then an xor
+/// butterfly over the 32 lanes): the order the row reductions promise for
+/// rows of at most 1024 elements with dim % 4 == 0.
+fn warp_order(row: &[f32]) -> (f64, f64) {
+    let d4 = row.len() / 4;
+    let shift = row[0] as f64;
+    let mut s1 = [0.0f64; 32];
+    let mut s2 = [0.0f64; 32];
+    let mut t1 = [0.0f64; 32];
+    for l in 0..32 {
+        for q in (l..d4).step_by(32) {
+            for &v in &row[4 * q..4 * q + 4] {
+                let d = v as f64 - shift;
+                s1[l] += d;
+                s2[l] += d * d;
+                t1[l] += v as f64;
+            }
+        }
+    }
+    for o in [16, 8, 4, 2, 1] {
+        let (a, b, c) = (s1, s2, t1);
+        for l in 0..32 {
+            s1[l] = a[l] + a[l ^ o];
+            s2[l] = b[l] + b[l ^ o];
+            t1[l] = c[l] + c[l ^ o];
+        }
+    }
+    let n = row.len() as f64;
+    let var = ((s2[0] - s1[0] * s1[0] / n) / n).max(0.0);
+    (t1[0], var)
+}
+
+#[test]
+fn cuda_row_sums_keep_the_warp_order() {
+    let Some(gpu) = cuda() else {
+        eprintln!("skip: no CUDA device");
+        return;
+    };
+    let s = seed();
+    let mut r = rng(s);
+    for &(rows, dim) in RESIDENT_SHAPES {
+        // A large offset makes the order of the additions visible.
+        let x = scaled(&mut r, rows, dim, 1.0, 3.0e4);
+        let sums = reduce(&gpu, &x, Reduction::Sum, Axis::PerRow).unwrap();
+        let vars = reduce(&gpu, &x, Reduction::Variance { ddof: 0 }, Axis::PerRow).unwrap();
+        for (i, row) in x.as_slice().chunks_exact(dim).enumerate() {
+            let (sum, var) = warp_order(row);
+            assert_eq!(
+                sums[i].to_bits(),
+                (sum as f32).to_bits(),
+                "seed {s} {rows}x{dim} row {i}"
+            );
+            assert_eq!(
+                vars[i].to_bits(),
+                (var as f32).to_bits(),
+                "seed {s} {rows}x{dim} row {i}"
+            );
+        }
+    }
+}
+
+/// Every 997th `f32` bit pattern (both signs, zeros, subnormals, normals,
+/// infinities and NaNs on the way) plus the special values.
+fn sweep() -> Vec<f32> {
+    let mut v: Vec<f32> = (0..=u32::MAX).step_by(997).map(f32::from_bits).collect();
+    v.extend([
+        0.0,
+        -0.0,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        f32::from_bits(0x8000_0001),
+        f32::MAX,
+        f32::MIN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        88.72283,
+        88.72284,
+        -87.33654,
+        -103.97208,
+        -103.97209,
+        1.0,
+        -1.0,
+        std::f32::consts::FRAC_PI_2,
+        std::f32::consts::PI,
+        65536.0,
+        65537.0,
+        -65536.0,
+        9.0,
+        10.0,
+        -10.5,
+        1e-30,
+        -1e-30,
+    ]);
+    v
+}
+
+#[test]
+fn cpu_transcendental_maps_are_within_their_documented_ulps() {
+    // (op, reference, documented bound in ulps against the exact value
+    // rounded to f32: the CPU bounds of `Unary`'s documentation).
+    type Case = (Unary, fn(f64) -> f64, u32);
+    let cases: [Case; 6] = [
+        (Unary::Exp, f64::exp, 1),
+        (Unary::Log, f64::ln, 1),
+        (Unary::Sin, f64::sin, 2),
+        (Unary::Cos, f64::cos, 2),
+        (Unary::Tanh, f64::tanh, 2),
+        (Unary::Sigmoid, |x| 1.0 / (1.0 + (-x).exp()), 2),
+    ];
+    let ctx = Context::cpu();
+    let xs = sweep();
+    let n = xs.len();
+    let x = Matrix::new(xs, n).unwrap();
+    for (op, f, bound) in cases {
+        let y = map(&ctx, &x, &[op]).unwrap();
+        let mut worst = (0u32, 0f32);
+        for (&v, &g) in x.as_slice().iter().zip(y.as_slice()) {
+            let want = f(v as f64) as f32;
+            let u = ulps(g, want);
+            if u > worst.0 {
+                worst = (u, v);
+            }
+            assert!(
+                u <= bound,
+                "{op:?}({v:e} = {:#x}): {g:e} vs fp64 {want:e} ({u} ulps > {bound})",
+                v.to_bits()
+            );
+            // Signed zeros are kept exactly.
+            if want == 0.0 && g == 0.0 {
+                assert_eq!(
+                    g.is_sign_negative(),
+                    want.is_sign_negative(),
+                    "{op:?}({v:e}): sign of zero"
+                );
+            }
+        }
+        eprintln!("{op:?}: at most {} ulps (at x = {:e})", worst.0, worst.1);
+        // The chained path and the single-value path give the same bits.
+        let z = binary_then(&ctx, &x, Binary::Mul, 1.0, &[op]).unwrap();
+        assert!(
+            same_bits(z.as_slice(), y.as_slice()),
+            "{op:?}: binary_then epilogue"
+        );
+    }
 }

@@ -544,6 +544,140 @@ VA_REDUCE_KERNELS(1, moments)
 VA_REDUCE_KERNELS(2, min)
 VA_REDUCE_KERNELS(3, max)
 
+// Whether (av, ai) wins over (bv, bi) as va_better does (u32 indices, NONE
+// = 0xFFFFFFFF for a lane that saw no element).
+__device__ __forceinline__ bool va_better_vi(float av, u32 ai, float bv, u32 bi, bool mx) {
+    if (ai == 0xFFFFFFFFu) return false;
+    if (bi == 0xFFFFFFFFu) return true;
+    bool an = av != av, bn = bv != bv;
+    if (an || bn) return (an && bn) ? ai < bi : an;
+    if (av != bv) return mx ? av > bv : av < bv;
+    return ai < bi;
+}
+
+// Rows of at most 1,024 elements with dim % 4 == 0 (16-byte aligned rows): a
+// warp takes R = 8 / NPR rows at a time (NPR: 16-byte groups per lane and
+// row, d4 <= 32 * NPR) and issues every load of those R rows before it
+// accumulates, so R * NPR 16-byte loads per lane are in flight at once
+// (va_reduce_rows waits for each group of a row in turn). The results are
+// those of va_reduce_rows bit for bit: per row and lane the elements are
+// accumulated in the same order (groups lane, lane + 32, ...; x, y, z, w)
+// from the same start, and the lanes are combined by the same xor
+// butterfly (sums); min/max keep only (value, index) and pick the one
+// winner of the total order of va_better (NaN first by index, then value,
+// then index), which does not depend on the merge order. Within a lane
+// indices grow, so an element wins over the state only when it is strictly
+// better (a NaN state is never replaced).
+template <int K, int NPR>
+__device__ void va_reduce_rows_regs(const float* x, i64 rows, i64 dim, int code, i64 ddof, float* out_v,
+                                    u64* out_i) {
+    constexpr int R = 8 / NPR;
+    if (((size_t)x) & 15) {
+        va_reduce_rows<K, 32>(x, rows, dim, code, ddof, out_v, out_i);
+        return;
+    }
+    const int lane = threadIdx.x & 31, groups = blockDim.x >> 5;
+    const i64 d4 = dim >> 2;
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    for (i64 r0 = ((i64)blockIdx.x * groups + (threadIdx.x >> 5)) * R; r0 < rows;
+         r0 += (i64)gridDim.x * groups * R) {
+        float4 v[R][NPR];
+#pragma unroll
+        for (int k = 0; k < R; ++k)
+#pragma unroll
+            for (int i = 0; i < NPR; ++i) {
+                const i64 q = lane + 32 * i;
+                v[k][i] = (r0 + k < rows && q < d4) ? x4[(r0 + k) * d4 + q] : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+#pragma unroll
+        for (int k = 0; k < R; ++k) {
+            const i64 r = r0 + k;
+            if (r >= rows) break;  // warp-uniform
+            if (K <= 1) {
+                // shift: the row's first element (lane 0's first group).
+                const double shift = K == 1 ? (double)__shfl_sync(0xffffffffu, v[k][0].x, 0) : 0.0;
+                double s1 = 0.0, s2 = 0.0;
+#pragma unroll
+                for (int i = 0; i < NPR; ++i)
+                    if (lane + 32 * i < d4) {
+                        const float e[4] = {v[k][i].x, v[k][i].y, v[k][i].z, v[k][i].w};
+#pragma unroll
+                        for (int c = 0; c < 4; ++c) {
+                            if (K == 0) {
+                                s1 = __dadd_rn(s1, (double)e[c]);
+                            } else {
+                                const double d = __dsub_rn((double)e[c], shift);
+                                s1 = __dadd_rn(s1, d);
+                                s2 = __dadd_rn(s2, __dmul_rn(d, d));
+                            }
+                        }
+                    }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    s1 = __dadd_rn(s1, __shfl_xor_sync(0xffffffffu, s1, o));
+                    if (K == 1) s2 = __dadd_rn(s2, __shfl_xor_sync(0xffffffffu, s2, o));
+                }
+                if (lane == 0) {
+                    VaAcc a = va_acc_empty();
+                    a.s1 = s1;
+                    a.s2 = s2;
+                    va_finish(a, (double)dim, code, ddof, out_v, out_i, r);
+                }
+            } else {
+                constexpr bool mx = K == 3;
+                float bv = 0.0f;
+                u32 bi = 0xFFFFFFFFu;
+#pragma unroll
+                for (int i = 0; i < NPR; ++i)
+                    if (lane + 32 * i < d4) {
+                        const float e[4] = {v[k][i].x, v[k][i].y, v[k][i].z, v[k][i].w};
+                        const u32 j0 = 4u * (u32)(lane + 32 * i);
+#pragma unroll
+                        for (int c = 0; c < 4; ++c) {
+                            const bool win = bi == 0xFFFFFFFFu ||
+                                             (bv == bv && (mx ? !(e[c] <= bv) : !(e[c] >= bv)));
+                            if (win) {
+                                bv = e[c];
+                                bi = j0 + c;
+                            }
+                        }
+                    }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                    const u32 oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                    if (va_better_vi(ov, oi, bv, bi, mx)) {
+                        bv = ov;
+                        bi = oi;
+                    }
+                }
+                if (lane == 0) {
+                    if (code == 3 || code == 4)
+                        out_v[r] = bv;
+                    else
+                        out_i[r] = (u64)bi;
+                }
+            }
+        }
+    }
+}
+
+#define VA_REDUCE_REGS_KERNELS(K, NAME, NPR)                                                          \
+    extern "C" __global__ void __launch_bounds__(256) va_reduce_rows_regs##NPR##_##NAME(               \
+        const float* x, i64 rows, i64 dim, int code, i64 ddof, float* v, u64* i) {                     \
+        va_reduce_rows_regs<K, NPR>(x, rows, dim, code, ddof, v, i);                                    \
+    }
+#define VA_REDUCE_REGS_ALL(K, NAME)     \
+    VA_REDUCE_REGS_KERNELS(K, NAME, 1)  \
+    VA_REDUCE_REGS_KERNELS(K, NAME, 2)  \
+    VA_REDUCE_REGS_KERNELS(K, NAME, 4)  \
+    VA_REDUCE_REGS_KERNELS(K, NAME, 8)
+
+VA_REDUCE_REGS_ALL(0, sum)
+VA_REDUCE_REGS_ALL(1, moments)
+VA_REDUCE_REGS_ALL(2, min)
+VA_REDUCE_REGS_ALL(3, max)
+
 // ------------------------------------------------------------ softmax
 
 // Per row: lse[r] = log-sum-exp (when lse is not null) and y[r] = softmax

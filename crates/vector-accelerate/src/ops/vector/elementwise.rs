@@ -241,7 +241,7 @@ pub fn binary_then<'a, 'b>(
 /// `then(op(a, b))` on the CPU (inputs validated).
 fn binary_on_host(a: &Input<'_>, bc: &Bcast<'_>, op: Binary, then: &[Unary]) -> Result<Vec<f32>> {
     let av = host_f32(a)?;
-    let mut out = vec![0f32; av.as_slice().len()];
+    let mut out = cpu::output_buffer(av.as_slice().len());
     with_rhs(bc, |rhs| {
         cpu::binary(Some(av.as_slice()), &mut out, a.dim(), op, rhs, then)
     })?;

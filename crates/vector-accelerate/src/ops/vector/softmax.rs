@@ -43,6 +43,35 @@ pub fn logsumexp<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<Vec<f32>>
     }
 }
 
+/// [`logsumexp`] with the results left where the context computes: a
+/// `[rows x 1]` matrix on its CUDA device (on a CPU context: host rows
+/// taken over without a copy), equal to [`logsumexp`]'s bit for bit.
+///
+/// ```
+/// use vector_accelerate::{vector::logsumexp_resident, Context, Matrix};
+/// let x = Matrix::new(vec![0.0, 0.0, 1.0, 1.0], 2).unwrap();
+/// let l = logsumexp_resident(&Context::cpu(), &x).unwrap();
+/// assert_eq!((l.rows(), l.dim()), (2, 1));
+/// assert_eq!(l.to_host_f32().unwrap().unwrap()[0], 2f32.ln());
+/// ```
+pub fn logsumexp_resident<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
+    let x = x.into();
+    match ctx.backend() {
+        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(logsumexp(ctx, x)?, 1)),
+        Backend::Cuda(dev) => {
+            check_input(ctx, &x, "input")?;
+            let y = cuda::vector::softmax_resident(dev, &x, false)?;
+            Ok(DeviceMatrix::from_cuda(
+                dev,
+                CudaRows::F32(y),
+                x.rows(),
+                1,
+                true,
+            ))
+        }
+    }
+}
+
 /// Softmax of every row: `exp(x_ij - m) / sum_j exp(x_ij - m)` with `m` the
 /// row's maximum (the sum in `f64`; each output rounded once from `f64`).
 /// Semantics for non-finite rows:
@@ -96,7 +125,7 @@ pub fn softmax_resident<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<De
         }
         Backend::Cuda(dev) => {
             check_input(ctx, &x, "input")?;
-            let y = cuda::vector::softmax_resident(dev, &x)?;
+            let y = cuda::vector::softmax_resident(dev, &x, true)?;
             Ok(DeviceMatrix::from_cuda(
                 dev,
                 CudaRows::F32(y),
