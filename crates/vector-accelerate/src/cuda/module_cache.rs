@@ -53,6 +53,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "vector",
         source: include_str!("kernels/vector.cu"),
     },
+    KernelModule {
+        name: "histogram",
+        source: include_str!("kernels/histogram.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:
