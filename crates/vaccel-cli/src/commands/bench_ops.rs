@@ -158,7 +158,10 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
     let opts = HistogramOptions::default();
     for (name, range) in [
         ("histogram 1,024 bins over [-4, 4]", Some((-4.0, 4.0))),
-        ("histogram 1,024 bins over the data range (two passes)", None),
+        (
+            "histogram 1,024 bins over the data range (two passes)",
+            None,
+        ),
     ] {
         let spec = BinSpec::Uniform { bins: 1024, range };
         let ms = time_ms(&ctx, r, || Ok(histogram(&ctx, &x, &spec, &opts).map(drop)?))?;

@@ -12,16 +12,59 @@ const CHUNK: usize = 1 << 16;
 
 /// Lanes of the statistics loop (independent accumulators, combined in
 /// lane order: a fixed order that the compiler can vectorise).
-const LANES: usize = 8;
+const LANES: usize = 16;
 
-/// Number, extremes and sum of the finite (and, with `positive`, `> 0`)
-/// values; lane sums combined in lane order, chunk sums in chunk order.
-pub(crate) fn stats(x: &[f32], positive: bool) -> Stats {
+/// Number, extremes and (with `with_sum`, else 0) sum of the finite (and,
+/// with `positive`, `> 0`) values; lane sums combined in lane order, chunk
+/// sums in chunk order. Without `with_sum` or `positive`, a chunk whose
+/// plain extremes (NaN ignored) are finite is not filtered value by value,
+/// and then its `count` only says whether it has a finite value (0 or 1).
+pub(crate) fn stats(x: &[f32], positive: bool, with_sum: bool) -> Stats {
+    if with_sum {
+        stats_lanes::<true>(x, positive)
+    } else if positive {
+        stats_lanes::<false>(x, positive)
+    } else {
+        let parts: Vec<Stats> = x
+            .par_chunks(CHUNK)
+            .map(|c| {
+                let mut lo = [f32::INFINITY; LANES];
+                let mut hi = [f32::NEG_INFINITY; LANES];
+                let mut groups = c.chunks_exact(LANES);
+                for g in &mut groups {
+                    for k in 0..LANES {
+                        lo[k] = lo[k].min(g[k]);
+                        hi[k] = hi[k].max(g[k]);
+                    }
+                }
+                let mut l = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+                let mut h = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                for &v in groups.remainder() {
+                    l = l.min(v);
+                    h = h.max(v);
+                }
+                if l.is_finite() && h.is_finite() {
+                    Stats {
+                        count: 1,
+                        min: l,
+                        max: h,
+                        sum: 0.0,
+                    }
+                } else {
+                    stats_lanes::<false>(c, false)
+                }
+            })
+            .collect();
+        parts.into_iter().fold(Stats::EMPTY, Stats::merge)
+    }
+}
+
+fn stats_lanes<const SUM: bool>(x: &[f32], positive: bool) -> Stats {
     let parts: Vec<Stats> = x
         .par_chunks(CHUNK)
         .map(|c| {
             let floor = if positive { 0.0 } else { f32::NEG_INFINITY };
-            let mut cnt = [0u64; LANES];
+            let mut cnt = [0u32; LANES];
             let mut lo = [f32::INFINITY; LANES];
             let mut hi = [f32::NEG_INFINITY; LANES];
             let mut sum = [0.0f64; LANES];
@@ -31,16 +74,23 @@ pub(crate) fn stats(x: &[f32], positive: bool) -> Stats {
                     let v = g[k];
                     // Finite and above the floor (NaN fails both tests).
                     let ok = v.abs() <= f32::MAX && v > floor;
-                    cnt[k] += ok as u64;
-                    lo[k] = if ok && v < lo[k] { v } else { lo[k] };
-                    hi[k] = if ok && v > hi[k] { v } else { hi[k] };
-                    sum[k] += if ok { v as f64 } else { 0.0 };
+                    cnt[k] += ok as u32;
+                    let (a, b) = if ok {
+                        (v, v)
+                    } else {
+                        (f32::INFINITY, f32::NEG_INFINITY)
+                    };
+                    lo[k] = lo[k].min(a);
+                    hi[k] = hi[k].max(b);
+                    if SUM {
+                        sum[k] += if ok { v as f64 } else { 0.0 };
+                    }
                 }
             }
             let mut s = Stats::EMPTY;
             for k in 0..LANES {
                 s = s.merge(Stats {
-                    count: cnt[k],
+                    count: cnt[k] as u64,
                     min: lo[k],
                     max: hi[k],
                     sum: sum[k],
@@ -52,7 +102,7 @@ pub(crate) fn stats(x: &[f32], positive: bool) -> Stats {
                         count: 1,
                         min: v,
                         max: v,
-                        sum: v as f64,
+                        sum: if SUM { v as f64 } else { 0.0 },
                     });
                 }
             }

@@ -113,7 +113,7 @@ pub fn kde<'a>(
         }
     }
     let n = x.rows() * x.dim();
-    let s = stats(ctx, &x, false)?;
+    let s = stats(ctx, &x, false, true)?;
     if s.count == 0 {
         return Err(Error::invalid(
             "values",

@@ -515,10 +515,10 @@ pub(crate) fn host_f32<'a>(x: &'a Input<'a>) -> Result<&'a [f32]> {
 }
 
 /// Statistics of the finite (positive when `positive`) values on the
-/// context's backend.
-pub(crate) fn stats(ctx: &Context, x: &Input<'_>, positive: bool) -> Result<Stats> {
+/// context's backend (the sum only when `with_sum`; CUDA always has it).
+pub(crate) fn stats(ctx: &Context, x: &Input<'_>, positive: bool, with_sum: bool) -> Result<Stats> {
     match ctx.backend() {
-        Backend::Cpu => Ok(cpu::stats(host_f32(x)?, positive)),
+        Backend::Cpu => Ok(cpu::stats(host_f32(x)?, positive, with_sum)),
         Backend::Cuda(dev) => cuda::histogram::stats(dev, x, positive),
     }
 }
@@ -737,7 +737,7 @@ pub(crate) fn axis_plan(
             let (lo, hi) = match *range {
                 Some(r) => r,
                 None => {
-                    let s = stats(ctx, x, false)?;
+                    let s = stats(ctx, x, false, false)?;
                     if s.count == 0 {
                         return Err(no_finite(false));
                     }
@@ -756,7 +756,7 @@ pub(crate) fn axis_plan(
             let (lo, hi) = match *range {
                 Some(r) => r,
                 None => {
-                    let s = stats(ctx, x, true)?;
+                    let s = stats(ctx, x, true, false)?;
                     if s.count == 0 {
                         return Err(no_finite(true));
                     }
