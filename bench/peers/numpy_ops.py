@@ -83,6 +83,8 @@ def main():
         ("sum per column", lambda: x.sum(axis=0), size),
         ("variance per column", lambda: x.var(axis=0), size),
         ("argmax per row", lambda: x.argmax(axis=1), size),
+        ("histogram 1,024 bins over [-4, 4]", lambda: np.histogram(x, bins=1024, range=(-4.0, 4.0)), size),
+        ("histogram 1,024 bins over the data range", lambda: np.histogram(x, bins=1024), size),
     ]
     if expit is not None:
         cases += [

@@ -9,7 +9,8 @@ out of place), whatever PyTorch actually moves.
 Sections (--only takes a comma list, default all):
   vector    row L2 normalise (F.normalize), add scalar, mul, exp, sigmoid, gelu, a row-broadcast
             add, in-place mul_; sums over all / rows / columns, column mean + variance
-            (torch.var_mean, dim 0), argmax per row, row softmax and log-sum-exp.
+            (torch.var_mean, dim 0), argmax per row, row softmax and log-sum-exp, 1,024-bin
+            histograms of the whole array (torch.histc over [-4, 4] and over the data range).
   stats     uniform 1,024-bin histogram (torch.histc) of --hist-n values; torch.sort of --sort-n
             values (the yardstick of device quantiles; torch.quantile refuses more than 2^24);
             on the rows x --dim array: scipy-style describe per column and per row with torch
@@ -73,6 +74,8 @@ def section_vector(a):
         ("argmax per row", lambda: x.argmax(dim=1), size),
         ("softmax per row", lambda: torch.softmax(x, dim=1), 2 * size),
         ("log-sum-exp per row", lambda: torch.logsumexp(x, dim=1), size),
+        ("histogram 1,024 bins over [-4, 4] (histc)", lambda: torch.histc(x, 1024, -4, 4), size),
+        ("histogram 1,024 bins over the data range (histc)", lambda: torch.histc(x, 1024), size),
     ]
     for name, fn, nbytes in cases:
         row(name, shape, timed(fn, a.repeats), nbytes)

@@ -1,10 +1,11 @@
 //! `vaccel`: the command line of VectorAccelerate. Device information, a
-//! self-checking demo, exact k-NN over `.npy` / `.fvecs` / `.bvecs` files
-//! and throughput benchmarks, on CUDA or the CPU.
+//! self-checking demo, exact k-NN over `.npy` / `.fvecs` / `.bvecs` files,
+//! histograms and throughput benchmarks, on CUDA or the CPU.
 
 mod batching;
 mod commands;
 mod io;
+mod plot;
 mod progress;
 mod reference;
 mod synth;

@@ -805,3 +805,83 @@ fn a_failed_run_keeps_an_existing_output() {
     assert_eq!(fs::read(dir.path("ids.npy")).unwrap(), b"old");
     assert_eq!(dir.files(), vec!["base.npy", "ids.npy", "q.npy"]);
 }
+
+#[test]
+fn hist_prints_the_bins_and_draws_a_png() {
+    let dir = TempDir::new("hist");
+    // A 1-D array: 0.5, 1.5, ..., 9.5 (one per bin of 10 over [0, 10]),
+    // the edge values 0 and 10, and a NaN.
+    let mut v: Vec<f32> = (0..10).map(|i| i as f32 + 0.5).collect();
+    v.extend([0.0, 10.0, f32::NAN, -3.0]);
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let shape = format!("({},)", v.len());
+    fs::write(dir.path("x.npy"), npy_bytes("<f4", false, &shape, &bytes)).unwrap();
+    let x = dir.arg("x.npy");
+    let png = dir.arg("h.png");
+    let args = [
+        "hist", &x, "--bins", "10", "--range", "0,10", "--kde", "--png", &png, "--device", "cpu",
+    ];
+    let out = vaccel(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(rows.len(), 10, "{text}");
+    assert!(
+        rows[0].starts_with("[           0,            1)"),
+        "{text}"
+    );
+    assert!(rows[9].contains("10]"), "{text}");
+    // 0 joins the first bin, 10 the closed last one.
+    let count = |r: &str| r.split_whitespace().nth(3).unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| count(r)).collect::<Vec<_>>(),
+        [2, 1, 1, 1, 1, 1, 1, 1, 1, 2]
+    );
+    assert!(text.contains("below: 1, above: 0, non-finite: 1"), "{text}");
+    assert!(text.contains("Scott's bandwidth"), "{text}");
+    let picture = fs::read(dir.path("h.png")).unwrap();
+    assert_eq!(&picture[..8], b"\x89PNG\r\n\x1a\n");
+    // Logarithmic bins on a 2-D array; the base changes the default range.
+    write_f32(&dir.path("p.npy"), 2, &[0.5, 3.0, 40.0, 700.0]);
+    let p = dir.arg("p.npy");
+    let out = vaccel(&[
+        "hist", &p, "--bins", "4", "--log", "--base", "10", "--device", "cpu",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("over [0.1, 1000]"),
+        "{text}"
+    );
+    let out = vaccel(&[
+        "hist", &p, "--bins", "4", "--log", "--base", "2", "--device", "cpu",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("over [0.5, 1024]"),
+        "{text}"
+    );
+    // Errors: one line, non-zero exit, no picture.
+    for (args, word) in [
+        (vec!["--bins", "0"], "bins"),
+        (vec!["--range", "3,1"], "range"),
+        (vec!["--range", "a,b"], "not a number"),
+        (vec!["--log", "--range", "-1,5"], "log range"),
+    ] {
+        let bad = dir.arg("bad.png");
+        let mut all = vec!["hist", x.as_str(), "--device", "cpu", "--png", &bad];
+        all.extend(args.iter());
+        let out = vaccel(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error:") && err.contains(word),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!dir.path("bad.png").exists());
+    }
+}

@@ -19,8 +19,10 @@
 //! (top-k, streaming, merge), [`knn`], [`cluster`] (k-means) and
 //! [`quantize`] (scalar, binary and product quantization) and [`vector`]
 //! (normalisation, element-wise maps, reductions, softmax), [`stats`]
-//! (descriptive statistics, quantiles, covariance and correlation) and
-//! [`linalg`] (GEMM, GEMV, transpose, batched and fused GEMM). Inputs are host matrices
+//! (descriptive statistics, quantiles, covariance and correlation),
+//! [`histogram`] (uniform, logarithmic, custom and adaptive bins, 2-D
+//! histograms, kernel density estimation) and [`linalg`] (GEMM, GEMV,
+//! transpose, batched and fused GEMM). Inputs are host matrices
 //! ([`Matrix`], [`MatrixView`], [`BinaryMatrix`]) or rows kept on the device
 //! with [`Context::upload`].
 #![deny(missing_docs)]
@@ -44,7 +46,9 @@ pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, Matrix
 pub use metric::{Distance, Metric};
 pub use ops::knn::{knn, knn_with, KnnOptions};
 pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
-pub use ops::{cluster, diagnostics, distance, linalg, quantize, select, stats, vector};
+pub use ops::{
+    cluster, diagnostics, distance, histogram, linalg, quantize, select, stats, vector,
+};
 pub use pinned::PinnedMatrix;
 pub use precision::Precision;
 pub use tensor::{DeviceIds, DeviceMatrix};

@@ -1,8 +1,9 @@
 //! `vaccel bench ops`: the vector utilities on a resident matrix (results
 //! left on the device; the row reductions also with their results brought
-//! back), in bandwidth of the
-//! ideal traffic: the bytes one pass must read and write; then GEMM on
-//! resident operands in each precision, and GEMM with bias and ReLU.
+//! back), in bandwidth of the ideal traffic: the bytes one pass must read
+//! and write; a 1,024-bin histogram of the whole matrix; descriptive
+//! statistics, quantiles and covariance; then GEMM on resident operands in
+//! each precision, and GEMM with bias and ReLU.
 
 use std::io::Write;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use clap::Args;
 use vector_accelerate::diagnostics::measure_ceilings;
+use vector_accelerate::histogram::{histogram, BinSpec, HistogramOptions};
 use vector_accelerate::linalg::{gemm_fused_resident, gemm_resident, Activation, GemmOptions};
 use vector_accelerate::vector::{
     self, arg_reduce_resident, binary_resident, logsumexp, logsumexp_resident, map_resident,
@@ -184,6 +186,19 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
     report("log-sum-exp per row", ms, size)?;
     let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row, results downloaded", ms, size)?;
+    // Histograms read the data once (a range from the data: twice).
+    let opts = HistogramOptions::default();
+    for (name, range) in [
+        ("histogram 1,024 bins over [-4, 4]", Some((-4.0, 4.0))),
+        (
+            "histogram 1,024 bins over the data range (two passes)",
+            None,
+        ),
+    ] {
+        let spec = BinSpec::Uniform { bins: 1024, range };
+        let ms = time_ms(&ctx, r, || Ok(histogram(&ctx, &x, &spec, &opts).map(drop)?))?;
+        report(name, ms, size)?;
+    }
     drop((y, z));
     let qn = a.quantile_n.unwrap_or(if ctx.is_cuda() {
         100_000_000

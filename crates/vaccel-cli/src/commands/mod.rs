@@ -5,6 +5,7 @@ mod bench_ops;
 mod bench_quant;
 mod bench_stats;
 mod demo;
+mod hist;
 mod info;
 mod knn;
 mod quantize;
@@ -30,6 +31,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Exact k-NN of query vectors in base vectors read from files.
     Knn(knn::KnnArgs),
+    /// Histogram (and kernel density) of every value of a float32 .npy file.
+    Hist(hist::HistArgs),
     /// Compress vectors: fit a quantizer, encode, decode, search codes.
     #[command(subcommand)]
     Quantize(quantize::QuantizeCommand),
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Hist(a) => hist::run(a),
         Command::Quantize(q) => quantize::run(q),
         Command::Bench(b) => bench::run(b),
     }

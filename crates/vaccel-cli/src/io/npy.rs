@@ -81,8 +81,21 @@ pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
 /// Reads the header and all elements of a 2-D array: `(rows, columns,
 /// elements)`.
 pub fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
+    read_elements_shaped(path, false)
+}
+
+/// Every `'<f4'` element of an array of any shape (1-D, 2-D or more), in
+/// C order, for operations on all values (histograms).
+pub fn read_values(path: &Path) -> Result<Vec<f32>> {
+    match read_elements_shaped(path, true)? {
+        (_, _, Elements::F32(v)) => Ok(v),
+        (_, _, Elements::U8(_)) => bail!("expected a float32 ('<f4') array, found uint8"),
+    }
+}
+
+fn read_elements_shaped(path: &Path, any_shape: bool) -> Result<(usize, usize, Elements)> {
     let (mut file, file_len) = open_input(path)?;
-    let header = read_header(&mut file, file_len)?;
+    let header = read_header(&mut file, file_len, any_shape)?;
     let (rows, cols) = (header.rows, header.cols);
     let count = rows
         .checked_mul(cols)
@@ -124,7 +137,7 @@ pub fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
 }
 
 /// Reads and checks the magic, version and header dict.
-fn read_header(r: &mut impl Read, file_len: u64) -> Result<Header> {
+fn read_header(r: &mut impl Read, file_len: u64, any_shape: bool) -> Result<Header> {
     let mut start = [0u8; 8];
     if file_len < 8 {
         bail!("not an npy file (only {file_len} bytes, too short for the npy magic and version)");
@@ -162,13 +175,15 @@ fn read_header(r: &mut impl Read, file_len: u64) -> Result<Header> {
         raw.iter().map(|&b| b as char).collect()
     };
     let dict = literal::parse(&text).context("malformed npy header")?;
-    let mut header = parse_dict(&dict)?;
+    let mut header = parse_dict(&dict, any_shape)?;
     header.data_offset = prefix + header_len;
     Ok(header)
 }
 
-/// Interprets the header dict: dtype, memory order and a 2-D shape.
-fn parse_dict(dict: &Literal) -> Result<Header> {
+/// Interprets the header dict: dtype, memory order and a 2-D shape (with
+/// `any_shape`, any shape of at least one dimension, read as `(elements /
+/// last, last)`).
+fn parse_dict(dict: &Literal, any_shape: bool) -> Result<Header> {
     if !matches!(dict, Literal::Dict(_)) {
         bail!("malformed npy header: expected a dict, found {dict}");
     }
@@ -201,11 +216,20 @@ fn parse_dict(dict: &Literal) -> Result<Header> {
         other => bail!("malformed npy header: shape is {other}"),
     };
     let shape_text = field("shape")?.to_string();
-    let [rows, cols] = shape[..] else {
-        bail!(
+    let (rows, cols) = match shape[..] {
+        [rows, cols] => (rows, cols),
+        [.., last] if any_shape => {
+            let all = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| anyhow!("shape {shape_text} is too large"))?;
+            (all.checked_div(last).unwrap_or(0), last)
+        }
+        _ if any_shape => bail!("expected an array of at least one dimension, found a scalar"),
+        _ => bail!(
             "expected a 2-D array (rows, dim), found shape {shape_text} ({}-D)",
             shape.len()
-        );
+        ),
     };
     if rows == 0 {
         bail!("the array has zero rows (shape {shape_text})");
@@ -322,7 +346,7 @@ mod tests {
     use super::*;
 
     fn header_of(bytes: &[u8]) -> Result<Header> {
-        read_header(&mut &bytes[..], bytes.len() as u64)
+        read_header(&mut &bytes[..], bytes.len() as u64, false)
     }
 
     fn npy_bytes(version: u8, dict: &str) -> Vec<u8> {

@@ -8,6 +8,7 @@ pub(crate) mod diagnostics;
 pub(crate) mod distance;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod fused;
+pub(crate) mod histogram;
 pub(crate) mod knn;
 pub(crate) mod linalg;
 #[cfg(target_arch = "x86_64")]

@@ -57,6 +57,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "stats",
         source: include_str!("kernels/stats.cu"),
     },
+    KernelModule {
+        name: "histogram",
+        source: include_str!("kernels/histogram.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod diagnostics;
 pub mod distance;
+pub mod histogram;
 pub mod knn;
 pub mod linalg;
 pub mod quantize;

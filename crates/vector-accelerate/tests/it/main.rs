@@ -8,6 +8,7 @@ mod context;
 mod distance;
 mod errors;
 mod fused;
+mod histogram;
 mod kernels;
 mod knn;
 mod linalg;
