@@ -95,8 +95,9 @@ pub enum BinSpec {
     Edges(Vec<f64>),
     /// `bins` equal-frequency bins: the edges are the quantiles of the
     /// finite values at levels `i / bins`, with NumPy's default linear
-    /// interpolation (so the first edge is the minimum, the last the
-    /// maximum). Repeated values can make several edges equal: a value goes
+    /// interpolation, as [`crate::stats::quantiles`] computes them on the
+    /// context's backend (`f32` values widened to `f64`; the first edge is
+    /// the minimum, the last the maximum). Repeated values can make several edges equal: a value goes
     /// into the last bin whose left edge is `<=` it, so a zero-width bin
     /// stays empty, except a zero-width last bin, which (closed) holds the
     /// values equal to the maximum.
@@ -774,56 +775,28 @@ pub(crate) fn axis_plan(
 }
 
 /// The `bins + 1` equal-frequency edges of `x`: quantiles of its finite
-/// values at `i / bins`, NumPy's linear method (`h = (n - 1) q`, `lo =
-/// floor(h)`, `x[lo] + (x[lo + 1] - x[lo]) (h - lo)`, computed from the
-/// upper end for `h - lo >= 0.5` as NumPy's `_lerp` does), in `f64`.
-///
-/// MERGE POINT: for now the finite values are sorted on the host (a CUDA
-/// context downloads resident rows first). When device quantiles
-/// (`crate::stats::quantiles`) exist, this one function is rewired to them;
-/// nothing else in the family depends on how the quantiles are found.
+/// values at `i / bins` with NumPy's linear method, found on the context's
+/// backend by [`crate::stats::quantiles`] (on CUDA the data stay on the
+/// device), widened to `f64`.
 pub(crate) fn equal_frequency_edges(
     ctx: &Context,
     x: &Input<'_>,
     bins: usize,
     what: &'static str,
 ) -> Result<Vec<f64>> {
-    use rayon::prelude::*;
-    let _ = ctx;
-    let downloaded;
-    let values: &[f32] = match x {
-        Input::Resident(d) if d.host_input().is_none() => {
-            downloaded = d
-                .to_host_f32()?
-                .ok_or_else(|| Error::invalid("input", "bit-packed rows", "expected f32 rows"))?;
-            &downloaded
+    use crate::stats::{quantiles, Axis, StatsOptions};
+    let levels: Vec<f64> = (0..=bins).map(|i| i as f64 / bins as f64).collect();
+    match quantiles(ctx, *x, &levels, Axis::All, StatsOptions::skipping_non_finite()) {
+        Ok(q) => Ok(q[0].iter().map(|&v| v as f64).collect()),
+        Err(Error::InvalidParameter { value, .. }) if value.contains("no finite value") => {
+            Err(Error::invalid(
+                "adaptive bins",
+                bins,
+                format!("{what} has no finite value to take quantiles of"),
+            ))
         }
-        _ => host_f32(x)?,
-    };
-    let mut v: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if v.is_empty() {
-        return Err(Error::invalid(
-            "adaptive bins",
-            bins,
-            format!("{what} has no finite value to take quantiles of"),
-        ));
+        Err(e) => Err(e),
     }
-    v.par_sort_unstable_by(f32::total_cmp);
-    let n = v.len();
-    Ok((0..=bins)
-        .map(|i| {
-            let h = (n - 1) as f64 * (i as f64 / bins as f64);
-            let lo = (h.floor() as usize).min(n - 1);
-            let hi = (lo + 1).min(n - 1);
-            let (a, b, t) = (v[lo] as f64, v[hi] as f64, h - lo as f64);
-            let d = b - a;
-            if t >= 0.5 {
-                b - d * (1.0 - t)
-            } else {
-                a + d * t
-            }
-        })
-        .collect())
 }
 
 /// Density `count / (total * volume)` of each cell of a histogram with
