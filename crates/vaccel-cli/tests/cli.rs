@@ -885,3 +885,45 @@ fn hist_prints_the_bins_and_draws_a_png() {
         assert!(!dir.path("bad.png").exists());
     }
 }
+
+#[test]
+fn stats_summarises_each_column_and_refuses_nan_unless_skipped() {
+    let dir = TempDir::new("stats");
+    // 5 x 2: column 0 is 1..5, column 1 is 10, 20, NaN, 40, 50.
+    let v: Vec<f32> = vec![1.0, 10.0, 2.0, 20.0, 3.0, f32::NAN, 4.0, 40.0, 5.0, 50.0];
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    fs::write(dir.path("t.npy"), npy_bytes("<f4", false, "(5, 2)", &bytes)).unwrap();
+    let t = dir.arg("t.npy");
+    let out = vaccel(&["stats", &t, "--device", "cpu"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("non-finite") && err.contains("column 1"),
+        "{err}"
+    );
+    let out = vaccel(&["stats", &t, "--device", "cpu", "--skip-non-finite"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |j: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(j))
+            .unwrap_or_else(|| panic!("no row {j}: {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // column count nonfin mean std min 25% 50% 75% max skew kurt
+    assert_eq!(
+        row("0")[1..10],
+        [
+            "5", "0", "3.000000", "1.581139", "1.000000", "2.000000", "3.000000", "4.000000",
+            "5.000000"
+        ]
+    );
+    assert_eq!(row("1")[1..4], ["4", "1", "30.000000"]);
+    assert_eq!(row("1")[7], "30.000000"); // median of 10, 20, 40, 50
+}

@@ -10,6 +10,9 @@ use vector_accelerate::{Context, DeviceMatrix};
 
 use crate::synth::{Generator, BASE_STREAM};
 
+/// Times a case: the median milliseconds of the given closure.
+pub type Timer<'a> = dyn Fn(&mut dyn FnMut() -> Result<()>) -> Result<f64> + 'a;
+
 /// The nine levels of the quantile case (deciles).
 const LEVELS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
@@ -20,7 +23,7 @@ pub fn stats_cases(
     x: &DeviceMatrix,
     quantile_n: usize,
     seed: u64,
-    time_ms: &dyn Fn(&mut dyn FnMut() -> Result<()>) -> Result<f64>,
+    time_ms: &Timer<'_>,
     report: &mut dyn FnMut(&str, &str, f64, f64) -> Result<()>,
 ) -> Result<()> {
     let (rows, dim) = (x.rows(), x.dim());

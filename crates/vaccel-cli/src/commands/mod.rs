@@ -9,6 +9,7 @@ mod hist;
 mod info;
 mod knn;
 mod quantize;
+mod stats;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     Knn(knn::KnnArgs),
     /// Histogram (and kernel density) of every value of a float32 .npy file.
     Hist(hist::HistArgs),
+    /// Per-column statistics (count, mean, std, min, quartiles, max, skewness, kurtosis) of a float32 .npy table.
+    Stats(stats::StatsArgs),
     /// Compress vectors: fit a quantizer, encode, decode, search codes.
     #[command(subcommand)]
     Quantize(quantize::QuantizeCommand),
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Knn(a) => knn::run(a),
         Command::Hist(a) => hist::run(a),
+        Command::Stats(a) => stats::run(a),
         Command::Quantize(q) => quantize::run(q),
         Command::Bench(b) => bench::run(b),
     }

@@ -93,6 +93,17 @@ pub fn read_values(path: &Path) -> Result<Vec<f32>> {
     }
 }
 
+/// A float32 array as a table of observations (rows) by variables
+/// (columns): 2-D arrays as they are, higher ones as `(elements / last,
+/// last)`, and a 1-D array (or a single row) as one column.
+pub fn read_table(path: &Path) -> Result<Matrix> {
+    match read_elements_shaped(path, true)? {
+        (1, _, Elements::F32(v)) => Ok(Matrix::new(v, 1)?),
+        (_, cols, Elements::F32(v)) => Ok(Matrix::new(v, cols.max(1))?),
+        (_, _, Elements::U8(_)) => bail!("expected a float32 ('<f4') array, found uint8"),
+    }
+}
+
 fn read_elements_shaped(path: &Path, any_shape: bool) -> Result<(usize, usize, Elements)> {
     let (mut file, file_len) = open_input(path)?;
     let header = read_header(&mut file, file_len, any_shape)?;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::cublas::{sys as cublas_sys, CudaBlas};
 use cudarc::driver::{
-    sys as driver_sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr,
+    sys as driver_sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
+    DeviceRepr, PinnedHostSlice,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -36,6 +37,8 @@ pub(crate) struct CudaDevice {
     cache: ModuleCache,
     /// Serialises operations: one stream and one cuBLAS handle per device.
     op_lock: Mutex<()>,
+    /// Page-locked staging of large downloads (grown on demand, kept).
+    staging: Mutex<Option<PinnedHostSlice<u8>>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -194,6 +197,7 @@ impl CudaDevice {
             modules: Mutex::new(HashMap::new()),
             cache: ModuleCache::from_env(),
             op_lock: Mutex::new(()),
+            staging: Mutex::new(None),
         })
     }
 
@@ -286,6 +290,63 @@ impl CudaDevice {
             .map_err(cu("cuMemsetD8Async"))?;
         }
         Ok(s)
+    }
+
+    /// The first `n` elements of `s`, downloaded. Results over 1 MiB go
+    /// through a page-locked staging buffer kept by the device (pageable
+    /// copies of large results run at a fraction of the bus rate); the
+    /// stream is synchronised.
+    pub(crate) fn download<T: DeviceRepr + Copy>(
+        &self,
+        s: &CudaSlice<T>,
+        n: usize,
+    ) -> Result<Vec<T>> {
+        let bytes = n * std::mem::size_of::<T>();
+        assert!(
+            n <= s.len(),
+            "download of {n} elements from a buffer of {}",
+            s.len()
+        );
+        if bytes <= 1 << 20 {
+            let mut v = self
+                .stream
+                .clone_dtoh(s)
+                .map_err(cu("download (cuMemcpyDtoH)"))?;
+            v.truncate(n);
+            self.sync()?;
+            return Ok(v);
+        }
+        let mut st = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if st.as_ref().is_none_or(|p| p.len() < bytes) {
+            *st = None;
+            // SAFETY: the bytes are written by the copy before being read.
+            let p = unsafe { self.ctx.alloc_pinned::<u8>(bytes.next_power_of_two()) }
+                .map_err(cu("cuMemHostAlloc"))?;
+            *st = Some(p);
+        }
+        let pinned = st.as_mut().expect("allocated above");
+        let host = pinned.as_mut_slice().map_err(cu("pinned staging"))?;
+        let (ptr, _g) = s.device_ptr(&self.stream);
+        // SAFETY: `host` holds at least `bytes` bytes; `ptr` covers n
+        // elements of T; the stream is synchronised before reading.
+        unsafe {
+            cudarc::driver::result::memcpy_dtoh_async(
+                &mut host[..bytes],
+                ptr,
+                self.stream.cu_stream(),
+            )
+        }
+        .map_err(cu("download (cuMemcpyDtoHAsync)"))?;
+        drop(_g);
+        self.sync()?;
+        let mut v: Vec<T> = Vec::with_capacity(n);
+        // SAFETY: the staging bytes hold n values of the plain-old-data T
+        // copied from the device; v has room for n.
+        unsafe {
+            std::ptr::copy_nonoverlapping(host.as_ptr(), v.as_mut_ptr() as *mut u8, bytes);
+            v.set_len(n);
+        }
+        Ok(v)
     }
 
     /// Milliseconds the work `f` enqueues takes on the device (event-timed).

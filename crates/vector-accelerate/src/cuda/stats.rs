@@ -186,8 +186,7 @@ pub(crate) fn describe(dev: &CudaDevice, x: &Input<'_>, axis: Axis) -> Result<Ve
             (out, dim)
         }
     };
-    let host = fetch(dev, &out, n)?;
-    dev.sync()?;
+    let host = dev.download(&out, n)?;
     Ok(host.iter().map(Mom::moments).collect())
 }
 

@@ -459,7 +459,8 @@ fn adaptive_edges_are_linear_quantiles() {
                     };
                     // Edges are the f32 quantiles (as NumPy's of f32 data).
                     assert!(
-                        (e - want).abs() <= 6e-8 * want.abs() + 1e-15 * scale + f32::from_bits(1) as f64,
+                        (e - want).abs()
+                            <= 6e-8 * want.abs() + 1e-15 * scale + f32::from_bits(1) as f64,
                         "seed {s} edge {i}: {e} vs {want}"
                     );
                 }

@@ -204,32 +204,75 @@ __device__ __forceinline__ VaMom va_mom_shfl_down(const VaMom& m, int o) {
     return r;
 }
 
-// Per row: a warp per row (lanes stride over the row), a fixed shuffle tree.
+__device__ __forceinline__ void va_sums_push(VaSums& s, float x, double sh) {
+    if (va_finite(x)) {
+        double y = (double)x - sh, y2 = y * y;
+        s.k += 1;
+        s.s1 += y;
+        s.s2 += y2;
+        s.s3 = fma(y2, y, s.s3);
+        s.s4 = fma(y2, y2, s.s4);
+        s.mn = fminf(s.mn, x);
+        s.mx = fmaxf(s.mx, x);
+    } else {
+        s.nf += 1;
+    }
+}
+
+// Per row: a warp per row. The lanes share one shift, the mean of the
+// row's first (up to) 32 finite values, so their power sums add directly
+// (a shuffle tree of sums, one conversion to moments per row) instead of
+// merging 32 accumulators.
 extern "C" __global__ void __launch_bounds__(256) va_mom_rows(const float* x, i64 rows, i64 dim, VaMom* out) {
     int lane = threadIdx.x & 31, warps = blockDim.x / 32;
     for (i64 r = (i64)blockIdx.x * warps + threadIdx.x / 32; r < rows; r += (i64)gridDim.x * warps) {
         const float* xr = x + r * dim;
-        VaMomThread t;
-        t.init();
+        float f0 = lane < dim ? xr[lane] : 0.0f;
+        bool ok = lane < dim && va_finite(f0);
+        double sum = ok ? (double)f0 : 0.0;
+        int cnt = ok ? 1 : 0;
+        for (int o = 16; o > 0; o >>= 1) {
+            sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            cnt += __shfl_xor_sync(0xffffffffu, cnt, o);
+        }
+        double sh = cnt ? sum / cnt : 0.0;
+        VaSums s = va_sums_empty();
         i64 d4 = ((((size_t)xr) & 15) == 0) ? dim / 4 : 0;
         for (i64 j = lane; j < d4; j += 32) {
             float4 v = reinterpret_cast<const float4*>(xr)[j];
-            t.push(v.x);
-            t.push(v.y);
-            t.push(v.z);
-            t.push(v.w);
-            t.step(4);
+            va_sums_push(s, v.x, sh);
+            va_sums_push(s, v.y, sh);
+            va_sums_push(s, v.z, sh);
+            va_sums_push(s, v.w, sh);
         }
-        for (i64 j = d4 * 4 + lane; j < dim; j += 32) {
-            t.push(xr[j]);
-            t.step(1);
-        }
-        VaMom a = t.finish();
+        for (i64 j = d4 * 4 + lane; j < dim; j += 32) va_sums_push(s, xr[j], sh);
+        u64 k = s.k;
         for (int o = 16; o > 0; o >>= 1) {
-            VaMom b = va_mom_shfl_down(a, o);
-            a = va_mom_merge(a, b);
+            k += __shfl_xor_sync(0xffffffffu, k, o);
+            s.s1 += __shfl_xor_sync(0xffffffffu, s.s1, o);
+            s.s2 += __shfl_xor_sync(0xffffffffu, s.s2, o);
+            s.s3 += __shfl_xor_sync(0xffffffffu, s.s3, o);
+            s.s4 += __shfl_xor_sync(0xffffffffu, s.s4, o);
+            s.mn = fminf(s.mn, __shfl_xor_sync(0xffffffffu, s.mn, o));
+            s.mx = fmaxf(s.mx, __shfl_xor_sync(0xffffffffu, s.mx, o));
+            s.nf += __shfl_xor_sync(0xffffffffu, s.nf, o);
         }
-        if (lane == 0) out[r] = a;
+        if (lane == 0) {
+            // Converted with the count in f64 (k may exceed 2^32 in total).
+            VaMom m = va_mom_empty();
+            m.nf = s.nf;
+            if (k > 0) {
+                double kd = (double)k, a = s.s1 / kd, a2 = a * a;
+                m.n = kd;
+                m.mean = sh + a;
+                m.m2 = fmax(s.s2 - s.s1 * a, 0.0);
+                m.m3 = s.s3 - 3.0 * a * s.s2 + 2.0 * kd * a2 * a;
+                m.m4 = fmax(s.s4 - 4.0 * a * s.s3 + 6.0 * a2 * s.s2 - 3.0 * kd * a2 * a2, 0.0);
+                m.mn = s.mn;
+                m.mx = s.mx;
+            }
+            out[r] = m;
+        }
     }
 }
 

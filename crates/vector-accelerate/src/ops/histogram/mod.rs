@@ -786,7 +786,13 @@ pub(crate) fn equal_frequency_edges(
 ) -> Result<Vec<f64>> {
     use crate::stats::{quantiles, Axis, StatsOptions};
     let levels: Vec<f64> = (0..=bins).map(|i| i as f64 / bins as f64).collect();
-    match quantiles(ctx, *x, &levels, Axis::All, StatsOptions::skipping_non_finite()) {
+    match quantiles(
+        ctx,
+        *x,
+        &levels,
+        Axis::All,
+        StatsOptions::skipping_non_finite(),
+    ) {
         Ok(q) => Ok(q[0].iter().map(|&v| v as f64).collect()),
         Err(Error::InvalidParameter { value, .. }) if value.contains("no finite value") => {
             Err(Error::invalid(
