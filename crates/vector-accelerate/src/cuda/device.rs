@@ -301,6 +301,18 @@ impl CudaDevice {
         s: &CudaSlice<T>,
         n: usize,
     ) -> Result<Vec<T>> {
+        self.download_with(s, n, |v| *v)
+    }
+
+    /// [`download`](Self::download) with each element converted by `f`
+    /// straight out of the staging buffer (one host allocation, not two:
+    /// fresh pages cost more than the copy).
+    pub(crate) fn download_with<T: DeviceRepr + Copy, U>(
+        &self,
+        s: &CudaSlice<T>,
+        n: usize,
+        f: impl Fn(&T) -> U,
+    ) -> Result<Vec<U>> {
         let bytes = n * std::mem::size_of::<T>();
         assert!(
             n <= s.len(),
@@ -314,14 +326,19 @@ impl CudaDevice {
                 .map_err(cu("download (cuMemcpyDtoH)"))?;
             v.truncate(n);
             self.sync()?;
-            return Ok(v);
+            return Ok(v.iter().map(f).collect());
         }
         let mut st = self.staging.lock().unwrap_or_else(|e| e.into_inner());
         if st.as_ref().is_none_or(|p| p.len() < bytes) {
             *st = None;
+            // Flags 0: ordinary page-locked memory (cudarc's default is
+            // write-combined, which the host reads back at a crawl).
             // SAFETY: the bytes are written by the copy before being read.
-            let p = unsafe { self.ctx.alloc_pinned::<u8>(bytes.next_power_of_two()) }
-                .map_err(cu("cuMemHostAlloc"))?;
+            let p = unsafe {
+                self.ctx
+                    .alloc_pinned_with_flags::<u8>(bytes.next_power_of_two(), 0)
+            }
+            .map_err(cu("cuMemHostAlloc"))?;
             *st = Some(p);
         }
         let pinned = st.as_mut().expect("allocated above");
@@ -339,14 +356,11 @@ impl CudaDevice {
         .map_err(cu("download (cuMemcpyDtoHAsync)"))?;
         drop(_g);
         self.sync()?;
-        let mut v: Vec<T> = Vec::with_capacity(n);
-        // SAFETY: the staging bytes hold n values of the plain-old-data T
-        // copied from the device; v has room for n.
-        unsafe {
-            std::ptr::copy_nonoverlapping(host.as_ptr(), v.as_mut_ptr() as *mut u8, bytes);
-            v.set_len(n);
-        }
-        Ok(v)
+        // SAFETY: the staging buffer is page-aligned (so aligned for T) and
+        // its first `bytes` bytes hold n values of the plain-old-data T
+        // copied from the device.
+        let vals = unsafe { std::slice::from_raw_parts(host.as_ptr() as *const T, n) };
+        Ok(vals.iter().map(f).collect())
     }
 
     /// Milliseconds the work `f` enqueues takes on the device (event-timed).

@@ -72,17 +72,8 @@ fn f32_view(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
     }
 }
 
-fn fetch<T: DeviceRepr + Default + Clone>(
-    dev: &CudaDevice,
-    s: &CudaSlice<T>,
-    n: usize,
-) -> Result<Vec<T>> {
-    let mut v = dev
-        .stream
-        .clone_dtoh(s)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    v.truncate(n);
-    Ok(v)
+fn fetch<T: DeviceRepr + Copy>(dev: &CudaDevice, s: &CudaSlice<T>, n: usize) -> Result<Vec<T>> {
+    dev.download(s, n)
 }
 
 fn zeros<T: DeviceRepr + ValidAsZeroBits>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
@@ -186,8 +177,7 @@ pub(crate) fn describe(dev: &CudaDevice, x: &Input<'_>, axis: Axis) -> Result<Ve
             (out, dim)
         }
     };
-    let host = dev.download(&out, n)?;
-    Ok(host.iter().map(Mom::moments).collect())
+    dev.download_with(&out, n, Mom::moments)
 }
 
 /// Radix counting on the device over contiguous segments of `len` values.
