@@ -230,8 +230,18 @@ fn unary_ops_match_fp64() {
                 let tol = tol + cuda_slack(ctx, tol);
                 for (i, (&v, &g)) in src.as_slice().iter().zip(y.as_slice()).enumerate() {
                     let e = f(v as f64) as f32;
+                    // GELU far left: erfc's f32 result is subnormal (below
+                    // 2^-126 for x < -13.2), so it carries an absolute
+                    // error of up to 2^-150, scaled by 0.5 |x|.
+                    let sub = if matches!(op, Unary::Gelu) {
+                        0.5 * (v as f64).abs() * f32::from_bits(1) as f64
+                    } else {
+                        0.0
+                    };
+                    let ulp = (f32::from_bits(e.abs().to_bits() + 1) - e.abs()) as f64;
                     assert!(
-                        ulps(g, e) <= tol,
+                        ulps(g, e) <= tol
+                            || (sub > 0.0 && (g as f64 - e as f64).abs() <= sub + tol as f64 * ulp),
                         "seed {s} {} {op:?} {rows}x{dim} [{i}] x = {v}: {g} vs fp64 {e} ({} ulps > {tol})",
                         ctx.device(),
                         ulps(g, e)
