@@ -4,13 +4,13 @@
 //! taken from the data, and the two-stage kernel density sum.
 
 use cudarc::driver::sys::CUdevice_attribute;
-use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::whole;
-use super::tensor::{upload_slice, CudaRows};
-use crate::error::{Error, Result};
+use super::tensor::{f32_rows, upload_slice, zeros};
+use crate::error::Result;
 use crate::matrix::Input;
 use crate::ops::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
 
@@ -63,38 +63,6 @@ fn axis(p: &AxisPlan) -> Axis {
         lo: p.t[0],
         hi: p.hi,
     }
-}
-
-fn f32_rows(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
-    match rows {
-        CudaRows::F32(s) => Ok(s),
-        CudaRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed binary rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
-fn fetch<T: DeviceRepr + Default + Clone>(
-    dev: &CudaDevice,
-    s: &CudaSlice<T>,
-    n: usize,
-) -> Result<Vec<T>> {
-    let mut v = dev
-        .stream
-        .clone_dtoh(s)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    v.truncate(n);
-    Ok(v)
-}
-
-fn zeros(dev: &CudaDevice, n: usize) -> Result<CudaSlice<u64>> {
-    let mut s = dev.alloc::<u64>(n)?;
-    dev.stream
-        .memset_zeros(&mut s)
-        .map_err(cu("cuMemsetD8Async"))?;
-    Ok(s)
 }
 
 /// Shared memory per multiprocessor (a conservative 96 KiB if unknown).
@@ -171,7 +139,7 @@ pub(crate) fn stats(dev: &CudaDevice, x: &Input<'_>, positive: bool) -> Result<S
     };
     // SAFETY: x holds n floats; part one entry per block.
     unsafe { b.launch(cfg) }.map_err(cu("va_hist_stats launch"))?;
-    let parts = fetch(dev, &part, blocks)?;
+    let parts = dev.download(&part, blocks)?;
     dev.sync()?;
     Ok(parts.iter().fold(Stats::EMPTY, |a, p| {
         a.merge(Stats {
@@ -202,7 +170,7 @@ pub(crate) fn sq_dev(dev: &CudaDevice, x: &Input<'_>, mean: f64) -> Result<f64> 
     };
     // SAFETY: x holds n floats; part one entry per block.
     unsafe { b.launch(cfg) }.map_err(cu("va_hist_sq_dev launch"))?;
-    let parts = fetch(dev, &part, blocks)?;
+    let parts = dev.download(&part, blocks)?;
     dev.sync()?;
     Ok(parts.iter().sum())
 }
@@ -220,8 +188,8 @@ pub(crate) fn count_1d(
     let xd = whole(dev, x)?;
     let xs = f32_rows(xd.rows())?;
     let t = upload_slice(dev, &p.t)?;
-    let mut counts = zeros(dev, bins)?;
-    let mut extra = zeros(dev, 3)?;
+    let mut counts = zeros::<u64>(dev, bins)?;
+    let mut extra = zeros::<u64>(dev, 3)?;
     let (copies, smem) = shared_plan(dev, pad16((bins + 1) * 4), bins);
     let name = match p.mode {
         Mode::Uniform => "va_hist_1d_uniform",
@@ -251,8 +219,8 @@ pub(crate) fn count_1d(
         // smem covers the table and copies * bins counters.
         unsafe { b.launch(cfg) }.map_err(cu("va_hist_1d launch"))?;
     }
-    let c = fetch(dev, &counts, bins)?;
-    let ex = fetch(dev, &extra, 3)?;
+    let c = dev.download(&counts, bins)?;
+    let ex = dev.download(&extra, 3)?;
     dev.sync()?;
     Ok(Counts {
         counts: c,
@@ -279,8 +247,8 @@ pub(crate) fn count_2d(
     let (xs, ys) = (f32_rows(xd.rows())?, f32_rows(yd.rows())?);
     let tx = upload_slice(dev, &px.t)?;
     let ty = upload_slice(dev, &py.t)?;
-    let mut counts = zeros(dev, cells)?;
-    let mut extra = zeros(dev, 2)?;
+    let mut counts = zeros::<u64>(dev, cells)?;
+    let mut extra = zeros::<u64>(dev, 2)?;
     let tables = pad16((px.bins() + 1) * 4) + pad16((py.bins() + 1) * 4);
     let (copies, smem) = shared_plan(dev, tables, cells);
     let f = dev.func(MODULE, "va_hist_2d")?;
@@ -302,8 +270,8 @@ pub(crate) fn count_2d(
         // counts the cells, extra 2; smem covers both tables and the copies.
         unsafe { b.launch(cfg) }.map_err(cu("va_hist_2d launch"))?;
     }
-    let c = fetch(dev, &counts, cells)?;
-    let ex = fetch(dev, &extra, 2)?;
+    let c = dev.download(&counts, cells)?;
+    let ex = dev.download(&extra, 2)?;
     dev.sync()?;
     Ok(Counts2 {
         counts: c,
@@ -354,7 +322,7 @@ pub(crate) fn kde_sums(
     };
     // SAFETY: part holds chunks * g entries, out g.
     unsafe { b.launch(cfg) }.map_err(cu("va_kde_final launch"))?;
-    let v = fetch(dev, &out, g)?;
+    let v = dev.download(&out, g)?;
     dev.sync()?;
     Ok(v)
 }

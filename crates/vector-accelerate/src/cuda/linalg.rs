@@ -18,22 +18,11 @@ use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKerne
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::whole;
-use super::tensor::CudaRows;
+use super::tensor::f32_rows;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
 use crate::ops::linalg::{Epilogue, Plan};
 use crate::precision::Precision;
-
-fn f32_rows(r: &CudaRows) -> Result<&CudaSlice<f32>> {
-    match r {
-        CudaRows::F32(s) => Ok(s),
-        CudaRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed binary rows",
-            "expected f32 rows",
-        )),
-    }
-}
 
 fn int(v: usize, what: &'static str) -> Result<i32> {
     i32::try_from(v).map_err(|_| {

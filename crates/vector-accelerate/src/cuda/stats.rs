@@ -5,14 +5,12 @@
 //! the digit histograms).
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{
-    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
-};
+use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::whole;
-use super::tensor::{upload_slice, CudaRows};
+use super::tensor::{f32_rows, upload_slice, zeros};
 use crate::cpu::stats::QuantileResult;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
@@ -61,35 +59,12 @@ impl Mom {
     }
 }
 
-fn f32_view(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
-    match rows {
-        CudaRows::F32(s) => Ok(s),
-        CudaRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed binary rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
-fn fetch<T: DeviceRepr + Copy>(dev: &CudaDevice, s: &CudaSlice<T>, n: usize) -> Result<Vec<T>> {
-    dev.download(s, n)
-}
-
-fn zeros<T: DeviceRepr + ValidAsZeroBits>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
-    let mut s = dev.alloc::<T>(n)?;
-    dev.stream
-        .memset_zeros(&mut s)
-        .map_err(cu("cuMemsetD8Async"))?;
-    Ok(s)
-}
-
 /// Moments along `axis`.
 pub(crate) fn describe(dev: &CudaDevice, x: &Input<'_>, axis: Axis) -> Result<Vec<Moments>> {
     let _g = dev.lock();
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
-    let xs = f32_view(xd.rows())?;
+    let xs = f32_rows(xd.rows())?;
     let (rows_i, dim_i) = (rows as i64, dim as i64);
     // One segment (a single column or row) takes the whole-array kernels.
     let flat = axis == Axis::All
@@ -220,7 +195,7 @@ fn pick_on_device(
     // SAFETY: every slot indexes a histogram of `bins` counts in hist;
     // digit and rest hold one entry per target.
     unsafe { b.launch(cfg) }.map_err(cu("va_radix_pick launch"))?;
-    let (d, r) = (fetch(dev, &digit, n)?, fetch(dev, &rest, n)?);
+    let (d, r) = (dev.download(&digit, n)?, dev.download(&rest, n)?);
     d.into_iter()
         .zip(r)
         .zip(targets)
@@ -269,7 +244,7 @@ impl Counter for CudaCounter<'_> {
         };
         // SAFETY: base holds ns segments of len floats; hist ns*2048 counts, nf ns.
         unsafe { b.launch(cfg) }.map_err(cu("va_radix_first launch"))?;
-        let nf = fetch(dev, &nf, ns)?;
+        let nf = dev.download(&nf, ns)?;
         self.first = Some(hist);
         Ok(nf.into_iter().map(|b| (self.len as u64 - b, b)).collect())
     }
@@ -417,7 +392,7 @@ pub(crate) fn quantiles(
         (Some(t), _) => (t.as_view(), rows),
         (None, Some(d)) => {
             let len = if axis == Axis::All { rows * dim } else { dim };
-            (f32_view(d.rows())?.as_view(), len)
+            (f32_rows(d.rows())?.as_view(), len)
         }
         (None, None) => return Err(Error::invalid("input", "none", "no data")),
     };
@@ -446,9 +421,9 @@ pub(crate) fn quantiles(
         // nseg*nl values; cnt and nf nseg counts.
         unsafe { b.launch(cfg) }.map_err(cu("va_quantile_sorted launch"))?;
         let r = (
-            fetch(dev, &out, nseg * nl)?,
-            fetch(dev, &cnt, nseg)?,
-            fetch(dev, &nf, nseg)?,
+            dev.download(&out, nseg * nl)?,
+            dev.download(&cnt, nseg)?,
+            dev.download(&nf, nseg)?,
         );
         dev.sync()?;
         return Ok(r);

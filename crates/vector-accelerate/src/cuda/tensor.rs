@@ -4,7 +4,7 @@ use cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
 
 use super::cu;
 use super::device::CudaDevice;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Rows on a CUDA device.
 #[derive(Debug)]
@@ -77,4 +77,28 @@ pub(crate) fn upload_slice<T: DeviceRepr>(dev: &CudaDevice, data: &[T]) -> Resul
 pub(crate) enum RowsRef<'a> {
     F32(CudaView<'a, f32>),
     Bits(CudaView<'a, u64>),
+}
+
+/// The `f32` rows of a device input (binary rows are refused).
+pub(crate) fn f32_rows(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
+    match rows {
+        CudaRows::F32(s) => Ok(s),
+        CudaRows::Bits(_) => Err(Error::invalid(
+            "input",
+            "bit-packed binary rows",
+            "expected f32 rows",
+        )),
+    }
+}
+
+/// `n` zeroed elements on the device.
+pub(crate) fn zeros<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    dev: &CudaDevice,
+    n: usize,
+) -> Result<CudaSlice<T>> {
+    let mut s = dev.alloc::<T>(n)?;
+    dev.stream
+        .memset_zeros(&mut s)
+        .map_err(cu("cuMemsetD8Async"))?;
+    Ok(s)
 }

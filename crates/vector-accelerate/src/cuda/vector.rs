@@ -8,9 +8,9 @@ use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelAr
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::whole;
-use super::tensor::CudaRows;
+use super::tensor::f32_rows;
 use crate::cpu::vector::Kind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::matrix::Input;
 use crate::ops::vector::elementwise::Bcast;
 use crate::ops::vector::{Axis, Binary, Unary, MAX_CHAIN};
@@ -118,17 +118,6 @@ fn row_grid(dev: &CudaDevice, rows: usize, dim: usize) -> (LaunchConfig, bool) {
     )
 }
 
-fn f32_view(rows: &CudaRows) -> Result<&CudaSlice<f32>> {
-    match rows {
-        CudaRows::F32(s) => Ok(s),
-        CudaRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed binary rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
 fn fetch<T: DeviceRepr + Default + Clone>(
     dev: &CudaDevice,
     s: &CudaSlice<T>,
@@ -165,7 +154,7 @@ pub(crate) fn map_resident(
 fn map_into(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<CudaSlice<f32>> {
     let n = x.rows() * x.dim();
     let rows = whole(dev, x)?;
-    let xs = f32_view(rows.rows())?;
+    let xs = f32_rows(rows.rows())?;
     let mut y = dev.alloc::<f32>(n)?;
     let f = dev.func(MODULE, "va_map_f32")?;
     let (n_i, c) = (n as i64, chain(steps));
@@ -214,7 +203,7 @@ fn binary_into(
     let (rows, dim) = (a.rows(), a.dim());
     let n = rows * dim;
     let ad = whole(dev, a)?;
-    let av = f32_view(ad.rows())?;
+    let av = f32_rows(ad.rows())?;
     let (bd, scalar, brs, bcs) = match bc {
         Bcast::Scalar(s) => (None, *s, 0i64, 0i64),
         Bcast::Array {
@@ -235,7 +224,7 @@ fn binary_into(
     let mut lb = dev.stream.launch_builder(&f);
     lb.arg(av);
     match &bd {
-        Some(d) => lb.arg(f32_view(d.rows())?),
+        Some(d) => lb.arg(f32_rows(d.rows())?),
         None => lb.arg(&null),
     };
     lb.arg(&mut y).arg(&rows_i).arg(&dim_i).arg(&brs).arg(&bcs);
@@ -281,7 +270,7 @@ pub(crate) fn normalize(dev: &CudaDevice, x: &Input<'_>) -> Result<(Vec<f32>, Ve
     let _g = dev.lock();
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
-    let xs = f32_view(xd.rows())?;
+    let xs = f32_rows(xd.rows())?;
     let mut y = dev.alloc::<f32>(rows * dim)?;
     let mut norms = dev.alloc::<f32>(rows)?;
     launch_normalize(dev, &xs.as_view(), Some(&mut y), &mut norms, rows, dim)?;
@@ -380,7 +369,7 @@ fn reduce_into(
 ) -> Result<(CudaSlice<f32>, CudaSlice<u64>, usize)> {
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
-    let xs = f32_view(xd.rows())?;
+    let xs = f32_rows(xd.rows())?;
     let kn = kind_name(kind);
     let outs = match axis {
         Axis::All => 1,
@@ -513,7 +502,7 @@ pub(crate) fn softmax_resident(
 fn softmax_into(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<CudaSlice<f32>> {
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
-    let xs = f32_view(xd.rows())?;
+    let xs = f32_rows(xd.rows())?;
     let len = if softmax { rows * dim } else { rows };
     let mut out = dev.alloc::<f32>(len)?;
     let (cfg, warp) = row_grid(dev, rows, dim);
