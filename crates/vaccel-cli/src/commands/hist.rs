@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use vector_accelerate::histogram::{histogram, kde, Bandwidth, BinSpec, HistogramOptions, Kde};
+use vector_accelerate::histogram::{histogram, kde, Bandwidth, BinSpec, HistogramOptions};
 use vector_accelerate::{Context, Matrix};
 
 use super::make_context;
@@ -53,6 +53,10 @@ pub struct HistArgs {
 
 /// Width of the longest bar of the table, in characters.
 const BAR: usize = 40;
+
+/// Points of the density curve drawn over logarithmic bins (each one a
+/// separate pass over the data).
+const LOG_CURVE_POINTS: usize = 256;
 
 /// Points of the density curve drawn in the picture.
 const CURVE_POINTS: usize = 1024;
@@ -153,7 +157,22 @@ pub fn run(a: HistArgs) -> Result<()> {
         h.below, h.above, h.non_finite
     )?;
     if let (Some(file), Some(path)) = (pending.as_mut(), &a.png) {
-        let canvas = draw(&h.edges, &h.counts, density.as_ref(), a.log);
+        // The curve: the density's own grid, or on a log axis points evenly
+        // spaced in log x (a linear grid would leave the low decades empty).
+        let curve = match &density {
+            Some(k) if a.log && lo > 0.0 => {
+                let n = LOG_CURVE_POINTS;
+                let g: Vec<f64> = (0..n)
+                    .map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (n - 1) as f64).exp())
+                    .collect();
+                let d = density_at(&ctx, &x, &g, k.bandwidth, false)?;
+                Some((g, d))
+            }
+            Some(k) => Some((k.grid.clone(), k.density.clone())),
+            None => None,
+        };
+        let curve = curve.as_ref().map(|(g, d)| (g.as_slice(), d.as_slice()));
+        let canvas = draw(&h.edges, &h.counts, curve, a.log);
         file.write(|w| canvas.write_png(w))?;
         commit(vec![pending.take().expect("a pending picture")])?;
         writeln!(out, "picture: {}", path.display())?;
@@ -186,7 +205,7 @@ fn density_at(ctx: &Context, x: &Matrix, points: &[f64], h: f64, even: bool) -> 
 
 /// The picture: bars (heights in counts, or in density with a curve),
 /// axes with labelled ticks.
-fn draw(edges: &[f64], counts: &[u64], curve: Option<&Kde>, log: bool) -> Canvas {
+fn draw(edges: &[f64], counts: &[u64], curve: Option<(&[f64], &[f64])>, log: bool) -> Canvas {
     let (w, h) = (900i64, 540i64);
     let (left, right, top, bottom) = (90i64, 30i64, 20i64, 60i64);
     let (pw, ph) = ((w - left - right) as f64, (h - top - bottom) as f64);
@@ -211,7 +230,7 @@ fn draw(edges: &[f64], counts: &[u64], curve: Option<&Kde>, log: bool) -> Canvas
             None => n as f64,
         })
         .collect();
-    let curve_max = curve.map_or(0.0, |k| k.density.iter().cloned().fold(0.0, f64::max));
+    let curve_max = curve.map_or(0.0, |(_, d)| d.iter().cloned().fold(0.0, f64::max));
     let ymax = heights.iter().cloned().fold(curve_max, f64::max);
     let ymax = if ymax > 0.0 { ymax * 1.05 } else { 1.0 };
     let ty = |v: f64| -> f64 { top as f64 + ph - v / ymax * ph };
@@ -239,8 +258,8 @@ fn draw(edges: &[f64], counts: &[u64], curve: Option<&Kde>, log: bool) -> Canvas
             c.fill(b, yt, b, base, plot::BAR_EDGE);
         }
     }
-    if let Some(k) = curve {
-        for (g, d) in k.grid.windows(2).zip(k.density.windows(2)) {
+    if let Some((grid, dens)) = curve {
+        for (g, d) in grid.windows(2).zip(dens.windows(2)) {
             if g[0] <= 0.0 && log {
                 continue;
             }
