@@ -69,12 +69,13 @@ __device__ __forceinline__ VaMom va_mom_merge(const VaMom& a, const VaMom& b) {
     return r;
 }
 
-// Central moments of shifted power sums (cpu::stats::Sums::moments).
-__device__ __forceinline__ VaMom va_sums_moments(const VaSums& s, double sh) {
+// Central moments of shifted power sums (cpu::stats::Sums::moments) of k
+// values (passed apart: a warp's total may exceed s.k's 32 bits).
+__device__ __forceinline__ VaMom va_sums_moments(const VaSums& s, double k, double sh) {
     VaMom m = va_mom_empty();
     m.nf = s.nf;
-    if (s.k == 0) return m;
-    double k = (double)s.k, a = s.s1 / k, a2 = a * a;
+    if (k == 0.0) return m;
+    double a = s.s1 / k, a2 = a * a;
     m.n = k;
     m.mean = sh + a;
     m.m2 = fmax(s.s2 - s.s1 * a, 0.0);
@@ -120,7 +121,7 @@ struct VaMomThread {
         if (in_block >= VA_MOM_BLOCK) flush();
     }
     __device__ __forceinline__ void flush() {
-        acc = va_mom_merge(acc, va_sums_moments(s, sh));
+        acc = va_mom_merge(acc, va_sums_moments(s, (double)s.k, sh));
         s = va_sums_empty();
         if (acc.n > 0.0) sh = acc.mean;
         in_block = 0;
@@ -257,22 +258,7 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_rows(const float* x, i6
             s.mx = fmaxf(s.mx, __shfl_xor_sync(0xffffffffu, s.mx, o));
             s.nf += __shfl_xor_sync(0xffffffffu, s.nf, o);
         }
-        if (lane == 0) {
-            // Converted with the count in f64 (k may exceed 2^32 in total).
-            VaMom m = va_mom_empty();
-            m.nf = s.nf;
-            if (k > 0) {
-                double kd = (double)k, a = s.s1 / kd, a2 = a * a;
-                m.n = kd;
-                m.mean = sh + a;
-                m.m2 = fmax(s.s2 - s.s1 * a, 0.0);
-                m.m3 = s.s3 - 3.0 * a * s.s2 + 2.0 * kd * a2 * a;
-                m.m4 = fmax(s.s4 - 4.0 * a * s.s3 + 6.0 * a2 * s.s2 - 3.0 * kd * a2 * a2, 0.0);
-                m.mn = s.mn;
-                m.mx = s.mx;
-            }
-            out[r] = m;
-        }
+        if (lane == 0) out[r] = va_sums_moments(s, (double)k, sh);
     }
 }
 
