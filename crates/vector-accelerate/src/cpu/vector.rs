@@ -695,29 +695,34 @@ pub(crate) fn finish(a: &Acc, count: usize, op: u32, ddof: usize) -> f32 {
 
 // ---------------------------------------------------------------- softmax
 
-/// Row-wise log-sum-exp (`lse`) and/or softmax in place (`y`), with the
-/// semantics documented in `ops::vector::softmax`.
+/// The log-sum-exp of a row, with the semantics documented in
+/// `ops::vector::softmax`. The row is overwritten: with its softmax when
+/// `write`, else with scratch values (`e^(x - max)`).
 #[inline(always)]
-fn softmax_row(row: &mut [f32], write: bool) -> f32 {
-    let mut m = f32::NEG_INFINITY;
-    for &v in row.iter() {
-        if v > m || v.is_nan() {
-            m = v;
-        }
-        if m.is_nan() {
-            break;
+fn softmax_row_generic(row: &mut [f32], write: bool) -> f32 {
+    // Maximum and NaN test in 16 independent lanes (vectorised).
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut nan = false;
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
+            nan |= v.is_nan();
         }
     }
-    if m.is_nan() {
-        if write {
-            row.fill(f32::NAN);
-        }
+    for &v in chunks.remainder() {
+        lanes[0] = if v > lanes[0] { v } else { lanes[0] };
+        nan |= v.is_nan();
+    }
+    let m = lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    if nan {
+        row.fill(f32::NAN);
         return f32::NAN;
     }
     if m == f32::NEG_INFINITY {
-        if write {
-            row.fill(f32::NAN);
-        }
+        row.fill(f32::NAN);
         return f32::NEG_INFINITY;
     }
     if m == f32::INFINITY {
@@ -729,18 +734,27 @@ fn softmax_row(row: &mut [f32], write: bool) -> f32 {
         }
         return f32::INFINITY;
     }
+    // e^(x - max) in place (each at most 1), summed in fp64 over 8 lanes.
+    row.iter_mut().for_each(|v| *v = vmath::exp(*v - m));
     let mut acc = [0f64; 8];
-    for (i, &v) in row.iter().enumerate() {
-        acc[i & 7] += (v - m).exp() as f64;
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &e) in acc.iter_mut().zip(c) {
+            *a += e as f64;
+        }
+    }
+    for (a, &e) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += e as f64;
     }
     let s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     if write {
-        let inv = 1.0 / s;
-        row.iter_mut()
-            .for_each(|v| *v = ((*v - m).exp() as f64 * inv) as f32);
+        let inv = (1.0 / s) as f32;
+        row.iter_mut().for_each(|v| *v *= inv);
     }
     (m as f64 + s.ln()) as f32
 }
+
+simd_dispatch!(fn softmax_row(row: &mut [f32], write: bool) -> f32 => softmax_row_generic);
 
 /// Softmax of every row in place (rows of `dim`).
 pub(crate) fn softmax_in_place(data: &mut [f32], dim: usize) {

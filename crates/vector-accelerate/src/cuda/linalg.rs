@@ -13,11 +13,16 @@
 
 use cudarc::cublas::sys as cb;
 use cudarc::cublas::sys::cublasOperation_t;
-use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg};
+use std::sync::Arc;
+
+use cudarc::driver::{
+    CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg, SyncOnDrop,
+};
 
 use super::cu;
 use super::device::CudaDevice;
-use super::distance::whole;
+use super::distance::{resident_half, whole, DevInput};
+use super::knn_filter::{half_dim, to_f32, HalfKind};
 use super::tensor::f32_rows;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
@@ -83,13 +88,14 @@ impl ColumnMajor {
     }
 }
 
-/// `n` f32 values (`rows x dim`) rounded to nearest in 16 bits.
+/// `rows x dim` f32 values rounded to nearest in 16 bits of `kind` (no
+/// padding: `dim` per row).
 fn to_half(
     dev: &CudaDevice,
     src: &CudaSlice<f32>,
     rows: usize,
     dim: usize,
-    bf16: bool,
+    kind: HalfKind,
 ) -> Result<CudaSlice<u16>> {
     let mut out = dev.alloc::<u16>(rows * dim)?;
     let mut too_big = dev.alloc::<u32>(1)?;
@@ -111,7 +117,7 @@ fn to_half(
         dim as i64,
         int(rows, "rows")?,
         int(dim, "dim")?,
-        bf16 as i32,
+        (kind == HalfKind::Bf16) as i32,
     );
     let mut b = dev.stream.launch_builder(&f);
     // hd = d: no padding columns.
@@ -120,6 +126,87 @@ fn to_half(
     // SAFETY: src and out hold rows * dim elements, too_big one word.
     unsafe { b.launch(cfg) }.map_err(cu("to_half_rows launch"))?;
     Ok(out)
+}
+
+/// One operand of a cuBLAS call, in the element type the precision needs.
+enum Operand<'a> {
+    /// f32 rows as given (uploaded or resident), `dim` per row.
+    F32(DevInput<'a>),
+    /// f32 rows widened (exactly) from rows kept in 16 bits, `dim` per row.
+    Wide(CudaSlice<f32>),
+    /// 16-bit rows kept on the device: uploaded in 16 bits or the cached
+    /// copy of resident f32 rows, `half_dim(dim)` per row.
+    Kept(&'a CudaSlice<u16>),
+    /// 16-bit rows rounded for this call, `dim` per row.
+    Rounded(CudaSlice<u16>),
+}
+
+impl Operand<'_> {
+    /// The f32 rows of an `Exact` / `Tf32` operand.
+    fn f32(&self) -> Result<&CudaSlice<f32>> {
+        match self {
+            Operand::F32(d) => f32_rows(d.rows()),
+            Operand::Wide(w) => Ok(w),
+            Operand::Kept(_) | Operand::Rounded(_) => Err(Error::Cuda {
+                op: "GEMM operand",
+                message: "16-bit rows where f32 rows are needed".into(),
+            }),
+        }
+    }
+
+    /// The rows' device pointer (the guard is dropped after the call).
+    fn ptr<'s>(&'s self, s: &'s Arc<CudaStream>) -> Result<(u64, SyncOnDrop<'s>)> {
+        Ok(match self {
+            Operand::F32(_) | Operand::Wide(_) => self.f32()?.device_ptr(s),
+            Operand::Kept(h) => h.device_ptr(s),
+            Operand::Rounded(h) => h.device_ptr(s),
+        })
+    }
+}
+
+/// `x` as cuBLAS reads it under `precision`, with its leading dimension:
+/// f32 for `Exact` and `Tf32` (16-bit rows widened), 16 bits of the
+/// precision's kind for `Bf16` and `F16`. Rows already kept in that kind
+/// are used as they are (16-bit uploads, or the cached copy of resident
+/// f32 rows, made on first use); other rows are rounded for the call, the
+/// values a CPU context computes with (it widens 16-bit uploads to f32).
+fn operand<'a>(
+    dev: &CudaDevice,
+    x: &Input<'a>,
+    precision: Precision,
+) -> Result<(Operand<'a>, usize)> {
+    let want = match precision {
+        Precision::Bf16 => Some(HalfKind::Bf16),
+        Precision::F16 => Some(HalfKind::F16),
+        Precision::Exact | Precision::Tf32 => None,
+    };
+    let (rows, dim) = (x.rows(), x.dim());
+    if let Input::Resident(d) = x {
+        if let Some((kind, kept)) = d.half_store() {
+            if want == Some(kind) {
+                return Ok((Operand::Kept(kept), half_dim(dim)));
+            }
+            let mut w = dev.alloc::<f32>(rows * dim)?;
+            to_f32(dev, &kept.as_view(), rows, dim, kind, &mut w.as_view_mut())?;
+            return Ok(match want {
+                Some(k) => (Operand::Rounded(to_half(dev, &w, rows, dim, k)?), dim),
+                None => (Operand::Wide(w), dim),
+            });
+        }
+        if let Some(k) = want {
+            if let Some(h) = resident_half(dev, x, k)? {
+                return Ok((Operand::Kept(h), half_dim(dim)));
+            }
+        }
+    }
+    let d = whole(dev, x)?;
+    Ok(match want {
+        Some(k) => (
+            Operand::Rounded(to_half(dev, f32_rows(d.rows())?, rows, dim, k)?),
+            dim,
+        ),
+        None => (Operand::F32(d), dim),
+    })
 }
 
 /// The plan's products into a new device buffer (the caller holds the lock).
@@ -131,30 +218,26 @@ fn gemm_into(
     p: &Plan,
     epi: Option<Epilogue<'_>>,
 ) -> Result<CudaSlice<f32>> {
+    let (ao, lda) = operand(dev, a, p.precision)?;
+    let (bo, ldb) = operand(dev, b, p.precision)?;
+    // The operands' own row widths (16-bit rows kept padded).
+    let p = &Plan {
+        lda,
+        ldb,
+        stride_a: a.rows() / p.batch * lda,
+        stride_b: b.rows() / p.batch * ldb,
+        ..*p
+    };
     let args = ColumnMajor::of(p)?;
-    let ad = whole(dev, a)?;
-    let bd = whole(dev, b)?;
-    let (av, bv) = (f32_rows(ad.rows())?, f32_rows(bd.rows())?);
     let mut out = dev.alloc::<f32>(p.out_len())?;
     if p.beta != 0.0 {
         if let Some(c) = c {
-            let cd = whole(dev, c)?;
-            let cv = f32_rows(cd.rows())?;
+            let (co, _) = operand(dev, c, Precision::Exact)?;
             dev.stream
-                .memcpy_dtod(&cv.slice(..p.out_len()), &mut out)
+                .memcpy_dtod(&co.f32()?.slice(..p.out_len()), &mut out)
                 .map_err(cu("cuMemcpyDtoD"))?;
         }
     }
-    let halves = match p.precision {
-        Precision::Bf16 | Precision::F16 => {
-            let bf = p.precision == Precision::Bf16;
-            Some((
-                to_half(dev, av, a.rows(), a.dim(), bf)?,
-                to_half(dev, bv, b.rows(), b.dim(), bf)?,
-            ))
-        }
-        _ => None,
-    };
     let (alpha, beta) = (p.alpha, if c.is_some() { p.beta } else { 0.0 });
     let ColumnMajor {
         transa: ta,
@@ -173,20 +256,13 @@ fn gemm_into(
     let h = *dev.blas.handle();
     let (pc, _gc) = out.device_ptr_mut(&dev.stream);
     // cuBLAS's first operand (`pa`) is our B, its second (`pb`) our A.
-    let (pa, _ga, pb, _gb, dtype);
-    if let Some((ha, hb)) = &halves {
-        (pa, _ga) = hb.device_ptr(&dev.stream);
-        (pb, _gb) = ha.device_ptr(&dev.stream);
-        dtype = if p.precision == Precision::Bf16 {
-            cb::cudaDataType_t::CUDA_R_16BF
-        } else {
-            cb::cudaDataType_t::CUDA_R_16F
-        };
-    } else {
-        (pa, _ga) = bv.device_ptr(&dev.stream);
-        (pb, _gb) = av.device_ptr(&dev.stream);
-        dtype = cb::cudaDataType_t::CUDA_R_32F;
-    }
+    let (pa, _ga) = bo.ptr(&dev.stream)?;
+    let (pb, _gb) = ao.ptr(&dev.stream)?;
+    let dtype = match p.precision {
+        Precision::Bf16 => cb::cudaDataType_t::CUDA_R_16BF,
+        Precision::F16 => cb::cudaDataType_t::CUDA_R_16F,
+        Precision::Exact | Precision::Tf32 => cb::cudaDataType_t::CUDA_R_32F,
+    };
     let compute = if p.precision == Precision::Tf32 {
         cb::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
     } else {
@@ -302,8 +378,8 @@ fn gemm_into(
             e.act.chain(),
         )?;
     }
-    // `halves` (and uploaded inputs) are freed in stream order after the calls.
-    drop(halves);
+    // Converted and uploaded operands are freed in stream order after the calls.
+    drop((ao, bo));
     Ok(out)
 }
 
@@ -342,8 +418,8 @@ pub(crate) fn gemm_resident(
 /// The transpose (`dim x rows`) into a new device buffer (lock held).
 fn transpose_into(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
     let (r, c) = (int(a.rows(), "rows")?, int(a.dim(), "dim")?);
-    let ad = whole(dev, a)?;
-    let av = f32_rows(ad.rows())?;
+    let (ao, _) = operand(dev, a, Precision::Exact)?;
+    let av = ao.f32()?;
     let mut out = dev.alloc::<f32>(a.rows() * a.dim())?;
     let (alpha, beta) = (1.0f32, 0.0f32);
     let (pa, _ga) = av.device_ptr(&dev.stream);

@@ -23,6 +23,15 @@
 //!   fp32 accumulation and fp32 output; `alpha`, `beta` and `C` stay fp32.
 //!   f16 values beyond its range (`|x| > 65504`) become infinities and tiny
 //!   ones lose precision (subnormals below `2^-14`).
+//! - 16-bit rows ([`Context::upload_bf16`] / [`Context::upload_f16`]) are
+//!   accepted anywhere a matrix is: their values are the exact widened
+//!   ones. Under the precision of their own kind they are read in place
+//!   (no conversion, the fastest product); otherwise they are widened (and
+//!   rounded to the precision's kind) for the call, giving what a CPU
+//!   context computes. Resident f32 rows multiplied under `Bf16` / `F16`
+//!   keep their rounded copy on the device after the first product (as a
+//!   fast-precision k-NN base does), so repeated products skip the
+//!   conversion.
 //! - Sizes: any `m, n, k >= 1`; each must fit in an `i32` on CUDA (a typed
 //!   error otherwise).
 //! - Agreement: `Exact` results of the two backends differ only by the order
@@ -156,7 +165,7 @@ fn check_operand(ctx: &Context, x: &Input<'_>, what: &'static str) -> Result<()>
     if let Input::Resident(d) = x {
         d.check_device(ctx)?;
     }
-    super::refuse_half(x, what)
+    Ok(())
 }
 
 fn shape(rows: usize, cols: usize, t: bool) -> (usize, usize) {

@@ -271,6 +271,174 @@ fn resident_inputs_and_outputs_equal_host_results() {
     });
 }
 
+/// Rows uploaded in 16 bits, and their values widened to f32 on the host.
+fn upload_16(ctx: &Context, x: &Matrix, bf16: bool) -> (vector_accelerate::DeviceMatrix, Matrix) {
+    let (d, wide): (_, Vec<f32>) = if bf16 {
+        let h: Vec<half::bf16> = x
+            .as_slice()
+            .iter()
+            .map(|&v| half::bf16::from_f32(v))
+            .collect();
+        (
+            ctx.upload_bf16(&h, x.dim()).unwrap(),
+            h.iter().map(|v| v.to_f32()).collect(),
+        )
+    } else {
+        let h: Vec<half::f16> = x
+            .as_slice()
+            .iter()
+            .map(|&v| half::f16::from_f32(v))
+            .collect();
+        (
+            ctx.upload_f16(&h, x.dim()).unwrap(),
+            h.iter().map(|v| v.to_f32()).collect(),
+        )
+    };
+    (d, mat_from_slice(&wide, x.dim()))
+}
+
+#[test]
+fn sixteen_bit_operands_give_the_product_of_their_values() {
+    for_each_backend(
+        "sixteen_bit_operands_give_the_product_of_their_values",
+        |ctx| {
+            let mut r = rng(seed());
+            // Row widths 13 and 21 are padded to 16 and 24 on the device.
+            for (m, n, k) in [(1, 1, 1), (7, 21, 13), (33, 40, 21), (64, 9, 130)] {
+                for &(ta, tb) in &TRANS {
+                    let (ar, ac) = stored(m, k, ta);
+                    let (br, bc) = stored(k, n, tb);
+                    let (a, b, c) = (
+                        random(&mut r, ar, ac),
+                        random(&mut r, br, bc),
+                        random(&mut r, m, n),
+                    );
+                    for (bf_a, bf_b) in [(true, true), (false, false), (true, false)] {
+                        let (da, wa) = upload_16(ctx, &a, bf_a);
+                        let (db, wb) = upload_16(ctx, &b, bf_b);
+                        let (dc, wc) = upload_16(ctx, &c, !bf_a);
+                        for p in [
+                            Precision::Exact,
+                            Precision::Tf32,
+                            Precision::Bf16,
+                            Precision::F16,
+                        ] {
+                            let o = GemmOptions {
+                                precision: p,
+                                ..opts(ta, tb, 1.5, -0.5)
+                            };
+                            let what = format!(
+                                "{} {m}x{n}x{k} ta {ta} tb {tb} bf16 {bf_a}/{bf_b} {p}",
+                                ctx.device()
+                            );
+                            // Kept operands, and a kept A with the widened host B.
+                            let got = gemm(ctx, &da, &db, Some((&dc).into()), &o).unwrap();
+                            let mixed = gemm(ctx, &da, &wb, Some((&wc).into()), &o).unwrap();
+                            let round = |x: &Matrix| -> Vec<f32> {
+                                x.as_slice()
+                                    .iter()
+                                    .map(|&v| match p {
+                                        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+                                        Precision::F16 => half::f16::from_f32(v).to_f32(),
+                                        _ => v,
+                                    })
+                                    .collect()
+                            };
+                            let (want, scale) = reference(
+                                &round(&wa),
+                                &round(&wb),
+                                Some(wc.as_slice()),
+                                (m, n, k),
+                                &o,
+                            );
+                            let tol = rel_tol(ctx, p, k);
+                            check(&what, got.as_slice(), &want, &scale, tol);
+                            check(
+                                &format!("{what} mixed"),
+                                mixed.as_slice(),
+                                &want,
+                                &scale,
+                                tol,
+                            );
+                        }
+                    }
+                }
+            }
+            // Batches of 5 x 13 rows (padded to 16 on the device), gemv, the
+            // fused product and transposes of 16-bit rows.
+            let (a, b) = (random(&mut r, 15, 13), random(&mut r, 39, 6));
+            let (da, wa) = upload_16(ctx, &a, true);
+            let (db, wb) = upload_16(ctx, &b, true);
+            for p in [Precision::Exact, Precision::Bf16] {
+                let o = GemmOptions {
+                    precision: p,
+                    ..Default::default()
+                };
+                let got = gemm_batched(ctx, &da, &db, None, 3, &o).unwrap();
+                let want = gemm_batched(ctx, &wa, &wb, None, 3, &o).unwrap();
+                assert_close(
+                    &format!("{} batched {p}", ctx.device()),
+                    got.as_slice(),
+                    want.as_slice(),
+                );
+                let f =
+                    gemm_fused(ctx, &da, &db, Some(&[0.25; 6]), Activation::Tanh, 3, &o).unwrap();
+                let fw =
+                    gemm_fused(ctx, &wa, &wb, Some(&[0.25; 6]), Activation::Tanh, 3, &o).unwrap();
+                assert_close(
+                    &format!("{} fused {p}", ctx.device()),
+                    f.as_slice(),
+                    fw.as_slice(),
+                );
+            }
+            let x: Vec<f32> = (0..13).map(|i| i as f32 - 6.0).collect();
+            let o = GemmOptions::default();
+            assert_close(
+                &format!("{} gemv", ctx.device()),
+                &gemv(ctx, &da, &x, None, &o).unwrap(),
+                &gemv(ctx, &wa, &x, None, &o).unwrap(),
+            );
+            assert_eq!(transpose(ctx, &da).unwrap(), transpose(ctx, &wa).unwrap());
+            let t = transpose_resident(ctx, &db).unwrap();
+            assert_eq!(
+                t.to_host_f32().unwrap().unwrap(),
+                transpose(ctx, &wb).unwrap().as_slice()
+            );
+            // Resident f32 rows under bf16 (a rounded copy kept after the first
+            // product): the same values as host rows, every time.
+            let (ra, rb) = (ctx.upload(&a).unwrap(), ctx.upload(&b).unwrap());
+            let o = GemmOptions {
+                precision: Precision::Bf16,
+                ..Default::default()
+            };
+            let host = gemm_batched(ctx, &a, &b, None, 3, &o).unwrap();
+            for _ in 0..2 {
+                let res = gemm_batched(ctx, &ra, &rb, None, 3, &o).unwrap();
+                assert_close(
+                    &format!("{} resident bf16", ctx.device()),
+                    res.as_slice(),
+                    host.as_slice(),
+                );
+            }
+        },
+    );
+}
+
+/// Two results of the same product computed from operands of equal values
+/// (possibly with different leading dimensions, so cuBLAS may sum in
+/// another order): equal within fp32 accumulation error.
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let top = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * top,
+            "{what}: element {i}: got {g}, want {w} (seed {})",
+            seed()
+        );
+    }
+}
+
 #[test]
 fn precision_modes_stay_within_their_bounds() {
     for_each_backend("precision_modes_stay_within_their_bounds", |ctx| {
@@ -623,14 +791,6 @@ fn matrix_operation_errors_are_typed() {
             transpose(ctx, empty),
             Err(Error::EmptyInput { what: "A" })
         ));
-        // 16-bit device rows are a k-NN base only.
-        if ctx.is_cuda() {
-            let h = ctx.upload_f16(&[half::f16::ONE; 6], 3).unwrap();
-            inv(
-                gemm(ctx, &h, &b, None, &opts(true, false, 1.0, 0.0)),
-                "input",
-            );
-        }
     });
 }
 
