@@ -126,6 +126,14 @@ def section_gemm(a):
             q = torch.randn(k, n, device="cuda", dtype=dt)
             ms = timed(lambda: p @ q, a.repeats)
             print(f"| matmul {prec} | {m} x {n} x {k} | {ms:.3f} | {2 * m * n * k / (ms / 1e3) / 1e12:.2f} |", flush=True)
+            if dt != torch.float32:
+                # The product as vaccel computes it: 16-bit operands, fp32 result (torch.mm's
+                # out_dtype; absent from older PyTorch).
+                try:
+                    ms = timed(lambda: torch.mm(p, q, out_dtype=torch.float32), a.repeats)
+                except (TypeError, RuntimeError):
+                    continue
+                print(f"| mm {prec}, fp32 out | {m} x {n} x {k} | {ms:.3f} | {2 * m * n * k / (ms / 1e3) / 1e12:.2f} |", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     # GEMM + bias + ReLU on the shapes of `vaccel bench ops --gemm` (the same default list), fp32
     # with TF32 off, each next to the plain matmul of the same shape: as PyTorch runs it without

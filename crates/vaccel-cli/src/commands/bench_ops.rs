@@ -18,7 +18,7 @@ use vector_accelerate::vector::{
     normalize_resident, reduce_resident, softmax_resident, ArgReduction, Axis, Binary, Operand,
     Reduction, Unary,
 };
-use vector_accelerate::{Context, Matrix, Precision};
+use vector_accelerate::{half, Context, DeviceMatrix, Matrix, Precision};
 
 use super::bench::median;
 use super::make_context;
@@ -292,6 +292,19 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
                 Ok(gemm_resident(ctx, &ad, &bd, None, &o).map(drop)?)
             })?;
             row(out, &format!("gemm {name}"), ms)?;
+            if matches!(precision, Precision::Bf16 | Precision::F16) {
+                // The same product of operands uploaded in 16 bits (read in
+                // place; resident f32 operands above use their rounded copy,
+                // made by the first call).
+                let (h_a, h_b) = (
+                    upload_16(ctx, &g(m, k, BASE_STREAM)?, precision)?,
+                    upload_16(ctx, &g(k, n, QUERY_STREAM)?, precision)?,
+                );
+                let ms = time_ms(ctx, a.repeats, || {
+                    Ok(gemm_resident(ctx, &h_a, &h_b, None, &o).map(drop)?)
+                })?;
+                row(out, &format!("gemm {name}, {name} uploads"), ms)?;
+            }
             if precision == Precision::Exact {
                 // The fused form right below the plain GEMM of the same shape.
                 let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
@@ -306,6 +319,25 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
         }
     }
     Ok(())
+}
+
+/// `x` rounded to the 16-bit format of `p` and uploaded in 16 bits.
+fn upload_16(ctx: &Context, x: &Matrix, p: Precision) -> Result<DeviceMatrix> {
+    Ok(if p == Precision::Bf16 {
+        let h: Vec<half::bf16> = x
+            .as_slice()
+            .iter()
+            .map(|&v| half::bf16::from_f32(v))
+            .collect();
+        ctx.upload_bf16(&h, x.dim())?
+    } else {
+        let h: Vec<half::f16> = x
+            .as_slice()
+            .iter()
+            .map(|&v| half::f16::from_f32(v))
+            .collect();
+        ctx.upload_f16(&h, x.dim())?
+    })
 }
 
 /// Seeded N(0, 1) matrices `rows x cols` of one stream.

@@ -25,8 +25,9 @@
 //!   ones lose precision (subnormals below `2^-14`).
 //! - 16-bit rows ([`Context::upload_bf16`] / [`Context::upload_f16`]) are
 //!   accepted anywhere a matrix is: their values are the exact widened
-//!   ones. Under the precision of their own kind they are read in place
-//!   (no conversion, the fastest product); otherwise they are widened (and
+//!   ones. Under the precision of their own kind they are used without
+//!   conversion (read in place when the row width is a multiple of 8, else
+//!   through one compact device copy); otherwise they are widened (and
 //!   rounded to the precision's kind) for the call, giving what a CPU
 //!   context computes. Resident f32 rows multiplied under `Bf16` / `F16`
 //!   keep their rounded copy on the device after the first product (as a

