@@ -46,7 +46,9 @@ pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, Matrix
 pub use metric::{Distance, Metric};
 pub use ops::knn::{knn, knn_with, KnnOptions};
 pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
-pub use ops::{cluster, diagnostics, distance, histogram, linalg, quantize, select, stats, vector};
+pub use ops::{
+    cluster, diagnostics, distance, histogram, linalg, ml, quantize, select, stats, vector,
+};
 pub use pinned::PinnedMatrix;
 pub use precision::Precision;
 pub use tensor::{DeviceIds, DeviceMatrix};

@@ -7,6 +7,7 @@ pub mod distance;
 pub mod histogram;
 pub mod knn;
 pub mod linalg;
+pub mod ml;
 pub mod quantize;
 pub mod select;
 pub mod stats;
