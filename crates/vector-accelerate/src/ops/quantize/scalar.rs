@@ -281,6 +281,22 @@ impl ScalarQuantizer {
         }
     }
 
+    /// [`decode`](Self::decode) with the rows left on the context's device.
+    pub(crate) fn decode_resident(
+        &self,
+        ctx: &Context,
+        codes: &ScalarCodes,
+    ) -> Result<crate::tensor::DeviceMatrix> {
+        self.check_codes(ctx, codes)?;
+        match ctx.backend() {
+            Backend::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows),
+            Backend::Cpu => Ok(crate::tensor::DeviceMatrix::from_host_f32(
+                cpu::quantize::sq_decode(self, codes, 0, codes.rows).into_vec(),
+                self.dim,
+            )),
+        }
+    }
+
     pub(crate) fn check_codes(&self, ctx: &Context, codes: &ScalarCodes) -> Result<()> {
         check_device(codes.device(), ctx)?;
         self.check_dim("codes dimension", codes.dim)?;

@@ -1,0 +1,351 @@
+//! Neural quantization: an encoder to a small latent, per-vector int8 codes
+//! of the latent (each vector's scale kept), and a decoder back.
+
+use super::Linear;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::linalg::Activation;
+use crate::matrix::{Input, Matrix};
+use crate::metric::Metric;
+use crate::ops::select::Neighbors;
+use crate::ops::vector::normalize_resident;
+use crate::precision::Precision;
+use crate::quantize::{
+    Rerank, ScalarBits, ScalarCodes, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
+};
+use crate::tensor::DeviceMatrix;
+
+/// The original's encoder/decoder shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NqPreset {
+    /// 768 -> 128 (24x smaller than the f32 vector, with its 4-byte scale: 23.3x).
+    D768To128,
+    /// 768 -> 64.
+    D768To64,
+    /// 384 -> 64.
+    D384To64,
+}
+
+impl NqPreset {
+    /// `(d_in, latent)`.
+    pub fn dims(self) -> (usize, usize) {
+        match self {
+            NqPreset::D768To128 => (768, 128),
+            NqPreset::D768To64 => (768, 64),
+            NqPreset::D384To64 => (384, 64),
+        }
+    }
+}
+
+/// Options of a [`NeuralQuantizer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct NqOptions {
+    /// Activation of the encoder, `z = act(W_e x + b_e)` (default none).
+    pub activation: Activation,
+    /// Scale each latent to unit L2 norm before quantising (default off;
+    /// a zero latent stays zero).
+    pub normalize_latent: bool,
+    /// Precision of the encoder and decoder GEMMs (default `Exact`).
+    pub precision: Precision,
+}
+
+impl Default for NqOptions {
+    fn default() -> Self {
+        Self {
+            activation: Activation::None,
+            normalize_latent: false,
+            precision: Precision::Exact,
+        }
+    }
+}
+
+impl NqOptions {
+    /// Sets the encoder's activation.
+    pub fn with_activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    /// Normalises latents to unit length.
+    pub fn with_normalized_latent(mut self, on: bool) -> Self {
+        self.normalize_latent = on;
+        self
+    }
+    /// Sets the GEMM precision.
+    pub fn with_precision(mut self, p: Precision) -> Self {
+        self.precision = p;
+        self
+    }
+}
+
+/// How close reconstructions are to the originals (computed in fp64).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fidelity {
+    /// Mean squared error per value.
+    pub mse: f64,
+    /// Mean over rows of the cosine similarity of a row and its
+    /// reconstruction (1 when both are zero, 0 when one is).
+    pub mean_cosine: f64,
+    /// Signal-to-noise ratio `10 log10(sum x^2 / sum (x - x')^2)` in dB
+    /// (`inf` for an exact reconstruction).
+    pub snr_db: f64,
+}
+
+/// Reconstruction quality of a [`NeuralQuantizer`] on some data: through the
+/// int8 codes, and through the f32 latent (the loss of the encoder and
+/// decoder alone), so the share of the int8 step is visible.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reconstruction {
+    /// `decode(encode(x))`.
+    pub int8: Fidelity,
+    /// The decoder applied to the unquantised latent.
+    pub f32_latent: Fidelity,
+}
+
+/// Neural quantization (SPEC 8): `z = act(W_e x + b_e)`, optionally scaled
+/// to unit length, stored as per-vector symmetric int8 codes with each
+/// vector's own scale kept (`scale = max |z| / 127`, codes
+/// `round(z / scale)` in `-127..=127`; never an averaged scale), and decoded
+/// by `x' = W_d (codes * scale) + b_d`.
+///
+/// The codes are [`ScalarCodes`] of a per-vector symmetric int8
+/// [`ScalarQuantizer`], so everything the quantize family does with codes
+/// (search, re-rank, bytes, files) applies to them.
+///
+/// ```
+/// use vector_accelerate::ml::{Linear, NeuralQuantizer, NqOptions};
+/// use vector_accelerate::{Context, Matrix, Metric};
+/// let ctx = Context::cpu();
+/// // 3 -> 2 -> 3: keep the first two coordinates.
+/// let enc = Matrix::new(vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 3)?;
+/// let dec = Matrix::new(vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 2)?;
+/// let nq = NeuralQuantizer::new(
+///     Linear::new(&ctx, &enc, None)?,
+///     Linear::new(&ctx, &dec, None)?,
+///     NqOptions::default(),
+/// )?;
+/// let x = Matrix::new(vec![127.0, -63.5, 5.0], 3)?;
+/// let codes = nq.encode(&ctx, &x)?;
+/// // Two int8 codes and the vector's own scale, max |z| / 127 = 1.
+/// let host = codes.to_host()?;
+/// assert_eq!(host.as_bytes().unwrap(), &[127u8, (-64i8) as u8]);
+/// assert_eq!(host.vector_params().unwrap().0, &[1.0]);
+/// assert_eq!(nq.decode(&ctx, &codes)?.as_slice(), &[127.0, -64.0, 0.0]);
+/// # Ok::<(), vector_accelerate::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct NeuralQuantizer {
+    encoder: Linear,
+    decoder: Linear,
+    opts: NqOptions,
+    codes: ScalarQuantizer,
+}
+
+impl NeuralQuantizer {
+    /// A quantizer from an encoder (`d_in -> latent`) and a decoder
+    /// (`latent -> d_in`).
+    pub fn new(encoder: Linear, decoder: Linear, opts: NqOptions) -> Result<Self> {
+        if decoder.d_in() != encoder.d_out() {
+            return Err(Error::DimensionMismatch {
+                what: "d_in of the decoder vs the latent width (d_out of the encoder)",
+                expected: encoder.d_out(),
+                got: decoder.d_in(),
+            });
+        }
+        if decoder.d_out() != encoder.d_in() {
+            return Err(Error::DimensionMismatch {
+                what: "d_out of the decoder vs d_in of the encoder",
+                expected: encoder.d_in(),
+                got: decoder.d_out(),
+            });
+        }
+        let codes = ScalarQuantizer {
+            opts: ScalarOptions {
+                bits: ScalarBits::Int8,
+                range: ScalarRange::Symmetric,
+                scope: ScalarScope::PerVector,
+                clip: None,
+            },
+            dim: encoder.d_out(),
+            scale: Vec::new(),
+            inv: Vec::new(),
+            offset: Vec::new(),
+        };
+        Ok(Self {
+            encoder,
+            decoder,
+            opts,
+            codes,
+        })
+    }
+
+    /// An untrained quantizer of a preset's shape with Xavier weights (the
+    /// encoder from `seed`, the decoder from `seed + 1`) and no biases: for
+    /// trying the pipeline and measuring speed. Fit real weights (e.g.
+    /// [`Pca`](super::Pca)) or load them for useful reconstructions.
+    pub fn xavier(ctx: &Context, preset: NqPreset, seed: u64, opts: NqOptions) -> Result<Self> {
+        let (d, l) = preset.dims();
+        Self::new(
+            Linear::xavier(ctx, d, l, seed)?,
+            Linear::xavier(ctx, l, d, seed.wrapping_add(1))?,
+            opts,
+        )
+    }
+
+    /// Input (and output) width.
+    pub fn d_in(&self) -> usize {
+        self.encoder.d_in()
+    }
+
+    /// Latent width.
+    pub fn latent(&self) -> usize {
+        self.encoder.d_out()
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Linear {
+        &self.encoder
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &Linear {
+        &self.decoder
+    }
+
+    /// The options.
+    pub fn options(&self) -> NqOptions {
+        self.opts
+    }
+
+    /// The per-vector int8 quantizer of the latents (for searching codes or
+    /// reading their scales).
+    pub fn code_quantizer(&self) -> &ScalarQuantizer {
+        &self.codes
+    }
+
+    /// The f32 latents `act(W_e x + b_e)` (unit length when
+    /// `normalize_latent`), left on the context's device.
+    pub fn encode_latent_resident<'a>(
+        &self,
+        ctx: &Context,
+        x: impl Into<Input<'a>>,
+    ) -> Result<DeviceMatrix> {
+        let mut z =
+            self.encoder
+                .apply_resident(ctx, x, self.opts.activation, self.opts.precision)?;
+        if self.opts.normalize_latent {
+            normalize_resident(ctx, &mut z)?;
+        }
+        Ok(z)
+    }
+
+    /// The f32 latents, on the host.
+    pub fn encode_latent<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix> {
+        let z = self.encode_latent_resident(ctx, x)?;
+        resident_to_host(&z)
+    }
+
+    /// Int8 codes of the latents, with each vector's scale, on the
+    /// context's device.
+    pub fn encode<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<ScalarCodes> {
+        let z = self.encode_latent_resident(ctx, x)?;
+        self.codes.encode(ctx, &z)
+    }
+
+    /// Reconstructions `W_d (codes * scale) + b_d` of codes made by
+    /// [`encode`](Self::encode).
+    pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
+        let z = self.codes.decode_resident(ctx, codes)?;
+        self.decode_latent(ctx, &z)
+    }
+
+    /// The decoder applied to f32 latents (`rows x latent`).
+    pub fn decode_latent<'a>(&self, ctx: &Context, z: impl Into<Input<'a>>) -> Result<Matrix> {
+        self.decoder
+            .apply(ctx, z, Activation::None, self.opts.precision)
+    }
+
+    /// Reconstruction quality on `x`, through the int8 codes and through
+    /// the f32 latent.
+    pub fn reconstruction<'a>(
+        &self,
+        ctx: &Context,
+        x: impl Into<Input<'a>>,
+    ) -> Result<Reconstruction> {
+        let x = x.into();
+        let host_x = match &x {
+            Input::F32(m) => m.as_slice().to_vec(),
+            Input::Resident(d) => d
+                .to_host_f32()?
+                .ok_or_else(|| Error::invalid("input", "bit-packed rows", "expected f32 rows"))?,
+            Input::Binary(_) => {
+                return Err(Error::invalid(
+                    "input",
+                    "bit-packed rows",
+                    "expected f32 rows",
+                ))
+            }
+        };
+        let z = self.encode_latent_resident(ctx, x)?;
+        let codes = self.codes.encode(ctx, &z)?;
+        let via_codes = self.decode(ctx, &codes)?;
+        let via_latent = self.decode_latent(ctx, &z)?;
+        Ok(Reconstruction {
+            int8: fidelity(&host_x, via_codes.as_slice(), self.d_in()),
+            f32_latent: fidelity(&host_x, via_latent.as_slice(), self.d_in()),
+        })
+    }
+
+    /// The `k` nearest codes of each query (encoded to its f32 latent here)
+    /// by the distance between the query's latent and each code's decoded
+    /// latent (`l2` or `ip`), optionally re-ranked: a [`Rerank`] whose base
+    /// holds the f32 latents of the coded rows (from
+    /// [`encode_latent_resident`](Self::encode_latent_resident)) re-scores
+    /// the shortlist exactly.
+    pub fn search<'a>(
+        &self,
+        ctx: &Context,
+        queries: impl Into<Input<'a>>,
+        codes: &ScalarCodes,
+        k: usize,
+        metric: Metric,
+        rerank: Option<Rerank<'_>>,
+    ) -> Result<Neighbors> {
+        let q = self.encode_latent_resident(ctx, queries)?;
+        self.codes.search(ctx, &q, codes, k, metric, rerank)
+    }
+}
+
+fn resident_to_host(z: &DeviceMatrix) -> Result<Matrix> {
+    let v = z
+        .to_host_f32()?
+        .ok_or_else(|| Error::invalid("latent", "bit-packed rows", "expected f32 rows"))?;
+    Matrix::new(v, z.dim())
+}
+
+/// Fidelity of reconstructions `y` of rows `x` (`dim` per row), in fp64.
+fn fidelity(x: &[f32], y: &[f32], dim: usize) -> Fidelity {
+    let (mut err, mut sig, mut cos) = (0.0f64, 0.0f64, 0.0f64);
+    let rows = x.len() / dim;
+    for (a, b) in x.chunks_exact(dim).zip(y.chunks_exact(dim)) {
+        let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+        for (&p, &q) in a.iter().zip(b) {
+            let (p, q) = (p as f64, q as f64);
+            err += (p - q) * (p - q);
+            ab += p * q;
+            aa += p * p;
+            bb += q * q;
+        }
+        sig += aa;
+        cos += match (aa > 0.0, bb > 0.0) {
+            (true, true) => ab / (aa.sqrt() * bb.sqrt()),
+            (false, false) => 1.0,
+            _ => 0.0,
+        };
+    }
+    Fidelity {
+        mse: err / x.len().max(1) as f64,
+        mean_cosine: cos / rows.max(1) as f64,
+        snr_db: 10.0 * (sig / err).log10(),
+    }
+}

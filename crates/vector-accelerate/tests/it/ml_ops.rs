@@ -1,0 +1,660 @@
+//! ML kernels (SPEC 8) against straightforward fp64 computations of their
+//! formulas: learned distance, neural quantization and attention similarity,
+//! on both backends, with every option shown to change the output and bad
+//! arguments refused with typed errors.
+
+use crate::common::*;
+use rand::rngs::StdRng;
+use rand::Rng;
+use vector_accelerate::linalg::Activation;
+use vector_accelerate::ml::{
+    AttentionSimilarity, LearnedDistance, Linear, NeuralQuantizer, NqOptions, NqPreset,
+};
+use vector_accelerate::quantize::Rerank;
+use vector_accelerate::{Error, Matrix, Metric, Order, Precision};
+
+/// `x W^T + b` in fp64 (W: d_out rows of d_in).
+fn project64(x: &Matrix, w: &Matrix, b: Option<&[f32]>) -> Vec<Vec<f64>> {
+    (0..x.rows())
+        .map(|i| {
+            (0..w.rows())
+                .map(|o| {
+                    let s: f64 = x
+                        .row(i)
+                        .iter()
+                        .zip(w.row(o))
+                        .map(|(&a, &c)| a as f64 * c as f64)
+                        .sum();
+                    s + b.map_or(0.0, |b| b[o] as f64)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `sum |x| |w| + |b|` per output: the scale of a projection's rounding.
+fn scale64(x: &Matrix, w: &Matrix, b: Option<&[f32]>) -> Vec<Vec<f64>> {
+    let ax = Matrix::new(x.as_slice().iter().map(|v| v.abs()).collect(), x.dim()).unwrap();
+    let aw = Matrix::new(w.as_slice().iter().map(|v| v.abs()).collect(), w.dim()).unwrap();
+    let ab: Option<Vec<f32>> = b.map(|b| b.iter().map(|v| v.abs()).collect());
+    project64(&ax, &aw, ab.as_deref())
+}
+
+fn dist64(a: &[f64], b: &[f64], m: Metric) -> f64 {
+    let l2: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+    match m {
+        Metric::L2 => l2,
+        Metric::Euclidean => l2.sqrt(),
+        Metric::Cosine => {
+            let (ab, aa, bb) = a.iter().zip(b).fold((0.0, 0.0, 0.0), |s, (x, y)| {
+                (s.0 + x * y, s.1 + x * x, s.2 + y * y)
+            });
+            if aa == 0.0 || bb == 0.0 {
+                1.0
+            } else {
+                1.0 - ab / (aa.sqrt() * bb.sqrt())
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn norm2(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum()
+}
+
+fn bias(r: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
+}
+
+fn inv(r: Result<impl std::fmt::Debug, Error>, name: &str) {
+    match r {
+        Err(Error::InvalidParameter { name: n, .. }) if n == name => {}
+        other => panic!("expected InvalidParameter {{ {name} }}, got {other:?}"),
+    }
+}
+
+fn mismatch(r: Result<impl std::fmt::Debug, Error>) {
+    assert!(
+        matches!(r, Err(Error::DimensionMismatch { .. })),
+        "expected DimensionMismatch, got {r:?}"
+    );
+}
+
+#[test]
+fn learned_distance_matches_fp64() {
+    let s = seed();
+    for_each_backend("learned_distance_matches_fp64", |ctx| {
+        let mut r = rng(s);
+        for (d_in, d_out, n, nq) in [
+            (1, 1, 1, 1),
+            (3, 2, 2, 3),
+            (37, 5, 33, 4),
+            (130, 33, 257, 7),
+        ] {
+            let w = gaussian(&mut r, d_out, d_in);
+            let b = bias(&mut r, d_out);
+            let base = gaussian(&mut r, n, d_in);
+            let q = gaussian(&mut r, nq, d_in);
+            let (pq, px) = (project64(&q, &w, Some(&b)), project64(&base, &w, Some(&b)));
+            let (sq, sx) = (scale64(&q, &w, Some(&b)), scale64(&base, &w, Some(&b)));
+            let rel = 4e-7 * (d_in as f64 + 4.0);
+            for metric in [Metric::L2, Metric::Euclidean, Metric::Cosine] {
+                let ld =
+                    LearnedDistance::new(Linear::new(ctx, &w, Some(&b)).unwrap(), metric).unwrap();
+                let label = format!("{} {d_in}->{d_out} n {n} {metric}", ctx.device());
+                // Projections against fp64.
+                let p = ld
+                    .project(ctx, &base)
+                    .unwrap()
+                    .to_host_f32()
+                    .unwrap()
+                    .unwrap();
+                for i in 0..n {
+                    for o in 0..d_out {
+                        let (g, e) = (p[i * d_out + o] as f64, px[i][o]);
+                        assert!(
+                            (g - e).abs() <= rel * sx[i][o] + 1e-30,
+                            "{label}: projection ({i},{o}) {g} vs {e}"
+                        );
+                    }
+                }
+                // Distances and k-NN between projections.
+                let d = ld.distances(ctx, &q, &base).unwrap();
+                assert_eq!((d.rows(), d.dim()), (nq, n));
+                let k = n.min(5) + 1; // one more than there are rows when n < 5
+                let nn = ld
+                    .knn(ctx, &q, &ld.project(ctx, &base).unwrap(), k)
+                    .unwrap();
+                for i in 0..nq {
+                    let refs: Vec<f64> = px.iter().map(|x| dist64(&pq[i], x, metric)).collect();
+                    let t = |j: usize| -> f64 {
+                        let e = rel * (norm2(&sq[i]) + norm2(&sx[j])).sqrt() * 4.0;
+                        match metric {
+                            Metric::L2 => {
+                                e * (norm2(&pq[i]).sqrt() + norm2(&px[j]).sqrt() + 1.0) * 2.0
+                            }
+                            Metric::Euclidean => e * 2.0 + 1e-6,
+                            _ => {
+                                e / (norm2(&pq[i]).sqrt() * norm2(&px[j]).sqrt()).max(1e-3) * 4.0
+                                    + 1e-5
+                            }
+                        }
+                    };
+                    for (j, &e) in refs.iter().enumerate() {
+                        let g = d.get(i, j) as f64;
+                        assert!(
+                            (g - e).abs() <= t(j),
+                            "{label}: distance ({i},{j}) {g} vs fp64 {e}"
+                        );
+                    }
+                    let tmax = (0..n).map(t).fold(0.0, f64::max);
+                    check_row(
+                        &format!("{label} knn row {i}"),
+                        nn.row_ids(i),
+                        nn.row_distances(i),
+                        &refs,
+                        Order::Smallest,
+                        tmax,
+                    );
+                }
+            }
+        }
+        // Options change the output: metric, bias, precision.
+        let w = gaussian(&mut r, 8, 40);
+        let (x, q) = (gaussian(&mut r, 30, 40), gaussian(&mut r, 3, 40));
+        let with = |m: Metric, b: Option<&[f32]>, p: Precision| {
+            LearnedDistance::new(Linear::new(ctx, &w, b).unwrap(), m)
+                .unwrap()
+                .with_precision(p)
+                .distances(ctx, &q, &x)
+                .unwrap()
+        };
+        let plain = with(Metric::L2, None, Precision::Exact);
+        assert_ne!(plain, with(Metric::Cosine, None, Precision::Exact));
+        assert_ne!(plain, with(Metric::L2, Some(&[3.0; 8]), Precision::Exact));
+        assert_ne!(plain, with(Metric::L2, None, Precision::Bf16));
+        // Typed errors.
+        let lin = || Linear::new(ctx, &w, None).unwrap();
+        inv(LearnedDistance::new(lin(), Metric::L1), "metric");
+        let ld = LearnedDistance::new(lin(), Metric::L2).unwrap();
+        mismatch(ld.distances(ctx, &gaussian(&mut r, 2, 39), &x));
+        mismatch(ld.knn(ctx, &q, &x, 3)); // the base is not projected (40 != 8)
+        let pb = ld.project(ctx, &x).unwrap();
+        assert!(matches!(
+            ld.knn(ctx, &q, &pb, 0),
+            Err(Error::InvalidK { k: 0 })
+        ));
+        mismatch(Linear::new(ctx, &w, Some(&[0.0; 7])));
+        inv(
+            Linear::new(ctx, &Matrix::new(vec![f32::NAN, 1.0], 2).unwrap(), None),
+            "weight",
+        );
+    });
+}
+
+/// fp64 encoder output for one row: `act(W x + b)`, then unit length.
+fn latent64(z: &[f64], act: Activation, normalize: bool) -> Vec<f64> {
+    let a: Vec<f64> = z
+        .iter()
+        .map(|&v| match act {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Tanh => v.tanh(),
+            Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Activation::Gelu => unreachable!(),
+        })
+        .collect();
+    if !normalize {
+        return a;
+    }
+    let n = norm2(&a).sqrt();
+    if n == 0.0 {
+        a
+    } else {
+        a.iter().map(|v| v / n).collect()
+    }
+}
+
+#[test]
+fn neural_quantization_matches_fp64() {
+    let s = seed();
+    for_each_backend("neural_quantization_matches_fp64", |ctx| {
+        let mut r = rng(s);
+        for (d_in, latent, n) in [(1, 1, 1), (5, 3, 2), (67, 9, 33), (200, 24, 130)] {
+            let we = gaussian(&mut r, latent, d_in);
+            let wd = gaussian(&mut r, d_in, latent);
+            let (be, bd) = (bias(&mut r, latent), bias(&mut r, d_in));
+            let mut x = gaussian(&mut r, n, d_in);
+            // Rows of very different magnitudes: each keeps its own scale.
+            for i in 0..n {
+                let f = [1e-3f32, 1.0, 1e3][i % 3];
+                x.as_mut_slice()[i * d_in..(i + 1) * d_in]
+                    .iter_mut()
+                    .for_each(|v| *v *= f);
+            }
+            let z64 = project64(&x, &we, Some(&be));
+            for (act, normalize) in [
+                (Activation::None, false),
+                (Activation::Relu, true),
+                (Activation::Tanh, false),
+            ] {
+                let opts = NqOptions::default()
+                    .with_activation(act)
+                    .with_normalized_latent(normalize);
+                let nq = NeuralQuantizer::new(
+                    Linear::new(ctx, &we, Some(&be)).unwrap(),
+                    Linear::new(ctx, &wd, Some(&bd)).unwrap(),
+                    opts,
+                )
+                .unwrap();
+                let label = format!(
+                    "{} {d_in}->{latent} n {n} {act:?} norm {normalize}",
+                    ctx.device()
+                );
+                let z = nq.encode_latent(ctx, &x).unwrap();
+                let codes = nq.encode(ctx, &x).unwrap().to_host().unwrap();
+                let bytes = codes.as_bytes().unwrap();
+                let (scales, offsets) = codes.vector_params().unwrap();
+                assert!(
+                    offsets.iter().all(|&o| o == 0.0),
+                    "{label}: symmetric codes have no offset"
+                );
+                let xs = scale64(&x, &we, Some(&be));
+                for i in 0..n {
+                    let want = latent64(&z64[i], act, normalize);
+                    let zi = z.row(i);
+                    let tol =
+                        4e-7 * (d_in as f64 + 4.0) * xs[i].iter().cloned().fold(0.0, f64::max)
+                            / if normalize {
+                                norm2(&z64[i]).sqrt().max(1e-30)
+                            } else {
+                                1.0
+                            };
+                    for o in 0..latent {
+                        assert!(
+                            ((zi[o] as f64) - want[o]).abs() <= tol * 4.0 + 1e-7,
+                            "{label}: latent ({i},{o}) {} vs fp64 {}",
+                            zi[o],
+                            want[o]
+                        );
+                    }
+                    // The row's own scale: max |z| / 127 of its f32 latent.
+                    let top = zi.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let sc = scales[i];
+                    assert!(
+                        ((sc as f64) - top as f64 / 127.0).abs() <= 1e-6 * top as f64 / 127.0,
+                        "{label}: scale of row {i}: {sc} vs {}",
+                        top / 127.0
+                    );
+                    for o in 0..latent {
+                        let c = bytes[i * latent + o] as i8;
+                        let exact = if sc == 0.0 {
+                            0.0
+                        } else {
+                            zi[o] as f64 / sc as f64
+                        };
+                        let near_half = (exact.abs().fract() - 0.5).abs() < 1e-4;
+                        assert_ne!(c, i8::MIN, "{label}: code -128 is outside the symmetric range");
+                        assert!(
+                            (c as f64 - exact.round()).abs() < 0.5
+                                || (near_half && (c as f64 - exact).abs() <= 0.5 + 1e-4),
+                            "{label}: code ({i},{o}) {c} for {exact}"
+                        );
+                    }
+                }
+                // Decode against fp64 of the decoder on the dequantised codes.
+                let y = nq.decode(ctx, &nq.encode(ctx, &x).unwrap()).unwrap();
+                let deq: Vec<f32> = (0..n * latent)
+                    .map(|j| (bytes[j] as i8) as f32 * scales[j / latent])
+                    .collect();
+                let deq = Matrix::new(deq, latent).unwrap();
+                let (y64, ys) = (
+                    project64(&deq, &wd, Some(&bd)),
+                    scale64(&deq, &wd, Some(&bd)),
+                );
+                for i in 0..n {
+                    for o in 0..d_in {
+                        let (g, e) = (y.get(i, o) as f64, y64[i][o]);
+                        assert!(
+                            (g - e).abs() <= 8e-7 * (latent as f64 + 4.0) * ys[i][o] + 1e-30,
+                            "{label}: decoded ({i},{o}) {g} vs {e}"
+                        );
+                    }
+                }
+            }
+        }
+        // A zero latent keeps scale 0 and decodes to the bias.
+        let nq = NeuralQuantizer::new(
+            Linear::new(
+                ctx,
+                &Matrix::new(vec![1.0, 0.0, 0.0, 1.0], 2).unwrap(),
+                None,
+            )
+            .unwrap(),
+            Linear::new(
+                ctx,
+                &Matrix::new(vec![1.0, 0.0, 0.0, 1.0], 2).unwrap(),
+                Some(&[0.5, -0.5]),
+            )
+            .unwrap(),
+            NqOptions::default().with_normalized_latent(true),
+        )
+        .unwrap();
+        let zero = Matrix::new(vec![0.0, 0.0, 3.0, 4.0], 2).unwrap();
+        let c = nq.encode(ctx, &zero).unwrap();
+        assert_eq!(c.to_host().unwrap().vector_params().unwrap().0[0], 0.0);
+        let y = nq.decode(ctx, &c).unwrap();
+        assert_eq!(y.row(0), &[0.5, -0.5]);
+        // Normalised latent (0.6, 0.8): codes (95, 127), scale 0.8 / 127.
+        assert_eq!(&c.to_host().unwrap().as_bytes().unwrap()[2..], &[95u8, 127]);
+        // Reconstruction: identity maps lose only the int8 step.
+        let id = Matrix::new(vec![1.0, 0.0, 0.0, 1.0], 2).unwrap();
+        let nq = NeuralQuantizer::new(
+            Linear::new(ctx, &id, None).unwrap(),
+            Linear::new(ctx, &id, None).unwrap(),
+            NqOptions::default(),
+        )
+        .unwrap();
+        let data = gaussian(&mut r, 50, 2);
+        let rec = nq.reconstruction(ctx, &data).unwrap();
+        assert_eq!(rec.f32_latent.mse, 0.0);
+        assert!(rec.f32_latent.snr_db.is_infinite() && rec.f32_latent.mean_cosine > 1.0 - 1e-12);
+        assert!(
+            rec.int8.mse > 0.0 && rec.int8.snr_db > 35.0 && rec.int8.mean_cosine > 0.999,
+            "{:?}",
+            rec.int8
+        );
+        // Options change the output.
+        let we = gaussian(&mut r, 6, 20);
+        let wd = gaussian(&mut r, 20, 6);
+        let x = gaussian(&mut r, 10, 20);
+        let lat = |o: NqOptions| {
+            NeuralQuantizer::new(
+                Linear::new(ctx, &we, None).unwrap(),
+                Linear::new(ctx, &wd, None).unwrap(),
+                o,
+            )
+            .unwrap()
+            .encode_latent(ctx, &x)
+            .unwrap()
+        };
+        let base = lat(NqOptions::default());
+        assert_ne!(
+            base,
+            lat(NqOptions::default().with_activation(Activation::Relu))
+        );
+        assert_ne!(base, lat(NqOptions::default().with_normalized_latent(true)));
+        assert_ne!(
+            base,
+            lat(NqOptions::default().with_precision(Precision::Bf16))
+        );
+        // Presets have their shapes.
+        let p = NeuralQuantizer::xavier(ctx, NqPreset::D384To64, 1, NqOptions::default()).unwrap();
+        assert_eq!((p.d_in(), p.latent()), (384, 64));
+        // Typed errors.
+        mismatch(NeuralQuantizer::new(
+            Linear::new(ctx, &we, None).unwrap(),
+            Linear::new(ctx, &we, None).unwrap(),
+            NqOptions::default(),
+        ));
+        mismatch(NeuralQuantizer::new(
+            Linear::new(ctx, &we, None).unwrap(),
+            Linear::new(ctx, &gaussian(&mut r, 21, 6), None).unwrap(),
+            NqOptions::default(),
+        ));
+        let good = NeuralQuantizer::new(
+            Linear::new(ctx, &we, None).unwrap(),
+            Linear::new(ctx, &wd, None).unwrap(),
+            NqOptions::default(),
+        )
+        .unwrap();
+        mismatch(good.encode(ctx, &gaussian(&mut r, 2, 19)));
+    });
+}
+
+#[test]
+fn neural_quantization_search_over_codes() {
+    let s = seed();
+    for_each_backend("neural_quantization_search_over_codes", |ctx| {
+        let mut r = rng(s);
+        let (d_in, latent, n, nq_rows) = (48, 12, 300, 5);
+        let nq = NeuralQuantizer::new(
+            Linear::new(ctx, &gaussian(&mut r, latent, d_in), None).unwrap(),
+            Linear::new(ctx, &gaussian(&mut r, d_in, latent), None).unwrap(),
+            NqOptions::default(),
+        )
+        .unwrap();
+        let base = gaussian(&mut r, n, d_in);
+        let q = gaussian(&mut r, nq_rows, d_in);
+        let codes = nq.encode(ctx, &base).unwrap();
+        let host = codes.to_host().unwrap();
+        let (bytes, scales) = (host.as_bytes().unwrap(), host.vector_params().unwrap().0);
+        let zq = nq.encode_latent(ctx, &q).unwrap();
+        let zb = nq.encode_latent_resident(ctx, &base).unwrap();
+        let zb_host = zb.to_host_f32().unwrap().unwrap();
+        let k = 10;
+        let plain = nq.search(ctx, &q, &codes, k, Metric::L2, None).unwrap();
+        let reranked = nq
+            .search(ctx, &q, &codes, k, Metric::L2, Some(Rerank::new(&zb, 40)))
+            .unwrap();
+        for i in 0..nq_rows {
+            let zi: Vec<f64> = zq.row(i).iter().map(|&v| v as f64).collect();
+            // Against the decoded codes.
+            let refs: Vec<f64> = (0..n)
+                .map(|j| {
+                    let c: Vec<f64> = (0..latent)
+                        .map(|o| (bytes[j * latent + o] as i8) as f64 * scales[j] as f64)
+                        .collect();
+                    dist64(&zi, &c, Metric::L2)
+                })
+                .collect();
+            let t = 1e-5 * refs.iter().cloned().fold(1.0, f64::max);
+            check_row(
+                &format!("{} codes row {i}", ctx.device()),
+                plain.row_ids(i),
+                plain.row_distances(i),
+                &refs,
+                Order::Smallest,
+                t,
+            );
+            // Re-ranked against the f32 latents.
+            let exact: Vec<f64> = (0..n)
+                .map(|j| {
+                    let c: Vec<f64> = zb_host[j * latent..(j + 1) * latent]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect();
+                    dist64(&zi, &c, Metric::L2)
+                })
+                .collect();
+            for j in 0..k {
+                let id = reranked.row_ids(i)[j] as usize;
+                assert!(
+                    (reranked.row_distances(i)[j] as f64 - exact[id]).abs() <= t,
+                    "{} rerank row {i}",
+                    ctx.device()
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn attention_similarity_matches_fp64() {
+    let s = seed();
+    for_each_backend("attention_similarity_matches_fp64", |ctx| {
+        let mut r = rng(s);
+        for (d_model, heads, head_dim, nq, nk) in [
+            (1, 1, 1, 1, 1),
+            (5, 1, 3, 2, 7),
+            (37, 3, 4, 5, 33),
+            (96, 12, 8, 9, 130),
+        ] {
+            let width = heads * head_dim;
+            let (wq, wk) = (
+                gaussian(&mut r, width, d_model),
+                gaussian(&mut r, width, d_model),
+            );
+            let (bq, bk) = (bias(&mut r, width), bias(&mut r, width));
+            let (q, k) = (gaussian(&mut r, nq, d_model), gaussian(&mut r, nk, d_model));
+            let (pq, pk) = (project64(&q, &wq, Some(&bq)), project64(&k, &wk, Some(&bk)));
+            let (sq, sk) = (scale64(&q, &wq, Some(&bq)), scale64(&k, &wk, Some(&bk)));
+            for (temp, sigmoid) in [(None, false), (Some(0.37f32), true)] {
+                let mut att = AttentionSimilarity::new(
+                    Linear::new(ctx, &wq, Some(&bq)).unwrap(),
+                    Linear::new(ctx, &wk, Some(&bk)).unwrap(),
+                    heads,
+                )
+                .unwrap()
+                .with_sigmoid(sigmoid);
+                if let Some(t) = temp {
+                    att = att.with_temperature(t).unwrap();
+                }
+                let t = temp.map_or((head_dim as f64).sqrt(), |t| t as f64);
+                assert_eq!(att.temperature() as f64, t as f32 as f64);
+                let label = format!(
+                    "{} d {d_model} {heads}x{head_dim} T {t} sigmoid {sigmoid}",
+                    ctx.device()
+                );
+                let scores = att.scores(ctx, &q, &k).unwrap();
+                assert_eq!((scores.rows(), scores.dim()), (nq, nk));
+                let top = att
+                    .top_k(ctx, &q, &att.project_keys(ctx, &k).unwrap(), 4)
+                    .unwrap();
+                for i in 0..nq {
+                    // The per-head formula, head by head.
+                    let refs: Vec<f64> = (0..nk)
+                        .map(|j| {
+                            let per_head: f64 = (0..heads)
+                                .map(|h| {
+                                    (0..head_dim)
+                                        .map(|e| pq[i][h * head_dim + e] * pk[j][h * head_dim + e])
+                                        .sum::<f64>()
+                                        / t
+                                })
+                                .sum();
+                            let s = per_head / heads as f64;
+                            if sigmoid {
+                                1.0 / (1.0 + (-s).exp())
+                            } else {
+                                s
+                            }
+                        })
+                        .collect();
+                    let err = |j: usize| {
+                        let e: f64 = (0..width)
+                            .map(|c| sq[i][c] * pk[j][c].abs() + pq[i][c].abs() * sk[j][c])
+                            .sum::<f64>()
+                            * 4e-7
+                            * (d_model as f64 + width as f64 + 8.0)
+                            / (heads as f64 * t);
+                        e + 1e-6 * refs[j].abs() + 1e-30
+                    };
+                    for (j, &e) in refs.iter().enumerate() {
+                        let g = scores.get(i, j) as f64;
+                        assert!(
+                            (g - e).abs() <= err(j),
+                            "{label}: score ({i},{j}) {g} vs fp64 {e}"
+                        );
+                    }
+                    let tmax = (0..nk).map(err).fold(0.0, f64::max);
+                    check_row(
+                        &format!("{label} top-k row {i}"),
+                        top.row_ids(i),
+                        top.row_distances(i),
+                        &refs,
+                        Order::Largest,
+                        tmax,
+                    );
+                }
+            }
+        }
+        // Options change the output; typed errors.
+        let (w, x) = (gaussian(&mut r, 8, 10), gaussian(&mut r, 4, 10));
+        let make = |heads: usize| {
+            AttentionSimilarity::new(
+                Linear::new(ctx, &w, None).unwrap(),
+                Linear::new(ctx, &w, None).unwrap(),
+                heads,
+            )
+        };
+        let base = make(2).unwrap().scores(ctx, &x, &x).unwrap();
+        assert_ne!(base, make(4).unwrap().scores(ctx, &x, &x).unwrap());
+        assert_ne!(
+            base,
+            make(2)
+                .unwrap()
+                .with_temperature(1.0)
+                .unwrap()
+                .scores(ctx, &x, &x)
+                .unwrap()
+        );
+        assert_ne!(
+            base,
+            make(2)
+                .unwrap()
+                .with_sigmoid(true)
+                .scores(ctx, &x, &x)
+                .unwrap()
+        );
+        assert_ne!(
+            base,
+            make(2)
+                .unwrap()
+                .with_precision(Precision::Bf16)
+                .scores(ctx, &x, &x)
+                .unwrap()
+        );
+        inv(make(3), "heads");
+        inv(make(0), "heads");
+        inv(make(2).unwrap().with_temperature(0.0), "temperature");
+        inv(make(2).unwrap().with_temperature(f32::NAN), "temperature");
+        mismatch(AttentionSimilarity::new(
+            Linear::new(ctx, &w, None).unwrap(),
+            Linear::new(ctx, &gaussian(&mut r, 6, 10), None).unwrap(),
+            2,
+        ));
+        let att = make(2).unwrap();
+        mismatch(att.scores_projected(ctx, &x, &x)); // unprojected (10 != 8)
+        mismatch(att.top_k(ctx, &x, &x, 2));
+        mismatch(att.scores(ctx, &gaussian(&mut r, 2, 9), &x));
+    });
+}
+
+/// The presets and Xavier weights are seeded: same seed, same codes, on
+/// every backend.
+#[test]
+fn presets_are_reproducible() {
+    let data = gaussian(&mut rng(5), 20, 768);
+    let mut prev: Option<Vec<u8>> = None;
+    for ctx in backends() {
+        let a =
+            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 9, NqOptions::default()).unwrap();
+        let b =
+            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 9, NqOptions::default()).unwrap();
+        let c =
+            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 10, NqOptions::default()).unwrap();
+        let code = |q: &NeuralQuantizer| {
+            q.encode(&ctx, &data)
+                .unwrap()
+                .to_host()
+                .unwrap()
+                .as_bytes()
+                .unwrap()
+                .to_vec()
+        };
+        assert_eq!(code(&a), code(&b));
+        assert_ne!(code(&a), code(&c));
+        if let Some(p) = &prev {
+            // Codes of another backend: equal up to rare rounding ties.
+            let diff = p.iter().zip(code(&a)).filter(|(x, y)| **x != *y).count();
+            assert!(
+                diff * 100 <= p.len(),
+                "{diff} of {} bytes differ across backends",
+                p.len()
+            );
+        }
+        prev = Some(code(&a));
+    }
+}
