@@ -36,6 +36,9 @@ pub enum BenchCommand {
     /// Vector utilities (normalise, element-wise, reductions, softmax) on a
     /// resident matrix, in bandwidth.
     Ops(super::bench_ops::BenchOpsArgs),
+    /// ML kernels: neural quantization, attention similarity and
+    /// learned-distance k-NN, in throughput.
+    Ml(super::bench_ml::BenchMlArgs),
 }
 
 /// Arguments of `vaccel bench select`.
@@ -186,6 +189,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Select(args) => run_select(args),
         BenchCommand::Quant(args) => super::bench_quant::run(args),
         BenchCommand::Ops(args) => super::bench_ops::run(args),
+        BenchCommand::Ml(args) => super::bench_ml::run(args),
     }
 }
 

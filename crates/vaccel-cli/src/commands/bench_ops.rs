@@ -54,7 +54,11 @@ pub struct BenchOpsArgs {
 
 /// Median milliseconds of `f` after one warm-up, each run ended by a
 /// device synchronisation.
-fn time_ms(ctx: &Context, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(crate) fn time_ms(
+    ctx: &Context,
+    repeats: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     f()?;
     ctx.synchronize()?;
     let mut t = Vec::with_capacity(repeats);

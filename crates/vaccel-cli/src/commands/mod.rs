@@ -1,6 +1,7 @@
 //! The command-line grammar and the sub-commands.
 
 mod bench;
+mod bench_ml;
 mod bench_ops;
 mod bench_quant;
 mod bench_stats;

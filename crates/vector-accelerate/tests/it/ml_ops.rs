@@ -295,7 +295,11 @@ fn neural_quantization_matches_fp64() {
                             zi[o] as f64 / sc as f64
                         };
                         let near_half = (exact.abs().fract() - 0.5).abs() < 1e-4;
-                        assert_ne!(c, i8::MIN, "{label}: code -128 is outside the symmetric range");
+                        assert_ne!(
+                            c,
+                            i8::MIN,
+                            "{label}: code -128 is outside the symmetric range"
+                        );
                         assert!(
                             (c as f64 - exact.round()).abs() < 0.5
                                 || (near_half && (c as f64 - exact).abs() <= 0.5 + 1e-4),

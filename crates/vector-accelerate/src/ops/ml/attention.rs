@@ -192,6 +192,18 @@ impl AttentionSimilarity {
         self.scores_projected(ctx, &q, &k)
     }
 
+    /// [`scores`](Self::scores) with the scores left on the context's device.
+    pub fn scores_resident<'a, 'b>(
+        &self,
+        ctx: &Context,
+        queries: impl Into<Input<'a>>,
+        keys: impl Into<Input<'b>>,
+    ) -> Result<DeviceMatrix> {
+        let q = self.project_queries(ctx, queries)?;
+        let k = self.project_keys(ctx, keys)?;
+        self.scores_projected_resident(ctx, &q, &k)
+    }
+
     /// Every score between projected queries and projected keys (from
     /// [`project_queries`](Self::project_queries) and
     /// [`project_keys`](Self::project_keys)).

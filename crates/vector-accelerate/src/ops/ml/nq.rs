@@ -259,6 +259,14 @@ impl NeuralQuantizer {
         self.decode_latent(ctx, &z)
     }
 
+    /// [`decode`](Self::decode) with the reconstructions left on the
+    /// context's device.
+    pub fn decode_resident(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
+        let z = self.codes.decode_resident(ctx, codes)?;
+        self.decoder
+            .apply_resident(ctx, &z, Activation::None, self.opts.precision)
+    }
+
     /// The decoder applied to f32 latents (`rows x latent`).
     pub fn decode_latent<'a>(&self, ctx: &Context, z: impl Into<Input<'a>>) -> Result<Matrix> {
         self.decoder
