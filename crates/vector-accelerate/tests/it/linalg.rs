@@ -271,6 +271,19 @@ fn resident_inputs_and_outputs_equal_host_results() {
     });
 }
 
+/// The values of `x` as precision `p` multiplies them (rounded to nearest
+/// in 16 bits for `Bf16` / `F16`, unchanged otherwise).
+fn rounded(x: &Matrix, p: Precision) -> Vec<f32> {
+    x.as_slice()
+        .iter()
+        .map(|&v| match p {
+            Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
+            Precision::F16 => half::f16::from_f32(v).to_f32(),
+            _ => v,
+        })
+        .collect()
+}
+
 /// Rows uploaded in 16 bits, and their values widened to f32 on the host.
 fn upload_16(ctx: &Context, x: &Matrix, bf16: bool) -> (vector_accelerate::DeviceMatrix, Matrix) {
     let (d, wide): (_, Vec<f32>) = if bf16 {
@@ -334,16 +347,7 @@ fn sixteen_bit_operands_give_the_product_of_their_values() {
                             // Kept operands, and a kept A with the widened host B.
                             let got = gemm(ctx, &da, &db, Some((&dc).into()), &o).unwrap();
                             let mixed = gemm(ctx, &da, &wb, Some((&wc).into()), &o).unwrap();
-                            let round = |x: &Matrix| -> Vec<f32> {
-                                x.as_slice()
-                                    .iter()
-                                    .map(|&v| match p {
-                                        Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
-                                        Precision::F16 => half::f16::from_f32(v).to_f32(),
-                                        _ => v,
-                                    })
-                                    .collect()
-                            };
+                            let round = |x: &Matrix| rounded(x, p);
                             let (want, scale) = reference(
                                 &round(&wa),
                                 &round(&wb),
@@ -458,16 +462,7 @@ fn precision_modes_stay_within_their_bounds() {
                 };
                 let got = gemm(ctx, &a, &b, Some((&c).into()), &o).unwrap();
                 // Against the fp64 product of the rounded operands.
-                let round = |x: &Matrix| -> Vec<f32> {
-                    x.as_slice()
-                        .iter()
-                        .map(|&v| match p {
-                            Precision::Bf16 => half::bf16::from_f32(v).to_f32(),
-                            Precision::F16 => half::f16::from_f32(v).to_f32(),
-                            _ => v,
-                        })
-                        .collect()
-                };
+                let round = |x: &Matrix| rounded(x, p);
                 let (want, scale) =
                     reference(&round(&a), &round(&b), Some(c.as_slice()), (m, n, k), &o);
                 check(

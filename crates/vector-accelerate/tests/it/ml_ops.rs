@@ -59,6 +59,35 @@ fn dist64(a: &[f64], b: &[f64], m: Metric) -> f64 {
     }
 }
 
+/// Row `i` of a full result (`got`, every pair) and of a top-k result
+/// (`nn`) against fp64 values `refs`, within `tol(j)` per pair.
+fn check_values_and_ranking(
+    label: &str,
+    i: usize,
+    got: &Matrix,
+    nn: &vector_accelerate::Neighbors,
+    refs: &[f64],
+    order: Order,
+    tol: impl Fn(usize) -> f64,
+) {
+    for (j, &e) in refs.iter().enumerate() {
+        let g = got.get(i, j) as f64;
+        assert!(
+            (g - e).abs() <= tol(j),
+            "{label}: ({i},{j}) {g} vs fp64 {e}"
+        );
+    }
+    let tmax = (0..refs.len()).map(tol).fold(0.0, f64::max);
+    check_row(
+        &format!("{label} top-k row {i}"),
+        nn.row_ids(i),
+        nn.row_distances(i),
+        refs,
+        order,
+        tmax,
+    );
+}
+
 fn norm2(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum()
 }
@@ -141,22 +170,7 @@ fn learned_distance_matches_fp64() {
                             }
                         }
                     };
-                    for (j, &e) in refs.iter().enumerate() {
-                        let g = d.get(i, j) as f64;
-                        assert!(
-                            (g - e).abs() <= t(j),
-                            "{label}: distance ({i},{j}) {g} vs fp64 {e}"
-                        );
-                    }
-                    let tmax = (0..n).map(t).fold(0.0, f64::max);
-                    check_row(
-                        &format!("{label} knn row {i}"),
-                        nn.row_ids(i),
-                        nn.row_distances(i),
-                        &refs,
-                        Order::Smallest,
-                        tmax,
-                    );
+                    check_values_and_ranking(&label, i, &d, &nn, &refs, Order::Smallest, t);
                 }
             }
         }
@@ -555,22 +569,7 @@ fn attention_similarity_matches_fp64() {
                             / (heads as f64 * t);
                         e + 1e-6 * refs[j].abs() + 1e-30
                     };
-                    for (j, &e) in refs.iter().enumerate() {
-                        let g = scores.get(i, j) as f64;
-                        assert!(
-                            (g - e).abs() <= err(j),
-                            "{label}: score ({i},{j}) {g} vs fp64 {e}"
-                        );
-                    }
-                    let tmax = (0..nk).map(err).fold(0.0, f64::max);
-                    check_row(
-                        &format!("{label} top-k row {i}"),
-                        top.row_ids(i),
-                        top.row_distances(i),
-                        &refs,
-                        Order::Largest,
-                        tmax,
-                    );
+                    check_values_and_ranking(&label, i, &scores, &top, &refs, Order::Largest, err);
                 }
             }
         }

@@ -163,6 +163,13 @@ impl AttentionSimilarity {
         Ok(())
     }
 
+    /// Projected queries and keys, their widths checked.
+    fn projected<'a, 'b>(&self, q: Input<'a>, k: Input<'b>) -> Result<(Input<'a>, Input<'b>)> {
+        self.check_projected(&q, "columns of the projected queries vs H * head_dim")?;
+        self.check_projected(&k, "columns of the projected keys vs H * head_dim")?;
+        Ok((q, k))
+    }
+
     fn score_opts(&self) -> GemmOptions {
         GemmOptions {
             trans_b: true,
@@ -213,9 +220,7 @@ impl AttentionSimilarity {
         projected_queries: impl Into<Input<'a>>,
         projected_keys: impl Into<Input<'b>>,
     ) -> Result<Matrix> {
-        let (q, k) = (projected_queries.into(), projected_keys.into());
-        self.check_projected(&q, "columns of the projected queries vs H * head_dim")?;
-        self.check_projected(&k, "columns of the projected keys vs H * head_dim")?;
+        let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
         gemm_fused(ctx, q, k, None, self.act(), 1, &self.score_opts())
     }
 
@@ -227,9 +232,7 @@ impl AttentionSimilarity {
         projected_queries: impl Into<Input<'a>>,
         projected_keys: impl Into<Input<'b>>,
     ) -> Result<DeviceMatrix> {
-        let (q, k) = (projected_queries.into(), projected_keys.into());
-        self.check_projected(&q, "columns of the projected queries vs H * head_dim")?;
-        self.check_projected(&k, "columns of the projected keys vs H * head_dim")?;
+        let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
         gemm_fused_resident(ctx, q, k, None, self.act(), 1, &self.score_opts())
     }
 
