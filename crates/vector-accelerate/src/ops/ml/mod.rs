@@ -6,5 +6,9 @@
 //! GEMM (cuBLAS on CUDA), never once per pair.
 
 mod linear;
+mod pca;
+mod weights;
 
 pub use linear::Linear;
+pub use pca::Pca;
+pub use weights::{DType, Element, Tensor, WeightBytes, WeightStore};
