@@ -127,6 +127,59 @@ pub enum Error {
         /// Bytes available under the budget.
         available: usize,
     },
+    /// A named tensor is not in the weight store.
+    #[error("tensor '{name}' is not in the weight store (available: {available})")]
+    MissingTensor {
+        /// The name asked for.
+        name: String,
+        /// The names the store holds, sorted, comma-separated (the first
+        /// 20, then how many more).
+        available: String,
+    },
+    /// A tensor does not have the shape an operation needs.
+    #[error("tensor '{name}' has the wrong shape: expected {expected:?}, found {found:?}")]
+    WrongShape {
+        /// The tensor's name.
+        name: String,
+        /// The shape required.
+        expected: Vec<usize>,
+        /// The tensor's shape.
+        found: Vec<usize>,
+    },
+    /// A tensor does not have the element type a typed read requires.
+    #[error("tensor '{name}' has dtype {found}, expected {expected}")]
+    WrongDtype {
+        /// The tensor's name.
+        name: String,
+        /// The dtype required.
+        expected: crate::ops::ml::DType,
+        /// The tensor's dtype.
+        found: crate::ops::ml::DType,
+    },
+    /// The values given for a tensor are not as many as its shape holds.
+    #[error("tensor '{name}' of shape {shape:?} and dtype {dtype} needs {expected_bytes} bytes, got {got_bytes}")]
+    TensorSize {
+        /// The tensor's name.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Its dtype.
+        dtype: crate::ops::ml::DType,
+        /// Bytes the shape and dtype need.
+        expected_bytes: usize,
+        /// Bytes given.
+        got_bytes: usize,
+    },
+    /// A weight file cannot be read or written, or its contents are not a
+    /// valid safetensors file the library supports (truncated, invalid
+    /// header, unsupported dtype such as `F64` or `I64`).
+    #[error("weight file {path}: {reason}")]
+    BadWeightFile {
+        /// The file's path (`<bytes>` for an in-memory buffer).
+        path: String,
+        /// What is wrong, with the offending values.
+        reason: String,
+    },
 }
 
 impl Error {

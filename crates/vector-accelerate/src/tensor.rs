@@ -223,6 +223,18 @@ impl DeviceMatrix {
     pub fn is_binary(&self) -> bool {
         self.binary
     }
+    /// Bytes of the stored rows (device memory on CUDA, host memory on a
+    /// CPU context; caches derived from the rows, such as norms or 16-bit
+    /// copies, not included).
+    pub(crate) fn stored_bytes(&self) -> usize {
+        match &self.storage {
+            Storage::Host(HostRows::F32(v)) => v.len() * 4,
+            Storage::Host(HostRows::Bits(w)) => w.len() * 8,
+            Storage::Cuda(_, CudaRows::F32(s)) => s.len() * 4,
+            Storage::Cuda(_, CudaRows::Bits(s)) => s.len() * 8,
+            Storage::CudaHalf(_, _, s) => s.len() * 2,
+        }
+    }
     /// The `f32` rows of a CUDA matrix for writing in place; caches derived
     /// from the rows are dropped.
     pub(crate) fn cuda_f32_mut(&mut self) -> Option<&mut CudaSlice<f32>> {

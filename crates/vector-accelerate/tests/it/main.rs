@@ -12,6 +12,7 @@ mod histogram;
 mod kernels;
 mod knn;
 mod linalg;
+mod ml;
 mod ml_ops;
 mod precision;
 mod quantize;

@@ -1,5 +1,7 @@
 //! [`Linear`]: `y = act(x W^T + b)` with the weight resident on a device.
 
+use std::sync::Arc;
+
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::linalg::{gemm_fused, gemm_fused_resident, Activation, GemmOptions};
@@ -12,7 +14,8 @@ use crate::tensor::DeviceMatrix;
 /// `d_out x d_in` (row `o` holds the weights of output `o`, as PyTorch's
 /// `nn.Linear.weight`), `b` an optional `d_out` bias. The weight lives on
 /// the device of the context it was made with (host memory on a CPU
-/// context), uploaded once.
+/// context), uploaded once; maps made by a
+/// [`WeightStore`](super::WeightStore) share the store's cached copy.
 ///
 /// ```
 /// use vector_accelerate::ml::Linear;
@@ -29,7 +32,7 @@ use crate::tensor::DeviceMatrix;
 /// ```
 #[derive(Debug)]
 pub struct Linear {
-    weight: DeviceMatrix,
+    weight: Arc<DeviceMatrix>,
     bias: Option<Vec<f32>>,
 }
 
@@ -54,20 +57,7 @@ impl Linear {
             ));
         }
         if let Some(b) = bias {
-            if b.len() != weight.rows() {
-                return Err(Error::DimensionMismatch {
-                    what: "bias length vs rows of the weight (d_out)",
-                    expected: weight.rows(),
-                    got: b.len(),
-                });
-            }
-            if let Some(i) = b.iter().position(|v| !v.is_finite()) {
-                return Err(Error::invalid(
-                    "bias",
-                    b[i],
-                    format!("element {i} is not finite"),
-                ));
-            }
+            check_bias(b, weight.rows())?;
         }
         if let Input::F32(m) = &weight {
             if let Some(i) = m.as_slice().iter().position(|v| !v.is_finite()) {
@@ -79,9 +69,25 @@ impl Linear {
             }
         }
         Ok(Self {
-            weight: ctx.upload(weight)?,
+            weight: Arc::new(ctx.upload(weight)?),
             bias: bias.map(<[f32]>::to_vec),
         })
+    }
+
+    /// A map sharing a weight already on a device (`d_out x d_in` f32 or
+    /// 16-bit rows whose values were checked finite by the caller).
+    pub(crate) fn from_shared(weight: Arc<DeviceMatrix>, bias: Option<Vec<f32>>) -> Result<Self> {
+        if weight.is_binary() {
+            return Err(Error::invalid(
+                "weight",
+                "bit-packed rows",
+                "a linear map takes f32 weights",
+            ));
+        }
+        if let Some(b) = &bias {
+            check_bias(b, weight.rows())?;
+        }
+        Ok(Self { weight, bias })
     }
 
     /// A map with Xavier (Glorot) uniform weights, `U(-a, a)` with
@@ -156,7 +162,7 @@ impl Linear {
         gemm_fused(
             ctx,
             x,
-            &self.weight,
+            &*self.weight,
             self.bias(),
             act,
             1,
@@ -177,7 +183,7 @@ impl Linear {
         gemm_fused_resident(
             ctx,
             x,
-            &self.weight,
+            &*self.weight,
             self.bias(),
             act,
             1,
@@ -186,8 +192,28 @@ impl Linear {
     }
 }
 
+/// A bias must have `d_out` finite values.
+fn check_bias(b: &[f32], d_out: usize) -> Result<()> {
+    if b.len() != d_out {
+        return Err(Error::DimensionMismatch {
+            what: "bias length vs rows of the weight (d_out)",
+            expected: d_out,
+            got: b.len(),
+        });
+    }
+    if let Some(i) = b.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "bias",
+            b[i],
+            format!("element {i} is not finite"),
+        ));
+    }
+    Ok(())
+}
+
 /// Xavier (Glorot) uniform `d_out x d_in` weights: `U(-a, a)`,
-/// `a = sqrt(6 / (d_in + d_out))`, from a seeded generator.
+/// `a = sqrt(6 / (d_in + d_out))`, from a seeded generator; every value lies
+/// in `[-a, a)` after rounding to f32.
 pub(crate) fn xavier_uniform(d_in: usize, d_out: usize, seed: u64) -> Result<Matrix> {
     if d_in == 0 || d_out == 0 {
         return Err(Error::invalid(
@@ -197,9 +223,18 @@ pub(crate) fn xavier_uniform(d_in: usize, d_out: usize, seed: u64) -> Result<Mat
         ));
     }
     let a = (6.0 / (d_in + d_out) as f64).sqrt();
+    // The f32 values of [-a, a): rounding a draw to f32 must not leave it.
+    let mut hi = a as f32;
+    while hi as f64 >= a {
+        hi = hi.next_down();
+    }
+    let mut lo = -(a as f32);
+    while (lo as f64) < -a {
+        lo = lo.next_up();
+    }
     let mut rng = Rng::new(seed);
     let w = (0..d_in * d_out)
-        .map(|_| ((2.0 * rng.next_f64() - 1.0) * a) as f32)
+        .map(|_| (((2.0 * rng.next_f64() - 1.0) * a) as f32).clamp(lo, hi))
         .collect();
     Matrix::new(w, d_in)
 }
