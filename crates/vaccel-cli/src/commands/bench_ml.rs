@@ -6,7 +6,7 @@ use anyhow::{ensure, Result};
 use clap::Args;
 use std::io::Write;
 use vector_accelerate::ml::{
-    AttentionSimilarity, LearnedDistance, Linear, NeuralQuantizer, NqOptions, NqPreset,
+    AttentionSimilarity, LearnedDistance, Linear, NeuralQuantizer, NqOptions, NqPreset, Pca,
 };
 use vector_accelerate::{knn_with, KnnOptions, Metric, Precision};
 
@@ -98,6 +98,27 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
         )?;
     }
     drop(x);
+
+    // Reconstruction of a PCA-fitted 768 -> 128 quantizer on clustered
+    // data (fitted on one sample, measured on another).
+    let clustered = Generator::clustered(768, 100, a.seed)?;
+    let (train, eval) = (nb.min(100_000), nb.min(100_000));
+    let fit_rows = clustered.rows(train, BASE_STREAM)?;
+    let t0 = std::time::Instant::now();
+    let pca = Pca::fit(&ctx, &fit_rows, 128)?;
+    let fit_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let nqz = NeuralQuantizer::from_pca(&ctx, &pca, NqOptions::default())?;
+    let r = nqz.reconstruction(&ctx, &clustered.rows(eval, QUERY_STREAM)?)?;
+    writeln!(
+        out,
+        "| nq reconstruction, PCA 768 -> 128 fitted on {train} clustered rows ({fit_ms:.0} ms) | exact | {eval} x 768 | | mean cosine {:.6} (f32 latent {:.6}); MSE {:.4e} (f32 latent {:.4e}, int8 adds {:.2}%) |",
+        r.int8.mean_cosine,
+        r.f32_latent.mean_cosine,
+        r.int8.mse,
+        r.f32_latent.mse,
+        100.0 * (r.int8.mse / r.f32_latent.mse - 1.0)
+    )?;
+    drop(fit_rows);
 
     // Attention similarity: queries and keys projected, then every score
     // written (resident).

@@ -9,6 +9,7 @@ mod demo;
 mod hist;
 mod info;
 mod knn;
+mod nq;
 mod quantize;
 mod stats;
 
@@ -40,6 +41,10 @@ enum Command {
     /// Compress vectors: fit a quantizer, encode, decode, search codes.
     #[command(subcommand)]
     Quantize(quantize::QuantizeCommand),
+    /// Neural quantization: fit a PCA encoder/decoder, encode to int8
+    /// latent codes with a scale each, decode.
+    #[command(subcommand)]
+    Nq(nq::NqCommand),
     /// Throughput benchmarks on synthetic data.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -54,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Hist(a) => hist::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Quantize(q) => quantize::run(q),
+        Command::Nq(c) => nq::run(c),
         Command::Bench(b) => bench::run(b),
     }
 }

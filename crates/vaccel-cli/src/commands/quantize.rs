@@ -400,7 +400,7 @@ fn kind_name(q: &Quantizer) -> &'static str {
 }
 
 /// Reads a float32 matrix (`.npy`, `.fvecs`, `.bvecs`).
-fn read_f32(path: &Path, what: &str) -> Result<Matrix> {
+pub(super) fn read_f32(path: &Path, what: &str) -> Result<Matrix> {
     let data = read_matrix(path)
         .with_context(|| format!("cannot read {what} file '{}'", path.display()))?;
     match data {

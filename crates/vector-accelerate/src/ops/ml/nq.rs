@@ -192,6 +192,65 @@ impl NeuralQuantizer {
         )
     }
 
+    /// A linear quantizer from a PCA fit: the encoder projects centred
+    /// vectors on the components, the decoder maps back and adds the mean
+    /// (see [`Pca::encoder`](super::Pca::encoder)). The fit's
+    /// `n_components` is the latent width.
+    pub fn from_pca(ctx: &Context, pca: &super::Pca, opts: NqOptions) -> Result<Self> {
+        Self::new(pca.encoder(ctx)?, pca.decoder(ctx)?, opts)
+    }
+
+    /// A quantizer from the tensors of a store, named as PyTorch names the
+    /// parameters of two `nn.Linear` layers: `{prefix}encoder.weight`
+    /// (`[latent, d_in]`), `{prefix}decoder.weight` (`[d_in, latent]`) and,
+    /// when present, `{prefix}encoder.bias` / `{prefix}decoder.bias`.
+    /// Shapes are checked (typed errors name the tensor and both shapes);
+    /// device copies are the store's cached ones.
+    pub fn from_store(
+        ctx: &Context,
+        store: &super::WeightStore,
+        prefix: &str,
+        opts: NqOptions,
+    ) -> Result<Self> {
+        let name = |s: &str| format!("{prefix}{s}");
+        let enc = store.get(&name("encoder.weight"))?;
+        let &[latent, d_in] = enc.shape() else {
+            return Err(Error::invalid(
+                "tensor shape",
+                format!("'{}' {:?}", name("encoder.weight"), enc.shape()),
+                "an encoder weight is a 2-D tensor [latent, d_in]",
+            ));
+        };
+        let bias = |s: &str| store.contains(&name(s)).then(|| name(s));
+        let (eb, db) = (bias("encoder.bias"), bias("decoder.bias"));
+        Self::new(
+            store.linear(ctx, &name("encoder.weight"), eb.as_deref(), d_in, latent)?,
+            store.linear(ctx, &name("decoder.weight"), db.as_deref(), latent, d_in)?,
+            opts,
+        )
+    }
+
+    /// Puts the encoder and decoder into `store` under the names
+    /// [`from_store`](Self::from_store) reads (f32 tensors, biases only
+    /// when the maps have them), ready to be saved as a safetensors file.
+    pub fn save(&self, store: &mut super::WeightStore, prefix: &str) -> Result<()> {
+        for (what, lin) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
+            let w = lin
+                .weight()
+                .to_host_f32()?
+                .ok_or_else(|| Error::invalid("weight", "bit-packed rows", "expected f32 rows"))?;
+            store.insert_f32(
+                &format!("{prefix}{what}.weight"),
+                &[lin.d_out(), lin.d_in()],
+                w,
+            )?;
+            if let Some(b) = lin.bias() {
+                store.insert_f32(&format!("{prefix}{what}.bias"), &[lin.d_out()], b.to_vec())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Input (and output) width.
     pub fn d_in(&self) -> usize {
         self.encoder.d_in()
