@@ -280,8 +280,10 @@ impl Context {
     /// they are widened to `f32`). On CUDA such a matrix is a k-NN base for
     /// L2, Euclidean, cosine and inner product: pairs are ranked with f16
     /// tensor cores and re-scored in fp32 from the stored values, so
-    /// distances are the exact fp32 ones of the widened rows. Other uses of
-    /// a 16-bit matrix on CUDA are refused with an error.
+    /// distances are the exact fp32 ones of the widened rows. It is also a
+    /// GEMM operand of the [`linalg`](crate::linalg) family (used without
+    /// conversion under `Precision::F16`, widened otherwise); other
+    /// operations refuse a 16-bit matrix on CUDA with an error.
     ///
     /// ```
     /// use vector_accelerate::{half::f16, knn, Context, Matrix, Metric};

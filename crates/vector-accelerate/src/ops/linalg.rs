@@ -63,7 +63,7 @@ use crate::ops::vector::Unary;
 use crate::precision::Precision;
 use crate::tensor::DeviceMatrix;
 
-/// Options of [`gemm`], [`gemv`], [`gemm_batched`] and [`gemm_fused`].
+/// Options of [`gemm()`], [`gemv`], [`gemm_batched`] and [`gemm_fused`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GemmOptions {
     /// Use `A^T` in place of `A` (default `false`).
@@ -354,7 +354,7 @@ pub fn gemm<'a>(
     gemm_batched(ctx, a, b, c, 1, opts)
 }
 
-/// [`gemm`] with the result left on the context's device (host rows on a
+/// [`gemm()`] with the result left on the context's device (host rows on a
 /// CPU context), so a chain of operations never crosses the bus.
 pub fn gemm_resident<'a>(
     ctx: &Context,
