@@ -10,6 +10,7 @@ pub(crate) mod histogram;
 pub(crate) mod knn;
 pub(crate) mod knn_filter;
 pub(crate) mod linalg;
+pub(crate) mod ml;
 pub(crate) mod module_cache;
 pub(crate) mod quantize;
 pub(crate) mod select;

@@ -454,3 +454,144 @@ extern "C" __global__ void va_pair_distances(const float* __restrict__ q,
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     if (lane == 0) out[w] = acc;
 }
+
+// ------------------------------------------------ fused neural-quantization encode
+
+// Per-vector symmetric int8 codes of z = act(X W^T + b) (optionally scaled
+// to unit length) for latents of up to 128 values (the ML family's neural
+// quantization): one block takes 128 rows of X and the whole of W (latent x
+// d), multiplies them on tensor cores through the cp.async pipeline of
+// mma.cuh (KIND: 3xTF32, near-fp32; or TF32), keeps the latent tile in
+// shared memory and writes only the codes and each row's scale (offset 0):
+// X is read once and the latent never reaches device memory. Codes follow
+// va_sq_params / va_sq_code exactly (the unfused encode's arithmetic on
+// the same latent values). act: 0 none, 1 ReLU (NaN kept, as the vector
+// family's ReLU).
+#define VA_ZS (VA_FN + 1)  // latent tile row stride (floats)
+
+template <bool VEC, int KIND>
+__device__ __forceinline__ void va_nq_encode(const float* __restrict__ X, i64 ldx, int n,
+                                             const float* __restrict__ W, int latent, int d,
+                                             const float* __restrict__ bias, int act, int normalize,
+                                             unsigned char* __restrict__ codes,
+                                             float* __restrict__ scales, float* __restrict__ offsets) {
+    constexpr int WARPS = 8, THREADS = 256, NI = 4;  // warp tile 64 rows x 32 latent values
+    extern __shared__ __align__(16) float va_asm[];
+    float* As = va_asm;                               // VA_FSTAGES x 128 x VA_FS
+    float* Bs = va_asm + VA_FSTAGES * VA_FM * VA_FS;  // VA_FSTAGES x 128 x VA_FS
+    const int p0 = blockIdx.x * VA_FM;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = (warp / (WARPS / 2)) * 64;
+    const int wn = (warp % (WARPS / 2)) * NI * 8;
+    const char* Xc = reinterpret_cast<const char*>(X);
+    const char* Wc = reinterpret_cast<const char*>(W);
+    const int nk = (d + VA_FK - 1) / VA_FK;
+    auto load = [&](int s) {
+        const int st = s % VA_FSTAGES;
+        va_load_tile<VEC, THREADS, 4>(As + st * VA_FM * VA_FS, Xc, ldx, n, d, p0, s * VA_FK);
+        va_load_tile<VEC, THREADS, 4>(Bs + st * VA_FN * VA_FS, Wc, d, latent, d, 0, s * VA_FK);
+    };
+#pragma unroll
+    for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
+        if (s0 < nk) load(s0);
+        va_cp_commit();
+    }
+    float acc[4][NI][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    for (int s = 0; s < nk; ++s) {
+        if (s + VA_FSTAGES - 1 < nk) load(s + VA_FSTAGES - 1);
+        va_cp_commit();
+        va_cp_wait<VA_FSTAGES - 1>();
+        __syncthreads();
+        const int st = s % VA_FSTAGES;
+        va_mma_stage<KIND, NI>(acc, As + st * VA_FM * VA_FS, Bs + st * VA_FN * VA_FS, wm, wn, lane);
+        __syncthreads();
+    }
+    va_cp_wait<0>();
+    __syncthreads();
+    // The latent tile into shared memory (over the pipeline buffers):
+    // c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+    float* Z = va_asm;
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int r = wm + mi * 16 + g + (e >> 1) * 8;
+                const int c = wn + ni * 8 + 2 * t + (e & 1);
+                Z[r * VA_ZS + c] = acc[mi][ni][e];
+            }
+    __syncthreads();
+    // One warp per row: bias, activation, unit length, scale, codes.
+    for (int r = warp; r < VA_FM; r += WARPS) {
+        const i64 p = (i64)p0 + r;
+        if (p >= n) break;
+        float v[VA_FN / 32];
+        float ss = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VA_FN / 32; ++j) {
+            const int c = lane + 32 * j;
+            float x = 0.0f;
+            if (c < latent) {
+                x = Z[r * VA_ZS + c];
+                if (bias) x = __fadd_rn(x, bias[c]);
+                if (act == 1 && !(x > 0.0f || va_isnan(x))) x = 0.0f;
+            }
+            v[j] = x;
+            ss = fmaf(x, x, ss);
+        }
+        if (normalize) {
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+            const float nrm = sqrtf(ss);
+            if (nrm > 0.0f)
+#pragma unroll
+                for (int j = 0; j < VA_FN / 32; ++j) v[j] = __fdiv_rn(v[j], nrm);
+        }
+        // The largest finite magnitude (va_sq_row_params ignores non-finite values).
+        float top = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VA_FN / 32; ++j)
+            if (isfinite(v[j])) top = fmaxf(top, fabsf(v[j]));
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+        float sc, inv, off;
+        va_sq_params(-top, top, 0, 127.0f, 255.0f, &sc, &inv, &off);
+#pragma unroll
+        for (int j = 0; j < VA_FN / 32; ++j) {
+            const int c = lane + 32 * j;
+            if (c < latent) codes[p * latent + c] = (unsigned char)(va_sq_code(v[j], inv, 0.0f, -127.0f, 127.0f) & 0xff);
+        }
+        if (lane == 0) {
+            scales[p] = sc;
+            offsets[p] = 0.0f;
+        }
+    }
+}
+
+#define VA_NQ_ARGS                                                                                     \
+    const float *__restrict__ X, i64 ldx, int n, const float *__restrict__ W, int latent, int d,       \
+        const float *__restrict__ bias, int act, int normalize, unsigned char *__restrict__ codes,     \
+        float *__restrict__ scales, float *__restrict__ offsets
+#define VA_NQ_PASS X, ldx, n, W, latent, d, bias, act, normalize, codes, scales, offsets
+
+extern "C" __global__ void __launch_bounds__(256) va_nq_encode_3xtf32_v4(VA_NQ_ARGS) {
+    va_nq_encode<true, VA_KIND_3XTF32>(VA_NQ_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) va_nq_encode_3xtf32_v1(VA_NQ_ARGS) {
+    va_nq_encode<false, VA_KIND_3XTF32>(VA_NQ_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) va_nq_encode_tf32_v4(VA_NQ_ARGS) {
+    va_nq_encode<true, VA_KIND_TF32>(VA_NQ_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256) va_nq_encode_tf32_v1(VA_NQ_ARGS) {
+    va_nq_encode<false, VA_KIND_TF32>(VA_NQ_PASS);
+}

@@ -2,7 +2,7 @@
 //! of the latent (each vector's scale kept), and a decoder back.
 
 use super::Linear;
-use crate::context::Context;
+use crate::context::{Backend, Context};
 use crate::error::{Error, Result};
 use crate::linalg::Activation;
 use crate::matrix::{Input, Matrix};
@@ -306,9 +306,53 @@ impl NeuralQuantizer {
 
     /// Int8 codes of the latents, with each vector's scale, on the
     /// context's device.
+    ///
+    /// On CUDA, for latents of up to 128 values, no activation or ReLU, and
+    /// `Exact` or `Tf32`, one fused kernel reads `x` once: the encoder
+    /// product on tensor cores (`Exact`: three TF32 products of split
+    /// operands, near-fp32; `Tf32`: one), then bias, activation, unit
+    /// length and the codes from the latent kept on chip. Otherwise the
+    /// encoder GEMM, then the SQ encode of the latent.
     pub fn encode<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<ScalarCodes> {
+        let x = x.into();
+        self.check_input(&x)?;
+        if let Backend::Cuda(dev) = ctx.backend() {
+            let fused = matches!(self.opts.activation, Activation::None | Activation::Relu)
+                && matches!(self.opts.precision, Precision::Exact | Precision::Tf32)
+                && !x.is_binary();
+            if fused {
+                if let Input::Resident(d) = &x {
+                    d.check_device(ctx)?;
+                }
+                if let Some(c) = crate::cuda::ml::nq_encode(
+                    dev,
+                    &x,
+                    self.encoder.weight(),
+                    self.encoder.bias(),
+                    self.opts.activation == Activation::Relu,
+                    self.opts.normalize_latent,
+                    self.opts.precision == Precision::Exact,
+                )? {
+                    return Ok(c);
+                }
+            }
+        }
         let z = self.encode_latent_resident(ctx, x)?;
         self.codes.encode(ctx, &z)
+    }
+
+    fn check_input(&self, x: &Input<'_>) -> Result<()> {
+        if x.rows() == 0 {
+            return Err(Error::EmptyInput { what: "input" });
+        }
+        if x.dim() != self.d_in() {
+            return Err(Error::DimensionMismatch {
+                what: "columns of the input vs d_in of the encoder",
+                expected: self.d_in(),
+                got: x.dim(),
+            });
+        }
+        Ok(())
     }
 
     /// Reconstructions `W_d (codes * scale) + b_d` of codes made by

@@ -1,0 +1,100 @@
+//! CUDA host side of the ML family: the fused neural-quantization encode
+//! (`va_nq_encode_*` of the quantize module, next to the SQ code kernels
+//! whose arithmetic it shares).
+
+use std::sync::Arc;
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+use super::cu;
+use super::device::CudaDevice;
+use super::distance::whole;
+use super::tensor::{f32_rows, upload_slice, CudaRows};
+use crate::error::Result;
+use crate::matrix::Input;
+use crate::ops::quantize::codes::Store;
+use crate::quantize::{ScalarBits, ScalarCodes, ScalarRange};
+use crate::tensor::{DeviceMatrix, Storage};
+
+/// Rows per block (one block holds the whole latent of 128 rows).
+const TILE: usize = 128;
+/// Largest latent the fused kernel holds on chip.
+pub(crate) const MAX_LATENT: usize = 128;
+/// The cp.async pipeline's shared memory (the latent tile reuses it).
+const SMEM_BYTES: usize = 3 * 2 * TILE * 36 * 4;
+
+/// Codes of `act(x W^T + b)` (unit length when `normalize`), `W` the f32
+/// `latent x d` weight resident on `dev`, in one pass: `three` selects
+/// 3xTF32 (near-fp32) over TF32. `None` when the weight is not f32 rows on
+/// the device or the latent exceeds [`MAX_LATENT`] (the caller takes the
+/// unfused path).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn nq_encode(
+    dev: &Arc<CudaDevice>,
+    x: &Input<'_>,
+    w: &DeviceMatrix,
+    bias: Option<&[f32]>,
+    relu: bool,
+    normalize: bool,
+    three: bool,
+) -> Result<Option<ScalarCodes>> {
+    let Storage::Cuda(_, CudaRows::F32(wrows)) = &w.storage else {
+        return Ok(None);
+    };
+    let (n, d, latent) = (x.rows(), x.dim(), w.rows());
+    if latent > MAX_LATENT || w.dim() != d || n > i32::MAX as usize || d > i32::MAX as usize {
+        return Ok(None);
+    }
+    let _g = dev.lock();
+    let rows = whole(dev, x)?;
+    let xs = f32_rows(rows.rows())?;
+    let b = match bias {
+        Some(b) => Some(upload_slice(dev, b)?),
+        None => None,
+    };
+    let mut codes = dev.alloc::<u8>(n * latent)?;
+    let mut scales = dev.alloc::<f32>(n)?;
+    let mut offsets = dev.alloc::<f32>(n)?;
+    // Rows of x and W are read four floats at a time when d allows (device
+    // buffers start 256-byte aligned; row starts then stay 16-byte aligned).
+    let v = if d % 4 == 0 { "v4" } else { "v1" };
+    let kind = if three { "3xtf32" } else { "tf32" };
+    let f = dev.func("quantize", &format!("va_nq_encode_{kind}_{v}"))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_BYTES as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(TILE) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: SMEM_BYTES as u32,
+    };
+    let (ld, n_i, l_i, d_i) = (d as i64, n as i32, latent as i32, d as i32);
+    let (act, norm) = (relu as i32, normalize as i32);
+    let null = 0u64;
+    let mut l = dev.stream.launch_builder(&f);
+    l.arg(xs).arg(&ld).arg(&n_i).arg(wrows).arg(&l_i).arg(&d_i);
+    match &b {
+        Some(b) => l.arg(b),
+        None => l.arg(&null),
+    };
+    l.arg(&act).arg(&norm);
+    l.arg(&mut codes).arg(&mut scales).arg(&mut offsets);
+    // SAFETY: x holds n*d floats, W latent*d, bias latent (or null);
+    // codes n*latent bytes, scales and offsets n floats each.
+    unsafe { l.launch(cfg) }.map_err(cu("va_nq_encode launch"))?;
+    drop(b);
+    Ok(Some(ScalarCodes {
+        rows: n,
+        dim: latent,
+        bits: ScalarBits::Int8,
+        range: ScalarRange::Symmetric,
+        bytes: Store::Cuda(dev.clone(), codes),
+        params: Some((
+            Store::Cuda(dev.clone(), scales),
+            Store::Cuda(dev.clone(), offsets),
+        )),
+    }))
+}
