@@ -361,6 +361,29 @@ fn neural_quantization_matches_fp64() {
                         );
                     }
                 }
+                // 16-bit decoders: the codes' values rounded to 16 bits,
+                // then the product (on CUDA decoded straight into 16 bits).
+                let codes_dev = nq.encode(ctx, &x).unwrap();
+                for p16 in [Precision::Bf16, Precision::F16] {
+                    let q16 = NeuralQuantizer::new(
+                        Linear::new(ctx, &we, Some(&be)).unwrap(),
+                        Linear::new(ctx, &wd, Some(&bd)).unwrap(),
+                        opts.with_precision(p16),
+                    )
+                    .unwrap();
+                    let got = q16.decode(ctx, &codes_dev).unwrap();
+                    let want = q16
+                        .decoder()
+                        .apply(ctx, &deq, Activation::None, p16)
+                        .unwrap();
+                    for (j, (a, b)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
+                        let sc = ys[j / d_in][j % d_in];
+                        assert!(
+                            ((a - b) as f64).abs() <= 8e-7 * (latent as f64 + 4.0) * sc + 1e-30,
+                            "{label} {p16}: decoded {j}: {a} vs {b}"
+                        );
+                    }
+                }
             }
         }
         // A zero latent keeps scale 0 and decodes to the bias.

@@ -358,13 +358,27 @@ impl NeuralQuantizer {
     /// Reconstructions `W_d (codes * scale) + b_d` of codes made by
     /// [`encode`](Self::encode).
     pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
-        let z = self.codes.decode_resident(ctx, codes)?;
-        self.decode_latent(ctx, &z)
+        resident_to_host(&self.decode_resident(ctx, codes)?)
     }
 
     /// [`decode`](Self::decode) with the reconstructions left on the
     /// context's device.
     pub fn decode_resident(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
+        // Under bf16/f16 on CUDA the codes decode straight into the 16-bit
+        // latent the decoder GEMM reads (the same rounded values).
+        let kind = match self.opts.precision {
+            Precision::Bf16 => Some(crate::cuda::knn_filter::HalfKind::Bf16),
+            Precision::F16 => Some(crate::cuda::knn_filter::HalfKind::F16),
+            _ => None,
+        };
+        if let (Backend::Cuda(dev), Some(kind)) = (ctx.backend(), kind) {
+            self.codes.check_codes(ctx, codes)?;
+            if let Some(z) = crate::cuda::ml::sq8_decode_half(dev, codes, kind)? {
+                return self
+                    .decoder
+                    .apply_resident(ctx, &z, Activation::None, self.opts.precision);
+            }
+        }
         let z = self.codes.decode_resident(ctx, codes)?;
         self.decoder
             .apply_resident(ctx, &z, Activation::None, self.opts.precision)
