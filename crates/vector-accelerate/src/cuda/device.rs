@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use cudarc::cublas::{sys as cublas_sys, CudaBlas};
 use cudarc::driver::{
     sys as driver_sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
-    DeviceRepr, PinnedHostSlice,
+    DeviceRepr, LaunchConfig, PinnedHostSlice,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -209,6 +209,20 @@ impl CudaDevice {
     /// Streaming multiprocessors of the device.
     pub(crate) fn sm_count(&self) -> usize {
         self.sm_count.max(1) as usize
+    }
+
+    /// A launch of 256-thread blocks for a grid-stride loop over `total`
+    /// elements: one thread per element, at most 16 blocks per SM.
+    pub(crate) fn grid_stride(&self, total: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (
+                total.div_ceil(256).min(self.sm_count() * 16).max(1) as u32,
+                1,
+                1,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
     }
 
     pub(crate) fn ordinal(&self) -> usize {

@@ -182,15 +182,7 @@ pub(crate) fn to_f32(
 ) -> Result<()> {
     let f = dev.func("knn", "half_to_f32_rows")?;
     let total = rows * dim;
-    let cfg = LaunchConfig {
-        grid_dim: (
-            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
-            1,
-            1,
-        ),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = dev.grid_stride(total);
     let (ld, r, d, xkind) = (
         half_dim(dim) as i64,
         rows as i32,
@@ -223,15 +215,7 @@ pub(crate) fn to_half(
         .memset_zeros(&mut too_big)
         .map_err(cu("cuMemsetD8"))?;
     let total = rows * hd;
-    let cfg = LaunchConfig {
-        grid_dim: (
-            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
-            1,
-            1,
-        ),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = dev.grid_stride(total);
     let (ld, r, d, hd_i, bf) = (
         dim as i64,
         rows as i32,

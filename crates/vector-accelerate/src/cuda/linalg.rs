@@ -15,9 +15,7 @@ use cudarc::cublas::sys as cb;
 use cudarc::cublas::sys::cublasOperation_t;
 use std::sync::Arc;
 
-use cudarc::driver::{
-    CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg, SyncOnDrop,
-};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, PushKernelArg, SyncOnDrop};
 
 use super::cu;
 use super::device::CudaDevice;
@@ -103,15 +101,7 @@ fn to_half(
         .memset_zeros(&mut too_big)
         .map_err(cu("cuMemsetD8"))?;
     let total = rows * dim;
-    let cfg = LaunchConfig {
-        grid_dim: (
-            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
-            1,
-            1,
-        ),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = dev.grid_stride(total);
     let f = dev.func("knn", "to_half_rows")?;
     let (ld, r, d, bf) = (
         dim as i64,

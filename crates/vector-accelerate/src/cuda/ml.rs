@@ -123,15 +123,7 @@ pub(crate) fn sq8_decode_half(
     let mut out = dev.alloc::<u16>(rows * hd)?;
     let f = dev.func("quantize", "va_sq8_decode_half")?;
     let total = rows * hd;
-    let cfg = LaunchConfig {
-        grid_dim: (
-            total.div_ceil(256).min(dev.sm_count() * 16).max(1) as u32,
-            1,
-            1,
-        ),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = dev.grid_stride(total);
     let (rows_i, d_i, hd_i, bf) = (
         rows as i64,
         d as i32,
