@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::error::Result;
 use crate::matrix::MatrixView;
 use crate::ops::stats::quantile::{
-    key, lerp, pick, radix_select, ranks, value, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT,
+    key, lerp, pick, radix_select_all, ranks, value, Counter, DIGITS, SMALL_SEGMENT,
 };
 use crate::ops::stats::Moments;
 use crate::ops::vector::Axis;
@@ -378,17 +378,14 @@ pub(crate) fn quantiles(x: MatrixView<'_>, axis: Axis, levels: &[f64]) -> Result
             len,
             first: Vec::new(),
         };
-        for start in (0..nseg).step_by(SEGMENT_BATCH) {
-            let segs = start..(start + SEGMENT_BATCH).min(nseg);
-            radix_select(
-                &mut counter,
-                segs,
-                levels,
-                &mut out,
-                &mut counts,
-                &mut non_finite,
-            )?;
-        }
+        radix_select_all(
+            &mut counter,
+            nseg,
+            levels,
+            &mut out,
+            &mut counts,
+            &mut non_finite,
+        )?;
     }
     Ok((out, counts, non_finite))
 }

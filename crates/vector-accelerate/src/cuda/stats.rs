@@ -14,9 +14,7 @@ use super::tensor::{f32_rows, upload_slice, zeros};
 use crate::cpu::stats::QuantileResult;
 use crate::error::{Error, Result};
 use crate::matrix::Input;
-use crate::ops::stats::quantile::{
-    inconsistent, radix_select, Counter, DIGITS, SEGMENT_BATCH, SMALL_SEGMENT,
-};
+use crate::ops::stats::quantile::{inconsistent, radix_select_all, Counter, DIGITS, SMALL_SEGMENT};
 use crate::ops::stats::Moments;
 use crate::ops::vector::Axis;
 
@@ -437,17 +435,14 @@ pub(crate) fn quantiles(
         len,
         first: None,
     };
-    for start in (0..nseg).step_by(SEGMENT_BATCH) {
-        let segs = start..(start + SEGMENT_BATCH).min(nseg);
-        radix_select(
-            &mut counter,
-            segs,
-            levels,
-            &mut out,
-            &mut counts,
-            &mut non_finite,
-        )?;
-    }
+    radix_select_all(
+        &mut counter,
+        nseg,
+        levels,
+        &mut out,
+        &mut counts,
+        &mut non_finite,
+    )?;
     dev.sync()?;
     Ok((out, counts, non_finite))
 }

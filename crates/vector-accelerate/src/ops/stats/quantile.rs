@@ -110,10 +110,27 @@ pub(crate) fn inconsistent(rank: u64) -> Error {
     )
 }
 
+/// Radix selection of all `nseg` segments, `SEGMENT_BATCH` at a time (the
+/// histograms of one batch held at once); outputs as [`radix_select`].
+pub(crate) fn radix_select_all(
+    c: &mut impl Counter,
+    nseg: usize,
+    levels: &[f64],
+    out: &mut [f32],
+    counts: &mut [u64],
+    non_finite: &mut [u64],
+) -> Result<()> {
+    for start in (0..nseg).step_by(SEGMENT_BATCH) {
+        let segs = start..(start + SEGMENT_BATCH).min(nseg);
+        radix_select(c, segs, levels, out, counts, non_finite)?;
+    }
+    Ok(())
+}
+
 /// Radix selection of every segment of `segs`: writes `out[s * L + l]`
 /// (L = `levels.len()`) and the finite `counts` and `non_finite` of each
 /// segment (segments with no finite value get NaN).
-pub(crate) fn radix_select(
+fn radix_select(
     c: &mut impl Counter,
     segs: std::ops::Range<usize>,
     levels: &[f64],
