@@ -176,26 +176,6 @@ impl DeviceMatrix {
         }
     }
 
-    /// 16-bit rows made on a device (`half_dim(dim)` values per row,
-    /// padding zero), kept as an upload in 16 bits keeps them.
-    pub(crate) fn from_cuda_half(
-        dev: &Arc<CudaDevice>,
-        kind: HalfKind,
-        rows_data: CudaSlice<u16>,
-        rows: usize,
-        dim: usize,
-    ) -> Self {
-        Self {
-            rows,
-            dim,
-            binary: false,
-            has_negative: OnceLock::new(),
-            storage: Storage::CudaHalf(dev.clone(), kind, rows_data),
-            norms: OnceLock::new(),
-            halves: Default::default(),
-        }
-    }
-
     /// The `f32` rows of a CUDA matrix.
     pub(crate) fn cuda_f32(&self) -> Option<&CudaSlice<f32>> {
         match &self.storage {

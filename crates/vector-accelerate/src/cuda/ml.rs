@@ -10,7 +10,6 @@ use cudarc::driver::{LaunchConfig, PushKernelArg};
 use super::cu;
 use super::device::CudaDevice;
 use super::distance::whole;
-use super::knn_filter::{half_dim, HalfKind};
 use super::tensor::{f32_rows, upload_slice, CudaRows};
 use crate::error::Result;
 use crate::matrix::Input;
@@ -98,47 +97,4 @@ pub(crate) fn nq_encode(
             Store::Cuda(dev.clone(), offsets),
         )),
     }))
-}
-
-/// Per-vector symmetric int8 codes on `dev` decoded straight into 16-bit
-/// rows of `kind` (`half_dim(latent)` per row, as 16-bit uploads keep
-/// them): the latent a bf16/f16 decoder GEMM reads in place, without an
-/// f32 latent in between. `None` for codes not on the device or not
-/// per-vector symmetric int8.
-pub(crate) fn sq8_decode_half(
-    dev: &Arc<CudaDevice>,
-    codes: &ScalarCodes,
-    kind: HalfKind,
-) -> Result<Option<DeviceMatrix>> {
-    let (Some(bytes), Some((Store::Cuda(_, scale), _))) = (codes.bytes.cuda(), &codes.params)
-    else {
-        return Ok(None);
-    };
-    if codes.bits != ScalarBits::Int8 || codes.range != ScalarRange::Symmetric {
-        return Ok(None);
-    }
-    let (rows, d) = (codes.rows, codes.dim);
-    let hd = half_dim(d);
-    let _g = dev.lock();
-    let mut out = dev.alloc::<u16>(rows * hd)?;
-    let f = dev.func("quantize", "va_sq8_decode_half")?;
-    let total = rows * hd;
-    let cfg = dev.grid_stride(total);
-    let (rows_i, d_i, hd_i, bf) = (
-        rows as i64,
-        d as i32,
-        hd as i32,
-        (kind == HalfKind::Bf16) as i32,
-    );
-    let mut l = dev.stream.launch_builder(&f);
-    l.arg(bytes)
-        .arg(&rows_i)
-        .arg(&d_i)
-        .arg(scale)
-        .arg(&hd_i)
-        .arg(&bf)
-        .arg(&mut out);
-    // SAFETY: codes hold rows*d bytes, scale rows floats, out rows*hd values.
-    unsafe { l.launch(cfg) }.map_err(cu("va_sq8_decode_half launch"))?;
-    Ok(Some(DeviceMatrix::from_cuda_half(dev, kind, out, rows, d)))
 }

@@ -58,6 +58,10 @@ pub const MODULES: &[KernelModule] = &[
         source: include_str!("kernels/stats.cu"),
     },
     KernelModule {
+        name: "gemm",
+        source: include_str!("kernels/gemm.cu"),
+    },
+    KernelModule {
         name: "histogram",
         source: include_str!("kernels/histogram.cu"),
     },

@@ -230,6 +230,125 @@ fn latent64(z: &[f64], act: Activation, normalize: bool) -> Vec<f64> {
     }
 }
 
+/// `x` rounded as a 16-bit precision rounds operands (to nearest even).
+fn round16(x: f32, p: Precision) -> f32 {
+    match p {
+        Precision::Bf16 => half::bf16::from_f32(x).to_f32(),
+        Precision::F16 => half::f16::from_f32(x).to_f32(),
+        _ => x,
+    }
+}
+
+/// Decoded rows `got` of per-vector int8 codes (`bytes`, `scales`)
+/// against fp64 of `deq W_d^T + b_d`, `deq = code * scale` (f32), with the
+/// weight rounded as precision `p` rounds it on `ctx`: 16-bit precisions
+/// round the weight (the codes enter the product exactly and the scale
+/// multiplies the sums), CUDA TF32 carries 16 bits of the weight (two bf16
+/// pieces), `Exact` all of it (three).
+#[allow(clippy::too_many_arguments)]
+fn check_decode(
+    ctx: &vector_accelerate::Context,
+    label: &str,
+    got: &Matrix,
+    bytes: &[u8],
+    scales: &[f32],
+    wd: &Matrix,
+    bd: &[f32],
+    p: Precision,
+) {
+    let (d_out, latent) = (wd.rows(), wd.dim());
+    let n = scales.len();
+    assert_eq!((got.rows(), got.dim()), (n, d_out), "{label} {p}: shape");
+    let deq: Vec<f32> = (0..n * latent)
+        .map(|j| (bytes[j] as i8) as f32 * scales[j / latent])
+        .collect();
+    let deq = Matrix::new(deq, latent).unwrap();
+    let w = Matrix::new(
+        wd.as_slice().iter().map(|&v| round16(v, p)).collect(),
+        latent,
+    )
+    .unwrap();
+    let (y64, ys) = (project64(&deq, &w, Some(bd)), scale64(&deq, &w, Some(bd)));
+    let rel = 8e-7 * (latent as f64 + 4.0)
+        + if p == Precision::Tf32 && ctx.is_cuda() {
+            2f64.powi(-16)
+        } else {
+            0.0
+        };
+    for i in 0..n {
+        for o in 0..d_out {
+            let (g, e) = (got.get(i, o) as f64, y64[i][o]);
+            assert!(
+                (g - e).abs() <= rel * ys[i][o] + 1e-30,
+                "{label} {p}: decoded ({i},{o}) {g} vs fp64 {e}"
+            );
+        }
+    }
+}
+
+/// The decoder on the shapes of the CUDA product's tiles (128 x 128,
+/// stages of 64 16-bit values): rows, outputs and latent widths below, at
+/// and past a tile, primes, widths not a multiple of 8; every precision.
+#[test]
+fn nq_decode_shapes_match_fp64() {
+    let s = seed();
+    for_each_backend("nq_decode_shapes_match_fp64", |ctx| {
+        let mut r = rng(s);
+        for (n, latent, d_out) in [
+            (1, 1, 1),
+            (2, 3, 2),
+            (3, 8, 3),
+            (127, 64, 127),
+            (128, 128, 128),
+            (129, 65, 129),
+            (131, 100, 257),
+            (300, 127, 131),
+        ] {
+            let we = gaussian(&mut r, latent, d_out);
+            let wd = gaussian(&mut r, d_out, latent);
+            let bd = bias(&mut r, d_out);
+            let mut x = gaussian(&mut r, n, d_out);
+            for i in 0..n {
+                let f = [1e-3f32, 1.0, 1e3][i % 3];
+                x.as_mut_slice()[i * d_out..(i + 1) * d_out]
+                    .iter_mut()
+                    .for_each(|v| *v *= f);
+            }
+            for p in [
+                Precision::Exact,
+                Precision::Tf32,
+                Precision::Bf16,
+                Precision::F16,
+            ] {
+                let nq = NeuralQuantizer::new(
+                    Linear::new(ctx, &we, None).unwrap(),
+                    Linear::new(ctx, &wd, Some(&bd)).unwrap(),
+                    NqOptions::default().with_precision(p),
+                )
+                .unwrap();
+                let codes = nq.encode(ctx, &x).unwrap();
+                let host = codes.to_host().unwrap();
+                let (scales, _) = host.vector_params().unwrap();
+                let label = format!("{} n {n} {latent}->{d_out}", ctx.device());
+                // Twice: the second decode reuses the weight's pieces.
+                for _ in 0..2 {
+                    let y = nq.decode(ctx, &codes).unwrap();
+                    check_decode(
+                        ctx,
+                        &label,
+                        &y,
+                        host.as_bytes().unwrap(),
+                        scales,
+                        &wd,
+                        &bd,
+                        p,
+                    );
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn neural_quantization_matches_fp64() {
     let s = seed();
@@ -273,11 +392,6 @@ fn neural_quantization_matches_fp64() {
                     2f64.powi(-9)
                 } else {
                     4e-7 * (d_in as f64 + 4.0)
-                };
-                let rel_dec = if tf32 {
-                    2f64.powi(-9)
-                } else {
-                    8e-7 * (latent as f64 + 4.0)
                 };
                 let nq = NeuralQuantizer::new(
                     Linear::new(ctx, &we, Some(&be)).unwrap(),
@@ -342,27 +456,10 @@ fn neural_quantization_matches_fp64() {
                         );
                     }
                 }
-                // Decode against fp64 of the decoder on the dequantised codes.
+                // Decode against fp64 of the decoder on the dequantised
+                // codes, at this precision and at the 16-bit ones.
                 let y = nq.decode(ctx, &nq.encode(ctx, &x).unwrap()).unwrap();
-                let deq: Vec<f32> = (0..n * latent)
-                    .map(|j| (bytes[j] as i8) as f32 * scales[j / latent])
-                    .collect();
-                let deq = Matrix::new(deq, latent).unwrap();
-                let (y64, ys) = (
-                    project64(&deq, &wd, Some(&bd)),
-                    scale64(&deq, &wd, Some(&bd)),
-                );
-                for i in 0..n {
-                    for o in 0..d_in {
-                        let (g, e) = (y.get(i, o) as f64, y64[i][o]);
-                        assert!(
-                            (g - e).abs() <= rel_dec * ys[i][o] + 1e-30,
-                            "{label}: decoded ({i},{o}) {g} vs {e}"
-                        );
-                    }
-                }
-                // 16-bit decoders: the codes' values rounded to 16 bits,
-                // then the product (on CUDA decoded straight into 16 bits).
+                check_decode(ctx, &label, &y, bytes, scales, &wd, &bd, p);
                 let codes_dev = nq.encode(ctx, &x).unwrap();
                 for p16 in [Precision::Bf16, Precision::F16] {
                     let q16 = NeuralQuantizer::new(
@@ -372,17 +469,7 @@ fn neural_quantization_matches_fp64() {
                     )
                     .unwrap();
                     let got = q16.decode(ctx, &codes_dev).unwrap();
-                    let want = q16
-                        .decoder()
-                        .apply(ctx, &deq, Activation::None, p16)
-                        .unwrap();
-                    for (j, (a, b)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-                        let sc = ys[j / d_in][j % d_in];
-                        assert!(
-                            ((a - b) as f64).abs() <= 8e-7 * (latent as f64 + 4.0) * sc + 1e-30,
-                            "{label} {p16}: decoded {j}: {a} vs {b}"
-                        );
-                    }
+                    check_decode(ctx, &label, &got, bytes, scales, &wd, &bd, p16);
                 }
             }
         }
@@ -666,6 +753,71 @@ fn attention_similarity_matches_fp64() {
         mismatch(att.scores_projected(ctx, &x, &x)); // unprojected (10 != 8)
         mismatch(att.top_k(ctx, &x, &x, 2));
         mismatch(att.scores(ctx, &gaussian(&mut r, 2, 9), &x));
+    });
+}
+
+/// Scores of projected rows on the shapes of the CUDA product's tiles
+/// (128 x 128, stages of 32 values): rows and keys below, at and past a
+/// tile, primes, widths not a multiple of 4; host and resident inputs,
+/// with and without the logistic function.
+#[test]
+fn attention_scores_tile_shapes_match_fp64() {
+    let s = seed();
+    for_each_backend("attention_scores_tile_shapes_match_fp64", |ctx| {
+        let mut r = rng(s);
+        for (nq, nk, heads, head_dim) in [
+            (1, 1, 1, 1),
+            (2, 3, 1, 3),
+            (3, 130, 1, 37),
+            (127, 129, 1, 64),
+            (128, 128, 2, 50),
+            (129, 257, 3, 11),
+            (131, 127, 12, 64),
+        ] {
+            let width = heads * head_dim;
+            let w = gaussian(&mut r, width, 4);
+            let q = gaussian(&mut r, nq, width);
+            let k = gaussian(&mut r, nk, width);
+            let (qd, kd) = (ctx.upload(&q).unwrap(), ctx.upload(&k).unwrap());
+            let alpha = 1.0 / (heads as f64 * (head_dim as f32).sqrt() as f64);
+            for sigmoid in [false, true] {
+                let att = AttentionSimilarity::new(
+                    Linear::new(ctx, &w, None).unwrap(),
+                    Linear::new(ctx, &w, None).unwrap(),
+                    heads,
+                )
+                .unwrap()
+                .with_sigmoid(sigmoid);
+                let host = att.scores_projected(ctx, &q, &k).unwrap();
+                let res = att.scores_projected_resident(ctx, &qd, &kd).unwrap();
+                let res = Matrix::new(res.to_host_f32().unwrap().unwrap(), nk).unwrap();
+                let label = format!(
+                    "{} {nq}x{nk} {heads}x{head_dim} sigmoid {sigmoid}",
+                    ctx.device()
+                );
+                for (what, got) in [("host", &host), ("resident", &res)] {
+                    assert_eq!((got.rows(), got.dim()), (nq, nk), "{label} {what}");
+                    for i in 0..nq {
+                        for j in 0..nk {
+                            let (dot, mag) = q.row(i).iter().zip(k.row(j)).fold(
+                                (0.0f64, 0.0f64),
+                                |(d, m), (&a, &b)| {
+                                    (d + a as f64 * b as f64, m + (a as f64 * b as f64).abs())
+                                },
+                            );
+                            let x = dot * alpha;
+                            let want = if sigmoid { 1.0 / (1.0 + (-x).exp()) } else { x };
+                            let tol = 4e-7 * (width as f64 + 8.0) * mag * alpha + 1e-6 * want.abs();
+                            let g = got.get(i, j) as f64;
+                            assert!(
+                                (g - want).abs() <= tol + 1e-30,
+                                "{label} {what}: ({i},{j}) {g} vs fp64 {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     });
 }
 

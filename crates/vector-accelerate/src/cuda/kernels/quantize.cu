@@ -602,8 +602,9 @@ extern "C" __global__ void __launch_bounds__(256) va_nq_encode_tf32_v1(VA_NQ_ARG
 // Per-vector symmetric int8 codes (rows x d bytes) decoded straight into
 // 16-bit rows of hd >= d values (bf16 when bf16, else f16; padding zero):
 // code * scale in f32 as va_sq_decode computes it, then rounded to nearest
-// even as to_half_rows rounds f32 rows, so a bf16/f16 product of the
-// result multiplies the same values as the unfused decode would.
+// even as to_half_rows rounds f32 rows. Without scale (null) the codes
+// themselves, exact integers in both formats (the decoder GEMM applies
+// each row's scale to its sums).
 extern "C" __global__ void va_sq8_decode_half(const unsigned char* __restrict__ codes, long long rows,
                                               int d, const float* __restrict__ scale, int hd, int bf16,
                                               unsigned short* __restrict__ out) {
@@ -612,7 +613,11 @@ extern "C" __global__ void va_sq8_decode_half(const unsigned char* __restrict__ 
          i += (long long)gridDim.x * blockDim.x) {
         const long long r = i / hd;
         const int c = (int)(i - r * hd);
-        const float v = c < d ? __fadd_rn(0.0f, __fmul_rn((float)(signed char)codes[r * d + c], scale[r])) : 0.0f;
+        float v = 0.0f;
+        if (c < d) {
+            v = (float)(signed char)codes[r * d + c];
+            if (scale) v = __fadd_rn(0.0f, __fmul_rn(v, scale[r]));
+        }
         unsigned short h;
         if (bf16) {
             asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(v));

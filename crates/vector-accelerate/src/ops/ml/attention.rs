@@ -1,7 +1,10 @@
 //! Attention similarity: scores between projected queries and keys.
 
 use super::Linear;
-use crate::context::Context;
+use crate::context::{Backend, Context};
+use crate::cuda::distance::{resident, whole};
+use crate::cuda::gemm_nt::NtAct;
+use crate::cuda::tensor::f32_rows;
 use crate::error::{Error, Result};
 use crate::linalg::{gemm_fused, gemm_fused_resident, Activation, GemmOptions};
 use crate::matrix::{Input, Matrix};
@@ -221,6 +224,9 @@ impl AttentionSimilarity {
         projected_keys: impl Into<Input<'b>>,
     ) -> Result<Matrix> {
         let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
+        if let Some(s) = self.scores_tensor_cores(ctx, &q, &k)? {
+            return super::nq::resident_to_host(&s);
+        }
         gemm_fused(ctx, q, k, None, self.act(), 1, &self.score_opts())
     }
 
@@ -233,7 +239,55 @@ impl AttentionSimilarity {
         projected_keys: impl Into<Input<'b>>,
     ) -> Result<DeviceMatrix> {
         let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
+        if let Some(s) = self.scores_tensor_cores(ctx, &q, &k)? {
+            return Ok(s);
+        }
         gemm_fused_resident(ctx, q, k, None, self.act(), 1, &self.score_opts())
+    }
+
+    /// `Exact` scores on CUDA from f32 rows: one 3xTF32 tensor-core product
+    /// (near-fp32) with the scaling and the logistic function in its
+    /// epilogue, where cuBLAS's fp32 SGEMM runs at a fraction of the tensor
+    /// cores' rate. `None` for other precisions, backends and inputs (the
+    /// GEMM path takes them).
+    fn scores_tensor_cores(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        k: &Input<'_>,
+    ) -> Result<Option<DeviceMatrix>> {
+        let Backend::Cuda(dev) = ctx.backend() else {
+            return Ok(None);
+        };
+        let usable = |i: &Input<'_>| match i {
+            Input::F32(m) => m.rows() > 0,
+            Input::Resident(d) => {
+                d.rows() > 0
+                    && d.device() == ctx.device()
+                    && !d.is_binary()
+                    && resident(i).is_some()
+            }
+            Input::Binary(_) => false,
+        };
+        if self.precision != Precision::Exact || !usable(q) || !usable(k) {
+            return Ok(None);
+        }
+        let (qd, kd) = (whole(dev, q)?, whole(dev, k)?);
+        let act = if self.sigmoid {
+            NtAct::Sigmoid
+        } else {
+            NtAct::None
+        };
+        crate::cuda::gemm_nt::scores_3xtf32(
+            dev,
+            f32_rows(qd.rows())?,
+            q.rows(),
+            f32_rows(kd.rows())?,
+            k.rows(),
+            q.dim(),
+            self.alpha(),
+            act,
+        )
     }
 
     /// The `k` keys of highest score for each query (queries unprojected,

@@ -1,10 +1,14 @@
 //! Neural quantization: an encoder to a small latent, per-vector int8 codes
 //! of the latent (each vector's scale kept), and a decoder back.
 
+use std::sync::{Arc, Mutex};
+
 use super::Linear;
 use crate::context::{Backend, Context};
+use crate::cuda::gemm_nt::HalfPieces;
+use crate::cuda::knn_filter::HalfKind;
 use crate::error::{Error, Result};
-use crate::linalg::Activation;
+use crate::linalg::{gemm_fused, Activation, GemmOptions};
 use crate::matrix::{Input, Matrix};
 use crate::metric::Metric;
 use crate::ops::select::Neighbors;
@@ -139,6 +143,9 @@ pub struct NeuralQuantizer {
     decoder: Linear,
     opts: NqOptions,
     codes: ScalarQuantizer,
+    /// The decoder weight as 16-bit pieces on its device (bf16: three
+    /// pieces, f16: one), made on first use by a CUDA decode.
+    pieces: Mutex<Vec<Arc<HalfPieces>>>,
 }
 
 impl NeuralQuantizer {
@@ -176,6 +183,7 @@ impl NeuralQuantizer {
             decoder,
             opts,
             codes,
+            pieces: Mutex::new(Vec::new()),
         })
     }
 
@@ -364,24 +372,94 @@ impl NeuralQuantizer {
     /// [`decode`](Self::decode) with the reconstructions left on the
     /// context's device.
     pub fn decode_resident(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
-        // Under bf16/f16 on CUDA the codes decode straight into the 16-bit
-        // latent the decoder GEMM reads (the same rounded values).
-        let kind = match self.opts.precision {
-            Precision::Bf16 => Some(crate::cuda::knn_filter::HalfKind::Bf16),
-            Precision::F16 => Some(crate::cuda::knn_filter::HalfKind::F16),
-            _ => None,
-        };
-        if let (Backend::Cuda(dev), Some(kind)) = (ctx.backend(), kind) {
+        // On CUDA the codes enter the decoder's product as exact 16-bit
+        // integers against 16-bit pieces of the decoder weight, each row's
+        // scale applied to its sums: three bf16 pieces carry the f32 weight
+        // whole (`Exact`), two 16 of its 24 bits (`Tf32`, finer than TF32),
+        // one is the weight in bf16 or f16.
+        if let Backend::Cuda(dev) = ctx.backend() {
             self.codes.check_codes(ctx, codes)?;
-            if let Some(z) = crate::cuda::ml::sq8_decode_half(dev, codes, kind)? {
-                return self
-                    .decoder
-                    .apply_resident(ctx, &z, Activation::None, self.opts.precision);
+            let (kind, use_pieces) = match self.opts.precision {
+                Precision::Exact => (HalfKind::Bf16, 3),
+                Precision::Tf32 => (HalfKind::Bf16, 2),
+                Precision::Bf16 => (HalfKind::Bf16, 1),
+                Precision::F16 => (HalfKind::F16, 1),
+            };
+            if let Some(w) = self.decoder_pieces(dev, kind)? {
+                if let Some(out) = crate::cuda::gemm_nt::sq8_decode_gemm(
+                    dev,
+                    codes,
+                    &w,
+                    use_pieces,
+                    self.decoder.bias(),
+                )? {
+                    return Ok(out);
+                }
             }
+        }
+        if matches!(self.opts.precision, Precision::Bf16 | Precision::F16)
+            && !ctx.is_cuda()
+            && codes.rows() > 0
+        {
+            self.codes.check_codes(ctx, codes)?;
+            return ctx.upload(&self.decode_16bit_host(ctx, codes)?);
         }
         let z = self.codes.decode_resident(ctx, codes)?;
         self.decoder
             .apply_resident(ctx, &z, Activation::None, self.opts.precision)
+    }
+
+    /// The 16-bit decode on the host as CUDA computes it: the codes (exact
+    /// 16-bit integers) times the weight rounded to 16 bits, each row's sums
+    /// scaled by its scale in f32, then the bias (no 16-bit rounding of the
+    /// dequantised latent, which would overflow f16 for large vectors).
+    fn decode_16bit_host(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
+        let host = codes.to_host()?;
+        let (Some(bytes), Some((scales, _))) = (host.as_bytes(), host.vector_params()) else {
+            return Err(Error::invalid(
+                "codes",
+                "not per-vector int8",
+                "codes made by this quantizer's encode",
+            ));
+        };
+        let ints = Matrix::new(bytes.iter().map(|&b| b as i8 as f32).collect(), codes.dim)?;
+        let opts = GemmOptions {
+            trans_b: true,
+            precision: self.opts.precision,
+            ..Default::default()
+        };
+        let w = self.decoder.weight();
+        let mut y = gemm_fused(ctx, &ints, w, None, Activation::None, 1, &opts)?;
+        let d_out = self.decoder.d_out();
+        let bias = self.decoder.bias();
+        for (row, &s) in y.as_mut_slice().chunks_mut(d_out).zip(scales) {
+            for (o, v) in row.iter_mut().enumerate() {
+                *v *= s;
+                if let Some(b) = bias {
+                    *v += b[o];
+                }
+            }
+        }
+        Ok(y)
+    }
+
+    /// The decoder weight's 16-bit pieces of `kind` on `dev` (made once);
+    /// `None` when the weight is not f32 rows on the device.
+    fn decoder_pieces(
+        &self,
+        dev: &Arc<crate::cuda::device::CudaDevice>,
+        kind: HalfKind,
+    ) -> Result<Option<Arc<HalfPieces>>> {
+        let mut cache = self.pieces.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.iter().find(|p| p.kind == kind) {
+            return Ok(Some(p.clone()));
+        }
+        let Some(p) = crate::cuda::gemm_nt::split_half(dev, self.decoder.weight(), kind, 3)? else {
+            return Ok(None);
+        };
+        let p = Arc::new(p);
+        cache.push(p.clone());
+        Ok(Some(p))
     }
 
     /// The decoder applied to f32 latents (`rows x latent`).
@@ -441,7 +519,7 @@ impl NeuralQuantizer {
     }
 }
 
-fn resident_to_host(z: &DeviceMatrix) -> Result<Matrix> {
+pub(super) fn resident_to_host(z: &DeviceMatrix) -> Result<Matrix> {
     let v = z
         .to_host_f32()?
         .ok_or_else(|| Error::invalid("latent", "bit-packed rows", "expected f32 rows"))?;
