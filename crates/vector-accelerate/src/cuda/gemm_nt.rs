@@ -22,10 +22,16 @@ use crate::tensor::{DeviceMatrix, Storage};
 const MODULE: &str = "gemm";
 /// Rows (and columns) of a block tile.
 const TILE: usize = 128;
-/// The cp.async pipeline: three stages of two 128-row tiles of 36 floats.
-const SMEM_BYTES: usize = 3 * 2 * TILE * 36 * 4;
+/// Floats of one 128-row stage tile (rows of 36 floats).
+const STAGE: usize = TILE * 36;
+/// Pipeline depth.
+const STAGES: usize = 3;
+/// Shared memory of a launch: the pipeline's A and B stages (the epilogue
+/// tile, 128 rows of 136 floats, reuses them), then the epilogue's row
+/// scales, column scales and biases.
+const SMEM_BYTES: usize = (2 * STAGES * STAGE + 3 * TILE) * 4;
 
-/// Operand kind of a product.
+/// Operand kinds of a product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NtKind {
     /// f32 operands, three TF32 products of high and low parts (near-fp32).
@@ -58,6 +64,7 @@ pub(crate) struct NtPlan<'a> {
     pub piece: usize,
     pub alpha: f32,
     pub rowscale: Option<&'a CudaSlice<f32>>,
+    pub colscale: Option<&'a CudaSlice<f32>>,
     pub bias: Option<&'a CudaSlice<f32>>,
     pub act: NtAct,
 }
@@ -77,31 +84,27 @@ pub(crate) fn gemm_nt<T: DeviceRepr>(
         return Ok(None);
     }
     let vec = a.ld % 4 == 0 && b.ld % 4 == 0 && plan.piece % 4 == 0;
+    // 16-byte rows for the 16-bit tile loads.
+    let half_rows = |ld: usize| ld % 8 == 0 && plan.piece % 8 == 0;
     let name = match plan.kind {
         NtKind::ThreeTf32 if vec => "va_gemm_nt_3xtf32_v4",
         NtKind::ThreeTf32 => "va_gemm_nt_3xtf32_v1",
-        NtKind::Half(h) => {
-            // 16-byte rows for the tile loads.
-            if a.ld % 8 != 0 || b.ld % 8 != 0 || plan.piece % 8 != 0 {
-                return Ok(None);
-            }
-            match h {
-                HalfKind::Bf16 => "va_gemm_nt_bf16",
-                HalfKind::F16 => "va_gemm_nt_f16",
-            }
-        }
+        NtKind::Half(_) if !(half_rows(a.ld) && half_rows(b.ld)) => return Ok(None),
+        NtKind::Half(HalfKind::Bf16) => "va_gemm_nt_bf16",
+        NtKind::Half(HalfKind::F16) => "va_gemm_nt_f16",
     };
+    let smem = SMEM_BYTES;
     let f = dev.func(MODULE, name)?;
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SMEM_BYTES as i32,
+        smem as i32,
     )
     .map_err(cu("cuFuncSetAttribute"))?;
     let mut out = dev.alloc::<f32>(m * n)?;
     let cfg = LaunchConfig {
         grid_dim: (tiles as u32, 1, 1),
         block_dim: (256, 1, 1),
-        shared_mem_bytes: SMEM_BYTES as u32,
+        shared_mem_bytes: smem as u32,
     };
     // Consecutive blocks walk the longer side's tiles within one tile of
     // the other: the shorter operand stays in L2, the longer streams once.
@@ -122,29 +125,30 @@ pub(crate) fn gemm_nt<T: DeviceRepr>(
         .arg(&n_i)
         .arg(&k_i);
     l.arg(&plan.alpha);
-    match plan.rowscale {
-        Some(s) => l.arg(s),
-        None => l.arg(&null),
-    };
-    match plan.bias {
-        Some(s) => l.arg(s),
-        None => l.arg(&null),
-    };
+    for v in [plan.rowscale, plan.colscale, plan.bias] {
+        match v {
+            Some(s) => l.arg(s),
+            None => l.arg(&null),
+        };
+    }
     l.arg(&act).arg(&mut out).arg(&ldc).arg(&m_fast);
     // SAFETY: A holds m rows of lda elements, B pieces * piece elements
-    // (each piece n rows of ldb), rowscale m and bias n floats (or null),
-    // out m * n floats; k <= lda, ldb.
+    // (each piece n rows of ldb), rowscale m, colscale and bias n floats
+    // (or null), out m * n floats; k <= lda, ldb.
     unsafe { l.launch(cfg) }.map_err(cu("va_gemm_nt launch"))?;
     Ok(Some(out))
 }
 
 /// A matrix (`rows x dim`, f32 on the device) as 16-bit pieces of
-/// [`half_dim`] elements per row, summing to it (bf16: up to three pieces,
-/// all 24 bits of every normal value; f16: one piece, the value rounded).
+/// [`half_dim`] elements per row: bf16, up to three pieces summing to it
+/// (all 24 bits of every normal value); f16, one piece of each row scaled
+/// by a power of two that puts its largest magnitude in `[2^14, 2^15)`
+/// (f16's range and 11-bit significand used fully), `colscale` undoing it.
 #[derive(Debug)]
 pub(crate) struct HalfPieces {
     pub kind: HalfKind,
     pub data: CudaSlice<u16>,
+    pub colscale: Option<CudaSlice<f32>>,
     pub rows: usize,
     pub dim: usize,
     pub pieces: usize,
@@ -160,33 +164,41 @@ pub(crate) fn split_half(
     let Storage::Cuda(_, CudaRows::F32(rows)) = &w.storage else {
         return Ok(None);
     };
-    let pieces = if kind == HalfKind::F16 { 1 } else { pieces };
+    let f16 = kind == HalfKind::F16;
+    let pieces = if f16 { 1 } else { pieces };
     let (r, d) = (w.rows(), w.dim());
     let hd = half_dim(d);
     let _g = dev.lock();
     let mut out = dev.alloc::<u16>(pieces * r * hd)?;
+    let mut colscale = if f16 {
+        Some(dev.alloc::<f32>(r)?)
+    } else {
+        None
+    };
     let f = dev.func(MODULE, "va_split_half")?;
-    let cfg = dev.grid_stride(r * hd);
-    let (r_i, d_i, hd_i, p_i, bf) = (
-        r as i64,
-        d as i32,
-        hd as i32,
-        pieces as i32,
-        (kind == HalfKind::Bf16) as i32,
-    );
+    // A warp per row.
+    let cfg = dev.grid_stride(r * 32);
+    let (r_i, d_i, hd_i, p_i, bf) = (r as i64, d as i32, hd as i32, pieces as i32, !f16 as i32);
+    let null = 0u64;
     let mut l = dev.stream.launch_builder(&f);
     l.arg(rows)
         .arg(&r_i)
         .arg(&d_i)
         .arg(&hd_i)
         .arg(&p_i)
-        .arg(&bf)
-        .arg(&mut out);
-    // SAFETY: w holds r * d floats, out pieces * r * hd values.
+        .arg(&bf);
+    match colscale.as_mut() {
+        Some(c) => l.arg(c),
+        None => l.arg(&null),
+    };
+    l.arg(&mut out);
+    // SAFETY: w holds r * d floats, colscale r floats (or null), out
+    // pieces * r * hd values.
     unsafe { l.launch(cfg) }.map_err(cu("va_split_half launch"))?;
     Ok(Some(HalfPieces {
         kind,
         data: out,
+        colscale,
         rows: r,
         dim: d,
         pieces,
@@ -220,30 +232,39 @@ pub(crate) fn sq8_decode_gemm(
     let (rows, d) = (codes.rows, codes.dim);
     let hd = half_dim(d);
     let _g = dev.lock();
+    let b = match bias {
+        Some(b) => Some(upload_slice(dev, b)?),
+        None => None,
+    };
+    let wb = NtOperand {
+        data: &w.data,
+        ld: hd,
+        rows: w.rows,
+    };
     // The codes as 16-bit integers (exact in bf16 and f16).
     let mut ints = dev.alloc::<u16>(rows * hd)?;
-    let f = dev.func("quantize", "va_sq8_decode_half")?;
-    let cfg = dev.grid_stride(rows * hd);
+    let f = dev.func("quantize", "va_sq8_codes_half")?;
+    let cfg = dev.grid_stride(rows * hd / 8);
     let (rows_i, d_i, hd_i, bf) = (
         rows as i64,
         d as i32,
         hd as i32,
         (w.kind == HalfKind::Bf16) as i32,
     );
-    let null = 0u64;
     let mut l = dev.stream.launch_builder(&f);
     l.arg(bytes)
         .arg(&rows_i)
         .arg(&d_i)
-        .arg(&null)
         .arg(&hd_i)
         .arg(&bf)
         .arg(&mut ints);
-    // SAFETY: codes hold rows*d bytes, ints rows*hd values; no scale.
-    unsafe { l.launch(cfg) }.map_err(cu("va_sq8_decode_half launch"))?;
-    let b = match bias {
-        Some(b) => Some(upload_slice(dev, b)?),
-        None => None,
+    // SAFETY: codes hold rows*d bytes, ints rows*hd values (hd a multiple
+    // of 8, written 8 at a time).
+    unsafe { l.launch(cfg) }.map_err(cu("va_sq8_codes_half launch"))?;
+    let a = NtOperand {
+        data: &ints,
+        ld: hd,
+        rows,
     };
     let plan = NtPlan {
         kind: NtKind::Half(w.kind),
@@ -252,20 +273,12 @@ pub(crate) fn sq8_decode_gemm(
         piece: w.rows * hd,
         alpha: 1.0,
         rowscale: Some(scale),
+        colscale: w.colscale.as_ref(),
         bias: b.as_ref(),
         act: NtAct::None,
     };
-    let a = NtOperand {
-        data: &ints,
-        ld: hd,
-        rows,
-    };
-    let wb = NtOperand {
-        data: &w.data,
-        ld: hd,
-        rows: w.rows,
-    };
-    let Some(out) = gemm_nt(dev, a, wb, &plan)? else {
+    let out = gemm_nt(dev, a, wb, &plan)?;
+    let Some(out) = out else {
         return Ok(None);
     };
     Ok(Some(DeviceMatrix::from_cuda(
@@ -299,6 +312,7 @@ pub(crate) fn scores_3xtf32(
         piece: 0,
         alpha,
         rowscale: None,
+        colscale: None,
         bias: None,
         act,
     };

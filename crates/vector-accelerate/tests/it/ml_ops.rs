@@ -243,8 +243,8 @@ fn round16(x: f32, p: Precision) -> f32 {
 /// against fp64 of `deq W_d^T + b_d`, `deq = code * scale` (f32), with the
 /// weight rounded as precision `p` rounds it on `ctx`: 16-bit precisions
 /// round the weight (the codes enter the product exactly and the scale
-/// multiplies the sums), CUDA TF32 carries 16 bits of the weight (two bf16
-/// pieces), `Exact` all of it (three).
+/// multiplies the sums), CUDA's TF32 rounds it to f16 (scaled), `Exact`
+/// keeps all of it (three bf16 pieces on CUDA).
 #[allow(clippy::too_many_arguments)]
 fn check_decode(
     ctx: &vector_accelerate::Context,
@@ -263,18 +263,29 @@ fn check_decode(
         .map(|j| (bytes[j] as i8) as f32 * scales[j / latent])
         .collect();
     let deq = Matrix::new(deq, latent).unwrap();
-    let w = Matrix::new(
-        wd.as_slice().iter().map(|&v| round16(v, p)).collect(),
-        latent,
-    )
-    .unwrap();
-    let (y64, ys) = (project64(&deq, &w, Some(bd)), scale64(&deq, &w, Some(bd)));
-    let rel = 8e-7 * (latent as f64 + 4.0)
-        + if p == Precision::Tf32 && ctx.is_cuda() {
-            2f64.powi(-16)
+    // CUDA's TF32 decode rounds the weight to f16 (scaled per output by a
+    // power of two: the same significands), the CPU's computes in f32.
+    let rp = if p == Precision::Tf32 && ctx.is_cuda() {
+        Precision::F16
+    } else {
+        p
+    };
+    // f16 rounds each output's weights scaled by the power of two that
+    // puts the largest in [2^14, 2^15) (no overflow for large weights).
+    let mut w = wd.clone();
+    for row in w.as_mut_slice().chunks_mut(latent) {
+        let top = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let e = if rp == Precision::F16 && top > 0.0 {
+            14 - top.log2().floor() as i32
         } else {
-            0.0
+            0
         };
+        for v in row.iter_mut() {
+            *v = round16(*v * 2f32.powi(e), rp) * 2f32.powi(-e);
+        }
+    }
+    let (y64, ys) = (project64(&deq, &w, Some(bd)), scale64(&deq, &w, Some(bd)));
+    let rel = 8e-7 * (latent as f64 + 4.0);
     for i in 0..n {
         for o in 0..d_out {
             let (g, e) = (got.get(i, o) as f64, y64[i][o]);
@@ -288,7 +299,9 @@ fn check_decode(
 
 /// The decoder on the shapes of the CUDA product's tiles (128 x 128,
 /// stages of 64 16-bit values): rows, outputs and latent widths below, at
-/// and past a tile, primes, widths not a multiple of 8; every precision.
+/// and past a tile, primes, widths not a multiple of 8 (the codes' rows
+/// then read byte by byte); weights beyond and far below the f16 range;
+/// every precision.
 #[test]
 fn nq_decode_shapes_match_fp64() {
     let s = seed();
@@ -303,9 +316,15 @@ fn nq_decode_shapes_match_fp64() {
             (129, 65, 129),
             (131, 100, 257),
             (300, 127, 131),
+            (5, 193, 70),
         ] {
             let we = gaussian(&mut r, latent, d_out);
-            let wd = gaussian(&mut r, d_out, latent);
+            let mut wd = gaussian(&mut r, d_out, latent);
+            // Decoder weights far beyond the f16 range and far below it.
+            if n == 127 || n == 129 {
+                let f = if n == 127 { 1e7f32 } else { 1e-7 };
+                wd.as_mut_slice().iter_mut().for_each(|v| *v *= f);
+            }
             let bd = bias(&mut r, d_out);
             let mut x = gaussian(&mut r, n, d_out);
             for i in 0..n {

@@ -1,7 +1,7 @@
 // Tensor-core NT products with a fused epilogue, for the ML family's
 // decoder and attention scores:
 //
-//   C[m][n] = act(alpha * rowscale[m] * sum_p sum_k A[m][k] B_p[n][k] + bias[n])
+//   C[m][n] = act(alpha * rowscale[m] * colscale[n] * sum_p sum_k A[m][k] B_p[n][k] + bias[n])
 //
 // A (M x K) and every piece B_p (N x K) are row-major with K contiguous;
 // the P pieces of B lie `piece` elements apart. Summing pieces lets an
@@ -9,8 +9,9 @@
 // B_3 = bf16(W - B_1 - B_2): three pieces carry all 24 bits of W, and
 // against small-integer A (int8 codes, exact in bf16) every product is
 // exact, so the result is fp32-accurate at 1.5 times the cost of one TF32
-// product (3xTF32 costs 3). rowscale, bias: optional (null). act: 0 none,
-// 1 ReLU (NaN kept), 2 the stable logistic function of the vector family.
+// product (3xTF32 costs 3). rowscale, colscale, bias: optional (null).
+// act: 0 none, 1 ReLU (NaN kept), 2 the stable logistic function of the
+// vector family.
 //
 // Block tile 128 x 128, eight warps of 64 x 32, the cp.async pipeline and
 // fragments of mma.cuh. One-dimensional grid over the tiles; m_fast makes
@@ -27,19 +28,22 @@ __device__ __forceinline__ float va_gemm_act(float x, int act) {
     return x;
 }
 
-#define VA_GZS (VA_FN + 8)  // epilogue tile row stride (floats)
+#define VA_GZS (VA_FN + 8)       // epilogue tile row stride (floats)
+#define VA_GTILE (VA_FM * VA_FS)  // floats of one 128-row stage tile
+// Shared memory (floats): the pipeline (larger than the epilogue tile that
+// reuses it), then the row scales, column scales and biases of the tile.
+#define VA_GPIPE (2 * VA_FSTAGES * VA_GTILE)
 
 template <bool VEC, int KIND>
 __device__ __forceinline__ void va_gemm_nt(const char* __restrict__ A, i64 lda, int M, const char* __restrict__ B,
                                            i64 ldb, i64 piece, int pieces, int N, int K, float alpha,
-                                           const float* __restrict__ rowscale, const float* __restrict__ bias,
-                                           int act, float* __restrict__ C, i64 ldc, int m_fast) {
+                                           const float* __restrict__ rowscale, const float* __restrict__ colscale,
+                                           const float* __restrict__ bias, int act, float* __restrict__ C, i64 ldc,
+                                           int m_fast) {
     constexpr int WARPS = 8, THREADS = 256, NI = 4;
     constexpr int ES = KIND >= VA_KIND_BF16 ? 2 : 4;  // element bytes
     constexpr int KS = 128 / ES;                      // elements per pipeline stage
     extern __shared__ __align__(16) float va_gsm[];
-    float* As = va_gsm;
-    float* Bs = va_gsm + VA_FSTAGES * VA_FM * VA_FS;
     const int tm = (M + VA_FM - 1) / VA_FM, tn = (N + VA_FN - 1) / VA_FN;
     const int bm = m_fast ? (int)(blockIdx.x % tm) : (int)(blockIdx.x / tn);
     const int bn = m_fast ? (int)(blockIdx.x / tm) : (int)(blockIdx.x % tn);
@@ -51,11 +55,22 @@ __device__ __forceinline__ void va_gemm_nt(const char* __restrict__ A, i64 lda, 
     const int wn = (warp % (WARPS / 2)) * NI * 8;
     const int ka = (K + KS - 1) / KS;  // stages per piece
     const int nk = ka * pieces;
+    float* Bs = va_gsm;
+    float* As = va_gsm + VA_FSTAGES * VA_GTILE;
+    float* P = va_gsm + VA_GPIPE;
+    // The epilogue's per-row and per-column factors, fetched while the
+    // pipeline fills.
+    if (tid < VA_FM) {
+        const int r = m0 + tid, c = n0 + tid;
+        P[tid] = rowscale && r < M ? __fmul_rn(alpha, rowscale[r]) : alpha;
+        P[VA_FM + tid] = colscale && c < N ? colscale[c] : 1.0f;
+        P[2 * VA_FM + tid] = bias && c < N ? bias[c] : 0.0f;
+    }
     auto load = [&](int s) {
         const int st = s % VA_FSTAGES;
         const int pc = s / ka, k0 = (s - pc * ka) * KS;
-        va_load_tile<VEC, THREADS, ES>(As + st * VA_FM * VA_FS, A, lda, M, K, m0, k0);
-        va_load_tile<VEC, THREADS, ES>(Bs + st * VA_FN * VA_FS, B + (i64)pc * piece * ES, ldb, N, K, n0, k0);
+        va_load_tile<VEC, THREADS, ES>(As + st * VA_GTILE, A, lda, M, K, m0, k0);
+        va_load_tile<VEC, THREADS, ES>(Bs + st * VA_GTILE, B + (i64)pc * piece * ES, ldb, N, K, n0, k0);
     };
 #pragma unroll
     for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
@@ -75,7 +90,7 @@ __device__ __forceinline__ void va_gemm_nt(const char* __restrict__ A, i64 lda, 
         va_cp_wait<VA_FSTAGES - 1>();
         __syncthreads();
         const int st = s % VA_FSTAGES;
-        va_mma_stage<KIND, NI>(acc, As + st * VA_FM * VA_FS, Bs + st * VA_FN * VA_FS, wm, wn, lane);
+        va_mma_stage<KIND, NI>(acc, As + st * VA_GTILE, Bs + st * VA_GTILE, wm, wn, lane);
         __syncthreads();
     }
     va_cp_wait<0>();
@@ -90,16 +105,15 @@ __device__ __forceinline__ void va_gemm_nt(const char* __restrict__ A, i64 lda, 
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int rl = wm + mi * 16 + g + h * 8;
-            const int r = min(m0 + rl, M - 1);
-            const float s = rowscale ? __fmul_rn(alpha, rowscale[r]) : alpha;
+            const float s = P[rl];
 #pragma unroll
             for (int ni = 0; ni < NI; ++ni) {
-                const int cl = wn + ni * 8 + 2 * t, c = n0 + cl;
-                float v0 = __fmul_rn(s, acc[mi][ni][2 * h]);
-                float v1 = __fmul_rn(s, acc[mi][ni][2 * h + 1]);
+                const int cl = wn + ni * 8 + 2 * t;
+                float v0 = __fmul_rn(__fmul_rn(s, P[VA_FM + cl]), acc[mi][ni][2 * h]);
+                float v1 = __fmul_rn(__fmul_rn(s, P[VA_FM + cl + 1]), acc[mi][ni][2 * h + 1]);
                 if (bias) {
-                    if (c < N) v0 = __fadd_rn(v0, bias[c]);
-                    if (c + 1 < N) v1 = __fadd_rn(v1, bias[c + 1]);
+                    v0 = __fadd_rn(v0, P[2 * VA_FM + cl]);
+                    v1 = __fadd_rn(v1, P[2 * VA_FM + cl + 1]);
                 }
                 *reinterpret_cast<float2*>(Z + rl * VA_GZS + cl) =
                     make_float2(va_gemm_act(v0, act), va_gemm_act(v1, act));
@@ -124,11 +138,12 @@ __device__ __forceinline__ void va_gemm_nt(const char* __restrict__ A, i64 lda, 
 #define VA_GEMM_ARGS                                                                                  \
     const char *__restrict__ A, i64 lda, int M, const char *__restrict__ B, i64 ldb, i64 piece,       \
         int pieces, int N, int K, float alpha, const float *__restrict__ rowscale,                    \
-        const float *__restrict__ bias, int act, float *__restrict__ C, i64 ldc, int m_fast
-#define VA_GEMM_PASS A, lda, M, B, ldb, piece, pieces, N, K, alpha, rowscale, bias, act, C, ldc, m_fast
+        const float *__restrict__ colscale, const float *__restrict__ bias, int act,                  \
+        float *__restrict__ C, i64 ldc, int m_fast
+#define VA_GEMM_PASS A, lda, M, B, ldb, piece, pieces, N, K, alpha, rowscale, colscale, bias, act, C, ldc, m_fast
 
-// Two blocks per SM (110.6 KB of shared memory each): one block's stores
-// overlap the other's products.
+// Two blocks per SM (up to 112 KB of shared memory each): one block's
+// stores overlap the other's products.
 extern "C" __global__ void __launch_bounds__(256, 2) va_gemm_nt_3xtf32_v4(VA_GEMM_ARGS) {
     va_gemm_nt<true, VA_KIND_3XTF32>(VA_GEMM_PASS);
 }
@@ -142,31 +157,52 @@ extern "C" __global__ void __launch_bounds__(256, 2) va_gemm_nt_bf16(VA_GEMM_ARG
 extern "C" __global__ void __launch_bounds__(256, 2) va_gemm_nt_f16(VA_GEMM_ARGS) {
     va_gemm_nt<true, VA_KIND_F16>(VA_GEMM_PASS);
 }
-
 // The pieces of an f32 matrix (rows x d) as 16-bit rows of hd >= d values
-// (padding zero): piece p (p < pieces) at out + p * rows * hd. bf16: piece
-// p rounds (to nearest even) what the earlier pieces left of each value;
-// f16: one piece only, the value rounded to f16.
+// (padding zero), a warp per row: piece p (p < pieces) at
+// out + p * rows * hd rounds (to nearest even) what the earlier pieces left
+// of each value. With scale (f16), each row is first multiplied by the
+// power of two 2^e that puts its largest finite magnitude in [2^14, 2^15)
+// (exact; f16's range and significand used fully, no overflow) and
+// scale[r] = 2^-e undoes it (the products' column scale).
 extern "C" __global__ void va_split_half(const float* __restrict__ w, long long rows, int d, int hd, int pieces,
-                                         int bf16, unsigned short* __restrict__ out) {
+                                         int bf16, float* __restrict__ scale, unsigned short* __restrict__ out) {
+    const int lane = threadIdx.x & 31;
+    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
     const long long total = rows * hd;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const long long r = i / hd;
-        const int c = (int)(i - r * hd);
-        float rest = c < d ? w[r * d + c] : 0.0f;
-        for (int p = 0; p < pieces; ++p) {
-            unsigned short h;
-            float back;
-            if (bf16) {
-                asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(rest));
-                back = __uint_as_float((u32)h << 16);
-            } else {
-                asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(rest));
-                asm("cvt.f32.f16 %0, %1;\n" : "=f"(back) : "h"(h));
+    for (long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < rows; r += warps) {
+        float up = 1.0f;
+        if (scale) {
+            float top = 0.0f;
+            for (int c = lane; c < d; c += 32) {
+                const float v = fabsf(w[r * d + c]);
+                if (isfinite(v)) top = fmaxf(top, v);
             }
-            out[(long long)p * total + i] = h;
-            rest = __fsub_rn(rest, back);
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+            int e = 0;
+            if (top > 0.0f) {
+                int ex;
+                frexpf(top, &ex);  // top = m 2^ex, m in [0.5, 1)
+                e = min(15 - ex, 126);
+            }
+            up = ldexpf(1.0f, e);
+            if (lane == 0) scale[r] = ldexpf(1.0f, -e);
+        }
+        for (int c = lane; c < hd; c += 32) {
+            float rest = c < d ? __fmul_rn(w[r * d + c], up) : 0.0f;
+            for (int p = 0; p < pieces; ++p) {
+                unsigned short h;
+                float back;
+                if (bf16) {
+                    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(rest));
+                    back = __uint_as_float((u32)h << 16);
+                } else {
+                    asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(rest));
+                    asm("cvt.f32.f16 %0, %1;\n" : "=f"(back) : "h"(h));
+                }
+                out[(long long)p * total + r * hd + c] = h;
+                rest = __fsub_rn(rest, back);
+            }
         }
     }
 }

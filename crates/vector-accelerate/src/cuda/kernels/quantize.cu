@@ -599,31 +599,43 @@ extern "C" __global__ void __launch_bounds__(256) va_nq_encode_tf32_v1(VA_NQ_ARG
     va_nq_encode<false, VA_KIND_TF32>(VA_NQ_PASS);
 }
 
-// Per-vector symmetric int8 codes (rows x d bytes) decoded straight into
-// 16-bit rows of hd >= d values (bf16 when bf16, else f16; padding zero):
-// code * scale in f32 as va_sq_decode computes it, then rounded to nearest
-// even as to_half_rows rounds f32 rows. Without scale (null) the codes
-// themselves, exact integers in both formats (the decoder GEMM applies
-// each row's scale to its sums).
-extern "C" __global__ void va_sq8_decode_half(const unsigned char* __restrict__ codes, long long rows,
-                                              int d, const float* __restrict__ scale, int hd, int bf16,
-                                              unsigned short* __restrict__ out) {
-    const long long total = rows * hd;
+// int8 codes (rows x d bytes) as 16-bit integers (bf16 when bf16, else
+// f16; exact in both) in rows of hd >= d values (a multiple of 8; padding
+// zero): the A operand of the decoder's product (gemm.cu), which applies
+// each row's scale to its sums. Eight values per thread, one 16-byte store.
+extern "C" __global__ void va_sq8_codes_half(const unsigned char* __restrict__ codes, long long rows, int d,
+                                             int hd, int bf16, uint4* __restrict__ out) {
+    const int groups = hd / 8;
+    const long long total = rows * groups;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
-        const long long r = i / hd;
-        const int c = (int)(i - r * hd);
-        float v = 0.0f;
-        if (c < d) {
-            v = (float)(signed char)codes[r * d + c];
-            if (scale) v = __fadd_rn(0.0f, __fmul_rn(v, scale[r]));
-        }
-        unsigned short h;
-        if (bf16) {
-            asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+        const long long r = i / groups;
+        const int c0 = (int)(i - r * groups) * 8;
+        const unsigned char* src = codes + r * d + c0;
+        u32 lo = 0, hi = 0;
+        if ((d & 7) == 0) {
+            const uint2 w = *reinterpret_cast<const uint2*>(src);
+            lo = w.x;
+            hi = w.y;
         } else {
-            asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+            for (int e = 0; e < 8 && c0 + e < d; ++e) {
+                if (e < 4) lo |= (u32)src[e] << (8 * e);
+                else hi |= (u32)src[e] << (8 * (e - 4));
+            }
         }
-        out[i] = h;
+        u32 packed[4];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+            const float v = (float)(signed char)(((e < 4 ? lo : hi) >> (8 * (e & 3))) & 0xff);
+            unsigned short h;
+            if (bf16) {
+                asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+            } else {
+                asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+            }
+            if (e & 1) packed[e / 2] |= (u32)h << 16;
+            else packed[e / 2] = h;
+        }
+        out[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     }
 }

@@ -375,15 +375,15 @@ impl NeuralQuantizer {
         // On CUDA the codes enter the decoder's product as exact 16-bit
         // integers against 16-bit pieces of the decoder weight, each row's
         // scale applied to its sums: three bf16 pieces carry the f32 weight
-        // whole (`Exact`), two 16 of its 24 bits (`Tf32`, finer than TF32),
-        // one is the weight in bf16 or f16.
+        // whole (`Exact`); `Bf16` rounds it to bf16; `Tf32` and `F16` to f16
+        // after scaling each output's weights by a power of two (11-bit
+        // significands as TF32's, nothing out of range).
         if let Backend::Cuda(dev) = ctx.backend() {
             self.codes.check_codes(ctx, codes)?;
             let (kind, use_pieces) = match self.opts.precision {
                 Precision::Exact => (HalfKind::Bf16, 3),
-                Precision::Tf32 => (HalfKind::Bf16, 2),
                 Precision::Bf16 => (HalfKind::Bf16, 1),
-                Precision::F16 => (HalfKind::F16, 1),
+                Precision::Tf32 | Precision::F16 => (HalfKind::F16, 1),
             };
             if let Some(w) = self.decoder_pieces(dev, kind)? {
                 if let Some(out) = crate::cuda::gemm_nt::sq8_decode_gemm(
@@ -410,7 +410,8 @@ impl NeuralQuantizer {
     }
 
     /// The 16-bit decode on the host as CUDA computes it: the codes (exact
-    /// 16-bit integers) times the weight rounded to 16 bits, each row's sums
+    /// 16-bit integers) times the weight rounded to 16 bits (f16: each
+    /// output's weights scaled by a power of two first), each row's sums
     /// scaled by its scale in f32, then the bias (no 16-bit rounding of the
     /// dequantised latent, which would overflow f16 for large vectors).
     fn decode_16bit_host(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
@@ -428,13 +429,39 @@ impl NeuralQuantizer {
             precision: self.opts.precision,
             ..Default::default()
         };
-        let w = self.decoder.weight();
-        let mut y = gemm_fused(ctx, &ints, w, None, Activation::None, 1, &opts)?;
         let d_out = self.decoder.d_out();
+        let w = self.decoder.weight();
+        // f16: each output's weights scaled by the power of two that puts
+        // the largest in [2^14, 2^15), as CUDA does (no overflow to inf).
+        let mut colscale = vec![1.0f32; d_out];
+        let mut y = if self.opts.precision == Precision::F16 {
+            let mut wh = w
+                .to_host_f32()?
+                .ok_or_else(|| Error::invalid("decoder", "bit-packed rows", "f32 rows"))?;
+            for (row, cs) in wh.chunks_mut(codes.dim).zip(colscale.iter_mut()) {
+                let top = row
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f32, |m, v| m.max(v.abs()));
+                if top > 0.0 {
+                    // floor(log2(top)) from the exponent bits (subnormal
+                    // tops: -127, capped below as CUDA caps).
+                    let fl = ((top.to_bits() >> 23) & 0xff) as i32 - 127;
+                    let e = (14 - fl).min(126);
+                    let up = 2f32.powi(e);
+                    row.iter_mut().for_each(|v| *v *= up);
+                    *cs = 2f32.powi(-e);
+                }
+            }
+            let wh = Matrix::new(wh, codes.dim)?;
+            gemm_fused(ctx, &ints, &wh, None, Activation::None, 1, &opts)?
+        } else {
+            gemm_fused(ctx, &ints, w, None, Activation::None, 1, &opts)?
+        };
         let bias = self.decoder.bias();
         for (row, &s) in y.as_mut_slice().chunks_mut(d_out).zip(scales) {
             for (o, v) in row.iter_mut().enumerate() {
-                *v *= s;
+                *v *= s * colscale[o];
                 if let Some(b) = bias {
                     *v += b[o];
                 }
