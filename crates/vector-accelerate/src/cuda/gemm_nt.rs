@@ -83,9 +83,9 @@ pub(crate) fn gemm_nt<T: DeviceRepr>(
     if !(fits(m) && fits(n) && fits(k) && fits(tiles) && fits(plan.pieces)) || tiles == 0 {
         return Ok(None);
     }
-    let vec = a.ld % 4 == 0 && b.ld % 4 == 0 && plan.piece % 4 == 0;
+    let vec = a.ld.is_multiple_of(4) && b.ld.is_multiple_of(4) && plan.piece.is_multiple_of(4);
     // 16-byte rows for the 16-bit tile loads.
-    let half_rows = |ld: usize| ld % 8 == 0 && plan.piece % 8 == 0;
+    let half_rows = |ld: usize| ld.is_multiple_of(8) && plan.piece.is_multiple_of(8);
     let name = match plan.kind {
         NtKind::ThreeTf32 if vec => "va_gemm_nt_3xtf32_v4",
         NtKind::ThreeTf32 => "va_gemm_nt_3xtf32_v1",
