@@ -88,6 +88,16 @@ fn check_values_and_ranking(
     );
 }
 
+/// Rows scaled by 1e-3, 1 and 1e3 in turn: very different magnitudes, each
+/// row keeping its own scale.
+fn vary_row_magnitudes(x: &mut Matrix) {
+    let d = x.dim();
+    for (i, row) in x.as_mut_slice().chunks_mut(d).enumerate() {
+        let f = [1e-3f32, 1.0, 1e3][i % 3];
+        row.iter_mut().for_each(|v| *v *= f);
+    }
+}
+
 fn norm2(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum()
 }
@@ -327,12 +337,7 @@ fn nq_decode_shapes_match_fp64() {
             }
             let bd = bias(&mut r, d_out);
             let mut x = gaussian(&mut r, n, d_out);
-            for i in 0..n {
-                let f = [1e-3f32, 1.0, 1e3][i % 3];
-                x.as_mut_slice()[i * d_out..(i + 1) * d_out]
-                    .iter_mut()
-                    .for_each(|v| *v *= f);
-            }
+            vary_row_magnitudes(&mut x);
             for p in [
                 Precision::Exact,
                 Precision::Tf32,
@@ -387,13 +392,7 @@ fn neural_quantization_matches_fp64() {
             let wd = gaussian(&mut r, d_in, latent);
             let (be, bd) = (bias(&mut r, latent), bias(&mut r, d_in));
             let mut x = gaussian(&mut r, n, d_in);
-            // Rows of very different magnitudes: each keeps its own scale.
-            for i in 0..n {
-                let f = [1e-3f32, 1.0, 1e3][i % 3];
-                x.as_mut_slice()[i * d_in..(i + 1) * d_in]
-                    .iter_mut()
-                    .for_each(|v| *v *= f);
-            }
+            vary_row_magnitudes(&mut x);
             let z64 = project64(&x, &we, Some(&be));
             for (act, normalize, p) in [
                 (Activation::None, false, Precision::Exact),

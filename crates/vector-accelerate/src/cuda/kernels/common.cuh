@@ -25,6 +25,14 @@ __device__ __forceinline__ float va_nan() { return __int_as_float(0x7fffffff); }
 __device__ __forceinline__ float va_inf() { return __int_as_float(0x7f800000); }
 __device__ __forceinline__ bool va_isnan(float v) { return v != v; }
 
+// The logistic function without overflow for any x (the vector family's
+// Sigmoid, also the fused epilogue of the ML scores).
+__device__ __forceinline__ float va_sigmoid(float x) {
+    if (x >= 0.0f) return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x)));
+    const float e = expf(x);
+    return __fdiv_rn(e, __fadd_rn(1.0f, e));
+}
+
 // Maximum that keeps NaN (fmaxf drops it).
 __device__ __forceinline__ float va_nan_max(float acc, float v) {
     return (v > acc || va_isnan(v)) ? v : acc;

@@ -192,3 +192,35 @@ __device__ __forceinline__ void va_mma_stage(float (&acc)[4][NI][4], const float
         }
     }
 }
+
+// The block product over nk pipeline stages: load(s) issues the cp.async
+// copies of stage s into slot s % VA_FSTAGES of As and Bs (tiles of
+// VA_FM x VA_FS floats); acc (zeroed here) accumulates every stage. Returns
+// with every copy landed and the block synchronised, so the caller may
+// reuse the pipeline's shared memory.
+template <int KIND, int NI, typename Load>
+__device__ __forceinline__ void va_block_product(float (&acc)[4][NI][4], int nk, Load load, const float* As,
+                                                 const float* Bs, int wm, int wn, int lane) {
+#pragma unroll
+    for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
+        if (s0 < nk) load(s0);
+        va_cp_commit();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    for (int s = 0; s < nk; ++s) {
+        if (s + VA_FSTAGES - 1 < nk) load(s + VA_FSTAGES - 1);
+        va_cp_commit();
+        va_cp_wait<VA_FSTAGES - 1>();
+        __syncthreads();
+        const int st = s % VA_FSTAGES;
+        va_mma_stage<KIND, NI>(acc, As + st * VA_FM * VA_FS, Bs + st * VA_FN * VA_FS, wm, wn, lane);
+        __syncthreads();
+    }
+    va_cp_wait<0>();
+    __syncthreads();
+}

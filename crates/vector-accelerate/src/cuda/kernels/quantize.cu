@@ -493,29 +493,8 @@ __device__ __forceinline__ void va_nq_encode(const float* __restrict__ X, i64 ld
         va_load_tile<VEC, THREADS, 4>(As + st * VA_FM * VA_FS, Xc, ldx, n, d, p0, s * VA_FK);
         va_load_tile<VEC, THREADS, 4>(Bs + st * VA_FN * VA_FS, Wc, d, latent, d, 0, s * VA_FK);
     };
-#pragma unroll
-    for (int s0 = 0; s0 < VA_FSTAGES - 1; ++s0) {
-        if (s0 < nk) load(s0);
-        va_cp_commit();
-    }
     float acc[4][NI][4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < NI; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
-    for (int s = 0; s < nk; ++s) {
-        if (s + VA_FSTAGES - 1 < nk) load(s + VA_FSTAGES - 1);
-        va_cp_commit();
-        va_cp_wait<VA_FSTAGES - 1>();
-        __syncthreads();
-        const int st = s % VA_FSTAGES;
-        va_mma_stage<KIND, NI>(acc, As + st * VA_FM * VA_FS, Bs + st * VA_FN * VA_FS, wm, wn, lane);
-        __syncthreads();
-    }
-    va_cp_wait<0>();
-    __syncthreads();
+    va_block_product<KIND, NI>(acc, nk, load, As, Bs, wm, wn, lane);
     // The latent tile into shared memory (over the pipeline buffers):
     // c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
     float* Z = va_asm;

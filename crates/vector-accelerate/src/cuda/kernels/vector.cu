@@ -35,12 +35,7 @@ __device__ __forceinline__ float va_unary(int op, float x, float a, float b) {
     case 12: return cosf(x);
     case 13: return tanf(x);
     case 14: return tanhf(x);
-    case 15:
-        if (x >= 0.0f) return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x)));
-        else {
-            float e = expf(x);
-            return __fdiv_rn(e, __fadd_rn(1.0f, e));
-        }
+    case 15: return va_sigmoid(x);
     case 16: return (x > 0.0f || x != x) ? x : 0.0f;
     case 17: return __fmul_rn(__fmul_rn(0.5f, x), erfcf(__fmul_rn(-x, 0.70710678118654752f)));
     }
