@@ -27,41 +27,33 @@
 //! with [`Context::upload`].
 #![deny(missing_docs)]
 
-mod context;
+mod core;
 mod cpu;
 mod cuda;
-mod error;
-mod matrix;
-mod metric;
 mod ops;
-mod pinned;
-mod precision;
-mod rng;
-mod tensor;
+mod runtime;
 
-pub use context::{Context, Device, DeviceInfo, BUDGET_ENV, DEVICE_ENV};
-pub use error::{Error, Result};
+pub use crate::core::device::{Device, DeviceInfo};
+pub use crate::core::error::{Error, Result};
+pub use crate::core::matrix::{words_for_bits, BinaryMatrix, BinaryView, Matrix, MatrixView};
+pub use crate::core::metric::{Distance, Metric};
+pub use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
+pub use crate::core::precision::Precision;
 pub use half;
-pub use matrix::{words_for_bits, BinaryMatrix, BinaryView, Input, Matrix, MatrixView};
-pub use metric::{Distance, Metric};
 pub use ops::knn::{knn, knn_with, KnnOptions};
-pub use ops::select::{missing_value, Neighbors, Order, MISSING_ID};
 pub use ops::{
     cluster, diagnostics, distance, histogram, linalg, ml, quantize, select, stats, vector,
 };
-pub use pinned::PinnedMatrix;
-pub use precision::Precision;
-pub use tensor::{DeviceIds, DeviceMatrix};
-
-/// When set, every device output buffer is filled with 0xFF bytes (NaN /
-/// `u64::MAX`) before kernels write it, so a test sees any unwritten element.
-pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub use runtime::context::{Context, BUDGET_ENV, DEVICE_ENV};
+pub use runtime::input::Input;
+pub use runtime::pinned::PinnedMatrix;
+pub use runtime::tensor::{DeviceIds, DeviceMatrix};
 
 /// Test support: poison device output buffers before kernels run (see the
 /// integration tests). Costs one memset per buffer.
 #[doc(hidden)]
 pub fn debug_poison_outputs(on: bool) {
-    POISON.store(on, std::sync::atomic::Ordering::Relaxed);
+    runtime::cuda_device::POISON.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Test support: (launches, overflows) of the CUDA k-NN tensor-core filter
@@ -94,7 +86,7 @@ pub fn debug_assign_hinted(
     hint: &[u32],
     spherical: bool,
 ) -> Result<cluster::Assignment> {
-    let context::Backend::Cuda(dev) = ctx.backend() else {
+    let runtime::context::Backend::Cuda(dev) = ctx.backend() else {
         return Err(Error::invalid("context", "cpu", "a CUDA context"));
     };
     let (ids, distances) =
@@ -108,7 +100,7 @@ pub fn debug_assign_hinted(
 /// CUDA kernel sources and their run-time compilation (usable without a GPU
 /// when NVRTC is installed).
 pub mod kernels {
-    pub use crate::cuda::module_cache::{
+    pub use crate::runtime::kernel_cache::{
         compile_all, nvrtc_available, nvrtc_version, KernelModule, MODULES,
     };
 }

@@ -19,7 +19,8 @@ use vector_accelerate::{
     knn_with, Context, DeviceMatrix, Input, KnnOptions, Matrix, Metric, Neighbors, Order, Precision,
 };
 
-use super::{check_k, make_context};
+use super::args::{check_k, make_context};
+use super::timing::median;
 use crate::io::output::{commit, PendingFile};
 use crate::reference::verify_l2;
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
@@ -190,18 +191,6 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Quant(args) => super::bench_quant::run(args),
         BenchCommand::Ops(args) => super::bench_ops::run(args),
         BenchCommand::Ml(args) => super::bench_ml::run(args),
-    }
-}
-
-/// The median of some timings.
-pub(crate) fn median(times: &[f64]) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
     }
 }
 

@@ -36,8 +36,8 @@ use vector_accelerate::ml::{
 };
 use vector_accelerate::{knn_with, Context, KnnOptions, Matrix, Metric, Precision};
 
-use super::bench_ops::time_ms;
-use super::make_context;
+use super::args::make_context;
+use super::timing::time_synced_ms;
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
@@ -145,7 +145,7 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
     )?;
     writeln!(out, "|---|---|---|---:|---:|---:|")?;
     let gen = Generator::gaussian(DIM, a.seed)?;
-    let time = |f: &mut dyn FnMut() -> Result<()>| time_ms(&ctx, a.repeats, f);
+    let time = |f: &mut dyn FnMut() -> Result<()>| time_synced_ms(&ctx, a.repeats, f);
 
     // Neural quantization 768 -> 128: encode (f32 in, int8 + scale out,
     // resident) and decode (codes in, f32 out, resident).

@@ -6,7 +6,6 @@
 //! each precision, and GEMM with bias and ReLU.
 
 use std::io::Write;
-use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use clap::Args;
@@ -20,8 +19,8 @@ use vector_accelerate::vector::{
 };
 use vector_accelerate::{half, Context, DeviceMatrix, Matrix, Precision};
 
-use super::bench::median;
-use super::make_context;
+use super::args::make_context;
+use super::timing::time_synced_ms;
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// Arguments of `vaccel bench ops`.
@@ -50,25 +49,6 @@ pub struct BenchOpsArgs {
     /// Values of the quantile case (default 10^8 on CUDA, 10^7 on the CPU).
     #[arg(long)]
     quantile_n: Option<usize>,
-}
-
-/// Median milliseconds of `f` after one warm-up, each run ended by a
-/// device synchronisation.
-pub(crate) fn time_ms(
-    ctx: &Context,
-    repeats: usize,
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<f64> {
-    f()?;
-    ctx.synchronize()?;
-    let mut t = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        let s = Instant::now();
-        f()?;
-        ctx.synchronize()?;
-        t.push(s.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(median(&t))
 }
 
 /// Runs the benchmark.
@@ -114,7 +94,7 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         Ok(())
     };
     let r = a.repeats;
-    let ms = time_ms(&ctx, r, || Ok(normalize_resident(&ctx, &mut z).map(drop)?))?;
+    let ms = time_synced_ms(&ctx, r, || Ok(normalize_resident(&ctx, &mut z).map(drop)?))?;
     report("normalise rows in place (norms returned)", ms, 2.0 * size)?;
     let maps: [(&str, &[Unary]); 10] = [
         ("x + 1.5", &[Unary::Add(1.5)]),
@@ -135,18 +115,18 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         ),
     ];
     for (name, chain) in maps {
-        let ms = time_ms(&ctx, r, || Ok(map_resident(&ctx, &x, chain).map(drop)?))?;
+        let ms = time_synced_ms(&ctx, r, || Ok(map_resident(&ctx, &x, chain).map(drop)?))?;
         report(name, ms, 2.0 * size)?;
     }
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(binary_resident(&ctx, &x, Binary::Mul, &y, &[]).map(drop)?)
     })?;
     report("x * y", ms, 3.0 * size)?;
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(binary_resident(&ctx, &x, Binary::Add, Operand::row(row.as_slice()), &[]).map(drop)?)
     })?;
     report("x + row vector", ms, 2.0 * size)?;
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(
             binary_resident(&ctx, &x, Binary::Mul, 1.5, &[Unary::Add(0.5), Unary::Relu])
                 .map(drop)?,
@@ -160,35 +140,35 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         ("sum per row", Axis::PerRow),
         ("sum per column", Axis::PerColumn),
     ] {
-        let ms = time_ms(&ctx, r, || {
+        let ms = time_synced_ms(&ctx, r, || {
             Ok(reduce_resident(&ctx, &x, Reduction::Sum, axis).map(drop)?)
         })?;
         report(name, ms, size)?;
     }
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(vector::reduce(&ctx, &x, Reduction::Sum, Axis::PerRow).map(drop)?)
     })?;
     report("sum per row, results downloaded", ms, size)?;
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(
             reduce_resident(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn)
                 .map(drop)?,
         )
     })?;
     report("variance per column (with the mean, one pass)", ms, size)?;
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(arg_reduce_resident(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
     })?;
     report("argmax per row", ms, size)?;
-    let ms = time_ms(&ctx, r, || {
+    let ms = time_synced_ms(&ctx, r, || {
         Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
     })?;
     report("argmax per row, indices downloaded", ms, size)?;
-    let ms = time_ms(&ctx, r, || Ok(softmax_resident(&ctx, &x).map(drop)?))?;
+    let ms = time_synced_ms(&ctx, r, || Ok(softmax_resident(&ctx, &x).map(drop)?))?;
     report("softmax per row", ms, 2.0 * size)?;
-    let ms = time_ms(&ctx, r, || Ok(logsumexp_resident(&ctx, &x).map(drop)?))?;
+    let ms = time_synced_ms(&ctx, r, || Ok(logsumexp_resident(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row", ms, size)?;
-    let ms = time_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    let ms = time_synced_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
     report("log-sum-exp per row, results downloaded", ms, size)?;
     // Histograms read the data once (a range from the data: twice).
     let opts = HistogramOptions::default();
@@ -200,7 +180,7 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         ),
     ] {
         let spec = BinSpec::Uniform { bins: 1024, range };
-        let ms = time_ms(&ctx, r, || Ok(histogram(&ctx, &x, &spec, &opts).map(drop)?))?;
+        let ms = time_synced_ms(&ctx, r, || Ok(histogram(&ctx, &x, &spec, &opts).map(drop)?))?;
         report(name, ms, size)?;
     }
     drop((y, z));
@@ -215,7 +195,7 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         &x,
         qn,
         a.seed,
-        &|f| time_ms(&ctx, r, f),
+        &|f| time_synced_ms(&ctx, r, f),
         &mut |name, shape, ms, bytes| {
             let bw = bytes / (ms / 1e3);
             writeln!(
@@ -292,7 +272,7 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
                 precision,
                 ..Default::default()
             };
-            let ms = time_ms(ctx, a.repeats, || {
+            let ms = time_synced_ms(ctx, a.repeats, || {
                 Ok(gemm_resident(ctx, &ad, &bd, None, &o).map(drop)?)
             })?;
             row(out, &format!("gemm {name}"), ms)?;
@@ -304,7 +284,7 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
                     upload_16(ctx, &g(m, k, BASE_STREAM)?, precision)?,
                     upload_16(ctx, &g(k, n, QUERY_STREAM)?, precision)?,
                 );
-                let ms = time_ms(ctx, a.repeats, || {
+                let ms = time_synced_ms(ctx, a.repeats, || {
                     Ok(gemm_resident(ctx, &h_a, &h_b, None, &o).map(drop)?)
                 })?;
                 row(out, &format!("gemm {name}, {name} uploads"), ms)?;
@@ -312,7 +292,7 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
             if precision == Precision::Exact {
                 // The fused form right below the plain GEMM of the same shape.
                 let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
-                let ms = time_ms(ctx, a.repeats, || {
+                let ms = time_synced_ms(ctx, a.repeats, || {
                     Ok(
                         gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
                             .map(drop)?,

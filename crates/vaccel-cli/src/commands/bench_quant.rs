@@ -17,8 +17,8 @@ use vector_accelerate::quantize::{
 };
 use vector_accelerate::{knn, BinaryMatrix, Matrix, Metric, Neighbors};
 
-use super::bench::median;
-use super::make_context;
+use super::args::make_context;
+use super::timing::{median, time_ms};
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// Arguments of `vaccel bench quant`.
@@ -72,17 +72,6 @@ pub struct BenchQuantArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-}
-
-fn time_ms(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?; // warm-up
-    let mut t = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        let s = Instant::now();
-        f()?;
-        t.push(s.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(median(&t))
 }
 
 fn recall(got: &Neighbors, want: &Neighbors) -> f64 {

@@ -8,7 +8,7 @@ use anyhow::{bail, ensure, Result};
 use clap::Args;
 use vector_accelerate::{knn, Metric};
 
-use super::{check_k, make_context};
+use super::args::{check_k, make_context};
 use crate::reference::verify_l2;
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 

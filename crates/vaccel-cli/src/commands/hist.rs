@@ -11,7 +11,7 @@ use clap::Args;
 use vector_accelerate::histogram::{histogram, kde, Bandwidth, BinSpec, HistogramOptions};
 use vector_accelerate::{Context, Matrix};
 
-use super::make_context;
+use super::args::make_context;
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
 use crate::plot::{self, Canvas};

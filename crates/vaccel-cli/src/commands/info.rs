@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use vector_accelerate::kernels::nvrtc_available;
 
-use super::make_context;
+use super::args::make_context;
 
 /// Arguments of `vaccel info`.
 #[derive(Debug, Args)]

@@ -12,10 +12,11 @@ use vector_accelerate::{
     MISSING_ID,
 };
 
-use super::{check_k, make_context};
+use super::args::{check_k, make_context};
 use crate::batching::BatchSizer;
 use crate::io::output::{commit, resolve, PendingFile};
-use crate::io::{npy, read_matrix, try_alloc, Data};
+use crate::io::source::try_alloc;
+use crate::io::{npy, read_matrix, Data};
 use crate::progress::Progress;
 
 /// Arguments of `vaccel knn`.

@@ -12,7 +12,7 @@ use vector_accelerate::ml::{NeuralQuantizer, NqOptions, Pca, Reconstruction, Wei
 use vector_accelerate::quantize::{ScalarBits, ScalarCodes, ScalarRange};
 use vector_accelerate::{Context, Precision};
 
-use super::make_context;
+use super::args::make_context;
 use super::quantize::read_f32;
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};

@@ -23,7 +23,7 @@ use vector_accelerate::{
     BinaryMatrix, Context, DeviceMatrix, Input, Matrix, Metric, Neighbors, MISSING_ID,
 };
 
-use super::{check_k, make_context};
+use super::args::{check_k, make_context};
 use crate::io::output::{commit, resolve, PendingFile};
 use crate::io::{npy, read_matrix, Data};
 use crate::progress::Progress;

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use vector_accelerate::stats::{describe, quantiles, Axis, StatsOptions};
 
-use super::make_context;
+use super::args::make_context;
 use crate::io::npy;
 
 /// Arguments of `vaccel stats`.

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use vector_accelerate::{BinaryMatrix, Matrix};
 
 use super::literal::{self, Literal};
-use super::{open_input, read_f32_le, try_alloc, Data, CHUNK_BYTES};
+use super::source::{open_input, read_f32_le, try_alloc, Data, CHUNK_BYTES};
 
 /// The six bytes every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";

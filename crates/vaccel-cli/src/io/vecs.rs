@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use vector_accelerate::Matrix;
 
-use super::{open_input, try_alloc, CHUNK_BYTES};
+use super::source::{open_input, try_alloc, CHUNK_BYTES};
 
 /// The element type of a vecs file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::distance::row_sq_norms;
-use super::fused::{dots, pack_base, pack_queries, Acc, GROUP, P, PANEL};
-use crate::matrix::MatrixView;
+use crate::core::matrix::MatrixView;
+use crate::cpu::distance::row_sq_norms;
+use crate::cpu::fused::{dots, pack_base, pack_queries, Acc, GROUP, P, PANEL};
 
 /// Points per work item (a multiple of the panel).
 const CHUNK: usize = 32 * PANEL;

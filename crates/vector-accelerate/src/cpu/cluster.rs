@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::MatrixView;
+use crate::core::matrix::MatrixView;
 
 /// `(sums [k x dim], counts [k])` of the rows of `m` grouped by `clusters`.
 pub(crate) fn sums(m: MatrixView<'_>, clusters: &[u32], k: usize) -> (Vec<f64>, Vec<u64>) {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::ops::diagnostics::Ceilings;
+use crate::core::diagnostics::Ceilings;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -3,18 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::HostRows;
-use crate::matrix::{BinaryView, MatrixView};
-use crate::metric::Metric;
-
-/// A validated metric with its options, ready to compute.
-#[derive(Debug, Clone)]
-pub(crate) struct Prepared {
-    pub metric: Metric,
-    pub weights: Option<Vec<f32>>,
-    pub threshold: f32,
-    pub normalized: bool,
-}
+use crate::core::matrix::{BinaryView, MatrixView};
+use crate::core::metric::{Metric, Prepared};
+use crate::cpu::HostRows;
 
 const LANES: usize = 8;
 
@@ -333,7 +324,7 @@ pub(crate) fn matrix(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::matrix::words_for_bits;
+    use crate::core::matrix::words_for_bits;
 
     #[test]
     fn bits_tile_avx512_matches_portable() {

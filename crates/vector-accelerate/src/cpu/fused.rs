@@ -5,9 +5,9 @@
 
 use std::arch::x86_64::*;
 
-use super::distance::sq_norm;
-use super::select::TopKBuffer;
-use crate::matrix::MatrixView;
+use crate::core::matrix::MatrixView;
+use crate::cpu::distance::sq_norm;
+use crate::cpu::select::TopKBuffer;
 
 /// 16-lane vectors of base rows per panel.
 pub(crate) const P: usize = 2;

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use crate::ops::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
+use crate::core::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 16;

@@ -6,10 +6,11 @@
 
 use rayon::prelude::*;
 
-use super::distance::{row_sq_norms, tile, Prepared};
-use super::select::{merge, TopKBuffer};
-use super::HostRows;
-use crate::ops::select::{Neighbors, Order};
+use crate::core::metric::Prepared;
+use crate::core::neighbors::{Neighbors, Order};
+use crate::cpu::distance::{row_sq_norms, tile};
+use crate::cpu::select::{merge, TopKBuffer};
+use crate::cpu::HostRows;
 
 const QUERY_BLOCK: usize = 256;
 const BASE_TILE: usize = 2048;
@@ -67,7 +68,7 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
 #[cfg(target_arch = "x86_64")]
 fn fused_kind(p: &Prepared) -> Option<super::fused::Kind> {
     use super::fused::Kind;
-    use crate::metric::Metric;
+    use crate::core::metric::Metric;
     match p.metric {
         Metric::L2 => Some(Kind::L2),
         Metric::Euclidean => Some(Kind::Euclidean),
@@ -138,12 +139,12 @@ mod fused_run {
 
     use rayon::prelude::*;
 
-    use super::super::distance::row_sq_norms;
-    use super::super::fused::{pack_base, pack_queries, run_tile, Kind, TileJob, GROUP, PANEL};
-    use super::super::select::TopKBuffer;
     use super::{combine, finish, plan, SLACK};
-    use crate::matrix::MatrixView;
-    use crate::ops::select::{Neighbors, Order};
+    use crate::core::matrix::MatrixView;
+    use crate::core::neighbors::{Neighbors, Order};
+    use crate::cpu::distance::row_sq_norms;
+    use crate::cpu::fused::{pack_base, pack_queries, run_tile, Kind, TileJob, GROUP, PANEL};
+    use crate::cpu::select::TopKBuffer;
 
     /// Queries per work item (a multiple of the kernel's group).
     const QUERY_BLOCK: usize = 96 * GROUP;

@@ -3,10 +3,10 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::MatrixView;
-use crate::ops::linalg::Plan;
-use crate::ops::vector::Unary;
-use crate::precision::Precision;
+use crate::core::linalg::Plan;
+use crate::core::matrix::MatrixView;
+use crate::core::precision::Precision;
+use crate::core::vector::Unary;
 
 /// Rounds to nearest (even) in the 16-bit format of `p` and widens back.
 fn round16(v: &[f32], p: Precision) -> Vec<f32> {

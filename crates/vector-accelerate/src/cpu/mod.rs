@@ -19,7 +19,7 @@ pub(crate) mod stats;
 pub(crate) mod vector;
 pub(crate) mod vmath;
 
-use crate::matrix::{BinaryView, MatrixView};
+use crate::core::matrix::{BinaryView, MatrixView};
 
 /// Host rows as the CPU kernels take them.
 #[derive(Debug, Clone, Copy)]

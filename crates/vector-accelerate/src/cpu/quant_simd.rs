@@ -216,7 +216,7 @@ pub(crate) fn adc_scan(job: &AdcJob<'_>, bufs: &mut [super::select::TopKBuffer])
     assert!(!bufs.is_empty() && bufs.len() <= LANES);
     assert!(job.codes.len() >= job.rows * job.row_bytes);
     assert!(job.lut.len() >= job.m << job.nbits);
-    assert!(job.row_bytes >= crate::ops::quantize::codes::pq_row_bytes(job.m, job.nbits));
+    assert!(job.row_bytes >= crate::core::quantize::pq_row_bytes(job.m, job.nbits));
     // SAFETY: AVX-512F was detected; every code read is inside its row and
     // every code indexes one of the `kc` entries of its sub-space.
     unsafe { adc_scan_avx512(job, bufs) }
@@ -224,7 +224,7 @@ pub(crate) fn adc_scan(job: &AdcJob<'_>, bufs: &mut [super::select::TopKBuffer])
 
 #[target_feature(enable = "avx512f")]
 unsafe fn adc_scan_avx512(job: &AdcJob<'_>, bufs: &mut [super::select::TopKBuffer]) {
-    use crate::ops::quantize::codes::read_code;
+    use crate::core::quantize::read_code;
     let (m, kc, rb) = (job.m, 1usize << job.nbits, job.row_bytes);
     let lut = job.lut.as_ptr() as *const f32;
     let valid: u16 = if bufs.len() == LANES {

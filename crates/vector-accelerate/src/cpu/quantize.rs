@@ -4,16 +4,17 @@
 
 use rayon::prelude::*;
 
+use crate::core::matrix::{words_for_bits, BinaryMatrix, Matrix, MatrixView};
+use crate::core::metric::Metric;
+use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::quantize::{
+    code_range, finish_ranges, params, read_code, ProductQuantizer, ScalarBits, ScalarQuantizer,
+    ScalarRange, ScalarScope,
+};
 #[cfg(target_arch = "x86_64")]
-use super::quant_simd::SqParams;
-use super::select::TopKBuffer;
-use crate::matrix::{words_for_bits, BinaryMatrix, Matrix, MatrixView};
-use crate::metric::Metric;
-use crate::ops::quantize::codes::read_code;
-use crate::ops::quantize::scalar::params;
-use crate::ops::quantize::{ProductQuantizer, ScalarCodes, ScalarQuantizer, ScalarRange, Store};
-use crate::ops::quantize::{ScalarBits, ScalarScope};
-use crate::ops::select::{Neighbors, MISSING_ID};
+use crate::cpu::quant_simd::SqParams;
+use crate::cpu::select::TopKBuffer;
+use crate::runtime::codes::{ScalarCodes, Store};
 
 /// Rows per parallel task of the row-wise kernels.
 const ROWS: usize = 256;
@@ -44,16 +45,6 @@ pub(crate) fn column_ranges(m: MatrixView<'_>) -> (Vec<f32>, Vec<f32>) {
             (a, b)
         });
     finish_ranges(lo, hi)
-}
-
-/// Columns with no finite value get the range (0, 0).
-pub(crate) fn finish_ranges(mut lo: Vec<f32>, mut hi: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
-    for (l, h) in lo.iter_mut().zip(hi.iter_mut()) {
-        if *l > *h {
-            (*l, *h) = (0.0, 0.0);
-        }
-    }
-    (lo, hi)
 }
 
 /// NumPy's default (linear) quantile of sorted values.
@@ -159,14 +150,6 @@ fn simd_available() -> bool {
 #[inline]
 pub(crate) fn decode_value(code: i32, scale: f32, offset: f32) -> f32 {
     offset + code as f32 * scale
-}
-
-/// The code range of a quantizer.
-pub(crate) fn code_range(bits: ScalarBits, range: ScalarRange) -> (f32, f32) {
-    match range {
-        ScalarRange::Symmetric => (-bits.sym_max(), bits.sym_max()),
-        ScalarRange::Asymmetric => (0.0, bits.asym_max()),
-    }
 }
 
 /// Finite (min, max) of a row ((0, 0) when none).
@@ -475,7 +458,7 @@ pub(crate) fn batched_sums(
 /// Decodes packed product codes.
 pub(crate) fn pq_decode(pq: &ProductQuantizer, bytes: &[u8], rows: usize) -> Matrix {
     let (d, m, ds, kc) = (pq.dim, pq.m, pq.dsub, 1usize << pq.nbits);
-    let rb = crate::ops::quantize::codes::pq_row_bytes(m, pq.nbits);
+    let rb = crate::core::quantize::pq_row_bytes(m, pq.nbits);
     let mut out = vec![0f32; rows * d];
     out.par_chunks_mut(d).enumerate().for_each(|(r, row)| {
         let src = &bytes[r * rb..];
@@ -554,7 +537,7 @@ fn pq_search_with(
     }
     let _ = simd;
     let (m, kc) = (pq.m, 1usize << pq.nbits);
-    let rb = crate::ops::quantize::codes::pq_row_bytes(m, pq.nbits);
+    let rb = crate::core::quantize::pq_row_bytes(m, pq.nbits);
     let order = metric.order();
     let mut out = Neighbors::missing(q.rows(), k, order);
     let lists: Vec<(Vec<u64>, Vec<f32>)> = (0..q.rows())
@@ -611,7 +594,7 @@ fn pq_search_simd(
     use super::knn::{combine, finish};
     use super::quant_simd::{adc_scan, interleave_tables, AdcJob, LANES};
     let (m, kc, nq) = (pq.m, 1usize << pq.nbits, q.rows());
-    let rb = crate::ops::quantize::codes::pq_row_bytes(m, pq.nbits);
+    let rb = crate::core::quantize::pq_row_bytes(m, pq.nbits);
     let order = metric.order();
     let w = m * kc;
     let tables = pq_tables(pq, q, metric);
@@ -642,7 +625,7 @@ fn pq_search_simd(
                 nbits: pq.nbits,
                 first: s,
                 rows: e - s,
-                largest: order == crate::ops::select::Order::Largest,
+                largest: order == crate::core::neighbors::Order::Largest,
             };
             adc_scan(&job, &mut bufs);
             finish(bufs, k, order)
@@ -690,7 +673,7 @@ mod tests {
     //! The vectorised kernels against the scalar loops, bit for bit.
 
     use super::*;
-    use crate::ops::quantize::ScalarOptions;
+    use crate::core::quantize::ScalarOptions;
 
     /// Deterministic values in about [-4, 4).
     fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -730,7 +713,7 @@ mod tests {
     }
 
     fn skip() -> bool {
-        !super::super::quant_simd::available()
+        !crate::cpu::quant_simd::available()
     }
 
     const DIMS: [usize; 12] = [1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 100, 129];
@@ -924,7 +907,7 @@ mod tests {
             .iter()
             .map(|v| ((v + 4.0) * 1e6) as u32 % (1 << nbits))
             .collect();
-        crate::ops::quantize::codes::pack_codes(&codes, m, nbits)
+        crate::core::quantize::pack_codes(&codes, m, nbits)
     }
 
     #[test]

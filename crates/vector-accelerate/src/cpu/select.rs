@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::ops::select::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
+use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
 
 /// Running best-`k` of one row under the total order `(key, id)`.
 #[derive(Debug, Clone)]

@@ -7,13 +7,13 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use crate::error::Result;
-use crate::matrix::MatrixView;
-use crate::ops::stats::quantile::{
+use crate::core::error::Result;
+use crate::core::matrix::MatrixView;
+use crate::core::stats::{
     key, lerp, pick, radix_select_all, ranks, value, Counter, DIGITS, SMALL_SEGMENT,
 };
-use crate::ops::stats::Moments;
-use crate::ops::vector::Axis;
+use crate::core::stats::{Moments, QuantileResult};
+use crate::core::vector::Axis;
 
 /// Values per block of shifted power sums (whole-array and row moments).
 const BLOCK: usize = 256;
@@ -348,10 +348,6 @@ fn sorted_segment(seg: &[f32], levels: &[f64], out: &mut [f32]) -> (u64, u64) {
     }
     (n, seg.len() as u64 - n)
 }
-
-/// Quantiles along `axis`: values (segment-major, `levels.len()` per
-/// segment), finite counts and non-finite counts per segment.
-pub(crate) type QuantileResult = (Vec<f32>, Vec<u64>, Vec<u64>);
 
 /// Quantiles of every segment along `axis`.
 pub(crate) fn quantiles(x: MatrixView<'_>, axis: Axis, levels: &[f64]) -> Result<QuantileResult> {

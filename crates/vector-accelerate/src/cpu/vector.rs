@@ -6,9 +6,9 @@
 
 use rayon::prelude::*;
 
-use super::vmath;
-use crate::matrix::MatrixView;
-use crate::ops::vector::{Axis, Binary, Unary};
+use crate::core::matrix::MatrixView;
+use crate::core::vector::{Axis, Binary, Kind, Unary};
+use crate::cpu::vmath;
 
 /// Elements per parallel task of the flat loops (a fixed split: results do
 /// not depend on the number of threads).
@@ -374,19 +374,6 @@ pub(crate) fn normalize_in_place(data: &mut [f32], dim: usize) -> Vec<f32> {
 
 /// Index of "no element yet" in an extremum state.
 const NONE: u64 = u64::MAX;
-
-/// What a reduction accumulates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `s1 = sum x`.
-    Sum,
-    /// `s1 = sum (x - k)`, `s2 = sum (x - k)^2` with `k` the first element
-    /// of the reduction (shifted data: no cancellation when the mean is
-    /// large against the spread).
-    Moments,
-    Min,
-    Max,
-}
 
 /// A partial reduction (`VaAcc` in the kernels).
 #[derive(Debug, Clone, Copy, PartialEq)]

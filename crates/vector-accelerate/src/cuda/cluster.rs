@@ -13,15 +13,15 @@ use std::sync::Arc;
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::knn_filter::{error_bound, Pass};
-use super::quantize::fixed_scale;
-use super::tensor::upload_slice;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, MatrixView};
-use crate::ops::cluster::{Assigned, LloydStep};
-use crate::tensor::DeviceMatrix;
+use crate::core::cluster::LloydStep;
+use crate::core::error::{cu, Error, Result};
+use crate::core::matrix::MatrixView;
+use crate::cuda::knn_filter::{error_bound, Pass};
+use crate::cuda::quantize::fixed_scale;
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::upload_slice;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 const MODULE: &str = "cluster";
 /// Points per block of the ranking kernel (`VA_FM`).
@@ -237,7 +237,7 @@ pub(crate) fn lloyd_step(
     cosine: bool,
     max_abs: f32,
     prev: Option<&DeviceAssignment>,
-) -> Result<LloydStep> {
+) -> Result<LloydStep<DeviceAssignment>> {
     let _g = dev.lock();
     let (n, d, k) = (points.rows(), points.dim(), centroids.rows());
     let rows = device_rows(points)?;
@@ -338,11 +338,11 @@ pub(crate) fn lloyd_step(
     };
     let inv = 1.0 / scale as f64;
     Ok(LloydStep {
-        assigned: Assigned::Device(DeviceAssignment {
+        assigned: DeviceAssignment {
             dev: dev.clone(),
             ids,
             dist,
-        }),
+        },
         sums: hs.into_iter().map(|v| v as i64 as f64 * inv).collect(),
         counts: hc.into_iter().map(|v| v as u64).collect(),
         inertia: hp.iter().sum(),

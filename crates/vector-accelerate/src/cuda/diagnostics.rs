@@ -6,10 +6,9 @@ use cudarc::cublas::sys as cublas_sys;
 use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
 use cudarc::driver::{DevicePtr, DevicePtrMut};
 
-use super::cu;
-use super::device::CudaDevice;
-use crate::error::Result;
-use crate::ops::diagnostics::Ceilings;
+use crate::core::diagnostics::Ceilings;
+use crate::core::error::{cu, Result};
+use crate::runtime::cuda_device::CudaDevice;
 
 pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
     let _g = dev.lock();
@@ -65,7 +64,7 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
     let host: Vec<f32> = (0..n * n)
         .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0 - 0.5)
         .collect();
-    let a = super::tensor::upload_slice(dev, &host)?;
+    let a = crate::runtime::cuda_rows::upload_slice(dev, &host)?;
     let mut c = dev.alloc::<f32>(n * n)?;
     let cfg = GemmConfig {
         transa: cublasOperation_t::CUBLAS_OP_N,
@@ -94,7 +93,7 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
     // The same product on tensor cores (cublasGemmEx): TF32 from the f32
     // matrix (fast-TF32 compute), the ceiling of the exact fused filter;
     // bf16 inputs with fp32 accumulation, that of the bf16 / f16 filters.
-    let a16 = super::tensor::upload_slice(
+    let a16 = crate::runtime::cuda_rows::upload_slice(
         dev,
         &host
             .iter()

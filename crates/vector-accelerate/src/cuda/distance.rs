@@ -4,15 +4,14 @@
 use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
 use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::knn_filter::{half_dim, to_f32, to_half, HalfKind};
-use super::tensor::{upload_slice, CudaRows, RowsRef};
-use crate::cpu::distance::Prepared;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::metric::Metric;
-use crate::tensor::Storage;
+use crate::core::error::{cu, Error, Result};
+use crate::core::half::{half_dim, HalfKind};
+use crate::core::metric::{Metric, Prepared};
+use crate::cuda::knn_filter::{to_f32, to_half};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{upload_slice, CudaRows, RowsRef};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::Storage;
 
 /// Metric codes of `kernels/common.cuh`.
 pub(crate) fn metric_code(m: Metric) -> i32 {
@@ -50,7 +49,7 @@ impl DevInput<'_> {
 /// Elements (f32 or u64 words) per row of an input.
 pub(crate) fn per_row(i: &Input<'_>) -> usize {
     if i.is_binary() {
-        crate::matrix::words_for_bits(i.dim())
+        crate::core::matrix::words_for_bits(i.dim())
     } else {
         i.dim()
     }
@@ -358,7 +357,7 @@ pub(crate) fn tile(
                 block_dim: (16, 16, 1),
                 shared_mem_bytes: 0,
             };
-            let words = crate::matrix::words_for_bits(plan.dim) as i32;
+            let words = crate::core::matrix::words_for_bits(plan.dim) as i32;
             let (nq_i, nx_i, bits) = (nq as i32, nx as i32, plan.dim as i32);
             let mut b = dev.stream.launch_builder(&f);
             b.arg(qv)

@@ -13,12 +13,11 @@ use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{CudaEvent, DevicePtrMut, PinnedHostSlice};
 use rayon::prelude::*;
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::{per_row, staging};
-use super::tensor::{CudaRows, RowsRef};
-use crate::error::{Error, Result};
-use crate::matrix::Input;
+use crate::core::error::{cu, Error, Result};
+use crate::cuda::distance::{per_row, staging};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{CudaRows, RowsRef};
+use crate::runtime::input::Input;
 
 /// Buffers in flight: one being computed on, the next ones being filled,
 /// so that staging never waits for the compute of the tile just before.

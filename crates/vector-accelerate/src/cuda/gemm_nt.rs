@@ -10,14 +10,13 @@ use std::sync::Arc;
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::knn_filter::{half_dim, HalfKind};
-use super::tensor::{upload_slice, CudaRows};
-use crate::error::Result;
-use crate::ops::quantize::codes::Store;
-use crate::quantize::{ScalarBits, ScalarCodes, ScalarRange};
-use crate::tensor::{DeviceMatrix, Storage};
+use crate::core::error::{cu, Result};
+use crate::core::half::{half_dim, HalfKind};
+use crate::core::quantize::{ScalarBits, ScalarRange};
+use crate::runtime::codes::{ScalarCodes, Store};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{upload_slice, CudaRows};
+use crate::runtime::tensor::{DeviceMatrix, Storage};
 
 const MODULE: &str = "gemm";
 /// Rows (and columns) of a block tile.

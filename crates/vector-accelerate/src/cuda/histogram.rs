@@ -6,13 +6,12 @@
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::whole;
-use super::tensor::{f32_rows, upload_slice, zeros};
-use crate::error::Result;
-use crate::matrix::Input;
-use crate::ops::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
+use crate::core::error::{cu, Result};
+use crate::core::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
+use crate::cuda::distance::whole;
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{f32_rows, upload_slice, zeros};
+use crate::runtime::input::Input;
 
 const MODULE: &str = "histogram";
 

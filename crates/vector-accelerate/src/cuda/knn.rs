@@ -7,26 +7,28 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::{
+use crate::core::error::{cu, Error, Result};
+use crate::core::half::{half_dim, HalfKind};
+use crate::core::metric::Prepared;
+use crate::core::neighbors::{Neighbors, Order};
+use crate::core::precision::Precision;
+use crate::cuda::distance::{
     metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
     tile, upload_rows, whole, DistPlan,
 };
-use super::feed::{Feed, DEPTH};
-use super::knn_filter::{
-    self, filter_for, half_dim, launch_rescore, launch_rescore_lists, launch_simt_filter, to_f32,
-    to_half, BaseRows, Filter, FilterRows, HalfKind, HalfRows, MetricArgs, Pass,
+use crate::cuda::feed::{Feed, DEPTH};
+use crate::cuda::knn_filter;
+use crate::cuda::knn_filter::{
+    filter_for, launch_rescore, launch_rescore_lists, launch_simt_filter, to_f32, to_half,
+    BaseRows, Filter, FilterRows, HalfRows, MetricArgs, Pass,
 };
-use super::select::{
-    candidate_cap, launch_filter, launch_merge, launch_topk, scratch_words, Epi, Fallback, Ids,
+use crate::cuda::select::{
+    candidate_cap, launch_filter, launch_merge, launch_topk, row_split, scratch_words, Epi,
+    Fallback, Ids,
 };
-use super::tensor::RowsRef;
-use crate::cpu::distance::Prepared;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::ops::select::{Neighbors, Order};
-use crate::precision::Precision;
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::RowsRef;
+use crate::runtime::input::Input;
 
 /// Tile sizes chosen for a memory budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,18 +106,6 @@ pub(crate) fn plan_tiles(
         super_block: sb,
         part_rows,
     })
-}
-
-/// Blocks per row for the select and filter kernels: with few rows, each
-/// row is cut into parts of at least 4,096 values so that about two blocks
-/// per multiprocessor run.
-pub(crate) fn row_split(rows: usize, n: usize, sms: usize) -> usize {
-    let target = 2 * sms;
-    if rows >= target {
-        1
-    } else {
-        target.div_ceil(rows).min(n / 4096).max(1)
-    }
 }
 
 /// Device buffers of one k-NN call, sized for one query block.
@@ -934,14 +924,5 @@ mod tests {
             Err(Error::OutOfDeviceMemory { available, .. }) => assert_eq!(available, 1000),
             other => panic!("expected OutOfDeviceMemory, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn few_rows_are_split_across_blocks() {
-        assert_eq!(row_split(10_000, 65_536, 132), 1);
-        assert_eq!(row_split(1, 65_536, 132), 16);
-        assert_eq!(row_split(16, 65_536, 132), 16);
-        assert_eq!(row_split(64, 65_536, 132), 5);
-        assert_eq!(row_split(1, 1000, 132), 1);
     }
 }

@@ -9,10 +9,10 @@ use cudarc::driver::{
     CudaFunction, CudaSlice, CudaView, CudaViewMut, DevicePtr, LaunchConfig, PushKernelArg,
 };
 
-use super::cu;
-use super::device::CudaDevice;
-use crate::error::{Error, Result};
-use crate::ops::select::Order;
+use crate::core::error::{cu, Error, Result};
+use crate::core::half::{half_dim, HalfKind};
+use crate::core::neighbors::Order;
+use crate::runtime::cuda_device::CudaDevice;
 
 /// Rows of a block tile along queries and along base rows (`VA_FM`, `VA_FN`).
 const TILE: usize = 128;
@@ -114,19 +114,6 @@ pub(crate) fn absolute_bound(dim: usize, pass: Pass) -> f32 {
         Pass::F16 => ((2.0f64).powi(-24) * (dim as f64).sqrt() * 1.0625) as f32,
         _ => 0.0,
     }
-}
-
-/// The 16-bit formats of the fast filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HalfKind {
-    Bf16,
-    F16,
-}
-
-/// Elements per row of the 16-bit copies: `dim` rounded up to 8 (16-byte
-/// rows for the tile loads), padding zero.
-pub(crate) fn half_dim(dim: usize) -> usize {
-    dim.next_multiple_of(8)
 }
 
 /// The base rows of a [`FilterRows`]: f32, or stored in 16 bits

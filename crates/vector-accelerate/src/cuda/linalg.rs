@@ -17,15 +17,15 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, PushKernelArg, SyncOnDrop};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::{resident_half, whole, DevInput};
-use super::knn_filter::{half_dim, to_f32, HalfKind};
-use super::tensor::f32_rows;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::ops::linalg::{Epilogue, Plan};
-use crate::precision::Precision;
+use crate::core::error::{cu, Error, Result};
+use crate::core::half::{half_dim, HalfKind};
+use crate::core::linalg::{Epilogue, Plan};
+use crate::core::precision::Precision;
+use crate::cuda::distance::{resident_half, whole, DevInput};
+use crate::cuda::knn_filter::to_f32;
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::f32_rows;
+use crate::runtime::input::Input;
 
 fn int(v: usize, what: &'static str) -> Result<i32> {
     i32::try_from(v).map_err(|_| {
@@ -396,7 +396,7 @@ fn gemm_into(
     drop((_ga, _gb, _gc));
     if let Some(e) = epi {
         let bias = match e.bias {
-            Some(b) => Some(super::tensor::upload_slice(dev, b)?),
+            Some(b) => Some(crate::runtime::cuda_rows::upload_slice(dev, b)?),
             None => None,
         };
         super::vector::bias_then_in_place(

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::whole;
-use super::tensor::{f32_rows, upload_slice, CudaRows};
-use crate::error::Result;
-use crate::matrix::Input;
-use crate::ops::quantize::codes::Store;
-use crate::quantize::{ScalarBits, ScalarCodes, ScalarRange};
-use crate::tensor::{DeviceMatrix, Storage};
+use crate::core::error::{cu, Result};
+use crate::core::quantize::{ScalarBits, ScalarRange};
+use crate::cuda::distance::whole;
+use crate::runtime::codes::{ScalarCodes, Store};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{f32_rows, upload_slice, CudaRows};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::{DeviceMatrix, Storage};
 
 /// Rows per block (one block holds the whole latent of 128 rows).
 const TILE: usize = 128;

@@ -9,20 +9,21 @@ use std::sync::Arc;
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::whole;
-use super::select::{download, launch_topk, select_rows, Epi, Fallback, Ids};
-use super::tensor::{upload_slice, CudaRows};
-use crate::error::{Error, Result};
-use crate::matrix::{Input, MatrixView};
-use crate::metric::Metric;
-use crate::ops::quantize::codes::pq_row_bytes;
-use crate::ops::quantize::{
-    ProductQuantizer, ScalarBits, ScalarCodes, ScalarQuantizer, ScalarRange, ScalarScope, Store,
+use crate::core::error::{cu, Error, Result};
+use crate::core::matrix::MatrixView;
+use crate::core::metric::Metric;
+use crate::core::neighbors::{Neighbors, Order};
+use crate::core::quantize::pq_row_bytes;
+use crate::core::quantize::{
+    ProductQuantizer, ScalarBits, ScalarQuantizer, ScalarRange, ScalarScope,
 };
-use crate::ops::select::{Neighbors, Order};
-use crate::tensor::DeviceMatrix;
+use crate::cuda::distance::whole;
+use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids};
+use crate::runtime::codes::{ScalarCodes, Store};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{upload_slice, CudaRows};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 const MODULE: &str = "quantize";
 
@@ -106,7 +107,7 @@ pub(crate) fn column_ranges(
     data: &Input<'_>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (lo, hi, _, _) = column_stats(dev, data)?;
-    Ok(crate::cpu::quantize::finish_ranges(lo, hi))
+    Ok(crate::core::quantize::finish_ranges(lo, hi))
 }
 
 /// Per-column means of the finite values.
@@ -130,7 +131,7 @@ pub(crate) fn sq_encode(
     let x = f32_rows(rows.rows())?;
     let bits = sq.opts.bits;
     let bpr = bits.bytes_per_row(d);
-    let (qmin, qmax) = crate::cpu::quantize::code_range(bits, sq.opts.range);
+    let (qmin, qmax) = crate::core::quantize::code_range(bits, sq.opts.range);
     let asym = (sq.opts.range == ScalarRange::Asymmetric) as i32;
     let per_vector = sq.opts.scope == ScalarScope::PerVector;
     let mut out = dev.alloc::<u8>(n * bpr)?;
@@ -258,7 +259,7 @@ pub(crate) fn bq_encode(
     let (n, d) = (data.rows(), data.dim());
     let rows = whole(dev, data)?;
     let x = f32_rows(rows.rows())?;
-    let words = crate::matrix::words_for_bits(d);
+    let words = crate::core::matrix::words_for_bits(d);
     let t = upload_slice(dev, thresholds)?;
     let mut out = dev.alloc::<u64>(n * words)?;
     let f = dev.func(MODULE, "va_bq_encode")?;
@@ -456,7 +457,7 @@ pub(crate) fn pq_search(
     dev: &Arc<CudaDevice>,
     pq: &ProductQuantizer,
     q: MatrixView<'_>,
-    codes: &crate::ops::quantize::PqCodes,
+    codes: &crate::runtime::codes::PqCodes,
     k: usize,
     metric: Metric,
 ) -> Result<Neighbors> {

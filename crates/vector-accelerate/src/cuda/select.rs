@@ -3,13 +3,12 @@
 
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::tensor::{upload_slice, CudaRows};
-use crate::error::{Error, Result};
-use crate::matrix::MatrixView;
-use crate::ops::select::{Neighbors, Order};
-use crate::tensor::{DeviceMatrix, Storage};
+use crate::core::error::{cu, Error, Result};
+use crate::core::matrix::MatrixView;
+use crate::core::neighbors::{Neighbors, Order};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{upload_slice, CudaRows};
+use crate::runtime::tensor::{DeviceMatrix, Storage};
 
 /// Items a block sorts in shared memory (`VA_SMEM_ITEMS` in select.cu).
 const SMEM_ITEMS: usize = 2048;
@@ -384,7 +383,7 @@ pub(crate) fn select_rows(
             (&mut cd.as_view_mut(), &mut ci.as_view_mut(), cap),
             &mut counts,
             Epi::default(),
-            super::knn::row_split(rows, rest, dev.sm_count()),
+            row_split(rows, rest, dev.sm_count()),
         )?;
         let (mut td, mut ti) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
         launch_topk(
@@ -568,5 +567,31 @@ impl DeviceTopK {
         }
         let _g = self.dev.lock();
         download(&self.dev, &self.d, &self.i, self.rows, self.k, self.order)
+    }
+}
+
+/// Blocks per row for the select and filter kernels: with few rows, each
+/// row is cut into parts of at least 4,096 values so that about two blocks
+/// per multiprocessor run.
+pub(crate) fn row_split(rows: usize, n: usize, sms: usize) -> usize {
+    let target = 2 * sms;
+    if rows >= target {
+        1
+    } else {
+        target.div_ceil(rows).min(n / 4096).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_rows_are_split_across_blocks() {
+        assert_eq!(row_split(10_000, 65_536, 132), 1);
+        assert_eq!(row_split(1, 65_536, 132), 16);
+        assert_eq!(row_split(16, 65_536, 132), 16);
+        assert_eq!(row_split(64, 65_536, 132), 5);
+        assert_eq!(row_split(1, 1000, 132), 1);
     }
 }

@@ -7,16 +7,15 @@
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::whole;
-use super::tensor::{f32_rows, upload_slice, zeros};
-use crate::cpu::stats::QuantileResult;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::ops::stats::quantile::{inconsistent, radix_select_all, Counter, DIGITS, SMALL_SEGMENT};
-use crate::ops::stats::Moments;
-use crate::ops::vector::Axis;
+use crate::core::error::{cu, Error, Result};
+use crate::core::stats::{
+    inconsistent, radix_select_all, Counter, Moments, QuantileResult, DIGITS, SMALL_SEGMENT,
+};
+use crate::core::vector::Axis;
+use crate::cuda::distance::whole;
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{f32_rows, upload_slice, zeros};
+use crate::runtime::input::Input;
 
 const MODULE: &str = "stats";
 

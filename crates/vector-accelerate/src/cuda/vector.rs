@@ -5,15 +5,12 @@
 
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::cu;
-use super::device::CudaDevice;
-use super::distance::whole;
-use super::tensor::f32_rows;
-use crate::cpu::vector::Kind;
-use crate::error::Result;
-use crate::matrix::Input;
-use crate::ops::vector::elementwise::Bcast;
-use crate::ops::vector::{Axis, Binary, Unary, MAX_CHAIN};
+use crate::core::error::{cu, Result};
+use crate::core::vector::{Axis, Binary, Kind, Unary, MAX_CHAIN};
+use crate::cuda::distance::whole;
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::f32_rows;
+use crate::runtime::input::{Broadcast, Input};
 
 const MODULE: &str = "vector";
 
@@ -169,7 +166,7 @@ fn map_into(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<CudaSlic
 pub(crate) fn binary(
     dev: &CudaDevice,
     a: &Input<'_>,
-    bc: &Bcast<'_>,
+    bc: &Broadcast<'_>,
     op: Binary,
     then: &[Unary],
 ) -> Result<Vec<f32>> {
@@ -184,7 +181,7 @@ pub(crate) fn binary(
 pub(crate) fn binary_resident(
     dev: &CudaDevice,
     a: &Input<'_>,
-    bc: &Bcast<'_>,
+    bc: &Broadcast<'_>,
     op: Binary,
     then: &[Unary],
 ) -> Result<CudaSlice<f32>> {
@@ -196,7 +193,7 @@ pub(crate) fn binary_resident(
 fn binary_into(
     dev: &CudaDevice,
     a: &Input<'_>,
-    bc: &Bcast<'_>,
+    bc: &Broadcast<'_>,
     op: Binary,
     then: &[Unary],
 ) -> Result<CudaSlice<f32>> {
@@ -205,8 +202,8 @@ fn binary_into(
     let ad = whole(dev, a)?;
     let av = f32_rows(ad.rows())?;
     let (bd, scalar, brs, bcs) = match bc {
-        Bcast::Scalar(s) => (None, *s, 0i64, 0i64),
-        Bcast::Array {
+        Broadcast::Scalar(s) => (None, *s, 0i64, 0i64),
+        Broadcast::Array {
             b,
             row_stride,
             col_stride,

@@ -11,14 +11,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::context::{Backend, Context};
+use crate::core::cluster::LloydStep;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::metric::Metric;
+use crate::core::rng::{sample_indices, uniform_at, Rng};
 use crate::cuda::cluster::DeviceAssignment;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix, MatrixView};
-use crate::metric::Metric;
 use crate::ops::knn::knn;
-use crate::rng::{sample_indices, uniform_at, Rng};
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 use crate::{cpu, cuda};
 
 /// How the first centroids are chosen.
@@ -338,22 +340,6 @@ impl Assigned {
     }
 }
 
-/// The result of one Lloyd step (on either backend).
-pub(crate) struct LloydStep {
-    /// Nearest centroid of each point and its exact distance.
-    pub assigned: Assigned,
-    /// Member sums, `k x d`.
-    pub sums: Vec<f64>,
-    /// Member counts.
-    pub counts: Vec<u64>,
-    /// Sum of the distances.
-    pub inertia: f64,
-    /// Points whose centroid differs from the previous step's (when given).
-    pub changed: Option<usize>,
-    /// The first point with a non-finite distance, and that distance.
-    pub nonfinite: Option<(usize, f32)>,
-}
-
 /// One Lloyd step: the nearest centroid of every training point with its
 /// distance, then the member sums of each cluster (`k x dim`, f64) and the
 /// member counts, in a fixed order (deterministic). On CUDA the assignment
@@ -365,14 +351,15 @@ fn lloyd_step(
     metric: Metric,
     max_abs: f32,
     prev: Option<&Assigned>,
-) -> Result<LloydStep> {
+) -> Result<LloydStep<Assigned>> {
     if let (Backend::Cuda(dev), Points::Device(d)) = (ctx.backend(), pts) {
         let cosine = metric == Metric::Cosine;
         let hint = match prev {
             Some(Assigned::Device(a)) => Some(a),
             _ => None,
         };
-        return cuda::cluster::lloyd_step(dev, d, centroids.view(), cosine, max_abs, hint);
+        let step = cuda::cluster::lloyd_step(dev, d, centroids.view(), cosine, max_abs, hint)?;
+        return Ok(step.map_assigned(Assigned::Device));
     }
     let (ids, dist) = nearest(ctx, &pts.input(), &centroids.view(), metric)?;
     let k = centroids.rows();

@@ -1,14 +1,15 @@
 //! Distances (SPEC 1): one pair, one query against many rows, and the full
 //! `[nq x nb]` matrix, for every [`Metric`](crate::Metric).
 
-use super::{host_rows, prepare};
-use crate::context::{Backend, Context};
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{BinaryView, Matrix, MatrixView};
+use crate::core::metric::Distance;
 use crate::cpu::distance::{matrix as cpu_matrix, pair_bits, pair_f32, row_sq_norms};
 use crate::cpu::HostRows;
 use crate::cuda;
-use crate::error::{Error, Result};
-use crate::matrix::{BinaryView, Input, Matrix, MatrixView};
-use crate::metric::Distance;
+use crate::ops::{host_rows, prepare};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
 
 /// Distance between two `f32` vectors (computed on the CPU).
 ///

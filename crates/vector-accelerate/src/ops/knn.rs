@@ -1,13 +1,13 @@
 //! Exact k-nearest-neighbour search for every metric, tiled so the full
 //! distance matrix never has to exist.
 
-use super::{host_rows, prepare};
-use crate::context::{Backend, Context};
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::metric::Distance;
-use crate::ops::select::Neighbors;
-use crate::precision::Precision;
+use crate::core::error::{Error, Result};
+use crate::core::metric::Distance;
+use crate::core::neighbors::Neighbors;
+use crate::core::precision::Precision;
+use crate::ops::{host_rows, prepare};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
 use crate::{cpu, cuda};
 
 /// The `k` nearest base rows of every query, best first (smallest distance,

@@ -13,11 +13,11 @@
 //!   not read `C`'s values, so NaN or infinities in `C` do not propagate;
 //!   `C` is only required when `beta != 0` (when given with `beta = 0` its
 //!   shape is still checked).
-//! - [`Precision::Exact`] (the default) is plain fp32 (SGEMM on CUDA, in
-//!   cuBLAS's default math mode). [`Precision::Tf32`] runs on tensor cores
+//! - [`Precision::Exact`](crate::Precision::Exact) (the default) is plain fp32 (SGEMM on CUDA, in
+//!   cuBLAS's default math mode). [`Precision::Tf32`](crate::Precision::Tf32) runs on tensor cores
 //!   with TF32 operands (10-bit significands: under `2^-10` relative error
 //!   per operand, as the tensor cores may truncate) on CUDA and is fp32 on
-//!   the CPU. [`Precision::Bf16`] and [`Precision::F16`] round `A` and `B` to nearest in 16 bits (on the
+//!   the CPU. [`Precision::Bf16`](crate::Precision::Bf16) and [`Precision::F16`](crate::Precision::F16) round `A` and `B` to nearest in 16 bits (on the
 //!   device on CUDA, and the same rounding on the CPU, so both backends
 //!   compute the product of the same rounded values), then multiply with
 //!   fp32 accumulation and fp32 output; `alpha`, `beta` and `C` stay fp32.
@@ -52,105 +52,17 @@
 //! # Ok::<(), vector_accelerate::Error>(())
 //! ```
 
-use crate::context::{Backend, Context};
+use crate::core::error::{Error, Result};
+pub use crate::core::linalg::{Activation, GemmOptions};
+use crate::core::linalg::{Epilogue, Plan};
+use crate::core::matrix::{Matrix, MatrixView};
 use crate::cpu::linalg as cpu;
 use crate::cuda;
-use crate::cuda::tensor::CudaRows;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix, MatrixView};
 use crate::ops::host_rows;
-use crate::ops::vector::Unary;
-use crate::precision::Precision;
-use crate::tensor::DeviceMatrix;
-
-/// Options of [`gemm()`], [`gemv`], [`gemm_batched`] and [`gemm_fused`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GemmOptions {
-    /// Use `A^T` in place of `A` (default `false`).
-    pub trans_a: bool,
-    /// Use `B^T` in place of `B` (default `false`).
-    pub trans_b: bool,
-    /// Scale of the product (default 1).
-    pub alpha: f32,
-    /// Scale of the given `C` (default 0: `C` is not read). Must be 0 for
-    /// [`gemm_fused`], which has no `C` term.
-    pub beta: f32,
-    /// Arithmetic of the product (default [`Precision::Exact`]; see the
-    /// module documentation).
-    pub precision: Precision,
-}
-
-impl Default for GemmOptions {
-    fn default() -> Self {
-        Self {
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-            precision: Precision::Exact,
-        }
-    }
-}
-
-/// The activation of [`gemm_fused`], applied after the bias.
-///
-/// `Tanh`, `Sigmoid` and `Gelu` are the element-wise functions of the vector
-/// family ([`Unary::Tanh`], [`Unary::Sigmoid`], [`Unary::Gelu`], the exact
-/// erf form of GELU), with the same accuracy on each backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Activation {
-    /// The identity.
-    #[default]
-    None,
-    /// `max(x, 0)`.
-    Relu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Logistic function.
-    Sigmoid,
-    /// Exact GELU `x * Phi(x)` (see [`Unary::Gelu`]).
-    Gelu,
-}
-
-impl Activation {
-    /// The activation as a chain of unary steps of the vector family.
-    pub(crate) fn chain(self) -> &'static [Unary] {
-        match self {
-            Activation::None => &[],
-            Activation::Relu => &[Unary::Relu],
-            Activation::Tanh => &[Unary::Tanh],
-            Activation::Sigmoid => &[Unary::Sigmoid],
-            Activation::Gelu => &[Unary::Gelu],
-        }
-    }
-}
-
-/// A validated product: `batch` products of `op(A_b)` (`m x k`) by
-/// `op(B_b)` (`k x n`), `A_b` stored as `a_rows x lda` blocks of rows (and
-/// `B_b` as `b_rows x ldb`), batch `b` starting `b * stride_*` elements in.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Plan {
-    pub batch: usize,
-    pub m: usize,
-    pub n: usize,
-    pub k: usize,
-    pub trans_a: bool,
-    pub trans_b: bool,
-    pub lda: usize,
-    pub ldb: usize,
-    pub stride_a: usize,
-    pub stride_b: usize,
-    pub alpha: f32,
-    pub beta: f32,
-    pub precision: Precision,
-}
-
-impl Plan {
-    /// Elements of the whole result (`batch * m * n`).
-    pub(crate) fn out_len(&self) -> usize {
-        self.batch * self.m * self.n
-    }
-}
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_rows::CudaRows;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 fn check_operand(ctx: &Context, x: &Input<'_>, what: &'static str) -> Result<()> {
     if x.rows() == 0 {
@@ -262,13 +174,6 @@ fn host_f32<'a>(i: &'a Input<'a>) -> Result<MatrixView<'a>> {
             "expected f32 rows",
         )),
     }
-}
-
-/// A bias and activation applied to every product.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Epilogue<'a> {
-    pub bias: Option<&'a [f32]>,
-    pub act: Activation,
 }
 
 /// Runs a plan on the CPU.

@@ -13,12 +13,11 @@ pub mod select;
 pub mod stats;
 pub mod vector;
 
-use crate::context::Context;
-use crate::cpu::distance::Prepared;
+use crate::core::error::{Error, Result};
+use crate::core::metric::{Distance, Metric, Prepared};
 use crate::cpu::HostRows;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::metric::{Distance, Metric};
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
 
 /// Validates a (queries, base, distance) triple shared by distance and k-NN
 /// calls, returning the prepared metric.

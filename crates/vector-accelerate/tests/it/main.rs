@@ -11,6 +11,7 @@ mod fused;
 mod histogram;
 mod kernels;
 mod knn;
+mod layers;
 mod linalg;
 mod ml;
 mod ml_ops;

@@ -1,11 +1,12 @@
 //! Gaussian kernel density estimation on a grid.
 
-use super::{check_input, host_f32, stats, uniform_edges, MAX_BINS};
-use crate::context::{Backend, Context};
+use super::bins::{check_input, host_f32, stats, uniform_edges};
+use crate::core::error::{Error, Result};
+use crate::core::histogram::MAX_BINS;
 use crate::cpu::histogram as cpu;
 use crate::cuda;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
 
 /// The kernel bandwidth (standard deviation of the Gaussian kernel) of
 /// [`kde`].

@@ -1,18 +1,20 @@
 //! Attention similarity: scores between projected queries and keys.
 
-use super::Linear;
-use crate::context::{Backend, Context};
+use super::linear::Linear;
+use crate::core::error::{Error, Result};
+use crate::core::linalg::{Activation, GemmOptions};
+use crate::core::matrix::Matrix;
+use crate::core::metric::Metric;
+use crate::core::neighbors::{Neighbors, Order};
+use crate::core::precision::Precision;
 use crate::cuda::distance::{resident, whole};
 use crate::cuda::gemm_nt::NtAct;
-use crate::cuda::tensor::f32_rows;
-use crate::error::{Error, Result};
-use crate::linalg::{gemm_fused, gemm_fused_resident, Activation, GemmOptions};
-use crate::matrix::{Input, Matrix};
-use crate::metric::Metric;
 use crate::ops::knn::{knn_with, KnnOptions};
-use crate::ops::select::{Neighbors, Order};
-use crate::precision::Precision;
-use crate::tensor::DeviceMatrix;
+use crate::ops::linalg::{gemm_fused, gemm_fused_resident};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_rows::f32_rows;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// Attention similarity (SPEC 8): for `H` heads of `head_dim` values,
 /// `s(q, k) = (1 / H) sum_h (W_q^h q . W_k^h k) / T`, the temperature `T`
@@ -225,7 +227,7 @@ impl AttentionSimilarity {
     ) -> Result<Matrix> {
         let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
         if let Some(s) = self.scores_tensor_cores(ctx, &q, &k)? {
-            return super::nq::resident_to_host(&s);
+            return s.to_matrix();
         }
         gemm_fused(ctx, q, k, None, self.act(), 1, &self.score_opts())
     }
@@ -317,7 +319,7 @@ impl AttentionSimilarity {
         let (ids, mut values) = r.into_parts();
         let alpha = self.alpha();
         for (v, id) in values.iter_mut().zip(&ids) {
-            if *id != crate::ops::select::MISSING_ID {
+            if *id != crate::core::neighbors::MISSING_ID {
                 let s = *v * alpha;
                 *v = if self.sigmoid {
                     crate::cpu::vector::sigmoid(s)

@@ -1,17 +1,18 @@
 //! Learned distance: a projection, then L2 or cosine between projected
 //! vectors.
 
-use super::Linear;
-use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::linalg::Activation;
-use crate::matrix::{Input, Matrix};
-use crate::metric::Metric;
+use super::linear::Linear;
+use crate::core::error::{Error, Result};
+use crate::core::linalg::Activation;
+use crate::core::matrix::Matrix;
+use crate::core::metric::Metric;
+use crate::core::neighbors::Neighbors;
+use crate::core::precision::Precision;
 use crate::ops::distance::pairwise;
 use crate::ops::knn::{knn_with, KnnOptions};
-use crate::ops::select::Neighbors;
-use crate::precision::Precision;
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// A distance learned elsewhere (or fitted here, e.g. from a PCA): each
 /// vector is projected by a [`Linear`] map `p(x) = x W^T (+ b)` and vectors

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::linalg::{gemm_fused, gemm_fused_resident, Activation, GemmOptions};
-use crate::matrix::{Input, Matrix};
-use crate::precision::Precision;
-use crate::rng::Rng;
-use crate::tensor::DeviceMatrix;
+use crate::core::error::{Error, Result};
+use crate::core::linalg::{Activation, GemmOptions};
+use crate::core::matrix::Matrix;
+use crate::core::precision::Precision;
+use crate::core::rng::Rng;
+use crate::ops::linalg::{gemm_fused, gemm_fused_resident};
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// A linear map `y = x W^T + b` from `d_in` to `d_out` values: `W` is
 /// `d_out x d_in` (row `o` holds the weights of output `o`, as PyTorch's
@@ -149,7 +151,7 @@ impl Linear {
 
     /// `act(x W^T + b)` for every row of `x` (`rows x d_in`), as a host
     /// matrix (`rows x d_out`): one (fused) GEMM in `precision` (see
-    /// [`linalg`](crate::linalg) for the modes).
+    /// [`linalg`](crate::ops::linalg) for the modes).
     pub fn apply<'a>(
         &self,
         ctx: &Context,

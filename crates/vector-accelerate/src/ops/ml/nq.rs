@@ -3,21 +3,23 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::Linear;
-use crate::context::{Backend, Context};
+use super::linear::Linear;
+use crate::core::error::{Error, Result};
+use crate::core::half::HalfKind;
+use crate::core::linalg::{Activation, GemmOptions};
+use crate::core::matrix::Matrix;
+use crate::core::metric::Metric;
+use crate::core::neighbors::Neighbors;
+use crate::core::precision::Precision;
+use crate::core::quantize::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
 use crate::cuda::gemm_nt::HalfPieces;
-use crate::cuda::knn_filter::HalfKind;
-use crate::error::{Error, Result};
-use crate::linalg::{gemm_fused, Activation, GemmOptions};
-use crate::matrix::{Input, Matrix};
-use crate::metric::Metric;
-use crate::ops::select::Neighbors;
+use crate::ops::linalg::gemm_fused;
+use crate::ops::quantize::Rerank;
 use crate::ops::vector::normalize_resident;
-use crate::precision::Precision;
-use crate::quantize::{
-    Rerank, ScalarBits, ScalarCodes, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
-};
-use crate::tensor::DeviceMatrix;
+use crate::runtime::codes::ScalarCodes;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// The original's encoder/decoder shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -190,7 +192,7 @@ impl NeuralQuantizer {
     /// An untrained quantizer of a preset's shape with Xavier weights (the
     /// encoder from `seed`, the decoder from `seed + 1`) and no biases: for
     /// trying the pipeline and measuring speed. Fit real weights (e.g.
-    /// [`Pca`](super::Pca)) or load them for useful reconstructions.
+    /// [`Pca`](super::pca::Pca)) or load them for useful reconstructions.
     pub fn xavier(ctx: &Context, preset: NqPreset, seed: u64, opts: NqOptions) -> Result<Self> {
         let (d, l) = preset.dims();
         Self::new(
@@ -202,9 +204,9 @@ impl NeuralQuantizer {
 
     /// A linear quantizer from a PCA fit: the encoder projects centred
     /// vectors on the components, the decoder maps back and adds the mean
-    /// (see [`Pca::encoder`](super::Pca::encoder)). The fit's
+    /// (see [`Pca::encoder`](super::pca::Pca::encoder)). The fit's
     /// `n_components` is the latent width.
-    pub fn from_pca(ctx: &Context, pca: &super::Pca, opts: NqOptions) -> Result<Self> {
+    pub fn from_pca(ctx: &Context, pca: &super::pca::Pca, opts: NqOptions) -> Result<Self> {
         Self::new(pca.encoder(ctx)?, pca.decoder(ctx)?, opts)
     }
 
@@ -216,7 +218,7 @@ impl NeuralQuantizer {
     /// device copies are the store's cached ones.
     pub fn from_store(
         ctx: &Context,
-        store: &super::WeightStore,
+        store: &super::weights::WeightStore,
         prefix: &str,
         opts: NqOptions,
     ) -> Result<Self> {
@@ -241,7 +243,7 @@ impl NeuralQuantizer {
     /// Puts the encoder and decoder into `store` under the names
     /// [`from_store`](Self::from_store) reads (f32 tensors, biases only
     /// when the maps have them), ready to be saved as a safetensors file.
-    pub fn save(&self, store: &mut super::WeightStore, prefix: &str) -> Result<()> {
+    pub fn save(&self, store: &mut super::weights::WeightStore, prefix: &str) -> Result<()> {
         for (what, lin) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
             let w = lin
                 .weight()
@@ -309,7 +311,7 @@ impl NeuralQuantizer {
     /// The f32 latents, on the host.
     pub fn encode_latent<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix> {
         let z = self.encode_latent_resident(ctx, x)?;
-        resident_to_host(&z)
+        z.to_matrix()
     }
 
     /// Int8 codes of the latents, with each vector's scale, on the
@@ -366,7 +368,7 @@ impl NeuralQuantizer {
     /// Reconstructions `W_d (codes * scale) + b_d` of codes made by
     /// [`encode`](Self::encode).
     pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
-        resident_to_host(&self.decode_resident(ctx, codes)?)
+        self.decode_resident(ctx, codes)?.to_matrix()
     }
 
     /// [`decode`](Self::decode) with the reconstructions left on the
@@ -474,7 +476,7 @@ impl NeuralQuantizer {
     /// `None` when the weight is not f32 rows on the device.
     fn decoder_pieces(
         &self,
-        dev: &Arc<crate::cuda::device::CudaDevice>,
+        dev: &Arc<crate::runtime::cuda_device::CudaDevice>,
         kind: HalfKind,
     ) -> Result<Option<Arc<HalfPieces>>> {
         let mut cache = self.pieces.lock().unwrap_or_else(|e| e.into_inner());
@@ -544,13 +546,6 @@ impl NeuralQuantizer {
         let q = self.encode_latent_resident(ctx, queries)?;
         self.codes.search(ctx, &q, codes, k, metric, rerank)
     }
-}
-
-pub(super) fn resident_to_host(z: &DeviceMatrix) -> Result<Matrix> {
-    let v = z
-        .to_host_f32()?
-        .ok_or_else(|| Error::invalid("latent", "bit-packed rows", "expected f32 rows"))?;
-    Matrix::new(v, z.dim())
 }
 
 /// Fidelity of reconstructions `y` of rows `x` (`dim` per row), in fp64.

@@ -3,13 +3,17 @@
 
 use faer::{Mat, Side};
 
-use super::{Linear, WeightStore};
-use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::linalg::{gemm, gemm_fused, Activation, GemmOptions};
-use crate::matrix::{Input, Matrix};
+use super::linear::Linear;
+use super::weights::WeightStore;
+use crate::core::error::{Error, Result};
+use crate::core::linalg::{Activation, GemmOptions};
+use crate::core::matrix::Matrix;
+use crate::core::vector::{Axis, Binary};
+use crate::ops::linalg::{gemm, gemm_fused};
 use crate::ops::stats::{describe, StatsOptions};
-use crate::ops::vector::{binary_resident, Axis, Binary, Operand};
+use crate::ops::vector::{binary_resident, Operand};
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
 
 /// A principal component analysis: the column means of the data and the
 /// `n_components` leading eigenvectors of its covariance matrix.

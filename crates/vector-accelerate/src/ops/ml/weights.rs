@@ -5,17 +5,19 @@
 mod file;
 mod tensor;
 
-pub use tensor::{DType, Element, Tensor};
+pub use crate::core::dtype::DType;
+pub use tensor::{Element, Tensor};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::Linear;
-use crate::context::{Context, Device};
-use crate::error::{Error, Result};
-use crate::matrix::Matrix;
-use crate::tensor::DeviceMatrix;
+use super::linear::Linear;
+use crate::core::device::Device;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::Matrix;
+use crate::runtime::context::Context;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// Names listed in a [`Error::MissingTensor`] message before it is cut.
 const LISTED_NAMES: usize = 20;

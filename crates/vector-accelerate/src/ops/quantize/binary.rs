@@ -1,15 +1,16 @@
 //! Binary quantization: one bit per dimension, `x > threshold`, packed into
 //! 64-bit words; search by Hamming distance with an optional re-rank.
 
+use super::inputs::{check_f32, view_or_download};
 use super::rerank::{rerank_exact, shortlist_len, Rerank};
-use super::scalar::{check_f32, view_or_download};
-use crate::context::{Backend, Context};
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::metric::Metric;
+use crate::core::error::{Error, Result};
+use crate::core::metric::Metric;
+use crate::core::neighbors::Neighbors;
+use crate::core::quantize::code_metric;
 use crate::ops::knn::knn;
-use crate::ops::select::Neighbors;
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 use crate::{cpu, cuda};
 
 /// Where each dimension's bit flips.
@@ -154,7 +155,7 @@ impl BinaryQuantizer {
         let nn = knn(ctx, qc, codes, kk, Metric::Hamming)?;
         match rerank {
             Some((r, metric)) => {
-                let metric = super::code_metric(metric)?;
+                let metric = code_metric(metric)?;
                 rerank_exact(ctx, &q, &r.base, &nn, k, metric, codes.rows())
             }
             None => Ok(nn),

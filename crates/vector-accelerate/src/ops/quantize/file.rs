@@ -11,9 +11,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::binary::BinaryQuantizer;
-use super::product::ProductQuantizer;
-use super::scalar::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
+use crate::core::quantize::{
+    ProductQuantizer, ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
+};
 
 const MAGIC: &[u8; 8] = b"VAQUANT\0";
 const VERSION: u32 = 1;

@@ -23,34 +23,19 @@
 //! ```
 
 mod binary;
-pub(crate) mod codes;
 mod file;
+mod inputs;
 mod product;
 mod quality;
 mod rerank;
 pub(crate) mod scalar;
 
+pub use crate::core::quantize::{
+    PqOptions, ProductQuantizer, ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange,
+    ScalarScope,
+};
+pub use crate::runtime::codes::{PqCodes, ScalarCodes};
 pub use binary::{BinaryQuantizer, BinaryThreshold};
-pub use codes::{PqCodes, ScalarCodes};
 pub use file::Quantizer;
-pub use product::{PqOptions, ProductQuantizer};
 pub use quality::{Quality, VectorQuality};
 pub use rerank::Rerank;
-pub use scalar::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
-
-pub(crate) use codes::Store;
-
-use crate::error::{Error, Result};
-use crate::metric::Metric;
-
-/// Metrics a search over codes ranks by: squared L2 (smallest first) or
-/// inner product (largest first).
-pub(crate) fn code_metric(metric: Metric) -> Result<Metric> {
-    match metric {
-        Metric::L2 | Metric::InnerProduct => Ok(metric),
-        m => Err(Error::UnsupportedMetric {
-            metric: m.to_string(),
-            context: "for a search over quantized codes (use l2 or ip)".into(),
-        }),
-    }
-}

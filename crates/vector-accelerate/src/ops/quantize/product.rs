@@ -6,106 +6,19 @@
 
 use std::time::Instant;
 
-use super::codes::{check_device, pack_codes, PqCodes, Store};
+use super::inputs::{check_f32, view_or_download};
 use super::rerank::{rerank_exact, shortlist_len, Rerank};
-use super::scalar::{check_f32, view_or_download};
-use crate::context::{Backend, Context};
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix, MatrixView};
-use crate::metric::Metric;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::metric::Metric;
+use crate::core::neighbors::Neighbors;
+use crate::core::quantize::{code_metric, layout, pack_codes, PqOptions, ProductQuantizer};
+use crate::core::rng::sample_indices;
 use crate::ops::cluster::{check_finite, KMeansProgress};
-use crate::ops::select::Neighbors;
-use crate::rng::sample_indices;
+use crate::runtime::codes::{check_device, PqCodes, Store};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
 use crate::{cpu, cuda};
-
-/// Options of [`ProductQuantizer::train`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PqOptions {
-    /// Sub-spaces (codes per row).
-    pub m: usize,
-    /// Bits per code, 4..=16 (`2^nbits` centroids per sub-space).
-    pub nbits: u32,
-    /// When the dimension is not a multiple of `m`: pad rows with zeros to
-    /// the next multiple (true) or refuse (false, the default).
-    pub pad: bool,
-    /// k-means iterations per sub-space (default 25).
-    pub iterations: usize,
-    /// Seed of the initial centroids (default 0).
-    pub seed: u64,
-    /// Train on at most this many rows, drawn uniformly (default: all).
-    pub max_training_points: Option<usize>,
-}
-
-impl PqOptions {
-    /// `m` sub-spaces of `nbits`-bit codes, other options default.
-    pub fn new(m: usize, nbits: u32) -> Self {
-        Self {
-            m,
-            nbits,
-            pad: false,
-            iterations: 25,
-            seed: 0,
-            max_training_points: None,
-        }
-    }
-    /// Pads a dimension that `m` does not divide.
-    pub fn with_padding(mut self, on: bool) -> Self {
-        self.pad = on;
-        self
-    }
-    /// Sets the k-means iterations.
-    pub fn with_iterations(mut self, n: usize) -> Self {
-        self.iterations = n;
-        self
-    }
-    /// Sets the seed.
-    pub fn with_seed(mut self, s: u64) -> Self {
-        self.seed = s;
-        self
-    }
-    /// Trains on a uniform subsample of at most `n` rows.
-    pub fn with_max_training_points(mut self, n: usize) -> Self {
-        self.max_training_points = Some(n);
-        self
-    }
-}
-
-/// A trained product quantizer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProductQuantizer {
-    pub(crate) dim: usize,
-    pub(crate) m: usize,
-    pub(crate) nbits: u32,
-    pub(crate) dsub: usize,
-    /// `m x 2^nbits x dsub` centroids.
-    pub(crate) centroids: Vec<f32>,
-}
-
-/// The sub-space layout of a `dim`-dimensional quantizer.
-pub(crate) fn layout(dim: usize, m: usize, nbits: u32, pad: bool) -> Result<usize> {
-    if !(4..=16).contains(&nbits) {
-        return Err(Error::invalid("nbits", nbits, "must be in 4..=16"));
-    }
-    if m == 0 || m > dim {
-        return Err(Error::invalid(
-            "m",
-            m,
-            format!("must be in 1..={dim} (the dimension)"),
-        ));
-    }
-    if !dim.is_multiple_of(m) && !pad {
-        return Err(Error::invalid(
-            "m",
-            m,
-            format!(
-                "dimension {dim} is not a multiple of m; pad to {} with PqOptions::with_padding(true) or choose m dividing {dim}",
-                dim.div_ceil(m) * m
-            ),
-        ));
-    }
-    Ok(dim.div_ceil(m))
-}
 
 impl ProductQuantizer {
     /// Trains the `m` codebooks on `data` with k-means (random
@@ -290,7 +203,7 @@ impl ProductQuantizer {
     /// Per-query lookup tables (`nq x m x 2^nbits`): squared L2 distance
     /// (or inner product) of each query's sub-vector to each centroid.
     pub fn lookup_tables(&self, queries: MatrixView<'_>, metric: Metric) -> Result<Vec<f32>> {
-        let metric = super::code_metric(metric)?;
+        let metric = code_metric(metric)?;
         self.check_rows(&Input::F32(queries), "queries")?;
         Ok(cpu::quantize::pq_tables(self, queries, metric))
     }
@@ -308,7 +221,7 @@ impl ProductQuantizer {
         metric: Metric,
         rerank: Option<Rerank<'_>>,
     ) -> Result<Neighbors> {
-        let metric = super::code_metric(metric)?;
+        let metric = code_metric(metric)?;
         self.check_codes(ctx, codes)?;
         let q = queries.into();
         self.check_rows(&q, "queries")?;

@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::matrix::MatrixView;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::MatrixView;
 
 /// Reconstruction quality of one vector.
 #[derive(Debug, Clone, Copy, PartialEq)]

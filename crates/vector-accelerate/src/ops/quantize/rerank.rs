@@ -1,14 +1,14 @@
 //! Searching codes by decoding them in chunks, and re-ranking a shortlist
 //! with the original vectors.
 
-use super::code_metric;
-use crate::context::{Backend, Context};
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::metric::Metric;
+use crate::core::error::{Error, Result};
+use crate::core::metric::Metric;
+use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::quantize::code_metric;
 use crate::ops::knn::knn;
-use crate::ops::select::{Neighbors, MISSING_ID};
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 use crate::{cpu, cuda};
 
 /// Re-ranking of a search over codes: the best `shortlist` candidates by
@@ -64,7 +64,7 @@ pub(crate) fn search_decoded(
     let nn = if lists.len() == 1 {
         lists.pop().expect("one list")
     } else {
-        crate::select::merge(ctx, &lists, kk)?
+        crate::ops::select::merge(ctx, &lists, kk)?
     };
     match rerank {
         Some(r) => rerank_exact(ctx, q, &r.base, &nn, k, metric, n),
@@ -140,8 +140,8 @@ pub(crate) fn rerank_exact(
         _ => {
             let mut hold_q = None;
             let mut hold_x = None;
-            let qv = super::scalar::view_or_download(q, &mut hold_q)?;
-            let xv = super::scalar::view_or_download(base, &mut hold_x)?;
+            let qv = super::inputs::view_or_download(q, &mut hold_q)?;
+            let xv = super::inputs::view_or_download(base, &mut hold_x)?;
             cpu::quantize::pair_distances(qv, xv, cand.ids(), r, metric)
         }
     };

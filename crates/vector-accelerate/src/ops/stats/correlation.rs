@@ -1,19 +1,26 @@
 //! Covariance and Pearson correlation matrices across columns.
 
-use super::{describe, Axis, StatsOptions};
-use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix};
-use crate::ops::linalg::{gemm, GemmOptions};
-use crate::ops::vector::{binary_resident, Binary, Operand};
+use super::moments::describe;
+use crate::core::error::{Error, Result};
+use crate::core::linalg::GemmOptions;
+use crate::core::matrix::Matrix;
+use crate::core::stats::StatsOptions;
+use crate::core::vector::{Axis, Binary};
+use crate::ops::linalg::gemm;
+use crate::ops::vector::{binary_resident, Operand};
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
 
 /// Column means (f32) and the moments, after the shared checks.
 fn centered(
     ctx: &Context,
     x: &Input<'_>,
     ddof: usize,
-) -> Result<(crate::tensor::DeviceMatrix, Vec<super::Moments>)> {
-    super::check(ctx, x)?;
+) -> Result<(
+    crate::runtime::tensor::DeviceMatrix,
+    Vec<crate::core::stats::Moments>,
+)> {
+    super::checks::check(ctx, x)?;
     if x.rows() <= ddof {
         return Err(Error::invalid(
             "ddof",

@@ -1,16 +1,18 @@
 //! Element-wise maps: chains of unary steps and broadcast binary operations,
 //! each fused into one pass over the data.
 
-use super::{check_chain, check_input, Binary, Unary};
-use crate::context::{Backend, Context};
+use super::checks::check_input;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::vector::{check_chain, Binary, Unary};
 use crate::cpu::vector::{self as cpu, Rhs};
 use crate::cpu::HostRows;
 use crate::cuda;
-use crate::cuda::tensor::CudaRows;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix, MatrixView};
 use crate::ops::host_rows;
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_rows::CudaRows;
+use crate::runtime::input::{Broadcast, Input};
+use crate::runtime::tensor::DeviceMatrix;
 
 /// The right operand of a [`binary`] operation. An array broadcasts the
 /// NumPy way against the left `[rows x dim]` matrix: each of its two sizes
@@ -68,21 +70,9 @@ impl<'a> From<Input<'a>> for Operand<'a> {
     }
 }
 
-/// A resolved right operand: a scalar, or an array with the strides that
-/// broadcast it (0 along a size-1 axis).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Bcast<'a> {
-    Scalar(f32),
-    Array {
-        b: Input<'a>,
-        row_stride: usize,
-        col_stride: usize,
-    },
-}
-
-fn resolve<'a>(ctx: &Context, rows: usize, dim: usize, b: Operand<'a>) -> Result<Bcast<'a>> {
+fn resolve<'a>(ctx: &Context, rows: usize, dim: usize, b: Operand<'a>) -> Result<Broadcast<'a>> {
     let b = match b {
-        Operand::Scalar(s) => return Ok(Bcast::Scalar(s)),
+        Operand::Scalar(s) => return Ok(Broadcast::Scalar(s)),
         Operand::Array(b) => b,
     };
     check_input(ctx, &b, "right operand")?;
@@ -97,7 +87,7 @@ fn resolve<'a>(ctx: &Context, rows: usize, dim: usize, b: Operand<'a>) -> Result
             ),
         ));
     }
-    Ok(Bcast::Array {
+    Ok(Broadcast::Array {
         b,
         row_stride: if br == 1 { 0 } else { bd },
         col_stride: if bd == 1 { 0 } else { 1 },
@@ -239,7 +229,12 @@ pub fn binary_then<'a, 'b>(
 }
 
 /// `then(op(a, b))` on the CPU (inputs validated).
-fn binary_on_host(a: &Input<'_>, bc: &Bcast<'_>, op: Binary, then: &[Unary]) -> Result<Vec<f32>> {
+fn binary_on_host(
+    a: &Input<'_>,
+    bc: &Broadcast<'_>,
+    op: Binary,
+    then: &[Unary],
+) -> Result<Vec<f32>> {
     let av = host_f32(a)?;
     let mut out = cpu::output_buffer(av.as_slice().len());
     with_rhs(bc, |rhs| {
@@ -306,10 +301,10 @@ pub fn binary_in_place<'b>(
 }
 
 /// Runs `f` with the host form of a broadcast operand.
-fn with_rhs(bc: &Bcast<'_>, f: impl FnOnce(Rhs<'_>)) -> Result<()> {
+fn with_rhs(bc: &Broadcast<'_>, f: impl FnOnce(Rhs<'_>)) -> Result<()> {
     match bc {
-        Bcast::Scalar(s) => f(Rhs::Scalar(*s)),
-        Bcast::Array {
+        Broadcast::Scalar(s) => f(Rhs::Scalar(*s)),
+        Broadcast::Array {
             b,
             row_stride,
             col_stride,

@@ -1,14 +1,14 @@
 //! L2 normalisation of rows.
 
-use super::check_input;
-use crate::context::{Backend, Context};
-use crate::cpu::vector as cpu;
-use crate::cpu::HostRows;
+use super::checks::check_input;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::Matrix;
+use crate::cpu::{vector as cpu, HostRows};
 use crate::cuda;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix};
 use crate::ops::host_rows;
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// Each row divided by its Euclidean norm. A zero row stays zero (never
 /// NaN); a row holding NaN becomes NaN; a row with an infinite element has

@@ -1,15 +1,15 @@
 //! Reductions over every element, each row or each column.
 
-use super::{check_input, ArgReduction, Axis, Reduction};
-use crate::context::{Backend, Context};
-use crate::cpu::vector::{self as cpu, Kind};
-use crate::cpu::HostRows;
+use super::checks::check_input;
+use crate::core::error::{Error, Result};
+use crate::core::vector::{ArgReduction, Axis, Kind, Reduction};
+use crate::cpu::{vector as cpu, HostRows};
 use crate::cuda;
-use crate::cuda::tensor::CudaRows;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
 use crate::ops::host_rows;
-use crate::tensor::{DeviceIds, DeviceMatrix};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_rows::CudaRows;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
 
 /// The accumulated kind and the finishing code (`va_finish` in the kernels).
 fn plan(op: Reduction) -> (Kind, u32, usize) {

@@ -1,15 +1,15 @@
 //! Row-wise log-sum-exp and softmax, stable for any input.
 
-use super::check_input;
-use crate::context::{Backend, Context};
-use crate::cpu::vector as cpu;
-use crate::cpu::HostRows;
+use super::checks::check_input;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::Matrix;
+use crate::cpu::{vector as cpu, HostRows};
 use crate::cuda;
-use crate::cuda::tensor::CudaRows;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, Matrix};
 use crate::ops::host_rows;
-use crate::tensor::DeviceMatrix;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_rows::CudaRows;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// `log(sum_j exp(x_ij))` of every row, computed as `m + log(sum exp(x - m))`
 /// with `m` the row's maximum (no overflow or underflow of the sum) and the

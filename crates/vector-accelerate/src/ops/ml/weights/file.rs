@@ -11,8 +11,9 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensorError, TensorInfo, TensorView};
 use safetensors::SafeTensors;
 
-use super::tensor::{DType, Tensor};
-use crate::error::{Error, Result};
+use super::tensor::Tensor;
+use crate::core::dtype::DType;
+use crate::core::error::{Error, Result};
 
 /// The path shown for an in-memory buffer.
 pub(crate) const IN_MEMORY: &str = "<bytes>";

@@ -2,10 +2,10 @@
 
 use cudarc::driver::PinnedHostSlice;
 
-use crate::context::{Backend, Context};
-use crate::cuda::cu;
-use crate::error::{Error, Result};
-use crate::matrix::{Input, MatrixView};
+use crate::core::error::{cu, Error, Result};
+use crate::core::matrix::MatrixView;
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::input::Input;
 
 enum Rows {
     /// Page-locked memory of a CUDA context.
@@ -112,5 +112,15 @@ impl PinnedMatrix {
 impl<'a> From<&'a PinnedMatrix> for Input<'a> {
     fn from(m: &'a PinnedMatrix) -> Self {
         Input::F32(m.view())
+    }
+}
+
+impl Context {
+    /// A zero-filled `rows x dim` matrix in page-locked host memory of this
+    /// context's device (ordinary memory on the CPU): a host base kept there
+    /// streams through the device without a staging copy. See
+    /// [`PinnedMatrix`](crate::PinnedMatrix).
+    pub fn alloc_pinned(&self, rows: usize, dim: usize) -> Result<PinnedMatrix> {
+        PinnedMatrix::new(self, rows, dim)
     }
 }

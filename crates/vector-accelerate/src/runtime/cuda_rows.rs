@@ -2,9 +2,8 @@
 
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
 
-use super::cu;
-use super::device::CudaDevice;
-use crate::error::{Error, Result};
+use crate::core::error::{cu, Error, Result};
+use crate::runtime::cuda_device::CudaDevice;
 
 /// Rows on a CUDA device.
 #[derive(Debug)]

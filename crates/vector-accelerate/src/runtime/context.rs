@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::cuda::device::CudaDevice;
-use crate::error::{Error, Result};
-use crate::matrix::Input;
-use crate::tensor::DeviceMatrix;
+use crate::core::device::{Device, DeviceInfo};
+use crate::core::error::{Error, Result};
+use crate::runtime::cuda_device::CudaDevice;
 
 /// Environment variable that overrides the device choice of [`Context::new`]:
 /// `cpu`, `cuda` (device 0), `cuda:N` or `auto`.
@@ -44,65 +43,6 @@ pub(crate) fn parse_bytes(s: &str) -> Result<usize> {
 pub(crate) enum Backend {
     Cpu,
     Cuda(Arc<CudaDevice>),
-}
-
-/// Where a context runs, as users see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    /// The CPU backend (all cores, SIMD).
-    Cpu,
-    /// The CUDA device with this ordinal.
-    Cuda(usize),
-}
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Device::Cpu => write!(f, "cpu"),
-            Device::Cuda(i) => write!(f, "cuda:{i}"),
-        }
-    }
-}
-
-impl std::str::FromStr for Device {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let t = s.trim().to_ascii_lowercase();
-        match t.as_str() {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" | "gpu" => Ok(Device::Cuda(0)),
-            _ => t
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(|| Error::invalid("device", s, "expected cpu, cuda or cuda:N")),
-        }
-    }
-}
-
-/// A description of the context's device, for `vaccel info` and logs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceInfo {
-    /// The device.
-    pub device: Device,
-    /// Human-readable name (GPU model, or the CPU with its thread count).
-    pub name: String,
-    /// CUDA compute capability `(major, minor)`.
-    pub compute_capability: Option<(i32, i32)>,
-    /// Device memory in bytes (CUDA).
-    pub total_memory: Option<usize>,
-    /// Free device memory in bytes at the time of the call (CUDA).
-    pub free_memory: Option<usize>,
-    /// Streaming multiprocessors (CUDA).
-    pub multiprocessors: Option<i32>,
-    /// CUDA driver version, e.g. `13.0`.
-    pub driver_version: Option<String>,
-    /// NVRTC version used to compile kernels.
-    pub nvrtc_version: Option<String>,
-    /// cuBLAS version.
-    pub cublas_version: Option<String>,
-    /// Worker threads of the CPU backend.
-    pub cpu_threads: usize,
 }
 
 /// The handle every operation takes: one device, a memory budget and, for an
@@ -146,7 +86,7 @@ impl Context {
 
     /// CUDA device `ordinal`, or an error saying why it cannot be used.
     pub fn cuda(ordinal: usize) -> Result<Self> {
-        let dev = crate::cuda::device::open(ordinal)
+        let dev = crate::runtime::cuda_device::open(ordinal)
             .map_err(|reason| Error::CudaUnavailable { reason })?;
         Ok(Self {
             backend: Backend::Cuda(dev),
@@ -159,7 +99,7 @@ impl Context {
     /// device are all present, else the CPU (with [`Context::fallback_reason`]
     /// saying why). Never fails.
     pub fn best() -> Self {
-        match crate::cuda::device::open(0) {
+        match crate::runtime::cuda_device::open(0) {
             Ok(dev) => Self {
                 backend: Backend::Cuda(dev),
                 budget: None,
@@ -251,66 +191,12 @@ impl Context {
                 free_memory: None,
                 multiprocessors: None,
                 driver_version: None,
-                nvrtc_version: crate::cuda::module_cache::nvrtc_version().ok(),
+                nvrtc_version: crate::runtime::kernel_cache::nvrtc_version().ok(),
                 cublas_version: None,
                 cpu_threads,
             },
             Backend::Cuda(d) => d.device_info(cpu_threads),
         }
-    }
-
-    /// Copies rows to this context's device once, so that many calls can use
-    /// them without copying again (on a CPU context, a host copy).
-    ///
-    /// ```
-    /// use vector_accelerate::{knn, Context, Matrix, Metric};
-    /// let ctx = Context::cpu();
-    /// let base = Matrix::new(vec![0.0, 0.0, 1.0, 1.0, 5.0, 5.0], 2).unwrap();
-    /// let resident = ctx.upload(&base).unwrap();
-    /// let q = Matrix::new(vec![0.9, 1.2], 2).unwrap();
-    /// let r = knn(&ctx, &q, &resident, 1, Metric::L2).unwrap();
-    /// assert_eq!(r.row_ids(0), &[1]);
-    /// ```
-    pub fn upload<'a>(&self, data: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
-        DeviceMatrix::upload(self, data.into())
-    }
-
-    /// Uploads `f16` rows (`dim` values each) and keeps them in 16 bits on
-    /// a CUDA device (half the memory and the bytes a k-NN reads; on the CPU
-    /// they are widened to `f32`). On CUDA such a matrix is a k-NN base for
-    /// L2, Euclidean, cosine and inner product: pairs are ranked with f16
-    /// tensor cores and re-scored in fp32 from the stored values, so
-    /// distances are the exact fp32 ones of the widened rows. It is also a
-    /// GEMM operand of the [`linalg`](crate::linalg) family (used without
-    /// conversion under `Precision::F16`, widened otherwise); other
-    /// operations refuse a 16-bit matrix on CUDA with an error.
-    ///
-    /// ```
-    /// use vector_accelerate::{half::f16, knn, Context, Matrix, Metric};
-    /// let ctx = Context::new().unwrap();
-    /// let rows: Vec<f16> = [0.0f32, 0.0, 1.0, 0.0, 0.0, 3.0].iter().map(|&v| f16::from_f32(v)).collect();
-    /// let base = ctx.upload_f16(&rows, 2).unwrap();
-    /// let q = Matrix::new(vec![0.9, 0.1], 2).unwrap();
-    /// assert_eq!(knn(&ctx, &q, &base, 2, Metric::L2).unwrap().row_ids(0), &[1, 0]);
-    /// ```
-    pub fn upload_f16(&self, data: &[half::f16], dim: usize) -> Result<DeviceMatrix> {
-        let bits: &[u16] = bytemuck::cast_slice(data);
-        DeviceMatrix::upload_half(self, bits, dim, crate::cuda::knn_filter::HalfKind::F16)
-    }
-
-    /// [`upload_f16`](Self::upload_f16) for `bf16` rows (ranked with bf16
-    /// tensor cores).
-    pub fn upload_bf16(&self, data: &[half::bf16], dim: usize) -> Result<DeviceMatrix> {
-        let bits: &[u16] = bytemuck::cast_slice(data);
-        DeviceMatrix::upload_half(self, bits, dim, crate::cuda::knn_filter::HalfKind::Bf16)
-    }
-
-    /// A zero-filled `rows x dim` matrix in page-locked host memory of this
-    /// context's device (ordinary memory on the CPU): a host base kept there
-    /// streams through the device without a staging copy. See
-    /// [`PinnedMatrix`](crate::PinnedMatrix).
-    pub fn alloc_pinned(&self, rows: usize, dim: usize) -> Result<crate::PinnedMatrix> {
-        crate::PinnedMatrix::new(self, rows, dim)
     }
 
     /// Waits until every operation queued on the context's device has

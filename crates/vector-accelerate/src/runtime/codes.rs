@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, DeviceRepr};
 
-use super::scalar::{ScalarBits, ScalarRange};
-use crate::context::{Backend, Context, Device};
-use crate::cuda::cu;
-use crate::cuda::device::CudaDevice;
-use crate::cuda::tensor::upload_slice;
-use crate::error::{Error, Result};
+use crate::core::device::Device;
+use crate::core::error::{cu, Error, Result};
+use crate::core::quantize::{pq_row_bytes, read_code, ScalarBits, ScalarRange};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::upload_slice;
 
 /// A buffer on the host or on a CUDA device.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ pub(crate) fn check_device(dev: Device, ctx: &Context) -> Result<()> {
 }
 
 /// Scalar-quantized rows (made by
-/// [`ScalarQuantizer::encode`](super::ScalarQuantizer::encode)): int8 codes
+/// [`ScalarQuantizer::encode`](crate::quantize::ScalarQuantizer::encode)): int8 codes
 /// one byte per value, int4 codes two per byte (low nibble first, rows
 /// padded to a whole byte); signed (two's complement) for the symmetric
 /// range, unsigned for the asymmetric one. Per-vector quantization keeps
@@ -222,7 +222,7 @@ impl ScalarCodes {
 }
 
 /// Product-quantized rows (made by
-/// [`ProductQuantizer::encode`](super::ProductQuantizer::encode)): `M` codes
+/// [`ProductQuantizer::encode`](crate::quantize::ProductQuantizer::encode)): `M` codes
 /// of `nbits` bits per row, bit-packed least significant bit first (code
 /// `j` at bit `j * nbits` of the row; with `nbits = 8` code `j` is byte
 /// `j`), rows padded to a whole byte.
@@ -298,74 +298,5 @@ impl PqCodes {
             nbits,
             bytes: Store::Host(bytes),
         })
-    }
-}
-
-/// Bytes of a row of `m` codes of `nbits` bits.
-pub(crate) fn pq_row_bytes(m: usize, nbits: u32) -> usize {
-    (m * nbits as usize).div_ceil(8)
-}
-
-/// Code `j` (`nbits` wide) of a packed row.
-#[inline]
-pub(crate) fn read_code(row: &[u8], j: usize, nbits: u32) -> u32 {
-    if nbits == 8 {
-        return row[j] as u32;
-    }
-    let bit = j * nbits as usize;
-    let (byte, shift) = (bit / 8, bit % 8);
-    let mut w = 0u32;
-    for (t, b) in row[byte..].iter().take(3).enumerate() {
-        w |= (*b as u32) << (8 * t);
-    }
-    (w >> shift) & ((1u32 << nbits) - 1)
-}
-
-/// Packs `codes` (`m` per row) into rows of `nbits`-bit fields.
-pub(crate) fn pack_codes(codes: &[u32], m: usize, nbits: u32) -> Vec<u8> {
-    let rb = pq_row_bytes(m, nbits);
-    let rows = codes.len() / m;
-    let mut out = vec![0u8; rows * rb];
-    for (r, c) in codes.chunks_exact(m).enumerate() {
-        let row = &mut out[r * rb..(r + 1) * rb];
-        for (j, &v) in c.iter().enumerate() {
-            let bit = j * nbits as usize;
-            let v = (v as u64) << (bit % 8);
-            for t in 0..4 {
-                let b = bit / 8 + t;
-                if b < rb {
-                    row[b] |= (v >> (8 * t)) as u8;
-                }
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packed_codes_read_back_for_every_width() {
-        for nbits in 4..=16u32 {
-            for m in [1usize, 2, 3, 7, 16] {
-                let codes: Vec<u32> = (0..5 * m)
-                    .map(|i| (i as u32 * 2654435761) & ((1 << nbits) - 1))
-                    .collect();
-                let p = pack_codes(&codes, m, nbits);
-                assert_eq!(p.len(), 5 * pq_row_bytes(m, nbits));
-                let rb = pq_row_bytes(m, nbits);
-                for r in 0..5 {
-                    for j in 0..m {
-                        assert_eq!(
-                            read_code(&p[r * rb..], j, nbits),
-                            codes[r * m + j],
-                            "{nbits} {m}"
-                        );
-                    }
-                }
-            }
-        }
     }
 }

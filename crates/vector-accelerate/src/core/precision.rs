@@ -1,10 +1,10 @@
 //! [`Precision`]: how the CUDA k-NN of the GEMM metrics ranks pairs, and
-//! the arithmetic of the matrix operations ([`linalg`](crate::linalg)).
+//! the arithmetic of the matrix operations ([`linalg`](crate::ops::linalg)).
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
+use crate::core::error::Error;
 
 /// Precision mode of a k-NN over the GEMM metrics (L2, Euclidean, cosine,
 /// inner product) on CUDA (SPEC 2).
@@ -21,7 +21,7 @@ use crate::error::Error;
 /// The CPU backend always computes in fp32 (every mode gives `Exact`
 /// results there).
 ///
-/// In the matrix operations ([`linalg`](crate::linalg)) the modes choose
+/// In the matrix operations ([`linalg`](crate::ops::linalg)) the modes choose
 /// the arithmetic of the product instead: `Exact` is fp32 SGEMM, `Tf32`
 /// TF32 tensor cores on CUDA (fp32 on the CPU), `Bf16` / `F16` round the
 /// operands to 16 bits on both backends and accumulate in fp32.

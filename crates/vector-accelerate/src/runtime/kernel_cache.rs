@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::core::error::{Error, Result};
 
 /// The headers every module is compiled with: common definitions and the
 /// tensor-core building blocks.
 const COMMON: &str = concat!(
-    include_str!("kernels/common.cuh"),
+    include_str!("../cuda/kernels/common.cuh"),
     "\n",
-    include_str!("kernels/mma.cuh")
+    include_str!("../cuda/kernels/mma.cuh")
 );
 
 /// A CUDA C kernel module: a name and its source (without the common header).
@@ -31,39 +31,39 @@ pub struct KernelModule {
 pub const MODULES: &[KernelModule] = &[
     KernelModule {
         name: "distance",
-        source: include_str!("kernels/distance.cu"),
+        source: include_str!("../cuda/kernels/distance.cu"),
     },
     KernelModule {
         name: "select",
-        source: include_str!("kernels/select.cu"),
+        source: include_str!("../cuda/kernels/select.cu"),
     },
     KernelModule {
         name: "knn",
-        source: include_str!("kernels/knn.cu"),
+        source: include_str!("../cuda/kernels/knn.cu"),
     },
     KernelModule {
         name: "quantize",
-        source: include_str!("kernels/quantize.cu"),
+        source: include_str!("../cuda/kernels/quantize.cu"),
     },
     KernelModule {
         name: "cluster",
-        source: include_str!("kernels/cluster.cu"),
+        source: include_str!("../cuda/kernels/cluster.cu"),
     },
     KernelModule {
         name: "vector",
-        source: include_str!("kernels/vector.cu"),
+        source: include_str!("../cuda/kernels/vector.cu"),
     },
     KernelModule {
         name: "stats",
-        source: include_str!("kernels/stats.cu"),
+        source: include_str!("../cuda/kernels/stats.cu"),
     },
     KernelModule {
         name: "gemm",
-        source: include_str!("kernels/gemm.cu"),
+        source: include_str!("../cuda/kernels/gemm.cu"),
     },
     KernelModule {
         name: "histogram",
-        source: include_str!("kernels/histogram.cu"),
+        source: include_str!("../cuda/kernels/histogram.cu"),
     },
 ];
 

@@ -4,23 +4,25 @@ use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::CudaSlice;
 
-use crate::context::{Backend, Context, Device};
-use crate::cuda::device::CudaDevice;
-use crate::cuda::knn_filter::{half_dim, HalfKind};
-use crate::cuda::tensor::{upload_slice, CudaRows};
-use crate::error::{Error, Result};
-use crate::matrix::{BinaryView, Input, MatrixView};
+use crate::core::device::Device;
+use crate::core::error::{Error, Result};
+use crate::core::half::{half_dim, HalfKind};
+use crate::core::matrix::Matrix;
 
-/// Host-side rows (owned).
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{upload_slice, CudaRows};
+
+/// Rows in host memory (owned): the storage of a CPU context.
 #[derive(Debug, Clone)]
-pub(crate) enum HostRows {
+pub(crate) enum HostData {
     F32(Vec<f32>),
     Bits(Vec<u64>),
 }
 
 #[derive(Debug)]
 pub(crate) enum Storage {
-    Host(HostRows),
+    Host(HostData),
     Cuda(Arc<CudaDevice>, CudaRows),
     /// 16-bit rows on a CUDA device, `half_dim(dim)` elements per row
     /// (padding zero): a k-NN base for the GEMM metrics.
@@ -47,42 +49,27 @@ pub struct DeviceMatrix {
 }
 
 impl DeviceMatrix {
-    pub(crate) fn upload(ctx: &Context, input: Input<'_>) -> Result<Self> {
-        let (rows, dim, binary) = (input.rows(), input.dim(), input.is_binary());
-        let has_negative = match input {
-            Input::F32(m) => m.as_slice().iter().any(|v| *v < 0.0),
-            _ => false,
-        };
-        if rows == 0 {
-            return Err(Error::EmptyInput {
-                what: "matrix to upload",
-            });
-        }
-        let storage = match (ctx.backend(), input) {
-            (_, Input::Resident(d)) => {
-                d.check_device(ctx)?;
-                return d.duplicate(ctx);
-            }
-            (Backend::Cpu, Input::F32(m)) => Storage::Host(HostRows::F32(m.as_slice().to_vec())),
-            (Backend::Cpu, Input::Binary(b)) => {
-                Storage::Host(HostRows::Bits(b.as_words().to_vec()))
-            }
-            (Backend::Cuda(dev), Input::F32(m)) => {
-                Storage::Cuda(dev.clone(), CudaRows::upload_f32(dev, m.as_slice())?)
-            }
-            (Backend::Cuda(dev), Input::Binary(b)) => {
-                Storage::Cuda(dev.clone(), CudaRows::upload_bits(dev, b.as_words())?)
-            }
-        };
-        Ok(Self {
+    /// Rows kept in `storage` (`has_negative`: whether any value is
+    /// negative, when known; found on first use otherwise).
+    pub(crate) fn from_storage(
+        storage: Storage,
+        rows: usize,
+        dim: usize,
+        has_negative: Option<bool>,
+    ) -> Self {
+        let binary = matches!(
+            storage,
+            Storage::Host(HostData::Bits(_)) | Storage::Cuda(_, CudaRows::Bits(_))
+        );
+        Self {
             rows,
             dim,
             binary,
-            has_negative: OnceLock::from(has_negative),
+            has_negative: has_negative.map(OnceLock::from).unwrap_or_default(),
             storage,
             norms: OnceLock::new(),
             halves: Default::default(),
-        })
+        }
     }
 
     /// Uploads 16-bit rows (`bits` as `f16` or `bf16` bit patterns): on
@@ -111,13 +98,10 @@ impl DeviceMatrix {
                 what: "matrix to upload",
             });
         }
-        let widen = |b: u16| match kind {
-            HalfKind::Bf16 => f32::from_bits((b as u32) << 16),
-            HalfKind::F16 => half::f16::from_bits(b).to_f32(),
-        };
+        let widen = |b: u16| kind.widen(b);
         let has_negative = bits.iter().any(|&b| widen(b) < 0.0);
         let storage = match ctx.backend() {
-            Backend::Cpu => Storage::Host(HostRows::F32(bits.iter().map(|&b| widen(b)).collect())),
+            Backend::Cpu => Storage::Host(HostData::F32(bits.iter().map(|&b| widen(b)).collect())),
             Backend::Cuda(dev) => {
                 let hd = half_dim(dim);
                 let mut padded = vec![0u16; rows * hd];
@@ -130,29 +114,14 @@ impl DeviceMatrix {
                 Storage::CudaHalf(dev.clone(), kind, s)
             }
         };
-        Ok(Self {
-            rows,
-            dim,
-            binary: false,
-            has_negative: OnceLock::from(has_negative),
-            storage,
-            norms: OnceLock::new(),
-            halves: Default::default(),
-        })
+        Ok(Self::from_storage(storage, rows, dim, Some(has_negative)))
     }
 
     /// Host rows of a CPU context taken over without a copy (results that
     /// the CPU backend leaves "resident").
     pub(crate) fn from_host_f32(data: Vec<f32>, dim: usize) -> Self {
-        Self {
-            rows: data.len() / dim.max(1),
-            dim,
-            binary: false,
-            has_negative: OnceLock::new(),
-            storage: Storage::Host(HostRows::F32(data)),
-            norms: OnceLock::new(),
-            halves: Default::default(),
-        }
+        let rows = data.len() / dim.max(1);
+        Self::from_storage(Storage::Host(HostData::F32(data)), rows, dim, None)
     }
 
     /// Rows made on a CUDA device by a kernel (`has_negative`: whether any
@@ -164,16 +133,8 @@ impl DeviceMatrix {
         dim: usize,
         has_negative: bool,
     ) -> Self {
-        let binary = matches!(rows_data, CudaRows::Bits(_));
-        Self {
-            rows,
-            dim,
-            binary,
-            has_negative: OnceLock::from(has_negative),
-            storage: Storage::Cuda(dev.clone(), rows_data),
-            norms: OnceLock::new(),
-            halves: Default::default(),
-        }
+        let storage = Storage::Cuda(dev.clone(), rows_data);
+        Self::from_storage(storage, rows, dim, Some(has_negative))
     }
 
     /// The `f32` rows of a CUDA matrix.
@@ -184,7 +145,8 @@ impl DeviceMatrix {
         }
     }
 
-    fn duplicate(&self, ctx: &Context) -> Result<Self> {
+    /// A copy of the rows on the same device.
+    pub(crate) fn duplicate(&self) -> Result<Self> {
         let storage = match &self.storage {
             Storage::Host(h) => Storage::Host(h.clone()),
             Storage::Cuda(dev, r) => Storage::Cuda(dev.clone(), r.try_clone(dev)?),
@@ -195,20 +157,16 @@ impl DeviceMatrix {
                     *kind,
                     dev.stream
                         .clone_dtod(s)
-                        .map_err(crate::cuda::cu("cuMemcpyDtoD"))?,
+                        .map_err(crate::core::error::cu("cuMemcpyDtoD"))?,
                 )
             }
         };
-        let _ = ctx;
-        Ok(Self {
-            rows: self.rows,
-            dim: self.dim,
-            binary: self.binary,
-            has_negative: OnceLock::from(self.has_negative()),
+        Ok(Self::from_storage(
             storage,
-            norms: OnceLock::new(),
-            halves: Default::default(),
-        })
+            self.rows,
+            self.dim,
+            Some(self.has_negative()),
+        ))
     }
 
     /// Number of rows.
@@ -228,8 +186,8 @@ impl DeviceMatrix {
     /// copies, not included).
     pub(crate) fn stored_bytes(&self) -> usize {
         match &self.storage {
-            Storage::Host(HostRows::F32(v)) => v.len() * 4,
-            Storage::Host(HostRows::Bits(w)) => w.len() * 8,
+            Storage::Host(HostData::F32(v)) => v.len() * 4,
+            Storage::Host(HostData::Bits(w)) => w.len() * 8,
             Storage::Cuda(_, CudaRows::F32(s)) => s.len() * 4,
             Storage::Cuda(_, CudaRows::Bits(s)) => s.len() * 8,
             Storage::CudaHalf(_, _, s) => s.len() * 2,
@@ -249,7 +207,7 @@ impl DeviceMatrix {
     /// The `f32` rows of a CPU-resident matrix for writing in place.
     pub(crate) fn host_f32_mut(&mut self) -> Option<&mut [f32]> {
         match &mut self.storage {
-            Storage::Host(HostRows::F32(v)) => Some(v),
+            Storage::Host(HostData::F32(v)) => Some(v),
             _ => None,
         }
     }
@@ -275,7 +233,7 @@ impl DeviceMatrix {
     /// Whether any value is negative.
     pub(crate) fn has_negative(&self) -> bool {
         *self.has_negative.get_or_init(|| match &self.storage {
-            Storage::Host(HostRows::F32(v)) => v.iter().any(|x| *x < 0.0),
+            Storage::Host(HostData::F32(v)) => v.iter().any(|x| *x < 0.0),
             _ => true,
         })
     }
@@ -299,28 +257,17 @@ impl DeviceMatrix {
         Ok(())
     }
 
-    /// Host view of the rows of a CPU-resident matrix.
-    pub(crate) fn host_input(&self) -> Option<Input<'_>> {
-        match &self.storage {
-            Storage::Host(HostRows::F32(v)) => Some(Input::F32(MatrixView::new(v, self.dim).ok()?)),
-            Storage::Host(HostRows::Bits(w)) => {
-                Some(Input::Binary(BinaryView::new(w, self.dim).ok()?))
-            }
-            Storage::Cuda(..) | Storage::CudaHalf(..) => None,
-        }
-    }
-
     /// Copies bit-packed rows back to the host as 64-bit words (`None` for
     /// `f32` rows).
     pub fn to_host_bits(&self) -> Result<Option<Vec<u64>>> {
         match &self.storage {
-            Storage::Host(HostRows::Bits(w)) => Ok(Some(w.clone())),
+            Storage::Host(HostData::Bits(w)) => Ok(Some(w.clone())),
             Storage::Cuda(dev, CudaRows::Bits(s)) => {
                 let _g = dev.lock();
                 let w = dev
                     .stream
                     .clone_dtoh(s)
-                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                    .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
                 dev.sync()?;
                 Ok(Some(w))
             }
@@ -328,27 +275,32 @@ impl DeviceMatrix {
         }
     }
 
+    /// The `f32` rows as a host matrix (an error for bit-packed rows).
+    pub(crate) fn to_matrix(&self) -> Result<Matrix> {
+        let v = self
+            .to_host_f32()?
+            .ok_or_else(|| Error::invalid("rows", "bit-packed binary rows", "expected f32 rows"))?;
+        Matrix::new(v, self.dim)
+    }
+
     /// Copies `f32` rows back to the host (`None` for binary rows).
     pub fn to_host_f32(&self) -> Result<Option<Vec<f32>>> {
         match &self.storage {
-            Storage::Host(HostRows::F32(v)) => Ok(Some(v.clone())),
-            Storage::Host(HostRows::Bits(_)) => Ok(None),
+            Storage::Host(HostData::F32(v)) => Ok(Some(v.clone())),
+            Storage::Host(HostData::Bits(_)) => Ok(None),
             Storage::Cuda(dev, r) => r.download_f32(dev),
             Storage::CudaHalf(dev, kind, s) => {
                 let _g = dev.lock();
                 let bits = dev
                     .stream
                     .clone_dtoh(s)
-                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                    .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
                 dev.sync()?;
                 let hd = half_dim(self.dim);
                 Ok(Some(
                     bits.chunks_exact(hd)
                         .flat_map(|r| r[..self.dim].iter())
-                        .map(|&b| match kind {
-                            HalfKind::Bf16 => f32::from_bits((b as u32) << 16),
-                            HalfKind::F16 => half::f16::from_bits(b).to_f32(),
-                        })
+                        .map(|&b| kind.widen(b))
                         .collect(),
                 ))
             }
@@ -416,7 +368,7 @@ impl DeviceIds {
                 let mut v = dev
                     .stream
                     .clone_dtoh(s)
-                    .map_err(crate::cuda::cu("download (cuMemcpyDtoH)"))?;
+                    .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
                 dev.sync()?;
                 v.truncate(self.len);
                 Ok(v)

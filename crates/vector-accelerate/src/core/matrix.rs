@@ -1,8 +1,7 @@
 //! Host matrices (dense `f32` and bit-packed binary), their views, and the
-//! [`Input`] type every operation accepts.
+//! row views.
 
-use crate::error::{Error, Result};
-use crate::tensor::DeviceMatrix;
+use crate::core::error::{Error, Result};
 
 /// A borrowed, validated row-major `f32` matrix `[rows x dim]`.
 ///
@@ -285,71 +284,5 @@ impl BinaryMatrix {
     pub fn row(&self, i: usize) -> &[u64] {
         let w = words_for_bits(self.bits);
         &self.words[i * w..(i + 1) * w]
-    }
-}
-
-/// Any input an operation accepts: host data (copied to the device for the
-/// call when the context is CUDA) or a [`DeviceMatrix`] already resident on
-/// the context's device (used in place).
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    /// Dense `f32` rows on the host.
-    F32(MatrixView<'a>),
-    /// Bit-packed binary rows on the host.
-    Binary(BinaryView<'a>),
-    /// Rows resident on a device (or a host copy for a CPU context).
-    Resident(&'a DeviceMatrix),
-}
-
-impl Input<'_> {
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        match self {
-            Input::F32(m) => m.rows(),
-            Input::Binary(b) => b.rows(),
-            Input::Resident(d) => d.rows(),
-        }
-    }
-    /// Whether the rows are bit-packed binary.
-    pub fn is_binary(&self) -> bool {
-        match self {
-            Input::F32(_) => false,
-            Input::Binary(_) => true,
-            Input::Resident(d) => d.is_binary(),
-        }
-    }
-    /// Dimension (elements for `f32`, bits for binary).
-    pub fn dim(&self) -> usize {
-        match self {
-            Input::F32(m) => m.dim(),
-            Input::Binary(b) => b.bits(),
-            Input::Resident(d) => d.dim(),
-        }
-    }
-}
-
-impl<'a> From<MatrixView<'a>> for Input<'a> {
-    fn from(m: MatrixView<'a>) -> Self {
-        Input::F32(m)
-    }
-}
-impl<'a> From<&'a Matrix> for Input<'a> {
-    fn from(m: &'a Matrix) -> Self {
-        Input::F32(m.view())
-    }
-}
-impl<'a> From<BinaryView<'a>> for Input<'a> {
-    fn from(m: BinaryView<'a>) -> Self {
-        Input::Binary(m)
-    }
-}
-impl<'a> From<&'a BinaryMatrix> for Input<'a> {
-    fn from(m: &'a BinaryMatrix) -> Self {
-        Input::Binary(m.view())
-    }
-}
-impl<'a> From<&'a DeviceMatrix> for Input<'a> {
-    fn from(m: &'a DeviceMatrix) -> Self {
-        Input::Resident(m)
     }
 }

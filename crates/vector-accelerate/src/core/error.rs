@@ -152,9 +152,9 @@ pub enum Error {
         /// The tensor's name.
         name: String,
         /// The dtype required.
-        expected: crate::ops::ml::DType,
+        expected: crate::core::dtype::DType,
         /// The tensor's dtype.
-        found: crate::ops::ml::DType,
+        found: crate::core::dtype::DType,
     },
     /// The values given for a tensor are not as many as its shape holds.
     #[error("tensor '{name}' of shape {shape:?} and dtype {dtype} needs {expected_bytes} bytes, got {got_bytes}")]
@@ -164,7 +164,7 @@ pub enum Error {
         /// Its shape.
         shape: Vec<usize>,
         /// Its dtype.
-        dtype: crate::ops::ml::DType,
+        dtype: crate::core::dtype::DType,
         /// Bytes the shape and dtype need.
         expected_bytes: usize,
         /// Bytes given.
@@ -193,5 +193,13 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Maps a backend error into the crate's error, naming the operation.
+pub(crate) fn cu<E: std::fmt::Display>(op: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::Cuda {
+        op,
+        message: e.to_string(),
     }
 }

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
-use crate::ops::select::Order;
+use crate::core::error::{Error, Result};
+use crate::core::neighbors::Order;
 
 /// A distance (or similarity) between two vectors. See the README's metric
 /// table for the exact formulas.
@@ -284,4 +284,13 @@ impl From<&Distance> for Distance {
     fn from(d: &Distance) -> Self {
         d.clone()
     }
+}
+
+/// A validated metric with its options, ready to compute.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub metric: Metric,
+    pub weights: Option<Vec<f32>>,
+    pub threshold: f32,
+    pub normalized: bool,
 }

@@ -11,10 +11,9 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use super::cu;
-use super::module_cache::{nvrtc_available, nvrtc_version, ModuleCache, MODULES};
-use crate::context::{Device, DeviceInfo};
-use crate::error::{Error, Result};
+use crate::core::device::{Device, DeviceInfo};
+use crate::core::error::{cu, Error, Result};
+use crate::runtime::kernel_cache::{nvrtc_available, nvrtc_version, ModuleCache, MODULES};
 
 /// An open CUDA device: context, one stream, a cuBLAS handle and the loaded
 /// kernel modules. Shared by every [`Context`](crate::Context) on the device.
@@ -293,7 +292,7 @@ impl CudaDevice {
                 available: self.free_memory().unwrap_or(0),
             }
         })?;
-        if crate::POISON.load(std::sync::atomic::Ordering::Relaxed) {
+        if POISON.load(std::sync::atomic::Ordering::Relaxed) {
             use cudarc::driver::DevicePtrMut;
             let bytes = s.num_bytes();
             let (ptr, _g) = s.device_ptr_mut(&self.stream);
@@ -396,3 +395,7 @@ impl CudaDevice {
         self.stream.synchronize().map_err(cu("cuStreamSynchronize"))
     }
 }
+
+/// When set, every device output buffer is filled with 0xFF bytes (NaN /
+/// `u64::MAX`) before kernels write it, so a test sees any unwritten element.
+pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -1,0 +1,182 @@
+//! [`Input`]: what every operation accepts, host rows or rows resident on a
+//! device.
+
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{BinaryMatrix, BinaryView, Matrix, MatrixView};
+use crate::runtime::context::{Backend, Context};
+use crate::runtime::cuda_rows::CudaRows;
+use crate::runtime::tensor::{DeviceMatrix, HostData, Storage};
+
+/// Any input an operation accepts: host data (copied to the device for the
+/// call when the context is CUDA) or a [`DeviceMatrix`] already resident on
+/// the context's device (used in place).
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// Dense `f32` rows on the host.
+    F32(MatrixView<'a>),
+    /// Bit-packed binary rows on the host.
+    Binary(BinaryView<'a>),
+    /// Rows resident on a device (or a host copy for a CPU context).
+    Resident(&'a DeviceMatrix),
+}
+
+impl Input<'_> {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Input::F32(m) => m.rows(),
+            Input::Binary(b) => b.rows(),
+            Input::Resident(d) => d.rows(),
+        }
+    }
+    /// Whether the rows are bit-packed binary.
+    pub fn is_binary(&self) -> bool {
+        match self {
+            Input::F32(_) => false,
+            Input::Binary(_) => true,
+            Input::Resident(d) => d.is_binary(),
+        }
+    }
+    /// Dimension (elements for `f32`, bits for binary).
+    pub fn dim(&self) -> usize {
+        match self {
+            Input::F32(m) => m.dim(),
+            Input::Binary(b) => b.bits(),
+            Input::Resident(d) => d.dim(),
+        }
+    }
+}
+
+impl<'a> From<MatrixView<'a>> for Input<'a> {
+    fn from(m: MatrixView<'a>) -> Self {
+        Input::F32(m)
+    }
+}
+impl<'a> From<&'a Matrix> for Input<'a> {
+    fn from(m: &'a Matrix) -> Self {
+        Input::F32(m.view())
+    }
+}
+impl<'a> From<BinaryView<'a>> for Input<'a> {
+    fn from(m: BinaryView<'a>) -> Self {
+        Input::Binary(m)
+    }
+}
+impl<'a> From<&'a BinaryMatrix> for Input<'a> {
+    fn from(m: &'a BinaryMatrix) -> Self {
+        Input::Binary(m.view())
+    }
+}
+impl<'a> From<&'a DeviceMatrix> for Input<'a> {
+    fn from(m: &'a DeviceMatrix) -> Self {
+        Input::Resident(m)
+    }
+}
+
+/// A resolved right operand: a scalar, or an array with the strides that
+/// broadcast it (0 along a size-1 axis).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Broadcast<'a> {
+    Scalar(f32),
+    Array {
+        b: Input<'a>,
+        row_stride: usize,
+        col_stride: usize,
+    },
+}
+
+// Uploads are methods of the context; they live here, beside the input they
+// take, so that neither the context nor the device rows depend on inputs.
+impl Context {
+    /// Copies rows to this context's device once, so that many calls can use
+    /// them without copying again (on a CPU context, a host copy).
+    ///
+    /// ```
+    /// use vector_accelerate::{knn, Context, Matrix, Metric};
+    /// let ctx = Context::cpu();
+    /// let base = Matrix::new(vec![0.0, 0.0, 1.0, 1.0, 5.0, 5.0], 2).unwrap();
+    /// let resident = ctx.upload(&base).unwrap();
+    /// let q = Matrix::new(vec![0.9, 1.2], 2).unwrap();
+    /// let r = knn(&ctx, &q, &resident, 1, Metric::L2).unwrap();
+    /// assert_eq!(r.row_ids(0), &[1]);
+    /// ```
+    pub fn upload<'a>(&self, data: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
+        DeviceMatrix::upload(self, data.into())
+    }
+
+    /// Uploads `f16` rows (`dim` values each) and keeps them in 16 bits on
+    /// a CUDA device (half the memory and the bytes a k-NN reads; on the CPU
+    /// they are widened to `f32`). On CUDA such a matrix is a k-NN base for
+    /// L2, Euclidean, cosine and inner product: pairs are ranked with f16
+    /// tensor cores and re-scored in fp32 from the stored values, so
+    /// distances are the exact fp32 ones of the widened rows. It is also a
+    /// GEMM operand of the [`linalg`](crate::ops::linalg) family (used without
+    /// conversion under `Precision::F16`, widened otherwise); other
+    /// operations refuse a 16-bit matrix on CUDA with an error.
+    ///
+    /// ```
+    /// use vector_accelerate::{half::f16, knn, Context, Matrix, Metric};
+    /// let ctx = Context::new().unwrap();
+    /// let rows: Vec<f16> = [0.0f32, 0.0, 1.0, 0.0, 0.0, 3.0].iter().map(|&v| f16::from_f32(v)).collect();
+    /// let base = ctx.upload_f16(&rows, 2).unwrap();
+    /// let q = Matrix::new(vec![0.9, 0.1], 2).unwrap();
+    /// assert_eq!(knn(&ctx, &q, &base, 2, Metric::L2).unwrap().row_ids(0), &[1, 0]);
+    /// ```
+    pub fn upload_f16(&self, data: &[half::f16], dim: usize) -> Result<DeviceMatrix> {
+        let bits: &[u16] = bytemuck::cast_slice(data);
+        DeviceMatrix::upload_half(self, bits, dim, crate::core::half::HalfKind::F16)
+    }
+
+    /// [`upload_f16`](Self::upload_f16) for `bf16` rows (ranked with bf16
+    /// tensor cores).
+    pub fn upload_bf16(&self, data: &[half::bf16], dim: usize) -> Result<DeviceMatrix> {
+        let bits: &[u16] = bytemuck::cast_slice(data);
+        DeviceMatrix::upload_half(self, bits, dim, crate::core::half::HalfKind::Bf16)
+    }
+}
+
+impl DeviceMatrix {
+    /// Copies an input to `ctx`'s device (a duplicate for resident rows).
+    pub(crate) fn upload(ctx: &Context, input: Input<'_>) -> Result<Self> {
+        let (rows, dim) = (input.rows(), input.dim());
+        let has_negative = match input {
+            Input::F32(m) => m.as_slice().iter().any(|v| *v < 0.0),
+            _ => false,
+        };
+        if rows == 0 {
+            return Err(Error::EmptyInput {
+                what: "matrix to upload",
+            });
+        }
+        let storage = match (ctx.backend(), input) {
+            (_, Input::Resident(d)) => {
+                d.check_device(ctx)?;
+                return d.duplicate();
+            }
+            (Backend::Cpu, Input::F32(m)) => Storage::Host(HostData::F32(m.as_slice().to_vec())),
+            (Backend::Cpu, Input::Binary(b)) => {
+                Storage::Host(HostData::Bits(b.as_words().to_vec()))
+            }
+            (Backend::Cuda(dev), Input::F32(m)) => {
+                Storage::Cuda(dev.clone(), CudaRows::upload_f32(dev, m.as_slice())?)
+            }
+            (Backend::Cuda(dev), Input::Binary(b)) => {
+                Storage::Cuda(dev.clone(), CudaRows::upload_bits(dev, b.as_words())?)
+            }
+        };
+        Ok(Self::from_storage(storage, rows, dim, Some(has_negative)))
+    }
+
+    /// Host view of the rows of a CPU-resident matrix.
+    pub(crate) fn host_input(&self) -> Option<Input<'_>> {
+        match &self.storage {
+            Storage::Host(HostData::F32(v)) => {
+                Some(Input::F32(MatrixView::new(v, self.dim()).ok()?))
+            }
+            Storage::Host(HostData::Bits(w)) => {
+                Some(Input::Binary(BinaryView::new(w, self.dim()).ok()?))
+            }
+            Storage::Cuda(..) | Storage::CudaHalf(..) => None,
+        }
+    }
+}
