@@ -86,7 +86,7 @@ pub fn debug_assign_hinted(
     hint: &[u32],
     spherical: bool,
 ) -> Result<cluster::Assignment> {
-    let runtime::context::Backend::Cuda(dev) = ctx.backend() else {
+    let runtime::context::Engine::Cuda(dev) = ctx.engine() else {
         return Err(Error::invalid("context", "cpu", "a CUDA context"));
     };
     let (ids, distances) =

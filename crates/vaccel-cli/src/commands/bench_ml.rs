@@ -169,9 +169,9 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
         let check = sig6(mean(scales));
         writeln!(out, "| nq encode 768 -> 128 (int8 + scale) | {p} | {n} x 768 | {ms:.3} | {:.1} M vectors/s | {check} |", rate / 1e6)?;
         let codes = nqz.encode(&ctx, &x)?;
-        let ms = time(&mut || Ok(nqz.decode_resident(&ctx, &codes).map(drop)?))?;
+        let ms = time(&mut || Ok(nqz.decode(&ctx, &codes).map(drop)?))?;
         let rate = n as f64 / (ms / 1e3);
-        let check = sig6(mean(nqz.decode(&ctx, &check_codes)?.as_slice()));
+        let check = sig6(mean(nqz.decode(&ctx, &check_codes)?.to_host()?.as_slice()));
         writeln!(
             out,
             "| nq decode 128 -> 768 | {p} | {n} x 128 | {ms:.3} | {:.1} M vectors/s | {check} |",
@@ -223,9 +223,11 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
                 heads,
             )?
             .with_precision(p);
-            let ms = time(&mut || Ok(att.scores_resident(&ctx, &q, &keys).map(drop)?))?;
+            let ms = time(&mut || Ok(att.scores(&ctx, &q, &keys).map(drop)?))?;
             let rate = (nq * nk) as f64 / (ms / 1e3);
-            let check = sig6(mean(att.scores(&ctx, &q_check, &k_check)?.as_slice()));
+            let check = sig6(mean(
+                att.scores(&ctx, &q_check, &k_check)?.to_host()?.as_slice(),
+            ));
             writeln!(
                 out,
                 "| attention {heads} x {HEAD_DIM} (projections + scores) | {p} | {nq} x {nk} | {ms:.3} | {rate:.3e} pairs/s | {check} |"
@@ -306,10 +308,7 @@ fn xavier_weights(seed: u64) -> Result<WeightStore> {
 
 /// Puts the weight of `lin` into `store` as the f32 tensor `name`.
 fn put_weight(store: &mut WeightStore, name: &str, lin: &Linear) -> Result<()> {
-    let w = lin
-        .weight()
-        .to_host_f32()?
-        .context("a Xavier weight is f32 rows")?;
+    let w = lin.weight().to_host()?.into_vec();
     store.insert_f32(name, &[lin.d_out(), lin.d_in()], w)?;
     Ok(())
 }

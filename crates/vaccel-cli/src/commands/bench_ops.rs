@@ -11,11 +11,10 @@ use anyhow::{ensure, Result};
 use clap::Args;
 use vector_accelerate::diagnostics::measure_ceilings;
 use vector_accelerate::histogram::{histogram, BinSpec, HistogramOptions};
-use vector_accelerate::linalg::{gemm_fused_resident, gemm_resident, Activation, GemmOptions};
+use vector_accelerate::linalg::{gemm, gemm_fused, Activation, GemmOptions};
 use vector_accelerate::vector::{
-    self, arg_reduce_resident, binary_resident, logsumexp, logsumexp_resident, map_resident,
-    normalize_resident, reduce_resident, softmax_resident, ArgReduction, Axis, Binary, Operand,
-    Reduction, Unary,
+    arg_reduce, binary_then, logsumexp, map, normalize_in_place, reduce, softmax, ArgReduction,
+    Axis, Binary, Operand, Reduction, Unary,
 };
 use vector_accelerate::{half, Context, DeviceMatrix, Matrix, Precision};
 
@@ -94,7 +93,7 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         Ok(())
     };
     let r = a.repeats;
-    let ms = time_synced_ms(&ctx, r, || Ok(normalize_resident(&ctx, &mut z).map(drop)?))?;
+    let ms = time_synced_ms(&ctx, r, || Ok(normalize_in_place(&ctx, &mut z).map(drop)?))?;
     report("normalise rows in place (norms returned)", ms, 2.0 * size)?;
     let maps: [(&str, &[Unary]); 10] = [
         ("x + 1.5", &[Unary::Add(1.5)]),
@@ -115,22 +114,19 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         ),
     ];
     for (name, chain) in maps {
-        let ms = time_synced_ms(&ctx, r, || Ok(map_resident(&ctx, &x, chain).map(drop)?))?;
+        let ms = time_synced_ms(&ctx, r, || Ok(map(&ctx, &x, chain).map(drop)?))?;
         report(name, ms, 2.0 * size)?;
     }
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(binary_resident(&ctx, &x, Binary::Mul, &y, &[]).map(drop)?)
+        Ok(binary_then(&ctx, &x, Binary::Mul, &y, &[]).map(drop)?)
     })?;
     report("x * y", ms, 3.0 * size)?;
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(binary_resident(&ctx, &x, Binary::Add, Operand::row(row.as_slice()), &[]).map(drop)?)
+        Ok(binary_then(&ctx, &x, Binary::Add, Operand::row(row.as_slice()), &[]).map(drop)?)
     })?;
     report("x + row vector", ms, 2.0 * size)?;
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(
-            binary_resident(&ctx, &x, Binary::Mul, 1.5, &[Unary::Add(0.5), Unary::Relu])
-                .map(drop)?,
-        )
+        Ok(binary_then(&ctx, &x, Binary::Mul, 1.5, &[Unary::Add(0.5), Unary::Relu]).map(drop)?)
     })?;
     report("relu(x * 1.5 + 0.5) fused", ms, 2.0 * size)?;
     // Reductions leave their results on the device (as PyTorch's do); the
@@ -141,34 +137,35 @@ pub fn run(a: BenchOpsArgs) -> Result<()> {
         ("sum per column", Axis::PerColumn),
     ] {
         let ms = time_synced_ms(&ctx, r, || {
-            Ok(reduce_resident(&ctx, &x, Reduction::Sum, axis).map(drop)?)
+            Ok(reduce(&ctx, &x, Reduction::Sum, axis).map(drop)?)
         })?;
         report(name, ms, size)?;
     }
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(vector::reduce(&ctx, &x, Reduction::Sum, Axis::PerRow).map(drop)?)
+        Ok(reduce(&ctx, &x, Reduction::Sum, Axis::PerRow)?
+            .to_host()
+            .map(drop)?)
     })?;
     report("sum per row, results downloaded", ms, size)?;
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(
-            reduce_resident(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn)
-                .map(drop)?,
-        )
+        Ok(reduce(&ctx, &x, Reduction::Variance { ddof: 0 }, Axis::PerColumn).map(drop)?)
     })?;
     report("variance per column (with the mean, one pass)", ms, size)?;
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(arg_reduce_resident(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+        Ok(arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
     })?;
     report("argmax per row", ms, size)?;
     let ms = time_synced_ms(&ctx, r, || {
-        Ok(vector::arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow).map(drop)?)
+        Ok(arg_reduce(&ctx, &x, ArgReduction::ArgMax, Axis::PerRow)?
+            .to_host()
+            .map(drop)?)
     })?;
     report("argmax per row, indices downloaded", ms, size)?;
-    let ms = time_synced_ms(&ctx, r, || Ok(softmax_resident(&ctx, &x).map(drop)?))?;
+    let ms = time_synced_ms(&ctx, r, || Ok(softmax(&ctx, &x).map(drop)?))?;
     report("softmax per row", ms, 2.0 * size)?;
-    let ms = time_synced_ms(&ctx, r, || Ok(logsumexp_resident(&ctx, &x).map(drop)?))?;
-    report("log-sum-exp per row", ms, size)?;
     let ms = time_synced_ms(&ctx, r, || Ok(logsumexp(&ctx, &x).map(drop)?))?;
+    report("log-sum-exp per row", ms, size)?;
+    let ms = time_synced_ms(&ctx, r, || Ok(logsumexp(&ctx, &x)?.to_host().map(drop)?))?;
     report("log-sum-exp per row, results downloaded", ms, size)?;
     // Histograms read the data once (a range from the data: twice).
     let opts = HistogramOptions::default();
@@ -268,12 +265,9 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
             Ok(())
         };
         for (name, precision) in precisions {
-            let o = GemmOptions {
-                precision,
-                ..Default::default()
-            };
+            let o = GemmOptions::default().with_precision(precision);
             let ms = time_synced_ms(ctx, a.repeats, || {
-                Ok(gemm_resident(ctx, &ad, &bd, None, &o).map(drop)?)
+                Ok(gemm(ctx, &ad, &bd, None, &o).map(drop)?)
             })?;
             row(out, &format!("gemm {name}"), ms)?;
             if matches!(precision, Precision::Bf16 | Precision::F16) {
@@ -285,18 +279,16 @@ fn gemm_cases(ctx: &Context, a: &BenchOpsArgs, out: &mut impl Write) -> Result<(
                     upload_16(ctx, &g(k, n, QUERY_STREAM)?, precision)?,
                 );
                 let ms = time_synced_ms(ctx, a.repeats, || {
-                    Ok(gemm_resident(ctx, &h_a, &h_b, None, &o).map(drop)?)
+                    Ok(gemm(ctx, &h_a, &h_b, None, &o).map(drop)?)
                 })?;
                 row(out, &format!("gemm {name}, {name} uploads"), ms)?;
             }
             if precision == Precision::Exact {
                 // The fused form right below the plain GEMM of the same shape.
                 let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 * 0.1).collect();
+                let relu = o.with_activation(Activation::Relu);
                 let ms = time_synced_ms(ctx, a.repeats, || {
-                    Ok(
-                        gemm_fused_resident(ctx, &ad, &bd, Some(&bias), Activation::Relu, 1, &o)
-                            .map(drop)?,
-                    )
+                    Ok(gemm_fused(ctx, &ad, &bd, Some(&bias), &relu).map(drop)?)
                 })?;
                 row(out, "relu(A B + bias) fp32 exact (fused)", ms)?;
             }

@@ -288,7 +288,7 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         })?;
         let pq = pq.expect("trained");
         let back = pq.decode(&ctx, &pq.encode(&ctx, &train)?)?;
-        let host = train.to_host_f32()?.expect("f32 rows");
+        let host = train.to_host()?.into_vec();
         let mse = host
             .iter()
             .zip(back.as_slice())

@@ -252,7 +252,7 @@ fn decode(a: DecodeArgs) -> Result<()> {
     let codes = read_codes(&ctx, &nq, &a.codes)?;
     let mut out = PendingFile::create(&a.out)?;
     let started = Instant::now();
-    let back = nq.decode(&ctx, &codes)?;
+    let back = nq.decode(&ctx, &codes)?.into_host()?;
     let seconds = started.elapsed().as_secs_f64();
     out.write(|w| npy::write_f32(w, back.rows(), back.dim(), back.as_slice()))?;
     commit(vec![out])?;

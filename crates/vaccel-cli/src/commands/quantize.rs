@@ -508,7 +508,7 @@ fn code_file_bytes(codes: &Codes) -> Result<Vec<u8>> {
             .context("product codes are not on the host")?
             .to_vec(),
         Codes::Binary(m) => {
-            let words = m.to_host_bits()?.context("binary codes hold no bits")?;
+            let words = m.to_host_binary()?.view().as_words().to_vec();
             let bpr = m.dim().div_ceil(8);
             let wpr = words.len() / m.rows().max(1);
             let mut out = Vec::with_capacity(m.rows() * bpr);

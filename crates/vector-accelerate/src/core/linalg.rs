@@ -4,8 +4,11 @@
 use crate::core::precision::Precision;
 use crate::core::vector::Unary;
 
-/// Options of [`gemm()`](crate::linalg::gemm), [`gemv`](crate::linalg::gemv), [`gemm_batched`](crate::linalg::gemm_batched) and [`gemm_fused`](crate::linalg::gemm_fused).
+/// Options of [`gemm()`](crate::linalg::gemm), [`gemm_fused`](crate::linalg::gemm_fused)
+/// and [`gemv`](crate::linalg::gemv), made with [`Default`] and the `with_*`
+/// setters.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct GemmOptions {
     /// Use `A^T` in place of `A` (default `false`).
     pub trans_a: bool,
@@ -17,8 +20,14 @@ pub struct GemmOptions {
     /// [`gemm_fused`](crate::linalg::gemm_fused), which has no `C` term.
     pub beta: f32,
     /// Arithmetic of the product (default [`Precision::Exact`]; see the
-    /// module documentation).
+    /// [`linalg`](crate::linalg) documentation).
     pub precision: Precision,
+    /// Products stacked by rows in `A`, `B` (and `C`), computed in one call
+    /// (default 1; see [`gemm()`](crate::linalg::gemm)).
+    pub batch: usize,
+    /// Applied to every element of the result, after any bias (default
+    /// [`Activation::None`]).
+    pub activation: Activation,
 }
 
 impl Default for GemmOptions {
@@ -29,11 +38,52 @@ impl Default for GemmOptions {
             alpha: 1.0,
             beta: 0.0,
             precision: Precision::Exact,
+            batch: 1,
+            activation: Activation::None,
         }
     }
 }
 
-/// The activation of [`gemm_fused`](crate::linalg::gemm_fused), applied after the bias.
+impl GemmOptions {
+    /// Uses `A^T` in place of `A`.
+    pub fn with_trans_a(mut self, on: bool) -> Self {
+        self.trans_a = on;
+        self
+    }
+    /// Uses `B^T` in place of `B`.
+    pub fn with_trans_b(mut self, on: bool) -> Self {
+        self.trans_b = on;
+        self
+    }
+    /// Sets the scale of the product.
+    pub fn with_alpha(mut self, alpha: f32) -> Self {
+        self.alpha = alpha;
+        self
+    }
+    /// Sets the scale of `C`.
+    pub fn with_beta(mut self, beta: f32) -> Self {
+        self.beta = beta;
+        self
+    }
+    /// Sets the arithmetic of the product.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+    /// Sets the number of stacked products.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+    /// Sets the activation applied to the result.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+}
+
+/// The activation of a GEMM's result ([`GemmOptions::activation`]),
+/// applied after the bias of [`gemm_fused`](crate::linalg::gemm_fused).
 ///
 /// `Tanh`, `Sigmoid` and `Gelu` are the element-wise functions of the vector
 /// family ([`Unary::Tanh`], [`Unary::Sigmoid`], [`Unary::Gelu`], the exact

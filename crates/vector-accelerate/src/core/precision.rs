@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::core::error::Error;
 
 /// Precision mode of a k-NN over the GEMM metrics (L2, Euclidean, cosine,
-/// inner product) on CUDA (SPEC 2).
+/// inner product) on CUDA.
 ///
 /// Every mode returns fp32 distances: pairs are ranked on tensor cores and
 /// the shortlist is re-scored in fp32 from the `f32` rows. `Exact` keeps

@@ -3,10 +3,15 @@
 
 use rayon::prelude::*;
 
+use crate::core::error::Result;
 use crate::core::linalg::Plan;
 use crate::core::matrix::MatrixView;
 use crate::core::precision::Precision;
 use crate::core::vector::Unary;
+use crate::cpu::{host_f32, host_f32_mut};
+use crate::runtime::backend::{Cpu, GemmJob, LinalgBackend};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// Rounds to nearest (even) in the 16-bit format of `p` and widens back.
 fn round16(v: &[f32], p: Precision) -> Vec<f32> {
@@ -142,5 +147,36 @@ pub(crate) fn transpose_square_in_place(a: &mut [f32], n: usize) {
         for j in i + 1..n {
             a.swap(i * n + j, j * n + i);
         }
+    }
+}
+
+impl LinalgBackend for Cpu {
+    fn gemm(&self, job: GemmJob<'_>) -> Result<DeviceMatrix> {
+        let p = job.plan;
+        let c = match job.c {
+            Some(c) if p.beta != 0.0 => Some(host_f32(c)?.as_slice()),
+            _ => None,
+        };
+        let mut out = gemm(
+            host_f32(job.a)?.as_slice(),
+            host_f32(job.b)?.as_slice(),
+            c,
+            p,
+        );
+        if let Some(e) = job.epilogue {
+            epilogue(&mut out, p.n, e.bias, e.act.chain());
+        }
+        Ok(DeviceMatrix::from_host_f32(out, p.n))
+    }
+
+    fn transpose(&self, a: &Input<'_>) -> Result<DeviceMatrix> {
+        let m = host_f32(a)?;
+        Ok(DeviceMatrix::from_host_f32(transpose(m), m.rows()))
+    }
+
+    fn transpose_in_place(&self, a: &mut DeviceMatrix) -> Result<()> {
+        let n = a.dim();
+        transpose_square_in_place(host_f32_mut(a)?, n);
+        Ok(())
     }
 }

@@ -6,9 +6,13 @@
 
 use rayon::prelude::*;
 
+use crate::core::error::Result;
 use crate::core::matrix::MatrixView;
 use crate::core::vector::{Axis, Binary, Kind, Unary};
-use crate::cpu::vmath;
+use crate::cpu::{host_f32, host_f32_mut, vmath};
+use crate::runtime::backend::{Cpu, ReducePlan, VectorBackend};
+use crate::runtime::input::{Broadcast, Input};
+use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
 
 /// Elements per parallel task of the flat loops (a fixed split: results do
 /// not depend on the number of threads).
@@ -768,4 +772,122 @@ pub(crate) fn logsumexp(x: MatrixView<'_>) -> Vec<f32> {
             }
         });
     out
+}
+
+/// Runs `f` with the host form of a broadcast operand.
+fn with_rhs(bc: &Broadcast<'_>, f: impl FnOnce(Rhs<'_>)) -> Result<()> {
+    match bc {
+        Broadcast::Scalar(s) => f(Rhs::Scalar(*s)),
+        Broadcast::Array {
+            b,
+            row_stride,
+            col_stride,
+        } => f(Rhs::Array {
+            b: host_f32(b)?.as_slice(),
+            row_stride: *row_stride,
+            col_stride: *col_stride,
+        }),
+    }
+    Ok(())
+}
+
+/// Columns of a reduction's result (NumPy's `keepdims=True` shape: `[1 x 1]`,
+/// `[rows x 1]` or `[1 x dim]`).
+fn result_dim(x: &MatrixView<'_>, axis: Axis) -> usize {
+    match axis {
+        Axis::PerColumn => x.dim(),
+        Axis::All | Axis::PerRow => 1,
+    }
+}
+
+impl VectorBackend for Cpu {
+    fn map(&self, x: &Input<'_>, chain: &[Unary]) -> Result<DeviceMatrix> {
+        let m = host_f32(x)?;
+        Ok(DeviceMatrix::from_host_f32(
+            map(m.as_slice(), chain),
+            m.dim(),
+        ))
+    }
+
+    fn map_in_place(&self, x: &mut DeviceMatrix, chain: &[Unary]) -> Result<()> {
+        map_in_place(host_f32_mut(x)?, chain);
+        Ok(())
+    }
+
+    fn binary(
+        &self,
+        a: &Input<'_>,
+        b: &Broadcast<'_>,
+        op: Binary,
+        then: &[Unary],
+    ) -> Result<DeviceMatrix> {
+        let av = host_f32(a)?;
+        let mut out = output_buffer(av.as_slice().len());
+        with_rhs(b, |rhs| {
+            binary(Some(av.as_slice()), &mut out, av.dim(), op, rhs, then)
+        })?;
+        Ok(DeviceMatrix::from_host_f32(out, av.dim()))
+    }
+
+    fn binary_in_place(
+        &self,
+        a: &mut DeviceMatrix,
+        b: &Broadcast<'_>,
+        op: Binary,
+        then: &[Unary],
+    ) -> Result<()> {
+        let dim = a.dim();
+        let data = host_f32_mut(a)?;
+        with_rhs(b, |rhs| binary(None, data, dim, op, rhs, then))
+    }
+
+    fn normalize(&self, x: &Input<'_>) -> Result<(DeviceMatrix, DeviceMatrix)> {
+        let m = host_f32(x)?;
+        let mut data = m.as_slice().to_vec();
+        let norms = normalize_in_place(&mut data, m.dim());
+        Ok((
+            DeviceMatrix::from_host_f32(data, m.dim()),
+            DeviceMatrix::from_host_f32(norms, 1),
+        ))
+    }
+
+    fn normalize_in_place(&self, x: &mut DeviceMatrix) -> Result<DeviceMatrix> {
+        let dim = x.dim();
+        let norms = normalize_in_place(host_f32_mut(x)?, dim);
+        Ok(DeviceMatrix::from_host_f32(norms, 1))
+    }
+
+    fn reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceMatrix> {
+        let m = host_f32(x)?;
+        let (accs, n) = reduce(m, plan.kind, plan.axis);
+        let values = accs
+            .iter()
+            .map(|a| finish(a, n, plan.finish, plan.ddof))
+            .collect();
+        Ok(DeviceMatrix::from_host_f32(
+            values,
+            result_dim(&m, plan.axis),
+        ))
+    }
+
+    fn arg_reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceIds> {
+        let accs = reduce(host_f32(x)?, plan.kind, plan.axis).0;
+        Ok(DeviceIds::from_host(accs.iter().map(|a| a.idx).collect()))
+    }
+
+    fn softmax(&self, x: &Input<'_>, softmax: bool) -> Result<DeviceMatrix> {
+        let m = host_f32(x)?;
+        if !softmax {
+            return Ok(DeviceMatrix::from_host_f32(logsumexp(m), 1));
+        }
+        let mut data = m.as_slice().to_vec();
+        softmax_in_place(&mut data, m.dim());
+        Ok(DeviceMatrix::from_host_f32(data, m.dim()))
+    }
+
+    fn softmax_in_place(&self, x: &mut DeviceMatrix) -> Result<()> {
+        let dim = x.dim();
+        softmax_in_place(host_f32_mut(x)?, dim);
+        Ok(())
+    }
 }

@@ -15,7 +15,9 @@ use cudarc::cublas::sys as cb;
 use cudarc::cublas::sys::cublasOperation_t;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, PushKernelArg, SyncOnDrop};
+use cudarc::driver::{
+    CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg, SyncOnDrop,
+};
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::half::{half_dim, HalfKind};
@@ -23,9 +25,11 @@ use crate::core::linalg::{Epilogue, Plan};
 use crate::core::precision::Precision;
 use crate::cuda::distance::{resident_half, whole, DevInput};
 use crate::cuda::knn_filter::to_f32;
+use crate::runtime::backend::{GemmJob, LinalgBackend};
 use crate::runtime::cuda_device::CudaDevice;
-use crate::runtime::cuda_rows::f32_rows;
+use crate::runtime::cuda_rows::{f32_rows, CudaRows};
 use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 fn int(v: usize, what: &'static str) -> Result<i32> {
     i32::try_from(v).map_err(|_| {
@@ -413,38 +417,6 @@ fn gemm_into(
     Ok(out)
 }
 
-/// The plan's products, downloaded.
-pub(crate) fn gemm(
-    dev: &CudaDevice,
-    a: &Input<'_>,
-    b: &Input<'_>,
-    c: Option<&Input<'_>>,
-    p: &Plan,
-    epi: Option<Epilogue<'_>>,
-) -> Result<Vec<f32>> {
-    let _g = dev.lock();
-    let y = gemm_into(dev, a, b, c, p, epi)?;
-    let out = dev
-        .stream
-        .clone_dtoh(&y)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    dev.sync()?;
-    Ok(out[..p.out_len()].to_vec())
-}
-
-/// The plan's products, left on the device.
-pub(crate) fn gemm_resident(
-    dev: &CudaDevice,
-    a: &Input<'_>,
-    b: &Input<'_>,
-    c: Option<&Input<'_>>,
-    p: &Plan,
-    epi: Option<Epilogue<'_>>,
-) -> Result<CudaSlice<f32>> {
-    let _g = dev.lock();
-    gemm_into(dev, a, b, c, p, epi)
-}
-
 /// The transpose (`dim x rows`) into a new device buffer (lock held).
 fn transpose_into(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
     let (r, c) = (int(a.rows(), "rows")?, int(a.dim(), "dim")?);
@@ -480,22 +452,55 @@ fn transpose_into(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
     Ok(out)
 }
 
-/// The transpose, downloaded.
-pub(crate) fn transpose(dev: &CudaDevice, a: &Input<'_>) -> Result<Vec<f32>> {
-    let _g = dev.lock();
-    let y = transpose_into(dev, a)?;
-    let out = dev
-        .stream
-        .clone_dtoh(&y)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    dev.sync()?;
-    Ok(out[..a.rows() * a.dim()].to_vec())
-}
-
-/// The transpose, left on the device.
-pub(crate) fn transpose_resident(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
+/// The transpose into a new device buffer (takes the device lock).
+pub(crate) fn transposed(dev: &CudaDevice, a: &Input<'_>) -> Result<CudaSlice<f32>> {
     let _g = dev.lock();
     transpose_into(dev, a)
+}
+
+impl LinalgBackend for Arc<CudaDevice> {
+    fn gemm(&self, job: GemmJob<'_>) -> Result<DeviceMatrix> {
+        let _g = self.lock();
+        let p = job.plan;
+        let y = gemm_into(self, job.a, job.b, job.c, p, job.epilogue)?;
+        let rows = CudaRows::F32(y);
+        Ok(DeviceMatrix::from_cuda(
+            self,
+            rows,
+            p.batch * p.m,
+            p.n,
+            true,
+        ))
+    }
+
+    fn transpose(&self, a: &Input<'_>) -> Result<DeviceMatrix> {
+        let y = CudaRows::F32(transposed(self, a)?);
+        Ok(DeviceMatrix::from_cuda(self, y, a.dim(), a.rows(), true))
+    }
+
+    fn transpose_in_place(&self, a: &mut DeviceMatrix) -> Result<()> {
+        let n = a.dim();
+        let _g = self.lock();
+        let rows = a.cuda_f32_mut().ok_or_else(|| {
+            Error::invalid(
+                "A",
+                "16-bit or binary rows",
+                "expected f32 rows on the device",
+            )
+        })?;
+        let f = self.func("vector", "va_transpose_square_f32")?;
+        let n_i = n as i64;
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(rows).arg(&n_i);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(32) as u32, n.div_ceil(8) as u32, 1),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the rows hold n * n floats.
+        unsafe { b.launch(cfg) }.map_err(cu("va_transpose_square_f32 launch"))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -376,7 +376,7 @@ pub(crate) fn quantiles(
     // Columns become contiguous segments by one transpose on the device
     // (which takes the device lock itself).
     let transposed = match axis {
-        Axis::PerColumn => Some(super::linalg::transpose_resident(dev, x)?),
+        Axis::PerColumn => Some(super::linalg::transposed(dev, x)?),
         _ => None,
     };
     let _g = dev.lock();

@@ -3,14 +3,21 @@
 //! row for row-wise work, and two-stage reductions over columns or the
 //! whole array whose second stage combines partials in a fixed order.
 
-use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+use std::sync::Arc;
 
-use crate::core::error::{cu, Result};
+use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::{
+    CudaSlice, CudaView, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+
+use crate::core::error::{cu, Error, Result};
 use crate::core::vector::{Axis, Binary, Kind, Unary, MAX_CHAIN};
 use crate::cuda::distance::whole;
+use crate::runtime::backend::{ReducePlan, VectorBackend};
 use crate::runtime::cuda_device::CudaDevice;
-use crate::runtime::cuda_rows::f32_rows;
+use crate::runtime::cuda_rows::{f32_rows, CudaRows};
 use crate::runtime::input::{Broadcast, Input};
+use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
 
 const MODULE: &str = "vector";
 
@@ -115,93 +122,39 @@ fn row_grid(dev: &CudaDevice, rows: usize, dim: usize) -> (LaunchConfig, bool) {
     )
 }
 
-fn fetch<T: DeviceRepr + Default + Clone>(
+/// `y = chain(x)` over `n` elements (`x == y` allowed: each element is read,
+/// then written, by one thread). The caller holds the device lock.
+fn launch_map(
     dev: &CudaDevice,
-    s: &CudaSlice<T>,
+    x: CUdeviceptr,
+    y: CUdeviceptr,
     n: usize,
-) -> Result<Vec<T>> {
-    let mut v = dev
-        .stream
-        .clone_dtoh(s)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    v.truncate(n);
-    Ok(v)
-}
-
-/// `chain(x)` of every element, on the host.
-pub(crate) fn map(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<Vec<f32>> {
-    let _g = dev.lock();
-    let y = map_into(dev, x, steps)?;
-    let out = fetch(dev, &y, x.rows() * x.dim())?;
-    dev.sync()?;
-    Ok(out)
-}
-
-/// `chain(x)` of every element, left on the device.
-pub(crate) fn map_resident(
-    dev: &CudaDevice,
-    x: &Input<'_>,
     steps: &[Unary],
-) -> Result<CudaSlice<f32>> {
-    let _g = dev.lock();
-    map_into(dev, x, steps)
-}
-
-/// [`map`]'s launch (the caller holds the device lock).
-fn map_into(dev: &CudaDevice, x: &Input<'_>, steps: &[Unary]) -> Result<CudaSlice<f32>> {
-    let n = x.rows() * x.dim();
-    let rows = whole(dev, x)?;
-    let xs = f32_rows(rows.rows())?;
-    let mut y = dev.alloc::<f32>(n)?;
+) -> Result<()> {
     let f = dev.func(MODULE, "va_map_f32")?;
     let (n_i, c) = (n as i64, chain(steps));
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(xs).arg(&mut y).arg(&n_i).arg(&c);
+    b.arg(&x).arg(&y).arg(&n_i).arg(&c);
     // SAFETY: x and y hold n floats.
     unsafe { b.launch(flat_grid(dev, n)) }.map_err(cu("va_map_f32 launch"))?;
-    Ok(y)
+    Ok(())
 }
 
-/// `then(op(a, b))` with `b` broadcast, on the host.
-pub(crate) fn binary(
-    dev: &CudaDevice,
-    a: &Input<'_>,
-    bc: &Broadcast<'_>,
+/// One `va_binary_f32` launch: `y = then(op(a, b))` over `[rows x dim]`
+/// (`a == y` allowed, as for [`launch_map`]).
+struct BinaryLaunch<'a> {
+    a: CUdeviceptr,
+    y: CUdeviceptr,
+    rows: usize,
+    dim: usize,
+    b: &'a Broadcast<'a>,
     op: Binary,
-    then: &[Unary],
-) -> Result<Vec<f32>> {
-    let _g = dev.lock();
-    let y = binary_into(dev, a, bc, op, then)?;
-    let out = fetch(dev, &y, a.rows() * a.dim())?;
-    dev.sync()?;
-    Ok(out)
+    then: &'a [Unary],
 }
 
-/// `then(op(a, b))` with `b` broadcast, left on the device.
-pub(crate) fn binary_resident(
-    dev: &CudaDevice,
-    a: &Input<'_>,
-    bc: &Broadcast<'_>,
-    op: Binary,
-    then: &[Unary],
-) -> Result<CudaSlice<f32>> {
-    let _g = dev.lock();
-    binary_into(dev, a, bc, op, then)
-}
-
-/// [`binary`]'s launch (the caller holds the device lock).
-fn binary_into(
-    dev: &CudaDevice,
-    a: &Input<'_>,
-    bc: &Broadcast<'_>,
-    op: Binary,
-    then: &[Unary],
-) -> Result<CudaSlice<f32>> {
-    let (rows, dim) = (a.rows(), a.dim());
-    let n = rows * dim;
-    let ad = whole(dev, a)?;
-    let av = f32_rows(ad.rows())?;
-    let (bd, scalar, brs, bcs) = match bc {
+/// Runs a [`BinaryLaunch`] (the caller holds the device lock).
+fn launch_binary(dev: &CudaDevice, l: BinaryLaunch<'_>) -> Result<()> {
+    let (bd, scalar, brs, bcs) = match l.b {
         Broadcast::Scalar(s) => (None, *s, 0i64, 0i64),
         Broadcast::Array {
             b,
@@ -214,22 +167,21 @@ fn binary_into(
             *col_stride as i64,
         ),
     };
-    let mut y = dev.alloc::<f32>(n)?;
     let f = dev.func(MODULE, "va_binary_f32")?;
-    let (rows_i, dim_i, code, c) = (rows as i64, dim as i64, binary_code(op), chain(then));
-    let null: u64 = 0;
+    let (rows_i, dim_i) = (l.rows as i64, l.dim as i64);
+    let (code, c, null) = (binary_code(l.op), chain(l.then), 0u64);
     let mut lb = dev.stream.launch_builder(&f);
-    lb.arg(av);
+    lb.arg(&l.a);
     match &bd {
         Some(d) => lb.arg(f32_rows(d.rows())?),
         None => lb.arg(&null),
     };
-    lb.arg(&mut y).arg(&rows_i).arg(&dim_i).arg(&brs).arg(&bcs);
+    lb.arg(&l.y).arg(&rows_i).arg(&dim_i).arg(&brs).arg(&bcs);
     lb.arg(&scalar).arg(&code).arg(&c);
     // SAFETY: a and y hold rows*dim floats; b (when present) covers every
     // index the strides reach.
-    unsafe { lb.launch(flat_grid(dev, n)) }.map_err(cu("va_binary_f32 launch"))?;
-    Ok(y)
+    unsafe { lb.launch(flat_grid(dev, l.rows * l.dim)) }.map_err(cu("va_binary_f32 launch"))?;
+    Ok(())
 }
 
 fn launch_normalize(
@@ -262,36 +214,6 @@ fn launch_normalize(
     Ok(())
 }
 
-/// Normalised rows and their norms.
-pub(crate) fn normalize(dev: &CudaDevice, x: &Input<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
-    let _g = dev.lock();
-    let (rows, dim) = (x.rows(), x.dim());
-    let xd = whole(dev, x)?;
-    let xs = f32_rows(xd.rows())?;
-    let mut y = dev.alloc::<f32>(rows * dim)?;
-    let mut norms = dev.alloc::<f32>(rows)?;
-    launch_normalize(dev, &xs.as_view(), Some(&mut y), &mut norms, rows, dim)?;
-    let out = (fetch(dev, &y, rows * dim)?, fetch(dev, &norms, rows)?);
-    dev.sync()?;
-    Ok(out)
-}
-
-/// Normalises resident rows in place; returns the norms.
-pub(crate) fn normalize_resident(
-    dev: &CudaDevice,
-    x: &mut CudaSlice<f32>,
-    rows: usize,
-    dim: usize,
-) -> Result<Vec<f32>> {
-    let _g = dev.lock();
-    let mut norms = dev.alloc::<f32>(rows)?;
-    // In place: the kernel reads and writes the same rows (x == y).
-    launch_normalize(dev, &x.as_view(), None, &mut norms, rows, dim)?;
-    let out = fetch(dev, &norms, rows)?;
-    dev.sync()?;
-    Ok(out)
-}
-
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Sum => "sum",
@@ -299,42 +221,6 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Min => "min",
         Kind::Max => "max",
     }
-}
-
-/// A reduction along `axis`, finished on the device with `code` (see
-/// `va_finish`): values (codes 0-4) or indices (codes 5, 6), on the host.
-pub(crate) fn reduce(
-    dev: &CudaDevice,
-    x: &Input<'_>,
-    kind: Kind,
-    axis: Axis,
-    code: u32,
-    ddof: usize,
-) -> Result<(Vec<f32>, Vec<u64>)> {
-    let _g = dev.lock();
-    let (out_v, out_i, outs) = reduce_into(dev, x, kind, axis, code, ddof)?;
-    let out = if code >= 5 {
-        (Vec::new(), fetch(dev, &out_i, outs)?)
-    } else {
-        (fetch(dev, &out_v, outs)?, Vec::new())
-    };
-    dev.sync()?;
-    Ok(out)
-}
-
-/// A reduction's results left on the device: values (codes 0-4: `Ok(Left)`)
-/// or indices (codes 5, 6: `Ok(Right)`), one per output.
-pub(crate) fn reduce_resident(
-    dev: &CudaDevice,
-    x: &Input<'_>,
-    kind: Kind,
-    axis: Axis,
-    code: u32,
-    ddof: usize,
-) -> Result<std::result::Result<CudaSlice<f32>, CudaSlice<u64>>> {
-    let _g = dev.lock();
-    let (out_v, out_i, _) = reduce_into(dev, x, kind, axis, code, ddof)?;
-    Ok(if code >= 5 { Err(out_i) } else { Ok(out_v) })
 }
 
 /// Grid of the register kernels of row reductions (`va_reduce_rows_regs*`):
@@ -354,16 +240,19 @@ fn reduce_regs_grid(dev: &CudaDevice, rows: usize, dim: usize) -> (LaunchConfig,
     )
 }
 
-/// [`reduce`]'s launches (the caller holds the device lock): the value and
-/// index outputs (one of them written, per `code`) and their length.
+/// A reduction's launches (the caller holds the device lock): the value and
+/// index outputs (one of them written, per `plan.finish`) and their length.
 fn reduce_into(
     dev: &CudaDevice,
     x: &Input<'_>,
-    kind: Kind,
-    axis: Axis,
-    code: u32,
-    ddof: usize,
+    plan: ReducePlan,
 ) -> Result<(CudaSlice<f32>, CudaSlice<u64>, usize)> {
+    let ReducePlan {
+        kind,
+        axis,
+        finish: code,
+        ddof,
+    } = plan;
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
     let xs = f32_rows(xd.rows())?;
@@ -474,34 +363,15 @@ fn reduce_into(
     Ok((out_v, out_i, outs))
 }
 
-/// Row softmax (`softmax = true`, `rows * dim` values) or log-sum-exp
-/// (`rows` values), on the host.
-pub(crate) fn softmax_rows(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<Vec<f32>> {
-    let _g = dev.lock();
-    let out = softmax_into(dev, x, softmax)?;
-    let len = out.len();
-    let v = fetch(dev, &out, len)?;
-    dev.sync()?;
-    Ok(v)
-}
-
-/// Row softmax (`softmax = true`) or log-sum-exp, left on the device.
-pub(crate) fn softmax_resident(
+/// Row softmax into `y` and/or log-sum-exp into `lse` (a null pointer
+/// skips that output; `y == x` allowed). The caller holds the device lock.
+fn launch_softmax(
     dev: &CudaDevice,
-    x: &Input<'_>,
-    softmax: bool,
-) -> Result<CudaSlice<f32>> {
-    let _g = dev.lock();
-    softmax_into(dev, x, softmax)
-}
-
-/// [`softmax_rows`]' launch (the caller holds the device lock).
-fn softmax_into(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<CudaSlice<f32>> {
-    let (rows, dim) = (x.rows(), x.dim());
-    let xd = whole(dev, x)?;
-    let xs = f32_rows(xd.rows())?;
-    let len = if softmax { rows * dim } else { rows };
-    let mut out = dev.alloc::<f32>(len)?;
+    x: CUdeviceptr,
+    (y, lse): (CUdeviceptr, CUdeviceptr),
+    rows: usize,
+    dim: usize,
+) -> Result<()> {
     let (cfg, warp) = row_grid(dev, rows, dim);
     let name = if warp && dim.is_multiple_of(4) {
         "va_softmax_warp_regs"
@@ -511,18 +381,12 @@ fn softmax_into(dev: &CudaDevice, x: &Input<'_>, softmax: bool) -> Result<CudaSl
         "va_softmax_block"
     };
     let f = dev.func(MODULE, name)?;
-    let (rows_i, dim_i, null) = (rows as i64, dim as i64, 0u64);
+    let (rows_i, dim_i) = (rows as i64, dim as i64);
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(xs);
-    if softmax {
-        b.arg(&mut out).arg(&null);
-    } else {
-        b.arg(&null).arg(&mut out);
-    }
-    b.arg(&rows_i).arg(&dim_i);
-    // SAFETY: x holds rows*dim floats; the non-null output its length.
+    b.arg(&x).arg(&y).arg(&lse).arg(&rows_i).arg(&dim_i);
+    // SAFETY: x holds rows*dim floats; a non-null y as many, lse rows.
     unsafe { b.launch(cfg) }.map_err(cu("va_softmax launch"))?;
-    Ok(out)
+    Ok(())
 }
 
 /// `then(y + bias)` in place, `bias` (when given) a row of `dim` values
@@ -567,4 +431,155 @@ pub(crate) fn bias_then_in_place(
         None => {}
     }
     Ok(())
+}
+
+/// The `f32` rows of a matrix this device holds, for writing in place.
+fn rows_mut(x: &mut DeviceMatrix) -> Result<&mut CudaSlice<f32>> {
+    let device = x.device();
+    x.cuda_f32_mut().ok_or_else(|| {
+        Error::invalid(
+            "input",
+            format!("rows on {device}"),
+            "expected f32 rows on the context's CUDA device",
+        )
+    })
+}
+
+/// `f32` rows this device computed, as a matrix.
+fn result(dev: &Arc<CudaDevice>, y: CudaSlice<f32>, rows: usize, dim: usize) -> DeviceMatrix {
+    DeviceMatrix::from_cuda(dev, CudaRows::F32(y), rows, dim, true)
+}
+
+impl VectorBackend for Arc<CudaDevice> {
+    fn map(&self, x: &Input<'_>, chain: &[Unary]) -> Result<DeviceMatrix> {
+        let _g = self.lock();
+        let n = x.rows() * x.dim();
+        let xd = whole(self, x)?;
+        let mut y = self.alloc::<f32>(n)?;
+        let (px, _gx) = f32_rows(xd.rows())?.device_ptr(&self.stream);
+        let (py, _gy) = y.device_ptr_mut(&self.stream);
+        launch_map(self, px, py, n, chain)?;
+        drop((_gx, _gy));
+        Ok(result(self, y, x.rows(), x.dim()))
+    }
+
+    fn map_in_place(&self, x: &mut DeviceMatrix, chain: &[Unary]) -> Result<()> {
+        let n = x.rows() * x.dim();
+        let _g = self.lock();
+        let (py, _gy) = rows_mut(x)?.device_ptr_mut(&self.stream);
+        launch_map(self, py, py, n, chain)
+    }
+
+    fn binary(
+        &self,
+        a: &Input<'_>,
+        b: &Broadcast<'_>,
+        op: Binary,
+        then: &[Unary],
+    ) -> Result<DeviceMatrix> {
+        let _g = self.lock();
+        let (rows, dim) = (a.rows(), a.dim());
+        let ad = whole(self, a)?;
+        let mut y = self.alloc::<f32>(rows * dim)?;
+        let (pa, _ga) = f32_rows(ad.rows())?.device_ptr(&self.stream);
+        let (py, _gy) = y.device_ptr_mut(&self.stream);
+        let (a, y_ptr) = (pa, py);
+        launch_binary(
+            self,
+            BinaryLaunch {
+                a,
+                y: y_ptr,
+                rows,
+                dim,
+                b,
+                op,
+                then,
+            },
+        )?;
+        drop((_ga, _gy));
+        Ok(result(self, y, rows, dim))
+    }
+
+    fn binary_in_place(
+        &self,
+        a: &mut DeviceMatrix,
+        b: &Broadcast<'_>,
+        op: Binary,
+        then: &[Unary],
+    ) -> Result<()> {
+        let (rows, dim) = (a.rows(), a.dim());
+        let _g = self.lock();
+        let (py, _gy) = rows_mut(a)?.device_ptr_mut(&self.stream);
+        launch_binary(
+            self,
+            BinaryLaunch {
+                a: py,
+                y: py,
+                rows,
+                dim,
+                b,
+                op,
+                then,
+            },
+        )
+    }
+
+    fn normalize(&self, x: &Input<'_>) -> Result<(DeviceMatrix, DeviceMatrix)> {
+        let _g = self.lock();
+        let (rows, dim) = (x.rows(), x.dim());
+        let xd = whole(self, x)?;
+        let xs = f32_rows(xd.rows())?;
+        let mut y = self.alloc::<f32>(rows * dim)?;
+        let mut norms = self.alloc::<f32>(rows)?;
+        launch_normalize(self, &xs.as_view(), Some(&mut y), &mut norms, rows, dim)?;
+        Ok((result(self, y, rows, dim), result(self, norms, rows, 1)))
+    }
+
+    fn normalize_in_place(&self, x: &mut DeviceMatrix) -> Result<DeviceMatrix> {
+        let (rows, dim) = (x.rows(), x.dim());
+        let _g = self.lock();
+        let mut norms = self.alloc::<f32>(rows)?;
+        // In place: the kernel reads and writes the same rows.
+        let data = rows_mut(x)?;
+        launch_normalize(self, &data.as_view(), None, &mut norms, rows, dim)?;
+        Ok(result(self, norms, rows, 1))
+    }
+
+    fn reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceMatrix> {
+        let _g = self.lock();
+        let (values, _, _) = reduce_into(self, x, plan)?;
+        let (rows, dim) = match plan.axis {
+            Axis::All => (1, 1),
+            Axis::PerRow => (x.rows(), 1),
+            Axis::PerColumn => (1, x.dim()),
+        };
+        Ok(result(self, values, rows, dim))
+    }
+
+    fn arg_reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceIds> {
+        let _g = self.lock();
+        let (_, ids, len) = reduce_into(self, x, plan)?;
+        Ok(DeviceIds::from_cuda(self, ids, len))
+    }
+
+    fn softmax(&self, x: &Input<'_>, softmax: bool) -> Result<DeviceMatrix> {
+        let _g = self.lock();
+        let (rows, dim) = (x.rows(), x.dim());
+        let xd = whole(self, x)?;
+        let out_dim = if softmax { dim } else { 1 };
+        let mut out = self.alloc::<f32>(rows * out_dim)?;
+        let (px, _gx) = f32_rows(xd.rows())?.device_ptr(&self.stream);
+        let (po, _go) = out.device_ptr_mut(&self.stream);
+        let outputs = if softmax { (po, 0) } else { (0, po) };
+        launch_softmax(self, px, outputs, rows, dim)?;
+        drop((_gx, _go));
+        Ok(result(self, out, rows, out_dim))
+    }
+
+    fn softmax_in_place(&self, x: &mut DeviceMatrix) -> Result<()> {
+        let (rows, dim) = (x.rows(), x.dim());
+        let _g = self.lock();
+        let (py, _gy) = rows_mut(x)?.device_ptr_mut(&self.stream);
+        launch_softmax(self, py, (py, 0), rows, dim)
+    }
 }

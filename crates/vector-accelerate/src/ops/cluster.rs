@@ -18,7 +18,7 @@ use crate::core::metric::Metric;
 use crate::core::rng::{sample_indices, uniform_at, Rng};
 use crate::cuda::cluster::DeviceAssignment;
 use crate::ops::knn::knn;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 use crate::{cpu, cuda};
@@ -217,7 +217,7 @@ pub fn assign<'a, 'b>(
     };
     // CUDA with f32 points and finite host centroids: the exact tensor-core
     // assignment; everything else through exact k-NN.
-    if let (Backend::Cuda(_), Input::F32(cm), false) = (ctx.backend(), &c, p.is_binary()) {
+    if let (Engine::Cuda(_), Input::F32(cm), false) = (ctx.engine(), &c, p.is_binary()) {
         if cm.rows() > 0 && cm.as_slice().iter().all(|v| v.is_finite()) && p.rows() > 0 {
             check_dims(&p, cm)?;
             let (ids, distances) = nearest(ctx, &p, cm, metric)?;
@@ -352,7 +352,7 @@ fn lloyd_step(
     max_abs: f32,
     prev: Option<&Assigned>,
 ) -> Result<LloydStep<Assigned>> {
-    if let (Backend::Cuda(dev), Points::Device(d)) = (ctx.backend(), pts) {
+    if let (Engine::Cuda(dev), Points::Device(d)) = (ctx.engine(), pts) {
         let cosine = metric == Metric::Cosine;
         let hint = match prev {
             Some(Assigned::Device(a)) => Some(a),
@@ -413,8 +413,7 @@ fn training_rows(data: &Input<'_>) -> Result<Option<Matrix>> {
                     "k-means clusters f32 rows",
                 ));
             }
-            let v = d.to_host_f32()?.expect("f32 rows");
-            Ok(Some(Matrix::new(v, d.dim())?))
+            Ok(Some(d.to_host()?))
         }
     }
 }
@@ -494,9 +493,9 @@ pub fn kmeans<'a>(
     let unit = opts.spherical.then(|| normalized(train_view));
     let train_host = unit.as_ref().map_or(train_view, |m| m.view());
     // On CUDA the training rows stay on the device for every iteration.
-    let resident = match ctx.backend() {
-        Backend::Cuda(_) => Some(ctx.upload(train_host)?),
-        Backend::Cpu => None,
+    let resident = match ctx.engine() {
+        Engine::Cuda(_) => Some(ctx.upload(train_host)?),
+        Engine::Cpu => None,
     };
     let pts = match &resident {
         Some(d) => Points::Device(d),
@@ -605,11 +604,11 @@ fn nearest(
     centroids: &MatrixView<'_>,
     metric: Metric,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
-    match ctx.backend() {
-        Backend::Cuda(dev) => {
+    match ctx.engine() {
+        Engine::Cuda(dev) => {
             cuda::cluster::assign(dev, points, *centroids, metric == Metric::Cosine, None)
         }
-        Backend::Cpu => {
+        Engine::Cpu => {
             if let Some(r) = cpu_nearest_l2(ctx, points, &Input::F32(*centroids), metric)? {
                 return Ok(r);
             }
@@ -631,11 +630,9 @@ fn cpu_nearest_l2(
 ) -> Result<Option<(Vec<u32>, Vec<f32>)>> {
     #[cfg(target_arch = "x86_64")]
     {
+        use crate::cpu::host_rows;
         use crate::cpu::HostRows;
-        use crate::ops::host_rows;
-        if !matches!(ctx.backend(), Backend::Cpu)
-            || metric != Metric::L2
-            || !cpu::assign::available()
+        if !matches!(ctx.engine(), Engine::Cpu) || metric != Metric::L2 || !cpu::assign::available()
         {
             return Ok(None);
         }

@@ -1,14 +1,14 @@
-//! Distances (SPEC 1): one pair, one query against many rows, and the full
+//! Distances: one pair, one query against many rows, and the full
 //! `[nq x nb]` matrix, for every [`Metric`](crate::Metric).
 
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{BinaryView, Matrix, MatrixView};
 use crate::core::metric::Distance;
 use crate::cpu::distance::{matrix as cpu_matrix, pair_bits, pair_f32, row_sq_norms};
-use crate::cpu::HostRows;
+use crate::cpu::{host_rows, HostRows};
 use crate::cuda;
-use crate::ops::{host_rows, prepare};
-use crate::runtime::context::{Backend, Context};
+use crate::ops::prepare;
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 
 /// Distance between two `f32` vectors (computed on the CPU).
@@ -87,8 +87,8 @@ pub fn pairwise<'a, 'b>(
     let p = prepare(ctx, &q, &x, &dist)?;
     super::refuse_half(&x, "base")?;
     let nb = x.rows();
-    let data = match ctx.backend() {
-        Backend::Cpu => {
+    let data = match ctx.engine() {
+        Engine::Cpu => {
             let (hq, hx) = (host_rows(&q)?, host_rows(&x)?);
             let (qn, xn) = match (hq, hx) {
                 (HostRows::F32(a), HostRows::F32(b))
@@ -100,7 +100,7 @@ pub fn pairwise<'a, 'b>(
             };
             cpu_matrix(hq, hx, &p, &qn, &xn)
         }
-        Backend::Cuda(dev) => cuda::distance::matrix(dev, &q, &x, &p, ctx.memory_budget())?,
+        Engine::Cuda(dev) => cuda::distance::matrix(dev, &q, &x, &p, ctx.memory_budget())?,
     };
     Matrix::new(data, nb)
 }

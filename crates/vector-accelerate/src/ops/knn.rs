@@ -5,8 +5,9 @@ use crate::core::error::{Error, Result};
 use crate::core::metric::Distance;
 use crate::core::neighbors::Neighbors;
 use crate::core::precision::Precision;
-use crate::ops::{host_rows, prepare};
-use crate::runtime::context::{Backend, Context};
+use crate::cpu::host_rows;
+use crate::ops::prepare;
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::{cpu, cuda};
 
@@ -81,9 +82,9 @@ pub fn knn_with<'a, 'b>(
     if !p.metric.is_gemm_based() {
         super::refuse_half(&x, "base")?;
     }
-    match ctx.backend() {
-        Backend::Cpu => Ok(cpu::knn::run(host_rows(&q)?, host_rows(&x)?, k, &p)),
-        Backend::Cuda(dev) => {
+    match ctx.engine() {
+        Engine::Cpu => Ok(cpu::knn::run(host_rows(&q)?, host_rows(&x)?, k, &p)),
+        Engine::Cuda(dev) => {
             cuda::knn::run(dev, &q, &x, k, &p, ctx.memory_budget(), opts.precision)
         }
     }

@@ -1,4 +1,4 @@
-//! Matrix operations (SPEC 7): GEMM `C = alpha * op(A) * op(B) + beta * C`
+//! Matrix operations: GEMM `C = alpha * op(A) * op(B) + beta * C`
 //! with real transposes, GEMV, transpose, strided batched GEMM and the fused
 //! `act(alpha * op(A_b) * op(B_b) + bias)`.
 //!
@@ -44,10 +44,10 @@
 //! let ctx = Context::new()?;
 //! let a = Matrix::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3)?; // 2 x 3
 //! let b = Matrix::new(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], 2)?; // 3 x 2
-//! let c = gemm(&ctx, &a, &b, None, &GemmOptions::default())?;
-//! assert_eq!(c.as_slice(), &[4.0, 5.0, 10.0, 11.0]);
+//! let c = gemm(&ctx, &a, &b, None, &GemmOptions::default())?; // on the context's device
+//! assert_eq!(c.to_host()?.as_slice(), &[4.0, 5.0, 10.0, 11.0]);
 //! // A^T B^T: (3 x 2) (2 x 3).
-//! let t = GemmOptions { trans_a: true, trans_b: true, ..Default::default() };
+//! let t = GemmOptions::default().with_trans_a(true).with_trans_b(true);
 //! assert_eq!(gemm(&ctx, &a, &b, None, &t)?.rows(), 3);
 //! # Ok::<(), vector_accelerate::Error>(())
 //! ```
@@ -55,12 +55,9 @@
 use crate::core::error::{Error, Result};
 pub use crate::core::linalg::{Activation, GemmOptions};
 use crate::core::linalg::{Epilogue, Plan};
-use crate::core::matrix::{Matrix, MatrixView};
-use crate::cpu::linalg as cpu;
-use crate::cuda;
-use crate::ops::host_rows;
-use crate::runtime::context::{Backend, Context};
-use crate::runtime::cuda_rows::CudaRows;
+use crate::core::matrix::MatrixView;
+use crate::runtime::backend::GemmJob;
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 
@@ -95,9 +92,9 @@ fn plan(
     a: &Input<'_>,
     b: &Input<'_>,
     c: Option<&Input<'_>>,
-    batch: usize,
     o: &GemmOptions,
 ) -> Result<Plan> {
+    let batch = o.batch;
     check_operand(ctx, a, "A")?;
     check_operand(ctx, b, "B")?;
     if batch == 0 {
@@ -165,78 +162,35 @@ fn plan(
     })
 }
 
-fn host_f32<'a>(i: &'a Input<'a>) -> Result<MatrixView<'a>> {
-    match host_rows(i)? {
-        crate::cpu::HostRows::F32(m) => Ok(m),
-        crate::cpu::HostRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
-/// Runs a plan on the CPU.
-fn run_cpu(
-    a: &Input<'_>,
-    b: &Input<'_>,
-    c: Option<&Input<'_>>,
-    p: &Plan,
-    epi: Option<Epilogue<'_>>,
-) -> Result<Vec<f32>> {
-    let c = match c {
-        Some(c) if p.beta != 0.0 => Some(host_f32(c)?.as_slice()),
-        _ => None,
-    };
-    let mut out = cpu::gemm(host_f32(a)?.as_slice(), host_f32(b)?.as_slice(), c, p);
-    if let Some(e) = epi {
-        cpu::epilogue(&mut out, p.n, e.bias, e.act.chain());
-    }
-    Ok(out)
-}
-
-/// Runs a plan on the context's backend, the result left there.
-fn run_resident(
-    ctx: &Context,
-    a: &Input<'_>,
-    b: &Input<'_>,
-    c: Option<&Input<'_>>,
-    p: &Plan,
-    epi: Option<Epilogue<'_>>,
-) -> Result<DeviceMatrix> {
-    match ctx.backend() {
-        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(run_cpu(a, b, c, p, epi)?, p.n)),
-        Backend::Cuda(dev) => {
-            let y = cuda::linalg::gemm_resident(dev, a, b, c, p, epi)?;
-            Ok(DeviceMatrix::from_cuda(
-                dev,
-                CudaRows::F32(y),
-                p.batch * p.m,
-                p.n,
-                true,
-            ))
-        }
-    }
-}
-
-/// Runs a plan on the context's backend, the result on the host.
+/// Runs a validated product on the context's backend.
 fn run(
     ctx: &Context,
-    a: &Input<'_>,
-    b: &Input<'_>,
-    c: Option<&Input<'_>>,
-    p: &Plan,
-    epi: Option<Epilogue<'_>>,
-) -> Result<Vec<f32>> {
-    match ctx.backend() {
-        Backend::Cpu => run_cpu(a, b, c, p, epi),
-        Backend::Cuda(dev) => cuda::linalg::gemm(dev, a, b, c, p, epi),
-    }
+    (a, b, c): (&Input<'_>, &Input<'_>, Option<&Input<'_>>),
+    plan: &Plan,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Result<DeviceMatrix> {
+    let epilogue = (bias.is_some() || act != Activation::None).then_some(Epilogue { bias, act });
+    ctx.backend().gemm(GemmJob {
+        a,
+        b,
+        c,
+        plan,
+        epilogue,
+    })
 }
 
-/// `alpha * op(A) * op(B) + beta * C` (an `m x n` matrix), with `op`,
-/// `alpha`, `beta` and the precision from `opts`. `C` (`m x n`) is needed
-/// when `beta != 0`; it is never modified (the result is a new matrix).
+/// `act(alpha * op(A) * op(B) + beta * C)` (an `m x n` matrix, or `batch`
+/// stacked products), with `op`, `alpha`, `beta`, the batch, the activation
+/// (default none) and the precision from `opts`. `C` (`m x n`, stacked
+/// like the result) is needed when `beta != 0`; it is never modified. The
+/// result stays on the context's device.
+///
+/// With `batch > 1` (strided batched GEMM), `a` holds `batch` matrices
+/// `A_0 .. A_{batch-1}` stacked by rows (`a.rows() / batch` rows each), `b`
+/// likewise, and the result stacks the `batch` products (`(batch * m) x
+/// n`): one cuBLAS strided batched call on CUDA, batches in parallel on the
+/// CPU.
 ///
 /// ```
 /// use vector_accelerate::linalg::{gemm, GemmOptions};
@@ -245,8 +199,12 @@ fn run(
 /// let a = Matrix::new(vec![1.0, 2.0], 2)?; // 1 x 2
 /// let b = Matrix::new(vec![3.0, 4.0], 1)?; // 2 x 1
 /// let c = Matrix::new(vec![1.0], 1)?;
-/// let o = GemmOptions { alpha: 2.0, beta: -1.0, ..Default::default() };
-/// assert_eq!(gemm(&ctx, &a, &b, Some((&c).into()), &o)?.as_slice(), &[21.0]);
+/// let o = GemmOptions::default().with_alpha(2.0).with_beta(-1.0);
+/// assert_eq!(gemm(&ctx, &a, &b, Some((&c).into()), &o)?.to_host()?.as_slice(), &[21.0]);
+/// let a2 = Matrix::new(vec![1.0, 2.0, 3.0, 4.0], 2)?; // two 1 x 2
+/// let b2 = Matrix::new(vec![1.0, 1.0, 1.0, 0.0], 1)?; // two 2 x 1
+/// let batched = gemm(&ctx, &a2, &b2, None, &GemmOptions::default().with_batch(2))?;
+/// assert_eq!(batched.to_host()?.as_slice(), &[3.0, 3.0]);
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
 pub fn gemm<'a>(
@@ -255,74 +213,14 @@ pub fn gemm<'a>(
     b: impl Into<Input<'a>>,
     c: Option<Input<'a>>,
     opts: &GemmOptions,
-) -> Result<Matrix> {
-    gemm_batched(ctx, a, b, c, 1, opts)
-}
-
-/// [`gemm()`] with the result left on the context's device (host rows on a
-/// CPU context), so a chain of operations never crosses the bus.
-pub fn gemm_resident<'a>(
-    ctx: &Context,
-    a: impl Into<Input<'a>>,
-    b: impl Into<Input<'a>>,
-    c: Option<Input<'a>>,
-    opts: &GemmOptions,
-) -> Result<DeviceMatrix> {
-    gemm_batched_resident(ctx, a, b, c, 1, opts)
-}
-
-/// Strided batched GEMM: `a` holds `batch` matrices `A_0 .. A_{batch-1}`
-/// stacked by rows (`a.rows() / batch` rows each, stored contiguously), `b`
-/// likewise, and the result stacks the `batch` products
-/// `alpha * op(A_b) * op(B_b) + beta * C_b` (`(batch * m) x n`; `C` stacked
-/// the same way). One cuBLAS strided batched call on CUDA, batches in
-/// parallel on the CPU.
-///
-/// ```
-/// use vector_accelerate::linalg::{gemm_batched, GemmOptions};
-/// use vector_accelerate::{Context, Matrix};
-/// let ctx = Context::cpu();
-/// let a = Matrix::new(vec![1.0, 2.0, 3.0, 4.0], 2)?; // two 1 x 2
-/// let b = Matrix::new(vec![1.0, 1.0, 1.0, 0.0], 1)?; // two 2 x 1
-/// let c = gemm_batched(&ctx, &a, &b, None, 2, &GemmOptions::default())?;
-/// assert_eq!(c.as_slice(), &[3.0, 3.0]);
-/// # Ok::<(), vector_accelerate::Error>(())
-/// ```
-pub fn gemm_batched<'a>(
-    ctx: &Context,
-    a: impl Into<Input<'a>>,
-    b: impl Into<Input<'a>>,
-    c: Option<Input<'a>>,
-    batch: usize,
-    opts: &GemmOptions,
-) -> Result<Matrix> {
-    let (a, b) = (a.into(), b.into());
-    let p = plan(ctx, &a, &b, c.as_ref(), batch, opts)?;
-    Matrix::new(run(ctx, &a, &b, c.as_ref(), &p, None)?, p.n)
-}
-
-/// [`gemm_batched`] with the result left on the context's device.
-pub fn gemm_batched_resident<'a>(
-    ctx: &Context,
-    a: impl Into<Input<'a>>,
-    b: impl Into<Input<'a>>,
-    c: Option<Input<'a>>,
-    batch: usize,
-    opts: &GemmOptions,
 ) -> Result<DeviceMatrix> {
     let (a, b) = (a.into(), b.into());
-    let p = plan(ctx, &a, &b, c.as_ref(), batch, opts)?;
-    run_resident(ctx, &a, &b, c.as_ref(), &p, None)
+    let p = plan(ctx, &a, &b, c.as_ref(), opts)?;
+    run(ctx, (&a, &b, c.as_ref()), &p, None, opts.activation)
 }
 
-fn fused_plan<'a>(
-    ctx: &Context,
-    a: &Input<'a>,
-    b: &Input<'a>,
-    bias: Option<&[f32]>,
-    batch: usize,
-    opts: &GemmOptions,
-) -> Result<Plan> {
+/// Validates the bias of a fused product.
+fn check_bias(opts: &GemmOptions, bias: Option<&[f32]>, n: usize) -> Result<()> {
     if opts.beta != 0.0 {
         return Err(Error::invalid(
             "beta",
@@ -330,22 +228,19 @@ fn fused_plan<'a>(
             "the fused GEMM has no C term; use beta = 0",
         ));
     }
-    let p = plan(ctx, a, b, None, batch, opts)?;
-    if let Some(bias) = bias {
-        if bias.len() != p.n {
-            return Err(Error::DimensionMismatch {
-                what: "bias length vs columns of the product",
-                expected: p.n,
-                got: bias.len(),
-            });
-        }
+    match bias {
+        Some(bias) if bias.len() != n => Err(Error::DimensionMismatch {
+            what: "bias length vs columns of the product",
+            expected: n,
+            got: bias.len(),
+        }),
+        _ => Ok(()),
     }
-    Ok(p)
 }
 
-/// The fused `act(alpha * op(A_b) * op(B_b) + bias)` over `batch` stacked
-/// products (as [`gemm_batched`]; `batch = 1` is a single GEMM), `bias`
-/// (length `n`) added to every row of each product, then the activation.
+/// The fused `act(alpha * op(A_b) * op(B_b) + bias)` over `opts.batch`
+/// stacked products (as [`gemm()`]), `bias` (length `n`) added to every row
+/// of each product, then the activation of `opts`.
 ///
 /// On CUDA this is the cuBLAS (batched) GEMM followed by one in-place
 /// epilogue pass that adds the bias and applies the activation (the vector
@@ -359,8 +254,9 @@ fn fused_plan<'a>(
 /// let ctx = Context::cpu();
 /// let x = Matrix::new(vec![1.0, -2.0], 2)?; // 1 x 2
 /// let w = Matrix::new(vec![1.0, 0.0, 0.0, 1.0], 2)?; // identity
-/// let y = gemm_fused(&ctx, &x, &w, Some(&[0.5, 0.5]), Activation::Relu, 1, &GemmOptions::default())?;
-/// assert_eq!(y.as_slice(), &[1.5, 0.0]);
+/// let relu = GemmOptions::default().with_activation(Activation::Relu);
+/// let y = gemm_fused(&ctx, &x, &w, Some(&[0.5, 0.5]), &relu)?;
+/// assert_eq!(y.to_host()?.as_slice(), &[1.5, 0.0]);
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
 pub fn gemm_fused<'a>(
@@ -368,42 +264,26 @@ pub fn gemm_fused<'a>(
     a: impl Into<Input<'a>>,
     b: impl Into<Input<'a>>,
     bias: Option<&[f32]>,
-    act: Activation,
-    batch: usize,
-    opts: &GemmOptions,
-) -> Result<Matrix> {
-    let (a, b) = (a.into(), b.into());
-    let p = fused_plan(ctx, &a, &b, bias, batch, opts)?;
-    let epi = Epilogue { bias, act };
-    Matrix::new(run(ctx, &a, &b, None, &p, Some(epi))?, p.n)
-}
-
-/// [`gemm_fused`] with the result left on the context's device.
-pub fn gemm_fused_resident<'a>(
-    ctx: &Context,
-    a: impl Into<Input<'a>>,
-    b: impl Into<Input<'a>>,
-    bias: Option<&[f32]>,
-    act: Activation,
-    batch: usize,
     opts: &GemmOptions,
 ) -> Result<DeviceMatrix> {
     let (a, b) = (a.into(), b.into());
-    let p = fused_plan(ctx, &a, &b, bias, batch, opts)?;
-    run_resident(ctx, &a, &b, None, &p, Some(Epilogue { bias, act }))
+    let p = plan(ctx, &a, &b, None, opts)?;
+    check_bias(opts, bias, p.n)?;
+    run(ctx, (&a, &b, None), &p, bias, opts.activation)
 }
 
 /// `alpha * op(A) * x + beta * y` for a vector `x` (length: the columns of
 /// `op(A)`) and, when `beta != 0`, a vector `y` (length: the rows of
-/// `op(A)`). Computed as a GEMM with a one-column `B` (same precision modes).
+/// `op(A)`): a column (`[rows x 1]`) on the context's device. Computed as a
+/// GEMM with a one-column `B` (same precision modes).
 ///
 /// ```
 /// use vector_accelerate::linalg::{gemv, GemmOptions};
 /// use vector_accelerate::{Context, Matrix};
 /// let ctx = Context::cpu();
 /// let a = Matrix::new(vec![1.0, 2.0, 3.0, 4.0], 2)?;
-/// let t = GemmOptions { trans_a: true, ..Default::default() };
-/// assert_eq!(gemv(&ctx, &a, &[1.0, 1.0], None, &t)?, vec![4.0, 6.0]);
+/// let t = GemmOptions::default().with_trans_a(true);
+/// assert_eq!(gemv(&ctx, &a, &[1.0, 1.0], None, &t)?.to_host()?.as_slice(), &[4.0, 6.0]);
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
 pub fn gemv<'a>(
@@ -412,16 +292,16 @@ pub fn gemv<'a>(
     x: &[f32],
     y: Option<&[f32]>,
     opts: &GemmOptions,
-) -> Result<Vec<f32>> {
+) -> Result<DeviceMatrix> {
     let a = a.into();
     if x.is_empty() {
         return Err(Error::EmptyInput { what: "x" });
     }
-    if opts.trans_b {
+    if opts.trans_b || opts.batch != 1 {
         return Err(Error::invalid(
-            "trans_b",
-            true,
-            "gemv has no B operand (x is a vector)",
+            "options",
+            format!("trans_b {}, batch {}", opts.trans_b, opts.batch),
+            "gemv has one A and no B operand (x is a vector): use trans_b false, batch 1",
         ));
     }
     check_operand(ctx, &a, "A")?;
@@ -439,58 +319,32 @@ pub fn gemv<'a>(
         Some(_) => return Err(Error::EmptyInput { what: "y" }),
         None => None,
     };
-    let p = plan(ctx, &a, &xm, ym.as_ref(), 1, opts)?;
-    run(ctx, &a, &xm, ym.as_ref(), &p, None)
+    let p = plan(ctx, &a, &xm, ym.as_ref(), opts)?;
+    run(ctx, (&a, &xm, ym.as_ref()), &p, None, opts.activation)
 }
 
 /// The transpose of `a` (`a.dim() x a.rows()`), out of place (cuBLAS `geam`
-/// on CUDA).
+/// on CUDA), on the context's device.
 ///
 /// ```
 /// use vector_accelerate::linalg::transpose;
 /// use vector_accelerate::{Context, Matrix};
 /// let ctx = Context::cpu();
 /// let a = Matrix::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3)?;
-/// assert_eq!(transpose(&ctx, &a)?.as_slice(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// assert_eq!(transpose(&ctx, &a)?.to_host()?.as_slice(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
-pub fn transpose<'a>(ctx: &Context, a: impl Into<Input<'a>>) -> Result<Matrix> {
+pub fn transpose<'a>(ctx: &Context, a: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
     let a = a.into();
     check_operand(ctx, &a, "A")?;
-    let data = match ctx.backend() {
-        Backend::Cpu => cpu::transpose(host_f32(&a)?),
-        Backend::Cuda(dev) => cuda::linalg::transpose(dev, &a)?,
-    };
-    Matrix::new(data, a.rows())
+    ctx.backend().transpose(&a)
 }
 
-/// [`transpose`] with the result left on the context's device.
-pub fn transpose_resident<'a>(ctx: &Context, a: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
-    let a = a.into();
-    check_operand(ctx, &a, "A")?;
-    match ctx.backend() {
-        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(
-            cpu::transpose(host_f32(&a)?),
-            a.rows(),
-        )),
-        Backend::Cuda(dev) => {
-            let y = cuda::linalg::transpose_resident(dev, &a)?;
-            Ok(DeviceMatrix::from_cuda(
-                dev,
-                CudaRows::F32(y),
-                a.dim(),
-                a.rows(),
-                true,
-            ))
-        }
-    }
-}
-
-/// Transposes a square host matrix in place (on a CUDA context too: the
-/// swap is done where the data is, on the host). Non-square matrices are an
-/// error (use [`transpose`]).
-pub fn transpose_in_place(ctx: &Context, a: &mut Matrix) -> Result<()> {
-    check_operand(ctx, &Input::F32(a.view()), "A")?;
+/// Transposes a square matrix kept on the context's device in place (each
+/// pair of elements swapped where the rows are). Non-square matrices are
+/// an error (use [`transpose`]).
+pub fn transpose_in_place(ctx: &Context, a: &mut DeviceMatrix) -> Result<()> {
+    check_operand(ctx, &Input::Resident(a), "A")?;
     if a.rows() != a.dim() {
         return Err(Error::invalid(
             "shape",
@@ -498,7 +352,5 @@ pub fn transpose_in_place(ctx: &Context, a: &mut Matrix) -> Result<()> {
             "in-place transpose needs a square matrix; use transpose",
         ));
     }
-    let n = a.dim();
-    cpu::transpose_square_in_place(a.as_mut_slice(), n);
-    Ok(())
+    ctx.backend().transpose_in_place(a)
 }

@@ -15,7 +15,6 @@ pub mod vector;
 
 use crate::core::error::{Error, Result};
 use crate::core::metric::{Distance, Metric, Prepared};
-use crate::cpu::HostRows;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -110,20 +109,4 @@ pub(crate) fn refuse_half(i: &Input<'_>, what: &'static str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Host rows of an input for the CPU backend (resident CPU data included).
-pub(crate) fn host_rows<'a>(i: &'a Input<'a>) -> Result<HostRows<'a>> {
-    match i {
-        Input::F32(m) => Ok(HostRows::F32(*m)),
-        Input::Binary(b) => Ok(HostRows::Bits(*b)),
-        Input::Resident(d) => match d.host_input() {
-            Some(Input::F32(m)) => Ok(HostRows::F32(m)),
-            Some(Input::Binary(b)) => Ok(HostRows::Bits(b)),
-            _ => Err(Error::DeviceMismatch {
-                data: d.device().to_string(),
-                context: "cpu".into(),
-            }),
-        },
-    }
 }

@@ -1,4 +1,4 @@
-//! Selection (SPEC 2): row-wise top-k, streaming top-k with `u64` ids, and
+//! Selection: row-wise top-k, streaming top-k with `u64` ids, and
 //! merging of partial lists. Results are [`Neighbors`].
 //!
 //! Ordering is total and identical on every backend: values compare by
@@ -9,9 +9,8 @@ use crate::core::error::{Error, Result};
 use crate::core::matrix::MatrixView;
 pub use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
 use crate::cpu::select::TopKBuffer;
-use crate::cpu::HostRows;
-use crate::ops::host_rows;
-use crate::runtime::context::{Backend, Context};
+use crate::cpu::{host_rows, HostRows};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::{cpu, cuda};
 
@@ -60,14 +59,14 @@ pub fn topk<'a>(
         d.check_device(ctx)?;
     }
     super::refuse_half(&values, "values")?;
-    match (ctx.backend(), &values) {
-        (Backend::Cuda(dev), Input::Resident(d)) => cuda::select::topk_resident(dev, d, k, order),
-        (Backend::Cuda(dev), Input::F32(m)) => cuda::select::topk_rows(dev, *m, k, order),
-        (Backend::Cpu, _) => match host_rows(&values)? {
+    match (ctx.engine(), &values) {
+        (Engine::Cuda(dev), Input::Resident(d)) => cuda::select::topk_resident(dev, d, k, order),
+        (Engine::Cuda(dev), Input::F32(m)) => cuda::select::topk_rows(dev, *m, k, order),
+        (Engine::Cpu, _) => match host_rows(&values)? {
             HostRows::F32(m) => Ok(cpu::select::topk_rows(m.as_slice(), m.dim(), k, order)),
             HostRows::Bits(_) => Err(binary()),
         },
-        (Backend::Cuda(_), _) => Err(binary()),
+        (Engine::Cuda(_), _) => Err(binary()),
     }
 }
 
@@ -95,13 +94,13 @@ pub fn merge(ctx: &Context, lists: &[Neighbors], k: usize) -> Result<Neighbors> 
             ));
         }
     }
-    match ctx.backend() {
-        Backend::Cpu => Ok(cpu::select::merge(
+    match ctx.engine() {
+        Engine::Cpu => Ok(cpu::select::merge(
             &lists.iter().collect::<Vec<_>>(),
             k,
             first.order(),
         )),
-        Backend::Cuda(dev) => cuda::select::merge(dev, lists, k, first.order()),
+        Engine::Cuda(dev) => cuda::select::merge(dev, lists, k, first.order()),
     }
 }
 
@@ -138,11 +137,9 @@ impl StreamingTopK {
                 what: "streaming top-k rows",
             });
         }
-        let state = match ctx.backend() {
-            Backend::Cpu => {
-                StreamState::Cpu((0..rows).map(|_| TopKBuffer::new(k, order)).collect())
-            }
-            Backend::Cuda(dev) => {
+        let state = match ctx.engine() {
+            Engine::Cpu => StreamState::Cpu((0..rows).map(|_| TopKBuffer::new(k, order)).collect()),
+            Engine::Cuda(dev) => {
                 StreamState::Cuda(cuda::select::DeviceTopK::new(dev, rows, k, order)?)
             }
         };

@@ -8,7 +8,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr};
 use crate::core::device::Device;
 use crate::core::error::{cu, Error, Result};
 use crate::core::quantize::{pq_row_bytes, read_code, ScalarBits, ScalarRange};
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::upload_slice;
 
@@ -22,9 +22,9 @@ pub(crate) enum Store<T: DeviceRepr> {
 impl<T: DeviceRepr + Clone + Default> Store<T> {
     /// `data` on `ctx`'s device.
     pub(crate) fn put(ctx: &Context, data: Vec<T>) -> Result<Self> {
-        match ctx.backend() {
-            Backend::Cpu => Ok(Store::Host(data)),
-            Backend::Cuda(dev) => {
+        match ctx.engine() {
+            Engine::Cpu => Ok(Store::Host(data)),
+            Engine::Cuda(dev) => {
                 let _g = dev.lock();
                 let s = upload_slice(dev, &data)?;
                 dev.sync()?;

@@ -40,7 +40,7 @@ pub(crate) fn parse_bytes(s: &str) -> Result<usize> {
 
 /// The backend a context runs on (internal dispatch).
 #[derive(Clone)]
-pub(crate) enum Backend {
+pub(crate) enum Engine {
     Cpu,
     Cuda(Arc<CudaDevice>),
 }
@@ -59,7 +59,7 @@ pub(crate) enum Backend {
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    pub(crate) backend: Backend,
+    pub(crate) engine: Engine,
     budget: Option<usize>,
     fallback_reason: Option<String>,
 }
@@ -78,7 +78,7 @@ impl Context {
     /// The CPU backend.
     pub fn cpu() -> Self {
         Self {
-            backend: Backend::Cpu,
+            engine: Engine::Cpu,
             budget: None,
             fallback_reason: None,
         }
@@ -89,7 +89,7 @@ impl Context {
         let dev = crate::runtime::cuda_device::open(ordinal)
             .map_err(|reason| Error::CudaUnavailable { reason })?;
         Ok(Self {
-            backend: Backend::Cuda(dev),
+            engine: Engine::Cuda(dev),
             budget: None,
             fallback_reason: None,
         })
@@ -101,12 +101,12 @@ impl Context {
     pub fn best() -> Self {
         match crate::runtime::cuda_device::open(0) {
             Ok(dev) => Self {
-                backend: Backend::Cuda(dev),
+                engine: Engine::Cuda(dev),
                 budget: None,
                 fallback_reason: None,
             },
             Err(reason) => Self {
-                backend: Backend::Cpu,
+                engine: Engine::Cpu,
                 budget: None,
                 fallback_reason: Some(reason),
             },
@@ -154,23 +154,23 @@ impl Context {
         if let Some(b) = self.budget {
             return b;
         }
-        match &self.backend {
-            Backend::Cpu => 1 << 30,
-            Backend::Cuda(d) => d.free_memory().map(|f| f / 10 * 8).unwrap_or(1 << 30),
+        match &self.engine {
+            Engine::Cpu => 1 << 30,
+            Engine::Cuda(d) => d.free_memory().map(|f| f / 10 * 8).unwrap_or(1 << 30),
         }
     }
 
     /// The device this context runs on.
     pub fn device(&self) -> Device {
-        match &self.backend {
-            Backend::Cpu => Device::Cpu,
-            Backend::Cuda(d) => Device::Cuda(d.ordinal()),
+        match &self.engine {
+            Engine::Cpu => Device::Cpu,
+            Engine::Cuda(d) => Device::Cuda(d.ordinal()),
         }
     }
 
     /// Whether operations run on a CUDA device.
     pub fn is_cuda(&self) -> bool {
-        matches!(self.backend, Backend::Cuda(_))
+        matches!(self.engine, Engine::Cuda(_))
     }
 
     /// Why an automatic choice did not take CUDA (None when it did, or when
@@ -182,8 +182,8 @@ impl Context {
     /// Facts about the device.
     pub fn info(&self) -> DeviceInfo {
         let cpu_threads = rayon::current_num_threads();
-        match &self.backend {
-            Backend::Cpu => DeviceInfo {
+        match &self.engine {
+            Engine::Cpu => DeviceInfo {
                 device: Device::Cpu,
                 name: format!("CPU ({cpu_threads} threads)"),
                 compute_capability: None,
@@ -195,18 +195,19 @@ impl Context {
                 cublas_version: None,
                 cpu_threads,
             },
-            Backend::Cuda(d) => d.device_info(cpu_threads),
+            Engine::Cuda(d) => d.device_info(cpu_threads),
         }
     }
 
     /// Waits until every operation queued on the context's device has
-    /// finished (results left resident, e.g. by
-    /// [`vector::map_resident`](crate::vector::map_resident), are computed
-    /// asynchronously). A no-op on the CPU, whose operations return done.
+    /// finished (results on the device, e.g. of
+    /// [`vector::map`](crate::vector::map), are computed asynchronously;
+    /// reading one back with [`DeviceMatrix::to_host`](crate::DeviceMatrix::to_host)
+    /// waits for it). A no-op on the CPU, whose operations return done.
     pub fn synchronize(&self) -> Result<()> {
-        match &self.backend {
-            Backend::Cpu => Ok(()),
-            Backend::Cuda(d) => {
+        match &self.engine {
+            Engine::Cpu => Ok(()),
+            Engine::Cuda(d) => {
                 let _g = d.lock();
                 d.sync()
             }
@@ -217,14 +218,14 @@ impl Context {
     /// (CUDA's stream-ordered pool keeps freed workspace so that the next
     /// call allocates nothing new) back to the device. A no-op on the CPU.
     pub fn release_cached_device_memory(&self) -> Result<()> {
-        match &self.backend {
-            Backend::Cpu => Ok(()),
-            Backend::Cuda(d) => d.release_cached(),
+        match &self.engine {
+            Engine::Cpu => Ok(()),
+            Engine::Cuda(d) => d.release_cached(),
         }
     }
 
-    pub(crate) fn backend(&self) -> &Backend {
-        &self.backend
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 }
 

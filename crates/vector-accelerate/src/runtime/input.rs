@@ -3,7 +3,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{BinaryMatrix, BinaryView, Matrix, MatrixView};
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::cuda_rows::CudaRows;
 use crate::runtime::tensor::{DeviceMatrix, HostData, Storage};
 
@@ -148,19 +148,17 @@ impl DeviceMatrix {
                 what: "matrix to upload",
             });
         }
-        let storage = match (ctx.backend(), input) {
+        let storage = match (ctx.engine(), input) {
             (_, Input::Resident(d)) => {
                 d.check_device(ctx)?;
                 return d.duplicate();
             }
-            (Backend::Cpu, Input::F32(m)) => Storage::Host(HostData::F32(m.as_slice().to_vec())),
-            (Backend::Cpu, Input::Binary(b)) => {
-                Storage::Host(HostData::Bits(b.as_words().to_vec()))
-            }
-            (Backend::Cuda(dev), Input::F32(m)) => {
+            (Engine::Cpu, Input::F32(m)) => Storage::Host(HostData::F32(m.as_slice().to_vec())),
+            (Engine::Cpu, Input::Binary(b)) => Storage::Host(HostData::Bits(b.as_words().to_vec())),
+            (Engine::Cuda(dev), Input::F32(m)) => {
                 Storage::Cuda(dev.clone(), CudaRows::upload_f32(dev, m.as_slice())?)
             }
-            (Backend::Cuda(dev), Input::Binary(b)) => {
+            (Engine::Cuda(dev), Input::Binary(b)) => {
                 Storage::Cuda(dev.clone(), CudaRows::upload_bits(dev, b.as_words())?)
             }
         };

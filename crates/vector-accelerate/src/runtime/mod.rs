@@ -3,6 +3,7 @@
 //! ([`DeviceMatrix`](crate::DeviceMatrix)), page-locked host rows and the
 //! [`Input`](crate::Input) every operation accepts.
 
+pub(crate) mod backend;
 pub(crate) mod codes;
 pub(crate) mod context;
 pub(crate) mod cuda_device;

@@ -4,7 +4,7 @@ use cudarc::driver::PinnedHostSlice;
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::matrix::MatrixView;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 
 enum Rows {
@@ -63,9 +63,9 @@ impl PinnedMatrix {
                 "the element count overflows",
             )
         })?;
-        let rows = match ctx.backend() {
-            Backend::Cpu => Rows::Plain(vec![0.0; len]),
-            Backend::Cuda(dev) => {
+        let rows = match ctx.engine() {
+            Engine::Cpu => Rows::Plain(vec![0.0; len]),
+            Engine::Cuda(dev) => {
                 // SAFETY: zero-filled below before any read.
                 let mut p = unsafe { dev.context().alloc_pinned_with_flags::<f32>(len, 0) }
                     .map_err(cu("cuMemHostAlloc (pinned matrix)"))?;

@@ -7,9 +7,9 @@ use cudarc::driver::CudaSlice;
 use crate::core::device::Device;
 use crate::core::error::{Error, Result};
 use crate::core::half::{half_dim, HalfKind};
-use crate::core::matrix::Matrix;
+use crate::core::matrix::{BinaryMatrix, Matrix};
 
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{upload_slice, CudaRows};
 
@@ -29,9 +29,13 @@ pub(crate) enum Storage {
     CudaHalf(Arc<CudaDevice>, HalfKind, CudaSlice<u16>),
 }
 
-/// Rows (dense `f32` or bit-packed binary) resident on a device, made with
-/// [`Context::upload`] and accepted by every operation of a context on the
-/// same device without another copy.
+/// Rows (dense `f32`, bit-packed binary, or 16-bit floats) kept on a
+/// context's device: host memory for a CPU context, device memory for a
+/// CUDA one. Made by [`Context::upload`] and returned by every operation
+/// whose result is a matrix (maps, products, projections), so a chain of
+/// operations never leaves the device; accepted by every operation of a
+/// context on the same device without another copy. [`to_host`](Self::to_host)
+/// is the explicit read-back.
 #[derive(Debug)]
 pub struct DeviceMatrix {
     rows: usize,
@@ -100,9 +104,9 @@ impl DeviceMatrix {
         }
         let widen = |b: u16| kind.widen(b);
         let has_negative = bits.iter().any(|&b| widen(b) < 0.0);
-        let storage = match ctx.backend() {
-            Backend::Cpu => Storage::Host(HostData::F32(bits.iter().map(|&b| widen(b)).collect())),
-            Backend::Cuda(dev) => {
+        let storage = match ctx.engine() {
+            Engine::Cpu => Storage::Host(HostData::F32(bits.iter().map(|&b| widen(b)).collect())),
+            Engine::Cuda(dev) => {
                 let hd = half_dim(dim);
                 let mut padded = vec![0u16; rows * hd];
                 for (dst, src) in padded.chunks_exact_mut(hd).zip(bits.chunks_exact(dim)) {
@@ -257,55 +261,70 @@ impl DeviceMatrix {
         Ok(())
     }
 
-    /// Copies bit-packed rows back to the host as 64-bit words (`None` for
-    /// `f32` rows).
-    pub fn to_host_bits(&self) -> Result<Option<Vec<u64>>> {
-        match &self.storage {
-            Storage::Host(HostData::Bits(w)) => Ok(Some(w.clone())),
-            Storage::Cuda(dev, CudaRows::Bits(s)) => {
-                let _g = dev.lock();
-                let w = dev
-                    .stream
-                    .clone_dtoh(s)
-                    .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
-                dev.sync()?;
-                Ok(Some(w))
+    /// The rows as a host matrix: a copy, waiting for the work that makes
+    /// them (16-bit rows are widened exactly). An error for bit-packed rows
+    /// ([`to_host_binary`](Self::to_host_binary)).
+    pub fn to_host(&self) -> Result<Matrix> {
+        let data = match &self.storage {
+            Storage::Host(HostData::F32(v)) => v.clone(),
+            Storage::Host(HostData::Bits(_)) | Storage::Cuda(_, CudaRows::Bits(_)) => {
+                return Err(binary_rows());
             }
-            _ => Ok(None),
+            Storage::Cuda(dev, r) => r.download_f32(dev)?.ok_or_else(binary_rows)?,
+            Storage::CudaHalf(dev, kind, s) => {
+                let bits = download(dev, s)?;
+                let hd = half_dim(self.dim);
+                bits.chunks_exact(hd)
+                    .flat_map(|r| r[..self.dim].iter())
+                    .map(|&b| kind.widen(b))
+                    .collect()
+            }
+        };
+        Matrix::new(data, self.dim)
+    }
+
+    /// [`to_host`](Self::to_host), consuming the rows: on a CPU context the
+    /// host memory is taken over without a copy.
+    pub fn into_host(self) -> Result<Matrix> {
+        match self.storage {
+            Storage::Host(HostData::F32(v)) => Matrix::new(v, self.dim),
+            _ => self.to_host(),
         }
     }
 
-    /// The `f32` rows as a host matrix (an error for bit-packed rows).
-    pub(crate) fn to_matrix(&self) -> Result<Matrix> {
-        let v = self
-            .to_host_f32()?
-            .ok_or_else(|| Error::invalid("rows", "bit-packed binary rows", "expected f32 rows"))?;
-        Matrix::new(v, self.dim)
-    }
-
-    /// Copies `f32` rows back to the host (`None` for binary rows).
-    pub fn to_host_f32(&self) -> Result<Option<Vec<f32>>> {
-        match &self.storage {
-            Storage::Host(HostData::F32(v)) => Ok(Some(v.clone())),
-            Storage::Host(HostData::Bits(_)) => Ok(None),
-            Storage::Cuda(dev, r) => r.download_f32(dev),
-            Storage::CudaHalf(dev, kind, s) => {
-                let _g = dev.lock();
-                let bits = dev
-                    .stream
-                    .clone_dtoh(s)
-                    .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
-                dev.sync()?;
-                let hd = half_dim(self.dim);
-                Ok(Some(
-                    bits.chunks_exact(hd)
-                        .flat_map(|r| r[..self.dim].iter())
-                        .map(|&b| kind.widen(b))
-                        .collect(),
+    /// Bit-packed rows as a host matrix (a copy); an error for `f32` rows.
+    pub fn to_host_binary(&self) -> Result<BinaryMatrix> {
+        let words = match &self.storage {
+            Storage::Host(HostData::Bits(w)) => w.clone(),
+            Storage::Cuda(dev, CudaRows::Bits(s)) => download(dev, s)?,
+            _ => {
+                return Err(Error::invalid(
+                    "rows",
+                    "f32 rows",
+                    "expected bit-packed binary rows",
                 ))
             }
-        }
+        };
+        BinaryMatrix::new(words, self.dim)
     }
+}
+
+fn binary_rows() -> Error {
+    Error::invalid("rows", "bit-packed binary rows", "expected f32 rows")
+}
+
+/// A device buffer copied to the host (waits for the work before it).
+fn download<T: cudarc::driver::DeviceRepr + Clone + Default>(
+    dev: &CudaDevice,
+    s: &CudaSlice<T>,
+) -> Result<Vec<T>> {
+    let _g = dev.lock();
+    let v = dev
+        .stream
+        .clone_dtoh(s)
+        .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(v)
 }
 
 #[derive(Debug)]
@@ -315,7 +334,7 @@ enum IdStorage {
 }
 
 /// Indices (`u64`) resident on a context's device: the result of
-/// [`arg_reduce_resident`](crate::vector::arg_reduce_resident). A
+/// [`arg_reduce`](crate::vector::arg_reduce). A
 /// [`DeviceMatrix`] holds `f32` values, which represent integers exactly
 /// only up to `2^24`, so indices (flat indices of arrays larger than that
 /// included) get their own type; on a CPU context they are host memory.
@@ -364,12 +383,7 @@ impl DeviceIds {
         match &self.storage {
             IdStorage::Host(v) => Ok(v.clone()),
             IdStorage::Cuda(dev, s) => {
-                let _g = dev.lock();
-                let mut v = dev
-                    .stream
-                    .clone_dtoh(s)
-                    .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
-                dev.sync()?;
+                let mut v = download(dev, s)?;
                 v.truncate(self.len);
                 Ok(v)
             }

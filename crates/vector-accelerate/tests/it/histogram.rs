@@ -1,4 +1,4 @@
-//! Histograms and kernel density estimates (SPEC 6): every backend against
+//! Histograms and kernel density estimates: every backend against
 //! an independent fp64 reference written here (edges compared as `f64`,
 //! bins found by a plain search), CUDA against the CPU (identical counts)
 //! on fresh random inputs of many sizes, values placed exactly on and next

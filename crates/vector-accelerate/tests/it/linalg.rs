@@ -1,4 +1,4 @@
-//! Matrix operations (SPEC 7): GEMM against an fp64 reference on every size
+//! Matrix operations: GEMM against an fp64 reference on every size
 //! of a grid over 1..=70 and odd shapes, every transpose combination, alpha
 //! and beta, precision modes, GEMV, transposes, batched and fused GEMM, and
 //! typed errors.
@@ -7,8 +7,7 @@ use crate::common::*;
 use rand::rngs::StdRng;
 use rand::Rng;
 use vector_accelerate::linalg::{
-    gemm, gemm_batched, gemm_batched_resident, gemm_fused, gemm_fused_resident, gemm_resident,
-    gemv, transpose, transpose_in_place, transpose_resident, Activation, GemmOptions,
+    gemm, gemm_fused, gemv, transpose, transpose_in_place, Activation, GemmOptions,
 };
 use vector_accelerate::vector::{map, Unary};
 use vector_accelerate::{BinaryMatrix, Context, Error, Input, Matrix, MatrixView, Precision};
@@ -95,13 +94,11 @@ fn random(r: &mut StdRng, rows: usize, cols: usize) -> Matrix {
 }
 
 fn opts(ta: bool, tb: bool, alpha: f32, beta: f32) -> GemmOptions {
-    GemmOptions {
-        trans_a: ta,
-        trans_b: tb,
-        alpha,
-        beta,
-        precision: Precision::Exact,
-    }
+    GemmOptions::default()
+        .with_trans_a(ta)
+        .with_trans_b(tb)
+        .with_alpha(alpha)
+        .with_beta(beta)
 }
 
 const TRANS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
@@ -114,7 +111,7 @@ fn run_case(ctx: &Context, r: &mut StdRng, (m, n, k): (usize, usize, usize), o: 
     let b = random(r, br, bc);
     let c = random(r, m, n);
     let cin = (o.beta != 0.0).then(|| Input::from(&c));
-    let got = gemm(ctx, &a, &b, cin, o).unwrap();
+    let got = gemm(ctx, &a, &b, cin, o).unwrap().into_host().unwrap();
     assert_eq!((got.rows(), got.dim()), (m, n));
     let (want, scale) = reference(a.as_slice(), b.as_slice(), Some(c.as_slice()), (m, n, k), o);
     let what = format!("{} gemm {m}x{n}x{k} {o:?}", ctx.device());
@@ -171,7 +168,10 @@ fn alpha_and_beta_reach_the_product() {
         let a = random(&mut r, m, k);
         let b = random(&mut r, k, n);
         let c = random(&mut r, m, n);
-        let plain = gemm(ctx, &a, &b, None, &GemmOptions::default()).unwrap();
+        let plain = gemm(ctx, &a, &b, None, &GemmOptions::default())
+            .unwrap()
+            .into_host()
+            .unwrap();
         // beta = 0 never reads C: NaN and infinities do not propagate.
         let poisoned = Matrix::new(
             (0..m * n)
@@ -187,12 +187,17 @@ fn alpha_and_beta_reach_the_product() {
             Some((&poisoned).into()),
             &opts(false, false, 1.0, 0.0),
         )
+        .unwrap()
+        .into_host()
         .unwrap();
         assert_eq!(z.as_slice(), plain.as_slice());
         // beta = 1 adds C; beta = -2 scales it.
         for beta in [1.0f32, -2.0] {
             let o = opts(false, false, 1.0, beta);
-            let got = gemm(ctx, &a, &b, Some((&c).into()), &o).unwrap();
+            let got = gemm(ctx, &a, &b, Some((&c).into()), &o)
+                .unwrap()
+                .into_host()
+                .unwrap();
             let (want, scale) = reference(
                 a.as_slice(),
                 b.as_slice(),
@@ -217,12 +222,17 @@ fn alpha_and_beta_reach_the_product() {
             Some((&c).into()),
             &opts(false, false, 0.0, 3.0),
         )
+        .unwrap()
+        .into_host()
         .unwrap();
         for (g, cv) in got.as_slice().iter().zip(c.as_slice()) {
             assert_eq!(*g, 3.0 * cv);
         }
         // alpha scales the product.
-        let got = gemm(ctx, &a, &b, None, &opts(false, false, -2.0, 0.0)).unwrap();
+        let got = gemm(ctx, &a, &b, None, &opts(false, false, -2.0, 0.0))
+            .unwrap()
+            .into_host()
+            .unwrap();
         for (g, p) in got.as_slice().iter().zip(plain.as_slice()) {
             assert_eq!(*g, -2.0 * p);
         }
@@ -234,6 +244,8 @@ fn alpha_and_beta_reach_the_product() {
             .iter()
             .map(|&(ta, tb)| {
                 gemm(ctx, &sq, &sq2, None, &opts(ta, tb, 1.0, 0.0))
+                    .unwrap()
+                    .into_host()
                     .unwrap()
                     .into_vec()
             })
@@ -254,20 +266,23 @@ fn resident_inputs_and_outputs_equal_host_results() {
         let b = random(&mut r, 40, 17);
         let c = random(&mut r, 33, 40);
         let o = opts(false, true, 0.5, 2.0);
-        let host = gemm(ctx, &a, &b, Some((&c).into()), &o).unwrap();
+        let host = gemm(ctx, &a, &b, Some((&c).into()), &o)
+            .unwrap()
+            .into_host()
+            .unwrap();
         let (ra, rb, rc) = (
             ctx.upload(&a).unwrap(),
             ctx.upload(&b).unwrap(),
             ctx.upload(&c).unwrap(),
         );
-        let res = gemm_resident(ctx, &ra, &rb, Some((&rc).into()), &o).unwrap();
+        let res = gemm(ctx, &ra, &rb, Some((&rc).into()), &o).unwrap();
         assert_eq!((res.rows(), res.dim()), (33, 40));
-        assert_eq!(res.to_host_f32().unwrap().unwrap(), host.as_slice());
+        assert_eq!(res.to_host().unwrap().into_vec(), host.as_slice());
         // A chain on the device: (A B^T)^T computed from the resident result.
-        let t = transpose_resident(ctx, &res).unwrap();
+        let t = transpose(ctx, &res).unwrap();
         assert_eq!((t.rows(), t.dim()), (40, 33));
-        let t_host = transpose(ctx, &host).unwrap();
-        assert_eq!(t.to_host_f32().unwrap().unwrap(), t_host.as_slice());
+        let t_host = transpose(ctx, &host).unwrap().into_host().unwrap();
+        assert_eq!(t.to_host().unwrap().into_vec(), t_host.as_slice());
     });
 }
 
@@ -336,17 +351,20 @@ fn sixteen_bit_operands_give_the_product_of_their_values() {
                             Precision::Bf16,
                             Precision::F16,
                         ] {
-                            let o = GemmOptions {
-                                precision: p,
-                                ..opts(ta, tb, 1.5, -0.5)
-                            };
+                            let o = opts(ta, tb, 1.5, -0.5).with_precision(p);
                             let what = format!(
                                 "{} {m}x{n}x{k} ta {ta} tb {tb} bf16 {bf_a}/{bf_b} {p}",
                                 ctx.device()
                             );
                             // Kept operands, and a kept A with the widened host B.
-                            let got = gemm(ctx, &da, &db, Some((&dc).into()), &o).unwrap();
-                            let mixed = gemm(ctx, &da, &wb, Some((&wc).into()), &o).unwrap();
+                            let got = gemm(ctx, &da, &db, Some((&dc).into()), &o)
+                                .unwrap()
+                                .into_host()
+                                .unwrap();
+                            let mixed = gemm(ctx, &da, &wb, Some((&wc).into()), &o)
+                                .unwrap()
+                                .into_host()
+                                .unwrap();
                             let round = |x: &Matrix| rounded(x, p);
                             let (want, scale) = reference(
                                 &round(&wa),
@@ -374,21 +392,40 @@ fn sixteen_bit_operands_give_the_product_of_their_values() {
             let (da, wa) = upload_16(ctx, &a, true);
             let (db, wb) = upload_16(ctx, &b, true);
             for p in [Precision::Exact, Precision::Bf16] {
-                let o = GemmOptions {
-                    precision: p,
-                    ..Default::default()
-                };
-                let got = gemm_batched(ctx, &da, &db, None, 3, &o).unwrap();
-                let want = gemm_batched(ctx, &wa, &wb, None, 3, &o).unwrap();
+                let o = GemmOptions::default().with_precision(p);
+                let got = gemm(ctx, &da, &db, None, &o.with_batch(3))
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
+                let want = gemm(ctx, &wa, &wb, None, &o.with_batch(3))
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
                 assert_close(
                     &format!("{} batched {p}", ctx.device()),
                     got.as_slice(),
                     want.as_slice(),
                 );
-                let f =
-                    gemm_fused(ctx, &da, &db, Some(&[0.25; 6]), Activation::Tanh, 3, &o).unwrap();
-                let fw =
-                    gemm_fused(ctx, &wa, &wb, Some(&[0.25; 6]), Activation::Tanh, 3, &o).unwrap();
+                let f = gemm_fused(
+                    ctx,
+                    &da,
+                    &db,
+                    Some(&[0.25; 6]),
+                    &o.with_activation(Activation::Tanh).with_batch(3),
+                )
+                .unwrap()
+                .into_host()
+                .unwrap();
+                let fw = gemm_fused(
+                    ctx,
+                    &wa,
+                    &wb,
+                    Some(&[0.25; 6]),
+                    &o.with_activation(Activation::Tanh).with_batch(3),
+                )
+                .unwrap()
+                .into_host()
+                .unwrap();
                 assert_close(
                     &format!("{} fused {p}", ctx.device()),
                     f.as_slice(),
@@ -399,25 +436,39 @@ fn sixteen_bit_operands_give_the_product_of_their_values() {
             let o = GemmOptions::default();
             assert_close(
                 &format!("{} gemv", ctx.device()),
-                &gemv(ctx, &da, &x, None, &o).unwrap(),
-                &gemv(ctx, &wa, &x, None, &o).unwrap(),
+                gemv(ctx, &da, &x, None, &o)
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
+                    .as_slice(),
+                gemv(ctx, &wa, &x, None, &o)
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
+                    .as_slice(),
             );
-            assert_eq!(transpose(ctx, &da).unwrap(), transpose(ctx, &wa).unwrap());
-            let t = transpose_resident(ctx, &db).unwrap();
             assert_eq!(
-                t.to_host_f32().unwrap().unwrap(),
-                transpose(ctx, &wb).unwrap().as_slice()
+                transpose(ctx, &da).unwrap().into_host().unwrap(),
+                transpose(ctx, &wa).unwrap().into_host().unwrap()
+            );
+            let t = transpose(ctx, &db).unwrap();
+            assert_eq!(
+                t.to_host().unwrap().into_vec(),
+                transpose(ctx, &wb).unwrap().into_host().unwrap().as_slice()
             );
             // Resident f32 rows under bf16 (a rounded copy kept after the first
             // product): the same values as host rows, every time.
             let (ra, rb) = (ctx.upload(&a).unwrap(), ctx.upload(&b).unwrap());
-            let o = GemmOptions {
-                precision: Precision::Bf16,
-                ..Default::default()
-            };
-            let host = gemm_batched(ctx, &a, &b, None, 3, &o).unwrap();
+            let o = GemmOptions::default().with_precision(Precision::Bf16);
+            let host = gemm(ctx, &a, &b, None, &o.with_batch(3))
+                .unwrap()
+                .into_host()
+                .unwrap();
             for _ in 0..2 {
-                let res = gemm_batched(ctx, &ra, &rb, None, 3, &o).unwrap();
+                let res = gemm(ctx, &ra, &rb, None, &o.with_batch(3))
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
                 assert_close(
                     &format!("{} resident bf16", ctx.device()),
                     res.as_slice(),
@@ -454,13 +505,16 @@ fn precision_modes_stay_within_their_bounds() {
             let a = random(&mut r, ar, ac);
             let b = random(&mut r, br, bc);
             let c = random(&mut r, m, n);
-            let exact = gemm(ctx, &a, &b, None, &opts(ta, tb, 1.0, 0.0)).unwrap();
+            let exact = gemm(ctx, &a, &b, None, &opts(ta, tb, 1.0, 0.0))
+                .unwrap()
+                .into_host()
+                .unwrap();
             for p in [Precision::Tf32, Precision::Bf16, Precision::F16] {
-                let o = GemmOptions {
-                    precision: p,
-                    ..opts(ta, tb, 1.25, 0.5)
-                };
-                let got = gemm(ctx, &a, &b, Some((&c).into()), &o).unwrap();
+                let o = opts(ta, tb, 1.25, 0.5).with_precision(p);
+                let got = gemm(ctx, &a, &b, Some((&c).into()), &o)
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
                 // Against the fp64 product of the rounded operands.
                 let round = |x: &Matrix| rounded(x, p);
                 let (want, scale) =
@@ -496,17 +550,10 @@ fn precision_modes_stay_within_their_bounds() {
                 // 16-bit modes change the result on every backend, TF32
                 // on CUDA (the CPU computes it in fp32).
                 if matches!(p, Precision::Bf16 | Precision::F16) || ctx.is_cuda() {
-                    let again = gemm(
-                        ctx,
-                        &a,
-                        &b,
-                        None,
-                        &GemmOptions {
-                            precision: p,
-                            ..opts(ta, tb, 1.0, 0.0)
-                        },
-                    )
-                    .unwrap();
+                    let again = gemm(ctx, &a, &b, None, &opts(ta, tb, 1.0, 0.0).with_precision(p))
+                        .unwrap()
+                        .into_host()
+                        .unwrap();
                     assert_ne!(again.as_slice(), exact.as_slice(), "{p} changes the output");
                 }
             }
@@ -530,9 +577,13 @@ fn gemv_matches_fp64() {
                 let y: Vec<f32> = (0..m).map(|_| r.random::<f32>() - 0.5).collect();
                 for (alpha, beta) in [(1.0, 0.0), (-0.5, 2.0)] {
                     let o = opts(ta, false, alpha, beta);
-                    let got = gemv(ctx, &a, &x, (beta != 0.0).then_some(&y[..]), &o).unwrap();
+                    let got = gemv(ctx, &a, &x, (beta != 0.0).then_some(&y[..]), &o)
+                        .unwrap()
+                        .into_host()
+                        .unwrap();
                     let (want, scale) = reference(a.as_slice(), &x, Some(&y), (m, 1, k), &o);
-                    check("gemv", &got, &want, &scale, rel_tol(ctx, o.precision, k));
+                    let got = got.as_slice();
+                    check("gemv", got, &want, &scale, rel_tol(ctx, o.precision, k));
                 }
             }
         }
@@ -545,21 +596,21 @@ fn transposes_out_of_place_and_in_place() {
         let mut r = rng(seed());
         for &(rows, cols) in &[(1, 1), (1, 5), (5, 1), (33, 65), (100, 100), (257, 31)] {
             let a = random(&mut r, rows, cols);
-            let t = transpose(ctx, &a).unwrap();
+            let t = transpose(ctx, &a).unwrap().into_host().unwrap();
             assert_eq!((t.rows(), t.dim()), (cols, rows));
             for i in 0..rows {
                 for j in 0..cols {
                     assert_eq!(t.get(j, i), a.get(i, j));
                 }
             }
-            let tr = transpose_resident(ctx, &ctx.upload(&a).unwrap()).unwrap();
-            assert_eq!(tr.to_host_f32().unwrap().unwrap(), t.as_slice());
+            let tr = transpose(ctx, &ctx.upload(&a).unwrap()).unwrap();
+            assert_eq!(tr.to_host().unwrap().into_vec(), t.as_slice());
             if rows == cols {
-                let mut b = a.clone();
+                let mut b = ctx.upload(&a).unwrap();
                 transpose_in_place(ctx, &mut b).unwrap();
-                assert_eq!(b.as_slice(), t.as_slice());
+                assert_eq!(b.to_host().unwrap(), t);
             } else {
-                let mut b = a.clone();
+                let mut b = ctx.upload(&a).unwrap();
                 assert!(matches!(
                     transpose_in_place(ctx, &mut b),
                     Err(Error::InvalidParameter { name: "shape", .. })
@@ -582,20 +633,22 @@ fn batched_gemm_equals_separate_products() {
                 let b = random(&mut r, batch * br, bc);
                 let c = random(&mut r, batch * m, n);
                 for p in [Precision::Exact, Precision::Bf16] {
-                    let o = GemmOptions {
-                        precision: p,
-                        ..opts(ta, tb, 0.75, -1.0)
-                    };
-                    let got = gemm_batched(ctx, &a, &b, Some((&c).into()), batch, &o).unwrap();
+                    let o = opts(ta, tb, 0.75, -1.0).with_precision(p);
+                    let got = gemm(ctx, &a, &b, Some((&c).into()), &o.with_batch(batch))
+                        .unwrap()
+                        .into_host()
+                        .unwrap();
                     assert_eq!((got.rows(), got.dim()), (batch * m, n));
-                    let res =
-                        gemm_batched_resident(ctx, &a, &b, Some((&c).into()), batch, &o).unwrap();
-                    assert_eq!(res.to_host_f32().unwrap().unwrap(), got.as_slice());
+                    let res = gemm(ctx, &a, &b, Some((&c).into()), &o.with_batch(batch)).unwrap();
+                    assert_eq!(res.to_host().unwrap().into_vec(), got.as_slice());
                     for i in 0..batch {
                         let ai = mat_from_slice(&a.as_slice()[i * ar * ac..(i + 1) * ar * ac], ac);
                         let bi = mat_from_slice(&b.as_slice()[i * br * bc..(i + 1) * br * bc], bc);
                         let ci = mat_from_slice(&c.as_slice()[i * m * n..(i + 1) * m * n], n);
-                        let one = gemm(ctx, &ai, &bi, Some((&ci).into()), &o).unwrap();
+                        let one = gemm(ctx, &ai, &bi, Some((&ci).into()), &o)
+                            .unwrap()
+                            .into_host()
+                            .unwrap();
                         let part = &got.as_slice()[i * m * n..(i + 1) * m * n];
                         let (want, scale) = reference(
                             ai.as_slice(),
@@ -638,14 +691,23 @@ fn fused_gemm_equals_gemm_then_bias_and_activation() {
             let b = random(&mut r, batch * n, k); // used transposed
             let bias: Vec<f32> = (0..n).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
             let o = opts(false, true, 0.5, 0.0);
-            let prod = gemm_batched(ctx, &a, &b, None, batch, &o).unwrap();
+            let prod = gemm(ctx, &a, &b, None, &o.with_batch(batch))
+                .unwrap()
+                .into_host()
+                .unwrap();
             let mut outs = Vec::new();
             for act in acts {
                 for with_bias in [false, true] {
                     let bs = with_bias.then_some(&bias[..]);
-                    let got = gemm_fused(ctx, &a, &b, bs, act, batch, &o).unwrap();
-                    let res = gemm_fused_resident(ctx, &a, &b, bs, act, batch, &o).unwrap();
-                    assert_eq!(res.to_host_f32().unwrap().unwrap(), got.as_slice());
+                    let got =
+                        gemm_fused(ctx, &a, &b, bs, &o.with_activation(act).with_batch(batch))
+                            .unwrap()
+                            .into_host()
+                            .unwrap();
+                    let res =
+                        gemm_fused(ctx, &a, &b, bs, &o.with_activation(act).with_batch(batch))
+                            .unwrap();
+                    assert_eq!(res.to_host().unwrap().into_vec(), got.as_slice());
                     // GEMM, bias on the host, activation with the CPU vector map.
                     let mut z = prod.clone().into_vec();
                     if with_bias {
@@ -662,7 +724,10 @@ fn fused_gemm_equals_gemm_then_bias_and_activation() {
                         Activation::Sigmoid => &[Unary::Sigmoid],
                         Activation::Gelu => &[Unary::Gelu],
                     };
-                    let want = map(&cpu, MatrixView::new(&z, n).unwrap(), chain).unwrap();
+                    let want = map(&cpu, MatrixView::new(&z, n).unwrap(), chain)
+                        .unwrap()
+                        .into_host()
+                        .unwrap();
                     for (i, (g, w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
                         let tol = 16.0 * f32::EPSILON * w.abs().max(1e-6);
                         assert!(
@@ -691,7 +756,7 @@ fn matrix_operation_errors_are_typed() {
         let a = Matrix::new(vec![1.0; 6], 3).unwrap(); // 2 x 3
         let b = Matrix::new(vec![1.0; 8], 4).unwrap(); // 2 x 4
         let d = GemmOptions::default();
-        let inv = |r: Result<Matrix, Error>, name: &str| match r {
+        let inv = |r: Result<vector_accelerate::DeviceMatrix, Error>, name: &str| match r {
             Err(Error::InvalidParameter { name: n, .. }) => assert_eq!(n, name),
             other => panic!("expected invalid {name}, got {other:?}"),
         };
@@ -712,6 +777,8 @@ fn matrix_operation_errors_are_typed() {
         assert_eq!(
             gemm(ctx, &a, &b, None, &opts(true, false, 1.0, 0.0))
                 .unwrap()
+                .into_host()
+                .unwrap()
                 .rows(),
             3
         );
@@ -731,12 +798,12 @@ fn matrix_operation_errors_are_typed() {
         inv(gemm(ctx, &a, &b, None, &at), "beta");
         inv(gemm(ctx, &a, &b, Some((&a).into()), &at), "C shape");
         // Batches.
-        inv(gemm_batched(ctx, &a, &a, None, 0, &d), "batch");
+        inv(gemm(ctx, &a, &a, None, &d.with_batch(0)), "batch");
         let six = Matrix::new(vec![1.0; 9], 3).unwrap(); // 3 rows
-        inv(gemm_batched(ctx, &six, &six, None, 2, &d), "batch");
+        inv(gemm(ctx, &six, &six, None, &d.with_batch(2)), "batch");
         // Fused: beta and bias length.
         inv(
-            gemm_fused(ctx, &a, &b, None, Activation::Relu, 1, &at),
+            gemm_fused(ctx, &a, &b, None, &at.with_activation(Activation::Relu)),
             "beta",
         );
         assert!(matches!(
@@ -745,9 +812,7 @@ fn matrix_operation_errors_are_typed() {
                 &a,
                 &b,
                 Some(&[1.0; 3]),
-                Activation::Relu,
-                1,
-                &opts(true, false, 1.0, 0.0)
+                &opts(true, false, 1.0, 0.0).with_activation(Activation::Relu)
             ),
             Err(Error::DimensionMismatch {
                 expected: 4,
@@ -797,11 +862,12 @@ fn f16_range_and_determinism() {
         let a = Matrix::new(vec![70000.0, 1.0], 2).unwrap();
         let b = Matrix::new(vec![1.0, 1.0], 1).unwrap();
         let with = |p: Precision| {
-            let o = GemmOptions {
-                precision: p,
-                ..Default::default()
-            };
-            gemm(ctx, &a, &b, None, &o).unwrap().as_slice()[0]
+            let o = GemmOptions::default().with_precision(p);
+            gemm(ctx, &a, &b, None, &o)
+                .unwrap()
+                .into_host()
+                .unwrap()
+                .as_slice()[0]
         };
         assert_eq!(with(Precision::Exact), 70001.0);
         assert_eq!(with(Precision::F16), f32::INFINITY);
@@ -811,14 +877,15 @@ fn f16_range_and_determinism() {
         let x = random(&mut r, 129, 257);
         let y = random(&mut r, 257, 65);
         for p in Precision::ALL {
-            let o = GemmOptions {
-                precision: p,
-                ..Default::default()
-            };
-            let first = gemm(ctx, &x, &y, None, &o).unwrap();
+            let o = GemmOptions::default().with_precision(p);
+            let first = gemm(ctx, &x, &y, None, &o).unwrap().into_host().unwrap();
             for _ in 0..3 {
                 assert_eq!(
-                    gemm(ctx, &x, &y, None, &o).unwrap().as_slice(),
+                    gemm(ctx, &x, &y, None, &o)
+                        .unwrap()
+                        .into_host()
+                        .unwrap()
+                        .as_slice(),
                     first.as_slice()
                 );
             }
@@ -847,12 +914,15 @@ fn cuda_agrees_with_the_cpu_reference() {
             let b = random(&mut r, br, bc);
             let c = random(&mut r, m, n);
             for p in [Precision::Exact, Precision::Bf16, Precision::F16] {
-                let o = GemmOptions {
-                    precision: p,
-                    ..opts(ta, tb, 0.5, 1.5)
-                };
-                let x = gemm(&cpu, &a, &b, Some((&c).into()), &o).unwrap();
-                let y = gemm(&gpu, &a, &b, Some((&c).into()), &o).unwrap();
+                let o = opts(ta, tb, 0.5, 1.5).with_precision(p);
+                let x = gemm(&cpu, &a, &b, Some((&c).into()), &o)
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
+                let y = gemm(&gpu, &a, &b, Some((&c).into()), &o)
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
                 // Both multiply the same (rounded) operands: the difference
                 // is that of two fp32 summation orders.
                 let (_, scale) = reference(

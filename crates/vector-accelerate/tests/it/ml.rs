@@ -1,4 +1,4 @@
-//! ML kernels and weights (SPEC 8, 9): the weight store (safetensors round
+//! ML kernels and weights: the weight store (safetensors round
 //! trips of every dtype, a file written by hand, typed errors, memory
 //! accounting and the device cache), Xavier initialisation, and PCA against
 //! an fp64 reference.

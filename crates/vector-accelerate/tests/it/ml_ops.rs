@@ -1,4 +1,4 @@
-//! ML kernels (SPEC 8) against straightforward fp64 computations of their
+//! ML kernels against straightforward fp64 computations of their
 //! formulas: learned distance, neural quantization and attention similarity,
 //! on both backends, with every option shown to change the output and bad
 //! arguments refused with typed errors.
@@ -146,9 +146,9 @@ fn learned_distance_matches_fp64() {
                 let p = ld
                     .project(ctx, &base)
                     .unwrap()
-                    .to_host_f32()
+                    .to_host()
                     .unwrap()
-                    .unwrap();
+                    .into_vec();
                 for i in 0..n {
                     for o in 0..d_out {
                         let (g, e) = (p[i * d_out + o] as f64, px[i][o]);
@@ -356,7 +356,7 @@ fn nq_decode_shapes_match_fp64() {
                 let label = format!("{} n {n} {latent}->{d_out}", ctx.device());
                 // Twice: the second decode reuses the weight's pieces.
                 for _ in 0..2 {
-                    let y = nq.decode(ctx, &codes).unwrap();
+                    let y = nq.decode(ctx, &codes).unwrap().into_host().unwrap();
                     check_decode(
                         ctx,
                         &label,
@@ -421,7 +421,7 @@ fn neural_quantization_matches_fp64() {
                     "{} {d_in}->{latent} n {n} {act:?} norm {normalize} {p}",
                     ctx.device()
                 );
-                let z = nq.encode_latent(ctx, &x).unwrap();
+                let z = nq.encode_latent(ctx, &x).unwrap().into_host().unwrap();
                 let codes = nq.encode(ctx, &x).unwrap().to_host().unwrap();
                 let bytes = codes.as_bytes().unwrap();
                 let (scales, offsets) = codes.vector_params().unwrap();
@@ -476,7 +476,11 @@ fn neural_quantization_matches_fp64() {
                 }
                 // Decode against fp64 of the decoder on the dequantised
                 // codes, at this precision and at the 16-bit ones.
-                let y = nq.decode(ctx, &nq.encode(ctx, &x).unwrap()).unwrap();
+                let y = nq
+                    .decode(ctx, &nq.encode(ctx, &x).unwrap())
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
                 check_decode(ctx, &label, &y, bytes, scales, &wd, &bd, p);
                 let codes_dev = nq.encode(ctx, &x).unwrap();
                 for p16 in [Precision::Bf16, Precision::F16] {
@@ -486,7 +490,7 @@ fn neural_quantization_matches_fp64() {
                         opts.with_precision(p16),
                     )
                     .unwrap();
-                    let got = q16.decode(ctx, &codes_dev).unwrap();
+                    let got = q16.decode(ctx, &codes_dev).unwrap().into_host().unwrap();
                     check_decode(ctx, &label, &got, bytes, scales, &wd, &bd, p16);
                 }
             }
@@ -511,7 +515,7 @@ fn neural_quantization_matches_fp64() {
         let zero = Matrix::new(vec![0.0, 0.0, 3.0, 4.0], 2).unwrap();
         let c = nq.encode(ctx, &zero).unwrap();
         assert_eq!(c.to_host().unwrap().vector_params().unwrap().0[0], 0.0);
-        let y = nq.decode(ctx, &c).unwrap();
+        let y = nq.decode(ctx, &c).unwrap().into_host().unwrap();
         assert_eq!(y.row(0), &[0.5, -0.5]);
         // Normalised latent (0.6, 0.8): codes (95, 127), scale 0.8 / 127.
         assert_eq!(&c.to_host().unwrap().as_bytes().unwrap()[2..], &[95u8, 127]);
@@ -544,6 +548,8 @@ fn neural_quantization_matches_fp64() {
             )
             .unwrap()
             .encode_latent(ctx, &x)
+            .unwrap()
+            .into_host()
             .unwrap()
         };
         let base = lat(NqOptions::default());
@@ -597,9 +603,9 @@ fn neural_quantization_search_over_codes() {
         let codes = nq.encode(ctx, &base).unwrap();
         let host = codes.to_host().unwrap();
         let (bytes, scales) = (host.as_bytes().unwrap(), host.vector_params().unwrap().0);
-        let zq = nq.encode_latent(ctx, &q).unwrap();
-        let zb = nq.encode_latent_resident(ctx, &base).unwrap();
-        let zb_host = zb.to_host_f32().unwrap().unwrap();
+        let zq = nq.encode_latent(ctx, &q).unwrap().into_host().unwrap();
+        let zb = nq.encode_latent(ctx, &base).unwrap();
+        let zb_host = zb.to_host().unwrap().into_vec();
         let k = 10;
         let plain = nq.search(ctx, &q, &codes, k, Metric::L2, None).unwrap();
         let reranked = nq
@@ -684,7 +690,7 @@ fn attention_similarity_matches_fp64() {
                     "{} d {d_model} {heads}x{head_dim} T {t} sigmoid {sigmoid}",
                     ctx.device()
                 );
-                let scores = att.scores(ctx, &q, &k).unwrap();
+                let scores = att.scores(ctx, &q, &k).unwrap().into_host().unwrap();
                 assert_eq!((scores.rows(), scores.dim()), (nq, nk));
                 let top = att
                     .top_k(ctx, &q, &att.project_keys(ctx, &k).unwrap(), 4)
@@ -731,8 +737,21 @@ fn attention_similarity_matches_fp64() {
                 heads,
             )
         };
-        let base = make(2).unwrap().scores(ctx, &x, &x).unwrap();
-        assert_ne!(base, make(4).unwrap().scores(ctx, &x, &x).unwrap());
+        let base = make(2)
+            .unwrap()
+            .scores(ctx, &x, &x)
+            .unwrap()
+            .into_host()
+            .unwrap();
+        assert_ne!(
+            base,
+            make(4)
+                .unwrap()
+                .scores(ctx, &x, &x)
+                .unwrap()
+                .into_host()
+                .unwrap()
+        );
         assert_ne!(
             base,
             make(2)
@@ -740,6 +759,8 @@ fn attention_similarity_matches_fp64() {
                 .with_temperature(1.0)
                 .unwrap()
                 .scores(ctx, &x, &x)
+                .unwrap()
+                .into_host()
                 .unwrap()
         );
         assert_ne!(
@@ -749,6 +770,8 @@ fn attention_similarity_matches_fp64() {
                 .with_sigmoid(true)
                 .scores(ctx, &x, &x)
                 .unwrap()
+                .into_host()
+                .unwrap()
         );
         assert_ne!(
             base,
@@ -756,6 +779,8 @@ fn attention_similarity_matches_fp64() {
                 .unwrap()
                 .with_precision(Precision::Bf16)
                 .scores(ctx, &x, &x)
+                .unwrap()
+                .into_host()
                 .unwrap()
         );
         inv(make(3), "heads");
@@ -806,9 +831,16 @@ fn attention_scores_tile_shapes_match_fp64() {
                 )
                 .unwrap()
                 .with_sigmoid(sigmoid);
-                let host = att.scores_projected(ctx, &q, &k).unwrap();
-                let res = att.scores_projected_resident(ctx, &qd, &kd).unwrap();
-                let res = Matrix::new(res.to_host_f32().unwrap().unwrap(), nk).unwrap();
+                let host = att
+                    .scores_projected(ctx, &q, &k)
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
+                let res = att
+                    .scores_projected(ctx, &qd, &kd)
+                    .unwrap()
+                    .into_host()
+                    .unwrap();
                 let label = format!(
                     "{} {nq}x{nk} {heads}x{head_dim} sigmoid {sigmoid}",
                     ctx.device()

@@ -337,7 +337,7 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
                         assert_eq!(nn.row_distances(i)[j], p.0 as f32);
                     }
                 }
-                let words = codes.to_host_bits().unwrap().unwrap();
+                let words = codes.to_host_binary().unwrap().view().as_words().to_vec();
                 if let Some(p) = &prev {
                     assert_ne!(
                         p, &words,

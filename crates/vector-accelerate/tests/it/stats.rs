@@ -1,4 +1,4 @@
-//! Statistics (SPEC 6): descriptive statistics against a two-pass fp64
+//! Statistics: descriptive statistics against a two-pass fp64
 //! computation and SciPy's figures, merged chunks against the whole,
 //! quantiles against a sorted fp64 copy with NumPy's linear interpolation
 //! (segments sorted whole up to 4096 values, radix-selected beyond: both

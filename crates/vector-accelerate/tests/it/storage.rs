@@ -65,7 +65,7 @@ fn sixteen_bit_bases_match_their_widened_rows() {
             ] {
                 for bf in [false, true] {
                     let (up, wide) = sixteen_bit(ctx, &x, bf);
-                    assert_eq!(up.to_host_f32().unwrap().unwrap(), wide.as_slice().to_vec());
+                    assert_eq!(up.to_host().unwrap().into_vec(), wide.as_slice().to_vec());
                     let xmax = (0..nb).map(|j| sqn(wide.row(j))).fold(0.0, f64::max);
                     for d in [
                         Distance::from(Metric::L2),

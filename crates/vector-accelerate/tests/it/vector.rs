@@ -1,4 +1,4 @@
-//! Vector utilities (SPEC 5): the CPU reference against fp64, CUDA against
+//! Vector utilities: the CPU reference against fp64, CUDA against
 //! the CPU, on shapes around every block size of the kernels (a warp per
 //! row up to 1024 columns, a block of 256 beyond; column partials 32 columns
 //! by 8 row lanes in chunks of at least 64 rows). Device outputs are
@@ -12,12 +12,17 @@ use rand_distr::StandardNormal;
 
 use crate::common::*;
 use vector_accelerate::vector::{
-    self, arg_reduce, arg_reduce_resident, binary, binary_in_place, binary_resident, binary_then,
-    logsumexp, logsumexp_resident, map, map_in_place, map_resident, normalize, normalize_in_place,
-    normalize_resident, normalize_with_norms, reduce, reduce_resident, softmax, softmax_in_place,
-    softmax_resident, ArgReduction, Axis, Binary, Operand, Reduction, Unary, MAX_CHAIN,
+    self, arg_reduce, binary, binary_in_place, binary_then, logsumexp, map, map_in_place,
+    normalize, normalize_in_place, normalize_with_norms, reduce, softmax, softmax_in_place,
+    ArgReduction, Axis, Binary, Operand, Reduction, Unary, MAX_CHAIN,
 };
 use vector_accelerate::{Context, Error, Matrix};
+
+/// [`normalize_with_norms`] read back: the rows and the norms.
+fn host_normalized(ctx: &Context, x: &Matrix) -> (Matrix, Vec<f32>) {
+    let (y, n) = normalize_with_norms(ctx, x).unwrap();
+    (y.into_host().unwrap(), n.into_host().unwrap().into_vec())
+}
 
 const SHAPES: &[(usize, usize)] = &[
     (1, 1),
@@ -96,7 +101,7 @@ fn normalize_matches_fp64_and_keeps_zero_rows_zero() {
                 x.as_mut_slice()[..dim].fill(0.0);
                 x.as_mut_slice()[0] = -0.0;
             }
-            let (y, norms) = normalize_with_norms(ctx, &x).unwrap();
+            let (y, norms) = host_normalized(ctx, &x);
             assert_eq!((y.rows(), y.dim(), norms.len()), (rows, dim, rows));
             for i in 0..rows {
                 let n64 = sqn(x.row(i)).sqrt();
@@ -125,15 +130,12 @@ fn normalize_matches_fp64_and_keeps_zero_rows_zero() {
                 assert!(same_bits(y.row(0), x.row(0)), "zero row must stay as it is");
             }
             // The other forms give the same bits.
-            let mut z = x.clone();
-            let n2 = normalize_in_place(ctx, &mut z).unwrap();
-            assert!(same_bits(z.as_slice(), y.as_slice()) && same_bits(&n2, &norms));
             let mut d = ctx.upload(&x).unwrap();
-            let n3 = normalize_resident(ctx, &mut d).unwrap();
-            assert!(same_bits(&d.to_host_f32().unwrap().unwrap(), y.as_slice()));
-            assert!(same_bits(&n3, &norms));
+            let n3 = normalize_in_place(ctx, &mut d).unwrap();
+            assert!(same_bits(d.to_host().unwrap().as_slice(), y.as_slice()));
+            assert!(same_bits(n3.to_host().unwrap().as_slice(), &norms));
             assert!(same_bits(
-                normalize(ctx, &x).unwrap().as_slice(),
+                normalize(ctx, &x).unwrap().into_host().unwrap().as_slice(),
                 y.as_slice()
             ));
         }
@@ -154,7 +156,7 @@ fn normalize_non_finite_rows() {
             3,
         )
         .unwrap();
-        let (y, n) = normalize_with_norms(ctx, &x).unwrap();
+        let (y, n) = host_normalized(ctx, &x);
         let c = (1.0f64 / 3f64.sqrt()) as f32;
         assert_eq!(y.row(0), &[c, c, -c]);
         assert_eq!(n[0], (3f64.sqrt() * 1e30) as f32);
@@ -226,7 +228,7 @@ fn unary_ops_match_fp64() {
                 Matrix::new(x.as_slice().iter().map(|v| v.abs() + 1e-3).collect(), dim).unwrap();
             for (op, f, positive, tol) in unary_cases() {
                 let src = if positive { &pos } else { &x };
-                let y = map(ctx, src, &[op]).unwrap();
+                let y = map(ctx, src, &[op]).unwrap().into_host().unwrap();
                 let tol = tol + cuda_slack(ctx, tol);
                 for (i, (&v, &g)) in src.as_slice().iter().zip(y.as_slice()).enumerate() {
                     let e = f(v as f64) as f32;
@@ -263,7 +265,7 @@ fn unary_special_values_follow_numpy() {
             10,
         )
         .unwrap();
-        let m = |op| map(ctx, &x, &[op]).unwrap().into_vec();
+        let m = |op| map(ctx, &x, &[op]).unwrap().into_host().unwrap().into_vec();
         let log = m(Unary::Log);
         assert!(log[0].is_nan() && log[1] == -inf && log[3] == inf && log[5].is_nan());
         let sq = m(Unary::Sqrt);
@@ -305,27 +307,34 @@ fn map_chain_equals_separate_steps_and_in_place() {
                 Unary::Tanh,
             ];
             assert_eq!(chain.len(), MAX_CHAIN);
-            let fused = map(ctx, &x, &chain).unwrap();
+            let fused = map(ctx, &x, &chain).unwrap().into_host().unwrap();
             let mut step = x.clone();
             for op in chain {
-                step = map(ctx, &step, &[op]).unwrap();
+                step = map(ctx, &step, &[op]).unwrap().into_host().unwrap();
             }
             assert!(
                 same_bits(fused.as_slice(), step.as_slice()),
                 "seed {s} {rows}x{dim}"
             );
-            let mut z = x.clone();
+            let mut z = ctx.upload(&x).unwrap();
             map_in_place(ctx, &mut z, &chain).unwrap();
+            let z = z.to_host().unwrap();
             assert!(same_bits(z.as_slice(), fused.as_slice()));
             // An empty chain copies.
             assert!(same_bits(
-                map(ctx, &x, &[]).unwrap().as_slice(),
+                map(ctx, &x, &[]).unwrap().into_host().unwrap().as_slice(),
                 x.as_slice()
             ));
             // Each option reaches the result.
             assert_ne!(
-                map(ctx, &x, &[Unary::Add(1.0)]).unwrap(),
-                map(ctx, &x, &[Unary::Add(2.0)]).unwrap()
+                map(ctx, &x, &[Unary::Add(1.0)])
+                    .unwrap()
+                    .into_host()
+                    .unwrap(),
+                map(ctx, &x, &[Unary::Add(2.0)])
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
             );
         }
     });
@@ -406,7 +415,7 @@ fn binary_broadcasting_matches_fp64() {
                     (Operand::from(&one), Box::new(|_, _| 0.625)),
                 ];
                 for (k, (b, bv)) in cases.into_iter().enumerate() {
-                    let y = binary(ctx, left, op, b).unwrap();
+                    let y = binary(ctx, left, op, b).unwrap().into_host().unwrap();
                     for i in 0..rows {
                         for j in 0..dim {
                             let e = binary_ref(op, left.get(i, j), bv(i, j));
@@ -419,15 +428,19 @@ fn binary_broadcasting_matches_fp64() {
                         }
                     }
                     // In place and with an epilogue.
-                    let mut z = left.clone();
+                    let mut z = ctx.upload(left).unwrap();
                     binary_in_place(ctx, &mut z, op, b, &[]).unwrap();
+                    let z = z.to_host().unwrap();
                     assert!(
                         same_bits(z.as_slice(), y.as_slice()),
                         "seed {s} {op:?} in place"
                     );
                     let then = [Unary::Mul(0.5), Unary::Relu];
-                    let fused = binary_then(ctx, left, op, b, &then).unwrap();
-                    let sep = map(ctx, &y, &then).unwrap();
+                    let fused = binary_then(ctx, left, op, b, &then)
+                        .unwrap()
+                        .into_host()
+                        .unwrap();
+                    let sep = map(ctx, &y, &then).unwrap().into_host().unwrap();
                     assert!(
                         same_bits(fused.as_slice(), sep.as_slice()),
                         "seed {s} {op:?} then"
@@ -444,8 +457,16 @@ fn binary_nan_and_ties_follow_numpy() {
         let nan = f32::NAN;
         let a = Matrix::new(vec![nan, 1.0, 2.0, 0.0, -0.0], 5).unwrap();
         let b = Matrix::new(vec![1.0, nan, 2.0, -0.0, 0.0], 5).unwrap();
-        let mx = binary(ctx, &a, Binary::Max, &b).unwrap().into_vec();
-        let mn = binary(ctx, &a, Binary::Min, &b).unwrap().into_vec();
+        let mx = binary(ctx, &a, Binary::Max, &b)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
+        let mn = binary(ctx, &a, Binary::Min, &b)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
         assert!(mx[0].is_nan() && mx[1].is_nan() && mn[0].is_nan() && mn[1].is_nan());
         assert_eq!(mx[2], 2.0);
         // Equal values: the left one.
@@ -453,7 +474,11 @@ fn binary_nan_and_ties_follow_numpy() {
             (mx[3].to_bits(), mx[4].to_bits()),
             (0.0f32.to_bits(), (-0.0f32).to_bits())
         );
-        let d = binary(ctx, &a, Binary::Div, 0.0).unwrap().into_vec();
+        let d = binary(ctx, &a, Binary::Div, 0.0)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
         assert!(d[0].is_nan() && d[1] == f32::INFINITY && d[3].is_nan());
     });
 }
@@ -542,7 +567,11 @@ fn reductions_match_fp64_on_every_axis() {
                                 continue;
                             }
                         }
-                        let got = reduce(ctx, m, op, axis).unwrap();
+                        let got = reduce(ctx, m, op, axis)
+                            .unwrap()
+                            .into_host()
+                            .unwrap()
+                            .into_vec();
                         assert_eq!(got.len(), gs.len());
                         for (k, g) in gs.iter().enumerate() {
                             let (e, t) = reduce_ref(g, op);
@@ -558,7 +587,7 @@ fn reductions_match_fp64_on_every_axis() {
                         (ArgReduction::ArgMin, (|a, b| a < b) as fn(f32, f32) -> bool),
                         (ArgReduction::ArgMax, |a, b| a > b),
                     ] {
-                        let got = arg_reduce(ctx, m, op, axis).unwrap();
+                        let got = arg_reduce(ctx, m, op, axis).unwrap().to_host().unwrap();
                         for (k, g) in gs.iter().enumerate() {
                             let mut best = g[0];
                             for &p in &g[1..] {
@@ -594,8 +623,19 @@ fn reductions_nan_and_inf_follow_numpy() {
             4,
         )
         .unwrap();
-        let row = |op| reduce(ctx, &x, op, Axis::PerRow).unwrap();
-        let arow = |op| arg_reduce(ctx, &x, op, Axis::PerRow).unwrap();
+        let row = |op| {
+            reduce(ctx, &x, op, Axis::PerRow)
+                .unwrap()
+                .into_host()
+                .unwrap()
+                .into_vec()
+        };
+        let arow = |op| {
+            arg_reduce(ctx, &x, op, Axis::PerRow)
+                .unwrap()
+                .to_host()
+                .unwrap()
+        };
         let (su, mi, ma) = (
             row(Reduction::Sum),
             row(Reduction::Min),
@@ -612,24 +652,40 @@ fn reductions_nan_and_inf_follow_numpy() {
         assert_eq!(arow(ArgReduction::ArgMin), vec![1, 2, 0]);
         assert_eq!(arow(ArgReduction::ArgMax), vec![1, 0, 3]);
         assert_eq!(
-            arg_reduce(ctx, &x, ArgReduction::ArgMax, Axis::All).unwrap(),
+            arg_reduce(ctx, &x, ArgReduction::ArgMax, Axis::All)
+                .unwrap()
+                .to_host()
+                .unwrap(),
             vec![1]
         );
         assert_eq!(
-            arg_reduce(ctx, &x, ArgReduction::ArgMin, Axis::PerColumn).unwrap(),
+            arg_reduce(ctx, &x, ArgReduction::ArgMin, Axis::PerColumn)
+                .unwrap()
+                .to_host()
+                .unwrap(),
             vec![2, 0, 1, 0]
         );
         assert_eq!(
-            arg_reduce(ctx, &x, ArgReduction::ArgMax, Axis::PerColumn).unwrap(),
+            arg_reduce(ctx, &x, ArgReduction::ArgMax, Axis::PerColumn)
+                .unwrap()
+                .to_host()
+                .unwrap(),
             vec![1, 0, 0, 0]
         );
-        let col_max = reduce(ctx, &x, Reduction::Max, Axis::PerColumn).unwrap();
+        let col_max = reduce(ctx, &x, Reduction::Max, Axis::PerColumn)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
         assert_eq!((col_max[0], col_max[2]), (inf, 3.0));
         assert!(col_max[1].is_nan() && col_max[3].is_nan());
         // A row of +inf: argmin is its first element.
         let infs = Matrix::new(vec![inf; 5], 5).unwrap();
         assert_eq!(
-            arg_reduce(ctx, &infs, ArgReduction::ArgMin, Axis::All).unwrap(),
+            arg_reduce(ctx, &infs, ArgReduction::ArgMin, Axis::All)
+                .unwrap()
+                .to_host()
+                .unwrap(),
             vec![0]
         );
     });
@@ -677,7 +733,11 @@ fn sums_of_ten_million_are_accurate() {
             let naive_err = (naive - exact).abs();
             for (shape, axis) in [(1000, Axis::All), (n, Axis::PerRow), (1, Axis::PerColumn)] {
                 let m = Matrix::new(data.clone(), shape).unwrap();
-                let got = vector::sum(ctx, &m, axis).unwrap();
+                let got = vector::sum(ctx, &m, axis)
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
+                    .into_vec();
                 assert_eq!(got.len(), 1);
                 let err = (got[0] as f64 - exact).abs();
                 assert!(
@@ -690,7 +750,11 @@ fn sums_of_ten_million_are_accurate() {
                     err * 100.0 < naive_err,
                     "naive f32 error {naive_err} vs {err}"
                 );
-                let mean = vector::mean(ctx, &m, axis).unwrap()[0];
+                let mean = vector::mean(ctx, &m, axis)
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
+                    .into_vec()[0];
                 assert!(ulps(mean, (exact / n as f64) as f32) <= 1);
             }
         }
@@ -705,8 +769,16 @@ fn variance_ddof_and_large_mean() {
         // Mean 1e4, spread 1: a one-pass unshifted formula in f32 would lose everything.
         let x = scaled(&mut r, 2000, 7, 1.0, 1.0e4);
         for axis in [Axis::All, Axis::PerRow, Axis::PerColumn] {
-            let v0 = vector::variance(ctx, &x, axis, 0).unwrap();
-            let v1 = vector::variance(ctx, &x, axis, 1).unwrap();
+            let v0 = vector::variance(ctx, &x, axis, 0)
+                .unwrap()
+                .into_host()
+                .unwrap()
+                .into_vec();
+            let v1 = vector::variance(ctx, &x, axis, 1)
+                .unwrap()
+                .into_host()
+                .unwrap()
+                .into_vec();
             let gs = groups(&x, axis);
             for (k, g) in gs.iter().enumerate() {
                 let n = g.len() as f64;
@@ -729,6 +801,9 @@ fn variance_ddof_and_large_mean() {
         for axis in [Axis::All, Axis::PerRow, Axis::PerColumn] {
             assert!(vector::variance(ctx, &c, axis, 0)
                 .unwrap()
+                .into_host()
+                .unwrap()
+                .into_vec()
                 .iter()
                 .all(|&v| v == 0.0));
         }
@@ -744,8 +819,8 @@ fn softmax_and_logsumexp_match_fp64() {
         let mut r = rng(s);
         for &(rows, dim) in SHAPES {
             let x = scaled(&mut r, rows, dim, 5.0, 100.0);
-            let p = softmax(ctx, &x).unwrap();
-            let l = logsumexp(ctx, &x).unwrap();
+            let p = softmax(ctx, &x).unwrap().into_host().unwrap();
+            let l = logsumexp(ctx, &x).unwrap().into_host().unwrap().into_vec();
             let tol = if ctx.is_cuda() { 8 } else { 4 };
             for i in 0..rows {
                 let row: Vec<f64> = x.row(i).iter().map(|&v| v as f64).collect();
@@ -770,8 +845,9 @@ fn softmax_and_logsumexp_match_fp64() {
                     );
                 }
             }
-            let mut z = x.clone();
+            let mut z = ctx.upload(&x).unwrap();
             softmax_in_place(ctx, &mut z).unwrap();
+            let z = z.to_host().unwrap();
             assert!(same_bits(z.as_slice(), p.as_slice()));
         }
     });
@@ -794,8 +870,8 @@ fn softmax_infinities_and_nan() {
                 .enumerate()
                 .for_each(|(j, v)| *v = 3e38 * (j % 2) as f32);
             let x = Matrix::new(rows.concat(), dim).unwrap();
-            let p = softmax(ctx, &x).unwrap();
-            let l = logsumexp(ctx, &x).unwrap();
+            let p = softmax(ctx, &x).unwrap().into_host().unwrap();
+            let l = logsumexp(ctx, &x).unwrap().into_host().unwrap().into_vec();
             assert!(p.row(0).iter().all(|v| v.is_nan()), "{}", ctx.device());
             assert_eq!(l[0], -inf);
             assert_eq!(p.row(1)[0], 1.0);
@@ -838,8 +914,8 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
             Unary::Reciprocal,
         ];
         let (c, g) = (
-            map(&cpu, &x, &exact).unwrap(),
-            map(&gpu, &x, &exact).unwrap(),
+            map(&cpu, &x, &exact).unwrap().into_host().unwrap(),
+            map(&gpu, &x, &exact).unwrap().into_host().unwrap(),
         );
         assert!(
             same_bits(c.as_slice(), g.as_slice()),
@@ -847,8 +923,14 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
         );
         for op in BINARY {
             let (c, g) = (
-                binary(&cpu, &x, op, Operand::row(b.as_slice())).unwrap(),
-                binary(&gpu, &x, op, Operand::row(b.as_slice())).unwrap(),
+                binary(&cpu, &x, op, Operand::row(b.as_slice()))
+                    .unwrap()
+                    .into_host()
+                    .unwrap(),
+                binary(&gpu, &x, op, Operand::row(b.as_slice()))
+                    .unwrap()
+                    .into_host()
+                    .unwrap(),
             );
             let tol = if op == Binary::Pow { 8 } else { 0 };
             assert!(
@@ -859,10 +941,7 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
                 "seed {s} {op:?}"
             );
         }
-        let (cn, gn) = (
-            normalize_with_norms(&cpu, &x).unwrap(),
-            normalize_with_norms(&gpu, &x).unwrap(),
-        );
+        let (cn, gn) = (host_normalized(&cpu, &x), host_normalized(&gpu, &x));
         assert!(cn
             .0
             .as_slice()
@@ -879,8 +958,16 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
                 Reduction::Variance { ddof: 0 },
             ] {
                 let (c, g) = (
-                    reduce(&cpu, &x, op, axis).unwrap(),
-                    reduce(&gpu, &x, op, axis).unwrap(),
+                    reduce(&cpu, &x, op, axis)
+                        .unwrap()
+                        .into_host()
+                        .unwrap()
+                        .into_vec(),
+                    reduce(&gpu, &x, op, axis)
+                        .unwrap()
+                        .into_host()
+                        .unwrap()
+                        .into_vec(),
                 );
                 let tol = match op {
                     Reduction::Min | Reduction::Max => 0,
@@ -895,7 +982,11 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
                         "seed {s} {op:?} {axis:?} {rows}x{dim}: {a} vs {b}"
                     );
                 }
-                let again = reduce(&gpu, &x, op, axis).unwrap();
+                let again = reduce(&gpu, &x, op, axis)
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
+                    .into_vec();
                 assert!(
                     same_bits(&g, &again),
                     "seed {s} not deterministic: {op:?} {axis:?}"
@@ -903,12 +994,15 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
             }
             for op in [ArgReduction::ArgMin, ArgReduction::ArgMax] {
                 assert_eq!(
-                    arg_reduce(&cpu, &x, op, axis).unwrap(),
-                    arg_reduce(&gpu, &x, op, axis).unwrap()
+                    arg_reduce(&cpu, &x, op, axis).unwrap().to_host().unwrap(),
+                    arg_reduce(&gpu, &x, op, axis).unwrap().to_host().unwrap()
                 );
             }
         }
-        let (c, g) = (softmax(&cpu, &x).unwrap(), softmax(&gpu, &x).unwrap());
+        let (c, g) = (
+            softmax(&cpu, &x).unwrap().into_host().unwrap(),
+            softmax(&gpu, &x).unwrap().into_host().unwrap(),
+        );
         assert!(
             c.as_slice()
                 .iter()
@@ -919,7 +1013,10 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
         // m + ln(sum exp(x - m)): each backend's expf is within a few ulps,
         // so ln(s) may differ by a few f32 epsilons in absolute terms, many
         // ulps of a result near 0. Bound: 1 ulp, or 4 eps (|m| + ln(dim) + 1).
-        let (c, g) = (logsumexp(&cpu, &x).unwrap(), logsumexp(&gpu, &x).unwrap());
+        let (c, g) = (
+            logsumexp(&cpu, &x).unwrap().into_host().unwrap().into_vec(),
+            logsumexp(&gpu, &x).unwrap().into_host().unwrap().into_vec(),
+        );
         for (i, (a, b)) in c.iter().zip(&g).enumerate() {
             let m = x.row(i).iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
             let t = 4.0 * f32::EPSILON * (m.abs() + (dim as f32).ln() + 1.0);
@@ -940,7 +1037,10 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
             Unary::Pow(1.5),
         ];
         for op in ops {
-            let (c, g) = (map(&cpu, &x, &[op]).unwrap(), map(&gpu, &x, &[op]).unwrap());
+            let (c, g) = (
+                map(&cpu, &x, &[op]).unwrap().into_host().unwrap(),
+                map(&gpu, &x, &[op]).unwrap().into_host().unwrap(),
+            );
             assert!(
                 c.as_slice()
                     .iter()
@@ -950,7 +1050,11 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
             );
             assert!(same_bits(
                 g.as_slice(),
-                map(&gpu, &x, &[op]).unwrap().as_slice()
+                map(&gpu, &x, &[op])
+                    .unwrap()
+                    .into_host()
+                    .unwrap()
+                    .as_slice()
             ));
         }
     }
@@ -1002,7 +1106,7 @@ fn vector_errors_are_typed() {
                 other => panic!("expected a broadcast error, got {other:?}"),
             }
         }
-        let mut m = x.clone();
+        let mut m = ctx.upload(&x).unwrap();
         assert!(
             binary_in_place(ctx, &mut m, Binary::Add, Operand::column(&[1.0, 2.0]), &[]).is_err()
         );
@@ -1050,7 +1154,7 @@ fn vector_errors_are_typed() {
         ));
         let mut on_gpu = gpu.upload(&x).unwrap();
         assert!(matches!(
-            normalize_resident(&Context::cpu(), &mut on_gpu),
+            normalize_in_place(&Context::cpu(), &mut on_gpu),
             Err(Error::DeviceMismatch { .. })
         ));
     }
@@ -1072,16 +1176,16 @@ fn resident_results_equal_host_results() {
                     "seed {s}: result not on the context's device"
                 );
                 assert_eq!((m.rows(), m.dim()), (rows, dim));
-                m.to_host_f32().unwrap().unwrap()
+                m.to_host().unwrap().into_vec()
             };
             let chain = [Unary::Mul(0.5), Unary::Exp, Unary::Add(-1.0)];
-            let want = map(ctx, &x, &chain).unwrap();
+            let want = map(ctx, &x, &chain).unwrap().into_host().unwrap();
             assert!(same_bits(
-                &host(&map_resident(ctx, &x, &chain).unwrap()),
+                &host(&map(ctx, &x, &chain).unwrap()),
                 want.as_slice()
             ));
             assert!(same_bits(
-                &host(&map_resident(ctx, &xr, &chain).unwrap()),
+                &host(&map(ctx, &xr, &chain).unwrap()),
                 want.as_slice()
             ));
             let want = binary_then(
@@ -1091,8 +1195,10 @@ fn resident_results_equal_host_results() {
                 Operand::row(row.as_slice()),
                 &[Unary::Relu],
             )
+            .unwrap()
+            .into_host()
             .unwrap();
-            let got = binary_resident(
+            let got = binary_then(
                 ctx,
                 &xr,
                 Binary::Sub,
@@ -1104,16 +1210,27 @@ fn resident_results_equal_host_results() {
                 same_bits(&host(&got), want.as_slice()),
                 "seed {s} binary {rows}x{dim}"
             );
-            let want = softmax(ctx, &x).unwrap();
+            let want = softmax(ctx, &x).unwrap().into_host().unwrap();
             assert!(same_bits(
-                &host(&softmax_resident(ctx, &xr).unwrap()),
+                &host(&softmax(ctx, &xr).unwrap()),
                 want.as_slice()
             ));
             // A resident result feeds the next operation without leaving the device.
-            let y = map_resident(ctx, &xr, &[Unary::Square]).unwrap();
-            let total = vector::sum(ctx, &y, Axis::All).unwrap();
-            let want =
-                vector::sum(ctx, &map(ctx, &x, &[Unary::Square]).unwrap(), Axis::All).unwrap();
+            let y = map(ctx, &xr, &[Unary::Square]).unwrap();
+            let total = vector::sum(ctx, &y, Axis::All)
+                .unwrap()
+                .into_host()
+                .unwrap()
+                .into_vec();
+            let want = vector::sum(
+                ctx,
+                &map(ctx, &x, &[Unary::Square]).unwrap().into_host().unwrap(),
+                Axis::All,
+            )
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
             assert_eq!(total, want, "seed {s} chained {rows}x{dim}");
         }
     });
@@ -1182,30 +1299,30 @@ fn resident_reductions_equal_host_results() {
                         Reduction::Variance { ddof: 1 },
                     ] {
                         let want = match reduce(ctx, &x, op, axis) {
-                            Ok(w) => w,
+                            Ok(w) => w.into_host().unwrap().into_vec(),
                             Err(_) => {
                                 // ddof too large: the same typed error.
                                 assert!(matches!(
-                                    reduce_resident(ctx, &xr, op, axis),
+                                    reduce(ctx, &xr, op, axis),
                                     Err(Error::InvalidParameter { .. })
                                 ));
                                 continue;
                             }
                         };
-                        let got = reduce_resident(ctx, &xr, op, axis).unwrap();
+                        let got = reduce(ctx, &xr, op, axis).unwrap();
                         assert_eq!(got.device(), ctx.device());
                         assert_eq!((got.rows(), got.dim()), shape);
-                        let got = got.to_host_f32().unwrap().unwrap();
+                        let got = got.to_host().unwrap().into_vec();
                         assert!(
                             same_bits(&got, &want),
                             "seed {s} {op:?} {axis:?} {rows}x{dim} data {data}"
                         );
-                        let host_in = reduce_resident(ctx, &x, op, axis).unwrap();
-                        assert!(same_bits(&host_in.to_host_f32().unwrap().unwrap(), &want));
+                        let host_in = reduce(ctx, &x, op, axis).unwrap();
+                        assert!(same_bits(&host_in.to_host().unwrap().into_vec(), &want));
                     }
                     for op in [ArgReduction::ArgMin, ArgReduction::ArgMax] {
-                        let want = arg_reduce(ctx, &x, op, axis).unwrap();
-                        let got = arg_reduce_resident(ctx, &xr, op, axis).unwrap();
+                        let want = arg_reduce(ctx, &x, op, axis).unwrap().to_host().unwrap();
+                        let got = arg_reduce(ctx, &xr, op, axis).unwrap();
                         assert_eq!(got.device(), ctx.device());
                         assert_eq!(got.len(), shape.0 * shape.1);
                         assert!(!got.is_empty());
@@ -1216,22 +1333,38 @@ fn resident_reductions_equal_host_results() {
                         );
                     }
                 }
-                let want = logsumexp(ctx, &x).unwrap();
-                let got = logsumexp_resident(ctx, &xr).unwrap();
+                let want = logsumexp(ctx, &x).unwrap().into_host().unwrap().into_vec();
+                let got = logsumexp(ctx, &xr).unwrap();
                 assert_eq!(got.device(), ctx.device());
                 assert_eq!((got.rows(), got.dim()), (rows, 1));
                 assert!(
-                    same_bits(&got.to_host_f32().unwrap().unwrap(), &want),
+                    same_bits(&got.to_host().unwrap().into_vec(), &want),
                     "seed {s} logsumexp {rows}x{dim} data {data}"
                 );
             }
         }
         // A resident result feeds the next operation.
         let x = scaled(&mut r, 33, 20, 1.0, 0.0);
-        let sums = reduce_resident(ctx, &x, Reduction::Sum, Axis::PerRow).unwrap();
-        let total = vector::sum(ctx, &sums, Axis::All).unwrap();
-        let host = Matrix::new(reduce(ctx, &x, Reduction::Sum, Axis::PerRow).unwrap(), 1).unwrap();
-        let want = vector::sum(ctx, &host, Axis::All).unwrap();
+        let sums = reduce(ctx, &x, Reduction::Sum, Axis::PerRow).unwrap();
+        let total = vector::sum(ctx, &sums, Axis::All)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
+        let host = Matrix::new(
+            reduce(ctx, &x, Reduction::Sum, Axis::PerRow)
+                .unwrap()
+                .into_host()
+                .unwrap()
+                .into_vec(),
+            1,
+        )
+        .unwrap();
+        let want = vector::sum(ctx, &host, Axis::All)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
         assert!(same_bits(&total, &want));
     });
 }
@@ -1240,14 +1373,14 @@ fn resident_reductions_equal_host_results() {
 fn resident_reductions_reject_bad_input() {
     for_each_backend("resident_reductions_reject_bad_input", |ctx| {
         let x = Matrix::new(vec![1.0, 2.0, 3.0], 3).unwrap();
-        let e = reduce_resident(ctx, &x, Reduction::Variance { ddof: 3 }, Axis::PerRow);
+        let e = reduce(ctx, &x, Reduction::Variance { ddof: 3 }, Axis::PerRow);
         assert!(matches!(&e, Err(Error::InvalidParameter { .. })), "{e:?}");
         let msg = e.unwrap_err().to_string();
         assert!(msg.contains('3'), "{msg}");
         let b = vector_accelerate::BinaryMatrix::new(vec![1u64], 3).unwrap();
-        assert!(reduce_resident(ctx, &b, Reduction::Sum, Axis::All).is_err());
-        assert!(arg_reduce_resident(ctx, &b, ArgReduction::ArgMax, Axis::All).is_err());
-        assert!(logsumexp_resident(ctx, &b).is_err());
+        assert!(reduce(ctx, &b, Reduction::Sum, Axis::All).is_err());
+        assert!(arg_reduce(ctx, &b, ArgReduction::ArgMax, Axis::All).is_err());
+        assert!(logsumexp(ctx, &b).is_err());
     });
 }
 
@@ -1295,8 +1428,16 @@ fn cuda_row_sums_keep_the_warp_order() {
     for &(rows, dim) in RESIDENT_SHAPES {
         // A large offset makes the order of the additions visible.
         let x = scaled(&mut r, rows, dim, 1.0, 3.0e4);
-        let sums = reduce(&gpu, &x, Reduction::Sum, Axis::PerRow).unwrap();
-        let vars = reduce(&gpu, &x, Reduction::Variance { ddof: 0 }, Axis::PerRow).unwrap();
+        let sums = reduce(&gpu, &x, Reduction::Sum, Axis::PerRow)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
+        let vars = reduce(&gpu, &x, Reduction::Variance { ddof: 0 }, Axis::PerRow)
+            .unwrap()
+            .into_host()
+            .unwrap()
+            .into_vec();
         for (i, row) in x.as_slice().chunks_exact(dim).enumerate() {
             let (sum, var) = warp_order(row);
             assert_eq!(
@@ -1368,7 +1509,7 @@ fn cpu_transcendental_maps_are_within_their_documented_ulps() {
     let n = xs.len();
     let x = Matrix::new(xs, n).unwrap();
     for (op, f, bound) in cases {
-        let y = map(&ctx, &x, &[op]).unwrap();
+        let y = map(&ctx, &x, &[op]).unwrap().into_host().unwrap();
         let mut worst = (0u32, 0f32);
         for (&v, &g) in x.as_slice().iter().zip(y.as_slice()) {
             let want = f(v as f64) as f32;
@@ -1392,7 +1533,10 @@ fn cpu_transcendental_maps_are_within_their_documented_ulps() {
         }
         eprintln!("{op:?}: at most {} ulps (at x = {:e})", worst.0, worst.1);
         // The chained path and the single-value path give the same bits.
-        let z = binary_then(&ctx, &x, Binary::Mul, 1.0, &[op]).unwrap();
+        let z = binary_then(&ctx, &x, Binary::Mul, 1.0, &[op])
+            .unwrap()
+            .into_host()
+            .unwrap();
         assert!(
             same_bits(z.as_slice(), y.as_slice()),
             "{op:?}: binary_then epilogue"

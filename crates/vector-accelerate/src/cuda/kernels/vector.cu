@@ -87,6 +87,18 @@ __device__ __forceinline__ float va_binary(int op, float x, float y) {
     return x;
 }
 
+// In-place transpose of an n x n row-major matrix: thread (i, j) with j > i
+// swaps a[i][j] and a[j][i], so each pair is swapped exactly once.
+extern "C" __global__ void va_transpose_square_f32(float* a, i64 n) {
+    i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    i64 i = (i64)blockIdx.y * blockDim.y + threadIdx.y;
+    if (i < n && j < n && j > i) {
+        float t = a[i * n + j];
+        a[i * n + j] = a[j * n + i];
+        a[j * n + i] = t;
+    }
+}
+
 // y = chain(x) over n elements; x == y is allowed (in place).
 extern "C" __global__ void va_map_f32(const float* x, float* y, i64 n, VaChain chain) {
     VA_SHARED_CHAIN(chain);

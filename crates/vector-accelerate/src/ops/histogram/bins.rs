@@ -5,10 +5,9 @@ use crate::core::error::{Error, Result};
 use crate::core::histogram::{
     AxisPlan, BinSpec, Histogram, Histogram2d, HistogramOptions, Mode, Outliers, Stats, MAX_BINS,
 };
-use crate::cpu::{histogram as cpu, HostRows};
+use crate::cpu::{histogram as cpu, host_rows, HostRows};
 use crate::cuda;
-use crate::ops::host_rows;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 
 /// Counts `x` into bins (NumPy `np.histogram`). See the [module
@@ -44,9 +43,9 @@ pub fn histogram<'a>(
     check_input(ctx, &x, "values")?;
     let plan = axis_plan(ctx, &x, bins, "values")?;
     let clip = options.outliers == Outliers::Clip;
-    let c = match ctx.backend() {
-        Backend::Cpu => cpu::count_1d(host_f32(&x)?, &plan, clip),
-        Backend::Cuda(dev) => cuda::histogram::count_1d(dev, &x, &plan, clip)?,
+    let c = match ctx.engine() {
+        Engine::Cpu => cpu::count_1d(host_f32(&x)?, &plan, clip),
+        Engine::Cuda(dev) => cuda::histogram::count_1d(dev, &x, &plan, clip)?,
     };
     let density = options.density.then(|| density(&c.counts, &[&plan.edges]));
     Ok(Histogram {
@@ -110,9 +109,9 @@ pub fn histogram_2d<'a, 'b>(
         return Err(too_many_bins(cells, "bins_x * bins_y"));
     }
     let clip = options.outliers == Outliers::Clip;
-    let c = match ctx.backend() {
-        Backend::Cpu => cpu::count_2d(host_f32(&x)?, host_f32(&y)?, &px, &py, clip),
-        Backend::Cuda(dev) => cuda::histogram::count_2d(dev, &x, &y, &px, &py, clip)?,
+    let c = match ctx.engine() {
+        Engine::Cpu => cpu::count_2d(host_f32(&x)?, host_f32(&y)?, &px, &py, clip),
+        Engine::Cuda(dev) => cuda::histogram::count_2d(dev, &x, &y, &px, &py, clip)?,
     };
     let density = options
         .density
@@ -162,9 +161,9 @@ pub(crate) fn host_f32<'a>(x: &'a Input<'a>) -> Result<&'a [f32]> {
 /// Statistics of the finite (positive when `positive`) values on the
 /// context's backend (the sum only when `with_sum`; CUDA always has it).
 pub(crate) fn stats(ctx: &Context, x: &Input<'_>, positive: bool, with_sum: bool) -> Result<Stats> {
-    match ctx.backend() {
-        Backend::Cpu => Ok(cpu::stats(host_f32(x)?, positive, with_sum)),
-        Backend::Cuda(dev) => cuda::histogram::stats(dev, x, positive),
+    match ctx.engine() {
+        Engine::Cpu => Ok(cpu::stats(host_f32(x)?, positive, with_sum)),
+        Engine::Cuda(dev) => cuda::histogram::stats(dev, x, positive),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Histograms and kernel density estimation (SPEC 6): uniform, logarithmic,
+//! Histograms and kernel density estimation: uniform, logarithmic,
 //! custom-edge and adaptive (equal-frequency) bins, 2-D histograms, and a
 //! Gaussian kernel density estimate on a grid.
 //!

@@ -3,20 +3,19 @@
 use super::linear::Linear;
 use crate::core::error::{Error, Result};
 use crate::core::linalg::{Activation, GemmOptions};
-use crate::core::matrix::Matrix;
 use crate::core::metric::Metric;
 use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
 use crate::cuda::distance::{resident, whole};
 use crate::cuda::gemm_nt::NtAct;
 use crate::ops::knn::{knn_with, KnnOptions};
-use crate::ops::linalg::{gemm_fused, gemm_fused_resident};
-use crate::runtime::context::{Backend, Context};
+use crate::ops::linalg::gemm_fused;
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::cuda_rows::f32_rows;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 
-/// Attention similarity (SPEC 8): for `H` heads of `head_dim` values,
+/// Attention similarity: for `H` heads of `head_dim` values,
 /// `s(q, k) = (1 / H) sum_h (W_q^h q . W_k^h k) / T`, the temperature `T`
 /// defaulting to `sqrt(head_dim)`, optionally passed through the logistic
 /// function (computed without overflow for any score).
@@ -42,7 +41,7 @@ use crate::runtime::tensor::DeviceMatrix;
 /// )?;
 /// let q = Matrix::new(vec![1.0, 2.0], 2)?;
 /// let k = Matrix::new(vec![3.0, 4.0, -1.0, 0.0], 2)?;
-/// assert_eq!(att.scores(&ctx, &q, &k)?.as_slice(), &[5.5, -0.5]);
+/// assert_eq!(att.scores(&ctx, &q, &k)?.to_host()?.as_slice(), &[5.5, -0.5]);
 /// let top = att.top_k(&ctx, &q, &att.project_keys(&ctx, &k)?, 1)?;
 /// assert_eq!((top.row_ids(0), top.row_distances(0)), (&[0u64][..], &[5.5f32][..]));
 /// # Ok::<(), vector_accelerate::Error>(())
@@ -143,7 +142,7 @@ impl AttentionSimilarity {
         queries: impl Into<Input<'a>>,
     ) -> Result<DeviceMatrix> {
         self.wq
-            .apply_resident(ctx, queries, Activation::None, self.precision)
+            .apply(ctx, queries, Activation::None, self.precision)
     }
 
     /// The projected keys (`rows x H head_dim`), on the context's device: a
@@ -153,8 +152,7 @@ impl AttentionSimilarity {
         ctx: &Context,
         keys: impl Into<Input<'a>>,
     ) -> Result<DeviceMatrix> {
-        self.wk
-            .apply_resident(ctx, keys, Activation::None, self.precision)
+        self.wk.apply(ctx, keys, Activation::None, self.precision)
     }
 
     fn check_projected(&self, x: &Input<'_>, what: &'static str) -> Result<()> {
@@ -176,36 +174,21 @@ impl AttentionSimilarity {
     }
 
     fn score_opts(&self) -> GemmOptions {
-        GemmOptions {
-            trans_b: true,
-            alpha: self.alpha(),
-            precision: self.precision,
-            ..Default::default()
-        }
-    }
-
-    fn act(&self) -> Activation {
-        if self.sigmoid {
+        let act = if self.sigmoid {
             Activation::Sigmoid
         } else {
             Activation::None
-        }
+        };
+        GemmOptions::default()
+            .with_trans_b(true)
+            .with_alpha(self.alpha())
+            .with_precision(self.precision)
+            .with_activation(act)
     }
 
-    /// Every score (`queries x keys`), queries and keys given unprojected.
+    /// Every score (`queries x keys`, on the context's device), queries and
+    /// keys given unprojected.
     pub fn scores<'a, 'b>(
-        &self,
-        ctx: &Context,
-        queries: impl Into<Input<'a>>,
-        keys: impl Into<Input<'b>>,
-    ) -> Result<Matrix> {
-        let q = self.project_queries(ctx, queries)?;
-        let k = self.project_keys(ctx, keys)?;
-        self.scores_projected(ctx, &q, &k)
-    }
-
-    /// [`scores`](Self::scores) with the scores left on the context's device.
-    pub fn scores_resident<'a, 'b>(
         &self,
         ctx: &Context,
         queries: impl Into<Input<'a>>,
@@ -213,28 +196,13 @@ impl AttentionSimilarity {
     ) -> Result<DeviceMatrix> {
         let q = self.project_queries(ctx, queries)?;
         let k = self.project_keys(ctx, keys)?;
-        self.scores_projected_resident(ctx, &q, &k)
+        self.scores_projected(ctx, &q, &k)
     }
 
     /// Every score between projected queries and projected keys (from
     /// [`project_queries`](Self::project_queries) and
-    /// [`project_keys`](Self::project_keys)).
+    /// [`project_keys`](Self::project_keys)), on the context's device.
     pub fn scores_projected<'a, 'b>(
-        &self,
-        ctx: &Context,
-        projected_queries: impl Into<Input<'a>>,
-        projected_keys: impl Into<Input<'b>>,
-    ) -> Result<Matrix> {
-        let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
-        if let Some(s) = self.scores_tensor_cores(ctx, &q, &k)? {
-            return s.to_matrix();
-        }
-        gemm_fused(ctx, q, k, None, self.act(), 1, &self.score_opts())
-    }
-
-    /// [`scores_projected`](Self::scores_projected) with the scores left on
-    /// the context's device.
-    pub fn scores_projected_resident<'a, 'b>(
         &self,
         ctx: &Context,
         projected_queries: impl Into<Input<'a>>,
@@ -244,7 +212,7 @@ impl AttentionSimilarity {
         if let Some(s) = self.scores_tensor_cores(ctx, &q, &k)? {
             return Ok(s);
         }
-        gemm_fused_resident(ctx, q, k, None, self.act(), 1, &self.score_opts())
+        gemm_fused(ctx, q, k, None, &self.score_opts())
     }
 
     /// `Exact` scores on CUDA from f32 rows: one 3xTF32 tensor-core product
@@ -258,7 +226,7 @@ impl AttentionSimilarity {
         q: &Input<'_>,
         k: &Input<'_>,
     ) -> Result<Option<DeviceMatrix>> {
-        let Backend::Cuda(dev) = ctx.backend() else {
+        let Engine::Cuda(dev) = ctx.engine() else {
             return Ok(None);
         };
         let usable = |i: &Input<'_>| match i {

@@ -88,7 +88,7 @@ impl LearnedDistance {
     /// context's device: a base projected once for many searches.
     pub fn project<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
         self.projection
-            .apply_resident(ctx, x, Activation::None, self.precision)
+            .apply(ctx, x, Activation::None, self.precision)
     }
 
     /// The distance between the projections of every query and every row

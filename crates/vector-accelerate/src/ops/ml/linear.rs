@@ -7,7 +7,7 @@ use crate::core::linalg::{Activation, GemmOptions};
 use crate::core::matrix::Matrix;
 use crate::core::precision::Precision;
 use crate::core::rng::Rng;
-use crate::ops::linalg::{gemm_fused, gemm_fused_resident};
+use crate::ops::linalg::gemm_fused;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
@@ -29,7 +29,7 @@ use crate::runtime::tensor::DeviceMatrix;
 /// let lin = Linear::new(&ctx, &w, Some(&[0.0, 1.0]))?;
 /// let x = Matrix::new(vec![1.0, 2.0, 3.0], 3)?;
 /// let y = lin.apply(&ctx, &x, Activation::None, Precision::Exact)?;
-/// assert_eq!(y.as_slice(), &[4.0, 5.0]);
+/// assert_eq!(y.to_host()?.as_slice(), &[4.0, 5.0]);
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
 #[derive(Debug)]
@@ -141,39 +141,17 @@ impl Linear {
         Ok(())
     }
 
-    fn opts(precision: Precision) -> GemmOptions {
-        GemmOptions {
-            trans_b: true,
-            precision,
-            ..Default::default()
-        }
+    fn opts(precision: Precision, act: Activation) -> GemmOptions {
+        GemmOptions::default()
+            .with_trans_b(true)
+            .with_precision(precision)
+            .with_activation(act)
     }
 
-    /// `act(x W^T + b)` for every row of `x` (`rows x d_in`), as a host
-    /// matrix (`rows x d_out`): one (fused) GEMM in `precision` (see
-    /// [`linalg`](crate::ops::linalg) for the modes).
+    /// `act(x W^T + b)` for every row of `x` (`rows x d_in`): `rows x d_out`
+    /// on the context's device, from one (fused) GEMM in `precision` (see
+    /// [`linalg`](crate::linalg) for the modes).
     pub fn apply<'a>(
-        &self,
-        ctx: &Context,
-        x: impl Into<Input<'a>>,
-        act: Activation,
-        precision: Precision,
-    ) -> Result<Matrix> {
-        let x = x.into();
-        self.check(&x)?;
-        gemm_fused(
-            ctx,
-            x,
-            &*self.weight,
-            self.bias(),
-            act,
-            1,
-            &Self::opts(precision),
-        )
-    }
-
-    /// [`apply`](Self::apply) with the result left on the context's device.
-    pub fn apply_resident<'a>(
         &self,
         ctx: &Context,
         x: impl Into<Input<'a>>,
@@ -182,15 +160,8 @@ impl Linear {
     ) -> Result<DeviceMatrix> {
         let x = x.into();
         self.check(&x)?;
-        gemm_fused_resident(
-            ctx,
-            x,
-            &*self.weight,
-            self.bias(),
-            act,
-            1,
-            &Self::opts(precision),
-        )
+        let opts = Self::opts(precision, act);
+        gemm_fused(ctx, x, &*self.weight, self.bias(), &opts)
     }
 }
 

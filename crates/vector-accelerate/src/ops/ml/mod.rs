@@ -1,4 +1,4 @@
-//! ML kernels (SPEC 8): learned projections applied to embeddings.
+//! ML kernels: learned projections applied to embeddings.
 //!
 //! Every piece is built on [`Linear`], a map `y = x W^T + b` whose weight
 //! (`W`, `d_out x d_in`, the layout of PyTorch's `nn.Linear`) is kept on the

@@ -15,9 +15,9 @@ use crate::core::quantize::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRa
 use crate::cuda::gemm_nt::HalfPieces;
 use crate::ops::linalg::gemm_fused;
 use crate::ops::quantize::Rerank;
-use crate::ops::vector::normalize_resident;
+use crate::ops::vector::normalize_in_place;
 use crate::runtime::codes::ScalarCodes;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 
@@ -108,7 +108,7 @@ pub struct Reconstruction {
     pub f32_latent: Fidelity,
 }
 
-/// Neural quantization (SPEC 8): `z = act(W_e x + b_e)`, optionally scaled
+/// Neural quantization: `z = act(W_e x + b_e)`, optionally scaled
 /// to unit length, stored as per-vector symmetric int8 codes with each
 /// vector's own scale kept (`scale = max |z| / 127`, codes
 /// `round(z / scale)` in `-127..=127`; never an averaged scale), and decoded
@@ -136,7 +136,7 @@ pub struct Reconstruction {
 /// let host = codes.to_host()?;
 /// assert_eq!(host.as_bytes().unwrap(), &[127u8, (-64i8) as u8]);
 /// assert_eq!(host.vector_params().unwrap().0, &[1.0]);
-/// assert_eq!(nq.decode(&ctx, &codes)?.as_slice(), &[127.0, -64.0, 0.0]);
+/// assert_eq!(nq.decode(&ctx, &codes)?.to_host()?.as_slice(), &[127.0, -64.0, 0.0]);
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
 #[derive(Debug)]
@@ -245,10 +245,7 @@ impl NeuralQuantizer {
     /// when the maps have them), ready to be saved as a safetensors file.
     pub fn save(&self, store: &mut super::weights::WeightStore, prefix: &str) -> Result<()> {
         for (what, lin) in [("encoder", &self.encoder), ("decoder", &self.decoder)] {
-            let w = lin
-                .weight()
-                .to_host_f32()?
-                .ok_or_else(|| Error::invalid("weight", "bit-packed rows", "expected f32 rows"))?;
+            let w = lin.weight().to_host()?.into_vec();
             store.insert_f32(
                 &format!("{prefix}{what}.weight"),
                 &[lin.d_out(), lin.d_in()],
@@ -293,25 +290,19 @@ impl NeuralQuantizer {
     }
 
     /// The f32 latents `act(W_e x + b_e)` (unit length when
-    /// `normalize_latent`), left on the context's device.
-    pub fn encode_latent_resident<'a>(
+    /// `normalize_latent`), on the context's device.
+    pub fn encode_latent<'a>(
         &self,
         ctx: &Context,
         x: impl Into<Input<'a>>,
     ) -> Result<DeviceMatrix> {
-        let mut z =
-            self.encoder
-                .apply_resident(ctx, x, self.opts.activation, self.opts.precision)?;
+        let mut z = self
+            .encoder
+            .apply(ctx, x, self.opts.activation, self.opts.precision)?;
         if self.opts.normalize_latent {
-            normalize_resident(ctx, &mut z)?;
+            normalize_in_place(ctx, &mut z)?;
         }
         Ok(z)
-    }
-
-    /// The f32 latents, on the host.
-    pub fn encode_latent<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix> {
-        let z = self.encode_latent_resident(ctx, x)?;
-        z.to_matrix()
     }
 
     /// Int8 codes of the latents, with each vector's scale, on the
@@ -326,7 +317,7 @@ impl NeuralQuantizer {
     pub fn encode<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<ScalarCodes> {
         let x = x.into();
         self.check_input(&x)?;
-        if let Backend::Cuda(dev) = ctx.backend() {
+        if let Engine::Cuda(dev) = ctx.engine() {
             let fused = matches!(self.opts.activation, Activation::None | Activation::Relu)
                 && matches!(self.opts.precision, Precision::Exact | Precision::Tf32)
                 && !x.is_binary();
@@ -347,7 +338,7 @@ impl NeuralQuantizer {
                 }
             }
         }
-        let z = self.encode_latent_resident(ctx, x)?;
+        let z = self.encode_latent(ctx, x)?;
         self.codes.encode(ctx, &z)
     }
 
@@ -366,21 +357,15 @@ impl NeuralQuantizer {
     }
 
     /// Reconstructions `W_d (codes * scale) + b_d` of codes made by
-    /// [`encode`](Self::encode).
-    pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
-        self.decode_resident(ctx, codes)?.to_matrix()
-    }
-
-    /// [`decode`](Self::decode) with the reconstructions left on the
-    /// context's device.
-    pub fn decode_resident(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
+    /// [`encode`](Self::encode), on the context's device.
+    pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
         // On CUDA the codes enter the decoder's product as exact 16-bit
         // integers against 16-bit pieces of the decoder weight, each row's
         // scale applied to its sums: three bf16 pieces carry the f32 weight
         // whole (`Exact`); `Bf16` rounds it to bf16; `Tf32` and `F16` to f16
         // after scaling each output's weights by a power of two (11-bit
         // significands as TF32's, nothing out of range).
-        if let Backend::Cuda(dev) = ctx.backend() {
+        if let Engine::Cuda(dev) = ctx.engine() {
             self.codes.check_codes(ctx, codes)?;
             let (kind, use_pieces) = match self.opts.precision {
                 Precision::Exact => (HalfKind::Bf16, 3),
@@ -404,11 +389,12 @@ impl NeuralQuantizer {
             && codes.rows() > 0
         {
             self.codes.check_codes(ctx, codes)?;
-            return ctx.upload(&self.decode_16bit_host(ctx, codes)?);
+            let y = self.decode_16bit_host(ctx, codes)?;
+            return Ok(DeviceMatrix::from_host_f32(y.into_vec(), self.d_in()));
         }
         let z = self.codes.decode_resident(ctx, codes)?;
         self.decoder
-            .apply_resident(ctx, &z, Activation::None, self.opts.precision)
+            .apply(ctx, &z, Activation::None, self.opts.precision)
     }
 
     /// The 16-bit decode on the host as CUDA computes it: the codes (exact
@@ -426,20 +412,16 @@ impl NeuralQuantizer {
             ));
         };
         let ints = Matrix::new(bytes.iter().map(|&b| b as i8 as f32).collect(), codes.dim)?;
-        let opts = GemmOptions {
-            trans_b: true,
-            precision: self.opts.precision,
-            ..Default::default()
-        };
+        let opts = GemmOptions::default()
+            .with_trans_b(true)
+            .with_precision(self.opts.precision);
         let d_out = self.decoder.d_out();
         let w = self.decoder.weight();
         // f16: each output's weights scaled by the power of two that puts
         // the largest in [2^14, 2^15), as CUDA does (no overflow to inf).
         let mut colscale = vec![1.0f32; d_out];
         let mut y = if self.opts.precision == Precision::F16 {
-            let mut wh = w
-                .to_host_f32()?
-                .ok_or_else(|| Error::invalid("decoder", "bit-packed rows", "f32 rows"))?;
+            let mut wh = w.to_host()?.into_vec();
             for (row, cs) in wh.chunks_mut(codes.dim).zip(colscale.iter_mut()) {
                 let top = row
                     .iter()
@@ -456,9 +438,9 @@ impl NeuralQuantizer {
                 }
             }
             let wh = Matrix::new(wh, codes.dim)?;
-            gemm_fused(ctx, &ints, &wh, None, Activation::None, 1, &opts)?
+            gemm_fused(ctx, &ints, &wh, None, &opts)?.into_host()?
         } else {
-            gemm_fused(ctx, &ints, w, None, Activation::None, 1, &opts)?
+            gemm_fused(ctx, &ints, w, None, &opts)?.into_host()?
         };
         let bias = self.decoder.bias();
         for (row, &s) in y.as_mut_slice().chunks_mut(d_out).zip(scales) {
@@ -491,8 +473,13 @@ impl NeuralQuantizer {
         Ok(Some(p))
     }
 
-    /// The decoder applied to f32 latents (`rows x latent`).
-    pub fn decode_latent<'a>(&self, ctx: &Context, z: impl Into<Input<'a>>) -> Result<Matrix> {
+    /// The decoder applied to f32 latents (`rows x latent`), on the
+    /// context's device.
+    pub fn decode_latent<'a>(
+        &self,
+        ctx: &Context,
+        z: impl Into<Input<'a>>,
+    ) -> Result<DeviceMatrix> {
         self.decoder
             .apply(ctx, z, Activation::None, self.opts.precision)
     }
@@ -507,9 +494,7 @@ impl NeuralQuantizer {
         let x = x.into();
         let host_x = match &x {
             Input::F32(m) => m.as_slice().to_vec(),
-            Input::Resident(d) => d
-                .to_host_f32()?
-                .ok_or_else(|| Error::invalid("input", "bit-packed rows", "expected f32 rows"))?,
+            Input::Resident(d) => d.to_host()?.into_vec(),
             Input::Binary(_) => {
                 return Err(Error::invalid(
                     "input",
@@ -518,10 +503,10 @@ impl NeuralQuantizer {
                 ))
             }
         };
-        let z = self.encode_latent_resident(ctx, x)?;
+        let z = self.encode_latent(ctx, x)?;
         let codes = self.codes.encode(ctx, &z)?;
-        let via_codes = self.decode(ctx, &codes)?;
-        let via_latent = self.decode_latent(ctx, &z)?;
+        let via_codes = self.decode(ctx, &codes)?.into_host()?;
+        let via_latent = self.decode_latent(ctx, &z)?.into_host()?;
         Ok(Reconstruction {
             int8: fidelity(&host_x, via_codes.as_slice(), self.d_in()),
             f32_latent: fidelity(&host_x, via_latent.as_slice(), self.d_in()),
@@ -532,7 +517,7 @@ impl NeuralQuantizer {
     /// by the distance between the query's latent and each code's decoded
     /// latent (`l2` or `ip`), optionally re-ranked: a [`Rerank`] whose base
     /// holds the f32 latents of the coded rows (from
-    /// [`encode_latent_resident`](Self::encode_latent_resident)) re-scores
+    /// [`encode_latent`](Self::encode_latent)) re-scores
     /// the shortlist exactly.
     pub fn search<'a>(
         &self,
@@ -543,7 +528,7 @@ impl NeuralQuantizer {
         metric: Metric,
         rerank: Option<Rerank<'_>>,
     ) -> Result<Neighbors> {
-        let q = self.encode_latent_resident(ctx, queries)?;
+        let q = self.encode_latent(ctx, queries)?;
         self.codes.search(ctx, &q, codes, k, metric, rerank)
     }
 }

@@ -1,4 +1,4 @@
-//! [`Pca`]: principal component analysis fitted from data (SPEC 8, training
+//! [`Pca`]: principal component analysis fitted from data (training
 //! helpers), giving encoder and decoder [`Linear`] maps.
 
 use faer::{Mat, Side};
@@ -6,14 +6,15 @@ use faer::{Mat, Side};
 use super::linear::Linear;
 use super::weights::WeightStore;
 use crate::core::error::{Error, Result};
-use crate::core::linalg::{Activation, GemmOptions};
+use crate::core::linalg::GemmOptions;
 use crate::core::matrix::Matrix;
 use crate::core::vector::{Axis, Binary};
 use crate::ops::linalg::{gemm, gemm_fused};
 use crate::ops::stats::{describe, StatsOptions};
-use crate::ops::vector::{binary_resident, Operand};
+use crate::ops::vector::{binary, Operand};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// A principal component analysis: the column means of the data and the
 /// `n_components` leading eigenvectors of its covariance matrix.
@@ -38,7 +39,7 @@ use crate::runtime::input::Input;
 /// assert!((pca.explained_variance_ratio()[0] - 1.0).abs() < 1e-6);
 /// let z = pca.transform(&ctx, &x)?; // 4 x 1: signed distances along the line
 /// let back = pca.inverse_transform(&ctx, &z)?;
-/// assert!(back.as_slice().iter().zip(x.as_slice()).all(|(a, b)| (a - b).abs() < 1e-5));
+/// assert!(back.to_host()?.as_slice().iter().zip(x.as_slice()).all(|(a, b)| (a - b).abs() < 1e-5));
 /// # Ok::<(), vector_accelerate::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -128,13 +129,11 @@ impl Pca {
             .iter()
             .map(|m| m.mean().unwrap_or(0.0) as f32)
             .collect();
-        let centred = binary_resident(ctx, x, Binary::Sub, Operand::row(&mean), &[])?;
-        let opts = GemmOptions {
-            trans_a: true,
-            alpha: 1.0 / (n - 1) as f32,
-            ..Default::default()
-        };
-        let cov = gemm(ctx, &centred, &centred, None, &opts)?;
+        let centred = binary(ctx, x, Binary::Sub, Operand::row(&mean))?;
+        let opts = GemmOptions::default()
+            .with_trans_a(true)
+            .with_alpha(1.0 / (n - 1) as f32);
+        let cov = gemm(ctx, &centred, &centred, None, &opts)?.into_host()?;
         let (values, mut vectors) = symmetric_eigen(&cov)?;
         let values: Vec<f64> = values.into_iter().map(|v| v.max(0.0)).collect();
         let total: f64 = values.iter().sum();
@@ -215,8 +214,8 @@ impl Pca {
 
     /// The coordinates of the rows of `x` (`rows x d`) along the
     /// components: `(x - mean) C^T` (`rows x n_components`), centring then
-    /// one GEMM on `ctx`'s backend.
-    pub fn transform<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix> {
+    /// one GEMM on `ctx`'s backend, the result on its device.
+    pub fn transform<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
         let x = x.into();
         if x.dim() != self.dim() {
             return Err(Error::DimensionMismatch {
@@ -225,18 +224,20 @@ impl Pca {
                 got: x.dim(),
             });
         }
-        let centred = binary_resident(ctx, x, Binary::Sub, Operand::row(&self.mean), &[])?;
-        let opts = GemmOptions {
-            trans_b: true,
-            ..Default::default()
-        };
+        let centred = binary(ctx, x, Binary::Sub, Operand::row(&self.mean))?;
+        let opts = GemmOptions::default().with_trans_b(true);
         gemm(ctx, &centred, &self.components, None, &opts)
     }
 
     /// Rows back from their coordinates `z` (`rows x n_components`):
     /// `z C + mean` (`rows x d`). Exact up to rounding when
-    /// `n_components = d`; otherwise the projection onto the components.
-    pub fn inverse_transform<'a>(&self, ctx: &Context, z: impl Into<Input<'a>>) -> Result<Matrix> {
+    /// `n_components = d`; otherwise the projection onto the components. On
+    /// the context's device.
+    pub fn inverse_transform<'a>(
+        &self,
+        ctx: &Context,
+        z: impl Into<Input<'a>>,
+    ) -> Result<DeviceMatrix> {
         let z = z.into();
         if z.dim() != self.n_components() {
             return Err(Error::DimensionMismatch {
@@ -245,15 +246,8 @@ impl Pca {
                 got: z.dim(),
             });
         }
-        gemm_fused(
-            ctx,
-            z,
-            &self.components,
-            Some(&self.mean),
-            Activation::None,
-            1,
-            &GemmOptions::default(),
-        )
+        let opts = GemmOptions::default();
+        gemm_fused(ctx, z, &self.components, Some(&self.mean), &opts)
     }
 
     fn names(prefix: &str) -> [String; 4] {

@@ -1,6 +1,6 @@
 //! [`WeightStore`]: named tensors loaded from safetensors files or arrays,
 //! checked against the shapes operations need, cached on devices, with
-//! memory accounting (SPEC 9).
+//! memory accounting.
 
 mod file;
 mod tensor;
@@ -77,7 +77,7 @@ pub struct WeightBytes {
 /// let lin = loaded.linear(&ctx, "proj.weight", Some("proj.bias"), 3, 2)?;
 /// let x = Matrix::new(vec![1.0, 2.0, 3.0], 3)?;
 /// let y = lin.apply(&ctx, &x, Activation::None, Precision::Exact)?;
-/// assert_eq!(y.as_slice(), &[4.0, 5.0]);
+/// assert_eq!(y.to_host()?.as_slice(), &[4.0, 5.0]);
 ///
 /// // The wrong layout is refused with both shapes in the message.
 /// let e = loaded.linear(&ctx, "proj.weight", None, 2, 3).unwrap_err();

@@ -8,7 +8,7 @@ use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
 use crate::core::quantize::code_metric;
 use crate::ops::knn::knn;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 use crate::{cpu, cuda};
@@ -57,9 +57,9 @@ impl BinaryQuantizer {
                 }
                 t
             }
-            BinaryThreshold::Mean => match ctx.backend() {
-                Backend::Cuda(dev) => cuda::quantize::column_means(dev, &data)?,
-                Backend::Cpu => {
+            BinaryThreshold::Mean => match ctx.engine() {
+                Engine::Cuda(dev) => cuda::quantize::column_means(dev, &data)?,
+                Engine::Cpu => {
                     let mut hold = None;
                     cpu::quantize::column_means(view_or_download(&data, &mut hold)?)
                 }
@@ -106,9 +106,9 @@ impl BinaryQuantizer {
                 got: data.dim(),
             });
         }
-        match ctx.backend() {
-            Backend::Cuda(dev) => cuda::quantize::bq_encode(dev, &self.thresholds, &data),
-            Backend::Cpu => {
+        match ctx.engine() {
+            Engine::Cuda(dev) => cuda::quantize::bq_encode(dev, &self.thresholds, &data),
+            Engine::Cpu => {
                 let mut hold = None;
                 let v = view_or_download(&data, &mut hold)?;
                 let b = cpu::quantize::bq_encode(&self.thresholds, v);

@@ -30,10 +30,7 @@ pub(crate) fn view_or_download<'a>(
             if let Some(Input::F32(m)) = d.host_input() {
                 return Ok(m);
             }
-            let v = d.to_host_f32()?.ok_or_else(|| {
-                Error::invalid("input", "bit-packed binary rows", "expected f32 rows")
-            })?;
-            *hold = Some(Matrix::new(v, d.dim())?);
+            *hold = Some(d.to_host()?);
             Ok(hold.as_ref().expect("just set").view())
         }
         Input::Binary(_) => Err(Error::invalid(

@@ -16,7 +16,7 @@ use crate::core::quantize::{code_metric, layout, pack_codes, PqOptions, ProductQ
 use crate::core::rng::sample_indices;
 use crate::ops::cluster::{check_finite, KMeansProgress};
 use crate::runtime::codes::{check_device, PqCodes, Store};
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::{cpu, cuda};
 
@@ -156,11 +156,11 @@ impl ProductQuantizer {
     pub fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<PqCodes> {
         let data = data.into();
         self.check_rows(&data, "rows to encode")?;
-        let bytes = match ctx.backend() {
-            Backend::Cuda(dev) => {
+        let bytes = match ctx.engine() {
+            Engine::Cuda(dev) => {
                 Store::Cuda(dev.clone(), cuda::quantize::pq_encode(dev, self, &data)?)
             }
-            Backend::Cpu => {
+            Engine::Cpu => {
                 let mut hold = None;
                 let v = view_or_download(&data, &mut hold)?;
                 let (codes, _) = cpu::quantize::nearest_centroids(
@@ -231,9 +231,9 @@ impl ProductQuantizer {
         let kk = shortlist_len(k, rerank.as_ref())?;
         let mut hold = None;
         let qv = view_or_download(&q, &mut hold)?;
-        let nn = match ctx.backend() {
-            Backend::Cuda(dev) => cuda::quantize::pq_search(dev, self, qv, codes, kk, metric)?,
-            Backend::Cpu => {
+        let nn = match ctx.engine() {
+            Engine::Cuda(dev) => cuda::quantize::pq_search(dev, self, qv, codes, kk, metric)?,
+            Engine::Cpu => {
                 let bytes = codes.bytes.host().expect("host codes on a CPU context");
                 cpu::quantize::pq_search(self, qv, bytes, codes.rows, kk, metric)
             }
@@ -283,15 +283,15 @@ fn train_codebooks(
         }
     }
     let max_abs = crate::ops::cluster::max_abs(train);
-    let resident = match ctx.backend() {
-        Backend::Cuda(_) => Some(ctx.upload(train)?),
-        Backend::Cpu => None,
+    let resident = match ctx.engine() {
+        Engine::Cuda(_) => Some(ctx.upload(train)?),
+        Engine::Cpu => None,
     };
     let mut previous: Option<Vec<u32>> = None;
     for iteration in 1..=opts.iterations {
         let started = Instant::now();
-        let (codes, dist, sums, counts) = match (ctx.backend(), &resident) {
-            (Backend::Cuda(dev), Some(x)) => {
+        let (codes, dist, sums, counts) = match (ctx.engine(), &resident) {
+            (Engine::Cuda(dev), Some(x)) => {
                 cuda::quantize::pq_train_step(dev, x, &cent, m, ds, kc, max_abs)?
             }
             _ => {

@@ -6,7 +6,7 @@ use crate::core::metric::Metric;
 use crate::core::neighbors::{Neighbors, MISSING_ID};
 use crate::core::quantize::code_metric;
 use crate::ops::knn::knn;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 use crate::{cpu, cuda};
@@ -133,8 +133,8 @@ pub(crate) fn rerank_exact(
     }
     crate::ops::refuse_half(base, "rerank base")?;
     let (nq, r) = (cand.rows(), cand.k());
-    let dist = match (ctx.backend(), base) {
-        (Backend::Cuda(dev), Input::Resident(_)) => {
+    let dist = match (ctx.engine(), base) {
+        (Engine::Cuda(dev), Input::Resident(_)) => {
             cuda::quantize::pair_distances(dev, q, base, cand.ids(), r, metric)?
         }
         _ => {

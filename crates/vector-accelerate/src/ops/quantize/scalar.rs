@@ -10,7 +10,7 @@ use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
 use crate::core::quantize::{params, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
 use crate::runtime::codes::{check_device, ScalarCodes};
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 use crate::{cpu, cuda};
 
@@ -44,8 +44,8 @@ impl ScalarQuantizer {
                 offset: vec![],
             });
         }
-        let (lo, hi) = match (opts.clip, ctx.backend(), &data) {
-            (None, Backend::Cuda(dev), _) => cuda::quantize::column_ranges(dev, &data)?,
+        let (lo, hi) = match (opts.clip, ctx.engine(), &data) {
+            (None, Engine::Cuda(dev), _) => cuda::quantize::column_ranges(dev, &data)?,
             (clip, _, _) => {
                 let mut hold = None;
                 let host = view_or_download(&data, &mut hold)?;
@@ -122,9 +122,9 @@ impl ScalarQuantizer {
         let data = data.into();
         check_f32(&data, "rows to encode")?;
         self.check_dim("rows to encode dimension", data.dim())?;
-        match ctx.backend() {
-            Backend::Cuda(dev) => cuda::quantize::sq_encode(dev, self, &data),
-            Backend::Cpu => {
+        match ctx.engine() {
+            Engine::Cuda(dev) => cuda::quantize::sq_encode(dev, self, &data),
+            Engine::Cpu => {
                 let mut hold = None;
                 Ok(cpu::quantize::sq_encode(
                     self,
@@ -137,13 +137,11 @@ impl ScalarQuantizer {
     /// Decodes codes (made by this quantizer) back to `f32` rows on the host.
     pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
         self.check_codes(ctx, codes)?;
-        match ctx.backend() {
-            Backend::Cuda(dev) => {
-                let d = cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows)?;
-                let v = d.to_host_f32()?.expect("f32 rows");
-                Matrix::new(v, self.dim)
+        match ctx.engine() {
+            Engine::Cuda(dev) => {
+                cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows)?.into_host()
             }
-            Backend::Cpu => Ok(cpu::quantize::sq_decode(self, codes, 0, codes.rows)),
+            Engine::Cpu => Ok(cpu::quantize::sq_decode(self, codes, 0, codes.rows)),
         }
     }
 
@@ -154,9 +152,9 @@ impl ScalarQuantizer {
         codes: &ScalarCodes,
     ) -> Result<crate::runtime::tensor::DeviceMatrix> {
         self.check_codes(ctx, codes)?;
-        match ctx.backend() {
-            Backend::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows),
-            Backend::Cpu => Ok(crate::runtime::tensor::DeviceMatrix::from_host_f32(
+        match ctx.engine() {
+            Engine::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows),
+            Engine::Cpu => Ok(crate::runtime::tensor::DeviceMatrix::from_host_f32(
                 cpu::quantize::sq_decode(self, codes, 0, codes.rows).into_vec(),
                 self.dim,
             )),
@@ -217,9 +215,9 @@ impl ScalarQuantizer {
         a: usize,
         b: usize,
     ) -> Result<crate::runtime::tensor::DeviceMatrix> {
-        match ctx.backend() {
-            Backend::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, a, b),
-            Backend::Cpu => {
+        match ctx.engine() {
+            Engine::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, a, b),
+            Engine::Cpu => {
                 let m = cpu::quantize::sq_decode(self, codes, a, b);
                 crate::runtime::tensor::DeviceMatrix::upload(ctx, Input::F32(m.view()))
             }

@@ -7,7 +7,7 @@ use crate::core::matrix::Matrix;
 use crate::core::stats::StatsOptions;
 use crate::core::vector::{Axis, Binary};
 use crate::ops::linalg::gemm;
-use crate::ops::vector::{binary_resident, Operand};
+use crate::ops::vector::{binary, Operand};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -30,7 +30,7 @@ fn centered(
     }
     let m = describe(ctx, *x, Axis::PerColumn, StatsOptions::default())?;
     let means: Vec<f32> = m.iter().map(|c| c.mean as f32).collect();
-    let c = binary_resident(ctx, *x, Binary::Sub, Operand::row(&means), &[])?;
+    let c = binary(ctx, *x, Binary::Sub, Operand::row(&means))?;
     Ok((c, m))
 }
 
@@ -52,12 +52,10 @@ fn centered(
 pub fn covariance<'a>(ctx: &Context, x: impl Into<Input<'a>>, ddof: usize) -> Result<Matrix> {
     let x = x.into();
     let (c, _) = centered(ctx, &x, ddof)?;
-    let opts = GemmOptions {
-        trans_a: true,
-        alpha: 1.0 / (x.rows() - ddof) as f32,
-        ..Default::default()
-    };
-    gemm(ctx, &c, &c, None, &opts)
+    let opts = GemmOptions::default()
+        .with_trans_a(true)
+        .with_alpha(1.0 / (x.rows() - ddof) as f32);
+    gemm(ctx, &c, &c, None, &opts)?.into_host()
 }
 
 /// The Pearson correlation matrix (`dim x dim`) of the columns of `x`
@@ -85,11 +83,8 @@ pub fn correlation<'a>(ctx: &Context, x: impl Into<Input<'a>>) -> Result<Matrix>
             "the correlation of a constant column is undefined",
         ));
     }
-    let opts = GemmOptions {
-        trans_a: true,
-        ..Default::default()
-    };
-    let mut r = gemm(ctx, &c, &c, None, &opts)?;
+    let opts = GemmOptions::default().with_trans_a(true);
+    let mut r = gemm(ctx, &c, &c, None, &opts)?.into_host()?;
     // Scaled by the diagonal of the same product (the centred sums of
     // squares), so rounding of the means and of the GEMM cancels out.
     let d = x.dim();

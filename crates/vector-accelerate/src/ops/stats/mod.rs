@@ -1,4 +1,4 @@
-//! Statistics (SPEC 6): descriptive statistics from mergeable one-pass
+//! Statistics: descriptive statistics from mergeable one-pass
 //! moment accumulators, quantiles found on the device by radix selection,
 //! and covariance / correlation matrices.
 //!

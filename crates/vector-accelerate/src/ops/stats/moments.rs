@@ -4,10 +4,9 @@ use super::checks::{check, check_counts, check_non_finite};
 use crate::core::error::{Error, Result};
 use crate::core::stats::{Moments, StatsOptions};
 use crate::core::vector::Axis;
-use crate::cpu::{stats as cpu, HostRows};
+use crate::cpu::{host_rows, stats as cpu, HostRows};
 use crate::cuda;
-use crate::ops::host_rows;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 
 /// Descriptive statistics along `axis`: one [`Moments`] for the whole
@@ -41,8 +40,8 @@ pub fn describe<'a>(
 ) -> Result<Vec<Moments>> {
     let x = x.into();
     check(ctx, &x)?;
-    let out = match ctx.backend() {
-        Backend::Cpu => {
+    let out = match ctx.engine() {
+        Engine::Cpu => {
             let HostRows::F32(m) = host_rows(&x)? else {
                 return Err(Error::invalid(
                     "input",
@@ -52,7 +51,7 @@ pub fn describe<'a>(
             };
             cpu::describe(m, axis)
         }
-        Backend::Cuda(dev) => cuda::stats::describe(dev, &x, axis)?,
+        Engine::Cuda(dev) => cuda::stats::describe(dev, &x, axis)?,
     };
     check_non_finite(out.iter().map(|m| m.non_finite), axis, opts)?;
     check_counts(out.iter().map(|m| m.count), axis)?;

@@ -9,10 +9,9 @@ use super::checks::{check, check_counts, check_non_finite};
 use crate::core::error::{Error, Result};
 use crate::core::stats::StatsOptions;
 use crate::core::vector::Axis;
-use crate::cpu::{stats as cpu, HostRows};
+use crate::cpu::{host_rows, stats as cpu, HostRows};
 use crate::cuda;
-use crate::ops::host_rows;
-use crate::runtime::context::{Backend, Context};
+use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
 
 fn check_levels(levels: &[f64]) -> Result<()> {
@@ -65,8 +64,8 @@ pub fn quantiles<'a>(
     let x = x.into();
     check(ctx, &x)?;
     check_levels(levels)?;
-    let (flat, counts, non_finite) = match ctx.backend() {
-        Backend::Cpu => {
+    let (flat, counts, non_finite) = match ctx.engine() {
+        Engine::Cpu => {
             let HostRows::F32(m) = host_rows(&x)? else {
                 return Err(Error::invalid(
                     "input",
@@ -76,7 +75,7 @@ pub fn quantiles<'a>(
             };
             cpu::quantiles(m, axis, levels)?
         }
-        Backend::Cuda(dev) => cuda::stats::quantiles(dev, &x, axis, levels)?,
+        Engine::Cuda(dev) => cuda::stats::quantiles(dev, &x, axis, levels)?,
     };
     check_non_finite(non_finite, axis, opts)?;
     check_counts(counts, axis)?;

@@ -5,12 +5,7 @@ use super::checks::check_input;
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::vector::{check_chain, Binary, Unary};
-use crate::cpu::vector::{self as cpu, Rhs};
-use crate::cpu::HostRows;
-use crate::cuda;
-use crate::ops::host_rows;
-use crate::runtime::context::{Backend, Context};
-use crate::runtime::cuda_rows::CudaRows;
+use crate::runtime::context::Context;
 use crate::runtime::input::{Broadcast, Input};
 use crate::runtime::tensor::DeviceMatrix;
 
@@ -94,22 +89,12 @@ fn resolve<'a>(ctx: &Context, rows: usize, dim: usize, b: Operand<'a>) -> Result
     })
 }
 
-fn host_f32<'a>(i: &'a Input<'a>) -> Result<MatrixView<'a>> {
-    match host_rows(i)? {
-        HostRows::F32(m) => Ok(m),
-        HostRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
 /// Applies a chain of unary steps to every element in one pass:
 /// `y = chain[k-1](...chain[0](x))`, at most [`MAX_CHAIN`](super::MAX_CHAIN)
 /// steps (an empty chain copies). `[Mul(a), Add(b), Clamp(lo, hi)]` is a
 /// fused `clamp(a * x + b, lo, hi)`; each step is rounded on its own (no
-/// FMA), so the result is the same as separate calls.
+/// FMA), so the result is the same as separate calls. The result stays on
+/// the context's device, so a chain of operations never crosses the bus.
 ///
 /// ```
 /// use vector_accelerate::vector::{map, Unary};
@@ -117,70 +102,29 @@ fn host_f32<'a>(i: &'a Input<'a>) -> Result<MatrixView<'a>> {
 /// let ctx = Context::cpu();
 /// let x = Matrix::new(vec![-2.0, 0.5, 3.0, 9.0], 2).unwrap();
 /// let y = map(&ctx, &x, &[Unary::Mul(2.0), Unary::Add(1.0), Unary::Clamp(0.0, 5.0)]).unwrap();
-/// assert_eq!(y.as_slice(), &[0.0, 2.0, 5.0, 5.0]);
+/// assert_eq!(y.to_host().unwrap().as_slice(), &[0.0, 2.0, 5.0, 5.0]);
 /// ```
-pub fn map<'a>(ctx: &Context, x: impl Into<Input<'a>>, chain: &[Unary]) -> Result<Matrix> {
+pub fn map<'a>(ctx: &Context, x: impl Into<Input<'a>>, chain: &[Unary]) -> Result<DeviceMatrix> {
     let x = x.into();
     check_input(ctx, &x, "input")?;
     check_chain(chain)?;
-    let data = match ctx.backend() {
-        Backend::Cpu => cpu::map(host_f32(&x)?.as_slice(), chain),
-        Backend::Cuda(dev) => cuda::vector::map(dev, &x, chain)?,
-    };
-    Matrix::new(data, x.dim())
+    ctx.backend().map(&x, chain)
 }
 
-/// [`map`] with the result left where the context computes: resident on
-/// its CUDA device, so a chain of operations never crosses the bus (on a
-/// CPU context: host rows).
+/// [`map`] in place on rows kept on the context's device.
 ///
 /// ```
-/// use vector_accelerate::vector::{map_resident, Unary};
+/// use vector_accelerate::vector::{map_in_place, Unary};
 /// use vector_accelerate::{Context, Matrix};
 /// let ctx = Context::cpu();
-/// let x = ctx.upload(&Matrix::new(vec![1.0, 4.0], 1).unwrap()).unwrap();
-/// let y = map_resident(&ctx, &x, &[Unary::Sqrt]).unwrap();
-/// assert_eq!(y.to_host_f32().unwrap().unwrap(), vec![1.0, 2.0]);
+/// let mut x = ctx.upload(&Matrix::new(vec![1.0, 4.0], 1).unwrap()).unwrap();
+/// map_in_place(&ctx, &mut x, &[Unary::Sqrt]).unwrap();
+/// assert_eq!(x.to_host().unwrap().as_slice(), &[1.0, 2.0]);
 /// ```
-pub fn map_resident<'a>(
-    ctx: &Context,
-    x: impl Into<Input<'a>>,
-    chain: &[Unary],
-) -> Result<DeviceMatrix> {
-    let x = x.into();
-    check_input(ctx, &x, "input")?;
+pub fn map_in_place(ctx: &Context, x: &mut DeviceMatrix, chain: &[Unary]) -> Result<()> {
+    check_input(ctx, &Input::Resident(x), "input")?;
     check_chain(chain)?;
-    let (rows, dim) = (x.rows(), x.dim());
-    match ctx.backend() {
-        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(
-            cpu::map(host_f32(&x)?.as_slice(), chain),
-            dim,
-        )),
-        Backend::Cuda(dev) => {
-            let y = cuda::vector::map_resident(dev, &x, chain)?;
-            Ok(DeviceMatrix::from_cuda(
-                dev,
-                CudaRows::F32(y),
-                rows,
-                dim,
-                true,
-            ))
-        }
-    }
-}
-
-/// [`map`] in place on a host matrix (on CUDA: copied to the device and back).
-pub fn map_in_place(ctx: &Context, x: &mut Matrix, chain: &[Unary]) -> Result<()> {
-    check_input(ctx, &Input::F32(x.view()), "input")?;
-    check_chain(chain)?;
-    match ctx.backend() {
-        Backend::Cpu => cpu::map_in_place(x.as_mut_slice(), chain),
-        Backend::Cuda(dev) => {
-            let y = cuda::vector::map(dev, &Input::F32(x.view()), chain)?;
-            x.as_mut_slice().copy_from_slice(&y);
-        }
-    }
-    Ok(())
+    ctx.backend().map_in_place(x, chain)
 }
 
 /// `op(a, b)` element by element, `b` broadcast as described at
@@ -192,18 +136,18 @@ pub fn map_in_place(ctx: &Context, x: &mut Matrix, chain: &[Unary]) -> Result<()
 /// let ctx = Context::cpu();
 /// let a = Matrix::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).unwrap(); // 2 x 3
 /// let rowwise = binary(&ctx, &a, Binary::Sub, Operand::row(&[1.0, 2.0, 3.0])).unwrap();
-/// assert_eq!(rowwise.as_slice(), &[0.0, 0.0, 0.0, 3.0, 3.0, 3.0]);
+/// assert_eq!(rowwise.to_host().unwrap().as_slice(), &[0.0, 0.0, 0.0, 3.0, 3.0, 3.0]);
 /// let per_row = binary(&ctx, &a, Binary::Mul, Operand::column(&[10.0, -1.0])).unwrap();
-/// assert_eq!(per_row.as_slice(), &[10.0, 20.0, 30.0, -4.0, -5.0, -6.0]);
+/// assert_eq!(per_row.to_host().unwrap().as_slice(), &[10.0, 20.0, 30.0, -4.0, -5.0, -6.0]);
 /// let scaled = binary(&ctx, &a, Binary::Max, 2.5).unwrap();
-/// assert_eq!(scaled.as_slice(), &[2.5, 2.5, 3.0, 4.0, 5.0, 6.0]);
+/// assert_eq!(scaled.to_host().unwrap().as_slice(), &[2.5, 2.5, 3.0, 4.0, 5.0, 6.0]);
 /// ```
 pub fn binary<'a, 'b>(
     ctx: &Context,
     a: impl Into<Input<'a>>,
     op: Binary,
     b: impl Into<Operand<'b>>,
-) -> Result<Matrix> {
+) -> Result<DeviceMatrix> {
     binary_then(ctx, a, op, b, &[])
 }
 
@@ -216,103 +160,25 @@ pub fn binary_then<'a, 'b>(
     op: Binary,
     b: impl Into<Operand<'b>>,
     then: &[Unary],
-) -> Result<Matrix> {
-    let a = a.into();
-    check_input(ctx, &a, "left operand")?;
-    check_chain(then)?;
-    let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
-    let data = match ctx.backend() {
-        Backend::Cpu => binary_on_host(&a, &bc, op, then)?,
-        Backend::Cuda(dev) => cuda::vector::binary(dev, &a, &bc, op, then)?,
-    };
-    Matrix::new(data, a.dim())
-}
-
-/// `then(op(a, b))` on the CPU (inputs validated).
-fn binary_on_host(
-    a: &Input<'_>,
-    bc: &Broadcast<'_>,
-    op: Binary,
-    then: &[Unary],
-) -> Result<Vec<f32>> {
-    let av = host_f32(a)?;
-    let mut out = cpu::output_buffer(av.as_slice().len());
-    with_rhs(bc, |rhs| {
-        cpu::binary(Some(av.as_slice()), &mut out, a.dim(), op, rhs, then)
-    })?;
-    Ok(out)
-}
-
-/// [`binary_then`] with the result left where the context computes:
-/// resident on its CUDA device (on a CPU context: host rows).
-pub fn binary_resident<'a, 'b>(
-    ctx: &Context,
-    a: impl Into<Input<'a>>,
-    op: Binary,
-    b: impl Into<Operand<'b>>,
-    then: &[Unary],
 ) -> Result<DeviceMatrix> {
     let a = a.into();
     check_input(ctx, &a, "left operand")?;
     check_chain(then)?;
     let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
-    match ctx.backend() {
-        Backend::Cpu => Ok(DeviceMatrix::from_host_f32(
-            binary_on_host(&a, &bc, op, then)?,
-            a.dim(),
-        )),
-        Backend::Cuda(dev) => {
-            let y = cuda::vector::binary_resident(dev, &a, &bc, op, then)?;
-            Ok(DeviceMatrix::from_cuda(
-                dev,
-                CudaRows::F32(y),
-                a.rows(),
-                a.dim(),
-                true,
-            ))
-        }
-    }
+    ctx.backend().binary(&a, &bc, op, then)
 }
 
-/// [`binary_then`] in place on the left operand (a host matrix; on CUDA it
-/// is copied to the device and back). Pass an empty `then` for a plain
-/// binary operation.
+/// [`binary_then`] written over the left operand, rows kept on the
+/// context's device. Pass an empty `then` for a plain binary operation.
 pub fn binary_in_place<'b>(
     ctx: &Context,
-    a: &mut Matrix,
+    a: &mut DeviceMatrix,
     op: Binary,
     b: impl Into<Operand<'b>>,
     then: &[Unary],
 ) -> Result<()> {
-    check_input(ctx, &Input::F32(a.view()), "left operand")?;
+    check_input(ctx, &Input::Resident(a), "left operand")?;
     check_chain(then)?;
     let bc = resolve(ctx, a.rows(), a.dim(), b.into())?;
-    let dim = a.dim();
-    match ctx.backend() {
-        Backend::Cpu => with_rhs(&bc, |rhs| {
-            cpu::binary(None, a.as_mut_slice(), dim, op, rhs, then)
-        })?,
-        Backend::Cuda(dev) => {
-            let y = cuda::vector::binary(dev, &Input::F32(a.view()), &bc, op, then)?;
-            a.as_mut_slice().copy_from_slice(&y);
-        }
-    }
-    Ok(())
-}
-
-/// Runs `f` with the host form of a broadcast operand.
-fn with_rhs(bc: &Broadcast<'_>, f: impl FnOnce(Rhs<'_>)) -> Result<()> {
-    match bc {
-        Broadcast::Scalar(s) => f(Rhs::Scalar(*s)),
-        Broadcast::Array {
-            b,
-            row_stride,
-            col_stride,
-        } => f(Rhs::Array {
-            b: host_f32(b)?.as_slice(),
-            row_stride: *row_stride,
-            col_stride: *col_stride,
-        }),
-    }
-    Ok(())
+    ctx.backend().binary_in_place(a, &bc, op, then)
 }

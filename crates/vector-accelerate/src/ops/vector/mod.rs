@@ -1,4 +1,4 @@
-//! Vector utilities (SPEC 5): L2 normalisation of rows, element-wise maps
+//! Vector utilities: L2 normalisation of rows, element-wise maps
 //! with NumPy-style broadcasting, reductions over everything, each row or
 //! each column, and row-wise log-sum-exp and softmax.
 //!
@@ -33,14 +33,9 @@ mod normalize;
 mod reduce;
 mod softmax;
 
-pub use elementwise::{
-    binary, binary_in_place, binary_resident, binary_then, map, map_in_place, map_resident, Operand,
-};
-pub use normalize::{normalize, normalize_in_place, normalize_resident, normalize_with_norms};
-pub use reduce::{
-    arg_reduce, arg_reduce_resident, argmax, argmin, max, mean, min, reduce, reduce_resident, sum,
-    variance,
-};
-pub use softmax::{logsumexp, logsumexp_resident, softmax, softmax_in_place, softmax_resident};
+pub use elementwise::{binary, binary_in_place, binary_then, map, map_in_place, Operand};
+pub use normalize::{normalize, normalize_in_place, normalize_with_norms};
+pub use reduce::{arg_reduce, argmax, argmin, max, mean, min, reduce, sum, variance};
+pub use softmax::{logsumexp, softmax, softmax_in_place};
 
 pub use crate::core::vector::{ArgReduction, Axis, Binary, Reduction, Unary, MAX_CHAIN};

@@ -225,9 +225,9 @@ fn pca_transforms_invert_and_match_the_linear_maps() {
         for k in [d, 2] {
             let label = format!("seed {s}, {k} components");
             let pca = Pca::fit(ctx, &x, k).unwrap();
-            let z = pca.transform(ctx, &probe).unwrap();
+            let z = pca.transform(ctx, &probe).unwrap().into_host().unwrap();
             assert_eq!((z.rows(), z.dim()), (40, k));
-            let back = pca.inverse_transform(ctx, &z).unwrap();
+            let back = pca.inverse_transform(ctx, &z).unwrap().into_host().unwrap();
             if k == d {
                 assert_close(
                     &format!("{label}: inverse(transform(x))"),
@@ -241,6 +241,8 @@ fn pca_transforms_invert_and_match_the_linear_maps() {
             assert_eq!((enc.d_in(), enc.d_out()), (d, k));
             let ze = enc
                 .apply(ctx, &probe, Activation::None, Precision::Exact)
+                .unwrap()
+                .into_host()
                 .unwrap();
             assert_close(
                 &format!("{label}: encoder"),
@@ -252,11 +254,13 @@ fn pca_transforms_invert_and_match_the_linear_maps() {
             assert_eq!((dec.d_in(), dec.d_out()), (k, d));
             let xd = dec
                 .apply(ctx, &z, Activation::None, Precision::Exact)
+                .unwrap()
+                .into_host()
                 .unwrap();
             assert_close(&format!("{label}: decoder"), &xd, &back, 1e-5 * scale);
             // On the fitted data the coordinates have the explained
             // variances, and dropping components loses exactly the rest.
-            let zf = pca.transform(ctx, &x).unwrap();
+            let zf = pca.transform(ctx, &x).unwrap().into_host().unwrap();
             let n = x.rows() as f64;
             for c in 0..k {
                 let var: f64 = (0..x.rows())
@@ -269,7 +273,11 @@ fn pca_transforms_invert_and_match_the_linear_maps() {
                     "{label}: variance of coordinate {c}: {var} vs {ev}"
                 );
             }
-            let rec = pca.inverse_transform(ctx, &zf).unwrap();
+            let rec = pca
+                .inverse_transform(ctx, &zf)
+                .unwrap()
+                .into_host()
+                .unwrap();
             let lost: f64 = rec
                 .as_slice()
                 .iter()
@@ -331,8 +339,8 @@ fn pca_saves_and_loads_through_safetensors() {
     let back = Pca::from_store(&loaded, "pca").unwrap();
     assert_eq!(back, pca, "seed {s}");
     assert_eq!(
-        back.transform(&ctx, &x).unwrap(),
-        pca.transform(&ctx, &x).unwrap()
+        back.transform(&ctx, &x).unwrap().into_host().unwrap(),
+        pca.transform(&ctx, &x).unwrap().into_host().unwrap()
     );
 
     // Missing and misshapen parts are typed errors.

@@ -461,9 +461,13 @@ fn weights_of_every_dtype_make_the_same_maps() {
             let reference = Linear::new(ctx, &m, Some(&st.vector("bias", d_out).unwrap())).unwrap();
             let got = lin
                 .apply(ctx, &x, Activation::Relu, Precision::Exact)
+                .unwrap()
+                .into_host()
                 .unwrap();
             let want = reference
                 .apply(ctx, &x, Activation::Relu, Precision::Exact)
+                .unwrap()
+                .into_host()
                 .unwrap();
             for (j, (a, b)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
                 let scale: f32 = x.row(j / d_out).iter().map(|v| v.abs()).sum::<f32>() * 16.0;
@@ -526,6 +530,8 @@ fn memory_is_accounted_and_device_copies_are_cached() {
         let x = Matrix::new(vec![1.0; 10], 10).unwrap();
         let y = a
             .apply(ctx, &x, Activation::None, Precision::Exact)
+            .unwrap()
+            .into_host()
             .unwrap();
         assert_eq!(y.as_slice(), &[3.5; 4]);
         let again = st.linear(ctx, "w", None, 10, 4).unwrap();
@@ -542,6 +548,8 @@ fn memory_is_accounted_and_device_copies_are_cached() {
             .linear(ctx, "w", None, 10, 4)
             .unwrap()
             .apply(ctx, &x, Activation::None, Precision::Exact)
+            .unwrap()
+            .into_host()
             .unwrap();
         assert_eq!(y.as_slice(), &[10.0; 4]);
 

@@ -5,7 +5,7 @@ use vector_accelerate::ml::Linear;
 use vector_accelerate::Error;
 
 fn weights(l: &Linear) -> Vec<f32> {
-    l.weight().to_host_f32().unwrap().unwrap()
+    l.weight().to_host().unwrap().into_vec()
 }
 
 #[test]
