@@ -3,6 +3,8 @@
 use std::time::Instant;
 
 use crate::core::diagnostics::Ceilings;
+use crate::core::error::Result;
+use crate::runtime::backend::{Cpu, DiagnosticsBackend};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -70,5 +72,11 @@ pub(crate) fn measure() -> Ceilings {
         tensor_flops: None,
         bf16_flops: None,
         h2d_bytes_per_s: None,
+    }
+}
+
+impl DiagnosticsBackend for Cpu {
+    fn measure_ceilings(&self) -> Result<Ceilings> {
+        Ok(measure())
     }
 }

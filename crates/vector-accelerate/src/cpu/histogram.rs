@@ -5,7 +5,11 @@
 
 use rayon::prelude::*;
 
+use crate::core::error::Result;
 use crate::core::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
+use crate::cpu::host_f32;
+use crate::runtime::backend::{Cpu, HistogramBackend};
+use crate::runtime::input::Input;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 16;
@@ -348,4 +352,32 @@ pub(crate) fn kde_sums(x: &[f32], grid: &[f64], h: f64, chunk: usize) -> Vec<f64
             }
         });
     out
+}
+
+impl HistogramBackend for Cpu {
+    fn finite_stats(&self, x: &Input<'_>, positive: bool, with_sum: bool) -> Result<Stats> {
+        Ok(stats(host_f32(x)?.as_slice(), positive, with_sum))
+    }
+
+    fn sq_dev(&self, x: &Input<'_>, mean: f64) -> Result<f64> {
+        Ok(sq_dev(host_f32(x)?.as_slice(), mean))
+    }
+
+    fn count_1d(&self, x: &Input<'_>, plan: &AxisPlan, clip: bool) -> Result<Counts> {
+        Ok(count_1d(host_f32(x)?.as_slice(), plan, clip))
+    }
+
+    fn count_2d(
+        &self,
+        (x, y): (&Input<'_>, &Input<'_>),
+        (px, py): (&AxisPlan, &AxisPlan),
+        clip: bool,
+    ) -> Result<Counts2> {
+        let (x, y) = (host_f32(x)?, host_f32(y)?);
+        Ok(count_2d(x.as_slice(), y.as_slice(), px, py, clip))
+    }
+
+    fn kde_sums(&self, x: &Input<'_>, grid: &[f64], h: f64, chunk: usize) -> Result<Vec<f64>> {
+        Ok(kde_sums(host_f32(x)?.as_slice(), grid, h, chunk))
+    }
 }

@@ -6,11 +6,17 @@
 
 use rayon::prelude::*;
 
+use crate::core::error::Result;
+use crate::core::matrix::Matrix;
 use crate::core::metric::Prepared;
 use crate::core::neighbors::{Neighbors, Order};
-use crate::cpu::distance::{row_sq_norms, tile};
+use crate::cpu::distance::tile;
+use crate::cpu::distance::{matrix as distance_matrix, row_sq_norms};
+use crate::cpu::host_rows;
 use crate::cpu::select::{merge, TopKBuffer};
 use crate::cpu::HostRows;
+use crate::runtime::backend::{Cpu, KnnJob, SearchBackend};
+use crate::runtime::input::Input;
 
 const QUERY_BLOCK: usize = 256;
 const BASE_TILE: usize = 2048;
@@ -211,5 +217,31 @@ mod fused_run {
             })
             .collect();
         combine(partial, chunks, k, order)
+    }
+}
+
+impl SearchBackend for Cpu {
+    fn pairwise(
+        &self,
+        queries: &Input<'_>,
+        base: &Input<'_>,
+        metric: &Prepared,
+        _budget: usize,
+    ) -> Result<Matrix> {
+        let (q, x) = (host_rows(queries)?, host_rows(base)?);
+        let (qn, xn) = match (q, x) {
+            (HostRows::F32(a), HostRows::F32(b))
+                if metric.metric.is_gemm_based() && !metric.normalized =>
+            {
+                (row_sq_norms(a), row_sq_norms(b))
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Matrix::new(distance_matrix(q, x, metric, &qn, &xn), x.rows())
+    }
+
+    fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors> {
+        let (q, x) = (host_rows(job.queries)?, host_rows(job.base)?);
+        Ok(run(q, x, job.k, job.metric))
     }
 }

@@ -3,7 +3,12 @@
 
 use rayon::prelude::*;
 
+use crate::core::error::Result;
+use crate::core::matrix::MatrixView;
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
+use crate::cpu::host_f32;
+use crate::runtime::backend::{Cpu, SelectBackend, TopKState};
+use crate::runtime::input::Input;
 
 /// Running best-`k` of one row under the total order `(key, id)`.
 #[derive(Debug, Clone)]
@@ -173,4 +178,49 @@ pub(crate) fn merge(lists: &[&Neighbors], k: usize, order: Order) -> Neighbors {
             t.finish_into(ids, dists);
         });
     out
+}
+
+/// Streaming top-k on the host: one running buffer per row.
+struct RowBuffers {
+    bufs: Vec<TopKBuffer>,
+    k: usize,
+    order: Order,
+}
+
+impl TopKState for RowBuffers {
+    fn push(&mut self, values: MatrixView<'_>, ids: &[u64]) -> Result<()> {
+        let n = values.dim();
+        self.bufs.par_iter_mut().enumerate().for_each(|(r, b)| {
+            for (&v, &id) in values.as_slice()[r * n..(r + 1) * n].iter().zip(ids) {
+                b.push(v, id);
+            }
+        });
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<Neighbors> {
+        let (rows, k) = (self.bufs.len(), self.k);
+        let mut out = Neighbors::missing(rows, k, self.order);
+        let (ids, dists) = out.parts_mut();
+        for (r, b) in self.bufs.into_iter().enumerate() {
+            b.finish_into(&mut ids[r * k..(r + 1) * k], &mut dists[r * k..(r + 1) * k]);
+        }
+        Ok(out)
+    }
+}
+
+impl SelectBackend for Cpu {
+    fn topk(&self, values: &Input<'_>, k: usize, order: Order) -> Result<Neighbors> {
+        let m = host_f32(values)?;
+        Ok(topk_rows(m.as_slice(), m.dim(), k, order))
+    }
+
+    fn merge(&self, lists: &[Neighbors], k: usize, order: Order) -> Result<Neighbors> {
+        Ok(merge(&lists.iter().collect::<Vec<_>>(), k, order))
+    }
+
+    fn streaming_topk(&self, rows: usize, k: usize, order: Order) -> Result<Box<dyn TopKState>> {
+        let bufs = (0..rows).map(|_| TopKBuffer::new(k, order)).collect();
+        Ok(Box::new(RowBuffers { bufs, k, order }))
+    }
 }

@@ -14,6 +14,9 @@ use crate::core::stats::{
 };
 use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::Axis;
+use crate::cpu::host_f32;
+use crate::runtime::backend::{Cpu, StatsBackend};
+use crate::runtime::input::Input;
 
 /// Values per block of shifted power sums (whole-array and row moments).
 const BLOCK: usize = 256;
@@ -384,4 +387,14 @@ pub(crate) fn quantiles(x: MatrixView<'_>, axis: Axis, levels: &[f64]) -> Result
         )?;
     }
     Ok((out, counts, non_finite))
+}
+
+impl StatsBackend for Cpu {
+    fn describe(&self, x: &Input<'_>, axis: Axis) -> Result<Vec<Moments>> {
+        Ok(describe(host_f32(x)?, axis))
+    }
+
+    fn quantiles(&self, x: &Input<'_>, axis: Axis, levels: &[f64]) -> Result<QuantileResult> {
+        quantiles(host_f32(x)?, axis, levels)
+    }
 }

@@ -6,8 +6,11 @@ use cudarc::cublas::sys as cublas_sys;
 use cudarc::cublas::{sys::cublasOperation_t, Gemm, GemmConfig};
 use cudarc::driver::{DevicePtr, DevicePtrMut};
 
+use std::sync::Arc;
+
 use crate::core::diagnostics::Ceilings;
 use crate::core::error::{cu, Result};
+use crate::runtime::backend::DiagnosticsBackend;
 use crate::runtime::cuda_device::CudaDevice;
 
 pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
@@ -163,4 +166,10 @@ pub(crate) fn measure(dev: &CudaDevice) -> Result<Ceilings> {
         bf16_flops: Some(bf16_flops),
         h2d_bytes_per_s: Some(h2d),
     })
+}
+
+impl DiagnosticsBackend for Arc<CudaDevice> {
+    fn measure_ceilings(&self) -> Result<Ceilings> {
+        measure(self)
+    }
 }

@@ -6,9 +6,12 @@
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
+use std::sync::Arc;
+
 use crate::core::error::{cu, Result};
 use crate::core::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
 use crate::cuda::distance::whole;
+use crate::runtime::backend::HistogramBackend;
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{f32_rows, upload_slice, zeros};
 use crate::runtime::input::Input;
@@ -324,4 +327,31 @@ pub(crate) fn kde_sums(
     let v = dev.download(&out, g)?;
     dev.sync()?;
     Ok(v)
+}
+
+impl HistogramBackend for Arc<CudaDevice> {
+    fn finite_stats(&self, x: &Input<'_>, positive: bool, _with_sum: bool) -> Result<Stats> {
+        stats(self, x, positive)
+    }
+
+    fn sq_dev(&self, x: &Input<'_>, mean: f64) -> Result<f64> {
+        sq_dev(self, x, mean)
+    }
+
+    fn count_1d(&self, x: &Input<'_>, plan: &AxisPlan, clip: bool) -> Result<Counts> {
+        count_1d(self, x, plan, clip)
+    }
+
+    fn count_2d(
+        &self,
+        (x, y): (&Input<'_>, &Input<'_>),
+        (px, py): (&AxisPlan, &AxisPlan),
+        clip: bool,
+    ) -> Result<Counts2> {
+        count_2d(self, x, y, px, py, clip)
+    }
+
+    fn kde_sums(&self, x: &Input<'_>, grid: &[f64], h: f64, chunk: usize) -> Result<Vec<f64>> {
+        kde_sums(self, x, grid, h, chunk)
+    }
 }

@@ -9,6 +9,7 @@ use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr};
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::half::{half_dim, HalfKind};
+use crate::core::matrix::Matrix;
 use crate::core::metric::Prepared;
 use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
@@ -26,6 +27,7 @@ use crate::cuda::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, row_split, scratch_words, Epi,
     Fallback, Ids,
 };
+use crate::runtime::backend::{KnnJob, SearchBackend};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::RowsRef;
 use crate::runtime::input::Input;
@@ -907,6 +909,24 @@ pub(crate) fn run(
         }
     }
     result.ok_or(Error::EmptyInput { what: "queries" })
+}
+
+impl SearchBackend for Arc<CudaDevice> {
+    fn pairwise(
+        &self,
+        queries: &Input<'_>,
+        base: &Input<'_>,
+        metric: &Prepared,
+        budget: usize,
+    ) -> Result<Matrix> {
+        let d = crate::cuda::distance::matrix(self, queries, base, metric, budget)?;
+        Matrix::new(d, base.rows())
+    }
+
+    fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors> {
+        let (q, x) = (job.queries, job.base);
+        run(self, q, x, job.k, job.metric, job.budget, job.precision)
+    }
 }
 
 #[cfg(test)]

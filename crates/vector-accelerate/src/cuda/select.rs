@@ -6,8 +6,12 @@ use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DeviceRepr, LaunchConfig,
 use crate::core::error::{cu, Error, Result};
 use crate::core::matrix::MatrixView;
 use crate::core::neighbors::{Neighbors, Order};
+use std::sync::Arc;
+
+use crate::runtime::backend::{SelectBackend, TopKState};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{upload_slice, CudaRows};
+use crate::runtime::input::Input;
 use crate::runtime::tensor::{DeviceMatrix, Storage};
 
 /// Items a block sorts in shared memory (`VA_SMEM_ITEMS` in select.cu).
@@ -512,8 +516,10 @@ impl DeviceTopK {
             pushed: false,
         })
     }
+}
 
-    pub(crate) fn push(&mut self, values: MatrixView<'_>, ids: &[u64]) -> Result<()> {
+impl TopKState for DeviceTopK {
+    fn push(&mut self, values: MatrixView<'_>, ids: &[u64]) -> Result<()> {
         let dev = &*self.dev;
         let _g = dev.lock();
         let (rows, n, k) = (self.rows, values.dim(), self.k);
@@ -561,7 +567,7 @@ impl DeviceTopK {
         dev.sync()
     }
 
-    pub(crate) fn finish(self) -> Result<Neighbors> {
+    fn finish(self: Box<Self>) -> Result<Neighbors> {
         if !self.pushed {
             return Ok(Neighbors::missing(self.rows, self.k, self.order));
         }
@@ -579,6 +585,28 @@ pub(crate) fn row_split(rows: usize, n: usize, sms: usize) -> usize {
         1
     } else {
         target.div_ceil(rows).min(n / 4096).max(1)
+    }
+}
+
+impl SelectBackend for Arc<CudaDevice> {
+    fn topk(&self, values: &Input<'_>, k: usize, order: Order) -> Result<Neighbors> {
+        match values {
+            Input::Resident(d) => topk_resident(self, d, k, order),
+            Input::F32(m) => topk_rows(self, *m, k, order),
+            Input::Binary(_) => Err(Error::invalid(
+                "values",
+                "bit-packed binary rows",
+                "top-k selects among f32 values",
+            )),
+        }
+    }
+
+    fn merge(&self, lists: &[Neighbors], k: usize, order: Order) -> Result<Neighbors> {
+        merge(self, lists, k, order)
+    }
+
+    fn streaming_topk(&self, rows: usize, k: usize, order: Order) -> Result<Box<dyn TopKState>> {
+        Ok(Box::new(DeviceTopK::new(self, rows, k, order)?))
     }
 }
 

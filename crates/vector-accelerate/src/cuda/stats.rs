@@ -7,12 +7,15 @@
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
+use std::sync::Arc;
+
 use crate::core::error::{cu, Error, Result};
 use crate::core::stats::{
     inconsistent, radix_select_all, Counter, Moments, QuantileResult, DIGITS, SMALL_SEGMENT,
 };
 use crate::core::vector::Axis;
 use crate::cuda::distance::whole;
+use crate::runtime::backend::StatsBackend;
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{f32_rows, upload_slice, zeros};
 use crate::runtime::input::Input;
@@ -444,4 +447,14 @@ pub(crate) fn quantiles(
     )?;
     dev.sync()?;
     Ok((out, counts, non_finite))
+}
+
+impl StatsBackend for Arc<CudaDevice> {
+    fn describe(&self, x: &Input<'_>, axis: Axis) -> Result<Vec<Moments>> {
+        describe(self, x, axis)
+    }
+
+    fn quantiles(&self, x: &Input<'_>, axis: Axis, levels: &[f64]) -> Result<QuantileResult> {
+        quantiles(self, x, axis, levels)
+    }
 }

@@ -3,8 +3,7 @@
 
 pub use crate::core::diagnostics::Ceilings;
 use crate::core::error::Result;
-use crate::runtime::context::{Context, Engine};
-use crate::{cpu, cuda};
+use crate::runtime::context::Context;
 
 /// Measures the copy bandwidth and the fp32 GEMM rate of the context's
 /// device (about a second of work; a warm-up run is excluded).
@@ -14,8 +13,5 @@ use crate::{cpu, cuda};
 /// println!("{:.1} GB/s, {:.0} GFLOP/s", c.copy_bytes_per_s / 1e9, c.sgemm_flops / 1e9);
 /// ```
 pub fn measure_ceilings(ctx: &Context) -> Result<Ceilings> {
-    match ctx.engine() {
-        Engine::Cpu => Ok(cpu::diagnostics::measure()),
-        Engine::Cuda(dev) => cuda::diagnostics::measure(dev),
-    }
+    ctx.backend().measure_ceilings()
 }

@@ -4,11 +4,9 @@
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{BinaryView, Matrix, MatrixView};
 use crate::core::metric::Distance;
-use crate::cpu::distance::{matrix as cpu_matrix, pair_bits, pair_f32, row_sq_norms};
-use crate::cpu::{host_rows, HostRows};
-use crate::cuda;
+use crate::cpu::distance::{pair_bits, pair_f32};
 use crate::ops::prepare;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
 /// Distance between two `f32` vectors (computed on the CPU).
@@ -86,23 +84,7 @@ pub fn pairwise<'a, 'b>(
     let (q, x, dist) = (queries.into(), base.into(), dist.into());
     let p = prepare(ctx, &q, &x, &dist)?;
     super::refuse_half(&x, "base")?;
-    let nb = x.rows();
-    let data = match ctx.engine() {
-        Engine::Cpu => {
-            let (hq, hx) = (host_rows(&q)?, host_rows(&x)?);
-            let (qn, xn) = match (hq, hx) {
-                (HostRows::F32(a), HostRows::F32(b))
-                    if p.metric.is_gemm_based() && !p.normalized =>
-                {
-                    (row_sq_norms(a), row_sq_norms(b))
-                }
-                _ => (Vec::new(), Vec::new()),
-            };
-            cpu_matrix(hq, hx, &p, &qn, &xn)
-        }
-        Engine::Cuda(dev) => cuda::distance::matrix(dev, &q, &x, &p, ctx.memory_budget())?,
-    };
-    Matrix::new(data, nb)
+    ctx.backend().pairwise(&q, &x, &p, ctx.memory_budget())
 }
 
 /// Distances from one query to every base row (the 1-vs-N form).

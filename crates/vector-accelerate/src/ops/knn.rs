@@ -5,11 +5,10 @@ use crate::core::error::{Error, Result};
 use crate::core::metric::Distance;
 use crate::core::neighbors::Neighbors;
 use crate::core::precision::Precision;
-use crate::cpu::host_rows;
 use crate::ops::prepare;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::backend::KnnJob;
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
-use crate::{cpu, cuda};
 
 /// The `k` nearest base rows of every query, best first (smallest distance,
 /// or largest similarity for inner product and cosine similarity), ties
@@ -82,10 +81,12 @@ pub fn knn_with<'a, 'b>(
     if !p.metric.is_gemm_based() {
         super::refuse_half(&x, "base")?;
     }
-    match ctx.engine() {
-        Engine::Cpu => Ok(cpu::knn::run(host_rows(&q)?, host_rows(&x)?, k, &p)),
-        Engine::Cuda(dev) => {
-            cuda::knn::run(dev, &q, &x, k, &p, ctx.memory_budget(), opts.precision)
-        }
-    }
+    ctx.backend().knn(KnnJob {
+        queries: &q,
+        base: &x,
+        k,
+        metric: &p,
+        precision: opts.precision,
+        budget: ctx.memory_budget(),
+    })
 }

@@ -8,11 +8,9 @@
 use crate::core::error::{Error, Result};
 use crate::core::matrix::MatrixView;
 pub use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
-use crate::cpu::select::TopKBuffer;
-use crate::cpu::{host_rows, HostRows};
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::backend::TopKState;
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
-use crate::{cpu, cuda};
 
 fn check_k(k: usize) -> Result<()> {
     if k == 0 {
@@ -59,15 +57,7 @@ pub fn topk<'a>(
         d.check_device(ctx)?;
     }
     super::refuse_half(&values, "values")?;
-    match (ctx.engine(), &values) {
-        (Engine::Cuda(dev), Input::Resident(d)) => cuda::select::topk_resident(dev, d, k, order),
-        (Engine::Cuda(dev), Input::F32(m)) => cuda::select::topk_rows(dev, *m, k, order),
-        (Engine::Cpu, _) => match host_rows(&values)? {
-            HostRows::F32(m) => Ok(cpu::select::topk_rows(m.as_slice(), m.dim(), k, order)),
-            HostRows::Bits(_) => Err(binary()),
-        },
-        (Engine::Cuda(_), _) => Err(binary()),
-    }
+    ctx.backend().topk(&values, k, order)
 }
 
 /// Merges partial top-k lists of the same rows (from tiles, shards or
@@ -94,14 +84,7 @@ pub fn merge(ctx: &Context, lists: &[Neighbors], k: usize) -> Result<Neighbors> 
             ));
         }
     }
-    match ctx.engine() {
-        Engine::Cpu => Ok(cpu::select::merge(
-            &lists.iter().collect::<Vec<_>>(),
-            k,
-            first.order(),
-        )),
-        Engine::Cuda(dev) => cuda::select::merge(dev, lists, k, first.order()),
-    }
+    ctx.backend().merge(lists, k, first.order())
 }
 
 /// Streaming top-k: feed chunks of candidate values with their global `u64`
@@ -118,14 +101,7 @@ pub fn merge(ctx: &Context, lists: &[Neighbors], k: usize) -> Result<Neighbors> 
 /// ```
 pub struct StreamingTopK {
     rows: usize,
-    k: usize,
-    order: Order,
-    state: StreamState,
-}
-
-enum StreamState {
-    Cpu(Vec<TopKBuffer>),
-    Cuda(cuda::select::DeviceTopK),
+    state: Box<dyn TopKState>,
 }
 
 impl StreamingTopK {
@@ -137,18 +113,8 @@ impl StreamingTopK {
                 what: "streaming top-k rows",
             });
         }
-        let state = match ctx.engine() {
-            Engine::Cpu => StreamState::Cpu((0..rows).map(|_| TopKBuffer::new(k, order)).collect()),
-            Engine::Cuda(dev) => {
-                StreamState::Cuda(cuda::select::DeviceTopK::new(dev, rows, k, order)?)
-            }
-        };
-        Ok(Self {
-            rows,
-            k,
-            order,
-            state,
-        })
+        let state = ctx.backend().streaming_topk(rows, k, order)?;
+        Ok(Self { rows, state })
     }
 
     /// Offers a chunk `[rows x c]` of values whose column `j` has id `ids[j]`
@@ -175,34 +141,11 @@ impl StreamingTopK {
                 "u64::MAX is reserved for missing results",
             ));
         }
-        match &mut self.state {
-            StreamState::Cpu(bufs) => {
-                use rayon::prelude::*;
-                let n = values.dim();
-                bufs.par_iter_mut().enumerate().for_each(|(r, b)| {
-                    for (&v, &id) in values.as_slice()[r * n..(r + 1) * n].iter().zip(ids) {
-                        b.push(v, id);
-                    }
-                });
-                Ok(())
-            }
-            StreamState::Cuda(d) => d.push(values, ids),
-        }
+        self.state.push(values, ids)
     }
 
     /// The best `k` per row seen so far, best first.
     pub fn finish(self) -> Result<Neighbors> {
-        match self.state {
-            StreamState::Cpu(bufs) => {
-                let mut out = Neighbors::missing(self.rows, self.k, self.order);
-                let k = self.k;
-                let (ids, dists) = out.parts_mut();
-                for (r, b) in bufs.into_iter().enumerate() {
-                    b.finish_into(&mut ids[r * k..(r + 1) * k], &mut dists[r * k..(r + 1) * k]);
-                }
-                Ok(out)
-            }
-            StreamState::Cuda(d) => d.finish(),
-        }
+        self.state.finish()
     }
 }

@@ -6,8 +6,15 @@
 //!
 //! [`Context::backend`]: crate::Context
 
+use crate::core::diagnostics::Ceilings;
 use crate::core::error::Result;
+use crate::core::histogram::{AxisPlan, Counts, Counts2, Stats};
 use crate::core::linalg::{Epilogue, Plan};
+use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::metric::Prepared;
+use crate::core::neighbors::{Neighbors, Order};
+use crate::core::precision::Precision;
+use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::{Axis, Binary, Kind, Unary};
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::{Broadcast, Input};
@@ -30,9 +37,27 @@ impl Context {
 }
 
 /// Every family's backend contract.
-pub(crate) trait Backend: VectorBackend + LinalgBackend {}
+pub(crate) trait Backend:
+    VectorBackend
+    + LinalgBackend
+    + SelectBackend
+    + SearchBackend
+    + StatsBackend
+    + HistogramBackend
+    + DiagnosticsBackend
+{
+}
 
-impl<T: VectorBackend + LinalgBackend> Backend for T {}
+impl<T> Backend for T where
+    T: VectorBackend
+        + LinalgBackend
+        + SelectBackend
+        + SearchBackend
+        + StatsBackend
+        + HistogramBackend
+        + DiagnosticsBackend
+{
+}
 
 /// A validated reduction: what is accumulated, along which axis, and how
 /// each result is finished (`finish` codes shared with the kernels:
@@ -112,4 +137,89 @@ pub(crate) trait LinalgBackend {
     fn transpose(&self, a: &Input<'_>) -> Result<DeviceMatrix>;
     /// Transposes a square matrix in place.
     fn transpose_in_place(&self, a: &mut DeviceMatrix) -> Result<()>;
+}
+
+/// Row-wise selection of the best values.
+pub(crate) trait SelectBackend {
+    /// The `k` best values of every row of `values`, ids being column indices.
+    fn topk(&self, values: &Input<'_>, k: usize, order: Order) -> Result<Neighbors>;
+    /// The `k` best of several lists of the same rows (validated).
+    fn merge(&self, lists: &[Neighbors], k: usize, order: Order) -> Result<Neighbors>;
+    /// A running top-`k` state of `rows` rows.
+    fn streaming_topk(&self, rows: usize, k: usize, order: Order) -> Result<Box<dyn TopKState>>;
+}
+
+/// The running state of a streaming top-k.
+pub(crate) trait TopKState: Send {
+    /// Offers `[rows x c]` candidates whose column `j` has id `ids[j]`.
+    fn push(&mut self, values: MatrixView<'_>, ids: &[u64]) -> Result<()>;
+    /// The best `k` per row, best first.
+    fn finish(self: Box<Self>) -> Result<Neighbors>;
+}
+
+/// One validated k-NN search.
+#[derive(Clone, Copy)]
+pub(crate) struct KnnJob<'a> {
+    /// The queries.
+    pub queries: &'a Input<'a>,
+    /// The rows searched.
+    pub base: &'a Input<'a>,
+    /// Results per query.
+    pub k: usize,
+    /// The validated metric.
+    pub metric: &'a Prepared,
+    /// How pairs are ranked on tensor cores (CUDA).
+    pub precision: Precision,
+    /// Bytes of workspace the search may use.
+    pub budget: usize,
+}
+
+/// Distances and exact nearest-neighbour search.
+pub(crate) trait SearchBackend {
+    /// Every distance between `queries` and `base` (`[nq x nb]`, assembled
+    /// on the host: it may exceed the device), in tiles within `budget`.
+    fn pairwise(
+        &self,
+        queries: &Input<'_>,
+        base: &Input<'_>,
+        metric: &Prepared,
+        budget: usize,
+    ) -> Result<Matrix>;
+    /// The job's `k` nearest base rows of every query.
+    fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors>;
+}
+
+/// Descriptive statistics and quantiles.
+pub(crate) trait StatsBackend {
+    /// The moments of every segment along `axis`.
+    fn describe(&self, x: &Input<'_>, axis: Axis) -> Result<Vec<Moments>>;
+    /// The quantiles at `levels` of every segment along `axis`.
+    fn quantiles(&self, x: &Input<'_>, axis: Axis, levels: &[f64]) -> Result<QuantileResult>;
+}
+
+/// Histograms and kernel density sums.
+pub(crate) trait HistogramBackend {
+    /// Count, extremes and (when `with_sum`) the sum of the finite values
+    /// (the positive ones only when `positive`).
+    fn finite_stats(&self, x: &Input<'_>, positive: bool, with_sum: bool) -> Result<Stats>;
+    /// `sum (x - mean)^2` over the finite values, in `f64`.
+    fn sq_dev(&self, x: &Input<'_>, mean: f64) -> Result<f64>;
+    /// Counts of every element of `x` in the bins of `plan`.
+    fn count_1d(&self, x: &Input<'_>, plan: &AxisPlan, clip: bool) -> Result<Counts>;
+    /// Counts of the pairs `(x_i, y_i)` in the bins of `plans`.
+    fn count_2d(
+        &self,
+        xy: (&Input<'_>, &Input<'_>),
+        plans: (&AxisPlan, &AxisPlan),
+        clip: bool,
+    ) -> Result<Counts2>;
+    /// The Gaussian kernel sums of every grid point, in chunks of `chunk`
+    /// elements added in a fixed order.
+    fn kde_sums(&self, x: &Input<'_>, grid: &[f64], h: f64, chunk: usize) -> Result<Vec<f64>>;
+}
+
+/// Hardware ceilings of the device.
+pub(crate) trait DiagnosticsBackend {
+    /// The copy bandwidth and matrix-product rates measured on the device.
+    fn measure_ceilings(&self) -> Result<Ceilings>;
 }

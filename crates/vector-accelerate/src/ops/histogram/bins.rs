@@ -5,9 +5,7 @@ use crate::core::error::{Error, Result};
 use crate::core::histogram::{
     AxisPlan, BinSpec, Histogram, Histogram2d, HistogramOptions, Mode, Outliers, Stats, MAX_BINS,
 };
-use crate::cpu::{histogram as cpu, host_rows, HostRows};
-use crate::cuda;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
 /// Counts `x` into bins (NumPy `np.histogram`). See the [module
@@ -43,10 +41,7 @@ pub fn histogram<'a>(
     check_input(ctx, &x, "values")?;
     let plan = axis_plan(ctx, &x, bins, "values")?;
     let clip = options.outliers == Outliers::Clip;
-    let c = match ctx.engine() {
-        Engine::Cpu => cpu::count_1d(host_f32(&x)?, &plan, clip),
-        Engine::Cuda(dev) => cuda::histogram::count_1d(dev, &x, &plan, clip)?,
-    };
+    let c = ctx.backend().count_1d(&x, &plan, clip)?;
     let density = options.density.then(|| density(&c.counts, &[&plan.edges]));
     Ok(Histogram {
         edges: plan.edges,
@@ -109,10 +104,7 @@ pub fn histogram_2d<'a, 'b>(
         return Err(too_many_bins(cells, "bins_x * bins_y"));
     }
     let clip = options.outliers == Outliers::Clip;
-    let c = match ctx.engine() {
-        Engine::Cpu => cpu::count_2d(host_f32(&x)?, host_f32(&y)?, &px, &py, clip),
-        Engine::Cuda(dev) => cuda::histogram::count_2d(dev, &x, &y, &px, &py, clip)?,
-    };
+    let c = ctx.backend().count_2d((&x, &y), (&px, &py), clip)?;
     let density = options
         .density
         .then(|| density(&c.counts, &[&px.edges, &py.edges]));
@@ -145,26 +137,10 @@ pub(crate) fn check_input(ctx: &Context, x: &Input<'_>, what: &'static str) -> R
     crate::ops::refuse_half(x, what)
 }
 
-/// The flat `f32` values of a host input (or of resident rows of a CPU
-/// context).
-pub(crate) fn host_f32<'a>(x: &'a Input<'a>) -> Result<&'a [f32]> {
-    match host_rows(x)? {
-        HostRows::F32(m) => Ok(m.as_slice()),
-        HostRows::Bits(_) => Err(Error::invalid(
-            "input",
-            "bit-packed rows",
-            "expected f32 rows",
-        )),
-    }
-}
-
 /// Statistics of the finite (positive when `positive`) values on the
 /// context's backend (the sum only when `with_sum`; CUDA always has it).
 pub(crate) fn stats(ctx: &Context, x: &Input<'_>, positive: bool, with_sum: bool) -> Result<Stats> {
-    match ctx.engine() {
-        Engine::Cpu => Ok(cpu::stats(host_f32(x)?, positive, with_sum)),
-        Engine::Cuda(dev) => cuda::histogram::stats(dev, x, positive),
-    }
+    ctx.backend().finite_stats(x, positive, with_sum)
 }
 
 fn too_many_bins(bins: usize, what: &str) -> Error {

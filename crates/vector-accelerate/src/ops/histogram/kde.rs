@@ -1,11 +1,9 @@
 //! Gaussian kernel density estimation on a grid.
 
-use super::bins::{check_input, host_f32, stats, uniform_edges};
+use super::bins::{check_input, stats, uniform_edges};
 use crate::core::error::{Error, Result};
 use crate::core::histogram::MAX_BINS;
-use crate::cpu::histogram as cpu;
-use crate::cuda;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
 /// The kernel bandwidth (standard deviation of the Gaussian kernel) of
@@ -139,10 +137,7 @@ pub fn kde<'a>(
                 ));
             }
             let mean = s.sum / m;
-            let ss = match ctx.engine() {
-                Engine::Cpu => cpu::sq_dev(host_f32(&x)?, mean),
-                Engine::Cuda(dev) => cuda::histogram::sq_dev(dev, &x, mean)?,
-            };
+            let ss = ctx.backend().sq_dev(&x, mean)?;
             let sd = (ss / (m - 1.0)).sqrt();
             let factor = if rule == Bandwidth::Scott {
                 m.powf(-0.2)
@@ -173,10 +168,7 @@ pub fn kde<'a>(
         uniform_edges(lo, hi, grid_points - 1)
     };
     let chunk = kde_chunk(n, grid_points);
-    let sums = match ctx.engine() {
-        Engine::Cpu => cpu::kde_sums(host_f32(&x)?, &grid, h, chunk),
-        Engine::Cuda(dev) => cuda::histogram::kde_sums(dev, &x, &grid, h, chunk)?,
-    };
+    let sums = ctx.backend().kde_sums(&x, &grid, h, chunk)?;
     let scale = 1.0 / (s.count as f64 * h * (2.0 * std::f64::consts::PI).sqrt());
     Ok(Kde {
         density: sums.iter().map(|v| v * scale).collect(),

@@ -1,12 +1,10 @@
 //! Descriptive statistics: the mergeable moment accumulator and `describe`.
 
 use super::checks::{check, check_counts, check_non_finite};
-use crate::core::error::{Error, Result};
+use crate::core::error::Result;
 use crate::core::stats::{Moments, StatsOptions};
 use crate::core::vector::Axis;
-use crate::cpu::{host_rows, stats as cpu, HostRows};
-use crate::cuda;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
 /// Descriptive statistics along `axis`: one [`Moments`] for the whole
@@ -40,19 +38,7 @@ pub fn describe<'a>(
 ) -> Result<Vec<Moments>> {
     let x = x.into();
     check(ctx, &x)?;
-    let out = match ctx.engine() {
-        Engine::Cpu => {
-            let HostRows::F32(m) = host_rows(&x)? else {
-                return Err(Error::invalid(
-                    "input",
-                    "bit-packed rows",
-                    "expected f32 rows",
-                ));
-            };
-            cpu::describe(m, axis)
-        }
-        Engine::Cuda(dev) => cuda::stats::describe(dev, &x, axis)?,
-    };
+    let out = ctx.backend().describe(&x, axis)?;
     check_non_finite(out.iter().map(|m| m.non_finite), axis, opts)?;
     check_counts(out.iter().map(|m| m.count), axis)?;
     Ok(out)

@@ -9,9 +9,7 @@ use super::checks::{check, check_counts, check_non_finite};
 use crate::core::error::{Error, Result};
 use crate::core::stats::StatsOptions;
 use crate::core::vector::Axis;
-use crate::cpu::{host_rows, stats as cpu, HostRows};
-use crate::cuda;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
 fn check_levels(levels: &[f64]) -> Result<()> {
@@ -64,19 +62,7 @@ pub fn quantiles<'a>(
     let x = x.into();
     check(ctx, &x)?;
     check_levels(levels)?;
-    let (flat, counts, non_finite) = match ctx.engine() {
-        Engine::Cpu => {
-            let HostRows::F32(m) = host_rows(&x)? else {
-                return Err(Error::invalid(
-                    "input",
-                    "bit-packed rows",
-                    "expected f32 rows",
-                ));
-            };
-            cpu::quantiles(m, axis, levels)?
-        }
-        Engine::Cuda(dev) => cuda::stats::quantiles(dev, &x, axis, levels)?,
-    };
+    let (flat, counts, non_finite) = ctx.backend().quantiles(&x, axis, levels)?;
     check_non_finite(non_finite, axis, opts)?;
     check_counts(counts, axis)?;
     Ok(flat.chunks(levels.len()).map(|c| c.to_vec()).collect())
