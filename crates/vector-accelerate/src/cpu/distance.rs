@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::core::matrix::{BinaryView, MatrixView};
 use crate::core::metric::{Metric, Prepared};
-use crate::cpu::HostRows;
+use crate::cpu::host::HostRows;
 
 const LANES: usize = 8;
 

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::core::error::Result;
 use crate::core::histogram::{AxisPlan, Counts, Counts2, Mode, Stats};
-use crate::cpu::host_f32;
+use crate::cpu::host::host_f32;
 use crate::runtime::backend::{Cpu, HistogramBackend};
 use crate::runtime::input::Input;
 

@@ -10,11 +10,9 @@ use crate::core::error::Result;
 use crate::core::matrix::Matrix;
 use crate::core::metric::Prepared;
 use crate::core::neighbors::{Neighbors, Order};
-use crate::cpu::distance::tile;
-use crate::cpu::distance::{matrix as distance_matrix, row_sq_norms};
-use crate::cpu::host_rows;
+use crate::cpu::distance::{matrix as distance_matrix, row_sq_norms, tile};
+use crate::cpu::host::{host_rows, HostRows};
 use crate::cpu::select::{merge, TopKBuffer};
-use crate::cpu::HostRows;
 use crate::runtime::backend::{Cpu, KnnJob, SearchBackend};
 use crate::runtime::input::Input;
 

@@ -8,7 +8,7 @@ use crate::core::linalg::Plan;
 use crate::core::matrix::MatrixView;
 use crate::core::precision::Precision;
 use crate::core::vector::Unary;
-use crate::cpu::{host_f32, host_f32_mut};
+use crate::cpu::host::{host_f32, host_f32_mut};
 use crate::runtime::backend::{Cpu, GemmJob, LinalgBackend};
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;

@@ -11,6 +11,8 @@ use crate::core::quantize::{
     code_range, finish_ranges, params, read_code, ProductQuantizer, ScalarBits, ScalarQuantizer,
     ScalarRange, ScalarScope,
 };
+use crate::cpu::cluster::sub_l2;
+use crate::cpu::features::quant_simd_available;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::quant_simd::SqParams;
 use crate::cpu::select::TopKBuffer;
@@ -134,18 +136,6 @@ fn pack_nibbles(codes: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Whether the vectorised kernels of `quant_simd` run on this machine.
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        super::quant_simd::available()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// One value back: `offset + code * scale`.
 #[inline]
 pub(crate) fn decode_value(code: i32, scale: f32, offset: f32) -> f32 {
@@ -170,7 +160,7 @@ pub(crate) fn row_range(r: &[f32]) -> (f32, f32) {
 
 /// Scalar-quantizes rows on the host.
 pub(crate) fn sq_encode(sq: &ScalarQuantizer, m: MatrixView<'_>) -> ScalarCodes {
-    sq_encode_with(sq, m, simd_available())
+    sq_encode_with(sq, m, quant_simd_available())
 }
 
 /// [`sq_encode`] with the vectorised kernel (`simd`, AVX-512 present) or
@@ -310,151 +300,6 @@ pub(crate) fn bq_encode(t: &[f32], m: MatrixView<'_>) -> BinaryMatrix {
     BinaryMatrix::new(words, d).expect("well-formed words")
 }
 
-/// Squared L2 of a sub-vector (columns `c0..c0 + ds` of `x`, zero beyond
-/// its end) to a centroid, summed in order without fused multiply-add.
-#[inline]
-fn sub_l2(x: &[f32], c0: usize, c: &[f32]) -> f32 {
-    let mut acc = 0f32;
-    for (t, &cv) in c.iter().enumerate() {
-        let xv = x.get(c0 + t).copied().unwrap_or(0.0);
-        let e = xv - cv;
-        acc += e * e;
-    }
-    acc
-}
-
-/// Nearest centroid of each row in each of `m` sub-spaces (`kc` centroids
-/// of `ds` values each, sub-space after sub-space): codes and distances,
-/// `rows x m`. Ties go to the smaller index.
-pub(crate) fn nearest_centroids(
-    x: MatrixView<'_>,
-    centroids: &[f32],
-    m: usize,
-    ds: usize,
-    kc: usize,
-) -> (Vec<u32>, Vec<f32>) {
-    nearest_centroids_with(x, centroids, m, ds, kc, simd_available())
-}
-
-/// [`nearest_centroids`] with the vectorised kernel (`simd`, AVX-512
-/// present) or the scalar loop.
-fn nearest_centroids_with(
-    x: MatrixView<'_>,
-    centroids: &[f32],
-    m: usize,
-    ds: usize,
-    kc: usize,
-    simd: bool,
-) -> (Vec<u32>, Vec<f32>) {
-    #[cfg(target_arch = "x86_64")]
-    if simd && kc.is_multiple_of(super::quant_simd::LANES) {
-        return nearest_centroids_simd(x, centroids, m, ds, kc);
-    }
-    let _ = simd;
-    let n = x.rows();
-    let mut codes = vec![0u32; n * m];
-    let mut dist = vec![0f32; n * m];
-    codes
-        .par_chunks_mut(m)
-        .zip(dist.par_chunks_mut(m))
-        .enumerate()
-        .for_each(|(i, (cr, dr))| {
-            let row = x.row(i);
-            for j in 0..m {
-                let book = &centroids[j * kc * ds..(j + 1) * kc * ds];
-                let (mut best, mut bd) = (0u32, f32::INFINITY);
-                for (c, cv) in book.chunks_exact(ds).enumerate() {
-                    let e = sub_l2(row, j * ds, cv);
-                    if e < bd {
-                        bd = e;
-                        best = c as u32;
-                    }
-                }
-                cr[j] = best;
-                dr[j] = bd;
-            }
-        });
-    (codes, dist)
-}
-
-/// [`nearest_centroids`] on AVX-512: codebooks transposed once, rows in
-/// blocks so each sub-space's book stays in L1 while the block passes it.
-#[cfg(target_arch = "x86_64")]
-fn nearest_centroids_simd(
-    x: MatrixView<'_>,
-    centroids: &[f32],
-    m: usize,
-    ds: usize,
-    kc: usize,
-) -> (Vec<u32>, Vec<f32>) {
-    use super::quant_simd::{nearest_in_book, transpose_books};
-    const BLOCK: usize = 64;
-    let n = x.rows();
-    let books = transpose_books(centroids, m, ds, kc);
-    let mut codes = vec![0u32; n * m];
-    let mut dist = vec![0f32; n * m];
-    codes
-        .par_chunks_mut(BLOCK * m)
-        .zip(dist.par_chunks_mut(BLOCK * m))
-        .enumerate()
-        .for_each(|(b, (cb, db))| {
-            let mut xs = vec![0f32; ds];
-            for j in 0..m {
-                let book = &books[j * kc * ds..(j + 1) * kc * ds];
-                for (r, (cr, dr)) in cb.chunks_mut(m).zip(db.chunks_mut(m)).enumerate() {
-                    let row = x.row(b * BLOCK + r);
-                    for (t, v) in xs.iter_mut().enumerate() {
-                        *v = row.get(j * ds + t).copied().unwrap_or(0.0);
-                    }
-                    (cr[j], dr[j]) = nearest_in_book(book, &xs, kc);
-                }
-            }
-        });
-    (codes, dist)
-}
-
-/// Member sums (f64, `m x kc x ds`) and counts (`m x kc`) per sub-space
-/// centroid, each summed in ascending row order. The sub-spaces are split
-/// between the threads; each thread passes over the rows once, in blocks
-/// that stay in cache while it adds them to each of its sub-spaces.
-pub(crate) fn batched_sums(
-    x: MatrixView<'_>,
-    codes: &[u32],
-    m: usize,
-    ds: usize,
-    kc: usize,
-) -> (Vec<f64>, Vec<u64>) {
-    const BLOCK: usize = 256;
-    let mut sums = vec![0f64; m * kc * ds];
-    let mut counts = vec![0u64; m * kc];
-    let per = m.div_ceil(rayon::current_num_threads()).max(1);
-    let d = x.dim();
-    sums.par_chunks_mut(per * kc * ds)
-        .zip(counts.par_chunks_mut(per * kc))
-        .enumerate()
-        .for_each(|(p, (s, c))| {
-            let j0 = p * per;
-            for b0 in (0..x.rows()).step_by(BLOCK) {
-                let b1 = (b0 + BLOCK).min(x.rows());
-                for (jj, (sj, cj)) in s.chunks_mut(kc * ds).zip(c.chunks_mut(kc)).enumerate() {
-                    let j = j0 + jj;
-                    let (lo, hi) = ((j * ds).min(d), ((j + 1) * ds).min(d));
-                    for i in b0..b1 {
-                        let code = codes[i * m + j] as usize;
-                        cj[code] += 1;
-                        let acc = &mut sj[code * ds..(code + 1) * ds];
-                        // Columns past the row's end would add 0.0 to a
-                        // sum that is never -0.0: no change, skipped.
-                        for (a, &v) in acc.iter_mut().zip(&x.row(i)[lo..hi]) {
-                            *a += v as f64;
-                        }
-                    }
-                }
-            }
-        });
-    (sums, counts)
-}
-
 /// Decodes packed product codes.
 pub(crate) fn pq_decode(pq: &ProductQuantizer, bytes: &[u8], rows: usize) -> Matrix {
     let (d, m, ds, kc) = (pq.dim, pq.m, pq.dsub, 1usize << pq.nbits);
@@ -514,7 +359,7 @@ pub(crate) fn pq_search(
     k: usize,
     metric: Metric,
 ) -> Neighbors {
-    pq_search_with(pq, q, bytes, rows, k, metric, simd_available())
+    pq_search_with(pq, q, bytes, rows, k, metric, quant_simd_available())
 }
 
 /// Top-k buffer slack of the ADC scan.
@@ -669,14 +514,14 @@ pub(crate) fn pair_distances(
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
+pub(crate) mod tests {
     //! The vectorised kernels against the scalar loops, bit for bit.
 
     use super::*;
     use crate::core::quantize::ScalarOptions;
 
     /// Deterministic values in about [-4, 4).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
@@ -689,7 +534,7 @@ mod tests {
     }
 
     /// Values with non-finite, huge, tiny and tied entries sprinkled in.
-    fn awkward(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn awkward(n: usize, seed: u64) -> Vec<f32> {
         let mut v = values(n, seed);
         let special = [
             f32::NAN,
@@ -712,7 +557,7 @@ mod tests {
         v
     }
 
-    fn skip() -> bool {
+    pub(crate) fn skip() -> bool {
         !crate::cpu::quant_simd::available()
     }
 
@@ -770,126 +615,8 @@ mod tests {
         }
     }
 
-    fn bits_of(v: &[f32]) -> Vec<u32> {
+    pub(crate) fn bits_of(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    #[test]
-    fn nearest_centroids_matches_scalar() {
-        if skip() {
-            return;
-        }
-        for &(dim, m) in &[
-            (1usize, 1usize),
-            (2, 1),
-            (3, 2),
-            (8, 2),
-            (15, 4),
-            (17, 3),
-            (16, 16),
-            (37, 5),
-        ] {
-            let ds = dim.div_ceil(m);
-            for nbits in [4u32, 5, 6, 8] {
-                let kc = 1usize << nbits;
-                for rows in [1, 2, 3, 17, 65, 130] {
-                    let x = awkward(rows * dim, (dim * 31 + rows) as u64);
-                    let mut c = values(m * kc * ds, nbits as u64 + 100);
-                    // Duplicated centroids: ties go to the smaller index.
-                    for j in 0..m {
-                        let (a, b) = ((j * kc + 1) * ds, (j * kc + kc - 2) * ds);
-                        for t in 0..ds {
-                            c[b + t] = c[a + t];
-                        }
-                    }
-                    // Rows on a centroid and near-ties.
-                    let mut x = x;
-                    if rows > 2 {
-                        x[dim..2 * dim].copy_from_slice(&values(dim, 5));
-                        for t in 0..ds.min(dim) {
-                            x[2 * dim + t] = c[ds + t];
-                        }
-                    }
-                    let v = MatrixView::new(&x, dim).unwrap();
-                    let (ca, da) = nearest_centroids_with(v, &c, m, ds, kc, true);
-                    let (cb, db) = nearest_centroids_with(v, &c, m, ds, kc, false);
-                    let what = format!("dim {dim} m {m} nbits {nbits} rows {rows}");
-                    assert_eq!(ca, cb, "{what}");
-                    assert_eq!(bits_of(&da), bits_of(&db), "{what}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn nearest_centroids_large_books_match_scalar() {
-        if skip() {
-            return;
-        }
-        for nbits in [10u32, 16] {
-            let (dim, m, rows) = (6, 3, 5);
-            let (ds, kc) = (2, 1usize << nbits);
-            let x = awkward(rows * dim, 9);
-            let c = values(m * kc * ds, 11);
-            let v = MatrixView::new(&x, dim).unwrap();
-            let a = nearest_centroids_with(v, &c, m, ds, kc, true);
-            let b = nearest_centroids_with(v, &c, m, ds, kc, false);
-            assert_eq!(a.0, b.0);
-            assert_eq!(bits_of(&a.1), bits_of(&b.1));
-        }
-    }
-
-    /// The member sums as first written: sub-space by sub-space, every row.
-    fn batched_sums_reference(
-        x: MatrixView<'_>,
-        codes: &[u32],
-        m: usize,
-        ds: usize,
-        kc: usize,
-    ) -> (Vec<f64>, Vec<u64>) {
-        let mut sums = vec![0f64; m * kc * ds];
-        let mut counts = vec![0u64; m * kc];
-        for j in 0..m {
-            for i in 0..x.rows() {
-                let code = codes[i * m + j] as usize;
-                counts[j * kc + code] += 1;
-                for t in 0..ds {
-                    let v = x.row(i).get(j * ds + t).copied().unwrap_or(0.0);
-                    sums[(j * kc + code) * ds + t] += v as f64;
-                }
-            }
-        }
-        (sums, counts)
-    }
-
-    #[test]
-    fn batched_sums_match_reference() {
-        for &(dim, m, nbits, rows) in &[
-            (1usize, 1usize, 4u32, 1usize),
-            (8, 2, 4, 3),
-            (17, 3, 5, 300),
-            (37, 5, 4, 1000),
-            (128, 16, 8, 700),
-            (10, 7, 6, 513),
-        ] {
-            let ds = dim.div_ceil(m);
-            let kc = 1usize << nbits;
-            let x = values(rows * dim, dim as u64 + 3);
-            let v = MatrixView::new(&x, dim).unwrap();
-            let codes: Vec<u32> = values(rows * m, 77)
-                .iter()
-                .map(|f| ((f + 4.0) * 1e5) as u32 % kc as u32)
-                .collect();
-            let (a, ac) = batched_sums(v, &codes, m, ds, kc);
-            let (b, bc) = batched_sums_reference(v, &codes, m, ds, kc);
-            assert_eq!(ac, bc);
-            let bits = |s: &[f64]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&a),
-                bits(&b),
-                "dim {dim} m {m} nbits {nbits} rows {rows}"
-            );
-        }
     }
 
     fn quantizer(dim: usize, m: usize, nbits: u32, seed: u64) -> ProductQuantizer {

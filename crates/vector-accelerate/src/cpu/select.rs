@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::core::error::Result;
 use crate::core::matrix::MatrixView;
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
-use crate::cpu::host_f32;
+use crate::cpu::host::host_f32;
 use crate::runtime::backend::{Cpu, SelectBackend, TopKState};
 use crate::runtime::input::Input;
 

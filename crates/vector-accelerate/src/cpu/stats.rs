@@ -14,7 +14,7 @@ use crate::core::stats::{
 };
 use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::Axis;
-use crate::cpu::host_f32;
+use crate::cpu::host::host_f32;
 use crate::runtime::backend::{Cpu, StatsBackend};
 use crate::runtime::input::Input;
 

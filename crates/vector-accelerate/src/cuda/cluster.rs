@@ -17,7 +17,8 @@ use crate::core::cluster::LloydStep;
 use crate::core::error::{cu, Error, Result};
 use crate::core::matrix::MatrixView;
 use crate::cuda::knn_filter::{error_bound, Pass};
-use crate::cuda::quantize::fixed_scale;
+use crate::runtime::backend::{Assigned, ClusterBackend, LloydJob};
+use crate::runtime::codes::Store;
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::upload_slice;
 use crate::runtime::input::Input;
@@ -206,97 +207,216 @@ fn assign_all(
     Ok((ids, dist))
 }
 
-/// An assignment kept on the device between k-means iterations.
-pub(crate) struct DeviceAssignment {
-    dev: Arc<CudaDevice>,
-    ids: CudaSlice<u32>,
-    dist: CudaSlice<f32>,
+/// Nearest centroid per (row, sub-space) of device rows `x` (`ld` columns,
+/// the first `dv` of them data): `rows x m` codes and distances, left on
+/// the device (the caller holds the device lock).
+pub(crate) fn subspace_nearest(
+    dev: &CudaDevice,
+    (x, n, ld, dv): (&CudaSlice<f32>, usize, usize, usize),
+    cent: &CudaSlice<f32>,
+    (m, ds, kc): (usize, usize, usize),
+) -> Result<(CudaSlice<u32>, CudaSlice<f32>)> {
+    let mut codes = dev.alloc::<u32>(n * m)?;
+    let mut dist = dev.alloc::<f32>(n * m)?;
+    let tile = (12 * 1024 / ds).clamp(1, kc);
+    let f = dev.func(MODULE, "va_nearest_centroid")?;
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(256) as u32, m as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: (tile * ds * 4) as u32,
+    };
+    let n_i = n as i64;
+    let (ld_i, dv_i, m_i) = (ld as i32, dv as i32, m as i32);
+    let (ds_i, kc_i, t_i) = (ds as i32, kc as i32, tile as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n_i).arg(&ld_i).arg(&dv_i).arg(&m_i);
+    b.arg(&ds_i).arg(&kc_i).arg(&t_i);
+    b.arg(cent).arg(&mut codes).arg(&mut dist);
+    // SAFETY: x holds n*ld floats, cent m*kc*ds, outputs n*m; shared tile*ds floats.
+    unsafe { b.launch(cfg) }.map_err(cu("va_nearest_centroid launch"))?;
+    Ok((codes, dist))
 }
 
-impl DeviceAssignment {
-    /// The ids and distances on the host.
-    pub(crate) fn to_host(&self) -> Result<(Vec<u32>, Vec<f32>)> {
-        let _g = self.dev.lock();
-        let down = cu("download (cuMemcpyDtoH)");
-        let ids = self.dev.stream.clone_dtoh(&self.ids).map_err(&down)?;
-        let dist = self.dev.stream.clone_dtoh(&self.dist).map_err(&down)?;
-        self.dev.sync()?;
-        Ok((ids, dist))
+/// A power-of-two scale that keeps `n` values of magnitude up to `max_abs`
+/// summed in 64-bit fixed point away from overflow.
+pub(crate) fn fixed_scale(n: usize, max_abs: f32) -> f32 {
+    let headroom = 61.0 - (n.max(1) as f64).log2().ceil();
+    let mag = if max_abs > 0.0 && max_abs.is_finite() {
+        (max_abs as f64).log2().ceil()
+    } else {
+        0.0
+    };
+    2f32.powi((headroom - mag).clamp(-120.0, 120.0) as i32)
+}
+
+impl ClusterBackend for Arc<CudaDevice> {
+    fn lloyd_step(&self, job: LloydJob<'_>) -> Result<LloydStep<Assigned>> {
+        let Input::Resident(points) = job.points else {
+            return Err(Error::invalid(
+                "points",
+                "host rows",
+                "a Lloyd step on CUDA takes rows resident on the device",
+            ));
+        };
+        let _g = self.lock();
+        let (n, width) = (points.rows(), points.dim());
+        let rows = device_rows(points)?;
+        let prev = job
+            .prev
+            .and_then(|p| p.ids.cuda())
+            .filter(|p| p.len() == n * job.groups);
+        let (ids, dist) = if job.groups == 1 {
+            let c = MatrixView::new(job.centroids, job.group_dim)?;
+            let c = prepare(self, c, job.cosine)?;
+            let hint = prev.map(|h| h.as_view());
+            assign_all(self, rows, n, width, &c, job.cosine, hint)?
+        } else {
+            let cent = upload_slice(self, job.centroids)?;
+            let shape = (job.groups, job.group_dim, job.k);
+            subspace_nearest(self, (rows, n, width, width), &cent, shape)?
+        };
+        let totals = member_totals(self, (rows, n, width), (&ids, &dist, prev), &job)?;
+        Ok(LloydStep {
+            assigned: Assigned {
+                ids: Store::Cuda(self.clone(), ids),
+                dist: Store::Cuda(self.clone(), dist),
+            },
+            sums: totals.sums,
+            counts: totals.counts,
+            inertia: totals.inertia,
+            changed: prev.map(|_| totals.changed),
+            nonfinite: totals.nonfinite,
+        })
+    }
+
+    fn nearest(
+        &self,
+        points: &Input<'_>,
+        centroids: MatrixView<'_>,
+        cosine: bool,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        assign(self, points, centroids, cosine, None)
     }
 }
 
-/// One Lloyd step on resident points: the exact assignment (started from
-/// the previous one, `prev`, when given), then member sums (64-bit fixed
-/// point, exact and order-independent; `max_abs` bounds the values),
-/// counts, inertia and changed ids, all from the assignment on the device
-/// (which stays there).
-pub(crate) fn lloyd_step(
-    dev: &Arc<CudaDevice>,
-    points: &DeviceMatrix,
-    centroids: MatrixView<'_>,
-    cosine: bool,
-    max_abs: f32,
-    prev: Option<&DeviceAssignment>,
-) -> Result<LloydStep<DeviceAssignment>> {
-    let _g = dev.lock();
-    let (n, d, k) = (points.rows(), points.dim(), centroids.rows());
-    let rows = device_rows(points)?;
-    let c = prepare(dev, centroids, cosine)?;
-    let hint = prev.filter(|p| p.ids.len() == n).map(|p| &p.ids);
-    let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine, hint.map(|h| h.as_view()))?;
-    // Counting sort of the points by cluster.
-    let mut counts = dev.alloc::<i32>(k)?;
+/// What a Lloyd step reads back from the device besides the assignment.
+struct Totals {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+    inertia: f64,
+    changed: usize,
+    nonfinite: NonFinite,
+}
+
+/// Member sums (64-bit fixed point, exact and order-independent), counts,
+/// inertia, changed ids and the first non-finite distance of an assignment
+/// on the device (`ids`, `dist` and `prev` hold one value per element).
+fn member_totals(
+    dev: &CudaDevice,
+    (rows, n, width): (&CudaSlice<f32>, usize, usize),
+    (ids, dist, prev): (&CudaSlice<u32>, &CudaSlice<f32>, Option<&CudaSlice<u32>>),
+    job: &LloydJob<'_>,
+) -> Result<Totals> {
+    let (sums, counts) = grouped_sums(dev, (rows, n, width), ids, job)?;
+    let (inertia, changed, nonfinite) = lloyd_stats(dev, ids, dist, prev)?;
+    Ok(Totals {
+        sums,
+        counts,
+        inertia,
+        changed,
+        nonfinite,
+    })
+}
+
+/// The member sums (`groups x k x group_dim`, from fixed point) and counts
+/// of an assignment: elements grouped by cluster (counting sort), then
+/// summed a contiguous range per block.
+fn grouped_sums(
+    dev: &CudaDevice,
+    (rows, n, width): (&CudaSlice<f32>, usize, usize),
+    ids: &CudaSlice<u32>,
+    job: &LloydJob<'_>,
+) -> Result<(Vec<f64>, Vec<u64>)> {
+    let (groups, k, d) = (job.groups, job.k, job.group_dim);
+    let elements = n * groups;
+    let mut counts = dev.alloc::<u64>(groups * k)?;
     dev.stream
         .memset_zeros(&mut counts)
         .map_err(cu("cuMemsetD8"))?;
-    let n_i = n as i64;
-    let per_point = LaunchConfig {
-        grid_dim: (n.div_ceil(256) as u32, 1, 1),
+    let (e_i, g_i, k_i) = (elements as i64, groups as i32, k as i32);
+    let per_element = LaunchConfig {
+        grid_dim: (elements.div_ceil(256) as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
     let f = dev.func(MODULE, "va_count_members")?;
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(&ids).arg(&n_i).arg(&mut counts);
-    // SAFETY: ids n values below k; counts k.
-    unsafe { b.launch(per_point) }.map_err(cu("va_count_members launch"))?;
+    b.arg(ids).arg(&e_i).arg(&g_i).arg(&k_i).arg(&mut counts);
+    // SAFETY: ids holds `elements` values below k; counts groups * k.
+    unsafe { b.launch(per_element) }.map_err(cu("va_count_members launch"))?;
     let down = cu("download (cuMemcpyDtoH)");
     let hc = dev.stream.clone_dtoh(&counts).map_err(&down)?;
     dev.sync()?;
-    let mut offsets = Vec::with_capacity(k);
-    let mut at = 0i32;
-    for &m in &hc {
-        offsets.push(at);
-        at += m;
-    }
+    let offsets: Vec<u64> = hc
+        .iter()
+        .scan(0u64, |at, &c| {
+            let o = *at;
+            *at += c;
+            Some(o)
+        })
+        .collect();
     let mut cursor = upload_slice(dev, &offsets)?;
-    let mut perm = dev.alloc::<i32>(n)?;
+    let mut perm = dev.alloc::<i64>(elements)?;
     let f = dev.func(MODULE, "va_scatter_members")?;
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(&ids).arg(&n_i).arg(&mut cursor).arg(&mut perm);
-    // SAFETY: cursor k offsets whose ranges tile 0..n; perm n.
-    unsafe { b.launch(per_point) }.map_err(cu("va_scatter_members launch"))?;
-    let scale = fixed_scale(n, max_abs);
-    let mut sums = dev.alloc::<u64>(k * d)?;
+    b.arg(ids).arg(&e_i).arg(&g_i).arg(&k_i);
+    b.arg(&mut cursor).arg(&mut perm);
+    // SAFETY: cursor holds groups * k offsets whose ranges tile 0..elements.
+    unsafe { b.launch(per_element) }.map_err(cu("va_scatter_members launch"))?;
+    let scale = fixed_scale(n, job.max_abs);
+    let mut sums = dev.alloc::<u64>(groups * k * d)?;
     dev.stream
         .memset_zeros(&mut sums)
         .map_err(cu("cuMemsetD8"))?;
     const SPAN: usize = 512;
     let f = dev.func(MODULE, "va_grouped_sums")?;
     let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(SPAN) as u32, 1, 1),
+        grid_dim: (elements.div_ceil(SPAN) as u32, 1, 1),
         block_dim: (d.clamp(32, 256).div_ceil(32) as u32 * 32, 1, 1),
         shared_mem_bytes: 0,
     };
-    let (ld, d_i, span) = (d as i64, d as i32, SPAN as i32);
+    let (ld, d_i, span) = (width as i64, d as i32, SPAN as i32);
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(rows).arg(&ld).arg(&d_i).arg(&n_i).arg(&span);
-    b.arg(&perm).arg(&ids).arg(&scale).arg(&mut sums);
-    // SAFETY: rows n*d floats; perm and ids n; sums k*d.
+    b.arg(rows).arg(&ld).arg(&d_i).arg(&e_i).arg(&span);
+    b.arg(&perm)
+        .arg(ids)
+        .arg(&g_i)
+        .arg(&k_i)
+        .arg(&scale)
+        .arg(&mut sums);
+    // SAFETY: rows n*width floats (groups*d <= width); perm and ids
+    // `elements`; sums groups*k*d.
     unsafe { b.launch(cfg) }.map_err(cu("va_grouped_sums launch"))?;
-    // Inertia (per-block f64 partials added in order on the host), ids
-    // changed since `prev`, the first non-finite distance.
-    let blocks = n.div_ceil(STATS_SPAN);
+    let hs = dev.stream.clone_dtoh(&sums).map_err(&down)?;
+    dev.sync()?;
+    let inv = 1.0 / scale as f64;
+    let sums = hs.into_iter().map(|v| v as i64 as f64 * inv).collect();
+    Ok((sums, hc))
+}
+
+/// The first element with a non-finite distance, and that distance.
+type NonFinite = Option<(usize, f32)>;
+
+/// Inertia (per-block f64 partials added in order on the host), elements
+/// whose id changed since `prev`, and the first non-finite distance.
+fn lloyd_stats(
+    dev: &CudaDevice,
+    ids: &CudaSlice<u32>,
+    dist: &CudaSlice<f32>,
+    prev: Option<&CudaSlice<u32>>,
+) -> Result<(f64, usize, NonFinite)> {
+    let elements = ids.len();
+    let blocks = elements.div_ceil(STATS_SPAN);
     let mut partial = dev.alloc::<f64>(blocks)?;
     let mut changed = dev.alloc::<u64>(1)?;
     dev.stream
@@ -309,18 +429,19 @@ pub(crate) fn lloyd_step(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
+    let e_i = elements as i64;
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(&ids);
-    match hint {
+    b.arg(ids);
+    match prev {
         Some(h) => b.arg(h),
         None => b.arg(&NULL),
     };
-    b.arg(&dist).arg(&n_i).arg(&mut partial);
+    b.arg(dist).arg(&e_i).arg(&mut partial);
     b.arg(&mut changed).arg(&mut bad);
-    // SAFETY: ids, dist and hint n each; partial one per block of
-    // STATS_SPAN points; changed and bad one counter each.
+    // SAFETY: ids, dist and prev hold `elements` values; partial one per
+    // block of STATS_SPAN elements; changed and bad one counter each.
     unsafe { b.launch(cfg) }.map_err(cu("va_lloyd_stats launch"))?;
-    let hs = dev.stream.clone_dtoh(&sums).map_err(&down)?;
+    let down = cu("download (cuMemcpyDtoH)");
     let hp = dev.stream.clone_dtoh(&partial).map_err(&down)?;
     let hch = dev.stream.clone_dtoh(&changed).map_err(&down)?;
     let hbad = dev.stream.clone_dtoh(&bad).map_err(&down)?;
@@ -328,27 +449,16 @@ pub(crate) fn lloyd_step(
     let nonfinite = match hbad[0] {
         u64::MAX => None,
         r => {
+            let r = r as usize;
             let v = dev
                 .stream
-                .clone_dtoh(&dist.slice(r as usize..r as usize + 1))
+                .clone_dtoh(&dist.slice(r..r + 1))
                 .map_err(&down)?;
             dev.sync()?;
-            Some((r as usize, v[0]))
+            Some((r, v[0]))
         }
     };
-    let inv = 1.0 / scale as f64;
-    Ok(LloydStep {
-        assigned: DeviceAssignment {
-            dev: dev.clone(),
-            ids,
-            dist,
-        },
-        sums: hs.into_iter().map(|v| v as i64 as f64 * inv).collect(),
-        counts: hc.into_iter().map(|v| v as u64).collect(),
-        inertia: hp.iter().sum(),
-        changed: hint.map(|_| hch[0] as usize),
-        nonfinite,
-    })
+    Ok((hp.iter().sum(), hch[0] as usize, nonfinite))
 }
 
 /// Device outputs of [`run`]: ids, distances and the full-scan counter.

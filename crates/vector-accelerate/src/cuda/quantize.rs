@@ -17,6 +17,7 @@ use crate::core::quantize::pq_row_bytes;
 use crate::core::quantize::{
     ProductQuantizer, ScalarBits, ScalarQuantizer, ScalarRange, ScalarScope,
 };
+use crate::cuda::cluster::subspace_nearest;
 use crate::cuda::distance::whole;
 use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids};
 use crate::runtime::codes::{ScalarCodes, Store};
@@ -278,134 +279,6 @@ pub(crate) fn bq_encode(
     ))
 }
 
-/// Nearest centroid per (row, sub-space) of device rows `x` (`ld` columns,
-/// `dv` of them data): codes and distances stay on the device.
-#[allow(clippy::too_many_arguments)]
-fn nearest(
-    dev: &CudaDevice,
-    x: &CudaSlice<f32>,
-    n: usize,
-    (ld, dv): (usize, usize),
-    cent: &CudaSlice<f32>,
-    m: usize,
-    ds: usize,
-    kc: usize,
-) -> Result<(CudaSlice<u32>, CudaSlice<f32>)> {
-    let mut codes = dev.alloc::<u32>(n * m)?;
-    let mut dist = dev.alloc::<f32>(n * m)?;
-    let tile = (12 * 1024 / ds).clamp(1, kc);
-    let f = dev.func(MODULE, "va_nearest_centroid")?;
-    let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(256) as u32, m as u32, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: (tile * ds * 4) as u32,
-    };
-    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i, t_i) = (
-        n as i64,
-        ld as i32,
-        dv as i32,
-        m as i32,
-        ds as i32,
-        kc as i32,
-        tile as i32,
-    );
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x)
-        .arg(&n_i)
-        .arg(&ld_i)
-        .arg(&dv_i)
-        .arg(&m_i)
-        .arg(&ds_i)
-        .arg(&kc_i)
-        .arg(&t_i);
-    b.arg(cent).arg(&mut codes).arg(&mut dist);
-    // SAFETY: x holds n*ld floats, cent m*kc*ds, outputs n*m; shared tile*ds floats.
-    unsafe { b.launch(cfg) }.map_err(cu("va_nearest_centroid launch"))?;
-    Ok((codes, dist))
-}
-
-/// A power-of-two scale that keeps `n` values of magnitude up to `max_abs`
-/// summed in 64-bit fixed point away from overflow.
-pub(crate) fn fixed_scale(n: usize, max_abs: f32) -> f32 {
-    let headroom = 61.0 - (n.max(1) as f64).log2().ceil();
-    let mag = if max_abs > 0.0 && max_abs.is_finite() {
-        (max_abs as f64).log2().ceil()
-    } else {
-        0.0
-    };
-    2f32.powi((headroom - mag).clamp(-120.0, 120.0) as i32)
-}
-
-/// Fixed-point member sums and counts of device rows by device codes.
-#[allow(clippy::too_many_arguments)]
-fn member_sums(
-    dev: &CudaDevice,
-    x: &CudaSlice<f32>,
-    n: usize,
-    (ld, dv): (usize, usize),
-    codes: &CudaSlice<u32>,
-    m: usize,
-    ds: usize,
-    kc: usize,
-    max_abs: f32,
-) -> Result<(Vec<f64>, Vec<u64>)> {
-    let scale = fixed_scale(n, max_abs);
-    let mut sums = dev.alloc::<u64>(m * kc * ds)?;
-    let mut counts = dev.alloc::<u64>(m * kc)?;
-    dev.stream
-        .memset_zeros(&mut sums)
-        .map_err(cu("cuMemsetD8"))?;
-    dev.stream
-        .memset_zeros(&mut counts)
-        .map_err(cu("cuMemsetD8"))?;
-    let f = dev.func(MODULE, "va_member_sums")?;
-    let (n_i, ld_i, dv_i, m_i, ds_i, kc_i) = (
-        n as i64, ld as i32, dv as i32, m as i32, ds as i32, kc as i32,
-    );
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x)
-        .arg(&n_i)
-        .arg(&ld_i)
-        .arg(&dv_i)
-        .arg(&m_i)
-        .arg(&ds_i)
-        .arg(&kc_i)
-        .arg(codes);
-    b.arg(&scale).arg(&mut sums).arg(&mut counts);
-    // SAFETY: x holds n*ld floats, codes n*m, sums m*kc*ds, counts m*kc.
-    unsafe { b.launch(grid(n * m * ds)) }.map_err(cu("va_member_sums launch"))?;
-    let s = fetch(dev, &sums)?;
-    let c = fetch(dev, &counts)?;
-    dev.sync()?;
-    let inv = 1.0 / scale as f64;
-    Ok((s.into_iter().map(|v| v as i64 as f64 * inv).collect(), c))
-}
-
-type TrainStep = (Vec<u32>, Vec<f32>, Vec<f64>, Vec<u64>);
-
-/// One batched Lloyd step of product-quantizer training: assignment of every
-/// (row, sub-space) and the member sums, all sub-spaces per launch.
-pub(crate) fn pq_train_step(
-    dev: &Arc<CudaDevice>,
-    x: &DeviceMatrix,
-    cent: &[f32],
-    m: usize,
-    ds: usize,
-    kc: usize,
-    max_abs: f32,
-) -> Result<TrainStep> {
-    let _g = dev.lock();
-    let rows = x.cuda_f32().expect("f32 device rows");
-    let (n, w) = (x.rows(), x.dim());
-    let c = upload_slice(dev, cent)?;
-    let (codes, dist) = nearest(dev, rows, n, (w, w), &c, m, ds, kc)?;
-    let (sums, counts) = member_sums(dev, rows, n, (w, w), &codes, m, ds, kc, max_abs)?;
-    let hc = fetch(dev, &codes)?;
-    let hd = fetch(dev, &dist)?;
-    dev.sync()?;
-    Ok((hc, hd, sums, counts))
-}
-
 /// Product-quantizes rows into packed codes on the device.
 pub(crate) fn pq_encode(
     dev: &Arc<CudaDevice>,
@@ -418,7 +291,7 @@ pub(crate) fn pq_encode(
     let x = f32_rows(rows.rows())?;
     let kc = 1usize << pq.nbits;
     let c = upload_slice(dev, &pq.centroids)?;
-    let (codes, _) = nearest(dev, x, n, (d, d), &c, pq.m, pq.dsub, kc)?;
+    let (codes, _) = subspace_nearest(dev, (x, n, d, d), &c, (pq.m, pq.dsub, kc))?;
     let rb = pq_row_bytes(pq.m, pq.nbits);
     let mut out = dev.alloc::<u8>(n * rb)?;
     let f = dev.func(MODULE, "va_pack_codes")?;

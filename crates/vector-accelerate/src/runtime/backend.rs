@@ -6,6 +6,7 @@
 //!
 //! [`Context::backend`]: crate::Context
 
+use crate::core::cluster::LloydStep;
 use crate::core::diagnostics::Ceilings;
 use crate::core::error::Result;
 use crate::core::histogram::{AxisPlan, Counts, Counts2, Stats};
@@ -16,6 +17,7 @@ use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
 use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::{Axis, Binary, Kind, Unary};
+use crate::runtime::codes::Store;
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::{Broadcast, Input};
 use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
@@ -38,7 +40,8 @@ impl Context {
 
 /// Every family's backend contract.
 pub(crate) trait Backend:
-    VectorBackend
+    ClusterBackend
+    + VectorBackend
     + LinalgBackend
     + SelectBackend
     + SearchBackend
@@ -49,7 +52,8 @@ pub(crate) trait Backend:
 }
 
 impl<T> Backend for T where
-    T: VectorBackend
+    T: ClusterBackend
+        + VectorBackend
         + LinalgBackend
         + SelectBackend
         + SearchBackend
@@ -222,4 +226,60 @@ pub(crate) trait HistogramBackend {
 pub(crate) trait DiagnosticsBackend {
     /// The copy bandwidth and matrix-product rates measured on the device.
     fn measure_ceilings(&self) -> Result<Ceilings>;
+}
+
+/// Where a Lloyd step keeps its assignment: the centroid id and the
+/// distance of every element (point `p` in group `j` at `p * groups + j`).
+pub(crate) struct Assigned {
+    /// Centroid ids (within the element's group).
+    pub ids: Store<u32>,
+    /// Distances to them.
+    pub dist: Store<f32>,
+}
+
+impl Assigned {
+    /// The ids and distances on the host.
+    pub(crate) fn to_host(&self) -> Result<(Vec<u32>, Vec<f32>)> {
+        Ok((self.ids.to_vec()?, self.dist.to_vec()?))
+    }
+}
+
+/// One Lloyd step over `groups` independent k-means problems of `k`
+/// clusters each: group `j` clusters columns `j * group_dim .. (j + 1) *
+/// group_dim` of the points (k-means: one group of every column; product
+/// quantization: one per sub-space).
+#[derive(Clone, Copy)]
+pub(crate) struct LloydJob<'a> {
+    /// Training rows (finite; on the context's device for speed).
+    pub points: &'a Input<'a>,
+    /// Problems solved together.
+    pub groups: usize,
+    /// Columns of each problem.
+    pub group_dim: usize,
+    /// Clusters per problem.
+    pub k: usize,
+    /// `groups x k x group_dim` centroids.
+    pub centroids: &'a [f32],
+    /// Rank by cosine distance (unit centroids) instead of squared L2.
+    pub cosine: bool,
+    /// The largest magnitude of a point value (sizes fixed-point sums).
+    pub max_abs: f32,
+    /// The previous step's assignment (counts changes; a start for the search).
+    pub prev: Option<&'a Assigned>,
+}
+
+/// The Lloyd iteration's backend steps and nearest-centroid assignment.
+pub(crate) trait ClusterBackend {
+    /// Assigned of every element, then member sums (`groups x k x
+    /// group_dim`, f64), counts, inertia and changes, in a fixed order.
+    fn lloyd_step(&self, job: LloydJob<'_>) -> Result<LloydStep<Assigned>>;
+    /// The nearest centroid of every point over all columns (ties to the
+    /// smaller index) and its exact distance (squared L2, or cosine
+    /// distance); a point with a non-finite value gets a NaN distance.
+    fn nearest(
+        &self,
+        points: &Input<'_>,
+        centroids: MatrixView<'_>,
+        cosine: bool,
+    ) -> Result<(Vec<u32>, Vec<f32>)>;
 }

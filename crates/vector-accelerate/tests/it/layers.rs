@@ -175,22 +175,19 @@ fn use_leaves(toks: &[Tok], prefix: ModPath, out: &mut Vec<ModPath>) {
     }
 }
 
-/// Skips a `#[cfg(test)]` item starting at `i` (the `#`), returning the
-/// index after it, or `None` when `i` starts no such attribute.
+/// Skips an item under a `#[cfg(...)]` that names `test` (`#[cfg(test)]`,
+/// `#[cfg(all(test, ...))]`) starting at `i` (the `#`), returning the index
+/// after it, or `None` when `i` starts no such attribute.
 fn skip_test_item(t: &[Tok], i: usize) -> Option<usize> {
-    let attr = [
-        Tok::Punct('#'),
-        Tok::Punct('['),
-        Tok::Ident("cfg".into()),
-        Tok::Punct('('),
-        Tok::Ident("test".into()),
-        Tok::Punct(')'),
-        Tok::Punct(']'),
-    ];
-    if !t[i..].starts_with(&attr) {
+    let head = [Tok::Punct('#'), Tok::Punct('['), Tok::Ident("cfg".into())];
+    if !t[i..].starts_with(&head) {
         return None;
     }
-    let mut j = i + attr.len();
+    let close = (i..t.len()).find(|&j| t[j] == Tok::Punct(']'))?;
+    if !t[i..close].contains(&Tok::Ident("test".into())) {
+        return None;
+    }
+    let mut j = close + 1;
     let mut depth = 0;
     while j < t.len() {
         match t[j] {

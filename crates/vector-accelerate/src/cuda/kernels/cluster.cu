@@ -301,47 +301,118 @@ extern "C" __global__ void va_assign_finish(const float* __restrict__ X, i64 ldx
     }
 }
 
-// k-means update: member sums without contended atomics. Points are
-// grouped by cluster (counting sort: counts, offsets on the host, scatter),
-// then each block sums a contiguous range of the grouped points column by
-// column in 64-bit fixed point (value * scale rounded; integer addition is
+// k-means update: member sums without contended atomics, for `groups`
+// independent problems at once (k-means: one group; product-quantizer
+// training: one per sub-space). Element e = p * groups + j is the part of
+// point p in group j (columns j * d .. (j + 1) * d) and belongs to the
+// combined cluster j * k + ids[e]. Elements are grouped by combined cluster
+// (counting sort: counts, offsets on the host, scatter), then each block
+// sums a contiguous range of the grouped elements column by column in
+// 64-bit fixed point (value * scale rounded; integer addition is
 // associative, so the sums do not depend on the scatter's order).
-extern "C" __global__ void va_count_members(const u32* __restrict__ ids, i64 n, int* __restrict__ counts) {
-    const i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-    if (p < n) atomicAdd(counts + ids[p], 1);
+extern "C" __global__ void va_count_members(const u32* __restrict__ ids, i64 n, int groups, int k,
+                                            u64* __restrict__ counts) {
+    const i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < n) atomicAdd(counts + (i64)(e % groups) * k + ids[e], 1ull);
 }
 
-// perm[cursor[c]++] = p for each point p of cluster c (cursor starts at the
-// cluster's offset).
-extern "C" __global__ void va_scatter_members(const u32* __restrict__ ids, i64 n, int* __restrict__ cursor,
-                                              int* __restrict__ perm) {
-    const i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-    if (p < n) perm[atomicAdd(cursor + ids[p], 1)] = (int)p;
+// perm[cursor[c]++] = e for each element e of combined cluster c (cursor
+// starts at the cluster's offset).
+extern "C" __global__ void va_scatter_members(const u32* __restrict__ ids, i64 n, int groups, int k,
+                                              u64* __restrict__ cursor, i64* __restrict__ perm) {
+    const i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < n) perm[atomicAdd(cursor + (i64)(e % groups) * k + ids[e], 1ull)] = e;
 }
 
-// Block b sums grouped points [b * span, (b + 1) * span): each thread owns
-// columns, keeps a running sum while the cluster stays the same and adds it
-// to sums[cluster * d + column] when the cluster changes (a few atomics per
-// block instead of one per value).
+// Block b sums grouped elements [b * span, (b + 1) * span): each thread owns
+// columns, keeps a running sum while the combined cluster stays the same
+// and adds it to sums[cluster * d + column] when it changes (a few atomics
+// per block instead of one per value).
 extern "C" __global__ void va_grouped_sums(const float* __restrict__ X, i64 ldx, int d, i64 n, int span,
-                                           const int* __restrict__ perm, const u32* __restrict__ ids,
-                                           float scale, unsigned long long* __restrict__ sums) {
+                                           const i64* __restrict__ perm, const u32* __restrict__ ids,
+                                           int groups, int k, float scale,
+                                           unsigned long long* __restrict__ sums) {
     const i64 a = (i64)blockIdx.x * span;
     const i64 b = min(n, a + span);
     for (int col = threadIdx.x; col < d; col += blockDim.x) {
         long long s = 0;
-        u32 cur = 0xFFFFFFFFu;
+        i64 cur = -1;
         for (i64 j = a; j < b; ++j) {
-            const int p = perm[j];
-            const u32 c = ids[p];
+            const i64 e = perm[j];
+            const int g = (int)(e % groups);
+            const i64 c = (i64)g * k + ids[e];
             if (c != cur) {
-                if (cur != 0xFFFFFFFFu) atomicAdd(sums + (i64)cur * d + col, (unsigned long long)s);
+                if (cur >= 0) atomicAdd(sums + cur * d + col, (unsigned long long)s);
                 cur = c;
                 s = 0;
             }
-            s += __float2ll_rn(X[(i64)p * ldx + col] * scale);
+            s += __float2ll_rn(X[(e / groups) * ldx + (i64)g * d + col] * scale);
         }
-        if (cur != 0xFFFFFFFFu) atomicAdd(sums + (i64)cur * d + col, (unsigned long long)s);
+        if (cur >= 0) atomicAdd(sums + cur * d + col, (unsigned long long)s);
+    }
+}
+
+// Nearest centroid of each (row, sub-space): the k-means assignment in
+// small sub-spaces (product-quantizer training and encoding). Squared L2
+// summed in order (no fused multiply-add), ties to the smaller index. Rows have `ld`
+// columns of which the first `dv` are data (zeros beyond); sub-space j
+// covers columns j*ds .. (j+1)*ds. Grid (row blocks, m); centroids of the
+// sub-space pass through shared memory in tiles of `tile` centroids.
+extern "C" __global__ void va_nearest_centroid(const float* __restrict__ x, long long n, int ld,
+                                               int dv, int m, int ds, int kc, int tile,
+                                               const float* __restrict__ cent,
+                                               u32* __restrict__ codes, float* __restrict__ dist) {
+    extern __shared__ float sc[];
+    int j = blockIdx.y;
+    long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool live = r < n;
+    const float* row = x + (live ? r : 0) * ld;
+    float xr[32];
+    bool in_regs = ds <= 32;
+    if (in_regs) {
+#pragma unroll
+        for (int t = 0; t < 32; ++t) {
+            int c = j * ds + t;
+            xr[t] = (t < ds && c < dv && live) ? row[c] : 0.0f;
+        }
+    }
+    const float* book = cent + (long long)j * kc * ds;
+    float best = va_inf();
+    int arg = 0;
+    for (int c0 = 0; c0 < kc; c0 += tile) {
+        int cn = min(tile, kc - c0);
+        __syncthreads();
+        for (int i = threadIdx.x; i < cn * ds; i += blockDim.x) sc[i] = book[(long long)c0 * ds + i];
+        __syncthreads();
+        if (!live) continue;
+        for (int c = 0; c < cn; ++c) {
+            const float* cv = sc + c * ds;
+            float acc = 0.0f;
+            if (in_regs) {
+#pragma unroll
+                for (int t = 0; t < 32; ++t) {
+                    if (t < ds) {
+                        float e = __fsub_rn(xr[t], cv[t]);
+                        acc = __fadd_rn(acc, __fmul_rn(e, e));
+                    }
+                }
+            } else {
+                for (int t = 0; t < ds; ++t) {
+                    int col = j * ds + t;
+                    float xv = col < dv ? row[col] : 0.0f;
+                    float e = __fsub_rn(xv, cv[t]);
+                    acc = __fadd_rn(acc, __fmul_rn(e, e));
+                }
+            }
+            if (acc < best) {
+                best = acc;
+                arg = c0 + c;
+            }
+        }
+    }
+    if (live) {
+        codes[r * m + j] = (u32)arg;
+        dist[r * m + j] = best;
     }
 }
 

@@ -4,8 +4,6 @@
 //! compares a query with codes through per-query lookup tables
 //! (asymmetric distance computation).
 
-use std::time::Instant;
-
 use super::inputs::{check_f32, view_or_download};
 use super::rerank::{rerank_exact, shortlist_len, Rerank};
 use crate::core::error::{Error, Result};
@@ -14,7 +12,8 @@ use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
 use crate::core::quantize::{code_metric, layout, pack_codes, PqOptions, ProductQuantizer};
 use crate::core::rng::sample_indices;
-use crate::ops::cluster::{check_finite, KMeansProgress};
+use crate::ops::cluster::lloyd::{self, Lloyd};
+use crate::ops::cluster::{check_finite, max_abs, KMeansProgress};
 use crate::runtime::codes::{check_device, PqCodes, Store};
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::Input;
@@ -163,7 +162,7 @@ impl ProductQuantizer {
             Engine::Cpu => {
                 let mut hold = None;
                 let v = view_or_download(&data, &mut hold)?;
-                let (codes, _) = cpu::quantize::nearest_centroids(
+                let (codes, _) = cpu::cluster::nearest_centroids(
                     v,
                     &self.centroids,
                     self.m,
@@ -282,74 +281,18 @@ fn train_codebooks(
             dst.copy_from_slice(&train.row(r)[j * ds..(j + 1) * ds]);
         }
     }
-    let max_abs = crate::ops::cluster::max_abs(train);
-    let resident = match ctx.engine() {
-        Engine::Cuda(_) => Some(ctx.upload(train)?),
-        Engine::Cpu => None,
+    // On CUDA the training rows stay on the device for every iteration.
+    let resident = ctx.is_cuda().then(|| ctx.upload(train)).transpose()?;
+    let lloyd = Lloyd {
+        points: resident.as_ref().map_or(Input::F32(train), Input::Resident),
+        host: train,
+        groups: m,
+        group_dim: ds,
+        k: kc,
+        spherical: false,
+        max_abs: max_abs(train),
+        max_iterations: opts.iterations,
+        tolerance: None,
     };
-    let mut previous: Option<Vec<u32>> = None;
-    for iteration in 1..=opts.iterations {
-        let started = Instant::now();
-        let (codes, dist, sums, counts) = match (ctx.engine(), &resident) {
-            (Engine::Cuda(dev), Some(x)) => {
-                cuda::quantize::pq_train_step(dev, x, &cent, m, ds, kc, max_abs)?
-            }
-            _ => {
-                let (codes, dist) = cpu::quantize::nearest_centroids(train, &cent, m, ds, kc);
-                let (sums, counts) = cpu::quantize::batched_sums(train, &codes, m, ds, kc);
-                (codes, dist, sums, counts)
-            }
-        };
-        let mut reseeded = 0;
-        for j in 0..m {
-            let (s, c) = (
-                &sums[j * kc * ds..(j + 1) * kc * ds],
-                &counts[j * kc..(j + 1) * kc],
-            );
-            let book = &mut cent[j * kc * ds..(j + 1) * kc * ds];
-            for (ci, &cnt) in c.iter().enumerate() {
-                if cnt > 0 {
-                    let inv = 1.0 / cnt as f64;
-                    for t in 0..ds {
-                        book[ci * ds + t] = (s[ci * ds + t] * inv) as f32;
-                    }
-                }
-            }
-            // Empty clusters: the farthest rows of clusters with more than one member.
-            let empty: Vec<usize> = (0..kc).filter(|&ci| c[ci] == 0).collect();
-            if empty.is_empty() {
-                continue;
-            }
-            reseeded += empty.len();
-            let mut left = c.to_vec();
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&a, &b| dist[b * m + j].total_cmp(&dist[a * m + j]).then(a.cmp(&b)));
-            let mut it = order.into_iter();
-            for ci in empty {
-                for r in it.by_ref() {
-                    let from = codes[r * m + j] as usize;
-                    if left[from] > 1 {
-                        left[from] -= 1;
-                        left[ci] = 1;
-                        book[ci * ds..(ci + 1) * ds]
-                            .copy_from_slice(&train.row(r)[j * ds..(j + 1) * ds]);
-                        break;
-                    }
-                }
-            }
-        }
-        let changed = previous.as_ref().map_or(codes.len(), |p| {
-            p.iter().zip(&codes).filter(|(a, b)| a != b).count()
-        });
-        progress(&KMeansProgress {
-            iteration,
-            max_iterations: opts.iterations,
-            inertia: dist.iter().map(|&d| d as f64).sum(),
-            changed,
-            reseeded,
-            elapsed: started.elapsed(),
-        });
-        previous = Some(codes);
-    }
-    Ok(cent)
+    Ok(lloyd::run(ctx, &lloyd, cent, progress)?.centroids)
 }
