@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr};
+use cudarc::driver::{CudaSlice, CudaView, DevicePtr};
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::half::{half_dim, HalfKind};
@@ -24,7 +24,7 @@ use crate::cuda::knn_filter::{
 };
 use crate::cuda::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, row_split, scratch_words, Epi,
-    Fallback, Ids,
+    Fallback, Ids, ListsMut, ListsRef, Merge, TileFilter, TopK,
 };
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::RowsRef;
@@ -141,30 +141,34 @@ struct Step<'a> {
     first_pass: std::cell::Cell<usize>,
 }
 
-/// The running lists of a query block (`m` rows of `k`).
-struct Lists<'a> {
-    d: CudaViewMut<'a, f32>,
-    i: CudaViewMut<'a, u64>,
-}
-
 impl Step<'_> {
     /// Merges the block's new lists (`w.tmp_*`) into its running lists.
-    fn merge_into(&self, w: &mut Work, st: &mut Lists<'_>, m: usize) -> Result<()> {
+    fn merge_into(&self, w: &mut Work, st: &mut ListsMut<'_>, m: usize) -> Result<()> {
         let k = self.k;
-        launch_merge(
-            self.dev,
-            m,
-            (&st.d.as_view(), &st.i.as_view(), k),
-            (&w.tmp_d.slice(..m * k), &w.tmp_i.slice(..m * k), k),
+        let merge = Merge {
+            rows: m,
+            a: ListsRef {
+                dist: &st.dist.as_view(),
+                ids: &st.ids.as_view(),
+                k,
+            },
+            b: ListsRef {
+                dist: &w.tmp_d.slice(..m * k),
+                ids: &w.tmp_i.slice(..m * k),
+                k,
+            },
             k,
-            self.order,
-            &mut w.mrg_d.slice_mut(..m * k),
-            &mut w.mrg_i.slice_mut(..m * k),
-        )?;
+            order: self.order,
+        };
+        let mut merged = ListsMut {
+            dist: w.mrg_d.slice_mut(..m * k),
+            ids: w.mrg_i.slice_mut(..m * k),
+        };
+        launch_merge(self.dev, &merge, &mut merged)?;
         let s = &self.dev.stream;
-        s.memcpy_dtod(&w.mrg_d.slice(..m * k), &mut st.d)
+        s.memcpy_dtod(&w.mrg_d.slice(..m * k), &mut st.dist)
             .map_err(cu("cuMemcpyDtoD"))?;
-        s.memcpy_dtod(&w.mrg_i.slice(..m * k), &mut st.i)
+        s.memcpy_dtod(&w.mrg_i.slice(..m * k), &mut st.ids)
             .map_err(cu("cuMemcpyDtoD"))?;
         Ok(())
     }
@@ -175,7 +179,7 @@ impl Step<'_> {
     fn gemm_filter(
         &self,
         w: &mut Work,
-        st: &mut Lists<'_>,
+        st: &mut ListsMut<'_>,
         qr: &RowsRef<'_>,
         m: usize,
         qn: Option<&CudaView<'_, f32>>,
@@ -219,35 +223,36 @@ impl Step<'_> {
                 xn: xn_ptr,
             };
             let split = row_split(m, n, dev.sm_count());
-            launch_filter(
-                dev,
-                &dview,
-                (m, n, n),
-                self.order,
-                x0 as u64,
-                (&st.d.as_view(), &st.i.as_view(), k),
-                (
-                    &mut w.cand_d.slice_mut(..m * cap),
-                    &mut w.cand_i.slice_mut(..m * cap),
-                    cap,
-                ),
-                &mut w.counts,
+            let filter = TileFilter {
+                vals: &dview,
+                rows: m,
+                n,
+                ld: n,
+                order: self.order,
+                offset: x0 as u64,
+                lists: ListsRef {
+                    dist: &st.dist.as_view(),
+                    ids: &st.ids.as_view(),
+                    k,
+                },
+                cap,
                 epi,
                 split,
-            )?;
-            launch_topk(
-                dev,
-                &w.cand_d.slice(..m * cap),
-                cap,
-                m,
-                cap,
+            };
+            let mut cand = ListsMut {
+                dist: w.cand_d.slice_mut(..m * cap),
+                ids: w.cand_i.slice_mut(..m * cap),
+            };
+            launch_filter(dev, &filter, &mut cand, &mut w.counts)?;
+            let select = TopK {
+                vals: &w.cand_d.slice(..m * cap),
+                ld: cap,
+                rows: m,
+                n: cap,
                 k,
-                self.order,
-                Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
-                &mut w.tmp_d.slice_mut(..m * k),
-                &mut w.tmp_i.slice_mut(..m * k),
-                &mut w.scratch,
-                Some(Fallback {
+                order: self.order,
+                ids: Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
+                fallback: Some(Fallback {
                     counts: &w.counts,
                     cap,
                     full: Some(&dview),
@@ -256,8 +261,13 @@ impl Step<'_> {
                     full_offset: x0 as u64,
                 }),
                 epi,
-                1,
-            )?;
+                split: 1,
+            };
+            let mut out = ListsMut {
+                dist: w.tmp_d.slice_mut(..m * k),
+                ids: w.tmp_i.slice_mut(..m * k),
+            };
+            launch_topk(dev, &select, &mut out, &mut w.scratch)?;
         }
         self.merge_into(w, st, m)
     }
@@ -273,7 +283,7 @@ impl Step<'_> {
     fn fused(
         &self,
         w: &mut Work,
-        st: &mut Lists<'_>,
+        st: &mut ListsMut<'_>,
         first: Option<(&CudaView<'_, f32>, &CudaView<'_, u64>)>,
         r: &FilterRows<'_>,
         x0: usize,
@@ -281,7 +291,7 @@ impl Step<'_> {
         let (dev, k, cap, m) = (self.dev, self.k, w.cap, r.m);
         let metric = self.metric_args();
         let cand_j = w.cand_j.as_mut().expect("fused buffers are allocated");
-        let (sd, si) = (st.d.as_view(), st.i.as_view());
+        let (sd, si) = (st.dist.as_view(), st.ids.as_view());
         let lists = match first {
             Some((d, i)) => (d, i, k),
             None => (&sd, &si, k),
@@ -340,24 +350,26 @@ impl Step<'_> {
             &mut w.cand_i.slice_mut(..m * cap),
         )?;
         // The first tile's result replaces the lists; a later one is merged.
-        let (mut od, mut oi) = if first.is_some() {
-            (st.d.slice_mut(..), st.i.slice_mut(..))
+        let mut out = if first.is_some() {
+            ListsMut {
+                dist: st.dist.slice_mut(..),
+                ids: st.ids.slice_mut(..),
+            }
         } else {
-            (w.tmp_d.slice_mut(..m * k), w.tmp_i.slice_mut(..m * k))
+            ListsMut {
+                dist: w.tmp_d.slice_mut(..m * k),
+                ids: w.tmp_i.slice_mut(..m * k),
+            }
         };
-        launch_topk(
-            dev,
-            &w.cand_d.slice(..m * cap),
-            cap,
-            m,
-            cap,
+        let select = TopK {
+            vals: &w.cand_d.slice(..m * cap),
+            ld: cap,
+            rows: m,
+            n: cap,
             k,
-            self.order,
-            Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
-            &mut od,
-            &mut oi,
-            &mut w.scratch,
-            Some(Fallback {
+            order: self.order,
+            ids: Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
+            fallback: Some(Fallback {
                 counts: &w.counts,
                 cap,
                 full: None,
@@ -365,9 +377,10 @@ impl Step<'_> {
                 full_ld: 0,
                 full_offset: 0,
             }),
-            Epi::default(),
-            1,
-        )?;
+            epi: Epi::default(),
+            split: 1,
+        };
+        launch_topk(dev, &select, &mut out, &mut w.scratch)?;
         if first.is_none() {
             self.merge_into(w, st, m)?;
         }
@@ -697,9 +710,9 @@ pub(crate) fn run(
                     let m = b1 - b0;
                     let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
                     let qn = qn_all.as_ref().map(|s| s.slice(b0..b1));
-                    let mut st = Lists {
-                        d: st_d.slice_mut(b0 * k..b1 * k),
-                        i: st_i.slice_mut(b0 * k..b1 * k),
+                    let mut st = ListsMut {
+                        dist: st_d.slice_mut(b0 * k..b1 * k),
+                        ids: st_i.slice_mut(b0 * k..b1 * k),
                     };
                     // The fused filter's view of this (query block, base tile).
                     let half_rows = match (&qh, &xh) {
@@ -789,23 +802,20 @@ pub(crate) fn run(
                     let split = row_split(m, n, dev.sm_count());
                     // The first tile's parts need lists of their own.
                     let first_split = split.min((t.part_rows / m).max(1));
+                    let select = TopK {
+                        vals: &dview,
+                        ld: n,
+                        rows: m,
+                        n,
+                        k,
+                        order,
+                        ids: Ids::Offset(x0 as u64),
+                        fallback: None,
+                        epi: Epi::default(),
+                        split: 1,
+                    };
                     if first_split == 1 {
-                        launch_topk(
-                            dev,
-                            &dview,
-                            n,
-                            m,
-                            n,
-                            k,
-                            order,
-                            Ids::Offset(x0 as u64),
-                            &mut st.d,
-                            &mut st.i,
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            1,
-                        )?;
+                        launch_topk(dev, &select, &mut st, &mut w.scratch)?;
                     } else {
                         // Few rows: `split` blocks per row each select from one
                         // part, then one block per row selects among their lists.
@@ -816,38 +826,24 @@ pub(crate) fn run(
                             part_i = Some(dev.alloc::<u64>(parts)?);
                         }
                         let (pd, pi) = (part_d.as_mut().unwrap(), part_i.as_mut().unwrap());
+                        let mut part_out = ListsMut {
+                            dist: pd.slice_mut(..parts),
+                            ids: pi.slice_mut(..parts),
+                        };
                         launch_topk(
                             dev,
-                            &dview,
-                            n,
-                            m,
-                            n,
-                            k,
-                            order,
-                            Ids::Offset(x0 as u64),
-                            &mut pd.slice_mut(..parts),
-                            &mut pi.slice_mut(..parts),
+                            &TopK { split, ..select },
+                            &mut part_out,
                             &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            split,
                         )?;
-                        launch_topk(
-                            dev,
-                            &pd.slice(..parts),
-                            split * k,
-                            m,
-                            split * k,
-                            k,
-                            order,
-                            Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
-                            &mut st.d,
-                            &mut st.i,
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            1,
-                        )?;
+                        let merge_parts = TopK {
+                            vals: &pd.slice(..parts),
+                            ld: split * k,
+                            n: split * k,
+                            ids: Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
+                            ..select
+                        };
+                        launch_topk(dev, &merge_parts, &mut st, &mut w.scratch)?;
                     }
                     // With the fused filter, the first tile's lists are
                     // re-scored in fp32 like every later candidate and become
@@ -860,27 +856,28 @@ pub(crate) fn run(
                             dev,
                             rows,
                             step.metric_args(),
-                            &st.i.as_view(),
+                            &st.ids.as_view(),
                             k,
                             x0 as u64,
                             &mut fvv,
                         )?;
-                        launch_topk(
-                            dev,
-                            &fv.slice(..m * k),
-                            k,
-                            m,
-                            k,
+                        let rescored = TopK {
+                            vals: &fv.slice(..m * k),
+                            ld: k,
+                            rows: m,
+                            n: k,
                             k,
                             order,
-                            Ids::Explicit(&st.i.as_view(), k as i64),
-                            &mut fd.slice_mut(..m * k),
-                            &mut fi.slice_mut(..m * k),
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            1,
-                        )?;
+                            ids: Ids::Explicit(&st.ids.as_view(), k as i64),
+                            fallback: None,
+                            epi: Epi::default(),
+                            split: 1,
+                        };
+                        let mut sorted = ListsMut {
+                            dist: fd.slice_mut(..m * k),
+                            ids: fi.slice_mut(..m * k),
+                        };
+                        launch_topk(dev, &rescored, &mut sorted, &mut w.scratch)?;
                         let lists = (fd.slice(..m * k), fi.slice(..m * k));
                         step.fused(&mut w, &mut st, Some((&lists.0, &lists.1)), rows, x0)?;
                     }

@@ -18,7 +18,7 @@ use crate::core::quantize::{
     ProductQuantizer, ScalarBits, ScalarQuantizer, ScalarRange, ScalarScope,
 };
 use crate::cuda::distance::whole;
-use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids};
+use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids, ListsMut, TopK};
 use crate::runtime::codes::{ScalarCodes, Store};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{upload_slice, CudaRows};
@@ -604,19 +604,15 @@ pub(crate) fn pq_search(
         }
         let (mut od, mut oi) = (dev.alloc::<f32>(nq * k)?, dev.alloc::<u64>(nq * k)?);
         let mut scratch = None;
-        launch_topk(
-            dev,
-            &cd.as_view(),
-            cap,
-            nq,
-            cap,
+        let job = TopK {
+            vals: &cd.as_view(),
+            ld: cap,
+            rows: nq,
+            n: cap,
             k,
             order,
-            Ids::Explicit(&ci.as_view(), cap as i64),
-            &mut od.as_view_mut(),
-            &mut oi.as_view_mut(),
-            &mut scratch,
-            Some(Fallback {
+            ids: Ids::Explicit(&ci.as_view(), cap as i64),
+            fallback: Some(Fallback {
                 counts: &counts,
                 cap,
                 full: None,
@@ -624,9 +620,14 @@ pub(crate) fn pq_search(
                 full_ld: 0,
                 full_offset: 0,
             }),
-            Epi::default(),
-            1,
-        )?;
+            epi: Epi::default(),
+            split: 1,
+        };
+        let mut out = ListsMut {
+            dist: od.as_view_mut(),
+            ids: oi.as_view_mut(),
+        };
+        launch_topk(dev, &job, &mut out, &mut scratch)?;
         return download(dev, &od, &oi, nq, k, order);
     }
 }
