@@ -245,26 +245,46 @@ pub(crate) fn sq_norms(
     Ok(())
 }
 
-/// Distances of `nq` query rows against `nx` base rows into `out[0..nq*nx]`
-/// (row-major, leading dimension `nx`). `qn` holds the queries' squared
-/// norms and `xn` receives the base rows' norms (GEMM metrics) unless
-/// `xn_given` already holds them. Without
-/// `epilogue`, GEMM metrics leave raw dot products for a kernel that applies
-/// the epilogue itself (see [`super::select::Epi`]).
-#[allow(clippy::too_many_arguments)]
+/// One distance tile: `queries` query rows against `base_rows` base rows.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile<'a> {
+    /// Query rows.
+    pub queries: &'a RowsRef<'a>,
+    /// Number of query rows.
+    pub query_rows: usize,
+    /// The queries' squared norms (GEMM metrics that need them).
+    pub query_norms: Option<&'a CudaView<'a, f32>>,
+    /// Base rows.
+    pub base: &'a RowsRef<'a>,
+    /// Number of base rows.
+    pub base_rows: usize,
+    /// The base rows' squared norms when already known.
+    pub base_norms: Option<&'a CudaView<'a, f32>>,
+    /// Whether GEMM metrics get their epilogue here; without it they leave
+    /// raw dot products for a kernel that applies the epilogue itself (see
+    /// [`super::select::Epi`]).
+    pub epilogue: bool,
+}
+
+/// The distances of `t` into `out[0..nq*nx]` (row-major, leading dimension
+/// `nx`). `xn` receives the base rows' norms (GEMM metrics) unless the tile
+/// gives them.
 pub(crate) fn tile(
     dev: &CudaDevice,
     plan: &DistPlan<'_>,
-    q: &RowsRef<'_>,
-    nq: usize,
-    qn: Option<&CudaView<'_, f32>>,
-    x: &RowsRef<'_>,
-    nx: usize,
+    t: &Tile<'_>,
     xn: &mut CudaSlice<f32>,
-    xn_given: Option<&CudaView<'_, f32>>,
     out: &mut CudaSlice<f32>,
-    epilogue: bool,
 ) -> Result<()> {
+    let Tile {
+        queries: q,
+        query_rows: nq,
+        query_norms: qn,
+        base: x,
+        base_rows: nx,
+        base_norms: xn_given,
+        epilogue,
+    } = *t;
     let p = plan.p;
     let code = metric_code(p.metric);
     let ld = nx as i64;
@@ -446,19 +466,16 @@ pub(crate) fn matrix(
             let xr = xd.rows().rows(x0, x1, pr);
             let (m, n) = (q1 - q0, x1 - x0);
             let qv = qn.as_ref().map(|s| s.as_view());
-            tile(
-                dev,
-                &plan,
-                &qr,
-                m,
-                qv.as_ref(),
-                &xr,
-                n,
-                &mut xn,
-                None,
-                &mut dbuf,
-                true,
-            )?;
+            let t = Tile {
+                queries: &qr,
+                query_rows: m,
+                query_norms: qv.as_ref(),
+                base: &xr,
+                base_rows: n,
+                base_norms: None,
+                epilogue: true,
+            };
+            tile(dev, &plan, &t, &mut xn, &mut dbuf)?;
             let h = &mut host[..m * n];
             dev.stream
                 .memcpy_dtoh(&dbuf.slice(..m * n), h)

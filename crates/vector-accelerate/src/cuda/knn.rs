@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaView, DevicePtr};
+use cudarc::driver::{CudaSlice, DevicePtr};
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::half::{half_dim, HalfKind};
@@ -14,13 +14,13 @@ use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
 use crate::cuda::distance::{
     metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
-    tile, upload_rows, whole, DistPlan,
+    tile, upload_rows, whole, DistPlan, Tile,
 };
 use crate::cuda::feed::{Feed, DEPTH};
 use crate::cuda::knn_filter;
 use crate::cuda::knn_filter::{
     filter_for, launch_rescore, launch_rescore_lists, launch_simt_filter, to_f32, to_half,
-    BaseRows, Filter, FilterRows, HalfRows, MetricArgs, Pass,
+    BaseRows, Candidates, Filter, FilterRows, HalfRows, MetricArgs, Pass, ScaledPass,
 };
 use crate::cuda::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, row_split, scratch_words, Epi,
@@ -43,20 +43,42 @@ pub(crate) struct Tiling {
     pub part_rows: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the tile sizes of one call depend on.
+pub(crate) struct Workload {
+    /// Query rows.
+    pub nq: usize,
+    /// Base rows.
+    pub nx: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Bytes of one stored row.
+    pub row_bytes: usize,
+    /// Whether the base is used in place (no staging buffers).
+    pub base_resident: bool,
+    /// Whether the queries are used in place.
+    pub queries_resident: bool,
+    /// Bytes per row of the 16-bit copies (or widened tiles) kept beside the rows.
+    pub half_row_bytes: usize,
+    /// Device memory the call may use.
+    pub budget: usize,
+    /// Multiprocessors of the device.
+    pub sms: usize,
+}
+
 /// Picks tile sizes so that the workspace fits in `budget` bytes, or says
 /// how much even the smallest tile needs.
-pub(crate) fn plan_tiles(
-    nq: usize,
-    nx: usize,
-    k: usize,
-    row_bytes: usize,
-    base_resident: bool,
-    queries_resident: bool,
-    half_row_bytes: usize,
-    budget: usize,
-    sms: usize,
-) -> Result<Tiling> {
+pub(crate) fn plan_tiles(w: &Workload) -> Result<Tiling> {
+    let Workload {
+        nq,
+        nx,
+        k,
+        row_bytes,
+        base_resident,
+        queries_resident,
+        half_row_bytes,
+        budget,
+        sms,
+    } = *w;
     let need = |qb: usize, bt: usize| -> usize {
         qb * bt * 4                                   // distance tile
             + qb * k * 12 * 2                         // tile lists + merge output
@@ -134,7 +156,7 @@ struct Step<'a> {
     order: Order,
     /// The tensor-core filter's passes, each with the factor its bound is
     /// scaled by, tried in turn while a query overflows its candidates.
-    chain: Vec<(Pass, f32)>,
+    chain: Vec<ScaledPass>,
     /// The first pass of `chain` to try: once a pass overflows in a call
     /// (neighbours closer together than its bound), later tiles start with
     /// the next one.
@@ -173,36 +195,20 @@ impl Step<'_> {
         Ok(())
     }
 
-    /// A later base tile (`n` rows from id `x0`) for `m` queries through a
-    /// raw GEMM tile and the one-pass filter against the running lists.
-    #[allow(clippy::too_many_arguments)]
+    /// A later base tile (base rows from id `x0`) through a GEMM tile
+    /// (`t`, without its epilogue: the filter applies it) and the one-pass
+    /// filter against the running lists.
     fn gemm_filter(
         &self,
         w: &mut Work,
         st: &mut ListsMut<'_>,
-        qr: &RowsRef<'_>,
-        m: usize,
-        qn: Option<&CudaView<'_, f32>>,
-        xr: &RowsRef<'_>,
+        t: &Tile<'_>,
         x0: usize,
-        n: usize,
-        cached: Option<&CudaView<'_, f32>>,
     ) -> Result<()> {
         let (dev, k, cap) = (self.dev, self.k, w.cap);
+        let (m, n, qn, cached) = (t.query_rows, t.base_rows, t.query_norms, t.base_norms);
         let raw = self.p.metric.is_gemm_based();
-        tile(
-            dev,
-            self.plan,
-            qr,
-            m,
-            qn,
-            xr,
-            n,
-            &mut w.xn,
-            cached,
-            &mut w.dbuf,
-            !raw,
-        )?;
+        tile(dev, self.plan, t, &mut w.xn, &mut w.dbuf)?;
         {
             let dview = w.dbuf.slice(..m * n);
             let own_xn = w.xn.as_view();
@@ -284,50 +290,38 @@ impl Step<'_> {
         &self,
         w: &mut Work,
         st: &mut ListsMut<'_>,
-        first: Option<(&CudaView<'_, f32>, &CudaView<'_, u64>)>,
+        first: Option<ListsRef<'_>>,
         r: &FilterRows<'_>,
-        x0: usize,
     ) -> Result<bool> {
         let (dev, k, cap, m) = (self.dev, self.k, w.cap, r.m);
-        let metric = self.metric_args();
         let cand_j = w.cand_j.as_mut().expect("fused buffers are allocated");
         let (sd, si) = (st.dist.as_view(), st.ids.as_view());
         let lists = match first {
-            Some((d, i)) => (d, i, k),
-            None => (&sd, &si, k),
+            Some(lists) => lists,
+            None => ListsRef {
+                dist: &sd,
+                ids: &si,
+                k,
+            },
+        };
+        let mut found = Candidates {
+            rows: cand_j.slice_mut(..m * cap),
+            cap,
+            counts: &mut w.counts,
+            overflow: &mut w.overflow,
         };
         // (Stays true when no pass can run, e.g. 16-bit storage whose
         // queries f16 cannot hold: the GEMM path then takes the tile.)
         let mut overflow = true;
         if filter_for(m, r.dim) == Some(Filter::Simt) {
-            overflow = launch_simt_filter(
-                dev,
-                r,
-                metric,
-                lists,
-                &mut cand_j.slice_mut(..m * cap),
-                cap,
-                &mut w.counts,
-                &mut w.overflow,
-            )?;
+            overflow = launch_simt_filter(dev, r, lists, &mut found)?;
         } else {
             for i in self.first_pass.get()..self.chain.len() {
-                let (pass, scale) = self.chain[i];
-                if pass.half().is_some() && r.half.is_none() {
+                let pass = self.chain[i];
+                if pass.pass.half().is_some() && r.half.is_none() {
                     continue;
                 }
-                overflow = knn_filter::launch_filter(
-                    dev,
-                    r,
-                    metric,
-                    pass,
-                    scale,
-                    lists,
-                    &mut cand_j.slice_mut(..m * cap),
-                    cap,
-                    &mut w.counts,
-                    &mut w.overflow,
-                )?;
+                overflow = knn_filter::launch_filter(dev, r, pass, lists, &mut found)?;
                 if !overflow {
                     break;
                 }
@@ -338,17 +332,11 @@ impl Step<'_> {
         if overflow {
             return Ok(false);
         }
-        launch_rescore(
-            dev,
-            r,
-            metric,
-            &cand_j.slice(..m * cap),
-            cap,
-            &w.counts,
-            x0 as u64,
-            &mut w.cand_d.slice_mut(..m * cap),
-            &mut w.cand_i.slice_mut(..m * cap),
-        )?;
+        let mut rescored = ListsMut {
+            dist: w.cand_d.slice_mut(..m * cap),
+            ids: w.cand_i.slice_mut(..m * cap),
+        };
+        launch_rescore(dev, r, &found, &mut rescored)?;
         // The first tile's result replaces the lists; a later one is merged.
         let mut out = if first.is_some() {
             ListsMut {
@@ -478,12 +466,13 @@ pub(crate) fn run(
     // than the proven bound cannot absorb that bias on clustered data
     // (measured recall 0.006), and the filter is compute-bound, so a
     // narrower margin would gain nothing.
+    let scaled = |pass, scale| ScaledPass { pass, scale };
     let mut chain = match precision {
         Precision::Exact | Precision::Tf32 => vec![],
-        Precision::Bf16 => vec![(Pass::Bf16, fast)],
-        Precision::F16 => vec![(Pass::F16, fast)],
+        Precision::Bf16 => vec![scaled(Pass::Bf16, fast)],
+        Precision::F16 => vec![scaled(Pass::F16, fast)],
     };
-    chain.extend([(Pass::Tf32, 1.0), (Pass::Tf32x3, 1.0)]);
+    chain.extend([scaled(Pass::Tf32, 1.0), scaled(Pass::Tf32x3, 1.0)]);
     if let Some((kind, _)) = store {
         let scale = match precision {
             Precision::Exact | Precision::Tf32 => 1.0,
@@ -493,19 +482,19 @@ pub(crate) fn run(
             HalfKind::Bf16 => Pass::Bf16,
             HalfKind::F16 => Pass::F16,
         };
-        chain = vec![(pass, scale)];
+        chain = vec![scaled(pass, scale)];
     }
-    let half = chain[0].0.half().filter(|_| gemm_f32);
+    let half = chain[0].pass.half().filter(|_| gemm_f32);
     let hd = half_dim(dim);
-    let t = plan_tiles(
+    let t = plan_tiles(&Workload {
         nq,
         nx,
         k,
         row_bytes,
-        x_res.is_some() || store.is_some(),
-        q_res,
+        base_resident: x_res.is_some() || store.is_some(),
+        queries_resident: q_res,
         // (16-bit storage: two f32 tiles widened for the GEMMs.)
-        if store.is_some() {
+        half_row_bytes: if store.is_some() {
             2 * row_bytes
         } else if half.is_some() {
             hd * 2
@@ -513,8 +502,8 @@ pub(crate) fn run(
             0
         },
         budget,
-        dev.sm_count(),
-    )?;
+        sms: dev.sm_count(),
+    })?;
     let plan = DistPlan::new(dev, p, dim)?;
     // Later tiles of the GEMM metrics go through the fused tensor-core
     // filter when query blocks are large enough to fill its tiles.
@@ -736,13 +725,15 @@ pub(crate) fn run(
                                 xn: xnv,
                                 dim,
                                 half: half_rows.as_ref(),
+                                metric: step.metric_args(),
+                                first_id: x0 as u64,
                             })
                         }
                         _ => None,
                     };
                     if ti > 0 {
                         if let Some(rows) = &rows {
-                            if step.fused(&mut w, &mut st, None, rows, x0)? {
+                            if step.fused(&mut w, &mut st, None, rows)? {
                                 continue;
                             }
                         }
@@ -771,33 +762,30 @@ pub(crate) fn run(
                                 }
                             };
                             let sub_norms = cached.as_ref().map(|c| c.slice(a0 - x0..a1 - x0));
-                            step.gemm_filter(
-                                &mut w,
-                                &mut st,
-                                &qr,
-                                m,
-                                qn.as_ref(),
-                                &sub,
-                                a0,
-                                a1 - a0,
-                                sub_norms.as_ref(),
-                            )?;
+                            // (Raw products: the filter applies the epilogue.)
+                            let part = Tile {
+                                queries: &qr,
+                                query_rows: m,
+                                query_norms: qn.as_ref(),
+                                base: &sub,
+                                base_rows: a1 - a0,
+                                base_norms: sub_norms.as_ref(),
+                                epilogue: false,
+                            };
+                            step.gemm_filter(&mut w, &mut st, &part, a0)?;
                         }
                         continue;
                     }
-                    tile(
-                        dev,
-                        &plan,
-                        &qr,
-                        m,
-                        qn.as_ref(),
-                        &xr,
-                        n,
-                        &mut w.xn,
-                        cached.as_ref(),
-                        &mut w.dbuf,
-                        true,
-                    )?;
+                    let first_tile = Tile {
+                        queries: &qr,
+                        query_rows: m,
+                        query_norms: qn.as_ref(),
+                        base: &xr,
+                        base_rows: n,
+                        base_norms: cached.as_ref(),
+                        epilogue: true,
+                    };
+                    tile(dev, &plan, &first_tile, &mut w.xn, &mut w.dbuf)?;
                     let dview = w.dbuf.slice(..m * n);
                     let split = row_split(m, n, dev.sm_count());
                     // The first tile's parts need lists of their own.
@@ -852,15 +840,7 @@ pub(crate) fn run(
                     // the GEMM lists stay.)
                     if let (Some(rows), Some((fv, fd, fi))) = (&rows, first.as_mut()) {
                         let mut fvv = fv.slice_mut(..m * k);
-                        launch_rescore_lists(
-                            dev,
-                            rows,
-                            step.metric_args(),
-                            &st.ids.as_view(),
-                            k,
-                            x0 as u64,
-                            &mut fvv,
-                        )?;
+                        launch_rescore_lists(dev, rows, &st.ids.as_view(), k, &mut fvv)?;
                         let rescored = TopK {
                             vals: &fv.slice(..m * k),
                             ld: k,
@@ -878,8 +858,12 @@ pub(crate) fn run(
                             ids: fi.slice_mut(..m * k),
                         };
                         launch_topk(dev, &rescored, &mut sorted, &mut w.scratch)?;
-                        let lists = (fd.slice(..m * k), fi.slice(..m * k));
-                        step.fused(&mut w, &mut st, Some((&lists.0, &lists.1)), rows, x0)?;
+                        let lists = ListsRef {
+                            dist: &fd.slice(..m * k),
+                            ids: &fi.slice(..m * k),
+                            k,
+                        };
+                        step.fused(&mut w, &mut st, Some(lists), rows)?;
                     }
                 }
                 if let Some(f) = feed.as_mut() {
@@ -912,12 +896,36 @@ mod tests {
 
     #[test]
     fn tiles_fit_the_budget_or_fail_with_numbers() {
-        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 0, 8 << 30, 132).unwrap();
+        let big = Workload {
+            nq: 10_000,
+            nx: 1_000_000,
+            k: 10,
+            row_bytes: 512,
+            base_resident: true,
+            queries_resident: false,
+            half_row_bytes: 0,
+            budget: 8 << 30,
+            sms: 132,
+        };
+        let t = plan_tiles(&big).unwrap();
         assert!(t.query_block >= 256 && t.base_tile >= 1024);
-        let small =
-            plan_tiles(10_000, 1_000_000, 10, 512, false, false, 256, 1 << 20, 132).unwrap();
+        let small = plan_tiles(&Workload {
+            base_resident: false,
+            half_row_bytes: 256,
+            budget: 1 << 20,
+            ..big
+        })
+        .unwrap();
         assert!(small.query_block * small.base_tile * 4 < 1 << 20);
-        match plan_tiles(10, 10, 1_000_000, 512, false, false, 0, 1000, 132) {
+        let tiny = Workload {
+            nq: 10,
+            nx: 10,
+            k: 1_000_000,
+            base_resident: false,
+            budget: 1000,
+            ..big
+        };
+        match plan_tiles(&tiny) {
             Err(Error::OutOfDeviceMemory { available, .. }) => assert_eq!(available, 1000),
             other => panic!("expected OutOfDeviceMemory, got {other:?}"),
         }
