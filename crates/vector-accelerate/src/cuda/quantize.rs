@@ -278,19 +278,41 @@ pub(crate) fn bq_encode(
     ))
 }
 
-/// Nearest centroid per (row, sub-space) of device rows `x` (`ld` columns,
-/// `dv` of them data): codes and distances stay on the device.
-#[allow(clippy::too_many_arguments)]
+/// Device rows split into product-quantizer sub-spaces, as the training
+/// and encoding kernels read them.
+struct Subspaces<'a> {
+    /// The rows, `ld` floats apart.
+    x: &'a CudaSlice<f32>,
+    /// Number of rows.
+    n: usize,
+    /// Leading dimension of the rows.
+    ld: usize,
+    /// Data columns of a row.
+    dv: usize,
+    /// Sub-spaces.
+    m: usize,
+    /// Columns per sub-space.
+    ds: usize,
+    /// Centroids per sub-space.
+    kc: usize,
+}
+
+/// Nearest centroid of `cent` (`m x kc x ds`) per (row, sub-space) of
+/// `rows`: codes and distances stay on the device.
 fn nearest(
     dev: &CudaDevice,
-    x: &CudaSlice<f32>,
-    n: usize,
-    (ld, dv): (usize, usize),
+    rows: &Subspaces<'_>,
     cent: &CudaSlice<f32>,
-    m: usize,
-    ds: usize,
-    kc: usize,
 ) -> Result<(CudaSlice<u32>, CudaSlice<f32>)> {
+    let Subspaces {
+        x,
+        n,
+        ld,
+        dv,
+        m,
+        ds,
+        kc,
+    } = *rows;
     let mut codes = dev.alloc::<u32>(n * m)?;
     let mut dist = dev.alloc::<f32>(n * m)?;
     let tile = (12 * 1024 / ds).clamp(1, kc);
@@ -336,19 +358,23 @@ pub(crate) fn fixed_scale(n: usize, max_abs: f32) -> f32 {
     2f32.powi((headroom - mag).clamp(-120.0, 120.0) as i32)
 }
 
-/// Fixed-point member sums and counts of device rows by device codes.
-#[allow(clippy::too_many_arguments)]
+/// Fixed-point member sums and counts of `rows` by device codes (`max_abs`
+/// bounds the values).
 fn member_sums(
     dev: &CudaDevice,
-    x: &CudaSlice<f32>,
-    n: usize,
-    (ld, dv): (usize, usize),
+    rows: &Subspaces<'_>,
     codes: &CudaSlice<u32>,
-    m: usize,
-    ds: usize,
-    kc: usize,
     max_abs: f32,
 ) -> Result<(Vec<f64>, Vec<u64>)> {
+    let Subspaces {
+        x,
+        n,
+        ld,
+        dv,
+        m,
+        ds,
+        kc,
+    } = *rows;
     let scale = fixed_scale(n, max_abs);
     let mut sums = dev.alloc::<u64>(m * kc * ds)?;
     let mut counts = dev.alloc::<u64>(m * kc)?;
@@ -398,8 +424,17 @@ pub(crate) fn pq_train_step(
     let rows = x.cuda_f32().expect("f32 device rows");
     let (n, w) = (x.rows(), x.dim());
     let c = upload_slice(dev, cent)?;
-    let (codes, dist) = nearest(dev, rows, n, (w, w), &c, m, ds, kc)?;
-    let (sums, counts) = member_sums(dev, rows, n, (w, w), &codes, m, ds, kc, max_abs)?;
+    let sub = Subspaces {
+        x: rows,
+        n,
+        ld: w,
+        dv: w,
+        m,
+        ds,
+        kc,
+    };
+    let (codes, dist) = nearest(dev, &sub, &c)?;
+    let (sums, counts) = member_sums(dev, &sub, &codes, max_abs)?;
     let hc = fetch(dev, &codes)?;
     let hd = fetch(dev, &dist)?;
     dev.sync()?;
@@ -418,7 +453,16 @@ pub(crate) fn pq_encode(
     let x = f32_rows(rows.rows())?;
     let kc = 1usize << pq.nbits;
     let c = upload_slice(dev, &pq.centroids)?;
-    let (codes, _) = nearest(dev, x, n, (d, d), &c, pq.m, pq.dsub, kc)?;
+    let sub = Subspaces {
+        x,
+        n,
+        ld: d,
+        dv: d,
+        m: pq.m,
+        ds: pq.dsub,
+        kc,
+    };
+    let (codes, _) = nearest(dev, &sub, &c)?;
     let rb = pq_row_bytes(pq.m, pq.nbits);
     let mut out = dev.alloc::<u8>(n * rb)?;
     let f = dev.func(MODULE, "va_pack_codes")?;
