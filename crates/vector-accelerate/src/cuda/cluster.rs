@@ -244,86 +244,22 @@ pub(crate) fn lloyd_step(
     let c = prepare(dev, centroids, cosine)?;
     let hint = prev.filter(|p| p.ids.len() == n).map(|p| &p.ids);
     let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine, hint.map(|h| h.as_view()))?;
-    // Counting sort of the points by cluster.
-    let mut counts = dev.alloc::<i32>(k)?;
-    dev.stream
-        .memset_zeros(&mut counts)
-        .map_err(cu("cuMemsetD8"))?;
-    let n_i = n as i64;
-    let per_point = LaunchConfig {
-        grid_dim: (n.div_ceil(256) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
+    let members = Members {
+        rows,
+        n,
+        d,
+        k,
+        ids: &ids,
     };
-    let f = dev.func(MODULE, "va_count_members")?;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&ids).arg(&n_i).arg(&mut counts);
-    // SAFETY: ids n values below k; counts k.
-    unsafe { b.launch(per_point) }.map_err(cu("va_count_members launch"))?;
-    let down = cu("download (cuMemcpyDtoH)");
-    let hc = dev.stream.clone_dtoh(&counts).map_err(&down)?;
-    dev.sync()?;
-    let mut offsets = Vec::with_capacity(k);
-    let mut at = 0i32;
-    for &m in &hc {
-        offsets.push(at);
-        at += m;
-    }
-    let mut cursor = upload_slice(dev, &offsets)?;
-    let mut perm = dev.alloc::<i32>(n)?;
-    let f = dev.func(MODULE, "va_scatter_members")?;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&ids).arg(&n_i).arg(&mut cursor).arg(&mut perm);
-    // SAFETY: cursor k offsets whose ranges tile 0..n; perm n.
-    unsafe { b.launch(per_point) }.map_err(cu("va_scatter_members launch"))?;
+    let (hc, perm) = sort_by_cluster(dev, &members)?;
     let scale = fixed_scale(n, max_abs);
-    let mut sums = dev.alloc::<u64>(k * d)?;
-    dev.stream
-        .memset_zeros(&mut sums)
-        .map_err(cu("cuMemsetD8"))?;
-    const SPAN: usize = 512;
-    let f = dev.func(MODULE, "va_grouped_sums")?;
-    let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(SPAN) as u32, 1, 1),
-        block_dim: (d.clamp(32, 256).div_ceil(32) as u32 * 32, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let (ld, d_i, span) = (d as i64, d as i32, SPAN as i32);
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(rows).arg(&ld).arg(&d_i).arg(&n_i).arg(&span);
-    b.arg(&perm).arg(&ids).arg(&scale).arg(&mut sums);
-    // SAFETY: rows n*d floats; perm and ids n; sums k*d.
-    unsafe { b.launch(cfg) }.map_err(cu("va_grouped_sums launch"))?;
-    // Inertia (per-block f64 partials added in order on the host), ids
-    // changed since `prev`, the first non-finite distance.
-    let blocks = n.div_ceil(STATS_SPAN);
-    let mut partial = dev.alloc::<f64>(blocks)?;
-    let mut changed = dev.alloc::<u64>(1)?;
-    dev.stream
-        .memset_zeros(&mut changed)
-        .map_err(cu("cuMemsetD8"))?;
-    let mut bad = upload_slice(dev, &[u64::MAX])?;
-    let f = dev.func(MODULE, "va_lloyd_stats")?;
-    let cfg = LaunchConfig {
-        grid_dim: (blocks as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&ids);
-    match hint {
-        Some(h) => b.arg(h),
-        None => b.arg(&NULL),
-    };
-    b.arg(&dist).arg(&n_i).arg(&mut partial);
-    b.arg(&mut changed).arg(&mut bad);
-    // SAFETY: ids, dist and hint n each; partial one per block of
-    // STATS_SPAN points; changed and bad one counter each.
-    unsafe { b.launch(cfg) }.map_err(cu("va_lloyd_stats launch"))?;
+    let sums = grouped_sums(dev, &members, &perm, scale)?;
+    let stats = lloyd_stats(dev, &members, hint, &dist)?;
+    let down = cu("download (cuMemcpyDtoH)");
     let hs = dev.stream.clone_dtoh(&sums).map_err(&down)?;
-    let hp = dev.stream.clone_dtoh(&partial).map_err(&down)?;
-    let hch = dev.stream.clone_dtoh(&changed).map_err(&down)?;
-    let hbad = dev.stream.clone_dtoh(&bad).map_err(&down)?;
+    let hp = dev.stream.clone_dtoh(&stats.partial).map_err(&down)?;
+    let hch = dev.stream.clone_dtoh(&stats.changed).map_err(&down)?;
+    let hbad = dev.stream.clone_dtoh(&stats.bad).map_err(&down)?;
     dev.sync()?;
     let nonfinite = match hbad[0] {
         u64::MAX => None,
@@ -348,6 +284,138 @@ pub(crate) fn lloyd_step(
         inertia: hp.iter().sum(),
         changed: hint.map(|_| hch[0] as usize),
         nonfinite,
+    })
+}
+
+/// Resident points and their cluster ids, as the Lloyd step's kernels read them.
+struct Members<'a> {
+    /// The points, `n x d` floats.
+    rows: &'a CudaSlice<f32>,
+    /// Number of points.
+    n: usize,
+    /// Values per point.
+    d: usize,
+    /// Number of clusters.
+    k: usize,
+    /// Each point's cluster.
+    ids: &'a CudaSlice<u32>,
+}
+
+/// Counting sort of the points by cluster: the member counts (on the
+/// host) and the point indices grouped by cluster.
+fn sort_by_cluster(dev: &CudaDevice, m: &Members<'_>) -> Result<(Vec<i32>, CudaSlice<i32>)> {
+    let (n, k) = (m.n, m.k);
+    let mut counts = dev.alloc::<i32>(k)?;
+    dev.stream
+        .memset_zeros(&mut counts)
+        .map_err(cu("cuMemsetD8"))?;
+    let n_i = n as i64;
+    let per_point = LaunchConfig {
+        grid_dim: (n.div_ceil(256) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.func(MODULE, "va_count_members")?;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(m.ids).arg(&n_i).arg(&mut counts);
+    // SAFETY: ids n values below k; counts k.
+    unsafe { b.launch(per_point) }.map_err(cu("va_count_members launch"))?;
+    let hc = dev
+        .stream
+        .clone_dtoh(&counts)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    let mut offsets = Vec::with_capacity(k);
+    let mut at = 0i32;
+    for &c in &hc {
+        offsets.push(at);
+        at += c;
+    }
+    let mut cursor = upload_slice(dev, &offsets)?;
+    let mut perm = dev.alloc::<i32>(n)?;
+    let f = dev.func(MODULE, "va_scatter_members")?;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(m.ids).arg(&n_i).arg(&mut cursor).arg(&mut perm);
+    // SAFETY: cursor k offsets whose ranges tile 0..n; perm n.
+    unsafe { b.launch(per_point) }.map_err(cu("va_scatter_members launch"))?;
+    Ok((hc, perm))
+}
+
+/// Per-cluster sums of the members (`k x d`, 64-bit fixed point scaled by
+/// `scale`), the points read in the order `perm` groups them.
+fn grouped_sums(
+    dev: &CudaDevice,
+    m: &Members<'_>,
+    perm: &CudaSlice<i32>,
+    scale: f32,
+) -> Result<CudaSlice<u64>> {
+    let (n, d) = (m.n, m.d);
+    let mut sums = dev.alloc::<u64>(m.k * d)?;
+    dev.stream
+        .memset_zeros(&mut sums)
+        .map_err(cu("cuMemsetD8"))?;
+    const SPAN: usize = 512;
+    let f = dev.func(MODULE, "va_grouped_sums")?;
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(SPAN) as u32, 1, 1),
+        block_dim: (d.clamp(32, 256).div_ceil(32) as u32 * 32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, d_i, n_i, span) = (d as i64, d as i32, n as i64, SPAN as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(m.rows).arg(&ld).arg(&d_i).arg(&n_i).arg(&span);
+    b.arg(perm).arg(m.ids).arg(&scale).arg(&mut sums);
+    // SAFETY: rows n*d floats; perm and ids n; sums k*d.
+    unsafe { b.launch(cfg) }.map_err(cu("va_grouped_sums launch"))?;
+    Ok(sums)
+}
+
+/// The Lloyd step's statistics on the device.
+struct Stats {
+    /// Inertia partials, one per block (added in order on the host).
+    partial: CudaSlice<f64>,
+    /// Points whose id differs from the hint's.
+    changed: CudaSlice<u64>,
+    /// The first point of non-finite distance (`u64::MAX`: none).
+    bad: CudaSlice<u64>,
+}
+
+/// Inertia, ids changed since `hint` and the first non-finite distance.
+fn lloyd_stats(
+    dev: &CudaDevice,
+    m: &Members<'_>,
+    hint: Option<&CudaSlice<u32>>,
+    dist: &CudaSlice<f32>,
+) -> Result<Stats> {
+    let blocks = m.n.div_ceil(STATS_SPAN);
+    let mut partial = dev.alloc::<f64>(blocks)?;
+    let mut changed = dev.alloc::<u64>(1)?;
+    dev.stream
+        .memset_zeros(&mut changed)
+        .map_err(cu("cuMemsetD8"))?;
+    let mut bad = upload_slice(dev, &[u64::MAX])?;
+    let f = dev.func(MODULE, "va_lloyd_stats")?;
+    let cfg = LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let n_i = m.n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(m.ids);
+    match hint {
+        Some(h) => b.arg(h),
+        None => b.arg(&NULL),
+    };
+    b.arg(dist).arg(&n_i).arg(&mut partial);
+    b.arg(&mut changed).arg(&mut bad);
+    // SAFETY: ids, dist and hint n each; partial one per block of
+    // STATS_SPAN points; changed and bad one counter each.
+    unsafe { b.launch(cfg) }.map_err(cu("va_lloyd_stats launch"))?;
+    Ok(Stats {
+        partial,
+        changed,
+        bad,
     })
 }
 

@@ -130,20 +130,9 @@ pub(crate) fn launch_topk(
     out: &mut ListsMut<'_>,
     scratch: &mut Option<CudaSlice<u64>>,
 ) -> Result<()> {
-    let TopK {
-        vals,
-        ld,
-        rows,
-        n,
-        k,
-        order,
-        ref ids,
-        ref fallback,
-        epi,
-        split,
-    } = *job;
+    let (rows, n, k, split) = (job.rows, job.n, job.k, job.split);
     let f = dev.func("select", "topk_rows_f32")?;
-    let widest = fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
+    let widest = job.fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
     let stride = scratch_stride(k, widest);
     let need = rows * split * stride * 2;
     if need > 0 && scratch.as_ref().is_none_or(|s| s.len() < need) {
@@ -158,10 +147,10 @@ pub(crate) fn launch_topk(
         }
     };
     let (ld_i, n_i, k_i, desc) = (
-        ld as i64,
+        job.ld as i64,
         n as i32,
         k as i32,
-        (order == Order::Largest) as i32,
+        (job.order == Order::Largest) as i32,
     );
     let stride_i = stride as i64;
     let null: u64 = 0;
@@ -173,9 +162,9 @@ pub(crate) fn launch_topk(
         shared_mem_bytes: 0,
     };
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(vals).arg(&ld_i).arg(&n_i).arg(&k_i).arg(&desc);
+    b.arg(job.vals).arg(&ld_i).arg(&n_i).arg(&k_i).arg(&desc);
     let offset;
-    match ids {
+    match &job.ids {
         Ids::Offset(o) => {
             offset = *o;
             b.arg(&null).arg(&zero_ld).arg(&offset);
@@ -190,7 +179,7 @@ pub(crate) fn launch_topk(
         .arg(scr)
         .arg(&stride_i);
     let (cap, full_ld, full_n, full_off);
-    match fallback {
+    match &job.fallback {
         Some(fb) => {
             cap = fb.cap as i32;
             full_ld = if fb.full_ld == 0 {
@@ -220,7 +209,7 @@ pub(crate) fn launch_topk(
                 .arg(&full_off);
         }
     }
-    b.arg(&epi).arg(&split_i);
+    b.arg(&job.epi).arg(&split_i);
     // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*split*k;
     // scratch rows*stride items when used; the fallback rows hold full_n floats.
     unsafe { b.launch(cfg) }.map_err(cu("topk_rows_f32 launch"))?;
