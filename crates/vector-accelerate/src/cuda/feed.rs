@@ -170,9 +170,11 @@ impl Feed {
 
 /// The staging thread's side of a [`Feed`].
 struct Stager<'env> {
+    /// The device (its copy stream).
     dev: &'env CudaDevice,
     /// The host rows, `row_bytes` per row.
     src: &'env [u8],
+    /// Bytes per row.
     row_bytes: usize,
     /// The device buffers' addresses.
     ptrs: Vec<CUdeviceptr>,

@@ -145,16 +145,19 @@ struct Buffers {
     dist: CudaSlice<f32>,
     /// Squared norms of the tile's base rows, when the GEMM path computes them.
     base_norms: CudaSlice<f32>,
-    /// The tile's lists, before their merge into the running lists.
+    /// The tile's list values, before their merge into the running lists.
     new_d: CudaSlice<f32>,
+    /// The tile's list ids.
     new_i: CudaSlice<u64>,
-    /// The merge's output.
+    /// The merged values.
     merged_d: CudaSlice<f32>,
+    /// The merged ids.
     merged_i: CudaSlice<u64>,
     /// Candidates kept per query by the filters.
     cap: usize,
-    /// Candidate values and ids (`cap` per query).
+    /// Candidate values (`cap` per query).
     cand_d: CudaSlice<f32>,
+    /// Candidate ids.
     cand_i: CudaSlice<u64>,
     /// The fused filter's candidate base rows (`cap` per query).
     cand_rows: Option<CudaSlice<u32>>,
@@ -169,8 +172,11 @@ struct Buffers {
 /// The first tile's lists re-scored in fp32 for the fused filter:
 /// re-scored values in list order, then sorted values and ids.
 struct FirstLists {
+    /// The running lists' values re-scored, in list order.
     rescored: CudaSlice<f32>,
+    /// The re-scored values sorted.
     dist: CudaSlice<f32>,
+    /// Their ids.
     ids: CudaSlice<u64>,
 }
 
@@ -239,10 +245,15 @@ impl Work {
 /// One k-NN call's inputs.
 #[derive(Clone, Copy)]
 struct Search<'a> {
+    /// The queries.
     q: &'a Input<'a>,
+    /// The base.
     x: &'a Input<'a>,
+    /// Neighbours per query.
     k: usize,
+    /// The metric, prepared.
     p: &'a Prepared,
+    /// How the fused filter may round.
     precision: Precision,
     /// Device memory the call may use.
     budget: usize,
@@ -403,6 +414,7 @@ fn plan<'a>(dev: &CudaDevice, s: &Search<'a>) -> Result<Plan<'a>> {
 
 /// The base rows as a call reads them.
 struct Base<'a> {
+    /// The base as given.
     input: &'a Input<'a>,
     /// f32 or bit rows resident on the device, used in place.
     resident: Option<&'a CudaRows>,
@@ -490,16 +502,23 @@ fn stage<'a>(
 
 /// What every phase of one call shares.
 struct Call<'a> {
+    /// The device (its lock held for the call).
     dev: &'a CudaDevice,
+    /// The queries.
     q: &'a Input<'a>,
+    /// The metric, prepared.
     p: &'a Prepared,
+    /// Neighbours per query.
     k: usize,
+    /// Which values are best.
     order: Order,
+    /// How the call runs.
     plan: Plan<'a>,
     /// The first pass of the plan's chain to try: once a pass overflows in
     /// a call (neighbours closer together than its bound), later tiles
     /// start with the next one.
     first_pass: Cell<usize>,
+    /// The base rows and what the call keeps of them.
     base: Base<'a>,
 }
 

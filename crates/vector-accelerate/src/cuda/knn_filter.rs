@@ -256,8 +256,11 @@ pub(crate) struct FilterRows<'a> {
 /// The metric as the kernels see it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MetricArgs {
+    /// The metric's code (`kernels/common.cuh`).
     pub code: i32,
+    /// Whether the rows are unit length (cosine without norms).
     pub normalized: bool,
+    /// Which values are best.
     pub order: Order,
 }
 

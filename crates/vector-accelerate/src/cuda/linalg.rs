@@ -323,7 +323,9 @@ struct BlasCall {
     b: u64,
     /// The output.
     c: u64,
+    /// Factor of the product.
     alpha: f32,
+    /// Factor of the output's prior values.
     beta: f32,
     /// Element type of the operands.
     dtype: cb::cudaDataType_t,

@@ -628,14 +628,19 @@ fn pq_tables(
 /// The ADC scan kernel with what every pass shares: the codes, the
 /// queries' lookup tables and the launch shape.
 struct AdcScan<'a> {
+    /// The device.
     dev: &'a CudaDevice,
+    /// The scan kernel for the code layout.
     f: CudaFunction,
+    /// The codes, `row_bytes` per row.
     bytes: &'a CudaSlice<u8>,
+    /// The queries' lookup tables.
     lut: &'a CudaSlice<f32>,
     /// Queries.
     nq: usize,
     /// Sub-spaces.
     m: usize,
+    /// Bits per sub-space code.
     nbits: u32,
     /// Bytes per code.
     row_bytes: usize,
@@ -645,17 +650,21 @@ struct AdcScan<'a> {
     qpb: usize,
     /// Shared memory per block (the block's tables).
     smem: usize,
+    /// Which values are best.
     order: Order,
 }
 
 /// One pass of the ADC scan over the first `rows` codes.
 struct ScanPass<'b> {
+    /// Codes scanned.
     rows: usize,
     /// Every value (`ld` per query) rather than those no worse than `thr`.
     dense: bool,
     /// Per-query thresholds of a filtering pass.
     thr: &'b CudaSlice<f32>,
+    /// Values (dense: every one; filter: the candidates').
     out_d: &'b mut CudaSlice<f32>,
+    /// The candidates' ids (filter).
     out_i: &'b mut CudaSlice<u64>,
     /// Values per query of a dense pass.
     ld: usize,

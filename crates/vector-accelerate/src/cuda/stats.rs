@@ -345,7 +345,9 @@ struct SlotGroups<'s> {
 
 /// The slots one round counts: those of `segs` segments from `first_seg`.
 struct Round {
+    /// The first segment counted.
     first_seg: usize,
+    /// Segments counted.
     segs: usize,
     /// Index in `prefixes` of each segment's first slot, then the total.
     starts: Vec<i32>,

@@ -394,9 +394,13 @@ fn reduce_into(
 
 /// A reduction of `rows x dim` f32 rows on the device.
 struct Reduction<'a> {
+    /// The device.
     dev: &'a CudaDevice,
+    /// The rows.
     x: &'a CudaSlice<f32>,
+    /// Number of rows.
     rows: usize,
+    /// Values per row.
     dim: usize,
     /// The kernels' name suffix for the reduction's kind.
     kind: &'static str,
@@ -408,7 +412,9 @@ struct Reduction<'a> {
 
 /// A reduction's outputs: values and indices, one of them written.
 struct ReduceOut {
+    /// Finished values (sum, mean, variance or extremum).
     values: CudaSlice<f32>,
+    /// Positions of the extrema.
     indices: CudaSlice<u64>,
 }
 
