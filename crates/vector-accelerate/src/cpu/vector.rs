@@ -4,6 +4,8 @@
 //! log-sum-exp / softmax. Hot loops are compiled twice: portable, and with
 //! AVX-512 enabled when the processor has it.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::core::error::Result;
@@ -246,16 +248,28 @@ pub(crate) enum Rhs<'a> {
     },
 }
 
-#[inline(always)]
-fn binary_rows_generic(
-    a: &[f32],
-    out: &mut [f32],
-    first_row: usize,
+/// What [`binary`] computes, the same for every block of rows.
+#[derive(Debug, Clone, Copy)]
+struct BinaryJob<'a> {
+    /// Row length.
     dim: usize,
+    /// The operation.
     op: Binary,
-    rhs: Rhs<'_>,
-    chain: &[Unary],
-) {
+    /// Its right operand.
+    rhs: Rhs<'a>,
+    /// Unary steps applied to the result.
+    chain: &'a [Unary],
+}
+
+/// `job` on the rows of `a` (the first of them row `first_row`) into `out`.
+#[inline(always)]
+fn binary_rows_generic(job: BinaryJob<'_>, a: &[f32], out: &mut [f32], first_row: usize) {
+    let BinaryJob {
+        dim,
+        op,
+        rhs,
+        chain,
+    } = job;
     for (r, (ar, or)) in a
         .chunks_exact(dim)
         .zip(out.chunks_exact_mut(dim))
@@ -290,8 +304,7 @@ fn binary_rows_generic(
 }
 
 simd_dispatch!(
-    #[allow(clippy::too_many_arguments)]
-    fn binary_rows(a: &[f32], out: &mut [f32], first_row: usize, dim: usize, op: Binary, rhs: Rhs<'_>, chain: &[Unary])
+    fn binary_rows(job: BinaryJob<'_>, a: &[f32], out: &mut [f32], first_row: usize)
         => binary_rows_generic
 );
 
@@ -307,6 +320,12 @@ pub(crate) fn binary(
 ) {
     let rows_per_task = (CHUNK / dim).max(1);
     let step = rows_per_task * dim;
+    let job = BinaryJob {
+        dim,
+        op,
+        rhs,
+        chain,
+    };
     match a {
         Some(a) => {
             // Tasks of about a huge page (see `map`), blocks of `step` inside.
@@ -317,13 +336,13 @@ pub(crate) fn binary(
                 .for_each(|(t, (o, x))| {
                     for (b, (o, x)) in o.chunks_mut(step).zip(x.chunks(step)).enumerate() {
                         let first = (t * per_task + b) * rows_per_task;
-                        binary_rows(x, o, first, dim, op, rhs, chain)
+                        binary_rows(job, x, o, first)
                     }
                 })
         }
         None => out.par_chunks_mut(step).enumerate().for_each(|(t, o)| {
             let x = o.to_vec();
-            binary_rows(&x, o, t * rows_per_task, dim, op, rhs, chain)
+            binary_rows(job, &x, o, t * rows_per_task)
         }),
     }
 }
@@ -534,20 +553,18 @@ fn reduce_slice_generic(kind: Kind, x: &[f32], base: u64, shift: f64) -> Acc {
 
 simd_dispatch!(fn reduce_slice(kind: Kind, x: &[f32], base: u64, shift: f64) -> Acc => reduce_slice_generic);
 
-/// Per-column partial of columns `c0..c1` over rows `r0..r1` (rows visited
-/// in order).
+/// Per-column partial of the columns `cols` of `x` over its rows `rows`
+/// (visited in order).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn reduce_cols_generic(
     kind: Kind,
-    data: &[f32],
-    dim: usize,
-    r0: usize,
-    r1: usize,
-    c0: usize,
-    c1: usize,
+    x: MatrixView<'_>,
+    rows: Range<usize>,
+    cols: Range<usize>,
     shift: &[f32],
 ) -> Vec<Acc> {
+    let (data, dim) = (x.as_slice(), x.dim());
+    let (r0, r1, c0, c1) = (rows.start, rows.end, cols.start, cols.end);
     let rows = (r0..r1).map(|r| &data[r * dim + c0..r * dim + c1]);
     match kind {
         Kind::Sum | Kind::Moments => {
@@ -598,8 +615,7 @@ fn reduce_cols_generic(
 }
 
 simd_dispatch!(
-    #[allow(clippy::too_many_arguments)]
-    fn reduce_cols(kind: Kind, data: &[f32], dim: usize, r0: usize, r1: usize, c0: usize, c1: usize, shift: &[f32]) -> Vec<Acc>
+    fn reduce_cols(kind: Kind, x: MatrixView<'_>, rows: Range<usize>, cols: Range<usize>, shift: &[f32]) -> Vec<Acc>
         => reduce_cols_generic
 );
 
@@ -652,7 +668,7 @@ pub(crate) fn reduce(x: MatrixView<'_>, kind: Kind, axis: Axis) -> (Vec<Acc>, us
                     let (rci, cb) = (t / col_blocks, t % col_blocks);
                     let (r0, c0) = (rci * rc, cb * cw);
                     let (r1, c1) = ((r0 + rc).min(rows), (c0 + cw).min(dim));
-                    reduce_cols(kind, data, dim, r0, r1, c0, c1, shift)
+                    reduce_cols(kind, x, r0..r1, c0..c1, shift)
                 })
                 .collect();
             let mut out = Vec::with_capacity(dim);

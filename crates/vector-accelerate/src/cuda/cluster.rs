@@ -492,6 +492,14 @@ fn run(
     // minimum itself from a first TF32 pass.
     let mut bound = dev.alloc::<f32>(n)?;
     let cb = error_bound(d, Pass::Tf32);
+    let scan = Tf32Scan {
+        x,
+        ld,
+        n: n_i,
+        centroids: c,
+        bound_scale: cb,
+        width: v,
+    };
     match hint {
         Some(hint) => {
             let f = dev.func(MODULE, "va_assign_hint")?;
@@ -505,10 +513,10 @@ fn run(
             // SAFETY: x n*d floats, centroids k*d, h k; hint and bound n.
             unsafe { b.launch(warps) }.map_err(cu("va_assign_hint launch"))?;
         }
-        None => tf32_pass(dev, "min", v, (x, ld, n_i), c, cb, &mut bound, None)?,
+        None => tf32_pass(dev, &scan, "min", &mut bound, None)?,
     }
     let out_cand = Some((&mut cand, &mut count));
-    tf32_pass(dev, "emit", v, (x, ld, n_i), c, cb, &mut bound, out_cand)?;
+    tf32_pass(dev, &scan, "emit", &mut bound, out_cand)?;
     // Exact re-score.
     let f = dev.func(MODULE, "va_assign_finish")?;
     let cos_i = cosine as i32;
@@ -528,20 +536,40 @@ fn run(
     Ok(())
 }
 
-/// One TF32 pass over every centroid (`va_assign_tf32_{pass}_{v}`) for
-/// the `n` points `x` (leading dimension `ld`): "min" writes the minima to
-/// `bound`; "emit" starts from `bound` and writes the candidates.
-#[allow(clippy::too_many_arguments)]
+/// Points and centroids as the TF32 ranking passes read them.
+struct Tf32Scan<'a> {
+    /// The points, `ld` floats apart.
+    x: &'a CudaView<'a, f32>,
+    /// Leading dimension of the points.
+    ld: i64,
+    /// Number of points.
+    n: i32,
+    /// The centroids.
+    centroids: &'a Centroids,
+    /// The TF32 error bound relative to the norms.
+    bound_scale: f32,
+    /// The kernels' load width: "v4" (rows 16-byte aligned) or "v1".
+    width: &'a str,
+}
+
+/// One TF32 pass of `scan` over every centroid
+/// (`va_assign_tf32_{pass}_{width}`): "min" writes the minima to `bound`;
+/// "emit" starts from `bound` and writes the candidates.
 fn tf32_pass(
     dev: &CudaDevice,
+    scan: &Tf32Scan<'_>,
     pass: &str,
-    v: &str,
-    (x, ld, n): (&CudaView<'_, f32>, i64, i32),
-    c: &Centroids,
-    cb: f32,
     bound: &mut CudaSlice<f32>,
     out: Option<(&mut CudaSlice<i32>, &mut CudaSlice<i32>)>,
 ) -> Result<()> {
+    let Tf32Scan {
+        x,
+        ld,
+        n,
+        centroids: c,
+        bound_scale: cb,
+        width: v,
+    } = *scan;
     let f = dev.func(MODULE, &format!("va_assign_tf32_{pass}_{v}"))?;
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

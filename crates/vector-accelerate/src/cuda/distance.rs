@@ -245,140 +245,185 @@ pub(crate) fn sq_norms(
     Ok(())
 }
 
-/// Distances of `nq` query rows against `nx` base rows into `out[0..nq*nx]`
-/// (row-major, leading dimension `nx`). `qn` holds the queries' squared
-/// norms and `xn` receives the base rows' norms (GEMM metrics) unless
-/// `xn_given` already holds them. Without
-/// `epilogue`, GEMM metrics leave raw dot products for a kernel that applies
-/// the epilogue itself (see [`super::select::Epi`]).
-#[allow(clippy::too_many_arguments)]
+/// One distance tile: `queries` query rows against `base_rows` base rows.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile<'a> {
+    /// Query rows.
+    pub queries: &'a RowsRef<'a>,
+    /// Number of query rows.
+    pub query_rows: usize,
+    /// The queries' squared norms (GEMM metrics that need them).
+    pub query_norms: Option<&'a CudaView<'a, f32>>,
+    /// Base rows.
+    pub base: &'a RowsRef<'a>,
+    /// Number of base rows.
+    pub base_rows: usize,
+    /// The base rows' squared norms when already known.
+    pub base_norms: Option<&'a CudaView<'a, f32>>,
+    /// Whether GEMM metrics get their epilogue here; without it they leave
+    /// raw dot products for a kernel that applies the epilogue itself (see
+    /// [`super::select::Epi`]).
+    pub epilogue: bool,
+}
+
+/// The distances of `t` into `out[0..nq*nx]` (row-major, leading dimension
+/// `nx`). `xn` receives the base rows' norms (GEMM metrics) unless the tile
+/// gives them.
 pub(crate) fn tile(
     dev: &CudaDevice,
     plan: &DistPlan<'_>,
-    q: &RowsRef<'_>,
-    nq: usize,
-    qn: Option<&CudaView<'_, f32>>,
-    x: &RowsRef<'_>,
-    nx: usize,
+    t: &Tile<'_>,
     xn: &mut CudaSlice<f32>,
-    xn_given: Option<&CudaView<'_, f32>>,
     out: &mut CudaSlice<f32>,
-    epilogue: bool,
 ) -> Result<()> {
-    let p = plan.p;
-    let code = metric_code(p.metric);
-    let ld = nx as i64;
-    match (q, x) {
-        (RowsRef::F32(qv), RowsRef::F32(xv)) if p.metric.is_gemm_based() => {
-            let cfg = GemmConfig {
-                transa: cublasOperation_t::CUBLAS_OP_T,
-                transb: cublasOperation_t::CUBLAS_OP_N,
-                m: nx as i32,
-                n: nq as i32,
-                k: plan.dim as i32,
-                alpha: 1.0f32,
-                lda: plan.dim as i32,
-                ldb: plan.dim as i32,
-                beta: 0.0f32,
-                ldc: nx as i32,
-            };
-            // SAFETY: x is nx*dim, q is nq*dim, out at least nq*nx (column-major nx x nq = row-major nq x nx).
-            unsafe { dev.blas.gemm(cfg, xv, qv, out) }.map_err(cu("cublasSgemm"))?;
-            if plan.needs_norms() && xn_given.is_none() {
-                sq_norms(dev, xv, nx, plan.dim, xn)?;
-            }
-            if !epilogue {
-                // The caller's kernels apply the epilogue while reading.
-                return Ok(());
-            }
-            let f = dev.func("distance", "gemm_epilogue_f32")?;
-            let total = nq * nx;
-            let blocks = total.div_ceil(256).clamp(1, 8192) as u32;
-            let cfg = LaunchConfig {
-                grid_dim: (blocks, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let (nq_i, nx_i, norm) = (nq as i32, nx as i32, p.normalized as i32);
-            let own;
-            let xn_view: &CudaView<'_, f32> = match xn_given {
-                Some(v) => v,
-                None => {
-                    own = xn.as_view();
-                    &own
-                }
-            };
-            let qn_ref = qn.unwrap_or(xn_view);
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(out)
-                .arg(&ld)
-                .arg(&nq_i)
-                .arg(&nx_i)
-                .arg(qn_ref)
-                .arg(xn_view)
-                .arg(&code)
-                .arg(&norm);
-            // SAFETY: out is nq x nx; the norms are read only when present.
-            unsafe { b.launch(cfg) }.map_err(cu("gemm_epilogue_f32 launch"))?;
+    match (t.queries, t.base) {
+        (RowsRef::F32(q), RowsRef::F32(x)) if plan.p.metric.is_gemm_based() => {
+            gemm_tile(dev, plan, t, (q, x), xn, out)
         }
-        (RowsRef::F32(qv), RowsRef::F32(xv)) => {
-            let f = dev.func("distance", "pairwise_f32")?;
-            let cfg = LaunchConfig {
-                grid_dim: (nx.div_ceil(16) as u32, nq.div_ceil(16) as u32, 1),
-                block_dim: (16, 16, 1),
-                shared_mem_bytes: 0,
-            };
-            let (nq_i, nx_i, dim_i) = (nq as i32, nx as i32, plan.dim as i32);
-            let pw = match p.metric {
-                Metric::Minkowski(pw) => pw,
-                _ => 0.0f32,
-            };
-            let null: u64 = 0;
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(qv)
-                .arg(&nq_i)
-                .arg(xv)
-                .arg(&nx_i)
-                .arg(&dim_i)
-                .arg(&code)
-                .arg(&pw);
-            match &plan.weights {
-                Some(w) => b.arg(w),
-                None => b.arg(&null),
-            };
-            b.arg(&p.threshold).arg(out).arg(&ld);
-            // SAFETY: shapes as documented; weights has dim entries when present.
-            unsafe { b.launch(cfg) }.map_err(cu("pairwise_f32 launch"))?;
-        }
-        (RowsRef::Bits(qv), RowsRef::Bits(xv)) => {
-            let f = dev.func("distance", "pairwise_bits")?;
-            let cfg = LaunchConfig {
-                grid_dim: (nx.div_ceil(16) as u32, nq.div_ceil(16) as u32, 1),
-                block_dim: (16, 16, 1),
-                shared_mem_bytes: 0,
-            };
-            let words = crate::core::matrix::words_for_bits(plan.dim) as i32;
-            let (nq_i, nx_i, bits) = (nq as i32, nx as i32, plan.dim as i32);
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(qv)
-                .arg(&nq_i)
-                .arg(xv)
-                .arg(&nx_i)
-                .arg(&words)
-                .arg(&bits)
-                .arg(&code)
-                .arg(out)
-                .arg(&ld);
-            // SAFETY: shapes as documented.
-            unsafe { b.launch(cfg) }.map_err(cu("pairwise_bits launch"))?;
-        }
-        _ => {
-            return Err(Error::Cuda {
-                op: "distance tile",
-                message: "queries and base are of different kinds".into(),
-            })
-        }
+        (RowsRef::F32(q), RowsRef::F32(x)) => pairwise_f32(dev, plan, t, (q, x), out),
+        (RowsRef::Bits(q), RowsRef::Bits(x)) => pairwise_bits(dev, plan, t, (q, x), out),
+        _ => Err(Error::Cuda {
+            op: "distance tile",
+            message: "queries and base are of different kinds".into(),
+        }),
     }
+}
+
+/// A GEMM metric's tile: one SGEMM, the base norms when needed, then the
+/// epilogue (unless the tile leaves raw products).
+fn gemm_tile(
+    dev: &CudaDevice,
+    plan: &DistPlan<'_>,
+    t: &Tile<'_>,
+    (qv, xv): (&CudaView<'_, f32>, &CudaView<'_, f32>),
+    xn: &mut CudaSlice<f32>,
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let (p, nq, nx) = (plan.p, t.query_rows, t.base_rows);
+    let cfg = GemmConfig {
+        transa: cublasOperation_t::CUBLAS_OP_T,
+        transb: cublasOperation_t::CUBLAS_OP_N,
+        m: nx as i32,
+        n: nq as i32,
+        k: plan.dim as i32,
+        alpha: 1.0f32,
+        lda: plan.dim as i32,
+        ldb: plan.dim as i32,
+        beta: 0.0f32,
+        ldc: nx as i32,
+    };
+    // SAFETY: x is nx*dim, q is nq*dim, out at least nq*nx (column-major nx x nq = row-major nq x nx).
+    unsafe { dev.blas.gemm(cfg, xv, qv, out) }.map_err(cu("cublasSgemm"))?;
+    if plan.needs_norms() && t.base_norms.is_none() {
+        sq_norms(dev, xv, nx, plan.dim, xn)?;
+    }
+    if !t.epilogue {
+        // The caller's kernels apply the epilogue while reading.
+        return Ok(());
+    }
+    let f = dev.func("distance", "gemm_epilogue_f32")?;
+    let total = nq * nx;
+    let blocks = total.div_ceil(256).clamp(1, 8192) as u32;
+    let cfg = LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, code) = (nx as i64, metric_code(p.metric));
+    let (nq_i, nx_i, norm) = (nq as i32, nx as i32, p.normalized as i32);
+    let own;
+    let xn_view: &CudaView<'_, f32> = match t.base_norms {
+        Some(v) => v,
+        None => {
+            own = xn.as_view();
+            &own
+        }
+    };
+    let qn_ref = t.query_norms.unwrap_or(xn_view);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(out)
+        .arg(&ld)
+        .arg(&nq_i)
+        .arg(&nx_i)
+        .arg(qn_ref)
+        .arg(xn_view)
+        .arg(&code)
+        .arg(&norm);
+    // SAFETY: out is nq x nx; the norms are read only when present.
+    unsafe { b.launch(cfg) }.map_err(cu("gemm_epilogue_f32 launch"))?;
+    Ok(())
+}
+
+/// A direct kernel's tile of f32 rows (metrics without a GEMM form).
+fn pairwise_f32(
+    dev: &CudaDevice,
+    plan: &DistPlan<'_>,
+    t: &Tile<'_>,
+    (qv, xv): (&CudaView<'_, f32>, &CudaView<'_, f32>),
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let (p, nq, nx) = (plan.p, t.query_rows, t.base_rows);
+    let f = dev.func("distance", "pairwise_f32")?;
+    let cfg = LaunchConfig {
+        grid_dim: (nx.div_ceil(16) as u32, nq.div_ceil(16) as u32, 1),
+        block_dim: (16, 16, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, code) = (nx as i64, metric_code(p.metric));
+    let (nq_i, nx_i, dim_i) = (nq as i32, nx as i32, plan.dim as i32);
+    let pw = match p.metric {
+        Metric::Minkowski(pw) => pw,
+        _ => 0.0f32,
+    };
+    let null: u64 = 0;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(qv)
+        .arg(&nq_i)
+        .arg(xv)
+        .arg(&nx_i)
+        .arg(&dim_i)
+        .arg(&code)
+        .arg(&pw);
+    match &plan.weights {
+        Some(w) => b.arg(w),
+        None => b.arg(&null),
+    };
+    b.arg(&p.threshold).arg(out).arg(&ld);
+    // SAFETY: shapes as documented; weights has dim entries when present.
+    unsafe { b.launch(cfg) }.map_err(cu("pairwise_f32 launch"))?;
+    Ok(())
+}
+
+/// A direct kernel's tile of bit-packed rows.
+fn pairwise_bits(
+    dev: &CudaDevice,
+    plan: &DistPlan<'_>,
+    t: &Tile<'_>,
+    (qv, xv): (&CudaView<'_, u64>, &CudaView<'_, u64>),
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let (nq, nx) = (t.query_rows, t.base_rows);
+    let f = dev.func("distance", "pairwise_bits")?;
+    let cfg = LaunchConfig {
+        grid_dim: (nx.div_ceil(16) as u32, nq.div_ceil(16) as u32, 1),
+        block_dim: (16, 16, 1),
+        shared_mem_bytes: 0,
+    };
+    let (ld, code) = (nx as i64, metric_code(plan.p.metric));
+    let words = crate::core::matrix::words_for_bits(plan.dim) as i32;
+    let (nq_i, nx_i, bits) = (nq as i32, nx as i32, plan.dim as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(qv)
+        .arg(&nq_i)
+        .arg(xv)
+        .arg(&nx_i)
+        .arg(&words)
+        .arg(&bits)
+        .arg(&code)
+        .arg(out)
+        .arg(&ld);
+    // SAFETY: shapes as documented.
+    unsafe { b.launch(cfg) }.map_err(cu("pairwise_bits launch"))?;
     Ok(())
 }
 
@@ -446,19 +491,16 @@ pub(crate) fn matrix(
             let xr = xd.rows().rows(x0, x1, pr);
             let (m, n) = (q1 - q0, x1 - x0);
             let qv = qn.as_ref().map(|s| s.as_view());
-            tile(
-                dev,
-                &plan,
-                &qr,
-                m,
-                qv.as_ref(),
-                &xr,
-                n,
-                &mut xn,
-                None,
-                &mut dbuf,
-                true,
-            )?;
+            let t = Tile {
+                queries: &qr,
+                query_rows: m,
+                query_norms: qv.as_ref(),
+                base: &xr,
+                base_rows: n,
+                base_norms: None,
+                epilogue: true,
+            };
+            tile(dev, &plan, &t, &mut xn, &mut dbuf)?;
             let h = &mut host[..m * n];
             dev.stream
                 .memcpy_dtoh(&dbuf.slice(..m * n), h)

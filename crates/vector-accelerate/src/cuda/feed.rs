@@ -6,6 +6,7 @@
 //! stream waits for a tile's transfer, the copy stream for the compute
 //! stream to release a buffer before refilling it.
 
+use std::ops::Range;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::Scope;
 
@@ -123,92 +124,17 @@ impl Feed {
             .map_err(cu("cuStreamWaitEvent"))?;
         let (ready_tx, ready) = channel::<Result<CudaEvent>>();
         let (free, free_rx) = channel::<CudaEvent>();
+        let stager = Stager {
+            dev,
+            src,
+            row_bytes,
+            ptrs,
+            pinned,
+            direct: is_pinned(src),
+            copied: (0..DEPTH).map(|_| None).collect(),
+        };
         let plan: Vec<(usize, usize)> = tiles.to_vec();
-        let direct = is_pinned(src);
-        scope.spawn(move || {
-            let mut copied: Vec<Option<CudaEvent>> = (0..DEPTH).map(|_| None).collect();
-            let mut produce = || -> Result<()> {
-                dev.context()
-                    .bind_to_thread()
-                    .map_err(cu("cuCtxSetCurrent"))?;
-                for (j, &(x0, x1)) in plan.iter().enumerate() {
-                    let b = j % DEPTH;
-                    if j >= DEPTH {
-                        // The compute stream is done with buffer b...
-                        let Ok(done) = free_rx.recv() else {
-                            return Ok(()); // the consumer stopped
-                        };
-                        dev.copy_stream
-                            .wait(&done)
-                            .map_err(cu("cuStreamWaitEvent"))?;
-                    }
-                    // ...and its last transfer has left the pinned buffer.
-                    if let Some(e) = copied[b].take() {
-                        e.synchronize().map_err(cu("cuEventSynchronize"))?;
-                    }
-                    let bytes = &src[x0 * row_bytes..x1 * row_bytes];
-                    if direct {
-                        for (c, s) in bytes.chunks(CHUNK).enumerate() {
-                            // SAFETY: page-locked host bytes borrowed for
-                            // the call; device rows as below.
-                            unsafe {
-                                cudarc::driver::result::memcpy_htod_async(
-                                    ptrs[b] + (c * CHUNK) as CUdeviceptr,
-                                    s,
-                                    dev.copy_stream.cu_stream(),
-                                )
-                            }
-                            .map_err(cu("cuMemcpyHtoDAsync (page-locked rows)"))?;
-                        }
-                    } else {
-                        let dst = &mut pinned[b].as_mut_slice().map_err(cu("pinned staging"))?
-                            [..bytes.len()];
-                        for (c, (d, s)) in
-                            dst.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK)).enumerate()
-                        {
-                            d.par_chunks_mut(1 << 20)
-                                .zip(s.par_chunks(1 << 20))
-                                .for_each(|(d, s)| d.copy_from_slice(s));
-                            // SAFETY: ptrs[b] holds max_rows rows; the pinned
-                            // bytes stay untouched until `copied[b]` completes.
-                            unsafe {
-                                cudarc::driver::result::memcpy_htod_async(
-                                    ptrs[b] + (c * CHUNK) as CUdeviceptr,
-                                    &*d,
-                                    dev.copy_stream.cu_stream(),
-                                )
-                            }
-                            .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
-                        }
-                    }
-                    let e = dev
-                        .copy_stream
-                        .record_event(None)
-                        .map_err(cu("cuEventRecord"))?;
-                    let e2 = dev
-                        .copy_stream
-                        .record_event(None)
-                        .map_err(cu("cuEventRecord"))?;
-                    copied[b] = Some(e2);
-                    if ready_tx.send(Ok(e)).is_err() {
-                        return Ok(());
-                    }
-                }
-                Ok(())
-            };
-            if let Err(e) = produce() {
-                let _ = ready_tx.send(Err(e));
-            }
-            // The source is borrowed only until the transfers are done.
-            if direct {
-                let _ = dev.copy_stream.synchronize();
-            }
-            // The pinned buffers are freed here, after their transfers.
-            for e in copied.iter().flatten() {
-                let _ = e.synchronize();
-            }
-            drop(pinned);
-        });
+        scope.spawn(move || stager.run(&plan, &ready_tx, &free_rx));
         Ok(Self {
             bufs,
             ready,
@@ -238,6 +164,134 @@ impl Feed {
         self.next += 1;
         // A closed channel means the thread has no tiles left to stage.
         let _ = self.free.send(done);
+        Ok(())
+    }
+}
+
+/// The staging thread's side of a [`Feed`].
+struct Stager<'env> {
+    /// The device (its copy stream).
+    dev: &'env CudaDevice,
+    /// The host rows, `row_bytes` per row.
+    src: &'env [u8],
+    /// Bytes per row.
+    row_bytes: usize,
+    /// The device buffers' addresses.
+    ptrs: Vec<CUdeviceptr>,
+    /// Pinned staging, one per device buffer.
+    pinned: Vec<PinnedHostSlice<u8>>,
+    /// Whether `src` is page-locked itself (transferred without staging).
+    direct: bool,
+    /// Per buffer, an event after its last transfer.
+    copied: Vec<Option<CudaEvent>>,
+}
+
+impl Stager<'_> {
+    /// Stages the tiles `plan` in turn, then waits for the transfers that
+    /// still read the source or the pinned buffers.
+    fn run(
+        mut self,
+        plan: &[(usize, usize)],
+        ready: &Sender<Result<CudaEvent>>,
+        free: &Receiver<CudaEvent>,
+    ) {
+        if let Err(e) = self.produce(plan, ready, free) {
+            let _ = ready.send(Err(e));
+        }
+        // The source is borrowed only until the transfers are done.
+        if self.direct {
+            let _ = self.dev.copy_stream.synchronize();
+        }
+        // The pinned buffers are freed here, after their transfers.
+        for e in self.copied.iter().flatten() {
+            let _ = e.synchronize();
+        }
+        drop(self.pinned);
+    }
+
+    /// Each tile's transfer into the next buffer once the compute stream
+    /// has released it; stops early when the consumer does.
+    fn produce(
+        &mut self,
+        plan: &[(usize, usize)],
+        ready: &Sender<Result<CudaEvent>>,
+        free: &Receiver<CudaEvent>,
+    ) -> Result<()> {
+        let dev = self.dev;
+        dev.context()
+            .bind_to_thread()
+            .map_err(cu("cuCtxSetCurrent"))?;
+        for (j, &(x0, x1)) in plan.iter().enumerate() {
+            let b = j % DEPTH;
+            if j >= DEPTH {
+                // The compute stream is done with buffer b...
+                let Ok(done) = free.recv() else {
+                    return Ok(()); // the consumer stopped
+                };
+                dev.copy_stream
+                    .wait(&done)
+                    .map_err(cu("cuStreamWaitEvent"))?;
+            }
+            // ...and its last transfer has left the pinned buffer.
+            if let Some(e) = self.copied[b].take() {
+                e.synchronize().map_err(cu("cuEventSynchronize"))?;
+            }
+            self.transfer(b, x0 * self.row_bytes..x1 * self.row_bytes)?;
+            let e = dev
+                .copy_stream
+                .record_event(None)
+                .map_err(cu("cuEventRecord"))?;
+            let e2 = dev
+                .copy_stream
+                .record_event(None)
+                .map_err(cu("cuEventRecord"))?;
+            self.copied[b] = Some(e2);
+            if ready.send(Ok(e)).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the transfer of the source bytes `range` into buffer `b`, in
+    /// chunks: directly from page-locked rows, else each chunk copied into
+    /// pinned staging first.
+    fn transfer(&mut self, b: usize, range: Range<usize>) -> Result<()> {
+        let (dev, ptr) = (self.dev, self.ptrs[b]);
+        let bytes = &self.src[range];
+        if self.direct {
+            for (c, s) in bytes.chunks(CHUNK).enumerate() {
+                // SAFETY: page-locked host bytes borrowed for the call;
+                // device rows as below.
+                unsafe {
+                    cudarc::driver::result::memcpy_htod_async(
+                        ptr + (c * CHUNK) as CUdeviceptr,
+                        s,
+                        dev.copy_stream.cu_stream(),
+                    )
+                }
+                .map_err(cu("cuMemcpyHtoDAsync (page-locked rows)"))?;
+            }
+            return Ok(());
+        }
+        let dst = &mut self.pinned[b]
+            .as_mut_slice()
+            .map_err(cu("pinned staging"))?[..bytes.len()];
+        for (c, (d, s)) in dst.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK)).enumerate() {
+            d.par_chunks_mut(1 << 20)
+                .zip(s.par_chunks(1 << 20))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            // SAFETY: the buffer holds max_rows rows; the pinned bytes stay
+            // untouched until `copied[b]` completes.
+            unsafe {
+                cudarc::driver::result::memcpy_htod_async(
+                    ptr + (c * CHUNK) as CUdeviceptr,
+                    &*d,
+                    dev.copy_stream.cu_stream(),
+                )
+            }
+            .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
+        }
         Ok(())
     }
 }

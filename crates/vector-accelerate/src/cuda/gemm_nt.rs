@@ -289,20 +289,36 @@ pub(crate) fn sq8_decode_gemm(
     )))
 }
 
-/// Every `act(alpha * q . k)` of f32 rows on `dev` (`q` rows x `k` rows)
-/// with 3xTF32 products (near-fp32). `None` when the sizes exceed one
-/// launch.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn scores_3xtf32(
-    dev: &Arc<CudaDevice>,
-    q: &CudaSlice<f32>,
-    nq: usize,
-    k: &CudaSlice<f32>,
-    nk: usize,
-    dim: usize,
-    alpha: f32,
-    act: NtAct,
-) -> Result<Option<DeviceMatrix>> {
+/// Scores of f32 query rows against f32 key rows on the device.
+pub(crate) struct Scores<'a> {
+    /// Query rows (`queries x dim`).
+    pub q: &'a CudaSlice<f32>,
+    /// Number of query rows.
+    pub queries: usize,
+    /// Key rows (`keys x dim`).
+    pub k: &'a CudaSlice<f32>,
+    /// Number of key rows.
+    pub keys: usize,
+    /// Values per row.
+    pub dim: usize,
+    /// Factor of every product.
+    pub alpha: f32,
+    /// Activation of the scaled products.
+    pub act: NtAct,
+}
+
+/// Every `act(alpha * q . k)` of `s` (`queries x keys`) with 3xTF32
+/// products (near-fp32). `None` when the sizes exceed one launch.
+pub(crate) fn scores_3xtf32(dev: &Arc<CudaDevice>, s: &Scores<'_>) -> Result<Option<DeviceMatrix>> {
+    let Scores {
+        q,
+        queries: nq,
+        k,
+        keys: nk,
+        dim,
+        alpha,
+        act,
+    } = *s;
     let _g = dev.lock();
     let plan = NtPlan {
         kind: NtKind::ThreeTf32,

@@ -2,10 +2,18 @@
 //! top-k; each tile's lists are merged into a running state kept on the
 //! device, so the full distance matrix never exists. A host base is streamed
 //! tile by tile; a resident base is used in place.
+//!
+//! A call is planned ([`plan`]: tile sizes, filter, base tiles), staged
+//! ([`stage`]: the base's copies and norms, buffers), then runs per
+//! super-block of queries over every base tile: the first tile's distances
+//! are materialised and fully selected; later tiles go through the fused
+//! filter, or a GEMM tile and the one-pass filter.
 
+use std::cell::Cell;
+use std::ops::Range;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, DevicePtr};
+use cudarc::driver::{CudaSlice, CudaView, DevicePtr};
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::half::{half_dim, HalfKind};
@@ -15,21 +23,21 @@ use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
 use crate::cuda::distance::{
     metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
-    tile, upload_rows, whole, DistPlan,
+    tile, upload_rows, whole, DevInput, DistPlan, Tile,
 };
 use crate::cuda::feed::{Feed, DEPTH};
 use crate::cuda::knn_filter;
 use crate::cuda::knn_filter::{
     filter_for, launch_rescore, launch_rescore_lists, launch_simt_filter, to_f32, to_half,
-    BaseRows, Filter, FilterRows, HalfRows, MetricArgs, Pass,
+    BaseRows, Candidates, Filter, FilterRows, HalfRows, MetricArgs, Pass, ScaledPass,
 };
 use crate::cuda::select::{
     candidate_cap, launch_filter, launch_merge, launch_topk, row_split, scratch_words, Epi,
-    Fallback, Ids,
+    Fallback, Ids, ListsMut, ListsRef, Merge, TileFilter, TopK,
 };
 use crate::runtime::backend::{KnnJob, SearchBackend};
 use crate::runtime::cuda_device::CudaDevice;
-use crate::runtime::cuda_rows::RowsRef;
+use crate::runtime::cuda_rows::{CudaRows, RowsRef};
 use crate::runtime::input::Input;
 
 /// Tile sizes chosen for a memory budget.
@@ -45,20 +53,42 @@ pub(crate) struct Tiling {
     pub part_rows: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the tile sizes of one call depend on.
+pub(crate) struct Workload {
+    /// Query rows.
+    pub nq: usize,
+    /// Base rows.
+    pub nx: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Bytes of one stored row.
+    pub row_bytes: usize,
+    /// Whether the base is used in place (no staging buffers).
+    pub base_resident: bool,
+    /// Whether the queries are used in place.
+    pub queries_resident: bool,
+    /// Bytes per row of the 16-bit copies (or widened tiles) kept beside the rows.
+    pub half_row_bytes: usize,
+    /// Device memory the call may use.
+    pub budget: usize,
+    /// Multiprocessors of the device.
+    pub sms: usize,
+}
+
 /// Picks tile sizes so that the workspace fits in `budget` bytes, or says
 /// how much even the smallest tile needs.
-pub(crate) fn plan_tiles(
-    nq: usize,
-    nx: usize,
-    k: usize,
-    row_bytes: usize,
-    base_resident: bool,
-    queries_resident: bool,
-    half_row_bytes: usize,
-    budget: usize,
-    sms: usize,
-) -> Result<Tiling> {
+pub(crate) fn plan_tiles(w: &Workload) -> Result<Tiling> {
+    let Workload {
+        nq,
+        nx,
+        k,
+        row_bytes,
+        base_resident,
+        queries_resident,
+        half_row_bytes,
+        budget,
+        sms,
+    } = *w;
     let need = |qb: usize, bt: usize| -> usize {
         qb * bt * 4                                   // distance tile
             + qb * k * 12 * 2                         // tile lists + merge output
@@ -110,270 +140,1035 @@ pub(crate) fn plan_tiles(
     })
 }
 
-/// Device buffers of one k-NN call, sized for one query block.
-struct Work {
-    dbuf: CudaSlice<f32>,
-    xn: CudaSlice<f32>,
-    tmp_d: CudaSlice<f32>,
-    tmp_i: CudaSlice<u64>,
-    mrg_d: CudaSlice<f32>,
-    mrg_i: CudaSlice<u64>,
+/// Device buffers every path through a (query block, base tile) uses,
+/// sized for one query block.
+struct Buffers {
+    /// The tile's distances (or raw dot products).
+    dist: CudaSlice<f32>,
+    /// Squared norms of the tile's base rows, when the GEMM path computes them.
+    base_norms: CudaSlice<f32>,
+    /// The tile's list values, before their merge into the running lists.
+    new_d: CudaSlice<f32>,
+    /// The tile's list ids.
+    new_i: CudaSlice<u64>,
+    /// The merged values.
+    merged_d: CudaSlice<f32>,
+    /// The merged ids.
+    merged_i: CudaSlice<u64>,
+    /// Candidates kept per query by the filters.
     cap: usize,
+    /// Candidate values (`cap` per query).
     cand_d: CudaSlice<f32>,
+    /// Candidate ids.
     cand_i: CudaSlice<u64>,
-    cand_j: Option<CudaSlice<u32>>,
+    /// The fused filter's candidate base rows (`cap` per query).
+    cand_rows: Option<CudaSlice<u32>>,
+    /// Candidates found per query.
     counts: CudaSlice<i32>,
+    /// The fused filter's overflow flag.
     overflow: CudaSlice<i32>,
+    /// Select scratch for large k.
     scratch: Option<CudaSlice<u64>>,
 }
 
-/// What every step of one call shares.
-struct Step<'a> {
-    dev: &'a CudaDevice,
-    plan: &'a DistPlan<'a>,
-    p: &'a Prepared,
+/// The first tile's lists re-scored in fp32 for the fused filter:
+/// re-scored values in list order, then sorted values and ids.
+struct FirstLists {
+    /// The running lists' values re-scored, in list order.
+    rescored: CudaSlice<f32>,
+    /// The re-scored values sorted.
+    dist: CudaSlice<f32>,
+    /// Their ids.
+    ids: CudaSlice<u64>,
+}
+
+/// Device buffers of one k-NN call.
+struct Work {
+    /// What every path through a tile uses.
+    buffers: Buffers,
+    /// 16-bit storage: f32 rows of a GEMM part of a later tile.
+    wide_part: Option<CudaSlice<f32>>,
+    /// Lists of the parts of a first tile selected by several blocks per
+    /// row (grown on demand).
+    parts: Option<(CudaSlice<f32>, CudaSlice<u64>)>,
+    /// The first tile's re-scored lists (fused filter only).
+    first: Option<FirstLists>,
+}
+
+impl Work {
+    /// The buffers of `plan` for lists of `k`; `wide_part` as staged.
+    fn new(
+        dev: &CudaDevice,
+        plan: &Plan<'_>,
+        k: usize,
+        wide_part: Option<CudaSlice<f32>>,
+    ) -> Result<Self> {
+        let (query_block, base_tile, cap) =
+            (plan.tiling.query_block, plan.tiling.base_tile, plan.cap);
+        let fused = plan.filter.is_some();
+        let buffers = Buffers {
+            dist: dev.alloc::<f32>(query_block * base_tile)?,
+            base_norms: dev.alloc::<f32>(base_tile)?,
+            new_d: dev.alloc::<f32>(query_block * k)?,
+            new_i: dev.alloc::<u64>(query_block * k)?,
+            merged_d: dev.alloc::<f32>(query_block * k)?,
+            merged_i: dev.alloc::<u64>(query_block * k)?,
+            cap,
+            cand_d: dev.alloc::<f32>(query_block * cap)?,
+            cand_i: dev.alloc::<u64>(query_block * cap)?,
+            cand_rows: if fused {
+                Some(dev.alloc::<u32>(query_block * cap)?)
+            } else {
+                None
+            },
+            counts: dev.alloc::<i32>(query_block)?,
+            overflow: dev.alloc::<i32>(1)?,
+            scratch: None,
+        };
+        let first = if fused {
+            let n = query_block * k;
+            Some(FirstLists {
+                rescored: dev.alloc::<f32>(n)?,
+                dist: dev.alloc::<f32>(n)?,
+                ids: dev.alloc::<u64>(n)?,
+            })
+        } else {
+            None
+        };
+        Ok(Work {
+            buffers,
+            wide_part,
+            parts: None,
+            first,
+        })
+    }
+}
+
+/// One k-NN call's inputs.
+#[derive(Clone, Copy)]
+struct Search<'a> {
+    /// The queries.
+    q: &'a Input<'a>,
+    /// The base.
+    x: &'a Input<'a>,
+    /// Neighbours per query.
     k: usize,
-    order: Order,
+    /// The metric, prepared.
+    p: &'a Prepared,
+    /// How the fused filter may round.
+    precision: Precision,
+    /// Device memory the call may use.
+    budget: usize,
+}
+
+/// How one call runs, chosen from the shapes, the precision and the budget.
+struct Plan<'a> {
+    /// The distance kernels' view of the metric.
+    dist: DistPlan<'a>,
+    /// Tile sizes.
+    tiling: Tiling,
+    /// Values per row.
+    dim: usize,
+    /// Elements (f32 or u64 words) per stored row.
+    per_row: usize,
+    /// Elements per row of 16-bit copies.
+    half_dim: usize,
     /// The tensor-core filter's passes, each with the factor its bound is
     /// scaled by, tried in turn while a query overflows its candidates.
-    chain: Vec<(Pass, f32)>,
-    /// The first pass of `chain` to try: once a pass overflows in a call
-    /// (neighbours closer together than its bound), later tiles start with
-    /// the next one.
-    first_pass: std::cell::Cell<usize>,
+    chain: Vec<ScaledPass>,
+    /// The filter later tiles go through, if any.
+    filter: Option<Filter>,
+    /// Kind of the 16-bit copies a fast tensor-core pass reads.
+    half: Option<HalfKind>,
+    /// Candidates kept per query by the filters.
+    cap: usize,
+    /// Whether the kernels need row norms.
+    norms: bool,
+    /// Whether a streamed tile's norms are computed once per tile for every
+    /// query block (a resident base keeps its own).
+    stream_norms: bool,
+    /// Base tiles `(start, end)`.
+    tiles: Vec<(usize, usize)>,
 }
 
-/// The running lists of a query block (`m` rows of `k`).
-struct Lists<'a> {
-    d: CudaViewMut<'a, f32>,
-    i: CudaViewMut<'a, u64>,
+/// The rows of a base stored in 16 bits on the device.
+fn half_store<'a>(x: &Input<'a>) -> Option<(HalfKind, &'a CudaSlice<u16>)> {
+    match *x {
+        Input::Resident(d) => d.half_store(),
+        _ => None,
+    }
 }
 
-impl Step<'_> {
-    /// Merges the block's new lists (`w.tmp_*`) into its running lists.
-    fn merge_into(&self, w: &mut Work, st: &mut Lists<'_>, m: usize) -> Result<()> {
-        let k = self.k;
-        launch_merge(
-            self.dev,
-            m,
-            (&st.d.as_view(), &st.i.as_view(), k),
-            (&w.tmp_d.slice(..m * k), &w.tmp_i.slice(..m * k), k),
+/// The tensor-core filter's passes: the fast modes' first, with the margin
+/// [`fast_scale`]; the exact passes behind them for queries whose
+/// candidates overflow. A base stored in 16 bits takes its own format's
+/// pass alone.
+fn filter_chain(precision: Precision, dim: usize, store: Option<HalfKind>) -> Vec<ScaledPass> {
+    let fast = fast_scale(dim);
+    let scaled = |pass, scale| ScaledPass { pass, scale };
+    if let Some(kind) = store {
+        let scale = match precision {
+            Precision::Exact | Precision::Tf32 => 1.0,
+            Precision::Bf16 | Precision::F16 => fast,
+        };
+        let pass = match kind {
+            HalfKind::Bf16 => Pass::Bf16,
+            HalfKind::F16 => Pass::F16,
+        };
+        return vec![scaled(pass, scale)];
+    }
+    // Tf32 takes the exact passes: the tensor cores truncate fp32 operands
+    // to TF32, which biases every product towards zero; a margin narrower
+    // than the proven bound cannot absorb that bias on clustered data
+    // (measured recall 0.006), and the filter is compute-bound, so a
+    // narrower margin would gain nothing.
+    let mut chain = match precision {
+        Precision::Exact | Precision::Tf32 => vec![],
+        Precision::Bf16 => vec![scaled(Pass::Bf16, fast)],
+        Precision::F16 => vec![scaled(Pass::F16, fast)],
+    };
+    chain.extend([scaled(Pass::Tf32, 1.0), scaled(Pass::Tf32x3, 1.0)]);
+    chain
+}
+
+/// The plan of a call: tile sizes within the budget, the filter of later
+/// tiles and its passes, and the base tiles.
+fn plan<'a>(dev: &CudaDevice, s: &Search<'a>) -> Result<Plan<'a>> {
+    let Search {
+        q,
+        x,
+        k,
+        p,
+        precision,
+        budget,
+    } = *s;
+    let (nq, nx, dim) = (q.rows(), x.rows(), x.dim());
+    let per_row = per_row(x);
+    let row_bytes = per_row * if x.is_binary() { 8 } else { 4 };
+    let base_resident = resident(x).is_some();
+    let gemm_f32 = p.metric.is_gemm_based() && !x.is_binary();
+    // A base stored in 16 bits (checked by the caller: GEMM metrics only)
+    // is ranked with its own format's tensor-core pass, widened to f32
+    // where a GEMM needs it, and re-scored from the stored values.
+    let store = half_store(x).map(|(kind, _)| kind);
+    let chain = filter_chain(precision, dim, store);
+    let half = chain[0].pass.half().filter(|_| gemm_f32);
+    let half_dim = half_dim(dim);
+    let tiling = plan_tiles(&Workload {
+        nq,
+        nx,
+        k,
+        row_bytes,
+        base_resident: base_resident || store.is_some(),
+        queries_resident: resident(q).is_some(),
+        // (16-bit storage: two f32 tiles widened for the GEMMs.)
+        half_row_bytes: if store.is_some() {
+            2 * row_bytes
+        } else if half.is_some() {
+            half_dim * 2
+        } else {
+            0
+        },
+        budget,
+        sms: dev.sm_count(),
+    })?;
+    let dist = DistPlan::new(dev, p, dim)?;
+    // Later tiles of the GEMM metrics go through the fused tensor-core
+    // filter when query blocks are large enough to fill its tiles.
+    let filter = match (gemm_f32, store) {
+        // A 16-bit base has no f32 rows for the GEMM path: the tensor-core
+        // filter takes every block of more than one query (a mostly idle
+        // 128-query tile still beats widening every tile for a GEMM).
+        (true, Some(_)) if tiling.query_block > 1 => Some(Filter::TensorCore),
+        (true, _) => filter_for(tiling.query_block, dim),
+        (false, _) => None,
+    };
+    let fused = filter.is_some();
+    let norms = dist.needs_norms() || fused;
+    // Doubling tiles for the tensor-core filter; for few queries (where
+    // each tile costs a launch and a round trip) tiles 16 times as large as
+    // everything before them, about 15 k candidates each.
+    let growth = match filter {
+        Some(Filter::Simt) if k <= 64 => 16,
+        _ => 2,
+    };
+    let geometric = fused && (base_resident || store.is_some());
+    Ok(Plan {
+        tiles: base_tiles(nq, nx, tiling.base_tile, geometric, k, growth),
+        dist,
+        tiling,
+        dim,
+        per_row,
+        half_dim,
+        chain,
+        filter,
+        // 16-bit copies of the rows only for a fast tensor-core filter.
+        half: half.filter(|_| filter == Some(Filter::TensorCore)),
+        cap: if growth == 16 {
+            (32 * k).max(512)
+        } else {
+            candidate_cap(k)
+        },
+        norms,
+        stream_norms: norms && !base_resident && store.is_none() && !x.is_binary(),
+    })
+}
+
+/// The base rows as a call reads them.
+struct Base<'a> {
+    /// The base as given.
+    input: &'a Input<'a>,
+    /// f32 or bit rows resident on the device, used in place.
+    resident: Option<&'a CudaRows>,
+    /// Rows stored in 16 bits on the device.
+    store: Option<(HalfKind, &'a CudaSlice<u16>)>,
+    /// A 16-bit copy of the whole base (the stored rows, or the copy a
+    /// resident base keeps between calls).
+    half: Option<&'a CudaSlice<u16>>,
+    /// The squared norms a resident base keeps between calls.
+    norms: Option<&'a CudaSlice<f32>>,
+}
+
+/// Buffers a base tile is staged in.
+struct TileScratch {
+    /// 16-bit storage: the first tile's rows widened to f32 for its GEMM.
+    wide: Option<CudaSlice<f32>>,
+    /// A streamed tile's 16-bit copy.
+    half: Option<CudaSlice<u16>>,
+    /// A streamed tile's squared norms.
+    norms: CudaSlice<f32>,
+}
+
+/// The device side of a call before its first query: the base's 16-bit
+/// copy and norms, and the buffers of the tiles and query blocks.
+fn stage<'a>(
+    dev: &'a CudaDevice,
+    s: &Search<'a>,
+    mut plan: Plan<'a>,
+) -> Result<(Call<'a>, Work, TileScratch)> {
+    let Search { q, x, k, p, .. } = *s;
+    let (dim, base_tile) = (plan.dim, plan.tiling.base_tile);
+    let resident = resident(x);
+    let store = half_store(x);
+    // 16-bit copies of the rows for a fast tensor-core filter: a resident
+    // base keeps its copy between calls; a streamed tile is converted once.
+    let half = match (plan.half, store) {
+        (_, Some((_, s))) => Some(s),
+        (Some(kind), None) => resident_half(dev, x, kind)?,
+        (None, None) => None,
+    };
+    // (A resident base that f16 cannot represent ranks with TF32.)
+    plan.half = plan.half.filter(|_| resident.is_none() || half.is_some());
+    // 16-bit storage: f32 rows of the first tile and of GEMM parts.
+    let (wide_first, wide_part) = match store {
+        Some(_) => (
+            Some(dev.alloc::<f32>(base_tile * dim)?),
+            Some(dev.alloc::<f32>(base_tile * dim)?),
+        ),
+        None => (None, None),
+    };
+    let half_tile = match plan.half {
+        Some(_) if half.is_none() => Some(dev.alloc::<u16>(base_tile * plan.half_dim)?),
+        _ => None,
+    };
+    // A resident base keeps its squared norms between calls.
+    let norms = if plan.norms {
+        resident_norms(dev, x)?
+    } else {
+        None
+    };
+    let work = Work::new(dev, &plan, k, wide_part)?;
+    let scratch = TileScratch {
+        wide: wide_first,
+        half: half_tile,
+        norms: dev.alloc::<f32>(if plan.stream_norms { base_tile } else { 1 })?,
+    };
+    let call = Call {
+        dev,
+        q,
+        p,
+        k,
+        order: p.metric.order(),
+        plan,
+        first_pass: Cell::new(0),
+        base: Base {
+            input: x,
+            resident,
+            store,
+            half,
+            norms,
+        },
+    };
+    Ok((call, work, scratch))
+}
+
+/// What every phase of one call shares.
+struct Call<'a> {
+    /// The device (its lock held for the call).
+    dev: &'a CudaDevice,
+    /// The queries.
+    q: &'a Input<'a>,
+    /// The metric, prepared.
+    p: &'a Prepared,
+    /// Neighbours per query.
+    k: usize,
+    /// Which values are best.
+    order: Order,
+    /// How the call runs.
+    plan: Plan<'a>,
+    /// The first pass of the plan's chain to try: once a pass overflows in
+    /// a call (neighbours closer together than its bound), later tiles
+    /// start with the next one.
+    first_pass: Cell<usize>,
+    /// The base rows and what the call keeps of them.
+    base: Base<'a>,
+}
+
+/// A super-block's queries on the device.
+struct Queries<'q> {
+    /// The rows: resident, or this super-block's upload.
+    rows: DevInput<'q>,
+    /// Row of `rows` that is the super-block's first query.
+    first: usize,
+    /// Queries in the super-block.
+    count: usize,
+    /// Squared norms, once for the whole pass over the base.
+    norms: Option<CudaSlice<f32>>,
+    /// 16-bit copy for a fast tensor-core pass.
+    half: Option<CudaSlice<u16>>,
+}
+
+/// One base tile as every query block reads it.
+struct BaseTile<'t> {
+    /// Whether it is the call's first tile.
+    first: bool,
+    /// Id of its first row.
+    start: usize,
+    /// Id after its last row.
+    end: usize,
+    /// Its rows (none for later tiles of 16-bit storage, read as stored).
+    rows: RowsRef<'t>,
+    /// Its part of 16-bit storage.
+    store: Option<(HalfKind, CudaView<'t, u16>)>,
+    /// Its 16-bit copy.
+    half: Option<CudaView<'t, u16>>,
+    /// Its squared norms.
+    norms: Option<CudaView<'t, f32>>,
+}
+
+impl<'a> Call<'a> {
+    /// The best `k` of the queries `range` over the whole base.
+    fn super_block(
+        &self,
+        w: &mut Work,
+        scratch: &mut TileScratch,
+        range: Range<usize>,
+    ) -> Result<Neighbors> {
+        let (dev, k) = (self.dev, self.k);
+        let queries = self.stage_queries(range)?;
+        let count = queries.count;
+        // The running lists of every query of the super-block.
+        let mut best_d = dev.alloc::<f32>(count * k)?;
+        let mut best_i = dev.alloc::<u64>(count * k)?;
+        // A host base streams through pinned staging on a second thread,
+        // its transfers overlapped with the compute on the tile before.
+        std::thread::scope(|sc| -> Result<()> {
+            let mut feed = match (self.base.resident, self.base.store) {
+                (None, None) => Some(Feed::start(
+                    sc,
+                    dev,
+                    self.base.input,
+                    &self.plan.tiles,
+                    self.plan.tiling.base_tile,
+                )?),
+                _ => None,
+            };
+            for index in 0..self.plan.tiles.len() {
+                let tile = self.stage_tile(scratch, feed.as_mut(), index)?;
+                for from in (0..count).step_by(self.plan.tiling.query_block) {
+                    let to = (from + self.plan.tiling.query_block).min(count);
+                    let mut lists = ListsMut {
+                        dist: best_d.slice_mut(from * k..to * k),
+                        ids: best_i.slice_mut(from * k..to * k),
+                    };
+                    self.query_block(w, &mut lists, &queries, &tile, from..to)?;
+                }
+                if let Some(f) = feed.as_mut() {
+                    f.release(dev)?;
+                }
+            }
+            Ok(())
+        })?;
+        let dist = dev
+            .stream
+            .clone_dtoh(&best_d)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        let ids = dev
+            .stream
+            .clone_dtoh(&best_i)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        dev.sync()?;
+        Neighbors::from_parts(count, k, self.order, ids, dist)
+    }
+
+    /// The queries `range` on the device (resident, or uploaded), with
+    /// their norms and 16-bit copy.
+    fn stage_queries(&self, range: Range<usize>) -> Result<Queries<'a>> {
+        let (dev, q, plan) = (self.dev, self.q, &self.plan);
+        let count = range.end - range.start;
+        let (rows, first) = if resident(q).is_some() {
+            (whole(dev, q)?, range.start)
+        } else {
+            let mut staged = staging(dev, q, count)?;
+            upload_rows(dev, q, range.start, range.end, &mut staged)?;
+            (DevInput::Owned(staged), 0)
+        };
+        let block = rows.rows().rows(first, first + count, plan.per_row);
+        let norms = query_norms(dev, &plan.dist, &block, count, plan.norms)?;
+        let half = match (plan.half, &block) {
+            (Some(kind), RowsRef::F32(v)) => {
+                let mut h = dev.alloc::<u16>(count * plan.half_dim)?;
+                to_half(dev, v, count, plan.dim, kind, &mut h.as_view_mut())?.then_some(h)
+            }
+            _ => None,
+        };
+        Ok(Queries {
+            rows,
+            first,
+            count,
+            norms,
+            half,
+        })
+    }
+
+    /// Base tile `index` staged: its rows (resident, streamed through
+    /// `feed`, or the first tile of 16-bit storage widened), their norms and
+    /// 16-bit copy.
+    fn stage_tile<'t>(
+        &'t self,
+        scratch: &'t mut TileScratch,
+        feed: Option<&'t mut Feed>,
+        index: usize,
+    ) -> Result<BaseTile<'t>> {
+        let (dev, plan, base) = (self.dev, &self.plan, &self.base);
+        let (dim, hd) = (plan.dim, plan.half_dim);
+        let (start, end) = plan.tiles[index];
+        let n = end - start;
+        let TileScratch {
+            wide,
+            half: half_buf,
+            norms: tile_norms,
+        } = scratch;
+        let rows = match (base.resident, feed, wide.as_mut()) {
+            (Some(r), _, _) => r.rows(start, end, plan.per_row),
+            (None, Some(f), _) => f.next(dev)?,
+            (None, None, Some(wide)) => {
+                // 16-bit storage: the first tile widened for its GEMM
+                // (later tiles read the stored rows).
+                let rows = if index == 0 { n } else { 0 };
+                if let (Some((kind, stored)), true) = (base.store, rows > 0) {
+                    let src = stored.slice(start * hd..end * hd);
+                    to_f32(
+                        dev,
+                        &src,
+                        rows,
+                        dim,
+                        kind,
+                        &mut wide.slice_mut(..rows * dim),
+                    )?;
+                }
+                RowsRef::F32(wide.slice(..rows * dim))
+            }
+            _ => unreachable!("base is resident, stored in 16 bits or streamed"),
+        };
+        if plan.stream_norms {
+            if let RowsRef::F32(v) = &rows {
+                sq_norms(dev, v, n, dim, tile_norms)?;
+            }
+        }
+        let mut converted = true;
+        if let (Some(kind), Some(buf), RowsRef::F32(v)) = (plan.half, half_buf.as_mut(), &rows) {
+            converted = to_half(dev, v, n, dim, kind, &mut buf.slice_mut(..n * hd))?;
+        }
+        let half = match (base.half, &*half_buf) {
+            (Some(h), _) => Some(h.slice(start * hd..end * hd)),
+            (None, Some(b)) if converted => Some(b.slice(..n * hd)),
+            _ => None,
+        };
+        let norms = match base.norms {
+            Some(c) => Some(c.slice(start..end)),
+            None if plan.stream_norms => Some(tile_norms.slice(..n)),
+            None => None,
+        };
+        Ok(BaseTile {
+            first: index == 0,
+            start,
+            end,
+            rows,
+            store: base
+                .store
+                .map(|(kind, stored)| (kind, stored.slice(start * hd..end * hd))),
+            half,
+            norms,
+        })
+    }
+
+    /// The queries `block` of a super-block against one base tile, into
+    /// their running lists.
+    fn query_block(
+        &self,
+        w: &mut Work,
+        lists: &mut ListsMut<'_>,
+        queries: &Queries<'_>,
+        tile: &BaseTile<'_>,
+        block: Range<usize>,
+    ) -> Result<()> {
+        let (plan, hd) = (&self.plan, self.plan.half_dim);
+        let (from, to) = (block.start, block.end);
+        let (m, n) = (to - from, tile.end - tile.start);
+        let first = queries.first;
+        let query_rows = queries
+            .rows
+            .rows()
+            .rows(first + from, first + to, plan.per_row);
+        let query_norms = queries.norms.as_ref().map(|s| s.slice(from..to));
+        // The fused filter's view of this (query block, base tile).
+        let half_rows = match (&queries.half, &tile.half) {
+            (Some(q_half), Some(x_half)) => Some(HalfRows {
+                q: q_half.slice(from * hd..to * hd),
+                x: x_half.slice(..),
+            }),
+            _ => None,
+        };
+        let fused = plan.filter.is_some();
+        let filter_rows = match (fused, &query_rows, &tile.rows, &query_norms, &tile.norms) {
+            (true, RowsRef::F32(q), RowsRef::F32(x), Some(qn), Some(xn)) => Some(FilterRows {
+                q,
+                m,
+                qn,
+                x: match &tile.store {
+                    Some((kind, v)) => BaseRows::Half(*kind, v),
+                    None => BaseRows::F32(x),
+                },
+                n,
+                xn,
+                dim: plan.dim,
+                half: half_rows.as_ref(),
+                metric: self.metric_args(),
+                first_id: tile.start as u64,
+            }),
+            _ => None,
+        };
+        // (Later tiles: raw products for the filter, which applies the epilogue.)
+        let dist = Tile {
+            queries: &query_rows,
+            query_rows: m,
+            query_norms: query_norms.as_ref(),
+            base: &tile.rows,
+            base_rows: n,
+            base_norms: tile.norms.as_ref(),
+            epilogue: tile.first,
+        };
+        if tile.first {
+            self.first_tile(w, lists, &dist, filter_rows.as_ref(), tile.start)
+        } else {
+            self.later_tile(w, lists, &dist, filter_rows.as_ref(), tile)
+        }
+    }
+
+    /// The first base tile (rows from id `start`): its distances
+    /// materialised and fully selected, which fills the running lists; with
+    /// the fused filter, those lists are then re-scored (see
+    /// [`rescore_first`](Self::rescore_first)).
+    fn first_tile(
+        &self,
+        w: &mut Work,
+        lists: &mut ListsMut<'_>,
+        t: &Tile<'_>,
+        rows: Option<&FilterRows<'_>>,
+        start: usize,
+    ) -> Result<()> {
+        let (dev, k) = (self.dev, self.k);
+        let Work {
+            buffers: b,
+            parts,
+            first,
+            ..
+        } = w;
+        tile(dev, &self.plan.dist, t, &mut b.base_norms, &mut b.dist)?;
+        let (m, n) = (t.query_rows, t.base_rows);
+        let dist = b.dist.slice(..m * n);
+        let split = row_split(m, n, dev.sm_count());
+        // The first tile's parts need lists of their own.
+        let split = split.min((self.plan.tiling.part_rows / m).max(1));
+        let select = TopK {
+            vals: &dist,
+            ld: n,
+            rows: m,
+            n,
             k,
-            self.order,
-            &mut w.mrg_d.slice_mut(..m * k),
-            &mut w.mrg_i.slice_mut(..m * k),
-        )?;
+            order: self.order,
+            ids: Ids::Offset(start as u64),
+            fallback: None,
+            epi: Epi::default(),
+            split: 1,
+        };
+        if split == 1 {
+            launch_topk(dev, &select, lists, &mut b.scratch)?;
+        } else {
+            // Few rows: `split` blocks per row each select from one part,
+            // then one block per row selects among their lists.
+            let len = m * split * k;
+            if parts.as_ref().is_none_or(|(d, _)| d.len() < len) {
+                *parts = Some((dev.alloc::<f32>(len)?, dev.alloc::<u64>(len)?));
+            }
+            let (part_d, part_i) = parts.as_mut().expect("allocated above");
+            let mut part_out = ListsMut {
+                dist: part_d.slice_mut(..len),
+                ids: part_i.slice_mut(..len),
+            };
+            launch_topk(
+                dev,
+                &TopK { split, ..select },
+                &mut part_out,
+                &mut b.scratch,
+            )?;
+            let merge_parts = TopK {
+                vals: &part_d.slice(..len),
+                ld: split * k,
+                n: split * k,
+                ids: Ids::Explicit(&part_i.slice(..len), (split * k) as i64),
+                ..select
+            };
+            launch_topk(dev, &merge_parts, lists, &mut b.scratch)?;
+        }
+        match (rows, first.as_mut()) {
+            (Some(rows), Some(first)) => self.rescore_first(b, lists, rows, first),
+            _ => Ok(()),
+        }
+    }
+
+    /// With the fused filter, the first tile's lists are re-scored in fp32
+    /// like every later candidate and become the thresholds of a fused pass
+    /// over the same tile, so that all kept values come from one
+    /// computation. (On overflow the GEMM lists stay.)
+    fn rescore_first(
+        &self,
+        b: &mut Buffers,
+        lists: &mut ListsMut<'_>,
+        rows: &FilterRows<'_>,
+        first: &mut FirstLists,
+    ) -> Result<()> {
+        let (dev, k, m) = (self.dev, self.k, rows.m);
+        let mut rescored = first.rescored.slice_mut(..m * k);
+        launch_rescore_lists(dev, rows, &lists.ids.as_view(), k, &mut rescored)?;
+        let select = TopK {
+            vals: &first.rescored.slice(..m * k),
+            ld: k,
+            rows: m,
+            n: k,
+            k,
+            order: self.order,
+            ids: Ids::Explicit(&lists.ids.as_view(), k as i64),
+            fallback: None,
+            epi: Epi::default(),
+            split: 1,
+        };
+        let mut sorted = ListsMut {
+            dist: first.dist.slice_mut(..m * k),
+            ids: first.ids.slice_mut(..m * k),
+        };
+        launch_topk(dev, &select, &mut sorted, &mut b.scratch)?;
+        let thresholds = ListsRef {
+            dist: &first.dist.slice(..m * k),
+            ids: &first.ids.slice(..m * k),
+            k,
+        };
+        self.fused(b, lists, Some(thresholds), rows)?;
+        Ok(())
+    }
+
+    /// A later base tile: through the fused filter when it takes it, else
+    /// the GEMM path in parts that fit its distance buffer.
+    fn later_tile(
+        &self,
+        w: &mut Work,
+        lists: &mut ListsMut<'_>,
+        t: &Tile<'_>,
+        rows: Option<&FilterRows<'_>>,
+        tile: &BaseTile<'_>,
+    ) -> Result<()> {
+        let Work {
+            buffers: b,
+            wide_part,
+            ..
+        } = w;
+        if let Some(rows) = rows {
+            if self.fused(b, lists, None, rows)? {
+                return Ok(());
+            }
+        }
+        let (dev, dim, pr, hd) = (
+            self.dev,
+            self.plan.dim,
+            self.plan.per_row,
+            self.plan.half_dim,
+        );
+        let (start, end) = (tile.start, tile.end);
+        for from in (start..end).step_by(self.plan.tiling.base_tile) {
+            let to = (from + self.plan.tiling.base_tile).min(end);
+            let base = match (&tile.rows, self.base.store, wide_part.as_mut()) {
+                (_, Some((kind, stored)), Some(wide)) => {
+                    // 16-bit storage: this part widened.
+                    let rows = to - from;
+                    let src = stored.slice(from * hd..to * hd);
+                    to_f32(
+                        dev,
+                        &src,
+                        rows,
+                        dim,
+                        kind,
+                        &mut wide.slice_mut(..rows * dim),
+                    )?;
+                    RowsRef::F32(wide.slice(..rows * dim))
+                }
+                (RowsRef::F32(v), _, _) => {
+                    RowsRef::F32(v.slice((from - start) * pr..(to - start) * pr))
+                }
+                (RowsRef::Bits(v), _, _) => {
+                    RowsRef::Bits(v.slice((from - start) * pr..(to - start) * pr))
+                }
+            };
+            let base_norms = t.base_norms.map(|c| c.slice(from - start..to - start));
+            let part = Tile {
+                base: &base,
+                base_rows: to - from,
+                base_norms: base_norms.as_ref(),
+                ..*t
+            };
+            self.gemm_filter(b, lists, &part, from)?;
+        }
+        Ok(())
+    }
+
+    /// Merges the block's new lists (`b.new_*`) into its running lists.
+    fn merge_into(&self, b: &mut Buffers, lists: &mut ListsMut<'_>, m: usize) -> Result<()> {
+        let k = self.k;
+        let merge = Merge {
+            rows: m,
+            a: ListsRef {
+                dist: &lists.dist.as_view(),
+                ids: &lists.ids.as_view(),
+                k,
+            },
+            b: ListsRef {
+                dist: &b.new_d.slice(..m * k),
+                ids: &b.new_i.slice(..m * k),
+                k,
+            },
+            k,
+            order: self.order,
+        };
+        let mut merged = ListsMut {
+            dist: b.merged_d.slice_mut(..m * k),
+            ids: b.merged_i.slice_mut(..m * k),
+        };
+        launch_merge(self.dev, &merge, &mut merged)?;
         let s = &self.dev.stream;
-        s.memcpy_dtod(&w.mrg_d.slice(..m * k), &mut st.d)
+        s.memcpy_dtod(&b.merged_d.slice(..m * k), &mut lists.dist)
             .map_err(cu("cuMemcpyDtoD"))?;
-        s.memcpy_dtod(&w.mrg_i.slice(..m * k), &mut st.i)
+        s.memcpy_dtod(&b.merged_i.slice(..m * k), &mut lists.ids)
             .map_err(cu("cuMemcpyDtoD"))?;
         Ok(())
     }
 
-    /// A later base tile (`n` rows from id `x0`) for `m` queries through a
-    /// raw GEMM tile and the one-pass filter against the running lists.
-    #[allow(clippy::too_many_arguments)]
+    /// A later base tile (base rows from id `x0`) through a GEMM tile
+    /// (`t`, without its epilogue: the filter applies it) and the one-pass
+    /// filter against the running lists.
     fn gemm_filter(
         &self,
-        w: &mut Work,
-        st: &mut Lists<'_>,
-        qr: &RowsRef<'_>,
-        m: usize,
-        qn: Option<&CudaView<'_, f32>>,
-        xr: &RowsRef<'_>,
+        b: &mut Buffers,
+        lists: &mut ListsMut<'_>,
+        t: &Tile<'_>,
         x0: usize,
-        n: usize,
-        cached: Option<&CudaView<'_, f32>>,
     ) -> Result<()> {
-        let (dev, k, cap) = (self.dev, self.k, w.cap);
+        let (dev, k, cap) = (self.dev, self.k, b.cap);
+        let (m, n) = (t.query_rows, t.base_rows);
         let raw = self.p.metric.is_gemm_based();
-        tile(
-            dev,
-            self.plan,
-            qr,
-            m,
-            qn,
-            xr,
-            n,
-            &mut w.xn,
-            cached,
-            &mut w.dbuf,
-            !raw,
-        )?;
+        tile(dev, &self.plan.dist, t, &mut b.base_norms, &mut b.dist)?;
         {
-            let dview = w.dbuf.slice(..m * n);
-            let own_xn = w.xn.as_view();
-            let xn_view = cached.unwrap_or(&own_xn);
-            let (qn_ptr, _qg) = match qn {
+            let dist = b.dist.slice(..m * n);
+            let own_norms = b.base_norms.as_view();
+            let base_norms = t.base_norms.unwrap_or(&own_norms);
+            let (qn_ptr, _qg) = match t.query_norms {
                 Some(v) => {
                     let (p, g) = v.device_ptr(&dev.stream);
                     (p, Some(g))
                 }
                 None => (0, None),
             };
-            let (xn_ptr, _xg) = xn_view.device_ptr(&dev.stream);
+            let (xn_ptr, _xg) = base_norms.device_ptr(&dev.stream);
             let epi = Epi {
                 on: raw as i32,
                 metric: metric_code(self.p.metric),
-                normalized: !self.plan.needs_norms() as i32,
+                normalized: !self.plan.dist.needs_norms() as i32,
                 qn: qn_ptr,
                 xn: xn_ptr,
             };
-            let split = row_split(m, n, dev.sm_count());
-            launch_filter(
-                dev,
-                &dview,
-                (m, n, n),
-                self.order,
-                x0 as u64,
-                (&st.d.as_view(), &st.i.as_view(), k),
-                (
-                    &mut w.cand_d.slice_mut(..m * cap),
-                    &mut w.cand_i.slice_mut(..m * cap),
-                    cap,
-                ),
-                &mut w.counts,
+            let filter = TileFilter {
+                vals: &dist,
+                rows: m,
+                n,
+                ld: n,
+                order: self.order,
+                offset: x0 as u64,
+                lists: ListsRef {
+                    dist: &lists.dist.as_view(),
+                    ids: &lists.ids.as_view(),
+                    k,
+                },
+                cap,
                 epi,
-                split,
-            )?;
-            launch_topk(
-                dev,
-                &w.cand_d.slice(..m * cap),
-                cap,
-                m,
-                cap,
+                split: row_split(m, n, dev.sm_count()),
+            };
+            let mut cand = ListsMut {
+                dist: b.cand_d.slice_mut(..m * cap),
+                ids: b.cand_i.slice_mut(..m * cap),
+            };
+            launch_filter(dev, &filter, &mut cand, &mut b.counts)?;
+            let select = TopK {
+                vals: &b.cand_d.slice(..m * cap),
+                ld: cap,
+                rows: m,
+                n: cap,
                 k,
-                self.order,
-                Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
-                &mut w.tmp_d.slice_mut(..m * k),
-                &mut w.tmp_i.slice_mut(..m * k),
-                &mut w.scratch,
-                Some(Fallback {
-                    counts: &w.counts,
+                order: self.order,
+                ids: Ids::Explicit(&b.cand_i.slice(..m * cap), cap as i64),
+                fallback: Some(Fallback {
+                    counts: &b.counts,
                     cap,
-                    full: Some(&dview),
+                    full: Some(&dist),
                     full_n: n,
                     full_ld: 0,
                     full_offset: x0 as u64,
                 }),
                 epi,
-                1,
-            )?;
+                split: 1,
+            };
+            let mut out = ListsMut {
+                dist: b.new_d.slice_mut(..m * k),
+                ids: b.new_i.slice_mut(..m * k),
+            };
+            launch_topk(dev, &select, &mut out, &mut b.scratch)?;
         }
-        self.merge_into(w, st, m)
+        self.merge_into(b, lists, m)
     }
 
-    /// A later base tile through the fused tensor-core filter and an fp32
-    /// re-score of its candidates. Returns false, leaving the lists as they
-    /// were, when some query had more candidates than fit even with the
-    /// three-pass filter (the caller then takes the GEMM path).
+    /// A base tile through the fused filter and an fp32 re-score of its
+    /// candidates. Returns false, leaving the lists as they were, when some
+    /// query had more candidates than fit even with the three-pass filter
+    /// (the caller then takes the GEMM path).
     ///
     /// With `first`, the tile is the first one: its thresholds are the
-    /// lists `first` (already re-scored) and the result replaces `st`
-    /// instead of being merged into it.
+    /// lists `first` (already re-scored) and the result replaces `lists`
+    /// instead of being merged into them.
     fn fused(
         &self,
-        w: &mut Work,
-        st: &mut Lists<'_>,
-        first: Option<(&CudaView<'_, f32>, &CudaView<'_, u64>)>,
-        r: &FilterRows<'_>,
-        x0: usize,
+        b: &mut Buffers,
+        lists: &mut ListsMut<'_>,
+        first: Option<ListsRef<'_>>,
+        rows: &FilterRows<'_>,
     ) -> Result<bool> {
-        let (dev, k, cap, m) = (self.dev, self.k, w.cap, r.m);
-        let metric = self.metric_args();
-        let cand_j = w.cand_j.as_mut().expect("fused buffers are allocated");
-        let (sd, si) = (st.d.as_view(), st.i.as_view());
-        let lists = match first {
-            Some((d, i)) => (d, i, k),
-            None => (&sd, &si, k),
+        let (dev, k, cap, m) = (self.dev, self.k, b.cap, rows.m);
+        let cand_rows = b.cand_rows.as_mut().expect("fused buffers are allocated");
+        let (best_d, best_i) = (lists.dist.as_view(), lists.ids.as_view());
+        let thresholds = first.unwrap_or(ListsRef {
+            dist: &best_d,
+            ids: &best_i,
+            k,
+        });
+        let mut found = Candidates {
+            rows: cand_rows.slice_mut(..m * cap),
+            cap,
+            counts: &mut b.counts,
+            overflow: &mut b.overflow,
         };
-        // (Stays true when no pass can run, e.g. 16-bit storage whose
-        // queries f16 cannot hold: the GEMM path then takes the tile.)
-        let mut overflow = true;
-        if filter_for(m, r.dim) == Some(Filter::Simt) {
-            overflow = launch_simt_filter(
-                dev,
-                r,
-                metric,
-                lists,
-                &mut cand_j.slice_mut(..m * cap),
-                cap,
-                &mut w.counts,
-                &mut w.overflow,
-            )?;
-        } else {
-            for i in self.first_pass.get()..self.chain.len() {
-                let (pass, scale) = self.chain[i];
-                if pass.half().is_some() && r.half.is_none() {
-                    continue;
-                }
-                overflow = knn_filter::launch_filter(
-                    dev,
-                    r,
-                    metric,
-                    pass,
-                    scale,
-                    lists,
-                    &mut cand_j.slice_mut(..m * cap),
-                    cap,
-                    &mut w.counts,
-                    &mut w.overflow,
-                )?;
-                if !overflow {
-                    break;
-                }
-                // Later tiles start with the next pass (the last one stays).
-                self.first_pass.set((i + 1).min(self.chain.len() - 1));
-            }
-        }
-        if overflow {
+        if self.filter(rows, thresholds, &mut found)? {
             return Ok(false);
         }
-        launch_rescore(
-            dev,
-            r,
-            metric,
-            &cand_j.slice(..m * cap),
-            cap,
-            &w.counts,
-            x0 as u64,
-            &mut w.cand_d.slice_mut(..m * cap),
-            &mut w.cand_i.slice_mut(..m * cap),
-        )?;
-        // The first tile's result replaces the lists; a later one is merged.
-        let (mut od, mut oi) = if first.is_some() {
-            (st.d.slice_mut(..), st.i.slice_mut(..))
-        } else {
-            (w.tmp_d.slice_mut(..m * k), w.tmp_i.slice_mut(..m * k))
+        let mut rescored = ListsMut {
+            dist: b.cand_d.slice_mut(..m * cap),
+            ids: b.cand_i.slice_mut(..m * cap),
         };
-        launch_topk(
-            dev,
-            &w.cand_d.slice(..m * cap),
-            cap,
-            m,
-            cap,
+        launch_rescore(dev, rows, &found, &mut rescored)?;
+        // The first tile's result replaces the lists; a later one is merged.
+        let mut out = if first.is_some() {
+            ListsMut {
+                dist: lists.dist.slice_mut(..),
+                ids: lists.ids.slice_mut(..),
+            }
+        } else {
+            ListsMut {
+                dist: b.new_d.slice_mut(..m * k),
+                ids: b.new_i.slice_mut(..m * k),
+            }
+        };
+        let select = TopK {
+            vals: &b.cand_d.slice(..m * cap),
+            ld: cap,
+            rows: m,
+            n: cap,
             k,
-            self.order,
-            Ids::Explicit(&w.cand_i.slice(..m * cap), cap as i64),
-            &mut od,
-            &mut oi,
-            &mut w.scratch,
-            Some(Fallback {
-                counts: &w.counts,
+            order: self.order,
+            ids: Ids::Explicit(&b.cand_i.slice(..m * cap), cap as i64),
+            fallback: Some(Fallback {
+                counts: &b.counts,
                 cap,
                 full: None,
                 full_n: 0,
                 full_ld: 0,
                 full_offset: 0,
             }),
-            Epi::default(),
-            1,
-        )?;
+            epi: Epi::default(),
+            split: 1,
+        };
+        launch_topk(dev, &select, &mut out, &mut b.scratch)?;
         if first.is_none() {
-            self.merge_into(w, st, m)?;
+            self.merge_into(b, lists, m)?;
         }
         Ok(true)
+    }
+
+    /// The fused filter's candidates of `rows` against `thresholds`: the
+    /// exact filter for a single query, else the chain's passes in turn
+    /// while some query overflows. Returns whether the last pass tried
+    /// still overflowed (also when no pass can run, e.g. 16-bit storage
+    /// whose queries f16 cannot hold: the GEMM path then takes the tile).
+    fn filter(
+        &self,
+        rows: &FilterRows<'_>,
+        thresholds: ListsRef<'_>,
+        found: &mut Candidates<'_>,
+    ) -> Result<bool> {
+        let dev = self.dev;
+        if filter_for(rows.m, rows.dim) == Some(Filter::Simt) {
+            return launch_simt_filter(dev, rows, thresholds, found);
+        }
+        let chain = &self.plan.chain;
+        let mut overflow = true;
+        for i in self.first_pass.get()..chain.len() {
+            let pass = chain[i];
+            if pass.pass.half().is_some() && rows.half.is_none() {
+                continue;
+            }
+            overflow = knn_filter::launch_filter(dev, rows, pass, thresholds, found)?;
+            if !overflow {
+                break;
+            }
+            // Later tiles start with the next pass (the last one stays).
+            self.first_pass.set((i + 1).min(chain.len() - 1));
+        }
+        Ok(overflow)
     }
 
     fn metric_args(&self) -> MetricArgs {
@@ -444,465 +1239,21 @@ pub(crate) fn run(
 ) -> Result<Neighbors> {
     let dev = &**dev;
     let _g = dev.lock();
-    let order = p.metric.order();
-    let (nq, nx, dim) = (q.rows(), x.rows(), x.dim());
-    let pr = per_row(x);
-    let row_bytes = pr * if x.is_binary() { 8 } else { 4 };
-    let x_res = resident(x);
-    let q_res = resident(q).is_some();
-    let gemm_f32 = p.metric.is_gemm_based() && !x.is_binary();
-    // A base stored in 16 bits (checked by the caller: GEMM metrics only)
-    // is ranked with its own format's tensor-core pass, widened to f32
-    // where a GEMM needs it, and re-scored from the stored values.
-    let store = match x {
-        Input::Resident(d) => d.half_store(),
-        _ => None,
-    };
-    // The tensor-core filter's passes: the fast modes' first, with the
-    // margin fast_scale; the exact passes behind them for queries whose
-    // candidates overflow.
-    let fast = fast_scale(dim);
-    // Tf32 takes the exact passes: the tensor cores truncate fp32 operands
-    // to TF32, which biases every product towards zero; a margin narrower
-    // than the proven bound cannot absorb that bias on clustered data
-    // (measured recall 0.006), and the filter is compute-bound, so a
-    // narrower margin would gain nothing.
-    let mut chain = match precision {
-        Precision::Exact | Precision::Tf32 => vec![],
-        Precision::Bf16 => vec![(Pass::Bf16, fast)],
-        Precision::F16 => vec![(Pass::F16, fast)],
-    };
-    chain.extend([(Pass::Tf32, 1.0), (Pass::Tf32x3, 1.0)]);
-    if let Some((kind, _)) = store {
-        let scale = match precision {
-            Precision::Exact | Precision::Tf32 => 1.0,
-            Precision::Bf16 | Precision::F16 => fast,
-        };
-        let pass = match kind {
-            HalfKind::Bf16 => Pass::Bf16,
-            HalfKind::F16 => Pass::F16,
-        };
-        chain = vec![(pass, scale)];
-    }
-    let half = chain[0].0.half().filter(|_| gemm_f32);
-    let hd = half_dim(dim);
-    let t = plan_tiles(
-        nq,
-        nx,
+    let search = Search {
+        q,
+        x,
         k,
-        row_bytes,
-        x_res.is_some() || store.is_some(),
-        q_res,
-        // (16-bit storage: two f32 tiles widened for the GEMMs.)
-        if store.is_some() {
-            2 * row_bytes
-        } else if half.is_some() {
-            hd * 2
-        } else {
-            0
-        },
-        budget,
-        dev.sm_count(),
-    )?;
-    let plan = DistPlan::new(dev, p, dim)?;
-    // Later tiles of the GEMM metrics go through the fused tensor-core
-    // filter when query blocks are large enough to fill its tiles.
-    let filter = match (gemm_f32, store) {
-        // A 16-bit base has no f32 rows for the GEMM path: the tensor-core
-        // filter takes every block of more than one query (a mostly idle
-        // 128-query tile still beats widening every tile for a GEMM).
-        (true, Some(_)) if t.query_block > 1 => Some(Filter::TensorCore),
-        (true, _) => filter_for(t.query_block, dim),
-        (false, _) => None,
-    };
-    // 16-bit copies of the rows for a fast tensor-core filter: a resident
-    // base keeps its copy between calls; a streamed tile is converted once.
-    let half = half.filter(|_| filter == Some(Filter::TensorCore));
-    let x_half = match (half, store) {
-        (_, Some((_, s))) => Some(s),
-        (Some(kind), None) => resident_half(dev, x, kind)?,
-        (None, None) => None,
-    };
-    // (A resident base that f16 cannot represent ranks with TF32.)
-    let half = half.filter(|_| x_res.is_none() || x_half.is_some());
-    // 16-bit storage: f32 rows of the first tile and of GEMM parts.
-    let (mut wide_first, mut wide_part) = match store {
-        Some(_) => (
-            Some(dev.alloc::<f32>(t.base_tile * dim)?),
-            Some(dev.alloc::<f32>(t.base_tile * dim)?),
-        ),
-        None => (None, None),
-    };
-    let mut xh_tile = match half {
-        Some(_) if x_half.is_none() => Some(dev.alloc::<u16>(t.base_tile * hd)?),
-        _ => None,
-    };
-    let fused = filter.is_some();
-    let norms = plan.needs_norms() || fused;
-    // A resident base keeps its squared norms between calls.
-    let x_norms = if norms { resident_norms(dev, x)? } else { None };
-
-    // Doubling tiles for the tensor-core filter; for few queries (where
-    // each tile costs a launch and a round trip) tiles 16 times as large as
-    // everything before them, about 15 k candidates each.
-    let growth = match filter {
-        Some(Filter::Simt) if k <= 64 => 16,
-        _ => 2,
-    };
-    let cap = if growth == 16 {
-        (32 * k).max(512)
-    } else {
-        candidate_cap(k)
-    };
-    let mut w = Work {
-        dbuf: dev.alloc::<f32>(t.query_block * t.base_tile)?,
-        xn: dev.alloc::<f32>(t.base_tile)?,
-        tmp_d: dev.alloc::<f32>(t.query_block * k)?,
-        tmp_i: dev.alloc::<u64>(t.query_block * k)?,
-        mrg_d: dev.alloc::<f32>(t.query_block * k)?,
-        mrg_i: dev.alloc::<u64>(t.query_block * k)?,
-        cap,
-        cand_d: dev.alloc::<f32>(t.query_block * cap)?,
-        cand_i: dev.alloc::<u64>(t.query_block * cap)?,
-        cand_j: if fused {
-            Some(dev.alloc::<u32>(t.query_block * cap)?)
-        } else {
-            None
-        },
-        counts: dev.alloc::<i32>(t.query_block)?,
-        overflow: dev.alloc::<i32>(1)?,
-        scratch: None,
-    };
-    let (mut part_d, mut part_i): (Option<CudaSlice<f32>>, Option<CudaSlice<u64>>) = (None, None);
-    // The first tile's re-scored lists (values, sorted values, ids).
-    let mut first = if fused {
-        let n = t.query_block * k;
-        Some((
-            dev.alloc::<f32>(n)?,
-            dev.alloc::<f32>(n)?,
-            dev.alloc::<u64>(n)?,
-        ))
-    } else {
-        None
-    };
-    // Norms of a streamed base tile, computed once per tile for every
-    // query block (a resident base keeps its own).
-    let stream_norms = norms && x_res.is_none() && store.is_none() && !x.is_binary();
-    let mut xt = dev.alloc::<f32>(if stream_norms { t.base_tile } else { 1 })?;
-    let step = Step {
-        dev,
-        plan: &plan,
         p,
-        k,
-        order,
-        chain,
-        first_pass: std::cell::Cell::new(0),
+        precision,
+        budget,
     };
-    let tiles = base_tiles(
-        nq,
-        nx,
-        t.base_tile,
-        fused && (x_res.is_some() || store.is_some()),
-        k,
-        growth,
-    );
-
+    let plan = plan(dev, &search)?;
+    let (call, mut work, mut scratch) = stage(dev, &search, plan)?;
+    let (nq, super_block) = (q.rows(), call.plan.tiling.super_block);
     let mut result: Option<Neighbors> = None;
-    for s0 in (0..nq).step_by(t.super_block) {
-        let s1 = (s0 + t.super_block).min(nq);
-        let sn = s1 - s0;
-        // The super-block's queries on the device.
-        let q_all = if q_res { Some(whole(dev, q)?) } else { None };
-        let q_own = if q_res {
-            None
-        } else {
-            let mut st = staging(dev, q, sn)?;
-            upload_rows(dev, q, s0, s1, &mut st)?;
-            Some(st)
-        };
-        let (q_rows, q_first) = match (&q_all, &q_own) {
-            (Some(a), _) => (a.rows(), s0),
-            (None, Some(o)) => (o, 0),
-            _ => unreachable!("queries are either resident or staged"),
-        };
-        // The super-block's query norms, once for the whole pass over the base.
-        let qn_all = query_norms(
-            dev,
-            &plan,
-            &q_rows.rows(q_first, q_first + sn, pr),
-            sn,
-            norms,
-        )?;
-        let qh = match (half, &q_rows.rows(q_first, q_first + sn, pr)) {
-            (Some(kind), RowsRef::F32(v)) => {
-                let mut h = dev.alloc::<u16>(sn * hd)?;
-                to_half(dev, v, sn, dim, kind, &mut h.as_view_mut())?.then_some(h)
-            }
-            _ => None,
-        };
-        let mut st_d = dev.alloc::<f32>(sn * k)?;
-        let mut st_i = dev.alloc::<u64>(sn * k)?;
-        // A host base streams through pinned staging on a second thread,
-        // its transfers overlapped with the compute on the tile before.
-        std::thread::scope(|sc| -> Result<()> {
-            let mut feed = match (x_res, store) {
-                (None, None) => Some(Feed::start(sc, dev, x, &tiles, t.base_tile)?),
-                _ => None,
-            };
-            for (ti, &(x0, x1)) in tiles.iter().enumerate() {
-                let n = x1 - x0;
-                let xr = match (x_res, feed.as_mut(), wide_first.as_mut()) {
-                    (Some(r), _, _) => r.rows(x0, x1, pr),
-                    (None, Some(f), _) => f.next(dev)?,
-                    (None, None, Some(wf)) => {
-                        // 16-bit storage: the first tile widened for its
-                        // GEMM (later tiles read the stored rows).
-                        let rows = if ti == 0 { n } else { 0 };
-                        if let (Some((kind, st)), true) = (store, rows > 0) {
-                            to_f32(
-                                dev,
-                                &st.slice(x0 * hd..x1 * hd),
-                                rows,
-                                dim,
-                                kind,
-                                &mut wf.slice_mut(..rows * dim),
-                            )?;
-                        }
-                        RowsRef::F32(wf.slice(..rows * dim))
-                    }
-                    _ => unreachable!("base is resident, stored in 16 bits or streamed"),
-                };
-                let store_tile = store.map(|(kind, st)| (kind, st.slice(x0 * hd..x1 * hd)));
-                // The tile's squared norms: the resident base's, or computed here.
-                if stream_norms {
-                    if let RowsRef::F32(v) = &xr {
-                        sq_norms(dev, v, n, dim, &mut xt)?;
-                    }
-                }
-                // The tile's 16-bit copy.
-                let mut tile_half = true;
-                if let (Some(kind), Some(buf), RowsRef::F32(v)) = (half, &mut xh_tile, &xr) {
-                    tile_half = to_half(dev, v, n, dim, kind, &mut buf.slice_mut(..n * hd))?;
-                }
-                let xh = match (x_half, &xh_tile) {
-                    (Some(h), _) => Some(h.slice(x0 * hd..x1 * hd)),
-                    (None, Some(b)) if tile_half => Some(b.slice(..n * hd)),
-                    _ => None,
-                };
-                let cached = match x_norms {
-                    Some(c) => Some(c.slice(x0..x1)),
-                    None if stream_norms => Some(xt.slice(..n)),
-                    None => None,
-                };
-                for b0 in (0..sn).step_by(t.query_block) {
-                    let b1 = (b0 + t.query_block).min(sn);
-                    let m = b1 - b0;
-                    let qr = q_rows.rows(q_first + b0, q_first + b1, pr);
-                    let qn = qn_all.as_ref().map(|s| s.slice(b0..b1));
-                    let mut st = Lists {
-                        d: st_d.slice_mut(b0 * k..b1 * k),
-                        i: st_i.slice_mut(b0 * k..b1 * k),
-                    };
-                    // The fused filter's view of this (query block, base tile).
-                    let half_rows = match (&qh, &xh) {
-                        (Some(q16), Some(x16)) => Some(HalfRows {
-                            q: q16.slice(b0 * hd..b1 * hd),
-                            x: x16.slice(..),
-                        }),
-                        _ => None,
-                    };
-                    let rows = match (fused, &qr, &xr, &qn, &cached) {
-                        (true, RowsRef::F32(qv), RowsRef::F32(xv), Some(qnv), Some(xnv)) => {
-                            Some(FilterRows {
-                                q: qv,
-                                m,
-                                qn: qnv,
-                                x: match &store_tile {
-                                    Some((kind, v)) => BaseRows::Half(*kind, v),
-                                    None => BaseRows::F32(xv),
-                                },
-                                n,
-                                xn: xnv,
-                                dim,
-                                half: half_rows.as_ref(),
-                            })
-                        }
-                        _ => None,
-                    };
-                    if ti > 0 {
-                        if let Some(rows) = &rows {
-                            if step.fused(&mut w, &mut st, None, rows, x0)? {
-                                continue;
-                            }
-                        }
-                        // The GEMM path, in tiles that fit its distance buffer.
-                        for a0 in (x0..x1).step_by(t.base_tile) {
-                            let a1 = (a0 + t.base_tile).min(x1);
-                            let sub = match (&xr, store, wide_part.as_mut()) {
-                                (_, Some((kind, st)), Some(wp)) => {
-                                    // 16-bit storage: this part widened.
-                                    let rows = a1 - a0;
-                                    to_f32(
-                                        dev,
-                                        &st.slice(a0 * hd..a1 * hd),
-                                        rows,
-                                        dim,
-                                        kind,
-                                        &mut wp.slice_mut(..rows * dim),
-                                    )?;
-                                    RowsRef::F32(wp.slice(..rows * dim))
-                                }
-                                (RowsRef::F32(v), _, _) => {
-                                    RowsRef::F32(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
-                                }
-                                (RowsRef::Bits(v), _, _) => {
-                                    RowsRef::Bits(v.slice((a0 - x0) * pr..(a1 - x0) * pr))
-                                }
-                            };
-                            let sub_norms = cached.as_ref().map(|c| c.slice(a0 - x0..a1 - x0));
-                            step.gemm_filter(
-                                &mut w,
-                                &mut st,
-                                &qr,
-                                m,
-                                qn.as_ref(),
-                                &sub,
-                                a0,
-                                a1 - a0,
-                                sub_norms.as_ref(),
-                            )?;
-                        }
-                        continue;
-                    }
-                    tile(
-                        dev,
-                        &plan,
-                        &qr,
-                        m,
-                        qn.as_ref(),
-                        &xr,
-                        n,
-                        &mut w.xn,
-                        cached.as_ref(),
-                        &mut w.dbuf,
-                        true,
-                    )?;
-                    let dview = w.dbuf.slice(..m * n);
-                    let split = row_split(m, n, dev.sm_count());
-                    // The first tile's parts need lists of their own.
-                    let first_split = split.min((t.part_rows / m).max(1));
-                    if first_split == 1 {
-                        launch_topk(
-                            dev,
-                            &dview,
-                            n,
-                            m,
-                            n,
-                            k,
-                            order,
-                            Ids::Offset(x0 as u64),
-                            &mut st.d,
-                            &mut st.i,
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            1,
-                        )?;
-                    } else {
-                        // Few rows: `split` blocks per row each select from one
-                        // part, then one block per row selects among their lists.
-                        let split = first_split;
-                        let parts = m * split * k;
-                        if part_d.as_ref().is_none_or(|p| p.len() < parts) {
-                            part_d = Some(dev.alloc::<f32>(parts)?);
-                            part_i = Some(dev.alloc::<u64>(parts)?);
-                        }
-                        let (pd, pi) = (part_d.as_mut().unwrap(), part_i.as_mut().unwrap());
-                        launch_topk(
-                            dev,
-                            &dview,
-                            n,
-                            m,
-                            n,
-                            k,
-                            order,
-                            Ids::Offset(x0 as u64),
-                            &mut pd.slice_mut(..parts),
-                            &mut pi.slice_mut(..parts),
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            split,
-                        )?;
-                        launch_topk(
-                            dev,
-                            &pd.slice(..parts),
-                            split * k,
-                            m,
-                            split * k,
-                            k,
-                            order,
-                            Ids::Explicit(&pi.slice(..parts), (split * k) as i64),
-                            &mut st.d,
-                            &mut st.i,
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            1,
-                        )?;
-                    }
-                    // With the fused filter, the first tile's lists are
-                    // re-scored in fp32 like every later candidate and become
-                    // the thresholds of a fused pass over the same tile, so that
-                    // all kept values come from one computation. (On overflow
-                    // the GEMM lists stay.)
-                    if let (Some(rows), Some((fv, fd, fi))) = (&rows, first.as_mut()) {
-                        let mut fvv = fv.slice_mut(..m * k);
-                        launch_rescore_lists(
-                            dev,
-                            rows,
-                            step.metric_args(),
-                            &st.i.as_view(),
-                            k,
-                            x0 as u64,
-                            &mut fvv,
-                        )?;
-                        launch_topk(
-                            dev,
-                            &fv.slice(..m * k),
-                            k,
-                            m,
-                            k,
-                            k,
-                            order,
-                            Ids::Explicit(&st.i.as_view(), k as i64),
-                            &mut fd.slice_mut(..m * k),
-                            &mut fi.slice_mut(..m * k),
-                            &mut w.scratch,
-                            None,
-                            Epi::default(),
-                            1,
-                        )?;
-                        let lists = (fd.slice(..m * k), fi.slice(..m * k));
-                        step.fused(&mut w, &mut st, Some((&lists.0, &lists.1)), rows, x0)?;
-                    }
-                }
-                if let Some(f) = feed.as_mut() {
-                    f.release(dev)?;
-                }
-            }
-            Ok(())
-        })?;
-        let ds = dev
-            .stream
-            .clone_dtoh(&st_d)
-            .map_err(cu("download (cuMemcpyDtoH)"))?;
-        let is = dev
-            .stream
-            .clone_dtoh(&st_i)
-            .map_err(cu("download (cuMemcpyDtoH)"))?;
-        dev.sync()?;
-        let part = Neighbors::from_parts(sn, k, order, is, ds)?;
+    for start in (0..nq).step_by(super_block) {
+        let end = (start + super_block).min(nq);
+        let part = call.super_block(&mut work, &mut scratch, start..end)?;
         match &mut result {
             None => result = Some(part),
             Some(r) => r.append_rows(part),
@@ -935,12 +1286,36 @@ mod tests {
 
     #[test]
     fn tiles_fit_the_budget_or_fail_with_numbers() {
-        let t = plan_tiles(10_000, 1_000_000, 10, 512, true, false, 0, 8 << 30, 132).unwrap();
+        let big = Workload {
+            nq: 10_000,
+            nx: 1_000_000,
+            k: 10,
+            row_bytes: 512,
+            base_resident: true,
+            queries_resident: false,
+            half_row_bytes: 0,
+            budget: 8 << 30,
+            sms: 132,
+        };
+        let t = plan_tiles(&big).unwrap();
         assert!(t.query_block >= 256 && t.base_tile >= 1024);
-        let small =
-            plan_tiles(10_000, 1_000_000, 10, 512, false, false, 256, 1 << 20, 132).unwrap();
+        let small = plan_tiles(&Workload {
+            base_resident: false,
+            half_row_bytes: 256,
+            budget: 1 << 20,
+            ..big
+        })
+        .unwrap();
         assert!(small.query_block * small.base_tile * 4 < 1 << 20);
-        match plan_tiles(10, 10, 1_000_000, 512, false, false, 0, 1000, 132) {
+        let tiny = Workload {
+            nq: 10,
+            nx: 10,
+            k: 1_000_000,
+            base_resident: false,
+            budget: 1000,
+            ..big
+        };
+        match plan_tiles(&tiny) {
             Err(Error::OutOfDeviceMemory { available, .. }) => assert_eq!(available, 1000),
             other => panic!("expected OutOfDeviceMemory, got {other:?}"),
         }

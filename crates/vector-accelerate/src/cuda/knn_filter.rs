@@ -12,6 +12,7 @@ use cudarc::driver::{
 use crate::core::error::{cu, Error, Result};
 use crate::core::half::{half_dim, HalfKind};
 use crate::core::neighbors::Order;
+use crate::cuda::select::{ListsMut, ListsRef};
 use crate::runtime::cuda_device::CudaDevice;
 
 /// Rows of a block tile along queries and along base rows (`VA_FM`, `VA_FN`).
@@ -227,44 +228,75 @@ pub(crate) fn to_half(
 }
 
 /// Inputs of one filter launch: `m` query rows and `n` base rows of `dim`
-/// floats (row-major, leading dimension `dim`) with their squared norms.
+/// floats (row-major, leading dimension `dim`) with their squared norms,
+/// the metric they are ranked by and the global id of the first base row.
 pub(crate) struct FilterRows<'a> {
+    /// Query rows.
     pub q: &'a CudaView<'a, f32>,
+    /// Number of query rows.
     pub m: usize,
+    /// Squared norms of the query rows.
     pub qn: &'a CudaView<'a, f32>,
+    /// Base rows.
     pub x: BaseRows<'a>,
+    /// Number of base rows.
     pub n: usize,
+    /// Squared norms of the base rows.
     pub xn: &'a CudaView<'a, f32>,
+    /// Values per row.
     pub dim: usize,
     /// 16-bit copies, for the bf16 / f16 passes.
     pub half: Option<&'a HalfRows<'a>>,
+    /// The metric as the kernels see it.
+    pub metric: MetricArgs,
+    /// Global id of base row 0 (a re-scored candidate's id is this plus its row).
+    pub first_id: u64,
 }
 
 /// The metric as the kernels see it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MetricArgs {
+    /// The metric's code (`kernels/common.cuh`).
     pub code: i32,
+    /// Whether the rows are unit length (cosine without norms).
     pub normalized: bool,
+    /// Which values are best.
     pub order: Order,
 }
 
+/// A tensor-core filter pass with the factor its error bound is scaled by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScaledPass {
+    /// How the dot products are computed.
+    pub pass: Pass,
+    /// Factor of the pass's [`error_bound`] (1: the proven bound).
+    pub scale: f32,
+}
+
+/// Where a filter leaves its candidates (and where a re-score reads them).
+pub(crate) struct Candidates<'a> {
+    /// Base-row indices, `cap` per query.
+    pub rows: CudaViewMut<'a, u32>,
+    /// Room per query.
+    pub cap: usize,
+    /// Candidates found per query (zeroed by each filter launch).
+    pub counts: &'a mut CudaSlice<i32>,
+    /// Set when some query found more than `cap` (zeroed by each filter launch).
+    pub overflow: &'a mut CudaSlice<i32>,
+}
+
 /// Appends, per query, the base rows that can beat its current k-th best
-/// (`st`, sorted lists of `k`) to `cand` (`cap` per query) and counts them
-/// in `counts` (zeroed here). Returns whether some query overflowed `cap`
-/// (its list is then incomplete); this synchronises with the device.
-#[allow(clippy::too_many_arguments)]
+/// (`lists`) to `out` and counts them. Returns whether some query
+/// overflowed its room (its list is then incomplete); this synchronises
+/// with the device.
 pub(crate) fn launch_filter(
     dev: &CudaDevice,
     r: &FilterRows<'_>,
-    metric: MetricArgs,
-    pass: Pass,
-    scale: f32,
-    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
-    cand: &mut CudaViewMut<'_, u32>,
-    cap: usize,
-    counts: &mut CudaSlice<i32>,
-    overflow: &mut CudaSlice<i32>,
+    pass: ScaledPass,
+    lists: ListsRef<'_>,
+    out: &mut Candidates<'_>,
 ) -> Result<bool> {
+    let ScaledPass { pass, scale } = pass;
     let aligned = |v: &CudaView<'_, f32>| {
         let (p, _g) = v.device_ptr(&dev.stream);
         p.is_multiple_of(16)
@@ -305,75 +337,80 @@ pub(crate) fn launch_filter(
         (Pass::Tf32x3, true, _) => "fused_filter_3xtf32_v4",
         (Pass::Tf32x3, false, _) => "fused_filter_3xtf32_v1",
     };
-    let cfg = LaunchConfig {
-        grid_dim: ((r.n.div_ceil(TILE) * r.m.div_ceil(TILE)) as u32, 1, 1),
-        block_dim: (if w4 { 128 } else { 256 }, 1, 1),
-        shared_mem_bytes: SMEM_BYTES as u32,
-    };
-    let f = dev.func("knn", name)?;
-    let overflow = run_filter(
-        dev,
-        &f,
-        cfg,
-        SMEM_BYTES,
-        r,
-        metric,
-        Some((
+    let kernel = FilterKernel {
+        func: dev.func("knn", name)?,
+        cfg: LaunchConfig {
+            grid_dim: ((r.n.div_ceil(TILE) * r.m.div_ceil(TILE)) as u32, 1, 1),
+            block_dim: (if w4 { 128 } else { 256 }, 1, 1),
+            shared_mem_bytes: SMEM_BYTES as u32,
+        },
+        smem: SMEM_BYTES,
+        bound: Some((
             error_bound(r.dim, pass) * scale,
             absolute_bound(r.dim, pass),
         )),
         half,
-        st,
-        (cand, cap, counts, overflow),
-    )?;
+    };
+    let overflow = run_filter(dev, &kernel, r, lists, out)?;
     use std::sync::atomic::Ordering::Relaxed;
     PASS_STATS[pass as usize][0].fetch_add(1, Relaxed);
     PASS_STATS[pass as usize][1].fetch_add(overflow as u64, Relaxed);
     Ok(overflow)
 }
 
-/// Launches a filter kernel (`fused_filter_*` with the bound `cb`, or
-/// `simt_filter` without), with `smem` bytes of dynamic shared memory
-/// allowed, after zeroing the counts and the overflow flag; returns the
-/// flag (this synchronises with the device).
-#[allow(clippy::too_many_arguments)]
+/// A filter kernel and how it is launched.
+struct FilterKernel<'a> {
+    /// `fused_filter_*` or `simt_filter`.
+    func: CudaFunction,
+    /// Grid and block.
+    cfg: LaunchConfig,
+    /// Dynamic shared memory the kernel is allowed.
+    smem: usize,
+    /// The (relative, absolute) error bound of a tensor-core pass; `None`
+    /// for the exact filter.
+    bound: Option<(f32, f32)>,
+    /// 16-bit rows, for the bf16 / f16 passes.
+    half: Option<&'a HalfRows<'a>>,
+}
+
+/// Launches a filter kernel after zeroing the counts and the overflow flag;
+/// returns the flag (this synchronises with the device).
 fn run_filter(
     dev: &CudaDevice,
-    f: &CudaFunction,
-    cfg: LaunchConfig,
-    smem: usize,
+    kernel: &FilterKernel<'_>,
     r: &FilterRows<'_>,
-    metric: MetricArgs,
-    cb: Option<(f32, f32)>,
-    half: Option<&HalfRows<'_>>,
-    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
-    out: (
-        &mut CudaViewMut<'_, u32>,
-        usize,
-        &mut CudaSlice<i32>,
-        &mut CudaSlice<i32>,
-    ),
+    lists: ListsRef<'_>,
+    out: &mut Candidates<'_>,
 ) -> Result<bool> {
-    let (cand, cap, counts, overflow) = out;
-    f.set_attribute(
+    let FilterKernel {
+        ref func,
+        cfg,
+        smem,
+        bound: cb,
+        half,
+    } = *kernel;
+    let metric = r.metric;
+    func.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         smem as i32,
     )
     .map_err(cu("cuFuncSetAttribute"))?;
-    dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
     dev.stream
-        .memset_zeros(overflow)
+        .memset_zeros(&mut *out.counts)
+        .map_err(cu("cuMemsetD8"))?;
+    dev.stream
+        .memset_zeros(&mut *out.overflow)
         .map_err(cu("cuMemsetD8"))?;
     let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
     let (hld, hd) = (half_dim(r.dim) as i64, half_dim(r.dim) as i32);
     let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
     let (code, norm) = (metric.code, metric.normalized as i32);
     let (k, desc, cap_i) = (
-        st.2 as i32,
+        lists.k as i32,
         (metric.order == Order::Largest) as i32,
-        cap as i32,
+        out.cap as i32,
     );
-    let mut b = dev.stream.launch_builder(f);
+    let mut b = dev.stream.launch_builder(func);
     match half {
         Some(h) => {
             b.arg(&h.q).arg(&hld).arg(&m);
@@ -394,17 +431,17 @@ fn run_filter(
     if let Some((c, a)) = &cb {
         b.arg(c).arg(a);
     }
-    b.arg(st.0).arg(st.1).arg(&k).arg(&desc);
-    b.arg(&mut *cand)
+    b.arg(lists.dist).arg(lists.ids).arg(&k).arg(&desc);
+    b.arg(&mut out.rows)
         .arg(&cap_i)
-        .arg(&mut *counts)
-        .arg(&mut *overflow);
+        .arg(&mut *out.counts)
+        .arg(&mut *out.overflow);
     // SAFETY: q is m x dim, x is n x dim, norms m / n, lists m x k,
     // cand m x cap, counts m, overflow 1; shared memory within `smem`.
     unsafe { b.launch(cfg) }.map_err(cu("k-NN filter launch"))?;
     let mut flag = [0i32; 1];
     dev.stream
-        .memcpy_dtoh(&overflow.slice(..1), &mut flag)
+        .memcpy_dtoh(&out.overflow.slice(..1), &mut flag)
         .map_err(cu("download (cuMemcpyDtoH)"))?;
     dev.sync()?;
     Ok(flag[0] != 0)
@@ -412,38 +449,27 @@ fn run_filter(
 
 /// The exact filter for few queries: like [`launch_filter`] but every
 /// candidate's test uses its fp32 value as [`launch_rescore`] computes it.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_simt_filter(
     dev: &CudaDevice,
     r: &FilterRows<'_>,
-    metric: MetricArgs,
-    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
-    cand: &mut CudaViewMut<'_, u32>,
-    cap: usize,
-    counts: &mut CudaSlice<i32>,
-    overflow: &mut CudaSlice<i32>,
+    lists: ListsRef<'_>,
+    out: &mut Candidates<'_>,
 ) -> Result<bool> {
     let blocks = r.n.div_ceil(8).min(dev.sm_count() * 8).max(1);
-    let cfg = LaunchConfig {
-        grid_dim: (blocks as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: (r.m * r.dim * 4) as u32,
-    };
-    let f = dev.func("knn", "simt_filter")?;
     // The queries may take all of the default 48 KiB, beside the kernel's
     // static arrays: opt in to that much dynamic shared memory.
-    run_filter(
-        dev,
-        &f,
-        cfg,
-        SIMT_SMEM,
-        r,
-        metric,
-        None,
-        None,
-        st,
-        (cand, cap, counts, overflow),
-    )
+    let kernel = FilterKernel {
+        func: dev.func("knn", "simt_filter")?,
+        cfg: LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: (r.m * r.dim * 4) as u32,
+        },
+        smem: SIMT_SMEM,
+        bound: None,
+        half: None,
+    };
+    run_filter(dev, &kernel, r, lists, out)
 }
 
 /// The leading arguments both re-score kernels take (query rows, base
@@ -458,14 +484,14 @@ struct RescoreArgs {
 }
 
 impl RescoreArgs {
-    fn new(r: &FilterRows<'_>, metric: MetricArgs) -> Self {
+    fn new(r: &FilterRows<'_>) -> Self {
         Self {
             ld: r.dim as i64,
             xld: r.x.ld(r.dim),
             xkind: r.x.code(),
             d: r.dim as i32,
-            code: metric.code,
-            norm: metric.normalized as i32,
+            code: r.metric.code,
+            norm: r.metric.normalized as i32,
         }
     }
 
@@ -487,50 +513,43 @@ impl RescoreArgs {
     }
 }
 
-/// Exact fp32 values (and global ids `offset + index`) of the candidates
-/// `cand` found by [`launch_filter`], into `out_d`/`out_i` (`cap` per query).
-#[allow(clippy::too_many_arguments)]
+/// Exact fp32 values (and global ids) of the candidates `cand` found by
+/// [`launch_filter`], into `out` (`cap` per query).
 pub(crate) fn launch_rescore(
     dev: &CudaDevice,
     r: &FilterRows<'_>,
-    metric: MetricArgs,
-    cand: &CudaView<'_, u32>,
-    cap: usize,
-    counts: &CudaSlice<i32>,
-    offset: u64,
-    out_d: &mut CudaViewMut<'_, f32>,
-    out_i: &mut CudaViewMut<'_, u64>,
+    cand: &Candidates<'_>,
+    out: &mut ListsMut<'_>,
 ) -> Result<()> {
     let f = dev.func("knn", "rescore_candidates")?;
-    let cap_i = cap as i32;
-    let a = RescoreArgs::new(r, metric);
+    let cap_i = cand.cap as i32;
+    let rows = cand.rows.as_view();
+    let a = RescoreArgs::new(r);
     let mut b = dev.stream.launch_builder(&f);
     a.push(&mut b, r);
-    b.arg(cand).arg(&cap_i).arg(counts).arg(&offset);
-    b.arg(out_d).arg(out_i);
+    b.arg(&rows).arg(&cap_i).arg(&*cand.counts).arg(&r.first_id);
+    b.arg(&mut out.dist).arg(&mut out.ids);
     // SAFETY: shapes as in launch_filter; outputs m x cap.
     unsafe { b.launch(RescoreArgs::config(r)) }.map_err(cu("rescore_candidates launch"))?;
     Ok(())
 }
 
 /// In place: the values of the lists `vals`/`ids` (`k` per query, global
-/// ids from `offset`) become their fp32 re-scores, as [`launch_rescore`]
-/// computes them.
+/// ids from `r.first_id`) become their fp32 re-scores, as
+/// [`launch_rescore`] computes them.
 pub(crate) fn launch_rescore_lists(
     dev: &CudaDevice,
     r: &FilterRows<'_>,
-    metric: MetricArgs,
     ids: &CudaView<'_, u64>,
     k: usize,
-    offset: u64,
     vals: &mut CudaViewMut<'_, f32>,
 ) -> Result<()> {
     let f = dev.func("knn", "rescore_lists")?;
     let k_i = k as i32;
-    let a = RescoreArgs::new(r, metric);
+    let a = RescoreArgs::new(r);
     let mut b = dev.stream.launch_builder(&f);
     a.push(&mut b, r);
-    b.arg(ids).arg(&k_i).arg(&offset).arg(vals);
+    b.arg(ids).arg(&k_i).arg(&r.first_id).arg(vals);
     // SAFETY: lists m x k with ids in [offset, offset + n) or missing.
     unsafe { b.launch(RescoreArgs::config(r)) }.map_err(cu("rescore_lists launch"))?;
     Ok(())

@@ -272,7 +272,75 @@ fn gemm_into(
                 .map_err(cu("cuMemcpyDtoD"))?;
         }
     }
-    let (alpha, beta) = (p.alpha, if c.is_some() { p.beta } else { 0.0 });
+    {
+        let (pc, _gc) = out.device_ptr_mut(&dev.stream);
+        // cuBLAS's first operand (`pa`) is our B, its second (`pb`) our A.
+        let (pa, _ga) = bo.ptr(&dev.stream)?;
+        let (pb, _gb) = ao.ptr(&dev.stream)?;
+        let call = BlasCall {
+            args,
+            a: pa,
+            b: pb,
+            c: pc,
+            alpha: p.alpha,
+            beta: if c.is_some() { p.beta } else { 0.0 },
+            dtype: match p.precision {
+                Precision::Bf16 => cb::cudaDataType_t::CUDA_R_16BF,
+                Precision::F16 => cb::cudaDataType_t::CUDA_R_16F,
+                Precision::Exact | Precision::Tf32 => cb::cudaDataType_t::CUDA_R_32F,
+            },
+            compute: if p.precision == Precision::Tf32 {
+                cb::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+            } else {
+                cb::cublasComputeType_t::CUBLAS_COMPUTE_32F
+            },
+        };
+        blas_gemm(dev, p, &call)?;
+        drop((_ga, _gb, _gc));
+    }
+    if let Some(e) = epi {
+        let bias = match e.bias {
+            Some(b) => Some(crate::runtime::cuda_rows::upload_slice(dev, b)?),
+            None => None,
+        };
+        super::vector::bias_then_in_place(
+            dev,
+            &mut out,
+            p.batch * p.m,
+            p.n,
+            bias.as_ref(),
+            e.act.chain(),
+        )?;
+    }
+    // Converted and uploaded operands are freed in stream order after the calls.
+    drop((ao, bo));
+    Ok(out)
+}
+
+/// One cuBLAS call of a plan.
+struct BlasCall {
+    /// The column-major shapes.
+    args: ColumnMajor,
+    /// cuBLAS's first operand (our B).
+    a: u64,
+    /// cuBLAS's second operand (our A).
+    b: u64,
+    /// The output.
+    c: u64,
+    /// Factor of the product.
+    alpha: f32,
+    /// Factor of the output's prior values.
+    beta: f32,
+    /// Element type of the operands.
+    dtype: cb::cudaDataType_t,
+    /// Compute type of the tensor-core calls.
+    compute: cb::cublasComputeType_t,
+}
+
+/// `call` through the cuBLAS entry point of the plan's precision and
+/// batching (one match over the four calls, whose long argument lists
+/// differ).
+fn blas_gemm(dev: &CudaDevice, p: &Plan, call: &BlasCall) -> Result<()> {
     let ColumnMajor {
         transa: ta,
         transb: tb,
@@ -286,23 +354,17 @@ fn gemm_into(
         stride_b: sb,
         stride_c: sc,
         batch,
-    } = args;
+    } = call.args;
+    let BlasCall {
+        a: pa,
+        b: pb,
+        c: pc,
+        dtype,
+        compute,
+        ..
+    } = *call;
     let h = *dev.blas.handle();
-    let (pc, _gc) = out.device_ptr_mut(&dev.stream);
-    // cuBLAS's first operand (`pa`) is our B, its second (`pb`) our A.
-    let (pa, _ga) = bo.ptr(&dev.stream)?;
-    let (pb, _gb) = ao.ptr(&dev.stream)?;
-    let dtype = match p.precision {
-        Precision::Bf16 => cb::cudaDataType_t::CUDA_R_16BF,
-        Precision::F16 => cb::cudaDataType_t::CUDA_R_16F,
-        Precision::Exact | Precision::Tf32 => cb::cudaDataType_t::CUDA_R_32F,
-    };
-    let compute = if p.precision == Precision::Tf32 {
-        cb::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
-    } else {
-        cb::cublasComputeType_t::CUBLAS_COMPUTE_32F
-    };
-    let (al, be) = (&alpha as *const f32, &beta as *const f32);
+    let (al, be) = (&call.alpha as *const f32, &call.beta as *const f32);
     let f32_t = cb::cudaDataType_t::CUDA_R_32F;
     let algo = cb::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
     // SAFETY: cuBLAS's first operand is our B, the second our A (their
@@ -396,25 +458,7 @@ fn gemm_into(
             ),
         }
     };
-    st.result().map_err(cu("cuBLAS GEMM"))?;
-    drop((_ga, _gb, _gc));
-    if let Some(e) = epi {
-        let bias = match e.bias {
-            Some(b) => Some(crate::runtime::cuda_rows::upload_slice(dev, b)?),
-            None => None,
-        };
-        super::vector::bias_then_in_place(
-            dev,
-            &mut out,
-            p.batch * p.m,
-            p.n,
-            bias.as_ref(),
-            e.act.chain(),
-        )?;
-    }
-    // Converted and uploaded operands are freed in stream order after the calls.
-    drop((ao, bo));
-    Ok(out)
+    st.result().map_err(cu("cuBLAS GEMM"))
 }
 
 /// The transpose (`dim x rows`) into a new device buffer (lock held).

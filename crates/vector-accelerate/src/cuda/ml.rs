@@ -23,21 +23,35 @@ pub(crate) const MAX_LATENT: usize = 128;
 /// The cp.async pipeline's shared memory (the latent tile reuses it).
 const SMEM_BYTES: usize = 3 * 2 * TILE * 36 * 4;
 
-/// Codes of `act(x W^T + b)` (unit length when `normalize`), `W` the f32
-/// `latent x d` weight resident on `dev`, in one pass: `three` selects
-/// 3xTF32 (near-fp32) over TF32. `None` when the weight is not f32 rows on
-/// the device or the latent exceeds [`MAX_LATENT`] (the caller takes the
-/// unfused path).
-#[allow(clippy::too_many_arguments)]
+/// The encoder of a fused neural-quantization encode.
+pub(crate) struct NqEncoder<'a> {
+    /// The f32 `latent x d` weight, resident on the device.
+    pub weight: &'a DeviceMatrix,
+    /// The latent's bias.
+    pub bias: Option<&'a [f32]>,
+    /// ReLU activation (else none).
+    pub relu: bool,
+    /// Latents scaled to unit length before the codes.
+    pub normalize: bool,
+    /// 3xTF32 products (near-fp32) rather than TF32.
+    pub three_tf32: bool,
+}
+
+/// Codes of `act(x W^T + b)` of `enc` in one pass. `None` when the weight
+/// is not f32 rows on the device or the latent exceeds [`MAX_LATENT`] (the
+/// caller takes the unfused path).
 pub(crate) fn nq_encode(
     dev: &Arc<CudaDevice>,
     x: &Input<'_>,
-    w: &DeviceMatrix,
-    bias: Option<&[f32]>,
-    relu: bool,
-    normalize: bool,
-    three: bool,
+    enc: &NqEncoder<'_>,
 ) -> Result<Option<ScalarCodes>> {
+    let NqEncoder {
+        weight: w,
+        bias,
+        relu,
+        normalize,
+        three_tf32: three,
+    } = *enc;
     let Storage::Cuda(_, CudaRows::F32(wrows)) = &w.storage else {
         return Ok(None);
     };

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 use crate::core::error::{cu, Error, Result};
 use crate::core::matrix::MatrixView;
@@ -19,7 +19,7 @@ use crate::core::quantize::{
 };
 use crate::cuda::cluster::subspace_nearest;
 use crate::cuda::distance::whole;
-use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids};
+use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids, ListsMut, TopK};
 use crate::runtime::codes::{ScalarCodes, Store};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{upload_slice, CudaRows};
@@ -336,121 +336,25 @@ pub(crate) fn pq_search(
 ) -> Result<Neighbors> {
     let _g = dev.lock();
     let (nq, n) = (q.rows(), codes.rows);
-    let (m, kc) = (pq.m, 1usize << pq.nbits);
     let order = metric.order();
-    let bytes = codes.bytes.cuda().expect("device codes on a CUDA context");
-    let qd = upload_slice(dev, q.as_slice())?;
-    let cent = upload_slice(dev, &pq.centroids)?;
-    let mut lut = dev.alloc::<f32>(nq * m * kc)?;
-    {
-        let f = dev.func(MODULE, "va_pq_tables")?;
-        let (nq_i, d_i, m_i, ds_i, kc_i) = (
-            nq as i32,
-            q.dim() as i32,
-            m as i32,
-            pq.dsub as i32,
-            kc as i32,
-        );
-        let ip = (metric == Metric::InnerProduct) as i32;
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(&qd)
-            .arg(&nq_i)
-            .arg(&d_i)
-            .arg(&m_i)
-            .arg(&ds_i)
-            .arg(&kc_i)
-            .arg(&cent)
-            .arg(&ip);
-        b.arg(&mut lut);
-        // SAFETY: q nq*d, cent m*kc*ds, lut nq*m*kc.
-        unsafe { b.launch(grid(nq * m * kc)) }.map_err(cu("va_pq_tables launch"))?;
-    }
-    let table_bytes = m * kc * 4;
-    let smem_max = 200 * 1024;
-    if table_bytes > smem_max {
-        return Err(Error::invalid(
-            "product quantizer",
-            format!("M {m} nbits {}", pq.nbits),
-            format!(
-                "the ADC scan keeps a query's {table_bytes}-byte lookup table in shared memory (at most {smem_max}); use fewer sub-spaces or bits"
-            ),
-        ));
-    }
-    // Few queries per block (several blocks per SM) over many codes per
-    // block, so each table loaded into shared memory serves many codes.
-    let qpb = ((64 << 10) / table_bytes).clamp(1, 8).min(nq);
-    let kern = if codes.bytes_per_row().is_multiple_of(16) {
-        scan_kernel(m, pq.nbits)
-    } else {
-        "va_pq_scan"
-    };
-    let f = dev.func(MODULE, kern)?;
-    let smem = qpb * table_bytes;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        smem as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
-    let scan = |rows: usize,
-                dense: bool,
-                thr: &CudaSlice<f32>,
-                out_d: &mut CudaSlice<f32>,
-                out_i: &mut CudaSlice<u64>,
-                ld: usize,
-                cap: usize,
-                counts: &mut CudaSlice<i32>|
-     -> Result<()> {
-        let cfg = LaunchConfig {
-            grid_dim: (
-                rows.div_ceil(256 * PER_THREAD) as u32,
-                nq.div_ceil(qpb) as u32,
-                1,
-            ),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: smem as u32,
-        };
-        let (n_i, m_i, nb_i, rb_i, kc_i) = (
-            rows as i64,
-            m as i32,
-            pq.nbits as i32,
-            codes.bytes_per_row() as i32,
-            kc as i32,
-        );
-        let (nq_i, qpb_i, pt_i, dense_i, desc_i) = (
-            nq as i32,
-            qpb as i32,
-            PER_THREAD as i32,
-            dense as i32,
-            (order == Order::Largest) as i32,
-        );
-        let (ld_i, cap_i) = (ld as i64, cap as i32);
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(bytes)
-            .arg(&n_i)
-            .arg(&m_i)
-            .arg(&nb_i)
-            .arg(&rb_i)
-            .arg(&kc_i)
-            .arg(&lut);
-        b.arg(&nq_i)
-            .arg(&qpb_i)
-            .arg(&pt_i)
-            .arg(&dense_i)
-            .arg(&desc_i)
-            .arg(thr);
-        b.arg(out_d).arg(out_i).arg(&ld_i).arg(&cap_i).arg(counts);
-        // SAFETY: codes n*rb bytes; dense: out_d nq*ld with rows <= ld;
-        // filter: out_d/out_i nq*cap, counts nq; shared qpb tables.
-        unsafe { b.launch(cfg) }.map_err(cu("va_pq_scan launch"))?;
-        Ok(())
-    };
+    let lut = pq_tables(dev, pq, q, metric)?;
+    let scan = AdcScan::new(dev, pq, codes, &lut, nq, order)?;
     // The sample: its k-th best bounds each query's k-th best.
     let s = n.min((256 * k).max(65_536));
     let mut sd = dev.alloc::<f32>(nq * s)?;
     let mut dummy_i = dev.alloc::<u64>(1)?;
     let mut counts = dev.alloc::<i32>(nq)?;
     let none = dev.alloc::<f32>(1)?;
-    scan(s, true, &none, &mut sd, &mut dummy_i, s, 0, &mut counts)?;
+    scan.launch(ScanPass {
+        rows: s,
+        dense: true,
+        thr: &none,
+        out_d: &mut sd,
+        out_i: &mut dummy_i,
+        ld: s,
+        cap: 0,
+        counts: &mut counts,
+    })?;
     if s == n {
         return select_rows(dev, &sd.as_view(), nq, n, k, order);
     }
@@ -467,7 +371,16 @@ pub(crate) fn pq_search(
         dev.stream
             .memset_zeros(&mut counts)
             .map_err(cu("cuMemsetD8"))?;
-        scan(n, false, &thr, &mut cd, &mut ci, 0, cap, &mut counts)?;
+        scan.launch(ScanPass {
+            rows: n,
+            dense: false,
+            thr: &thr,
+            out_d: &mut cd,
+            out_i: &mut ci,
+            ld: 0,
+            cap,
+            counts: &mut counts,
+        })?;
         let hc = fetch(dev, &counts)?;
         dev.sync()?;
         let most = hc.iter().copied().max().unwrap_or(0).max(0) as usize;
@@ -477,19 +390,15 @@ pub(crate) fn pq_search(
         }
         let (mut od, mut oi) = (dev.alloc::<f32>(nq * k)?, dev.alloc::<u64>(nq * k)?);
         let mut scratch = None;
-        launch_topk(
-            dev,
-            &cd.as_view(),
-            cap,
-            nq,
-            cap,
+        let job = TopK {
+            vals: &cd.as_view(),
+            ld: cap,
+            rows: nq,
+            n: cap,
             k,
             order,
-            Ids::Explicit(&ci.as_view(), cap as i64),
-            &mut od.as_view_mut(),
-            &mut oi.as_view_mut(),
-            &mut scratch,
-            Some(Fallback {
+            ids: Ids::Explicit(&ci.as_view(), cap as i64),
+            fallback: Some(Fallback {
                 counts: &counts,
                 cap,
                 full: None,
@@ -497,10 +406,214 @@ pub(crate) fn pq_search(
                 full_ld: 0,
                 full_offset: 0,
             }),
-            Epi::default(),
-            1,
-        )?;
+            epi: Epi::default(),
+            split: 1,
+        };
+        let mut out = ListsMut {
+            dist: od.as_view_mut(),
+            ids: oi.as_view_mut(),
+        };
+        launch_topk(dev, &job, &mut out, &mut scratch)?;
         return download(dev, &od, &oi, nq, k, order);
+    }
+}
+
+/// The ADC lookup tables of the queries `q` (`nq x m x kc` on the device).
+fn pq_tables(
+    dev: &CudaDevice,
+    pq: &ProductQuantizer,
+    q: MatrixView<'_>,
+    metric: Metric,
+) -> Result<CudaSlice<f32>> {
+    let nq = q.rows();
+    let (m, kc) = (pq.m, 1usize << pq.nbits);
+    let qd = upload_slice(dev, q.as_slice())?;
+    let cent = upload_slice(dev, &pq.centroids)?;
+    let mut lut = dev.alloc::<f32>(nq * m * kc)?;
+    let f = dev.func(MODULE, "va_pq_tables")?;
+    let (nq_i, d_i, m_i, ds_i, kc_i) = (
+        nq as i32,
+        q.dim() as i32,
+        m as i32,
+        pq.dsub as i32,
+        kc as i32,
+    );
+    let ip = (metric == Metric::InnerProduct) as i32;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&qd)
+        .arg(&nq_i)
+        .arg(&d_i)
+        .arg(&m_i)
+        .arg(&ds_i)
+        .arg(&kc_i)
+        .arg(&cent)
+        .arg(&ip);
+    b.arg(&mut lut);
+    // SAFETY: q nq*d, cent m*kc*ds, lut nq*m*kc.
+    unsafe { b.launch(grid(nq * m * kc)) }.map_err(cu("va_pq_tables launch"))?;
+    Ok(lut)
+}
+
+/// The ADC scan kernel with what every pass shares: the codes, the
+/// queries' lookup tables and the launch shape.
+struct AdcScan<'a> {
+    /// The device.
+    dev: &'a CudaDevice,
+    /// The scan kernel for the code layout.
+    f: CudaFunction,
+    /// The codes, `row_bytes` per row.
+    bytes: &'a CudaSlice<u8>,
+    /// The queries' lookup tables.
+    lut: &'a CudaSlice<f32>,
+    /// Queries.
+    nq: usize,
+    /// Sub-spaces.
+    m: usize,
+    /// Bits per sub-space code.
+    nbits: u32,
+    /// Bytes per code.
+    row_bytes: usize,
+    /// Centroids per sub-space.
+    kc: usize,
+    /// Queries per block.
+    qpb: usize,
+    /// Shared memory per block (the block's tables).
+    smem: usize,
+    /// Which values are best.
+    order: Order,
+}
+
+/// One pass of the ADC scan over the first `rows` codes.
+struct ScanPass<'b> {
+    /// Codes scanned.
+    rows: usize,
+    /// Every value (`ld` per query) rather than those no worse than `thr`.
+    dense: bool,
+    /// Per-query thresholds of a filtering pass.
+    thr: &'b CudaSlice<f32>,
+    /// Values (dense: every one; filter: the candidates').
+    out_d: &'b mut CudaSlice<f32>,
+    /// The candidates' ids (filter).
+    out_i: &'b mut CudaSlice<u64>,
+    /// Values per query of a dense pass.
+    ld: usize,
+    /// Candidates per query of a filtering pass.
+    cap: usize,
+    /// Candidates found per query.
+    counts: &'b mut CudaSlice<i32>,
+}
+
+impl<'a> AdcScan<'a> {
+    /// The scan of `codes` for the `nq` queries' tables `lut`; fails when a
+    /// query's table does not fit in shared memory.
+    fn new(
+        dev: &'a CudaDevice,
+        pq: &ProductQuantizer,
+        codes: &'a crate::runtime::codes::PqCodes,
+        lut: &'a CudaSlice<f32>,
+        nq: usize,
+        order: Order,
+    ) -> Result<Self> {
+        let (m, kc) = (pq.m, 1usize << pq.nbits);
+        let bytes = codes.bytes.cuda().expect("device codes on a CUDA context");
+        let table_bytes = m * kc * 4;
+        let smem_max = 200 * 1024;
+        if table_bytes > smem_max {
+            return Err(Error::invalid(
+                "product quantizer",
+                format!("M {m} nbits {}", pq.nbits),
+                format!(
+                    "the ADC scan keeps a query's {table_bytes}-byte lookup table in shared memory (at most {smem_max}); use fewer sub-spaces or bits"
+                ),
+            ));
+        }
+        // Few queries per block (several blocks per SM) over many codes per
+        // block, so each table loaded into shared memory serves many codes.
+        let qpb = ((64 << 10) / table_bytes).clamp(1, 8).min(nq);
+        let kern = if codes.bytes_per_row().is_multiple_of(16) {
+            scan_kernel(m, pq.nbits)
+        } else {
+            "va_pq_scan"
+        };
+        let f = dev.func(MODULE, kern)?;
+        let smem = qpb * table_bytes;
+        f.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            smem as i32,
+        )
+        .map_err(cu("cuFuncSetAttribute"))?;
+        Ok(Self {
+            dev,
+            f,
+            bytes,
+            lut,
+            nq,
+            m,
+            nbits: pq.nbits,
+            row_bytes: codes.bytes_per_row(),
+            kc,
+            qpb,
+            smem,
+            order,
+        })
+    }
+
+    /// Launches one pass.
+    fn launch(&self, pass: ScanPass<'_>) -> Result<()> {
+        let ScanPass {
+            rows,
+            dense,
+            thr,
+            out_d,
+            out_i,
+            ld,
+            cap,
+            counts,
+        } = pass;
+        let (dev, nq, qpb) = (self.dev, self.nq, self.qpb);
+        let cfg = LaunchConfig {
+            grid_dim: (
+                rows.div_ceil(256 * PER_THREAD) as u32,
+                nq.div_ceil(qpb) as u32,
+                1,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: self.smem as u32,
+        };
+        let (n_i, m_i, nb_i, rb_i, kc_i) = (
+            rows as i64,
+            self.m as i32,
+            self.nbits as i32,
+            self.row_bytes as i32,
+            self.kc as i32,
+        );
+        let (nq_i, qpb_i, pt_i, dense_i, desc_i) = (
+            nq as i32,
+            qpb as i32,
+            PER_THREAD as i32,
+            dense as i32,
+            (self.order == Order::Largest) as i32,
+        );
+        let (ld_i, cap_i) = (ld as i64, cap as i32);
+        let mut b = dev.stream.launch_builder(&self.f);
+        b.arg(self.bytes)
+            .arg(&n_i)
+            .arg(&m_i)
+            .arg(&nb_i)
+            .arg(&rb_i)
+            .arg(&kc_i)
+            .arg(self.lut);
+        b.arg(&nq_i)
+            .arg(&qpb_i)
+            .arg(&pt_i)
+            .arg(&dense_i)
+            .arg(&desc_i)
+            .arg(thr);
+        b.arg(out_d).arg(out_i).arg(&ld_i).arg(&cap_i).arg(counts);
+        // SAFETY: codes n*rb bytes; dense: out_d nq*ld with rows <= ld;
+        // filter: out_d/out_i nq*cap, counts nq; shared qpb tables.
+        unsafe { b.launch(cfg) }.map_err(cu("va_pq_scan launch"))?;
+        Ok(())
     }
 }
 

@@ -54,6 +54,7 @@ pub(crate) fn candidate_cap(k: usize) -> usize {
 }
 
 /// Where candidate ids come from.
+#[derive(Clone, Copy)]
 pub(crate) enum Ids<'a> {
     /// `offset + column`.
     Offset(u64),
@@ -65,6 +66,7 @@ pub(crate) enum Ids<'a> {
 /// fused filter): a row selects from its first `counts[row]` entries, or,
 /// when its count exceeds `cap` and full rows are given, from its full
 /// distance row (`full_n` values, ids from `full_offset`) instead.
+#[derive(Clone, Copy)]
 pub(crate) struct Fallback<'a> {
     pub counts: &'a CudaSlice<i32>,
     pub cap: usize,
@@ -75,29 +77,66 @@ pub(crate) struct Fallback<'a> {
     pub full_offset: u64,
 }
 
-/// Best `k` of each of `rows` rows of `vals` (`n` columns, leading dimension
-/// `ld`) into `out_d`/`out_i` (`rows x k`), sorted best first. With
-/// `split > 1`, each row is cut into `split` parts selected by separate
-/// blocks, giving `rows x split` lists of `k` (a second pass merges them).
-#[allow(clippy::too_many_arguments)]
+/// Sorted lists of `k` (value, id) pairs per row, as the filter and merge
+/// kernels read them.
+#[derive(Clone, Copy)]
+pub(crate) struct ListsRef<'a> {
+    /// Values, `k` per row, best first.
+    pub dist: &'a CudaView<'a, f32>,
+    /// Ids of the values.
+    pub ids: &'a CudaView<'a, u64>,
+    /// Entries per row.
+    pub k: usize,
+}
+
+/// (value, id) lists a kernel writes: `k` per row for a select or merge,
+/// `cap` per row for a candidate filter.
+pub(crate) struct ListsMut<'a> {
+    /// Values.
+    pub dist: CudaViewMut<'a, f32>,
+    /// Ids of the values.
+    pub ids: CudaViewMut<'a, u64>,
+}
+
+/// One row-wise top-k launch ([`launch_topk`]).
+#[derive(Clone, Copy)]
+pub(crate) struct TopK<'a> {
+    /// The values, `rows` rows `ld` apart.
+    pub vals: &'a CudaView<'a, f32>,
+    /// Leading dimension of `vals`.
+    pub ld: usize,
+    /// Rows to select in.
+    pub rows: usize,
+    /// Values per row to select from.
+    pub n: usize,
+    /// Entries kept per row.
+    pub k: usize,
+    /// Which values are best.
+    pub order: Order,
+    /// Where the ids of the values come from.
+    pub ids: Ids<'a>,
+    /// Per-row candidate counts, for lists made by a filter.
+    pub fallback: Option<Fallback<'a>>,
+    /// The metric's epilogue, when the values are raw dot products.
+    pub epi: Epi,
+    /// Blocks per row, each keeping a list of its part (1: one list per row).
+    pub split: usize,
+}
+
+/// Best `job.k` of each row into `out` (`rows x split x k`), sorted best
+/// first. With `split > 1`, each row is cut into `split` parts selected by
+/// separate blocks, giving `rows x split` lists of `k` (a second pass merges
+/// them). `scratch` grows to what large `k` needs and is kept for the next
+/// launch.
 pub(crate) fn launch_topk(
     dev: &CudaDevice,
-    vals: &CudaView<'_, f32>,
-    ld: usize,
-    rows: usize,
-    n: usize,
-    k: usize,
-    order: Order,
-    ids: Ids<'_>,
-    out_d: &mut CudaViewMut<'_, f32>,
-    out_i: &mut CudaViewMut<'_, u64>,
+    job: &TopK<'_>,
+    out: &mut ListsMut<'_>,
     scratch: &mut Option<CudaSlice<u64>>,
-    fallback: Option<Fallback<'_>>,
-    epi: Epi,
-    split: usize,
 ) -> Result<()> {
+    let (rows, n, k, split) = (job.rows, job.n, job.k, job.split);
     let f = dev.func("select", "topk_rows_f32")?;
-    let widest = fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
+    let widest = job.fallback.as_ref().map_or(n, |fb| n.max(fb.full_n));
     let stride = scratch_stride(k, widest);
     let need = rows * split * stride * 2;
     if need > 0 && scratch.as_ref().is_none_or(|s| s.len() < need) {
@@ -112,10 +151,10 @@ pub(crate) fn launch_topk(
         }
     };
     let (ld_i, n_i, k_i, desc) = (
-        ld as i64,
+        job.ld as i64,
         n as i32,
         k as i32,
-        (order == Order::Largest) as i32,
+        (job.order == Order::Largest) as i32,
     );
     let stride_i = stride as i64;
     let null: u64 = 0;
@@ -127,9 +166,9 @@ pub(crate) fn launch_topk(
         shared_mem_bytes: 0,
     };
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(vals).arg(&ld_i).arg(&n_i).arg(&k_i).arg(&desc);
+    b.arg(job.vals).arg(&ld_i).arg(&n_i).arg(&k_i).arg(&desc);
     let offset;
-    match &ids {
+    match &job.ids {
         Ids::Offset(o) => {
             offset = *o;
             b.arg(&null).arg(&zero_ld).arg(&offset);
@@ -139,9 +178,12 @@ pub(crate) fn launch_topk(
             b.arg(*s).arg(l).arg(&offset);
         }
     }
-    b.arg(out_d).arg(out_i).arg(scr).arg(&stride_i);
+    b.arg(&mut out.dist)
+        .arg(&mut out.ids)
+        .arg(scr)
+        .arg(&stride_i);
     let (cap, full_ld, full_n, full_off);
-    match &fallback {
+    match &job.fallback {
         Some(fb) => {
             cap = fb.cap as i32;
             full_ld = if fb.full_ld == 0 {
@@ -171,101 +213,124 @@ pub(crate) fn launch_topk(
                 .arg(&full_off);
         }
     }
-    b.arg(&epi).arg(&split_i);
+    b.arg(&job.epi).arg(&split_i);
     // SAFETY: vals holds rows*ld floats with n <= ld; outputs hold rows*split*k;
     // scratch rows*stride items when used; the fallback rows hold full_n floats.
     unsafe { b.launch(cfg) }.map_err(cu("topk_rows_f32 launch"))?;
     Ok(())
 }
 
-/// Copies, per row of a distance tile (`rows x n` values, leading dimension
-/// `ld`, ids `offset + column`),
-/// the entries that beat the row's current k-th best in the sorted lists
-/// `st` into `cand` (`cap` per row) and counts them in `counts`; `split`
-/// blocks share each row.
-#[allow(clippy::too_many_arguments)]
+/// One candidate filter launch ([`launch_filter`]) over a distance tile.
+pub(crate) struct TileFilter<'a> {
+    /// The tile's values, `rows` rows `ld` apart.
+    pub vals: &'a CudaView<'a, f32>,
+    /// Rows of the tile.
+    pub rows: usize,
+    /// Values per row.
+    pub n: usize,
+    /// Leading dimension of `vals`.
+    pub ld: usize,
+    /// Which values are best.
+    pub order: Order,
+    /// Id of the tile's first column.
+    pub offset: u64,
+    /// Each row's current best, whose k-th entry a candidate must beat.
+    pub lists: ListsRef<'a>,
+    /// Candidates kept per row.
+    pub cap: usize,
+    /// The metric's epilogue, when the values are raw dot products.
+    pub epi: Epi,
+    /// Blocks per row.
+    pub split: usize,
+}
+
+/// Copies, per row of a distance tile, the entries that beat the row's
+/// current k-th best into `cand` (`cap` per row) and counts them in
+/// `counts`.
 pub(crate) fn launch_filter(
     dev: &CudaDevice,
-    vals: &CudaView<'_, f32>,
-    (rows, n, ld): (usize, usize, usize),
-    order: Order,
-    offset: u64,
-    st: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
-    cand: (&mut CudaViewMut<'_, f32>, &mut CudaViewMut<'_, u64>, usize),
+    job: &TileFilter<'_>,
+    cand: &mut ListsMut<'_>,
     counts: &mut CudaSlice<i32>,
-    epi: Epi,
-    split: usize,
 ) -> Result<()> {
     let f = dev.func("select", "filter_candidates")?;
     dev.stream.memset_zeros(counts).map_err(cu("cuMemsetD8"))?;
-    let split_i = split as i32;
+    let split_i = job.split as i32;
     let (ld, n_i, desc, k, cap) = (
-        ld as i64,
-        n as i32,
-        (order == Order::Largest) as i32,
-        st.2 as i32,
-        cand.2 as i32,
+        job.ld as i64,
+        job.n as i32,
+        (job.order == Order::Largest) as i32,
+        job.lists.k as i32,
+        job.cap as i32,
     );
     let cfg = LaunchConfig {
-        grid_dim: ((rows * split) as u32, 1, 1),
+        grid_dim: ((job.rows * job.split) as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(vals)
+    b.arg(job.vals)
         .arg(&ld)
         .arg(&n_i)
         .arg(&desc)
-        .arg(&offset)
-        .arg(st.0)
-        .arg(st.1)
+        .arg(&job.offset)
+        .arg(job.lists.dist)
+        .arg(job.lists.ids)
         .arg(&k);
-    b.arg(cand.0)
-        .arg(cand.1)
+    b.arg(&mut cand.dist)
+        .arg(&mut cand.ids)
         .arg(&cap)
         .arg(counts)
-        .arg(&epi)
+        .arg(&job.epi)
         .arg(&split_i);
     // SAFETY: vals rows*n, lists rows*k, candidates rows*cap, counts rows.
     unsafe { b.launch(cfg) }.map_err(cu("filter_candidates launch"))?;
     Ok(())
 }
 
-/// Merges sorted lists `a` (`ka` per row) and `b` (`kb` per row) into the best `k` per row.
-#[allow(clippy::too_many_arguments)]
+/// Merges sorted lists `a` and `b` of `rows` rows into the best `k` per row.
+pub(crate) struct Merge<'a> {
+    /// Rows of both lists.
+    pub rows: usize,
+    /// First lists.
+    pub a: ListsRef<'a>,
+    /// Second lists.
+    pub b: ListsRef<'a>,
+    /// Entries kept per row.
+    pub k: usize,
+    /// Which values are best.
+    pub order: Order,
+}
+
+/// The merge of `job` into `out` (`rows x k`).
 pub(crate) fn launch_merge(
     dev: &CudaDevice,
-    rows: usize,
-    a: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
-    b: (&CudaView<'_, f32>, &CudaView<'_, u64>, usize),
-    k: usize,
-    order: Order,
-    out_d: &mut CudaViewMut<'_, f32>,
-    out_i: &mut CudaViewMut<'_, u64>,
+    job: &Merge<'_>,
+    out: &mut ListsMut<'_>,
 ) -> Result<()> {
     let f = dev.func("select", "merge_sorted")?;
     let (ka, kb, k_i, desc) = (
-        a.2 as i32,
-        b.2 as i32,
-        k as i32,
-        (order == Order::Largest) as i32,
+        job.a.k as i32,
+        job.b.k as i32,
+        job.k as i32,
+        (job.order == Order::Largest) as i32,
     );
     let cfg = LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
+        grid_dim: (job.rows as u32, 1, 1),
         block_dim: (128, 1, 1),
         shared_mem_bytes: 0,
     };
     let mut l = dev.stream.launch_builder(&f);
-    l.arg(a.0)
-        .arg(a.1)
+    l.arg(job.a.dist)
+        .arg(job.a.ids)
         .arg(&ka)
-        .arg(b.0)
-        .arg(b.1)
+        .arg(job.b.dist)
+        .arg(job.b.ids)
         .arg(&kb)
         .arg(&k_i)
         .arg(&desc)
-        .arg(out_d)
-        .arg(out_i);
+        .arg(&mut out.dist)
+        .arg(&mut out.ids);
     // SAFETY: inputs rows*ka / rows*kb, outputs rows*k.
     unsafe { l.launch(cfg) }.map_err(cu("merge_sorted launch"))?;
     Ok(())
@@ -337,12 +402,7 @@ fn sample_columns(n: usize, k: usize) -> Option<usize> {
 /// Top-k of `rows` device rows of `n` values (the caller holds the lock).
 ///
 /// Long rows take two passes over their values instead of the radix
-/// select's five or six: the top-k of a leading sample of each row gives a
-/// k-th best that the whole row's can only improve on; one pass over the
-/// rest keeps the values that beat it (about k (n - s) / s per row for
-/// rows in no particular order), and a select among those, merged with the
-/// sample's list, is the answer. A row with more candidates than fit
-/// (e.g. sorted rows) is selected from its full remainder instead.
+/// select's five or six (see [`select_sampled`]).
 pub(crate) fn select_rows(
     dev: &CudaDevice,
     v: &CudaView<'_, f32>,
@@ -354,94 +414,122 @@ pub(crate) fn select_rows(
     let mut od = dev.alloc::<f32>(rows * k)?;
     let mut oi = dev.alloc::<u64>(rows * k)?;
     let mut scratch = None;
-    if let Some(s) = sample_columns(n, k) {
-        let rest = n - s;
-        let cap = 2 * k * rest / s + 1024;
-        let (mut sd, mut si) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
-        launch_topk(
-            dev,
-            v,
-            n,
-            rows,
-            s,
-            k,
-            order,
-            Ids::Offset(0),
-            &mut sd.as_view_mut(),
-            &mut si.as_view_mut(),
-            &mut scratch,
-            None,
-            Epi::default(),
-            1,
-        )?;
-        let (mut cd, mut ci) = (dev.alloc::<f32>(rows * cap)?, dev.alloc::<u64>(rows * cap)?);
-        let mut counts = dev.alloc::<i32>(rows)?;
-        let tail = v.slice(s..);
-        launch_filter(
-            dev,
-            &tail,
-            (rows, rest, n),
-            order,
-            s as u64,
-            (&sd.as_view(), &si.as_view(), k),
-            (&mut cd.as_view_mut(), &mut ci.as_view_mut(), cap),
-            &mut counts,
-            Epi::default(),
-            row_split(rows, rest, dev.sm_count()),
-        )?;
-        let (mut td, mut ti) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
-        launch_topk(
-            dev,
-            &cd.as_view(),
-            cap,
-            rows,
-            cap,
-            k,
-            order,
-            Ids::Explicit(&ci.as_view(), cap as i64),
-            &mut td.as_view_mut(),
-            &mut ti.as_view_mut(),
-            &mut scratch,
-            Some(Fallback {
-                counts: &counts,
-                cap,
-                full: Some(&tail),
-                full_n: rest,
-                full_ld: n,
-                full_offset: s as u64,
-            }),
-            Epi::default(),
-            1,
-        )?;
-        launch_merge(
-            dev,
-            rows,
-            (&sd.as_view(), &si.as_view(), k),
-            (&td.as_view(), &ti.as_view(), k),
-            k,
-            order,
-            &mut od.as_view_mut(),
-            &mut oi.as_view_mut(),
-        )?;
-        return download(dev, &od, &oi, rows, k, order);
-    }
-    launch_topk(
-        dev,
-        v,
-        n,
+    let job = TopK {
+        vals: v,
+        ld: n,
         rows,
         n,
         k,
         order,
-        Ids::Offset(0),
-        &mut od.as_view_mut(),
-        &mut oi.as_view_mut(),
-        &mut scratch,
-        None,
-        Epi::default(),
-        1,
-    )?;
+        ids: Ids::Offset(0),
+        fallback: None,
+        epi: Epi::default(),
+        split: 1,
+    };
+    let mut out = ListsMut {
+        dist: od.as_view_mut(),
+        ids: oi.as_view_mut(),
+    };
+    match sample_columns(n, k) {
+        Some(sample) => select_sampled(dev, &job, sample, &mut out, &mut scratch)?,
+        None => launch_topk(dev, &job, &mut out, &mut scratch)?,
+    }
     download(dev, &od, &oi, rows, k, order)
+}
+
+/// The two-pass select of `job` (plain rows, one list per row) into `out`:
+/// the top-k of the first `sample` columns of each row gives a k-th best
+/// that the whole row's can only improve on; one pass over the rest keeps
+/// the values that beat it (about k (n - s) / s per row for rows in no
+/// particular order), and a select among those, merged with the sample's
+/// list, is the answer. A row with more candidates than fit (e.g. sorted
+/// rows) is selected from its full remainder instead.
+fn select_sampled(
+    dev: &CudaDevice,
+    job: &TopK<'_>,
+    sample: usize,
+    out: &mut ListsMut<'_>,
+    scratch: &mut Option<CudaSlice<u64>>,
+) -> Result<()> {
+    let TopK {
+        vals,
+        rows,
+        n,
+        k,
+        order,
+        ..
+    } = *job;
+    let rest = n - sample;
+    let cap = 2 * k * rest / sample + 1024;
+    let (mut sample_d, mut sample_i) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
+    let sample_job = TopK { n: sample, ..*job };
+    let mut sample_out = ListsMut {
+        dist: sample_d.as_view_mut(),
+        ids: sample_i.as_view_mut(),
+    };
+    launch_topk(dev, &sample_job, &mut sample_out, scratch)?;
+    let (mut cand_d, mut cand_i) = (dev.alloc::<f32>(rows * cap)?, dev.alloc::<u64>(rows * cap)?);
+    let mut counts = dev.alloc::<i32>(rows)?;
+    let tail = vals.slice(sample..);
+    let sample_lists = ListsRef {
+        dist: &sample_d.as_view(),
+        ids: &sample_i.as_view(),
+        k,
+    };
+    let filter = TileFilter {
+        vals: &tail,
+        rows,
+        n: rest,
+        ld: n,
+        order,
+        offset: sample as u64,
+        lists: sample_lists,
+        cap,
+        epi: Epi::default(),
+        split: row_split(rows, rest, dev.sm_count()),
+    };
+    let mut cand = ListsMut {
+        dist: cand_d.as_view_mut(),
+        ids: cand_i.as_view_mut(),
+    };
+    launch_filter(dev, &filter, &mut cand, &mut counts)?;
+    let (mut tail_d, mut tail_i) = (dev.alloc::<f32>(rows * k)?, dev.alloc::<u64>(rows * k)?);
+    let tail_job = TopK {
+        vals: &cand_d.as_view(),
+        ld: cap,
+        rows,
+        n: cap,
+        k,
+        order,
+        ids: Ids::Explicit(&cand_i.as_view(), cap as i64),
+        fallback: Some(Fallback {
+            counts: &counts,
+            cap,
+            full: Some(&tail),
+            full_n: rest,
+            full_ld: n,
+            full_offset: sample as u64,
+        }),
+        epi: Epi::default(),
+        split: 1,
+    };
+    let mut tail_out = ListsMut {
+        dist: tail_d.as_view_mut(),
+        ids: tail_i.as_view_mut(),
+    };
+    launch_topk(dev, &tail_job, &mut tail_out, scratch)?;
+    let merge = Merge {
+        rows,
+        a: sample_lists,
+        b: ListsRef {
+            dist: &tail_d.as_view(),
+            ids: &tail_i.as_view(),
+            k,
+        },
+        k,
+        order,
+    };
+    launch_merge(dev, &merge, out)
 }
 
 /// Merge of partial lists (any order within each list): all candidates of a
@@ -468,22 +556,23 @@ pub(crate) fn merge(
     let mut od = dev.alloc::<f32>(rows * k)?;
     let mut oi = dev.alloc::<u64>(rows * k)?;
     let mut scratch = None;
-    launch_topk(
-        dev,
-        &v.as_view(),
-        total,
+    let job = TopK {
+        vals: &v.as_view(),
+        ld: total,
         rows,
-        total,
+        n: total,
         k,
         order,
-        Ids::Explicit(&id.as_view(), total as i64),
-        &mut od.as_view_mut(),
-        &mut oi.as_view_mut(),
-        &mut scratch,
-        None,
-        Epi::default(),
-        1,
-    )?;
+        ids: Ids::Explicit(&id.as_view(), total as i64),
+        fallback: None,
+        epi: Epi::default(),
+        split: 1,
+    };
+    let mut out = ListsMut {
+        dist: od.as_view_mut(),
+        ids: oi.as_view_mut(),
+    };
+    launch_topk(dev, &job, &mut out, &mut scratch)?;
     download(dev, &od, &oi, rows, k, order)
 }
 
@@ -528,35 +617,46 @@ impl TopKState for DeviceTopK {
         let mut scratch = None;
         let mut td = dev.alloc::<f32>(rows * k)?;
         let mut ti = dev.alloc::<u64>(rows * k)?;
-        launch_topk(
-            dev,
-            &v.as_view(),
-            n,
+        let job = TopK {
+            vals: &v.as_view(),
+            ld: n,
             rows,
             n,
             k,
-            self.order,
-            Ids::Explicit(&id.as_view(), 0),
-            &mut td.as_view_mut(),
-            &mut ti.as_view_mut(),
-            &mut scratch,
-            None,
-            Epi::default(),
-            1,
-        )?;
+            order: self.order,
+            ids: Ids::Explicit(&id.as_view(), 0),
+            fallback: None,
+            epi: Epi::default(),
+            split: 1,
+        };
+        let mut out = ListsMut {
+            dist: td.as_view_mut(),
+            ids: ti.as_view_mut(),
+        };
+        launch_topk(dev, &job, &mut out, &mut scratch)?;
         if self.pushed {
             let mut md = dev.alloc::<f32>(rows * k)?;
             let mut mi = dev.alloc::<u64>(rows * k)?;
-            launch_merge(
-                dev,
+            let merge = Merge {
                 rows,
-                (&self.d.as_view(), &self.i.as_view(), k),
-                (&td.as_view(), &ti.as_view(), k),
+                a: ListsRef {
+                    dist: &self.d.as_view(),
+                    ids: &self.i.as_view(),
+                    k,
+                },
+                b: ListsRef {
+                    dist: &td.as_view(),
+                    ids: &ti.as_view(),
+                    k,
+                },
                 k,
-                self.order,
-                &mut md.as_view_mut(),
-                &mut mi.as_view_mut(),
-            )?;
+                order: self.order,
+            };
+            let mut merged = ListsMut {
+                dist: md.as_view_mut(),
+                ids: mi.as_view_mut(),
+            };
+            launch_merge(dev, &merge, &mut merged)?;
             self.d = md;
             self.i = mi;
         } else {

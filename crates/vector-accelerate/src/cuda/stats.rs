@@ -5,7 +5,7 @@
 //! the digit histograms).
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use std::sync::Arc;
 
@@ -269,9 +269,97 @@ impl Counter for CudaCounter<'_> {
         let dev = self.dev;
         let (shift, width) = DIGITS[pass];
         let bins = 1usize << width;
-        let max_slots = REFINE_SMEM / (bins * 4);
+        let groups = SlotGroups::new(slots, REFINE_SMEM / (bins * 4));
         let mut out = vec![(0u32, 0u64); targets.len()];
-        // Each segment's slots, as index ranges into `slots` (sorted by segment).
+        let f = dev.func(MODULE, "va_radix_refine")?;
+        f.set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            REFINE_SMEM as i32,
+        )
+        .map_err(cu("cuFuncSetAttribute"))?;
+        // Round-local index of each slot.
+        let mut local = vec![u32::MAX; slots.len()];
+        for r in 0..groups.rounds() {
+            let round = groups.round(r, shift + width, &mut local);
+            let hist = self.count_round(&f, &round, (shift, width))?;
+            let (asks, whose) = groups.asks(r, targets, &local);
+            for (ti, res) in whose
+                .into_iter()
+                .zip(pick_on_device(dev, &hist, bins, &asks)?)
+            {
+                out[ti] = res;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl CudaCounter<'_> {
+    /// The histograms (`2^width` bins per slot) of the digit at `shift` of
+    /// the values of `round`'s segments whose higher digits match a slot's
+    /// prefix.
+    fn count_round(
+        &self,
+        f: &CudaFunction,
+        round: &Round,
+        (shift, width): (u32, u32),
+    ) -> Result<CudaSlice<u64>> {
+        let dev = self.dev;
+        let ns = round.segs;
+        let pre_d = upload_slice(dev, &round.prefixes)?;
+        let first_d = upload_slice(dev, &round.starts)?;
+        let mut hist = zeros::<u64>(dev, round.prefixes.len() * (1usize << width))?;
+        let (bx, per) = self.split(ns, 512, 2);
+        let base = self
+            .data
+            .slice(round.first_seg * self.len..(round.first_seg + ns) * self.len);
+        let (len_i, per_i, shift_i, width_i) =
+            (self.len as i64, per as i64, shift as i32, width as i32);
+        let mut b = dev.stream.launch_builder(f);
+        b.arg(&base)
+            .arg(&len_i)
+            .arg(&per_i)
+            .arg(&pre_d)
+            .arg(&first_d);
+        b.arg(&shift_i).arg(&width_i).arg(&mut hist);
+        let cfg = LaunchConfig {
+            grid_dim: (bx as u32, ns as u32, 1),
+            block_dim: (512, 1, 1),
+            shared_mem_bytes: REFINE_SMEM as u32,
+        };
+        // SAFETY: base holds ns segments of len floats; every segment
+        // has at most max_slots slots (their counts fit REFINE_SMEM);
+        // hist holds pre.len() * bins counts.
+        unsafe { b.launch(cfg) }.map_err(cu("va_radix_refine launch"))?;
+        Ok(hist)
+    }
+}
+
+/// A refinement pass's slots grouped by segment.
+struct SlotGroups<'s> {
+    /// `(segment, prefix)` per slot, sorted by segment.
+    slots: &'s [(usize, u32)],
+    /// `(segment, first slot, end slot)` of each segment with slots.
+    groups: Vec<(usize, usize, usize)>,
+    /// Slots counted per segment and round (their histograms fill the
+    /// shared memory).
+    max_slots: usize,
+}
+
+/// The slots one round counts: those of `segs` segments from `first_seg`.
+struct Round {
+    /// The first segment counted.
+    first_seg: usize,
+    /// Segments counted.
+    segs: usize,
+    /// Index in `prefixes` of each segment's first slot, then the total.
+    starts: Vec<i32>,
+    /// The slots' values above the counted digit.
+    prefixes: Vec<u32>,
+}
+
+impl<'s> SlotGroups<'s> {
+    fn new(slots: &'s [(usize, u32)], max_slots: usize) -> Self {
         let mut groups: Vec<(usize, usize, usize)> = Vec::new();
         let mut i = 0;
         while i < slots.len() {
@@ -282,90 +370,84 @@ impl Counter for CudaCounter<'_> {
             groups.push((slots[i].0, i, j));
             i = j;
         }
-        let rounds = groups
+        Self {
+            slots,
+            groups,
+            max_slots,
+        }
+    }
+
+    /// Rounds needed for the segment with the most slots.
+    fn rounds(&self) -> usize {
+        self.groups
             .iter()
-            .map(|g| (g.2 - g.1).div_ceil(max_slots))
+            .map(|g| (g.2 - g.1).div_ceil(self.max_slots))
             .max()
-            .unwrap_or(0);
-        let f = dev.func(MODULE, "va_radix_refine")?;
-        f.set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            REFINE_SMEM as i32,
-        )
-        .map_err(cu("cuFuncSetAttribute"))?;
-        // Round-local index of each slot.
-        let mut local = vec![u32::MAX; slots.len()];
-        for r in 0..rounds {
-            // Segments s_lo..=s_hi take part; each with up to max_slots slots.
-            let live: Vec<&(usize, usize, usize)> = groups
-                .iter()
-                .filter(|g| g.1 + r * max_slots < g.2)
-                .collect();
-            let (s_lo, s_hi) = (live[0].0, live[live.len() - 1].0);
-            let ns = s_hi - s_lo + 1;
-            let mut first = vec![0i32; ns + 1];
-            let mut pre = Vec::new();
-            let mut k = 0;
-            for (s, f) in first.iter_mut().enumerate().take(ns) {
-                *f = pre.len() as i32;
-                if k < live.len() && live[k].0 == s_lo + s {
-                    let g = live[k];
-                    let a = g.1 + r * max_slots;
-                    for (idx, slot) in slots
-                        .iter()
-                        .enumerate()
-                        .take(g.2.min(a + max_slots))
-                        .skip(a)
-                    {
-                        local[idx] = pre.len() as u32;
-                        pre.push(slot.1 >> (shift + width));
-                    }
-                    k += 1;
+            .unwrap_or(0)
+    }
+
+    /// Round `r`: the segments with slots left and up to `max_slots` of
+    /// their slots, as prefixes (`slot >> prefix_shift`); `local` gets each
+    /// counted slot's index in the round.
+    fn round(&self, r: usize, prefix_shift: u32, local: &mut [u32]) -> Round {
+        let max_slots = self.max_slots;
+        // Segments s_lo..=s_hi take part; each with up to max_slots slots.
+        let live: Vec<&(usize, usize, usize)> = self
+            .groups
+            .iter()
+            .filter(|g| g.1 + r * max_slots < g.2)
+            .collect();
+        let (s_lo, s_hi) = (live[0].0, live[live.len() - 1].0);
+        let ns = s_hi - s_lo + 1;
+        let mut first = vec![0i32; ns + 1];
+        let mut pre = Vec::new();
+        let mut k = 0;
+        for (s, f) in first.iter_mut().enumerate().take(ns) {
+            *f = pre.len() as i32;
+            if k < live.len() && live[k].0 == s_lo + s {
+                let g = live[k];
+                let a = g.1 + r * max_slots;
+                for (idx, slot) in self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .take(g.2.min(a + max_slots))
+                    .skip(a)
+                {
+                    local[idx] = pre.len() as u32;
+                    pre.push(slot.1 >> prefix_shift);
                 }
-            }
-            first[ns] = pre.len() as i32;
-            let pre_d = upload_slice(dev, &pre)?;
-            let first_d = upload_slice(dev, &first)?;
-            let mut hist = zeros::<u64>(dev, pre.len() * bins)?;
-            let (bx, per) = self.split(ns, 512, 2);
-            let base = self.data.slice(s_lo * self.len..(s_hi + 1) * self.len);
-            let (len_i, per_i, shift_i, width_i) =
-                (self.len as i64, per as i64, shift as i32, width as i32);
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(&base)
-                .arg(&len_i)
-                .arg(&per_i)
-                .arg(&pre_d)
-                .arg(&first_d);
-            b.arg(&shift_i).arg(&width_i).arg(&mut hist);
-            let cfg = LaunchConfig {
-                grid_dim: (bx as u32, ns as u32, 1),
-                block_dim: (512, 1, 1),
-                shared_mem_bytes: REFINE_SMEM as u32,
-            };
-            // SAFETY: base holds ns segments of len floats; every segment
-            // has at most max_slots slots (their counts fit REFINE_SMEM);
-            // hist holds pre.len() * bins counts.
-            unsafe { b.launch(cfg) }.map_err(cu("va_radix_refine launch"))?;
-            // The targets whose slot was counted in this round.
-            let (mut asks, mut whose) = (Vec::new(), Vec::new());
-            let lo = r * max_slots;
-            for (ti, &(slot, rank)) in targets.iter().enumerate() {
-                let g = groups.partition_point(|g| g.2 <= slot);
-                let pos = slot - groups[g].1;
-                if pos >= lo && pos < lo + max_slots {
-                    asks.push((local[slot] as usize, rank));
-                    whose.push(ti);
-                }
-            }
-            for (ti, res) in whose
-                .into_iter()
-                .zip(pick_on_device(dev, &hist, bins, &asks)?)
-            {
-                out[ti] = res;
+                k += 1;
             }
         }
-        Ok(out)
+        first[ns] = pre.len() as i32;
+        Round {
+            first_seg: s_lo,
+            segs: ns,
+            starts: first,
+            prefixes: pre,
+        }
+    }
+
+    /// The targets whose slot was counted in round `r`: their
+    /// (round-local slot, rank) and their indices in `targets`.
+    fn asks(
+        &self,
+        r: usize,
+        targets: &[(usize, u64)],
+        local: &[u32],
+    ) -> (Vec<(usize, u64)>, Vec<usize>) {
+        let (mut asks, mut whose) = (Vec::new(), Vec::new());
+        let lo = r * self.max_slots;
+        for (ti, &(slot, rank)) in targets.iter().enumerate() {
+            let g = self.groups.partition_point(|g| g.2 <= slot);
+            let pos = slot - self.groups[g].1;
+            if pos >= lo && pos < lo + self.max_slots {
+                asks.push((local[slot] as usize, rank));
+                whose.push(ti);
+            }
+        }
+        (asks, whose)
     }
 }
 

@@ -255,112 +255,163 @@ fn reduce_into(
     } = plan;
     let (rows, dim) = (x.rows(), x.dim());
     let xd = whole(dev, x)?;
-    let xs = f32_rows(xd.rows())?;
-    let kn = kind_name(kind);
     let outs = match axis {
         Axis::All => 1,
         Axis::PerRow => rows,
         Axis::PerColumn => dim,
     };
-    let mut out_v = dev.alloc::<f32>(outs)?;
-    let mut out_i = dev.alloc::<u64>(outs)?;
-    let (code_i, ddof_i) = (code as i32, ddof as i64);
-    let (rows_i, dim_i) = (rows as i64, dim as i64);
-    // Second stage over `chunks` partials per output.
-    let finish = |part: &CudaSlice<Acc>,
-                  chunks: usize,
-                  width: usize,
-                  n: usize,
-                  out_v: &mut CudaSlice<f32>,
-                  out_i: &mut CudaSlice<u64>|
-     -> Result<()> {
-        let f = dev.func(MODULE, &format!("va_reduce_final_{kn}"))?;
-        let (chunks_i, width_i, n_f) = (chunks as i64, width as i64, n as f64);
+    let mut out = ReduceOut {
+        values: dev.alloc::<f32>(outs)?,
+        indices: dev.alloc::<u64>(outs)?,
+    };
+    let r = Reduction {
+        dev,
+        x: f32_rows(xd.rows())?,
+        rows,
+        dim,
+        kind: kind_name(kind),
+        code: code as i32,
+        ddof: ddof as i64,
+    };
+    match axis {
+        Axis::PerRow => r.per_row(&mut out)?,
+        Axis::PerColumn => r.per_column(&mut out)?,
+        Axis::All => r.all(&mut out)?,
+    }
+    Ok((out.values, out.indices, outs))
+}
+
+/// A reduction of `rows x dim` f32 rows on the device.
+struct Reduction<'a> {
+    /// The device.
+    dev: &'a CudaDevice,
+    /// The rows.
+    x: &'a CudaSlice<f32>,
+    /// Number of rows.
+    rows: usize,
+    /// Values per row.
+    dim: usize,
+    /// The kernels' name suffix for the reduction's kind.
+    kind: &'static str,
+    /// What the kernels write of a finished state (`va_finish`'s op).
+    code: i32,
+    /// Delta degrees of freedom of a variance.
+    ddof: i64,
+}
+
+/// A reduction's outputs: values and indices, one of them written.
+struct ReduceOut {
+    /// Finished values (sum, mean, variance or extremum).
+    values: CudaSlice<f32>,
+    /// Positions of the extrema.
+    indices: CudaSlice<u64>,
+}
+
+impl Reduction<'_> {
+    /// One state per row, finished by the row kernels themselves.
+    fn per_row(&self, out: &mut ReduceOut) -> Result<()> {
+        let (dev, rows, dim, kn) = (self.dev, self.rows, self.dim, self.kind);
+        let (rows_i, dim_i) = (rows as i64, dim as i64);
+        let (mut cfg, warp) = row_grid(dev, rows, dim);
+        let name = if warp && dim.is_multiple_of(4) {
+            let (c, npr) = reduce_regs_grid(dev, rows, dim);
+            cfg = c;
+            format!("va_reduce_rows_regs{npr}_{kn}")
+        } else if warp {
+            format!("va_reduce_rows_warp_{kn}")
+        } else {
+            format!("va_reduce_rows_block_{kn}")
+        };
+        let f = dev.func(MODULE, &name)?;
         let mut b = dev.stream.launch_builder(&f);
-        b.arg(part).arg(&chunks_i).arg(&width_i).arg(&n_f);
-        b.arg(&code_i).arg(&ddof_i).arg(out_v).arg(out_i);
+        b.arg(self.x)
+            .arg(&rows_i)
+            .arg(&dim_i)
+            .arg(&self.code)
+            .arg(&self.ddof);
+        b.arg(&mut out.values).arg(&mut out.indices);
+        // SAFETY: x holds rows*dim floats; outputs rows entries.
+        unsafe { b.launch(cfg) }.map_err(cu("va_reduce_rows launch"))?;
+        Ok(())
+    }
+
+    /// One state per column: partials over chunks of rows, then a second
+    /// stage over each column's partials.
+    fn per_column(&self, out: &mut ReduceOut) -> Result<()> {
+        let (dev, rows, dim, kn) = (self.dev, self.rows, self.dim, self.kind);
+        let (rows_i, dim_i) = (rows as i64, dim as i64);
+        let col_blocks = dim.div_ceil(32);
+        let want = (dev.sm_count() * 8).div_ceil(col_blocks);
+        let chunks = want.clamp(1, rows.div_ceil(64).max(1));
+        let rpc = rows.div_ceil(chunks);
+        let chunks = rows.div_ceil(rpc);
+        let mut part = dev.alloc::<Acc>(chunks * dim)?;
+        let f = dev.func(MODULE, &format!("va_reduce_cols_part_{kn}"))?;
+        let rpc_i = rpc as i64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(self.x)
+            .arg(&rows_i)
+            .arg(&dim_i)
+            .arg(&rpc_i)
+            .arg(&mut part);
         let cfg = LaunchConfig {
-            grid_dim: (width.div_ceil(128) as u32, 1, 1),
+            grid_dim: (col_blocks as u32, chunks as u32, 1),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: x holds rows*dim floats; part chunks*dim states.
+        unsafe { b.launch(cfg) }.map_err(cu("va_reduce_cols_part launch"))?;
+        // Second stage over `chunks` partials per output.
+        let f = dev.func(MODULE, &format!("va_reduce_final_{kn}"))?;
+        let (chunks_i, width_i, n_f) = (chunks as i64, dim as i64, rows as f64);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&part).arg(&chunks_i).arg(&width_i).arg(&n_f);
+        b.arg(&self.code)
+            .arg(&self.ddof)
+            .arg(&mut out.values)
+            .arg(&mut out.indices);
+        let cfg = LaunchConfig {
+            grid_dim: (dim.div_ceil(128) as u32, 1, 1),
             block_dim: (128, 1, 1),
             shared_mem_bytes: 0,
         };
         // SAFETY: part holds chunks*width states; outputs width entries.
         unsafe { b.launch(cfg) }.map_err(cu("va_reduce_final launch"))?;
         Ok(())
-    };
-    match axis {
-        Axis::PerRow => {
-            let (mut cfg, warp) = row_grid(dev, rows, dim);
-            let name = if warp && dim.is_multiple_of(4) {
-                let (c, npr) = reduce_regs_grid(dev, rows, dim);
-                cfg = c;
-                format!("va_reduce_rows_regs{npr}_{kn}")
-            } else if warp {
-                format!("va_reduce_rows_warp_{kn}")
-            } else {
-                format!("va_reduce_rows_block_{kn}")
-            };
-            let f = dev.func(MODULE, &name)?;
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(xs).arg(&rows_i).arg(&dim_i).arg(&code_i).arg(&ddof_i);
-            b.arg(&mut out_v).arg(&mut out_i);
-            // SAFETY: x holds rows*dim floats; outputs rows entries.
-            unsafe { b.launch(cfg) }.map_err(cu("va_reduce_rows launch"))?;
-        }
-        Axis::PerColumn => {
-            let col_blocks = dim.div_ceil(32);
-            let want = (dev.sm_count() * 8).div_ceil(col_blocks);
-            let chunks = want.clamp(1, rows.div_ceil(64).max(1));
-            let rpc = rows.div_ceil(chunks);
-            let chunks = rows.div_ceil(rpc);
-            let mut part = dev.alloc::<Acc>(chunks * dim)?;
-            let f = dev.func(MODULE, &format!("va_reduce_cols_part_{kn}"))?;
-            let rpc_i = rpc as i64;
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(xs)
-                .arg(&rows_i)
-                .arg(&dim_i)
-                .arg(&rpc_i)
-                .arg(&mut part);
-            let cfg = LaunchConfig {
-                grid_dim: (col_blocks as u32, chunks as u32, 1),
-                block_dim: (32, 8, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: x holds rows*dim floats; part chunks*dim states.
-            unsafe { b.launch(cfg) }.map_err(cu("va_reduce_cols_part launch"))?;
-            finish(&part, chunks, dim, rows, &mut out_v, &mut out_i)?;
-        }
-        Axis::All => {
-            let n = rows * dim;
-            let cfg = flat_grid(dev, n);
-            let blocks = cfg.grid_dim.0 as usize;
-            let mut part = dev.alloc::<Acc>(blocks)?;
-            let f = dev.func(MODULE, &format!("va_reduce_all_part_{kn}"))?;
-            let n_i = n as i64;
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(xs).arg(&n_i).arg(&mut part);
-            // SAFETY: x holds n floats; part one state per block.
-            unsafe { b.launch(cfg) }.map_err(cu("va_reduce_all_part launch"))?;
-            let f = dev.func(MODULE, &format!("va_reduce_final_one_{kn}"))?;
-            let (chunks_i, n_f) = (blocks as i64, n as f64);
-            let mut b = dev.stream.launch_builder(&f);
-            b.arg(&part)
-                .arg(&chunks_i)
-                .arg(&n_f)
-                .arg(&code_i)
-                .arg(&ddof_i);
-            b.arg(&mut out_v).arg(&mut out_i);
-            let one = LaunchConfig {
-                grid_dim: (1, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: part holds `blocks` states; outputs one entry.
-            unsafe { b.launch(one) }.map_err(cu("va_reduce_final_one launch"))?;
-        }
     }
-    Ok((out_v, out_i, outs))
+
+    /// One state over every value: a partial per block, then one block
+    /// over the partials.
+    fn all(&self, out: &mut ReduceOut) -> Result<()> {
+        let (dev, kn) = (self.dev, self.kind);
+        let n = self.rows * self.dim;
+        let cfg = flat_grid(dev, n);
+        let blocks = cfg.grid_dim.0 as usize;
+        let mut part = dev.alloc::<Acc>(blocks)?;
+        let f = dev.func(MODULE, &format!("va_reduce_all_part_{kn}"))?;
+        let n_i = n as i64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(self.x).arg(&n_i).arg(&mut part);
+        // SAFETY: x holds n floats; part one state per block.
+        unsafe { b.launch(cfg) }.map_err(cu("va_reduce_all_part launch"))?;
+        let f = dev.func(MODULE, &format!("va_reduce_final_one_{kn}"))?;
+        let (chunks_i, n_f) = (blocks as i64, n as f64);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&part)
+            .arg(&chunks_i)
+            .arg(&n_f)
+            .arg(&self.code)
+            .arg(&self.ddof);
+        b.arg(&mut out.values).arg(&mut out.indices);
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: part holds `blocks` states; outputs one entry.
+        unsafe { b.launch(one) }.map_err(cu("va_reduce_final_one launch"))?;
+        Ok(())
+    }
 }
 
 /// Row softmax into `y` and/or log-sum-exp into `lse` (a null pointer

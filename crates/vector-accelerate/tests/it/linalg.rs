@@ -30,7 +30,6 @@ fn at(x: &[f32], ld: usize, t: bool, i: usize, j: usize) -> f64 {
 
 /// fp64 `alpha op(A) op(B) + beta C` and, per element, `|alpha| sum |a||b|
 /// + |beta c|` (the scale of the rounding error).
-#[allow(clippy::too_many_arguments)]
 fn reference(
     a: &[f32],
     b: &[f32],

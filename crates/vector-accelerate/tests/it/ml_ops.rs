@@ -255,15 +255,12 @@ fn round16(x: f32, p: Precision) -> f32 {
 /// round the weight (the codes enter the product exactly and the scale
 /// multiplies the sums), CUDA's TF32 rounds it to f16 (scaled), `Exact`
 /// keeps all of it (three bf16 pieces on CUDA).
-#[allow(clippy::too_many_arguments)]
 fn check_decode(
     ctx: &vector_accelerate::Context,
     label: &str,
     got: &Matrix,
-    bytes: &[u8],
-    scales: &[f32],
-    wd: &Matrix,
-    bd: &[f32],
+    (bytes, scales): (&[u8], &[f32]),
+    (wd, bd): (&Matrix, &[f32]),
     p: Precision,
 ) {
     let (d_out, latent) = (wd.rows(), wd.dim());
@@ -357,16 +354,8 @@ fn nq_decode_shapes_match_fp64() {
                 // Twice: the second decode reuses the weight's pieces.
                 for _ in 0..2 {
                     let y = nq.decode(ctx, &codes).unwrap().into_host().unwrap();
-                    check_decode(
-                        ctx,
-                        &label,
-                        &y,
-                        host.as_bytes().unwrap(),
-                        scales,
-                        &wd,
-                        &bd,
-                        p,
-                    );
+                    let codes_host = (host.as_bytes().unwrap(), scales);
+                    check_decode(ctx, &label, &y, codes_host, (&wd, &bd), p);
                 }
             }
         }
@@ -481,7 +470,7 @@ fn neural_quantization_matches_fp64() {
                     .unwrap()
                     .into_host()
                     .unwrap();
-                check_decode(ctx, &label, &y, bytes, scales, &wd, &bd, p);
+                check_decode(ctx, &label, &y, (bytes, scales), (&wd, &bd), p);
                 let codes_dev = nq.encode(ctx, &x).unwrap();
                 for p16 in [Precision::Bf16, Precision::F16] {
                     let q16 = NeuralQuantizer::new(
@@ -491,7 +480,7 @@ fn neural_quantization_matches_fp64() {
                     )
                     .unwrap();
                     let got = q16.decode(ctx, &codes_dev).unwrap().into_host().unwrap();
-                    check_decode(ctx, &label, &got, bytes, scales, &wd, &bd, p16);
+                    check_decode(ctx, &label, &got, (bytes, scales), (&wd, &bd), p16);
                 }
             }
         }

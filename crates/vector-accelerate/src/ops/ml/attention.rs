@@ -248,16 +248,16 @@ impl AttentionSimilarity {
         } else {
             NtAct::None
         };
-        crate::cuda::gemm_nt::scores_3xtf32(
-            dev,
-            f32_rows(qd.rows())?,
-            q.rows(),
-            f32_rows(kd.rows())?,
-            k.rows(),
-            q.dim(),
-            self.alpha(),
+        let scores = crate::cuda::gemm_nt::Scores {
+            q: f32_rows(qd.rows())?,
+            queries: q.rows(),
+            k: f32_rows(kd.rows())?,
+            keys: k.rows(),
+            dim: q.dim(),
+            alpha: self.alpha(),
             act,
-        )
+        };
+        crate::cuda::gemm_nt::scores_3xtf32(dev, &scores)
     }
 
     /// The `k` keys of highest score for each query (queries unprojected,

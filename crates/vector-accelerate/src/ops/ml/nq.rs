@@ -325,15 +325,14 @@ impl NeuralQuantizer {
                 if let Input::Resident(d) = &x {
                     d.check_device(ctx)?;
                 }
-                if let Some(c) = crate::cuda::ml::nq_encode(
-                    dev,
-                    &x,
-                    self.encoder.weight(),
-                    self.encoder.bias(),
-                    self.opts.activation == Activation::Relu,
-                    self.opts.normalize_latent,
-                    self.opts.precision == Precision::Exact,
-                )? {
+                let enc = crate::cuda::ml::NqEncoder {
+                    weight: self.encoder.weight(),
+                    bias: self.encoder.bias(),
+                    relu: self.opts.activation == Activation::Relu,
+                    normalize: self.opts.normalize_latent,
+                    three_tf32: self.opts.precision == Precision::Exact,
+                };
+                if let Some(c) = crate::cuda::ml::nq_encode(dev, &x, &enc)? {
                     return Ok(c);
                 }
             }
