@@ -13,6 +13,7 @@ pub(crate) mod histogram;
 pub(crate) mod host;
 pub(crate) mod knn;
 pub(crate) mod linalg;
+pub(crate) mod ml;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod quant_simd;
 pub(crate) mod quantize;

@@ -8,8 +8,13 @@ use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use crate::core::error::{cu, Result};
+use crate::core::half::HalfKind;
+use crate::core::linalg::Activation;
+use crate::core::precision::Precision;
 use crate::core::quantize::{ScalarBits, ScalarRange};
-use crate::cuda::distance::whole;
+use crate::cuda::distance::{resident, whole};
+use crate::cuda::gemm_nt::{scores_3xtf32, split_half, sq8_decode_gemm, HalfPieces, NtAct, Scores};
+use crate::runtime::backend::{MlBackend, NqDecodeJob, NqEncodeJob, ScoresJob};
 use crate::runtime::codes::{ScalarCodes, Store};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{f32_rows, upload_slice, CudaRows};
@@ -110,4 +115,79 @@ pub(crate) fn nq_encode(
             Store::Cuda(dev.clone(), offsets),
         )),
     }))
+}
+
+impl MlBackend for Arc<CudaDevice> {
+    /// `Exact` scores from f32 rows: one 3xTF32 tensor-core product (near
+    /// fp32) with the scaling and the logistic function in its epilogue,
+    /// where cuBLAS's fp32 SGEMM runs at a fraction of the tensor cores'
+    /// rate.
+    fn attention_scores(&self, job: ScoresJob<'_>) -> Result<Option<DeviceMatrix>> {
+        let usable = |i: &Input<'_>| match i {
+            Input::F32(m) => m.rows() > 0,
+            Input::Resident(d) => d.rows() > 0 && !d.is_binary() && resident(i).is_some(),
+            Input::Binary(_) => false,
+        };
+        let (q, k) = (job.queries, job.keys);
+        if job.precision != Precision::Exact || !usable(q) || !usable(k) {
+            return Ok(None);
+        }
+        let (qd, kd) = (whole(self, q)?, whole(self, k)?);
+        let act = if job.sigmoid {
+            NtAct::Sigmoid
+        } else {
+            NtAct::None
+        };
+        let scores = Scores {
+            q: f32_rows(qd.rows())?,
+            queries: q.rows(),
+            k: f32_rows(kd.rows())?,
+            keys: k.rows(),
+            dim: q.dim(),
+            alpha: job.alpha,
+            act,
+        };
+        scores_3xtf32(self, &scores)
+    }
+
+    /// The fused encode for no activation or ReLU under `Exact` or `Tf32`
+    /// (see [`nq_encode`]).
+    fn nq_encode(&self, job: NqEncodeJob<'_>) -> Result<Option<ScalarCodes>> {
+        let fused = matches!(job.activation, Activation::None | Activation::Relu)
+            && matches!(job.precision, Precision::Exact | Precision::Tf32)
+            && !job.x.is_binary();
+        if !fused {
+            return Ok(None);
+        }
+        let enc = NqEncoder {
+            weight: job.weight,
+            bias: job.bias,
+            relu: job.activation == Activation::Relu,
+            normalize: job.normalize,
+            three_tf32: job.precision == Precision::Exact,
+        };
+        nq_encode(self, job.x, &enc)
+    }
+
+    /// The codes enter the decoder's product as exact 16-bit integers
+    /// against 16-bit pieces of the decoder weight (made once and kept in
+    /// the job's cache), each row's scale applied to its sums: three bf16
+    /// pieces carry the f32 weight whole (`Exact`); `Bf16` rounds it to
+    /// bf16; `Tf32` and `F16` to f16 after scaling each output's weights by
+    /// a power of two (11-bit significands as TF32's, nothing out of range).
+    fn nq_decode(&self, job: NqDecodeJob<'_>) -> Result<Option<DeviceMatrix>> {
+        let (kind, use_pieces) = match job.precision {
+            Precision::Exact => (HalfKind::Bf16, 3),
+            Precision::Bf16 => (HalfKind::Bf16, 1),
+            Precision::Tf32 | Precision::F16 => (HalfKind::F16, 1),
+        };
+        let pieces = job.cache.find_or_make(
+            |p: &HalfPieces| p.kind == kind,
+            || split_half(self, job.weight, kind, 3),
+        )?;
+        match pieces {
+            Some(w) => sq8_decode_gemm(self, job.codes, &w, use_pieces, job.bias),
+            None => Ok(None),
+        }
+    }
 }

@@ -6,18 +6,21 @@
 //!
 //! [`Context::backend`]: crate::Context
 
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
 use crate::core::cluster::LloydStep;
 use crate::core::diagnostics::Ceilings;
 use crate::core::error::Result;
 use crate::core::histogram::{AxisPlan, Counts, Counts2, Stats};
-use crate::core::linalg::{Epilogue, Plan};
+use crate::core::linalg::{Activation, Epilogue, Plan};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::Prepared;
 use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
 use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::{Axis, Binary, Kind, Unary};
-use crate::runtime::codes::Store;
+use crate::runtime::codes::{ScalarCodes, Store};
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::{Broadcast, Input};
 use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
@@ -41,6 +44,7 @@ impl Context {
 /// Every family's backend contract.
 pub(crate) trait Backend:
     ClusterBackend
+    + MlBackend
     + VectorBackend
     + LinalgBackend
     + SelectBackend
@@ -53,6 +57,7 @@ pub(crate) trait Backend:
 
 impl<T> Backend for T where
     T: ClusterBackend
+        + MlBackend
         + VectorBackend
         + LinalgBackend
         + SelectBackend
@@ -282,4 +287,101 @@ pub(crate) trait ClusterBackend {
         centroids: MatrixView<'_>,
         cosine: bool,
     ) -> Result<(Vec<u32>, Vec<f32>)>;
+}
+
+/// State a backend derives from a user's object and keeps with it (such as
+/// 16-bit pieces of a weight on a device), of any type the backend chooses.
+#[derive(Default)]
+pub(crate) struct BackendCache(Mutex<Vec<Arc<dyn Any + Send + Sync>>>);
+
+impl std::fmt::Debug for BackendCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |v| v.len());
+        write!(f, "BackendCache({n} entries)")
+    }
+}
+
+impl BackendCache {
+    /// The first kept `T` that `matches`, else the one `make` builds (kept
+    /// for later calls); `None` when `make` has none.
+    pub(crate) fn find_or_make<T: Any + Send + Sync>(
+        &self,
+        matches: impl Fn(&T) -> bool,
+        make: impl FnOnce() -> Result<Option<T>>,
+    ) -> Result<Option<Arc<T>>> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in kept.iter() {
+            if let Ok(t) = entry.clone().downcast::<T>() {
+                if matches(&t) {
+                    return Ok(Some(t));
+                }
+            }
+        }
+        let Some(t) = make()? else {
+            return Ok(None);
+        };
+        let t = Arc::new(t);
+        kept.push(t.clone());
+        Ok(Some(t))
+    }
+}
+
+/// Attention scores `act(alpha * Q K^T)` of projected rows.
+#[derive(Clone, Copy)]
+pub(crate) struct ScoresJob<'a> {
+    /// Projected queries.
+    pub queries: &'a Input<'a>,
+    /// Projected keys.
+    pub keys: &'a Input<'a>,
+    /// Factor of every product.
+    pub alpha: f32,
+    /// The logistic function applied to each score.
+    pub sigmoid: bool,
+    /// Arithmetic of the product.
+    pub precision: Precision,
+}
+
+/// A neural-quantization encode: `act(x W^T + b)`, optionally unit length,
+/// then per-vector int8 codes.
+#[derive(Clone, Copy)]
+pub(crate) struct NqEncodeJob<'a> {
+    /// The rows to encode.
+    pub x: &'a Input<'a>,
+    /// The encoder weight (`latent x d_in`).
+    pub weight: &'a DeviceMatrix,
+    /// The encoder bias.
+    pub bias: Option<&'a [f32]>,
+    /// The encoder activation.
+    pub activation: Activation,
+    /// Latents scaled to unit length before the codes.
+    pub normalize: bool,
+    /// Arithmetic of the product.
+    pub precision: Precision,
+}
+
+/// A neural-quantization decode: `W_d (codes * scale) + b_d`.
+#[derive(Clone, Copy)]
+pub(crate) struct NqDecodeJob<'a> {
+    /// Per-vector symmetric int8 codes (checked against the quantizer).
+    pub codes: &'a ScalarCodes,
+    /// The decoder weight (`d_out x latent`).
+    pub weight: &'a DeviceMatrix,
+    /// The decoder bias.
+    pub bias: Option<&'a [f32]>,
+    /// Arithmetic of the product.
+    pub precision: Precision,
+    /// What the backend keeps of the decoder between calls.
+    pub cache: &'a BackendCache,
+}
+
+/// The ML kernels' own paths. Each returns `None` where the backend has no
+/// path of its own for the job, and the operation composes the generic
+/// steps (GEMMs, scalar-quantization codes) instead.
+pub(crate) trait MlBackend {
+    /// Attention scores in one fused product.
+    fn attention_scores(&self, job: ScoresJob<'_>) -> Result<Option<DeviceMatrix>>;
+    /// Codes of the rows in one pass.
+    fn nq_encode(&self, job: NqEncodeJob<'_>) -> Result<Option<ScalarCodes>>;
+    /// Reconstructions from the codes in one product.
+    fn nq_decode(&self, job: NqDecodeJob<'_>) -> Result<Option<DeviceMatrix>>;
 }

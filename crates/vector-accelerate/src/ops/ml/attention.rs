@@ -6,12 +6,10 @@ use crate::core::linalg::{Activation, GemmOptions};
 use crate::core::metric::Metric;
 use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
-use crate::cuda::distance::{resident, whole};
-use crate::cuda::gemm_nt::NtAct;
 use crate::ops::knn::{knn_with, KnnOptions};
 use crate::ops::linalg::gemm_fused;
-use crate::runtime::context::{Context, Engine};
-use crate::runtime::cuda_rows::f32_rows;
+use crate::runtime::backend::ScoresJob;
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 
@@ -209,55 +207,22 @@ impl AttentionSimilarity {
         projected_keys: impl Into<Input<'b>>,
     ) -> Result<DeviceMatrix> {
         let (q, k) = self.projected(projected_queries.into(), projected_keys.into())?;
-        if let Some(s) = self.scores_tensor_cores(ctx, &q, &k)? {
+        for i in [&q, &k] {
+            if let Input::Resident(d) = i {
+                d.check_device(ctx)?;
+            }
+        }
+        let job = ScoresJob {
+            queries: &q,
+            keys: &k,
+            alpha: self.alpha(),
+            sigmoid: self.sigmoid,
+            precision: self.precision,
+        };
+        if let Some(s) = ctx.backend().attention_scores(job)? {
             return Ok(s);
         }
         gemm_fused(ctx, q, k, None, &self.score_opts())
-    }
-
-    /// `Exact` scores on CUDA from f32 rows: one 3xTF32 tensor-core product
-    /// (near-fp32) with the scaling and the logistic function in its
-    /// epilogue, where cuBLAS's fp32 SGEMM runs at a fraction of the tensor
-    /// cores' rate. `None` for other precisions, backends and inputs (the
-    /// GEMM path takes them).
-    fn scores_tensor_cores(
-        &self,
-        ctx: &Context,
-        q: &Input<'_>,
-        k: &Input<'_>,
-    ) -> Result<Option<DeviceMatrix>> {
-        let Engine::Cuda(dev) = ctx.engine() else {
-            return Ok(None);
-        };
-        let usable = |i: &Input<'_>| match i {
-            Input::F32(m) => m.rows() > 0,
-            Input::Resident(d) => {
-                d.rows() > 0
-                    && d.device() == ctx.device()
-                    && !d.is_binary()
-                    && resident(i).is_some()
-            }
-            Input::Binary(_) => false,
-        };
-        if self.precision != Precision::Exact || !usable(q) || !usable(k) {
-            return Ok(None);
-        }
-        let (qd, kd) = (whole(dev, q)?, whole(dev, k)?);
-        let act = if self.sigmoid {
-            NtAct::Sigmoid
-        } else {
-            NtAct::None
-        };
-        let scores = crate::cuda::gemm_nt::Scores {
-            q: f32_rows(qd.rows())?,
-            queries: q.rows(),
-            k: f32_rows(kd.rows())?,
-            keys: k.rows(),
-            dim: q.dim(),
-            alpha: self.alpha(),
-            act,
-        };
-        crate::cuda::gemm_nt::scores_3xtf32(dev, &scores)
     }
 
     /// The `k` keys of highest score for each query (queries unprojected,

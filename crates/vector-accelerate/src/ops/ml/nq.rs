@@ -1,23 +1,18 @@
 //! Neural quantization: an encoder to a small latent, per-vector int8 codes
 //! of the latent (each vector's scale kept), and a decoder back.
 
-use std::sync::{Arc, Mutex};
-
 use super::linear::Linear;
 use crate::core::error::{Error, Result};
-use crate::core::half::HalfKind;
-use crate::core::linalg::{Activation, GemmOptions};
-use crate::core::matrix::Matrix;
+use crate::core::linalg::Activation;
 use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
 use crate::core::precision::Precision;
 use crate::core::quantize::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
-use crate::cuda::gemm_nt::HalfPieces;
-use crate::ops::linalg::gemm_fused;
 use crate::ops::quantize::Rerank;
 use crate::ops::vector::normalize_in_place;
+use crate::runtime::backend::{BackendCache, NqDecodeJob, NqEncodeJob};
 use crate::runtime::codes::ScalarCodes;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 
@@ -145,9 +140,9 @@ pub struct NeuralQuantizer {
     decoder: Linear,
     opts: NqOptions,
     codes: ScalarQuantizer,
-    /// The decoder weight as 16-bit pieces on its device (bf16: three
-    /// pieces, f16: one), made on first use by a CUDA decode.
-    pieces: Mutex<Vec<Arc<HalfPieces>>>,
+    /// What the backend keeps of the decoder between decodes (on CUDA its
+    /// weight in 16-bit pieces, made on first use).
+    cache: BackendCache,
 }
 
 impl NeuralQuantizer {
@@ -185,7 +180,7 @@ impl NeuralQuantizer {
             decoder,
             opts,
             codes,
-            pieces: Mutex::new(Vec::new()),
+            cache: BackendCache::default(),
         })
     }
 
@@ -317,25 +312,19 @@ impl NeuralQuantizer {
     pub fn encode<'a>(&self, ctx: &Context, x: impl Into<Input<'a>>) -> Result<ScalarCodes> {
         let x = x.into();
         self.check_input(&x)?;
-        if let Engine::Cuda(dev) = ctx.engine() {
-            let fused = matches!(self.opts.activation, Activation::None | Activation::Relu)
-                && matches!(self.opts.precision, Precision::Exact | Precision::Tf32)
-                && !x.is_binary();
-            if fused {
-                if let Input::Resident(d) = &x {
-                    d.check_device(ctx)?;
-                }
-                let enc = crate::cuda::ml::NqEncoder {
-                    weight: self.encoder.weight(),
-                    bias: self.encoder.bias(),
-                    relu: self.opts.activation == Activation::Relu,
-                    normalize: self.opts.normalize_latent,
-                    three_tf32: self.opts.precision == Precision::Exact,
-                };
-                if let Some(c) = crate::cuda::ml::nq_encode(dev, &x, &enc)? {
-                    return Ok(c);
-                }
-            }
+        if let Input::Resident(d) = &x {
+            d.check_device(ctx)?;
+        }
+        let job = NqEncodeJob {
+            x: &x,
+            weight: self.encoder.weight(),
+            bias: self.encoder.bias(),
+            activation: self.opts.activation,
+            normalize: self.opts.normalize_latent,
+            precision: self.opts.precision,
+        };
+        if let Some(codes) = ctx.backend().nq_encode(job)? {
+            return Ok(codes);
         }
         let z = self.encode_latent(ctx, x)?;
         self.codes.encode(ctx, &z)
@@ -358,118 +347,20 @@ impl NeuralQuantizer {
     /// Reconstructions `W_d (codes * scale) + b_d` of codes made by
     /// [`encode`](Self::encode), on the context's device.
     pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
-        // On CUDA the codes enter the decoder's product as exact 16-bit
-        // integers against 16-bit pieces of the decoder weight, each row's
-        // scale applied to its sums: three bf16 pieces carry the f32 weight
-        // whole (`Exact`); `Bf16` rounds it to bf16; `Tf32` and `F16` to f16
-        // after scaling each output's weights by a power of two (11-bit
-        // significands as TF32's, nothing out of range).
-        if let Engine::Cuda(dev) = ctx.engine() {
-            self.codes.check_codes(ctx, codes)?;
-            let (kind, use_pieces) = match self.opts.precision {
-                Precision::Exact => (HalfKind::Bf16, 3),
-                Precision::Bf16 => (HalfKind::Bf16, 1),
-                Precision::Tf32 | Precision::F16 => (HalfKind::F16, 1),
-            };
-            if let Some(w) = self.decoder_pieces(dev, kind)? {
-                if let Some(out) = crate::cuda::gemm_nt::sq8_decode_gemm(
-                    dev,
-                    codes,
-                    &w,
-                    use_pieces,
-                    self.decoder.bias(),
-                )? {
-                    return Ok(out);
-                }
-            }
-        }
-        if matches!(self.opts.precision, Precision::Bf16 | Precision::F16)
-            && !ctx.is_cuda()
-            && codes.rows() > 0
-        {
-            self.codes.check_codes(ctx, codes)?;
-            let y = self.decode_16bit_host(ctx, codes)?;
-            return Ok(DeviceMatrix::from_host_f32(y.into_vec(), self.d_in()));
+        self.codes.check_codes(ctx, codes)?;
+        let job = NqDecodeJob {
+            codes,
+            weight: self.decoder.weight(),
+            bias: self.decoder.bias(),
+            precision: self.opts.precision,
+            cache: &self.cache,
+        };
+        if let Some(y) = ctx.backend().nq_decode(job)? {
+            return Ok(y);
         }
         let z = self.codes.decode_resident(ctx, codes)?;
         self.decoder
             .apply(ctx, &z, Activation::None, self.opts.precision)
-    }
-
-    /// The 16-bit decode on the host as CUDA computes it: the codes (exact
-    /// 16-bit integers) times the weight rounded to 16 bits (f16: each
-    /// output's weights scaled by a power of two first), each row's sums
-    /// scaled by its scale in f32, then the bias (no 16-bit rounding of the
-    /// dequantised latent, which would overflow f16 for large vectors).
-    fn decode_16bit_host(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
-        let host = codes.to_host()?;
-        let (Some(bytes), Some((scales, _))) = (host.as_bytes(), host.vector_params()) else {
-            return Err(Error::invalid(
-                "codes",
-                "not per-vector int8",
-                "codes made by this quantizer's encode",
-            ));
-        };
-        let ints = Matrix::new(bytes.iter().map(|&b| b as i8 as f32).collect(), codes.dim)?;
-        let opts = GemmOptions::default()
-            .with_trans_b(true)
-            .with_precision(self.opts.precision);
-        let d_out = self.decoder.d_out();
-        let w = self.decoder.weight();
-        // f16: each output's weights scaled by the power of two that puts
-        // the largest in [2^14, 2^15), as CUDA does (no overflow to inf).
-        let mut colscale = vec![1.0f32; d_out];
-        let mut y = if self.opts.precision == Precision::F16 {
-            let mut wh = w.to_host()?.into_vec();
-            for (row, cs) in wh.chunks_mut(codes.dim).zip(colscale.iter_mut()) {
-                let top = row
-                    .iter()
-                    .filter(|v| v.is_finite())
-                    .fold(0.0f32, |m, v| m.max(v.abs()));
-                if top > 0.0 {
-                    // floor(log2(top)) from the exponent bits (subnormal
-                    // tops: -127, capped below as CUDA caps).
-                    let fl = ((top.to_bits() >> 23) & 0xff) as i32 - 127;
-                    let e = (14 - fl).min(126);
-                    let up = 2f32.powi(e);
-                    row.iter_mut().for_each(|v| *v *= up);
-                    *cs = 2f32.powi(-e);
-                }
-            }
-            let wh = Matrix::new(wh, codes.dim)?;
-            gemm_fused(ctx, &ints, &wh, None, &opts)?.into_host()?
-        } else {
-            gemm_fused(ctx, &ints, w, None, &opts)?.into_host()?
-        };
-        let bias = self.decoder.bias();
-        for (row, &s) in y.as_mut_slice().chunks_mut(d_out).zip(scales) {
-            for (o, v) in row.iter_mut().enumerate() {
-                *v *= s * colscale[o];
-                if let Some(b) = bias {
-                    *v += b[o];
-                }
-            }
-        }
-        Ok(y)
-    }
-
-    /// The decoder weight's 16-bit pieces of `kind` on `dev` (made once);
-    /// `None` when the weight is not f32 rows on the device.
-    fn decoder_pieces(
-        &self,
-        dev: &Arc<crate::runtime::cuda_device::CudaDevice>,
-        kind: HalfKind,
-    ) -> Result<Option<Arc<HalfPieces>>> {
-        let mut cache = self.pieces.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.iter().find(|p| p.kind == kind) {
-            return Ok(Some(p.clone()));
-        }
-        let Some(p) = crate::cuda::gemm_nt::split_half(dev, self.decoder.weight(), kind, 3)? else {
-            return Ok(None);
-        };
-        let p = Arc::new(p);
-        cache.push(p.clone());
-        Ok(Some(p))
     }
 
     /// The decoder applied to f32 latents (`rows x latent`), on the
