@@ -1,4 +1,4 @@
-//! `vaccel nq fit|encode|decode` end to end on the CPU: the model file, the
+//! `vaccel nq train|encode|decode` end to end on the CPU: the model file, the
 //! codes (each row's scale and int8 values against an fp64 encoding with
 //! the saved weights) and the reconstruction.
 
@@ -45,7 +45,7 @@ fn nq_fit_encode_decode_round_trip() {
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     let msg = ok(&[
-        "nq", "fit", "--data", &xa, "--latent", "3", "--out", &ma, "--device", "cpu",
+        "nq", "train", "--data", &xa, "--latent", "3", "--out", &ma, "--device", "cpu",
     ]);
     assert!(
         msg.contains("PCA 12 -> 3") && msg.contains("int8 codes"),

@@ -186,7 +186,7 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
     let (train, eval) = (nb.min(100_000), nb.min(100_000));
     let fit_rows = clustered.rows(train, BASE_STREAM)?;
     let t0 = std::time::Instant::now();
-    let pca = Pca::fit(&ctx, &fit_rows, LATENT)?;
+    let pca = Pca::train(&ctx, &fit_rows, LATENT)?;
     let fit_ms = t0.elapsed().as_secs_f64() * 1e3;
     let nqz = NeuralQuantizer::from_pca(&ctx, &pca, NqOptions::default())?;
     let r = nqz.reconstruction(&ctx, &clustered.rows(eval, QUERY_STREAM)?)?;

@@ -12,8 +12,8 @@ use clap::Args;
 use vector_accelerate::cluster::{assign, kmeans, KMeansInit, KMeansOptions};
 use vector_accelerate::diagnostics::measure_ceilings;
 use vector_accelerate::quantize::{
-    PqCodes, PqOptions, ProductQuantizer, Quality, Rerank, ScalarOptions, ScalarQuantizer,
-    ScalarRange,
+    Codec, PqCodes, PqOptions, ProductQuantizer, Quality, ScalarOptions, ScalarQuantizer,
+    ScalarRange, SearchOptions,
 };
 use vector_accelerate::{knn, BinaryMatrix, Matrix, Metric, Neighbors};
 
@@ -122,14 +122,14 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         let (n, d) = (big(a.sq_rows, 10_000_000, 1_000_000), a.sq_dim);
         let x = Generator::gaussian(d, a.seed)?.rows(n, BASE_STREAM)?;
         let res = ctx.upload(&x)?;
-        let sq = ScalarQuantizer::fit(&ctx, &res, ScalarOptions::int8())?;
+        let sq = ScalarQuantizer::train(&ctx, &res, &ScalarOptions::int8())?;
         let ms = time_ms(a.repeats, || {
             sq.encode(&ctx, &res)?;
             Ok(())
         })?;
         let sample = Matrix::new(x.as_slice()[..d * n.min(100_000)].to_vec(), d)?;
         let c = sq.encode(&ctx, &sample)?;
-        let back = sq.decode(&ctx, &c)?;
+        let back = sq.decode(&ctx, &c)?.into_host()?;
         let q = Quality::measure(sample.view(), back.view(), c.code_bytes())?;
         let bytes = (n * d * 5) as f64;
         let bw = bytes / (ms / 1e3);
@@ -191,7 +191,7 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         let d = 128;
         let g = Generator::clustered(d, 1000, a.seed)?;
         let train = g.rows(65_536, BASE_STREAM)?;
-        let pq = ProductQuantizer::train(&ctx, &train, PqOptions::new(16, 8).with_iterations(10))?;
+        let pq = ProductQuantizer::train(&ctx, &train, &PqOptions::new(16, 8).with_iterations(10))?;
         // Random codes: the scan's speed does not depend on their values.
         let bytes: Vec<u8> = (0..n * 16)
             .map(|i| (vector_accelerate_mix(i as u64 ^ a.seed) >> 56) as u8)
@@ -200,7 +200,13 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         let q = g.rows(nq, QUERY_STREAM)?;
         for metric in [Metric::L2, Metric::InnerProduct] {
             let ms = time_ms(a.repeats, || {
-                pq.search(&ctx, &q, &codes, 10, metric, None)?;
+                pq.search(
+                    &ctx,
+                    &q,
+                    &codes,
+                    10,
+                    &SearchOptions::default().with_metric(metric),
+                )?;
                 Ok(())
             })?;
             let rate = (n * nq) as f64 / (ms / 1e3);
@@ -283,11 +289,11 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
             .with_seed(a.seed);
         let mut pq = None;
         let ms = time_ms(a.repeats, || {
-            pq = Some(ProductQuantizer::train(&ctx, &train, opts)?);
+            pq = Some(ProductQuantizer::train(&ctx, &train, &opts)?);
             Ok(())
         })?;
         let pq = pq.expect("trained");
-        let back = pq.decode(&ctx, &pq.encode(&ctx, &train)?)?;
+        let back = pq.decode(&ctx, &pq.encode(&ctx, &train)?)?.into_host()?;
         let host = train.to_host()?.into_vec();
         let mse = host
             .iter()
@@ -326,23 +332,17 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         let pq = ProductQuantizer::train(
             &ctx,
             &res,
-            PqOptions::new(16, 8)
+            &PqOptions::new(16, 8)
                 .with_max_training_points(65_536)
                 .with_seed(a.seed),
         )?;
         let train_ms = t.elapsed().as_secs_f64() * 1e3;
         let codes = pq.encode(&ctx, &res)?;
-        let plain = pq.search(&ctx, &q, &codes, 10, Metric::L2, None)?;
+        let plain = pq.search(&ctx, &q, &codes, 10, &SearchOptions::default())?;
+        let reranked = SearchOptions::default().with_rerank(&res, 100);
         let mut rr = None;
         let ms = time_ms(a.repeats, || {
-            rr = Some(pq.search(
-                &ctx,
-                &q,
-                &codes,
-                10,
-                Metric::L2,
-                Some(Rerank::new(&res, 100)),
-            )?);
+            rr = Some(pq.search(&ctx, &q, &codes, 10, &reranked)?);
             Ok(())
         })?;
         writeln!(
@@ -361,11 +361,11 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
                 ScalarOptions::int8().with_range(ScalarRange::Asymmetric),
             ),
         ] {
-            let sq = ScalarQuantizer::fit(&ctx, &res, o)?;
+            let sq = ScalarQuantizer::train(&ctx, &res, &o)?;
             let sc = sq.encode(&ctx, &res)?;
             let mut got = None;
             let ms = time_ms(a.repeats, || {
-                got = Some(sq.search(&ctx, &q, &sc, 10, Metric::L2, None)?);
+                got = Some(sq.search(&ctx, &q, &sc, 10, &SearchOptions::default())?);
                 Ok(())
             })?;
             writeln!(

@@ -1,4 +1,4 @@
-//! `vaccel nq fit|encode|decode`: neural quantization on `.npy` data with
+//! `vaccel nq train|encode|decode`: neural quantization on `.npy` data with
 //! the model (encoder and decoder weights) in a `.safetensors` file.
 
 use std::io::Write;
@@ -17,23 +17,24 @@ use super::quantize::read_f32;
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
 
-/// Neural quantization: fit a linear (PCA) encoder/decoder, encode vectors
+/// Neural quantization: train a linear (PCA) encoder/decoder, encode vectors
 /// to int8 latent codes with a scale each, decode them back.
 #[derive(Debug, Subcommand)]
 pub enum NqCommand {
-    /// Fit a PCA encoder/decoder to training vectors and save it as
+    /// Train a PCA encoder/decoder on training vectors and save it as
     /// safetensors (`encoder.weight`, `encoder.bias`, `decoder.weight`,
     /// `decoder.bias`, and the fit under `pca.*`).
-    Fit(FitArgs),
+    #[command(alias = "fit")]
+    Train(TrainArgs),
     /// Encode vectors with a model: int8 latent codes and each vector's scale.
     Encode(EncodeArgs),
     /// Decode codes written by `vaccel nq encode` back to float32 vectors.
     Decode(DecodeArgs),
 }
 
-/// Arguments of `vaccel nq fit`.
+/// Arguments of `vaccel nq train`.
 #[derive(Debug, Args)]
-pub struct FitArgs {
+pub struct TrainArgs {
     /// Training vectors: float32 .npy, .fvecs or .bvecs.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
@@ -56,7 +57,7 @@ pub struct FitArgs {
 pub struct ModelArgs {
     /// The model: a .safetensors file with `encoder.weight` [latent, d],
     /// `decoder.weight` [d, latent] and optional `encoder.bias`,
-    /// `decoder.bias` (as `vaccel nq fit` writes, or PyTorch `nn.Linear`
+    /// `decoder.bias` (as `vaccel nq train` writes, or PyTorch `nn.Linear`
     /// parameters saved under those names).
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
@@ -114,7 +115,7 @@ pub struct DecodeArgs {
 /// Runs a `vaccel nq` command.
 pub fn run(cmd: NqCommand) -> Result<()> {
     match cmd {
-        NqCommand::Fit(a) => fit(a),
+        NqCommand::Train(a) => train(a),
         NqCommand::Encode(a) => encode(a),
         NqCommand::Decode(a) => decode(a),
     }
@@ -142,7 +143,7 @@ fn report(what: &str, r: &Reconstruction) {
     }
 }
 
-fn fit(a: FitArgs) -> Result<()> {
+fn train(a: TrainArgs) -> Result<()> {
     let (ctx, _) = make_context(a.device.as_deref())?;
     let data = read_f32(&a.data, "training data")?;
     ensure!(
@@ -153,7 +154,7 @@ fn fit(a: FitArgs) -> Result<()> {
     );
     let mut out = PendingFile::create(&a.out)?;
     let started = Instant::now();
-    let pca = Pca::fit(&ctx, &data, a.latent)?;
+    let pca = Pca::train(&ctx, &data, a.latent)?;
     let nq = NeuralQuantizer::from_pca(&ctx, &pca, NqOptions::default())?;
     let mut store = WeightStore::new();
     nq.save(&mut store, "")?;
@@ -166,7 +167,7 @@ fn fit(a: FitArgs) -> Result<()> {
         let kept: f32 = pca.explained_variance_ratio().iter().sum();
         let _ = writeln!(
             std::io::stderr(),
-            "fit: PCA {} -> {} on {} rows, {:.2}% of the variance kept, device {}: {seconds:.3} s",
+            "train: PCA {} -> {} on {} rows, {:.2}% of the variance kept, device {}: {seconds:.3} s",
             data.dim(),
             a.latent,
             data.rows(),

@@ -1,6 +1,7 @@
-//! `vaccel quantize fit|encode|decode|search`: fits a scalar, binary or
-//! product quantizer to vectors in a file and saves it, encodes vectors to
-//! a `uint8` code file, decodes codes back to `float32`, and searches codes.
+//! `vaccel quantize train|encode|decode|search`: trains a scalar, binary or
+//! product quantizer on vectors in a file and saves it, encodes vectors to
+//! a `uint8` code file, decodes codes back to `float32` (binary codes to
+//! 0 and 1), and searches codes.
 //!
 //! Code files are 2-D `uint8` `.npy` arrays, one row per vector: scalar
 //! codes (int4 two per byte, low nibble first) followed, for per-vector
@@ -10,18 +11,17 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context as _, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use vector_accelerate::cluster::KMeansProgress;
 use vector_accelerate::quantize::{
-    BinaryQuantizer, BinaryThreshold, PqCodes, PqOptions, ProductQuantizer, Quality, Quantizer,
-    Rerank, ScalarCodes, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
+    BinaryOptions, BinaryThreshold, Codec, Codes, PqOptions, Quality, Quantizer, QuantizerOptions,
+    ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope, SearchOptions,
 };
-use vector_accelerate::{
-    BinaryMatrix, Context, DeviceMatrix, Input, Matrix, Metric, Neighbors, MISSING_ID,
-};
+use vector_accelerate::{BinaryMatrix, Context, Input, Matrix, Metric, Neighbors, MISSING_ID};
 
 use super::args::{check_k, make_context};
 use crate::io::output::{commit, resolve, PendingFile};
@@ -31,8 +31,9 @@ use crate::progress::Progress;
 /// The `vaccel quantize` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum QuantizeCommand {
-    /// Fit a quantizer to training vectors and save it.
-    Fit(FitArgs),
+    /// Train a quantizer on vectors and save it (alias: fit).
+    #[command(alias = "fit")]
+    Train(TrainArgs),
     /// Encode vectors into a uint8 code file.
     Encode(EncodeArgs),
     /// Decode a code file back to float32 vectors.
@@ -64,9 +65,9 @@ enum RangeArg {
     Asymmetric,
 }
 
-/// Arguments of `vaccel quantize fit`.
+/// Arguments of `vaccel quantize train`.
 #[derive(Debug, Args)]
-pub struct FitArgs {
+pub struct TrainArgs {
     /// Quantizer kind.
     #[arg(long, value_enum)]
     kind: Kind,
@@ -121,7 +122,7 @@ pub struct FitArgs {
 /// Arguments of `vaccel quantize encode`.
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// A quantizer saved by `vaccel quantize fit`.
+    /// A quantizer saved by `vaccel quantize train`.
     #[arg(long, value_name = "FILE")]
     quantizer: PathBuf,
     /// Vectors to encode: float32 .npy, .fvecs or .bvecs.
@@ -145,7 +146,7 @@ pub struct EncodeArgs {
 /// Arguments of `vaccel quantize decode`.
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
-    /// A quantizer saved by `vaccel quantize fit` (scalar or product).
+    /// A quantizer saved by `vaccel quantize train`.
     #[arg(long, value_name = "FILE")]
     quantizer: PathBuf,
     /// Codes written by `vaccel quantize encode` with that quantizer.
@@ -165,7 +166,7 @@ pub struct DecodeArgs {
 /// Arguments of `vaccel quantize search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// A quantizer saved by `vaccel quantize fit`.
+    /// A quantizer saved by `vaccel quantize train`.
     #[arg(long, value_name = "FILE")]
     quantizer: PathBuf,
     /// Codes written by `vaccel quantize encode` with that quantizer.
@@ -207,7 +208,7 @@ pub struct SearchArgs {
 /// Runs a `vaccel quantize` sub-command.
 pub fn run(cmd: QuantizeCommand) -> Result<()> {
     match cmd {
-        QuantizeCommand::Fit(a) => fit(a),
+        QuantizeCommand::Train(a) => train(a),
         QuantizeCommand::Encode(a) => encode(a),
         QuantizeCommand::Decode(a) => decode(a),
         QuantizeCommand::Search(a) => search(a),
@@ -228,7 +229,7 @@ fn refuse_foreign(kind: Kind, given: &[(&str, bool)]) -> Result<()> {
     Ok(())
 }
 
-fn fit(a: FitArgs) -> Result<()> {
+fn train(a: TrainArgs) -> Result<()> {
     let scalar = [
         ("--range", a.range.is_some()),
         ("--per-vector", a.per_vector),
@@ -272,7 +273,10 @@ fn fit(a: FitArgs) -> Result<()> {
             if let Some(p) = a.clip {
                 o = o.with_clip(p);
             }
-            let sq = ScalarQuantizer::fit(&ctx, &data, o)?;
+            let q = Quantizer::train(&ctx, &data, &QuantizerOptions::Scalar(o))?;
+            let Quantizer::Scalar(sq) = &q else {
+                unreachable!("scalar options train a scalar quantizer")
+            };
             let what = format!(
                 "{} range, {}, error bound {}",
                 if o.range == ScalarRange::Symmetric {
@@ -285,9 +289,9 @@ fn fit(a: FitArgs) -> Result<()> {
                 } else {
                     "per dimension"
                 },
-                bound_text(&sq)
+                bound_text(sq)
             );
-            (Quantizer::Scalar(sq), what)
+            (q, what)
         }
         Kind::Binary => {
             let t = match &a.threshold {
@@ -298,10 +302,8 @@ fn fit(a: FitArgs) -> Result<()> {
                 BinaryThreshold::Given(v) => format!("threshold {}", v[0]),
                 other => format!("threshold {other:?}").to_lowercase(),
             };
-            (
-                Quantizer::Binary(BinaryQuantizer::fit(&ctx, &data, t)?),
-                what,
-            )
+            let o = QuantizerOptions::Binary(BinaryOptions::default().with_threshold(t));
+            (Quantizer::train(&ctx, &data, &o)?, what)
         }
         Kind::Pq => {
             let m = a.m.context("--kind pq needs --m (sub-spaces)")?;
@@ -315,7 +317,10 @@ fn fit(a: FitArgs) -> Result<()> {
             if let Some(n) = a.max_training_points {
                 o = o.with_max_training_points(n);
             }
-            let (pq, last) = train_pq(&ctx, &data, o, !a.quiet)?;
+            let (q, last) = train_pq(&ctx, &data, o, !a.quiet)?;
+            let Quantizer::Product(pq) = &q else {
+                unreachable!("product options train a product quantizer")
+            };
             let mut what = format!(
                 "M {} x {} bits, {} centroids per sub-space",
                 pq.m(),
@@ -328,7 +333,7 @@ fn fit(a: FitArgs) -> Result<()> {
                     p.iteration, p.inertia, p.changed, p.reseeded
                 );
             }
-            (Quantizer::Product(pq), what)
+            (q, what)
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -338,8 +343,8 @@ fn fit(a: FitArgs) -> Result<()> {
     if !a.quiet {
         let _ = writeln!(
             std::io::stderr(),
-            "fit: {} on {} x {} float32, device {}: {seconds:.3} s; {what}; saved {} bytes",
-            kind_name(&q),
+            "train: {} on {} x {} float32, device {}: {seconds:.3} s; {what}; saved {} bytes",
+            q.kind_name(),
             data.rows(),
             data.dim(),
             ctx.device(),
@@ -356,14 +361,17 @@ fn train_pq(
     data: &Matrix,
     o: PqOptions,
     show: bool,
-) -> Result<(ProductQuantizer, Option<KMeansProgress>)> {
-    let bar = Progress::new(o.iterations as u64, "iterations", show);
-    let mut last = None;
-    let pq = ProductQuantizer::train_with_progress(ctx, data, o, &mut |p| {
-        bar.inc(1);
-        last = Some(*p);
-    })?;
-    Ok((pq, last))
+) -> Result<(Quantizer, Option<KMeansProgress>)> {
+    let bar = Arc::new(Progress::new(o.iterations as u64, "iterations", show));
+    let last = Arc::new(Mutex::new(None));
+    let (seen, ticks) = (last.clone(), bar.clone());
+    let o = o.with_progress(move |p| {
+        ticks.inc(1);
+        *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(*p);
+    });
+    let q = Quantizer::train(ctx, data, &QuantizerOptions::Product(o))?;
+    let last = *last.lock().unwrap_or_else(|e| e.into_inner());
+    Ok((q, last))
 }
 
 /// The scalar error bound, or what it depends on.
@@ -390,15 +398,6 @@ fn parse_threshold(t: &str, dim: usize) -> Result<BinaryThreshold> {
     }
 }
 
-fn kind_name(q: &Quantizer) -> &'static str {
-    match q {
-        Quantizer::Scalar(sq) if sq.options().bits.bits() == 8 => "scalar int8",
-        Quantizer::Scalar(_) => "scalar int4",
-        Quantizer::Binary(_) => "binary",
-        Quantizer::Product(_) => "product",
-    }
-}
-
 /// Reads a float32 matrix (`.npy`, `.fvecs`, `.bvecs`).
 pub(super) fn read_f32(path: &Path, what: &str) -> Result<Matrix> {
     let data = read_matrix(path)
@@ -418,132 +417,41 @@ fn load_quantizer(path: &Path) -> Result<Quantizer> {
     Quantizer::load(path).with_context(|| format!("cannot read quantizer '{}'", path.display()))
 }
 
-/// The quantizer's dimension.
-fn quantizer_dim(q: &Quantizer) -> usize {
-    match q {
-        Quantizer::Scalar(sq) => sq.dim(),
-        Quantizer::Binary(bq) => bq.dim(),
-        Quantizer::Product(pq) => pq.dim(),
-    }
-}
-
-/// Bytes of one row of a code file for this quantizer.
-fn row_bytes(q: &Quantizer) -> usize {
-    match q {
-        Quantizer::Scalar(sq) => {
-            let o = sq.options();
-            o.bits.bytes_per_row(sq.dim())
-                + if o.scope == ScalarScope::PerVector {
-                    8
-                } else {
-                    0
-                }
-        }
-        Quantizer::Binary(bq) => bq.dim().div_ceil(8),
-        Quantizer::Product(pq) => (pq.m() * pq.nbits() as usize).div_ceil(8),
-    }
-}
-
-/// Codes of any kind, where the context computes.
-enum Codes {
-    Scalar(ScalarCodes),
-    Binary(DeviceMatrix),
-    Product(PqCodes),
-}
-
-impl Codes {
-    fn rows(&self) -> usize {
-        match self {
-            Codes::Scalar(c) => c.rows(),
-            Codes::Binary(c) => c.rows(),
-            Codes::Product(c) => c.rows(),
-        }
-    }
-}
-
 /// Reads a code file written for `q` and places it on `ctx`'s device.
 fn read_codes(ctx: &Context, q: &Quantizer, path: &Path) -> Result<Codes> {
-    let (rows, cols, bytes) = npy::read_u8(path)
+    let (_, cols, bytes) = npy::read_u8(path)
         .with_context(|| format!("cannot read codes file '{}'", path.display()))?;
-    let want = row_bytes(q);
+    let want = q.code_size();
     ensure!(
         cols == want,
         "codes file '{}' has rows of {cols} bytes; this {} quantizer of dimension {} writes \
          rows of {want} bytes",
         path.display(),
-        kind_name(q),
-        quantizer_dim(q)
+        q.kind_name(),
+        q.dim()
     );
-    let codes = match q {
-        Quantizer::Scalar(sq) => {
-            let o = sq.options();
-            let c = ScalarCodes::from_row_bytes(
-                &bytes,
-                sq.dim(),
-                o.bits,
-                o.range,
-                o.scope == ScalarScope::PerVector,
-            )?;
-            Codes::Scalar(if ctx.is_cuda() { c.copy_to(ctx)? } else { c })
-        }
-        Quantizer::Binary(bq) => {
-            let b = BinaryMatrix::from_packed_bytes(&bytes, rows, bq.dim())?;
-            Codes::Binary(ctx.upload(&b)?)
-        }
-        Quantizer::Product(pq) => {
-            let c = PqCodes::from_bytes(bytes, pq.m(), pq.nbits())?;
-            Codes::Product(if ctx.is_cuda() { c.copy_to(ctx)? } else { c })
-        }
-    };
-    Ok(codes)
-}
-
-/// The rows of `codes` as the bytes of a code file.
-fn code_file_bytes(codes: &Codes) -> Result<Vec<u8>> {
-    Ok(match codes {
-        Codes::Scalar(c) => c.to_row_bytes()?,
-        Codes::Product(c) => c
-            .to_host()?
-            .as_bytes()
-            .context("product codes are not on the host")?
-            .to_vec(),
-        Codes::Binary(m) => {
-            let words = m.to_host_binary()?.view().as_words().to_vec();
-            let bpr = m.dim().div_ceil(8);
-            let wpr = words.len() / m.rows().max(1);
-            let mut out = Vec::with_capacity(m.rows() * bpr);
-            for row in words.chunks_exact(wpr) {
-                let le: Vec<u8> = row.iter().flat_map(|w| w.to_le_bytes()).collect();
-                out.extend_from_slice(&le[..bpr]);
-            }
-            out
-        }
-    })
+    Ok(q.codes_from_bytes(ctx, &bytes)?)
 }
 
 fn encode(a: EncodeArgs) -> Result<()> {
     let q = load_quantizer(&a.quantizer)?;
     if a.quality && matches!(q, Quantizer::Binary(_)) {
-        bail!("--quality needs a quantizer that decodes (scalar or product); binary codes do not");
+        bail!("--quality needs scalar or product codes; binary codes decode to 0 and 1, not to the vectors");
     }
     let (ctx, _) = make_context(a.device.as_deref())?;
     let data = read_f32(&a.data, "data")?;
     let mut out = PendingFile::create(&a.out)?;
     let started = Instant::now();
-    let codes = match &q {
-        Quantizer::Scalar(sq) => Codes::Scalar(sq.encode(&ctx, &data)?),
-        Quantizer::Binary(bq) => Codes::Binary(bq.encode(&ctx, &data)?),
-        Quantizer::Product(pq) => Codes::Product(pq.encode(&ctx, &data)?),
-    };
-    let bytes = code_file_bytes(&codes)?;
+    let codes = q.encode(&ctx, &data)?;
+    let bytes = codes.to_bytes()?;
     let seconds = started.elapsed().as_secs_f64();
     let quality = if a.quality {
-        let back = decode_codes(&ctx, &q, &codes)?;
+        let back = q.decode(&ctx, &codes)?.into_host()?;
         Some(Quality::measure(data.view(), back.view(), bytes.len())?)
     } else {
         None
     };
-    let (rows, bpr) = (data.rows(), row_bytes(&q));
+    let (rows, bpr) = (data.rows(), q.code_size());
     out.write(|w| npy::write_u8(w, rows, bpr, &bytes))?;
     commit(vec![out])?;
     if !a.quiet {
@@ -552,7 +460,7 @@ fn encode(a: EncodeArgs) -> Result<()> {
             "encode: {rows} x {} float32 -> {rows} x {bpr} bytes ({}, {:.1}x smaller), device {}: \
              {seconds:.3} s",
             data.dim(),
-            kind_name(&q),
+            q.kind_name(),
             (data.dim() * 4) as f64 / bpr as f64,
             ctx.device(),
         );
@@ -573,25 +481,13 @@ fn encode(a: EncodeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Decodes scalar or product codes on `ctx`.
-fn decode_codes(ctx: &Context, q: &Quantizer, codes: &Codes) -> Result<Matrix> {
-    Ok(match (q, codes) {
-        (Quantizer::Scalar(sq), Codes::Scalar(c)) => sq.decode(ctx, c)?,
-        (Quantizer::Product(pq), Codes::Product(c)) => pq.decode(ctx, c)?,
-        _ => bail!("binary codes have no decode (a bit keeps only the side of the threshold)"),
-    })
-}
-
 fn decode(a: DecodeArgs) -> Result<()> {
     let q = load_quantizer(&a.quantizer)?;
-    if matches!(q, Quantizer::Binary(_)) {
-        bail!("binary codes have no decode (a bit keeps only the side of the threshold)");
-    }
     let (ctx, _) = make_context(a.device.as_deref())?;
     let codes = read_codes(&ctx, &q, &a.codes)?;
     let mut out = PendingFile::create(&a.out)?;
     let started = Instant::now();
-    let back = decode_codes(&ctx, &q, &codes)?;
+    let back = q.decode(&ctx, &codes)?.into_host()?;
     let seconds = started.elapsed().as_secs_f64();
     out.write(|w| npy::write_f32(w, back.rows(), back.dim(), back.as_slice()))?;
     commit(vec![out])?;
@@ -600,7 +496,7 @@ fn decode(a: DecodeArgs) -> Result<()> {
             std::io::stderr(),
             "decode: {} codes ({}) -> {} x {} float32, device {}: {seconds:.3} s",
             codes.rows(),
-            kind_name(&q),
+            q.kind_name(),
             back.rows(),
             back.dim(),
             ctx.device(),
@@ -662,7 +558,7 @@ fn search_metrics(q: &Quantizer, metric: Option<&str>, rerank: bool) -> Result<M
     ensure!(
         m == Metric::L2 || m == Metric::InnerProduct,
         "--metric {m} is not supported over {} codes (use l2 or ip)",
-        kind_name(q)
+        q.kind_name()
     );
     Ok(m)
 }
@@ -707,24 +603,19 @@ fn search(a: SearchArgs) -> Result<()> {
     if let Some(d) = &a.distances {
         outputs.push(PendingFile::create(d)?);
     }
-    let rerank = base.as_ref().map(|b| Rerank::new(b, shortlist));
-    let started = Instant::now();
-    let nn: Neighbors = match (&q, &codes, &queries) {
-        (Quantizer::Scalar(sq), Codes::Scalar(c), Queries::F32(x)) => {
-            sq.search(&ctx, x, c, a.k, metric, rerank)?
-        }
-        (Quantizer::Product(pq), Codes::Product(c), Queries::F32(x)) => {
-            pq.search(&ctx, x, c, a.k, metric, rerank)?
-        }
-        (Quantizer::Binary(bq), Codes::Binary(c), x) => {
-            let input: Input<'_> = match x {
-                Queries::F32(m) => m.into(),
-                Queries::Binary(b) => b.into(),
-            };
-            bq.search(&ctx, input, c, a.k, rerank.map(|r| (r, metric)))?
-        }
-        _ => bail!("queries must be float32 vectors for scalar and product codes"),
+    let mut opts = SearchOptions::default();
+    if metric != Metric::Hamming {
+        opts = opts.with_metric(metric);
+    }
+    if let Some(b) = &base {
+        opts = opts.with_rerank(b, shortlist);
+    }
+    let input: Input<'_> = match &queries {
+        Queries::F32(m) => m.into(),
+        Queries::Binary(b) => b.into(),
     };
+    let started = Instant::now();
+    let nn: Neighbors = q.search(&ctx, input, &codes, a.k, &opts)?;
     let seconds = started.elapsed().as_secs_f64();
     let nq = nn.ids().len() / a.k;
     let (ids, dists) = nn.into_parts();
@@ -752,7 +643,7 @@ fn search(a: SearchArgs) -> Result<()> {
             "search: {nq} queries x {} codes ({}), k={}, {rank_metric}{reranked}, device {}: \
              {seconds:.3} s, {:.0} queries/s",
             codes.rows(),
-            kind_name(&q),
+            q.kind_name(),
             a.k,
             ctx.device(),
             nq as f64 / seconds.max(1e-9),

@@ -272,6 +272,10 @@ impl BinaryMatrix {
     pub fn bits(&self) -> usize {
         self.bits
     }
+    /// The packed words, consuming the matrix.
+    pub fn into_words(self) -> Vec<u64> {
+        self.words
+    }
     /// Borrow as a view.
     pub fn view(&self) -> BinaryView<'_> {
         BinaryView {

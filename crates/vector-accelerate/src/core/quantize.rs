@@ -2,8 +2,13 @@
 //! the fitted quantizers' parameters and the code arithmetic both backends
 //! share.
 
+use rayon::prelude::*;
+
+use crate::core::cluster::{KMeansProgress, ProgressFn};
 use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::Metric;
+use crate::core::neighbors::MISSING_ID;
 
 /// Code width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,7 +73,7 @@ pub enum ScalarScope {
     PerVector,
 }
 
-/// Options of [`ScalarQuantizer::fit`].
+/// Training options of a [`ScalarQuantizer`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct ScalarOptions {
@@ -83,6 +88,13 @@ pub struct ScalarOptions {
     /// symmetric range: the `p` quantile of `|x|`) instead of its minimum
     /// and maximum, for `0.5 < p < 1`. Values beyond saturate.
     pub clip: Option<f32>,
+}
+
+impl Default for ScalarOptions {
+    /// Symmetric per-channel int8.
+    fn default() -> Self {
+        Self::int8()
+    }
 }
 
 impl ScalarOptions {
@@ -142,8 +154,8 @@ pub struct ScalarQuantizer {
     pub(crate) offset: Vec<f32>,
 }
 
-/// Options of [`ProductQuantizer::train`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Training options of a [`ProductQuantizer`].
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct PqOptions {
     /// Sub-spaces (codes per row).
@@ -159,6 +171,25 @@ pub struct PqOptions {
     pub seed: u64,
     /// Train on at most this many rows, drawn uniformly (default: all).
     pub max_training_points: Option<usize>,
+    /// Called after each k-means iteration, all sub-spaces together
+    /// (`inertia` sums every sub-space's squared distances, `changed` counts
+    /// sub-space codes that changed, `reseeded` the empty centroids
+    /// re-seeded).
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for PqOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PqOptions")
+            .field("m", &self.m)
+            .field("nbits", &self.nbits)
+            .field("pad", &self.pad)
+            .field("iterations", &self.iterations)
+            .field("seed", &self.seed)
+            .field("max_training_points", &self.max_training_points)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl PqOptions {
@@ -171,7 +202,13 @@ impl PqOptions {
             iterations: 25,
             seed: 0,
             max_training_points: None,
+            progress: None,
         }
+    }
+    /// Calls `f` after every k-means iteration.
+    pub fn with_progress(mut self, f: impl Fn(&KMeansProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
     }
     /// Pads a dimension that `m` does not divide.
     pub fn with_padding(mut self, on: bool) -> Self {
@@ -299,6 +336,165 @@ pub(crate) fn code_metric(metric: Metric) -> Result<Metric> {
             metric: m.to_string(),
             context: "for a search over quantized codes (use l2 or ip)".into(),
         }),
+    }
+}
+
+/// NumPy's default (linear) quantile of sorted values.
+fn quantile(sorted: &[f32], p: f64) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = p * (sorted.len() - 1) as f64;
+    let (i, f) = (pos.floor() as usize, pos - pos.floor());
+    let a = sorted[i] as f64;
+    let b = sorted[(i + 1).min(sorted.len() - 1)] as f64;
+    (a + (b - a) * f) as f32
+}
+
+/// Per-column clip range: the `1 - p` and `p` quantiles of the finite
+/// values, or for the symmetric range `(-q, q)` with `q` the `p` quantile
+/// of `|x|`.
+pub(crate) fn column_quantiles(m: MatrixView<'_>, p: f32, symmetric: bool) -> (Vec<f32>, Vec<f32>) {
+    let d = m.dim();
+    let cols: Vec<(f32, f32)> = (0..d)
+        .into_par_iter()
+        .map(|j| {
+            let mut v: Vec<f32> = (0..m.rows())
+                .map(|r| m.row(r)[j])
+                .filter(|x| x.is_finite())
+                .map(|x| if symmetric { x.abs() } else { x })
+                .collect();
+            v.sort_unstable_by(f32::total_cmp);
+            if symmetric {
+                let q = quantile(&v, p as f64);
+                (-q, q)
+            } else {
+                (quantile(&v, 1.0 - p as f64), quantile(&v, p as f64))
+            }
+        })
+        .collect();
+    cols.into_iter().unzip()
+}
+
+/// Exact distances of each query to its candidates (`nq x r` ids;
+/// missing ids give NaN, never read).
+pub(crate) fn pair_distances(
+    q: MatrixView<'_>,
+    x: MatrixView<'_>,
+    ids: &[u64],
+    r: usize,
+    metric: Metric,
+) -> Vec<f32> {
+    let mut out = vec![f32::NAN; ids.len()];
+    out.par_chunks_mut(r).enumerate().for_each(|(i, o)| {
+        let qr = q.row(i);
+        for (j, v) in o.iter_mut().enumerate() {
+            let id = ids[i * r + j];
+            if id == MISSING_ID {
+                continue;
+            }
+            let xr = x.row(id as usize);
+            *v = match metric {
+                Metric::InnerProduct => qr.iter().zip(xr).map(|(a, b)| a * b).sum(),
+                _ => qr
+                    .iter()
+                    .zip(xr)
+                    .map(|(a, b)| {
+                        let e = a - b;
+                        e * e
+                    })
+                    .sum(),
+            };
+        }
+    });
+    out
+}
+
+/// Decodes packed product codes.
+pub(crate) fn pq_decode(pq: &ProductQuantizer, bytes: &[u8], rows: usize) -> Matrix {
+    let (d, m, ds, kc) = (pq.dim, pq.m, pq.dsub, 1usize << pq.nbits);
+    let rb = crate::core::quantize::pq_row_bytes(m, pq.nbits);
+    let mut out = vec![0f32; rows * d];
+    out.par_chunks_mut(d).enumerate().for_each(|(r, row)| {
+        let src = &bytes[r * rb..];
+        for j in 0..m {
+            let c = read_code(src, j, pq.nbits) as usize;
+            let cv = &pq.centroids[(j * kc + c) * ds..(j * kc + c + 1) * ds];
+            for t in 0..ds {
+                if j * ds + t < d {
+                    row[j * ds + t] = cv[t];
+                }
+            }
+        }
+    });
+    Matrix::new(out, d).expect("non-empty")
+}
+
+/// Where each dimension's bit flips.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum BinaryThreshold {
+    /// `x > 0`.
+    #[default]
+    Zero,
+    /// `x > mean` of the dimension over the training data.
+    Mean,
+    /// `x > t[j]` for these thresholds (one per dimension).
+    Given(Vec<f32>),
+}
+
+/// Training options of a [`BinaryQuantizer`].
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct BinaryOptions {
+    /// Where each dimension's bit flips (default [`BinaryThreshold::Zero`]).
+    pub threshold: BinaryThreshold,
+}
+
+impl BinaryOptions {
+    /// Sets the thresholds.
+    pub fn with_threshold(mut self, threshold: BinaryThreshold) -> Self {
+        self.threshold = threshold;
+        self
+    }
+}
+
+/// A fitted binary quantizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryQuantizer {
+    pub(crate) dim: usize,
+    pub(crate) thresholds: Vec<f32>,
+}
+
+/// Any trained quantizer, as files hold them; a codec whose kind is
+/// chosen at run time (see `quantize::Codec`).
+///
+/// ```
+/// use vector_accelerate::quantize::{BinaryQuantizer, Quantizer};
+/// let q = Quantizer::Binary(BinaryQuantizer::with_thresholds(vec![0.0, 0.5])?);
+/// let bytes = q.to_bytes();
+/// assert_eq!(Quantizer::from_bytes(&bytes)?, q);
+/// assert!(Quantizer::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+/// # Ok::<(), vector_accelerate::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Quantizer {
+    /// Scalar quantization.
+    Scalar(ScalarQuantizer),
+    /// Binary quantization.
+    Binary(BinaryQuantizer),
+    /// Product quantization.
+    Product(ProductQuantizer),
+}
+
+impl Quantizer {
+    /// The kind, as words (`scalar int8`, `scalar int4`, `binary`, `product`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Quantizer::Scalar(sq) if sq.options().bits.bits() == 8 => "scalar int8",
+            Quantizer::Scalar(_) => "scalar int4",
+            Quantizer::Binary(_) => "binary",
+            Quantizer::Product(_) => "product",
+        }
     }
 }
 

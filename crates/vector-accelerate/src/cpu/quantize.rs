@@ -4,19 +4,31 @@
 
 use rayon::prelude::*;
 
+use crate::core::error::{Error, Result};
 use crate::core::matrix::{words_for_bits, BinaryMatrix, Matrix, MatrixView};
 use crate::core::metric::Metric;
 use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::quantize::column_quantiles;
+use crate::core::quantize::pack_codes;
+use crate::core::quantize::pair_distances;
+use crate::core::quantize::pq_decode;
 use crate::core::quantize::{
     code_range, finish_ranges, params, read_code, ProductQuantizer, ScalarBits, ScalarQuantizer,
     ScalarRange, ScalarScope,
 };
+use crate::cpu::cluster::nearest_centroids;
 use crate::cpu::cluster::sub_l2;
 use crate::cpu::features::quant_simd_available;
+use crate::cpu::host::host_f32;
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::quant_simd::SqParams;
 use crate::cpu::select::TopKBuffer;
+use crate::runtime::backend::{Cpu, QuantizeBackend};
+use crate::runtime::codes::PqCodes;
 use crate::runtime::codes::{ScalarCodes, Store};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
+use std::ops::Range;
 
 /// Rows per parallel task of the row-wise kernels.
 const ROWS: usize = 256;
@@ -47,43 +59,6 @@ pub(crate) fn column_ranges(m: MatrixView<'_>) -> (Vec<f32>, Vec<f32>) {
             (a, b)
         });
     finish_ranges(lo, hi)
-}
-
-/// NumPy's default (linear) quantile of sorted values.
-fn quantile(sorted: &[f32], p: f64) -> f32 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let pos = p * (sorted.len() - 1) as f64;
-    let (i, f) = (pos.floor() as usize, pos - pos.floor());
-    let a = sorted[i] as f64;
-    let b = sorted[(i + 1).min(sorted.len() - 1)] as f64;
-    (a + (b - a) * f) as f32
-}
-
-/// Per-column clip range: the `1 - p` and `p` quantiles of the finite
-/// values, or for the symmetric range `(-q, q)` with `q` the `p` quantile
-/// of `|x|`.
-pub(crate) fn column_quantiles(m: MatrixView<'_>, p: f32, symmetric: bool) -> (Vec<f32>, Vec<f32>) {
-    let d = m.dim();
-    let cols: Vec<(f32, f32)> = (0..d)
-        .into_par_iter()
-        .map(|j| {
-            let mut v: Vec<f32> = (0..m.rows())
-                .map(|r| m.row(r)[j])
-                .filter(|x| x.is_finite())
-                .map(|x| if symmetric { x.abs() } else { x })
-                .collect();
-            v.sort_unstable_by(f32::total_cmp);
-            if symmetric {
-                let q = quantile(&v, p as f64);
-                (-q, q)
-            } else {
-                (quantile(&v, 1.0 - p as f64), quantile(&v, p as f64))
-            }
-        })
-        .collect();
-    cols.into_iter().unzip()
 }
 
 /// Per-column means of the finite values in f64 (0 for a column with none).
@@ -300,26 +275,6 @@ pub(crate) fn bq_encode(t: &[f32], m: MatrixView<'_>) -> BinaryMatrix {
     BinaryMatrix::new(words, d).expect("well-formed words")
 }
 
-/// Decodes packed product codes.
-pub(crate) fn pq_decode(pq: &ProductQuantizer, bytes: &[u8], rows: usize) -> Matrix {
-    let (d, m, ds, kc) = (pq.dim, pq.m, pq.dsub, 1usize << pq.nbits);
-    let rb = crate::core::quantize::pq_row_bytes(m, pq.nbits);
-    let mut out = vec![0f32; rows * d];
-    out.par_chunks_mut(d).enumerate().for_each(|(r, row)| {
-        let src = &bytes[r * rb..];
-        for j in 0..m {
-            let c = read_code(src, j, pq.nbits) as usize;
-            let cv = &pq.centroids[(j * kc + c) * ds..(j * kc + c + 1) * ds];
-            for t in 0..ds {
-                if j * ds + t < d {
-                    row[j * ds + t] = cv[t];
-                }
-            }
-        }
-    });
-    Matrix::new(out, d).expect("non-empty")
-}
-
 /// Lookup table of one query (`m x kc`).
 pub(crate) fn pq_table(pq: &ProductQuantizer, q: &[f32], metric: Metric, out: &mut [f32]) {
     let (m, ds, kc) = (pq.m, pq.dsub, 1usize << pq.nbits);
@@ -479,38 +434,84 @@ fn pq_search_simd(
     combine(partial, chunks, k, order)
 }
 
-/// Exact distances of each query to its candidates (`nq x r` ids;
-/// missing ids give NaN, never read).
-pub(crate) fn pair_distances(
-    q: MatrixView<'_>,
-    x: MatrixView<'_>,
-    ids: &[u64],
-    r: usize,
-    metric: Metric,
-) -> Vec<f32> {
-    let mut out = vec![f32::NAN; ids.len()];
-    out.par_chunks_mut(r).enumerate().for_each(|(i, o)| {
-        let qr = q.row(i);
-        for (j, v) in o.iter_mut().enumerate() {
-            let id = ids[i * r + j];
-            if id == MISSING_ID {
-                continue;
-            }
-            let xr = x.row(id as usize);
-            *v = match metric {
-                Metric::InnerProduct => qr.iter().zip(xr).map(|(a, b)| a * b).sum(),
-                _ => qr
-                    .iter()
-                    .zip(xr)
-                    .map(|(a, b)| {
-                        let e = a - b;
-                        e * e
-                    })
-                    .sum(),
-            };
-        }
-    });
-    out
+impl QuantizeBackend for Cpu {
+    fn column_ranges(
+        &self,
+        data: &Input<'_>,
+        clip: Option<f32>,
+        symmetric: bool,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let m = host_f32(data)?;
+        Ok(match clip {
+            None => column_ranges(m),
+            Some(p) => column_quantiles(m, p, symmetric),
+        })
+    }
+
+    fn column_means(&self, data: &Input<'_>) -> Result<Vec<f32>> {
+        Ok(column_means(host_f32(data)?))
+    }
+
+    fn sq_encode(&self, sq: &ScalarQuantizer, data: &Input<'_>) -> Result<ScalarCodes> {
+        Ok(sq_encode(sq, host_f32(data)?))
+    }
+
+    fn sq_decode(
+        &self,
+        sq: &ScalarQuantizer,
+        codes: &ScalarCodes,
+        rows: Range<usize>,
+    ) -> Result<DeviceMatrix> {
+        let m = sq_decode(sq, codes, rows.start, rows.end);
+        Ok(DeviceMatrix::from_host_f32(m.into_vec(), sq.dim))
+    }
+
+    fn bq_encode(&self, thresholds: &[f32], data: &Input<'_>) -> Result<DeviceMatrix> {
+        let b = bq_encode(thresholds, host_f32(data)?);
+        Ok(DeviceMatrix::from_host_binary(b))
+    }
+
+    fn pq_encode(&self, pq: &ProductQuantizer, data: &Input<'_>) -> Result<PqCodes> {
+        let x = host_f32(data)?;
+        let (codes, _) = nearest_centroids(x, &pq.centroids, pq.m, pq.dsub, 1 << pq.nbits);
+        Ok(PqCodes {
+            rows: x.rows(),
+            m: pq.m,
+            nbits: pq.nbits,
+            bytes: Store::Host(pack_codes(&codes, pq.m, pq.nbits)),
+        })
+    }
+
+    fn pq_decode(&self, pq: &ProductQuantizer, codes: &PqCodes) -> Result<DeviceMatrix> {
+        let m = pq_decode(pq, &codes.bytes.to_vec()?, codes.rows);
+        Ok(DeviceMatrix::from_host_f32(m.into_vec(), pq.dim))
+    }
+
+    fn pq_search(
+        &self,
+        pq: &ProductQuantizer,
+        queries: MatrixView<'_>,
+        codes: &PqCodes,
+        k: usize,
+        metric: Metric,
+    ) -> Result<Neighbors> {
+        let bytes = codes.bytes.host().ok_or_else(|| Error::DeviceMismatch {
+            data: codes.device().to_string(),
+            context: "cpu".into(),
+        })?;
+        Ok(pq_search(pq, queries, bytes, codes.rows, k, metric))
+    }
+
+    fn pair_distances(
+        &self,
+        (queries, base): (&Input<'_>, &Input<'_>),
+        ids: &[u64],
+        per_query: usize,
+        metric: Metric,
+    ) -> Result<Vec<f32>> {
+        let (q, x) = (host_f32(queries)?, host_f32(base)?);
+        Ok(pair_distances(q, x, ids, per_query, metric))
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

@@ -13,6 +13,8 @@ use crate::core::error::{cu, Error, Result};
 use crate::core::matrix::MatrixView;
 use crate::core::metric::Metric;
 use crate::core::neighbors::{Neighbors, Order};
+use crate::core::quantize::column_quantiles;
+use crate::core::quantize::pq_decode;
 use crate::core::quantize::pq_row_bytes;
 use crate::core::quantize::{
     ProductQuantizer, ScalarBits, ScalarQuantizer, ScalarRange, ScalarScope,
@@ -20,6 +22,8 @@ use crate::core::quantize::{
 use crate::cuda::cluster::subspace_nearest;
 use crate::cuda::distance::whole;
 use crate::cuda::select::{download, launch_topk, select_rows, Epi, Fallback, Ids, ListsMut, TopK};
+use crate::runtime::backend::QuantizeBackend;
+use crate::runtime::codes::PqCodes;
 use crate::runtime::codes::{ScalarCodes, Store};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{upload_slice, CudaRows};
@@ -650,4 +654,92 @@ pub(crate) fn pair_distances(
     let v = fetch(dev, &out)?;
     dev.sync()?;
     Ok(v)
+}
+
+impl QuantizeBackend for Arc<CudaDevice> {
+    /// Ranges from one device pass over the columns; clip quantiles on the
+    /// host (a sort of each column).
+    fn column_ranges(
+        &self,
+        data: &Input<'_>,
+        clip: Option<f32>,
+        symmetric: bool,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        match clip {
+            None => column_ranges(self, data),
+            Some(p) => {
+                let mut hold = None;
+                Ok(column_quantiles(data.host_view(&mut hold)?, p, symmetric))
+            }
+        }
+    }
+
+    fn column_means(&self, data: &Input<'_>) -> Result<Vec<f32>> {
+        column_means(self, data)
+    }
+
+    fn sq_encode(&self, sq: &ScalarQuantizer, data: &Input<'_>) -> Result<ScalarCodes> {
+        sq_encode(self, sq, data)
+    }
+
+    fn sq_decode(
+        &self,
+        sq: &ScalarQuantizer,
+        codes: &ScalarCodes,
+        rows: std::ops::Range<usize>,
+    ) -> Result<DeviceMatrix> {
+        sq_decode(self, sq, codes, rows.start, rows.end)
+    }
+
+    fn bq_encode(&self, thresholds: &[f32], data: &Input<'_>) -> Result<DeviceMatrix> {
+        bq_encode(self, thresholds, data)
+    }
+
+    fn pq_encode(&self, pq: &ProductQuantizer, data: &Input<'_>) -> Result<PqCodes> {
+        Ok(PqCodes {
+            rows: data.rows(),
+            m: pq.m,
+            nbits: pq.nbits,
+            bytes: Store::Cuda(self.clone(), pq_encode(self, pq, data)?),
+        })
+    }
+
+    /// Decoded on the host from the downloaded codes, then uploaded.
+    fn pq_decode(&self, pq: &ProductQuantizer, codes: &PqCodes) -> Result<DeviceMatrix> {
+        let m = pq_decode(pq, &codes.bytes.to_vec()?, codes.rows);
+        let rows = CudaRows::upload_f32(self, m.as_slice())?;
+        Ok(DeviceMatrix::from_cuda(
+            self, rows, codes.rows, pq.dim, true,
+        ))
+    }
+
+    fn pq_search(
+        &self,
+        pq: &ProductQuantizer,
+        queries: MatrixView<'_>,
+        codes: &PqCodes,
+        k: usize,
+        metric: Metric,
+    ) -> Result<Neighbors> {
+        pq_search(self, pq, queries, codes, k, metric)
+    }
+
+    /// On the device for a resident base; a host base on the host.
+    fn pair_distances(
+        &self,
+        (queries, base): (&Input<'_>, &Input<'_>),
+        ids: &[u64],
+        per_query: usize,
+        metric: Metric,
+    ) -> Result<Vec<f32>> {
+        if let Input::Resident(_) = base {
+            return pair_distances(self, queries, base, ids, per_query, metric);
+        }
+        let (mut hold_q, mut hold_x) = (None, None);
+        let q = queries.host_view(&mut hold_q)?;
+        let x = base.host_view(&mut hold_x)?;
+        Ok(crate::core::quantize::pair_distances(
+            q, x, ids, per_query, metric,
+        ))
+    }
 }

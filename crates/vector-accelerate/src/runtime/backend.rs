@@ -15,12 +15,13 @@ use crate::core::error::Result;
 use crate::core::histogram::{AxisPlan, Counts, Counts2, Stats};
 use crate::core::linalg::{Activation, Epilogue, Plan};
 use crate::core::matrix::{Matrix, MatrixView};
-use crate::core::metric::Prepared;
+use crate::core::metric::{Metric, Prepared};
 use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
+use crate::core::quantize::{ProductQuantizer, ScalarQuantizer};
 use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::{Axis, Binary, Kind, Unary};
-use crate::runtime::codes::{ScalarCodes, Store};
+use crate::runtime::codes::{PqCodes, ScalarCodes, Store};
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::{Broadcast, Input};
 use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
@@ -45,6 +46,7 @@ impl Context {
 pub(crate) trait Backend:
     ClusterBackend
     + MlBackend
+    + QuantizeBackend
     + VectorBackend
     + LinalgBackend
     + SelectBackend
@@ -58,6 +60,7 @@ pub(crate) trait Backend:
 impl<T> Backend for T where
     T: ClusterBackend
         + MlBackend
+        + QuantizeBackend
         + VectorBackend
         + LinalgBackend
         + SelectBackend
@@ -384,4 +387,54 @@ pub(crate) trait MlBackend {
     fn nq_encode(&self, job: NqEncodeJob<'_>) -> Result<Option<ScalarCodes>>;
     /// Reconstructions from the codes in one product.
     fn nq_decode(&self, job: NqDecodeJob<'_>) -> Result<Option<DeviceMatrix>>;
+}
+
+/// The quantizers' kernels: column statistics, encoding and decoding, the
+/// product quantizer's scan, exact re-scoring of candidates.
+pub(crate) trait QuantizeBackend {
+    /// Each column's range over its finite values ((0, 0) for a column
+    /// with none), or with `clip = Some(p)` its `[1 - p, p]` quantiles
+    /// (`symmetric`: `(-q, q)` with `q` the `p` quantile of `|x|`).
+    fn column_ranges(
+        &self,
+        data: &Input<'_>,
+        clip: Option<f32>,
+        symmetric: bool,
+    ) -> Result<(Vec<f32>, Vec<f32>)>;
+    /// Each column's mean over its finite values (0 for none).
+    fn column_means(&self, data: &Input<'_>) -> Result<Vec<f32>>;
+    /// Scalar codes of the rows.
+    fn sq_encode(&self, sq: &ScalarQuantizer, data: &Input<'_>) -> Result<ScalarCodes>;
+    /// Rows `rows` of scalar codes decoded.
+    fn sq_decode(
+        &self,
+        sq: &ScalarQuantizer,
+        codes: &ScalarCodes,
+        rows: std::ops::Range<usize>,
+    ) -> Result<DeviceMatrix>;
+    /// Bit-packed codes `x > thresholds`.
+    fn bq_encode(&self, thresholds: &[f32], data: &Input<'_>) -> Result<DeviceMatrix>;
+    /// Packed product codes of the rows.
+    fn pq_encode(&self, pq: &ProductQuantizer, data: &Input<'_>) -> Result<PqCodes>;
+    /// Product codes decoded (each sub-space's centroid).
+    fn pq_decode(&self, pq: &ProductQuantizer, codes: &PqCodes) -> Result<DeviceMatrix>;
+    /// The `k` codes of least (`l2`) or greatest (`ip`) asymmetric
+    /// distance to each query.
+    fn pq_search(
+        &self,
+        pq: &ProductQuantizer,
+        queries: MatrixView<'_>,
+        codes: &PqCodes,
+        k: usize,
+        metric: Metric,
+    ) -> Result<Neighbors>;
+    /// Exact distances of each query to its `per_query` candidate ids
+    /// (missing ids give NaN).
+    fn pair_distances(
+        &self,
+        pair: (&Input<'_>, &Input<'_>),
+        ids: &[u64],
+        per_query: usize,
+        metric: Metric,
+    ) -> Result<Vec<f32>>;
 }

@@ -88,7 +88,7 @@ pub(crate) fn check_device(dev: Device, ctx: &Context) -> Result<()> {
 }
 
 /// Scalar-quantized rows (made by
-/// [`ScalarQuantizer::encode`](crate::quantize::ScalarQuantizer::encode)): int8 codes
+/// [`ScalarQuantizer::encode`](crate::quantize::Codec::encode)): int8 codes
 /// one byte per value, int4 codes two per byte (low nibble first, rows
 /// padded to a whole byte); signed (two's complement) for the symmetric
 /// range, unsigned for the asymmetric one. Per-vector quantization keeps
@@ -222,7 +222,7 @@ impl ScalarCodes {
 }
 
 /// Product-quantized rows (made by
-/// [`ProductQuantizer::encode`](crate::quantize::ProductQuantizer::encode)): `M` codes
+/// [`ProductQuantizer::encode`](crate::quantize::Codec::encode)): `M` codes
 /// of `nbits` bits per row, bit-packed least significant bit first (code
 /// `j` at bit `j * nbits` of the row; with `nbits = 8` code `j` is byte
 /// `j`), rows padded to a whole byte.

@@ -20,7 +20,26 @@ pub enum Input<'a> {
     Resident(&'a DeviceMatrix),
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
+    /// The `f32` rows as a host view: borrowed where they are host rows
+    /// (rows a CPU context holds included), else downloaded into `hold`.
+    pub(crate) fn host_view(&self, hold: &'a mut Option<Matrix>) -> Result<MatrixView<'a>> {
+        match *self {
+            Input::F32(m) => Ok(m),
+            Input::Resident(d) => {
+                if let Some(Input::F32(m)) = d.host_input() {
+                    return Ok(m);
+                }
+                Ok(hold.insert(d.to_host()?).view())
+            }
+            Input::Binary(_) => Err(Error::invalid(
+                "input",
+                "bit-packed binary rows",
+                "expected f32 rows",
+            )),
+        }
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         match self {

@@ -128,6 +128,17 @@ impl DeviceMatrix {
         Self::from_storage(Storage::Host(HostData::F32(data)), rows, dim, None)
     }
 
+    /// Bit-packed host rows of a CPU context taken over without a copy.
+    pub(crate) fn from_host_binary(m: BinaryMatrix) -> Self {
+        let (rows, bits) = (m.rows(), m.bits());
+        Self::from_storage(
+            Storage::Host(HostData::Bits(m.into_words())),
+            rows,
+            bits,
+            Some(false),
+        )
+    }
+
     /// Rows made on a CUDA device by a kernel (`has_negative`: whether any
     /// value may be negative; weighted Jaccard refuses such rows).
     pub(crate) fn from_cuda(

@@ -10,7 +10,7 @@ use vector_accelerate::linalg::Activation;
 use vector_accelerate::ml::{
     AttentionSimilarity, LearnedDistance, Linear, NeuralQuantizer, NqOptions, NqPreset,
 };
-use vector_accelerate::quantize::Rerank;
+use vector_accelerate::quantize::SearchOptions;
 use vector_accelerate::{Error, Matrix, Metric, Order, Precision};
 
 /// `x W^T + b` in fp64 (W: d_out rows of d_in).
@@ -596,9 +596,17 @@ fn neural_quantization_search_over_codes() {
         let zb = nq.encode_latent(ctx, &base).unwrap();
         let zb_host = zb.to_host().unwrap().into_vec();
         let k = 10;
-        let plain = nq.search(ctx, &q, &codes, k, Metric::L2, None).unwrap();
+        let plain = nq
+            .search(ctx, &q, &codes, k, &SearchOptions::default())
+            .unwrap();
         let reranked = nq
-            .search(ctx, &q, &codes, k, Metric::L2, Some(Rerank::new(&zb, 40)))
+            .search(
+                ctx,
+                &q,
+                &codes,
+                k,
+                &SearchOptions::default().with_rerank(&zb, 40),
+            )
             .unwrap();
         for i in 0..nq_rows {
             let zi: Vec<f64> = zq.row(i).iter().map(|&v| v as f64).collect();

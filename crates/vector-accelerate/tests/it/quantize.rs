@@ -5,8 +5,9 @@
 
 use crate::common::*;
 use vector_accelerate::quantize::{
-    BinaryQuantizer, BinaryThreshold, PqOptions, ProductQuantizer, Quality, Quantizer, Rerank,
-    ScalarBits, ScalarCodes, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
+    BinaryOptions, BinaryQuantizer, BinaryThreshold, Codec, Codes, PqOptions, ProductQuantizer,
+    Quality, Quantizer, QuantizerOptions, ScalarBits, ScalarCodes, ScalarOptions, ScalarQuantizer,
+    ScalarRange, ScalarScope, SearchOptions,
 };
 use vector_accelerate::{knn, Context, Error, Matrix, Metric, MISSING_ID};
 
@@ -58,11 +59,11 @@ fn code_at(codes: &ScalarCodes, r: usize, j: usize) -> i32 {
 /// (except values within 1e-3 of a rounding boundary), decoded values within
 /// the bound, CUDA codes equal the CPU's.
 fn check_scalar(ctx: &Context, x: &Matrix, opts: ScalarOptions, label: &str) {
-    let sq = ScalarQuantizer::fit(ctx, x, opts).unwrap();
+    let sq = ScalarQuantizer::train(ctx, x, &opts).unwrap();
     let codes = sq.encode(ctx, x).unwrap();
     assert_eq!(codes.device(), ctx.device());
     let host = codes.to_host().unwrap();
-    let back = sq.decode(ctx, &codes).unwrap();
+    let back = sq.decode(ctx, &codes).unwrap().into_host().unwrap();
     let (qmin, qmax) = match (opts.bits, opts.range) {
         (ScalarBits::Int8, ScalarRange::Symmetric) => (-127.0, 127.0),
         (ScalarBits::Int4, ScalarRange::Symmetric) => (-7.0, 7.0),
@@ -105,12 +106,16 @@ fn check_scalar(ctx: &Context, x: &Matrix, opts: ScalarOptions, label: &str) {
     }
     if let Some(cuda) = cuda() {
         if !ctx.is_cuda() {
-            let sqg = ScalarQuantizer::fit(&cuda, x, opts).unwrap();
+            let sqg = ScalarQuantizer::train(&cuda, x, &opts).unwrap();
             assert_eq!(sqg, sq, "{label}: CUDA fit differs from the CPU fit");
             let gc = sqg.encode(&cuda, x).unwrap().to_host().unwrap();
             assert_eq!(gc.as_bytes(), host.as_bytes(), "{label}: CUDA codes differ");
             assert_eq!(gc.vector_params(), host.vector_params(), "{label}");
-            let gback = sqg.decode(&cuda, &gc.copy_to(&cuda).unwrap()).unwrap();
+            let gback = sqg
+                .decode(&cuda, &gc.copy_to(&cuda).unwrap())
+                .unwrap()
+                .into_host()
+                .unwrap();
             assert_eq!(
                 gback.as_slice(),
                 back.as_slice(),
@@ -156,7 +161,7 @@ fn asymmetric_codes_use_the_full_range_and_options_change_codes() {
         let x = gaussian(&mut r, 300, 24);
         for opts in [ScalarOptions::int8(), ScalarOptions::int4()] {
             let opts = opts.with_range(ScalarRange::Asymmetric);
-            let sq = ScalarQuantizer::fit(ctx, &x, opts).unwrap();
+            let sq = ScalarQuantizer::train(ctx, &x, &opts).unwrap();
             let codes = sq.encode(ctx, &x).unwrap().to_host().unwrap();
             let top = if opts.bits == ScalarBits::Int8 {
                 255
@@ -172,7 +177,7 @@ fn asymmetric_codes_use_the_full_range_and_options_change_codes() {
         // Every option changes the codes or their size.
         let base = ScalarOptions::int8();
         let enc = |o: ScalarOptions| {
-            let sq = ScalarQuantizer::fit(ctx, &x, o).unwrap();
+            let sq = ScalarQuantizer::train(ctx, &x, &o).unwrap();
             sq.encode(ctx, &x)
                 .unwrap()
                 .to_host()
@@ -190,8 +195,8 @@ fn asymmetric_codes_use_the_full_range_and_options_change_codes() {
             assert_ne!(enc(o), b0, "{o:?}");
         }
         // Clipping shrinks the scales.
-        let full = ScalarQuantizer::fit(ctx, &x, base).unwrap();
-        let clip = ScalarQuantizer::fit(ctx, &x, base.with_clip(0.9)).unwrap();
+        let full = ScalarQuantizer::train(ctx, &x, &base).unwrap();
+        let clip = ScalarQuantizer::train(ctx, &x, &base.with_clip(0.9)).unwrap();
         assert!(clip.scales().iter().zip(full.scales()).all(|(a, b)| a < b));
     });
 }
@@ -202,7 +207,7 @@ fn scalar_encode_saturates_non_finite_values_and_fit_ignores_them() {
         let x = Matrix::new(vec![-2.0, 1.0, 4.0, 3.0, f32::NAN, f32::INFINITY], 2).unwrap();
         for range in [ScalarRange::Symmetric, ScalarRange::Asymmetric] {
             let sq =
-                ScalarQuantizer::fit(ctx, &x, ScalarOptions::int8().with_range(range)).unwrap();
+                ScalarQuantizer::train(ctx, &x, &ScalarOptions::int8().with_range(range)).unwrap();
             // Column 0 over {-2, 4}; column 1 over {1, 3} (inf ignored).
             let (s0, s1) = (sq.scales()[0], sq.scales()[1]);
             match range {
@@ -249,11 +254,19 @@ fn scalar_search_matches_exact_search_on_decoded_rows_and_reranks() {
             ScalarOptions::int8(),
             ScalarOptions::int4().with_scope(ScalarScope::PerVector),
         ] {
-            let sq = ScalarQuantizer::fit(ctx, &x, opts).unwrap();
+            let sq = ScalarQuantizer::train(ctx, &x, &opts).unwrap();
             let codes = sq.encode(ctx, &x).unwrap();
-            let dec = sq.decode(ctx, &codes).unwrap();
+            let dec = sq.decode(ctx, &codes).unwrap().into_host().unwrap();
             for metric in [Metric::L2, Metric::InnerProduct] {
-                let got = sq.search(ctx, &q, &codes, 10, metric, None).unwrap();
+                let got = sq
+                    .search(
+                        ctx,
+                        &q,
+                        &codes,
+                        10,
+                        &SearchOptions::default().with_metric(metric),
+                    )
+                    .unwrap();
                 let want = knn(&Context::cpu(), &q, &dec, 10, metric).unwrap();
                 let label = format!("seed {s} {opts:?} {metric}");
                 assert_close_neighbors(&label, &got, &want, |i| {
@@ -262,7 +275,15 @@ fn scalar_search_matches_exact_search_on_decoded_rows_and_reranks() {
                 });
                 // Re-ranked: exact distances of the original rows.
                 let rr = sq
-                    .search(ctx, &q, &codes, 10, metric, Some(Rerank::new(&x, 50)))
+                    .search(
+                        ctx,
+                        &q,
+                        &codes,
+                        10,
+                        &SearchOptions::default()
+                            .with_metric(metric)
+                            .with_rerank(&x, 50),
+                    )
                     .unwrap();
                 for i in 0..q.rows() {
                     for (j, &id) in rr.row_ids(i).iter().enumerate() {
@@ -309,7 +330,12 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
                 BinaryThreshold::Mean,
                 BinaryThreshold::Given(given.clone()),
             ] {
-                let bq = BinaryQuantizer::fit(ctx, &x, th.clone()).unwrap();
+                let bq = BinaryQuantizer::train(
+                    ctx,
+                    &x,
+                    &BinaryOptions::default().with_threshold(th.clone()),
+                )
+                .unwrap();
                 if th == BinaryThreshold::Mean {
                     for j in 0..dim {
                         let m: f64 = (0..500).map(|i| x.row(i)[j] as f64).sum::<f64>() / 500.0;
@@ -321,7 +347,9 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
                 let t = bq.thresholds();
                 // Bits, via the Hamming distance of each row to itself shifted:
                 // compare the search with a brute-force reference.
-                let nn = bq.search(ctx, &q, &codes, 5, None).unwrap();
+                let nn = bq
+                    .search(ctx, &q, &codes, 5, &SearchOptions::default())
+                    .unwrap();
                 for i in 0..q.rows() {
                     let mut all: Vec<(u32, usize)> = (0..500)
                         .map(|j| (popcount_distance(q.row(i), x.row(j), t), j))
@@ -347,7 +375,15 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
                 prev = Some(words);
                 // Re-rank with the original rows.
                 let rr = bq
-                    .search(ctx, &q, &codes, 3, Some((Rerank::new(&x, 40), Metric::L2)))
+                    .search(
+                        ctx,
+                        &q,
+                        &codes,
+                        3,
+                        &SearchOptions::default()
+                            .with_metric(Metric::L2)
+                            .with_rerank(&x, 40),
+                    )
                     .unwrap();
                 for i in 0..q.rows() {
                     let ids = rr.row_ids(i);
@@ -406,7 +442,7 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
             .with_padding(pad)
             .with_iterations(8)
             .with_seed(s);
-        let pq = ProductQuantizer::train(&cpu, &x, opts).unwrap();
+        let pq = ProductQuantizer::train(&cpu, &x, &opts).unwrap();
         let label = format!("seed {s} d {dim} M {m} nbits {nbits}");
         let codes = pq.encode(&cpu, &x).unwrap();
         // Each code is a nearest centroid (f64 check with tolerance for ties).
@@ -430,7 +466,7 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
             }
         }
         // Decode gives the centroids.
-        let dec = pq.decode(&cpu, &codes).unwrap();
+        let dec = pq.decode(&cpu, &codes).unwrap().into_host().unwrap();
         for i in (0..x.rows()).step_by(101) {
             for j in 0..dim {
                 let (sj, t) = (j / ds, j % ds);
@@ -439,7 +475,15 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
             }
         }
         for metric in [Metric::L2, Metric::InnerProduct] {
-            let nn = pq.search(&cpu, &q, &codes, 10, metric, None).unwrap();
+            let nn = pq
+                .search(
+                    &cpu,
+                    &q,
+                    &codes,
+                    10,
+                    &SearchOptions::default().with_metric(metric),
+                )
+                .unwrap();
             for i in 0..q.rows() {
                 let mut all: Vec<(f64, usize)> = (0..x.rows())
                     .map(|j| (adc_ref(&pq, q.row(i), &codes, j, metric), j))
@@ -473,7 +517,15 @@ fn product_quantizer_encodes_nearest_centroids_and_searches_by_adc() {
                     codes.as_bytes(),
                     "{label}: CUDA codes differ"
                 );
-                let gn = pq.search(&g, &q, &gcodes, 10, metric, None).unwrap();
+                let gn = pq
+                    .search(
+                        &g,
+                        &q,
+                        &gcodes,
+                        10,
+                        &SearchOptions::default().with_metric(metric),
+                    )
+                    .unwrap();
                 assert_eq!(gn, nn, "{label} {metric}: CUDA ADC search differs");
             }
         }
@@ -491,7 +543,7 @@ fn product_search_over_many_codes_filters_exactly_and_reranks() {
     let pq = ProductQuantizer::train(
         &cpu,
         &x,
-        PqOptions::new(4, 8)
+        &PqOptions::new(4, 8)
             .with_iterations(4)
             .with_max_training_points(20_000)
             .with_seed(s),
@@ -500,10 +552,26 @@ fn product_search_over_many_codes_filters_exactly_and_reranks() {
     let codes = pq.encode(&cpu, &x).unwrap();
     for metric in [Metric::L2, Metric::InnerProduct] {
         for k in [1usize, 10, 100] {
-            let nn = pq.search(&cpu, &q, &codes, k, metric, None).unwrap();
+            let nn = pq
+                .search(
+                    &cpu,
+                    &q,
+                    &codes,
+                    k,
+                    &SearchOptions::default().with_metric(metric),
+                )
+                .unwrap();
             if let Some(g) = cuda() {
                 let gc = codes.copy_to(&g).unwrap();
-                let gn = pq.search(&g, &q, &gc, k, metric, None).unwrap();
+                let gn = pq
+                    .search(
+                        &g,
+                        &q,
+                        &gc,
+                        k,
+                        &SearchOptions::default().with_metric(metric),
+                    )
+                    .unwrap();
                 assert_eq!(gn, nn, "seed {s} {metric} k {k}");
             }
         }
@@ -512,9 +580,17 @@ fn product_search_over_many_codes_filters_exactly_and_reranks() {
     for_each_backend("product_rerank", |ctx| {
         let c = codes.copy_to(ctx).unwrap();
         let exact = knn(&cpu, &q, &x, 10, Metric::L2).unwrap();
-        let plain = pq.search(ctx, &q, &c, 10, Metric::L2, None).unwrap();
+        let plain = pq
+            .search(ctx, &q, &c, 10, &SearchOptions::default())
+            .unwrap();
         let rr = pq
-            .search(ctx, &q, &c, 10, Metric::L2, Some(Rerank::new(&x, 200)))
+            .search(
+                ctx,
+                &q,
+                &c,
+                10,
+                &SearchOptions::default().with_rerank(&x, 200),
+            )
             .unwrap();
         let recall = |n: &vector_accelerate::Neighbors| -> usize {
             (0..q.rows())
@@ -547,19 +623,19 @@ fn product_training_improves_with_bits_and_iterations_on_both_backends() {
         let mut r = rng(s);
         let x = clustered(&mut r, 3000, 32, 50, 0.3);
         let mse = |o: PqOptions| {
-            let pq = ProductQuantizer::train(ctx, &x, o).unwrap();
+            let pq = ProductQuantizer::train(ctx, &x, &o).unwrap();
             let c = pq.encode(ctx, &x).unwrap();
-            let d = pq.decode(ctx, &c).unwrap();
+            let d = pq.decode(ctx, &c).unwrap().into_host().unwrap();
             Quality::measure(x.view(), d.view(), c.code_bytes())
                 .unwrap()
                 .mse
         };
         let base = PqOptions::new(8, 6).with_iterations(10).with_seed(s);
-        let m0 = mse(base);
+        let m0 = mse(base.clone());
         assert!(mse(PqOptions::new(8, 4).with_iterations(10).with_seed(s)) > m0);
-        assert!(mse(base.with_iterations(1)) > m0);
+        assert!(mse(base.clone().with_iterations(1)) > m0);
         assert!(mse(PqOptions::new(4, 6).with_iterations(10).with_seed(s)) > m0);
-        assert_ne!(mse(base.with_seed(s + 1)), m0);
+        assert_ne!(mse(base.clone().with_seed(s + 1)), m0);
         assert_ne!(mse(base.with_max_training_points(500)), m0);
         // The variance of the data bounds the error from above.
         let var: f64 = x
@@ -575,9 +651,9 @@ fn product_training_improves_with_bits_and_iterations_on_both_backends() {
         let mut r = rng(s);
         let x = clustered(&mut r, 4000, 32, 50, 0.3);
         let q = |ctx: &Context| {
-            let pq = ProductQuantizer::train(ctx, &x, PqOptions::new(8, 6).with_seed(s)).unwrap();
+            let pq = ProductQuantizer::train(ctx, &x, &PqOptions::new(8, 6).with_seed(s)).unwrap();
             let c = pq.encode(&Context::cpu(), &x).unwrap();
-            let d = pq.decode(&Context::cpu(), &c).unwrap();
+            let d = pq.decode(&Context::cpu(), &c).unwrap().into_host().unwrap();
             Quality::measure(x.view(), d.view(), c.code_bytes())
                 .unwrap()
                 .mse
@@ -613,24 +689,31 @@ fn quantizer_files_round_trip_and_refuse_damage() {
     let x = gaussian(&mut r, 300, 12);
     let qs = [
         Quantizer::Scalar(
-            ScalarQuantizer::fit(
+            ScalarQuantizer::train(
                 &ctx,
                 &x,
-                ScalarOptions::int4().with_range(ScalarRange::Asymmetric),
+                &ScalarOptions::int4().with_range(ScalarRange::Asymmetric),
             )
             .unwrap(),
         ),
         Quantizer::Scalar(
-            ScalarQuantizer::fit(
+            ScalarQuantizer::train(
                 &ctx,
                 &x,
-                ScalarOptions::int8().with_scope(ScalarScope::PerVector),
+                &ScalarOptions::int8().with_scope(ScalarScope::PerVector),
             )
             .unwrap(),
         ),
-        Quantizer::Binary(BinaryQuantizer::fit(&ctx, &x, BinaryThreshold::Mean).unwrap()),
+        Quantizer::Binary(
+            BinaryQuantizer::train(
+                &ctx,
+                &x,
+                &BinaryOptions::default().with_threshold(BinaryThreshold::Mean),
+            )
+            .unwrap(),
+        ),
         Quantizer::Product(
-            ProductQuantizer::train(&ctx, &x, PqOptions::new(3, 4).with_iterations(3)).unwrap(),
+            ProductQuantizer::train(&ctx, &x, &PqOptions::new(3, 4).with_iterations(3)).unwrap(),
         ),
     ];
     let dir = std::env::temp_dir().join(format!("va-quant-{s}"));
@@ -666,18 +749,139 @@ fn quantizer_files_round_trip_and_refuse_damage() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Every kind's options, as a [`Quantizer`] trains them.
+fn every_kind() -> Vec<QuantizerOptions> {
+    vec![
+        QuantizerOptions::Scalar(ScalarOptions::int8()),
+        QuantizerOptions::Scalar(ScalarOptions::int4().with_scope(ScalarScope::PerVector)),
+        QuantizerOptions::Binary(BinaryOptions::default().with_threshold(BinaryThreshold::Mean)),
+        QuantizerOptions::Product(PqOptions::new(3, 5).with_iterations(4)),
+    ]
+}
+
+#[test]
+fn every_quantizer_is_one_codec() {
+    let s = seed();
+    for_each_backend("codec", |ctx| {
+        let mut r = rng(s);
+        let (n, d) = (301, 15);
+        let x = gaussian(&mut r, n, d);
+        let q = gaussian(&mut r, 7, d);
+        // int8; int4 plus a scale and offset; one bit each; 3 codes of 5 bits.
+        let sizes = [d, d.div_ceil(2) + 8, d.div_ceil(8), 2];
+        let mut all_codes = Vec::new();
+        for (opts, size) in every_kind().into_iter().zip(sizes) {
+            let qz = Quantizer::train(ctx, &x, &opts).unwrap();
+            let label = format!("{} on {}", qz.kind_name(), ctx.device());
+            assert_eq!(qz.dim(), d, "{label}");
+            assert_eq!(qz.code_size(), size, "{label}");
+            let codes = qz.encode(ctx, &x).unwrap();
+            assert_eq!((codes.rows(), codes.device()), (n, ctx.device()), "{label}");
+            // Bytes round trip, and a ragged length is refused.
+            let bytes = codes.to_bytes().unwrap();
+            assert_eq!(bytes.len(), n * qz.code_size(), "{label}");
+            let again = qz.codes_from_bytes(ctx, &bytes).unwrap();
+            assert_eq!(again.to_bytes().unwrap(), bytes, "{label}");
+            let e = qz
+                .codes_from_bytes(ctx, &bytes[..bytes.len() - 1])
+                .unwrap_err();
+            assert!(matches!(e, Error::RaggedData { .. }), "{label}: {e}");
+            // Decode and search agree with the kind's own codec.
+            let back = qz.decode(ctx, &again).unwrap().into_host().unwrap();
+            assert_eq!((back.rows(), back.dim()), (n, d), "{label}");
+            let opts = SearchOptions::default().with_rerank(&x, 20);
+            let got = qz.search(ctx, &q, &codes, 5, &opts).unwrap();
+            let (own_back, own) = match (&qz, &codes) {
+                (Quantizer::Scalar(c), Codes::Scalar(k)) => (
+                    c.decode(ctx, k).unwrap(),
+                    c.search(ctx, &q, k, 5, &opts).unwrap(),
+                ),
+                (Quantizer::Binary(c), Codes::Binary(k)) => (
+                    c.decode(ctx, k).unwrap(),
+                    c.search(ctx, &q, k, 5, &opts).unwrap(),
+                ),
+                (Quantizer::Product(c), Codes::Product(k)) => (
+                    c.decode(ctx, k).unwrap(),
+                    c.search(ctx, &q, k, 5, &opts).unwrap(),
+                ),
+                _ => panic!("{label}: codes of another kind"),
+            };
+            assert_eq!(own_back.into_host().unwrap(), back, "{label}");
+            assert_eq!(own.ids(), got.ids(), "{label}");
+            // Re-ranked distances are exact squared L2 to the originals.
+            for qi in 0..7 {
+                for (j, &id) in got.row_ids(qi).iter().enumerate() {
+                    let want: f64 = (0..d)
+                        .map(|t| (q.get(qi, t) as f64 - x.get(id as usize, t) as f64).powi(2))
+                        .sum();
+                    let have = got.row_distances(qi)[j] as f64;
+                    assert!((have - want).abs() <= 1e-4 * want.max(1.0), "{label}");
+                }
+            }
+            all_codes.push((qz, codes));
+        }
+        // Codes of another kind are refused.
+        let (sq, sq_codes) = &all_codes[0];
+        let (bq, bq_codes) = &all_codes[2];
+        for (qz, other) in [(sq, bq_codes), (bq, sq_codes)] {
+            let e = qz.decode(ctx, other).unwrap_err();
+            assert!(matches!(e, Error::InvalidParameter { .. }), "{e}");
+            let e = qz.search(ctx, &q, other, 3, &SearchOptions::default());
+            assert!(e.is_err());
+        }
+    });
+}
+
+#[test]
+fn binary_codes_decode_to_the_side_of_the_threshold() {
+    for_each_backend("binary decode", |ctx| {
+        let x = Matrix::new(vec![0.5, -1.0, 2.0, 0.0, 0.1, -0.2, 3.0, 0.0], 4).unwrap();
+        let bq = BinaryQuantizer::with_thresholds(vec![0.0, 0.0, 1.0, -0.5]).unwrap();
+        let back = bq
+            .decode(ctx, &bq.encode(ctx, &x).unwrap())
+            .unwrap()
+            .into_host()
+            .unwrap();
+        assert_eq!(back.as_slice(), &[1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+    });
+}
+
+#[test]
+fn each_codec_saves_and_loads_its_own_kind_only() {
+    let ctx = Context::cpu();
+    let x = gaussian(&mut rng(seed()), 64, 6);
+    let dir = std::env::temp_dir().join(format!("va-codec-{}", seed()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ps, pb) = (dir.join("s.vaq"), dir.join("b.vaq"));
+    let sq = ScalarQuantizer::train(&ctx, &x, &ScalarOptions::default()).unwrap();
+    sq.save(&ps).unwrap();
+    assert_eq!(ScalarQuantizer::load(&ps).unwrap(), sq);
+    BinaryQuantizer::train(&ctx, &x, &BinaryOptions::default())
+        .unwrap()
+        .save(&pb)
+        .unwrap();
+    let e = ScalarQuantizer::load(&pb).unwrap_err();
+    assert!(e.to_string().contains("binary"), "{e}");
+    assert!(ProductQuantizer::load(&ps).is_err());
+    assert!(matches!(
+        Quantizer::load(&pb).unwrap(),
+        Quantizer::Binary(_)
+    ));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn quantization_refuses_bad_input_with_typed_errors() {
     let ctx = Context::cpu();
     let mut r = rng(seed());
     let x = gaussian(&mut r, 100, 10);
-    let e = ProductQuantizer::train(&ctx, &x, PqOptions::new(3, 4)).unwrap_err();
+    let e = ProductQuantizer::train(&ctx, &x, &PqOptions::new(3, 4)).unwrap_err();
     assert!(e.to_string().contains("not a multiple of m"), "{e}");
     for nbits in [3, 17] {
-        let e = ProductQuantizer::train(&ctx, &x, PqOptions::new(2, nbits)).unwrap_err();
+        let e = ProductQuantizer::train(&ctx, &x, &PqOptions::new(2, nbits)).unwrap_err();
         assert!(e.to_string().contains("nbits"), "{e}");
     }
-    let e = ProductQuantizer::train(&ctx, &x, PqOptions::new(2, 8)).unwrap_err();
+    let e = ProductQuantizer::train(&ctx, &x, &PqOptions::new(2, 8)).unwrap_err();
     assert!(
         e.to_string().contains("fewer than the 256 centroids"),
         "{e}"
@@ -685,34 +889,51 @@ fn quantization_refuses_bad_input_with_typed_errors() {
     let mut bad = x.as_slice().to_vec();
     bad[57] = f32::NAN;
     let bad = Matrix::new(bad, 10).unwrap();
-    let e = ProductQuantizer::train(&ctx, &bad, PqOptions::new(2, 4)).unwrap_err();
+    let e = ProductQuantizer::train(&ctx, &bad, &PqOptions::new(2, 4)).unwrap_err();
     assert!(e.to_string().contains("row 5 column 7"), "{e}");
-    let e = ScalarQuantizer::fit(
+    let e = ScalarQuantizer::train(
         &ctx,
         &x,
-        ScalarOptions::int8()
+        &ScalarOptions::int8()
             .with_scope(ScalarScope::PerVector)
             .with_clip(0.99),
     )
     .unwrap_err();
     assert!(e.to_string().contains("per-channel"), "{e}");
-    let e = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8().with_clip(1.5)).unwrap_err();
+    let e = ScalarQuantizer::train(&ctx, &x, &ScalarOptions::int8().with_clip(1.5)).unwrap_err();
     assert!(matches!(e, Error::InvalidParameter { .. }));
-    let sq = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8()).unwrap();
+    let sq = ScalarQuantizer::train(&ctx, &x, &ScalarOptions::int8()).unwrap();
     let codes = sq.encode(&ctx, &x).unwrap();
     let e = sq
-        .search(&ctx, &x, &codes, 3, Metric::L1, None)
+        .search(
+            &ctx,
+            &x,
+            &codes,
+            3,
+            &SearchOptions::default().with_metric(Metric::L1),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::UnsupportedMetric { .. }));
-    let other = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int4()).unwrap();
+    let other = ScalarQuantizer::train(&ctx, &x, &ScalarOptions::int4()).unwrap();
     assert!(other.decode(&ctx, &codes).is_err());
     let e = sq.encode(&ctx, &gaussian(&mut r, 2, 11)).unwrap_err();
     assert!(matches!(e, Error::DimensionMismatch { .. }));
     let e = sq
-        .search(&ctx, &x, &codes, 5, Metric::L2, Some(Rerank::new(&x, 3)))
+        .search(
+            &ctx,
+            &x,
+            &codes,
+            5,
+            &SearchOptions::default().with_rerank(&x, 3),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("at least k"), "{e}");
-    let e = BinaryQuantizer::fit(&ctx, &x, BinaryThreshold::Given(vec![0.0; 3])).unwrap_err();
+    let e = BinaryQuantizer::train(
+        &ctx,
+        &x,
+        &BinaryOptions::default().with_threshold(BinaryThreshold::Given(vec![0.0; 3])),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::DimensionMismatch { .. }));
     if let Some(g) = cuda() {
         // Codes of another device.

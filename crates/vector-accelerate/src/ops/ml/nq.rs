@@ -4,11 +4,10 @@
 use super::linear::Linear;
 use crate::core::error::{Error, Result};
 use crate::core::linalg::Activation;
-use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
 use crate::core::precision::Precision;
 use crate::core::quantize::{ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
-use crate::ops::quantize::Rerank;
+use crate::ops::quantize::{Codec, SearchOptions};
 use crate::ops::vector::normalize_in_place;
 use crate::runtime::backend::{BackendCache, NqDecodeJob, NqEncodeJob};
 use crate::runtime::codes::ScalarCodes;
@@ -358,7 +357,7 @@ impl NeuralQuantizer {
         if let Some(y) = ctx.backend().nq_decode(job)? {
             return Ok(y);
         }
-        let z = self.codes.decode_resident(ctx, codes)?;
+        let z = self.codes.decode(ctx, codes)?;
         self.decoder
             .apply(ctx, &z, Activation::None, self.opts.precision)
     }
@@ -405,21 +404,20 @@ impl NeuralQuantizer {
 
     /// The `k` nearest codes of each query (encoded to its f32 latent here)
     /// by the distance between the query's latent and each code's decoded
-    /// latent (`l2` or `ip`), optionally re-ranked: a [`Rerank`] whose base
-    /// holds the f32 latents of the coded rows (from
-    /// [`encode_latent`](Self::encode_latent)) re-scores
-    /// the shortlist exactly.
+    /// latent (the options' metric, `l2` or `ip`), optionally re-ranked: a
+    /// re-rank whose base holds the f32 latents of the coded rows (from
+    /// [`encode_latent`](Self::encode_latent)) re-scores the shortlist
+    /// exactly.
     pub fn search<'a>(
         &self,
         ctx: &Context,
         queries: impl Into<Input<'a>>,
         codes: &ScalarCodes,
         k: usize,
-        metric: Metric,
-        rerank: Option<Rerank<'_>>,
+        opts: &SearchOptions<'_>,
     ) -> Result<Neighbors> {
         let q = self.encode_latent(ctx, queries)?;
-        self.codes.search(ctx, &q, codes, k, metric, rerank)
+        self.codes.search(ctx, &q, codes, k, opts)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::runtime::tensor::DeviceMatrix;
 /// A principal component analysis: the column means of the data and the
 /// `n_components` leading eigenvectors of its covariance matrix.
 ///
-/// [`fit`](Self::fit) computes the column means and the covariance on the
+/// [`train`](Self::train) computes the column means and the covariance on the
 /// context's backend (centring, then one exact fp32 GEMM `Xc^T Xc / (n -
 /// 1)`, cuBLAS on CUDA); the `d x d` symmetric eigen-decomposition runs on
 /// the host in `f64`. Components are sorted by decreasing eigenvalue, and
@@ -32,7 +32,7 @@ use crate::runtime::tensor::DeviceMatrix;
 /// let ctx = Context::cpu();
 /// // Points on the line y = 2x (plus an offset): one direction explains everything.
 /// let x = Matrix::new(vec![0.0, 1.0, 1.0, 3.0, 2.0, 5.0, 3.0, 7.0], 2)?;
-/// let pca = Pca::fit(&ctx, &x, 1)?;
+/// let pca = Pca::train(&ctx, &x, 1)?;
 /// assert_eq!(pca.mean(), &[1.5, 4.0]);
 /// let c = pca.components().row(0);
 /// assert!((c[0] - 1.0 / 5f32.sqrt()).abs() < 1e-6 && (c[1] - 2.0 / 5f32.sqrt()).abs() < 1e-6);
@@ -100,7 +100,11 @@ impl Pca {
     ///
     /// Errors: `n_components` of 0 or more than `d`; fewer than 2 rows;
     /// bit-packed rows; NaN or infinite values ([`Error::NonFinite`]).
-    pub fn fit<'a>(ctx: &Context, data: impl Into<Input<'a>>, n_components: usize) -> Result<Self> {
+    pub fn train<'a>(
+        ctx: &Context,
+        data: impl Into<Input<'a>>,
+        n_components: usize,
+    ) -> Result<Self> {
         let x = data.into();
         if x.is_binary() {
             return Err(Error::invalid(

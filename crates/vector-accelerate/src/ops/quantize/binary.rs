@@ -1,49 +1,32 @@
 //! Binary quantization: one bit per dimension, `x > threshold`, packed into
 //! 64-bit words; search by Hamming distance with an optional re-rank.
 
-use super::inputs::{check_f32, view_or_download};
-use super::rerank::{rerank_exact, shortlist_len, Rerank};
+use super::codec::{wrong_kind, Codec, SearchOptions};
+use super::inputs::check_f32;
+use super::rerank::{finish, shortlist_len};
 use crate::core::error::{Error, Result};
+use crate::core::matrix::Matrix;
 use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
-use crate::core::quantize::code_metric;
+use crate::core::quantize::{BinaryOptions, BinaryQuantizer, BinaryThreshold, Quantizer};
 use crate::ops::knn::knn;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
-use crate::{cpu, cuda};
 
-/// Where each dimension's bit flips.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BinaryThreshold {
-    /// `x > 0`.
-    Zero,
-    /// `x > mean` of the dimension over the training data.
-    Mean,
-    /// `x > t[j]` for these thresholds (one per dimension).
-    Given(Vec<f32>),
-}
+impl Codec for BinaryQuantizer {
+    type Options = BinaryOptions;
+    type Codes = DeviceMatrix;
 
-/// A fitted binary quantizer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BinaryQuantizer {
-    pub(crate) dim: usize,
-    pub(crate) thresholds: Vec<f32>,
-}
-
-impl BinaryQuantizer {
-    /// Fits thresholds: zeros, the per-dimension means of `data` (finite
-    /// values only; a dimension with none gets 0), or the given ones.
-    pub fn fit<'a>(
-        ctx: &Context,
-        data: impl Into<Input<'a>>,
-        threshold: BinaryThreshold,
-    ) -> Result<Self> {
+    /// Thresholds: zeros, the per-dimension means of `data` (finite values
+    /// only; a dimension with none gets 0), or the given ones.
+    fn train<'a>(ctx: &Context, data: impl Into<Input<'a>>, opts: &BinaryOptions) -> Result<Self> {
         let data = data.into();
         check_f32(&data, "binary quantizer training data")?;
         let dim = data.dim();
-        let thresholds = match threshold {
+        let thresholds = match &opts.threshold {
             BinaryThreshold::Zero => vec![0.0; dim],
+            BinaryThreshold::Mean => ctx.backend().column_means(&data)?,
             BinaryThreshold::Given(t) => {
                 if t.len() != dim {
                     return Err(Error::DimensionMismatch {
@@ -52,23 +35,100 @@ impl BinaryQuantizer {
                         got: t.len(),
                     });
                 }
-                if let Some(v) = t.iter().find(|v| v.is_nan()) {
-                    return Err(Error::invalid("threshold", v, "thresholds must not be NaN"));
-                }
-                t
+                t.clone()
             }
-            BinaryThreshold::Mean => match ctx.engine() {
-                Engine::Cuda(dev) => cuda::quantize::column_means(dev, &data)?,
-                Engine::Cpu => {
-                    let mut hold = None;
-                    cpu::quantize::column_means(view_or_download(&data, &mut hold)?)
-                }
-            },
         };
-        Ok(Self { dim, thresholds })
+        Self::with_thresholds(thresholds)
     }
 
-    /// A quantizer with these thresholds.
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// One bit per dimension, in whole bytes.
+    fn code_size(&self) -> usize {
+        self.dim.div_ceil(8)
+    }
+
+    /// Bit-packed codes (bit `j` set when `x[j] > t[j]`; NaN gives 0): a
+    /// binary matrix every operation accepts (Hamming k-NN, distances).
+    fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
+        let data = data.into();
+        check_f32(&data, "rows to encode")?;
+        if data.dim() != self.dim {
+            return Err(Error::DimensionMismatch {
+                what: "rows to encode dimension",
+                expected: self.dim,
+                got: data.dim(),
+            });
+        }
+        ctx.backend().bq_encode(&self.thresholds, &data)
+    }
+
+    /// Rows of 1.0 where a bit is set and 0.0 where it is not (the side of
+    /// the threshold each value fell on).
+    fn decode(&self, ctx: &Context, codes: &DeviceMatrix) -> Result<DeviceMatrix> {
+        self.check_codes(ctx, codes)?;
+        let bits = codes.to_host_binary()?;
+        let mut out = Vec::with_capacity(bits.rows() * self.dim);
+        for r in 0..bits.rows() {
+            let row = bits.row(r);
+            out.extend((0..self.dim).map(|j| ((row[j / 64] >> (j % 64)) & 1) as f32));
+        }
+        if ctx.is_cuda() {
+            ctx.upload(&Matrix::new(out, self.dim)?)
+        } else {
+            Ok(DeviceMatrix::from_host_f32(out, self.dim))
+        }
+    }
+
+    /// By Hamming distance (queries as `f32` rows, encoded with this
+    /// quantizer, or as binary codes), ties by the smaller index; a re-rank
+    /// re-scores the shortlist with the original vectors by the options'
+    /// metric (`l2` or `ip`; queries must then be `f32`).
+    fn search<'a>(
+        &self,
+        ctx: &Context,
+        queries: impl Into<Input<'a>>,
+        codes: &DeviceMatrix,
+        k: usize,
+        opts: &SearchOptions<'_>,
+    ) -> Result<Neighbors> {
+        self.check_codes(ctx, codes)?;
+        let q = queries.into();
+        let own;
+        let query_codes: Input<'_> = if q.is_binary() {
+            if opts.rerank.is_some() {
+                return Err(Error::invalid(
+                    "queries",
+                    "binary codes",
+                    "re-ranking needs f32 queries",
+                ));
+            }
+            q
+        } else {
+            own = self.encode(ctx, q)?;
+            Input::Resident(&own)
+        };
+        let kk = shortlist_len(k, opts.rerank.as_ref())?;
+        let nn = knn(ctx, query_codes, codes, kk, Metric::Hamming)?;
+        finish(ctx, &q, nn, (k, codes.rows()), opts)
+    }
+
+    fn to_quantizer(&self) -> Quantizer {
+        Quantizer::Binary(self.clone())
+    }
+
+    fn from_quantizer(q: Quantizer) -> Result<Self> {
+        match q {
+            Quantizer::Binary(b) => Ok(b),
+            other => Err(wrong_kind(&other, "binary")),
+        }
+    }
+}
+
+impl BinaryQuantizer {
+    /// A quantizer with these thresholds (one per dimension, none NaN).
     pub fn with_thresholds(thresholds: Vec<f32>) -> Result<Self> {
         if thresholds.is_empty() {
             return Err(Error::ZeroDimension {
@@ -84,52 +144,15 @@ impl BinaryQuantizer {
         })
     }
 
-    /// Dimension (bits per code).
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
     /// The thresholds.
     pub fn thresholds(&self) -> &[f32] {
         &self.thresholds
     }
 
-    /// Encodes rows into bit-packed codes on `ctx`'s device (bit `j` set
-    /// when `x[j] > t[j]`; NaN gives 0). The codes are a binary matrix every
-    /// operation accepts (Hamming k-NN, distances).
-    pub fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<DeviceMatrix> {
-        let data = data.into();
-        check_f32(&data, "rows to encode")?;
-        if data.dim() != self.dim {
-            return Err(Error::DimensionMismatch {
-                what: "rows to encode dimension",
-                expected: self.dim,
-                got: data.dim(),
-            });
-        }
-        match ctx.engine() {
-            Engine::Cuda(dev) => cuda::quantize::bq_encode(dev, &self.thresholds, &data),
-            Engine::Cpu => {
-                let mut hold = None;
-                let v = view_or_download(&data, &mut hold)?;
-                let b = cpu::quantize::bq_encode(&self.thresholds, v);
-                DeviceMatrix::upload(ctx, Input::Binary(b.view()))
-            }
-        }
-    }
-
-    /// The `k` codes nearest to each query by Hamming distance (queries as
-    /// `f32` rows, encoded with this quantizer, or as binary codes), ties
-    /// by the smaller index; with `rerank`, the shortlist is re-scored with
-    /// the original vectors by `l2` or `ip` (queries must then be `f32`).
-    pub fn search<'a>(
-        &self,
-        ctx: &Context,
-        queries: impl Into<Input<'a>>,
-        codes: &DeviceMatrix,
-        k: usize,
-        rerank: Option<(Rerank<'_>, Metric)>,
-    ) -> Result<Neighbors> {
-        let q = queries.into();
+    /// Errors unless `codes` are binary codes of this dimension on the
+    /// context's device.
+    fn check_codes(&self, ctx: &Context, codes: &DeviceMatrix) -> Result<()> {
+        codes.check_device(ctx)?;
         if !codes.is_binary() || codes.dim() != self.dim {
             return Err(Error::invalid(
                 "codes",
@@ -137,28 +160,6 @@ impl BinaryQuantizer {
                 format!("expected binary codes of {} bits", self.dim),
             ));
         }
-        let own;
-        let qc: Input<'_> = if q.is_binary() {
-            if rerank.is_some() {
-                return Err(Error::invalid(
-                    "queries",
-                    "binary codes",
-                    "re-ranking needs f32 queries",
-                ));
-            }
-            q
-        } else {
-            own = self.encode(ctx, q)?;
-            Input::Resident(&own)
-        };
-        let kk = shortlist_len(k, rerank.as_ref().map(|r| &r.0))?;
-        let nn = knn(ctx, qc, codes, kk, Metric::Hamming)?;
-        match rerank {
-            Some((r, metric)) => {
-                let metric = code_metric(metric)?;
-                rerank_exact(ctx, &q, &r.base, &nn, k, metric, codes.rows())
-            }
-            None => Ok(nn),
-        }
+        Ok(())
     }
 }

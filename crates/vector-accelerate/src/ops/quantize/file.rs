@@ -10,34 +10,14 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::binary::BinaryQuantizer;
 use crate::core::error::{Error, Result};
 use crate::core::quantize::{
-    ProductQuantizer, ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
+    BinaryQuantizer, ProductQuantizer, Quantizer, ScalarBits, ScalarOptions, ScalarQuantizer,
+    ScalarRange, ScalarScope,
 };
 
 const MAGIC: &[u8; 8] = b"VAQUANT\0";
 const VERSION: u32 = 1;
-
-/// Any fitted quantizer, as saved to and loaded from a file.
-///
-/// ```
-/// use vector_accelerate::quantize::{BinaryQuantizer, Quantizer};
-/// let q = Quantizer::Binary(BinaryQuantizer::with_thresholds(vec![0.0, 0.5])?);
-/// let bytes = q.to_bytes();
-/// assert_eq!(Quantizer::from_bytes(&bytes)?, q);
-/// assert!(Quantizer::from_bytes(&bytes[..bytes.len() - 1]).is_err());
-/// # Ok::<(), vector_accelerate::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub enum Quantizer {
-    /// Scalar quantization.
-    Scalar(ScalarQuantizer),
-    /// Binary quantization.
-    Binary(BinaryQuantizer),
-    /// Product quantization.
-    Product(ProductQuantizer),
-}
 
 fn bad(reason: impl Into<String>) -> Error {
     Error::invalid("quantizer file", "contents", reason)
@@ -229,24 +209,29 @@ impl Quantizer {
         }
         Ok(q)
     }
+}
 
-    /// Writes the quantizer to `path`.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let p = path.as_ref();
-        std::fs::write(p, self.to_bytes())
-            .map_err(|e| Error::invalid("quantizer file", p.display(), e.to_string()))
-    }
+/// Writes quantizer bytes to `path`: a temporary file beside it, then a
+/// rename, so the path never holds half a file.
+pub(crate) fn write_quantizer_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fail = |e: std::io::Error| Error::invalid("quantizer file", path.display(), e.to_string());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}
 
-    /// Reads a quantizer from `path`.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let p = path.as_ref();
-        let b = std::fs::read(p)
-            .map_err(|e| Error::invalid("quantizer file", p.display(), e.to_string()))?;
-        Self::from_bytes(&b).map_err(|e| match e {
-            Error::InvalidParameter { reason, .. } => {
-                Error::invalid("quantizer file", p.display(), reason)
-            }
-            e => e,
-        })
-    }
+/// Reads a quantizer file, naming the path in any error.
+pub(crate) fn read_quantizer_file(path: &Path) -> Result<Quantizer> {
+    let b = std::fs::read(path)
+        .map_err(|e| Error::invalid("quantizer file", path.display(), e.to_string()))?;
+    Quantizer::from_bytes(&b).map_err(|e| match e {
+        Error::InvalidParameter { reason, .. } => {
+            Error::invalid("quantizer file", path.display(), reason)
+        }
+        e => e,
+    })
 }

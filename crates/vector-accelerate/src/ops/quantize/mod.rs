@@ -7,22 +7,28 @@
 //!
 //! Codes live where the context computes: `encode` on a CUDA context returns
 //! codes on the device (searchable there without another copy), on a CPU
-//! context on the host; `to_host` brings them back for saving.
+//! context on the host; decoded rows are a [`DeviceMatrix`](crate::DeviceMatrix)
+//! (`to_host` reads them back).
+//!
+//! Every quantizer is a [`Codec`]: `train`, `encode`, `decode`, `search`,
+//! `code_size`, `save` and `load`, with options passed by reference;
+//! [`Quantizer`] is a codec whose kind is chosen at run time.
 //!
 //! ```
-//! use vector_accelerate::quantize::{ScalarOptions, ScalarQuantizer};
+//! use vector_accelerate::quantize::{Codec, ScalarOptions, ScalarQuantizer};
 //! use vector_accelerate::{Context, Matrix};
 //! let ctx = Context::cpu();
 //! let x = Matrix::new((0..64).map(|i| (i as f32 * 0.37).sin()).collect(), 8)?;
-//! let sq = ScalarQuantizer::fit(&ctx, &x, ScalarOptions::int8())?;
+//! let sq = ScalarQuantizer::train(&ctx, &x, &ScalarOptions::int8())?;
 //! let codes = sq.encode(&ctx, &x)?;
-//! let back = sq.decode(&ctx, &codes)?;
+//! let back = sq.decode(&ctx, &codes)?.into_host()?;
 //! let q = vector_accelerate::quantize::Quality::measure(x.view(), back.view(), codes.code_bytes())?;
 //! assert!(q.max_error <= sq.error_bound() as f64);
 //! # Ok::<(), vector_accelerate::Error>(())
 //! ```
 
 mod binary;
+mod codec;
 mod file;
 mod inputs;
 mod product;
@@ -31,11 +37,9 @@ mod rerank;
 pub(crate) mod scalar;
 
 pub use crate::core::quantize::{
-    PqOptions, ProductQuantizer, ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange,
-    ScalarScope,
+    BinaryOptions, BinaryQuantizer, BinaryThreshold, PqOptions, ProductQuantizer, Quantizer,
+    ScalarBits, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
 };
 pub use crate::runtime::codes::{PqCodes, ScalarCodes};
-pub use binary::{BinaryQuantizer, BinaryThreshold};
-pub use file::Quantizer;
+pub use codec::{Codec, Codes, QuantizerOptions, Rerank, SearchOptions};
 pub use quality::{Quality, VectorQuality};
-pub use rerank::Rerank;

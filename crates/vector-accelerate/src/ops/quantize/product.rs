@@ -4,52 +4,51 @@
 //! compares a query with codes through per-query lookup tables
 //! (asymmetric distance computation).
 
-use super::inputs::{check_f32, view_or_download};
-use super::rerank::{rerank_exact, shortlist_len, Rerank};
+use super::codec::{wrong_kind, Codec, SearchOptions};
+use super::inputs::check_f32;
+use super::rerank::{finish, shortlist_len};
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
-use crate::core::quantize::{code_metric, layout, pack_codes, PqOptions, ProductQuantizer};
+use crate::core::quantize::{
+    code_metric, layout, pq_row_bytes, PqOptions, ProductQuantizer, Quantizer,
+};
 use crate::core::rng::sample_indices;
+use crate::cpu;
 use crate::ops::cluster::lloyd::{self, Lloyd};
 use crate::ops::cluster::{check_finite, max_abs, KMeansProgress};
-use crate::runtime::codes::{check_device, PqCodes, Store};
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::codes::{check_device, PqCodes};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
-use crate::{cpu, cuda};
+use crate::runtime::tensor::DeviceMatrix;
 
-impl ProductQuantizer {
-    /// Trains the `m` codebooks on `data` with k-means (random
-    /// initialisation from distinct training rows, seeded; empty clusters
-    /// re-seeded from the farthest points). On CUDA every sub-space is
-    /// assigned and updated in one launch per step.
-    pub fn train<'a>(ctx: &Context, data: impl Into<Input<'a>>, opts: PqOptions) -> Result<Self> {
-        Self::train_with_progress(ctx, data, opts, &mut |_| {})
-    }
+impl Codec for ProductQuantizer {
+    type Options = PqOptions;
+    type Codes = PqCodes;
 
-    /// [`train`](Self::train), calling `progress` after each k-means
-    /// iteration (all sub-spaces together: `inertia` sums every sub-space's
-    /// squared distances, `changed` counts sub-space codes that changed,
-    /// `reseeded` the empty centroids re-seeded).
+    /// The `m` codebooks by k-means (random initialisation from distinct
+    /// training rows, seeded; empty clusters re-seeded from the farthest
+    /// points). On CUDA every sub-space is assigned and updated in one
+    /// launch per step.
     ///
     /// ```
-    /// use vector_accelerate::quantize::{PqOptions, ProductQuantizer};
+    /// use std::sync::{Arc, Mutex};
+    /// use vector_accelerate::quantize::{Codec, PqOptions, ProductQuantizer};
     /// use vector_accelerate::{Context, Matrix};
     /// let x = Matrix::new((0..4096).map(|i| (i as f32 * 0.37).sin()).collect(), 8)?;
-    /// let mut inertia = Vec::new();
-    /// let opts = PqOptions::new(2, 4).with_iterations(5);
-    /// ProductQuantizer::train_with_progress(&Context::cpu(), &x, opts, &mut |p| inertia.push(p.inertia))?;
+    /// let inertia = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = inertia.clone();
+    /// let opts = PqOptions::new(2, 4)
+    ///     .with_iterations(5)
+    ///     .with_progress(move |p| seen.lock().unwrap().push(p.inertia));
+    /// ProductQuantizer::train(&Context::cpu(), &x, &opts)?;
+    /// let inertia = inertia.lock().unwrap();
     /// assert_eq!(inertia.len(), 5);
     /// assert!(inertia[4] <= inertia[0]);
     /// # Ok::<(), vector_accelerate::Error>(())
     /// ```
-    pub fn train_with_progress<'a>(
-        ctx: &Context,
-        data: impl Into<Input<'a>>,
-        opts: PqOptions,
-        progress: &mut dyn FnMut(&KMeansProgress),
-    ) -> Result<Self> {
+    fn train<'a>(ctx: &Context, data: impl Into<Input<'a>>, opts: &PqOptions) -> Result<Self> {
         let data = data.into();
         check_f32(&data, "product quantizer training data")?;
         let dim = data.dim();
@@ -58,7 +57,7 @@ impl ProductQuantizer {
             return Err(Error::invalid("iterations", 0, "must be at least 1"));
         }
         let mut hold = None;
-        let all = view_or_download(&data, &mut hold)?;
+        let all = data.host_view(&mut hold)?;
         check_finite(all, "product quantizer training data")?;
         let n = all.rows();
         let kc = 1usize << opts.nbits;
@@ -78,7 +77,7 @@ impl ProductQuantizer {
             ));
         }
         let train = padded_rows(all, sample.as_deref(), opts.m * dsub);
-        let centroids = train_codebooks(ctx, train.view(), opts.m, dsub, kc, opts, progress)?;
+        let centroids = train_codebooks(ctx, train.view(), (opts.m, dsub, kc), opts)?;
         Ok(Self {
             dim,
             m: opts.m,
@@ -88,6 +87,67 @@ impl ProductQuantizer {
         })
     }
 
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// `m` codes of `nbits` bits, in whole bytes.
+    fn code_size(&self) -> usize {
+        pq_row_bytes(self.m, self.nbits)
+    }
+
+    /// In each sub-space the nearest centroid by squared L2 (ties: the
+    /// smaller index).
+    fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<PqCodes> {
+        let data = data.into();
+        self.check_rows(&data, "rows to encode")?;
+        ctx.backend().pq_encode(self, &data)
+    }
+
+    /// Each sub-space's centroid.
+    fn decode(&self, ctx: &Context, codes: &PqCodes) -> Result<DeviceMatrix> {
+        self.check_codes(ctx, codes)?;
+        ctx.backend().pq_decode(self, codes)
+    }
+
+    /// By asymmetric distance (`l2` smallest first, or `ip` largest first:
+    /// the sum over sub-spaces of the lookup table entries of the row's
+    /// codes), ties by the smaller index.
+    fn search<'a>(
+        &self,
+        ctx: &Context,
+        queries: impl Into<Input<'a>>,
+        codes: &PqCodes,
+        k: usize,
+        opts: &SearchOptions<'_>,
+    ) -> Result<Neighbors> {
+        let metric = code_metric(opts.metric)?;
+        self.check_codes(ctx, codes)?;
+        let q = queries.into();
+        self.check_rows(&q, "queries")?;
+        if k == 0 {
+            return Err(Error::InvalidK { k });
+        }
+        let kk = shortlist_len(k, opts.rerank.as_ref())?;
+        let mut hold = None;
+        let qv = q.host_view(&mut hold)?;
+        let nn = ctx.backend().pq_search(self, qv, codes, kk, metric)?;
+        finish(ctx, &q, nn, (k, codes.rows), opts)
+    }
+
+    fn to_quantizer(&self) -> Quantizer {
+        Quantizer::Product(self.clone())
+    }
+
+    fn from_quantizer(q: Quantizer) -> Result<Self> {
+        match q {
+            Quantizer::Product(p) => Ok(p),
+            other => Err(wrong_kind(&other, "product")),
+        }
+    }
+}
+
+impl ProductQuantizer {
     /// A quantizer from codebooks (`m x 2^nbits x dsub` values with
     /// `dsub = ceil(dim / m)`).
     pub fn from_centroids(dim: usize, m: usize, nbits: u32, centroids: Vec<f32>) -> Result<Self> {
@@ -112,10 +172,6 @@ impl ProductQuantizer {
         })
     }
 
-    /// Dimension of the vectors.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
     /// Sub-spaces.
     pub fn m(&self) -> usize {
         self.m
@@ -150,36 +206,6 @@ impl ProductQuantizer {
         Ok(())
     }
 
-    /// Encodes rows: in each sub-space the nearest centroid by squared L2
-    /// (ties: the smaller index). Codes live on `ctx`'s device.
-    pub fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<PqCodes> {
-        let data = data.into();
-        self.check_rows(&data, "rows to encode")?;
-        let bytes = match ctx.engine() {
-            Engine::Cuda(dev) => {
-                Store::Cuda(dev.clone(), cuda::quantize::pq_encode(dev, self, &data)?)
-            }
-            Engine::Cpu => {
-                let mut hold = None;
-                let v = view_or_download(&data, &mut hold)?;
-                let (codes, _) = cpu::cluster::nearest_centroids(
-                    v,
-                    &self.centroids,
-                    self.m,
-                    self.dsub,
-                    1 << self.nbits,
-                );
-                Store::Host(pack_codes(&codes, self.m, self.nbits))
-            }
-        };
-        Ok(PqCodes {
-            rows: data.rows(),
-            m: self.m,
-            nbits: self.nbits,
-            bytes,
-        })
-    }
-
     pub(crate) fn check_codes(&self, ctx: &Context, codes: &PqCodes) -> Result<()> {
         check_device(codes.device(), ctx)?;
         if codes.m != self.m || codes.nbits != self.nbits {
@@ -192,55 +218,12 @@ impl ProductQuantizer {
         Ok(())
     }
 
-    /// Decodes codes to `f32` rows on the host (each sub-space's centroid).
-    pub fn decode(&self, ctx: &Context, codes: &PqCodes) -> Result<Matrix> {
-        self.check_codes(ctx, codes)?;
-        let bytes = codes.bytes.to_vec()?;
-        Ok(cpu::quantize::pq_decode(self, &bytes, codes.rows))
-    }
-
     /// Per-query lookup tables (`nq x m x 2^nbits`): squared L2 distance
     /// (or inner product) of each query's sub-vector to each centroid.
     pub fn lookup_tables(&self, queries: MatrixView<'_>, metric: Metric) -> Result<Vec<f32>> {
         let metric = code_metric(metric)?;
         self.check_rows(&Input::F32(queries), "queries")?;
         Ok(cpu::quantize::pq_tables(self, queries, metric))
-    }
-
-    /// The `k` nearest codes of each query by asymmetric distance (`l2`
-    /// smallest first, or `ip` largest first: the sum over sub-spaces of the
-    /// lookup table entries of the row's codes), ties by the smaller index;
-    /// optionally re-ranked with the original vectors.
-    pub fn search<'a>(
-        &self,
-        ctx: &Context,
-        queries: impl Into<Input<'a>>,
-        codes: &PqCodes,
-        k: usize,
-        metric: Metric,
-        rerank: Option<Rerank<'_>>,
-    ) -> Result<Neighbors> {
-        let metric = code_metric(metric)?;
-        self.check_codes(ctx, codes)?;
-        let q = queries.into();
-        self.check_rows(&q, "queries")?;
-        if k == 0 {
-            return Err(Error::InvalidK { k });
-        }
-        let kk = shortlist_len(k, rerank.as_ref())?;
-        let mut hold = None;
-        let qv = view_or_download(&q, &mut hold)?;
-        let nn = match ctx.engine() {
-            Engine::Cuda(dev) => cuda::quantize::pq_search(dev, self, qv, codes, kk, metric)?,
-            Engine::Cpu => {
-                let bytes = codes.bytes.host().expect("host codes on a CPU context");
-                cpu::quantize::pq_search(self, qv, bytes, codes.rows, kk, metric)
-            }
-        };
-        match rerank {
-            Some(r) => rerank_exact(ctx, &q, &r.base, &nn, k, metric, codes.rows),
-            None => Ok(nn),
-        }
     }
 }
 
@@ -266,11 +249,8 @@ fn padded_rows(m: MatrixView<'_>, idx: Option<&[usize]>, width: usize) -> Matrix
 fn train_codebooks(
     ctx: &Context,
     train: MatrixView<'_>,
-    m: usize,
-    ds: usize,
-    kc: usize,
-    opts: PqOptions,
-    progress: &mut dyn FnMut(&KMeansProgress),
+    (m, ds, kc): (usize, usize, usize),
+    opts: &PqOptions,
 ) -> Result<Vec<f32>> {
     let n = train.rows();
     let mut cent = vec![0f32; m * kc * ds];
@@ -294,5 +274,10 @@ fn train_codebooks(
         max_iterations: opts.iterations,
         tolerance: None,
     };
-    Ok(lloyd::run(ctx, &lloyd, cent, progress)?.centroids)
+    let mut progress = |p: &KMeansProgress| {
+        if let Some(f) = &opts.progress {
+            f(p)
+        }
+    };
+    Ok(lloyd::run(ctx, &lloyd, cent, &mut progress)?.centroids)
 }

@@ -1,62 +1,41 @@
 //! Searching codes by decoding them in chunks, and re-ranking a shortlist
 //! with the original vectors.
 
+use std::ops::Range;
+
+use super::codec::{Rerank, SearchOptions};
 use crate::core::error::{Error, Result};
 use crate::core::metric::Metric;
 use crate::core::neighbors::{Neighbors, MISSING_ID};
 use crate::core::quantize::code_metric;
+use crate::cpu;
 use crate::ops::knn::knn;
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
-use crate::{cpu, cuda};
-
-/// Re-ranking of a search over codes: the best `shortlist` candidates by
-/// code distance are re-scored exactly against `base` (the original `f32`
-/// rows, in the same order as the codes; host or resident), and the best
-/// `k` of them returned with their exact distances.
-#[derive(Debug, Clone, Copy)]
-pub struct Rerank<'a> {
-    /// The original vectors.
-    pub base: Input<'a>,
-    /// Candidates re-scored per query (at least `k`).
-    pub shortlist: usize,
-}
-
-impl<'a> Rerank<'a> {
-    /// Re-ranks `shortlist` candidates per query against `base`.
-    pub fn new(base: impl Into<Input<'a>>, shortlist: usize) -> Self {
-        Self {
-            base: base.into(),
-            shortlist,
-        }
-    }
-}
 
 /// Decoded values kept at once by a chunked search (bytes).
 const CHUNK_BYTES: usize = 256 << 20;
 
 /// Exact k-NN of `q` over `n` decoded rows, decoding `CHUNK_BYTES` at a
-/// time with `decode(a, b)`, then the optional re-rank.
+/// time with `decode(rows)`, then the optional re-rank.
 pub(crate) fn search_decoded(
     ctx: &Context,
     q: &Input<'_>,
-    n: usize,
-    k: usize,
-    metric: Metric,
-    rerank: Option<Rerank<'_>>,
-    decode: &dyn Fn(usize, usize) -> Result<DeviceMatrix>,
+    (n, k): (usize, usize),
+    opts: &SearchOptions<'_>,
+    decode: &dyn Fn(Range<usize>) -> Result<DeviceMatrix>,
 ) -> Result<Neighbors> {
-    let metric = code_metric(metric)?;
+    let metric = code_metric(opts.metric)?;
     if k == 0 {
         return Err(Error::InvalidK { k });
     }
-    let kk = shortlist_len(k, rerank.as_ref())?;
+    let kk = shortlist_len(k, opts.rerank.as_ref())?;
     let chunk = (CHUNK_BYTES / (4 * q.dim().max(1))).clamp(1, n);
     let mut lists = Vec::new();
     for a in (0..n).step_by(chunk) {
         let b = (a + chunk).min(n);
-        let rows = decode(a, b)?;
+        let rows = decode(a..b)?;
         let mut nn = knn(ctx, *q, &rows, kk, metric)?;
         offset_ids(&mut nn, a as u64);
         lists.push(nn);
@@ -66,8 +45,20 @@ pub(crate) fn search_decoded(
     } else {
         crate::ops::select::merge(ctx, &lists, kk)?
     };
-    match rerank {
-        Some(r) => rerank_exact(ctx, q, &r.base, &nn, k, metric, n),
+    finish(ctx, q, nn, (k, n), opts)
+}
+
+/// The best `k` of the candidates `nn` over `n` codes: re-ranked exactly
+/// when the options ask for it, else as they are.
+pub(crate) fn finish(
+    ctx: &Context,
+    q: &Input<'_>,
+    nn: Neighbors,
+    (k, n): (usize, usize),
+    opts: &SearchOptions<'_>,
+) -> Result<Neighbors> {
+    match &opts.rerank {
+        Some(r) => rerank_exact(ctx, (q, &r.base), &nn, (k, n), code_metric(opts.metric)?),
         None => Ok(nn),
     }
 }
@@ -98,14 +89,12 @@ pub(crate) fn offset_ids(nn: &mut Neighbors, off: u64) {
 
 /// Re-scores each query's candidates exactly against `base` and keeps the
 /// best `k`.
-pub(crate) fn rerank_exact(
+fn rerank_exact(
     ctx: &Context,
-    q: &Input<'_>,
-    base: &Input<'_>,
+    (q, base): (&Input<'_>, &Input<'_>),
     cand: &Neighbors,
-    k: usize,
+    (k, n_codes): (usize, usize),
     metric: Metric,
-    n_codes: usize,
 ) -> Result<Neighbors> {
     if base.is_binary() {
         return Err(Error::invalid(
@@ -133,18 +122,9 @@ pub(crate) fn rerank_exact(
     }
     crate::ops::refuse_half(base, "rerank base")?;
     let (nq, r) = (cand.rows(), cand.k());
-    let dist = match (ctx.engine(), base) {
-        (Engine::Cuda(dev), Input::Resident(_)) => {
-            cuda::quantize::pair_distances(dev, q, base, cand.ids(), r, metric)?
-        }
-        _ => {
-            let mut hold_q = None;
-            let mut hold_x = None;
-            let qv = super::inputs::view_or_download(q, &mut hold_q)?;
-            let xv = super::inputs::view_or_download(base, &mut hold_x)?;
-            cpu::quantize::pair_distances(qv, xv, cand.ids(), r, metric)
-        }
-    };
+    let dist = ctx
+        .backend()
+        .pair_distances((q, base), cand.ids(), r, metric)?;
     let order = metric.order();
     let mut out = Neighbors::missing(nq, k, order);
     {

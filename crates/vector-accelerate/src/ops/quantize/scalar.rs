@@ -2,39 +2,33 @@
 //! scale (and, for the asymmetric range, an offset) per channel or per
 //! vector.
 
-use super::inputs::{check_f32, view_or_download};
-use super::rerank::{search_decoded, Rerank};
+use super::codec::{wrong_kind, Codec, SearchOptions};
+use super::inputs::check_f32;
+use super::rerank::search_decoded;
 use crate::core::error::{Error, Result};
-use crate::core::matrix::Matrix;
-use crate::core::metric::Metric;
 use crate::core::neighbors::Neighbors;
-use crate::core::quantize::{params, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope};
+use crate::core::quantize::{
+    params, Quantizer, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope,
+};
 use crate::runtime::codes::{check_device, ScalarCodes};
-use crate::runtime::context::{Context, Engine};
+use crate::runtime::context::Context;
 use crate::runtime::input::Input;
-use crate::{cpu, cuda};
+use crate::runtime::tensor::DeviceMatrix;
 
-impl ScalarQuantizer {
-    /// Fits the quantizer to `data`: per channel, each dimension's minimum
-    /// and maximum over its finite values (non-finite values are ignored;
-    /// a dimension with none gets scale 0), or the clip quantiles; per
-    /// vector, only the dimension is fixed here.
-    pub fn fit<'a>(ctx: &Context, data: impl Into<Input<'a>>, opts: ScalarOptions) -> Result<Self> {
+impl Codec for ScalarQuantizer {
+    type Options = ScalarOptions;
+    type Codes = ScalarCodes;
+
+    /// Per channel, each dimension's minimum and maximum over its finite
+    /// values (non-finite values are ignored; a dimension with none gets
+    /// scale 0), or the clip quantiles; per vector, only the dimension is
+    /// fixed here.
+    fn train<'a>(ctx: &Context, data: impl Into<Input<'a>>, opts: &ScalarOptions) -> Result<Self> {
         let data = data.into();
         check_f32(&data, "scalar quantizer training data")?;
+        check_clip(opts)?;
         let dim = data.dim();
-        if let Some(p) = opts.clip {
-            if opts.scope == ScalarScope::PerVector {
-                return Err(Error::invalid(
-                    "clip",
-                    p,
-                    "clipping applies to per-channel fitting; per-vector ranges come from each vector",
-                ));
-            }
-            if !(p > 0.5 && p < 1.0) {
-                return Err(Error::invalid("clip", p, "must be a quantile in (0.5, 1)"));
-            }
-        }
+        let opts = *opts;
         if opts.scope == ScalarScope::PerVector {
             return Ok(Self {
                 opts,
@@ -44,21 +38,8 @@ impl ScalarQuantizer {
                 offset: vec![],
             });
         }
-        let (lo, hi) = match (opts.clip, ctx.engine(), &data) {
-            (None, Engine::Cuda(dev), _) => cuda::quantize::column_ranges(dev, &data)?,
-            (clip, _, _) => {
-                let mut hold = None;
-                let host = view_or_download(&data, &mut hold)?;
-                match clip {
-                    None => cpu::quantize::column_ranges(host),
-                    Some(p) => cpu::quantize::column_quantiles(
-                        host,
-                        p,
-                        opts.range == ScalarRange::Symmetric,
-                    ),
-                }
-            }
-        };
+        let symmetric = opts.range == ScalarRange::Symmetric;
+        let (lo, hi) = ctx.backend().column_ranges(&data, opts.clip, symmetric)?;
         let mut s = Self {
             opts,
             dim,
@@ -75,13 +56,88 @@ impl ScalarQuantizer {
         Ok(s)
     }
 
-    /// The options it was fitted with.
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The packed codes of a row, plus its scale and offset (8 bytes) per
+    /// vector.
+    fn code_size(&self) -> usize {
+        let per_vector = if self.opts.scope == ScalarScope::PerVector {
+            8
+        } else {
+            0
+        };
+        self.opts.bits.bytes_per_row(self.dim) + per_vector
+    }
+
+    /// `round((x - offset) / scale)` saturated to the code range (`+-inf`
+    /// saturate; NaN encodes as 0.0 would).
+    fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<ScalarCodes> {
+        let data = data.into();
+        check_f32(&data, "rows to encode")?;
+        self.check_dim("rows to encode dimension", data.dim())?;
+        ctx.backend().sq_encode(self, &data)
+    }
+
+    fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<DeviceMatrix> {
+        self.check_codes(ctx, codes)?;
+        ctx.backend().sq_decode(self, codes, 0..codes.rows)
+    }
+
+    /// By the asymmetric distance (the query against each code's decoded
+    /// vector; `l2` or `ip`), decoding a chunk of codes at a time.
+    fn search<'a>(
+        &self,
+        ctx: &Context,
+        queries: impl Into<Input<'a>>,
+        codes: &ScalarCodes,
+        k: usize,
+        opts: &SearchOptions<'_>,
+    ) -> Result<Neighbors> {
+        self.check_codes(ctx, codes)?;
+        let q = queries.into();
+        check_f32(&q, "queries")?;
+        self.check_dim("query dimension", q.dim())?;
+        search_decoded(ctx, &q, (codes.rows, k), opts, &|rows| {
+            ctx.backend().sq_decode(self, codes, rows)
+        })
+    }
+
+    fn to_quantizer(&self) -> Quantizer {
+        Quantizer::Scalar(self.clone())
+    }
+
+    fn from_quantizer(q: Quantizer) -> Result<Self> {
+        match q {
+            Quantizer::Scalar(s) => Ok(s),
+            other => Err(wrong_kind(&other, "scalar")),
+        }
+    }
+}
+
+/// Errors unless the clip quantile fits the options.
+fn check_clip(opts: &ScalarOptions) -> Result<()> {
+    let Some(p) = opts.clip else {
+        return Ok(());
+    };
+    if opts.scope == ScalarScope::PerVector {
+        return Err(Error::invalid(
+            "clip",
+            p,
+            "clipping applies to per-channel fitting; per-vector ranges come from each vector",
+        ));
+    }
+    if !(p > 0.5 && p < 1.0) {
+        return Err(Error::invalid("clip", p, "must be a quantile in (0.5, 1)"));
+    }
+    Ok(())
+}
+
+impl ScalarQuantizer {
+    /// The options it was trained with.
     pub fn options(&self) -> ScalarOptions {
         self.opts
-    }
-    /// Dimension.
-    pub fn dim(&self) -> usize {
-        self.dim
     }
     /// Per-channel scales (empty for per-vector quantizers).
     pub fn scales(&self) -> &[f32] {
@@ -115,52 +171,6 @@ impl ScalarQuantizer {
         Ok(())
     }
 
-    /// Encodes rows: `round((x - offset) / scale)` saturated to the code
-    /// range (`+-inf` saturate; NaN encodes as 0.0 would). Codes live on
-    /// `ctx`'s device.
-    pub fn encode<'a>(&self, ctx: &Context, data: impl Into<Input<'a>>) -> Result<ScalarCodes> {
-        let data = data.into();
-        check_f32(&data, "rows to encode")?;
-        self.check_dim("rows to encode dimension", data.dim())?;
-        match ctx.engine() {
-            Engine::Cuda(dev) => cuda::quantize::sq_encode(dev, self, &data),
-            Engine::Cpu => {
-                let mut hold = None;
-                Ok(cpu::quantize::sq_encode(
-                    self,
-                    view_or_download(&data, &mut hold)?,
-                ))
-            }
-        }
-    }
-
-    /// Decodes codes (made by this quantizer) back to `f32` rows on the host.
-    pub fn decode(&self, ctx: &Context, codes: &ScalarCodes) -> Result<Matrix> {
-        self.check_codes(ctx, codes)?;
-        match ctx.engine() {
-            Engine::Cuda(dev) => {
-                cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows)?.into_host()
-            }
-            Engine::Cpu => Ok(cpu::quantize::sq_decode(self, codes, 0, codes.rows)),
-        }
-    }
-
-    /// [`decode`](Self::decode) with the rows left on the context's device.
-    pub(crate) fn decode_resident(
-        &self,
-        ctx: &Context,
-        codes: &ScalarCodes,
-    ) -> Result<crate::runtime::tensor::DeviceMatrix> {
-        self.check_codes(ctx, codes)?;
-        match ctx.engine() {
-            Engine::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, 0, codes.rows),
-            Engine::Cpu => Ok(crate::runtime::tensor::DeviceMatrix::from_host_f32(
-                cpu::quantize::sq_decode(self, codes, 0, codes.rows).into_vec(),
-                self.dim,
-            )),
-        }
-    }
-
     pub(crate) fn check_codes(&self, ctx: &Context, codes: &ScalarCodes) -> Result<()> {
         check_device(codes.device(), ctx)?;
         self.check_dim("codes dimension", codes.dim)?;
@@ -184,44 +194,6 @@ impl ScalarQuantizer {
             ));
         }
         Ok(())
-    }
-
-    /// The `k` nearest codes of each `f32` query by the asymmetric distance
-    /// (the query against each code's decoded vector; `l2` or `ip`),
-    /// optionally re-ranked with the original vectors.
-    pub fn search<'a>(
-        &self,
-        ctx: &Context,
-        queries: impl Into<Input<'a>>,
-        codes: &ScalarCodes,
-        k: usize,
-        metric: Metric,
-        rerank: Option<Rerank<'_>>,
-    ) -> Result<Neighbors> {
-        self.check_codes(ctx, codes)?;
-        let q = queries.into();
-        check_f32(&q, "queries")?;
-        self.check_dim("query dimension", q.dim())?;
-        search_decoded(ctx, &q, codes.rows, k, metric, rerank, &|a, b| {
-            self.decoded_rows(ctx, codes, a, b)
-        })
-    }
-
-    /// Rows `a..b` decoded where the context computes.
-    pub(crate) fn decoded_rows(
-        &self,
-        ctx: &Context,
-        codes: &ScalarCodes,
-        a: usize,
-        b: usize,
-    ) -> Result<crate::runtime::tensor::DeviceMatrix> {
-        match ctx.engine() {
-            Engine::Cuda(dev) => cuda::quantize::sq_decode(dev, self, codes, a, b),
-            Engine::Cpu => {
-                let m = cpu::quantize::sq_decode(self, codes, a, b);
-                crate::runtime::tensor::DeviceMatrix::upload(ctx, Input::F32(m.view()))
-            }
-        }
     }
 }
 

@@ -156,7 +156,7 @@ fn pca_matches_an_fp64_eigen_decomposition() {
         }
         for k in [1, 3, d] {
             let label = format!("seed {s}, {k} components");
-            let pca = Pca::fit(ctx, &x, k).unwrap();
+            let pca = Pca::train(ctx, &x, k).unwrap();
             assert_eq!((pca.n_components(), pca.dim()), (k, d));
             for (j, (&m, &r)) in pca.mean().iter().zip(&mean).enumerate() {
                 assert!(
@@ -224,7 +224,7 @@ fn pca_transforms_invert_and_match_the_linear_maps() {
         let scale = 40.0;
         for k in [d, 2] {
             let label = format!("seed {s}, {k} components");
-            let pca = Pca::fit(ctx, &x, k).unwrap();
+            let pca = Pca::train(ctx, &x, k).unwrap();
             let z = pca.transform(ctx, &probe).unwrap().into_host().unwrap();
             assert_eq!((z.rows(), z.dim()), (40, k));
             let back = pca.inverse_transform(ctx, &z).unwrap().into_host().unwrap();
@@ -294,7 +294,7 @@ fn pca_transforms_invert_and_match_the_linear_maps() {
             );
         }
         // Transforms check their widths.
-        let pca = Pca::fit(ctx, &x, 3).unwrap();
+        let pca = Pca::train(ctx, &x, 3).unwrap();
         assert!(matches!(
             pca.transform(ctx, &Matrix::new(vec![0.0; 7], 7).unwrap()),
             Err(Error::DimensionMismatch {
@@ -319,7 +319,7 @@ fn pca_saves_and_loads_through_safetensors() {
     let ctx = Context::cpu();
     let s = seed();
     let x = anisotropic(&mut rng(s), 500);
-    let pca = Pca::fit(&ctx, &x, 5).unwrap();
+    let pca = Pca::train(&ctx, &x, 5).unwrap();
     let mut st = WeightStore::new();
     pca.save(&mut st, "pca").unwrap();
     assert_eq!(
@@ -372,7 +372,7 @@ fn pca_rejects_bad_input() {
     for_each_backend("pca_rejects_bad_input", |ctx| {
         let x = anisotropic(&mut rng(seed()), 10);
         for k in [0, 9] {
-            match Pca::fit(ctx, &x, k) {
+            match Pca::train(ctx, &x, k) {
                 Err(
                     e @ Error::InvalidParameter {
                         name: "n_components",
@@ -389,28 +389,28 @@ fn pca_rejects_bad_input() {
         }
         let one = Matrix::new(x.row(0).to_vec(), 8).unwrap();
         assert!(matches!(
-            Pca::fit(ctx, &one, 2),
+            Pca::train(ctx, &one, 2),
             Err(Error::InvalidParameter { name: "rows", .. })
         ));
         let mut bad = x.clone();
         bad.as_mut_slice()[13] = f32::NAN;
         assert!(matches!(
-            Pca::fit(ctx, &bad, 2),
+            Pca::train(ctx, &bad, 2),
             Err(Error::NonFinite { count: 1, .. })
         ));
         bad.as_mut_slice()[13] = f32::INFINITY;
         assert!(matches!(
-            Pca::fit(ctx, &bad, 2),
+            Pca::train(ctx, &bad, 2),
             Err(Error::NonFinite { .. })
         ));
         let bits = BinaryMatrix::new(vec![0b1011, 0b0110], 4).unwrap();
         assert!(matches!(
-            Pca::fit(ctx, &bits, 1),
+            Pca::train(ctx, &bits, 1),
             Err(Error::InvalidParameter { .. })
         ));
         // Data without variance: zero variances, zero ratios, no NaN.
         let flat = Matrix::new(vec![3.0; 40], 4).unwrap();
-        let p = Pca::fit(ctx, &flat, 4).unwrap();
+        let p = Pca::train(ctx, &flat, 4).unwrap();
         assert!(p.explained_variance().iter().all(|&v| v == 0.0));
         assert!(p.explained_variance_ratio().iter().all(|&v| v == 0.0));
         assert_eq!(p.mean(), &[3.0; 4]);
