@@ -49,53 +49,11 @@ pub use runtime::input::Input;
 pub use runtime::pinned::PinnedMatrix;
 pub use runtime::tensor::{DeviceIds, DeviceMatrix};
 
-/// Test support: poison device output buffers before kernels run (see the
-/// integration tests). Costs one memset per buffer.
+/// Test hooks (cargo feature `debug-hooks`, off by default): output
+/// poisoning and counters of which CUDA paths ran.
+#[cfg(feature = "debug-hooks")]
 #[doc(hidden)]
-pub fn debug_poison_outputs(on: bool) {
-    runtime::cuda_device::POISON.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Test support: (launches, overflows) of the CUDA k-NN tensor-core filter
-/// per pass since the process started, in the order TF32, three-pass TF32,
-/// bf16, f16.
-#[doc(hidden)]
-pub fn debug_filter_stats() -> [(u64, u64); 4] {
-    use std::sync::atomic::Ordering::Relaxed;
-    let s = &cuda::knn_filter::PASS_STATS;
-    std::array::from_fn(|i| (s[i][0].load(Relaxed), s[i][1].load(Relaxed)))
-}
-
-/// Test support: (points assigned, points that needed the full exact scan)
-/// by the CUDA k-means assignment since the process started.
-#[doc(hidden)]
-pub fn debug_assign_stats() -> (u64, u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let s = &cuda::cluster::ASSIGN_STATS;
-    (s[0].load(Relaxed), s[1].load(Relaxed))
-}
-
-/// Test support: the CUDA k-means assignment started from a given centroid
-/// id per point (as the k-means iterations start from the previous one);
-/// any valid ids must give the result of the plain assignment.
-#[doc(hidden)]
-pub fn debug_assign_hinted(
-    ctx: &Context,
-    points: &Matrix,
-    centroids: &Matrix,
-    hint: &[u32],
-    spherical: bool,
-) -> Result<cluster::Assignment> {
-    let runtime::context::Engine::Cuda(dev) = ctx.engine() else {
-        return Err(Error::invalid("context", "cpu", "a CUDA context"));
-    };
-    let (ids, distances) =
-        cuda::cluster::assign(dev, &points.into(), centroids.view(), spherical, Some(hint))?;
-    Ok(cluster::Assignment {
-        clusters: ids.into_iter().map(|i| i as usize).collect(),
-        distances,
-    })
-}
+pub mod debug;
 
 /// CUDA kernel sources and their run-time compilation (usable without a GPU
 /// when NVRTC is installed).

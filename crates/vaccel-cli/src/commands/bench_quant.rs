@@ -248,12 +248,12 @@ pub fn run(a: BenchQuantArgs) -> Result<()> {
         // The assignment step alone (resident rows): the k-means assignment,
         // and exact 1-NN through the general k-NN for comparison.
         let xr = ctx.upload(&x)?;
-        let before = vector_accelerate::debug_assign_stats();
+        let before = assign_counts();
         let ams = time_ms(a.repeats, || {
             assign(&ctx, &xr, &r.centroids, false)?;
             Ok(())
         })?;
-        let after = vector_accelerate::debug_assign_stats();
+        let after = assign_counts();
         let scanned = match after.0 - before.0 {
             0 => String::new(),
             p => format!(
@@ -387,4 +387,17 @@ fn vector_accelerate_mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// (points assigned, points scanned in full) by the CUDA k-means assignment
+/// so far; counted only with the `debug-hooks` feature.
+#[cfg(feature = "debug-hooks")]
+fn assign_counts() -> (u64, u64) {
+    vector_accelerate::debug::assign_stats()
+}
+
+/// Without the `debug-hooks` feature nothing is counted.
+#[cfg(not(feature = "debug-hooks"))]
+fn assign_counts() -> (u64, u64) {
+    (0, 0)
 }

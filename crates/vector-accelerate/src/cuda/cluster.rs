@@ -7,6 +7,7 @@
 //! first TF32 pass, or, in k-means iterations, from the previous
 //! iteration's centroid (one pass instead of two).
 
+#[cfg(feature = "debug-hooks")]
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -43,7 +44,8 @@ const NULL: u64 = 0;
 const STATS_SPAN: usize = 4096;
 
 /// (points assigned, points that needed the full exact scan) since the
-/// process started, for tests and benchmarks.
+/// process started, for tests.
+#[cfg(feature = "debug-hooks")]
 pub(crate) static ASSIGN_STATS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Centroids as the kernels use them, on the device.
@@ -198,12 +200,15 @@ fn assign_all(
         run(dev, (&x, b - a, d), c, cosine, h.as_ref(), out)?;
         a = b;
     }
-    let hs = dev
-        .stream
-        .clone_dtoh(&scans)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    ASSIGN_STATS[0].fetch_add(n as u64, Relaxed);
-    ASSIGN_STATS[1].fetch_add(hs[0], Relaxed);
+    #[cfg(feature = "debug-hooks")]
+    {
+        let hs = dev
+            .stream
+            .clone_dtoh(&scans)
+            .map_err(cu("download (cuMemcpyDtoH)"))?;
+        ASSIGN_STATS[0].fetch_add(n as u64, Relaxed);
+        ASSIGN_STATS[1].fetch_add(hs[0], Relaxed);
+    }
     Ok((ids, dist))
 }
 

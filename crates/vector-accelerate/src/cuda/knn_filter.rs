@@ -69,6 +69,7 @@ pub(crate) enum Pass {
 
 /// Launches and overflows of the tensor-core filter per [`Pass`] (in
 /// declaration order), for tests that must see which pass ran.
+#[cfg(feature = "debug-hooks")]
 pub(crate) static PASS_STATS: [[std::sync::atomic::AtomicU64; 2]; 4] = [const {
     [
         std::sync::atomic::AtomicU64::new(0),
@@ -352,9 +353,12 @@ pub(crate) fn launch_filter(
         half,
     };
     let overflow = run_filter(dev, &kernel, r, lists, out)?;
-    use std::sync::atomic::Ordering::Relaxed;
-    PASS_STATS[pass as usize][0].fetch_add(1, Relaxed);
-    PASS_STATS[pass as usize][1].fetch_add(overflow as u64, Relaxed);
+    #[cfg(feature = "debug-hooks")]
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        PASS_STATS[pass as usize][0].fetch_add(1, Relaxed);
+        PASS_STATS[pass as usize][1].fetch_add(overflow as u64, Relaxed);
+    }
     Ok(overflow)
 }
 

@@ -281,17 +281,26 @@ impl CudaDevice {
         m.load_function(name).map_err(cu("cuModuleGetFunction"))
     }
 
-    /// Allocates `len` elements; when output poisoning is on (tests), fills
-    /// them with 0xFF bytes (NaN / u64::MAX) so an unwritten element shows.
+    /// Allocates `len` elements; with the `debug-hooks` feature and output
+    /// poisoning on (tests), fills them with 0xFF bytes (NaN / u64::MAX) so
+    /// an unwritten element shows.
     pub(crate) fn alloc<T: DeviceRepr>(&self, len: usize) -> Result<CudaSlice<T>> {
         // SAFETY: the memory is written before it is read (and poisoned when checking that).
-        let mut s = unsafe { self.stream.alloc::<T>(len.max(1)) }.map_err(|_| {
+        let s = unsafe { self.stream.alloc::<T>(len.max(1)) }.map_err(|_| {
             Error::OutOfDeviceMemory {
                 what: "device buffer",
                 requested: len * std::mem::size_of::<T>(),
                 available: self.free_memory().unwrap_or(0),
             }
         })?;
+        #[cfg(feature = "debug-hooks")]
+        let s = self.poisoned(s)?;
+        Ok(s)
+    }
+
+    /// `s` filled with 0xFF bytes when output poisoning is on.
+    #[cfg(feature = "debug-hooks")]
+    fn poisoned<T: DeviceRepr>(&self, mut s: CudaSlice<T>) -> Result<CudaSlice<T>> {
         if POISON.load(std::sync::atomic::Ordering::Relaxed) {
             use cudarc::driver::DevicePtrMut;
             let bytes = s.num_bytes();
@@ -398,4 +407,5 @@ impl CudaDevice {
 
 /// When set, every device output buffer is filled with 0xFF bytes (NaN /
 /// `u64::MAX`) before kernels write it, so a test sees any unwritten element.
+#[cfg(feature = "debug-hooks")]
 pub(crate) static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

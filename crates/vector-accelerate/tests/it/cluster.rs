@@ -506,7 +506,7 @@ fn check_hints(
         })
         .collect();
     for (name, hint) in [("exact", exact), ("random", random), ("farthest", far)] {
-        let got = vector_accelerate::debug_assign_hinted(ctx, x, c, &hint, spherical).unwrap();
+        let got = vector_accelerate::debug::assign_hinted(ctx, x, c, &hint, spherical).unwrap();
         assert_eq!(&got, plain, "{what}: {name} hints");
     }
 }
@@ -529,9 +529,9 @@ fn cuda_assignment_resolves_ties_like_the_cpu() {
             .collect();
         let c = Matrix::new(cv, d).unwrap();
         let x = gaussian(&mut r, 300, d);
-        let (before_points, before_scans) = vector_accelerate::debug_assign_stats();
+        let (before_points, before_scans) = vector_accelerate::debug::assign_stats();
         let got = assign(&ctx, &x, &c, false).unwrap();
-        let (after_points, after_scans) = vector_accelerate::debug_assign_stats();
+        let (after_points, after_scans) = vector_accelerate::debug::assign_stats();
         assert!(after_points - before_points >= 300);
         if full_scan {
             assert!(
@@ -549,7 +549,7 @@ fn cuda_assignment_resolves_ties_like_the_cpu() {
             .iter()
             .map(|&j| ((copies - 1) * k0 + j % k0) as u32)
             .collect();
-        let hinted = vector_accelerate::debug_assign_hinted(&ctx, &x, &c, &last, false).unwrap();
+        let hinted = vector_accelerate::debug::assign_hinted(&ctx, &x, &c, &last, false).unwrap();
         assert_eq!(
             hinted, got,
             "seed {s} {copies} copies, hints on the last copy"
@@ -563,9 +563,9 @@ fn cuda_assignment_resolves_ties_like_the_cpu() {
     // Distinct centroids: the fast path decides almost every point.
     let c = gaussian(&mut r, 512, 64);
     let x = gaussian(&mut r, 20000, 64);
-    let (_, before) = vector_accelerate::debug_assign_stats();
+    let (_, before) = vector_accelerate::debug::assign_stats();
     let got = assign(&ctx, &x, &c, false).unwrap();
-    let (_, after) = vector_accelerate::debug_assign_stats();
+    let (_, after) = vector_accelerate::debug::assign_stats();
     assert!(
         after - before < 2000,
         "seed {s}: {} of 20000 points needed the full scan",

@@ -18,7 +18,7 @@ fn require_gpu() -> bool {
 /// The contexts a test runs on: the CPU, plus CUDA device 0 when usable.
 pub fn backends() -> Vec<Context> {
     static POISON: Once = Once::new();
-    POISON.call_once(|| vector_accelerate::debug_poison_outputs(true));
+    POISON.call_once(|| vector_accelerate::debug::poison_outputs(true));
     let mut v = vec![Context::cpu()];
     match Context::cuda(0) {
         Ok(c) => v.push(c),

@@ -412,10 +412,10 @@ fn describe_cycles(g: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Vec<String> {
 }
 
 /// The library's layer of a module: 0 core, 1 runtime, 2 the backends, 3
-/// ops, 4 the crate root.
+/// ops, 4 the crate root and its test hooks (`debug`).
 fn layer(m: &ModPath) -> Option<u8> {
     match m.first().map(String::as_str) {
-        None => Some(4),
+        None | Some("debug") => Some(4),
         Some("core") => Some(0),
         Some("runtime") => Some(1),
         Some("cpu" | "cuda") => Some(2),

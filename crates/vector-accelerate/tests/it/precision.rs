@@ -6,15 +6,15 @@
 //! are deterministic, and f16-unrepresentable data falls back to TF32.
 
 use crate::common::*;
+use vector_accelerate::debug::filter_stats;
 use vector_accelerate::{
-    debug_filter_stats, knn, knn_with, Context, Distance, KnnOptions, Matrix, Metric, Neighbors,
-    Precision, MISSING_ID,
+    knn, knn_with, Context, Distance, KnnOptions, Matrix, Metric, Neighbors, Precision, MISSING_ID,
 };
 
 /// Serialises the tests that read the process-wide filter counters.
 static STATS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Index of a precision's filter pass in `debug_filter_stats`.
+/// Index of a precision's filter pass in `filter_stats`.
 fn pass_index(p: Precision) -> usize {
     match p {
         Precision::Exact | Precision::Tf32 => 0,
@@ -86,11 +86,11 @@ fn fast_precisions_return_fp32_values_with_high_recall() {
                 for p in [Precision::Tf32, Precision::Bf16, Precision::F16] {
                     let label = format!("seed {s} {kind} {nq}x{nb}x{dim} {m} {p}");
                     let opts = KnnOptions::default().with_precision(p);
-                    let before = debug_filter_stats()[pass_index(p)];
+                    let before = filter_stats()[pass_index(p)];
                     // Resident base (cached 16-bit copy) and a streamed one.
                     let a = knn_with(&gpu, &q, &xr, k, d.clone(), opts).unwrap();
                     let b = knn_with(&gpu, &q, &x, k, d.clone(), opts).unwrap();
-                    let after = debug_filter_stats()[pass_index(p)];
+                    let after = filter_stats()[pass_index(p)];
                     // (Tf32 shares the exact passes, which other tests run
                     // concurrently: only the 16-bit passes are counted.)
                     if p != Precision::Tf32 {
@@ -170,7 +170,7 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
         ("streamed", vector_accelerate::Input::from(&x)),
         ("resident", (&xr).into()),
     ] {
-        let before = debug_filter_stats()[3].0;
+        let before = filter_stats()[3].0;
         let got = knn_with(&gpu, &q, base, 10, Metric::L2, opts).unwrap();
         assert_close_neighbors(&format!("seed {s} f16 range {name}"), &exact, &got, |i| {
             tol(Metric::L2, dim, sqn(q.row(i)), xmax, 0.0)
@@ -179,7 +179,7 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
         // streamed base loses the f16 pass only for the big row's tile.)
         if name == "resident" {
             assert_eq!(
-                debug_filter_stats()[3].0,
+                filter_stats()[3].0,
                 before,
                 "f16 pass on a resident base f16 cannot hold"
             );
@@ -189,10 +189,10 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
     let mut qv = q.clone().into_vec();
     qv[3] = -7.0e4;
     let q2 = Matrix::new(qv, dim).unwrap();
-    let before = debug_filter_stats()[3].0;
+    let before = filter_stats()[3].0;
     let got = knn_with(&gpu, &q2, &xr, 10, Metric::InnerProduct, opts).unwrap();
     assert_eq!(
-        debug_filter_stats()[3].0,
+        filter_stats()[3].0,
         before,
         "f16 pass ran on f16-unrepresentable queries"
     );
