@@ -33,7 +33,7 @@ mod cuda;
 mod ops;
 mod runtime;
 
-pub use crate::core::device::{Device, DeviceInfo};
+pub use crate::core::device::{Device, DeviceInfo, MemoryStats};
 pub use crate::core::error::{Error, Result};
 pub use crate::core::matrix::{words_for_bits, BinaryMatrix, BinaryView, Matrix, MatrixView};
 pub use crate::core::metric::{Distance, Metric};

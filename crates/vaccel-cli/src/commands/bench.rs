@@ -40,6 +40,9 @@ pub enum BenchCommand {
     /// ML kernels: neural quantization, attention similarity and
     /// learned-distance k-NN, in throughput.
     Ml(super::bench_ml::BenchMlArgs),
+    /// Device memory of the main operations: result, peak, buffers per
+    /// call and pool growth on a repeated call.
+    Memory(super::bench_memory::BenchMemoryArgs),
 }
 
 /// Arguments of `vaccel bench select`.
@@ -191,6 +194,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Quant(args) => super::bench_quant::run(args),
         BenchCommand::Ops(args) => super::bench_ops::run(args),
         BenchCommand::Ml(args) => super::bench_ml::run(args),
+        BenchCommand::Memory(args) => super::bench_memory::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_memory;
 mod bench_ml;
 mod bench_ops;
 mod bench_quant;
@@ -39,10 +40,10 @@ enum Command {
     Hist(hist::HistArgs),
     /// Per-column statistics (count, mean, std, min, quartiles, max, skewness, kurtosis) of a float32 .npy table.
     Stats(stats::StatsArgs),
-    /// Compress vectors: fit a quantizer, encode, decode, search codes.
+    /// Compress vectors: train a quantizer, encode, decode, search codes.
     #[command(subcommand)]
     Quantize(quantize::QuantizeCommand),
-    /// Neural quantization: fit a PCA encoder/decoder, encode to int8
+    /// Neural quantization: train a PCA encoder/decoder, encode to int8
     /// latent codes with a scale each, decode.
     #[command(subcommand)]
     Nq(nq::NqCommand),

@@ -36,6 +36,26 @@ impl std::str::FromStr for Device {
     }
 }
 
+/// Device memory of a context's device, from CUDA's stream-ordered pool
+/// that every device buffer of the library comes from. All zero on a CPU
+/// context (host memory is not tracked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Bytes of device buffers alive now (results the caller holds, and
+    /// workspace of operations in flight).
+    pub in_use: u64,
+    /// Bytes the pool keeps, freed by finished operations, for the next
+    /// ones (given back by `Context::release_cached_device_memory`).
+    pub cached: u64,
+    /// The most bytes in use at once since the device was opened or
+    /// `Context::reset_peak_memory` was called.
+    pub peak: u64,
+    /// Device buffers the library has allocated since the device was
+    /// opened (from the pool: reusing cached memory, or growing it).
+    pub allocations: u64,
+}
+
 /// A description of the context's device, for `vaccel info` and logs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceInfo {

@@ -45,10 +45,10 @@ const GEMM_REPS: usize = 3;
 /// 1 GiB; returns the destination for the upload test.
 fn copy_rate(dev: &CudaDevice) -> Result<(f64, CudaSlice<f32>)> {
     let len = 256 << 20; // 1 GiB of f32
-    let src = dev
-        .stream
-        .alloc_zeros::<f32>(len)
-        .map_err(cu("cuMemAlloc"))?;
+    let mut src = dev.alloc::<f32>(len)?;
+    dev.stream
+        .memset_zeros(&mut src)
+        .map_err(cu("cuMemsetD8"))?;
     let mut dst = dev.alloc::<f32>(len)?;
     dev.stream
         .memcpy_dtod(&src, &mut dst)

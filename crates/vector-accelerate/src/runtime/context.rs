@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::core::device::{Device, DeviceInfo};
+use crate::core::device::{Device, DeviceInfo, MemoryStats};
 use crate::core::error::{Error, Result};
 use crate::runtime::cuda_device::CudaDevice;
 
@@ -221,6 +221,32 @@ impl Context {
         match &self.engine {
             Engine::Cpu => Ok(()),
             Engine::Cuda(d) => d.release_cached(),
+        }
+    }
+
+    /// Device memory now: bytes in use, bytes the pool keeps cached, the
+    /// peak in use, and the buffers allocated so far (all zero on the
+    /// CPU). Queued work counts once it has been enqueued.
+    ///
+    /// ```
+    /// let ctx = vector_accelerate::Context::cpu();
+    /// assert_eq!(ctx.memory_stats()?.peak, 0);
+    /// # Ok::<(), vector_accelerate::Error>(())
+    /// ```
+    pub fn memory_stats(&self) -> Result<MemoryStats> {
+        match &self.engine {
+            Engine::Cpu => Ok(MemoryStats::default()),
+            Engine::Cuda(d) => d.memory_stats(),
+        }
+    }
+
+    /// Restarts the peak of [`memory_stats`](Self::memory_stats) from the
+    /// memory in use now (to measure one operation's peak). A no-op on the
+    /// CPU.
+    pub fn reset_peak_memory(&self) -> Result<()> {
+        match &self.engine {
+            Engine::Cpu => Ok(()),
+            Engine::Cuda(d) => d.reset_peak(),
         }
     }
 

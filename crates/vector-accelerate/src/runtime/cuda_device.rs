@@ -2,6 +2,7 @@
 //! checked for presence before cudarc touches it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::cublas::{sys as cublas_sys, CudaBlas};
@@ -11,7 +12,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use crate::core::device::{Device, DeviceInfo};
+use crate::core::device::{Device, DeviceInfo, MemoryStats};
 use crate::core::error::{cu, Error, Result};
 use crate::runtime::kernel_cache::{nvrtc_available, nvrtc_version, ModuleCache, MODULES};
 
@@ -38,6 +39,8 @@ pub(crate) struct CudaDevice {
     op_lock: Mutex<()>,
     /// Page-locked staging of large downloads (grown on demand, kept).
     staging: Mutex<Option<PinnedHostSlice<u8>>>,
+    /// Device buffers allocated so far.
+    allocations: AtomicU64,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -125,6 +128,53 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// The pool's figures and the allocation count.
+    pub(crate) fn memory_stats(&self) -> Result<MemoryStats> {
+        use driver_sys::CUmemPool_attribute as A;
+        let allocations = self.allocations.load(Ordering::Relaxed);
+        let Some(pool) = default_pool(&self.ctx) else {
+            return Ok(MemoryStats {
+                allocations,
+                ..MemoryStats::default()
+            });
+        };
+        let get = |attr: A| -> Result<u64> {
+            let mut v = 0u64;
+            // SAFETY: a live pool and a u64 out-value, as these attributes use.
+            unsafe { driver_sys::cuMemPoolGetAttribute(pool, attr, (&mut v as *mut u64).cast()) }
+                .result()
+                .map_err(cu("cuMemPoolGetAttribute"))?;
+            Ok(v)
+        };
+        let in_use = get(A::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
+        let reserved = get(A::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT)?;
+        Ok(MemoryStats {
+            in_use,
+            cached: reserved.saturating_sub(in_use),
+            peak: get(A::CU_MEMPOOL_ATTR_USED_MEM_HIGH)?,
+            allocations,
+        })
+    }
+
+    /// Starts the peak of [`memory_stats`](Self::memory_stats) again from
+    /// the memory in use now.
+    pub(crate) fn reset_peak(&self) -> Result<()> {
+        let Some(pool) = default_pool(&self.ctx) else {
+            return Ok(());
+        };
+        let mut zero = 0u64;
+        // SAFETY: a live pool; setting the high-water mark to 0 resets it.
+        unsafe {
+            driver_sys::cuMemPoolSetAttribute(
+                pool,
+                driver_sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                (&mut zero as *mut u64).cast(),
+            )
+        }
+        .result()
+        .map_err(cu("cuMemPoolSetAttribute"))
+    }
+
     fn new(ordinal: usize) -> Result<Self> {
         let ctx = CudaContext::new(ordinal).map_err(cu("cuCtx (open device)"))?;
         // SAFETY: each device has one stream and every buffer is used in its
@@ -197,6 +247,7 @@ impl CudaDevice {
             cache: ModuleCache::from_env(),
             op_lock: Mutex::new(()),
             staging: Mutex::new(None),
+            allocations: AtomicU64::new(0),
         })
     }
 
@@ -293,9 +344,19 @@ impl CudaDevice {
                 available: self.free_memory().unwrap_or(0),
             }
         })?;
+        self.allocations.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "debug-hooks")]
         let s = self.poisoned(s)?;
         Ok(s)
+    }
+
+    /// A copy of `s` in a new buffer (queued on the stream).
+    pub(crate) fn copy_of<T: DeviceRepr>(&self, s: &CudaSlice<T>) -> Result<CudaSlice<T>> {
+        let mut out = self.alloc::<T>(s.len())?;
+        self.stream
+            .memcpy_dtod(s, &mut out)
+            .map_err(cu("cuMemcpyDtoD"))?;
+        Ok(out)
     }
 
     /// `s` filled with 0xFF bytes when output poisoning is on.

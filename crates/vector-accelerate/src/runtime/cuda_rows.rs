@@ -30,12 +30,8 @@ impl CudaRows {
     pub(crate) fn try_clone(&self, dev: &CudaDevice) -> Result<Self> {
         let _g = dev.lock();
         Ok(match self {
-            CudaRows::F32(s) => {
-                CudaRows::F32(dev.stream.clone_dtod(s).map_err(cu("cuMemcpyDtoD"))?)
-            }
-            CudaRows::Bits(s) => {
-                CudaRows::Bits(dev.stream.clone_dtod(s).map_err(cu("cuMemcpyDtoD"))?)
-            }
+            CudaRows::F32(s) => CudaRows::F32(dev.copy_of(s)?),
+            CudaRows::Bits(s) => CudaRows::Bits(dev.copy_of(s)?),
         })
     }
 

@@ -167,13 +167,7 @@ impl DeviceMatrix {
             Storage::Cuda(dev, r) => Storage::Cuda(dev.clone(), r.try_clone(dev)?),
             Storage::CudaHalf(dev, kind, s) => {
                 let _g = dev.lock();
-                Storage::CudaHalf(
-                    dev.clone(),
-                    *kind,
-                    dev.stream
-                        .clone_dtod(s)
-                        .map_err(crate::core::error::cu("cuMemcpyDtoD"))?,
-                )
+                Storage::CudaHalf(dev.clone(), *kind, dev.copy_of(s)?)
             }
         };
         Ok(Self::from_storage(

@@ -67,3 +67,38 @@ fn cached_device_memory_can_be_released_between_calls() {
         },
     );
 }
+
+#[test]
+fn memory_stats_follow_device_buffers() {
+    crate::common::for_each_backend("memory_stats_follow_device_buffers", |ctx| {
+        let x = vector_accelerate::Matrix::new(vec![1.5; 1 << 20], 256).unwrap();
+        ctx.synchronize().unwrap();
+        let before = ctx.memory_stats().unwrap();
+        ctx.reset_peak_memory().unwrap();
+        let held = ctx.upload(&x).unwrap();
+        ctx.synchronize().unwrap();
+        let during = ctx.memory_stats().unwrap();
+        drop(held);
+        ctx.synchronize().unwrap();
+        let after = ctx.memory_stats().unwrap();
+        if !ctx.is_cuda() {
+            // Host memory is not tracked.
+            let zero = vector_accelerate::MemoryStats::default();
+            assert_eq!((before, during, after), (zero, zero, zero));
+            return;
+        }
+        // Other tests share the device's pool and run at the same time, so
+        // only what this buffer alone guarantees is checked.
+        let bytes = 4u64 << 20;
+        assert!(during.in_use >= bytes, "{during:?}");
+        assert!(during.peak >= bytes, "{during:?}");
+        assert!(during.allocations > before.allocations);
+        assert!(after.allocations >= during.allocations);
+        ctx.release_cached_device_memory().unwrap();
+        let released = ctx.memory_stats().unwrap();
+        assert!(
+            released.peak >= bytes,
+            "the peak stays until reset: {released:?}"
+        );
+    });
+}
