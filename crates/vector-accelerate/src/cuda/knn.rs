@@ -319,9 +319,8 @@ fn filter_chain(precision: Precision, dim: usize, store: Option<HalfKind>) -> Ve
     }
     // Tf32 takes the exact passes: the tensor cores truncate fp32 operands
     // to TF32, which biases every product towards zero; a margin narrower
-    // than the proven bound cannot absorb that bias on clustered data
-    // (measured recall 0.006), and the filter is compute-bound, so a
-    // narrower margin would gain nothing.
+    // than the proven bound cannot absorb that bias on clustered data, and
+    // the filter is compute-bound, so a narrower margin would gain nothing.
     let mut chain = match precision {
         Precision::Exact | Precision::Tf32 => vec![],
         Precision::Bf16 => vec![scaled(Pass::Bf16, fast)],

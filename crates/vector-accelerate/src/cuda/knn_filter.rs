@@ -29,8 +29,8 @@ pub(crate) const MIN_QUERIES: usize = 64;
 /// Query blocks at most this large whose rows fit in [`SIMT_SMEM`] use the
 /// exact fp32 filter that reads the base once. The kernel takes up to 16
 /// (`VA_SIMT_MAX_Q`), but each extra query costs a warp reduction per base
-/// row: measured on an H100 (1M x 768), one query takes 1.37 ms against
-/// 1.55 ms on the GEMM path, sixteen 7.2 ms against 2.2 ms.
+/// row, so beyond one query the GEMM path is faster (BENCHMARKS, design
+/// measurements).
 pub(crate) const SIMT_MAX_QUERIES: usize = 1;
 const SIMT_SMEM: usize = 48 << 10;
 

@@ -163,7 +163,7 @@ impl Operand<'_> {
 /// Kept 16-bit rows as a cuBLAS operand of `dim` per row: in place when
 /// they have no padding, else a compact copy. (Padded rows could be read in
 /// place with a leading dimension of `half_dim(dim)`, but cuBLAS's kernels
-/// for such shapes measured up to 15% slower than on the compact rows.)
+/// for such shapes are slower than on the compact rows.)
 fn kept<'a>(
     dev: &CudaDevice,
     rows_16: &'a CudaSlice<u16>,

@@ -21,8 +21,8 @@
 // The logistic function and the pipeline loop are written out here, not
 // taken from va_sigmoid (common.cuh) and va_block_product (mma.cuh): at
 // the 128 registers of two blocks per SM the code generated for these
-// kernels is fragile, and the shared forms measured 7% (both) and 80%
-// (va_sigmoid called from va_gemm_act) slower on the H100.
+// kernels is fragile, and the shared forms ran slower (BENCHMARKS, design
+// measurements).
 __device__ __forceinline__ float va_gemm_act(float x, int act) {
     if (act == 1) return (x > 0.0f || va_isnan(x)) ? x : 0.0f;
     if (act == 2) {

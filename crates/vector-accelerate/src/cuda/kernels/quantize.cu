@@ -479,8 +479,8 @@ __device__ __forceinline__ void va_nq_encode(const float* __restrict__ X, i64 ld
 #define VA_NQ_PASS X, ldx, n, W, latent, d, bias, act, normalize, codes, scales, offsets
 
 // Three products per pair are compute-bound: two blocks per SM (128
-// registers; 263 against 235 M vectors/s of 768 -> 128 with one block of 166
-// registers). One TF32 product measured no gain from it.
+// registers) beat one block of 166 registers. One TF32 product gains
+// nothing from it.
 extern "C" __global__ void __launch_bounds__(256, 2) va_nq_encode_3xtf32_v4(VA_NQ_ARGS) {
     va_nq_encode<true, VA_KIND_3XTF32>(VA_NQ_PASS);
 }

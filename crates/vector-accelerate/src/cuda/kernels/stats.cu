@@ -264,8 +264,8 @@ extern "C" __global__ void __launch_bounds__(256) va_mom_rows(const float* x, i6
 
 // Column partials: block (32 columns x 8 row lanes) over rows
 // [by * rpc, (by + 1) * rpc); part[by * dim + c]. Sixteen loads in flight
-// per thread (measured: 81% of the copy ceiling against 76% with eight;
-// the f64 accumulators hold occupancy to 50%).
+// per thread: the f64 accumulators hold occupancy to 50%, so each thread
+// needs more bytes in flight than eight loads give.
 extern "C" __global__ void __launch_bounds__(256) va_mom_cols_part(const float* x, i64 rows, i64 dim, i64 rpc,
                                                                    VaMom* part) {
     constexpr int U = 16, LANES = 8;
