@@ -67,3 +67,8 @@ pub mod kernels {
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The migration guide's Rust snippets, compiled and run as doctests.
+#[doc = include_str!("../../../docs/MIGRATING_FROM_SWIFT.md")]
+#[cfg(doctest)]
+pub struct MigrationGuideDoctests;
