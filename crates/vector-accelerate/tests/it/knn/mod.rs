@@ -1,6 +1,10 @@
 //! Exact k-NN on every metric and shape against fp64, CPU-vs-CUDA
 //! agreement, memory budgets that force tiling, and resident data.
 
+mod batched;
+mod half_bases;
+mod precision;
+
 use crate::common::*;
 use rand::Rng;
 use vector_accelerate::{knn, Distance, Matrix, Metric, Order};

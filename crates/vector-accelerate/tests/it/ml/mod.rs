@@ -3,6 +3,7 @@
 //! accounting and the device cache), Xavier initialisation, and PCA against
 //! an fp64 reference.
 
+mod neural_quantizer;
 mod pca;
 mod weights;
 mod xavier;
