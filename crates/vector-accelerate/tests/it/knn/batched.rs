@@ -1,8 +1,11 @@
-//! The fused tensor-core k-NN path of the GEMM metrics (query blocks of 64
-//! rows or more, base tiles after the first): results must equal the exact
-//! fp32 path up to genuine ties on Gaussian and clustered data, for dims
-//! that are not multiples of the kernels' tiles, and when candidate lists
-//! overflow (tight clusters, duplicates) and the slower passes take over.
+//! `knn` with many queries at once (64 rows or more) over bases larger than
+//! one tile, for the GEMM metrics (L2, Euclidean, cosine, inner products):
+//! results equal the CPU's up to genuine ties on Gaussian and clustered
+//! data, for dims that are not multiples of the kernels' tiles; they match
+//! fp64 and hold for k up to 5,000; they stay right when many candidates
+//! tie with the k-th best (tight clusters, duplicate rows, ties to the
+//! smaller id) and on a resident base under a small memory budget. CUDA
+//! only (the shapes of its tensor-core path); skipped without a GPU.
 
 use crate::common::*;
 use vector_accelerate::{knn, Context, Distance, Matrix, Metric};

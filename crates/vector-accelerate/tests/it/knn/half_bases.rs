@@ -1,8 +1,9 @@
-//! Bases kept in 16 bits (`Context::upload_f16` / `upload_bf16`): on CUDA
-//! a k-NN base for the GEMM metrics, ranked with 16-bit tensor cores (or
-//! the exact single-query filter) and re-scored in fp32 from the stored
-//! values, so results equal the CPU's on the widened f32 rows; on the CPU
-//! the rows are widened at upload. Other uses on CUDA are typed errors.
+//! Bases kept in 16 bits (`Context::upload_f16` / `upload_bf16`) as `knn`
+//! bases: on CUDA the GEMM metrics give the CPU's results on the widened
+//! f32 rows (alone, with the fast precision modes, and for queries f16
+//! cannot hold); on the CPU the rows are widened at upload; any other use
+//! of 16-bit device rows on CUDA, and ragged or empty uploads, are typed
+//! errors.
 
 use crate::common::*;
 use vector_accelerate::half::{bf16, f16};

@@ -1,9 +1,10 @@
-//! Fast precision modes of the CUDA k-NN (`Tf32`, `Bf16`, `F16`): the
-//! tensor-core filter ranks with 16-bit or TF32 products and a narrower
-//! margin, the shortlist is re-scored in fp32. Every returned value must be
-//! the fp32 value of its pair, recall against the exact result must stay
-//! near 1, the fast pass must really have run (not fallen back), results
-//! are deterministic, and f16-unrepresentable data falls back to TF32.
+//! `knn_with` and a fast `Precision` (`Tf32`, `Bf16`, `F16` in
+//! `KnnOptions`): every returned value is the fp32 value of its pair,
+//! recall against the exact result stays near 1, the fast mode really ran
+//! rather than falling back (`debug::filter_stats`), results are
+//! deterministic and the same for resident and streamed bases, data f16
+//! cannot hold falls back to TF32, precision names parse, and the CPU
+//! ignores the mode.
 
 use crate::common::*;
 use vector_accelerate::debug::filter_stats;

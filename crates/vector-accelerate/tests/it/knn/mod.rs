@@ -1,5 +1,12 @@
-//! Exact k-NN on every metric and shape against fp64, CPU-vs-CUDA
-//! agreement, memory budgets that force tiling, and resident data.
+//! `knn` (exact k-NN) on every metric and shape against fp64, CPU-vs-CUDA
+//! agreement, memory budgets that force tiling, resident data, large bases
+//! with few queries, and ties and NaN ranked by id. The submodules cover
+//! many queries over large bases (`batched`), the fast precision modes
+//! (`precision`) and bases kept in 16 bits (`half_bases`).
+
+mod batched;
+mod half_bases;
+mod precision;
 
 use crate::common::*;
 use rand::Rng;
