@@ -311,3 +311,10 @@ pub fn clustered(r: &mut StdRng, rows: usize, dim: usize, centers: usize, spread
     }
     Matrix::new(v, dim).unwrap()
 }
+
+/// Serialises the tests that run or count the 16-bit k-NN filter passes:
+/// their launch and overflow counters are process-wide.
+pub fn sixteen_bit_passes() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -36,6 +36,7 @@ fn sixteen_bit(ctx: &Context, x: &Matrix, bf: bool) -> (DeviceMatrix, Matrix) {
 
 #[test]
 fn sixteen_bit_bases_match_their_widened_rows() {
+    let _g = sixteen_bit_passes();
     let s = seed();
     for_each_backend("sixteen_bit_bases_match_their_widened_rows", |ctx| {
         let cpu = Context::cpu();
@@ -101,6 +102,7 @@ fn sixteen_bit_bases_match_their_widened_rows() {
 
 #[test]
 fn sixteen_bit_bases_with_fast_modes_and_unrepresentable_queries() {
+    let _g = sixteen_bit_passes();
     let Some(gpu) = cuda() else {
         eprintln!(
             "skip: sixteen_bit_bases_with_fast_modes_and_unrepresentable_queries needs a GPU"
@@ -152,6 +154,7 @@ fn sixteen_bit_bases_with_fast_modes_and_unrepresentable_queries() {
 
 #[test]
 fn sixteen_bit_device_rows_are_only_a_knn_base() {
+    let _g = sixteen_bit_passes();
     let Some(gpu) = cuda() else {
         eprintln!("skip: sixteen_bit_device_rows_are_only_a_knn_base needs a GPU");
         return;

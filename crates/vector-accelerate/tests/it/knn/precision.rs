@@ -12,9 +12,6 @@ use vector_accelerate::{
     knn, knn_with, Context, Distance, KnnOptions, Matrix, Metric, Neighbors, Precision, MISSING_ID,
 };
 
-/// Serialises the tests that read the process-wide filter counters.
-static STATS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Index of a precision's filter pass in `filter_stats`.
 fn pass_index(p: Precision) -> usize {
     match p {
@@ -51,7 +48,7 @@ fn fast_precisions_return_fp32_values_with_high_recall() {
         return;
     };
     eprintln!("[cuda] fast_precisions_return_fp32_values_with_high_recall");
-    let _g = STATS.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = sixteen_bit_passes();
     let cpu = Context::cpu();
     let s = seed();
     let mut r = rng(s);
@@ -152,7 +149,7 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
         return;
     };
     eprintln!("[cuda] f16_precision_falls_back_to_tf32_beyond_the_f16_range");
-    let _g = STATS.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = sixteen_bit_passes();
     let cpu = Context::cpu();
     let s = seed();
     let mut r = rng(s);

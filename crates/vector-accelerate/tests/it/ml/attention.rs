@@ -10,6 +10,7 @@ use vector_accelerate::{Order, Precision};
 
 #[test]
 fn attention_similarity_matches_fp64() {
+    let _g = sixteen_bit_passes();
     let s = seed();
     for_each_backend("attention_similarity_matches_fp64", |ctx| {
         let mut r = rng(s);

@@ -10,6 +10,7 @@ use vector_accelerate::{Error, Matrix, Metric, Order, Precision};
 
 #[test]
 fn learned_distance_matches_fp64() {
+    let _g = sixteen_bit_passes();
     let s = seed();
     for_each_backend("learned_distance_matches_fp64", |ctx| {
         let mut r = rng(s);
