@@ -1019,3 +1019,48 @@ fn stats_summarises_each_column_and_refuses_nan_unless_skipped() {
     assert_eq!(row("1")[1..4], ["4", "1", "30.000000"]);
     assert_eq!(row("1")[7], "30.000000"); // median of 10, 20, 40, 50
 }
+
+#[test]
+fn bench_knn_runs_each_metric_on_the_same_data_and_checks_it() {
+    let args = |metrics: &'static str| {
+        vaccel(&[
+            "bench",
+            "knn",
+            "--device",
+            "cpu",
+            "--n",
+            "3000",
+            "--dims",
+            "50",
+            "--queries",
+            "30",
+            "-k",
+            "5",
+            "--repeats",
+            "1",
+            "--data",
+            "gaussian",
+            "--metrics",
+            metrics,
+        ])
+    };
+    let out = args("cosine,ip,cosine-similarity");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for metric in ["cosine", "ip", "cosine-similarity"] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| gaussian |") && l.contains(&format!("| {metric} |")))
+            .unwrap_or_else(|| panic!("no {metric} row in:\n{text}"));
+        assert!(row.contains("| 8/8 |"), "{row}");
+    }
+    let out = args("l1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("l1"), "{err}");
+}
