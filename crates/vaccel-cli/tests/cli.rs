@@ -359,6 +359,90 @@ fn fvecs_and_bvecs_inputs() {
     }
 }
 
+/// The bits of a value that is a normal (or zero) float16 exactly.
+fn f16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    let sign = (b >> 16) as u16 & 0x8000;
+    if v == 0.0 {
+        return sign;
+    }
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    assert!(
+        (1..31).contains(&exp) && b & 0x1fff == 0,
+        "{v} is not a float16"
+    );
+    sign | (exp as u16) << 10 | ((b & 0x7f_ffff) >> 13) as u16
+}
+
+#[test]
+fn fortran_order_float64_and_float16_files_give_the_float32_results() {
+    let dir = TempDir::new("dtypes");
+    let (rows, nq, dim) = (60, 9, 7);
+    let mut g = Lcg(5);
+    // Multiples of 1/64 in [-1, 1]: exact in float16, float32 and float64.
+    let mut on_grid =
+        |n: usize| -> Vec<f32> { g.vec(n).iter().map(|x| (x * 64.0).round() / 64.0).collect() };
+    let (base, queries) = (on_grid(rows * dim), on_grid(nq * dim));
+    write_f32(&dir.path("base.npy"), dim, &base);
+    write_f32(&dir.path("queries.npy"), dim, &queries);
+    let by_columns = |v: &[f32], rows: usize| -> Vec<f32> {
+        (0..dim)
+            .flat_map(|c| (0..rows).map(move |r| v[r * dim + c]))
+            .collect()
+    };
+    let (base_f, queries_f) = (by_columns(&base, rows), by_columns(&queries, nq));
+    let f4 = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let f8 = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|&x| (x as f64).to_le_bytes()).collect() };
+    let f8_be =
+        |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|&x| (x as f64).to_be_bytes()).collect() };
+    let f2 = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|&x| f16_bits(x).to_le_bytes()).collect() };
+    let (shape, q_shape) = (format!("({rows}, {dim})"), format!("({nq}, {dim})"));
+    let files = [
+        (
+            "base_fortran_f4.npy",
+            npy_bytes("<f4", true, &shape, &f4(&base_f)),
+        ),
+        ("base_f8.npy", npy_bytes("<f8", false, &shape, &f8(&base))),
+        (
+            "base_fortran_f8_be.npy",
+            npy_bytes(">f8", true, &shape, &f8_be(&base_f)),
+        ),
+        ("base_f2.npy", npy_bytes("<f2", false, &shape, &f2(&base))),
+        (
+            "base_fortran_f2.npy",
+            npy_bytes("<f2", true, &shape, &f2(&base_f)),
+        ),
+        (
+            "q_fortran_f8.npy",
+            npy_bytes("<f8", true, &q_shape, &f8(&queries_f)),
+        ),
+    ];
+    for (name, bytes) in &files {
+        fs::write(dir.path(name), bytes).unwrap();
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for metric in ["l2", "cosine", "ip"] {
+        let (want_ids, want_d) = run_knn(&dir, "base.npy", "queries.npy", 5, metric);
+        check(
+            metric,
+            Rows::F32(&base, dim),
+            Rows::F32(&queries, dim),
+            5,
+            &want_ids,
+            &want_d,
+        );
+        for (name, _) in &files {
+            let (b, q) = match name.strip_prefix("q_") {
+                Some(_) => ("base.npy", *name),
+                None => (*name, "queries.npy"),
+            };
+            let (ids, d) = run_knn(&dir, b, q, 5, metric);
+            assert_eq!(ids, want_ids, "{metric} {name}");
+            assert_eq!(bits(&d), bits(&want_d), "{metric} {name}");
+        }
+    }
+}
+
 #[test]
 fn threshold_binarises_for_hamming() {
     let dir = TempDir::new("threshold");
@@ -513,11 +597,11 @@ fn error_cases() -> Vec<(&'static str, Case)> {
             },
         ),
         (
-            "float64 dtype",
+            "int32 dtype",
             Case {
-                files: with_base(npy_bytes("<f8", false, "(2, 2)", &[0; 32])),
+                files: with_base(npy_bytes("<i4", false, "(2, 2)", &[0; 16])),
                 args: std_args("l2", "3"),
-                word: "dtype",
+                word: "dtype '<i4' (int32)",
             },
         ),
         (
@@ -581,19 +665,27 @@ fn error_cases() -> Vec<(&'static str, Case)> {
             },
         ),
         (
-            "fortran order",
+            "truncated fortran order",
             Case {
-                files: with_base(npy_bytes("<f4", true, "(2, 4)", &[0; 32])),
+                files: with_base(npy_bytes("<f4", true, "(2, 4)", &[0; 31])),
                 args: std_args("l2", "3"),
-                word: "fortran",
+                word: "truncated file: expected 32 bytes of data for shape (2, 4), found 31",
             },
         ),
         (
-            "big-endian",
+            "truncated float64",
             Case {
-                files: with_base(npy_bytes(">f4", false, "(2, 4)", &[0; 32])),
+                files: with_base(npy_bytes("<f8", true, "(2, 4)", &[0; 32])),
                 args: std_args("l2", "3"),
-                word: "big-endian",
+                word: "expected 64 bytes",
+            },
+        ),
+        (
+            "big-endian integers",
+            Case {
+                files: with_base(npy_bytes(">i4", false, "(2, 4)", &[0; 32])),
+                args: std_args("l2", "3"),
+                word: "big-endian dtype '>i4'",
             },
         ),
         (
@@ -926,4 +1018,49 @@ fn stats_summarises_each_column_and_refuses_nan_unless_skipped() {
     );
     assert_eq!(row("1")[1..4], ["4", "1", "30.000000"]);
     assert_eq!(row("1")[7], "30.000000"); // median of 10, 20, 40, 50
+}
+
+#[test]
+fn bench_knn_runs_each_metric_on_the_same_data_and_checks_it() {
+    let args = |metrics: &'static str| {
+        vaccel(&[
+            "bench",
+            "knn",
+            "--device",
+            "cpu",
+            "--n",
+            "3000",
+            "--dims",
+            "50",
+            "--queries",
+            "30",
+            "-k",
+            "5",
+            "--repeats",
+            "1",
+            "--data",
+            "gaussian",
+            "--metrics",
+            metrics,
+        ])
+    };
+    let out = args("cosine,ip,cosine-similarity");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for metric in ["cosine", "ip", "cosine-similarity"] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| gaussian |") && l.contains(&format!("| {metric} |")))
+            .unwrap_or_else(|| panic!("no {metric} row in:\n{text}"));
+        assert!(row.contains("| 8/8 |"), "{row}");
+    }
+    let out = args("l1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("l1"), "{err}");
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use rayon::prelude::*;
 use vector_accelerate::diagnostics::{measure_ceilings, Ceilings};
@@ -22,13 +22,14 @@ use vector_accelerate::{
 use super::args::{check_k, make_context};
 use super::timing::median;
 use crate::io::output::{commit, PendingFile};
-use crate::reference::verify_l2;
+use crate::reference::{verify, METRICS};
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Exact squared-L2 k-NN on synthetic data.
+    /// Exact k-NN on synthetic data (squared L2 unless --metrics says
+    /// otherwise).
     Knn(BenchKnnArgs),
     /// Row-wise top-k over a matrix resident on the device.
     Select(BenchSelectArgs),
@@ -115,6 +116,10 @@ pub struct BenchKnnArgs {
     /// Neighbours per query.
     #[arg(short = 'k', long = "k", default_value_t = 10)]
     k: usize,
+    /// Metrics to run on the same data, comma-separated (l2, euclidean,
+    /// cosine, cosine-similarity, ip: those the fp64 check covers).
+    #[arg(long, value_delimiter = ',', default_value = "l2")]
+    metrics: Vec<Metric>,
     /// Timed runs per case (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -157,6 +162,7 @@ struct Row {
     dim: usize,
     nq: usize,
     k: usize,
+    metric: Metric,
     precision: Precision,
     /// Whether the base stayed on the host.
     host_base: bool,
@@ -273,6 +279,9 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
         !args.dims.is_empty() && !args.dims.contains(&0),
         "--dims must list dimensions of at least 1"
     );
+    if let Some(m) = args.metrics.iter().find(|m| !METRICS.contains(m)) {
+        bail!("--metrics: {m} has no fp64 check here (measured: l2, euclidean, cosine, cosine-similarity, ip)");
+    }
     let json_out = args.json.as_deref().map(PendingFile::create).transpose()?;
     let (ctx, how) = make_context(args.device.as_deref())?;
     let ctx = match args.budget_gib {
@@ -326,11 +335,11 @@ fn run_knn(args: BenchKnnArgs) -> Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| data | n | dim | nq | k | precision | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of tensor GEMM | base GB/s | of copy | fp64 check | recall vs exact |"
+        "| data | n | dim | nq | k | metric | precision | device | median ms | queries/s | GFLOP/s | of fp32 GEMM | of tensor GEMM | base GB/s | of copy | fp64 check | recall vs exact |"
     )?;
     writeln!(
         out,
-        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )?;
     out.flush()?;
     let kinds: &[&'static str] = match args.data {
@@ -360,12 +369,13 @@ fn print_row(out: &mut impl Write, ceil: &Ceilings, row: &Row) -> Result<()> {
         {
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {} | {:.0} | {:.0}% | {}/{} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.0}% | {} | {:.0} | {:.0}% | {}/{} | {} |",
                 row.data,
                 row.n,
                 row.dim,
                 row.nq,
                 row.k,
+                row.metric,
                 row.precision,
                 row.device,
                 row.median_ms,
@@ -459,49 +469,86 @@ fn run_case(
     let mut modes = args.precision.clone();
     modes.sort_by_key(|p| *p != Precision::Exact);
     modes.dedup();
-    let mut exact: Option<Neighbors> = None;
     let mut rows = Vec::new();
-    for precision in modes {
-        let opts = KnnOptions::default().with_precision(precision);
-        let first = knn_with(ctx, &queries, input, args.k, Metric::L2, opts)?;
-        let checked = args.verify.min(args.queries);
-        let sample: Vec<usize> = (0..checked)
-            .map(|i| i * args.queries / checked.max(1))
-            .collect();
-        let failures = verify_l2(&host, &queries, &first, &sample);
-        for f in &failures {
-            eprintln!("fp64 check failed: {f}");
+    for &metric in &args.metrics {
+        let mut exact: Option<Neighbors> = None;
+        for &precision in &modes {
+            let case = Case {
+                kind,
+                metric,
+                precision,
+                f16_base: f16_rows.is_some(),
+                host_base: device.is_none(),
+            };
+            let row = time_case(ctx, args, &case, &queries, &host, input, &mut exact)?;
+            print_row(out, ceil, &row)?;
+            rows.push(row);
         }
-        let mut times_ms = Vec::with_capacity(args.repeats);
-        for _ in 0..args.repeats {
-            let t = Instant::now();
-            knn_with(ctx, &queries, input, args.k, Metric::L2, opts)?;
-            times_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        let median_ms = median(&times_ms);
-        let recall = exact.as_ref().map(|e| recall(e, &first));
-        if precision == Precision::Exact {
-            exact = Some(first);
-        }
-        let row = Row {
-            data: kind,
-            n: args.n,
-            dim,
-            nq: args.queries,
-            k: args.k,
-            precision,
-            host_base: device.is_none(),
-            value_bytes: if f16_rows.is_some() { 2 } else { 4 },
-            recall,
-            device: ctx.device().to_string(),
-            times_ms,
-            median_ms,
-            verified: (checked - failures.len(), checked),
-        };
-        print_row(out, ceil, &row)?;
-        rows.push(row);
     }
     Ok(rows)
+}
+
+/// What one timed case runs.
+struct Case {
+    kind: &'static str,
+    metric: Metric,
+    precision: Precision,
+    /// Whether the base is stored in f16.
+    f16_base: bool,
+    /// Whether the timed runs read the base from the host.
+    host_base: bool,
+}
+
+/// Warms up once (checking sampled queries against the fp64 reference on
+/// `host`) and times `repeats` runs of one case; `exact` keeps the exact
+/// mode's result of the metric for the recall of the fast modes.
+fn time_case(
+    ctx: &Context,
+    args: &BenchKnnArgs,
+    case: &Case,
+    queries: &Matrix,
+    host: &Matrix,
+    input: Input<'_>,
+    exact: &mut Option<Neighbors>,
+) -> Result<Row> {
+    let opts = KnnOptions::default().with_precision(case.precision);
+    let run = || knn_with(ctx, queries, input, args.k, case.metric, opts);
+    let first = run()?;
+    let checked = args.verify.min(args.queries);
+    let sample: Vec<usize> = (0..checked)
+        .map(|i| i * args.queries / checked.max(1))
+        .collect();
+    let failures = verify(host, queries, &first, &sample, case.metric);
+    for f in &failures {
+        eprintln!("fp64 check failed ({}): {f}", case.metric);
+    }
+    let mut times_ms = Vec::with_capacity(args.repeats);
+    for _ in 0..args.repeats {
+        let t = Instant::now();
+        run()?;
+        times_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let median_ms = median(&times_ms);
+    let recall = exact.as_ref().map(|e| recall(e, &first));
+    if case.precision == Precision::Exact {
+        *exact = Some(first);
+    }
+    Ok(Row {
+        data: case.kind,
+        n: args.n,
+        dim: host.dim(),
+        nq: args.queries,
+        k: args.k,
+        metric: case.metric,
+        precision: case.precision,
+        host_base: case.host_base,
+        value_bytes: if case.f16_base { 2 } else { 4 },
+        recall,
+        device: ctx.device().to_string(),
+        times_ms,
+        median_ms,
+        verified: (checked - failures.len(), checked),
+    })
 }
 
 /// The rows as a JSON document (numbers that are not finite become null).
@@ -531,14 +578,13 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
         ceil.bf16_flops.map_or_else(|| "null".into(), num),
         ceil.h2d_bytes_per_s.map_or_else(|| "null".into(), num)
     );
-    let _ = writeln!(s, "  \"metric\": \"l2\",");
     let _ = writeln!(s, "  \"rows\": [");
     for (i, r) in rows.iter().enumerate() {
         let times: Vec<String> = r.times_ms.iter().map(|&t| num(t)).collect();
         let _ = write!(
             s,
             "    {{\"data\": {}, \"n\": {}, \"dim\": {}, \"nq\": {}, \"k\": {}, \
-             \"precision\": {}, \"recall\": {}, \
+             \"metric\": {}, \"precision\": {}, \"recall\": {}, \
              \"device\": {}, \"median_ms\": {}, \"queries_per_s\": {}, \"gflops\": {}, \
              \"verified\": [{}, {}], \"times_ms\": [{}]}}",
             json_string(r.data),
@@ -546,6 +592,7 @@ fn to_json(ctx: &Context, device_name: &str, ceil: &Ceilings, rows: &[Row]) -> S
             r.dim,
             r.nq,
             r.k,
+            json_string(&r.metric.to_string()),
             json_string(r.precision.name()),
             r.recall.map_or_else(|| "null".into(), num),
             json_string(&r.device),
@@ -601,6 +648,7 @@ mod tests {
             dim: 4,
             nq: 2,
             k: 1,
+            metric: Metric::Cosine,
             precision: Precision::Bf16,
             host_base: false,
             value_bytes: 4,
@@ -621,6 +669,8 @@ mod tests {
         assert_eq!(text.matches("\"median_ms\": 1.5000").count(), 2);
         assert!(text.contains("\"sgemm_flops\": 200000000000.0000,"));
         assert!(text.contains("\"times_ms\": [1.0000, 2.0000]},\n"));
-        assert!(text.contains("\"precision\": \"bf16\", \"recall\": 0.5000,"));
+        assert!(
+            text.contains("\"metric\": \"cosine\", \"precision\": \"bf16\", \"recall\": 0.5000,")
+        );
     }
 }

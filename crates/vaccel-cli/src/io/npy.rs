@@ -1,45 +1,84 @@
 //! NumPy `.npy` files (format versions 1.0, 2.0 and 3.0): reading 2-D
-//! `float32` and `uint8` arrays (bit-packed binary rows, or raw code
-//! bytes), writing 2-D `int64`, `float32` and `uint8` arrays.
+//! float arrays (`float32`, and `float64` or `float16` converted to
+//! `float32`) and `uint8` arrays (bit-packed binary rows, or raw code
+//! bytes), in C or Fortran order, little- or big-endian; writing 2-D
+//! `int64`, `float32` and `uint8` arrays in C order.
+//!
+//! Conversions: `float64` rounds to the nearest `float32` (ties to even)
+//! and a magnitude beyond the `float32` range becomes an infinity of the
+//! same sign, as NumPy's `a.astype(numpy.float32)` does; `float16` converts
+//! exactly; NaN stays NaN.
+//!
+//! A Fortran-order (column-major) array is transposed while it is read, a
+//! block of columns at a time, into the row-major layout the library uses:
+//! the rows are held once, plus a buffer of at most 16 MiB of decoded
+//! columns. A truncated file is refused from its size before any data is
+//! read.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use vector_accelerate::half::f16;
 use vector_accelerate::{BinaryMatrix, Matrix};
 
 use super::literal::{self, Literal};
-use super::source::{open_input, read_f32_le, try_alloc, Data, CHUNK_BYTES};
+use super::source::{open_input, try_alloc, Data, CHUNK_BYTES};
 
 /// The six bytes every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
 /// What the reader accepts, for error messages.
-const ACCEPTED: &str = "accepted: '<f4' (float32) or '|u1' (uint8: bit-packed binary rows, \
-                        as numpy.packbits(..., bitorder='little') writes them)";
+const ACCEPTED: &str = "accepted: '<f4' (float32), '<f8' (float64) or '<f2' (float16), \
+                        also big-endian ('>f4', ...), converted to float32; or '|u1' (uint8: \
+                        bit-packed binary rows, as numpy.packbits(..., bitorder='little') \
+                        writes them)";
+
+/// Most bytes of decoded columns held while a Fortran-order array is
+/// transposed (at least one column, at most [`COLUMN_BLOCK`] columns).
+const COLUMN_BLOCK_BYTES: usize = 16 << 20;
+
+/// Most columns transposed per block: 16 `float32` values fill one 64-byte
+/// line of each row written.
+const COLUMN_BLOCK: usize = 16;
 
 /// Element types the reader accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dtype {
-    /// Little-endian `float32`.
+    /// `float16`, converted to `float32`.
+    F16,
+    /// `float32`.
     F32,
-    /// `uint8`, read as bit-packed binary rows.
+    /// `float64`, rounded to `float32`.
+    F64,
+    /// `uint8`, read as bit-packed binary rows or raw bytes.
     U8,
 }
 
 impl Dtype {
+    /// Bytes per element in the file.
     fn size(self) -> usize {
         match self {
+            Dtype::F16 => 2,
             Dtype::F32 => 4,
+            Dtype::F64 => 8,
             Dtype::U8 => 1,
         }
     }
 }
 
 /// The parts of a header the reader uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
+    /// The dtype string as the file spells it, for messages.
+    descr: String,
     dtype: Dtype,
+    /// Whether multi-byte elements are stored big-endian.
+    big_endian: bool,
+    /// Whether the array is stored in Fortran (column-major) order.
+    fortran: bool,
+    /// The full shape (the 2-D view below flattens all but the last axis).
+    shape: Vec<usize>,
     rows: usize,
     cols: usize,
     /// Bytes from the start of the file to the first data byte.
@@ -48,14 +87,14 @@ struct Header {
 
 /// The elements of a 2-D array, as read.
 pub enum Elements {
-    /// `'<f4'` values.
+    /// Float values (`'<f4'`, or `'<f8'` / `'<f2'` converted), row-major.
     F32(Vec<f32>),
-    /// `'|u1'` bytes.
+    /// `'|u1'` bytes, row-major.
     U8(Vec<u8>),
 }
 
-/// Reads a 2-D `.npy` array: `'<f4'` as dense rows, `'|u1'` as bit-packed
-/// binary rows of `8 * columns` bits.
+/// Reads a 2-D `.npy` array: floats as dense `float32` rows, `'|u1'` as
+/// bit-packed binary rows of `8 * columns` bits.
 pub fn read(path: &Path) -> Result<Data> {
     let (rows, cols, elements) = read_elements(path)?;
     match elements {
@@ -68,51 +107,77 @@ pub fn read(path: &Path) -> Result<Data> {
     }
 }
 
-/// Reads a 2-D `'|u1'` array as raw bytes: `(rows, columns, bytes)`.
+/// Reads a 2-D `'|u1'` array as raw row-major bytes: `(rows, columns,
+/// bytes)`.
 pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
-    match read_elements(path)? {
-        (rows, cols, Elements::U8(bytes)) => Ok((rows, cols, bytes)),
-        (rows, cols, Elements::F32(_)) => {
-            bail!("expected a uint8 ('|u1') array, found float32 ({rows}, {cols})")
-        }
+    let (mut file, header) = open(path, false)?;
+    if header.dtype != Dtype::U8 {
+        bail!(
+            "expected a uint8 ('|u1') array, found '{}'{} ({}, {})",
+            header.descr,
+            described(&header.descr),
+            header.rows,
+            header.cols
+        );
+    }
+    match load(&mut file, &header)? {
+        Elements::U8(bytes) => Ok((header.rows, header.cols, bytes)),
+        Elements::F32(_) => unreachable!("a uint8 header loads bytes"),
     }
 }
 
 /// Reads the header and all elements of a 2-D array: `(rows, columns,
 /// elements)`.
 pub fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
-    read_elements_shaped(path, false)
+    let (mut file, header) = open(path, false)?;
+    Ok((header.rows, header.cols, load(&mut file, &header)?))
 }
 
-/// Every `'<f4'` element of an array of any shape (1-D, 2-D or more), in
-/// C order, for operations on all values (histograms).
+/// Every float element of an array of any shape (1-D, 2-D or more), in C
+/// order, for operations on all values (histograms).
 pub fn read_values(path: &Path) -> Result<Vec<f32>> {
-    match read_elements_shaped(path, true)? {
-        (_, _, Elements::F32(v)) => Ok(v),
-        (_, _, Elements::U8(_)) => bail!("expected a float32 ('<f4') array, found uint8"),
-    }
+    Ok(read_floats_any_shape(path)?.2)
 }
 
-/// A float32 array as a table of observations (rows) by variables
+/// A float array as a table of observations (rows) by variables
 /// (columns): 2-D arrays as they are, higher ones as `(elements / last,
-/// last)`, and a 1-D array (or a single row) as one column.
+/// last)` in C order, and a 1-D array (or a single row) as one column.
 pub fn read_table(path: &Path) -> Result<Matrix> {
-    match read_elements_shaped(path, true)? {
-        (1, _, Elements::F32(v)) => Ok(Matrix::new(v, 1)?),
-        (_, cols, Elements::F32(v)) => Ok(Matrix::new(v, cols.max(1))?),
-        (_, _, Elements::U8(_)) => bail!("expected a float32 ('<f4') array, found uint8"),
+    match read_floats_any_shape(path)? {
+        (1, _, v) => Ok(Matrix::new(v, 1)?),
+        (_, cols, v) => Ok(Matrix::new(v, cols.max(1))?),
     }
 }
 
-fn read_elements_shaped(path: &Path, any_shape: bool) -> Result<(usize, usize, Elements)> {
+/// A float array of any shape as `(elements / last, last, values)`.
+fn read_floats_any_shape(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
+    let (mut file, header) = open(path, true)?;
+    if header.dtype == Dtype::U8 {
+        bail!("expected a float array ('<f4', '<f8' or '<f2'), found uint8 ('|u1')");
+    }
+    match load(&mut file, &header)? {
+        Elements::F32(v) => Ok((header.rows, header.cols, v)),
+        Elements::U8(_) => unreachable!("a float header loads floats"),
+    }
+}
+
+/// Opens `path`, reads its header and checks the size of the data that
+/// follows; returns the file at the first data byte.
+fn open(path: &Path, any_shape: bool) -> Result<(std::fs::File, Header)> {
     let (mut file, file_len) = open_input(path)?;
     let header = read_header(&mut file, file_len, any_shape)?;
+    check_size(&header, file_len)?;
+    Ok((file, header))
+}
+
+/// Checks that the data after the header has exactly the array's size.
+fn check_size(header: &Header, file_len: u64) -> Result<()> {
     let (rows, cols) = (header.rows, header.cols);
-    let count = rows
+    let size = header.dtype.size();
+    let expected = rows
         .checked_mul(cols)
-        .filter(|c| c.checked_mul(header.dtype.size()).is_some())
-        .ok_or_else(|| anyhow!("shape ({rows}, {cols}) is too large"))?;
-    let expected = (count * header.dtype.size()) as u64;
+        .and_then(|c| c.checked_mul(size))
+        .ok_or_else(|| anyhow!("shape ({rows}, {cols}) is too large"))? as u64;
     let found = file_len - header.data_offset;
     if found < expected {
         bail!(
@@ -126,25 +191,127 @@ fn read_elements_shaped(path: &Path, any_shape: bool) -> Result<(usize, usize, E
             found - expected
         );
     }
-    let elements = match header.dtype {
-        Dtype::F32 => {
-            let mut data = try_alloc::<f32>(count)?;
-            read_f32_le(&mut file, &mut data, count)?;
-            Elements::F32(data)
-        }
-        Dtype::U8 => {
-            let mut bytes = try_alloc::<u8>(count)?;
-            (&mut file)
-                .take(expected)
-                .read_to_end(&mut bytes)
-                .context("read failed")?;
-            if bytes.len() != count {
-                bail!("file shrank while it was read");
+    Ok(())
+}
+
+/// Reads the data of an opened array, converted to `float32` (floats) or
+/// as bytes (`uint8`), in C order.
+fn load(r: &mut impl Read, h: &Header) -> Result<Elements> {
+    let be = h.big_endian;
+    Ok(match h.dtype {
+        Dtype::U8 => Elements::U8(read_array(r, h, |b: [u8; 1]| b[0])?),
+        Dtype::F32 if be => Elements::F32(read_array(r, h, f32::from_be_bytes)?),
+        Dtype::F32 => Elements::F32(read_array(r, h, f32::from_le_bytes)?),
+        // `as` rounds to nearest, ties to even, and overflows to infinity.
+        Dtype::F64 if be => Elements::F32(read_array(r, h, |b| f64::from_be_bytes(b) as f32)?),
+        Dtype::F64 => Elements::F32(read_array(r, h, |b| f64::from_le_bytes(b) as f32)?),
+        Dtype::F16 if be => Elements::F32(read_array(r, h, |b| f16::from_be_bytes(b).to_f32())?),
+        Dtype::F16 => Elements::F32(read_array(r, h, |b| f16::from_le_bytes(b).to_f32())?),
+    })
+}
+
+/// Reads the `rows x cols` elements of `h` from `r`, each decoded from its
+/// `N` bytes, into a row-major vector.
+fn read_array<T: Copy + Default, const N: usize>(
+    r: &mut impl Read,
+    h: &Header,
+    decode: impl Fn([u8; N]) -> T,
+) -> Result<Vec<T>> {
+    let count = h.rows * h.cols;
+    let mut out = try_alloc::<T>(count)?;
+    // One axis longer than 1 at most: both orders are the same sequence.
+    if h.fortran && h.shape.iter().filter(|&&d| d > 1).count() > 1 {
+        out.resize(count, T::default());
+        read_columns(r, h, &decode, &mut out)?;
+    } else {
+        read_decoded(r, count, &decode, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Appends `count` elements decoded from `r` to `out`, one chunk of bytes
+/// at a time.
+fn read_decoded<T, const N: usize>(
+    r: &mut impl Read,
+    count: usize,
+    decode: &impl Fn([u8; N]) -> T,
+    out: &mut Vec<T>,
+) -> Result<()> {
+    let per_chunk = CHUNK_BYTES / N;
+    let mut buf = vec![0u8; N * per_chunk.min(count)];
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(per_chunk);
+        let bytes = &mut buf[..n * N];
+        r.read_exact(bytes)
+            .context("read failed (the file shrank while it was read?)")?;
+        out.extend(
+            bytes
+                .chunks_exact(N)
+                .map(|b| decode(b.try_into().expect("N bytes"))),
+        );
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Reads a Fortran-order array into the row-major `out` (already of full
+/// length): a block of whole columns (the last axis) at a time, each
+/// scattered to its place in every row. Within a column the file runs
+/// over the other axes first-fastest, the rows of `out` last-fastest.
+fn read_columns<T: Copy + Default, const N: usize>(
+    r: &mut impl Read,
+    h: &Header,
+    decode: &impl Fn([u8; N]) -> T,
+    out: &mut [T],
+) -> Result<()> {
+    let (rows, cols) = (h.rows, h.cols);
+    let block = (COLUMN_BLOCK_BYTES / (rows * std::mem::size_of::<T>()).max(1))
+        .clamp(1, COLUMN_BLOCK)
+        .min(cols);
+    let mut buf = try_alloc::<T>(block * rows)?;
+    let row_axes = &h.shape[..h.shape.len() - 1];
+    for c0 in (0..cols).step_by(block) {
+        let width = block.min(cols - c0);
+        buf.clear();
+        read_decoded(r, width * rows, decode, &mut buf)?;
+        for (row, src) in out.chunks_exact_mut(cols).zip(fortran_offsets(row_axes)) {
+            for (c, v) in row[c0..c0 + width].iter_mut().enumerate() {
+                *v = buf[c * rows + src];
             }
-            Elements::U8(bytes)
         }
-    };
-    Ok((rows, cols, elements))
+    }
+    Ok(())
+}
+
+/// For each index of an array of shape `dims` in C order (last axis
+/// fastest), its offset in Fortran order (first axis fastest).
+fn fortran_offsets(dims: &[usize]) -> impl Iterator<Item = usize> + '_ {
+    let strides: Vec<usize> = dims
+        .iter()
+        .scan(1usize, |s, &d| {
+            let stride = *s;
+            *s *= d;
+            Some(stride)
+        })
+        .collect();
+    let total: usize = dims.iter().product();
+    let mut index = vec![0usize; dims.len()];
+    let mut offset = 0usize;
+    (0..total).map(move |_| {
+        let current = offset;
+        // Odometer step, last axis first.
+        for a in (0..dims.len()).rev() {
+            index[a] += 1;
+            offset += strides[a];
+            if index[a] < dims[a] {
+                break;
+            }
+            offset -= dims[a] * strides[a];
+            index[a] = 0;
+        }
+        current
+    })
 }
 
 /// Reads and checks the magic, version and header dict.
@@ -202,18 +369,17 @@ fn parse_dict(dict: &Literal, any_shape: bool) -> Result<Header> {
         dict.get(key)
             .ok_or_else(|| anyhow!("malformed npy header: no '{key}' entry"))
     };
-    let dtype = match field("descr")? {
-        Literal::Str(descr) => parse_descr(descr)?,
+    let (descr, dtype, big_endian) = match field("descr")? {
+        Literal::Str(descr) => {
+            let (dtype, big_endian) = parse_descr(descr)?;
+            (descr.clone(), dtype, big_endian)
+        }
         other => bail!("unsupported dtype {other} (a structured dtype); {ACCEPTED}"),
     };
-    match field("fortran_order")? {
-        Literal::Bool(false) => {}
-        Literal::Bool(true) => bail!(
-            "Fortran-order (column-major) arrays are not supported; \
-             save a C-order copy with numpy.ascontiguousarray(a)"
-        ),
+    let fortran = match field("fortran_order")? {
+        Literal::Bool(b) => *b,
         other => bail!("malformed npy header: fortran_order is {other}"),
-    }
+    };
     let shape = match field("shape")? {
         Literal::Tuple(items) => items
             .iter()
@@ -249,31 +415,50 @@ fn parse_dict(dict: &Literal, any_shape: bool) -> Result<Header> {
         bail!("the array has zero columns (shape {shape_text})");
     }
     Ok(Header {
+        descr,
         dtype,
+        big_endian,
+        fortran,
+        shape,
         rows,
         cols,
         data_offset: 0,
     })
 }
 
-/// Maps a dtype string to a supported element type, or says why not.
-fn parse_descr(descr: &str) -> Result<Dtype> {
+/// Maps a dtype string to a supported element type and whether it is
+/// big-endian, or says why not.
+fn parse_descr(descr: &str) -> Result<(Dtype, bool)> {
     let (order, kind) = match descr.chars().next() {
         Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
         _ => ('=', descr),
     };
-    let name = dtype_name(kind)
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    match (order, kind) {
-        ('<', "f4") => Ok(Dtype::F32),
-        (_, "u1") => Ok(Dtype::U8),
-        ('>', "f4") => {
-            bail!("big-endian dtype '>f4' is not supported; convert with a.astype('<f4')")
-        }
-        ('>', _) => bail!("unsupported big-endian dtype '{descr}'{name}; {ACCEPTED}"),
-        _ => bail!("unsupported dtype '{descr}'{name}; {ACCEPTED}"),
+    let dtype = match kind {
+        "f2" => Some(Dtype::F16),
+        "f4" => Some(Dtype::F32),
+        "f8" => Some(Dtype::F64),
+        "u1" => Some(Dtype::U8),
+        _ => None,
+    };
+    match (order, dtype) {
+        (_, Some(Dtype::U8)) => Ok((Dtype::U8, false)),
+        ('<', Some(d)) => Ok((d, false)),
+        ('>', Some(d)) => Ok((d, true)),
+        ('=', Some(d)) => Ok((d, cfg!(target_endian = "big"))),
+        ('>', None) => bail!(
+            "unsupported big-endian dtype '{descr}'{}; {ACCEPTED}",
+            described(kind)
+        ),
+        _ => bail!("unsupported dtype '{descr}'{}; {ACCEPTED}", described(kind)),
     }
+}
+
+/// ` (name)` for a dtype string or code NumPy names, else nothing.
+fn described(descr: &str) -> String {
+    let kind = descr.trim_start_matches(['<', '>', '|', '=']);
+    dtype_name(kind)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default()
 }
 
 /// The NumPy name of a dtype code such as `f8`, for messages.
@@ -356,8 +541,26 @@ fn write_chunked<T: Copy, const N: usize>(
 mod tests {
     use super::*;
 
+    fn header_shaped(bytes: &[u8], any_shape: bool) -> Result<Header> {
+        read_header(&mut &bytes[..], bytes.len() as u64, any_shape)
+    }
+
     fn header_of(bytes: &[u8]) -> Result<Header> {
-        read_header(&mut &bytes[..], bytes.len() as u64, false)
+        header_shaped(bytes, false)
+    }
+
+    /// What the readers make of a whole file held in memory.
+    fn elements_shaped(bytes: &[u8], any_shape: bool) -> Result<Elements> {
+        let h = header_shaped(bytes, any_shape)?;
+        check_size(&h, bytes.len() as u64)?;
+        load(&mut &bytes[h.data_offset as usize..], &h)
+    }
+
+    fn floats_of(bytes: &[u8]) -> Vec<f32> {
+        match elements_shaped(bytes, false).unwrap() {
+            Elements::F32(v) => v,
+            Elements::U8(_) => panic!("expected floats"),
+        }
     }
 
     fn npy_bytes(version: u8, dict: &str) -> Vec<u8> {
@@ -370,6 +573,34 @@ mod tests {
         }
         v.extend(dict.as_bytes());
         v
+    }
+
+    /// A version 1.0 file of `descr`, order and shape, followed by `data`.
+    fn npy_file(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let order = if fortran { "True" } else { "False" };
+        let dict = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}}}\n");
+        let mut v = npy_bytes(1, &dict);
+        v.extend(data);
+        v
+    }
+
+    /// `rows x cols` test values `100 r + c` (exact in every float type),
+    /// in C or Fortran order.
+    fn grid(rows: usize, cols: usize, fortran: bool) -> Vec<f32> {
+        let value = |r: usize, c: usize| (100 * r + c) as f32;
+        if fortran {
+            (0..cols)
+                .flat_map(|c| (0..rows).map(move |r| value(r, c)))
+                .collect()
+        } else {
+            (0..rows)
+                .flat_map(|r| (0..cols).map(move |c| value(r, c)))
+                .collect()
+        }
+    }
+
+    fn le_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
 
     #[test]
@@ -396,16 +627,163 @@ mod tests {
     }
 
     #[test]
+    fn fortran_order_is_transposed_to_rows() {
+        // 40 columns: three blocks of at most 16.
+        for (rows, cols) in [(3, 2), (1, 5), (5, 1), (7, 40)] {
+            let f = npy_file(
+                "<f4",
+                true,
+                &format!("({rows}, {cols})"),
+                &le_bytes(&grid(rows, cols, true)),
+            );
+            assert_eq!(floats_of(&f), grid(rows, cols, false), "{rows} x {cols}");
+        }
+        let bytes: Vec<u8> = (0..6).collect();
+        let f = npy_file("|u1", true, "(2, 3)", &bytes);
+        match elements_shaped(&f, false).unwrap() {
+            Elements::U8(v) => assert_eq!(v, [0, 2, 4, 1, 3, 5]),
+            Elements::F32(_) => panic!("expected bytes"),
+        }
+    }
+
+    #[test]
+    fn fortran_order_with_a_column_block_under_the_width() {
+        // 1.1 M rows of 4 bytes: blocks of 3 columns, then 2.
+        let (rows, cols) = (1_100_000, 5);
+        let f = npy_file(
+            "<f4",
+            true,
+            &format!("({rows}, {cols})"),
+            &le_bytes(&grid(rows, cols, true)),
+        );
+        assert_eq!(floats_of(&f), grid(rows, cols, false));
+    }
+
+    #[test]
+    fn fortran_order_of_any_shape_reads_in_c_order() {
+        assert_eq!(
+            fortran_offsets(&[2, 3]).collect::<Vec<_>>(),
+            [0, 2, 4, 1, 3, 5]
+        );
+        assert_eq!(fortran_offsets(&[4]).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        // Shape (2, 3, 4): element (i, j, k) has the value 12 i + 4 j + k,
+        // at Fortran offset i + 2 j + 6 k.
+        let mut data = vec![0f32; 24];
+        for (i, j, k) in (0..24).map(|n| (n / 12, n / 4 % 3, n % 4)) {
+            data[i + 2 * j + 6 * k] = (12 * i + 4 * j + k) as f32;
+        }
+        let f = npy_file("<f4", true, "(2, 3, 4)", &le_bytes(&data));
+        match elements_shaped(&f, true).unwrap() {
+            Elements::F32(v) => assert_eq!(v, (0..24).map(|n| n as f32).collect::<Vec<_>>()),
+            Elements::U8(_) => panic!("expected floats"),
+        }
+        assert_eq!(header_shaped(&f, true).unwrap().cols, 4);
+    }
+
+    #[test]
+    fn float64_rounds_to_nearest_and_overflows_to_infinity() {
+        let one_ulp = 2f64.powi(-23);
+        let values = [
+            0.1,
+            -2.5,
+            1.0 + one_ulp / 2.0,  // a tie: to even (1.0)
+            1.0 + one_ulp * 0.75, // nearest is 1 + ulp
+            1e300,
+            -1e300,
+            f64::from(f32::MAX) * 1.5,
+            1e-50, // below the smallest subnormal: 0
+            f64::NAN,
+        ];
+        let want: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        assert_eq!(want[2], 1.0);
+        assert_eq!(want[3], 1.0 + f32::EPSILON);
+        assert_eq!(
+            &want[4..7],
+            [f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY]
+        );
+        for (descr, bytes) in [
+            (
+                "<f8",
+                values
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<_>>(),
+            ),
+            (">f8", values.iter().flat_map(|v| v.to_be_bytes()).collect()),
+        ] {
+            let got = floats_of(&npy_file(descr, false, "(3, 3)", &bytes));
+            assert_eq!(&got[..8], &want[..8], "{descr}");
+            assert!(got[8].is_nan(), "{descr}");
+        }
+    }
+
+    #[test]
+    fn float16_and_big_endian_float32_convert_exactly() {
+        // 1, -2, 65504 (largest), +inf, 2^-24 (smallest subnormal), -0.
+        let halves: [u16; 6] = [0x3C00, 0xC000, 0x7BFF, 0x7C00, 0x0001, 0x8000];
+        let want = [1.0, -2.0, 65504.0, f32::INFINITY, 2f32.powi(-24), -0.0];
+        for (descr, bytes) in [
+            (
+                "<f2",
+                halves
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<_>>(),
+            ),
+            (">f2", halves.iter().flat_map(|v| v.to_be_bytes()).collect()),
+        ] {
+            let got = floats_of(&npy_file(descr, true, "(2, 3)", &bytes));
+            // Fortran order: the file's columns are (1, -2), (65504, inf), ...
+            let rows = [want[0], want[2], want[4], want[1], want[3], want[5]];
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&rows), "{descr}");
+        }
+        let be: Vec<u8> = grid(2, 2, false)
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        assert_eq!(
+            floats_of(&npy_file(">f4", false, "(2, 2)", &be)),
+            grid(2, 2, false)
+        );
+    }
+
+    #[test]
+    fn truncated_fortran_data_is_refused_before_reading() {
+        let data = le_bytes(&grid(4, 3, true));
+        let f = npy_file("<f8", true, "(4, 3)", &data);
+        let err = format!("{:#}", elements_shaped(&f, false).err().unwrap());
+        assert!(
+            err.contains("truncated")
+                && err.contains("expected 96 bytes")
+                && err.contains("found 48"),
+            "{err}"
+        );
+        let f = npy_file("<f4", true, "(4, 3)", &data[..47]);
+        let err = format!("{:#}", elements_shaped(&f, false).err().unwrap());
+        assert!(
+            err.contains("expected 48 bytes") && err.contains("found 47"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_problem() {
         let err = |dict: &str| format!("{:#}", header_of(&npy_bytes(1, dict)).unwrap_err());
+        let e = err("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3)}");
         assert!(
-            err("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3)}").contains("float64")
+            e.contains("'<i4' (int32)") && e.contains("'<f8' (float64)"),
+            "{e}"
         );
         assert!(
-            err("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3)}").contains("big-endian")
+            err("{'descr': '<f16', 'fortran_order': False, 'shape': (2, 3)}").contains("float128")
         );
         assert!(
-            err("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3)}").contains("Fortran")
+            err("{'descr': '>i8', 'fortran_order': False, 'shape': (2, 3)}")
+                .contains("big-endian dtype '>i8' (int64)")
+        );
+        assert!(
+            err("{'descr': '<f4', 'fortran_order': 1, 'shape': (2, 3)}").contains("fortran_order")
         );
         assert!(err("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}").contains("(2,)"));
         assert!(

@@ -1,8 +1,7 @@
 //! Reading input files: the rows a reader returns, opening with a size,
-//! checked allocation and chunked little-endian reads.
+//! and checked allocation.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -86,22 +85,4 @@ pub(crate) fn try_alloc<T>(count: usize) -> Result<Vec<T>> {
         )
     })?;
     Ok(v)
-}
-
-/// Appends `count` little-endian `f32` values read from `r` to `out`.
-pub(crate) fn read_f32_le(r: &mut impl Read, out: &mut Vec<f32>, count: usize) -> Result<()> {
-    let mut buf = vec![0u8; CHUNK_BYTES.min(count * 4)];
-    let mut left = count;
-    while left > 0 {
-        let n = left.min(CHUNK_BYTES / 4);
-        let bytes = &mut buf[..n * 4];
-        r.read_exact(bytes).context("read failed")?;
-        out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-        left -= n;
-    }
-    Ok(())
 }

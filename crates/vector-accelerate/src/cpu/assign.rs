@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::core::matrix::MatrixView;
 use crate::cpu::distance::row_sq_norms;
-use crate::cpu::fused::{dots, pack_base, pack_queries, Acc, GROUP, P, PANEL};
+use crate::cpu::fused::{dots, pack_base, pack_queries, Acc, Prep, GROUP, P, PANEL};
 
 /// Points per work item (a multiple of the panel).
 const CHUNK: usize = 32 * PANEL;
@@ -47,7 +47,7 @@ pub(crate) fn nearest_l2(
         .for_each(|(c, (ic, dc))| {
             let (s, e) = (c * CHUNK, (c * CHUNK + CHUNK).min(n));
             let (mut packed, mut xn) = (Vec::new(), Vec::new());
-            pack_base(points, s, e, &mut packed, Some(&mut xn));
+            pack_base(points, s, e, &mut packed, Prep::SqNorms(&mut xn));
             xn.resize((e - s).div_ceil(PANEL) * PANEL, 0.0);
             for (p, (ip, dp)) in ic.chunks_mut(PANEL).zip(dc.chunks_mut(PANEL)).enumerate() {
                 let panel = Panel {

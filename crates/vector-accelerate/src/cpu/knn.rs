@@ -1,8 +1,9 @@
 //! CPU exact k-NN: (query block x base chunk) work items in parallel, each
 //! computing distance tiles that stay in cache and feeding per-query top-k
 //! buffers; partial lists of one query block are merged at the end. L2,
-//! Euclidean and inner product on AVX-512 machines take the fused kernel
-//! (`fused`), which never writes a distance tile.
+//! Euclidean, inner product and cosine (distance and similarity) on AVX-512
+//! machines take the fused kernel (`fused`), which never writes a distance
+//! tile; cosine runs there as the inner product of unit rows.
 
 use rayon::prelude::*;
 
@@ -77,6 +78,8 @@ fn fused_kind(p: &Prepared) -> Option<super::fused::Kind> {
         Metric::L2 => Some(Kind::L2),
         Metric::Euclidean => Some(Kind::Euclidean),
         Metric::InnerProduct => Some(Kind::Inner),
+        Metric::Cosine => Some(Kind::Cosine),
+        Metric::CosineSimilarity => Some(Kind::CosineSimilarity),
         _ => None,
     }
 }
@@ -139,16 +142,21 @@ pub(super) fn combine(partial: Vec<Neighbors>, chunks: usize, k: usize, order: O
 #[cfg(target_arch = "x86_64")]
 mod fused_run {
     //! The driver of the fused kernel: packed queries shared by all work
-    //! items, each item packing its base tiles once.
+    //! items, each item packing its base tiles once. For cosine the queries
+    //! are scaled to unit length once and the base rows as they are packed
+    //! (unless the inputs are declared normalised), so the kernel's dot
+    //! products are the cosines.
 
     use rayon::prelude::*;
 
     use super::{combine, finish, plan, SLACK};
+    use crate::core::matrix::Matrix;
     use crate::core::matrix::MatrixView;
     use crate::core::neighbors::{Neighbors, Order};
     use crate::cpu::distance::row_sq_norms;
-    use crate::cpu::fused::{pack_base, pack_queries, run_tile, Kind, TileJob, GROUP, PANEL};
+    use crate::cpu::fused::{pack_base, pack_queries, run_tile, Kind, Prep, TileJob, GROUP, PANEL};
     use crate::cpu::select::TopKBuffer;
+    use crate::cpu::vector::normalize_in_place;
 
     /// Queries per work item (a multiple of the kernel's group).
     const QUERY_BLOCK: usize = 96 * GROUP;
@@ -156,7 +164,8 @@ mod fused_run {
     /// the block passes over it).
     const TILE_BYTES: usize = 1 << 20;
 
-    /// Fused exact k-NN of `q` against `x`.
+    /// Fused exact k-NN of `q` against `x`; `normalized`: the rows are
+    /// declared unit length (cosine only).
     pub(super) fn run(
         q: MatrixView<'_>,
         x: MatrixView<'_>,
@@ -164,19 +173,26 @@ mod fused_run {
         kind: Kind,
         normalized: bool,
     ) -> Neighbors {
-        let order = match kind {
-            Kind::Inner => Order::Largest,
-            _ => Order::Smallest,
+        let order = if kind.largest_first() {
+            Order::Largest
+        } else {
+            Order::Smallest
         };
         let (nq, nb, d) = (q.rows(), x.rows(), q.dim());
+        let cosine = matches!(kind, Kind::Cosine | Kind::CosineSimilarity);
+        let scale_rows = cosine && !normalized;
         // Base norms are taken tile by tile while packing.
-        let (qn, ones) = match kind {
-            Kind::Inner => (Vec::new(), Vec::new()),
-            _ if normalized => (vec![1.0; nq], vec![1.0; nb]),
-            _ => (row_sq_norms(q), Vec::new()),
+        let qn = if kind.needs_norms() {
+            row_sq_norms(q)
+        } else {
+            Vec::new()
         };
-        let tile_norms = kind != Kind::Inner && !normalized;
-        let packed_q = pack_queries(q);
+        let unit_q = scale_rows.then(|| {
+            let mut v = q.as_slice().to_vec();
+            normalize_in_place(&mut v, d);
+            Matrix::new(v, d).expect("the shape of q")
+        });
+        let packed_q = pack_queries(unit_q.as_ref().map_or(q, Matrix::view));
         let tile = (TILE_BYTES / (4 * d.max(1)) / PANEL * PANEL).clamp(PANEL, 4096);
         let (items, chunks, chunk_len) = plan(nq, nb, QUERY_BLOCK, tile, 2);
         let partial: Vec<Neighbors> = items
@@ -192,18 +208,19 @@ mod fused_run {
                 let mut t = bs;
                 while t < be {
                     let te = (t + tile).min(be);
-                    pack_base(x, t, te, &mut packed, tile_norms.then_some(&mut xn));
+                    let prep = if kind.needs_norms() {
+                        Prep::SqNorms(&mut xn)
+                    } else if scale_rows {
+                        Prep::Normalize
+                    } else {
+                        Prep::Copy
+                    };
+                    pack_base(x, t, te, &mut packed, prep);
                     let job = TileJob {
                         base: &packed,
                         rows: te - t,
                         first_id: t,
-                        xn: if tile_norms {
-                            &xn
-                        } else if ones.is_empty() {
-                            &ones[..]
-                        } else {
-                            &ones[t..te]
-                        },
+                        xn: &xn,
                         queries: &packed_q[qs * d..],
                         qn: qn_blk,
                         dim: d,

@@ -380,6 +380,14 @@ fn normalize_row(row: &mut [f32]) -> f32 {
     norm as f32
 }
 
+/// The factor [`normalize_row`] multiplies `row` by, `1 / |x|` in f64, or
+/// `None` for a zero row (which stays as it is).
+#[inline]
+pub(crate) fn unit_scale(row: &[f32]) -> Option<f64> {
+    let norm = sq_sum(row).sqrt();
+    (norm != 0.0).then(|| 1.0 / norm)
+}
+
 /// Normalises every row of `data` (rows of `dim`) in place; returns the norms.
 pub(crate) fn normalize_in_place(data: &mut [f32], dim: usize) -> Vec<f32> {
     let mut norms = vec![0f32; data.len() / dim];

@@ -423,3 +423,84 @@ fn cpu_knn_ranks_ties_by_id_and_nan_last() {
         }
     }
 }
+
+#[test]
+fn cpu_cosine_knn_keeps_zero_rows_ties_and_nan() {
+    // Integer rows with duplicates (exact ties: the same unit row under
+    // another id), zero rows, NaN rows and a zero query. Cosine of a zero
+    // vector is 0 (distance exactly 1), NaN ranks last, ties go to the
+    // smaller id, and values match fp64 and the pairwise matrix.
+    let s = seed();
+    let cpu = vector_accelerate::Context::cpu();
+    let mut r = rng(s);
+    for &(nq, nb, dim) in &[(3usize, 40usize, 3usize), (29, 3001, 20), (13, 700, 300)] {
+        let mut ints = |rows: usize| -> Vec<f32> {
+            (0..rows * dim)
+                .map(|_| r.random_range(-2i32..=2) as f32)
+                .collect()
+        };
+        let mut qv = ints(nq);
+        qv[..dim].fill(0.0);
+        let q = Matrix::new(qv, dim).unwrap();
+        let mut xv = ints(nb);
+        for j in 0..nb {
+            let row = j * dim..(j + 1) * dim;
+            if j.is_multiple_of(7) {
+                let src = j / 2 * dim;
+                xv.copy_within(src..src + dim, row.start);
+            } else if j % 13 == 5 {
+                xv[row].fill(0.0);
+            } else if j % 11 == 3 {
+                xv[row.start + j % dim] = f32::NAN;
+            }
+        }
+        let x = Matrix::new(xv, dim).unwrap();
+        let nan_row = |j: usize| x.row(j).iter().any(|v| v.is_nan());
+        let zero_row = |j: usize| x.row(j).iter().all(|&v| v == 0.0);
+        for m in [Metric::Cosine, Metric::CosineSimilarity] {
+            let zero_value = if m == Metric::Cosine { 1.0 } else { 0.0 };
+            let all = vector_accelerate::distance::pairwise(&cpu, &q, &x, m).unwrap();
+            for k in [1, 10, 64] {
+                let got = knn(&cpu, &q, &x, k, m).unwrap();
+                for i in 0..nq {
+                    let label = format!("seed {s} {m} nb {nb} dim {dim} k {k} q{i}");
+                    let (ids, vals) = (got.row_ids(i), got.row_distances(i));
+                    let fp64: Vec<f64> = (0..nb)
+                        .map(|j| ref_f32(q.row(i), x.row(j), m, None, 0.0))
+                        .collect();
+                    let finite = (0..nb).filter(|&j| !nan_row(j)).count();
+                    for (t, (&id, &v)) in ids.iter().zip(vals).take(k.min(nb)).enumerate() {
+                        let j = id as usize;
+                        assert_eq!(nan_row(j), t >= finite, "{label} #{t}: NaN must rank last");
+                        if nan_row(j) {
+                            assert!(v.is_nan(), "{label} #{t}");
+                            continue;
+                        }
+                        if i == 0 || zero_row(j) {
+                            assert_eq!(v, zero_value, "{label} #{t}: zero vector");
+                        }
+                        let close = tol(m, dim, 1.0, 1.0, 1.0);
+                        assert!((v as f64 - fp64[j]).abs() <= close, "{label} #{t}");
+                        assert!(((v - all.row(i)[j]) as f64).abs() <= close, "{label} #{t}");
+                        if t > 0 && v == vals[t - 1] {
+                            assert!(id > ids[t - 1], "{label} #{t}: tie not by id");
+                        }
+                        // A duplicate's source row has the same value and
+                        // a smaller id, so it comes first.
+                        if j.is_multiple_of(7) && j / 2 != j {
+                            assert!(ids[..t].contains(&((j / 2) as u64)), "{label} #{t}");
+                        }
+                    }
+                    if i == 0 {
+                        // Zero query: every finite row ties; smallest ids first.
+                        let want: Vec<u64> = (0..nb as u64)
+                            .filter(|&j| !nan_row(j as usize))
+                            .take(k.min(finite))
+                            .collect();
+                        assert_eq!(&ids[..want.len()], &want[..], "{label}");
+                    }
+                }
+            }
+        }
+    }
+}
