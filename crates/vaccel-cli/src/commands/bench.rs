@@ -511,8 +511,10 @@ fn time_case(
     input: Input<'_>,
     exact: &mut Option<Neighbors>,
 ) -> Result<Row> {
-    let opts = KnnOptions::default().with_precision(case.precision);
-    let run = || knn_with(ctx, queries, input, args.k, case.metric, opts);
+    let opts = KnnOptions::default()
+        .with_metric(case.metric)
+        .with_precision(case.precision);
+    let run = || knn_with(ctx, queries, input, args.k, &opts);
     let first = run()?;
     let checked = args.verify.min(args.queries);
     let sample: Vec<usize> = (0..checked)

@@ -155,7 +155,7 @@ fn search_cases(ctx: &Context, out: &mut dyn Write, rows: usize, seed: u64) -> R
         ctx,
         out,
         row("knn bf16, 10,000 queries, k = 100, resident base"),
-        &mut || held(knn_with(ctx, &queries, &base, 100, Metric::L2, bf16)),
+        &mut || held(knn_with(ctx, &queries, &base, 100, &bf16)),
     )?;
     let centroids = g.rows(1024, QUERY_STREAM + 1)?;
     report(

@@ -158,7 +158,7 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
     drop(x_host);
     for &p in &precisions {
         let opts = NqOptions::default().with_precision(p);
-        let nqz = NeuralQuantizer::from_store(&ctx, &store, NQ_PREFIX, opts)?;
+        let nqz = NeuralQuantizer::from_store(&ctx, &store, NQ_PREFIX, &opts)?;
         let ms = time(&mut || Ok(nqz.encode(&ctx, &x).map(drop)?))?;
         let rate = n as f64 / (ms / 1e3);
         let check_codes = nqz.encode(&ctx, &x_check)?;
@@ -188,7 +188,7 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let pca = Pca::train(&ctx, &fit_rows, LATENT)?;
     let fit_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let nqz = NeuralQuantizer::from_pca(&ctx, &pca, NqOptions::default())?;
+    let nqz = NeuralQuantizer::from_pca(&ctx, &pca, &NqOptions::default())?;
     let r = nqz.reconstruction(&ctx, &clustered.rows(eval, QUERY_STREAM)?)?;
     writeln!(
         out,
@@ -218,8 +218,8 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
         let w = heads * HEAD_DIM;
         for &p in &precisions {
             let att = AttentionSimilarity::new(
-                store.linear(&ctx, &attention_weight(heads, "q"), None, DIM, w)?,
-                store.linear(&ctx, &attention_weight(heads, "k"), None, DIM, w)?,
+                store.linear(&ctx, &attention_weight(heads, "q"), None, (DIM, w))?,
+                store.linear(&ctx, &attention_weight(heads, "k"), None, (DIM, w))?,
                 heads,
             )?
             .with_precision(p);
@@ -245,7 +245,7 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
     let q_check = first_rows(&queries, CHECK_LEARNED_QUERIES)?;
     for &p in &precisions {
         let ld = LearnedDistance::new(
-            store.linear(&ctx, LEARNED_WEIGHT, None, DIM, LATENT)?,
+            store.linear(&ctx, LEARNED_WEIGHT, None, (DIM, LATENT))?,
             Metric::L2,
         )?
         .with_precision(p);
@@ -257,7 +257,7 @@ pub fn run(a: BenchMlArgs) -> Result<()> {
         let ms = time(&mut || Ok(ld.knn(&ctx, &qd, &pb, a.k).map(drop)?))?;
         let pq = ld.project(&ctx, &qd)?;
         let opts = KnnOptions::default().with_precision(p);
-        let plain = time(&mut || Ok(knn_with(&ctx, &pq, &pb, a.k, Metric::L2, opts).map(drop)?))?;
+        let plain = time(&mut || Ok(knn_with(&ctx, &pq, &pb, a.k, &opts).map(drop)?))?;
         let check = sig6(mean(ld.knn(&ctx, &q_check, &pb, a.k)?.distances()));
         writeln!(
             out,
@@ -292,7 +292,7 @@ fn attention_weight(heads: usize, side: &str) -> String {
 fn xavier_weights(seed: u64) -> Result<WeightStore> {
     let host = Context::cpu();
     let mut store = WeightStore::new();
-    NeuralQuantizer::xavier(&host, NqPreset::D768To128, seed, NqOptions::default())?
+    NeuralQuantizer::xavier(&host, NqPreset::D768To128, seed, &NqOptions::default())?
         .save(&mut store, NQ_PREFIX)?;
     for heads in HEADS {
         let w = heads * HEAD_DIM;

@@ -35,10 +35,10 @@ pub fn stats_cases(
         ("describe per row", Axis::PerRow),
         ("describe per column", Axis::PerColumn),
     ] {
-        let ms = time_ms(&mut || Ok(describe(ctx, x, axis, o).map(drop)?))?;
+        let ms = time_ms(&mut || Ok(describe(ctx, x, axis, &o).map(drop)?))?;
         report(name, &shape, ms, size)?;
     }
-    let ms = time_ms(&mut || Ok(quantiles(ctx, x, &[0.5], Axis::PerColumn, o).map(drop)?))?;
+    let ms = time_ms(&mut || Ok(quantiles(ctx, x, &[0.5], Axis::PerColumn, &o).map(drop)?))?;
     report(
         "median per column (transpose + selection)",
         &shape,
@@ -48,7 +48,7 @@ pub fn stats_cases(
     let ms = time_ms(&mut || Ok(covariance(ctx, x, 1).map(drop)?))?;
     report("covariance matrix (exact f32 GEMM)", &shape, ms, size)?;
     let v = ctx.upload(&Generator::gaussian(1, seed)?.rows(quantile_n, BASE_STREAM)?)?;
-    let ms = time_ms(&mut || Ok(quantiles(ctx, &v, &LEVELS, Axis::All, o).map(drop)?))?;
+    let ms = time_ms(&mut || Ok(quantiles(ctx, &v, &LEVELS, Axis::All, &o).map(drop)?))?;
     report(
         "quantiles, 9 levels (radix selection)",
         &format!("{quantile_n}"),

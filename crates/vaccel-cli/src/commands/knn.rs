@@ -97,8 +97,10 @@ pub fn run(args: KnnArgs) -> Result<()> {
     let upload_seconds = started.elapsed().as_secs_f64();
     let base_input = resident.as_ref().map_or_else(|| base.input(), Input::from);
     let started = Instant::now();
-    let opts = KnnOptions::default().with_precision(args.precision);
-    let (ids, dists) = search(&ctx, &queries, base_input, args.k, &dist, opts, !args.quiet)?;
+    let opts = KnnOptions::default()
+        .with_metric(dist.clone())
+        .with_precision(args.precision);
+    let (ids, dists) = search(&ctx, (&queries, base_input), args.k, &opts, !args.quiet)?;
     let seconds = started.elapsed().as_secs_f64();
     let resident_used = resident.is_some();
     drop(resident);
@@ -163,11 +165,9 @@ fn check_non_negative(what: &str, data: &Data) -> Result<()> {
 /// distances, row-major `[nq x k]`.
 fn search(
     ctx: &Context,
-    queries: &Data,
-    base: Input<'_>,
+    (queries, base): (&Data, Input<'_>),
     k: usize,
-    dist: &Distance,
-    opts: KnnOptions,
+    opts: &KnnOptions,
     show_progress: bool,
 ) -> Result<(Vec<i64>, Vec<f32>)> {
     let nq = queries.rows();
@@ -183,7 +183,7 @@ fn search(
     while start < nq {
         let end = (start + sizer.next()).min(nq);
         let t = Instant::now();
-        let hits = knn_with(ctx, queries.slice(start, end), base, k, dist, opts)?;
+        let hits = knn_with(ctx, queries.slice(start, end), base, k, opts)?;
         sizer.record(end - start, t.elapsed().as_secs_f64());
         let (batch_ids, batch_dists) = hits.into_parts();
         ids.extend(

@@ -155,7 +155,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut out = PendingFile::create(&a.out)?;
     let started = Instant::now();
     let pca = Pca::train(&ctx, &data, a.latent)?;
-    let nq = NeuralQuantizer::from_pca(&ctx, &pca, NqOptions::default())?;
+    let nq = NeuralQuantizer::from_pca(&ctx, &pca, &NqOptions::default())?;
     let mut store = WeightStore::new();
     nq.save(&mut store, "")?;
     pca.save(&mut store, "pca")?;
@@ -188,7 +188,7 @@ fn load_model(ctx: &Context, m: &ModelArgs) -> Result<NeuralQuantizer> {
     store
         .load_safetensors(&m.model)
         .with_context(|| format!("cannot read model '{}'", m.model.display()))?;
-    NeuralQuantizer::from_store(ctx, &store, "", opts)
+    NeuralQuantizer::from_store(ctx, &store, "", &opts)
         .with_context(|| format!("model '{}'", m.model.display()))
 }
 

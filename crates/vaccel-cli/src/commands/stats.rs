@@ -44,13 +44,11 @@ pub fn run(a: StatsArgs) -> Result<()> {
     let (ctx, _) = make_context(a.device.as_deref())?;
     let x =
         npy::read_table(&a.file).with_context(|| format!("cannot read '{}'", a.file.display()))?;
-    let o = StatsOptions {
-        skip_non_finite: a.skip_non_finite,
-    };
+    let o = StatsOptions::default().with_skip_non_finite(a.skip_non_finite);
     // One upload serves both passes.
     let d = ctx.upload(&x)?;
-    let m = describe(&ctx, &d, Axis::PerColumn, o)?;
-    let q = quantiles(&ctx, &d, &[0.25, 0.5, 0.75], Axis::PerColumn, o)?;
+    let m = describe(&ctx, &d, Axis::PerColumn, &o)?;
+    let q = quantiles(&ctx, &d, &[0.25, 0.5, 0.75], Axis::PerColumn, &o)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -248,6 +248,7 @@ pub enum Outliers {
 
 /// Options of [`histogram`](crate::histogram::histogram) and [`histogram_2d`](crate::histogram::histogram_2d).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct HistogramOptions {
     /// Outliers counted apart (default) or clipped into the edge bins.
     pub outliers: Outliers,
@@ -258,6 +259,19 @@ pub struct HistogramOptions {
     /// an [`BinSpec::Adaptive`] spec can); with no value in any bin every
     /// density is 0 (never NaN).
     pub density: bool,
+}
+
+impl HistogramOptions {
+    /// Sets how outliers are treated.
+    pub fn with_outliers(mut self, outliers: Outliers) -> Self {
+        self.outliers = outliers;
+        self
+    }
+    /// Also returns densities.
+    pub fn with_density(mut self, on: bool) -> Self {
+        self.density = on;
+        self
+    }
 }
 
 /// A 1-D histogram.

@@ -427,8 +427,10 @@ fn radix_select(
 /// segment), finite counts and non-finite counts per segment.
 pub(crate) type QuantileResult = (Vec<f32>, Vec<u64>, Vec<u64>);
 
-/// Options shared by the statistics functions.
+/// Options shared by the statistics functions, made with [`Default`] and
+/// the `with_*` setters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct StatsOptions {
     /// Leave NaN and +-infinity out (and count them) instead of returning
     /// [`Error::NonFinite`](crate::Error::NonFinite). Default: `false`.
@@ -436,11 +438,10 @@ pub struct StatsOptions {
 }
 
 impl StatsOptions {
-    /// Options that skip (and count) non-finite values.
-    pub fn skipping_non_finite() -> Self {
-        StatsOptions {
-            skip_non_finite: true,
-        }
+    /// Skips (and counts) non-finite values instead of refusing them.
+    pub fn with_skip_non_finite(mut self, on: bool) -> Self {
+        self.skip_non_finite = on;
+        self
     }
 }
 

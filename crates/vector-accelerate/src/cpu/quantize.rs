@@ -314,7 +314,7 @@ pub(crate) fn pq_search(
     k: usize,
     metric: Metric,
 ) -> Neighbors {
-    pq_search_with(pq, q, bytes, rows, k, metric, quant_simd_available())
+    pq_search_with(pq, q, (bytes, rows), (k, metric), quant_simd_available())
 }
 
 /// Top-k buffer slack of the ADC scan.
@@ -325,10 +325,8 @@ const ADC_SLACK: usize = 64;
 fn pq_search_with(
     pq: &ProductQuantizer,
     q: MatrixView<'_>,
-    bytes: &[u8],
-    rows: usize,
-    k: usize,
-    metric: Metric,
+    (bytes, rows): (&[u8], usize),
+    (k, metric): (usize, Metric),
     simd: bool,
 ) -> Neighbors {
     #[cfg(target_arch = "x86_64")]
@@ -664,8 +662,8 @@ pub(crate) mod tests {
                     let q = MatrixView::new(&qv, dim).unwrap();
                     for k in [1, 10, 20] {
                         for metric in [Metric::L2, Metric::InnerProduct] {
-                            let a = pq_search_with(&pq, q, &bytes, rows, k, metric, true);
-                            let b = pq_search_with(&pq, q, &bytes, rows, k, metric, false);
+                            let a = pq_search_with(&pq, q, (&bytes, rows), (k, metric), true);
+                            let b = pq_search_with(&pq, q, (&bytes, rows), (k, metric), false);
                             let what = format!("dim {dim} m {m} nbits {nbits} nq {nq} rows {rows} k {k} {metric:?}");
                             let (ai, ad) = (a.ids().to_vec(), bits_of(a.distances()));
                             assert_eq!(ai, b.ids().to_vec(), "{what}");

@@ -133,7 +133,7 @@ pub(crate) fn assign(
     match points {
         Input::Resident(m) => {
             let rows = device_rows(m)?;
-            let (ids, dist) = assign_all(dev, rows, n, d, &c, cosine, hint)?;
+            let (ids, dist) = assign_all(dev, (rows, n, d), &c, cosine, hint)?;
             let down = cu("download (cuMemcpyDtoH)");
             let hi = dev.stream.clone_dtoh(&ids).map_err(&down)?;
             let hd = dev.stream.clone_dtoh(&dist).map_err(&down)?;
@@ -148,7 +148,7 @@ pub(crate) fn assign(
                 let b = (a + step).min(n);
                 let part = upload_slice(dev, &m.as_slice()[a * d..b * d])?;
                 let h = hint.as_ref().map(|h| h.slice(a..b));
-                let (pi, pd) = assign_all(dev, &part, b - a, d, &c, cosine, h)?;
+                let (pi, pd) = assign_all(dev, (&part, b - a, d), &c, cosine, h)?;
                 let down = cu("download (cuMemcpyDtoH)");
                 ids.extend(dev.stream.clone_dtoh(&pi).map_err(&down)?);
                 dist.extend(dev.stream.clone_dtoh(&pd).map_err(&down)?);
@@ -176,9 +176,7 @@ fn device_rows(m: &DeviceMatrix) -> Result<&CudaSlice<f32>> {
 /// previous assignment), which saves the first TF32 pass.
 fn assign_all(
     dev: &CudaDevice,
-    rows: &CudaSlice<f32>,
-    n: usize,
-    d: usize,
+    (rows, n, d): (&CudaSlice<f32>, usize, usize),
     c: &Centroids,
     cosine: bool,
     hint: Option<CudaView<'_, u32>>,
@@ -274,7 +272,7 @@ impl ClusterBackend for Arc<CudaDevice> {
             let c = MatrixView::new(job.centroids, job.group_dim)?;
             let c = prepare(self, c, job.cosine)?;
             let hint = prev.map(|h| h.as_view());
-            assign_all(self, rows, n, width, &c, job.cosine, hint)?
+            assign_all(self, (rows, n, width), &c, job.cosine, hint)?
         } else {
             let cent = upload_slice(self, job.centroids)?;
             let shape = (job.groups, job.group_dim, job.k);

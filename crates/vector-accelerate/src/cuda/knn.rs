@@ -1227,24 +1227,17 @@ fn base_tiles(
     v
 }
 
-pub(crate) fn run(
-    dev: &Arc<CudaDevice>,
-    q: &Input<'_>,
-    x: &Input<'_>,
-    k: usize,
-    p: &Prepared,
-    budget: usize,
-    precision: Precision,
-) -> Result<Neighbors> {
-    let dev = &**dev;
+/// The search of one k-NN call: plan, stage, then each query super-block.
+fn run(dev: &CudaDevice, job: &KnnJob<'_>) -> Result<Neighbors> {
     let _g = dev.lock();
+    let q = job.queries;
     let search = Search {
         q,
-        x,
-        k,
-        p,
-        precision,
-        budget,
+        x: job.base,
+        k: job.k,
+        p: job.metric,
+        precision: job.precision,
+        budget: job.budget,
     };
     let plan = plan(dev, &search)?;
     let (call, mut work, mut scratch) = stage(dev, &search, plan)?;
@@ -1274,8 +1267,7 @@ impl SearchBackend for Arc<CudaDevice> {
     }
 
     fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors> {
-        let (q, x) = (job.queries, job.base);
-        run(self, q, x, job.k, job.metric, job.budget, job.precision)
+        run(self, &job)
     }
 }
 

@@ -2,7 +2,7 @@
 //! distance matrix never has to exist.
 
 use crate::core::error::{Error, Result};
-use crate::core::metric::Distance;
+use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::Neighbors;
 use crate::core::precision::Precision;
 use crate::ops::prepare;
@@ -34,35 +34,61 @@ pub fn knn<'a, 'b>(
     k: usize,
     dist: impl Into<Distance>,
 ) -> Result<Neighbors> {
-    knn_with(ctx, queries, base, k, dist, KnnOptions::default())
+    knn_with(
+        ctx,
+        queries,
+        base,
+        k,
+        &KnnOptions::default().with_metric(dist),
+    )
 }
 
-/// Options of [`knn_with`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Options of [`knn_with`], made with [`Default`] (squared L2, exact) and
+/// the `with_*` setters.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct KnnOptions {
+    /// The distance (a [`Metric`](crate::Metric) or a configured
+    /// [`Distance`]); default squared L2.
+    pub distance: Distance,
     /// How pairs are ranked on CUDA (see [`Precision`]); distances returned
     /// are fp32 in every mode.
     pub precision: Precision,
 }
 
+impl Default for KnnOptions {
+    fn default() -> Self {
+        Self {
+            distance: Metric::L2.into(),
+            precision: Precision::default(),
+        }
+    }
+}
+
 impl KnnOptions {
-    /// Options with this precision mode.
+    /// Sets the distance.
+    pub fn with_metric(mut self, distance: impl Into<Distance>) -> Self {
+        self.distance = distance.into();
+        self
+    }
+    /// Sets the precision mode.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self
     }
 }
 
-/// [`knn`] with options, such as a fast [`Precision`] mode.
+/// [`knn`] with options: the distance and a fast [`Precision`] mode.
 ///
 /// ```
 /// use vector_accelerate::{knn_with, Context, KnnOptions, Matrix, Metric, Precision};
 /// let ctx = Context::new().unwrap();
 /// let base = Matrix::new(vec![0.0, 0.0, 1.0, 0.0, 0.0, 3.0], 2).unwrap();
 /// let queries = Matrix::new(vec![0.9, 0.1], 2).unwrap();
-/// let opts = KnnOptions::default().with_precision(Precision::Bf16);
-/// let r = knn_with(&ctx, &queries, &base, 2, Metric::L2, opts).unwrap();
+/// let opts = KnnOptions::default()
+///     .with_metric(Metric::L2)
+///     .with_precision(Precision::Bf16);
+/// let r = knn_with(&ctx, &queries, &base, 2, &opts).unwrap();
 /// assert_eq!(r.row_ids(0), &[1, 0]);
 /// ```
 pub fn knn_with<'a, 'b>(
@@ -70,14 +96,13 @@ pub fn knn_with<'a, 'b>(
     queries: impl Into<Input<'a>>,
     base: impl Into<Input<'b>>,
     k: usize,
-    dist: impl Into<Distance>,
-    opts: KnnOptions,
+    opts: &KnnOptions,
 ) -> Result<Neighbors> {
-    let (q, x, dist) = (queries.into(), base.into(), dist.into());
+    let (q, x, dist) = (queries.into(), base.into(), &opts.distance);
     if k == 0 {
         return Err(Error::InvalidK { k });
     }
-    let p = prepare(ctx, &q, &x, &dist)?;
+    let p = prepare(ctx, &q, &x, dist)?;
     if !p.metric.is_gemm_based() {
         super::refuse_half(&x, "base")?;
     }

@@ -150,7 +150,7 @@ fn describe_matches_fp64_on_every_axis() {
             for kind in 0..3 {
                 let x = data(&mut r, rows, dim, kind);
                 for axis in AXES {
-                    let got = describe(ctx, &x, axis, StatsOptions::default()).unwrap();
+                    let got = describe(ctx, &x, axis, &StatsOptions::default()).unwrap();
                     let segs = segments(&x, axis);
                     assert_eq!(got.len(), segs.len());
                     for (i, (m, v)) in got.iter().zip(&segs).enumerate() {
@@ -165,7 +165,7 @@ fn describe_matches_fp64_on_every_axis() {
         }
         // A million values through the whole-array path.
         let x = data(&mut r, 1 << 20, 1, 0);
-        let m = describe(ctx, &x, Axis::All, StatsOptions::default()).unwrap();
+        let m = describe(ctx, &x, Axis::All, &StatsOptions::default()).unwrap();
         check_moments(&m[0], x.as_slice(), &format!("seed {s} 2^20"));
     });
 }
@@ -177,7 +177,7 @@ fn shape_statistics_equal_scipy() {
     let v = [1.0f32, 2.0, 3.0, 4.0, 10.0, 2.5, -1.0];
     let x = Matrix::new(v.to_vec(), 1).unwrap();
     for_each_backend("shape_statistics_equal_scipy", |ctx| {
-        let m = describe(ctx, &x, Axis::All, StatsOptions::default()).unwrap()[0];
+        let m = describe(ctx, &x, Axis::All, &StatsOptions::default()).unwrap()[0];
         let want = [
             (m.skewness(true).unwrap(), 1.1253302429298753),
             (m.skewness(false).unwrap(), 1.4585947009009694),
@@ -206,7 +206,7 @@ fn small_counts_and_constant_values_are_undefined_not_nan() {
         "small_counts_and_constant_values_are_undefined_not_nan",
         |ctx| {
             let one = Matrix::new(vec![4.0], 1).unwrap();
-            let m = describe(ctx, &one, Axis::All, StatsOptions::default()).unwrap()[0];
+            let m = describe(ctx, &one, Axis::All, &StatsOptions::default()).unwrap()[0];
             assert_eq!(
                 (m.count(), m.mean(), m.variance(0)),
                 (1, Some(4.0), Some(0.0))
@@ -214,11 +214,11 @@ fn small_counts_and_constant_values_are_undefined_not_nan() {
             assert_eq!((m.variance(1), m.standard_error()), (None, None));
             assert_eq!((m.skewness(true), m.kurtosis(true)), (None, None));
             let three = Matrix::new(vec![1.0, 2.0, 4.0], 1).unwrap();
-            let m = describe(ctx, &three, Axis::All, StatsOptions::default()).unwrap()[0];
+            let m = describe(ctx, &three, Axis::All, &StatsOptions::default()).unwrap()[0];
             assert!(m.skewness(false).is_some() && m.kurtosis(true).is_some());
             assert_eq!(m.kurtosis(false), None);
             let flat = Matrix::new(vec![1.0e6; 1000], 1).unwrap();
-            let m = describe(ctx, &flat, Axis::All, StatsOptions::default()).unwrap()[0];
+            let m = describe(ctx, &flat, Axis::All, &StatsOptions::default()).unwrap()[0];
             assert_eq!(
                 (m.variance(1), m.skewness(true), m.kurtosis(false)),
                 (Some(0.0), None, None)
@@ -235,7 +235,7 @@ fn moments_merge_like_one_pass() {
         for kind in 0..3 {
             let x = data(&mut r, 20_000, 1, kind);
             let v = x.as_slice();
-            let whole = describe(ctx, &x, Axis::All, StatsOptions::default()).unwrap()[0];
+            let whole = describe(ctx, &x, Axis::All, &StatsOptions::default()).unwrap()[0];
             let mut cuts: Vec<usize> = (0..6).map(|_| r.random_range(1..v.len())).collect();
             cuts.push(0);
             cuts.push(v.len());
@@ -245,7 +245,7 @@ fn moments_merge_like_one_pass() {
             let mut pushed = Moments::new();
             for w in cuts.windows(2) {
                 let part = Matrix::new(v[w[0]..w[1]].to_vec(), 1).unwrap();
-                let m = describe(ctx, &part, Axis::All, StatsOptions::default()).unwrap()[0];
+                let m = describe(ctx, &part, Axis::All, &StatsOptions::default()).unwrap()[0];
                 merged = merged.merge(&m);
             }
             for &x in v {
@@ -306,20 +306,20 @@ fn non_finite_values_are_rejected_or_skipped_and_counted() {
                 f32::NAN,
             ];
             let x = Matrix::new(v, 3).unwrap();
-            match describe(ctx, &x, Axis::PerColumn, StatsOptions::default()) {
+            match describe(ctx, &x, Axis::PerColumn, &StatsOptions::default()) {
                 Err(Error::NonFinite { count, segment, .. }) => {
                     assert_eq!((count, segment.as_str()), (5, "column 1"))
                 }
                 other => panic!("expected NonFinite, got {other:?}"),
             }
-            match quantiles(ctx, &x, &[0.5], Axis::PerRow, StatsOptions::default()) {
+            match quantiles(ctx, &x, &[0.5], Axis::PerRow, &StatsOptions::default()) {
                 Err(Error::NonFinite { count, segment, .. }) => {
                     assert_eq!((count, segment.as_str()), (5, "row 0"))
                 }
                 other => panic!("expected NonFinite, got {other:?}"),
             }
-            let skip = StatsOptions::skipping_non_finite();
-            let m = describe(ctx, &x, Axis::PerColumn, skip).unwrap();
+            let skip = StatsOptions::default().with_skip_non_finite(true);
+            let m = describe(ctx, &x, Axis::PerColumn, &skip).unwrap();
             assert_eq!(
                 m.iter()
                     .map(|c| (c.count(), c.non_finite()))
@@ -328,7 +328,7 @@ fn non_finite_values_are_rejected_or_skipped_and_counted() {
             );
             assert_eq!(m[1].mean(), Some(5.0));
             assert_eq!(m[2].mean(), Some(7.0));
-            let q = quantiles(ctx, &x, &[0.0, 0.5, 1.0], Axis::PerColumn, skip).unwrap();
+            let q = quantiles(ctx, &x, &[0.0, 0.5, 1.0], Axis::PerColumn, &skip).unwrap();
             assert_eq!(
                 q,
                 vec![
@@ -340,8 +340,8 @@ fn non_finite_values_are_rejected_or_skipped_and_counted() {
             // A segment with nothing finite left.
             let y = Matrix::new(vec![1.0, f32::NAN, 2.0, f32::NAN], 2).unwrap();
             for r in [
-                describe(ctx, &y, Axis::PerColumn, skip).map(|_| ()),
-                quantiles(ctx, &y, &[0.5], Axis::PerColumn, skip).map(|_| ()),
+                describe(ctx, &y, Axis::PerColumn, &skip).map(|_| ()),
+                quantiles(ctx, &y, &[0.5], Axis::PerColumn, &skip).map(|_| ()),
             ] {
                 match r {
                     Err(Error::InvalidParameter { value, .. }) => {
@@ -356,7 +356,7 @@ fn non_finite_values_are_rejected_or_skipped_and_counted() {
             big[9000] = f32::NEG_INFINITY;
             let b = Matrix::new(big.clone(), 1).unwrap();
             assert!(matches!(
-                quantiles(ctx, &b, &[0.5], Axis::All, StatsOptions::default()),
+                quantiles(ctx, &b, &[0.5], Axis::All, &StatsOptions::default()),
                 Err(Error::NonFinite { count: 2, .. })
             ));
             let finite: Vec<f32> = big.iter().copied().filter(|v| v.is_finite()).collect();
@@ -365,11 +365,11 @@ fn non_finite_values_are_rejected_or_skipped_and_counted() {
                 &Matrix::new(finite, 1).unwrap(),
                 &[0.3, 0.5],
                 Axis::All,
-                skip,
+                &skip,
             )
             .unwrap();
             assert_eq!(
-                quantiles(ctx, &b, &[0.3, 0.5], Axis::All, skip).unwrap(),
+                quantiles(ctx, &b, &[0.3, 0.5], Axis::All, &skip).unwrap(),
                 want
             );
         },
@@ -446,7 +446,7 @@ fn quantiles_match_sorted_fp64() {
                     data(&mut r, rows, dim, kind)
                 };
                 for axis in AXES {
-                    let got = quantiles(ctx, &x, &levels, axis, StatsOptions::default()).unwrap();
+                    let got = quantiles(ctx, &x, &levels, axis, &StatsOptions::default()).unwrap();
                     let segs = segments(&x, axis);
                     assert_eq!(got.len(), segs.len());
                     for (i, (g, v)) in got.iter().zip(&segs).enumerate() {
@@ -476,7 +476,7 @@ fn many_levels_on_the_radix_path() {
         for (rows, dim) in [(50_000, 1), (6000, 3)] {
             let x = Matrix::new(spread(&mut r, rows * dim), dim).unwrap();
             for axis in [Axis::All, Axis::PerColumn] {
-                let got = quantiles(ctx, &x, &levels, axis, StatsOptions::default()).unwrap();
+                let got = quantiles(ctx, &x, &levels, axis, &StatsOptions::default()).unwrap();
                 for (i, (g, v)) in got.iter().zip(&segments(&x, axis)).enumerate() {
                     for (l, &q) in levels.iter().enumerate() {
                         check_quantile(g[l], v, q, &format!("seed {s} {rows}x{dim} {axis:?} #{i}"));
@@ -499,23 +499,23 @@ fn median_and_quartiles_equal_numpy() {
             &x,
             &[0.0, 0.1, 0.25, 0.33, 0.5, 0.9, 1.0],
             Axis::All,
-            o,
+            &o,
         )
         .unwrap();
         assert_eq!(q[0], vec![1.0, 1.0, 2.5, 3.0, 4.0, 6.0, 9.0]);
-        assert_eq!(median(ctx, &x, Axis::All, o).unwrap(), vec![4.0]);
-        let qs = quartiles(ctx, &x, Axis::All, o).unwrap()[0];
+        assert_eq!(median(ctx, &x, Axis::All, &o).unwrap(), vec![4.0]);
+        let qs = quartiles(ctx, &x, Axis::All, &o).unwrap()[0];
         assert_eq!((qs.q1, qs.median, qs.q3, qs.iqr()), (2.5, 4.0, 5.0, 2.5));
         assert_eq!(qs.outlier_bounds(), (-1.25, 8.75));
         assert_eq!(qs.fences(3.0), (-5.0, 12.5));
         // Per column of a 2-column matrix: medians of each column.
         let m = Matrix::new(vec![1.0, 10.0, 3.0, 30.0, 2.0, 20.0, 4.0, 40.0], 2).unwrap();
         assert_eq!(
-            median(ctx, &m, Axis::PerColumn, o).unwrap(),
+            median(ctx, &m, Axis::PerColumn, &o).unwrap(),
             vec![2.5, 25.0]
         );
         assert_eq!(
-            median(ctx, &m, Axis::PerRow, o).unwrap(),
+            median(ctx, &m, Axis::PerRow, &o).unwrap(),
             vec![5.5, 16.5, 11.0, 22.0]
         );
     });
@@ -528,19 +528,19 @@ fn stats_errors_are_typed() {
         let x = Matrix::new(vec![1.0, 2.0, 3.0, 4.0], 2).unwrap();
         let empty = Matrix::new(vec![], 3).unwrap();
         assert!(matches!(
-            describe(ctx, &empty, Axis::All, o),
+            describe(ctx, &empty, Axis::All, &o),
             Err(Error::EmptyInput { .. })
         ));
         assert!(matches!(
-            quantiles(ctx, &empty, &[0.5], Axis::All, o),
+            quantiles(ctx, &empty, &[0.5], Axis::All, &o),
             Err(Error::EmptyInput { .. })
         ));
         assert!(matches!(
-            quantiles(ctx, &x, &[], Axis::All, o),
+            quantiles(ctx, &x, &[], Axis::All, &o),
             Err(Error::EmptyInput { .. })
         ));
         for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
-            match quantiles(ctx, &x, &[0.5, bad], Axis::All, o) {
+            match quantiles(ctx, &x, &[0.5, bad], Axis::All, &o) {
                 Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, "quantile level"),
                 other => panic!("level {bad}: {other:?}"),
             }
@@ -679,7 +679,7 @@ fn cuda_stats_agree_with_cpu_and_are_deterministic() {
     let cpu = Context::cpu();
     let s = seed();
     let mut r = rng(s);
-    let o = StatsOptions::skipping_non_finite();
+    let o = StatsOptions::default().with_skip_non_finite(true);
     for (rows, dim, kind) in [
         (1 << 21, 1, 0),
         (100_003, 64, 1),
@@ -696,9 +696,9 @@ fn cuda_stats_agree_with_cpu_and_are_deterministic() {
             if (axis == Axis::PerRow && dim < 8) || (axis == Axis::PerColumn && rows < 8) {
                 continue;
             }
-            let a = describe(&cpu, &x, axis, o).unwrap();
-            let b = describe(&gpu, &x, axis, o).unwrap();
-            let b2 = describe(&gpu, &x, axis, o).unwrap();
+            let a = describe(&cpu, &x, axis, &o).unwrap();
+            let b = describe(&gpu, &x, axis, &o).unwrap();
+            let b2 = describe(&gpu, &x, axis, &o).unwrap();
             assert_eq!(b, b2, "seed {s}: run to run");
             for (i, (p, q)) in a.iter().zip(&b).enumerate() {
                 let what = format!("seed {s} {rows}x{dim} {axis:?} #{i}");
@@ -724,18 +724,18 @@ fn cuda_stats_agree_with_cpu_and_are_deterministic() {
                 }
             }
             let levels = [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0, 0.123];
-            let qa = quantiles(&cpu, &x, &levels, axis, o).unwrap();
-            let qb = quantiles(&gpu, &x, &levels, axis, o).unwrap();
+            let qa = quantiles(&cpu, &x, &levels, axis, &o).unwrap();
+            let qb = quantiles(&gpu, &x, &levels, axis, &o).unwrap();
             assert_eq!(qa, qb, "seed {s} {rows}x{dim} {axis:?}: quantiles");
         }
     }
     // Resident input gives the same.
     let x = data(&mut r, 70_000, 5, 1);
     let d = gpu.upload(&x).unwrap();
-    let a = quantiles(&gpu, &x, &[0.5], Axis::PerColumn, o).unwrap();
-    assert_eq!(quantiles(&gpu, &d, &[0.5], Axis::PerColumn, o).unwrap(), a);
+    let a = quantiles(&gpu, &x, &[0.5], Axis::PerColumn, &o).unwrap();
+    assert_eq!(quantiles(&gpu, &d, &[0.5], Axis::PerColumn, &o).unwrap(), a);
     assert_eq!(
-        describe(&gpu, &d, Axis::All, o).unwrap(),
-        describe(&gpu, &x, Axis::All, o).unwrap()
+        describe(&gpu, &d, Axis::All, &o).unwrap(),
+        describe(&gpu, &x, Axis::All, &o).unwrap()
     );
 }

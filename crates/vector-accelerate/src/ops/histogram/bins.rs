@@ -23,7 +23,7 @@ use crate::runtime::input::Input;
 /// let ctx = Context::cpu();
 /// let x = Matrix::new(vec![0.5, 1.0, 5.0, 10.0, 50.0, 200.0, -1.0], 1).unwrap();
 /// let log = BinSpec::Log { bins: 2, base: 10.0, range: Some((1.0, 100.0)) };
-/// let clip = HistogramOptions { outliers: Outliers::Clip, density: false };
+/// let clip = HistogramOptions::default().with_outliers(Outliers::Clip);
 /// let h = histogram(&ctx, &x, &log, &clip).unwrap();
 /// assert_eq!(h.counts, vec![4, 3]); // 0.5 and -1 clipped low, 200 clipped high
 /// assert_eq!((h.below, h.above), (2, 1));
@@ -73,7 +73,7 @@ pub fn histogram<'a>(
 /// let x = Matrix::new(vec![0.1, 0.9, 0.9, 2.0], 1).unwrap();
 /// let y = Matrix::new(vec![0.1, 0.1, 0.8, 0.5], 1).unwrap();
 /// let spec = BinSpec::Uniform { bins: 2, range: Some((0.0, 1.0)) };
-/// let h = histogram_2d(&ctx, &x, &y, &spec, &spec, &HistogramOptions::default()).unwrap();
+/// let h = histogram_2d(&ctx, &x, &y, (&spec, &spec), &HistogramOptions::default()).unwrap();
 /// assert_eq!(h.counts, vec![1, 0, 1, 1]); // [x bin 0: y bins 0, 1 | x bin 1: y bins 0, 1]
 /// assert_eq!(h.outside, 1);
 /// ```
@@ -81,8 +81,7 @@ pub fn histogram_2d<'a, 'b>(
     ctx: &Context,
     x: impl Into<Input<'a>>,
     y: impl Into<Input<'b>>,
-    spec_x: &BinSpec,
-    spec_y: &BinSpec,
+    (spec_x, spec_y): (&BinSpec, &BinSpec),
     options: &HistogramOptions,
 ) -> Result<Histogram2d> {
     let (x, y) = (x.into(), y.into());
@@ -412,7 +411,7 @@ pub(crate) fn equal_frequency_edges(
         *x,
         &levels,
         Axis::All,
-        StatsOptions::skipping_non_finite(),
+        &StatsOptions::default().with_skip_non_finite(true),
     ) {
         Ok(q) => Ok(q[0].iter().map(|&v| v as f64).collect()),
         Err(Error::InvalidParameter { value, .. }) if value.contains("no finite value") => {

@@ -240,14 +240,10 @@ impl AttentionSimilarity {
         let keys = projected_keys.into();
         self.check_projected(&keys, "columns of the projected keys vs H * head_dim")?;
         let q = self.project_queries(ctx, queries)?;
-        let r = knn_with(
-            ctx,
-            &q,
-            keys,
-            k,
-            Metric::InnerProduct,
-            KnnOptions::default().with_precision(self.precision),
-        )?;
+        let opts = KnnOptions::default()
+            .with_metric(Metric::InnerProduct)
+            .with_precision(self.precision);
+        let r = knn_with(ctx, &q, keys, k, &opts)?;
         let (rows, k) = (r.rows(), r.k());
         let (ids, mut values) = r.into_parts();
         let alpha = self.alpha();

@@ -123,13 +123,9 @@ impl LearnedDistance {
             });
         }
         let q = self.project(ctx, queries)?;
-        knn_with(
-            ctx,
-            &q,
-            base,
-            k,
-            self.metric,
-            KnnOptions::default().with_precision(self.precision),
-        )
+        let opts = KnnOptions::default()
+            .with_metric(self.metric)
+            .with_precision(self.precision);
+        knn_with(ctx, &q, base, k, &opts)
     }
 }

@@ -122,7 +122,7 @@ pub struct Reconstruction {
 /// let nq = NeuralQuantizer::new(
 ///     Linear::new(&ctx, &enc, None)?,
 ///     Linear::new(&ctx, &dec, None)?,
-///     NqOptions::default(),
+///     &NqOptions::default(),
 /// )?;
 /// let x = Matrix::new(vec![127.0, -63.5, 5.0], 3)?;
 /// let codes = nq.encode(&ctx, &x)?;
@@ -147,7 +147,7 @@ pub struct NeuralQuantizer {
 impl NeuralQuantizer {
     /// A quantizer from an encoder (`d_in -> latent`) and a decoder
     /// (`latent -> d_in`).
-    pub fn new(encoder: Linear, decoder: Linear, opts: NqOptions) -> Result<Self> {
+    pub fn new(encoder: Linear, decoder: Linear, opts: &NqOptions) -> Result<Self> {
         if decoder.d_in() != encoder.d_out() {
             return Err(Error::DimensionMismatch {
                 what: "d_in of the decoder vs the latent width (d_out of the encoder)",
@@ -177,7 +177,7 @@ impl NeuralQuantizer {
         Ok(Self {
             encoder,
             decoder,
-            opts,
+            opts: *opts,
             codes,
             cache: BackendCache::default(),
         })
@@ -187,7 +187,7 @@ impl NeuralQuantizer {
     /// encoder from `seed`, the decoder from `seed + 1`) and no biases: for
     /// trying the pipeline and measuring speed. Fit real weights (e.g.
     /// [`Pca`](super::pca::Pca)) or load them for useful reconstructions.
-    pub fn xavier(ctx: &Context, preset: NqPreset, seed: u64, opts: NqOptions) -> Result<Self> {
+    pub fn xavier(ctx: &Context, preset: NqPreset, seed: u64, opts: &NqOptions) -> Result<Self> {
         let (d, l) = preset.dims();
         Self::new(
             Linear::xavier(ctx, d, l, seed)?,
@@ -200,7 +200,7 @@ impl NeuralQuantizer {
     /// vectors on the components, the decoder maps back and adds the mean
     /// (see [`Pca::encoder`](super::pca::Pca::encoder)). The fit's
     /// `n_components` is the latent width.
-    pub fn from_pca(ctx: &Context, pca: &super::pca::Pca, opts: NqOptions) -> Result<Self> {
+    pub fn from_pca(ctx: &Context, pca: &super::pca::Pca, opts: &NqOptions) -> Result<Self> {
         Self::new(pca.encoder(ctx)?, pca.decoder(ctx)?, opts)
     }
 
@@ -214,7 +214,7 @@ impl NeuralQuantizer {
         ctx: &Context,
         store: &super::weights::WeightStore,
         prefix: &str,
-        opts: NqOptions,
+        opts: &NqOptions,
     ) -> Result<Self> {
         let name = |s: &str| format!("{prefix}{s}");
         let enc = store.get(&name("encoder.weight"))?;
@@ -228,8 +228,8 @@ impl NeuralQuantizer {
         let bias = |s: &str| store.contains(&name(s)).then(|| name(s));
         let (eb, db) = (bias("encoder.bias"), bias("decoder.bias"));
         Self::new(
-            store.linear(ctx, &name("encoder.weight"), eb.as_deref(), d_in, latent)?,
-            store.linear(ctx, &name("decoder.weight"), db.as_deref(), latent, d_in)?,
+            store.linear(ctx, &name("encoder.weight"), eb.as_deref(), (d_in, latent))?,
+            store.linear(ctx, &name("decoder.weight"), db.as_deref(), (latent, d_in))?,
             opts,
         )
     }

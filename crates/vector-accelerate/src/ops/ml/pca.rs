@@ -128,7 +128,7 @@ impl Pca {
                 "PCA needs at least 2 rows (observations) to estimate a covariance",
             ));
         }
-        let cols = describe(ctx, x, Axis::PerColumn, StatsOptions::default())?;
+        let cols = describe(ctx, x, Axis::PerColumn, &StatsOptions::default())?;
         let mean: Vec<f32> = cols
             .iter()
             .map(|m| m.mean().unwrap_or(0.0) as f32)

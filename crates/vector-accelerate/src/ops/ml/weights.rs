@@ -74,13 +74,13 @@ pub struct WeightBytes {
 /// loaded.load_safetensors(&path)?;
 /// std::fs::remove_file(&path).ok();
 ///
-/// let lin = loaded.linear(&ctx, "proj.weight", Some("proj.bias"), 3, 2)?;
+/// let lin = loaded.linear(&ctx, "proj.weight", Some("proj.bias"), (3, 2))?;
 /// let x = Matrix::new(vec![1.0, 2.0, 3.0], 3)?;
 /// let y = lin.apply(&ctx, &x, Activation::None, Precision::Exact)?;
 /// assert_eq!(y.to_host()?.as_slice(), &[4.0, 5.0]);
 ///
 /// // The wrong layout is refused with both shapes in the message.
-/// let e = loaded.linear(&ctx, "proj.weight", None, 2, 3).unwrap_err();
+/// let e = loaded.linear(&ctx, "proj.weight", None, (2, 3)).unwrap_err();
 /// assert!(e.to_string().contains("expected [3, 2], found [2, 3]"));
 /// assert_eq!(loaded.bytes().host, 8 * 4);
 /// # Ok::<(), vector_accelerate::Error>(())
@@ -355,8 +355,7 @@ impl WeightStore {
         ctx: &Context,
         weight: &str,
         bias: Option<&str>,
-        d_in: usize,
-        d_out: usize,
+        (d_in, d_out): (usize, usize),
     ) -> Result<Linear> {
         self.checked(weight, &[d_out, d_in])?;
         let bias = bias.map(|b| self.vector(b, d_out)).transpose()?;

@@ -25,7 +25,7 @@ pub(crate) fn check(ctx: &Context, x: &Input<'_>) -> Result<()> {
 pub(crate) fn check_non_finite(
     per_segment: impl IntoIterator<Item = u64>,
     axis: Axis,
-    opts: StatsOptions,
+    opts: &StatsOptions,
 ) -> Result<()> {
     if opts.skip_non_finite {
         return Ok(());

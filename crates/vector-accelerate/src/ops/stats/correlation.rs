@@ -28,7 +28,7 @@ fn centered(
             format!("must be smaller than the {} rows (observations)", x.rows()),
         ));
     }
-    let m = describe(ctx, *x, Axis::PerColumn, StatsOptions::default())?;
+    let m = describe(ctx, *x, Axis::PerColumn, &StatsOptions::default())?;
     let means: Vec<f32> = m.iter().map(|c| c.mean as f32).collect();
     let c = binary(ctx, *x, Binary::Sub, Operand::row(&means))?;
     Ok((c, m))

@@ -23,10 +23,10 @@
 //! use vector_accelerate::{Context, Matrix};
 //! let ctx = Context::cpu();
 //! let x = Matrix::new(vec![2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], 1).unwrap(); // 8 x 1
-//! let m = &describe(&ctx, &x, Axis::All, StatsOptions::default()).unwrap()[0];
+//! let m = &describe(&ctx, &x, Axis::All, &StatsOptions::default()).unwrap()[0];
 //! assert_eq!(m.mean(), Some(5.0));
 //! assert_eq!(m.std(0), Some(2.0));
-//! let q = quantiles(&ctx, &x, &[0.5, 0.9], Axis::All, StatsOptions::default()).unwrap();
+//! let q = quantiles(&ctx, &x, &[0.5, 0.9], Axis::All, &StatsOptions::default()).unwrap();
 //! assert_eq!(q[0], vec![4.5, 7.6]); // NumPy's linear interpolation
 //! ```
 

@@ -24,8 +24,8 @@ use crate::runtime::input::Input;
 /// use vector_accelerate::{Context, Matrix};
 /// let ctx = Context::cpu();
 /// let x = Matrix::new(vec![1.0, 10.0, 2.0, 20.0, 3.0, f32::NAN], 2).unwrap(); // 3 x 2
-/// assert!(describe(&ctx, &x, Axis::PerColumn, StatsOptions::default()).is_err());
-/// let cols = describe(&ctx, &x, Axis::PerColumn, StatsOptions::skipping_non_finite()).unwrap();
+/// assert!(describe(&ctx, &x, Axis::PerColumn, &StatsOptions::default()).is_err());
+/// let cols = describe(&ctx, &x, Axis::PerColumn, &StatsOptions::default().with_skip_non_finite(true)).unwrap();
 /// assert_eq!(cols[0].mean(), Some(2.0));
 /// assert_eq!((cols[1].count(), cols[1].non_finite()), (2, 1));
 /// assert_eq!(cols[1].variance(1), Some(50.0));
@@ -34,7 +34,7 @@ pub fn describe<'a>(
     ctx: &Context,
     x: impl Into<Input<'a>>,
     axis: Axis,
-    opts: StatsOptions,
+    opts: &StatsOptions,
 ) -> Result<Vec<Moments>> {
     let x = x.into();
     check(ctx, &x)?;

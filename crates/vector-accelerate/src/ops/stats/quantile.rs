@@ -49,7 +49,7 @@ fn check_levels(levels: &[f64]) -> Result<()> {
 /// use vector_accelerate::{Context, Matrix};
 /// let ctx = Context::cpu();
 /// let x = Matrix::new(vec![1.0, 5.0, 2.0, 6.0, 3.0, 7.0, 4.0, 100.0], 2).unwrap(); // 4 x 2
-/// let q = quantiles(&ctx, &x, &[0.0, 0.5, 1.0], Axis::PerColumn, StatsOptions::default()).unwrap();
+/// let q = quantiles(&ctx, &x, &[0.0, 0.5, 1.0], Axis::PerColumn, &StatsOptions::default()).unwrap();
 /// assert_eq!(q, vec![vec![1.0, 2.5, 4.0], vec![5.0, 6.5, 100.0]]);
 /// ```
 pub fn quantiles<'a>(
@@ -57,7 +57,7 @@ pub fn quantiles<'a>(
     x: impl Into<Input<'a>>,
     levels: &[f64],
     axis: Axis,
-    opts: StatsOptions,
+    opts: &StatsOptions,
 ) -> Result<Vec<Vec<f32>>> {
     let x = x.into();
     check(ctx, &x)?;
@@ -73,7 +73,7 @@ pub fn median<'a>(
     ctx: &Context,
     x: impl Into<Input<'a>>,
     axis: Axis,
-    opts: StatsOptions,
+    opts: &StatsOptions,
 ) -> Result<Vec<f32>> {
     Ok(quantiles(ctx, x, &[0.5], axis, opts)?
         .into_iter()
@@ -117,7 +117,7 @@ impl Quartiles {
 /// use vector_accelerate::stats::{quartiles, Axis, StatsOptions};
 /// use vector_accelerate::{Context, Matrix};
 /// let x = Matrix::new((1..=9).map(|v| v as f32).collect(), 1).unwrap();
-/// let q = quartiles(&Context::cpu(), &x, Axis::All, StatsOptions::default()).unwrap()[0];
+/// let q = quartiles(&Context::cpu(), &x, Axis::All, &StatsOptions::default()).unwrap()[0];
 /// assert_eq!((q.q1, q.median, q.q3, q.iqr()), (3.0, 5.0, 7.0, 4.0));
 /// assert_eq!(q.outlier_bounds(), (-3.0, 13.0));
 /// ```
@@ -125,7 +125,7 @@ pub fn quartiles<'a>(
     ctx: &Context,
     x: impl Into<Input<'a>>,
     axis: Axis,
-    opts: StatsOptions,
+    opts: &StatsOptions,
 ) -> Result<Vec<Quartiles>> {
     Ok(quantiles(ctx, x, &[0.25, 0.5, 0.75], axis, opts)?
         .into_iter()

@@ -3,7 +3,7 @@
 //! run) on fresh random inputs of many sizes, and rows resident on the
 //! context's device give the host results.
 
-use super::{m, values, CLIP, SEPARATE, SIZES};
+use super::{clip_outliers, m, separate_outliers, values, SIZES};
 use crate::common::*;
 use vector_accelerate::histogram::{
     histogram, histogram_2d, kde, Bandwidth, BinSpec, HistogramOptions, Outliers,
@@ -62,12 +62,11 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
         let xr = gpu.upload(&xm).unwrap();
         for spec in &specs {
             for opt in [
-                SEPARATE,
-                CLIP,
-                HistogramOptions {
-                    outliers: Outliers::Separate,
-                    density: true,
-                },
+                separate_outliers(),
+                clip_outliers(),
+                HistogramOptions::default()
+                    .with_outliers(Outliers::Separate)
+                    .with_density(true),
             ] {
                 let c = histogram(&cpu, &xm, spec, &opt);
                 let g = histogram(&gpu, &xm, spec, &opt);
@@ -114,9 +113,9 @@ fn cuda_agrees_with_cpu_and_is_deterministic() {
                 },
             ),
         ] {
-            for opt in [SEPARATE, CLIP] {
-                let c = histogram_2d(&cpu, &xm, &ym, &sx, &sy, &opt);
-                let g = histogram_2d(&gpu, &xm, &ym, &sx, &sy, &opt);
+            for opt in [separate_outliers(), clip_outliers()] {
+                let c = histogram_2d(&cpu, &xm, &ym, (&sx, &sy), &opt);
+                let g = histogram_2d(&gpu, &xm, &ym, (&sx, &sy), &opt);
                 match (c, g) {
                     (Ok(c), Ok(g)) => assert_eq!(c, g, "seed {s} 2-D n {n} {sx:?} {sy:?}"),
                     (Err(a), Err(b)) => assert_eq!(a, b),
@@ -158,13 +157,13 @@ fn resident_inputs_give_the_host_results() {
             BinSpec::Adaptive { bins: 7 },
         ] {
             assert_eq!(
-                histogram(ctx, &x, &spec, &SEPARATE).unwrap(),
-                histogram(ctx, &xr, &spec, &SEPARATE).unwrap()
+                histogram(ctx, &x, &spec, &separate_outliers()).unwrap(),
+                histogram(ctx, &xr, &spec, &separate_outliers()).unwrap()
             );
             // x is 1001 x 3 and y 3003 x 1: same element count, flattened.
             assert_eq!(
-                histogram_2d(ctx, &x, &y, &spec, &spec, &SEPARATE).unwrap(),
-                histogram_2d(ctx, &xr, &yr, &spec, &spec, &SEPARATE).unwrap()
+                histogram_2d(ctx, &x, &y, (&spec, &spec), &separate_outliers()).unwrap(),
+                histogram_2d(ctx, &xr, &yr, (&spec, &spec), &separate_outliers()).unwrap()
             );
         }
         assert_eq!(

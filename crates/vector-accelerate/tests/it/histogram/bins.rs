@@ -6,7 +6,7 @@
 
 use rand::Rng;
 
-use super::{check, m, normal, pinned, values, CLIP, SEPARATE, SIZES};
+use super::{check, clip_outliers, m, normal, pinned, separate_outliers, values, SIZES};
 use crate::common::*;
 use vector_accelerate::histogram::{histogram, BinSpec};
 use vector_accelerate::Error;
@@ -28,7 +28,7 @@ fn uniform_given_range_matches_fp64_on_many_sizes() {
                     bins,
                     range: Some((lo, hi)),
                 };
-                let e0 = histogram(ctx, &m(vec![0.0]), &spec, &SEPARATE)
+                let e0 = histogram(ctx, &m(vec![0.0]), &spec, &separate_outliers())
                     .unwrap()
                     .edges;
                 let step = (hi - lo) / bins as f64;
@@ -37,7 +37,7 @@ fn uniform_given_range_matches_fp64_on_many_sizes() {
                     assert_eq!(*e, want, "edge {i}");
                 }
                 let x = values(&mut r, n, &e0, (lo + hi) / 2.0, (hi - lo) / 3.0, None);
-                for (opt, clip) in [(SEPARATE, false), (CLIP, true)] {
+                for (opt, clip) in [(separate_outliers(), false), (clip_outliers(), true)] {
                     let h = histogram(ctx, &m(x.clone()), &spec, &opt).unwrap();
                     assert_eq!(h.edges, e0);
                     check(
@@ -63,17 +63,21 @@ fn ranges_from_the_data_use_finite_values() {
                 bins: 13,
                 range: None,
             };
-            let want =
-                vector_accelerate::histogram::histogram(ctx, &m(vec![lo, hi]), &spec, &SEPARATE)
-                    .unwrap()
-                    .edges;
+            let want = vector_accelerate::histogram::histogram(
+                ctx,
+                &m(vec![lo, hi]),
+                &spec,
+                &separate_outliers(),
+            )
+            .unwrap()
+            .edges;
             assert_eq!((want[0], want[13]), (lo as f64, hi as f64));
             let mut x = pinned(&mut r, n.max(2), lo, hi, &want);
             // Non-finite values never widen the range.
             x.push(f32::INFINITY);
             x.push(f32::NAN);
             x.push(f32::NEG_INFINITY);
-            let h = histogram(ctx, &m(x.clone()), &spec, &SEPARATE).unwrap();
+            let h = histogram(ctx, &m(x.clone()), &spec, &separate_outliers()).unwrap();
             assert_eq!(h.edges, want, "seed {s} n {n}");
             check(
                 &h,
@@ -91,7 +95,7 @@ fn ranges_from_the_data_use_finite_values() {
                 bins: 2,
                 range: None,
             },
-            &SEPARATE,
+            &separate_outliers(),
         )
         .unwrap();
         assert_eq!(h.edges, vec![1.5, 2.0, 2.5]);
@@ -116,7 +120,7 @@ fn custom_non_uniform_edges_and_values_on_them() {
             for &n in SIZES {
                 let mid = (e[0] + e[e.len() - 1]) / 2.0;
                 let x = values(&mut r, n, e, mid, (e[e.len() - 1] - e[0]) / 3.0, None);
-                for (opt, clip) in [(SEPARATE, false), (CLIP, true)] {
+                for (opt, clip) in [(separate_outliers(), false), (clip_outliers(), true)] {
                     let h = histogram(ctx, &m(x.clone()), &spec, &opt).unwrap();
                     assert_eq!(&h.edges, e);
                     check(
@@ -148,7 +152,7 @@ fn log_bins_given_and_from_the_data() {
                     base,
                     range: Some((lo, hi)),
                 };
-                let e = histogram(ctx, &m(vec![1.0]), &spec, &SEPARATE)
+                let e = histogram(ctx, &m(vec![1.0]), &spec, &separate_outliers())
                     .unwrap()
                     .edges;
                 assert_eq!((e[0], e[bins]), (lo, hi));
@@ -178,7 +182,7 @@ fn log_bins_given_and_from_the_data() {
                     x[1] = 0.0;
                     x[2] = -5.0;
                 }
-                for (opt, clip) in [(SEPARATE, false), (CLIP, true)] {
+                for (opt, clip) in [(separate_outliers(), false), (clip_outliers(), true)] {
                     let h = histogram(ctx, &m(x.clone()), &spec, &opt).unwrap();
                     check(
                         &h,
@@ -202,7 +206,7 @@ fn log_bins_given_and_from_the_data() {
                 base: 10.0,
                 range: None,
             },
-            &SEPARATE,
+            &separate_outliers(),
         )
         .unwrap();
         assert_eq!((h.edges[0], h.edges[5]), (0.01, 1000.0));
@@ -220,7 +224,7 @@ fn log_bins_given_and_from_the_data() {
                 base: 2.0,
                 range: None,
             },
-            &SEPARATE,
+            &separate_outliers(),
         )
         .unwrap();
         assert_eq!((h2.edges[0], h2.edges[5]), (2f64.powi(-7), 1024.0));
@@ -234,7 +238,7 @@ fn log_bins_given_and_from_the_data() {
                 base: 2.0,
                 range: None,
             },
-            &SEPARATE,
+            &separate_outliers(),
         )
         .unwrap();
         assert_eq!((h3.edges[0], h3.edges[2]), (4.0, 8.0));
@@ -269,14 +273,24 @@ fn adaptive_edges_are_linear_quantiles() {
                     .collect();
                 if fin.is_empty() {
                     assert!(matches!(
-                        histogram(ctx, &m(x.clone()), &BinSpec::Adaptive { bins }, &SEPARATE),
+                        histogram(
+                            ctx,
+                            &m(x.clone()),
+                            &BinSpec::Adaptive { bins },
+                            &separate_outliers()
+                        ),
                         Err(Error::InvalidParameter { .. })
                     ));
                     continue;
                 }
                 fin.sort_by(f64::total_cmp);
-                let h =
-                    histogram(ctx, &m(x.clone()), &BinSpec::Adaptive { bins }, &SEPARATE).unwrap();
+                let h = histogram(
+                    ctx,
+                    &m(x.clone()),
+                    &BinSpec::Adaptive { bins },
+                    &separate_outliers(),
+                )
+                .unwrap();
                 assert_eq!(h.edges.len(), bins + 1);
                 for (i, e) in h.edges.iter().enumerate() {
                     let q = (fin.len() - 1) as f64 * i as f64 / bins as f64;
@@ -315,7 +329,13 @@ fn adaptive_edges_are_linear_quantiles() {
         }
         // Equal frequency: 100 distinct values in 4 bins of 25.
         let x: Vec<f32> = (0..100).map(|i| (i * 37 % 100) as f32).collect();
-        let h = histogram(ctx, &m(x), &BinSpec::Adaptive { bins: 4 }, &SEPARATE).unwrap();
+        let h = histogram(
+            ctx,
+            &m(x),
+            &BinSpec::Adaptive { bins: 4 },
+            &separate_outliers(),
+        )
+        .unwrap();
         assert_eq!(h.edges, vec![0.0, 24.75, 49.5, 74.25, 99.0]);
         assert_eq!(h.counts, vec![25, 25, 25, 25]);
         // Repeated values: edges [0, 0, 1, 1] on [0 x 3, 1 x 3]: the first
@@ -324,7 +344,7 @@ fn adaptive_edges_are_linear_quantiles() {
             ctx,
             &m(vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]),
             &BinSpec::Adaptive { bins: 3 },
-            &SEPARATE,
+            &separate_outliers(),
         )
         .unwrap();
         assert_eq!(h.edges, vec![0.0, 0.0, 1.0, 1.0]);
@@ -375,7 +395,7 @@ fn extreme_ranges_and_values() {
             },
             BinSpec::Edges(vec![-1e300, -1.0, 0.0, 1e-45, 1e-39, 1.0, 1e38, 1e300]),
         ] {
-            for (opt, clip) in [(SEPARATE, false), (CLIP, true)] {
+            for (opt, clip) in [(separate_outliers(), false), (clip_outliers(), true)] {
                 let h = histogram(ctx, &m(x.clone()), &spec, &opt).unwrap();
                 check(&h, &x, clip, &format!("{} {spec:?}", ctx.device()));
             }

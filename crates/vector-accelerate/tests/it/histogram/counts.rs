@@ -3,7 +3,7 @@
 //! values always apart, and the density (integral 1, 0 for empty bins,
 //! `+inf` for a zero-width bin holding values).
 
-use super::{m, CLIP, SEPARATE};
+use super::{clip_outliers, m, separate_outliers};
 use crate::common::*;
 use vector_accelerate::histogram::{histogram, BinSpec, HistogramOptions, Outliers};
 
@@ -26,21 +26,20 @@ fn density_clip_and_non_finite_options_change_the_output() {
                 f32::NEG_INFINITY,
             ]);
             let spec = BinSpec::Edges(vec![0.0, 1.0, 3.0]);
-            let sep = histogram(ctx, &x, &spec, &SEPARATE).unwrap();
+            let sep = histogram(ctx, &x, &spec, &separate_outliers()).unwrap();
             assert_eq!(sep.counts, vec![2, 4]);
             assert_eq!((sep.below, sep.above, sep.non_finite), (1, 1, 3));
             assert_eq!(sep.density, None);
-            let clip = histogram(ctx, &x, &spec, &CLIP).unwrap();
+            let clip = histogram(ctx, &x, &spec, &clip_outliers()).unwrap();
             assert_eq!(clip.counts, vec![3, 5]);
             assert_eq!((clip.below, clip.above, clip.non_finite), (1, 1, 3));
             let d = histogram(
                 ctx,
                 &x,
                 &spec,
-                &HistogramOptions {
-                    outliers: Outliers::Separate,
-                    density: true,
-                },
+                &HistogramOptions::default()
+                    .with_outliers(Outliers::Separate)
+                    .with_density(true),
             )
             .unwrap();
             assert_eq!(d.counts, sep.counts);
@@ -56,10 +55,9 @@ fn density_clip_and_non_finite_options_change_the_output() {
                 ctx,
                 &x,
                 &spec,
-                &HistogramOptions {
-                    outliers: Outliers::Clip,
-                    density: true,
-                },
+                &HistogramOptions::default()
+                    .with_outliers(Outliers::Clip)
+                    .with_density(true),
             )
             .unwrap();
             assert_eq!(dc.density.unwrap(), vec![3.0 / 8.0, 5.0 / 16.0]);
@@ -68,10 +66,9 @@ fn density_clip_and_non_finite_options_change_the_output() {
                 ctx,
                 &m(vec![7.0, f32::NAN]),
                 &spec,
-                &HistogramOptions {
-                    outliers: Outliers::Separate,
-                    density: true,
-                },
+                &HistogramOptions::default()
+                    .with_outliers(Outliers::Separate)
+                    .with_density(true),
             )
             .unwrap();
             assert_eq!(none.density.unwrap(), vec![0.0, 0.0]);
@@ -80,10 +77,9 @@ fn density_clip_and_non_finite_options_change_the_output() {
                 ctx,
                 &m(vec![0.0, 1.0, 1.0]),
                 &BinSpec::Adaptive { bins: 2 },
-                &HistogramOptions {
-                    outliers: Outliers::Separate,
-                    density: true,
-                },
+                &HistogramOptions::default()
+                    .with_outliers(Outliers::Separate)
+                    .with_density(true),
             )
             .unwrap();
             assert_eq!(z.edges, vec![0.0, 1.0, 1.0]);
@@ -97,7 +93,7 @@ fn density_clip_and_non_finite_options_change_the_output() {
                     bins: 3,
                     range: Some((0.0, 1.0)),
                 },
-                &CLIP,
+                &clip_outliers(),
             )
             .unwrap();
             assert_eq!((h.counts, h.non_finite), (vec![0, 0, 0], 9));

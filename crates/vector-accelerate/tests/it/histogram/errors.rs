@@ -1,7 +1,7 @@
 //! Every error of `histogram`, `histogram_2d` and `kde`, typed and naming
 //! the offending values.
 
-use super::{m, SEPARATE};
+use super::{m, separate_outliers};
 use crate::common::*;
 use vector_accelerate::histogram::{histogram, histogram_2d, kde, Bandwidth, BinSpec, MAX_BINS};
 use vector_accelerate::{Context, Error, Matrix};
@@ -35,41 +35,55 @@ fn every_error_is_typed_with_the_offending_values() {
         };
         let empty = Matrix::new(vec![], 1).unwrap();
         assert!(matches!(
-            histogram(ctx, &empty, &u(3, None), &SEPARATE),
+            histogram(ctx, &empty, &u(3, None), &separate_outliers()),
             Err(Error::EmptyInput { .. })
         ));
         assert!(matches!(
             kde(ctx, &empty, 3, None, Bandwidth::Scott),
             Err(Error::EmptyInput { .. })
         ));
-        invalid(histogram(ctx, &x, &u(0, None), &SEPARATE), "bins", "0");
         invalid(
-            histogram(ctx, &x, &BinSpec::Adaptive { bins: 0 }, &SEPARATE),
+            histogram(ctx, &x, &u(0, None), &separate_outliers()),
             "bins",
             "0",
         );
         invalid(
-            histogram(ctx, &x, &u(MAX_BINS + 1, None), &SEPARATE),
+            histogram(
+                ctx,
+                &x,
+                &BinSpec::Adaptive { bins: 0 },
+                &separate_outliers(),
+            ),
+            "bins",
+            "0",
+        );
+        invalid(
+            histogram(ctx, &x, &u(MAX_BINS + 1, None), &separate_outliers()),
             "bins",
             &(MAX_BINS + 1).to_string(),
         );
         invalid(
-            histogram(ctx, &x, &u(3, Some((2.0, 2.0))), &SEPARATE),
+            histogram(ctx, &x, &u(3, Some((2.0, 2.0))), &separate_outliers()),
             "range",
             "(2, 2)",
         );
         invalid(
-            histogram(ctx, &x, &u(3, Some((3.0, 1.0))), &SEPARATE),
+            histogram(ctx, &x, &u(3, Some((3.0, 1.0))), &separate_outliers()),
             "range",
             "(3, 1)",
         );
         invalid(
-            histogram(ctx, &x, &u(3, Some((f64::NAN, 1.0))), &SEPARATE),
+            histogram(ctx, &x, &u(3, Some((f64::NAN, 1.0))), &separate_outliers()),
             "range",
             "NaN",
         );
         invalid(
-            histogram(ctx, &x, &u(3, Some((0.0, f64::INFINITY))), &SEPARATE),
+            histogram(
+                ctx,
+                &x,
+                &u(3, Some((0.0, f64::INFINITY))),
+                &separate_outliers(),
+            ),
             "range",
             "inf",
         );
@@ -78,80 +92,105 @@ fn every_error_is_typed_with_the_offending_values() {
                 ctx,
                 &x,
                 &u(3, Some((1.0, 1.0 + 2.0 * f64::EPSILON))),
-                &SEPARATE,
+                &separate_outliers(),
             ),
             "range",
             "(1, ",
         );
         invalid(
-            histogram(ctx, &x, &log(0.0, None), &SEPARATE),
+            histogram(ctx, &x, &log(0.0, None), &separate_outliers()),
             "log base",
             "0",
         );
         invalid(
-            histogram(ctx, &x, &log(-2.0, None), &SEPARATE),
+            histogram(ctx, &x, &log(-2.0, None), &separate_outliers()),
             "log base",
             "-2",
         );
         invalid(
-            histogram(ctx, &x, &log(1.0, None), &SEPARATE),
+            histogram(ctx, &x, &log(1.0, None), &separate_outliers()),
             "log base",
             "1",
         );
         invalid(
-            histogram(ctx, &x, &log(f64::INFINITY, None), &SEPARATE),
+            histogram(ctx, &x, &log(f64::INFINITY, None), &separate_outliers()),
             "log base",
             "inf",
         );
         invalid(
-            histogram(ctx, &x, &log(10.0, Some((0.0, 5.0))), &SEPARATE),
+            histogram(ctx, &x, &log(10.0, Some((0.0, 5.0))), &separate_outliers()),
             "log range",
             "(0, 5)",
         );
         invalid(
-            histogram(ctx, &x, &log(10.0, Some((-1.0, 5.0))), &SEPARATE),
+            histogram(ctx, &x, &log(10.0, Some((-1.0, 5.0))), &separate_outliers()),
             "log range",
             "(-1, 5)",
         );
         invalid(
-            histogram(ctx, &x, &BinSpec::Edges(vec![1.0]), &SEPARATE),
+            histogram(ctx, &x, &BinSpec::Edges(vec![1.0]), &separate_outliers()),
             "edges",
             "1 edge",
         );
         invalid(
-            histogram(ctx, &x, &BinSpec::Edges(vec![]), &SEPARATE),
+            histogram(ctx, &x, &BinSpec::Edges(vec![]), &separate_outliers()),
             "edges",
             "0 edge",
         );
         invalid(
-            histogram(ctx, &x, &BinSpec::Edges(vec![0.0, 2.0, 2.0]), &SEPARATE),
+            histogram(
+                ctx,
+                &x,
+                &BinSpec::Edges(vec![0.0, 2.0, 2.0]),
+                &separate_outliers(),
+            ),
             "edges",
             "edge 1 = 2, edge 2 = 2",
         );
         invalid(
-            histogram(ctx, &x, &BinSpec::Edges(vec![0.0, 3.0, 1.0]), &SEPARATE),
+            histogram(
+                ctx,
+                &x,
+                &BinSpec::Edges(vec![0.0, 3.0, 1.0]),
+                &separate_outliers(),
+            ),
             "edges",
             "edge 1 = 3",
         );
         invalid(
-            histogram(ctx, &x, &BinSpec::Edges(vec![0.0, f64::NAN]), &SEPARATE),
+            histogram(
+                ctx,
+                &x,
+                &BinSpec::Edges(vec![0.0, f64::NAN]),
+                &separate_outliers(),
+            ),
             "edges",
             "edge 1 = NaN",
         );
         // No finite (positive) value to take a range or quantiles from.
         let bad = m(vec![f32::NAN, f32::INFINITY]);
         invalid(
-            histogram(ctx, &bad, &u(3, None), &SEPARATE),
+            histogram(ctx, &bad, &u(3, None), &separate_outliers()),
             "range",
             "None",
         );
         invalid(
-            histogram(ctx, &bad, &BinSpec::Adaptive { bins: 3 }, &SEPARATE),
+            histogram(
+                ctx,
+                &bad,
+                &BinSpec::Adaptive { bins: 3 },
+                &separate_outliers(),
+            ),
             "adaptive bins",
             "3",
         );
         invalid(
-            histogram(ctx, &m(vec![-1.0, 0.0]), &log(10.0, None), &SEPARATE),
+            histogram(
+                ctx,
+                &m(vec![-1.0, 0.0]),
+                &log(10.0, None),
+                &separate_outliers(),
+            ),
             "range",
             "None",
         );
@@ -160,9 +199,8 @@ fn every_error_is_typed_with_the_offending_values() {
             ctx,
             &x,
             &m(vec![1.0, 2.0]),
-            &u(2, None),
-            &u(2, None),
-            &SEPARATE,
+            (&u(2, None), &u(2, None)),
+            &separate_outliers(),
         ) {
             Err(Error::DimensionMismatch {
                 expected: 3,
@@ -172,7 +210,13 @@ fn every_error_is_typed_with_the_offending_values() {
             other => panic!("{other:?}"),
         }
         invalid(
-            histogram_2d(ctx, &x, &x, &u(1 << 12, None), &u(1 << 13, None), &SEPARATE),
+            histogram_2d(
+                ctx,
+                &x,
+                &x,
+                (&u(1 << 12, None), &u(1 << 13, None)),
+                &separate_outliers(),
+            ),
             "bins",
             &(1usize << 25).to_string(),
         );
@@ -216,7 +260,7 @@ fn every_error_is_typed_with_the_offending_values() {
         // Binary rows are refused.
         let bits = vector_accelerate::BinaryMatrix::new(vec![1, 2], 64).unwrap();
         invalid(
-            histogram(ctx, &bits, &u(2, None), &SEPARATE),
+            histogram(ctx, &bits, &u(2, None), &separate_outliers()),
             "input",
             "binary",
         );
@@ -231,7 +275,7 @@ fn every_error_is_typed_with_the_offending_values() {
                     bins: 2,
                     range: None
                 },
-                &SEPARATE
+                &separate_outliers()
             ),
             Err(Error::DeviceMismatch { .. })
         ));

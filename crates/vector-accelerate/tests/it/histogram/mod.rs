@@ -26,15 +26,15 @@ use vector_accelerate::Matrix;
 /// primes, and a large one (not a multiple of 4).
 const SIZES: &[usize] = &[1, 2, 3, 5, 255, 256, 257, 1021, 4099, 65_537, 1_000_003];
 
-const SEPARATE: HistogramOptions = HistogramOptions {
-    outliers: Outliers::Separate,
-    density: false,
-};
+/// Outliers counted apart.
+fn separate_outliers() -> HistogramOptions {
+    HistogramOptions::default().with_outliers(Outliers::Separate)
+}
 
-const CLIP: HistogramOptions = HistogramOptions {
-    outliers: Outliers::Clip,
-    density: false,
-};
+/// Outliers clipped into the edge bins.
+fn clip_outliers() -> HistogramOptions {
+    HistogramOptions::default().with_outliers(Outliers::Clip)
+}
 
 fn m(v: Vec<f32>) -> Matrix {
     Matrix::new(v, 1).unwrap()

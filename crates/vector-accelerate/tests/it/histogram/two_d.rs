@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use super::{m, values, CLIP, SEPARATE, SIZES};
+use super::{clip_outliers, m, separate_outliers, values, SIZES};
 use crate::common::*;
 use vector_accelerate::histogram::{histogram_2d, BinSpec, HistogramOptions, Outliers};
 use vector_accelerate::Error;
@@ -95,8 +95,8 @@ fn histogram_2d_matches_fp64() {
                         }
                     })
                     .collect();
-                for (opt, clip) in [(SEPARATE, false), (CLIP, true)] {
-                    let h = match histogram_2d(ctx, &m(x.clone()), &m(y.clone()), sx, sy, &opt) {
+                for (opt, clip) in [(separate_outliers(), false), (clip_outliers(), true)] {
+                    let h = match histogram_2d(ctx, &m(x.clone()), &m(y.clone()), (sx, sy), &opt) {
                         Ok(h) => h,
                         // Tiny inputs may hold no finite x for a data range.
                         Err(Error::InvalidParameter {
@@ -126,12 +126,10 @@ fn histogram_2d_matches_fp64() {
             ctx,
             &x,
             &y,
-            &sx,
-            &sy,
-            &HistogramOptions {
-                outliers: Outliers::Separate,
-                density: true,
-            },
+            (&sx, &sy),
+            &HistogramOptions::default()
+                .with_outliers(Outliers::Separate)
+                .with_density(true),
         )
         .unwrap();
         assert_eq!(h.counts, vec![1, 1, 1, 0]);
@@ -141,7 +139,7 @@ fn histogram_2d_matches_fp64() {
             h.density.unwrap(),
             vec![1.0 / 3.0, 1.0 / 9.0, 1.0 / 3.0, 0.0]
         );
-        let h = histogram_2d(ctx, &x, &y, &sx, &sy, &CLIP).unwrap();
+        let h = histogram_2d(ctx, &x, &y, (&sx, &sy), &clip_outliers()).unwrap();
         assert_eq!(h.counts, vec![1, 1, 2, 0]);
     });
 }

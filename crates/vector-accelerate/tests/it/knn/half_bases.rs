@@ -126,8 +126,9 @@ fn sixteen_bit_bases_with_fast_modes_and_unrepresentable_queries() {
             &q,
             &up,
             10,
-            Metric::L2,
-            KnnOptions::default().with_precision(p),
+            &KnnOptions::default()
+                .with_precision(p)
+                .with_metric(Metric::L2),
         )
         .unwrap();
         for i in 0..nq {

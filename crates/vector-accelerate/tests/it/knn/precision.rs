@@ -83,11 +83,13 @@ fn fast_precisions_return_fp32_values_with_high_recall() {
                 let exact = knn(&cpu, &q, &x, k, d.clone()).unwrap();
                 for p in [Precision::Tf32, Precision::Bf16, Precision::F16] {
                     let label = format!("seed {s} {kind} {nq}x{nb}x{dim} {m} {p}");
-                    let opts = KnnOptions::default().with_precision(p);
+                    let opts = KnnOptions::default()
+                        .with_metric(d.clone())
+                        .with_precision(p);
                     let before = filter_stats()[pass_index(p)];
                     // Resident base (cached 16-bit copy) and a streamed one.
-                    let a = knn_with(&gpu, &q, &xr, k, d.clone(), opts).unwrap();
-                    let b = knn_with(&gpu, &q, &x, k, d.clone(), opts).unwrap();
+                    let a = knn_with(&gpu, &q, &xr, k, &opts).unwrap();
+                    let b = knn_with(&gpu, &q, &x, k, &opts).unwrap();
                     let after = filter_stats()[pass_index(p)];
                     // (Tf32 shares the exact passes, which other tests run
                     // concurrently: only the 16-bit passes are counted.)
@@ -103,7 +105,7 @@ fn fast_precisions_return_fp32_values_with_high_recall() {
                         b.distances(),
                         "{label}: resident vs streamed"
                     );
-                    let again = knn_with(&gpu, &q, &xr, k, d.clone(), opts).unwrap();
+                    let again = knn_with(&gpu, &q, &xr, k, &opts).unwrap();
                     assert_eq!(a.ids(), again.ids(), "{label}: not deterministic");
                     assert_eq!(
                         a.distances(),
@@ -162,6 +164,7 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
     let x = Matrix::new(xv, dim).unwrap();
     let xr = gpu.upload(&x).unwrap();
     let opts = KnnOptions::default().with_precision(Precision::F16);
+    let ip = opts.clone().with_metric(Metric::InnerProduct);
     let exact = knn(&cpu, &q, &x, 10, Metric::L2).unwrap();
     let xmax = (0..nb).map(|j| sqn(x.row(j))).fold(0.0, f64::max);
     for (name, base) in [
@@ -169,7 +172,7 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
         ("resident", (&xr).into()),
     ] {
         let before = filter_stats()[3].0;
-        let got = knn_with(&gpu, &q, base, 10, Metric::L2, opts).unwrap();
+        let got = knn_with(&gpu, &q, base, 10, &opts).unwrap();
         assert_close_neighbors(&format!("seed {s} f16 range {name}"), &exact, &got, |i| {
             tol(Metric::L2, dim, sqn(q.row(i)), xmax, 0.0)
         });
@@ -188,7 +191,7 @@ fn f16_precision_falls_back_to_tf32_beyond_the_f16_range() {
     qv[3] = -7.0e4;
     let q2 = Matrix::new(qv, dim).unwrap();
     let before = filter_stats()[3].0;
-    let got = knn_with(&gpu, &q2, &xr, 10, Metric::InnerProduct, opts).unwrap();
+    let got = knn_with(&gpu, &q2, &xr, 10, &ip).unwrap();
     assert_eq!(
         filter_stats()[3].0,
         before,
@@ -213,7 +216,7 @@ fn precision_names_parse_and_cpu_ignores_the_mode() {
     let exact = knn(&cpu, &q, &x, 7, Metric::L2).unwrap();
     for p in Precision::ALL {
         let opts = KnnOptions::default().with_precision(p);
-        let got = knn_with(&cpu, &q, &x, 7, Metric::L2, opts).unwrap();
+        let got = knn_with(&cpu, &q, &x, 7, &opts).unwrap();
         assert_eq!(got.ids(), exact.ids(), "{p}");
         assert_eq!(got.distances(), exact.distances(), "{p}");
     }

@@ -149,7 +149,7 @@ fn nq_decode_shapes_match_fp64() {
                 let nq = NeuralQuantizer::new(
                     Linear::new(ctx, &we, None).unwrap(),
                     Linear::new(ctx, &wd, Some(&bd)).unwrap(),
-                    NqOptions::default().with_precision(p),
+                    &NqOptions::default().with_precision(p),
                 )
                 .unwrap();
                 let codes = nq.encode(ctx, &x).unwrap();
@@ -208,7 +208,7 @@ fn neural_quantization_matches_fp64() {
                 let nq = NeuralQuantizer::new(
                     Linear::new(ctx, &we, Some(&be)).unwrap(),
                     Linear::new(ctx, &wd, Some(&bd)).unwrap(),
-                    opts,
+                    &opts,
                 )
                 .unwrap();
                 let label = format!(
@@ -281,7 +281,7 @@ fn neural_quantization_matches_fp64() {
                     let q16 = NeuralQuantizer::new(
                         Linear::new(ctx, &we, Some(&be)).unwrap(),
                         Linear::new(ctx, &wd, Some(&bd)).unwrap(),
-                        opts.with_precision(p16),
+                        &opts.with_precision(p16),
                     )
                     .unwrap();
                     let got = q16.decode(ctx, &codes_dev).unwrap().into_host().unwrap();
@@ -303,7 +303,7 @@ fn neural_quantization_matches_fp64() {
                 Some(&[0.5, -0.5]),
             )
             .unwrap(),
-            NqOptions::default().with_normalized_latent(true),
+            &NqOptions::default().with_normalized_latent(true),
         )
         .unwrap();
         let zero = Matrix::new(vec![0.0, 0.0, 3.0, 4.0], 2).unwrap();
@@ -318,7 +318,7 @@ fn neural_quantization_matches_fp64() {
         let nq = NeuralQuantizer::new(
             Linear::new(ctx, &id, None).unwrap(),
             Linear::new(ctx, &id, None).unwrap(),
-            NqOptions::default(),
+            &NqOptions::default(),
         )
         .unwrap();
         let data = gaussian(&mut r, 50, 2);
@@ -338,7 +338,7 @@ fn neural_quantization_matches_fp64() {
             NeuralQuantizer::new(
                 Linear::new(ctx, &we, None).unwrap(),
                 Linear::new(ctx, &wd, None).unwrap(),
-                o,
+                &o,
             )
             .unwrap()
             .encode_latent(ctx, &x)
@@ -357,23 +357,23 @@ fn neural_quantization_matches_fp64() {
             lat(NqOptions::default().with_precision(Precision::Bf16))
         );
         // Presets have their shapes.
-        let p = NeuralQuantizer::xavier(ctx, NqPreset::D384To64, 1, NqOptions::default()).unwrap();
+        let p = NeuralQuantizer::xavier(ctx, NqPreset::D384To64, 1, &NqOptions::default()).unwrap();
         assert_eq!((p.d_in(), p.latent()), (384, 64));
         // Typed errors.
         mismatch(NeuralQuantizer::new(
             Linear::new(ctx, &we, None).unwrap(),
             Linear::new(ctx, &we, None).unwrap(),
-            NqOptions::default(),
+            &NqOptions::default(),
         ));
         mismatch(NeuralQuantizer::new(
             Linear::new(ctx, &we, None).unwrap(),
             Linear::new(ctx, &gaussian(&mut r, 21, 6), None).unwrap(),
-            NqOptions::default(),
+            &NqOptions::default(),
         ));
         let good = NeuralQuantizer::new(
             Linear::new(ctx, &we, None).unwrap(),
             Linear::new(ctx, &wd, None).unwrap(),
-            NqOptions::default(),
+            &NqOptions::default(),
         )
         .unwrap();
         mismatch(good.encode(ctx, &gaussian(&mut r, 2, 19)));
@@ -389,7 +389,7 @@ fn neural_quantization_search_over_codes() {
         let nq = NeuralQuantizer::new(
             Linear::new(ctx, &gaussian(&mut r, latent, d_in), None).unwrap(),
             Linear::new(ctx, &gaussian(&mut r, d_in, latent), None).unwrap(),
-            NqOptions::default(),
+            &NqOptions::default(),
         )
         .unwrap();
         let base = gaussian(&mut r, n, d_in);
@@ -463,11 +463,11 @@ fn presets_are_reproducible() {
     let mut prev: Option<Vec<u8>> = None;
     for ctx in backends() {
         let a =
-            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 9, NqOptions::default()).unwrap();
+            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 9, &NqOptions::default()).unwrap();
         let b =
-            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 9, NqOptions::default()).unwrap();
+            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 9, &NqOptions::default()).unwrap();
         let c =
-            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 10, NqOptions::default()).unwrap();
+            NeuralQuantizer::xavier(&ctx, NqPreset::D768To128, 10, &NqOptions::default()).unwrap();
         let code = |q: &NeuralQuantizer| {
             q.encode(&ctx, &data)
                 .unwrap()

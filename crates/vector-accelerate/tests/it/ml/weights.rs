@@ -339,7 +339,7 @@ fn lookups_are_shape_and_dtype_checked() {
     // Wrong shape, with both shapes.
     for e in [
         st.matrix("enc.weight", 128, 768).unwrap_err(),
-        st.linear(&Context::cpu(), "enc.weight", None, 768, 128)
+        st.linear(&Context::cpu(), "enc.weight", None, (768, 128))
             .unwrap_err(),
     ] {
         assert!(
@@ -358,7 +358,7 @@ fn lookups_are_shape_and_dtype_checked() {
     );
     assert!(e.to_string().contains("'codes'"), "{e}");
     let e = st
-        .linear(&Context::cpu(), "enc.weight", Some("codes"), 128, 768)
+        .linear(&Context::cpu(), "enc.weight", Some("codes"), (128, 768))
         .unwrap_err();
     assert!(e.to_string().contains("expected [768], found [4]"), "{e}");
 
@@ -412,7 +412,7 @@ fn lookups_are_shape_and_dtype_checked() {
     ));
     // Non-finite weights are refused when a map is made.
     st.insert_f32("nan", &[1, 2], vec![1.0, f32::NAN]).unwrap();
-    let e = st.linear(&Context::cpu(), "nan", None, 2, 1).unwrap_err();
+    let e = st.linear(&Context::cpu(), "nan", None, (2, 1)).unwrap_err();
     assert!(
         e.to_string().contains("(0, 1)") && e.to_string().contains("'nan'"),
         "{e}"
@@ -456,7 +456,7 @@ fn weights_of_every_dtype_make_the_same_maps() {
         for (name, want) in widened {
             let m = st.matrix(name, d_out, d_in).unwrap();
             assert_eq!(m.as_slice(), &want[..], "{name}: widened values");
-            let lin = st.linear(ctx, name, Some("bias"), d_in, d_out).unwrap();
+            let lin = st.linear(ctx, name, Some("bias"), (d_in, d_out)).unwrap();
             assert_eq!((lin.d_in(), lin.d_out()), (d_in, d_out));
             let reference = Linear::new(ctx, &m, Some(&st.vector("bias", d_out).unwrap())).unwrap();
             let got = lin
@@ -500,13 +500,13 @@ fn memory_is_accounted_and_device_copies_are_cached() {
         let host = 40 * 4 + 4 * 4 + 15 * 2;
         assert_eq!(st.bytes(), WeightBytes { host, device: 0 });
 
-        let a = st.linear(ctx, "w", Some("b"), 10, 4).unwrap();
+        let a = st.linear(ctx, "w", Some("b"), (10, 4)).unwrap();
         let dw = copy_bytes(ctx, DType::F32, 4, 10);
         assert_eq!(st.bytes(), WeightBytes { host, device: dw });
         // The same weight again (with or without the bias, from another
         // context of the same device): no new copy.
-        let b = st.linear(ctx, "w", None, 10, 4).unwrap();
-        let c = st.linear(&ctx.clone(), "w", Some("b"), 10, 4).unwrap();
+        let b = st.linear(ctx, "w", None, (10, 4)).unwrap();
+        let c = st.linear(&ctx.clone(), "w", Some("b"), (10, 4)).unwrap();
         assert_eq!(st.bytes().device, dw);
         assert!(std::ptr::eq(a.weight(), b.weight()) && std::ptr::eq(a.weight(), c.weight()));
         assert!(std::ptr::eq(
@@ -514,7 +514,7 @@ fn memory_is_accounted_and_device_copies_are_cached() {
             a.weight()
         ));
         let dh = copy_bytes(ctx, DType::F16, 3, 5);
-        let hl = st.linear(ctx, "h", None, 5, 3).unwrap();
+        let hl = st.linear(ctx, "h", None, (5, 3)).unwrap();
         assert_eq!(st.bytes().device, dw + dh);
         // Debug output describes the tensors without their values.
         let dbg = format!("{st:?}");
@@ -534,7 +534,7 @@ fn memory_is_accounted_and_device_copies_are_cached() {
             .into_host()
             .unwrap();
         assert_eq!(y.as_slice(), &[3.5; 4]);
-        let again = st.linear(ctx, "w", None, 10, 4).unwrap();
+        let again = st.linear(ctx, "w", None, (10, 4)).unwrap();
         assert!(
             !std::ptr::eq(again.weight(), a.weight()),
             "a fresh copy after unloading"
@@ -545,7 +545,7 @@ fn memory_is_accounted_and_device_copies_are_cached() {
         st.insert_f32("w", &[4, 10], vec![1.0; 40]).unwrap();
         assert_eq!(st.bytes(), WeightBytes { host, device: dh });
         let y = st
-            .linear(ctx, "w", None, 10, 4)
+            .linear(ctx, "w", None, (10, 4))
             .unwrap()
             .apply(ctx, &x, Activation::None, Precision::Exact)
             .unwrap()
