@@ -111,7 +111,7 @@ fn binary_codes_follow_their_thresholds_and_hamming_search_is_exact() {
 
 #[test]
 fn binary_codes_decode_to_the_side_of_the_threshold() {
-    for_each_backend("binary decode", |ctx| {
+    for_each_backend("binary_decode", |ctx| {
         let x = Matrix::new(vec![0.5, -1.0, 2.0, 0.0, 0.1, -0.2, 3.0, 0.0], 4).unwrap();
         let bq = BinaryQuantizer::with_thresholds(vec![0.0, 0.0, 1.0, -0.5]).unwrap();
         let back = bq

@@ -107,7 +107,7 @@ fn every_kind() -> Vec<QuantizerOptions> {
 #[test]
 fn every_quantizer_is_one_codec() {
     let s = seed();
-    for_each_backend("codec", |ctx| {
+    for_each_backend("every_quantizer_is_one_codec", |ctx| {
         let mut r = rng(s);
         let (n, d) = (301, 15);
         let x = gaussian(&mut r, n, d);
