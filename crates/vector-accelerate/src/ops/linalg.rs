@@ -62,20 +62,7 @@ use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
 
 fn check_operand(ctx: &Context, x: &Input<'_>, what: &'static str) -> Result<()> {
-    if x.rows() == 0 {
-        return Err(Error::EmptyInput { what });
-    }
-    if x.is_binary() {
-        return Err(Error::invalid(
-            "input",
-            format!("{what}: bit-packed binary rows"),
-            "matrix operations take f32 rows",
-        ));
-    }
-    if let Input::Resident(d) = x {
-        d.check_device(ctx)?;
-    }
-    Ok(())
+    crate::ops::check_f32_rows(ctx, x, what, "matrix operations")
 }
 
 fn shape(rows: usize, cols: usize, t: bool) -> (usize, usize) {

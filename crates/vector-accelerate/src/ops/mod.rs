@@ -110,3 +110,28 @@ pub(crate) fn refuse_half(i: &Input<'_>, what: &'static str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Errors unless `x` holds rows of `f32` values (host, or resident on the
+/// context's device): empty input, bit-packed rows (`family` says what the
+/// operation takes instead) or rows on another device.
+pub(crate) fn check_f32_rows(
+    ctx: &Context,
+    x: &Input<'_>,
+    what: &'static str,
+    family: &'static str,
+) -> Result<()> {
+    if x.rows() == 0 {
+        return Err(Error::EmptyInput { what });
+    }
+    if x.is_binary() {
+        return Err(Error::invalid(
+            "input",
+            format!("{what}: bit-packed binary rows"),
+            format!("{family} take f32 rows"),
+        ));
+    }
+    if let Input::Resident(d) = x {
+        d.check_device(ctx)?;
+    }
+    Ok(())
+}
