@@ -105,6 +105,7 @@ pub struct BenchMlArgs {
 }
 
 /// Runs the benchmark.
+// Long by design: a flat list of cases, each a few lines, printed in order.
 pub fn run(a: BenchMlArgs) -> Result<()> {
     ensure!(a.repeats >= 1, "--repeats must be at least 1");
     let (ctx, how) = make_context(a.device.as_deref())?;

@@ -51,6 +51,7 @@ pub struct BenchOpsArgs {
 }
 
 /// Runs the benchmark.
+// Long by design: a flat list of cases, each a few lines, printed in order.
 pub fn run(a: BenchOpsArgs) -> Result<()> {
     ensure!(a.repeats >= 1, "--repeats must be at least 1");
     ensure!(a.dim >= 1, "--dim must be at least 1");

@@ -74,6 +74,7 @@ fn parse_range(s: &str) -> Result<(f64, f64)> {
 }
 
 /// Runs the command.
+// Long by design: argument checks, then read, bin, write and report in order.
 pub fn run(a: HistArgs) -> Result<()> {
     let range = a.range.as_deref().map(parse_range).transpose()?;
     let spec = if a.log {

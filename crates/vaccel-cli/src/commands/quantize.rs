@@ -229,6 +229,7 @@ fn refuse_foreign(kind: Kind, given: &[(&str, bool)]) -> Result<()> {
     Ok(())
 }
 
+// Long by design: each kind's options are assembled from its flags in one place.
 fn train(a: TrainArgs) -> Result<()> {
     let scalar = [
         ("--range", a.range.is_some()),

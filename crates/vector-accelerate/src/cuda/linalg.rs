@@ -340,6 +340,8 @@ struct BlasCall {
 /// `call` through the cuBLAS entry point of the plan's precision and
 /// batching (one match over the four calls, whose long argument lists
 /// differ).
+// Long by design: the four cuBLAS entry points (plain or strided batched, SGEMM or GemmEx)
+// with their argument lists written out.
 fn blas_gemm(dev: &CudaDevice, p: &Plan, call: &BlasCall) -> Result<()> {
     let ColumnMajor {
         transa: ta,

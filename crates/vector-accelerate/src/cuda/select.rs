@@ -375,7 +375,7 @@ pub(crate) fn topk_rows(
 }
 
 /// Row-wise top-k of `f32` rows resident on the device, selected in place.
-pub(crate) fn topk_resident(
+pub(crate) fn topk_device_rows(
     dev: &CudaDevice,
     values: &DeviceMatrix,
     k: usize,
@@ -691,7 +691,7 @@ pub(crate) fn row_split(rows: usize, n: usize, sms: usize) -> usize {
 impl SelectBackend for Arc<CudaDevice> {
     fn topk(&self, values: &Input<'_>, k: usize, order: Order) -> Result<Neighbors> {
         match values {
-            Input::Resident(d) => topk_resident(self, d, k, order),
+            Input::Resident(d) => topk_device_rows(self, d, k, order),
             Input::F32(m) => topk_rows(self, *m, k, order),
             Input::Binary(_) => Err(Error::invalid(
                 "values",
