@@ -38,7 +38,11 @@ impl CudaRows {
     pub(crate) fn download_f32(&self, dev: &CudaDevice) -> Result<Option<Vec<f32>>> {
         let _g = dev.lock();
         match self {
-            CudaRows::F32(s) => Ok(Some(dev.download(s, s.len())?)),
+            CudaRows::F32(s) => Ok(Some(
+                dev.stream
+                    .clone_dtoh(s)
+                    .map_err(cu("download (cuMemcpyDtoH)"))?,
+            )),
             CudaRows::Bits(_) => Ok(None),
         }
     }

@@ -318,14 +318,18 @@ fn binary_rows() -> Error {
     Error::invalid("rows", "bit-packed binary rows", "expected f32 rows")
 }
 
-/// A device buffer copied to the host (waits for the work before it;
-/// large buffers through the device's page-locked staging).
-fn download<T: cudarc::driver::DeviceRepr + Copy>(
+/// A device buffer copied to the host (waits for the work before it).
+fn download<T: cudarc::driver::DeviceRepr + Clone + Default>(
     dev: &CudaDevice,
     s: &CudaSlice<T>,
 ) -> Result<Vec<T>> {
     let _g = dev.lock();
-    dev.download(s, s.len())
+    let v = dev
+        .stream
+        .clone_dtoh(s)
+        .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(v)
 }
 
 #[derive(Debug)]
