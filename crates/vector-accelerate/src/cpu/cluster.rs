@@ -299,7 +299,7 @@ mod simd_tests {
     //! batched member sums against a plain loop, bit for bit.
 
     use super::*;
-    use crate::cpu::quantize::tests::{awkward, bits_of, skip, values};
+    use crate::cpu::test_data::{awkward, bits_of, skip, values};
 
     #[test]
     fn nearest_centroids_matches_scalar() {

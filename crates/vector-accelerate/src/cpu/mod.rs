@@ -19,5 +19,7 @@ pub(crate) mod quant_simd;
 pub(crate) mod quantize;
 pub(crate) mod select;
 pub(crate) mod stats;
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) mod test_data;
 pub(crate) mod vector;
 pub(crate) mod vmath;

@@ -513,52 +513,12 @@ impl QuantizeBackend for Cpu {
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
-pub(crate) mod tests {
+mod tests {
     //! The vectorised kernels against the scalar loops, bit for bit.
 
     use super::*;
     use crate::core::quantize::ScalarOptions;
-
-    /// Deterministic values in about [-4, 4).
-    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
-            })
-            .collect()
-    }
-
-    /// Values with non-finite, huge, tiny and tied entries sprinkled in.
-    pub(crate) fn awkward(n: usize, seed: u64) -> Vec<f32> {
-        let mut v = values(n, seed);
-        let special = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            0.0,
-            -0.0,
-            3.3e38,
-            -3.3e38,
-            1e-40,
-            0.5,
-            -1.5,
-            2.5,
-        ];
-        for (i, x) in v.iter_mut().enumerate() {
-            if i % 7 == 3 {
-                *x = special[(i / 7) % special.len()];
-            }
-        }
-        v
-    }
-
-    pub(crate) fn skip() -> bool {
-        !crate::cpu::quant_simd::available()
-    }
+    use crate::cpu::test_data::{awkward, bits_of, skip, values};
 
     const DIMS: [usize; 12] = [1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 100, 129];
 
@@ -612,10 +572,6 @@ pub(crate) mod tests {
                 }
             }
         }
-    }
-
-    pub(crate) fn bits_of(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
     }
 
     fn quantizer(dim: usize, m: usize, nbits: u32, seed: u64) -> ProductQuantizer {
