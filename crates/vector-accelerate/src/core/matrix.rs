@@ -245,6 +245,18 @@ impl BinaryMatrix {
         Self::new(words, bits)
     }
 
+    /// The rows as bytes in the layout [`from_packed_bytes`](Self::from_packed_bytes)
+    /// reads: `ceil(bits / 8)` bytes per row, little-endian bit order.
+    pub fn to_packed_bytes(&self) -> Vec<u8> {
+        let bpr = self.bits.div_ceil(8);
+        let wpr = words_for_bits(self.bits);
+        let mut out = Vec::with_capacity(self.rows * bpr);
+        for row in self.words.chunks_exact(wpr) {
+            out.extend(row.iter().flat_map(|w| w.to_le_bytes()).take(bpr));
+        }
+        out
+    }
+
     /// Binarises `x > threshold` per element of an `f32` matrix.
     pub fn from_f32_threshold(m: MatrixView<'_>, threshold: f32) -> Self {
         let bits = m.dim();

@@ -183,18 +183,7 @@ impl Codes {
         match self {
             Codes::Scalar(c) => c.to_row_bytes(),
             Codes::Product(c) => Ok(c.to_host()?.as_bytes().unwrap_or_default().to_vec()),
-            Codes::Binary(c) => {
-                let m = c.to_host_binary()?;
-                let per_row = m.bits().div_ceil(8);
-                Ok(m.view()
-                    .as_words()
-                    .chunks_exact(m.view().words_per_row())
-                    .flat_map(|row| {
-                        let bytes: Vec<u8> = row.iter().flat_map(|w| w.to_le_bytes()).collect();
-                        bytes.into_iter().take(per_row)
-                    })
-                    .collect())
-            }
+            Codes::Binary(c) => Ok(c.to_host_binary()?.to_packed_bytes()),
         }
     }
 }
