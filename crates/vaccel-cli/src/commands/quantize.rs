@@ -18,8 +18,8 @@ use anyhow::{bail, ensure, Context as _, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use vector_accelerate::cluster::KMeansProgress;
 use vector_accelerate::quantize::{
-    BinaryOptions, BinaryThreshold, Codec, Codes, PqOptions, Quality, Quantizer, QuantizerOptions,
-    ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope, SearchOptions,
+    BinaryOptions, BinaryQuantizer, BinaryThreshold, Codec, Codes, PqOptions, ProductQuantizer,
+    Quality, Quantizer, ScalarOptions, ScalarQuantizer, ScalarRange, ScalarScope, SearchOptions,
 };
 use vector_accelerate::{BinaryMatrix, Context, Input, Matrix, Metric, Neighbors, MISSING_ID};
 
@@ -274,10 +274,7 @@ fn train(a: TrainArgs) -> Result<()> {
             if let Some(p) = a.clip {
                 o = o.with_clip(p);
             }
-            let q = Quantizer::train(&ctx, &data, &QuantizerOptions::Scalar(o))?;
-            let Quantizer::Scalar(sq) = &q else {
-                unreachable!("scalar options train a scalar quantizer")
-            };
+            let sq = ScalarQuantizer::train(&ctx, &data, &o)?;
             let what = format!(
                 "{} range, {}, error bound {}",
                 if o.range == ScalarRange::Symmetric {
@@ -290,9 +287,9 @@ fn train(a: TrainArgs) -> Result<()> {
                 } else {
                     "per dimension"
                 },
-                bound_text(sq)
+                bound_text(&sq)
             );
-            (q, what)
+            (Quantizer::Scalar(sq), what)
         }
         Kind::Binary => {
             let t = match &a.threshold {
@@ -303,8 +300,11 @@ fn train(a: TrainArgs) -> Result<()> {
                 BinaryThreshold::Given(v) => format!("threshold {}", v[0]),
                 other => format!("threshold {other:?}").to_lowercase(),
             };
-            let o = QuantizerOptions::Binary(BinaryOptions::default().with_threshold(t));
-            (Quantizer::train(&ctx, &data, &o)?, what)
+            let o = BinaryOptions::default().with_threshold(t);
+            (
+                Quantizer::Binary(BinaryQuantizer::train(&ctx, &data, &o)?),
+                what,
+            )
         }
         Kind::Pq => {
             let m = a.m.context("--kind pq needs --m (sub-spaces)")?;
@@ -318,10 +318,7 @@ fn train(a: TrainArgs) -> Result<()> {
             if let Some(n) = a.max_training_points {
                 o = o.with_max_training_points(n);
             }
-            let (q, last) = train_pq(&ctx, &data, o, !a.quiet)?;
-            let Quantizer::Product(pq) = &q else {
-                unreachable!("product options train a product quantizer")
-            };
+            let (pq, last) = train_pq(&ctx, &data, o, !a.quiet)?;
             let mut what = format!(
                 "M {} x {} bits, {} centroids per sub-space",
                 pq.m(),
@@ -334,7 +331,7 @@ fn train(a: TrainArgs) -> Result<()> {
                     p.iteration, p.inertia, p.changed, p.reseeded
                 );
             }
-            (q, what)
+            (Quantizer::Product(pq), what)
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -362,7 +359,7 @@ fn train_pq(
     data: &Matrix,
     o: PqOptions,
     show: bool,
-) -> Result<(Quantizer, Option<KMeansProgress>)> {
+) -> Result<(ProductQuantizer, Option<KMeansProgress>)> {
     let bar = Arc::new(Progress::new(o.iterations as u64, "iterations", show));
     let last = Arc::new(Mutex::new(None));
     let (seen, ticks) = (last.clone(), bar.clone());
@@ -370,9 +367,9 @@ fn train_pq(
         ticks.inc(1);
         *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(*p);
     });
-    let q = Quantizer::train(ctx, data, &QuantizerOptions::Product(o))?;
+    let pq = ProductQuantizer::train(ctx, data, &o)?;
     let last = *last.lock().unwrap_or_else(|e| e.into_inner());
-    Ok((q, last))
+    Ok((pq, last))
 }
 
 /// The scalar error bound, or what it depends on.
