@@ -240,13 +240,9 @@ fn reduce_regs_grid(dev: &CudaDevice, rows: usize, dim: usize) -> (LaunchConfig,
     )
 }
 
-/// A reduction's launches (the caller holds the device lock): the value and
-/// index outputs (one of them written, per `plan.finish`) and their length.
-fn reduce_into(
-    dev: &CudaDevice,
-    x: &Input<'_>,
-    plan: ReducePlan,
-) -> Result<(CudaSlice<f32>, CudaSlice<u64>, usize)> {
+/// A reduction's launches (the caller holds the device lock): its one
+/// output (values or indices, per `plan.finish`) and the output's length.
+fn reduce_into(dev: &CudaDevice, x: &Input<'_>, plan: ReducePlan) -> Result<(ReduceOut, usize)> {
     let ReducePlan {
         kind,
         axis,
@@ -260,9 +256,10 @@ fn reduce_into(
         Axis::PerRow => rows,
         Axis::PerColumn => dim,
     };
-    let mut out = ReduceOut {
-        values: dev.alloc::<f32>(outs)?,
-        indices: dev.alloc::<u64>(outs)?,
+    let mut out = if code >= FIRST_INDEX_CODE {
+        ReduceOut::Indices(dev.alloc::<u64>(outs)?)
+    } else {
+        ReduceOut::Values(dev.alloc::<f32>(outs)?)
     };
     let r = Reduction {
         dev,
@@ -278,7 +275,16 @@ fn reduce_into(
         Axis::PerColumn => r.per_column(&mut out)?,
         Axis::All => r.all(&mut out)?,
     }
-    Ok((out.values, out.indices, outs))
+    Ok((out, outs))
+}
+
+/// The error of a plan whose finishing code names the other output kind.
+fn not_a(what: &str, plan: ReducePlan) -> Error {
+    Error::invalid(
+        "reduction",
+        format!("finishing code {}", plan.finish),
+        format!("expected a {what} reduction"),
+    )
 }
 
 /// A reduction of `rows x dim` f32 rows on the device.
@@ -299,12 +305,30 @@ struct Reduction<'a> {
     ddof: i64,
 }
 
-/// A reduction's outputs: values and indices, one of them written.
-struct ReduceOut {
+/// The first finishing code that writes indices (5 argmin, 6 argmax);
+/// codes below it write values.
+const FIRST_INDEX_CODE: u32 = 5;
+
+/// A null device pointer, passed for the output a reduction does not write
+/// (the kernels write only the output their finishing code names).
+const NO_OUTPUT: CUdeviceptr = 0;
+
+/// A reduction's one output.
+enum ReduceOut {
     /// Finished values (sum, mean, variance or extremum).
-    values: CudaSlice<f32>,
+    Values(CudaSlice<f32>),
     /// Positions of the extrema.
-    indices: CudaSlice<u64>,
+    Indices(CudaSlice<u64>),
+}
+
+impl ReduceOut {
+    /// Pushes the kernels' last two arguments, `out_v` and `out_i`.
+    fn push<'a>(&'a mut self, b: &mut cudarc::driver::LaunchArgs<'a>) {
+        match self {
+            ReduceOut::Values(v) => b.arg(v).arg(&NO_OUTPUT),
+            ReduceOut::Indices(i) => b.arg(&NO_OUTPUT).arg(i),
+        };
+    }
 }
 
 impl Reduction<'_> {
@@ -329,7 +353,7 @@ impl Reduction<'_> {
             .arg(&dim_i)
             .arg(&self.code)
             .arg(&self.ddof);
-        b.arg(&mut out.values).arg(&mut out.indices);
+        out.push(&mut b);
         // SAFETY: x holds rows*dim floats; outputs rows entries.
         unsafe { b.launch(cfg) }.map_err(cu("va_reduce_rows launch"))?;
         Ok(())
@@ -366,10 +390,8 @@ impl Reduction<'_> {
         let (chunks_i, width_i, n_f) = (chunks as i64, dim as i64, rows as f64);
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&part).arg(&chunks_i).arg(&width_i).arg(&n_f);
-        b.arg(&self.code)
-            .arg(&self.ddof)
-            .arg(&mut out.values)
-            .arg(&mut out.indices);
+        b.arg(&self.code).arg(&self.ddof);
+        out.push(&mut b);
         let cfg = LaunchConfig {
             grid_dim: (dim.div_ceil(128) as u32, 1, 1),
             block_dim: (128, 1, 1),
@@ -402,7 +424,7 @@ impl Reduction<'_> {
             .arg(&n_f)
             .arg(&self.code)
             .arg(&self.ddof);
-        b.arg(&mut out.values).arg(&mut out.indices);
+        out.push(&mut b);
         let one = LaunchConfig {
             grid_dim: (1, 1, 1),
             block_dim: (256, 1, 1),
@@ -598,7 +620,9 @@ impl VectorBackend for Arc<CudaDevice> {
 
     fn reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceMatrix> {
         let _g = self.lock();
-        let (values, _, _) = reduce_into(self, x, plan)?;
+        let (ReduceOut::Values(values), _) = reduce_into(self, x, plan)? else {
+            return Err(not_a("value", plan));
+        };
         let (rows, dim) = match plan.axis {
             Axis::All => (1, 1),
             Axis::PerRow => (x.rows(), 1),
@@ -609,7 +633,9 @@ impl VectorBackend for Arc<CudaDevice> {
 
     fn arg_reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceIds> {
         let _g = self.lock();
-        let (_, ids, len) = reduce_into(self, x, plan)?;
+        let (ReduceOut::Indices(ids), len) = reduce_into(self, x, plan)? else {
+            return Err(not_a("index", plan));
+        };
         Ok(DeviceIds::from_cuda(self, ids, len))
     }
 
