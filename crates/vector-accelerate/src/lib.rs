@@ -30,6 +30,7 @@
 mod core;
 mod cpu;
 mod cuda;
+pub mod index;
 mod ops;
 mod runtime;
 

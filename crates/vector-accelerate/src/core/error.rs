@@ -170,6 +170,44 @@ pub enum Error {
         /// Bytes given.
         got_bytes: usize,
     },
+    /// An id given to an index is already in it (or repeated in the batch).
+    #[error("id {id} is already in the index (ids must be unique)")]
+    DuplicateId {
+        /// The id.
+        id: u64,
+    },
+    /// An id asked for is not in the index (never added, or removed).
+    #[error("id {id} is not in the index")]
+    UnknownId {
+        /// The id.
+        id: u64,
+    },
+    /// An index that needs training was used before [`train`](crate::index::Index::train).
+    #[error("{what} must be trained before {operation} (call train with representative vectors)")]
+    NotTrained {
+        /// The index.
+        what: String,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// An index factory string that cannot be built.
+    #[error("index factory string '{spec}': {reason}")]
+    BadFactory {
+        /// The string given.
+        spec: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// An index file cannot be read or written, or is truncated or damaged.
+    #[error("index file {path}, byte {offset}: {reason}")]
+    BadIndexFile {
+        /// The file's path.
+        path: String,
+        /// Where the problem was found.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A weight file cannot be read or written, or its contents are not a
     /// valid safetensors file the library supports (truncated, invalid
     /// header, unsupported dtype such as `F64` or `I64`).

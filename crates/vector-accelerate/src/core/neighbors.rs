@@ -130,6 +130,12 @@ impl Neighbors {
     pub(crate) fn parts_mut(&mut self) -> (&mut [u64], &mut [f32]) {
         (&mut self.ids, &mut self.distances)
     }
+    /// Replaces every present id by `f(id)`.
+    pub(crate) fn map_ids(&mut self, f: impl Fn(u64) -> u64) {
+        for i in self.ids.iter_mut().filter(|i| **i != MISSING_ID) {
+            *i = f(*i);
+        }
+    }
     /// Appends the rows of `other` (same `k` and order).
     pub(crate) fn append_rows(&mut self, other: Neighbors) {
         self.rows += other.rows;

@@ -155,6 +155,16 @@ impl Context {
 }
 
 impl DeviceMatrix {
+    /// `m` kept on `ctx`'s device: taken over without a copy on a CPU
+    /// context, uploaded on CUDA.
+    pub(crate) fn place(ctx: &Context, m: Matrix) -> Result<Self> {
+        if ctx.is_cuda() {
+            return Self::upload(ctx, Input::F32(m.view()));
+        }
+        let dim = m.dim();
+        Ok(Self::from_host_f32(m.into_vec(), dim))
+    }
+
     /// Copies an input to `ctx`'s device (a duplicate for resident rows).
     pub(crate) fn upload(ctx: &Context, input: Input<'_>) -> Result<Self> {
         let (rows, dim) = (input.rows(), input.dim());

@@ -297,6 +297,28 @@ impl DeviceMatrix {
         }
     }
 
+    /// Rows `start..end` (`end <= rows`) of `f32` or 16-bit rows, copied to
+    /// the host as `f32`.
+    pub(crate) fn rows_to_host(&self, start: usize, end: usize) -> Result<Matrix> {
+        let d = self.dim;
+        let data = match &self.storage {
+            Storage::Host(HostData::F32(v)) => v[start * d..end * d].to_vec(),
+            Storage::Host(HostData::Bits(_)) | Storage::Cuda(_, CudaRows::Bits(_)) => {
+                return Err(binary_rows());
+            }
+            Storage::Cuda(dev, CudaRows::F32(s)) => download_range(dev, s, start * d, end * d)?,
+            Storage::CudaHalf(dev, kind, s) => {
+                let hd = half_dim(d);
+                let bits = download_range(dev, s, start * hd, end * hd)?;
+                bits.chunks_exact(hd)
+                    .flat_map(|r| r[..d].iter())
+                    .map(|&b| kind.widen(b))
+                    .collect()
+            }
+        };
+        Matrix::new(data, d)
+    }
+
     /// Bit-packed rows as a host matrix (a copy); an error for `f32` rows.
     pub fn to_host_binary(&self) -> Result<BinaryMatrix> {
         let words = match &self.storage {
@@ -327,6 +349,25 @@ fn download<T: cudarc::driver::DeviceRepr + Clone + Default>(
     let v = dev
         .stream
         .clone_dtoh(s)
+        .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(v)
+}
+
+/// Elements `start..end` of a device buffer copied to the host.
+fn download_range<T: cudarc::driver::DeviceRepr + Clone + Default>(
+    dev: &CudaDevice,
+    s: &CudaSlice<T>,
+    start: usize,
+    end: usize,
+) -> Result<Vec<T>> {
+    let mut v = vec![T::default(); end - start];
+    if v.is_empty() {
+        return Ok(v);
+    }
+    let _g = dev.lock();
+    dev.stream
+        .memcpy_dtoh(&s.slice(start..end), &mut v)
         .map_err(crate::core::error::cu("download (cuMemcpyDtoH)"))?;
     dev.sync()?;
     Ok(v)

@@ -412,14 +412,15 @@ fn describe_cycles(g: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Vec<String> {
 }
 
 /// The library's layer of a module: 0 core, 1 runtime, 2 the backends, 3
-/// ops, 4 the crate root and its test hooks (`debug`).
+/// ops, 4 index, 5 the crate root and its test hooks (`debug`).
 fn layer(m: &ModPath) -> Option<u8> {
     match m.first().map(String::as_str) {
-        None | Some("debug") => Some(4),
+        None | Some("debug") => Some(5),
         Some("core") => Some(0),
         Some("runtime") => Some(1),
         Some("cpu" | "cuda") => Some(2),
         Some("ops") => Some(3),
+        Some("index") => Some(4),
         Some(_) => None,
     }
 }
@@ -438,7 +439,7 @@ fn library_has_no_cycles_and_imports_only_downwards() {
     for (a, outs) in &g {
         let Some(la) = layer(a) else {
             problems.push(format!(
-                "{} is in no layer (core, runtime, cpu, cuda, ops)",
+                "{} is in no layer (core, runtime, cpu, cuda, ops, index)",
                 name(a)
             ));
             continue;

@@ -8,6 +8,7 @@ mod context;
 mod distance;
 mod errors;
 mod histogram;
+mod index;
 mod kernels;
 mod knn;
 mod layers;

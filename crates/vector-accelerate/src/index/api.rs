@@ -1,0 +1,485 @@
+//! [`Index`]: the one public index type; its kind comes from a factory
+//! string.
+
+use std::ops::Range;
+
+use super::exact;
+use super::factory::{Encoding, Spec};
+use super::ids::{IdMap, SlotSet};
+use super::ivf::Ivf;
+use super::params::SearchParams;
+use super::range::{self, RangeResult};
+use super::rows::RowBlocks;
+use super::selector::IdSelector;
+use crate::core::error::{Error, Result};
+use crate::core::metric::{Distance, Metric};
+use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::ops::check_f32_rows;
+use crate::ops::cluster::check_finite;
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
+
+/// Where an index keeps its vectors.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Every vector, searched exactly.
+    Flat(RowBlocks),
+    /// Inverted lists.
+    Ivf(Box<Ivf>),
+}
+
+/// A vector index (FAISS-shaped): vectors added with user `u64` ids,
+/// searched exactly (`"Flat"`) or approximately through inverted lists
+/// (`"IVF4096,Flat"`), with filters, deletions, range search and
+/// save/load. Its data lives on the context's device.
+///
+/// ```
+/// use vector_accelerate::index::{IdSelector, Index, SearchParams};
+/// use vector_accelerate::{Context, Matrix, Metric};
+/// let ctx = Context::cpu();
+/// let data = Matrix::new((0..4000).map(|i| (i as f32 * 0.37).sin()).collect(), 8)?;
+/// let mut index = Index::new(&ctx, 8, "IVF16,Flat", Metric::L2)?;
+/// index.train(&data)?;
+/// let ids: Vec<u64> = (0..500).map(|i| 1000 + i).collect();
+/// index.add_with_ids(&data, &ids)?;
+/// let hits = index.search(data.view().slice_rows(7, 8), 3, &SearchParams::default().with_nprobe(4))?;
+/// assert_eq!(hits.row_ids(0)[0], 1007);
+/// index.remove_ids(&IdSelector::allow([1007]))?;
+/// let hits = index.search(data.view().slice_rows(7, 8), 3, &SearchParams::default().with_nprobe(4))?;
+/// assert_ne!(hits.row_ids(0)[0], 1007);
+/// # Ok::<(), vector_accelerate::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Index {
+    pub(crate) ctx: Context,
+    pub(crate) dim: usize,
+    pub(crate) distance: Distance,
+    pub(crate) spec: Spec,
+    pub(crate) ids: IdMap,
+    pub(crate) body: Body,
+    pub(crate) nprobe: usize,
+    pub(crate) refine_factor: usize,
+    pub(crate) compact_at: f64,
+}
+
+impl Index {
+    /// An empty index of `dim`-dimensional vectors built from a factory
+    /// string: `"Flat"` (exact, every metric), or `"IVF<nlist>,Flat"`
+    /// (inverted lists; `"IVF,Flat"` picks
+    /// [`recommended_nlist`](super::recommended_nlist) of the training set).
+    pub fn new(
+        ctx: &Context,
+        dim: usize,
+        factory: &str,
+        dist: impl Into<Distance>,
+    ) -> Result<Self> {
+        let spec = Spec::parse(factory)?;
+        let distance = dist.into();
+        distance.validate(dim, false)?;
+        if dim == 0 {
+            return Err(Error::ZeroDimension { what: "index" });
+        }
+        let body = match spec {
+            Spec::Flat => Body::Flat(RowBlocks::new(dim)),
+            Spec::Ivf {
+                nlist,
+                encoding: Encoding::Flat,
+                ..
+            } => Body::Ivf(Box::new(Ivf::new(dim, nlist))),
+            Spec::Ivf { .. } => {
+                return Err(Error::BadFactory {
+                    spec: factory.into(),
+                    reason: "SQ and PQ list codes are not built yet (use IVF<nlist>,Flat)".into(),
+                })
+            }
+        };
+        Ok(Self {
+            ctx: ctx.clone(),
+            dim,
+            distance,
+            spec,
+            ids: IdMap::default(),
+            body,
+            nprobe: 1,
+            refine_factor: 1,
+            compact_at: 0.25,
+        })
+    }
+
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// The metric vectors are compared by.
+    pub fn metric(&self) -> Metric {
+        self.distance.metric
+    }
+    /// The metric with its options.
+    pub fn distance(&self) -> &Distance {
+        &self.distance
+    }
+    /// The factory string of this index (`nlist` filled in once trained).
+    pub fn factory(&self) -> String {
+        match (&self.spec, &self.body) {
+            (
+                Spec::Ivf {
+                    encoding, refine, ..
+                },
+                Body::Ivf(ivf),
+            ) => Spec::Ivf {
+                nlist: ivf.nlist,
+                encoding: *encoding,
+                refine: *refine,
+            }
+            .to_string(),
+            (spec, _) => spec.to_string(),
+        }
+    }
+    /// The context the index computes on.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+    /// Vectors held (removed ones excluded).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    /// Whether the index holds no vector.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether `id` is in the index.
+    pub fn contains(&self, id: u64) -> bool {
+        self.ids.slot(id).is_some()
+    }
+    /// Whether the index can take vectors (a Flat index always can; an IVF
+    /// index after [`train`](Self::train)).
+    pub fn is_trained(&self) -> bool {
+        match &self.body {
+            Body::Flat(_) => true,
+            Body::Ivf(ivf) => ivf.is_trained(),
+        }
+    }
+    /// Number of inverted lists (`None` for Flat, or IVF before training
+    /// when the factory left it out).
+    pub fn nlist(&self) -> Option<usize> {
+        match &self.body {
+            Body::Flat(_) => None,
+            Body::Ivf(ivf) => ivf.nlist,
+        }
+    }
+    /// Lists scanned per query when the search parameters do not say (1
+    /// unless set, as in FAISS).
+    pub fn nprobe(&self) -> usize {
+        self.nprobe
+    }
+    /// Sets the default `nprobe` (at least 1).
+    pub fn set_nprobe(&mut self, nprobe: usize) -> Result<()> {
+        check_positive("nprobe", nprobe)?;
+        self.nprobe = nprobe;
+        Ok(())
+    }
+    /// Default re-ranking factor of indexes that refine.
+    pub fn refine_factor(&self) -> usize {
+        self.refine_factor
+    }
+    /// Removed vectors whose space is not reclaimed yet.
+    pub fn deleted(&self) -> usize {
+        self.ids.deleted_count()
+    }
+    /// Sets the fraction of removed rows (default 0.25) above which a
+    /// removal compacts the index.
+    pub fn set_compaction_threshold(&mut self, fraction: f64) -> Result<()> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(Error::invalid(
+                "compaction threshold",
+                fraction,
+                "must be a fraction in [0, 1]",
+            ));
+        }
+        self.compact_at = fraction;
+        Ok(())
+    }
+    /// Bytes the index holds: vectors, centroids and ids.
+    pub fn memory_usage(&self) -> usize {
+        let body = match &self.body {
+            Body::Flat(rows) => rows.bytes(),
+            Body::Ivf(ivf) => ivf.bytes(),
+        };
+        body + self.ids.slot_count() * 16
+    }
+
+    /// Trains the coarse quantizer of an IVF index on representative
+    /// vectors (k-means); nothing to do for Flat. Training again is an
+    /// error once vectors were added.
+    pub fn train<'a>(&mut self, data: impl Into<Input<'a>>) -> Result<()> {
+        let data = data.into();
+        self.check_rows(&data, "training vectors", true)?;
+        let metric = self.distance.metric.canonical();
+        match &mut self.body {
+            Body::Flat(_) => Ok(()),
+            Body::Ivf(ivf) => {
+                if self.ids.slot_count() > 0 {
+                    return Err(Error::invalid(
+                        "train",
+                        format!("{} vectors held", self.ids.slot_count()),
+                        "an IVF index is trained before vectors are added",
+                    ));
+                }
+                ivf.train(&self.ctx, &data, metric)
+            }
+        }
+    }
+
+    /// Adds vectors with sequential ids (one past the largest id the index
+    /// has seen, then up); returns the ids given.
+    pub fn add<'a>(&mut self, data: impl Into<Input<'a>>) -> Result<Range<u64>> {
+        let data = data.into();
+        let ids = self.ids.sequential(data.rows());
+        self.add_with_ids(data, &ids)?;
+        Ok(ids.first().copied().unwrap_or(0)..ids.last().map_or(0, |l| l + 1))
+    }
+
+    /// Adds vectors with the caller's ids (one per row; an id already in
+    /// the index, repeated in `ids`, or `u64::MAX` is an error, and then
+    /// nothing is added).
+    pub fn add_with_ids<'a>(&mut self, data: impl Into<Input<'a>>, ids: &[u64]) -> Result<()> {
+        let data = data.into();
+        self.check_rows(&data, "vectors to add", true)?;
+        if ids.len() != data.rows() {
+            return Err(Error::DimensionMismatch {
+                what: "ids vs vectors to add",
+                expected: data.rows(),
+                got: ids.len(),
+            });
+        }
+        self.ids.check_new(ids)?;
+        let first = self.ids.slot_count();
+        match &mut self.body {
+            Body::Flat(rows) => rows.push(&self.ctx, &data)?,
+            Body::Ivf(ivf) => {
+                if !ivf.is_trained() {
+                    return Err(Error::NotTrained {
+                        what: format!("index {}", self.spec),
+                        operation: "add",
+                    });
+                }
+                ivf.add(&self.ctx, &data, first, &self.distance)?
+            }
+        }
+        self.ids.push(ids);
+        Ok(())
+    }
+
+    /// The `k` nearest vectors of every query, best first, named by their
+    /// ids (ties by the earlier-added vector). A row has fewer than `k`
+    /// results only when fewer than `k` vectors pass the filter.
+    pub fn search<'a>(
+        &self,
+        queries: impl Into<Input<'a>>,
+        k: usize,
+        params: &SearchParams<'_>,
+    ) -> Result<Neighbors> {
+        let q = queries.into();
+        self.check_rows(&q, "queries", false)?;
+        if k == 0 {
+            return Err(Error::InvalidK { k });
+        }
+        let allowed = self.ids.allowed(params.filter);
+        let avail = allowed.as_ref().map_or(self.ids.len(), SlotSet::count);
+        if avail == 0 {
+            return Ok(Neighbors::missing(q.rows(), k, self.order()));
+        }
+        let nn = match &self.body {
+            Body::Flat(rows) => {
+                exact::search(&self.ctx, rows, &q, k, &self.distance, allowed.as_ref())?
+            }
+            Body::Ivf(ivf) => self.search_ivf(ivf, &q, k, params, allowed.as_ref())?,
+        };
+        Ok(exact::user_ids(nn, &self.ids))
+    }
+
+    /// An IVF search: the lists when the filter passes many vectors, an
+    /// exact search over the allowed vectors when it passes fewer than the
+    /// lists would scan; queries left short of `min(k, allowed)` results
+    /// are completed exactly.
+    fn search_ivf(
+        &self,
+        ivf: &Ivf,
+        q: &Input<'_>,
+        k: usize,
+        params: &SearchParams<'_>,
+        allowed: Option<&SlotSet>,
+    ) -> Result<Neighbors> {
+        let nprobe = params.nprobe.unwrap_or(self.nprobe);
+        check_positive("nprobe", nprobe)?;
+        let lists = ivf.lists.len().max(1);
+        let scanned = self.ids.slot_count() * nprobe.min(lists) / lists;
+        if let Some(a) = allowed.filter(|a| a.count() <= 2 * scanned) {
+            return self.exact_over(ivf, q, k, a);
+        }
+        let mut nn = ivf.search(&self.ctx, q, (k, nprobe), &self.distance, allowed)?;
+        let want = k.min(allowed.map_or(self.ids.len(), SlotSet::count));
+        let short: Vec<usize> = (0..nn.rows())
+            .filter(|&r| nn.row_ids(r).iter().filter(|&&i| i != MISSING_ID).count() < want)
+            .collect();
+        if !short.is_empty() {
+            self.complete(ivf, q, k, allowed, &short, &mut nn)?;
+        }
+        Ok(nn)
+    }
+
+    /// Exact search of every query over the allowed vectors of an IVF index.
+    fn exact_over(
+        &self,
+        ivf: &Ivf,
+        q: &Input<'_>,
+        k: usize,
+        allowed: &SlotSet,
+    ) -> Result<Neighbors> {
+        let slots = allowed.slots();
+        let rows = RowBlocks::from_matrix(&self.ctx, ivf.gather(&slots)?)?;
+        let mut nn = rows.knn(&self.ctx, q, k, &self.distance)?;
+        nn.map_ids(|i| slots[i as usize] as u64);
+        Ok(nn)
+    }
+
+    /// Replaces the rows `short` of `nn` by exact results over the allowed
+    /// (or all live) vectors.
+    fn complete(
+        &self,
+        ivf: &Ivf,
+        q: &Input<'_>,
+        k: usize,
+        allowed: Option<&SlotSet>,
+        short: &[usize],
+        nn: &mut Neighbors,
+    ) -> Result<()> {
+        let mut hold = None;
+        let qv = q.host_view(&mut hold)?;
+        let sub = super::ivf::gather(qv, short);
+        let every;
+        let set = match allowed {
+            Some(a) => a,
+            None => {
+                every = SlotSet::build(self.ids.slot_count(), |s| !self.ids.is_deleted(s));
+                &every
+            }
+        };
+        let exact = self.exact_over(ivf, &Input::F32(sub.view()), k, set)?;
+        let (ids, dist) = nn.parts_mut();
+        for (i, &r) in short.iter().enumerate() {
+            ids[r * k..(r + 1) * k].copy_from_slice(exact.row_ids(i));
+            dist[r * k..(r + 1) * k].copy_from_slice(exact.row_distances(i));
+        }
+        Ok(())
+    }
+
+    /// Every vector within `radius` of each query (distance below it, or
+    /// similarity above it for inner product and cosine similarity), best
+    /// first. IVF indexes scan the `nprobe` nearest lists.
+    pub fn range_search<'a>(
+        &self,
+        queries: impl Into<Input<'a>>,
+        radius: f32,
+        params: &SearchParams<'_>,
+    ) -> Result<RangeResult> {
+        let q = queries.into();
+        self.check_rows(&q, "queries", false)?;
+        range::check_radius(radius)?;
+        let allowed = self.ids.allowed(params.filter);
+        let hits = match &self.body {
+            Body::Flat(rows) => range::scan(
+                &self.ctx,
+                rows,
+                &q,
+                (radius, &self.distance),
+                allowed.as_ref(),
+            )?,
+            Body::Ivf(ivf) => {
+                let nprobe = params.nprobe.unwrap_or(self.nprobe);
+                check_positive("nprobe", nprobe)?;
+                ivf.range(
+                    &self.ctx,
+                    &q,
+                    (radius, nprobe),
+                    &self.distance,
+                    allowed.as_ref(),
+                )?
+            }
+        };
+        Ok(RangeResult::from_hits(hits, self.order(), &self.ids))
+    }
+
+    /// Removes the vectors whose ids `selector` passes; returns how many.
+    /// Removed ids are never returned again; their space is reclaimed when
+    /// removed vectors pass the compaction threshold, or by
+    /// [`compact`](Self::compact).
+    pub fn remove_ids(&mut self, selector: &IdSelector) -> Result<usize> {
+        let n = self.ids.remove(selector);
+        let slots = self.ids.slot_count().max(1);
+        if self.ids.deleted_count() as f64 > self.compact_at * slots as f64 {
+            self.compact()?;
+        }
+        Ok(n)
+    }
+
+    /// Reclaims the space of removed vectors (ids stay as they are).
+    pub fn compact(&mut self) -> Result<()> {
+        if self.ids.deleted_count() == 0 {
+            return Ok(());
+        }
+        let total = self.ids.slot_count();
+        let kept = self.ids.compact();
+        match &mut self.body {
+            Body::Flat(rows) => rows.compact(&self.ctx, &kept)?,
+            Body::Ivf(ivf) => {
+                let mut new_slot = vec![usize::MAX; total];
+                for (new, &old) in kept.iter().enumerate() {
+                    new_slot[old] = new;
+                }
+                ivf.compact(&self.ctx, &new_slot)?
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy of the stored vector of `id`.
+    pub fn reconstruct(&self, id: u64) -> Result<Vec<f32>> {
+        let slot = self.ids.slot(id).ok_or(Error::UnknownId { id })?;
+        let m = match &self.body {
+            Body::Flat(rows) => rows.gather(&[slot])?,
+            Body::Ivf(ivf) => ivf.gather(&[slot])?,
+        };
+        Ok(m.into_vec())
+    }
+
+    /// The ranking order of the index's metric.
+    fn order(&self) -> crate::core::neighbors::Order {
+        self.distance.metric.canonical().order()
+    }
+
+    /// Checks rows given to the index: f32, its dimension, not empty, on
+    /// its device, and (for stored vectors) finite.
+    fn check_rows(&self, x: &Input<'_>, what: &'static str, stored: bool) -> Result<()> {
+        check_f32_rows(&self.ctx, x, what, "indexes")?;
+        if x.dim() != self.dim {
+            return Err(Error::DimensionMismatch {
+                what: "vector dimension vs index dimension",
+                expected: self.dim,
+                got: x.dim(),
+            });
+        }
+        if stored {
+            let mut hold = None;
+            check_finite(x.host_view(&mut hold)?, what)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_positive(name: &'static str, v: usize) -> Result<()> {
+    if v == 0 {
+        return Err(Error::invalid(name, v, "must be at least 1"));
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! Inverted lists (IVF): vectors grouped by their nearest k-means centroid;
+//! a search scans the `nprobe` lists nearest each query. Queries are
+//! grouped by list, so each probed list is read once per batch and searched
+//! by the exact k-NN for all its queries at once.
+
+use rayon::prelude::*;
+
+use super::exact;
+use super::factory::recommended_nlist;
+use super::ids::SlotSet;
+use super::range;
+use super::rows::RowBlocks;
+use crate::core::cluster::KMeansOptions;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::metric::{Distance, Metric};
+use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
+use crate::ops::cluster::kmeans;
+use crate::ops::knn::{knn_with, KnnOptions};
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
+
+/// k-means iterations of the coarse quantizer.
+const TRAIN_ITERATIONS: usize = 10;
+/// Training points per list at most (a uniform sample beyond).
+const TRAIN_POINTS_PER_LIST: usize = 256;
+/// Seed of the coarse quantizer's k-means.
+const TRAIN_SEED: u64 = 0x1f_5eed;
+/// Blocks a list may hold before an add merges them into one.
+const MAX_LIST_BLOCKS: usize = 8;
+
+/// One inverted list: its vectors and the slot of each.
+#[derive(Debug)]
+pub(crate) struct List {
+    pub rows: RowBlocks,
+    pub slots: Vec<usize>,
+}
+
+/// The coarse quantizer and the lists of an IVF index with exact vectors.
+#[derive(Debug)]
+pub(crate) struct Ivf {
+    /// Lists asked for (`None`: [`recommended_nlist`] of the training set).
+    pub nlist: Option<usize>,
+    /// `nlist x dim` centroids on the host (saved) and on the device.
+    pub centroids: Option<(Matrix, DeviceMatrix)>,
+    pub lists: Vec<List>,
+    /// `(list, position)` of every slot.
+    pub place: Vec<(u32, u32)>,
+    dim: usize,
+}
+
+impl Ivf {
+    /// An untrained index of `dim`-dimensional vectors.
+    pub fn new(dim: usize, nlist: Option<usize>) -> Self {
+        Self {
+            nlist,
+            centroids: None,
+            lists: Vec::new(),
+            place: Vec::new(),
+            dim,
+        }
+    }
+
+    /// Whether the coarse quantizer is trained.
+    pub fn is_trained(&self) -> bool {
+        self.centroids.is_some()
+    }
+
+    /// Bytes of vectors and centroids held.
+    pub fn bytes(&self) -> usize {
+        let c = self
+            .centroids
+            .as_ref()
+            .map_or(0, |(m, _)| m.as_slice().len() * 4);
+        c + self
+            .lists
+            .iter()
+            .map(|l| l.rows.bytes() + l.slots.len() * 8)
+            .sum::<usize>()
+    }
+
+    /// Trains the coarse quantizer on `data` (k-means, spherical for the
+    /// cosine metrics); the lists start empty.
+    pub fn train(&mut self, ctx: &Context, data: &Input<'_>, metric: Metric) -> Result<()> {
+        let n = data.rows();
+        let nlist = self.nlist.unwrap_or_else(|| recommended_nlist(n));
+        if n < nlist {
+            return Err(Error::invalid(
+                "training vectors",
+                n,
+                format!("an IVF index of {nlist} lists needs at least {nlist} training vectors"),
+            ));
+        }
+        let opts = KMeansOptions::new(nlist)
+            .with_seed(TRAIN_SEED)
+            .with_max_iterations(TRAIN_ITERATIONS)
+            .with_spherical(matches!(metric, Metric::Cosine | Metric::CosineSimilarity))
+            .with_max_training_points(nlist.saturating_mul(TRAIN_POINTS_PER_LIST));
+        let km = kmeans(ctx, *data, &opts)?;
+        self.set_centroids(ctx, km.centroids)
+    }
+
+    /// Sets trained centroids (from training or a file); the lists start empty.
+    pub fn set_centroids(&mut self, ctx: &Context, centroids: Matrix) -> Result<()> {
+        let device = DeviceMatrix::place(ctx, centroids.clone())?;
+        self.nlist = Some(centroids.rows());
+        self.lists = (0..centroids.rows())
+            .map(|_| List {
+                rows: RowBlocks::new(self.dim),
+                slots: Vec::new(),
+            })
+            .collect();
+        self.centroids = Some((centroids, device));
+        Ok(())
+    }
+
+    fn centroids(&self) -> Result<&DeviceMatrix> {
+        self.centroids
+            .as_ref()
+            .map(|(_, d)| d)
+            .ok_or_else(|| Error::NotTrained {
+                what: "an IVF index".into(),
+                operation: "this operation",
+            })
+    }
+
+    /// The `n` nearest lists of every query, `[rows x n]`.
+    pub fn probe(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        n: usize,
+        dist: &Distance,
+    ) -> Result<Neighbors> {
+        let opts = KnnOptions::default().with_metric(dist);
+        knn_with(ctx, *q, self.centroids()?, n.min(self.lists.len()), &opts)
+    }
+
+    /// Adds the rows of `data` (slots `first..first + rows`) to the lists
+    /// of their nearest centroids.
+    pub fn add(
+        &mut self,
+        ctx: &Context,
+        data: &Input<'_>,
+        first: usize,
+        dist: &Distance,
+    ) -> Result<()> {
+        let lists = self.probe(ctx, data, 1, dist)?;
+        let mut hold = None;
+        let rows = data.host_view(&mut hold)?;
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
+        for (r, &l) in lists.ids().iter().enumerate() {
+            // A row with a NaN distance to every centroid goes to list 0.
+            let l = if l == MISSING_ID { 0 } else { l as usize };
+            members[l].push(r);
+        }
+        self.place.resize(first + rows.rows(), (0, 0));
+        for (l, rs) in members.iter().enumerate().filter(|(_, rs)| !rs.is_empty()) {
+            let list = &mut self.lists[l];
+            for &r in rs {
+                self.place[first + r] = (l as u32, list.slots.len() as u32);
+                list.slots.push(first + r);
+            }
+            list.rows.push_matrix(ctx, gather(rows, rs))?;
+            if list.rows.block_count() > MAX_LIST_BLOCKS {
+                let all: Vec<usize> = (0..list.rows.rows()).collect();
+                list.rows.compact(ctx, &all)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `slots` (any order), copied to the host in that order.
+    pub fn gather(&self, slots: &[usize]) -> Result<Matrix> {
+        let mut by_list: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.lists.len()];
+        for (i, &s) in slots.iter().enumerate() {
+            let (l, p) = self.place[s];
+            by_list[l as usize].push((p as usize, i));
+        }
+        let mut out = vec![0.0f32; slots.len() * self.dim];
+        for (l, mut want) in by_list
+            .into_iter()
+            .enumerate()
+            .filter(|(_, w)| !w.is_empty())
+        {
+            want.sort_unstable();
+            let pos: Vec<usize> = want.iter().map(|&(p, _)| p).collect();
+            let m = self.lists[l].rows.gather(&pos)?;
+            for (j, &(_, i)) in want.iter().enumerate() {
+                out[i * self.dim..(i + 1) * self.dim].copy_from_slice(m.row(j));
+            }
+        }
+        Matrix::new(out, self.dim)
+    }
+
+    /// Drops deleted rows: `new_slot[old]` is the new slot of a kept row.
+    pub fn compact(&mut self, ctx: &Context, new_slot: &[usize]) -> Result<()> {
+        let mut place = vec![(0, 0); new_slot.iter().filter(|&&s| s != usize::MAX).count()];
+        for (l, list) in self.lists.iter_mut().enumerate() {
+            let keep: Vec<usize> = (0..list.slots.len())
+                .filter(|&p| new_slot[list.slots[p]] != usize::MAX)
+                .collect();
+            if keep.len() != list.slots.len() {
+                list.rows.compact(ctx, &keep)?;
+            }
+            list.slots = keep.iter().map(|&p| new_slot[list.slots[p]]).collect();
+            for (p, &s) in list.slots.iter().enumerate() {
+                place[s] = (l as u32, p as u32);
+            }
+        }
+        self.place = place;
+        Ok(())
+    }
+
+    /// The `k` nearest allowed rows of every query among its `nprobe`
+    /// nearest lists, by slot (ties by the smaller slot).
+    pub fn search(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        (k, nprobe): (usize, usize),
+        dist: &Distance,
+        allowed: Option<&SlotSet>,
+    ) -> Result<Neighbors> {
+        let order = dist.metric.canonical().order();
+        let groups = self.groups(ctx, q, nprobe, dist)?;
+        let mut hold = None;
+        let qv = q.host_view(&mut hold)?;
+        let scan = |(l, qs): (usize, &Vec<usize>)| -> Result<(usize, Neighbors)> {
+            Ok((
+                l,
+                self.scan_list(ctx, &self.lists[l], gather(qv, qs), k, dist, allowed)?,
+            ))
+        };
+        let work: Vec<(usize, &Vec<usize>)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(l, qs)| !qs.is_empty() && !self.lists[*l].slots.is_empty())
+            .collect();
+        let parts: Vec<(usize, Neighbors)> = if ctx.is_cuda() {
+            work.into_iter().map(scan).collect::<Result<_>>()?
+        } else {
+            work.into_par_iter().map(scan).collect::<Result<_>>()?
+        };
+        Ok(merge_by_query(qv.rows(), k, order, &groups, parts))
+    }
+
+    /// The queries probing each list (`nprobe` lists per query).
+    fn groups(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        nprobe: usize,
+        dist: &Distance,
+    ) -> Result<Vec<Vec<usize>>> {
+        let probes = self.probe(ctx, q, nprobe, dist)?;
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
+        for (r, row) in probes.ids().chunks_exact(probes.k()).enumerate() {
+            for &l in row.iter().filter(|&&l| l != MISSING_ID) {
+                groups[l as usize].push(r);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The `(distance, slot)` pairs within `radius` of each query among the
+    /// allowed rows of its `nprobe` nearest lists (unsorted).
+    pub fn range(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        (radius, nprobe): (f32, usize),
+        dist: &Distance,
+        allowed: Option<&SlotSet>,
+    ) -> Result<Vec<Vec<(f32, usize)>>> {
+        let groups = self.groups(ctx, q, nprobe, dist)?;
+        let mut hold = None;
+        let qv = q.host_view(&mut hold)?;
+        let mut hits = vec![Vec::new(); qv.rows()];
+        for (l, qs) in groups.iter().enumerate() {
+            let list = &self.lists[l];
+            if qs.is_empty() || list.slots.is_empty() {
+                continue;
+            }
+            let local =
+                allowed.map(|a| SlotSet::build(list.slots.len(), |p| a.contains(list.slots[p])));
+            let sub = gather(qv, qs);
+            let found = range::scan(
+                ctx,
+                &list.rows,
+                &Input::F32(sub.view()),
+                (radius, dist),
+                local.as_ref(),
+            )?;
+            for (i, h) in found.into_iter().enumerate() {
+                hits[qs[i]].extend(h.into_iter().map(|(d, p)| (d, list.slots[p])));
+            }
+        }
+        Ok(hits)
+    }
+
+    /// The `k` nearest allowed rows of a list for each of `queries`, by slot.
+    fn scan_list(
+        &self,
+        ctx: &Context,
+        list: &List,
+        queries: Matrix,
+        k: usize,
+        dist: &Distance,
+        allowed: Option<&SlotSet>,
+    ) -> Result<Neighbors> {
+        let local =
+            allowed.map(|a| SlotSet::build(list.slots.len(), |p| a.contains(list.slots[p])));
+        let q = Input::F32(queries.view());
+        let mut nn = exact::search(ctx, &list.rows, &q, k, dist, local.as_ref())?;
+        nn.map_ids(|p| list.slots[p as usize] as u64);
+        Ok(nn)
+    }
+}
+
+/// The rows `rs` of `m`, in that order.
+pub(crate) fn gather(m: MatrixView<'_>, rs: &[usize]) -> Matrix {
+    let mut out = Vec::with_capacity(rs.len() * m.dim());
+    for &r in rs {
+        out.extend_from_slice(m.row(r));
+    }
+    Matrix::new(out, m.dim()).expect("rows of the same dimension")
+}
+
+/// Each query's best `k` of the candidates its lists returned (`parts`:
+/// per list, one row per query of `groups[list]`), ties by the smaller slot.
+fn merge_by_query(
+    nq: usize,
+    k: usize,
+    order: Order,
+    groups: &[Vec<usize>],
+    parts: Vec<(usize, Neighbors)>,
+) -> Neighbors {
+    let mut cand: Vec<Vec<(u32, u64, f32)>> = vec![Vec::new(); nq];
+    for (l, nn) in &parts {
+        for (i, &q) in groups[*l].iter().enumerate() {
+            let hits = nn.row_ids(i).iter().zip(nn.row_distances(i));
+            cand[q].extend(
+                hits.filter(|(&id, _)| id != MISSING_ID)
+                    .map(|(&id, &d)| (sort_key(d, order), id, d)),
+            );
+        }
+    }
+    let mut ids = vec![MISSING_ID; nq * k];
+    let mut dist = vec![missing_value(order); nq * k];
+    ids.par_chunks_mut(k)
+        .zip(dist.par_chunks_mut(k))
+        .zip(cand.par_iter_mut())
+        .for_each(|((ids, dist), c)| {
+            c.sort_unstable_by_key(|&(key, id, _)| (key, id));
+            for (j, &(_, id, d)) in c.iter().take(k).enumerate() {
+                ids[j] = id;
+                dist[j] = d;
+            }
+        });
+    Neighbors::from_parts(nq, k, order, ids, dist).expect("nq * k results")
+}

@@ -1,0 +1,221 @@
+//! [`Index::save`] and [`Index::load`]: an index as one file (see
+//! `file.rs` for the container). Only live vectors are written, so a loaded
+//! index has nothing to compact; ids and their order are kept.
+
+use std::path::Path;
+
+use super::api::{Body, Index};
+use super::file::{FieldReader, Fields, Reader, Writer};
+use super::ids::IdMap;
+use super::ivf::Ivf;
+use super::rows::RowBlocks;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::Matrix;
+use crate::core::metric::{Distance, Metric};
+use crate::runtime::context::Context;
+
+const IDS: &[u8; 8] = b"ids\0\0\0\0\0";
+const VECTORS: &[u8; 8] = b"vectors\0";
+const CENTROIDS: &[u8; 8] = b"centroid";
+const LIST_LENS: &[u8; 8] = b"listlens";
+
+impl Index {
+    /// Writes the index to `path` (versioned, checksummed; written to a
+    /// temporary name and renamed, so a crash leaves the old file intact).
+    /// Removed vectors are left out.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut w = Writer::create(path, &self.header())?;
+        match &self.body {
+            Body::Flat(rows) => {
+                let live: Vec<usize> = (0..self.ids.slot_count())
+                    .filter(|&s| !self.ids.is_deleted(s))
+                    .collect();
+                let ids: Vec<u64> = live.iter().map(|&s| self.ids.id(s)).collect();
+                w.section(IDS, &ids)?;
+                w.section(VECTORS, rows.gather(&live)?.as_slice())?;
+            }
+            Body::Ivf(ivf) => {
+                let Some((centroids, _)) = &ivf.centroids else {
+                    w.section::<f32>(CENTROIDS, &[])?;
+                    return w.finish();
+                };
+                w.section(CENTROIDS, centroids.as_slice())?;
+                let lists: Vec<Vec<usize>> = ivf
+                    .lists
+                    .iter()
+                    .map(|l| {
+                        l.slots
+                            .iter()
+                            .copied()
+                            .filter(|&s| !self.ids.is_deleted(s))
+                            .collect()
+                    })
+                    .collect();
+                let lens: Vec<u64> = lists.iter().map(|l| l.len() as u64).collect();
+                let order: Vec<usize> = lists.concat();
+                let ids: Vec<u64> = order.iter().map(|&s| self.ids.id(s)).collect();
+                w.section(LIST_LENS, &lens)?;
+                w.section(IDS, &ids)?;
+                w.section(VECTORS, ivf.gather(&order)?.as_slice())?;
+            }
+        }
+        w.finish()
+    }
+
+    /// The header: factory, dimension, distance, defaults, next id.
+    fn header(&self) -> Vec<u8> {
+        let d = &self.distance;
+        let mut f = Fields::default();
+        f.str(&self.factory())
+            .u64(self.dim as u64)
+            .str(&d.metric.to_string())
+            .u64(u64::from(d.inputs_normalized))
+            .f32(d.binarize_threshold);
+        let weights = d.weights.as_deref().unwrap_or(&[]);
+        f.u64(u64::from(d.weights.is_some()))
+            .u64(weights.len() as u64);
+        for &w in weights {
+            f.f32(w);
+        }
+        f.u64(self.nprobe as u64)
+            .u64(self.refine_factor as u64)
+            .u64(self.compact_at.to_bits())
+            .u64(self.ids.next_id());
+        f.0
+    }
+
+    /// Reads an index written by [`save`](Self::save) onto `ctx`'s device
+    /// (either backend). A truncated, damaged or unknown file is
+    /// [`Error::BadIndexFile`] naming the file and the byte offset.
+    pub fn load(ctx: &Context, path: impl AsRef<Path>) -> Result<Self> {
+        let (mut r, header) = Reader::open(path.as_ref())?;
+        let h = Header::parse(&header).map_err(|e| r.bad(24, e))?;
+        let mut index = Index::new(ctx, h.dim, &h.factory, h.distance)
+            .map_err(|e| r.bad(24, format!("header describes no valid index: {e}")))?;
+        index.nprobe = h.nprobe;
+        index.refine_factor = h.refine_factor;
+        index.compact_at = h.compact_at;
+        let slots = match &mut index.body {
+            Body::Flat(rows) => {
+                let ids: Vec<u64> = r.section(IDS)?;
+                let values = r.section(VECTORS)?;
+                let data = matrix(&r, values, h.dim, ids.len())?;
+                if !ids.is_empty() {
+                    *rows = RowBlocks::from_matrix(ctx, data)?;
+                }
+                ids
+            }
+            Body::Ivf(ivf) => read_ivf(&mut r, ctx, ivf, h.dim)?,
+        };
+        index.ids =
+            IdMap::from_ids(slots, h.next_id).map_err(|e| r.bad(0, format!("ids section: {e}")))?;
+        r.finish()?;
+        Ok(index)
+    }
+}
+
+/// The sections of an IVF index: centroids, list lengths, ids and vectors
+/// in list order. Returns the ids in slot order.
+fn read_ivf(r: &mut Reader, ctx: &Context, ivf: &mut Ivf, dim: usize) -> Result<Vec<u64>> {
+    let c: Vec<f32> = r.section(CENTROIDS)?;
+    if c.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nlist = c.len() / dim;
+    ivf.set_centroids(ctx, matrix(r, c, dim, nlist)?)?;
+    let lens: Vec<u64> = r.section(LIST_LENS)?;
+    let ids: Vec<u64> = r.section(IDS)?;
+    let values = r.section(VECTORS)?;
+    let data = matrix(r, values, dim, ids.len())?;
+    if lens.len() != nlist || lens.iter().sum::<u64>() != ids.len() as u64 {
+        return Err(r.bad(
+            0,
+            format!(
+                "{} list lengths summing to {} for {nlist} lists and {} ids",
+                lens.len(),
+                lens.iter().sum::<u64>(),
+                ids.len()
+            ),
+        ));
+    }
+    ivf.place = Vec::with_capacity(ids.len());
+    let mut start = 0;
+    for (l, &len) in lens.iter().enumerate() {
+        let len = len as usize;
+        if len > 0 {
+            let list = &mut ivf.lists[l];
+            list.slots = (start..start + len).collect();
+            let part = Matrix::new(
+                data.as_slice()[start * dim..(start + len) * dim].to_vec(),
+                dim,
+            )?;
+            list.rows.push_matrix(ctx, part)?;
+            ivf.place.extend((0..len).map(|p| (l as u32, p as u32)));
+        }
+        start += len;
+    }
+    Ok(ids)
+}
+
+/// `values` as `rows x dim`, or an error naming the file.
+fn matrix(r: &Reader, values: Vec<f32>, dim: usize, rows: usize) -> Result<Matrix> {
+    if values.len() != rows * dim {
+        return Err(r.bad(
+            0,
+            format!("{} values for {rows} rows of dimension {dim}", values.len()),
+        ));
+    }
+    if rows == 0 {
+        return Matrix::new(vec![0.0; dim], dim);
+    }
+    Matrix::new(values, dim)
+}
+
+/// The parsed header.
+struct Header {
+    factory: String,
+    dim: usize,
+    distance: Distance,
+    nprobe: usize,
+    refine_factor: usize,
+    compact_at: f64,
+    next_id: u64,
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> std::result::Result<Self, String> {
+        let mut f = FieldReader::new(b);
+        let factory = f.str()?;
+        let dim = f.u64()? as usize;
+        let metric: Metric = f.str()?.parse().map_err(|e: Error| e.to_string())?;
+        let mut distance = Distance::new(metric);
+        distance.inputs_normalized = f.u64()? == 1;
+        distance.binarize_threshold = f.f32()?;
+        let has_weights = f.u64()? == 1;
+        let n = f.u64()?;
+        if n > b.len() as u64 {
+            return Err(format!("{n} weights in a header of {} bytes", b.len()));
+        }
+        let weights = (0..n)
+            .map(|_| f.f32())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        distance.weights = has_weights.then_some(weights);
+        let h = Self {
+            factory,
+            dim,
+            distance,
+            nprobe: f.u64()? as usize,
+            refine_factor: f.u64()? as usize,
+            compact_at: f64::from_bits(f.u64()?),
+            next_id: f.u64()?,
+        };
+        if !f.done() {
+            return Err("unexpected bytes at the end of the header".into());
+        }
+        if h.nprobe == 0 || h.refine_factor == 0 || !(0.0..=1.0).contains(&h.compact_at) {
+            return Err("search defaults out of range".into());
+        }
+        Ok(h)
+    }
+}
