@@ -44,6 +44,9 @@ pub enum BenchCommand {
     /// Device memory of the main operations: result, peak, buffers per
     /// call and pool growth on a repeated call.
     Memory(super::bench_memory::BenchMemoryArgs),
+    /// A vector index on clustered data: build time and memory, then
+    /// recall@k against queries per second for a sweep of nprobe.
+    Index(super::bench_index::BenchIndexArgs),
 }
 
 /// Arguments of `vaccel bench select`.
@@ -201,6 +204,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ops(args) => super::bench_ops::run(args),
         BenchCommand::Ml(args) => super::bench_ml::run(args),
         BenchCommand::Memory(args) => super::bench_memory::run(args),
+        BenchCommand::Index(args) => super::bench_index::run(args),
     }
 }
 

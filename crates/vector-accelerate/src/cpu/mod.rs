@@ -11,6 +11,7 @@ pub(crate) mod features;
 pub(crate) mod fused;
 pub(crate) mod histogram;
 pub(crate) mod host;
+pub(crate) mod ivf;
 pub(crate) mod knn;
 pub(crate) mod linalg;
 pub(crate) mod ml;

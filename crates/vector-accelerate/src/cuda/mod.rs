@@ -7,6 +7,7 @@ pub(crate) mod distance;
 pub(crate) mod feed;
 pub(crate) mod gemm_nt;
 pub(crate) mod histogram;
+pub(crate) mod ivf;
 pub(crate) mod knn;
 pub(crate) mod knn_filter;
 pub(crate) mod linalg;

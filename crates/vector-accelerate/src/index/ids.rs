@@ -27,6 +27,10 @@ impl SlotSet {
             .get(slot / 64)
             .is_some_and(|w| w >> (slot % 64) & 1 == 1)
     }
+    /// The bits, word `s / 64` holding slot `s`.
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
     /// Number of slots in the set.
     pub fn count(&self) -> usize {
         self.count

@@ -3,6 +3,8 @@
 //! grouped by list, so each probed list is read once per batch and searched
 //! by the exact k-NN for all its queries at once.
 
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 
 use super::exact;
@@ -17,6 +19,8 @@ use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
 use crate::ops::cluster::kmeans;
 use crate::ops::knn::{knn_with, KnnOptions};
+use crate::ops::prepare;
+use crate::runtime::backend::{BackendCache, IvfScanJob};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
@@ -37,6 +41,16 @@ pub(crate) struct List {
     pub slots: Vec<usize>,
 }
 
+/// Every list's rows one after the other, for backends that scan packed
+/// lists (built on first search, dropped by any change).
+#[derive(Debug)]
+pub(crate) struct Packed {
+    rows: DeviceMatrix,
+    offsets: Vec<u64>,
+    slots: Vec<u64>,
+    cache: BackendCache,
+}
+
 /// The coarse quantizer and the lists of an IVF index with exact vectors.
 #[derive(Debug)]
 pub(crate) struct Ivf {
@@ -47,6 +61,7 @@ pub(crate) struct Ivf {
     pub lists: Vec<List>,
     /// `(list, position)` of every slot.
     pub place: Vec<(u32, u32)>,
+    packed: Mutex<Option<Arc<Packed>>>,
     dim: usize,
 }
 
@@ -58,6 +73,7 @@ impl Ivf {
             centroids: None,
             lists: Vec::new(),
             place: Vec::new(),
+            packed: Mutex::new(None),
             dim,
         }
     }
@@ -67,17 +83,84 @@ impl Ivf {
         self.centroids.is_some()
     }
 
-    /// Bytes of vectors and centroids held.
+    /// Bytes of vectors, centroids and the packed copy held.
     pub fn bytes(&self) -> usize {
         let c = self
             .centroids
             .as_ref()
             .map_or(0, |(m, _)| m.as_slice().len() * 4);
-        c + self
-            .lists
+        let packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        let p = packed
+            .as_ref()
+            .map_or(0, |p| p.rows.rows() * self.dim * 4 + p.slots.len() * 16);
+        c + p
+            + self
+                .lists
+                .iter()
+                .map(|l| l.rows.bytes() + l.slots.len() * 8)
+                .sum::<usize>()
+    }
+
+    /// Drops the packed lists after a change.
+    fn changed(&mut self) {
+        *self.packed.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The packed lists, built on first use.
+    fn packed(&self, ctx: &Context) -> Result<Arc<Packed>> {
+        let mut held = self.packed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = held.as_ref() {
+            return Ok(p.clone());
+        }
+        let (mut parts, mut offsets, mut slots) = (Vec::new(), vec![0u64], Vec::new());
+        for l in &self.lists {
+            parts.extend(l.rows.blocks());
+            slots.extend(l.slots.iter().map(|&s| s as u64));
+            offsets.push(slots.len() as u64);
+        }
+        let p = Arc::new(Packed {
+            rows: DeviceMatrix::concat(ctx, &parts, self.dim)?,
+            offsets,
+            slots,
+            cache: BackendCache::default(),
+        });
+        *held = Some(p.clone());
+        Ok(p)
+    }
+
+    /// The backend's own scan of the packed lists, when it has one.
+    fn scan_packed(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        (k, nprobe): (usize, usize),
+        dist: &Distance,
+        allowed: Option<&SlotSet>,
+    ) -> Result<Option<Neighbors>> {
+        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
+        if !ctx.backend().scans_packed_lists(&metric, self.dim) {
+            return Ok(None);
+        }
+        let packed = self.packed(ctx)?;
+        let probes = self.probe(ctx, q, nprobe, dist)?;
+        let lists: Vec<u32> = probes
+            .ids()
             .iter()
-            .map(|l| l.rows.bytes() + l.slots.len() * 8)
-            .sum::<usize>()
+            .map(|&l| if l == MISSING_ID { u32::MAX } else { l as u32 })
+            .collect();
+        ctx.backend().ivf_scan(IvfScanJob {
+            queries: q,
+            rows: &packed.rows,
+            offsets: &packed.offsets,
+            slots: &packed.slots,
+            probes: &lists,
+            nprobe: probes.k(),
+            k,
+            metric: &metric,
+            allowed: allowed.map(SlotSet::words),
+            budget: ctx.memory_budget(),
+            cache: &packed.cache,
+        })
     }
 
     /// Trains the coarse quantizer on `data` (k-means, spherical for the
@@ -104,6 +187,7 @@ impl Ivf {
     /// Sets trained centroids (from training or a file); the lists start empty.
     pub fn set_centroids(&mut self, ctx: &Context, centroids: Matrix) -> Result<()> {
         let device = DeviceMatrix::place(ctx, centroids.clone())?;
+        self.changed();
         self.nlist = Some(centroids.rows());
         self.lists = (0..centroids.rows())
             .map(|_| List {
@@ -147,6 +231,7 @@ impl Ivf {
         dist: &Distance,
     ) -> Result<()> {
         let lists = self.probe(ctx, data, 1, dist)?;
+        self.changed();
         let mut hold = None;
         let rows = data.host_view(&mut hold)?;
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
@@ -196,6 +281,7 @@ impl Ivf {
 
     /// Drops deleted rows: `new_slot[old]` is the new slot of a kept row.
     pub fn compact(&mut self, ctx: &Context, new_slot: &[usize]) -> Result<()> {
+        self.changed();
         let mut place = vec![(0, 0); new_slot.iter().filter(|&&s| s != usize::MAX).count()];
         for (l, list) in self.lists.iter_mut().enumerate() {
             let keep: Vec<usize> = (0..list.slots.len())
@@ -223,6 +309,9 @@ impl Ivf {
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<Neighbors> {
+        if let Some(nn) = self.scan_packed(ctx, q, (k, nprobe), dist, allowed)? {
+            return Ok(nn);
+        }
         let order = dist.metric.canonical().order();
         let groups = self.groups(ctx, q, nprobe, dist)?;
         let mut hold = None;

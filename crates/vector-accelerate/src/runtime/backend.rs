@@ -45,6 +45,7 @@ impl Context {
 /// Every family's backend contract.
 pub(crate) trait Backend:
     ClusterBackend
+    + IvfBackend
     + MlBackend
     + QuantizeBackend
     + VectorBackend
@@ -59,6 +60,7 @@ pub(crate) trait Backend:
 
 impl<T> Backend for T where
     T: ClusterBackend
+        + IvfBackend
         + MlBackend
         + QuantizeBackend
         + VectorBackend
@@ -199,6 +201,46 @@ pub(crate) trait SearchBackend {
     ) -> Result<Matrix>;
     /// The job's `k` nearest base rows of every query.
     fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors>;
+}
+
+/// One scan of packed inverted lists: list `l` holds rows
+/// `offsets[l]..offsets[l + 1]` of `rows`, whose slots are `slots`.
+#[derive(Clone, Copy)]
+pub(crate) struct IvfScanJob<'a> {
+    /// The queries.
+    pub queries: &'a Input<'a>,
+    /// Every list's rows, list after list.
+    pub rows: &'a DeviceMatrix,
+    /// `nlist + 1` row offsets.
+    pub offsets: &'a [u64],
+    /// The slot of every row.
+    pub slots: &'a [u64],
+    /// `[queries x nprobe]` list numbers (`u32::MAX`: no list).
+    pub probes: &'a [u32],
+    /// Lists per query.
+    pub nprobe: usize,
+    /// Results per query.
+    pub k: usize,
+    /// The validated metric.
+    pub metric: &'a Prepared,
+    /// Bits of the slots that may be returned (every slot when `None`).
+    pub allowed: Option<&'a [u64]>,
+    /// Bytes of workspace the scan may use.
+    pub budget: usize,
+    /// What the backend keeps of these lists between scans.
+    pub cache: &'a BackendCache,
+}
+
+/// Inverted-list scans of IVF indexes. A backend without a scan of its own
+/// declines, and the index searches each probed list with the k-NN.
+pub(crate) trait IvfBackend {
+    /// Whether [`ivf_scan`](Self::ivf_scan) serves `metric` on rows of `dim`
+    /// values (the index then keeps its lists packed for it).
+    fn scans_packed_lists(&self, metric: &Prepared, dim: usize) -> bool;
+    /// The `k` best allowed rows of every query over its probed lists, by
+    /// slot, missing results where fewer exist; `None` where the backend
+    /// has no scan of its own for the job.
+    fn ivf_scan(&self, job: IvfScanJob<'_>) -> Result<Option<Neighbors>>;
 }
 
 /// Descriptive statistics and quantiles.

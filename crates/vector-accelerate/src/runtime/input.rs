@@ -165,6 +165,40 @@ impl DeviceMatrix {
         Ok(Self::from_host_f32(m.into_vec(), dim))
     }
 
+    /// The rows of `parts` (f32 rows of `ctx`'s device, `dim` values each)
+    /// one after the other, in one new matrix on the same device.
+    pub(crate) fn concat(ctx: &Context, parts: &[&DeviceMatrix], dim: usize) -> Result<Self> {
+        let rows: usize = parts.iter().map(|p| p.rows()).sum();
+        let Engine::Cuda(dev) = ctx.engine() else {
+            let mut v = Vec::with_capacity(rows * dim);
+            for p in parts {
+                v.extend_from_slice(p.rows_to_host(0, p.rows())?.as_slice());
+            }
+            return Ok(Self::from_host_f32(v, dim));
+        };
+        let _g = dev.lock();
+        let mut out = dev.alloc::<f32>((rows * dim).max(1))?;
+        let mut at = 0;
+        for p in parts {
+            let src = p.cuda_f32().ok_or_else(|| {
+                Error::invalid(
+                    "rows",
+                    "host or 16-bit rows",
+                    "expected f32 rows on this device",
+                )
+            })?;
+            let n = p.rows() * dim;
+            dev.stream
+                .memcpy_dtod(&src.slice(0..n), &mut out.slice_mut(at..at + n))
+                .map_err(crate::core::error::cu("cuMemcpyDtoD"))?;
+            at += n;
+        }
+        dev.sync()?;
+        let negative = parts.iter().any(|p| p.has_negative());
+        let storage = Storage::Cuda(dev.clone(), CudaRows::F32(out));
+        Ok(Self::from_storage(storage, rows, dim, Some(negative)))
+    }
+
     /// Copies an input to `ctx`'s device (a duplicate for resident rows).
     pub(crate) fn upload(ctx: &Context, input: Input<'_>) -> Result<Self> {
         let (rows, dim) = (input.rows(), input.dim());

@@ -65,6 +65,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "histogram",
         source: include_str!("../cuda/kernels/histogram.cu"),
     },
+    KernelModule {
+        name: "ivf",
+        source: include_str!("../cuda/kernels/ivf.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:

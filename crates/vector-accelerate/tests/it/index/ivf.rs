@@ -26,7 +26,7 @@ fn probing_every_list_equals_flat_for_each_metric() {
                         &format!("seed {s} n {n} {m} k {k}"),
                         &got,
                         &want,
-                        |_| 1e-3,
+                        super::tol_of(&want),
                     );
                 }
             }
@@ -82,7 +82,7 @@ fn short_probes_are_completed_to_k_results() {
         let got = ivf.search(&q, 40, &SearchParams::default()).unwrap();
         assert!(got.ids().iter().all(|&i| i != MISSING_ID));
         let want = flat.search(&q, 40, &SearchParams::default()).unwrap();
-        assert_close_neighbors(&format!("seed {s}"), &got, &want, |_| 1e-3);
+        assert_close_neighbors(&format!("seed {s}"), &got, &want, super::tol_of(&want));
     });
 }
 

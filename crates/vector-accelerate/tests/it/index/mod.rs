@@ -64,3 +64,17 @@ pub fn recall(got: &Neighbors, want: &Neighbors) -> f64 {
     }
     hit as f64 / total.max(1) as f64
 }
+
+/// A tolerance per row of `nn` for results computed in another order of
+/// operations (a direct sum against a GEMM form): relative to the row's
+/// largest value.
+pub fn tol_of(nn: &Neighbors) -> impl Fn(usize) -> f64 + '_ {
+    move |r| {
+        let big = nn
+            .row_distances(r)
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, |m, v| m.max(v.abs() as f64));
+        1e-5 * (1.0 + big)
+    }
+}

@@ -1,0 +1,166 @@
+//! `vaccel bench index`: an index built on synthetic clustered data, then
+//! recall@k against queries per second for a sweep of `nprobe`, beside the
+//! exact k-NN over the same data in the same run (the ground truth).
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use clap::Args;
+use vector_accelerate::index::{Index, SearchParams};
+use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, MISSING_ID};
+
+use super::args::make_context;
+use super::timing::time_ms;
+use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
+
+/// Arguments of `vaccel bench index`.
+#[derive(Debug, Args)]
+pub struct BenchIndexArgs {
+    /// Device: cpu, cuda, cuda:N or auto.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// Index factory string.
+    #[arg(long, default_value = "IVF4096,Flat")]
+    factory: String,
+    /// Base vectors (default 1,000,000 on CUDA, 100,000 on the CPU).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// Queries per search call (default 10,000 on CUDA, 1,000 on the CPU).
+    #[arg(long)]
+    queries: Option<usize>,
+    /// Results per query.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Lists scanned per query (comma list).
+    #[arg(long, default_value = "1,2,4,8,16,32,64,128")]
+    nprobe: String,
+    /// Metric.
+    #[arg(long, default_value = "l2")]
+    metric: String,
+    /// Clusters of the synthetic mixture (N(0, 1) centres).
+    #[arg(long, default_value_t = 1000)]
+    clusters: usize,
+    /// Standard deviation of the points around their centre (1.0: clusters
+    /// overlap, so the nearest neighbours of a query spread over several
+    /// lists).
+    #[arg(long, default_value_t = 1.0)]
+    spread: f32,
+    /// Timed runs per search (median reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+/// Runs the benchmark.
+pub fn run(a: BenchIndexArgs) -> Result<()> {
+    ensure!(a.repeats >= 1, "--repeats must be at least 1");
+    ensure!(a.k >= 1, "-k must be at least 1");
+    let (ctx, how) = make_context(a.device.as_deref())?;
+    let n =
+        a.n.unwrap_or(if ctx.is_cuda() { 1_000_000 } else { 100_000 });
+    let nq = a
+        .queries
+        .unwrap_or(if ctx.is_cuda() { 10_000 } else { 1_000 });
+    let metric: Metric = a.metric.parse()?;
+    let probes = parse_list(&a.nprobe)?;
+    let g = Generator::clustered(a.dim, a.clusters, a.seed)?.with_spread(a.spread)?;
+    let (base, queries) = (g.rows(n, BASE_STREAM)?, g.rows(nq, QUERY_STREAM)?);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "device: {how}")?;
+    writeln!(
+        out,
+        "data: {n} x {} clustered ({} clusters, spread {}), {nq} queries, k {}, {metric}",
+        a.dim, a.clusters, a.spread, a.k
+    )?;
+    let resident = ctx.upload(&base)?;
+    let exact_ms = time_ms(a.repeats, || {
+        knn(&ctx, &queries, &resident, a.k, metric)?;
+        Ok(ctx.synchronize()?)
+    })?;
+    let truth = knn(&ctx, &queries, &resident, a.k, metric)?;
+    drop(resident);
+    let (index, build) = build(&ctx, &a, &base, metric)?;
+    writeln!(
+        out,
+        "build {}: train {:.2} s, add {:.2} s, {:.1} MB",
+        index.factory(),
+        build.0,
+        build.1,
+        index.memory_usage() as f64 / 1e6
+    )?;
+    writeln!(
+        out,
+        "\n| search | nprobe | recall@{} | ms | queries/s | vs exact |",
+        a.k
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+    let exact_qps = nq as f64 / (exact_ms / 1e3);
+    writeln!(
+        out,
+        "| exact k-NN | - | 1.0000 | {exact_ms:.3} | {exact_qps:.0} | 1.00x |"
+    )?;
+    for &p in &probes {
+        let params = SearchParams::default().with_nprobe(p);
+        let got = index.search(&queries, a.k, &params)?;
+        let ms = time_ms(a.repeats, || {
+            index.search(&queries, a.k, &params)?;
+            Ok(())
+        })?;
+        let qps = nq as f64 / (ms / 1e3);
+        let r = recall(&got, &truth);
+        writeln!(
+            out,
+            "| {} | {p} | {r:.4} | {ms:.3} | {qps:.0} | {:.2}x |",
+            index.factory(),
+            qps / exact_qps
+        )?;
+    }
+    Ok(())
+}
+
+/// The index trained and filled with `base`; seconds of training and adding.
+fn build(
+    ctx: &Context,
+    a: &BenchIndexArgs,
+    base: &Matrix,
+    metric: Metric,
+) -> Result<(Index, (f64, f64))> {
+    let mut index = Index::new(ctx, a.dim, &a.factory, metric)?;
+    let t = Instant::now();
+    index.train(base)?;
+    ctx.synchronize()?;
+    let train = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    index.add(base)?;
+    ctx.synchronize()?;
+    Ok((index, (train, t.elapsed().as_secs_f64())))
+}
+
+/// Fraction of the exact results found.
+fn recall(got: &Neighbors, want: &Neighbors) -> f64 {
+    let (mut hit, mut total) = (0usize, 0usize);
+    for r in 0..want.rows() {
+        let g = got.row_ids(r);
+        for id in want.row_ids(r).iter().filter(|&&i| i != MISSING_ID) {
+            total += 1;
+            hit += usize::from(g.contains(id));
+        }
+    }
+    hit as f64 / total.max(1) as f64
+}
+
+fn parse_list(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|p| {
+            let v: usize = p.trim().parse()?;
+            ensure!(v >= 1, "--nprobe values must be at least 1, got {v}");
+            Ok(v)
+        })
+        .collect()
+}

@@ -1,0 +1,225 @@
+//! CUDA host side of IVF list scans (`kernels/ivf.cu`): one launch computes
+//! the distances of a chunk of queries to every row of their probed lists
+//! (`[queries x nprobe * width]`, `width` the longest probed list), the
+//! row-wise top-k selects the best, and the columns are mapped back to
+//! slots on the host.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+
+use crate::core::error::{cu, Result};
+use crate::core::metric::{Metric, Prepared};
+use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
+use crate::cuda::distance::{metric_code, whole};
+use crate::runtime::backend::{IvfBackend, IvfScanJob, SelectBackend};
+use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_rows::{f32_rows, upload_slice, CudaRows};
+use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
+
+const MODULE: &str = "ivf";
+/// The query is kept in shared memory: at most this many values.
+const MAX_DIM: usize = 8192;
+const NO_LIST: u32 = u32::MAX;
+
+/// The lists' offsets and slots on the device, kept with the packed lists.
+struct DeviceLists {
+    offsets: CudaSlice<u64>,
+    slots: CudaSlice<u64>,
+}
+
+impl IvfBackend for Arc<CudaDevice> {
+    fn scans_packed_lists(&self, metric: &Prepared, dim: usize) -> bool {
+        let direct = matches!(
+            metric.metric,
+            Metric::L2
+                | Metric::Euclidean
+                | Metric::Cosine
+                | Metric::CosineSimilarity
+                | Metric::InnerProduct
+                | Metric::AbsInnerProduct
+                | Metric::L1
+                | Metric::Linf
+        );
+        direct && metric.weights.is_none() && dim <= MAX_DIM
+    }
+
+    fn ivf_scan(&self, job: IvfScanJob<'_>) -> Result<Option<Neighbors>> {
+        if !self.scans_packed_lists(job.metric, job.rows.dim()) {
+            return Ok(None);
+        }
+        let lists = job.cache.find_or_make(
+            |_: &DeviceLists| true,
+            || {
+                let _g = self.lock();
+                let l = DeviceLists {
+                    offsets: upload_slice(self, job.offsets)?,
+                    slots: upload_slice(self, job.slots)?,
+                };
+                self.sync()?;
+                Ok(Some(l))
+            },
+        )?;
+        let lists = lists.expect("made above");
+        let nq = job.queries.rows();
+        let width = widest(&job);
+        let per_query = (job.nprobe * width).max(1) * 4;
+        let chunk = (job.budget / 2 / per_query).clamp(1, nq);
+        let mut out = Vec::with_capacity(nq.div_ceil(chunk));
+        let mut hold = None;
+        let qv = job.queries.host_view(&mut hold)?;
+        for q0 in (0..nq).step_by(chunk) {
+            let q1 = (q0 + chunk).min(nq);
+            let part = Input::F32(qv.slice_rows(q0, q1));
+            out.push(scan_chunk(self, &job, &lists, (&part, q0), width)?);
+        }
+        let mut nn = out.remove(0);
+        for part in out {
+            nn.append_rows(part);
+        }
+        Ok(Some(nn))
+    }
+}
+
+/// The longest list any query probes.
+fn widest(job: &IvfScanJob<'_>) -> usize {
+    let len = |l: u32| {
+        let l = l as usize;
+        (job.offsets[l + 1] - job.offsets[l]) as usize
+    };
+    job.probes
+        .iter()
+        .filter(|&&l| l != NO_LIST)
+        .map(|&l| len(l))
+        .max()
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// The scan of queries `q0..q0 + part.rows()`.
+fn scan_chunk(
+    dev: &Arc<CudaDevice>,
+    job: &IvfScanJob<'_>,
+    lists: &DeviceLists,
+    (part, q0): (&Input<'_>, usize),
+    width: usize,
+) -> Result<Neighbors> {
+    let (nq, dim, np) = (part.rows(), job.rows.dim(), job.nprobe);
+    let order = job.metric.metric.order();
+    let probes = &job.probes[q0 * np..(q0 + nq) * np];
+    let values = {
+        let _g = dev.lock();
+        let q = whole(dev, part)?;
+        let qnorm = query_norms(part, job.metric.metric)?
+            .map(|n| upload_slice(dev, &n))
+            .transpose()?;
+        let probes_d = upload_slice(dev, probes)?;
+        let allowed = job.allowed.map(|a| upload_slice(dev, a)).transpose()?;
+        let mut out = dev.alloc::<f32>(nq * np * width)?;
+        let rows = job.rows.cuda_f32().expect("packed f32 rows on this device");
+        let f = dev.func(MODULE, "va_ivf_scan")?;
+        let (np_i, dim_i, width_i) = (np as i64, dim as i64, width as i64);
+        let (code, missing) = (metric_code(job.metric.metric), missing_value(order));
+        let null = 0u64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(f32_rows(q.rows())?);
+        match &qnorm {
+            Some(n) => b.arg(n),
+            None => b.arg(&null),
+        };
+        b.arg(rows)
+            .arg(&lists.offsets)
+            .arg(&probes_d)
+            .arg(&lists.slots);
+        match &allowed {
+            Some(a) => b.arg(a),
+            None => b.arg(&null),
+        };
+        b.arg(&np_i)
+            .arg(&dim_i)
+            .arg(&width_i)
+            .arg(&code)
+            .arg(&missing);
+        b.arg(&mut out);
+        let cfg = LaunchConfig {
+            grid_dim: ((nq * np) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: (dim * 4) as u32,
+        };
+        // SAFETY: q holds nq*dim floats, probes nq*np lists of the packed
+        // rows, out nq*np*width floats; the shared query holds dim floats.
+        unsafe { b.launch(cfg) }.map_err(cu("va_ivf_scan launch"))?;
+        DeviceMatrix::from_cuda(dev, CudaRows::F32(out), nq, np * width, true)
+    };
+    let cols = np * width;
+    let best = dev.topk(&Input::Resident(&values), job.k.min(cols), order)?;
+    Ok(to_slots(job, probes, &best, width))
+}
+
+/// `|q|` of every query for the cosine metrics.
+fn query_norms(q: &Input<'_>, metric: Metric) -> Result<Option<Vec<f32>>> {
+    if !matches!(metric, Metric::Cosine | Metric::CosineSimilarity) {
+        return Ok(None);
+    }
+    let mut hold = None;
+    let m = q.host_view(&mut hold)?;
+    Ok(Some(
+        (0..m.rows())
+            .map(|r| {
+                m.row(r)
+                    .iter()
+                    .map(|&v| v as f64 * v as f64)
+                    .sum::<f64>()
+                    .sqrt() as f32
+            })
+            .collect(),
+    ))
+}
+
+/// The selected columns as slots: padding, missing probes and rows that
+/// are not allowed become missing results.
+fn to_slots(job: &IvfScanJob<'_>, probes: &[u32], best: &Neighbors, width: usize) -> Neighbors {
+    let (k, np) = (job.k, job.nprobe);
+    let order: Order = best.order();
+    let mut ids = vec![MISSING_ID; best.rows() * k];
+    let mut dist = vec![missing_value(order); best.rows() * k];
+    for r in 0..best.rows() {
+        let mut j = 0;
+        for (&col, &d) in best.row_ids(r).iter().zip(best.row_distances(r)) {
+            if let Some(slot) = slot_of(job, probes, (r * np, col), width) {
+                ids[r * k + j] = slot;
+                dist[r * k + j] = d;
+                j += 1;
+            }
+        }
+    }
+    Neighbors::from_parts(best.rows(), k, order, ids, dist).expect("rows * k results")
+}
+
+/// The slot behind column `col` of query row `base / nprobe`, if any.
+fn slot_of(
+    job: &IvfScanJob<'_>,
+    probes: &[u32],
+    (base, col): (usize, u64),
+    width: usize,
+) -> Option<u64> {
+    if col == MISSING_ID {
+        return None;
+    }
+    let (j, p) = (col as usize / width, col as usize % width);
+    let list = *probes.get(base + j)?;
+    if list == NO_LIST {
+        return None;
+    }
+    let (start, end) = (job.offsets[list as usize], job.offsets[list as usize + 1]);
+    if p as u64 >= end - start {
+        return None;
+    }
+    let slot = job.slots[(start + p as u64) as usize];
+    let pass = job.allowed.is_none_or(|a| {
+        a.get(slot as usize / 64)
+            .is_some_and(|w| w >> (slot % 64) & 1 == 1)
+    });
+    pass.then_some(slot)
+}
