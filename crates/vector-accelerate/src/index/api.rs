@@ -300,8 +300,9 @@ impl Index {
 
     /// An IVF search: the lists when the filter passes many vectors, an
     /// exact search over the allowed vectors when it passes fewer than the
-    /// lists would scan; queries left short of `min(k, allowed)` results
-    /// are completed exactly.
+    /// lists would scan. Queries left short of `min(k, allowed)` results
+    /// (their lists hold too few allowed vectors) probe twice as many lists,
+    /// then four times, up to every list.
     fn search_ivf(
         &self,
         ivf: &Ivf,
@@ -319,11 +320,22 @@ impl Index {
         }
         let mut nn = ivf.search(&self.ctx, q, (k, nprobe), &self.distance, allowed)?;
         let want = k.min(allowed.map_or(self.ids.len(), SlotSet::count));
-        let short: Vec<usize> = (0..nn.rows())
-            .filter(|&r| nn.row_ids(r).iter().filter(|&&i| i != MISSING_ID).count() < want)
-            .collect();
-        if !short.is_empty() {
-            self.complete(ivf, q, k, allowed, &short, &mut nn)?;
+        let mut wider = nprobe;
+        while wider < lists {
+            let short = short_rows(&nn, want);
+            if short.is_empty() {
+                break;
+            }
+            wider = (wider * 2).min(lists);
+            let mut hold = None;
+            let sub = super::ivf::gather(q.host_view(&mut hold)?, &short);
+            let again = Input::F32(sub.view());
+            let more = ivf.search(&self.ctx, &again, (k, wider), &self.distance, allowed)?;
+            let (ids, dist) = nn.parts_mut();
+            for (i, &r) in short.iter().enumerate() {
+                ids[r * k..(r + 1) * k].copy_from_slice(more.row_ids(i));
+                dist[r * k..(r + 1) * k].copy_from_slice(more.row_distances(i));
+            }
         }
         Ok(nn)
     }
@@ -341,37 +353,6 @@ impl Index {
         let mut nn = rows.knn(&self.ctx, q, k, &self.distance)?;
         nn.map_ids(|i| slots[i as usize] as u64);
         Ok(nn)
-    }
-
-    /// Replaces the rows `short` of `nn` by exact results over the allowed
-    /// (or all live) vectors.
-    fn complete(
-        &self,
-        ivf: &Ivf,
-        q: &Input<'_>,
-        k: usize,
-        allowed: Option<&SlotSet>,
-        short: &[usize],
-        nn: &mut Neighbors,
-    ) -> Result<()> {
-        let mut hold = None;
-        let qv = q.host_view(&mut hold)?;
-        let sub = super::ivf::gather(qv, short);
-        let every;
-        let set = match allowed {
-            Some(a) => a,
-            None => {
-                every = SlotSet::build(self.ids.slot_count(), |s| !self.ids.is_deleted(s));
-                &every
-            }
-        };
-        let exact = self.exact_over(ivf, &Input::F32(sub.view()), k, set)?;
-        let (ids, dist) = nn.parts_mut();
-        for (i, &r) in short.iter().enumerate() {
-            ids[r * k..(r + 1) * k].copy_from_slice(exact.row_ids(i));
-            dist[r * k..(r + 1) * k].copy_from_slice(exact.row_distances(i));
-        }
-        Ok(())
     }
 
     /// Every vector within `radius` of each query (distance below it, or
@@ -482,4 +463,11 @@ fn check_positive(name: &'static str, v: usize) -> Result<()> {
         return Err(Error::invalid(name, v, "must be at least 1"));
     }
     Ok(())
+}
+
+/// The rows of `nn` with fewer than `want` results.
+fn short_rows(nn: &Neighbors, want: usize) -> Vec<usize> {
+    (0..nn.rows())
+        .filter(|&r| nn.row_ids(r).iter().filter(|&&i| i != MISSING_ID).count() < want)
+        .collect()
 }

@@ -68,7 +68,7 @@ fn ivf_recall_grows_with_nprobe_on_clustered_data() {
 }
 
 #[test]
-fn short_probes_are_completed_to_k_results() {
+fn short_probes_are_widened_to_k_results() {
     let s = seed();
     for_each_backend("index ivf completion", |ctx| {
         let mut r = rng(s);
@@ -77,12 +77,39 @@ fn short_probes_are_completed_to_k_results() {
         let ids: Vec<u64> = (0..300).collect();
         let ivf = build(ctx, "IVF30,Flat", &base, &ids, Metric::L2);
         let flat = build(ctx, "Flat", &base, &ids, Metric::L2);
-        // One list of about ten vectors cannot give 40 results: the rows
-        // are completed by an exact search.
+        // One list of about ten vectors cannot give 40 results: the short
+        // rows probe more lists until they have 40.
         let got = ivf.search(&q, 40, &SearchParams::default()).unwrap();
-        assert!(got.ids().iter().all(|&i| i != MISSING_ID));
         let want = flat.search(&q, 40, &SearchParams::default()).unwrap();
-        assert_close_neighbors(&format!("seed {s}"), &got, &want, super::tol_of(&want));
+        for row in 0..5 {
+            let mut seen = got.row_ids(row).to_vec();
+            assert!(seen.iter().all(|&i| i != MISSING_ID), "seed {s} row {row}");
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), 40, "seed {s} row {row}: distinct ids");
+            let d = got.row_distances(row);
+            assert!(
+                d.windows(2).all(|w| w[0] <= w[1]),
+                "seed {s} row {row}: sorted"
+            );
+            // Each result's distance is its true distance.
+            for (&id, &v) in got.row_ids(row).iter().zip(d) {
+                let exact = crate::common::ref_f32(
+                    q.row(row),
+                    base.row(id as usize),
+                    Metric::L2,
+                    None,
+                    0.0,
+                );
+                assert!((exact - v as f64).abs() <= 1e-4 * (1.0 + exact), "seed {s}");
+            }
+        }
+        assert!(super::recall(&got, &want) >= 0.5, "seed {s}");
+        // Asking for every list is exact.
+        let all = ivf
+            .search(&q, 40, &SearchParams::default().with_nprobe(30))
+            .unwrap();
+        assert_close_neighbors(&format!("seed {s}"), &all, &want, super::tol_of(&want));
     });
 }
 
