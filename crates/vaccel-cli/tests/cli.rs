@@ -359,6 +359,50 @@ fn fvecs_and_bvecs_inputs() {
     }
 }
 
+/// A big-ann-benchmarks bin file: `u32` rows and dimension, then `payload`.
+fn bin_file(rows: usize, dim: usize, payload: &[u8]) -> Vec<u8> {
+    let mut out = (rows as u32).to_le_bytes().to_vec();
+    out.extend((dim as u32).to_le_bytes());
+    out.extend(payload);
+    out
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn fbin_u8bin_and_i8bin_inputs() {
+    let dir = TempDir::new("bin");
+    let dim = 6;
+    let mut g = Lcg(5);
+    let base = g.vec(40 * dim);
+    let queries = g.vec(5 * dim);
+    fs::write(dir.path("base.fbin"), bin_file(40, dim, &le_bytes(&base))).unwrap();
+    fs::write(dir.path("q.fbin"), bin_file(5, dim, &le_bytes(&queries))).unwrap();
+    let (ids, dists) = run_knn(&dir, "base.fbin", "q.fbin", 3, "l2");
+    let (b, q) = (Rows::F32(&base, dim), Rows::F32(&queries, dim));
+    check("l2", b, q, 3, &ids, &dists);
+
+    // Bytes become f32 values: unsigned for .u8bin, signed for .i8bin.
+    let raw = g.bytes(30 * dim);
+    let unsigned: Vec<f32> = raw.iter().map(|&b| f32::from(b)).collect();
+    let signed: Vec<f32> = raw.iter().map(|&b| f32::from(b as i8)).collect();
+    for (file, values) in [("base.u8bin", &unsigned), ("base.i8bin", &signed)] {
+        fs::write(dir.path(file), bin_file(30, dim, &raw)).unwrap();
+        write_f32(&dir.path("q.npy"), dim, &values[..4 * dim]);
+        let (ids, dists) = run_knn(&dir, file, "q.npy", 2, "l1");
+        let (b, q) = (Rows::F32(values, dim), Rows::F32(&values[..4 * dim], dim));
+        check("l1", b, q, 2, &ids, &dists);
+        for (q, id) in ids.chunks(2).enumerate() {
+            assert_eq!(
+                id[0], q as i64,
+                "{file}: a base row is its own nearest neighbour"
+            );
+        }
+    }
+}
+
 /// The bits of a value that is a normal (or zero) float16 exactly.
 fn f16_bits(v: f32) -> u16 {
     let b = v.to_bits();
@@ -582,6 +626,19 @@ fn error_cases() -> Vec<(&'static str, Case)> {
             "--distances",
             "@d.npy",
         ]
+    };
+    let base_args = |base: &'static str| {
+        let rest = [
+            "--queries",
+            "@q.npy",
+            "-k",
+            "1",
+            "--metric",
+            "l2",
+            "--ids",
+            "@ids.npy",
+        ];
+        [vec!["--base", base], rest.to_vec()].concat()
     };
     let ok_files = || vec![("base.npy", f32_npy(10, 4)), ("q.npy", f32_npy(3, 4))];
     let with_base = |base: Vec<u8>| vec![("base.npy", base), ("q.npy", f32_npy(3, 4))];
@@ -817,6 +874,28 @@ fn error_cases() -> Vec<(&'static str, Case)> {
                     "@ids.npy",
                 ],
                 word: "truncated",
+            },
+        ),
+        (
+            "truncated fbin",
+            Case {
+                files: vec![
+                    ("base.fbin", bin_file(10, 4, &[0; 100])),
+                    ("q.npy", f32_npy(3, 4)),
+                ],
+                args: base_args("@base.fbin"),
+                word: "the file ends at byte offset 108",
+            },
+        ),
+        (
+            "ids as vectors",
+            Case {
+                files: vec![
+                    ("base.ibin", bin_file(2, 4, &[0; 32])),
+                    ("q.npy", f32_npy(3, 4)),
+                ],
+                args: base_args("@base.ibin"),
+                word: "int32 ids",
             },
         ),
         (
