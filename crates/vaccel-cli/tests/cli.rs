@@ -403,6 +403,35 @@ fn fbin_u8bin_and_i8bin_inputs() {
     }
 }
 
+/// The bytes of a committed test file in `tests/data`.
+fn fixture(name: &str) -> Vec<u8> {
+    fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn ann_benchmarks_hdf5_inputs() {
+    let dir = TempDir::new("hdf5");
+    // The fixtures' vectors: v[i, j] = 0.25 * (i * cols + j) - 3.
+    let formula = |rows: usize, cols: usize| -> Vec<f32> {
+        (0..rows * cols).map(|n| 0.25 * n as f32 - 3.0).collect()
+    };
+    let (train, test) = (formula(7, 5), formula(5, 5));
+    for file in ["ann-v0.hdf5", "ann-latest.hdf5"] {
+        fs::write(dir.path(file), fixture(file)).unwrap();
+        let base = format!("{file}#train");
+        let queries = format!("{file}#test");
+        let (ids, dists) = run_knn(&dir, &base, &queries, 3, "l2");
+        let (b, q) = (Rows::F32(&train, 5), Rows::F32(&test, 5));
+        check("l2", b, q, 3, &ids, &dists);
+        assert_eq!(&ids[..3], [0, 1, 2], "{file}");
+    }
+}
+
 /// The bits of a value that is a normal (or zero) float16 exactly.
 fn f16_bits(v: f32) -> u16 {
     let b = v.to_bits();
@@ -896,6 +925,31 @@ fn error_cases() -> Vec<(&'static str, Case)> {
                 ],
                 args: base_args("@base.ibin"),
                 word: "int32 ids",
+            },
+        ),
+        (
+            "hdf5 without a dataset",
+            Case {
+                files: vec![
+                    ("ann.hdf5", fixture("ann-v0.hdf5")),
+                    ("q.npy", f32_npy(3, 5)),
+                ],
+                args: base_args("@ann.hdf5"),
+                word: "ann.hdf5#NAME'; the file has: neighbors (int32 [5 x 4]), test",
+            },
+        ),
+        (
+            "truncated hdf5",
+            Case {
+                files: vec![
+                    ("cut.hdf5", fixture("ann-v0-truncated.hdf5")),
+                    ("q.npy", f32_npy(3, 5)),
+                ],
+                args: base_args("@cut.hdf5#train"),
+                word: concat!(
+                    "cut.hdf5#train': truncated file: ",
+                    "the superblock (end-of-file address at byte offset 40)"
+                ),
             },
         ),
         (
