@@ -1,5 +1,6 @@
 //! `vaccel`: the command line of VectorAccelerate. Device information, a
-//! self-checking demo, exact k-NN over `.npy` / `.fvecs` / `.bvecs` files,
+//! self-checking demo, exact k-NN over `.npy`, `.fvecs` / `.bvecs`,
+//! `.fbin` / `.u8bin` / `.i8bin` and ann-benchmarks HDF5 files,
 //! histograms and throughput benchmarks, on CUDA or the CPU.
 
 mod batching;

@@ -359,6 +359,79 @@ fn fvecs_and_bvecs_inputs() {
     }
 }
 
+/// A big-ann-benchmarks bin file: `u32` rows and dimension, then `payload`.
+fn bin_file(rows: usize, dim: usize, payload: &[u8]) -> Vec<u8> {
+    let mut out = (rows as u32).to_le_bytes().to_vec();
+    out.extend((dim as u32).to_le_bytes());
+    out.extend(payload);
+    out
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn fbin_u8bin_and_i8bin_inputs() {
+    let dir = TempDir::new("bin");
+    let dim = 6;
+    let mut g = Lcg(5);
+    let base = g.vec(40 * dim);
+    let queries = g.vec(5 * dim);
+    fs::write(dir.path("base.fbin"), bin_file(40, dim, &le_bytes(&base))).unwrap();
+    fs::write(dir.path("q.fbin"), bin_file(5, dim, &le_bytes(&queries))).unwrap();
+    let (ids, dists) = run_knn(&dir, "base.fbin", "q.fbin", 3, "l2");
+    let (b, q) = (Rows::F32(&base, dim), Rows::F32(&queries, dim));
+    check("l2", b, q, 3, &ids, &dists);
+
+    // Bytes become f32 values: unsigned for .u8bin, signed for .i8bin.
+    let raw = g.bytes(30 * dim);
+    let unsigned: Vec<f32> = raw.iter().map(|&b| f32::from(b)).collect();
+    let signed: Vec<f32> = raw.iter().map(|&b| f32::from(b as i8)).collect();
+    for (file, values) in [("base.u8bin", &unsigned), ("base.i8bin", &signed)] {
+        fs::write(dir.path(file), bin_file(30, dim, &raw)).unwrap();
+        write_f32(&dir.path("q.npy"), dim, &values[..4 * dim]);
+        let (ids, dists) = run_knn(&dir, file, "q.npy", 2, "l1");
+        let (b, q) = (Rows::F32(values, dim), Rows::F32(&values[..4 * dim], dim));
+        check("l1", b, q, 2, &ids, &dists);
+        for (q, id) in ids.chunks(2).enumerate() {
+            assert_eq!(
+                id[0], q as i64,
+                "{file}: a base row is its own nearest neighbour"
+            );
+        }
+    }
+}
+
+/// The bytes of a committed test file in `tests/data`.
+fn fixture(name: &str) -> Vec<u8> {
+    fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn ann_benchmarks_hdf5_inputs() {
+    let dir = TempDir::new("hdf5");
+    // The fixtures' vectors: v[i, j] = 0.25 * (i * cols + j) - 3.
+    let formula = |rows: usize, cols: usize| -> Vec<f32> {
+        (0..rows * cols).map(|n| 0.25 * n as f32 - 3.0).collect()
+    };
+    let (train, test) = (formula(7, 5), formula(5, 5));
+    for file in ["ann-v0.hdf5", "ann-latest.hdf5"] {
+        fs::write(dir.path(file), fixture(file)).unwrap();
+        let base = format!("{file}#train");
+        let queries = format!("{file}#test");
+        let (ids, dists) = run_knn(&dir, &base, &queries, 3, "l2");
+        let (b, q) = (Rows::F32(&train, 5), Rows::F32(&test, 5));
+        check("l2", b, q, 3, &ids, &dists);
+        assert_eq!(&ids[..3], [0, 1, 2], "{file}");
+    }
+}
+
 /// The bits of a value that is a normal (or zero) float16 exactly.
 fn f16_bits(v: f32) -> u16 {
     let b = v.to_bits();
@@ -582,6 +655,19 @@ fn error_cases() -> Vec<(&'static str, Case)> {
             "--distances",
             "@d.npy",
         ]
+    };
+    let base_args = |base: &'static str| {
+        let rest = [
+            "--queries",
+            "@q.npy",
+            "-k",
+            "1",
+            "--metric",
+            "l2",
+            "--ids",
+            "@ids.npy",
+        ];
+        [vec!["--base", base], rest.to_vec()].concat()
     };
     let ok_files = || vec![("base.npy", f32_npy(10, 4)), ("q.npy", f32_npy(3, 4))];
     let with_base = |base: Vec<u8>| vec![("base.npy", base), ("q.npy", f32_npy(3, 4))];
@@ -817,6 +903,53 @@ fn error_cases() -> Vec<(&'static str, Case)> {
                     "@ids.npy",
                 ],
                 word: "truncated",
+            },
+        ),
+        (
+            "truncated fbin",
+            Case {
+                files: vec![
+                    ("base.fbin", bin_file(10, 4, &[0; 100])),
+                    ("q.npy", f32_npy(3, 4)),
+                ],
+                args: base_args("@base.fbin"),
+                word: "the file ends at byte offset 108",
+            },
+        ),
+        (
+            "ids as vectors",
+            Case {
+                files: vec![
+                    ("base.ibin", bin_file(2, 4, &[0; 32])),
+                    ("q.npy", f32_npy(3, 4)),
+                ],
+                args: base_args("@base.ibin"),
+                word: "int32 ids",
+            },
+        ),
+        (
+            "hdf5 without a dataset",
+            Case {
+                files: vec![
+                    ("ann.hdf5", fixture("ann-v0.hdf5")),
+                    ("q.npy", f32_npy(3, 5)),
+                ],
+                args: base_args("@ann.hdf5"),
+                word: "ann.hdf5#NAME'; the file has: neighbors (int32 [5 x 4]), test",
+            },
+        ),
+        (
+            "truncated hdf5",
+            Case {
+                files: vec![
+                    ("cut.hdf5", fixture("ann-v0-truncated.hdf5")),
+                    ("q.npy", f32_npy(3, 5)),
+                ],
+                args: base_args("@cut.hdf5#train"),
+                word: concat!(
+                    "cut.hdf5#train': truncated file: ",
+                    "the superblock (end-of-file address at byte offset 40)"
+                ),
             },
         ),
         (

@@ -22,8 +22,9 @@ use crate::progress::Progress;
 /// Arguments of `vaccel knn`.
 #[derive(Debug, Args)]
 pub struct KnnArgs {
-    /// Base vectors: .npy ('<f4', or '|u1' bit-packed binary rows), .fvecs
-    /// or .bvecs.
+    /// Base vectors: .npy ('<f4', or '|u1' bit-packed binary rows), .fvecs,
+    /// .bvecs, .fbin, .u8bin, .i8bin, or a dataset of an HDF5 file
+    /// (FILE.hdf5#train).
     #[arg(long, value_name = "FILE")]
     base: PathBuf,
     /// Query vectors, in the same formats; same kind and dimension as the base.

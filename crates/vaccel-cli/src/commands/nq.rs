@@ -35,7 +35,8 @@ pub enum NqCommand {
 /// Arguments of `vaccel nq train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Training vectors: float32 .npy, .fvecs or .bvecs.
+    /// Training vectors: float32 .npy, .fvecs, .bvecs, .fbin, .u8bin, .i8bin
+    /// or FILE.hdf5#DATASET.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Latent width (the number of principal components).
@@ -80,7 +81,8 @@ pub struct ModelArgs {
 pub struct EncodeArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Vectors to encode: float32 .npy, .fvecs or .bvecs.
+    /// Vectors to encode: float32 .npy, .fvecs, .bvecs, .fbin, .u8bin, .i8bin
+    /// or FILE.hdf5#DATASET.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Output: a uint8 .npy [rows x (latent + 8)]: each row's int8 codes,

@@ -71,7 +71,8 @@ pub struct TrainArgs {
     /// Quantizer kind.
     #[arg(long, value_enum)]
     kind: Kind,
-    /// Training vectors: float32 .npy, .fvecs or .bvecs.
+    /// Training vectors: float32 .npy, .fvecs, .bvecs, .fbin, .u8bin, .i8bin
+    /// or FILE.hdf5#DATASET.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Output: the fitted quantizer.
@@ -125,7 +126,8 @@ pub struct EncodeArgs {
     /// A quantizer saved by `vaccel quantize train`.
     #[arg(long, value_name = "FILE")]
     quantizer: PathBuf,
-    /// Vectors to encode: float32 .npy, .fvecs or .bvecs.
+    /// Vectors to encode: float32 .npy, .fvecs, .bvecs, .fbin, .u8bin, .i8bin
+    /// or FILE.hdf5#DATASET.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Output: codes as a uint8 .npy [rows x bytes per row].
@@ -172,8 +174,8 @@ pub struct SearchArgs {
     /// Codes written by `vaccel quantize encode` with that quantizer.
     #[arg(long, value_name = "FILE")]
     codes: PathBuf,
-    /// Query vectors: float32 (.npy, .fvecs, .bvecs); for a binary
-    /// quantizer also uint8 .npy codes.
+    /// Query vectors: float32 (.npy, .fvecs, .bvecs, .fbin, .u8bin, .i8bin,
+    /// FILE.hdf5#DATASET); for a binary quantizer also uint8 .npy codes.
     #[arg(long, value_name = "FILE")]
     queries: PathBuf,
     /// Neighbours per query.
@@ -396,7 +398,7 @@ fn parse_threshold(t: &str, dim: usize) -> Result<BinaryThreshold> {
     }
 }
 
-/// Reads a float32 matrix (`.npy`, `.fvecs`, `.bvecs`).
+/// Reads a float32 matrix (any format of [`read_matrix`]).
 pub(super) fn read_f32(path: &Path, what: &str) -> Result<Matrix> {
     let data = read_matrix(path)
         .with_context(|| format!("cannot read {what} file '{}'", path.display()))?;

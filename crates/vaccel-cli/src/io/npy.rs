@@ -1,7 +1,8 @@
 //! NumPy `.npy` files (format versions 1.0, 2.0 and 3.0): reading 2-D
 //! float arrays (`float32`, and `float64` or `float16` converted to
-//! `float32`) and `uint8` arrays (bit-packed binary rows, or raw code
-//! bytes), in C or Fortran order, little- or big-endian; writing 2-D
+//! `float32`), `uint8` arrays (bit-packed binary rows, or raw code bytes)
+//! and integer arrays of ids (any width, signed or not, widened to
+//! `int64`), in C or Fortran order, little- or big-endian; writing 2-D
 //! `int64`, `float32` and `uint8` arrays in C order.
 //!
 //! Conversions: `float64` rounds to the nearest `float32` (ties to even)
@@ -23,7 +24,9 @@ use vector_accelerate::half::f16;
 use vector_accelerate::{BinaryMatrix, Matrix};
 
 use super::literal::{self, Literal};
-use super::source::{open_input, try_alloc, Data, CHUNK_BYTES};
+use super::source::{
+    check_unsigned_ids, open_input, read_decoded, try_alloc, widen_int, Data, IdMatrix, CHUNK_BYTES,
+};
 
 /// The six bytes every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -53,6 +56,8 @@ enum Dtype {
     F64,
     /// `uint8`, read as bit-packed binary rows or raw bytes.
     U8,
+    /// An integer of `size` bytes, read only as ids.
+    Int { size: usize, signed: bool },
 }
 
 impl Dtype {
@@ -63,6 +68,7 @@ impl Dtype {
             Dtype::F32 => 4,
             Dtype::F64 => 8,
             Dtype::U8 => 1,
+            Dtype::Int { size, .. } => size,
         }
     }
 }
@@ -110,7 +116,7 @@ pub fn read(path: &Path) -> Result<Data> {
 /// Reads a 2-D `'|u1'` array as raw row-major bytes: `(rows, columns,
 /// bytes)`.
 pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
-    let (mut file, header) = open(path, false)?;
+    let (mut file, header) = open(path, false, false)?;
     if header.dtype != Dtype::U8 {
         bail!(
             "expected a uint8 ('|u1') array, found '{}'{} ({}, {})",
@@ -129,8 +135,38 @@ pub fn read_u8(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
 /// Reads the header and all elements of a 2-D array: `(rows, columns,
 /// elements)`.
 pub fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
-    let (mut file, header) = open(path, false)?;
+    let (mut file, header) = open(path, false, false)?;
     Ok((header.rows, header.cols, load(&mut file, &header)?))
+}
+
+/// Reads a 2-D integer array (`int8` to `int64`, `uint8` to `uint64`, either
+/// byte order) as ids; `uint64` values above the largest `int64` are refused.
+pub fn read_ids(path: &Path) -> Result<IdMatrix> {
+    let (mut file, h) = open(path, false, true)?;
+    Ok(IdMatrix {
+        rows: h.rows,
+        dim: h.cols,
+        ids: load_ids(&mut file, &h)?,
+    })
+}
+
+/// Reads the data of an opened integer array, widened to `int64`, in C
+/// order.
+fn load_ids(r: &mut impl Read, h: &Header) -> Result<Vec<i64>> {
+    let Dtype::Int { size, signed } = h.dtype else {
+        unreachable!("an ids header has an integer dtype")
+    };
+    let be = h.big_endian;
+    let ids = match size {
+        1 => read_array(r, h, |b: [u8; 1]| widen_int(b, be, signed))?,
+        2 => read_array(r, h, |b: [u8; 2]| widen_int(b, be, signed))?,
+        4 => read_array(r, h, |b: [u8; 4]| widen_int(b, be, signed))?,
+        _ => read_array(r, h, |b: [u8; 8]| widen_int(b, be, signed))?,
+    };
+    if size == 8 && !signed {
+        check_unsigned_ids(&ids)?;
+    }
+    Ok(ids)
 }
 
 /// Every float element of an array of any shape (1-D, 2-D or more), in C
@@ -151,7 +187,7 @@ pub fn read_table(path: &Path) -> Result<Matrix> {
 
 /// A float array of any shape as `(elements / last, last, values)`.
 fn read_floats_any_shape(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
-    let (mut file, header) = open(path, true)?;
+    let (mut file, header) = open(path, true, false)?;
     if header.dtype == Dtype::U8 {
         bail!("expected a float array ('<f4', '<f8' or '<f2'), found uint8 ('|u1')");
     }
@@ -161,11 +197,12 @@ fn read_floats_any_shape(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     }
 }
 
-/// Opens `path`, reads its header and checks the size of the data that
-/// follows; returns the file at the first data byte.
-fn open(path: &Path, any_shape: bool) -> Result<(std::fs::File, Header)> {
+/// Opens `path`, reads its header (with `ids`, of an integer array) and
+/// checks the size of the data that follows; returns the file at the first
+/// data byte.
+fn open(path: &Path, any_shape: bool, ids: bool) -> Result<(std::fs::File, Header)> {
     let (mut file, file_len) = open_input(path)?;
-    let header = read_header(&mut file, file_len, any_shape)?;
+    let header = read_header(&mut file, file_len, any_shape, ids)?;
     check_size(&header, file_len)?;
     Ok((file, header))
 }
@@ -207,6 +244,7 @@ fn load(r: &mut impl Read, h: &Header) -> Result<Elements> {
         Dtype::F64 => Elements::F32(read_array(r, h, |b| f64::from_le_bytes(b) as f32)?),
         Dtype::F16 if be => Elements::F32(read_array(r, h, |b| f16::from_be_bytes(b).to_f32())?),
         Dtype::F16 => Elements::F32(read_array(r, h, |b| f16::from_le_bytes(b).to_f32())?),
+        Dtype::Int { .. } => unreachable!("integer dtypes are parsed only for ids"),
     })
 }
 
@@ -227,32 +265,6 @@ fn read_array<T: Copy + Default, const N: usize>(
         read_decoded(r, count, &decode, &mut out)?;
     }
     Ok(out)
-}
-
-/// Appends `count` elements decoded from `r` to `out`, one chunk of bytes
-/// at a time.
-fn read_decoded<T, const N: usize>(
-    r: &mut impl Read,
-    count: usize,
-    decode: &impl Fn([u8; N]) -> T,
-    out: &mut Vec<T>,
-) -> Result<()> {
-    let per_chunk = CHUNK_BYTES / N;
-    let mut buf = vec![0u8; N * per_chunk.min(count)];
-    let mut left = count;
-    while left > 0 {
-        let n = left.min(per_chunk);
-        let bytes = &mut buf[..n * N];
-        r.read_exact(bytes)
-            .context("read failed (the file shrank while it was read?)")?;
-        out.extend(
-            bytes
-                .chunks_exact(N)
-                .map(|b| decode(b.try_into().expect("N bytes"))),
-        );
-        left -= n;
-    }
-    Ok(())
 }
 
 /// Reads a Fortran-order array into the row-major `out` (already of full
@@ -315,7 +327,7 @@ fn fortran_offsets(dims: &[usize]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// Reads and checks the magic, version and header dict.
-fn read_header(r: &mut impl Read, file_len: u64, any_shape: bool) -> Result<Header> {
+fn read_header(r: &mut impl Read, file_len: u64, any_shape: bool, ids: bool) -> Result<Header> {
     let mut start = [0u8; 8];
     if file_len < 8 {
         bail!("not an npy file (only {file_len} bytes, too short for the npy magic and version)");
@@ -353,15 +365,15 @@ fn read_header(r: &mut impl Read, file_len: u64, any_shape: bool) -> Result<Head
         raw.iter().map(|&b| b as char).collect()
     };
     let dict = literal::parse(&text).context("malformed npy header")?;
-    let mut header = parse_dict(&dict, any_shape)?;
+    let mut header = parse_dict(&dict, any_shape, ids)?;
     header.data_offset = prefix + header_len;
     Ok(header)
 }
 
-/// Interprets the header dict: dtype, memory order and a 2-D shape (with
-/// `any_shape`, any shape of at least one dimension, read as `(elements /
-/// last, last)`).
-fn parse_dict(dict: &Literal, any_shape: bool) -> Result<Header> {
+/// Interprets the header dict: dtype (with `ids`, an integer one), memory
+/// order and a 2-D shape (with `any_shape`, any shape of at least one
+/// dimension, read as `(elements / last, last)`).
+fn parse_dict(dict: &Literal, any_shape: bool, ids: bool) -> Result<Header> {
     if !matches!(dict, Literal::Dict(_)) {
         bail!("malformed npy header: expected a dict, found {dict}");
     }
@@ -371,7 +383,11 @@ fn parse_dict(dict: &Literal, any_shape: bool) -> Result<Header> {
     };
     let (descr, dtype, big_endian) = match field("descr")? {
         Literal::Str(descr) => {
-            let (dtype, big_endian) = parse_descr(descr)?;
+            let (dtype, big_endian) = if ids {
+                parse_int_descr(descr)?
+            } else {
+                parse_descr(descr)?
+            };
             (descr.clone(), dtype, big_endian)
         }
         other => bail!("unsupported dtype {other} (a structured dtype); {ACCEPTED}"),
@@ -451,6 +467,28 @@ fn parse_descr(descr: &str) -> Result<(Dtype, bool)> {
         ),
         _ => bail!("unsupported dtype '{descr}'{}; {ACCEPTED}", described(kind)),
     }
+}
+
+/// Maps an integer dtype string to an element type and whether it is
+/// big-endian, or says why not.
+fn parse_int_descr(descr: &str) -> Result<(Dtype, bool)> {
+    let (order, kind) = match descr.chars().next() {
+        Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
+        _ => ('=', descr),
+    };
+    let (signed, size) = match kind.as_bytes() {
+        [k @ (b'i' | b'u'), n @ (b'1' | b'2' | b'4' | b'8')] => (*k == b'i', (n - b'0') as usize),
+        _ => bail!(
+            "expected an integer array of ids ('<i4', '<i8', '|u1', ...), found '{descr}'{}",
+            described(kind)
+        ),
+    };
+    let big_endian = match order {
+        '>' => true,
+        '=' => cfg!(target_endian = "big"),
+        _ => false,
+    };
+    Ok((Dtype::Int { size, signed }, big_endian))
 }
 
 /// ` (name)` for a dtype string or code NumPy names, else nothing.
@@ -542,7 +580,7 @@ mod tests {
     use super::*;
 
     fn header_shaped(bytes: &[u8], any_shape: bool) -> Result<Header> {
-        read_header(&mut &bytes[..], bytes.len() as u64, any_shape)
+        read_header(&mut &bytes[..], bytes.len() as u64, any_shape, false)
     }
 
     fn header_of(bytes: &[u8]) -> Result<Header> {
@@ -765,6 +803,50 @@ mod tests {
             err.contains("expected 48 bytes") && err.contains("found 47"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn integer_arrays_read_as_ids() {
+        let ids_of = |bytes: &[u8]| {
+            let h = read_header(&mut &bytes[..], bytes.len() as u64, false, true)?;
+            check_size(&h, bytes.len() as u64)?;
+            load_ids(&mut &bytes[h.data_offset as usize..], &h)
+        };
+        let v: Vec<i32> = vec![0, -1, 5, 1 << 30, -7, 9];
+        let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let want: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+        assert_eq!(
+            ids_of(&npy_file("<i4", false, "(2, 3)", &le)).unwrap(),
+            want
+        );
+        let be: Vec<u8> = v.iter().flat_map(|x| x.to_be_bytes()).collect();
+        assert_eq!(
+            ids_of(&npy_file(">i4", false, "(2, 3)", &be)).unwrap(),
+            want
+        );
+        // Fortran order: the file's columns are (0, -1), (5, 2^30), (-7, 9).
+        let f = npy_file("<i4", true, "(2, 3)", &le);
+        assert_eq!(ids_of(&f).unwrap(), [0, 5, -7, -1, 1 << 30, 9]);
+        let u: Vec<u8> = [3u64, u64::from(u32::MAX) + 1]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            ids_of(&npy_file("<u8", false, "(1, 2)", &u)).unwrap(),
+            [3, 1 << 32]
+        );
+        assert_eq!(
+            ids_of(&npy_file("|u1", false, "(1, 2)", &[255, 1])).unwrap(),
+            [255, 1]
+        );
+        let big = u64::MAX.to_le_bytes();
+        let e = ids_of(&npy_file("<u8", false, "(1, 1)", &big)).unwrap_err();
+        assert!(
+            e.to_string().contains("larger than the largest int64"),
+            "{e}"
+        );
+        let e = ids_of(&npy_file("<f4", false, "(1, 1)", &[0; 4])).unwrap_err();
+        assert!(e.to_string().contains("'<f4' (float32)"), "{e}");
     }
 
     #[test]
