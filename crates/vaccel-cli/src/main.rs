@@ -1,6 +1,7 @@
 //! `vaccel`: the command line of VectorAccelerate. Device information, a
 //! self-checking demo, exact k-NN over `.npy` / `.fvecs` / `.bvecs` files,
-//! histograms and throughput benchmarks, on CUDA or the CPU.
+//! vector indexes kept in folders, histograms and throughput benchmarks, on
+//! CUDA or the CPU.
 
 mod batching;
 mod commands;

@@ -14,6 +14,9 @@
 //! the rows are held once, plus a buffer of at most 16 MiB of decoded
 //! columns. A truncated file is refused from its size before any data is
 //! read.
+//!
+//! Id files ([`read_ids`]) are 1-D integer arrays of any width and
+//! signedness.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -147,6 +150,125 @@ pub fn read_table(path: &Path) -> Result<Matrix> {
         (1, _, v) => Ok(Matrix::new(v, 1)?),
         (_, cols, v) => Ok(Matrix::new(v, cols.max(1))?),
     }
+}
+
+/// Reads a vector of ids: an integer array (`int8` to `int64`, `uint8` to
+/// `uint64`, either byte order) of shape `(n,)`, or any shape with at most
+/// one axis longer than 1 such as `(n, 1)` (so the memory order does not
+/// matter). A negative id is an error naming it and its position.
+pub fn read_ids(path: &Path) -> Result<Vec<u64>> {
+    let (mut file, file_len) = open_input(path)?;
+    ids_from(&mut file, file_len)
+}
+
+/// An integer element type: bytes, signedness and byte order.
+#[derive(Debug, Clone, Copy)]
+struct IntType {
+    size: usize,
+    signed: bool,
+    big_endian: bool,
+}
+
+/// [`read_ids`] of an opened file of `file_len` bytes.
+fn ids_from(r: &mut impl Read, file_len: u64) -> Result<Vec<u64>> {
+    let (dict, data_offset) = read_dict(r, file_len)?;
+    let ty = match dict.get("descr") {
+        Some(Literal::Str(descr)) => int_type(descr)?,
+        Some(other) => bail!("expected an integer array, found dtype {other}"),
+        None => bail!("malformed npy header: no 'descr' entry"),
+    };
+    let count = vector_len(&dict)?;
+    let expected = count
+        .checked_mul(ty.size)
+        .ok_or_else(|| anyhow!("{count} ids are too many"))? as u64;
+    let found = file_len - data_offset;
+    if found != expected {
+        bail!("expected {expected} bytes of data for {count} ids, found {found}");
+    }
+    let mut raw = try_alloc::<i64>(count)?;
+    match ty.size {
+        1 => read_decoded(r, count, &|b: [u8; 1]| widen(b, ty), &mut raw)?,
+        2 => read_decoded(r, count, &|b: [u8; 2]| widen(b, ty), &mut raw)?,
+        4 => read_decoded(r, count, &|b: [u8; 4]| widen(b, ty), &mut raw)?,
+        _ => read_decoded(r, count, &|b: [u8; 8]| widen(b, ty), &mut raw)?,
+    }
+    if ty.signed {
+        if let Some(at) = raw.iter().position(|&v| v < 0) {
+            bail!(
+                "id {} (element {at}) is negative; ids must be >= 0",
+                raw[at]
+            );
+        }
+    }
+    // Unsigned 64-bit ids above i64::MAX come back from their bits.
+    Ok(raw.into_iter().map(|v| v as u64).collect())
+}
+
+/// The integer type of a dtype string, or why it is not one.
+fn int_type(descr: &str) -> Result<IntType> {
+    let (order, kind) = match descr.chars().next() {
+        Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
+        _ => ('=', descr),
+    };
+    let (signed, size) = match kind {
+        "i1" => (true, 1),
+        "i2" => (true, 2),
+        "i4" => (true, 4),
+        "i8" => (true, 8),
+        "u1" => (false, 1),
+        "u2" => (false, 2),
+        "u4" => (false, 4),
+        "u8" => (false, 8),
+        _ => bail!(
+            "expected an integer array ('<i8', '<u8', '<i4', ...), found '{descr}'{}",
+            described(kind)
+        ),
+    };
+    let big_endian = match order {
+        '>' => size > 1,
+        '=' => size > 1 && cfg!(target_endian = "big"),
+        _ => false,
+    };
+    Ok(IntType {
+        size,
+        signed,
+        big_endian,
+    })
+}
+
+/// The length of an array that is a vector: its element count when at
+/// most one axis is longer than 1.
+fn vector_len(dict: &Literal) -> Result<usize> {
+    let shape = dict.get("shape");
+    let Some(Literal::Tuple(dims)) = shape else {
+        bail!("malformed npy header: no shape tuple");
+    };
+    let shape = shape.map(ToString::to_string).unwrap_or_default();
+    let dims = dims
+        .iter()
+        .map(|d| match d {
+            Literal::Int(n) => {
+                usize::try_from(*n).map_err(|_| anyhow!("shape {shape} is too large"))
+            }
+            other => bail!("malformed npy header: shape entry {other}"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if dims.iter().filter(|&&d| d > 1).count() > 1 {
+        bail!("expected a vector of ids (shape (n,) or (n, 1)), found shape {shape}");
+    }
+    Ok(dims.iter().product())
+}
+
+/// The `N`-byte integer `b` of type `ty` as an `i64` (sign-extended when
+/// signed; an unsigned 64-bit value keeps its bits).
+fn widen<const N: usize>(mut b: [u8; N], ty: IntType) -> i64 {
+    if ty.big_endian {
+        b.reverse();
+    }
+    let negative = ty.signed && b[N - 1] & 0x80 != 0;
+    let mut wide = [if negative { 0xff } else { 0 }; 8];
+    wide[..N].copy_from_slice(&b);
+    i64::from_le_bytes(wide)
 }
 
 /// A float array of any shape as `(elements / last, last, values)`.
@@ -316,6 +438,15 @@ fn fortran_offsets(dims: &[usize]) -> impl Iterator<Item = usize> + '_ {
 
 /// Reads and checks the magic, version and header dict.
 fn read_header(r: &mut impl Read, file_len: u64, any_shape: bool) -> Result<Header> {
+    let (dict, data_offset) = read_dict(r, file_len)?;
+    let mut header = parse_dict(&dict, any_shape)?;
+    header.data_offset = data_offset;
+    Ok(header)
+}
+
+/// Reads and checks the magic and version; returns the header dict and the
+/// offset of the first data byte.
+fn read_dict(r: &mut impl Read, file_len: u64) -> Result<(Literal, u64)> {
     let mut start = [0u8; 8];
     if file_len < 8 {
         bail!("not an npy file (only {file_len} bytes, too short for the npy magic and version)");
@@ -353,9 +484,7 @@ fn read_header(r: &mut impl Read, file_len: u64, any_shape: bool) -> Result<Head
         raw.iter().map(|&b| b as char).collect()
     };
     let dict = literal::parse(&text).context("malformed npy header")?;
-    let mut header = parse_dict(&dict, any_shape)?;
-    header.data_offset = prefix + header_len;
-    Ok(header)
+    Ok((dict, prefix + header_len))
 }
 
 /// Interprets the header dict: dtype, memory order and a 2-D shape (with
@@ -764,6 +893,71 @@ mod tests {
         assert!(
             err.contains("expected 48 bytes") && err.contains("found 47"),
             "{err}"
+        );
+    }
+
+    /// What [`ids_from`] makes of a whole file held in memory.
+    fn ids_of(bytes: &[u8]) -> Result<Vec<u64>> {
+        ids_from(&mut &bytes[..], bytes.len() as u64)
+    }
+
+    #[test]
+    fn ids_of_every_integer_type_and_byte_order() {
+        let want = [0u64, 1, 7, 100, 127];
+        for (kind, size) in [("i1", 1), ("i2", 2), ("i4", 4), ("i8", 8)] {
+            for (order, be) in [('<', false), ('>', true)] {
+                let data: Vec<u8> = want
+                    .iter()
+                    .flat_map(|&v| {
+                        let b = v.to_le_bytes();
+                        let mut b = b[..size].to_vec();
+                        if be {
+                            b.reverse();
+                        }
+                        b
+                    })
+                    .collect();
+                for t in [kind.to_string(), kind.replace('i', "u")] {
+                    let descr = format!("{order}{t}");
+                    let f = npy_file(&descr, false, "(5,)", &data);
+                    assert_eq!(ids_of(&f).unwrap(), want, "{descr}");
+                }
+            }
+        }
+        let big = [u64::MAX - 1, 1 << 63, 3];
+        let data: Vec<u8> = big.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(ids_of(&npy_file("<u8", false, "(3,)", &data)).unwrap(), big);
+        let data: Vec<u8> = [40000u16, 2].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(
+            ids_of(&npy_file(">u2", true, "(1, 2)", &data)).unwrap(),
+            [40000, 2]
+        );
+        assert!(ids_of(&npy_file("|u1", false, "(0,)", &[]))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn ids_refuse_negatives_floats_matrices_and_bad_sizes() {
+        let err = |f: Vec<u8>| format!("{:#}", ids_of(&f).unwrap_err());
+        let data: Vec<u8> = [3i32, -5, -1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let e = err(npy_file("<i4", false, "(3, 1)", &data));
+        assert!(e.contains("id -5 (element 1) is negative"), "{e}");
+        assert!(err(npy_file("|i1", false, "(1,)", &[0x80])).contains("id -128"));
+        let e = err(npy_file("<f4", false, "(3,)", &le_bytes(&[1.0; 3])));
+        assert!(
+            e.contains("'<f4' (float32)") && e.contains("integer"),
+            "{e}"
+        );
+        let e = err(npy_file("<i8", false, "(2, 3)", &[0; 48]));
+        assert!(e.contains("vector") && e.contains("(2, 3)"), "{e}");
+        let e = err(npy_file("<i8", false, "(3,)", &[0; 20]));
+        assert!(
+            e.contains("expected 24 bytes") && e.contains("found 20"),
+            "{e}"
         );
     }
 
