@@ -8,6 +8,14 @@
 //! the fixed cost is at most 5% of a batch, which also lasts at least
 //! 0.1 s. No batch holds more than 4096 queries.
 
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use vector_accelerate::{Neighbors, MISSING_ID};
+
+use crate::io::source::try_alloc;
+use crate::progress::Progress;
+
 /// A run is cut into at most about this many batches.
 const TARGET_BATCHES: usize = 100;
 /// The smallest batch (unless there are fewer queries).
@@ -66,6 +74,49 @@ impl BatchSizer {
         self.next = wanted.clamp(self.smallest, MAX_BATCH);
         self.last = Some((size, seconds));
     }
+}
+
+/// Runs a k-NN search of `nq` queries in batches (sized by
+/// [`BatchSizer`]), advancing a progress bar: `search(start, end)` returns
+/// the results of queries `start..end`. Returns ids as the int64 outputs
+/// store them (`-1` where missing) and distances, row-major `[nq x k]`.
+pub fn search_in_batches(
+    nq: usize,
+    k: usize,
+    show_progress: bool,
+    mut search: impl FnMut(usize, usize) -> Result<Neighbors>,
+) -> Result<(Vec<i64>, Vec<f32>)> {
+    let total = nq
+        .checked_mul(k)
+        .with_context(|| format!("{nq} queries x k={k} results is too large"))?;
+    let mut ids = try_alloc::<i64>(total)?;
+    let mut dists = try_alloc::<f32>(total)?;
+
+    let mut sizer = BatchSizer::new(nq);
+    let progress = Progress::new(nq as u64, "queries", show_progress);
+    let mut start = 0;
+    while start < nq {
+        let end = (start + sizer.next()).min(nq);
+        let t = Instant::now();
+        let hits = search(start, end)?;
+        sizer.record(end - start, t.elapsed().as_secs_f64());
+        let (batch_ids, batch_dists) = hits.into_parts();
+        for id in batch_ids {
+            ids.push(output_id(id)?);
+        }
+        dists.extend_from_slice(&batch_dists);
+        progress.inc((end - start) as u64);
+        start = end;
+    }
+    Ok((ids, dists))
+}
+
+/// A result id as the int64 outputs store it: -1 for a missing result.
+fn output_id(id: u64) -> Result<i64> {
+    if id == MISSING_ID {
+        return Ok(-1);
+    }
+    i64::try_from(id).map_err(|_| anyhow::anyhow!("id {id} does not fit the int64 ids output"))
 }
 
 #[cfg(test)]

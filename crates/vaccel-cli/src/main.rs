@@ -1,7 +1,8 @@
 //! `vaccel`: the command line of VectorAccelerate. Device information, a
 //! self-checking demo, exact k-NN over `.npy`, `.fvecs` / `.bvecs`,
-//! `.fbin` / `.u8bin` / `.i8bin` and ann-benchmarks HDF5 files,
-//! histograms and throughput benchmarks, on CUDA or the CPU.
+//! `.fbin` / `.u8bin` / `.i8bin` and ann-benchmarks HDF5 files, vector
+//! indexes kept in folders, histograms and throughput benchmarks, on CUDA
+//! or the CPU.
 
 mod batching;
 mod commands;

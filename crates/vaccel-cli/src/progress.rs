@@ -31,6 +31,22 @@ impl Progress {
             .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
             .with_style(style);
+        Self::start(bar, enabled)
+    }
+
+    /// A spinner for a step of unknown length, described by `what`; never
+    /// shown when `enabled` is false.
+    pub fn spinner(what: &str, enabled: bool) -> Self {
+        let template = format!("{{elapsed_precise}} {{spinner}} {what}");
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar =
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()).with_style(style);
+        Self::start(bar, enabled)
+    }
+
+    /// Shows `bar` (ticking) once a second has passed, if `enabled`.
+    fn start(bar: ProgressBar, enabled: bool) -> Self {
         if !enabled {
             return Self {
                 bar,

@@ -9,15 +9,11 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use vector_accelerate::{
     knn, knn_with, Context, DeviceMatrix, Distance, Input, KnnOptions, Metric, Precision,
-    MISSING_ID,
 };
 
-use super::args::{check_k, make_context};
-use crate::batching::BatchSizer;
-use crate::io::output::{commit, resolve, PendingFile};
-use crate::io::source::try_alloc;
-use crate::io::{npy, read_matrix, Data};
-use crate::progress::Progress;
+use super::args::{check_k, write_neighbors, DeviceArg, NeighborOutputs};
+use crate::batching::search_in_batches;
+use crate::io::{read_matrix, Data};
 
 /// Arguments of `vaccel knn`.
 #[derive(Debug, Args)]
@@ -37,16 +33,10 @@ pub struct KnnArgs {
     /// linf, minkowski:P, hamming, hamming-normalized or jaccard.
     #[arg(long, value_name = "METRIC")]
     metric: String,
-    /// Device: cpu, cuda, cuda:N or auto (default: the
-    /// VECTOR_ACCELERATE_DEVICE variable, else auto).
-    #[arg(long, value_name = "DEVICE")]
-    device: Option<String>,
-    /// Output: neighbour ids as int64 .npy [queries x k], -1 where missing.
-    #[arg(long, value_name = "OUT.npy")]
-    ids: PathBuf,
-    /// Output: distances as float32 .npy [queries x k].
-    #[arg(long, value_name = "OUT.npy")]
-    distances: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+    #[command(flatten)]
+    out: NeighborOutputs,
     /// Print neither the progress bar nor the summary.
     #[arg(short, long)]
     quiet: bool,
@@ -68,15 +58,8 @@ pub fn run(args: KnnArgs) -> Result<()> {
     if let Some(t) = args.threshold {
         dist = dist.with_threshold(t);
     }
-    if let Some(d) = &args.distances {
-        if resolve(&args.ids)? == resolve(d)? {
-            bail!(
-                "--ids and --distances name the same file '{}'",
-                args.ids.display()
-            );
-        }
-    }
-    let (ctx, _) = make_context(args.device.as_deref())?;
+    args.out.check()?;
+    let (ctx, _) = args.device.context()?;
     let base = read_matrix(&args.base)
         .with_context(|| format!("cannot read base file '{}'", args.base.display()))?;
     let queries = read_matrix(&args.queries)
@@ -89,10 +72,7 @@ pub fn run(args: KnnArgs) -> Result<()> {
         check_non_negative("base", &base)?;
     }
 
-    let mut outputs = vec![PendingFile::create(&args.ids)?];
-    if let Some(d) = &args.distances {
-        outputs.push(PendingFile::create(d)?);
-    }
+    let outputs = args.out.create()?;
     let started = Instant::now();
     let resident = upload_base(&ctx, &base)?;
     let upload_seconds = started.elapsed().as_secs_f64();
@@ -101,17 +81,21 @@ pub fn run(args: KnnArgs) -> Result<()> {
     let opts = KnnOptions::default()
         .with_metric(dist.clone())
         .with_precision(args.precision);
-    let (ids, dists) = search(&ctx, (&queries, base_input), args.k, &opts, !args.quiet)?;
+    let (ids, dists) = search_in_batches(queries.rows(), args.k, !args.quiet, |start, end| {
+        Ok(knn_with(
+            &ctx,
+            queries.slice(start, end),
+            base_input,
+            args.k,
+            &opts,
+        )?)
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     let resident_used = resident.is_some();
     drop(resident);
 
     let (nq, k) = (queries.rows(), args.k);
-    outputs[0].write(|w| npy::write_i64(w, nq, k, &ids))?;
-    if let Some(out) = outputs.get_mut(1) {
-        out.write(|w| npy::write_f32(w, nq, k, &dists))?;
-    }
-    commit(outputs)?;
+    write_neighbors(outputs, (nq, k), &ids, &dists)?;
 
     if !args.quiet {
         let upload = if resident_used {
@@ -159,42 +143,4 @@ fn check_non_negative(what: &str, data: &Data) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Runs the search in batches of queries (sized by [`BatchSizer`]),
-/// advancing a progress bar; returns ids (`-1` where missing) and
-/// distances, row-major `[nq x k]`.
-fn search(
-    ctx: &Context,
-    (queries, base): (&Data, Input<'_>),
-    k: usize,
-    opts: &KnnOptions,
-    show_progress: bool,
-) -> Result<(Vec<i64>, Vec<f32>)> {
-    let nq = queries.rows();
-    let total = nq
-        .checked_mul(k)
-        .with_context(|| format!("{nq} queries x k={k} results is too large"))?;
-    let mut ids = try_alloc::<i64>(total)?;
-    let mut dists = try_alloc::<f32>(total)?;
-
-    let mut sizer = BatchSizer::new(nq);
-    let progress = Progress::new(nq as u64, "queries", show_progress);
-    let mut start = 0;
-    while start < nq {
-        let end = (start + sizer.next()).min(nq);
-        let t = Instant::now();
-        let hits = knn_with(ctx, queries.slice(start, end), base, k, opts)?;
-        sizer.record(end - start, t.elapsed().as_secs_f64());
-        let (batch_ids, batch_dists) = hits.into_parts();
-        ids.extend(
-            batch_ids
-                .iter()
-                .map(|&id| if id == MISSING_ID { -1 } else { id as i64 }),
-        );
-        dists.extend_from_slice(&batch_dists);
-        progress.inc((end - start) as u64);
-        start = end;
-    }
-    Ok((ids, dists))
 }

@@ -10,6 +10,7 @@ mod bench_quant;
 mod bench_stats;
 mod demo;
 mod hist;
+mod index;
 mod info;
 mod knn;
 mod nq;
@@ -37,6 +38,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Exact k-NN of query vectors in base vectors read from files.
     Knn(knn::KnnArgs),
+    /// A vector index in a folder (Flat or IVF): build, add, remove, search,
+    /// info.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
     /// Histogram (and kernel density) of every value of a float32 .npy file.
     Hist(hist::HistArgs),
     /// Per-column statistics (count, mean, std, min, quartiles, max, skewness, kurtosis) of a float32 .npy table.
@@ -59,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Knn(a) => knn::run(a),
+        Command::Index(c) => index::run(c),
         Command::Hist(a) => hist::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Quantize(q) => quantize::run(q),

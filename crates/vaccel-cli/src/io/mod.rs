@@ -91,8 +91,6 @@ pub fn read_matrix(path: &Path) -> Result<Data> {
 /// integer `.npy` array, or an integer dataset of an HDF5 file
 /// (`FILE.hdf5#neighbors`). Errors name the problem and its byte offset;
 /// callers add the path, as for [`read_matrix`].
-// No command reads ids yet; the readers are tested in their modules.
-#[allow(dead_code)]
 pub fn read_ids(path: &Path) -> Result<IdMatrix> {
     let (file, format, dataset) = parse_path(path)?;
     match format {

@@ -139,10 +139,11 @@ pub fn read_elements(path: &Path) -> Result<(usize, usize, Elements)> {
     Ok((header.rows, header.cols, load(&mut file, &header)?))
 }
 
-/// Reads a 2-D integer array (`int8` to `int64`, `uint8` to `uint64`, either
-/// byte order) as ids; `uint64` values above the largest `int64` are refused.
+/// Reads an integer array (`int8` to `int64`, `uint8` to `uint64`, either
+/// byte order, any shape) as ids; `uint64` values above
+/// the largest `int64` are refused.
 pub fn read_ids(path: &Path) -> Result<IdMatrix> {
-    let (mut file, h) = open(path, false, true)?;
+    let (mut file, h) = open(path, true, true)?;
     Ok(IdMatrix {
         rows: h.rows,
         dim: h.cols,

@@ -73,7 +73,7 @@ pub struct IdMatrix {
     pub ids: Vec<i64>,
 }
 
-// No command reads ids yet.
+// Commands read ids whole; the readers' tests look at rows.
 #[allow(dead_code)]
 impl IdMatrix {
     /// The ids of row `i`.
