@@ -3,6 +3,7 @@
 //! exact k-NN over the same data in the same run (the ground truth).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
@@ -12,6 +13,8 @@ use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, MISSING_ID};
 
 use super::args::make_context;
 use super::timing::time_ms;
+use crate::io::npy;
+use crate::io::output::{commit, PendingFile};
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// Arguments of `vaccel bench index`.
@@ -55,6 +58,10 @@ pub struct BenchIndexArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Also write the data to this folder (`base.npy`, `queries.npy`, and
+    /// the exact ids `truth.npy`, int64), for peers to run on the same data.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
 }
 
 /// Runs the benchmark.
@@ -85,6 +92,9 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
     })?;
     let truth = knn(&ctx, &queries, &resident, a.k, metric)?;
     drop(resident);
+    if let Some(dir) = &a.export {
+        export(dir, &base, &queries, &truth)?;
+    }
     let (index, build) = build(&ctx, &a, &base, metric)?;
     writeln!(
         out,
@@ -140,6 +150,22 @@ fn build(
     index.add(base)?;
     ctx.synchronize()?;
     Ok((index, (train, t.elapsed().as_secs_f64())))
+}
+
+/// Writes the data and the exact ids as `.npy` files into `dir`.
+fn export(dir: &Path, base: &Matrix, queries: &Matrix, truth: &Neighbors) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let ids: Vec<i64> = truth.ids().iter().map(|&i| i as i64).collect();
+    let mut files = Vec::new();
+    for (name, m) in [("base.npy", base), ("queries.npy", queries)] {
+        let mut f = PendingFile::create(&dir.join(name))?;
+        f.write(|w| npy::write_f32(w, m.rows(), m.dim(), m.as_slice()))?;
+        files.push(f);
+    }
+    let mut f = PendingFile::create(&dir.join("truth.npy"))?;
+    f.write(|w| npy::write_i64(w, truth.rows(), truth.k(), &ids))?;
+    files.push(f);
+    commit(files)
 }
 
 /// Fraction of the exact results found.

@@ -97,6 +97,11 @@ fn widest(job: &IvfScanJob<'_>) -> usize {
         .max(1)
 }
 
+/// Queries per work item of the grouped scan (`VA_GQ` of the kernel).
+const GROUP_QUERIES: usize = 64;
+/// Average queries per probed list from which the grouped scan is used.
+const GROUPED_FROM: usize = 4;
+
 /// The scan of queries `q0..q0 + part.rows()`.
 fn scan_chunk(
     dev: &Arc<CudaDevice>,
@@ -105,7 +110,7 @@ fn scan_chunk(
     (part, q0): (&Input<'_>, usize),
     width: usize,
 ) -> Result<Neighbors> {
-    let (nq, dim, np) = (part.rows(), job.rows.dim(), job.nprobe);
+    let (nq, np) = (part.rows(), job.nprobe);
     let order = job.metric.metric.order();
     let probes = &job.probes[q0 * np..(q0 + nq) * np];
     let values = {
@@ -114,25 +119,111 @@ fn scan_chunk(
         let qnorm = query_norms(part, job.metric.metric)?
             .map(|n| upload_slice(dev, &n))
             .transpose()?;
-        let probes_d = upload_slice(dev, probes)?;
         let allowed = job.allowed.map(|a| upload_slice(dev, a)).transpose()?;
         let mut out = dev.alloc::<f32>(nq * np * width)?;
+        let scan = Scan {
+            dev,
+            job,
+            lists,
+            q: f32_rows(q.rows())?,
+            qnorm: qnorm.as_ref(),
+            allowed: allowed.as_ref(),
+            probes,
+            width,
+        };
+        match Groups::of(probes, np) {
+            Some(g) => scan.grouped(&g, &mut out)?,
+            None => scan.per_pair(nq, &mut out)?,
+        }
+        DeviceMatrix::from_cuda(dev, CudaRows::F32(out), nq, np * width, true)
+    };
+    let best = dev.topk(&Input::Resident(&values), job.k.min(np * width), order)?;
+    Ok(to_slots(job, probes, &best, width))
+}
+
+/// The queries of a chunk grouped by list, in work items of at most
+/// [`GROUP_QUERIES`] queries of one list.
+struct Groups {
+    /// List, first entry in `query`/`rank`, and count of each work item.
+    list: Vec<u32>,
+    start: Vec<u32>,
+    count: Vec<u32>,
+    /// Query (within the chunk) and its probe rank, list after list.
+    query: Vec<u32>,
+    rank: Vec<u32>,
+}
+
+impl Groups {
+    /// The groups, when lists are probed by enough queries on average.
+    fn of(probes: &[u32], np: usize) -> Option<Self> {
+        let mut by_list: std::collections::BTreeMap<u32, Vec<(u32, u32)>> = Default::default();
+        for (i, &l) in probes.iter().enumerate().filter(|(_, &l)| l != NO_LIST) {
+            by_list
+                .entry(l)
+                .or_default()
+                .push(((i / np) as u32, (i % np) as u32));
+        }
+        let pairs: usize = by_list.values().map(Vec::len).sum();
+        if by_list.is_empty() || pairs < GROUPED_FROM * by_list.len() {
+            return None;
+        }
+        let mut g = Groups {
+            list: Vec::new(),
+            start: Vec::new(),
+            count: Vec::new(),
+            query: Vec::with_capacity(pairs),
+            rank: Vec::with_capacity(pairs),
+        };
+        for (l, members) in by_list {
+            for tile in members.chunks(GROUP_QUERIES) {
+                g.list.push(l);
+                g.start.push(g.query.len() as u32);
+                g.count.push(tile.len() as u32);
+                g.query.extend(tile.iter().map(|m| m.0));
+                g.rank.extend(tile.iter().map(|m| m.1));
+            }
+        }
+        Some(g)
+    }
+}
+
+/// One chunk's scan launches (the caller holds the device lock).
+struct Scan<'a> {
+    dev: &'a Arc<CudaDevice>,
+    job: &'a IvfScanJob<'a>,
+    lists: &'a DeviceLists,
+    q: &'a CudaSlice<f32>,
+    qnorm: Option<&'a CudaSlice<f32>>,
+    allowed: Option<&'a CudaSlice<u64>>,
+    probes: &'a [u32],
+    width: usize,
+}
+
+impl Scan<'_> {
+    /// One block per (query, probe), a warp per list row.
+    fn per_pair(&self, nq: usize, out: &mut CudaSlice<f32>) -> Result<()> {
+        let (dev, job) = (self.dev, self.job);
+        let np = job.nprobe;
+        let probes_d = upload_slice(dev, self.probes)?;
         let rows = job.rows.cuda_f32().expect("packed f32 rows on this device");
         let f = dev.func(MODULE, "va_ivf_scan")?;
-        let (np_i, dim_i, width_i) = (np as i64, dim as i64, width as i64);
-        let (code, missing) = (metric_code(job.metric.metric), missing_value(order));
+        let (np_i, dim_i, width_i) = (np as i64, job.rows.dim() as i64, self.width as i64);
+        let (code, missing) = (
+            metric_code(job.metric.metric),
+            missing_value(job.metric.metric.order()),
+        );
         let null = 0u64;
         let mut b = dev.stream.launch_builder(&f);
-        b.arg(f32_rows(q.rows())?);
-        match &qnorm {
+        b.arg(self.q);
+        match self.qnorm {
             Some(n) => b.arg(n),
             None => b.arg(&null),
         };
         b.arg(rows)
-            .arg(&lists.offsets)
+            .arg(&self.lists.offsets)
             .arg(&probes_d)
-            .arg(&lists.slots);
-        match &allowed {
+            .arg(&self.lists.slots);
+        match self.allowed {
             Some(a) => b.arg(a),
             None => b.arg(&null),
         };
@@ -141,20 +232,74 @@ fn scan_chunk(
             .arg(&width_i)
             .arg(&code)
             .arg(&missing);
-        b.arg(&mut out);
+        b.arg(out);
         let cfg = LaunchConfig {
             grid_dim: ((nq * np) as u32, 1, 1),
             block_dim: (256, 1, 1),
-            shared_mem_bytes: (dim * 4) as u32,
+            shared_mem_bytes: (job.rows.dim() * 4) as u32,
         };
         // SAFETY: q holds nq*dim floats, probes nq*np lists of the packed
         // rows, out nq*np*width floats; the shared query holds dim floats.
         unsafe { b.launch(cfg) }.map_err(cu("va_ivf_scan launch"))?;
-        DeviceMatrix::from_cuda(dev, CudaRows::F32(out), nq, np * width, true)
-    };
-    let cols = np * width;
-    let best = dev.topk(&Input::Resident(&values), job.k.min(cols), order)?;
-    Ok(to_slots(job, probes, &best, width))
+        Ok(())
+    }
+
+    /// Every entry set to the missing value, then one block per work item
+    /// of `g` (a list and up to 64 of its queries).
+    fn grouped(&self, g: &Groups, out: &mut CudaSlice<f32>) -> Result<()> {
+        let (dev, job) = (self.dev, self.job);
+        let missing = missing_value(job.metric.metric.order());
+        let fill = dev.func(MODULE, "va_ivf_fill")?;
+        let n = out.len() as i64;
+        let blocks = (out.len().div_ceil(256)).clamp(1, dev.sm_count() * 32) as u32;
+        let mut b = dev.stream.launch_builder(&fill);
+        b.arg(&mut *out).arg(&n).arg(&missing);
+        // SAFETY: out holds n floats.
+        let cfg = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        unsafe { b.launch(cfg) }.map_err(cu("va_ivf_fill launch"))?;
+        let arrays = [&g.list, &g.start, &g.count, &g.query, &g.rank]
+            .map(|a| upload_slice(dev, a))
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        let rows = job.rows.cuda_f32().expect("packed f32 rows on this device");
+        let f = dev.func(MODULE, "va_ivf_scan_grouped")?;
+        let (np_i, dim_i, width_i) = (job.nprobe as i64, job.rows.dim() as i64, self.width as i64);
+        let code = metric_code(job.metric.metric);
+        let null = 0u64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(self.q);
+        match self.qnorm {
+            Some(n) => b.arg(n),
+            None => b.arg(&null),
+        };
+        b.arg(rows).arg(&self.lists.offsets).arg(&self.lists.slots);
+        match self.allowed {
+            Some(a) => b.arg(a),
+            None => b.arg(&null),
+        };
+        for a in &arrays {
+            b.arg(a);
+        }
+        b.arg(&np_i)
+            .arg(&dim_i)
+            .arg(&width_i)
+            .arg(&code)
+            .arg(&missing);
+        b.arg(out);
+        let cfg = LaunchConfig {
+            grid_dim: (g.list.len() as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the work items name lists of the packed rows and queries
+        // of this chunk; out holds queries*nprobe*width floats.
+        unsafe { b.launch(cfg) }.map_err(cu("va_ivf_scan_grouped launch"))?;
+        Ok(())
+    }
 }
 
 /// `|q|` of every query for the cosine metrics.

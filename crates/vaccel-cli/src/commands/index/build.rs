@@ -12,7 +12,9 @@ use clap::Args;
 use vector_accelerate::index::{recommended_nlist, IdSelector, Index};
 use vector_accelerate::{Matrix, Metric};
 
-use super::{add_in_chunks, check_new_ids, load, read_ids, read_stored, save, summary, INDEX_FILE};
+use super::files::{
+    add_in_chunks, check_new_ids, load, read_ids, read_stored, save, summary, INDEX_FILE,
+};
 use crate::commands::args::DeviceArg;
 use crate::progress::Progress;
 

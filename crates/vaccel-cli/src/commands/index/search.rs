@@ -10,7 +10,7 @@ use clap::Args;
 use vector_accelerate::index::{IdSelector, SearchParams};
 use vector_accelerate::Context;
 
-use super::{check_dim, load, read_ids, read_vectors, summary};
+use super::files::{check_dim, load, read_ids, read_vectors, summary};
 use crate::batching::search_in_batches;
 use crate::commands::args::{check_k, write_neighbors, DeviceArg, NeighborOutputs};
 

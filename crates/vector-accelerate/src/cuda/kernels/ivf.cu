@@ -76,3 +76,114 @@ extern "C" __global__ void va_ivf_scan(const float* __restrict__ q, const float*
         }
     }
 }
+
+// `n` floats of `out` set to `value`.
+extern "C" __global__ void va_ivf_fill(float* __restrict__ out, i64 n, float value) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        out[i] = value;
+}
+
+// The list-grouped scan: a block takes one list and up to VA_GQ of the
+// queries that probe it (work item w: list wlist[w], queries
+// gq[wstart[w] .. wstart[w] + wcount[w]) with their probe ranks gj[...]),
+// and computes the VA_GQ x VA_GR distance tiles of those queries against
+// the list's rows, VA_GK dimensions at a time through shared memory, 4 x 4
+// pairs per thread. A list is read once per VA_GQ queries that probe it.
+// Entries it does not write keep the value va_ivf_fill put there.
+#define VA_GQ 64
+#define VA_GR 64
+#define VA_GK 16
+
+extern "C" __global__ void __launch_bounds__(256)
+va_ivf_scan_grouped(const float* __restrict__ q, const float* __restrict__ qnorm,
+                    const float* __restrict__ data, const u64* __restrict__ off,
+                    const u64* __restrict__ slots, const u64* __restrict__ allowed,
+                    const u32* __restrict__ wlist, const u32* __restrict__ wstart,
+                    const u32* __restrict__ wcount, const u32* __restrict__ gq,
+                    const u32* __restrict__ gj, i64 nprobe, i64 dim, i64 width, int metric,
+                    float missing, float* __restrict__ out) {
+    __shared__ float sq[VA_GK][VA_GQ + 4];
+    __shared__ float sx[VA_GK][VA_GR + 4];
+    const u32 w = blockIdx.x;
+    const u32 list = wlist[w], s0 = wstart[w];
+    const int nqt = (int)wcount[w];
+    const u64 start = off[list];
+    const i64 len = (i64)(off[list + 1] - start);
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    const bool dot = !(metric == VA_L2 || metric == VA_EUCLIDEAN || metric == VA_L1 || metric == VA_LINF);
+    float qn[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int qq = ty * 4 + i;
+        qn[i] = (qnorm && qq < nqt) ? qnorm[gq[s0 + qq]] : 0.0f;
+    }
+    for (i64 r0 = 0; r0 < len; r0 += VA_GR) {
+        float acc[4][4], xx[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            xx[i] = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
+        }
+        for (i64 d0 = 0; d0 < dim; d0 += VA_GK) {
+            for (int e = threadIdx.x; e < VA_GK * VA_GQ; e += blockDim.x) {
+                const int qq = e / VA_GK, dd = e % VA_GK;
+                float v = 0.0f;
+                if (qq < nqt && d0 + dd < dim) v = q[(i64)gq[s0 + qq] * dim + d0 + dd];
+                sq[dd][qq] = v;
+            }
+            for (int e = threadIdx.x; e < VA_GK * VA_GR; e += blockDim.x) {
+                const int rr = e / VA_GK, dd = e % VA_GK;
+                float v = 0.0f;
+                if (r0 + rr < len && d0 + dd < dim) v = data[(i64)(start + r0 + rr) * dim + d0 + dd];
+                sx[dd][rr] = v;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int dd = 0; dd < VA_GK; ++dd) {
+                float a[4], b[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    a[i] = sq[dd][ty * 4 + i];
+                    b[i] = sx[dd][tx * 4 + i];
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    if (dot) xx[j] = __fmaf_rn(b[j], b[j], xx[j]);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        switch (metric) {
+                        case VA_L2:
+                        case VA_EUCLIDEAN: {
+                            const float t = __fsub_rn(a[i], b[j]);
+                            acc[i][j] = __fmaf_rn(t, t, acc[i][j]);
+                            break;
+                        }
+                        case VA_L1: acc[i][j] = __fadd_rn(acc[i][j], fabsf(__fsub_rn(a[i], b[j]))); break;
+                        case VA_LINF: acc[i][j] = va_nan_max(acc[i][j], fabsf(__fsub_rn(a[i], b[j]))); break;
+                        default: acc[i][j] = __fmaf_rn(a[i], b[j], acc[i][j]);
+                        }
+                    }
+                }
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int qq = ty * 4 + i;
+            if (qq >= nqt) continue;
+            float* o = out + ((i64)gq[s0 + qq] * nprobe + gj[s0 + qq]) * width;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const i64 p = r0 + tx * 4 + j;
+                if (p >= len) continue;
+                float v = va_ivf_finish(metric, acc[i][j], xx[j], qn[i]);
+                if (allowed) {
+                    const u64 s = slots[start + p];
+                    if (((allowed[s >> 6] >> (s & 63)) & 1ull) == 0) v = missing;
+                }
+                o[p] = v;
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod errors;
 mod filters;
 mod flat;
 mod ivf;
+mod props;
 mod storage;
 
 use vector_accelerate::index::Index;
