@@ -89,34 +89,50 @@ extern "C" __global__ void va_ivf_fill(float* __restrict__ out, i64 n, float val
 // and computes the VA_GQ x VA_GR distance tiles of those queries against
 // the list's rows, VA_GK dimensions at a time through shared memory, 4 x 4
 // pairs per thread. A list is read once per VA_GQ queries that probe it.
-// Entries it does not write keep the value va_ivf_fill put there.
+// Entries it does not write keep the value va_ivf_fill put there. One
+// kernel per metric (M), so the inner loop has no branch.
 #define VA_GQ 64
 #define VA_GR 64
 #define VA_GK 16
 
-extern "C" __global__ void __launch_bounds__(256)
-va_ivf_scan_grouped(const float* __restrict__ q, const float* __restrict__ qnorm,
-                    const float* __restrict__ data, const u64* __restrict__ off,
-                    const u64* __restrict__ slots, const u64* __restrict__ allowed,
-                    const u32* __restrict__ wlist, const u32* __restrict__ wstart,
-                    const u32* __restrict__ wcount, const u32* __restrict__ gq,
-                    const u32* __restrict__ gj, i64 nprobe, i64 dim, i64 width, int metric,
-                    float missing, float* __restrict__ out) {
-    __shared__ float sq[VA_GK][VA_GQ + 4];
-    __shared__ float sx[VA_GK][VA_GR + 4];
+template <int M>
+__device__ __forceinline__ void va_ivf_pair(float a, float b, float& acc) {
+    if (M == VA_L2) {
+        const float t = __fsub_rn(a, b);
+        acc = __fmaf_rn(t, t, acc);
+    } else if (M == VA_L1) {
+        acc = __fadd_rn(acc, fabsf(__fsub_rn(a, b)));
+    } else if (M == VA_LINF) {
+        acc = va_nan_max(acc, fabsf(__fsub_rn(a, b)));
+    } else {
+        acc = __fmaf_rn(a, b, acc);
+    }
+}
+
+struct VaIvfGroups {
+    const u32* list;
+    const u32* start;
+    const u32* count;
+    const u32* query;
+    const u32* rank;
+};
+
+// M: VA_L2 (also Euclidean), VA_L1, VA_LINF, or VA_IP (every dot metric:
+// inner product, its absolute value, cosine); `metric` is the exact one.
+template <int M>
+__device__ void va_ivf_grouped(const float* __restrict__ q, const float* __restrict__ qnorm,
+                               const float* __restrict__ data, const u64* __restrict__ off,
+                               const u64* __restrict__ slots, const u64* __restrict__ allowed,
+                               VaIvfGroups g, i64 nprobe, i64 dim, i64 width, int metric,
+                               float missing, float* __restrict__ out) {
+    __shared__ float sq[VA_GQ][VA_GK + 1];
+    __shared__ float sx[VA_GR][VA_GK + 1];
     const u32 w = blockIdx.x;
-    const u32 list = wlist[w], s0 = wstart[w];
-    const int nqt = (int)wcount[w];
+    const u32 list = g.list[w], s0 = g.start[w];
+    const int nqt = (int)g.count[w];
     const u64 start = off[list];
     const i64 len = (i64)(off[list + 1] - start);
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-    const bool dot = !(metric == VA_L2 || metric == VA_EUCLIDEAN || metric == VA_L1 || metric == VA_LINF);
-    float qn[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int qq = ty * 4 + i;
-        qn[i] = (qnorm && qq < nqt) ? qnorm[gq[s0 + qq]] : 0.0f;
-    }
     for (i64 r0 = 0; r0 < len; r0 += VA_GR) {
         float acc[4][4], xx[4];
 #pragma unroll
@@ -126,17 +142,19 @@ va_ivf_scan_grouped(const float* __restrict__ q, const float* __restrict__ qnorm
             for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
         }
         for (i64 d0 = 0; d0 < dim; d0 += VA_GK) {
-            for (int e = threadIdx.x; e < VA_GK * VA_GQ; e += blockDim.x) {
+#pragma unroll
+            for (int e = threadIdx.x; e < VA_GK * VA_GQ; e += 256) {
                 const int qq = e / VA_GK, dd = e % VA_GK;
                 float v = 0.0f;
-                if (qq < nqt && d0 + dd < dim) v = q[(i64)gq[s0 + qq] * dim + d0 + dd];
-                sq[dd][qq] = v;
+                if (qq < nqt && d0 + dd < dim) v = q[(i64)g.query[s0 + qq] * dim + d0 + dd];
+                sq[qq][dd] = v;
             }
-            for (int e = threadIdx.x; e < VA_GK * VA_GR; e += blockDim.x) {
+#pragma unroll
+            for (int e = threadIdx.x; e < VA_GK * VA_GR; e += 256) {
                 const int rr = e / VA_GK, dd = e % VA_GK;
                 float v = 0.0f;
                 if (r0 + rr < len && d0 + dd < dim) v = data[(i64)(start + r0 + rr) * dim + d0 + dd];
-                sx[dd][rr] = v;
+                sx[rr][dd] = v;
             }
             __syncthreads();
 #pragma unroll
@@ -144,26 +162,14 @@ va_ivf_scan_grouped(const float* __restrict__ q, const float* __restrict__ qnorm
                 float a[4], b[4];
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
-                    a[i] = sq[dd][ty * 4 + i];
-                    b[i] = sx[dd][tx * 4 + i];
+                    a[i] = sq[ty * 4 + i][dd];
+                    b[i] = sx[tx * 4 + i][dd];
                 }
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    if (dot) xx[j] = __fmaf_rn(b[j], b[j], xx[j]);
+                    if (M == VA_IP) xx[j] = __fmaf_rn(b[j], b[j], xx[j]);
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        switch (metric) {
-                        case VA_L2:
-                        case VA_EUCLIDEAN: {
-                            const float t = __fsub_rn(a[i], b[j]);
-                            acc[i][j] = __fmaf_rn(t, t, acc[i][j]);
-                            break;
-                        }
-                        case VA_L1: acc[i][j] = __fadd_rn(acc[i][j], fabsf(__fsub_rn(a[i], b[j]))); break;
-                        case VA_LINF: acc[i][j] = va_nan_max(acc[i][j], fabsf(__fsub_rn(a[i], b[j]))); break;
-                        default: acc[i][j] = __fmaf_rn(a[i], b[j], acc[i][j]);
-                        }
-                    }
+                    for (int i = 0; i < 4; ++i) va_ivf_pair<M>(a[i], b[j], acc[i][j]);
                 }
             }
             __syncthreads();
@@ -172,12 +178,14 @@ va_ivf_scan_grouped(const float* __restrict__ q, const float* __restrict__ qnorm
         for (int i = 0; i < 4; ++i) {
             const int qq = ty * 4 + i;
             if (qq >= nqt) continue;
-            float* o = out + ((i64)gq[s0 + qq] * nprobe + gj[s0 + qq]) * width;
+            const u32 qi = g.query[s0 + qq];
+            const float qn = qnorm ? qnorm[qi] : 0.0f;
+            float* o = out + ((i64)qi * nprobe + g.rank[s0 + qq]) * width;
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 const i64 p = r0 + tx * 4 + j;
                 if (p >= len) continue;
-                float v = va_ivf_finish(metric, acc[i][j], xx[j], qn[i]);
+                float v = va_ivf_finish(metric, acc[i][j], xx[j], qn);
                 if (allowed) {
                     const u64 s = slots[start + p];
                     if (((allowed[s >> 6] >> (s & 63)) & 1ull) == 0) v = missing;
@@ -187,3 +195,22 @@ va_ivf_scan_grouped(const float* __restrict__ q, const float* __restrict__ qnorm
         }
     }
 }
+
+#define VA_IVF_GROUPED(NAME, M)                                                                    \
+    extern "C" __global__ void __launch_bounds__(256)                                              \
+        NAME(const float* __restrict__ q, const float* __restrict__ qnorm,                         \
+             const float* __restrict__ data, const u64* __restrict__ off,                          \
+             const u64* __restrict__ slots, const u64* __restrict__ allowed,                       \
+             const u32* __restrict__ wlist, const u32* __restrict__ wstart,                        \
+             const u32* __restrict__ wcount, const u32* __restrict__ gq,                           \
+             const u32* __restrict__ gj, i64 nprobe, i64 dim, i64 width, int metric,               \
+             float missing, float* __restrict__ out) {                                             \
+        const VaIvfGroups g = {wlist, wstart, wcount, gq, gj};                                     \
+        va_ivf_grouped<M>(q, qnorm, data, off, slots, allowed, g, nprobe, dim, width, metric,      \
+                          missing, out);                                                           \
+    }
+
+VA_IVF_GROUPED(va_ivf_scan_grouped_l2, VA_L2)
+VA_IVF_GROUPED(va_ivf_scan_grouped_l1, VA_L1)
+VA_IVF_GROUPED(va_ivf_scan_grouped_linf, VA_LINF)
+VA_IVF_GROUPED(va_ivf_scan_grouped_dot, VA_IP)

@@ -138,3 +138,39 @@ fn training_picks_the_recommended_nlist_and_guards_the_order_of_calls() {
         "10 points for 64 lists"
     );
 }
+
+#[test]
+fn long_lists_probed_by_many_queries_equal_flat() {
+    // Lists of about 2,000 rows, each probed by 64 queries: the shape for
+    // which CUDA scans a list once for a tile of its queries; 5 queries take
+    // the one-block-per-probe scan.
+    let s = seed();
+    for_each_backend("index ivf long lists", |ctx| {
+        let mut r = rng(s);
+        let base = gaussian(&mut r, 8192, 19);
+        let ids: Vec<u64> = (0..8192).map(|i| 3 * i + 2).collect();
+        for m in [
+            Metric::L2,
+            Metric::Euclidean,
+            Metric::InnerProduct,
+            Metric::CosineSimilarity,
+            Metric::L1,
+            Metric::Linf,
+        ] {
+            let flat = build(ctx, "Flat", &base, &ids, m);
+            let ivf = build(ctx, "IVF4,Flat", &base, &ids, m);
+            for nq in [64, 5] {
+                let q = gaussian(&mut r, nq, 19);
+                let p = SearchParams::default().with_nprobe(4);
+                let want = flat.search(&q, 25, &p).unwrap();
+                let got = ivf.search(&q, 25, &p).unwrap();
+                assert_close_neighbors(
+                    &format!("seed {s} {m} nq {nq}"),
+                    &got,
+                    &want,
+                    super::tol_of(&want),
+                );
+            }
+        }
+    });
+}
