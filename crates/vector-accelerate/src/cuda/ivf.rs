@@ -164,36 +164,42 @@ impl Groups {
     /// The groups, when lists are long and probed by enough queries on
     /// average.
     fn of(probes: &[u32], np: usize, offsets: &[u64]) -> Option<Self> {
-        let mut by_list: std::collections::BTreeMap<u32, Vec<(u32, u32)>> = Default::default();
-        for (i, &l) in probes.iter().enumerate().filter(|(_, &l)| l != NO_LIST) {
-            by_list
-                .entry(l)
-                .or_default()
-                .push(((i / np) as u32, (i % np) as u32));
+        // Counts first (cheap), the groups only when they are used.
+        let mut count = vec![0u32; offsets.len() - 1];
+        for &l in probes.iter().filter(|&&l| l != NO_LIST) {
+            count[l as usize] += 1;
         }
-        let pairs: usize = by_list.values().map(Vec::len).sum();
-        let rows: u64 = by_list
-            .keys()
-            .map(|&l| offsets[l as usize + 1] - offsets[l as usize])
-            .sum();
-        let lists = by_list.len();
+        let probed = || count.iter().enumerate().filter(|(_, &c)| c > 0);
+        let lists = probed().count();
+        let pairs: usize = probed().map(|(_, &c)| c as usize).sum();
+        let rows: u64 = probed().map(|(l, _)| offsets[l + 1] - offsets[l]).sum();
         if lists == 0 || pairs < GROUPED_FROM * lists || rows < GROUPED_MIN_ROWS * lists as u64 {
             return None;
+        }
+        // Entries of each list start where the lists before it end.
+        let mut first = vec![0u32; count.len() + 1];
+        for (l, &c) in count.iter().enumerate() {
+            first[l + 1] = first[l] + c;
+        }
+        let (mut query, mut rank) = (vec![0u32; pairs], vec![0u32; pairs]);
+        let mut next = first.clone();
+        for (i, &l) in probes.iter().enumerate().filter(|(_, &l)| l != NO_LIST) {
+            let at = next[l as usize] as usize;
+            (query[at], rank[at]) = ((i / np) as u32, (i % np) as u32);
+            next[l as usize] += 1;
         }
         let mut g = Groups {
             list: Vec::new(),
             start: Vec::new(),
             count: Vec::new(),
-            query: Vec::with_capacity(pairs),
-            rank: Vec::with_capacity(pairs),
+            query,
+            rank,
         };
-        for (l, members) in by_list {
-            for tile in members.chunks(GROUP_QUERIES) {
-                g.list.push(l);
-                g.start.push(g.query.len() as u32);
-                g.count.push(tile.len() as u32);
-                g.query.extend(tile.iter().map(|m| m.0));
-                g.rank.extend(tile.iter().map(|m| m.1));
+        for (l, &c) in count.iter().enumerate().filter(|(_, &c)| c > 0) {
+            for t in (0..c).step_by(GROUP_QUERIES) {
+                g.list.push(l as u32);
+                g.start.push(first[l] + t);
+                g.count.push((c - t).min(GROUP_QUERIES as u32));
             }
         }
         Some(g)
