@@ -102,10 +102,11 @@ const GROUP_QUERIES: usize = 64;
 /// The grouped scan is used from this many queries per probed list on
 /// average, and lists of [`GROUPED_MIN_ROWS`] rows or more on average.
 /// Measured on an H100 (1M x 128, 10,000 queries): with lists of about 1,000
-/// rows it was 1.7x faster than one block per (query, probe) at 39 queries
-/// per list and 2.5x at 156; with lists of about 250 rows it was slower at
-/// every group size up to 156.
-const GROUPED_FROM: usize = 32;
+/// rows the grouped scan took 9.0 ms at 39 queries per list where one block
+/// per (query, probe) took 17.9 ms at 29, and 8.4 against 7.4 ms at 10;
+/// with lists of about 250 rows it was slower at every group size up to
+/// 156. The threshold sits between 10 and 29.
+const GROUPED_FROM: usize = 16;
 /// See [`GROUPED_FROM`].
 const GROUPED_MIN_ROWS: u64 = 512;
 
