@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use clap::Args;
-use vector_accelerate::index::{Index, SearchParams};
+use vector_accelerate::index::{IdSelector, Index, SearchParams};
 use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, MISSING_ID};
 
 use super::args::make_context;
@@ -58,6 +58,11 @@ pub struct BenchIndexArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Filtered searches: fractions of the ids allowed (comma list, e.g.
+    /// 0.01,0.1,0.5), each at the first --nprobe value, beside an exact
+    /// search over the allowed vectors alone.
+    #[arg(long)]
+    filters: Option<String>,
     /// Also write the data to this folder (`base.npy`, `queries.npy`, and
     /// the exact ids `truth.npy`, int64), for peers to run on the same data.
     #[arg(long, value_name = "DIR")]
@@ -131,6 +136,81 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
             qps / exact_qps
         )?;
     }
+    if let Some(f) = &a.filters {
+        let fractions: Vec<f64> = f
+            .split(',')
+            .map(|v| v.trim().parse())
+            .collect::<Result<_, _>>()?;
+        filtered(
+            &mut out,
+            &ctx,
+            &index,
+            (&base, &queries),
+            &a,
+            (probes[0], &fractions),
+            metric,
+        )?;
+    }
+    Ok(())
+}
+
+/// Filtered searches passing `fractions` of the ids (a seeded draw), each
+/// beside an exact k-NN over the allowed vectors gathered beforehand.
+fn filtered(
+    out: &mut impl Write,
+    ctx: &Context,
+    index: &Index,
+    (base, queries): (&Matrix, &Matrix),
+    a: &BenchIndexArgs,
+    (nprobe, fractions): (usize, &[f64]),
+    metric: Metric,
+) -> Result<()> {
+    writeln!(
+        out,
+        "\n| filter passes | allowed | recall@{} | ms | exact over allowed ms | ratio |",
+        a.k
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|")?;
+    for &frac in fractions {
+        ensure!(
+            (0.0..=1.0).contains(&frac),
+            "--filters fractions must be in [0, 1], got {frac}"
+        );
+        let allowed: Vec<u64> = (0..base.rows() as u64)
+            .filter(|&i| {
+                (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64 <= frac
+            })
+            .collect();
+        if allowed.is_empty() {
+            continue;
+        }
+        let rows: Vec<f32> = allowed
+            .iter()
+            .flat_map(|&i| base.row(i as usize).iter().copied())
+            .collect();
+        let sub = ctx.upload(&Matrix::new(rows, base.dim())?)?;
+        let exact_ms = time_ms(a.repeats, || {
+            knn(ctx, queries, &sub, a.k, metric)?;
+            Ok(ctx.synchronize()?)
+        })?;
+        let want = renamed(knn(ctx, queries, &sub, a.k, metric)?, &allowed)?;
+        let sel = IdSelector::allow(allowed.iter().copied());
+        let params = SearchParams::default()
+            .with_nprobe(nprobe)
+            .with_filter(&sel);
+        let got = index.search(queries, a.k, &params)?;
+        let ms = time_ms(a.repeats, || {
+            index.search(queries, a.k, &params)?;
+            Ok(())
+        })?;
+        writeln!(
+            out,
+            "| {frac} | {} | {:.4} | {ms:.3} | {exact_ms:.3} | {:.2}x |",
+            allowed.len(),
+            recall(&got, &want),
+            exact_ms / ms
+        )?;
+    }
     Ok(())
 }
 
@@ -166,6 +246,16 @@ fn export(dir: &Path, base: &Matrix, queries: &Matrix, truth: &Neighbors) -> Res
     f.write(|w| npy::write_i64(w, truth.rows(), truth.k(), &ids))?;
     files.push(f);
     commit(files)
+}
+
+/// `nn` with each present id `i` replaced by `names[i]`.
+fn renamed(nn: Neighbors, names: &[u64]) -> Result<Neighbors> {
+    let (rows, k, order) = (nn.rows(), nn.k(), nn.order());
+    let (mut ids, dist) = nn.into_parts();
+    for i in ids.iter_mut().filter(|i| **i != MISSING_ID) {
+        *i = names[*i as usize];
+    }
+    Ok(Neighbors::from_parts(rows, k, order, ids, dist)?)
 }
 
 /// Fraction of the exact results found.

@@ -19,6 +19,12 @@ use crate::ops::cluster::check_finite;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
+/// How much more a row costs in a filtered list scan than in an exact
+/// search over the gathered allowed rows (measured on the CPU: 400,000 x 50,
+/// 2,048 lists, nprobe 4; with 1 the lists were 2.4x slower than the exact
+/// search at 5% of the rows allowed and equal at 10%).
+const EXACT_FILTER_BIAS: f64 = 8.0;
+
 /// Where an index keeps its vectors.
 #[derive(Debug)]
 pub(crate) enum Body {
@@ -298,9 +304,10 @@ impl Index {
         Ok(exact::user_ids(nn, &self.ids))
     }
 
-    /// An IVF search: the lists when the filter passes many vectors, an
-    /// exact search over the allowed vectors when it passes fewer than the
-    /// lists would scan. Queries left short of `min(k, allowed)` results
+    /// An IVF search: with a filter passing a fraction `f` of the vectors,
+    /// the lists probed `nprobe / f` deep, or an exact search over the
+    /// allowed vectors where that is cheaper (`f^2 <= 8 nprobe / nlist`).
+    /// Queries left short of `min(k, allowed)` results
     /// (their lists hold too few allowed vectors) probe twice as many lists,
     /// then four times, up to every list.
     fn search_ivf(
@@ -311,12 +318,24 @@ impl Index {
         params: &SearchParams<'_>,
         allowed: Option<&SlotSet>,
     ) -> Result<Neighbors> {
-        let nprobe = params.nprobe.unwrap_or(self.nprobe);
+        let mut nprobe = params.nprobe.unwrap_or(self.nprobe);
         check_positive("nprobe", nprobe)?;
         let lists = ivf.lists.len().max(1);
-        let scanned = self.ids.slot_count() * nprobe.min(lists) / lists;
-        if let Some(a) = allowed.filter(|a| a.count() <= 2 * scanned) {
-            return self.exact_over(ivf, q, k, a);
+        // Deletions alone change neither the depth nor the path.
+        let filtered = params.filter.is_some_and(|f| !matches!(f, IdSelector::All));
+        if let Some(a) = allowed.filter(|_| filtered) {
+            // A filter passing a fraction f of the rows: the lists are probed
+            // nprobe / f deep (as many allowed rows as an unfiltered search
+            // sees), reading (nprobe / nlist) / f of the rows per query,
+            // against f for an exact search over the allowed rows. A row
+            // costs more in the lists: the cheaper one is taken with
+            // EXACT_FILTER_BIAS for that.
+            // Deleted rows do not count: f is the share of the live rows.
+            let f = a.count() as f64 / self.ids.len().max(1) as f64;
+            if f * f <= EXACT_FILTER_BIAS * nprobe as f64 / lists as f64 {
+                return self.exact_over(ivf, q, k, a);
+            }
+            nprobe = ((nprobe as f64 / f).ceil() as usize).min(lists);
         }
         let mut nn = ivf.search(&self.ctx, q, (k, nprobe), &self.distance, allowed)?;
         let want = k.min(allowed.map_or(self.ids.len(), SlotSet::count));

@@ -12,8 +12,8 @@ use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
 /// Excluded rows up to which a search fetches `k + excluded` candidates and
-/// drops the excluded ones; beyond it the allowed rows are gathered and
-/// searched alone.
+/// drops the excluded ones (when they are also at most half the rows);
+/// beyond it the allowed rows are gathered and searched alone.
 const OVERFETCH_MAX: usize = 1024;
 
 /// The `k` nearest allowed rows of every query, by slot (`allowed: None`
@@ -34,7 +34,7 @@ pub(crate) fn search(
         return Ok(Neighbors::missing(q.rows(), k, order));
     }
     let excluded = rows.rows() - allowed.count();
-    if excluded <= OVERFETCH_MAX {
+    if excluded <= OVERFETCH_MAX && excluded <= allowed.count() {
         let fetched = rows.knn(ctx, q, (k + excluded).min(rows.rows()), dist)?;
         return Ok(keep(&fetched, k, |slot| allowed.contains(slot)));
     }

@@ -8,9 +8,11 @@
 //! - **Search**: any `k`, every metric of [`knn`](crate::knn), on both
 //!   backends; [`SearchParams`] sets `nprobe` and a filter ([`IdSelector`]).
 //!   A filtered search returns `k` results whenever `k` allowed vectors
-//!   exist: when the filter passes fewer vectors than the probed lists hold,
-//!   it searches the allowed vectors exactly, and IVF queries left short are
-//!   completed exactly.
+//!   exist. An IVF search with a filter passing a fraction `f` of the
+//!   vectors probes `nprobe / f` lists (as many allowed vectors as an
+//!   unfiltered search sees), or searches the allowed vectors exactly where
+//!   that is cheaper (`f^2 <= 8 nprobe / nlist`); queries left short probe
+//!   more lists.
 //! - **Removal**: [`Index::remove_ids`] hides ids at once; space is
 //!   reclaimed when removed rows pass a threshold or by [`Index::compact`];
 //!   ids are never renumbered.
