@@ -826,6 +826,16 @@ fn result_dim(x: &MatrixView<'_>, axis: Axis) -> usize {
 }
 
 impl VectorBackend for Cpu {
+    fn gather_rows(&self, x: &Input<'_>, rows: &[u64]) -> Result<DeviceMatrix> {
+        let m = host_f32(x)?;
+        let d = m.dim();
+        let mut out = Vec::with_capacity(rows.len() * d);
+        for &r in rows {
+            out.extend_from_slice(m.row(r as usize));
+        }
+        Ok(DeviceMatrix::from_host_f32(out, d))
+    }
+
     fn map(&self, x: &Input<'_>, chain: &[Unary]) -> Result<DeviceMatrix> {
         let m = host_f32(x)?;
         Ok(DeviceMatrix::from_host_f32(

@@ -15,7 +15,7 @@ use crate::core::vector::{Axis, Binary, Kind, Unary, MAX_CHAIN};
 use crate::cuda::distance::whole;
 use crate::runtime::backend::{ReducePlan, VectorBackend};
 use crate::runtime::cuda_device::CudaDevice;
-use crate::runtime::cuda_rows::{f32_rows, CudaRows};
+use crate::runtime::cuda_rows::{f32_rows, upload_slice, CudaRows};
 use crate::runtime::input::{Broadcast, Input};
 use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
 
@@ -524,6 +524,32 @@ fn result(dev: &Arc<CudaDevice>, y: CudaSlice<f32>, rows: usize, dim: usize) -> 
 }
 
 impl VectorBackend for Arc<CudaDevice> {
+    fn gather_rows(&self, x: &Input<'_>, rows: &[u64]) -> Result<DeviceMatrix> {
+        let _g = self.lock();
+        let (n, dim) = (rows.len(), x.dim());
+        let xd = whole(self, x)?;
+        let idx = upload_slice(self, rows)?;
+        let mut y = self.alloc::<f32>((n * dim).max(1))?;
+        let f = self.func(MODULE, "va_gather_rows")?;
+        let (n_i, dim_i) = (n as i64, dim as i64);
+        let mut b = self.stream.launch_builder(&f);
+        b.arg(f32_rows(xd.rows())?)
+            .arg(&idx)
+            .arg(&n_i)
+            .arg(&dim_i)
+            .arg(&mut y);
+        let blocks = (n * dim).div_ceil(256).clamp(1, self.sm_count() * 32) as u32;
+        let cfg = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: every index is below x's rows (the caller's contract); y
+        // holds n * dim floats.
+        unsafe { b.launch(cfg) }.map_err(cu("va_gather_rows launch"))?;
+        Ok(result(self, y, n, dim))
+    }
+
     fn map(&self, x: &Input<'_>, chain: &[Unary]) -> Result<DeviceMatrix> {
         let _g = self.lock();
         let n = x.rows() * x.dim();

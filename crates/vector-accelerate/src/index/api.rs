@@ -368,7 +368,8 @@ impl Index {
         allowed: &SlotSet,
     ) -> Result<Neighbors> {
         let slots = allowed.slots();
-        let rows = RowBlocks::from_matrix(&self.ctx, ivf.gather(&slots)?)?;
+        let rows =
+            RowBlocks::from_device(ivf.gather_device(&self.ctx, q, &slots, &self.distance)?);
         let mut nn = rows.knn(&self.ctx, q, k, &self.distance)?;
         nn.map_ids(|i| slots[i as usize] as u64);
         Ok(nn)

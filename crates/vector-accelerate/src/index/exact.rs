@@ -39,7 +39,7 @@ pub(crate) fn search(
         return Ok(keep(&fetched, k, |slot| allowed.contains(slot)));
     }
     let slots = allowed.slots();
-    let sub = RowBlocks::from_matrix(ctx, rows.gather(&slots)?)?;
+    let sub = RowBlocks::from_device(rows.gather_device(ctx, &slots)?);
     let mut nn = sub.knn(ctx, q, k, dist)?;
     nn.map_ids(|i| slots[i as usize] as u64);
     Ok(nn)

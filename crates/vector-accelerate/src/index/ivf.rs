@@ -128,6 +128,31 @@ impl Ivf {
         Ok(p)
     }
 
+    /// The rows of `slots` gathered on the context's device: out of the
+    /// packed lists where the backend scans those, else out of each list.
+    pub fn gather_device(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        slots: &[usize],
+        dist: &Distance,
+    ) -> Result<DeviceMatrix> {
+        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
+        if !ctx.backend().scans_packed_lists(&metric, self.dim) {
+            return DeviceMatrix::place(ctx, self.gather(slots)?);
+        }
+        let packed = self.packed(ctx)?;
+        let at: Vec<u64> = slots
+            .iter()
+            .map(|&s| {
+                let (l, p) = self.place[s];
+                packed.offsets[l as usize] + p as u64
+            })
+            .collect();
+        ctx.backend()
+            .gather_rows(&Input::Resident(&packed.rows), &at)
+    }
+
     /// The backend's own scan of the packed lists, when it has one.
     fn scan_packed(
         &self,

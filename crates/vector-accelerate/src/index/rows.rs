@@ -112,6 +112,35 @@ impl RowBlocks {
         Matrix::new(out, self.dim)
     }
 
+    /// The rows of `slots` (ascending) gathered on the context's device.
+    pub fn gather_device(&self, ctx: &Context, slots: &[usize]) -> Result<DeviceMatrix> {
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < slots.len() {
+            let (b, _) = self.locate(slots[i]);
+            let (start, end) = (self.starts[b], self.starts[b] + self.blocks[b].rows());
+            let n = slots[i..].partition_point(|&s| s < end);
+            let local: Vec<u64> = slots[i..i + n]
+                .iter()
+                .map(|&s| (s - start) as u64)
+                .collect();
+            let block = Input::Resident(&self.blocks[b]);
+            parts.push(ctx.backend().gather_rows(&block, &local)?);
+            i += n;
+        }
+        match parts.len() {
+            1 => Ok(parts.pop().expect("one part")),
+            _ => DeviceMatrix::concat(ctx, &parts.iter().collect::<Vec<_>>(), self.dim),
+        }
+    }
+
+    /// One block holding rows already on the context's device.
+    pub fn from_device(m: DeviceMatrix) -> Self {
+        let mut r = Self::new(m.dim());
+        r.push_block(m);
+        r
+    }
+
     /// The block holding `slot` and the row within it.
     fn locate(&self, slot: usize) -> (usize, usize) {
         let b = self.starts.partition_point(|&s| s <= slot) - 1;

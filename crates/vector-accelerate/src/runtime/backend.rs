@@ -118,6 +118,8 @@ pub(crate) trait VectorBackend {
     /// A value reduction (`plan.finish` 0..=4), shaped as NumPy's
     /// `keepdims=True`.
     fn reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceMatrix>;
+    /// The `f32` rows `rows` of `x` (each below `x.rows()`), in that order.
+    fn gather_rows(&self, x: &Input<'_>, rows: &[u64]) -> Result<DeviceMatrix>;
     /// An index reduction (`plan.finish` 5 or 6).
     fn arg_reduce(&self, x: &Input<'_>, plan: ReducePlan) -> Result<DeviceIds>;
     /// Row softmax (`[rows x dim]`) or, with `softmax` false, row

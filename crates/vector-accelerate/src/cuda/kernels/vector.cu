@@ -819,3 +819,12 @@ extern "C" __global__ void __launch_bounds__(256) va_softmax_warp_regs(const flo
         if (lse && lane == 0) lse[r] = l;
     }
 }
+
+// Row i of out is row idx[i] of x (rows of dim floats).
+extern "C" __global__ void va_gather_rows(const float* __restrict__ x, const u64* __restrict__ idx, i64 n,
+                                          i64 dim, float* __restrict__ out) {
+    for (i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x; e < n * dim; e += (i64)gridDim.x * blockDim.x) {
+        const i64 i = e / dim;
+        out[e] = x[(i64)idx[i] * dim + (e - i * dim)];
+    }
+}
