@@ -8,6 +8,13 @@ use crate::core::neighbors::Neighbors;
 use crate::runtime::backend::{Cpu, IvfBackend, IvfScanJob};
 
 impl IvfBackend for Cpu {
+    /// Measured on 400,000 x 50 rows, 2,048 lists, nprobe 4, 2 cores: with
+    /// a cost of 1 the lists were 2.4x slower than the exact search at 5% of
+    /// the rows allowed and level at 10%.
+    fn filtered_scan_cost(&self) -> f64 {
+        8.0
+    }
+
     fn scans_packed_lists(&self, _metric: &Prepared, _dim: usize) -> bool {
         false
     }

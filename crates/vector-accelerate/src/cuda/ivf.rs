@@ -30,6 +30,15 @@ struct DeviceLists {
 }
 
 impl IvfBackend for Arc<CudaDevice> {
+    /// Measured on an H100 (1M x 128, 4,096 lists, nprobe 4, 10,000
+    /// queries): the filtered scans took 33 ms at 10% of the rows allowed
+    /// and 44 ms at 50%, against 5.6 and 15.1 ms for the exact search over
+    /// the allowed rows; 256 sends filters passing up to half the rows to
+    /// the exact search.
+    fn filtered_scan_cost(&self) -> f64 {
+        256.0
+    }
+
     fn scans_packed_lists(&self, metric: &Prepared, dim: usize) -> bool {
         let direct = matches!(
             metric.metric,

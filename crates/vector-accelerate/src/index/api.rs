@@ -19,12 +19,6 @@ use crate::ops::cluster::check_finite;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
-/// How much more a row costs in a filtered list scan than in an exact
-/// search over the gathered allowed rows (measured on the CPU: 400,000 x 50,
-/// 2,048 lists, nprobe 4; with 1 the lists were 2.4x slower than the exact
-/// search at 5% of the rows allowed and equal at 10%).
-const EXACT_FILTER_BIAS: f64 = 8.0;
-
 /// Where an index keeps its vectors.
 #[derive(Debug)]
 pub(crate) enum Body {
@@ -306,7 +300,9 @@ impl Index {
 
     /// An IVF search: with a filter passing a fraction `f` of the vectors,
     /// the lists probed `nprobe / f` deep, or an exact search over the
-    /// allowed vectors where that is cheaper (`f^2 <= 8 nprobe / nlist`).
+    /// allowed vectors where that is cheaper (`f^2 <= c nprobe / nlist`, `c`
+    /// the backend's measured cost of a filtered list row: 8 on the CPU, 256
+    /// on CUDA).
     /// Queries left short of `min(k, allowed)` results
     /// (their lists hold too few allowed vectors) probe twice as many lists,
     /// then four times, up to every list.
@@ -328,11 +324,11 @@ impl Index {
             // nprobe / f deep (as many allowed rows as an unfiltered search
             // sees), reading (nprobe / nlist) / f of the rows per query,
             // against f for an exact search over the allowed rows. A row
-            // costs more in the lists: the cheaper one is taken with
-            // EXACT_FILTER_BIAS for that.
+            // costs more in the lists, by the backend's measured factor.
             // Deleted rows do not count: f is the share of the live rows.
             let f = a.count() as f64 / self.ids.len().max(1) as f64;
-            if f * f <= EXACT_FILTER_BIAS * nprobe as f64 / lists as f64 {
+            let bias = self.ctx.backend().filtered_scan_cost();
+            if f * f <= bias * nprobe as f64 / lists as f64 {
                 return self.exact_over(ivf, q, k, a);
             }
             nprobe = ((nprobe as f64 / f).ceil() as usize).min(lists);

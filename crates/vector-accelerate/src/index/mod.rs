@@ -11,7 +11,8 @@
 //!   exist. An IVF search with a filter passing a fraction `f` of the
 //!   vectors probes `nprobe / f` lists (as many allowed vectors as an
 //!   unfiltered search sees), or searches the allowed vectors exactly where
-//!   that is cheaper (`f^2 <= 8 nprobe / nlist`); queries left short probe
+//!   that is cheaper (`f^2 <= c nprobe / nlist`, `c` measured per backend:
+//!   8 on the CPU, 256 on CUDA); queries left short probe
 //!   more lists.
 //! - **Removal**: [`Index::remove_ids`] hides ids at once; space is
 //!   reclaimed when removed rows pass a threshold or by [`Index::compact`];

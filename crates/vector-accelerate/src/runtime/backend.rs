@@ -236,6 +236,10 @@ pub(crate) struct IvfScanJob<'a> {
 /// Inverted-list scans of IVF indexes. A backend without a scan of its own
 /// declines, and the index searches each probed list with the k-NN.
 pub(crate) trait IvfBackend {
+    /// How much more a row read in a filtered IVF list scan costs than a row
+    /// of an exact search over the gathered allowed rows (the index picks
+    /// the cheaper of the two with it; measured per backend).
+    fn filtered_scan_cost(&self) -> f64;
     /// Whether [`ivf_scan`](Self::ivf_scan) serves `metric` on rows of `dim`
     /// values (the index then keeps its lists packed for it).
     fn scans_packed_lists(&self, metric: &Prepared, dim: usize) -> bool;
