@@ -72,6 +72,9 @@ pub(crate) struct IdMap {
     deleted: Option<SlotSet>,
     /// The id the next [`IdMap::sequential`] batch starts at.
     next_id: u64,
+    /// Whether every slot's id is the slot number (ids 0, 1, 2, ... in
+    /// order): then a live id's slot is the id itself, no lookup needed.
+    numbered: bool,
 }
 
 impl IdMap {
@@ -108,6 +111,10 @@ impl IdMap {
     }
     /// The slot of a live id.
     pub fn slot(&self, id: u64) -> Option<usize> {
+        if self.numbered || self.ids.is_empty() {
+            let s = usize::try_from(id).ok().filter(|&s| s < self.ids.len())?;
+            return (!self.is_deleted(s)).then_some(s);
+        }
         self.slots.get(&id).copied()
     }
     /// Whether `slot` is deleted.
@@ -142,6 +149,11 @@ impl IdMap {
     /// Appends rows with `ids` (checked by [`IdMap::check_new`]).
     pub fn push(&mut self, ids: &[u64]) {
         let base = self.ids.len();
+        self.numbered = (base == 0 || self.numbered)
+            && ids
+                .iter()
+                .enumerate()
+                .all(|(i, &id)| id == (base + i) as u64);
         self.slots.reserve(ids.len());
         for (i, &id) in ids.iter().enumerate() {
             self.slots.insert(id, base + i);
@@ -183,9 +195,8 @@ impl IdMap {
             None => self.deleted.as_ref().map(|_| self.live()),
             Some(sel) => Some(match sel.listed() {
                 Some(list) => {
-                    let mut slots: Vec<usize> =
-                        list.iter().filter_map(|id| self.slot(*id)).collect();
-                    slots.sort_unstable();
+                    let slots: Vec<usize> =
+                        list.par_iter().filter_map(|id| self.slot(*id)).collect();
                     let mut set = SlotSet {
                         words: vec![0; self.ids.len().div_ceil(64)],
                         count: slots.len(),
@@ -221,6 +232,7 @@ impl IdMap {
             .map(|(s, &id)| (id, s))
             .collect();
         self.deleted = None;
+        self.numbered = self.ids.iter().enumerate().all(|(s, &id)| id == s as u64);
         kept
     }
 }

@@ -16,6 +16,8 @@ const DIM: usize = 3;
 enum Step {
     /// Add vectors under these ids (duplicates and known ids are refused).
     Add(Vec<(u64, [i8; DIM])>),
+    /// Add vectors under the next sequential ids.
+    AddNext(Vec<[i8; DIM]>),
     /// Remove these ids.
     Remove(Vec<u64>),
     Compact,
@@ -26,6 +28,7 @@ fn step() -> impl Strategy<Value = Step> {
     let id = 0u64..60;
     prop_oneof![
         4 => prop::collection::vec((id.clone(), prop::array::uniform3(-20i8..20)), 1..12).prop_map(Step::Add),
+        3 => prop::collection::vec(prop::array::uniform3(-20i8..20), 1..12).prop_map(Step::AddNext),
         2 => prop::collection::vec(id, 1..8).prop_map(Step::Remove),
         1 => Just(Step::Compact),
         1 => Just(Step::SaveLoad),
@@ -107,7 +110,7 @@ fn agree(index: &Index, model: &BTreeMap<u64, [f32; DIM]>) -> Result<(), TestCas
 
 fn apply(
     index: &mut Index,
-    model: &mut BTreeMap<u64, [f32; DIM]>,
+    (model, next): (&mut BTreeMap<u64, [f32; DIM]>, &mut u64),
     s: &Step,
     path: &std::path::Path,
 ) -> Result<(), TestCaseError> {
@@ -124,8 +127,19 @@ fn apply(
             if fresh {
                 for r in rows {
                     model.insert(r.0, r.1.map(f32::from));
+                    *next = (*next).max(r.0 + 1);
                 }
             }
+        }
+        Step::AddNext(rows) => {
+            let data: Vec<f32> = rows.iter().flat_map(|r| r.map(f32::from)).collect();
+            let got = index.add(&Matrix::new(data, DIM).unwrap()).unwrap();
+            let first = *next;
+            prop_assert_eq!(got, first..first + rows.len() as u64);
+            for (i, r) in rows.iter().enumerate() {
+                model.insert(first + i as u64, r.map(f32::from));
+            }
+            *next = first + rows.len() as u64;
         }
         Step::Remove(ids) => {
             let n = index
@@ -154,9 +168,9 @@ proptest! {
         let path = std::env::temp_dir().join(format!("va-props-{}.vai", std::process::id()));
         let mut index = Index::new(&Context::cpu(), DIM, "Flat", Metric::L2).unwrap();
         index.set_compaction_threshold(0.5).unwrap();
-        let mut model = BTreeMap::new();
+        let (mut model, mut next) = (BTreeMap::new(), 0u64);
         for s in &steps {
-            apply(&mut index, &mut model, s, &path)?;
+            apply(&mut index, (&mut model, &mut next), s, &path)?;
             agree(&index, &model)?;
         }
     }
