@@ -34,17 +34,6 @@ impl Progress {
         Self::start(bar, enabled)
     }
 
-    /// A spinner for a step of unknown length, described by `what`; never
-    /// shown when `enabled` is false.
-    pub fn spinner(what: &str, enabled: bool) -> Self {
-        let template = format!("{{elapsed_precise}} {{spinner}} {what}");
-        let style = ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let bar =
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()).with_style(style);
-        Self::start(bar, enabled)
-    }
-
     /// Shows `bar` (ticking) once a second has passed, if `enabled`.
     fn start(bar: ProgressBar, enabled: bool) -> Self {
         if !enabled {
@@ -72,6 +61,16 @@ impl Progress {
     /// Advances by `n` units.
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
+    }
+
+    /// A handle that moves the bar from another thread or a callback:
+    /// `(position, length)`.
+    pub fn updater(&self) -> impl Fn(u64, u64) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |pos, len| {
+            bar.set_length(len);
+            bar.set_position(pos);
+        }
     }
 }
 

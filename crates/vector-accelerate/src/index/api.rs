@@ -2,6 +2,7 @@
 //! string.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::exact;
 use super::factory::{Encoding, Spec};
@@ -11,6 +12,7 @@ use super::params::SearchParams;
 use super::range::{self, RangeResult};
 use super::rows::RowBlocks;
 use super::selector::IdSelector;
+use crate::core::cluster::{KMeansProgress, ProgressFn};
 use crate::core::error::{Error, Result};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
@@ -212,7 +214,34 @@ impl Index {
     /// vectors (k-means); nothing to do for Flat. Training again is an
     /// error once vectors were added.
     pub fn train<'a>(&mut self, data: impl Into<Input<'a>>) -> Result<()> {
-        let data = data.into();
+        self.train_inner(data.into(), None)
+    }
+
+    /// [`train`](Self::train), calling `progress` after each k-means
+    /// iteration (its iteration and iteration limit, inertia, moves).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use vector_accelerate::index::Index;
+    /// use vector_accelerate::{Context, Matrix, Metric};
+    /// let data = Matrix::new((0..8000).map(|i| (i as f32 * 0.37).sin()).collect(), 8)?;
+    /// let mut index = Index::new(&Context::cpu(), 8, "IVF16,Flat", Metric::L2)?;
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let s = seen.clone();
+    /// index.train_with_progress(&data, move |p| s.store(p.iteration, Ordering::Relaxed))?;
+    /// assert!(seen.load(Ordering::Relaxed) >= 1);
+    /// # Ok::<(), vector_accelerate::Error>(())
+    /// ```
+    pub fn train_with_progress<'a>(
+        &mut self,
+        data: impl Into<Input<'a>>,
+        progress: impl Fn(&KMeansProgress) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.train_inner(data.into(), Some(Arc::new(progress)))
+    }
+
+    fn train_inner(&mut self, data: Input<'_>, progress: Option<ProgressFn>) -> Result<()> {
         self.check_rows(&data, "training vectors", true)?;
         let metric = self.distance.metric.canonical();
         match &mut self.body {
@@ -225,7 +254,7 @@ impl Index {
                         "an IVF index is trained before vectors are added",
                     ));
                 }
-                ivf.train(&self.ctx, &data, metric)
+                ivf.train(&self.ctx, &data, metric, progress)
             }
         }
     }

@@ -12,7 +12,7 @@ use super::factory::recommended_nlist;
 use super::ids::SlotSet;
 use super::range;
 use super::rows::RowBlocks;
-use crate::core::cluster::KMeansOptions;
+use crate::core::cluster::{KMeansOptions, ProgressFn};
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
@@ -189,8 +189,15 @@ impl Ivf {
     }
 
     /// Trains the coarse quantizer on `data` (k-means, spherical for the
-    /// cosine metrics); the lists start empty.
-    pub fn train(&mut self, ctx: &Context, data: &Input<'_>, metric: Metric) -> Result<()> {
+    /// cosine metrics; `progress` after each iteration); the lists start
+    /// empty.
+    pub fn train(
+        &mut self,
+        ctx: &Context,
+        data: &Input<'_>,
+        metric: Metric,
+        progress: Option<ProgressFn>,
+    ) -> Result<()> {
         let n = data.rows();
         let nlist = self.nlist.unwrap_or_else(|| recommended_nlist(n));
         if n < nlist {
@@ -200,11 +207,12 @@ impl Ivf {
                 format!("an IVF index of {nlist} lists needs at least {nlist} training vectors"),
             ));
         }
-        let opts = KMeansOptions::new(nlist)
+        let mut opts = KMeansOptions::new(nlist)
             .with_seed(TRAIN_SEED)
             .with_max_iterations(TRAIN_ITERATIONS)
             .with_spherical(matches!(metric, Metric::Cosine | Metric::CosineSimilarity))
             .with_max_training_points(nlist.saturating_mul(TRAIN_POINTS_PER_LIST));
+        opts.progress = progress;
         let km = kmeans(ctx, *data, &opts)?;
         self.set_centroids(ctx, km.centroids)
     }

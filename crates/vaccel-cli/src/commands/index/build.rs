@@ -148,14 +148,17 @@ fn train_index(index: &mut Index, train: &Matrix, show: bool) -> Result<()> {
     let lists = index
         .nlist()
         .unwrap_or_else(|| recommended_nlist(train.rows()));
-    let _spinner = Progress::spinner(
-        &format!(
-            "training: k-means of {lists} lists on {} vectors",
-            train.rows()
-        ),
-        show,
+    let unit = format!(
+        "k-means iterations ({lists} lists, {} vectors)",
+        train.rows()
     );
-    index.train(train).context("training")?;
+    let bar = Progress::new(1, &unit, show);
+    let update = bar.updater();
+    index
+        .train_with_progress(train, move |p| {
+            update(p.iteration as u64, p.max_iterations as u64)
+        })
+        .context("training")?;
     Ok(())
 }
 
