@@ -18,6 +18,7 @@ use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
 use crate::ops::check_f32_rows;
 use crate::ops::cluster::check_finite;
+use crate::ops::cluster::init::gather_rows;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -372,7 +373,7 @@ impl Index {
             }
             wider = (wider * 2).min(lists);
             let mut hold = None;
-            let sub = super::ivf::gather(q.host_view(&mut hold)?, &short);
+            let sub = gather_rows(q.host_view(&mut hold)?, &short);
             let again = Input::F32(sub.view());
             let more = ivf.search(&self.ctx, &again, (k, wider), &self.distance, allowed)?;
             let (ids, dist) = nn.parts_mut();

@@ -14,9 +14,10 @@ use super::range;
 use super::rows::RowBlocks;
 use crate::core::cluster::{KMeansOptions, ProgressFn};
 use crate::core::error::{Error, Result};
-use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::matrix::Matrix;
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
+use crate::ops::cluster::init::gather_rows;
 use crate::ops::cluster::kmeans;
 use crate::ops::knn::{knn_with, KnnOptions};
 use crate::ops::prepare;
@@ -280,7 +281,7 @@ impl Ivf {
                 self.place[first + r] = (l as u32, list.slots.len() as u32);
                 list.slots.push(first + r);
             }
-            list.rows.push_matrix(ctx, gather(rows, rs))?;
+            list.rows.push_matrix(ctx, gather_rows(rows, rs))?;
             if list.rows.block_count() > MAX_LIST_BLOCKS {
                 let all: Vec<usize> = (0..list.rows.rows()).collect();
                 list.rows.compact(ctx, &all)?;
@@ -352,7 +353,7 @@ impl Ivf {
         let scan = |(l, qs): (usize, &Vec<usize>)| -> Result<(usize, Neighbors)> {
             Ok((
                 l,
-                self.scan_list(ctx, &self.lists[l], gather(qv, qs), k, dist, allowed)?,
+                self.scan_list(ctx, &self.lists[l], gather_rows(qv, qs), k, dist, allowed)?,
             ))
         };
         let work: Vec<(usize, &Vec<usize>)> = groups
@@ -407,7 +408,7 @@ impl Ivf {
             }
             let local =
                 allowed.map(|a| SlotSet::build(list.slots.len(), |p| a.contains(list.slots[p])));
-            let sub = gather(qv, qs);
+            let sub = gather_rows(qv, qs);
             let found = range::scan(
                 ctx,
                 &list.rows,
@@ -439,15 +440,6 @@ impl Ivf {
         nn.map_ids(|p| list.slots[p as usize] as u64);
         Ok(nn)
     }
-}
-
-/// The rows `rs` of `m`, in that order.
-pub(crate) fn gather(m: MatrixView<'_>, rs: &[usize]) -> Matrix {
-    let mut out = Vec::with_capacity(rs.len() * m.dim());
-    for &r in rs {
-        out.extend_from_slice(m.row(r));
-    }
-    Matrix::new(out, m.dim()).expect("rows of the same dimension")
 }
 
 /// Each query's best `k` of the candidates its lists returned (`parts`:
