@@ -154,6 +154,20 @@ fn check_query(
     Ok(())
 }
 
+/// Recall@k of `got` against `exact`: the fraction of the exact ids
+/// (missing results left out) that `got` found in the same row.
+pub fn recall(exact: &Neighbors, got: &Neighbors) -> f64 {
+    let (mut hit, mut all) = (0usize, 0usize);
+    for r in 0..exact.rows() {
+        let ids: std::collections::HashSet<u64> = got.row_ids(r).iter().copied().collect();
+        for id in exact.row_ids(r).iter().filter(|&&i| i != MISSING_ID) {
+            all += 1;
+            hit += usize::from(ids.contains(id));
+        }
+    }
+    hit as f64 / all.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

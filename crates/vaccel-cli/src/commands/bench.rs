@@ -22,7 +22,7 @@ use vector_accelerate::{
 use super::args::{check_k, make_context};
 use super::timing::median;
 use crate::io::output::{commit, PendingFile};
-use crate::reference::{verify, METRICS};
+use crate::reference::{recall, verify, METRICS};
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// The benchmarks.
@@ -408,19 +408,6 @@ fn print_row(out: &mut impl Write, ceil: &Ceilings, row: &Row) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Recall@k of `got` against `exact`: the fraction of the exact ids found.
-fn recall(exact: &Neighbors, got: &Neighbors) -> f64 {
-    let (mut hit, mut all) = (0usize, 0usize);
-    for r in 0..exact.rows() {
-        let ids: std::collections::HashSet<u64> = got.row_ids(r).iter().copied().collect();
-        for id in exact.row_ids(r) {
-            all += 1;
-            hit += ids.contains(id) as usize;
-        }
-    }
-    hit as f64 / all.max(1) as f64
 }
 
 /// Generates one case's data and, per precision mode (exact first), warms

@@ -15,6 +15,7 @@ use super::args::make_context;
 use super::timing::time_ms;
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
+use crate::reference::recall;
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// Arguments of `vaccel bench index`.
@@ -128,7 +129,7 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
             Ok(())
         })?;
         let qps = nq as f64 / (ms / 1e3);
-        let r = recall(&got, &truth);
+        let r = recall(&truth, &got);
         writeln!(
             out,
             "| {} | {p} | {r:.4} | {ms:.3} | {qps:.0} | {:.2}x |",
@@ -207,7 +208,7 @@ fn filtered(
             out,
             "| {frac} | {} | {:.4} | {ms:.3} | {exact_ms:.3} | {:.2}x |",
             allowed.len(),
-            recall(&got, &want),
+            recall(&want, &got),
             exact_ms / ms
         )?;
     }
@@ -256,19 +257,6 @@ fn renamed(nn: Neighbors, names: &[u64]) -> Result<Neighbors> {
         *i = names[*i as usize];
     }
     Ok(Neighbors::from_parts(rows, k, order, ids, dist)?)
-}
-
-/// Fraction of the exact results found.
-fn recall(got: &Neighbors, want: &Neighbors) -> f64 {
-    let (mut hit, mut total) = (0usize, 0usize);
-    for r in 0..want.rows() {
-        let g = got.row_ids(r);
-        for id in want.row_ids(r).iter().filter(|&&i| i != MISSING_ID) {
-            total += 1;
-            hit += usize::from(g.contains(id));
-        }
-    }
-    hit as f64 / total.max(1) as f64
 }
 
 fn parse_list(s: &str) -> Result<Vec<usize>> {

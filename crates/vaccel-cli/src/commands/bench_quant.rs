@@ -15,10 +15,11 @@ use vector_accelerate::quantize::{
     Codec, PqCodes, PqOptions, ProductQuantizer, Quality, ScalarOptions, ScalarQuantizer,
     ScalarRange, SearchOptions,
 };
-use vector_accelerate::{knn, BinaryMatrix, Context, Matrix, Metric, Neighbors};
+use vector_accelerate::{knn, BinaryMatrix, Context, Matrix, Metric};
 
 use super::args::make_context;
 use super::timing::{median, time_ms};
+use crate::reference::recall;
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// Arguments of `vaccel bench quant`.
@@ -72,15 +73,6 @@ pub struct BenchQuantArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-}
-
-fn recall(got: &Neighbors, want: &Neighbors) -> f64 {
-    let mut hit = 0usize;
-    for r in 0..got.rows() {
-        let w = want.row_ids(r);
-        hit += got.row_ids(r).iter().filter(|i| w.contains(i)).count();
-    }
-    hit as f64 / (got.rows() * want.k()) as f64
 }
 
 /// Runs the benchmark.
@@ -414,8 +406,8 @@ fn recall_cases(r: &Run<'_>, out: &mut dyn Write) -> Result<()> {
         a.clusters,
         a.spread,
         nq as f64 / (ms / 1e3),
-        recall(rr.as_ref().expect("ran"), &exact),
-        recall(&plain, &exact)
+        recall(&exact, rr.as_ref().expect("ran")),
+        recall(&exact, &plain)
     )?;
     for (name, o) in [
         ("symmetric", ScalarOptions::int8()),
@@ -437,7 +429,7 @@ fn recall_cases(r: &Run<'_>, out: &mut dyn Write) -> Result<()> {
             a.clusters,
             a.spread,
             nq as f64 / (ms / 1e3),
-            recall(got.as_ref().expect("ran"), &exact)
+            recall(&exact, got.as_ref().expect("ran"))
         )?;
     }
     Ok(())
