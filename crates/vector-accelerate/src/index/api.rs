@@ -14,6 +14,7 @@ use super::rows::RowBlocks;
 use super::selector::IdSelector;
 use crate::core::cluster::{KMeansProgress, ProgressFn};
 use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
 use crate::ops::check_f32_rows;
@@ -243,7 +244,7 @@ impl Index {
     }
 
     fn train_inner(&mut self, data: Input<'_>, progress: Option<ProgressFn>) -> Result<()> {
-        self.check_rows(&data, "training vectors", true)?;
+        self.check_stored(&data, "training vectors", &mut None)?;
         let metric = self.distance.metric.canonical();
         match &mut self.body {
             Body::Flat(_) => Ok(()),
@@ -274,7 +275,8 @@ impl Index {
     /// nothing is added).
     pub fn add_with_ids<'a>(&mut self, data: impl Into<Input<'a>>, ids: &[u64]) -> Result<()> {
         let data = data.into();
-        self.check_rows(&data, "vectors to add", true)?;
+        let mut hold = None;
+        let host = self.check_stored(&data, "vectors to add", &mut hold)?;
         if ids.len() != data.rows() {
             return Err(Error::DimensionMismatch {
                 what: "ids vs vectors to add",
@@ -293,7 +295,7 @@ impl Index {
                         operation: "add",
                     });
                 }
-                ivf.add(&self.ctx, &data, first, &self.distance)?
+                ivf.add(&self.ctx, (&data, host), first, &self.distance)?
             }
         }
         self.ids.push(ids);
@@ -310,7 +312,7 @@ impl Index {
         params: &SearchParams<'_>,
     ) -> Result<Neighbors> {
         let q = queries.into();
-        self.check_rows(&q, "queries", false)?;
+        self.check_rows(&q, "queries")?;
         if k == 0 {
             return Err(Error::InvalidK { k });
         }
@@ -411,7 +413,7 @@ impl Index {
         params: &SearchParams<'_>,
     ) -> Result<RangeResult> {
         let q = queries.into();
-        self.check_rows(&q, "queries", false)?;
+        self.check_rows(&q, "queries")?;
         range::check_radius(radius)?;
         let allowed = self.ids.allowed(params.filter);
         let hits = match &self.body {
@@ -486,8 +488,8 @@ impl Index {
     }
 
     /// Checks rows given to the index: f32, its dimension, not empty, on
-    /// its device, and (for stored vectors) finite.
-    fn check_rows(&self, x: &Input<'_>, what: &'static str, stored: bool) -> Result<()> {
+    /// its device.
+    fn check_rows(&self, x: &Input<'_>, what: &'static str) -> Result<()> {
         check_f32_rows(&self.ctx, x, what, "indexes")?;
         if x.dim() != self.dim {
             return Err(Error::DimensionMismatch {
@@ -496,11 +498,21 @@ impl Index {
                 got: x.dim(),
             });
         }
-        if stored {
-            let mut hold = None;
-            check_finite(x.host_view(&mut hold)?, what)?;
-        }
         Ok(())
+    }
+
+    /// [`check_rows`](Self::check_rows) for vectors the index will hold,
+    /// which must also be finite; returns them on the host (read once).
+    fn check_stored<'h>(
+        &self,
+        x: &Input<'h>,
+        what: &'static str,
+        hold: &'h mut Option<Matrix>,
+    ) -> Result<MatrixView<'h>> {
+        self.check_rows(x, what)?;
+        let rows = x.host_view(hold)?;
+        check_finite(rows, what)?;
+        Ok(rows)
     }
 }
 

@@ -14,7 +14,7 @@ use super::range;
 use super::rows::RowBlocks;
 use crate::core::cluster::{KMeansOptions, ProgressFn};
 use crate::core::error::{Error, Result};
-use crate::core::matrix::Matrix;
+use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
 use crate::ops::cluster::init::gather_rows;
@@ -255,19 +255,17 @@ impl Ivf {
         knn_with(ctx, *q, self.centroids()?, n.min(self.lists.len()), &opts)
     }
 
-    /// Adds the rows of `data` (slots `first..first + rows`) to the lists
-    /// of their nearest centroids.
+    /// Adds the rows of `data` (slots `first..first + rows`; `rows`: the
+    /// same rows on the host) to the lists of their nearest centroids.
     pub fn add(
         &mut self,
         ctx: &Context,
-        data: &Input<'_>,
+        (data, rows): (&Input<'_>, MatrixView<'_>),
         first: usize,
         dist: &Distance,
     ) -> Result<()> {
         let lists = self.probe(ctx, data, 1, dist)?;
         self.changed();
-        let mut hold = None;
-        let rows = data.host_view(&mut hold)?;
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
         for (r, &l) in lists.ids().iter().enumerate() {
             // A row with a NaN distance to every centroid goes to list 0.
