@@ -5,12 +5,16 @@ Builds IndexIVFFlat (nlist lists, L2), IndexIVFPQ (nlist lists, m
 sub-quantizers of 8 bits) and IndexHNSWFlat (M = 32) on DIR/base.npy, then
 prints recall@k against DIR/truth.npy and queries per second for a sweep of
 nprobe (IVF) or efSearch (HNSW), all cores, median of the repeats after a
-warm-up.
+warm-up. `--csv FILE` also writes the results as `name,param,recall,qps`
+rows (name: the faiss index class; param: nprobe or efSearch), the peers
+file `vaccel bench index --plot` draws:
 
     vaccel bench index --device cpu --n 400000 --dim 50 --factory IVF1024,Flat --export /tmp/ivfdata
-    python3 bench/peers/faiss_cpu_index.py /tmp/ivfdata --nlist 1024 --nprobe 1,2,4,8,16,32
+    python3 bench/peers/faiss_cpu_index.py /tmp/ivfdata --nlist 1024 --nprobe 1,2,4,8,16,32 --csv /tmp/faiss.csv
 """
 import argparse
+import csv
+import os
 import time
 
 import faiss
@@ -33,10 +37,31 @@ def timed(index, q, k, repeats):
 
 
 def sweep(name, index, knob, values, q, truth, k, repeats):
+    """Prints a table row per value of the knob; returns (name, value, recall, qps) rows."""
+    rows = []
     for v in values:
         setattr(knob, name, v) if not callable(knob) else knob(v)
         ms, ids = timed(index, q, k, repeats)
-        print(f"| {index_name(index)} | {v} | {recall(ids, truth):.4f} | {ms:.3f} | {len(q) / (ms / 1e3):.0f} |", flush=True)
+        r, qps = recall(ids, truth), len(q) / (ms / 1e3)
+        print(f"| {index_name(index)} | {v} | {r:.4f} | {ms:.3f} | {qps:.0f} |", flush=True)
+        rows.append((index_name(index), v, r, qps))
+    return rows
+
+
+def write_csv(path, rows):
+    """Writes the rows under a temporary name, then renames it into place."""
+    folder, base = os.path.split(os.path.abspath(path))
+    temp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["name", "param", "recall", "qps"])
+            for name, v, r, qps in rows:
+                w.writerow([name, v, f"{r:.6f}", f"{qps:.1f}"])
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
 
 
 def index_name(index):
@@ -52,6 +77,7 @@ def main():
     ap.add_argument("--ef", default="16,32,64,128,256")
     ap.add_argument("--hnsw", type=int, default=1, help="1: also HNSWFlat (M = 32)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--csv", metavar="FILE", help="also write name,param,recall,qps rows (for vaccel bench index --peers)")
     a = ap.parse_args()
     x = np.load(f"{a.dir}/base.npy")
     q = np.load(f"{a.dir}/queries.npy")
@@ -67,20 +93,22 @@ def main():
     ivf.train(x)
     ivf.add(x)
     print(f"(IndexIVFFlat build {time.perf_counter() - t0:.2f} s)")
-    sweep("nprobe", ivf, ivf, probes, q, truth, k, a.repeats)
+    rows = sweep("nprobe", ivf, ivf, probes, q, truth, k, a.repeats)
     if a.pq_m:
         t0 = time.perf_counter()
         pq = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, a.nlist, a.pq_m, 8)
         pq.train(x)
         pq.add(x)
         print(f"(IndexIVFPQ build {time.perf_counter() - t0:.2f} s)")
-        sweep("nprobe", pq, pq, probes, q, truth, k, a.repeats)
+        rows += sweep("nprobe", pq, pq, probes, q, truth, k, a.repeats)
     if a.hnsw:
         t0 = time.perf_counter()
         hnsw = faiss.IndexHNSWFlat(d, 32)
         hnsw.add(x)
         print(f"(IndexHNSWFlat build {time.perf_counter() - t0:.2f} s)")
-        sweep("efSearch", hnsw, hnsw.hnsw, [int(e) for e in a.ef.split(",")], q, truth, k, a.repeats)
+        rows += sweep("efSearch", hnsw, hnsw.hnsw, [int(e) for e in a.ef.split(",")], q, truth, k, a.repeats)
+    if a.csv:
+        write_csv(a.csv, rows)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-//! A small raster canvas for `vaccel hist --png`: filled rectangles,
-//! lines, a 3 x 5 bitmap font for axis labels, and PNG encoding (the `png`
-//! crate encodes; every pixel is drawn here).
+//! A small raster canvas for `vaccel hist --png` and `vaccel bench index
+//! --plot`: filled rectangles, discs, lines, a 3 x 5 bitmap font for axis
+//! labels, and PNG encoding (the `png` crate encodes; every pixel is drawn
+//! here).
 
 use std::io::Write;
 
@@ -71,6 +72,18 @@ impl Canvas {
         for y in y0.min(y1)..=y0.max(y1) {
             for x in x0.min(x1)..=x0.max(x1) {
                 self.set(x, y, c);
+            }
+        }
+    }
+
+    /// A filled disc of radius `r` centred at `(x, y)`.
+    pub fn disc(&mut self, (x, y): (f64, f64), r: f64, c: Rgb) {
+        let (cx, cy, ri) = (x.round() as i64, y.round() as i64, r.ceil() as i64);
+        for dy in -ri..=ri {
+            for dx in -ri..=ri {
+                if ((dx * dx + dy * dy) as f64) <= r * r {
+                    self.set(cx + dx, cy + dy, c);
+                }
             }
         }
     }

@@ -1,17 +1,20 @@
 //! `vaccel bench index`: an index built on synthetic clustered data, then
 //! recall@k against queries per second for a sweep of `nprobe`, beside the
-//! exact k-NN over the same data in the same run (the ground truth).
+//! exact k-NN over the same data in the same run (the ground truth);
+//! with `--plot`, a picture of the sweep beside peers' curves
+//! (module `bench_plot`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context as _, Result};
 use clap::Args;
 use vector_accelerate::index::{IdSelector, Index, SearchParams};
 use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, MISSING_ID};
 
 use super::args::make_context;
+use super::bench_plot::{self, Curve, Series};
 use super::timing::time_ms;
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
@@ -68,12 +71,35 @@ pub struct BenchIndexArgs {
     /// the exact ids `truth.npy`, int64), for peers to run on the same data.
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
+    /// Draw recall@k against queries per second (log scale) into this PNG
+    /// picture: the nprobe sweep, the exact k-NN and the --peers curves,
+    /// with a numbered legend (printed below the table).
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
+    /// Peer results for --plot: CSV files with the header
+    /// name,param,recall,qps, one curve per name (repeatable or a comma
+    /// list).
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        value_delimiter = ',',
+        requires = "plot"
+    )]
+    peers: Vec<PathBuf>,
 }
 
 /// Runs the benchmark.
 pub fn run(a: BenchIndexArgs) -> Result<()> {
     ensure!(a.repeats >= 1, "--repeats must be at least 1");
     ensure!(a.k >= 1, "-k must be at least 1");
+    let probes = parse_list(&a.nprobe)?;
+    let fractions = a.filters.as_deref().map(parse_fractions).transpose()?;
+    let mut peers = Vec::new();
+    for p in &a.peers {
+        peers.extend(bench_plot::read_peers(p)?);
+    }
+    // Check the picture's folder before the long run.
+    let mut picture = a.plot.as_deref().map(PendingFile::create).transpose()?;
     let (ctx, how) = make_context(a.device.as_deref())?;
     let n =
         a.n.unwrap_or(if ctx.is_cuda() { 1_000_000 } else { 100_000 });
@@ -81,7 +107,6 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
         .queries
         .unwrap_or(if ctx.is_cuda() { 10_000 } else { 1_000 });
     let metric: Metric = a.metric.parse()?;
-    let probes = parse_list(&a.nprobe)?;
     let g = Generator::clustered(a.dim, a.clusters, a.seed)?.with_spread(a.spread)?;
     let (base, queries) = (g.rows(n, BASE_STREAM)?, g.rows(nq, QUERY_STREAM)?);
     let mut out = std::io::stdout().lock();
@@ -91,13 +116,7 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
         "data: {n} x {} clustered ({} clusters, spread {}), {nq} queries, k {}, {metric}",
         a.dim, a.clusters, a.spread, a.k
     )?;
-    let resident = ctx.upload(&base)?;
-    let exact_ms = time_ms(a.repeats, || {
-        knn(&ctx, &queries, &resident, a.k, metric)?;
-        Ok(ctx.synchronize()?)
-    })?;
-    let truth = knn(&ctx, &queries, &resident, a.k, metric)?;
-    drop(resident);
+    let (truth, exact_ms) = exact(&ctx, &base, &queries, &a, metric)?;
     if let Some(dir) = &a.export {
         export(dir, &base, &queries, &truth)?;
     }
@@ -110,49 +129,111 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
         build.1,
         index.memory_usage() as f64 / 1e6
     )?;
+    let swept = sweep(&mut out, &index, (&queries, &truth), &a, &probes, exact_ms)?;
+    let chart = a
+        .plot
+        .is_some()
+        .then(|| chart(&index, swept, exact_ms, nq, peers));
+    if let Some(series) = &chart {
+        bench_plot::print_legend(&mut out, series, a.k)?;
+    }
+    if let Some(fractions) = &fractions {
+        let data = (&base, &queries);
+        let probe = (probes[0], fractions.as_slice());
+        filtered(&mut out, &ctx, &index, data, &a, probe, metric)?;
+    }
+    if let (Some(file), Some(series), Some(path)) = (picture.take(), chart, &a.plot) {
+        write_picture(file, &series)?;
+        writeln!(out, "picture: {}", path.display())?;
+    }
+    Ok(())
+}
+
+/// The exact k-NN of the queries (the ground truth) and its median
+/// milliseconds.
+fn exact(
+    ctx: &Context,
+    base: &Matrix,
+    queries: &Matrix,
+    a: &BenchIndexArgs,
+    metric: Metric,
+) -> Result<(Neighbors, f64)> {
+    let resident = ctx.upload(base)?;
+    let ms = time_ms(a.repeats, || {
+        knn(ctx, queries, &resident, a.k, metric)?;
+        Ok(ctx.synchronize()?)
+    })?;
+    Ok((knn(ctx, queries, &resident, a.k, metric)?, ms))
+}
+
+/// Searches at each of `probes`, printing a table row each beside the
+/// exact k-NN; returns the (recall, queries/s) of each.
+fn sweep(
+    out: &mut impl Write,
+    index: &Index,
+    (queries, truth): (&Matrix, &Neighbors),
+    a: &BenchIndexArgs,
+    probes: &[usize],
+    exact_ms: f64,
+) -> Result<Vec<(f64, f64)>> {
     writeln!(
         out,
         "\n| search | nprobe | recall@{} | ms | queries/s | vs exact |",
         a.k
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
-    let exact_qps = nq as f64 / (exact_ms / 1e3);
+    let nq = queries.rows() as f64;
+    let exact_qps = nq / (exact_ms / 1e3);
     writeln!(
         out,
         "| exact k-NN | - | 1.0000 | {exact_ms:.3} | {exact_qps:.0} | 1.00x |"
     )?;
-    for &p in &probes {
+    let mut points = Vec::with_capacity(probes.len());
+    for &p in probes {
         let params = SearchParams::default().with_nprobe(p);
-        let got = index.search(&queries, a.k, &params)?;
+        let got = index.search(queries, a.k, &params)?;
         let ms = time_ms(a.repeats, || {
-            index.search(&queries, a.k, &params)?;
+            index.search(queries, a.k, &params)?;
             Ok(())
         })?;
-        let qps = nq as f64 / (ms / 1e3);
-        let r = recall(&truth, &got);
+        let (r, qps) = (recall(truth, &got), nq / (ms / 1e3));
         writeln!(
             out,
             "| {} | {p} | {r:.4} | {ms:.3} | {qps:.0} | {:.2}x |",
             index.factory(),
             qps / exact_qps
         )?;
+        points.push((r, qps));
     }
-    if let Some(f) = &a.filters {
-        let fractions: Vec<f64> = f
-            .split(',')
-            .map(|v| v.trim().parse())
-            .collect::<Result<_, _>>()?;
-        filtered(
-            &mut out,
-            &ctx,
-            &index,
-            (&base, &queries),
-            &a,
-            (probes[0], &fractions),
-            metric,
-        )?;
-    }
-    Ok(())
+    Ok(points)
+}
+
+/// The series of the picture: the sweep, the exact k-NN, the peers.
+fn chart(
+    index: &Index,
+    swept: Vec<(f64, f64)>,
+    exact_ms: f64,
+    nq: usize,
+    peers: Vec<Curve>,
+) -> Vec<Series> {
+    let ours = |name: String, points| Curve {
+        name,
+        source: "this run".into(),
+        points,
+    };
+    let exact = vec![(1.0, nq as f64 / (exact_ms / 1e3))];
+    bench_plot::series(
+        ours(index.factory(), swept),
+        ours("exact k-NN".into(), exact),
+        peers,
+    )
+}
+
+/// Draws `series` into `file` and moves it into place.
+fn write_picture(mut file: PendingFile, series: &[Series]) -> Result<()> {
+    let canvas = bench_plot::draw(series);
+    file.write(|w| canvas.write_png(w))?;
+    commit(vec![file])
 }
 
 /// Filtered searches passing `fractions` of the ids (a seeded draw), each
@@ -173,10 +254,6 @@ fn filtered(
     )?;
     writeln!(out, "|---:|---:|---:|---:|---:|---:|")?;
     for &frac in fractions {
-        ensure!(
-            (0.0..=1.0).contains(&frac),
-            "--filters fractions must be in [0, 1], got {frac}"
-        );
         let allowed: Vec<u64> = (0..base.rows() as u64)
             .filter(|&i| {
                 (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64 <= frac
@@ -257,6 +334,23 @@ fn renamed(nn: Neighbors, names: &[u64]) -> Result<Neighbors> {
         *i = names[*i as usize];
     }
     Ok(Neighbors::from_parts(rows, k, order, ids, dist)?)
+}
+
+/// The fractions of `--filters`, each in [0, 1].
+fn parse_fractions(s: &str) -> Result<Vec<f64>> {
+    s.split(',')
+        .map(|v| {
+            let f: f64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("--filters: '{}' is not a number", v.trim()))?;
+            ensure!(
+                (0.0..=1.0).contains(&f),
+                "--filters fractions must be in [0, 1], got {f}"
+            );
+            Ok(f)
+        })
+        .collect()
 }
 
 fn parse_list(s: &str) -> Result<Vec<usize>> {

@@ -6,6 +6,7 @@ mod bench_index;
 mod bench_memory;
 mod bench_ml;
 mod bench_ops;
+mod bench_plot;
 mod bench_quant;
 mod bench_stats;
 mod demo;
