@@ -338,7 +338,11 @@ const BAD_CASES: &[(&str, &str)] = &[
     ),
     ("integer", "index build --factory Flat --ids @q.npy"),
     ("factory string 'HNSW32'", "index build --factory HNSW32"),
-    ("not built yet", "index build --factory IVF4,PQ2"),
+    (
+        "fewer than the 256 centroids",
+        "index build --factory IVF4,PQ2",
+    ),
+    ("must divide", "index build --factory IVF4,PQ3"),
     ("needs at least 64", "index build --factory IVF64,Flat"),
     ("not empty", "index build --factory Flat --out @idx"),
     ("metric", "index build --factory Flat --metric nope"),

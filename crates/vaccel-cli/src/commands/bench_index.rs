@@ -45,6 +45,9 @@ pub struct BenchIndexArgs {
     /// Lists scanned per query (comma list).
     #[arg(long, default_value = "1,2,4,8,16,32,64,128")]
     nprobe: String,
+    /// Candidates re-ranked per result by indexes that refine (`,Refine`).
+    #[arg(long, default_value_t = 1)]
+    refine_factor: usize,
     /// Metric.
     #[arg(long, default_value = "l2")]
     metric: String,
@@ -190,7 +193,9 @@ fn sweep(
     )?;
     let mut points = Vec::with_capacity(probes.len());
     for &p in probes {
-        let params = SearchParams::default().with_nprobe(p);
+        let params = SearchParams::default()
+            .with_nprobe(p)
+            .with_refine_factor(a.refine_factor);
         let got = index.search(queries, a.k, &params)?;
         let ms = time_ms(a.repeats, || {
             index.search(queries, a.k, &params)?;

@@ -2,17 +2,20 @@
 //! the distances of a chunk of queries to every row of their probed lists
 //! (`[queries x nprobe * width]`, `width` the longest probed list), the
 //! row-wise top-k selects the best, and the columns are mapped back to
-//! slots on the host.
+//! slots on the host. Lists hold exact rows, scalar codes (decoded in the
+//! scan) or 8-bit product codes (lookup tables per query and list).
 
 use std::sync::Arc;
 
+use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use crate::core::error::{cu, Result};
 use crate::core::metric::{Metric, Prepared};
 use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
+use crate::core::quantize::ScalarBits;
 use crate::cuda::distance::{metric_code, whole};
-use crate::runtime::backend::{IvfBackend, IvfScanJob, SelectBackend};
+use crate::runtime::backend::{IvfBackend, IvfScanJob, ListData, ListLayout, SelectBackend};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{f32_rows, upload_slice, CudaRows};
 use crate::runtime::input::Input;
@@ -22,11 +25,39 @@ const MODULE: &str = "ivf";
 /// The query is kept in shared memory: at most this many values.
 const MAX_DIM: usize = 8192;
 const NO_LIST: u32 = u32::MAX;
+/// Scalar-coded scans keep four arrays of `dim` floats in shared memory.
+const MAX_SQ_DIM: usize = 3072;
+/// Shared memory of a product-coded scan at most (its lookup table of
+/// `m x 256` floats and the query).
+const MAX_PQ_SMEM: usize = 96 << 10;
 
-/// The lists' offsets and slots on the device, kept with the packed lists.
+/// The lists' offsets and slots on the device, kept with the packed lists,
+/// and the codec's arrays (scales then offsets, or the codebooks).
 struct DeviceLists {
     offsets: CudaSlice<u64>,
     slots: CudaSlice<u64>,
+    params: Option<CudaSlice<f32>>,
+}
+
+/// The codec arrays a coded scan reads.
+fn codec_params(rows: &ListData<'_>) -> Option<Vec<f32>> {
+    match rows {
+        ListData::F32(_) => None,
+        ListData::Sq { sq, .. } => Some([sq.scales(), sq.offsets()].concat()),
+        ListData::Pq { pq, .. } => Some(pq.centroids().to_vec()),
+    }
+}
+
+/// Whether the coded scans compute `metric` (the coded lists' metrics).
+fn coded_metric(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::L2
+            | Metric::Euclidean
+            | Metric::InnerProduct
+            | Metric::Cosine
+            | Metric::CosineSimilarity
+    )
 }
 
 impl IvfBackend for Arc<CudaDevice> {
@@ -39,23 +70,21 @@ impl IvfBackend for Arc<CudaDevice> {
         256.0
     }
 
-    fn scans_packed_lists(&self, metric: &Prepared, dim: usize) -> bool {
-        let direct = matches!(
-            metric.metric,
-            Metric::L2
-                | Metric::Euclidean
-                | Metric::Cosine
-                | Metric::CosineSimilarity
-                | Metric::InnerProduct
-                | Metric::AbsInnerProduct
-                | Metric::L1
-                | Metric::Linf
-        );
-        direct && metric.weights.is_none() && dim <= MAX_DIM
+    fn scans_packed_lists(&self, metric: &Prepared, layout: &ListLayout) -> bool {
+        if metric.weights.is_some() {
+            return false;
+        }
+        match *layout {
+            ListLayout::F32 { dim } => f32_metric(metric.metric) && dim <= MAX_DIM,
+            ListLayout::Sq { dim, .. } => coded_metric(metric.metric) && dim <= MAX_SQ_DIM,
+            ListLayout::Pq { dim, m, nbits } => {
+                coded_metric(metric.metric) && nbits == 8 && pq_smem(dim, m) <= MAX_PQ_SMEM
+            }
+        }
     }
 
     fn ivf_scan(&self, job: IvfScanJob<'_>) -> Result<Option<Neighbors>> {
-        if !self.scans_packed_lists(job.metric, job.rows.dim()) {
+        if !self.scans_packed_lists(job.metric, &job.rows.layout()) {
             return Ok(None);
         }
         let lists = job.cache.find_or_make(
@@ -65,6 +94,9 @@ impl IvfBackend for Arc<CudaDevice> {
                 let l = DeviceLists {
                     offsets: upload_slice(self, job.offsets)?,
                     slots: upload_slice(self, job.slots)?,
+                    params: codec_params(&job.rows)
+                        .map(|p| upload_slice(self, &p))
+                        .transpose()?,
                 };
                 self.sync()?;
                 Ok(Some(l))
@@ -89,6 +121,26 @@ impl IvfBackend for Arc<CudaDevice> {
         }
         Ok(Some(nn))
     }
+}
+
+/// Whether the exact-row scans compute `metric`.
+fn f32_metric(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::L2
+            | Metric::Euclidean
+            | Metric::Cosine
+            | Metric::CosineSimilarity
+            | Metric::InnerProduct
+            | Metric::AbsInnerProduct
+            | Metric::L1
+            | Metric::Linf
+    )
+}
+
+/// Shared memory bytes of a product-coded scan.
+fn pq_smem(dim: usize, m: usize) -> usize {
+    (m * 256 + dim) * 4
 }
 
 /// The longest list any query probes.
@@ -148,9 +200,10 @@ fn scan_chunk(
             probes,
             width,
         };
-        match Groups::of(probes, np, job.offsets) {
-            Some(g) => scan.grouped(&g, &mut out)?,
-            None => scan.per_pair(nq, &mut out)?,
+        match (job.rows, Groups::of(probes, np, job.offsets)) {
+            (ListData::F32(_), Some(g)) => scan.grouped(&g, &mut out)?,
+            (ListData::F32(rows), None) => scan.per_pair(rows, nq, &mut out)?,
+            (coded, _) => scan.coded(&coded, nq, &mut out)?,
         }
         DeviceMatrix::from_cuda(dev, CudaRows::F32(out), nq, np * width, true)
     };
@@ -230,13 +283,14 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     /// One block per (query, probe), a warp per list row.
-    fn per_pair(&self, nq: usize, out: &mut CudaSlice<f32>) -> Result<()> {
+    fn per_pair(&self, rows: &DeviceMatrix, nq: usize, out: &mut CudaSlice<f32>) -> Result<()> {
         let (dev, job) = (self.dev, self.job);
         let np = job.nprobe;
         let probes_d = upload_slice(dev, self.probes)?;
-        let rows = job.rows.cuda_f32().expect("packed f32 rows on this device");
+        let dim = rows.dim();
+        let rows = rows.cuda_f32().expect("packed f32 rows on this device");
         let f = dev.func(MODULE, "va_ivf_scan")?;
-        let (np_i, dim_i, width_i) = (np as i64, job.rows.dim() as i64, self.width as i64);
+        let (np_i, dim_i, width_i) = (np as i64, dim as i64, self.width as i64);
         let (code, missing) = (
             metric_code(job.metric.metric),
             missing_value(job.metric.metric.order()),
@@ -265,7 +319,7 @@ impl Scan<'_> {
         let cfg = LaunchConfig {
             grid_dim: ((nq * np) as u32, 1, 1),
             block_dim: (256, 1, 1),
-            shared_mem_bytes: (job.rows.dim() * 4) as u32,
+            shared_mem_bytes: (dim * 4) as u32,
         };
         // SAFETY: q holds nq*dim floats, probes nq*np lists of the packed
         // rows, out nq*np*width floats; the shared query holds dim floats.
@@ -294,9 +348,13 @@ impl Scan<'_> {
             .map(|a| upload_slice(dev, a))
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
-        let rows = job.rows.cuda_f32().expect("packed f32 rows on this device");
+        let ListData::F32(rows) = job.rows else {
+            unreachable!("grouped scans read exact rows")
+        };
+        let dim = rows.dim();
+        let rows = rows.cuda_f32().expect("packed f32 rows on this device");
         let f = dev.func(MODULE, grouped_kernel(job.metric.metric))?;
-        let (np_i, dim_i, width_i) = (job.nprobe as i64, job.rows.dim() as i64, self.width as i64);
+        let (np_i, dim_i, width_i) = (job.nprobe as i64, dim as i64, self.width as i64);
         let code = metric_code(job.metric.metric);
         let null = 0u64;
         let mut b = dev.stream.launch_builder(&f);
@@ -327,6 +385,87 @@ impl Scan<'_> {
         // SAFETY: the work items name lists of the packed rows and queries
         // of this chunk; out holds queries*nprobe*width floats.
         unsafe { b.launch(cfg) }.map_err(cu("va_ivf_scan_grouped launch"))?;
+        Ok(())
+    }
+}
+
+impl Scan<'_> {
+    /// One block per (query, probe) over scalar or product codes.
+    fn coded(&self, rows: &ListData<'_>, nq: usize, out: &mut CudaSlice<f32>) -> Result<()> {
+        let (dev, job) = (self.dev, self.job);
+        let dim = rows.layout().dim();
+        let (name, codes, centroids, extra, smem) = match *rows {
+            ListData::Sq {
+                codes,
+                sq,
+                centroids,
+            } => {
+                let name = match sq.options().bits {
+                    ScalarBits::Int8 => "va_ivf_scan_sq8",
+                    ScalarBits::Int4 => "va_ivf_scan_sq4",
+                };
+                (name, codes, centroids, None, 4 * dim * 4)
+            }
+            ListData::Pq {
+                codes,
+                pq,
+                centroids,
+            } => {
+                let m = pq.m() as i64;
+                (
+                    "va_ivf_scan_pq8",
+                    codes,
+                    centroids,
+                    Some(m),
+                    pq_smem(dim, pq.m()),
+                )
+            }
+            ListData::F32(_) => unreachable!("coded rows"),
+        };
+        let codes = codes.cuda().expect("packed codes on this device");
+        let cent = centroids.cuda_f32().expect("centroids on this device");
+        let params = self.lists.params.as_ref().expect("codec arrays");
+        let probes_d = upload_slice(dev, self.probes)?;
+        let f = dev.func(MODULE, name)?;
+        if smem > 48 << 10 {
+            f.set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                smem as i32,
+            )
+            .map_err(cu("cuFuncSetAttribute"))?;
+        }
+        let (np_i, dim_i, width_i) = (job.nprobe as i64, dim as i64, self.width as i64);
+        let (code, missing) = (
+            metric_code(job.metric.metric),
+            missing_value(job.metric.metric.order()),
+        );
+        let null = 0u64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(self.q);
+        match self.qnorm {
+            Some(n) => b.arg(n),
+            None => b.arg(&null),
+        };
+        b.arg(codes).arg(cent).arg(params).arg(&self.lists.offsets);
+        b.arg(&probes_d).arg(&self.lists.slots);
+        match self.allowed {
+            Some(a) => b.arg(a),
+            None => b.arg(&null),
+        };
+        b.arg(&np_i).arg(&dim_i);
+        if let Some(m) = &extra {
+            b.arg(m);
+        }
+        b.arg(&width_i).arg(&code).arg(&missing);
+        b.arg(out);
+        let cfg = LaunchConfig {
+            grid_dim: ((nq * job.nprobe) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // SAFETY: codes hold every packed row, probes nq*np lists, out
+        // nq*np*width floats; shared memory as the kernel lays it out.
+        unsafe { b.launch(cfg) }.map_err(cu("va_ivf coded scan launch"))?;
         Ok(())
     }
 }

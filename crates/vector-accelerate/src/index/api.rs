@@ -4,8 +4,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::coded::check_encoding;
 use super::exact;
-use super::factory::{Encoding, Spec};
+use super::factory::Spec;
 use super::ids::{IdMap, SlotSet};
 use super::ivf::Ivf;
 use super::params::SearchParams;
@@ -68,9 +69,16 @@ pub struct Index {
 
 impl Index {
     /// An empty index of `dim`-dimensional vectors built from a factory
-    /// string: `"Flat"` (exact, every metric), or `"IVF<nlist>,Flat"`
-    /// (inverted lists; `"IVF,Flat"` picks
-    /// [`recommended_nlist`](super::recommended_nlist) of the training set).
+    /// string: `"Flat"` (exact, every metric); `"IVF<nlist>,Flat"`
+    /// (inverted lists of exact vectors; `"IVF,Flat"` picks
+    /// [`recommended_nlist`](super::recommended_nlist) of the training set);
+    /// `"IVF<nlist>,SQ8"` or `SQ4` (lists of int8 or int4 codes of each
+    /// vector's residual from its list's centroid), `"IVF<nlist>,PQ<m>x<bits>"`
+    /// (product codes of the residuals, `m` dividing `dim`), each optionally
+    /// followed by `",Refine"` (exact vectors kept beside the codes and
+    /// `k * refine_factor` candidates re-ranked with them). Coded lists
+    /// compare by l2, euclidean, ip, cosine or cosine similarity; cosine
+    /// indexes code and keep unit vectors.
     pub fn new(
         ctx: &Context,
         dim: usize,
@@ -87,14 +95,19 @@ impl Index {
             Spec::Flat => Body::Flat(RowBlocks::new(dim)),
             Spec::Ivf {
                 nlist,
-                encoding: Encoding::Flat,
-                ..
-            } => Body::Ivf(Box::new(Ivf::new(dim, nlist))),
-            Spec::Ivf { .. } => {
-                return Err(Error::BadFactory {
+                encoding,
+                refine,
+            } => {
+                check_encoding(encoding, dim).map_err(|e| Error::BadFactory {
                     spec: factory.into(),
-                    reason: "SQ and PQ list codes are not built yet (use IVF<nlist>,Flat)".into(),
-                })
+                    reason: e.to_string(),
+                })?;
+                Body::Ivf(Box::new(Ivf::new(
+                    dim,
+                    nlist,
+                    (encoding, refine),
+                    &distance,
+                )?))
             }
         };
         Ok(Self {
@@ -245,7 +258,6 @@ impl Index {
 
     fn train_inner(&mut self, data: Input<'_>, progress: Option<ProgressFn>) -> Result<()> {
         self.check_stored(&data, "training vectors", &mut None)?;
-        let metric = self.distance.metric.canonical();
         match &mut self.body {
             Body::Flat(_) => Ok(()),
             Body::Ivf(ivf) => {
@@ -256,7 +268,7 @@ impl Index {
                         "an IVF index is trained before vectors are added",
                     ));
                 }
-                ivf.train(&self.ctx, &data, metric, progress)
+                ivf.train(&self.ctx, &data, &self.distance, progress)
             }
         }
     }
@@ -365,7 +377,8 @@ impl Index {
             }
             nprobe = ((nprobe as f64 / f).ceil() as usize).min(lists);
         }
-        let mut nn = ivf.search(&self.ctx, q, (k, nprobe), &self.distance, allowed)?;
+        let kk = self.candidates(ivf, k, params)?;
+        let mut nn = ivf.search(&self.ctx, q, (kk, nprobe), &self.distance, allowed)?;
         let want = k.min(allowed.map_or(self.ids.len(), SlotSet::count));
         let mut wider = nprobe;
         while wider < lists {
@@ -377,14 +390,33 @@ impl Index {
             let mut hold = None;
             let sub = gather_rows(q.host_view(&mut hold)?, &short);
             let again = Input::F32(sub.view());
-            let more = ivf.search(&self.ctx, &again, (k, wider), &self.distance, allowed)?;
+            let more = ivf.search(&self.ctx, &again, (kk, wider), &self.distance, allowed)?;
             let (ids, dist) = nn.parts_mut();
             for (i, &r) in short.iter().enumerate() {
-                ids[r * k..(r + 1) * k].copy_from_slice(more.row_ids(i));
-                dist[r * k..(r + 1) * k].copy_from_slice(more.row_distances(i));
+                ids[r * kk..(r + 1) * kk].copy_from_slice(more.row_ids(i));
+                dist[r * kk..(r + 1) * kk].copy_from_slice(more.row_distances(i));
             }
         }
-        Ok(nn)
+        match ivf
+            .coding
+            .as_ref()
+            .and_then(|c| Some((c.exact.as_ref()?, c.space)))
+        {
+            Some(store) => exact::refine(&self.ctx, store, q, &nn, (k, &self.distance)),
+            None => Ok(nn),
+        }
+    }
+
+    /// Candidates a list scan keeps per query: `k`, or `k * refine_factor`
+    /// where the index re-ranks.
+    fn candidates(&self, ivf: &Ivf, k: usize, params: &SearchParams<'_>) -> Result<usize> {
+        let factor = params.refine_factor.unwrap_or(self.refine_factor);
+        check_positive("refine_factor", factor)?;
+        Ok(if ivf.refines() {
+            k.saturating_mul(factor)
+        } else {
+            k
+        })
     }
 
     /// Exact search of every query over the allowed vectors of an IVF index.

@@ -3,11 +3,12 @@
 //! allowed rows otherwise, so a filtered search returns `k` results
 //! whenever `k` allowed rows exist.
 
+use super::coded::CodeSpace;
 use super::ids::{IdMap, SlotSet};
 use super::rows::RowBlocks;
 use crate::core::error::Result;
-use crate::core::metric::Distance;
-use crate::core::neighbors::{missing_value, Neighbors, MISSING_ID};
+use crate::core::metric::{Distance, Metric};
+use crate::core::neighbors::{missing_value, sort_key, Neighbors, MISSING_ID};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -69,4 +70,91 @@ pub(crate) fn keep(nn: &Neighbors, k: usize, pass: impl Fn(usize) -> bool) -> Ne
 pub(crate) fn user_ids(mut nn: Neighbors, map: &IdMap) -> Neighbors {
     nn.map_ids(|slot| map.id(slot as usize));
     nn
+}
+
+/// Re-scores each query's candidates (slots of `rows`, which hold the
+/// vectors of `space`) exactly and keeps the best `k` (ties by the smaller
+/// slot).
+pub(crate) fn refine(
+    ctx: &Context,
+    (rows, space): (&RowBlocks, CodeSpace),
+    q: &Input<'_>,
+    cand: &Neighbors,
+    (k, dist): (usize, &Distance),
+) -> Result<Neighbors> {
+    let order = dist.metric.canonical().order();
+    let mut slots: Vec<usize> = cand
+        .ids()
+        .iter()
+        .filter(|&&i| i != MISSING_ID)
+        .map(|&i| i as usize)
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    if slots.is_empty() {
+        return Ok(Neighbors::missing(cand.rows(), k, order));
+    }
+    let sub = rows.gather_device(ctx, &slots)?;
+    let local: Vec<u64> = cand
+        .ids()
+        .iter()
+        .map(|&i| match i {
+            MISSING_ID => MISSING_ID,
+            i => slots.binary_search(&(i as usize)).expect("gathered") as u64,
+        })
+        .collect();
+    let raw =
+        ctx.backend()
+            .pair_distances((q, &Input::Resident(&sub)), &local, cand.k(), space.base)?;
+    let norms = query_norms(q, dist.metric)?;
+    let mut out = Neighbors::missing(cand.rows(), k, order);
+    let (ids, dists) = out.parts_mut();
+    for r in 0..cand.rows() {
+        let mut row: Vec<(u32, u64, f32)> = (0..cand.k())
+            .map(|j| (cand.ids()[r * cand.k() + j], raw[r * cand.k() + j]))
+            .filter(|&(id, _)| id != MISSING_ID)
+            .map(|(id, v)| {
+                let d = finish(dist.metric, v, norms.as_ref().map_or(1.0, |n| n[r]));
+                (sort_key(d, order), id, d)
+            })
+            .collect();
+        row.sort_unstable_by_key(|&(key, id, _)| (key, id));
+        for (j, &(_, id, d)) in row.iter().take(k).enumerate() {
+            ids[r * k + j] = id;
+            dists[r * k + j] = d;
+        }
+    }
+    Ok(out)
+}
+
+/// `|q|` of every query for the cosine metrics.
+fn query_norms(q: &Input<'_>, metric: Metric) -> Result<Option<Vec<f32>>> {
+    if !matches!(metric, Metric::Cosine | Metric::CosineSimilarity) {
+        return Ok(None);
+    }
+    let mut hold = None;
+    let m = q.host_view(&mut hold)?;
+    let norm = |r: &[f32]| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+    Ok(Some((0..m.rows()).map(|r| norm(m.row(r)) as f32).collect()))
+}
+
+/// The metric's value from a squared L2 distance or an inner product with
+/// a unit vector (`qn`: the query's length, for the cosine metrics).
+fn finish(metric: Metric, raw: f32, qn: f32) -> f32 {
+    match metric {
+        Metric::Euclidean => raw.max(0.0).sqrt(),
+        Metric::Cosine | Metric::CosineSimilarity => {
+            let c = if qn > 0.0 {
+                (raw / qn).clamp(-1.0, 1.0)
+            } else {
+                0.0
+            };
+            if metric == Metric::Cosine {
+                1.0 - c
+            } else {
+                c
+            }
+        }
+        _ => raw,
+    }
 }

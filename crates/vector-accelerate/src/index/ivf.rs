@@ -1,14 +1,17 @@
 //! Inverted lists (IVF): vectors grouped by their nearest k-means centroid;
 //! a search scans the `nprobe` lists nearest each query. Queries are
 //! grouped by list, so each probed list is read once per batch and searched
-//! by the exact k-NN for all its queries at once.
+//! by the exact k-NN for all its queries at once. Lists hold exact rows, or
+//! codes of residuals (see `coded.rs`) with optionally the exact rows kept
+//! beside them by slot for re-ranking.
 
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::coded::{check_encoding, CodeSpace, ListCodec};
 use super::exact;
-use super::factory::recommended_nlist;
+use super::factory::{recommended_nlist, Encoding};
 use super::ids::SlotSet;
 use super::range;
 use super::rows::RowBlocks;
@@ -21,7 +24,8 @@ use crate::ops::cluster::init::gather_rows;
 use crate::ops::cluster::kmeans;
 use crate::ops::knn::{knn_with, KnnOptions};
 use crate::ops::prepare;
-use crate::runtime::backend::{BackendCache, IvfScanJob};
+use crate::runtime::backend::{BackendCache, IvfScanJob, ListData, ListLayout};
+use crate::runtime::codes::Store;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 use crate::runtime::tensor::DeviceMatrix;
@@ -35,10 +39,12 @@ const TRAIN_SEED: u64 = 0x1f_5eed;
 /// Blocks a list may hold before an add merges them into one.
 const MAX_LIST_BLOCKS: usize = 8;
 
-/// One inverted list: its vectors and the slot of each.
+/// One inverted list: its vectors (exact rows, or codes) and the slot of
+/// each.
 #[derive(Debug)]
 pub(crate) struct List {
     pub rows: RowBlocks,
+    pub codes: Vec<u8>,
     pub slots: Vec<usize>,
 }
 
@@ -46,10 +52,27 @@ pub(crate) struct List {
 /// lists (built on first search, dropped by any change).
 #[derive(Debug)]
 pub(crate) struct Packed {
-    rows: DeviceMatrix,
+    rows: PackedRows,
     offsets: Vec<u64>,
     slots: Vec<u64>,
     cache: BackendCache,
+}
+
+/// The packed rows: exact, or codes.
+#[derive(Debug)]
+enum PackedRows {
+    F32(Box<DeviceMatrix>),
+    Codes(Store<u8>),
+}
+
+/// The codes of coded lists: the codec, the space it codes in, and the
+/// exact rows by slot when the index refines.
+#[derive(Debug)]
+pub(crate) struct Coding {
+    pub encoding: Encoding,
+    pub space: CodeSpace,
+    pub codec: Option<ListCodec>,
+    pub exact: Option<RowBlocks>,
 }
 
 /// The coarse quantizer and the lists of an IVF index with exact vectors.
@@ -62,26 +85,58 @@ pub(crate) struct Ivf {
     pub lists: Vec<List>,
     /// `(list, position)` of every slot.
     pub place: Vec<(u32, u32)>,
+    /// Codes of coded lists (`None`: exact lists).
+    pub coding: Option<Coding>,
     packed: Mutex<Option<Arc<Packed>>>,
     dim: usize,
 }
 
 impl Ivf {
-    /// An untrained index of `dim`-dimensional vectors.
-    pub fn new(dim: usize, nlist: Option<usize>) -> Self {
-        Self {
+    /// An untrained index of `dim`-dimensional vectors with lists stored
+    /// as `encoding` (exact rows kept beside codes when `refine`).
+    pub fn new(
+        dim: usize,
+        nlist: Option<usize>,
+        (encoding, refine): (Encoding, bool),
+        dist: &Distance,
+    ) -> Result<Self> {
+        let coding = match encoding {
+            Encoding::Flat => None,
+            _ => {
+                check_encoding(encoding, dim)?;
+                Some(Coding {
+                    encoding,
+                    space: CodeSpace::of(dist)?,
+                    codec: None,
+                    exact: refine.then(|| RowBlocks::new(dim)),
+                })
+            }
+        };
+        Ok(Self {
             nlist,
             centroids: None,
             lists: Vec::new(),
             place: Vec::new(),
+            coding,
             packed: Mutex::new(None),
             dim,
-        }
+        })
     }
 
-    /// Whether the coarse quantizer is trained.
+    /// Values per vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Whether the index keeps exact rows to re-rank coded candidates.
+    pub fn refines(&self) -> bool {
+        self.coding.as_ref().is_some_and(|c| c.exact.is_some())
+    }
+
+    /// Whether the coarse quantizer (and the codec of coded lists) is
+    /// trained.
     pub fn is_trained(&self) -> bool {
-        self.centroids.is_some()
+        self.centroids.is_some() && self.coding.as_ref().is_none_or(|c| c.codec.is_some())
     }
 
     /// Bytes of vectors, centroids and the packed copy held.
@@ -91,14 +146,20 @@ impl Ivf {
             .as_ref()
             .map_or(0, |(m, _)| m.as_slice().len() * 4);
         let packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        let p = packed
-            .as_ref()
-            .map_or(0, |p| p.rows.rows() * self.dim * 4 + p.slots.len() * 16);
+        let p = packed.as_ref().map_or(0, |p| {
+            p.slots.len() * 16
+                + match &p.rows {
+                    PackedRows::F32(m) => m.rows() * self.dim * 4,
+                    PackedRows::Codes(_) => self.lists.iter().map(|l| l.codes.len()).sum(),
+                }
+        });
+        let exact = self.coding.as_ref().and_then(|c| c.exact.as_ref());
         c + p
+            + exact.map_or(0, RowBlocks::bytes)
             + self
                 .lists
                 .iter()
-                .map(|l| l.rows.bytes() + l.slots.len() * 8)
+                .map(|l| l.rows.bytes() + l.codes.len() + l.slots.len() * 8)
                 .sum::<usize>()
     }
 
@@ -113,14 +174,20 @@ impl Ivf {
         if let Some(p) = held.as_ref() {
             return Ok(p.clone());
         }
-        let (mut parts, mut offsets, mut slots) = (Vec::new(), vec![0u64], Vec::new());
+        let (mut parts, mut codes) = (Vec::new(), Vec::new());
+        let (mut offsets, mut slots) = (vec![0u64], Vec::new());
         for l in &self.lists {
             parts.extend(l.rows.blocks());
+            codes.extend_from_slice(&l.codes);
             slots.extend(l.slots.iter().map(|&s| s as u64));
             offsets.push(slots.len() as u64);
         }
+        let rows = match self.coding {
+            None => PackedRows::F32(Box::new(DeviceMatrix::concat(ctx, &parts, self.dim)?)),
+            Some(_) => PackedRows::Codes(Store::put(ctx, codes)?),
+        };
         let p = Arc::new(Packed {
-            rows: DeviceMatrix::concat(ctx, &parts, self.dim)?,
+            rows,
             offsets,
             slots,
             cache: BackendCache::default(),
@@ -138,11 +205,16 @@ impl Ivf {
         slots: &[usize],
         dist: &Distance,
     ) -> Result<DeviceMatrix> {
-        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
-        if !ctx.backend().scans_packed_lists(&metric, self.dim) {
+        if let Some(exact) = self.coding.as_ref().and_then(|c| c.exact.as_ref()) {
+            return exact.gather_device(ctx, slots);
+        }
+        if !self.scans_packed(ctx, q, dist)? || self.coding.is_some() {
             return DeviceMatrix::place(ctx, self.gather(slots)?);
         }
         let packed = self.packed(ctx)?;
+        let PackedRows::F32(rows) = &packed.rows else {
+            unreachable!("exact lists pack f32 rows")
+        };
         let at: Vec<u64> = slots
             .iter()
             .map(|&s| {
@@ -150,8 +222,51 @@ impl Ivf {
                 packed.offsets[l as usize] + p as u64
             })
             .collect();
-        ctx.backend()
-            .gather_rows(&Input::Resident(&packed.rows), &at)
+        ctx.backend().gather_rows(&Input::Resident(rows), &at)
+    }
+
+    /// Whether the backend scans these lists packed, for `dist`.
+    fn scans_packed(&self, ctx: &Context, q: &Input<'_>, dist: &Distance) -> Result<bool> {
+        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
+        Ok(self
+            .layout()
+            .is_some_and(|l| ctx.backend().scans_packed_lists(&metric, &l)))
+    }
+
+    /// The layout of the lists (`None` until coded lists are trained).
+    fn layout(&self) -> Option<ListLayout> {
+        let dim = self.dim;
+        let Some(coding) = &self.coding else {
+            return Some(ListLayout::F32 { dim });
+        };
+        Some(match coding.codec.as_ref()? {
+            ListCodec::Sq(_) => ListLayout::Sq { dim },
+            ListCodec::Pq(pq) => ListLayout::Pq {
+                dim,
+                m: pq.m(),
+                nbits: pq.nbits(),
+            },
+        })
+    }
+
+    /// The packed rows as the backend scans them.
+    fn list_data<'a>(&'a self, packed: &'a Packed) -> Result<ListData<'a>> {
+        let centroids = self.centroids()?;
+        let codec = self.coding.as_ref().and_then(|c| c.codec.as_ref());
+        Ok(match (&packed.rows, codec) {
+            (PackedRows::F32(m), _) => ListData::F32(m),
+            (PackedRows::Codes(codes), Some(ListCodec::Sq(sq))) => ListData::Sq {
+                codes,
+                sq,
+                centroids,
+            },
+            (PackedRows::Codes(codes), Some(ListCodec::Pq(pq))) => ListData::Pq {
+                codes,
+                pq,
+                centroids,
+            },
+            (PackedRows::Codes(_), None) => unreachable!("codes are packed once trained"),
+        })
     }
 
     /// The backend's own scan of the packed lists, when it has one.
@@ -163,10 +278,10 @@ impl Ivf {
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<Option<Neighbors>> {
-        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
-        if !ctx.backend().scans_packed_lists(&metric, self.dim) {
+        if !self.scans_packed(ctx, q, dist)? {
             return Ok(None);
         }
+        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
         let packed = self.packed(ctx)?;
         let probes = self.probe(ctx, q, nprobe, dist)?;
         let lists: Vec<u32> = probes
@@ -176,7 +291,7 @@ impl Ivf {
             .collect();
         ctx.backend().ivf_scan(IvfScanJob {
             queries: q,
-            rows: &packed.rows,
+            rows: self.list_data(&packed)?,
             offsets: &packed.offsets,
             slots: &packed.slots,
             probes: &lists,
@@ -190,15 +305,16 @@ impl Ivf {
     }
 
     /// Trains the coarse quantizer on `data` (k-means, spherical for the
-    /// cosine metrics; `progress` after each iteration); the lists start
-    /// empty.
+    /// cosine metrics; `progress` after each iteration), then the codec of
+    /// coded lists on the residuals; the lists start empty.
     pub fn train(
         &mut self,
         ctx: &Context,
         data: &Input<'_>,
-        metric: Metric,
+        dist: &Distance,
         progress: Option<ProgressFn>,
     ) -> Result<()> {
+        let metric = dist.metric.canonical();
         let n = data.rows();
         let nlist = self.nlist.unwrap_or_else(|| recommended_nlist(n));
         if n < nlist {
@@ -215,7 +331,34 @@ impl Ivf {
             .with_max_training_points(nlist.saturating_mul(TRAIN_POINTS_PER_LIST));
         opts.progress = progress;
         let km = kmeans(ctx, *data, &opts)?;
-        self.set_centroids(ctx, km.centroids)
+        self.set_centroids(ctx, km.centroids)?;
+        self.train_codec(ctx, data, dist)
+    }
+
+    /// Trains the codec of coded lists on the training rows' residuals.
+    fn train_codec(&mut self, ctx: &Context, data: &Input<'_>, dist: &Distance) -> Result<()> {
+        let Some(coding) = &self.coding else {
+            return Ok(());
+        };
+        let lists = self.assign(ctx, data, dist)?;
+        let mut hold = None;
+        let rows = data.host_view(&mut hold)?;
+        let host = &self.centroids.as_ref().expect("trained above").0;
+        let res = coding.space.residuals(rows, &lists, host);
+        let codec = ListCodec::train(ctx, coding.encoding, res.view())?;
+        self.coding.as_mut().expect("coded").codec = Some(codec);
+        Ok(())
+    }
+
+    /// The list of each row of `data`.
+    fn assign(&self, ctx: &Context, data: &Input<'_>, dist: &Distance) -> Result<Vec<usize>> {
+        let nearest = self.probe(ctx, data, 1, dist)?;
+        // A row with a NaN distance to every centroid goes to list 0.
+        Ok(nearest
+            .ids()
+            .iter()
+            .map(|&l| if l == MISSING_ID { 0 } else { l as usize })
+            .collect())
     }
 
     /// Sets trained centroids (from training or a file); the lists start empty.
@@ -226,9 +369,13 @@ impl Ivf {
         self.lists = (0..centroids.rows())
             .map(|_| List {
                 rows: RowBlocks::new(self.dim),
+                codes: Vec::new(),
                 slots: Vec::new(),
             })
             .collect();
+        if let Some(exact) = self.coding.as_mut().and_then(|c| c.exact.as_mut()) {
+            *exact = RowBlocks::new(self.dim);
+        }
         self.centroids = Some((centroids, device));
         Ok(())
     }
@@ -264,12 +411,11 @@ impl Ivf {
         first: usize,
         dist: &Distance,
     ) -> Result<()> {
-        let lists = self.probe(ctx, data, 1, dist)?;
+        let lists = self.assign(ctx, data, dist)?;
+        let codes = self.encode(ctx, rows, &lists)?;
         self.changed();
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
-        for (r, &l) in lists.ids().iter().enumerate() {
-            // A row with a NaN distance to every centroid goes to list 0.
-            let l = if l == MISSING_ID { 0 } else { l as usize };
+        for (r, &l) in lists.iter().enumerate() {
             members[l].push(r);
         }
         self.place.resize(first + rows.rows(), (0, 0));
@@ -279,17 +425,102 @@ impl Ivf {
                 self.place[first + r] = (l as u32, list.slots.len() as u32);
                 list.slots.push(first + r);
             }
-            list.rows.push_matrix(ctx, gather_rows(rows, rs))?;
-            if list.rows.block_count() > MAX_LIST_BLOCKS {
-                let all: Vec<usize> = (0..list.rows.rows()).collect();
-                list.rows.compact(ctx, &all)?;
+            match &codes {
+                Some((bytes, width)) => {
+                    for &r in rs {
+                        list.codes
+                            .extend_from_slice(&bytes[r * width..(r + 1) * width]);
+                    }
+                }
+                None => push_rows(ctx, list, gather_rows(rows, rs))?,
+            }
+        }
+        if let Some(c) = self.coding.as_mut() {
+            if let Some(exact) = c.exact.as_mut() {
+                exact.push_matrix(ctx, c.space.prepare(rows))?;
             }
         }
         Ok(())
     }
 
-    /// The rows of `slots` (any order), copied to the host in that order.
+    /// The codes of `rows` (in `lists`) and the bytes of one, for coded
+    /// lists.
+    fn encode(
+        &self,
+        ctx: &Context,
+        rows: MatrixView<'_>,
+        lists: &[usize],
+    ) -> Result<Option<(Vec<u8>, usize)>> {
+        let Some(coding) = &self.coding else {
+            return Ok(None);
+        };
+        let codec = coding.codec.as_ref().expect("trained before adds");
+        let host = &self.centroids.as_ref().expect("trained").0;
+        let res = coding.space.residuals(rows, lists, host);
+        Ok(Some((codec.encode(ctx, res.view())?, codec.row_bytes())))
+    }
+
+    /// The rows of `slots` (any order), copied to the host in that order:
+    /// exact rows where the index keeps them, else decoded codes.
     pub fn gather(&self, slots: &[usize]) -> Result<Matrix> {
+        match &self.coding {
+            None => self.gather_exact(slots),
+            Some(Coding {
+                exact: Some(exact), ..
+            }) => {
+                let mut order: Vec<usize> = (0..slots.len()).collect();
+                order.sort_unstable_by_key(|&i| slots[i]);
+                let sorted: Vec<usize> = order.iter().map(|&i| slots[i]).collect();
+                let m = exact.gather(&sorted)?;
+                let mut out = vec![0.0f32; slots.len() * self.dim];
+                for (j, &i) in order.iter().enumerate() {
+                    out[i * self.dim..(i + 1) * self.dim].copy_from_slice(m.row(j));
+                }
+                Matrix::new(out, self.dim)
+            }
+            Some(_) => {
+                let parts = slots.iter().map(|&s| {
+                    let (l, p) = self.place[s];
+                    (l as usize, p as usize)
+                });
+                self.decode(parts)
+            }
+        }
+    }
+
+    /// The decoded vectors at `(list, position)` of coded lists, in order.
+    fn decode(&self, at: impl Iterator<Item = (usize, usize)>) -> Result<Matrix> {
+        let coding = self.coding.as_ref().expect("coded lists");
+        let codec = coding.codec.as_ref().expect("trained");
+        let host = &self.centroids.as_ref().expect("trained").0;
+        let w = codec.row_bytes();
+        let (mut bytes, mut lists) = (Vec::new(), Vec::new());
+        for (l, p) in at {
+            bytes.extend_from_slice(&self.lists[l].codes[p * w..(p + 1) * w]);
+            lists.push(l);
+        }
+        if lists.is_empty() {
+            return Matrix::new(Vec::new(), self.dim);
+        }
+        let mut m = codec.decode(&bytes)?;
+        let dim = self.dim;
+        for (r, &l) in m.as_mut_slice().chunks_exact_mut(dim).zip(&lists) {
+            r.iter_mut().zip(host.row(l)).for_each(|(v, c)| *v += c);
+        }
+        Ok(m)
+    }
+
+    /// The rows of list `l` decoded (`None` for exact lists).
+    fn decoded_list(&self, ctx: &Context, l: usize) -> Result<Option<RowBlocks>> {
+        if self.coding.is_none() {
+            return Ok(None);
+        }
+        let m = self.decode((0..self.lists[l].slots.len()).map(|p| (l, p)))?;
+        Ok(Some(RowBlocks::from_matrix(ctx, m)?))
+    }
+
+    /// [`gather`](Self::gather) from exact lists.
+    fn gather_exact(&self, slots: &[usize]) -> Result<Matrix> {
         let mut by_list: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.lists.len()];
         for (i, &s) in slots.iter().enumerate() {
             let (l, p) = self.place[s];
@@ -315,12 +546,20 @@ impl Ivf {
     pub fn compact(&mut self, ctx: &Context, new_slot: &[usize]) -> Result<()> {
         self.changed();
         let mut place = vec![(0, 0); new_slot.iter().filter(|&&s| s != usize::MAX).count()];
+        let width = self.coding.as_ref().and_then(|c| c.codec.as_ref());
+        let width = width.map(ListCodec::row_bytes);
         for (l, list) in self.lists.iter_mut().enumerate() {
             let keep: Vec<usize> = (0..list.slots.len())
                 .filter(|&p| new_slot[list.slots[p]] != usize::MAX)
                 .collect();
             if keep.len() != list.slots.len() {
-                list.rows.compact(ctx, &keep)?;
+                match width {
+                    Some(w) => {
+                        let codes = keep.iter().flat_map(|&p| &list.codes[p * w..(p + 1) * w]);
+                        list.codes = codes.copied().collect();
+                    }
+                    None => list.rows.compact(ctx, &keep)?,
+                }
             }
             list.slots = keep.iter().map(|&p| new_slot[list.slots[p]]).collect();
             for (p, &s) in list.slots.iter().enumerate() {
@@ -328,6 +567,12 @@ impl Ivf {
             }
         }
         self.place = place;
+        if let Some(exact) = self.coding.as_mut().and_then(|c| c.exact.as_mut()) {
+            let kept: Vec<usize> = (0..new_slot.len())
+                .filter(|&s| new_slot[s] != usize::MAX)
+                .collect();
+            exact.compact(ctx, &kept)?;
+        }
         Ok(())
     }
 
@@ -351,7 +596,7 @@ impl Ivf {
         let scan = |(l, qs): (usize, &Vec<usize>)| -> Result<(usize, Neighbors)> {
             Ok((
                 l,
-                self.scan_list(ctx, &self.lists[l], gather_rows(qv, qs), k, dist, allowed)?,
+                self.scan_list(ctx, l, gather_rows(qv, qs), k, dist, allowed)?,
             ))
         };
         let work: Vec<(usize, &Vec<usize>)> = groups
@@ -407,9 +652,10 @@ impl Ivf {
             let local =
                 allowed.map(|a| SlotSet::build(list.slots.len(), |p| a.contains(list.slots[p])));
             let sub = gather_rows(qv, qs);
+            let decoded = self.decoded_list(ctx, l)?;
             let found = range::scan(
                 ctx,
-                &list.rows,
+                decoded.as_ref().unwrap_or(&list.rows),
                 &Input::F32(sub.view()),
                 (radius, dist),
                 local.as_ref(),
@@ -425,19 +671,32 @@ impl Ivf {
     fn scan_list(
         &self,
         ctx: &Context,
-        list: &List,
+        l: usize,
         queries: Matrix,
         k: usize,
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<Neighbors> {
+        let list = &self.lists[l];
         let local =
             allowed.map(|a| SlotSet::build(list.slots.len(), |p| a.contains(list.slots[p])));
         let q = Input::F32(queries.view());
-        let mut nn = exact::search(ctx, &list.rows, &q, k, dist, local.as_ref())?;
+        let decoded = self.decoded_list(ctx, l)?;
+        let rows = decoded.as_ref().unwrap_or(&list.rows);
+        let mut nn = exact::search(ctx, rows, &q, k, dist, local.as_ref())?;
         nn.map_ids(|p| list.slots[p as usize] as u64);
         Ok(nn)
     }
+}
+
+/// Appends exact rows to a list, merging its blocks when there are many.
+fn push_rows(ctx: &Context, list: &mut List, m: Matrix) -> Result<()> {
+    list.rows.push_matrix(ctx, m)?;
+    if list.rows.block_count() > MAX_LIST_BLOCKS {
+        let all: Vec<usize> = (0..list.rows.rows()).collect();
+        list.rows.compact(ctx, &all)?;
+    }
+    Ok(())
 }
 
 /// Each query's best `k` of the candidates its lists returned (`parts`:

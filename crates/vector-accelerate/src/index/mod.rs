@@ -25,6 +25,7 @@
 //! once and searched by the exact k-NN for all its queries.
 
 mod api;
+mod coded;
 mod exact;
 mod factory;
 mod file;

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::api::{Body, Index};
+use super::coded::ListCodec;
 use super::file::{FieldReader, Fields, Reader, Writer};
 use super::ids::IdMap;
 use super::ivf::Ivf;
@@ -12,12 +13,15 @@ use super::rows::RowBlocks;
 use crate::core::error::{Error, Result};
 use crate::core::matrix::Matrix;
 use crate::core::metric::{Distance, Metric};
+use crate::core::quantize::Quantizer;
 use crate::runtime::context::Context;
 
 const IDS: &[u8; 8] = b"ids\0\0\0\0\0";
 const VECTORS: &[u8; 8] = b"vectors\0";
 const CENTROIDS: &[u8; 8] = b"centroid";
 const LIST_LENS: &[u8; 8] = b"listlens";
+const CODEC: &[u8; 8] = b"codec\0\0\0";
+const CODES: &[u8; 8] = b"codes\0\0\0";
 
 impl Index {
     /// Writes the index to `path` (versioned, checksummed; written to a
@@ -57,7 +61,7 @@ impl Index {
                 let ids: Vec<u64> = order.iter().map(|&s| self.ids.id(s)).collect();
                 w.section(LIST_LENS, &lens)?;
                 w.section(IDS, &ids)?;
-                w.section(VECTORS, ivf.gather(&order)?.as_slice())?;
+                write_lists(&mut w, ivf, &lists, &order)?;
             }
         }
         w.finish()
@@ -115,8 +119,33 @@ impl Index {
     }
 }
 
-/// The sections of an IVF index: centroids, list lengths, ids and vectors
-/// in list order. Returns the ids in slot order.
+/// The lists' rows in list order (`lists`: each list's live slots;
+/// `order`: all of them): exact vectors, or the codec, the codes and (when
+/// the index refines) the exact vectors.
+fn write_lists(w: &mut Writer, ivf: &Ivf, lists: &[Vec<usize>], order: &[usize]) -> Result<()> {
+    let Some(coding) = &ivf.coding else {
+        return w.section(VECTORS, ivf.gather(order)?.as_slice());
+    };
+    let codec = coding.codec.as_ref().expect("trained with its centroids");
+    let width = codec.row_bytes();
+    w.section(CODEC, &codec.to_quantizer().to_bytes())?;
+    let mut codes = Vec::with_capacity(order.len() * width);
+    for (l, slots) in lists.iter().enumerate() {
+        for &s in slots {
+            let p = ivf.place[s].1 as usize;
+            debug_assert_eq!(ivf.place[s].0 as usize, l);
+            codes.extend_from_slice(&ivf.lists[l].codes[p * width..(p + 1) * width]);
+        }
+    }
+    w.section(CODES, &codes)?;
+    if coding.exact.is_some() {
+        w.section(VECTORS, ivf.gather(order)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// The sections of an IVF index: centroids, list lengths, ids and the
+/// lists' rows in list order. Returns the ids in slot order.
 fn read_ivf(r: &mut Reader, ctx: &Context, ivf: &mut Ivf, dim: usize) -> Result<Vec<u64>> {
     let c: Vec<f32> = r.section(CENTROIDS)?;
     if c.is_empty() {
@@ -126,8 +155,6 @@ fn read_ivf(r: &mut Reader, ctx: &Context, ivf: &mut Ivf, dim: usize) -> Result<
     ivf.set_centroids(ctx, matrix(r, c, dim, nlist)?)?;
     let lens: Vec<u64> = r.section(LIST_LENS)?;
     let ids: Vec<u64> = r.section(IDS)?;
-    let values = r.section(VECTORS)?;
-    let data = matrix(r, values, dim, ids.len())?;
     if lens.len() != nlist || lens.iter().sum::<u64>() != ids.len() as u64 {
         return Err(r.bad(
             0,
@@ -143,19 +170,73 @@ fn read_ivf(r: &mut Reader, ctx: &Context, ivf: &mut Ivf, dim: usize) -> Result<
     let mut start = 0;
     for (l, &len) in lens.iter().enumerate() {
         let len = len as usize;
-        if len > 0 {
-            let list = &mut ivf.lists[l];
-            list.slots = (start..start + len).collect();
-            let part = Matrix::new(
-                data.as_slice()[start * dim..(start + len) * dim].to_vec(),
-                dim,
-            )?;
-            list.rows.push_matrix(ctx, part)?;
-            ivf.place.extend((0..len).map(|p| (l as u32, p as u32)));
-        }
+        ivf.lists[l].slots = (start..start + len).collect();
+        ivf.place.extend((0..len).map(|p| (l as u32, p as u32)));
         start += len;
     }
+    match ivf.coding.is_some() {
+        false => {
+            let values = r.section(VECTORS)?;
+            let data = matrix(r, values, dim, ids.len())?;
+            for (l, list) in ivf.lists.iter_mut().enumerate() {
+                let (a, b) = (start_of(&lens, l), start_of(&lens, l + 1));
+                if b > a {
+                    let part = data.as_slice()[a * dim..b * dim].to_vec();
+                    list.rows.push_matrix(ctx, Matrix::new(part, dim)?)?;
+                }
+            }
+        }
+        true => read_codes(r, ctx, ivf, (&lens, ids.len()))?,
+    }
     Ok(ids)
+}
+
+/// Rows of the lists before list `l`.
+fn start_of(lens: &[u64], l: usize) -> usize {
+    lens[..l].iter().sum::<u64>() as usize
+}
+
+/// The codec, the codes and the exact vectors (when the index refines) of
+/// coded lists.
+fn read_codes(
+    r: &mut Reader,
+    ctx: &Context,
+    ivf: &mut Ivf,
+    (lens, rows): (&[u64], usize),
+) -> Result<()> {
+    let dim = ivf.dim();
+    let coding = ivf.coding.as_mut().expect("coded lists");
+    let q = Quantizer::from_bytes(&r.section::<u8>(CODEC)?)
+        .map_err(|e| r.bad(0, format!("codec section: {e}")))?;
+    let codec = ListCodec::from_quantizer(q, coding.encoding, dim)
+        .map_err(|e| r.bad(0, format!("codec section: {e}")))?;
+    let width = codec.row_bytes();
+    coding.codec = Some(codec);
+    let codes: Vec<u8> = r.section(CODES)?;
+    if codes.len() != rows * width {
+        return Err(r.bad(
+            0,
+            format!(
+                "{} code bytes for {rows} rows of {width} bytes",
+                codes.len()
+            ),
+        ));
+    }
+    if let Some(exact) = coding.exact.as_mut() {
+        let values = r.section(VECTORS)?;
+        let data = matrix(r, values, dim, rows)?;
+        // Slots are numbered in list order, so the file's order is theirs.
+        if rows > 0 {
+            *exact = RowBlocks::from_matrix(ctx, data)?;
+        }
+    }
+    let mut at = 0;
+    for (list, &len) in ivf.lists.iter_mut().zip(lens) {
+        let n = len as usize * width;
+        list.codes = codes[at..at + n].to_vec();
+        at += n;
+    }
+    Ok(())
 }
 
 /// `values` as `rows x dim`, or an error naming the file.

@@ -211,8 +211,8 @@ pub(crate) trait SearchBackend {
 pub(crate) struct IvfScanJob<'a> {
     /// The queries.
     pub queries: &'a Input<'a>,
-    /// Every list's rows, list after list.
-    pub rows: &'a DeviceMatrix,
+    /// Every list's rows (or codes), list after list.
+    pub rows: ListData<'a>,
     /// `nlist + 1` row offsets.
     pub offsets: &'a [u64],
     /// The slot of every row.
@@ -233,6 +233,81 @@ pub(crate) struct IvfScanJob<'a> {
     pub cache: &'a BackendCache,
 }
 
+/// How the rows of packed inverted lists are stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ListLayout {
+    /// `f32` rows of `dim` values.
+    F32 {
+        /// Values per row.
+        dim: usize,
+    },
+    /// Per-dimension scalar codes of residuals (asymmetric range).
+    Sq {
+        /// Values per row.
+        dim: usize,
+    },
+    /// Product codes of residuals.
+    Pq {
+        /// Values per row.
+        dim: usize,
+        /// Sub-spaces.
+        m: usize,
+        /// Bits per code.
+        nbits: u32,
+    },
+}
+
+/// The rows of packed inverted lists.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ListData<'a> {
+    /// Exact rows.
+    F32(&'a DeviceMatrix),
+    /// Scalar codes of residuals from each list's centroid.
+    Sq {
+        /// Row after row, `dim` bytes each (int8) or `ceil(dim / 2)` (int4).
+        codes: &'a Store<u8>,
+        /// The quantizer (per-channel, asymmetric).
+        sq: &'a ScalarQuantizer,
+        /// `nlist x dim` centroids.
+        centroids: &'a DeviceMatrix,
+    },
+    /// Product codes of residuals from each list's centroid.
+    Pq {
+        /// Row after row, `m * nbits / 8` bytes each.
+        codes: &'a Store<u8>,
+        /// The quantizer.
+        pq: &'a ProductQuantizer,
+        /// `nlist x dim` centroids.
+        centroids: &'a DeviceMatrix,
+    },
+}
+
+impl ListLayout {
+    /// Values per row.
+    pub fn dim(&self) -> usize {
+        match *self {
+            ListLayout::F32 { dim } | ListLayout::Sq { dim, .. } | ListLayout::Pq { dim, .. } => {
+                dim
+            }
+        }
+    }
+}
+
+impl ListData<'_> {
+    /// The layout of these rows.
+    pub fn layout(&self) -> ListLayout {
+        match self {
+            ListData::F32(m) => ListLayout::F32 { dim: m.dim() },
+            ListData::Sq { sq, .. } => ListLayout::Sq { dim: sq.dim },
+            ListData::Pq { pq, .. } => ListLayout::Pq {
+                dim: pq.dim,
+                m: pq.m,
+                nbits: pq.nbits,
+            },
+        }
+    }
+}
+
 /// Inverted-list scans of IVF indexes. A backend without a scan of its own
 /// declines, and the index searches each probed list with the k-NN.
 pub(crate) trait IvfBackend {
@@ -240,9 +315,9 @@ pub(crate) trait IvfBackend {
     /// of an exact search over the gathered allowed rows (the index picks
     /// the cheaper of the two with it; measured per backend).
     fn filtered_scan_cost(&self) -> f64;
-    /// Whether [`ivf_scan`](Self::ivf_scan) serves `metric` on rows of `dim`
-    /// values (the index then keeps its lists packed for it).
-    fn scans_packed_lists(&self, metric: &Prepared, dim: usize) -> bool;
+    /// Whether [`ivf_scan`](Self::ivf_scan) serves `metric` on lists of
+    /// `layout` (the index then keeps its lists packed for it).
+    fn scans_packed_lists(&self, metric: &Prepared, layout: &ListLayout) -> bool;
     /// The `k` best allowed rows of every query over its probed lists, by
     /// slot, missing results where fewer exist; `None` where the backend
     /// has no scan of its own for the job.

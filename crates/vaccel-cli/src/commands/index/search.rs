@@ -31,6 +31,10 @@ pub struct SearchArgs {
     /// set at build).
     #[arg(long, value_name = "N")]
     nprobe: Option<usize>,
+    /// Candidates re-ranked exactly per result by an index that refines
+    /// (factory ending in `,Refine`; default: the index's own).
+    #[arg(long, value_name = "N")]
+    refine_factor: Option<usize>,
     /// Return only these ids: an integer .npy vector (k results whenever k
     /// of them are in the index).
     #[arg(long, value_name = "FILE")]
@@ -57,6 +61,10 @@ pub struct InfoArgs {
 pub fn run_search(a: SearchArgs) -> Result<()> {
     check_k(a.k)?;
     ensure!(a.nprobe != Some(0), "--nprobe must be at least 1");
+    ensure!(
+        a.refine_factor != Some(0),
+        "--refine-factor must be at least 1"
+    );
     a.out.check()?;
     let (ctx, _) = a.device.context()?;
     let (index, _) = load(&ctx, &a.index)?;
@@ -71,6 +79,9 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
     let mut params = SearchParams::default();
     if let Some(n) = a.nprobe {
         params = params.with_nprobe(n);
+    }
+    if let Some(f) = a.refine_factor {
+        params = params.with_refine_factor(f);
     }
     if let Some(f) = &filter {
         params = params.with_filter(f);

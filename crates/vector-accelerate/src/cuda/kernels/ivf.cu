@@ -24,16 +24,41 @@ __device__ __forceinline__ float va_ivf_finish(int metric, float a, float b, flo
     }
 }
 
-extern "C" __global__ void va_ivf_scan(const float* __restrict__ q, const float* __restrict__ qnorm,
-                                       const float* __restrict__ data, const u64* __restrict__ off,
-                                       const u32* __restrict__ probes, const u64* __restrict__ slots,
-                                       const u64* __restrict__ allowed, i64 nprobe, i64 dim, i64 width,
-                                       int metric, float missing, float* __restrict__ out) {
-    extern __shared__ float sq[];
+// Exact rows: value t of row r.
+struct VaIvfF32 {
+    const float* __restrict__ data;
+    i64 dim;
+    __device__ __forceinline__ float at(u64 r, i64 t) const { return data[r * dim + t]; }
+};
+
+// Scalar codes of residuals (unsigned, int8: a byte per value; int4: two
+// per byte, low nibble first): value t is (offset[t] + code * scale[t]) +
+// centroid[t], the host decode's arithmetic. The three arrays are in
+// shared memory.
+template <int BITS>
+struct VaIvfSq {
+    const unsigned char* __restrict__ codes;
+    i64 row_bytes;
+    const float* off;
+    const float* scale;
+    const float* cent;
+    __device__ __forceinline__ float at(u64 r, i64 t) const {
+        const unsigned char* c = codes + r * row_bytes;
+        const int code = BITS == 8 ? (int)c[t] : (int)((c[t >> 1] >> ((t & 1) * 4)) & 15);
+        return __fadd_rn(__fadd_rn(off[t], __fmul_rn((float)code, scale[t])), cent[t]);
+    }
+};
+
+// One block per (query, probe) pair, one warp per list row; the query is
+// in shared memory `sq`. Rows come from the loader R.
+template <class R>
+__device__ void va_ivf_rows(const R rows, const float* sq, const float* __restrict__ qnorm,
+                            const u64* __restrict__ off, const u32* __restrict__ probes,
+                            const u64* __restrict__ slots, const u64* __restrict__ allowed,
+                            i64 nprobe, i64 dim, i64 width, int metric, float missing,
+                            float* __restrict__ out) {
     const i64 pair = blockIdx.x;
     const i64 qi = pair / nprobe;
-    for (i64 t = threadIdx.x; t < dim; t += blockDim.x) sq[t] = q[qi * dim + t];
-    __syncthreads();
     float* o = out + pair * width;
     const u32 list = probes[pair];
     const u64 start = list == 0xFFFFFFFFu ? 0 : off[list];
@@ -42,10 +67,9 @@ extern "C" __global__ void va_ivf_scan(const float* __restrict__ q, const float*
     const float qn = qnorm ? qnorm[qi] : 0.0f;
     const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     for (i64 p = threadIdx.x >> 5; p < len; p += warps) {
-        const float* x = data + (start + p) * dim;
         float a = 0.0f, b = 0.0f;
         for (i64 t = lane; t < dim; t += 32) {
-            const float xv = x[t], qv = sq[t];
+            const float xv = rows.at(start + p, t), qv = sq[t];
             switch (metric) {
             case VA_L2:
             case VA_EUCLIDEAN: {
@@ -74,6 +98,138 @@ extern "C" __global__ void va_ivf_scan(const float* __restrict__ q, const float*
             }
             o[p] = v;
         }
+    }
+}
+
+extern "C" __global__ void va_ivf_scan(const float* __restrict__ q, const float* __restrict__ qnorm,
+                                       const float* __restrict__ data, const u64* __restrict__ off,
+                                       const u32* __restrict__ probes, const u64* __restrict__ slots,
+                                       const u64* __restrict__ allowed, i64 nprobe, i64 dim, i64 width,
+                                       int metric, float missing, float* __restrict__ out) {
+    extern __shared__ float sq[];
+    const i64 qi = blockIdx.x / nprobe;
+    for (i64 t = threadIdx.x; t < dim; t += blockDim.x) sq[t] = q[qi * dim + t];
+    __syncthreads();
+    const VaIvfF32 rows = {data, dim};
+    va_ivf_rows(rows, sq, qnorm, off, probes, slots, allowed, nprobe, dim, width, metric, missing,
+                out);
+}
+
+// Scalar-coded lists: `params` holds scale[dim] then offset[dim]; shared
+// memory the query, offsets, scales and the probed list's centroid.
+template <int BITS>
+__device__ void va_ivf_sq(const float* __restrict__ q, const float* __restrict__ qnorm,
+                          const unsigned char* __restrict__ codes, const float* __restrict__ cent,
+                          const float* __restrict__ params, const u64* __restrict__ off,
+                          const u32* __restrict__ probes, const u64* __restrict__ slots,
+                          const u64* __restrict__ allowed, i64 nprobe, i64 dim, i64 width,
+                          int metric, float missing, float* __restrict__ out) {
+    extern __shared__ float sm[];
+    float *sq = sm, *so = sm + dim, *ss = sm + 2 * dim, *sc = sm + 3 * dim;
+    const i64 qi = blockIdx.x / nprobe;
+    const u32 list = probes[blockIdx.x];
+    for (i64 t = threadIdx.x; t < dim; t += blockDim.x) {
+        sq[t] = q[qi * dim + t];
+        ss[t] = params[t];
+        so[t] = params[dim + t];
+        sc[t] = list == 0xFFFFFFFFu ? 0.0f : cent[(i64)list * dim + t];
+    }
+    __syncthreads();
+    const VaIvfSq<BITS> rows = {codes, BITS == 8 ? dim : (dim + 1) / 2, so, ss, sc};
+    va_ivf_rows(rows, sq, qnorm, off, probes, slots, allowed, nprobe, dim, width, metric, missing,
+                out);
+}
+
+#define VA_IVF_SQ(NAME, BITS)                                                                      \
+    extern "C" __global__ void NAME(                                                               \
+        const float* __restrict__ q, const float* __restrict__ qnorm,                              \
+        const unsigned char* __restrict__ codes, const float* __restrict__ cent,                   \
+        const float* __restrict__ params, const u64* __restrict__ off,                             \
+        const u32* __restrict__ probes, const u64* __restrict__ slots,                             \
+        const u64* __restrict__ allowed, i64 nprobe, i64 dim, i64 width, int metric,               \
+        float missing, float* __restrict__ out) {                                                  \
+        va_ivf_sq<BITS>(q, qnorm, codes, cent, params, off, probes, slots, allowed, nprobe, dim,   \
+                        width, metric, missing, out);                                              \
+    }
+VA_IVF_SQ(va_ivf_scan_sq8, 8)
+VA_IVF_SQ(va_ivf_scan_sq4, 4)
+
+// Product-coded lists (8-bit codes, `m` bytes per row; `books`: m x 256 x
+// dsub): one block per (query, probe) builds the pair's lookup table in
+// shared memory (squared L2 from the query's residual to the list's
+// centroid, or inner products with the query plus <q, centroid>), then a
+// thread per row adds up its m entries. Cosine indexes hold unit vectors:
+// the similarity is the inner product over |q|.
+extern "C" __global__ void va_ivf_scan_pq8(const float* __restrict__ q,
+                                           const float* __restrict__ qnorm,
+                                           const unsigned char* __restrict__ codes,
+                                           const float* __restrict__ cent,
+                                           const float* __restrict__ books,
+                                           const u64* __restrict__ off,
+                                           const u32* __restrict__ probes,
+                                           const u64* __restrict__ slots,
+                                           const u64* __restrict__ allowed, i64 nprobe, i64 dim,
+                                           i64 m, i64 width, int metric, float missing,
+                                           float* __restrict__ out) {
+    extern __shared__ float sm[];
+    float *lut = sm, *qr = sm + m * 256;
+    __shared__ float part[32];
+    const i64 pair = blockIdx.x, qi = pair / nprobe;
+    float* o = out + pair * width;
+    const u32 list = probes[pair];
+    if (list == 0xFFFFFFFFu) {
+        for (i64 p = threadIdx.x; p < width; p += blockDim.x) o[p] = missing;
+        return;
+    }
+    const bool l2 = metric == VA_L2 || metric == VA_EUCLIDEAN;
+    float dot = 0.0f;
+    for (i64 t = threadIdx.x; t < dim; t += blockDim.x) {
+        const float qv = q[qi * dim + t], c = cent[(i64)list * dim + t];
+        qr[t] = l2 ? __fsub_rn(qv, c) : qv;
+        dot = __fmaf_rn(qv, c, dot);
+    }
+    for (int s = 16; s > 0; s >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, s);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = dot;
+    __syncthreads();
+    float base = 0.0f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); ++w) base += part[w];
+    const i64 dsub = dim / m;
+    for (i64 e = threadIdx.x; e < m * 256; e += blockDim.x) {
+        const float* cb = books + e * dsub;
+        const float* qs = qr + (e >> 8) * dsub;
+        float acc = 0.0f;
+        for (i64 i = 0; i < dsub; ++i) {
+            const float d = l2 ? __fsub_rn(qs[i], cb[i]) : qs[i];
+            acc = __fmaf_rn(d, l2 ? d : cb[i], acc);
+        }
+        lut[e] = acc;
+    }
+    __syncthreads();
+    const u64 start = off[list];
+    const i64 len = (i64)(off[list + 1] - start);
+    for (i64 p = len + threadIdx.x; p < width; p += blockDim.x) o[p] = missing;
+    const float qn = qnorm ? qnorm[qi] : 0.0f;
+    for (i64 p = threadIdx.x; p < len; p += blockDim.x) {
+        const unsigned char* c = codes + (start + p) * m;
+        float acc = 0.0f;
+        for (i64 j = 0; j < m; ++j) acc = __fadd_rn(acc, lut[j * 256 + c[j]]);
+        float v;
+        switch (metric) {
+        case VA_L2: v = acc; break;
+        case VA_EUCLIDEAN: v = sqrtf(fmaxf(acc, 0.0f)); break;
+        case VA_COSINE:
+        case VA_COSINE_SIM: {
+            const float cs = qn > 0.0f ? fminf(fmaxf(__fadd_rn(base, acc) / qn, -1.0f), 1.0f) : 0.0f;
+            v = metric == VA_COSINE ? __fsub_rn(1.0f, cs) : cs;
+            break;
+        }
+        default: v = __fadd_rn(base, acc);
+        }
+        if (allowed) {
+            const u64 s = slots[start + p];
+            if (((allowed[s >> 6] >> (s & 63)) & 1ull) == 0) v = missing;
+        }
+        o[p] = v;
     }
 }
 

@@ -30,8 +30,10 @@ fn bad_factories_and_dimensions_are_refused() {
         Err(Error::ZeroDimension { .. })
     ));
     assert!(Index::new(&ctx, 8, " ivf16 , flat ", Metric::L2).is_ok());
+    assert!(Index::new(&ctx, 8, "IVF16,SQ8", Metric::L2).is_ok());
+    // PQ sub-spaces must divide the dimension.
     assert!(matches!(
-        Index::new(&ctx, 8, "IVF16,SQ8", Metric::L2),
+        Index::new(&ctx, 8, "IVF16,PQ3", Metric::L2),
         Err(Error::BadFactory { .. })
     ));
     let weights = vector_accelerate::Distance::new(Metric::L1).with_weights(vec![1.0; 3]);
