@@ -78,7 +78,9 @@ impl IvfBackend for Arc<CudaDevice> {
             ListLayout::F32 { dim } => f32_metric(metric.metric) && dim <= MAX_DIM,
             ListLayout::Sq { dim, .. } => coded_metric(metric.metric) && dim <= MAX_SQ_DIM,
             ListLayout::Pq { dim, m, nbits } => {
-                coded_metric(metric.metric) && nbits == 8 && pq_smem(dim, m) <= MAX_PQ_SMEM
+                coded_metric(metric.metric)
+                    && nbits == 8
+                    && pq_smem(dim, m, metric.metric) <= MAX_PQ_SMEM
             }
         }
     }
@@ -138,9 +140,14 @@ fn f32_metric(metric: Metric) -> bool {
     )
 }
 
-/// Shared memory bytes of a product-coded scan.
-fn pq_smem(dim: usize, m: usize) -> usize {
-    (m * 256 + dim) * 4
+/// Shared memory bytes of a product-coded scan (a second table for the
+/// rows' lengths under the cosine metrics).
+fn pq_smem(dim: usize, m: usize, metric: Metric) -> usize {
+    let tables = match metric {
+        Metric::Cosine | Metric::CosineSimilarity => 2,
+        _ => 1,
+    };
+    (tables * m * 256 + dim) * 4
 }
 
 /// The longest list any query probes.
@@ -417,7 +424,7 @@ impl Scan<'_> {
                     codes,
                     centroids,
                     Some(m),
-                    pq_smem(dim, pq.m()),
+                    pq_smem(dim, pq.m(), job.metric.metric),
                 )
             }
             ListData::F32(_) => unreachable!("coded rows"),

@@ -3,6 +3,8 @@
 //! allowed rows otherwise, so a filtered search returns `k` results
 //! whenever `k` allowed rows exist.
 
+use rayon::prelude::*;
+
 use super::coded::CodeSpace;
 use super::ids::{IdMap, SlotSet};
 use super::rows::RowBlocks;
@@ -82,49 +84,77 @@ pub(crate) fn refine(
     cand: &Neighbors,
     (k, dist): (usize, &Distance),
 ) -> Result<Neighbors> {
+    let raw = match rows.blocks() {
+        // One block (an index filled by one add, or compacted): the
+        // candidates' slots are its rows.
+        [block] => ctx.backend().pair_distances(
+            (q, &Input::Resident(block)),
+            cand.ids(),
+            cand.k(),
+            space.base,
+        )?,
+        _ => gathered_distances(ctx, rows, q, cand, space.base)?,
+    };
+    let norms = query_norms(q, dist.metric)?;
     let order = dist.metric.canonical().order();
+    let mut out = Neighbors::missing(cand.rows(), k, order);
+    let (ids, dists) = out.parts_mut();
+    let kc = cand.k();
+    ids.par_chunks_mut(k)
+        .zip(dists.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(r, (ids, dists))| {
+            let qn = norms.as_ref().map_or(1.0, |n| n[r]);
+            let mut row: Vec<(u32, u64, f32)> = cand
+                .row_ids(r)
+                .iter()
+                .zip(&raw[r * kc..(r + 1) * kc])
+                .filter(|(&id, _)| id != MISSING_ID)
+                .map(|(&id, &v)| {
+                    let d = finish(dist.metric, v, qn);
+                    (sort_key(d, order), id, d)
+                })
+                .collect();
+            row.sort_unstable_by_key(|&(key, id, _)| (key, id));
+            for (j, &(_, id, d)) in row.iter().take(k).enumerate() {
+                ids[j] = id;
+                dists[j] = d;
+            }
+        });
+    Ok(out)
+}
+
+/// [`refine`]'s raw distances over rows held in several blocks: the
+/// candidates' rows gathered into one first.
+fn gathered_distances(
+    ctx: &Context,
+    rows: &RowBlocks,
+    q: &Input<'_>,
+    cand: &Neighbors,
+    base: Metric,
+) -> Result<Vec<f32>> {
     let mut slots: Vec<usize> = cand
         .ids()
         .iter()
         .filter(|&&i| i != MISSING_ID)
         .map(|&i| i as usize)
         .collect();
-    slots.sort_unstable();
+    slots.par_sort_unstable();
     slots.dedup();
     if slots.is_empty() {
-        return Ok(Neighbors::missing(cand.rows(), k, order));
+        return Ok(vec![f32::NAN; cand.ids().len()]);
     }
     let sub = rows.gather_device(ctx, &slots)?;
     let local: Vec<u64> = cand
         .ids()
-        .iter()
+        .par_iter()
         .map(|&i| match i {
             MISSING_ID => MISSING_ID,
             i => slots.binary_search(&(i as usize)).expect("gathered") as u64,
         })
         .collect();
-    let raw =
-        ctx.backend()
-            .pair_distances((q, &Input::Resident(&sub)), &local, cand.k(), space.base)?;
-    let norms = query_norms(q, dist.metric)?;
-    let mut out = Neighbors::missing(cand.rows(), k, order);
-    let (ids, dists) = out.parts_mut();
-    for r in 0..cand.rows() {
-        let mut row: Vec<(u32, u64, f32)> = (0..cand.k())
-            .map(|j| (cand.ids()[r * cand.k() + j], raw[r * cand.k() + j]))
-            .filter(|&(id, _)| id != MISSING_ID)
-            .map(|(id, v)| {
-                let d = finish(dist.metric, v, norms.as_ref().map_or(1.0, |n| n[r]));
-                (sort_key(d, order), id, d)
-            })
-            .collect();
-        row.sort_unstable_by_key(|&(key, id, _)| (key, id));
-        for (j, &(_, id, d)) in row.iter().take(k).enumerate() {
-            ids[r * k + j] = id;
-            dists[r * k + j] = d;
-        }
-    }
-    Ok(out)
+    ctx.backend()
+        .pair_distances((q, &Input::Resident(&sub)), &local, cand.k(), base)
 }
 
 /// `|q|` of every query for the cosine metrics.

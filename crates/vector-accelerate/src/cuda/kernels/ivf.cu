@@ -158,8 +158,9 @@ VA_IVF_SQ(va_ivf_scan_sq4, 4)
 // dsub): one block per (query, probe) builds the pair's lookup table in
 // shared memory (squared L2 from the query's residual to the list's
 // centroid, or inner products with the query plus <q, centroid>), then a
-// thread per row adds up its m entries. Cosine indexes hold unit vectors:
-// the similarity is the inner product over |q|.
+// thread per row adds up its m entries. For cosine a second table gives
+// |x|^2 of the decoded row x = c + r: |c|^2 + sum over sub-spaces of
+// <b, 2 c_j + b> for its codeword b.
 extern "C" __global__ void va_ivf_scan_pq8(const float* __restrict__ q,
                                            const float* __restrict__ qnorm,
                                            const unsigned char* __restrict__ codes,
@@ -172,8 +173,8 @@ extern "C" __global__ void va_ivf_scan_pq8(const float* __restrict__ q,
                                            i64 m, i64 width, int metric, float missing,
                                            float* __restrict__ out) {
     extern __shared__ float sm[];
-    float *lut = sm, *qr = sm + m * 256;
-    __shared__ float part[32];
+    float *lut = sm, *qr = sm + m * 256, *lutn = qr + dim;
+    __shared__ float part[32], partc[32];
     const i64 pair = blockIdx.x, qi = pair / nprobe;
     float* o = out + pair * width;
     const u32 list = probes[pair];
@@ -182,27 +183,42 @@ extern "C" __global__ void va_ivf_scan_pq8(const float* __restrict__ q,
         return;
     }
     const bool l2 = metric == VA_L2 || metric == VA_EUCLIDEAN;
-    float dot = 0.0f;
+    const bool cosm = metric == VA_COSINE || metric == VA_COSINE_SIM;
+    const float* cl = cent + (i64)list * dim;
+    float dot = 0.0f, cc = 0.0f;
     for (i64 t = threadIdx.x; t < dim; t += blockDim.x) {
-        const float qv = q[qi * dim + t], c = cent[(i64)list * dim + t];
+        const float qv = q[qi * dim + t], c = cl[t];
         qr[t] = l2 ? __fsub_rn(qv, c) : qv;
         dot = __fmaf_rn(qv, c, dot);
+        cc = __fmaf_rn(c, c, cc);
     }
-    for (int s = 16; s > 0; s >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, s);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = dot;
+    for (int s = 16; s > 0; s >>= 1) {
+        dot += __shfl_xor_sync(0xffffffffu, dot, s);
+        cc += __shfl_xor_sync(0xffffffffu, cc, s);
+    }
+    if ((threadIdx.x & 31) == 0) {
+        part[threadIdx.x >> 5] = dot;
+        partc[threadIdx.x >> 5] = cc;
+    }
     __syncthreads();
-    float base = 0.0f;
-    for (int w = 0; w < (int)(blockDim.x >> 5); ++w) base += part[w];
+    float base = 0.0f, cnorm = 0.0f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); ++w) {
+        base += part[w];
+        cnorm += partc[w];
+    }
     const i64 dsub = dim / m;
     for (i64 e = threadIdx.x; e < m * 256; e += blockDim.x) {
         const float* cb = books + e * dsub;
         const float* qs = qr + (e >> 8) * dsub;
-        float acc = 0.0f;
+        const float* cs = cl + (e >> 8) * dsub;
+        float acc = 0.0f, nn = 0.0f;
         for (i64 i = 0; i < dsub; ++i) {
             const float d = l2 ? __fsub_rn(qs[i], cb[i]) : qs[i];
             acc = __fmaf_rn(d, l2 ? d : cb[i], acc);
+            if (cosm) nn = __fmaf_rn(cb[i], __fmaf_rn(2.0f, cs[i], cb[i]), nn);
         }
         lut[e] = acc;
+        if (cosm) lutn[e] = nn;
     }
     __syncthreads();
     const u64 start = off[list];
@@ -211,16 +227,20 @@ extern "C" __global__ void va_ivf_scan_pq8(const float* __restrict__ q,
     const float qn = qnorm ? qnorm[qi] : 0.0f;
     for (i64 p = threadIdx.x; p < len; p += blockDim.x) {
         const unsigned char* c = codes + (start + p) * m;
-        float acc = 0.0f;
-        for (i64 j = 0; j < m; ++j) acc = __fadd_rn(acc, lut[j * 256 + c[j]]);
+        float acc = 0.0f, xn = cnorm;
+        for (i64 j = 0; j < m; ++j) {
+            acc = __fadd_rn(acc, lut[j * 256 + c[j]]);
+            if (cosm) xn = __fadd_rn(xn, lutn[j * 256 + c[j]]);
+        }
         float v;
         switch (metric) {
         case VA_L2: v = acc; break;
         case VA_EUCLIDEAN: v = sqrtf(fmaxf(acc, 0.0f)); break;
         case VA_COSINE:
         case VA_COSINE_SIM: {
-            const float cs = qn > 0.0f ? fminf(fmaxf(__fadd_rn(base, acc) / qn, -1.0f), 1.0f) : 0.0f;
-            v = metric == VA_COSINE ? __fsub_rn(1.0f, cs) : cs;
+            const float den = __fmul_rn(qn, sqrtf(fmaxf(xn, 0.0f)));
+            const float s = den > 0.0f ? fminf(fmaxf(__fadd_rn(base, acc) / den, -1.0f), 1.0f) : 0.0f;
+            v = metric == VA_COSINE ? __fsub_rn(1.0f, s) : s;
             break;
         }
         default: v = __fadd_rn(base, acc);
