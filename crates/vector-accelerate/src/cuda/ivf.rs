@@ -109,6 +109,9 @@ impl IvfBackend for Arc<CudaDevice> {
         let width = widest(&job);
         let per_query = (job.nprobe * width).max(1) * 4;
         let chunk = (job.budget / 2 / per_query).clamp(1, nq);
+        if chunk >= nq {
+            return Ok(Some(scan_chunk(self, &job, &lists, (job.queries, 0), width)?));
+        }
         let mut out = Vec::with_capacity(nq.div_ceil(chunk));
         let mut hold = None;
         let qv = job.queries.host_view(&mut hold)?;

@@ -337,7 +337,16 @@ impl Index {
             Body::Flat(rows) => {
                 exact::search(&self.ctx, rows, &q, k, &self.distance, allowed.as_ref())?
             }
-            Body::Ivf(ivf) => self.search_ivf(ivf, &q, k, params, allowed.as_ref())?,
+            Body::Ivf(ivf) => {
+                // The probe and the list scan read the queries: on CUDA
+                // they are uploaded once for both.
+                let staged = match q {
+                    Input::F32(_) if self.ctx.is_cuda() => Some(self.ctx.upload(q)?),
+                    _ => None,
+                };
+                let q = staged.as_ref().map_or(q, Input::Resident);
+                self.search_ivf(ivf, &q, k, params, allowed.as_ref())?
+            }
         };
         Ok(exact::user_ids(nn, &self.ids))
     }
