@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use rayon::prelude::*;
 
 use crate::core::error::{cu, Result};
 use crate::core::metric::{Metric, Prepared};
@@ -110,7 +111,13 @@ impl IvfBackend for Arc<CudaDevice> {
         let per_query = (job.nprobe * width).max(1) * 4;
         let chunk = (job.budget / 2 / per_query).clamp(1, nq);
         if chunk >= nq {
-            return Ok(Some(scan_chunk(self, &job, &lists, (job.queries, 0), width)?));
+            return Ok(Some(scan_chunk(
+                self,
+                &job,
+                &lists,
+                (job.queries, 0),
+                width,
+            )?));
         }
         let mut out = Vec::with_capacity(nq.div_ceil(chunk));
         let mut hold = None;
@@ -168,18 +175,50 @@ fn widest(job: &IvfScanJob<'_>) -> usize {
         .max(1)
 }
 
-/// Queries per work item of the grouped scan (`VA_GQ` of the kernel).
-const GROUP_QUERIES: usize = 64;
-/// The grouped scan is used from this many queries per probed list on
-/// average, and lists of [`GROUPED_MIN_ROWS`] rows or more on average.
-/// Measured on an H100 (1M x 128, 10,000 queries): with lists of about 1,000
-/// rows the grouped scan took 9.0 ms at 39 queries per list where one block
-/// per (query, probe) took 17.9 ms at 29, and 8.4 against 7.4 ms at 10;
-/// with lists of about 250 rows it was slower at every group size up to
-/// 156. The threshold sits between 10 and 29.
-const GROUPED_FROM: usize = 16;
-/// See [`GROUPED_FROM`].
-const GROUPED_MIN_ROWS: u64 = 512;
+/// The shape of a grouped scan's work items (the kernel's `GQ` queries
+/// by `GR` rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// 64 queries by 64 rows.
+    Many,
+    /// 16 queries by 256 rows.
+    Few,
+}
+
+impl Shape {
+    /// Queries per work item.
+    fn queries(self) -> u32 {
+        match self {
+            Shape::Many => 64,
+            Shape::Few => 16,
+        }
+    }
+    /// The shape for `avg` queries per probed list (`None`: one block per
+    /// (query, probe) pair).
+    fn for_average(avg: f64) -> Option<Self> {
+        if avg >= MANY_FROM {
+            Some(Shape::Many)
+        } else if avg >= FEW_FROM {
+            Some(Shape::Few)
+        } else {
+            None
+        }
+    }
+}
+
+/// Average queries per probed list from which 64-query work items are used.
+/// Measured on an H100 (1M x 128, 10,000 queries, each shape forced): with
+/// lists of about 244 rows (4,096 lists) one block per (query, probe) took
+/// 5.18 / 5.97 / 12.6 ms at nprobe 2 / 4 / 16 (about 5 / 10 / 39 queries
+/// per list), 16-query items 5.08 / 5.20 / 8.0 ms and 64-query items
+/// 5.74 / 5.86 / 8.6 ms; with lists of about 980 rows (1,024 lists) at
+/// nprobe 1 / 8 (10 / 78 queries per list): 6.2 / 38.3, 4.9 / 11.0 and
+/// 5.3 / 11.2 ms. The 64-query items never won up to 78; they are kept for
+/// larger groups, where 16-query items read each list many times.
+const MANY_FROM: f64 = 96.0;
+/// Average queries per probed list from which 16-query work items are used
+/// (level with one block per pair at about 5).
+const FEW_FROM: f64 = 4.0;
 
 /// The scan of queries `q0..q0 + part.rows()`.
 fn scan_chunk(
@@ -222,8 +261,9 @@ fn scan_chunk(
 }
 
 /// The queries of a chunk grouped by list, in work items of at most
-/// [`GROUP_QUERIES`] queries of one list.
+/// [`Shape::queries`] queries of one list.
 struct Groups {
+    shape: Shape,
     /// List, first entry in `query`/`rank`, and count of each work item.
     list: Vec<u32>,
     start: Vec<u32>,
@@ -234,8 +274,7 @@ struct Groups {
 }
 
 impl Groups {
-    /// The groups, when lists are long and probed by enough queries on
-    /// average.
+    /// The groups, when lists are probed by enough queries on average.
     fn of(probes: &[u32], np: usize, offsets: &[u64]) -> Option<Self> {
         // Counts first (cheap), the groups only when they are used.
         let mut count = vec![0u32; offsets.len() - 1];
@@ -245,10 +284,10 @@ impl Groups {
         let probed = || count.iter().enumerate().filter(|(_, &c)| c > 0);
         let lists = probed().count();
         let pairs: usize = probed().map(|(_, &c)| c as usize).sum();
-        let rows: u64 = probed().map(|(l, _)| offsets[l + 1] - offsets[l]).sum();
-        if lists == 0 || pairs < GROUPED_FROM * lists || rows < GROUPED_MIN_ROWS * lists as u64 {
+        if lists == 0 {
             return None;
         }
+        let shape = Shape::for_average(pairs as f64 / lists as f64)?;
         // Entries of each list start where the lists before it end.
         let mut first = vec![0u32; count.len() + 1];
         for (l, &c) in count.iter().enumerate() {
@@ -262,6 +301,7 @@ impl Groups {
             next[l as usize] += 1;
         }
         let mut g = Groups {
+            shape,
             list: Vec::new(),
             start: Vec::new(),
             count: Vec::new(),
@@ -269,10 +309,10 @@ impl Groups {
             rank,
         };
         for (l, &c) in count.iter().enumerate().filter(|(_, &c)| c > 0) {
-            for t in (0..c).step_by(GROUP_QUERIES) {
+            for t in (0..c).step_by(shape.queries() as usize) {
                 g.list.push(l as u32);
                 g.start.push(first[l] + t);
-                g.count.push((c - t).min(GROUP_QUERIES as u32));
+                g.count.push((c - t).min(shape.queries()));
             }
         }
         Some(g)
@@ -363,7 +403,7 @@ impl Scan<'_> {
         };
         let dim = rows.dim();
         let rows = rows.cuda_f32().expect("packed f32 rows on this device");
-        let f = dev.func(MODULE, grouped_kernel(job.metric.metric))?;
+        let f = dev.func(MODULE, grouped_kernel(job.metric.metric, g.shape))?;
         let (np_i, dim_i, width_i) = (job.nprobe as i64, dim as i64, self.width as i64);
         let code = metric_code(job.metric.metric);
         let null = 0u64;
@@ -481,12 +521,17 @@ impl Scan<'_> {
 }
 
 /// The grouped scan's kernel for a metric (the dot-product metrics share one).
-fn grouped_kernel(m: Metric) -> &'static str {
+fn grouped_kernel(m: Metric, shape: Shape) -> &'static str {
+    let many = shape == Shape::Many;
     match m {
-        Metric::L2 | Metric::Euclidean => "va_ivf_scan_grouped_l2",
-        Metric::L1 => "va_ivf_scan_grouped_l1",
-        Metric::Linf => "va_ivf_scan_grouped_linf",
-        _ => "va_ivf_scan_grouped_dot",
+        Metric::L2 | Metric::Euclidean if many => "va_ivf_scan_grouped_l2",
+        Metric::L1 if many => "va_ivf_scan_grouped_l1",
+        Metric::Linf if many => "va_ivf_scan_grouped_linf",
+        _ if many => "va_ivf_scan_grouped_dot",
+        Metric::L2 | Metric::Euclidean => "va_ivf_scan_few_l2",
+        Metric::L1 => "va_ivf_scan_few_l1",
+        Metric::Linf => "va_ivf_scan_few_linf",
+        _ => "va_ivf_scan_few_dot",
     }
 }
 
@@ -517,16 +562,20 @@ fn to_slots(job: &IvfScanJob<'_>, probes: &[u32], best: &Neighbors, width: usize
     let order: Order = best.order();
     let mut ids = vec![MISSING_ID; best.rows() * k];
     let mut dist = vec![missing_value(order); best.rows() * k];
-    for r in 0..best.rows() {
-        let mut j = 0;
-        for (&col, &d) in best.row_ids(r).iter().zip(best.row_distances(r)) {
-            if let Some(slot) = slot_of(job, probes, (r * np, col), width) {
-                ids[r * k + j] = slot;
-                dist[r * k + j] = d;
-                j += 1;
+    // Rows in parallel: the slot lookups are scattered reads.
+    ids.par_chunks_mut(k)
+        .zip(dist.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(r, (ids, dist))| {
+            let mut j = 0;
+            for (&col, &d) in best.row_ids(r).iter().zip(best.row_distances(r)) {
+                if let Some(slot) = slot_of(job, probes, (r * np, col), width) {
+                    ids[j] = slot;
+                    dist[j] = d;
+                    j += 1;
+                }
             }
-        }
-    }
+        });
     Neighbors::from_parts(best.rows(), k, order, ids, dist).expect("rows * k results")
 }
 

@@ -259,16 +259,16 @@ extern "C" __global__ void va_ivf_fill(float* __restrict__ out, i64 n, float val
         out[i] = value;
 }
 
-// The list-grouped scan: a block takes one list and up to VA_GQ of the
+// The list-grouped scan: a block takes one list and up to GQ of the
 // queries that probe it (work item w: list wlist[w], queries
 // gq[wstart[w] .. wstart[w] + wcount[w]) with their probe ranks gj[...]),
-// and computes the VA_GQ x VA_GR distance tiles of those queries against
-// the list's rows, VA_GK dimensions at a time through shared memory, 4 x 4
-// pairs per thread. A list is read once per VA_GQ queries that probe it.
+// and computes the GQ x GR distance tiles of those queries against the
+// list's rows, VA_GK dimensions at a time through shared memory, 4 x 4
+// pairs per thread (256 threads: GR / 4 along the rows, GQ / 4 along the
+// queries). A list is read once per GQ queries that probe it. Two shapes:
+// 64 x 64 for lists probed by many queries, 16 x 256 for a few.
 // Entries it does not write keep the value va_ivf_fill put there. One
 // kernel per metric (M), so the inner loop has no branch.
-#define VA_GQ 64
-#define VA_GR 64
 #define VA_GK 16
 
 template <int M>
@@ -295,21 +295,22 @@ struct VaIvfGroups {
 
 // M: VA_L2 (also Euclidean), VA_L1, VA_LINF, or VA_IP (every dot metric:
 // inner product, its absolute value, cosine); `metric` is the exact one.
-template <int M>
+template <int M, int GQ, int GR>
 __device__ void va_ivf_grouped(const float* __restrict__ q, const float* __restrict__ qnorm,
                                const float* __restrict__ data, const u64* __restrict__ off,
                                const u64* __restrict__ slots, const u64* __restrict__ allowed,
                                VaIvfGroups g, i64 nprobe, i64 dim, i64 width, int metric,
                                float missing, float* __restrict__ out) {
-    __shared__ float sq[VA_GQ][VA_GK + 1];
-    __shared__ float sx[VA_GR][VA_GK + 1];
+    __shared__ float sq[GQ][VA_GK + 1];
+    __shared__ float sx[GR][VA_GK + 1];
+    constexpr int TX = GR / 4;
     const u32 w = blockIdx.x;
     const u32 list = g.list[w], s0 = g.start[w];
     const int nqt = (int)g.count[w];
     const u64 start = off[list];
     const i64 len = (i64)(off[list + 1] - start);
-    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-    for (i64 r0 = 0; r0 < len; r0 += VA_GR) {
+    const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+    for (i64 r0 = 0; r0 < len; r0 += GR) {
         float acc[4][4], xx[4];
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -319,14 +320,14 @@ __device__ void va_ivf_grouped(const float* __restrict__ q, const float* __restr
         }
         for (i64 d0 = 0; d0 < dim; d0 += VA_GK) {
 #pragma unroll
-            for (int e = threadIdx.x; e < VA_GK * VA_GQ; e += 256) {
+            for (int e = threadIdx.x; e < VA_GK * GQ; e += 256) {
                 const int qq = e / VA_GK, dd = e % VA_GK;
                 float v = 0.0f;
                 if (qq < nqt && d0 + dd < dim) v = q[(i64)g.query[s0 + qq] * dim + d0 + dd];
                 sq[qq][dd] = v;
             }
 #pragma unroll
-            for (int e = threadIdx.x; e < VA_GK * VA_GR; e += 256) {
+            for (int e = threadIdx.x; e < VA_GK * GR; e += 256) {
                 const int rr = e / VA_GK, dd = e % VA_GK;
                 float v = 0.0f;
                 if (r0 + rr < len && d0 + dd < dim) v = data[(i64)(start + r0 + rr) * dim + d0 + dd];
@@ -372,7 +373,7 @@ __device__ void va_ivf_grouped(const float* __restrict__ q, const float* __restr
     }
 }
 
-#define VA_IVF_GROUPED(NAME, M)                                                                    \
+#define VA_IVF_GROUPED(NAME, M, GQ, GR)                                                            \
     extern "C" __global__ void __launch_bounds__(256)                                              \
         NAME(const float* __restrict__ q, const float* __restrict__ qnorm,                         \
              const float* __restrict__ data, const u64* __restrict__ off,                          \
@@ -382,11 +383,15 @@ __device__ void va_ivf_grouped(const float* __restrict__ q, const float* __restr
              const u32* __restrict__ gj, i64 nprobe, i64 dim, i64 width, int metric,               \
              float missing, float* __restrict__ out) {                                             \
         const VaIvfGroups g = {wlist, wstart, wcount, gq, gj};                                     \
-        va_ivf_grouped<M>(q, qnorm, data, off, slots, allowed, g, nprobe, dim, width, metric,      \
-                          missing, out);                                                           \
+        va_ivf_grouped<M, GQ, GR>(q, qnorm, data, off, slots, allowed, g, nprobe, dim, width,      \
+                                  metric, missing, out);                                           \
     }
 
-VA_IVF_GROUPED(va_ivf_scan_grouped_l2, VA_L2)
-VA_IVF_GROUPED(va_ivf_scan_grouped_l1, VA_L1)
-VA_IVF_GROUPED(va_ivf_scan_grouped_linf, VA_LINF)
-VA_IVF_GROUPED(va_ivf_scan_grouped_dot, VA_IP)
+VA_IVF_GROUPED(va_ivf_scan_grouped_l2, VA_L2, 64, 64)
+VA_IVF_GROUPED(va_ivf_scan_grouped_l1, VA_L1, 64, 64)
+VA_IVF_GROUPED(va_ivf_scan_grouped_linf, VA_LINF, 64, 64)
+VA_IVF_GROUPED(va_ivf_scan_grouped_dot, VA_IP, 64, 64)
+VA_IVF_GROUPED(va_ivf_scan_few_l2, VA_L2, 16, 256)
+VA_IVF_GROUPED(va_ivf_scan_few_l1, VA_L1, 16, 256)
+VA_IVF_GROUPED(va_ivf_scan_few_linf, VA_LINF, 16, 256)
+VA_IVF_GROUPED(va_ivf_scan_few_dot, VA_IP, 16, 256)
