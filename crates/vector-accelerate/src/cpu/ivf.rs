@@ -1,26 +1,34 @@
-//! The CPU side of IVF list scans: for packed lists of exact rows under the
+//! The CPU side of IVF list scans: for packed lists under the
 //! GEMM metrics (L2, Euclidean, inner product, cosine), each probed list is
 //! read once for all the queries probing it (lists in parallel, the list's
 //! rows staying in cache), each query's distances to its rows computed in
 //! AVX-512 vectors into a top-k per (query, probe), merged per query at the
 //! end; a list probed by a handful of queries costs no more than its rows.
-//! Other metrics and coded lists decline: the index then searches each
-//! probed list with the fused k-NN, all of the list's queries at once.
+//! Coded lists are decoded a list at a time (once for all its queries) and
+//! scanned the same way. Other metrics decline: the index then searches
+//! each probed list with the fused k-NN, all of the list's queries at once.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::core::matrix::MatrixView;
 use crate::core::metric::{Metric, Prepared};
 use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
+use crate::core::quantize::{
+    pq_decode, pq_row_bytes, ProductQuantizer, ScalarBits, ScalarQuantizer,
+};
 use crate::cpu::distance::{dot, gemm_epilogue, sq_norm};
 use crate::cpu::fused;
 use crate::cpu::host::host_f32;
+use crate::cpu::quantize::decode_value;
 use crate::cpu::select::TopKBuffer;
 use crate::runtime::backend::{Cpu, IvfBackend, IvfScanJob, ListData, ListLayout};
+use crate::runtime::codes::Store;
 use crate::runtime::input::Input;
+use crate::runtime::tensor::DeviceMatrix;
 
 /// Squared lengths of the packed rows, kept with the packed lists.
 struct RowNorms(Vec<f32>);
@@ -34,30 +42,31 @@ impl IvfBackend for Cpu {
     }
 
     fn scans_packed_lists(&self, metric: &Prepared, layout: &ListLayout) -> bool {
-        matches!(layout, ListLayout::F32 { .. })
-            && metric.weights.is_none()
-            && matches!(
-                metric.metric,
-                Metric::L2
-                    | Metric::Euclidean
-                    | Metric::InnerProduct
-                    | Metric::AbsInnerProduct
-                    | Metric::Cosine
-                    | Metric::CosineSimilarity
-            )
+        let gemm_metric = matches!(
+            metric.metric,
+            Metric::L2
+                | Metric::Euclidean
+                | Metric::InnerProduct
+                | Metric::AbsInnerProduct
+                | Metric::Cosine
+                | Metric::CosineSimilarity
+        );
+        // Coded lists need 8-bit product codes (the scalar ones are all
+        // served).
+        let codes = !matches!(layout, ListLayout::Pq { nbits, .. } if *nbits != 8);
+        gemm_metric && codes && metric.weights.is_none()
     }
 
     fn ivf_scan(&self, job: IvfScanJob<'_>) -> Result<Option<Neighbors>> {
-        let ListData::F32(rows) = job.rows else {
-            return Ok(None);
-        };
         if !self.scans_packed_lists(job.metric, &job.rows.layout()) {
             return Ok(None);
         }
-        let resident = Input::Resident(rows);
-        let x = host_f32(&resident)?;
+        let source = Source::of(&job.rows)?;
         let q = host_f32(job.queries)?;
-        let norms = row_norms(&job, x.as_slice(), x.dim())?;
+        let norms = match &source {
+            Source::Exact(x) => row_norms(&job, x, q.dim())?,
+            _ => None,
+        };
         let (k, np) = (job.k, job.nprobe);
         let order = job.metric.metric.order();
         let lists = by_list(job.probes, job.offsets.len() - 1);
@@ -66,7 +75,17 @@ impl IvfBackend for Cpu {
             .enumerate()
             .filter(|(_, pairs)| !pairs.is_empty())
             .map(|(l, pairs)| {
-                let (ids, d) = scan_list(&job, l, (pairs, q), (x.as_slice(), &norms));
+                let (a, b) = (job.offsets[l] as usize, job.offsets[l + 1] as usize);
+                let mut decoded = Vec::new();
+                let rows = source.rows(l, (a, b), q.dim(), &mut decoded);
+                let xn: Option<Cow<'_, [f32]>> = match (&norms, cosine(job.metric.metric)) {
+                    (Some(n), _) => Some(Cow::Borrowed(&n.0[a..b])),
+                    (None, true) => Some(Cow::Owned(
+                        rows.chunks_exact(q.dim()).map(sq_norm).collect(),
+                    )),
+                    (None, false) => None,
+                };
+                let (ids, d) = scan_list(&job, (a, rows, xn.as_deref()), (pairs, q));
                 (pairs, ids, d)
             })
             .collect();
@@ -86,6 +105,93 @@ impl IvfBackend for Cpu {
             order,
         )))
     }
+}
+
+/// Whether `m` is a cosine metric (its scan needs row lengths).
+fn cosine(m: Metric) -> bool {
+    matches!(m, Metric::Cosine | Metric::CosineSimilarity)
+}
+
+/// The packed rows on the host: exact, or codes with what decodes them.
+enum Source<'a> {
+    Exact(&'a [f32]),
+    Sq(&'a [u8], &'a ScalarQuantizer, &'a [f32]),
+    Pq(&'a [u8], &'a ProductQuantizer, &'a [f32]),
+}
+
+impl<'a> Source<'a> {
+    fn of(rows: &ListData<'a>) -> Result<Self> {
+        Ok(match *rows {
+            ListData::F32(m) => Source::Exact(host_slice(m)?),
+            ListData::Sq {
+                codes,
+                sq,
+                centroids,
+            } => Source::Sq(host_codes(codes)?, sq, host_slice(centroids)?),
+            ListData::Pq {
+                codes,
+                pq,
+                centroids,
+            } => Source::Pq(host_codes(codes)?, pq, host_slice(centroids)?),
+        })
+    }
+
+    /// Rows `a..b` (list `l`): borrowed, or decoded into `buf`
+    /// (`(offset + code * scale) + centroid` for scalar codes, codewords
+    /// plus the centroid for product codes, as the index decodes).
+    fn rows<'b>(
+        &'b self,
+        l: usize,
+        (a, b): (usize, usize),
+        dim: usize,
+        buf: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        let c = |cent: &'b [f32]| &cent[l * dim..(l + 1) * dim];
+        match self {
+            Source::Exact(x) => return &x[a * dim..b * dim],
+            Source::Sq(codes, sq, cent) => {
+                let bpr = sq.opts.bits.bytes_per_row(dim);
+                buf.resize((b - a) * dim, 0.0);
+                for (i, row) in buf.chunks_exact_mut(dim).enumerate() {
+                    let src = &codes[(a + i) * bpr..(a + i + 1) * bpr];
+                    for (t, v) in row.iter_mut().enumerate() {
+                        let code = match sq.opts.bits {
+                            ScalarBits::Int8 => src[t] as i32,
+                            ScalarBits::Int4 => ((src[t / 2] >> (4 * (t % 2))) & 15) as i32,
+                        };
+                        *v = decode_value(code, sq.scale[t], sq.offset[t]) + c(cent)[t];
+                    }
+                }
+            }
+            Source::Pq(codes, pq, cent) => {
+                let rb = pq_row_bytes(pq.m, pq.nbits);
+                *buf = pq_decode(pq, &codes[a * rb..b * rb], b - a).into_vec();
+                for row in buf.chunks_exact_mut(dim) {
+                    row.iter_mut().zip(c(cent)).for_each(|(v, c)| *v += c);
+                }
+            }
+        }
+        buf
+    }
+}
+
+/// The values of a CPU-resident `f32` matrix.
+fn host_slice(m: &DeviceMatrix) -> Result<&[f32]> {
+    match m.host_input() {
+        Some(Input::F32(v)) => Ok(v.as_slice()),
+        _ => Err(Error::DeviceMismatch {
+            data: m.device().to_string(),
+            context: "cpu".into(),
+        }),
+    }
+}
+
+/// The bytes of host codes.
+fn host_codes(codes: &Store<u8>) -> Result<&[u8]> {
+    codes.host().ok_or_else(|| Error::DeviceMismatch {
+        data: codes.device().to_string(),
+        context: "cpu".into(),
+    })
 }
 
 /// The (query, probe) pairs probing each list, as `query * nprobe + rank`.
@@ -118,9 +224,9 @@ fn best_of(
     out
 }
 
-/// The packed rows' squared lengths, for the cosine metrics.
+/// The packed exact rows' squared lengths, for the cosine metrics.
 fn row_norms(job: &IvfScanJob<'_>, x: &[f32], dim: usize) -> Result<Option<Arc<RowNorms>>> {
-    if !matches!(job.metric.metric, Metric::Cosine | Metric::CosineSimilarity) {
+    if !cosine(job.metric.metric) {
         return Ok(None);
     }
     job.cache.find_or_make(
@@ -129,24 +235,23 @@ fn row_norms(job: &IvfScanJob<'_>, x: &[f32], dim: usize) -> Result<Option<Arc<R
     )
 }
 
-/// The best `k` allowed rows of list `l` for each of its (query, probe)
+/// The best `k` allowed rows of a list (its first packed row `a`, its
+/// rows, their squared lengths for cosine) for each of its (query, probe)
 /// pairs, `k` entries per pair.
 fn scan_list(
     job: &IvfScanJob<'_>,
-    l: usize,
+    (a, rows, xn): (usize, &[f32], Option<&[f32]>),
     (pairs, q): (&[u32], MatrixView<'_>),
-    (x, norms): (&[f32], &Option<Arc<RowNorms>>),
 ) -> (Vec<u64>, Vec<f32>) {
-    let (dim, k) = (q.dim(), job.k);
+    let k = job.k;
     let metric = job.metric.metric;
     let order = metric.order();
-    let (a, b) = (job.offsets[l] as usize, job.offsets[l + 1] as usize);
     let (mut ids, mut dists) = (vec![0u64; pairs.len() * k], vec![0f32; pairs.len() * k]);
     let mut values = Vec::new();
     for (j, &pair) in pairs.iter().enumerate() {
         let qr = q.row(pair as usize / job.nprobe);
-        let qn = norms.as_ref().map_or(0.0, |_| sq_norm(qr));
-        row_values(metric, qr, &x[a * dim..b * dim], &mut values);
+        let qn = xn.map_or(0.0, |_| sq_norm(qr));
+        row_values(metric, qr, rows, &mut values);
         let mut best = TopKBuffer::with_slack(k, order, 64);
         for (i, &raw) in values.iter().enumerate() {
             let slot = job.slots[a + i];
@@ -158,10 +263,7 @@ fn scan_list(
             let v = match metric {
                 Metric::L2 => raw,
                 Metric::Euclidean => raw.sqrt(),
-                _ => {
-                    let xn = norms.as_ref().map_or(0.0, |n| n.0[a + i]);
-                    gemm_epilogue(raw, qn, xn, metric, false)
-                }
+                _ => gemm_epilogue(raw, qn, xn.map_or(0.0, |n| n[i]), metric, false),
             };
             if keeps(&best, v, order) {
                 best.push(v, slot);
