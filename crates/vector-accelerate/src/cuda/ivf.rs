@@ -231,12 +231,12 @@ fn scan_chunk(
     let (nq, np) = (part.rows(), job.nprobe);
     let order = job.metric.metric.order();
     let probes = &job.probes[q0 * np..(q0 + nq) * np];
+    // Read before the device lock: resident queries are downloaded for it.
+    let norms = query_norms(part, job.metric.metric)?;
     let values = {
         let _g = dev.lock();
         let q = whole(dev, part)?;
-        let qnorm = query_norms(part, job.metric.metric)?
-            .map(|n| upload_slice(dev, &n))
-            .transpose()?;
+        let qnorm = norms.map(|n| upload_slice(dev, &n)).transpose()?;
         let allowed = job.allowed.map(|a| upload_slice(dev, a)).transpose()?;
         let mut out = dev.alloc::<f32>(nq * np * width)?;
         let scan = Scan {
