@@ -45,6 +45,10 @@ pub struct BenchIndexArgs {
     /// Lists scanned per query (comma list).
     #[arg(long, default_value = "1,2,4,8,16,32,64,128")]
     nprobe: String,
+    /// Vectors per add call when building the index (adds of a bounded
+    /// size at any scale).
+    #[arg(long, default_value_t = 2_000_000)]
+    add_batch: usize,
     /// Candidates re-ranked per result by indexes that refine (`,Refine`).
     #[arg(long, default_value_t = 1)]
     refine_factor: usize,
@@ -94,6 +98,7 @@ pub struct BenchIndexArgs {
 /// Runs the benchmark.
 pub fn run(a: BenchIndexArgs) -> Result<()> {
     ensure!(a.repeats >= 1, "--repeats must be at least 1");
+    ensure!(a.add_batch >= 1, "--add-batch must be at least 1");
     ensure!(a.k >= 1, "-k must be at least 1");
     let probes = parse_list(&a.nprobe)?;
     let fractions = a.filters.as_deref().map(parse_fractions).transpose()?;
@@ -310,7 +315,12 @@ fn build(
     ctx.synchronize()?;
     let train = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    index.add(base)?;
+    // In batches, so that an add's working copies (assignment, residuals,
+    // codes) stay a batch in size at any scale.
+    for first in (0..base.rows()).step_by(a.add_batch) {
+        let last = (first + a.add_batch).min(base.rows());
+        index.add(base.view().slice_rows(first, last))?;
+    }
     ctx.synchronize()?;
     Ok((index, (train, t.elapsed().as_secs_f64())))
 }

@@ -252,3 +252,25 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn refine_over_several_added_batches_equals_one_batch() {
+    let s = seed();
+    let (base, q, ids) = data(s ^ 11);
+    for_each_backend("index coded refine batches", |ctx| {
+        let one = build(ctx, "IVF16,PQ8x8,Refine", &base, &ids, Metric::L2);
+        let mut parts = Index::new(ctx, base.dim(), "IVF16,PQ8x8,Refine", Metric::L2).unwrap();
+        parts.train(&base).unwrap();
+        for (a, b) in [(0, 5_000), (5_000, 5_001), (5_001, 12_000)] {
+            let rows = base.view().slice_rows(a, b);
+            parts.add_with_ids(rows, &ids[a..b]).unwrap();
+        }
+        let p = SearchParams::default().with_nprobe(5).with_refine_factor(3);
+        let (x, y) = (
+            one.search(&q, 10, &p).unwrap(),
+            parts.search(&q, 10, &p).unwrap(),
+        );
+        assert_eq!(x.ids(), y.ids(), "seed {s}");
+        assert_eq!(x.distances(), y.distances(), "seed {s}");
+    });
+}
