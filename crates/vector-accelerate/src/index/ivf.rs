@@ -20,6 +20,7 @@ use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
+use crate::core::rng::sample_indices;
 use crate::ops::cluster::init::gather_rows;
 use crate::ops::cluster::kmeans;
 use crate::ops::knn::{knn_with, KnnOptions};
@@ -36,6 +37,8 @@ const TRAIN_ITERATIONS: usize = 10;
 const TRAIN_POINTS_PER_LIST: usize = 256;
 /// Seed of the coarse quantizer's k-means.
 const TRAIN_SEED: u64 = 0x1f_5eed;
+/// Training rows of a list codec at most (a uniform sample beyond).
+const CODEC_TRAIN_POINTS: usize = 1 << 18;
 /// Blocks a list may hold before an add merges them into one.
 const MAX_LIST_BLOCKS: usize = 8;
 
@@ -340,9 +343,17 @@ impl Ivf {
         let Some(coding) = &self.coding else {
             return Ok(());
         };
-        let lists = self.assign(ctx, data, dist)?;
         let mut hold = None;
-        let rows = data.host_view(&mut hold)?;
+        let all = data.host_view(&mut hold)?;
+        // A uniform sample at most: the codec sees enough residuals
+        // without copying a large training set.
+        let sample = (all.rows() > CODEC_TRAIN_POINTS).then(|| {
+            let mut idx = sample_indices(all.rows(), CODEC_TRAIN_POINTS, TRAIN_SEED);
+            idx.sort_unstable();
+            gather_rows(all, &idx)
+        });
+        let rows = sample.as_ref().map_or(all, Matrix::view);
+        let lists = self.assign(ctx, &Input::F32(rows), dist)?;
         let host = &self.centroids.as_ref().expect("trained above").0;
         let res = coding.space.residuals(rows, &lists, host);
         let codec = ListCodec::train(ctx, coding.encoding, res.view())?;
