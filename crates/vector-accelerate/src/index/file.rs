@@ -16,8 +16,12 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 use crate::core::error::{Error, Result};
+use crate::runtime::tensor::MappedF32;
 
 const MAGIC: &[u8; 8] = b"VAINDEX\0";
 const END: &[u8; 8] = b"VAEND\0\0\0";
@@ -129,9 +133,11 @@ fn io_error(path: &Path, offset: u64, e: &std::io::Error) -> Error {
     }
 }
 
-/// A file read whole, checked as it is parsed.
+/// A file mapped into memory (read-only; index files are replaced by
+/// rename, never written in place), checked as it is parsed. Sections are
+/// copied out, or handed out in place ([`section_mapped`](Self::section_mapped)).
 pub(crate) struct Reader {
-    bytes: Vec<u8>,
+    bytes: Arc<Mmap>,
     at: usize,
     path: String,
 }
@@ -140,9 +146,20 @@ impl Reader {
     /// Reads `path`, checks magic, version, end marker, length and header
     /// CRC; returns the reader (at the first section) and the header.
     pub fn open(path: &Path) -> Result<(Self, Vec<u8>)> {
-        let bytes = std::fs::read(path).map_err(|e| io_error(path, 0, &e))?;
+        let file = File::open(path).map_err(|e| io_error(path, 0, &e))?;
+        let len = file.metadata().map_err(|e| io_error(path, 0, &e))?.len();
+        if len < 16 {
+            return Err(Error::BadIndexFile {
+                path: path.display().to_string(),
+                offset: len,
+                reason: format!("truncated: {len} bytes, not an index file"),
+            });
+        }
+        // SAFETY: the map is read-only and index files are only ever
+        // replaced by rename, so the mapped bytes do not change under it.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| io_error(path, 0, &e))?;
         let mut r = Self {
-            bytes,
+            bytes: Arc::new(map),
             at: 0,
             path: path.display().to_string(),
         };
@@ -185,6 +202,24 @@ impl Reader {
 
     /// The next section, which must carry `tag` and elements of `T`.
     pub fn section<T: bytemuck::Pod>(&mut self, tag: &[u8; 8]) -> Result<Vec<T>> {
+        let (at, count) = self.section_at::<T>(tag)?;
+        let data = &self.bytes[at..at + count * std::mem::size_of::<T>()];
+        let mut out = vec![T::zeroed(); count];
+        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(data);
+        Ok(out)
+    }
+
+    /// The next section of `f32` values, which must carry `tag`, left in
+    /// the map (checked, not copied).
+    pub fn section_mapped(&mut self, tag: &[u8; 8]) -> Result<MappedF32> {
+        let (at, count) = self.section_at::<f32>(tag)?;
+        MappedF32::new(self.bytes.clone(), at, count)
+            .ok_or_else(|| self.bad(at as u64, "section data outside the file"))
+    }
+
+    /// Checks the next section (tag, element size, checksum) and returns
+    /// where its data starts and how many elements it holds.
+    fn section_at<T: bytemuck::Pod>(&mut self, tag: &[u8; 8]) -> Result<(usize, usize)> {
         self.skip_pad()?;
         let start = self.at as u64;
         if self.take(8)? != tag {
@@ -211,9 +246,7 @@ impl Reader {
         if crc32fast::hash(data) != crc {
             return Err(self.bad(at, "section checksum mismatch: the file is damaged"));
         }
-        let mut out = vec![T::zeroed(); count as usize];
-        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(data);
-        Ok(out)
+        Ok((at as usize, count as usize))
     }
 
     /// Checks that only the end marker is left.

@@ -1,6 +1,8 @@
 //! [`Index::save`] and [`Index::load`]: an index as one file (see
 //! `file.rs` for the container). Only live vectors are written, so a loaded
-//! index has nothing to compact; ids and their order are kept.
+//! index has nothing to compact; ids and their order are kept. On a CPU
+//! context the vectors are searched in place in the file's memory map (no
+//! copy); on CUDA they are uploaded from it.
 
 use std::path::Path;
 
@@ -11,10 +13,11 @@ use super::ids::IdMap;
 use super::ivf::Ivf;
 use super::rows::RowBlocks;
 use crate::core::error::{Error, Result};
-use crate::core::matrix::Matrix;
+use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::quantize::Quantizer;
 use crate::runtime::context::Context;
+use crate::runtime::tensor::{DeviceMatrix, MappedF32};
 
 const IDS: &[u8; 8] = b"ids\0\0\0\0\0";
 const VECTORS: &[u8; 8] = b"vectors\0";
@@ -103,10 +106,9 @@ impl Index {
         let slots = match &mut index.body {
             Body::Flat(rows) => {
                 let ids: Vec<u64> = r.section(IDS)?;
-                let values = r.section(VECTORS)?;
-                let data = matrix(&r, values, h.dim, ids.len())?;
+                let values = mapped(&mut r, h.dim, ids.len())?;
                 if !ids.is_empty() {
-                    *rows = RowBlocks::from_matrix(ctx, data)?;
+                    *rows = RowBlocks::from_device(rows_of(ctx, &values, (0, ids.len()), h.dim)?);
                 }
                 ids
             }
@@ -176,13 +178,11 @@ fn read_ivf(r: &mut Reader, ctx: &Context, ivf: &mut Ivf, dim: usize) -> Result<
     }
     match ivf.coding.is_some() {
         false => {
-            let values = r.section(VECTORS)?;
-            let data = matrix(r, values, dim, ids.len())?;
+            let values = mapped(r, dim, ids.len())?;
             for (l, list) in ivf.lists.iter_mut().enumerate() {
                 let (a, b) = (start_of(&lens, l), start_of(&lens, l + 1));
                 if b > a {
-                    let part = data.as_slice()[a * dim..b * dim].to_vec();
-                    list.rows.push_matrix(ctx, Matrix::new(part, dim)?)?;
+                    list.rows = RowBlocks::from_device(rows_of(ctx, &values, (a, b), dim)?);
                 }
             }
         }
@@ -223,11 +223,10 @@ fn read_codes(
         ));
     }
     if let Some(exact) = coding.exact.as_mut() {
-        let values = r.section(VECTORS)?;
-        let data = matrix(r, values, dim, rows)?;
+        let values = mapped(r, dim, rows)?;
         // Slots are numbered in list order, so the file's order is theirs.
         if rows > 0 {
-            *exact = RowBlocks::from_matrix(ctx, data)?;
+            *exact = RowBlocks::from_device(rows_of(ctx, &values, (0, rows), dim)?);
         }
     }
     let mut at = 0;
@@ -237,6 +236,33 @@ fn read_codes(
         at += n;
     }
     Ok(())
+}
+
+/// The vectors section (`rows x dim` values), left in the file's map.
+fn mapped(r: &mut Reader, dim: usize, rows: usize) -> Result<MappedF32> {
+    let values = r.section_mapped(VECTORS)?;
+    if values.len() != rows * dim {
+        return Err(r.bad(
+            0,
+            format!("{} values for {rows} rows of dimension {dim}", values.len()),
+        ));
+    }
+    Ok(values)
+}
+
+/// Rows `a..b` of mapped vectors on `ctx`'s device: read in place from the
+/// map on the CPU (no copy), uploaded on CUDA.
+fn rows_of(
+    ctx: &Context,
+    values: &MappedF32,
+    (a, b): (usize, usize),
+    dim: usize,
+) -> Result<DeviceMatrix> {
+    let part = values.slice(a * dim, b * dim);
+    match ctx.is_cuda() {
+        true => ctx.upload(MatrixView::new(part.as_slice(), dim)?),
+        false => Ok(DeviceMatrix::from_mapped(part, dim)),
+    }
 }
 
 /// `values` as `rows x dim`, or an error naming the file.

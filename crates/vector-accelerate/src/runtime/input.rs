@@ -234,6 +234,9 @@ impl DeviceMatrix {
             Storage::Host(HostData::F32(v)) => {
                 Some(Input::F32(MatrixView::new(v, self.dim()).ok()?))
             }
+            Storage::Host(HostData::Mapped(m)) => {
+                Some(Input::F32(MatrixView::new(m.as_slice(), self.dim()).ok()?))
+            }
             Storage::Host(HostData::Bits(w)) => {
                 Some(Input::Binary(BinaryView::new(w, self.dim()).ok()?))
             }

@@ -13,11 +13,58 @@ use crate::runtime::context::{Context, Engine};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{upload_slice, CudaRows};
 
-/// Rows in host memory (owned): the storage of a CPU context.
+/// Rows in host memory: the storage of a CPU context (owned, or `f32`
+/// values read in place from a memory-mapped file).
 #[derive(Debug, Clone)]
 pub(crate) enum HostData {
     F32(Vec<f32>),
     Bits(Vec<u64>),
+    Mapped(MappedF32),
+}
+
+/// `f32` values inside a read-only memory map of a file (the file is never
+/// written in place: files are replaced by rename).
+#[derive(Clone)]
+pub(crate) struct MappedF32 {
+    map: Arc<memmap2::Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for MappedF32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappedF32({} values at byte {})", self.len, self.start)
+    }
+}
+
+impl MappedF32 {
+    /// `len` values from byte `start` of `map`, if they lie inside it and
+    /// `start` is 4-byte aligned.
+    pub(crate) fn new(map: Arc<memmap2::Mmap>, start: usize, len: usize) -> Option<Self> {
+        let end = start.checked_add(len.checked_mul(4)?)?;
+        (end <= map.len() && start.is_multiple_of(4)).then_some(Self { map, start, len })
+    }
+    /// The values.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.map[self.start..self.start + self.len * 4])
+    }
+    /// Number of values.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+    /// Values `a..b` of these.
+    pub(crate) fn slice(&self, a: usize, b: usize) -> Self {
+        assert!(
+            a <= b && b <= self.len,
+            "mapped range {a}..{b} of {}",
+            self.len
+        );
+        Self {
+            map: self.map.clone(),
+            start: self.start + a * 4,
+            len: b - a,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -53,6 +100,13 @@ pub struct DeviceMatrix {
 }
 
 impl DeviceMatrix {
+    /// Rows of `dim` values read in place from a memory-mapped file (a CPU
+    /// context's storage; no copy).
+    pub(crate) fn from_mapped(m: MappedF32, dim: usize) -> Self {
+        let rows = m.len / dim.max(1);
+        Self::from_storage(Storage::Host(HostData::Mapped(m)), rows, dim, None)
+    }
+
     /// Rows kept in `storage` (`has_negative`: whether any value is
     /// negative, when known; found on first use otherwise).
     pub(crate) fn from_storage(
@@ -196,6 +250,7 @@ impl DeviceMatrix {
     pub(crate) fn stored_bytes(&self) -> usize {
         match &self.storage {
             Storage::Host(HostData::F32(v)) => v.len() * 4,
+            Storage::Host(HostData::Mapped(m)) => m.len * 4,
             Storage::Host(HostData::Bits(w)) => w.len() * 8,
             Storage::Cuda(_, CudaRows::F32(s)) => s.len() * 4,
             Storage::Cuda(_, CudaRows::Bits(s)) => s.len() * 8,
@@ -243,6 +298,7 @@ impl DeviceMatrix {
     pub(crate) fn has_negative(&self) -> bool {
         *self.has_negative.get_or_init(|| match &self.storage {
             Storage::Host(HostData::F32(v)) => v.iter().any(|x| *x < 0.0),
+            Storage::Host(HostData::Mapped(m)) => m.as_slice().iter().any(|x| *x < 0.0),
             _ => true,
         })
     }
@@ -272,6 +328,7 @@ impl DeviceMatrix {
     pub fn to_host(&self) -> Result<Matrix> {
         let data = match &self.storage {
             Storage::Host(HostData::F32(v)) => v.clone(),
+            Storage::Host(HostData::Mapped(m)) => m.as_slice().to_vec(),
             Storage::Host(HostData::Bits(_)) | Storage::Cuda(_, CudaRows::Bits(_)) => {
                 return Err(binary_rows());
             }
@@ -303,6 +360,7 @@ impl DeviceMatrix {
         let d = self.dim;
         let data = match &self.storage {
             Storage::Host(HostData::F32(v)) => v[start * d..end * d].to_vec(),
+            Storage::Host(HostData::Mapped(m)) => m.as_slice()[start * d..end * d].to_vec(),
             Storage::Host(HostData::Bits(_)) | Storage::Cuda(_, CudaRows::Bits(_)) => {
                 return Err(binary_rows());
             }

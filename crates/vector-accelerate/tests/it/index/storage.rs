@@ -132,3 +132,44 @@ fn a_failed_save_leaves_the_previous_file_and_no_temporary() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert!(Index::load(&ctx, &path).is_ok());
 }
+
+#[test]
+fn a_loaded_index_reads_its_mapped_file_and_changes_like_any_other() {
+    let s = seed();
+    let ctx = Context::cpu();
+    let mut r = rng(s);
+    let base = gaussian(&mut r, 900, 12);
+    let more = gaussian(&mut r, 50, 12);
+    let q = gaussian(&mut r, 7, 12);
+    let ids: Vec<u64> = (0..900).collect();
+    for factory in ["Flat", "IVF8,Flat", "IVF8,SQ8,Refine"] {
+        let path = temp(&format!("mapped-{}", factory.replace(',', "-")));
+        let mut index = build(&ctx, factory, &base, &ids, Metric::L2);
+        index.save(&path).unwrap();
+        let mut back = Index::load(&ctx, &path).unwrap();
+        // The vectors are read in place from the file's map: removing the
+        // file leaves them readable, and changes copy what they change.
+        std::fs::remove_file(&path).unwrap();
+        let p = SearchParams::default().with_nprobe(8);
+        assert_eq!(
+            back.search(&q, 5, &p).unwrap().ids(),
+            index.search(&q, 5, &p).unwrap().ids(),
+            "seed {s} {factory}"
+        );
+        for ix in [&mut index, &mut back] {
+            ix.add(&more).unwrap();
+            ix.remove_ids(&IdSelector::range(0..300)).unwrap();
+            ix.compact().unwrap();
+        }
+        assert_eq!(
+            back.reconstruct(950 - 1).unwrap(),
+            index.reconstruct(949).unwrap()
+        );
+        let (a, b) = (
+            index.search(&q, 5, &p).unwrap(),
+            back.search(&q, 5, &p).unwrap(),
+        );
+        assert_eq!(a.ids(), b.ids(), "seed {s} {factory}");
+        assert_eq!(a.distances(), b.distances(), "seed {s} {factory}");
+    }
+}
