@@ -1,0 +1,182 @@
+"""The Python package against NumPy float64 references and faiss-cpu."""
+import numpy as np
+import pytest
+
+import vector_accelerate as va
+
+
+def clustered(n, d, seed, centres=50, spread=0.3):
+    r = np.random.default_rng(seed)
+    c = np.random.default_rng(12345).standard_normal((centres, d))
+    return (c[r.integers(0, centres, n)] + spread * r.standard_normal((n, d))).astype(np.float32)
+
+
+def reference(xq, xb, k, metric):
+    q, b = xq.astype(np.float64), xb.astype(np.float64)
+    if metric == "l2":
+        d = ((q[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        order = np.argsort(d, axis=1, kind="stable")
+    elif metric == "ip":
+        d = q @ b.T
+        order = np.argsort(-d, axis=1, kind="stable")
+    else:
+        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+        d = 1.0 - qn @ bn.T
+        order = np.argsort(d, axis=1, kind="stable")
+    idx = order[:, :k]
+    return np.take_along_axis(d, idx, 1), idx
+
+
+def test_version_and_device():
+    assert isinstance(va.__version__, str) and va.__version__
+    assert va.device() == "cpu" or va.device().startswith("cuda")
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+@pytest.mark.parametrize("d", [1, 2, 3, 17, 64])
+def test_knn_matches_float64(metric, d):
+    r = np.random.default_rng(d)
+    xb = r.standard_normal((301, d)).astype(np.float32)
+    xq = r.standard_normal((13, d)).astype(np.float32)
+    k = 7
+    D, I = va.knn(xq, xb, k, metric=metric)
+    assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == I.shape == (13, k)
+    rd, ri = reference(xq, xb, k, metric)
+    np.testing.assert_allclose(D, rd, rtol=1e-4, atol=1e-4)
+    # Ids agree wherever the distances are not tied within rounding.
+    clear = np.abs(np.diff(rd, axis=1)).min(axis=1) > 1e-4
+    assert (I[clear] == ri[clear]).all()
+
+
+def test_k_beyond_the_base_pads_with_minus_one():
+    xb = np.eye(3, dtype=np.float32)
+    D, I = va.knn(xb[:1], xb, 5)
+    assert I[0, :3].tolist() == [0, 1, 2] and I[0, 3:].tolist() == [-1, -1]
+
+
+def test_every_layout_and_dtype_gives_the_same_result():
+    r = np.random.default_rng(3)
+    xb = r.standard_normal((200, 24)).astype(np.float32)
+    xq = r.standard_normal((9, 24)).astype(np.float32)
+    want_d, want_i = va.knn(xq, xb, 5)
+    wide = np.zeros((200, 48), dtype=np.float32)
+    wide[:, ::2] = xb
+    # The same values in another layout or a wider float type: the same
+    # result exactly.
+    for q, b in [
+        (np.asfortranarray(xq), np.asfortranarray(xb)),
+        (xq, wide[:, ::2]),
+        (xq.astype(np.float64), xb.astype(np.float64)),
+    ]:
+        d, i = va.knn(q, b, 5)
+        assert (i == want_i).all() and (d == want_d).all()
+    # float16 rows are widened: the same as widening them first.
+    h = xb.astype(np.float16)
+    d, i = va.knn(xq, h, 5)
+    d2, i2 = va.knn(xq, h.astype(np.float32), 5)
+    assert (i == i2).all() and (d == d2).all()
+
+
+def test_flat_index_equals_faiss():
+    faiss = pytest.importorskip("faiss")
+    xb = clustered(3000, 32, 1)
+    xq = clustered(50, 32, 2)
+    ours = va.index_factory(32, "Flat")
+    ours.add(xb)
+    theirs = faiss.IndexFlatL2(32)
+    theirs.add(xb)
+    D, I = ours.search(xq, 10)
+    fD, fI = theirs.search(xq, 10)
+    np.testing.assert_allclose(D, fD, rtol=1e-4, atol=1e-3)
+    assert (I == fI).mean() > 0.99
+
+
+def recall(I, truth):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(I, truth)])
+
+
+@pytest.mark.parametrize("factory", ["IVF32,Flat", "IVF32,SQ8", "IVF32,PQ8x8,Refine"])
+def test_ivf_recall_beside_faiss(factory):
+    xb = clustered(8000, 32, 3)
+    xq = clustered(100, 32, 4)
+    _, truth = reference(xq, xb, 10, "l2")
+    index = va.index_factory(32, factory, va.METRIC_L2)
+    assert not index.is_trained
+    index.train(xb)
+    index.add(xb)
+    _, I = index.search(xq, 10, nprobe=8, refine_factor=4)
+    ours = recall(I, truth)
+    assert ours >= 0.85, (factory, ours)
+    faiss = pytest.importorskip("faiss")
+    if factory == "IVF32,Flat":
+        f = faiss.IndexIVFFlat(faiss.IndexFlatL2(32), 32, 32)
+        f.train(xb)
+        f.add(xb)
+        f.nprobe = 8
+        _, fI = f.search(xq, 10)
+        assert ours >= recall(fI, truth) - 0.05
+
+
+def test_ids_removal_filters_reconstruct_and_files(tmp_path):
+    xb = clustered(2000, 16, 5)
+    ids = np.arange(2000, dtype=np.int64) * 7 + 3
+    index = va.index_factory(16, "IVF16,Flat")
+    index.train(xb)
+    index.add_with_ids(xb, ids)
+    assert index.ntotal == len(index) == 2000 and index.d == 16
+    np.testing.assert_array_equal(index.reconstruct(int(ids[5])), xb[5])
+    _, I = index.search(xb[:3], 1, nprobe=16)
+    assert I[:, 0].tolist() == ids[:3].tolist()
+    assert index.remove_ids(ids[:3]) == 3
+    _, I = index.search(xb[:3], 5, nprobe=16)
+    assert not np.isin(I, ids[:3]).any()
+    allowed = ids[1000:1010]
+    _, I = index.search(xb[:4], 10, allowed=allowed)
+    assert np.isin(I, allowed).all()
+    path = tmp_path / "idx.vai"
+    va.write_index(index, str(path))
+    back = va.read_index(str(path))
+    assert back.ntotal == 1997 and "IVF16,Flat" in repr(back)
+    a, b = index.search(xb[10:20], 5, nprobe=4), back.search(xb[10:20], 5, nprobe=4)
+    assert (a[1] == b[1]).all() and (a[0] == b[0]).all()
+
+
+def test_bad_input_raises_typed_errors(tmp_path):
+    index = va.index_factory(8, "Flat")
+    index.add_with_ids(np.ones((4, 8)), np.arange(4))
+    with pytest.raises(ValueError, match="dimension"):
+        index.search(np.zeros((2, 5)), 1)
+    with pytest.raises(ValueError):
+        index.search(np.zeros((2, 8)), 0)
+    with pytest.raises(ValueError, match="2-D"):
+        index.search(np.zeros(8), 1)
+    with pytest.raises(ValueError):
+        index.add_with_ids(np.ones((1, 8)), np.array([2]))
+    with pytest.raises(ValueError, match="negative"):
+        index.add_with_ids(np.ones((1, 8)), np.array([-5]))
+    with pytest.raises(KeyError):
+        index.reconstruct(99)
+    with pytest.raises(ValueError):
+        va.index_factory(8, "HNSW32")
+    with pytest.raises(ValueError):
+        va.index_factory(8, "IVF4,Flat").add(np.ones((3, 8)))
+    with pytest.raises(ValueError):
+        va.knn(np.ones((2, 3)), np.ones((5, 4)), 1)
+    with pytest.raises(ValueError):
+        va.knn(np.ones((2, 3)), np.ones((5, 3)), 1, metric="nope")
+    bad = tmp_path / "bad.vai"
+    bad.write_bytes(b"VAINDEX\0" + b"\0" * 40)
+    with pytest.raises(va.VectorAccelerateError, match="bad.vai"):
+        va.read_index(str(bad))
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+    section = readme.read_text().split("## Use from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("/tmp/readme.vai", str(tmp_path / "readme.vai")), "README.md", "exec"), {})
