@@ -9,6 +9,7 @@ use ::vector_accelerate as va;
 use ::vector_accelerate::index::{IdSelector, Index, SearchParams};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::arrays::{f32_rows, ids_of, neighbors_to_numpy, shape, vector_to_numpy, DistancesIds};
 use crate::errors::to_py;
@@ -135,6 +136,62 @@ impl PyIndex {
         neighbors_to_numpy(py, nn.map_err(to_py)?)
     }
 
+    /// Every vector within `radius` of each row of `x` (distance below it;
+    /// similarity above it for inner product): `(lims, D, I)` as FAISS
+    /// returns them, the results of row `i` at `lims[i]:lims[i + 1]`, best
+    /// first.
+    #[pyo3(signature = (x, radius, *, nprobe = None))]
+    fn range_search<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        radius: f32,
+        nprobe: Option<usize>,
+    ) -> PyResult<RangeArrays<'py>> {
+        let x = f32_rows(x, "x")?;
+        let (v, d) = rows!(x);
+        let s = v.as_slice()?;
+        let inner = &self.inner;
+        let found = py.detach(|| {
+            let mut p = SearchParams::default();
+            if let Some(n) = nprobe {
+                p = p.with_nprobe(n);
+            }
+            inner.range_search(va::MatrixView::new(s, d)?, radius, &p)
+        });
+        let found = found.map_err(to_py)?;
+        let lims: Vec<i64> = found.lims().iter().map(|&l| l as i64).collect();
+        let ids: Vec<i64> = found.ids().iter().map(|&i| i as i64).collect();
+        Ok((
+            PyArray1::from_vec(py, lims),
+            PyArray1::from_slice(py, found.distances()),
+            PyArray1::from_vec(py, ids),
+        ))
+    }
+
+    /// Pickling: the index as the bytes of its file.
+    fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &self.inner;
+        let bytes = py.detach(|| to_bytes(inner)).map_err(to_py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Unpickling: the index from the bytes of its file, on the module's
+    /// device.
+    fn __setstate__(&mut self, py: Python<'_>, state: &[u8]) -> PyResult<()> {
+        let ctx = context()?;
+        self.inner = py.detach(|| from_bytes(ctx, state)).map_err(to_py)?;
+        Ok(())
+    }
+
+    /// An empty Flat index for unpickling to fill (`__setstate__`).
+    #[new]
+    #[pyo3(signature = (d = 1, description = "Flat"))]
+    fn py_new(d: usize, description: &str) -> PyResult<Self> {
+        let inner = Index::new(context()?, d, description, va::Metric::L2).map_err(to_py)?;
+        Ok(PyIndex { inner })
+    }
+
     /// Removes the vectors of `ids`; returns how many were removed.
     fn remove_ids(&mut self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
         let sel = IdSelector::allow(ids_of(ids, "ids")?);
@@ -162,6 +219,49 @@ impl PyIndex {
             self.inner.context().device()
         )
     }
+}
+
+/// FAISS's `(lims, D, I)` of a range search.
+type RangeArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// A file name for one serialisation, unique in this process.
+fn scratch_path() -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("vector-accelerate-{}-{n}.vai", std::process::id()))
+}
+
+/// The bytes of `index`'s file.
+fn to_bytes(index: &Index) -> va::Result<Vec<u8>> {
+    let path = scratch_path();
+    let out = index.save(&path).and_then(|_| {
+        std::fs::read(&path).map_err(|e| va::Error::BadIndexFile {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: e.to_string(),
+        })
+    });
+    let _ = std::fs::remove_file(&path);
+    out
+}
+
+/// An index from the bytes of its file.
+fn from_bytes(ctx: &va::Context, bytes: &[u8]) -> va::Result<Index> {
+    let path = scratch_path();
+    let out = std::fs::write(&path, bytes)
+        .map_err(|e| va::Error::BadIndexFile {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: e.to_string(),
+        })
+        .and_then(|_| Index::load(ctx, &path));
+    let _ = std::fs::remove_file(&path);
+    out
 }
 
 /// An empty index of `d`-dimensional vectors from a factory string

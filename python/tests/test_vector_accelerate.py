@@ -180,3 +180,60 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     exec(compile(code.replace("/tmp/readme.vai", str(tmp_path / "readme.vai")), "README.md", "exec"), {})
+
+
+def test_range_search_matches_float64():
+    xb = clustered(1500, 12, 6)
+    xq = clustered(7, 12, 7)
+    index = va.index_factory(12, "Flat")
+    index.add_with_ids(xb, np.arange(1500) + 10)
+    d = ((xq[:, None, :].astype(np.float64) - xb[None, :, :]) ** 2).sum(-1)
+    radius = float(np.quantile(d, 0.01))
+    lims, D, I = index.range_search(xq, radius)
+    assert lims.shape == (8,) and lims[0] == 0 and lims[-1] == len(D) == len(I)
+    for r in range(7):
+        want = set(np.nonzero(d[r] < radius)[0] + 10)
+        got = I[lims[r]:lims[r + 1]]
+        # Values within rounding of the radius may fall either side.
+        near = set(np.nonzero(np.abs(d[r] - radius) < 1e-3)[0] + 10)
+        assert set(got) ^ want <= near
+        assert (np.diff(D[lims[r]:lims[r + 1]]) >= 0).all()
+
+
+@pytest.mark.parametrize("factory", ["Flat", "IVF8,SQ8,Refine"])
+def test_indexes_pickle(factory):
+    import pickle
+
+    xb = clustered(600, 8, 8)
+    index = va.index_factory(8, factory, "cosine")
+    index.train(xb)
+    index.add_with_ids(xb, np.arange(600) * 2)
+    index.remove_ids(np.arange(10) * 2)
+    back = pickle.loads(pickle.dumps(index))
+    assert back.ntotal == 590 and back.factory == index.factory
+    a, b = index.search(xb[:5], 4, nprobe=8), back.search(xb[:5], 4, nprobe=8)
+    assert (a[1] == b[1]).all() and (a[0] == b[0]).all()
+
+
+def test_every_public_name_has_a_stub_and_a_docstring():
+    import ast
+    import pathlib
+
+    stub = pathlib.Path(__file__).resolve().parents[1] / "vector_accelerate.pyi"
+    tree = ast.parse(stub.read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.AnnAssign):
+            names.add(node.target.id)
+    import types
+
+    public = {
+        n for n in dir(va) if not n.startswith("_") and not isinstance(getattr(va, n), types.ModuleType)
+    } | {"__version__"}
+    assert public <= names, public - names
+    for n in public - {"__version__", "METRIC_L2", "METRIC_INNER_PRODUCT"}:
+        assert getattr(va, n).__doc__, n
+    for m in ["train", "add", "add_with_ids", "search", "range_search", "remove_ids", "reconstruct"]:
+        assert getattr(va.Index, m).__doc__, m

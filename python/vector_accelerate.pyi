@@ -1,0 +1,98 @@
+"""VectorAccelerate: GPU-accelerated (CUDA) and CPU vector search with a FAISS-shaped API.
+
+Arrays come in as NumPy arrays of any layout (C-contiguous float32 is read in place; float64,
+float16, Fortran order and strided views are converted) and results go out as new NumPy arrays.
+The GIL is released while the library computes; the GPU is used when one is present.
+"""
+from os import PathLike
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+METRIC_L2: int
+"""FAISS's number for squared L2 (1)."""
+METRIC_INNER_PRODUCT: int
+"""FAISS's number for inner product (0)."""
+
+Metric = Union[str, int]
+"""A metric name (``"l2"``, ``"euclidean"``, ``"ip"``, ``"cosine"``, ``"cosine_similarity"``,
+``"l1"``, ...) or ``METRIC_L2`` / ``METRIC_INNER_PRODUCT``."""
+
+class VectorAccelerateError(Exception):
+    """An error of the library that is not about the input (device, kernels, files)."""
+
+def device() -> str:
+    """The device computations run on: ``"cpu"`` or ``"cuda:N"``."""
+
+def knn(
+    xq: npt.ArrayLike, xb: npt.ArrayLike, k: int, metric: Optional[Metric] = None
+) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The ``k`` nearest rows of ``xb`` for every row of ``xq`` (exact): ``(D, I)``, distances
+    ``float32 [nq, k]`` best first and row numbers ``int64 [nq, k]`` (-1 where ``xb`` has fewer
+    than ``k`` rows). ``metric`` defaults to squared L2."""
+
+class Index:
+    """A vector index built by :func:`index_factory`, holding vectors under ``int64`` ids."""
+
+    def __init__(self, d: int = 1, description: str = "Flat") -> None:
+        """An empty L2 index (use :func:`index_factory` to choose the metric)."""
+    @property
+    def d(self) -> int:
+        """Dimension of the vectors."""
+    @property
+    def ntotal(self) -> int:
+        """Vectors held."""
+    @property
+    def is_trained(self) -> bool:
+        """Whether the index can take vectors (IVF indexes after :meth:`train`)."""
+    @property
+    def nprobe(self) -> int:
+        """Lists scanned per query by default (IVF indexes)."""
+    @nprobe.setter
+    def nprobe(self, n: int) -> None: ...
+    @property
+    def factory(self) -> str:
+        """The factory string (the number of lists filled in once trained)."""
+    def train(self, x: npt.ArrayLike) -> None:
+        """Trains the coarse quantizer (and the list codec) on ``x [n, d]``."""
+    def add(self, x: npt.ArrayLike) -> None:
+        """Adds ``x [n, d]`` with sequential ids."""
+    def add_with_ids(self, x: npt.ArrayLike, ids: npt.ArrayLike) -> None:
+        """Adds ``x [n, d]`` under ``ids [n]`` (non-negative; a repeated id is a ValueError)."""
+    def search(
+        self,
+        x: npt.ArrayLike,
+        k: int,
+        *,
+        nprobe: Optional[int] = None,
+        refine_factor: Optional[int] = None,
+        allowed: Optional[npt.ArrayLike] = None,
+    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``. ``allowed`` (an id array)
+        restricts the results to those ids; ``k`` results come back whenever ``k`` of them are
+        held."""
+    def range_search(
+        self, x: npt.ArrayLike, radius: float, *, nprobe: Optional[int] = None
+    ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Every vector within ``radius`` of each row of ``x``: ``(lims, D, I)``, the results of
+        row ``i`` at ``lims[i]:lims[i + 1]``, best first."""
+    def remove_ids(self, ids: npt.ArrayLike) -> int:
+        """Removes the vectors of ``ids``; returns how many were removed."""
+    def reconstruct(self, id: int) -> npt.NDArray[np.float32]:
+        """The stored vector of ``id`` (decoded codes for SQ/PQ lists without Refine)."""
+    def __len__(self) -> int: ...
+    def __getstate__(self) -> bytes: ...
+    def __setstate__(self, state: bytes) -> None: ...
+
+def index_factory(d: int, description: str, metric: Optional[Metric] = None) -> Index:
+    """An empty index from a factory string: ``"Flat"``, ``"IVF4096,Flat"``, ``"IVF4096,SQ8"``,
+    ``"IVF4096,PQ32x8,Refine"``. ``metric`` defaults to L2."""
+
+def write_index(index: Index, path: Union[str, PathLike]) -> None:
+    """Writes ``index`` to ``path`` (checksummed; a temporary file renamed over it)."""
+
+def read_index(path: Union[str, PathLike]) -> Index:
+    """Reads an index written by :func:`write_index` onto the module's device."""
