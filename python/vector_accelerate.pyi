@@ -96,3 +96,31 @@ def write_index(index: Index, path: Union[str, PathLike]) -> None:
 
 def read_index(path: Union[str, PathLike]) -> Index:
     """Reads an index written by :func:`write_index` onto the module's device."""
+
+def kmeans(
+    x: npt.ArrayLike, k: int, *, niter: int = 25, seed: int = 1234, spherical: bool = False
+) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], float]:
+    """k-means of the rows of ``x``: ``(centroids [k, d], assignments [n], inertia)``
+    (k-means++ start, Lloyd iterations; cosine distance on unit centroids when ``spherical``)."""
+
+class Kmeans:
+    """FAISS's ``Kmeans``: ``Kmeans(d, k, niter=25)``, ``.train(x)``, then ``.centroids``,
+    ``.obj`` and ``.assign(x)``."""
+
+    obj: list
+    def __init__(
+        self, d: int, k: int, *, niter: int = 25, seed: int = 1234, spherical: bool = False
+    ) -> None: ...
+    def train(self, x: npt.ArrayLike) -> None:
+        """Trains on the rows of ``x [n, d]``."""
+    @property
+    def centroids(self) -> Optional[npt.NDArray[np.float32]]:
+        """The trained centroids ``[k, d]`` (None before training)."""
+    def assign(self, x: npt.ArrayLike) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The nearest centroid of each row of ``x``: ``(D, I)`` with one column."""
+
+def normalize(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The rows of ``x`` scaled to unit length (zero rows stay zero)."""
+
+def gemm(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The matrix product ``a @ b`` (``a [m, k]``, ``b [k, n]``) in float32."""

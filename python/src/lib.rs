@@ -5,6 +5,7 @@
 
 mod arrays;
 mod errors;
+mod families;
 mod index;
 
 use std::sync::OnceLock;
@@ -90,5 +91,6 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_function(wrap_pyfunction!(device, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
+    families::register(m)?;
     index::register(m)
 }

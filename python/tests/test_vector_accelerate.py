@@ -237,3 +237,29 @@ def test_every_public_name_has_a_stub_and_a_docstring():
         assert getattr(va, n).__doc__, n
     for m in ["train", "add", "add_with_ids", "search", "range_search", "remove_ids", "reconstruct"]:
         assert getattr(va.Index, m).__doc__, m
+
+
+def test_kmeans_normalize_and_gemm_match_numpy():
+    x = clustered(3000, 8, 9, centres=5, spread=0.05)
+    c, a, inertia = va.kmeans(x, 5, niter=20)
+    assert c.shape == (5, 8) and a.shape == (3000,) and a.dtype == np.int64
+    d = ((x[:, None, :].astype(np.float64) - c[None, :, :]) ** 2).sum(-1)
+    assert (np.argmin(d, axis=1) == a).mean() > 0.999
+    assert abs(d.min(axis=1).sum() - inertia) <= 1e-3 * inertia
+    km = va.Kmeans(8, 5, niter=20)
+    assert km.centroids is None
+    km.train(x)
+    D, I = km.assign(x[:100])
+    assert I.shape == (100, 1) and (I[:, 0] == a[:100]).all() and km.obj[0] == pytest.approx(inertia)
+    with pytest.raises(ValueError):
+        va.Kmeans(9, 2).train(x)
+    r = np.random.default_rng(1)
+    y = r.standard_normal((50, 7))
+    y[3] = 0
+    n = va.normalize(y)
+    ref = y / np.where(np.linalg.norm(y, axis=1, keepdims=True) > 0, np.linalg.norm(y, axis=1, keepdims=True), 1)
+    np.testing.assert_allclose(n, ref, rtol=1e-5, atol=1e-6)
+    a_, b_ = r.standard_normal((33, 17)), r.standard_normal((17, 5))
+    np.testing.assert_allclose(va.gemm(a_, b_), a_ @ b_, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        va.gemm(a_, a_)
