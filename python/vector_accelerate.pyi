@@ -124,3 +124,36 @@ def normalize(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
 
 def gemm(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """The matrix product ``a @ b`` (``a [m, k]``, ``b [k, n]``) in float32."""
+
+class ProductQuantizer:
+    """FAISS's ``ProductQuantizer(d, M, nbits)``: ``M`` sub-spaces of ``2^nbits`` centroids."""
+
+    d: int
+    M: int
+    nbits: int
+    def __init__(self, d: int, m: int, nbits: int = 8) -> None: ...
+    @property
+    def code_size(self) -> int:
+        """Bytes of one row's code."""
+    def train(self, x: npt.ArrayLike) -> None:
+        """Trains the codebooks on ``x [n, d]`` (k-means per sub-space)."""
+    def compute_codes(self, x: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+        """The codes of ``x [n, d]``: ``uint8 [n, code_size]``."""
+    def decode(self, codes: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """The vectors of ``codes [n, code_size]``: ``float32 [n, d]``."""
+
+class ScalarQuantizer:
+    """FAISS's ``ScalarQuantizer(d, "QT_8bit" | "QT_4bit")``: each dimension's training range in
+    256 or 16 steps."""
+
+    d: int
+    def __init__(self, d: int, qtype: str = "QT_8bit") -> None: ...
+    @property
+    def code_size(self) -> int:
+        """Bytes of one row's code."""
+    def train(self, x: npt.ArrayLike) -> None:
+        """Fits each dimension's range on ``x [n, d]``."""
+    def compute_codes(self, x: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+        """The codes of ``x [n, d]``: ``uint8 [n, code_size]``."""
+    def decode(self, codes: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """The vectors of ``codes [n, code_size]``: ``float32 [n, d]``."""

@@ -7,6 +7,7 @@ mod arrays;
 mod errors;
 mod families;
 mod index;
+mod quantizers;
 
 use std::sync::OnceLock;
 
@@ -92,5 +93,6 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
     families::register(m)?;
+    quantizers::register(m)?;
     index::register(m)
 }

@@ -263,3 +263,36 @@ def test_kmeans_normalize_and_gemm_match_numpy():
     np.testing.assert_allclose(va.gemm(a_, b_), a_ @ b_, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError):
         va.gemm(a_, a_)
+
+
+@pytest.mark.parametrize("qtype,steps", [("QT_8bit", 255), ("QT_4bit", 15)])
+def test_scalar_quantizer_round_trip(qtype, steps):
+    x = clustered(2000, 13, 10)
+    sq = va.ScalarQuantizer(13, qtype)
+    with pytest.raises(ValueError, match="not trained"):
+        sq.compute_codes(x)
+    sq.train(x)
+    codes = sq.compute_codes(x)
+    assert codes.dtype == np.uint8 and codes.shape == (2000, sq.code_size)
+    y = sq.decode(codes)
+    step = (x.max(0) - x.min(0)) / steps
+    assert (np.abs(y - x) <= step / 2 + 1e-5).all()
+    with pytest.raises(ValueError, match="code_size"):
+        sq.decode(codes[:, :-1])
+    with pytest.raises(ValueError):
+        va.ScalarQuantizer(13, "QT_fp16")
+
+
+def test_product_quantizer_round_trip_beside_faiss():
+    x = clustered(4000, 16, 11)
+    pq = va.ProductQuantizer(16, 4, 8)
+    pq.train(x)
+    codes = pq.compute_codes(x)
+    assert codes.shape == (4000, pq.code_size) == (4000, 4)
+    err = ((pq.decode(codes) - x) ** 2).sum(1).mean()
+    assert err < 0.1 * (x.var(0).sum())
+    faiss = pytest.importorskip("faiss")
+    f = faiss.ProductQuantizer(16, 4, 8)
+    f.train(x)
+    ferr = ((f.decode(f.compute_codes(x)) - x) ** 2).sum(1).mean()
+    assert err <= 1.25 * ferr, (err, ferr)
