@@ -42,15 +42,7 @@ impl IvfBackend for Cpu {
     }
 
     fn scans_packed_lists(&self, metric: &Prepared, layout: &ListLayout) -> bool {
-        let gemm_metric = matches!(
-            metric.metric,
-            Metric::L2
-                | Metric::Euclidean
-                | Metric::InnerProduct
-                | Metric::AbsInnerProduct
-                | Metric::Cosine
-                | Metric::CosineSimilarity
-        );
+        let gemm_metric = metric.metric.is_gemm_based();
         // Coded lists need 8-bit product codes (the scalar ones are all
         // served).
         let codes = !matches!(layout, ListLayout::Pq { nbits, .. } if *nbits != 8);

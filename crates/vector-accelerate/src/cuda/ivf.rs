@@ -137,17 +137,7 @@ impl IvfBackend for Arc<CudaDevice> {
 
 /// Whether the exact-row scans compute `metric`.
 fn f32_metric(metric: Metric) -> bool {
-    matches!(
-        metric,
-        Metric::L2
-            | Metric::Euclidean
-            | Metric::Cosine
-            | Metric::CosineSimilarity
-            | Metric::InnerProduct
-            | Metric::AbsInnerProduct
-            | Metric::L1
-            | Metric::Linf
-    )
+    metric.is_gemm_based() || matches!(metric, Metric::L1 | Metric::Linf)
 }
 
 /// Shared memory bytes of a product-coded scan (a second table for the
@@ -232,7 +222,7 @@ fn scan_chunk(
     let order = job.metric.metric.order();
     let probes = &job.probes[q0 * np..(q0 + nq) * np];
     // Read before the device lock: resident queries are downloaded for it.
-    let norms = query_norms(part, job.metric.metric)?;
+    let norms = part.cosine_lengths(job.metric.metric)?;
     let values = {
         let _g = dev.lock();
         let q = whole(dev, part)?;
@@ -533,26 +523,6 @@ fn grouped_kernel(m: Metric, shape: Shape) -> &'static str {
         Metric::Linf => "va_ivf_scan_few_linf",
         _ => "va_ivf_scan_few_dot",
     }
-}
-
-/// `|q|` of every query for the cosine metrics.
-fn query_norms(q: &Input<'_>, metric: Metric) -> Result<Option<Vec<f32>>> {
-    if !matches!(metric, Metric::Cosine | Metric::CosineSimilarity) {
-        return Ok(None);
-    }
-    let mut hold = None;
-    let m = q.host_view(&mut hold)?;
-    Ok(Some(
-        (0..m.rows())
-            .map(|r| {
-                m.row(r)
-                    .iter()
-                    .map(|&v| v as f64 * v as f64)
-                    .sum::<f64>()
-                    .sqrt() as f32
-            })
-            .collect(),
-    ))
 }
 
 /// The selected columns as slots: padding, missing probes and rows that

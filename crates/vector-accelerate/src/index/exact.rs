@@ -95,7 +95,7 @@ pub(crate) fn refine(
         )?,
         _ => gathered_distances(ctx, rows, q, cand, space.base)?,
     };
-    let norms = query_norms(q, dist.metric)?;
+    let norms = q.cosine_lengths(dist.metric)?;
     let order = dist.metric.canonical().order();
     let mut out = Neighbors::missing(cand.rows(), k, order);
     let (ids, dists) = out.parts_mut();
@@ -155,17 +155,6 @@ fn gathered_distances(
         .collect();
     ctx.backend()
         .pair_distances((q, &Input::Resident(&sub)), &local, cand.k(), base)
-}
-
-/// `|q|` of every query for the cosine metrics.
-fn query_norms(q: &Input<'_>, metric: Metric) -> Result<Option<Vec<f32>>> {
-    if !matches!(metric, Metric::Cosine | Metric::CosineSimilarity) {
-        return Ok(None);
-    }
-    let mut hold = None;
-    let m = q.host_view(&mut hold)?;
-    let norm = |r: &[f32]| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-    Ok(Some((0..m.rows()).map(|r| norm(m.row(r)) as f32).collect()))
 }
 
 /// The metric's value from a squared L2 distance or an inner product with

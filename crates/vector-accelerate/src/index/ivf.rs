@@ -18,7 +18,7 @@ use super::rows::RowBlocks;
 use crate::core::cluster::{KMeansOptions, ProgressFn};
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
-use crate::core::metric::{Distance, Metric};
+use crate::core::metric::{Distance, Metric, Prepared};
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
 use crate::core::rng::sample_indices;
 use crate::ops::cluster::init::gather_rows;
@@ -211,7 +211,7 @@ impl Ivf {
         if let Some(exact) = self.coding.as_ref().and_then(|c| c.exact.as_ref()) {
             return exact.gather_device(ctx, slots);
         }
-        if !self.scans_packed(ctx, q, dist)? || self.coding.is_some() {
+        if self.scans_packed(ctx, q, dist)?.is_none() || self.coding.is_some() {
             return DeviceMatrix::place(ctx, self.gather(slots)?);
         }
         let packed = self.packed(ctx)?;
@@ -228,12 +228,19 @@ impl Ivf {
         ctx.backend().gather_rows(&Input::Resident(rows), &at)
     }
 
-    /// Whether the backend scans these lists packed, for `dist`.
-    fn scans_packed(&self, ctx: &Context, q: &Input<'_>, dist: &Distance) -> Result<bool> {
+    /// The validated metric when the backend scans these lists packed for
+    /// `dist`, else `None`.
+    fn scans_packed(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        dist: &Distance,
+    ) -> Result<Option<Prepared>> {
         let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
-        Ok(self
+        let packed = self
             .layout()
-            .is_some_and(|l| ctx.backend().scans_packed_lists(&metric, &l)))
+            .is_some_and(|l| ctx.backend().scans_packed_lists(&metric, &l));
+        Ok(packed.then_some(metric))
     }
 
     /// The layout of the lists (`None` until coded lists are trained).
@@ -281,10 +288,9 @@ impl Ivf {
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<Option<Neighbors>> {
-        if !self.scans_packed(ctx, q, dist)? {
+        let Some(metric) = self.scans_packed(ctx, q, dist)? else {
             return Ok(None);
-        }
-        let metric = prepare(ctx, q, &Input::Resident(self.centroids()?), dist)?;
+        };
         let packed = self.packed(ctx)?;
         let probes = self.probe(ctx, q, nprobe, dist)?;
         let lists: Vec<u32> = probes

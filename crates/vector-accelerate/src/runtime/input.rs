@@ -3,6 +3,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{BinaryMatrix, BinaryView, Matrix, MatrixView};
+use crate::core::metric::Metric;
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::cuda_rows::CudaRows;
 use crate::runtime::tensor::{DeviceMatrix, HostData, Storage};
@@ -21,6 +22,18 @@ pub enum Input<'a> {
 }
 
 impl<'a> Input<'a> {
+    /// `|row|` of every row (summed in f64) for the cosine metrics, `None`
+    /// for the others (which do not use them).
+    pub(crate) fn cosine_lengths(&self, metric: Metric) -> Result<Option<Vec<f32>>> {
+        if !matches!(metric, Metric::Cosine | Metric::CosineSimilarity) {
+            return Ok(None);
+        }
+        let mut hold = None;
+        let m = self.host_view(&mut hold)?;
+        let len = |r: &[f32]| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        Ok(Some((0..m.rows()).map(|r| len(m.row(r)) as f32).collect()))
+    }
+
     /// The `f32` rows as a host view: borrowed where they are host rows
     /// (rows a CPU context holds included), else downloaded into `hold`.
     pub(crate) fn host_view(&self, hold: &'a mut Option<Matrix>) -> Result<MatrixView<'a>> {
