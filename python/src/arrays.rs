@@ -2,7 +2,10 @@
 //! when they already are; `float64`, `float16`, Fortran order and strided
 //! views are converted), results come back as new arrays.
 
+use ::vector_accelerate as va;
 use ::vector_accelerate::{Neighbors, MISSING_ID};
+
+use crate::errors::to_py;
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -75,4 +78,17 @@ pub(crate) fn vector_to_numpy(py: Python<'_>, v: Vec<f32>) -> Bound<'_, PyArray1
 pub(crate) fn shape(a: &Bound<'_, PyArray2<f32>>) -> (usize, usize) {
     let d = a.dims();
     (d[0], d[1])
+}
+
+/// Rows of `x` as the library's view, run through `f` without the GIL.
+pub(crate) fn with_rows<T: Send>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    f: impl FnOnce(va::MatrixView<'_>) -> va::Result<T> + Send,
+) -> PyResult<T> {
+    let x = f32_rows(x, "x")?;
+    let (_, d) = shape(&x);
+    let v = x.readonly();
+    let s = v.as_slice()?;
+    py.detach(|| f(va::MatrixView::new(s, d)?)).map_err(to_py)
 }

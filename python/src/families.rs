@@ -7,7 +7,7 @@ use ::vector_accelerate::linalg::{gemm as va_gemm, GemmOptions};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{f32_rows, neighbors_to_numpy, shape, DistancesIds};
+use crate::arrays::{f32_rows, neighbors_to_numpy, shape, with_rows, DistancesIds};
 use crate::context;
 use crate::errors::to_py;
 
@@ -33,18 +33,12 @@ fn kmeans<'py>(
     seed: u64,
     spherical: bool,
 ) -> PyResult<KMeansArrays<'py>> {
-    let x = f32_rows(x, "x")?;
-    let (_, d) = shape(&x);
-    let v = x.readonly();
-    let s = v.as_slice()?;
     let ctx = context()?;
     let opts = KMeansOptions::new(k)
         .with_max_iterations(niter)
         .with_seed(seed)
         .with_spherical(spherical);
-    let km = py
-        .detach(|| va_kmeans(ctx, va::MatrixView::new(s, d)?, &opts))
-        .map_err(to_py)?;
+    let km = with_rows(py, x, |v| va_kmeans(ctx, v, &opts))?;
     let assign: Vec<i64> = km.assignments.iter().map(|&a| a as i64).collect();
     Ok((
         matrix_to_numpy(py, km.centroids)?,
@@ -93,16 +87,12 @@ impl PyKmeans {
                 self.d
             )));
         }
-        let v = x.readonly();
-        let s = v.as_slice()?;
         let ctx = context()?;
         let opts = KMeansOptions::new(self.k)
             .with_max_iterations(self.niter)
             .with_seed(self.seed)
             .with_spherical(self.spherical);
-        let km = py
-            .detach(|| va_kmeans(ctx, va::MatrixView::new(s, d)?, &opts))
-            .map_err(to_py)?;
+        let km = with_rows(py, x.as_any(), |v| va_kmeans(ctx, v, &opts))?;
         self.obj = vec![km.inertia];
         self.centroids = Some(km.centroids);
         Ok(())
@@ -124,32 +114,22 @@ impl PyKmeans {
                 "assign: the Kmeans is not trained (call train first)",
             ));
         };
-        let x = f32_rows(x, "x")?;
-        let (_, d) = shape(&x);
-        let v = x.readonly();
-        let s = v.as_slice()?;
         let ctx = context()?;
         let metric = if self.spherical {
             va::Metric::Cosine
         } else {
             va::Metric::L2
         };
-        let nn = py.detach(|| va::knn(ctx, va::MatrixView::new(s, d)?, c, 1, metric));
-        neighbors_to_numpy(py, nn.map_err(to_py)?)
+        let nn = with_rows(py, x, |v| va::knn(ctx, v, c, 1, metric))?;
+        neighbors_to_numpy(py, nn)
     }
 }
 
 /// The rows of `x` scaled to unit length (zero rows stay zero).
 #[pyfunction]
 fn normalize<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let x = f32_rows(x, "x")?;
-    let (_, d) = shape(&x);
-    let v = x.readonly();
-    let s = v.as_slice()?;
     let ctx = context()?;
-    let m = py
-        .detach(|| va::vector::normalize(ctx, va::MatrixView::new(s, d)?)?.into_host())
-        .map_err(to_py)?;
+    let m = with_rows(py, x, |v| va::vector::normalize(ctx, v)?.into_host())?;
     matrix_to_numpy(py, m)
 }
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use ::vector_accelerate as va;
 use ::vector_accelerate::index::{IdSelector, Index, SearchParams};
-use numpy::{PyArray1, PyArrayMethods};
+use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::arrays::{f32_rows, ids_of, neighbors_to_numpy, shape, vector_to_numpy, DistancesIds};
+use crate::arrays::{ids_of, neighbors_to_numpy, vector_to_numpy, with_rows, DistancesIds};
 use crate::errors::to_py;
 use crate::{context, metric_of};
 
@@ -21,14 +21,6 @@ use crate::{context, metric_of};
 #[pyclass(name = "Index", module = "vector_accelerate")]
 pub(crate) struct PyIndex {
     inner: Index,
-}
-
-/// Rows of a NumPy array as the library's view, for use without the GIL.
-macro_rules! rows {
-    ($arr:expr) => {{
-        let (_, d) = shape(&$arr);
-        ($arr.readonly(), d)
-    }};
 }
 
 #[pymethods]
@@ -65,22 +57,14 @@ impl PyIndex {
 
     /// Trains the coarse quantizer (and list codec) on `x` `[n, d]`.
     fn train(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let x = f32_rows(x, "x")?;
-        let (v, d) = rows!(x);
-        let s = v.as_slice()?;
         let inner = &mut self.inner;
-        py.detach(|| inner.train(va::MatrixView::new(s, d)?))
-            .map_err(to_py)
+        with_rows(py, x, |v| inner.train(v))
     }
 
     /// Adds `x` `[n, d]` with sequential ids.
     fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let x = f32_rows(x, "x")?;
-        let (v, d) = rows!(x);
-        let s = v.as_slice()?;
         let inner = &mut self.inner;
-        py.detach(|| inner.add(va::MatrixView::new(s, d)?).map(drop))
-            .map_err(to_py)
+        with_rows(py, x, |v| inner.add(v).map(drop))
     }
 
     /// Adds `x` `[n, d]` under `ids` `[n]` (non-negative integers).
@@ -90,13 +74,9 @@ impl PyIndex {
         x: &Bound<'_, PyAny>,
         ids: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let x = f32_rows(x, "x")?;
         let ids = ids_of(ids, "ids")?;
-        let (v, d) = rows!(x);
-        let s = v.as_slice()?;
         let inner = &mut self.inner;
-        py.detach(|| inner.add_with_ids(va::MatrixView::new(s, d)?, &ids))
-            .map_err(to_py)
+        with_rows(py, x, |v| inner.add_with_ids(v, &ids))
     }
 
     /// The `k` nearest vectors of each row of `x`: `(D, I)` as FAISS
@@ -112,15 +92,12 @@ impl PyIndex {
         refine_factor: Option<usize>,
         allowed: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<DistancesIds<'py>> {
-        let x = f32_rows(x, "x")?;
         let filter = match allowed {
             Some(a) => Some(IdSelector::allow(ids_of(a, "allowed")?)),
             None => None,
         };
-        let (v, d) = rows!(x);
-        let s = v.as_slice()?;
         let inner = &self.inner;
-        let nn = py.detach(|| {
+        let nn = with_rows(py, x, |v| {
             let mut p = SearchParams::default();
             if let Some(n) = nprobe {
                 p = p.with_nprobe(n);
@@ -131,9 +108,9 @@ impl PyIndex {
             if let Some(f) = &filter {
                 p = p.with_filter(f);
             }
-            inner.search(va::MatrixView::new(s, d)?, k, &p)
-        });
-        neighbors_to_numpy(py, nn.map_err(to_py)?)
+            inner.search(v, k, &p)
+        })?;
+        neighbors_to_numpy(py, nn)
     }
 
     /// Every vector within `radius` of each row of `x` (distance below it;
@@ -148,18 +125,14 @@ impl PyIndex {
         radius: f32,
         nprobe: Option<usize>,
     ) -> PyResult<RangeArrays<'py>> {
-        let x = f32_rows(x, "x")?;
-        let (v, d) = rows!(x);
-        let s = v.as_slice()?;
         let inner = &self.inner;
-        let found = py.detach(|| {
+        let found = with_rows(py, x, |v| {
             let mut p = SearchParams::default();
             if let Some(n) = nprobe {
                 p = p.with_nprobe(n);
             }
-            inner.range_search(va::MatrixView::new(s, d)?, radius, &p)
-        });
-        let found = found.map_err(to_py)?;
+            inner.range_search(v, radius, &p)
+        })?;
         let lims: Vec<i64> = found.lims().iter().map(|&l| l as i64).collect();
         let ids: Vec<i64> = found.ids().iter().map(|&i| i as i64).collect();
         Ok((

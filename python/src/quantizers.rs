@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{f32_rows, shape};
+use crate::arrays::with_rows;
 use crate::context;
 use crate::errors::to_py;
 
@@ -40,19 +40,6 @@ fn code_rows(codes: &Bound<'_, PyAny>, width: usize) -> PyResult<Vec<u8>> {
 fn bytes_to_numpy(py: Python<'_>, b: Vec<u8>, width: usize) -> PyResult<Bound<'_, PyArray2<u8>>> {
     let n = b.len() / width.max(1);
     PyArray1::from_vec(py, b).reshape([n, width])
-}
-
-/// Rows of `x` as the library's view, run through `f` without the GIL.
-fn with_rows<T: Send>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    f: impl FnOnce(va::MatrixView<'_>) -> va::Result<T> + Send,
-) -> PyResult<T> {
-    let x = f32_rows(x, "x")?;
-    let (_, d) = shape(&x);
-    let v = x.readonly();
-    let s = v.as_slice()?;
-    py.detach(|| f(va::MatrixView::new(s, d)?)).map_err(to_py)
 }
 
 /// Decoded rows as a new `float32 [n, d]` array.
