@@ -2,10 +2,13 @@
 
 Arrays come in as NumPy arrays of any layout (C-contiguous float32 is read in place; float64,
 float16, Fortran order and strided views are converted) and results go out as new NumPy arrays.
-The GIL is released while the library computes; the GPU is used when one is present.
+``knn`` and ``Index`` also take any DLPack tensor (PyTorch, CuPy, JAX): CUDA tensors are read in
+place on the device and results come back as the caller's type on the same device; host tensors
+are read through NumPy without a copy. The GIL is released while the library computes; the GPU is
+used when one is present.
 """
 from os import PathLike
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +24,24 @@ Metric = Union[str, int]
 """A metric name (``"l2"``, ``"euclidean"``, ``"ip"``, ``"cosine"``, ``"cosine_similarity"``,
 ``"l1"``, ...) or ``METRIC_L2`` / ``METRIC_INNER_PRODUCT``."""
 
+Array = Any
+"""A NumPy array (or anything NumPy converts) or a DLPack tensor (PyTorch, CuPy, JAX)."""
+
+class DLPackTensor:
+    """A result on the library's device, handed once to a framework's ``from_dlpack``."""
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Optional[int] = None,
+        max_version: Optional[Tuple[int, int]] = None,
+        dl_device: Optional[Tuple[int, int]] = None,
+        copy: Optional[bool] = None,
+    ) -> Any:
+        """A ``"dltensor"`` capsule; ``stream`` is ordered after the work that made it."""
+    def __dlpack_device__(self) -> Tuple[int, int]:
+        """``(2, ordinal)`` for CUDA memory, ``(1, 0)`` for the host."""
+
 class VectorAccelerateError(Exception):
     """An error of the library that is not about the input (device, kernels, files)."""
 
@@ -28,11 +49,13 @@ def device() -> str:
     """The device computations run on: ``"cpu"`` or ``"cuda:N"``."""
 
 def knn(
-    xq: npt.ArrayLike, xb: npt.ArrayLike, k: int, metric: Optional[Metric] = None
-) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    xq: Array, xb: Array, k: int, metric: Optional[Metric] = None
+) -> Tuple[Array, Array]:
     """The ``k`` nearest rows of ``xb`` for every row of ``xq`` (exact): ``(D, I)``, distances
     ``float32 [nq, k]`` best first and row numbers ``int64 [nq, k]`` (-1 where ``xb`` has fewer
-    than ``k`` rows). ``metric`` defaults to squared L2."""
+    than ``k`` rows). ``metric`` defaults to squared L2. NumPy in gives NumPy out; CUDA tensors
+    (PyTorch, CuPy) are read in place and give tensors of the same kind on the same device,
+    never copied through the host."""
 
 class Index:
     """A vector index built by :func:`index_factory`, holding vectors under ``int64`` ids."""
@@ -56,26 +79,27 @@ class Index:
     @property
     def factory(self) -> str:
         """The factory string (the number of lists filled in once trained)."""
-    def train(self, x: npt.ArrayLike) -> None:
+    def train(self, x: Array) -> None:
         """Trains the coarse quantizer (and the list codec) on ``x [n, d]``."""
-    def add(self, x: npt.ArrayLike) -> None:
+    def add(self, x: Array) -> None:
         """Adds ``x [n, d]`` with sequential ids."""
-    def add_with_ids(self, x: npt.ArrayLike, ids: npt.ArrayLike) -> None:
+    def add_with_ids(self, x: Array, ids: npt.ArrayLike) -> None:
         """Adds ``x [n, d]`` under ``ids [n]`` (non-negative; a repeated id is a ValueError)."""
     def search(
         self,
-        x: npt.ArrayLike,
+        x: Array,
         k: int,
         *,
         nprobe: Optional[int] = None,
         refine_factor: Optional[int] = None,
         allowed: Optional[npt.ArrayLike] = None,
-    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    ) -> Tuple[Array, Array]:
         """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``. ``allowed`` (an id array)
         restricts the results to those ids; ``k`` results come back whenever ``k`` of them are
-        held."""
+        held. CUDA tensor queries are read in place and the results come back as tensors of the
+        same kind on the same device (made on the host, where ids are mapped, then copied)."""
     def range_search(
-        self, x: npt.ArrayLike, radius: float, *, nprobe: Optional[int] = None
+        self, x: Array, radius: float, *, nprobe: Optional[int] = None
     ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Every vector within ``radius`` of each row of ``x``: ``(lims, D, I)``, the results of
         row ``i`` at ``lims[i]:lims[i + 1]``, best first."""

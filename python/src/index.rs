@@ -11,7 +11,8 @@ use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::arrays::{ids_of, neighbors_to_numpy, vector_to_numpy, with_rows, DistancesIds};
+use crate::arrays::{ids_of, vector_to_numpy};
+use crate::dlpack::with_input;
 use crate::errors::to_py;
 use crate::{context, metric_of};
 
@@ -58,13 +59,15 @@ impl PyIndex {
     /// Trains the coarse quantizer (and list codec) on `x` `[n, d]`.
     fn train(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let inner = &mut self.inner;
-        with_rows(py, x, |v| inner.train(v))
+        let ctx = inner.context().clone();
+        with_input(py, x, "x", &ctx, |v| inner.train(v)).map(drop)
     }
 
     /// Adds `x` `[n, d]` with sequential ids.
     fn add(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
         let inner = &mut self.inner;
-        with_rows(py, x, |v| inner.add(v).map(drop))
+        let ctx = inner.context().clone();
+        with_input(py, x, "x", &ctx, |v| inner.add(v)).map(drop)
     }
 
     /// Adds `x` `[n, d]` under `ids` `[n]` (non-negative integers).
@@ -76,12 +79,15 @@ impl PyIndex {
     ) -> PyResult<()> {
         let ids = ids_of(ids, "ids")?;
         let inner = &mut self.inner;
-        with_rows(py, x, |v| inner.add_with_ids(v, &ids))
+        let ctx = inner.context().clone();
+        with_input(py, x, "x", &ctx, |v| inner.add_with_ids(v, &ids)).map(drop)
     }
 
     /// The `k` nearest vectors of each row of `x`: `(D, I)` as FAISS
     /// returns them. `nprobe` and `refine_factor` override the index's
     /// defaults; `allowed` (an id array) restricts the results to those ids.
+    /// CUDA tensors are read in place and the results come back as tensors
+    /// of the same kind on the same device.
     #[pyo3(signature = (x, k, *, nprobe = None, refine_factor = None, allowed = None))]
     fn search<'py>(
         &self,
@@ -91,13 +97,14 @@ impl PyIndex {
         nprobe: Option<usize>,
         refine_factor: Option<usize>,
         allowed: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<DistancesIds<'py>> {
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let filter = match allowed {
             Some(a) => Some(IdSelector::allow(ids_of(a, "allowed")?)),
             None => None,
         };
         let inner = &self.inner;
-        let nn = with_rows(py, x, |v| {
+        let ctx = inner.context();
+        let (nn, caller) = with_input(py, x, "x", ctx, |v| {
             let mut p = SearchParams::default();
             if let Some(n) = nprobe {
                 p = p.with_nprobe(n);
@@ -110,7 +117,7 @@ impl PyIndex {
             }
             inner.search(v, k, &p)
         })?;
-        neighbors_to_numpy(py, nn)
+        caller.neighbors(py, ctx, nn)
     }
 
     /// Every vector within `radius` of each row of `x` (distance below it;
@@ -126,7 +133,7 @@ impl PyIndex {
         nprobe: Option<usize>,
     ) -> PyResult<RangeArrays<'py>> {
         let inner = &self.inner;
-        let found = with_rows(py, x, |v| {
+        let (found, _) = with_input(py, x, "x", inner.context(), |v| {
             let mut p = SearchParams::default();
             if let Some(n) = nprobe {
                 p = p.with_nprobe(n);

@@ -4,6 +4,7 @@
 //! computation; the GPU is used when one is present.
 
 mod arrays;
+mod dlpack;
 mod errors;
 mod families;
 mod index;
@@ -12,10 +13,9 @@ mod quantizers;
 use std::sync::OnceLock;
 
 use ::vector_accelerate as va;
-use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 
-use arrays::{f32_rows, neighbors_to_numpy, shape, DistancesIds};
+use dlpack::rows_arg;
 use errors::to_py;
 
 /// FAISS's metric numbers, accepted beside names.
@@ -56,7 +56,9 @@ fn device() -> PyResult<String> {
 
 /// The `k` nearest rows of `xb` for every row of `xq`: `(D, I)`, distances
 /// `float32 [nq, k]` best first and row numbers `int64 [nq, k]` (-1 where
-/// `xb` has fewer than `k` rows).
+/// `xb` has fewer than `k` rows). NumPy arrays give NumPy arrays; PyTorch or
+/// CuPy CUDA tensors are read in place and give tensors of the same kind
+/// on the same device, never copied through the host.
 #[pyfunction]
 #[pyo3(signature = (xq, xb, k, metric = None))]
 fn knn<'py>(
@@ -65,19 +67,19 @@ fn knn<'py>(
     xb: &Bound<'py, PyAny>,
     k: usize,
     metric: Option<&Bound<'py, PyAny>>,
-) -> PyResult<DistancesIds<'py>> {
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let metric = metric.map_or(Ok(va::Metric::L2), metric_of)?;
-    let (q, x) = (f32_rows(xq, "xq")?, f32_rows(xb, "xb")?);
-    let (qv, xv) = (q.readonly(), x.readonly());
-    let (qs, xs) = (qv.as_slice()?, xv.as_slice()?);
-    let (qd, xd) = (shape(&q).1, shape(&x).1);
     let ctx = context()?;
-    let nn = py.detach(|| {
-        let qm = va::MatrixView::new(qs, qd)?;
-        let xm = va::MatrixView::new(xs, xd)?;
-        va::knn(ctx, qm, xm, k, metric)
-    });
-    neighbors_to_numpy(py, nn.map_err(to_py)?)
+    let (q, caller) = rows_arg(xq, "xq", ctx)?;
+    let (x, _) = rows_arg(xb, "xb", ctx)?;
+    let (qi, xi) = (q.input()?, x.input()?);
+    let opts = va::KnnOptions::default().with_metric(metric);
+    if caller.on_device() {
+        let r = py.detach(|| va::knn_resident(ctx, qi, xi, k, &opts));
+        return caller.resident(py, ctx, r.map_err(to_py)?);
+    }
+    let nn = py.detach(|| va::knn_with(ctx, qi, xi, k, &opts));
+    caller.neighbors(py, ctx, nn.map_err(to_py)?)
 }
 
 /// The Python module.
@@ -92,6 +94,7 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_function(wrap_pyfunction!(device, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_class::<dlpack::DLPackTensor>()?;
     families::register(m)?;
     quantizers::register(m)?;
     index::register(m)

@@ -41,13 +41,21 @@ pub use crate::core::metric::{Distance, Metric};
 pub use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
 pub use crate::core::precision::Precision;
 pub use half;
-pub use ops::knn::{knn, knn_with, KnnOptions};
+pub use ops::knn::{knn, knn_resident, knn_with, KnnOptions};
 pub use ops::{
     cluster, diagnostics, distance, histogram, linalg, ml, quantize, select, stats, vector,
 };
 pub use runtime::context::{Context, BUDGET_ENV, DEVICE_ENV};
 pub use runtime::input::Input;
 pub use runtime::pinned::PinnedMatrix;
+pub use runtime::resident::ResidentNeighbors;
+/// DLPack interchange: [`DeviceMatrix::from_dlpack`], [`DeviceMatrix::into_dlpack`],
+/// [`DeviceIds::into_dlpack`] and the C structs they read and write.
+pub mod dlpack {
+    pub use crate::runtime::dlpack::{
+        DLDataType, DLDevice, DLManagedTensor, DLTensor, ForeignRows, DEVICE_CPU, DEVICE_CUDA,
+    };
+}
 pub use runtime::tensor::{DeviceIds, DeviceMatrix};
 
 /// Test hooks (cargo feature `debug-hooks`, off by default): output

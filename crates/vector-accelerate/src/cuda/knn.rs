@@ -39,6 +39,8 @@ use crate::runtime::backend::{KnnJob, SearchBackend};
 use crate::runtime::cuda_device::CudaDevice;
 use crate::runtime::cuda_rows::{CudaRows, RowsRef};
 use crate::runtime::input::Input;
+use crate::runtime::resident::ResidentNeighbors;
+use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
 
 /// Tile sizes chosen for a memory budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -556,26 +558,26 @@ struct BaseTile<'t> {
 }
 
 impl<'a> Call<'a> {
-    /// The best `k` of the queries `range` over the whole base.
+    /// The best `k` of the queries `range` over the whole base, written to
+    /// `best` (`range.len() * k` entries).
     fn super_block(
         &self,
         w: &mut Work,
         scratch: &mut TileScratch,
         range: Range<usize>,
-    ) -> Result<Neighbors> {
-        let (dev, k) = (self.dev, self.k);
+        best: &mut ListsMut<'_>,
+    ) -> Result<()> {
+        let k = self.k;
         let queries = self.stage_queries(range)?;
         let count = queries.count;
-        // The running lists of every query of the super-block.
-        let mut best_d = dev.alloc::<f32>(count * k)?;
-        let mut best_i = dev.alloc::<u64>(count * k)?;
+        let (best_d, best_i) = (&mut best.dist, &mut best.ids);
         // A host base streams through pinned staging on a second thread,
         // its transfers overlapped with the compute on the tile before.
         std::thread::scope(|sc| -> Result<()> {
             let mut feed = match (self.base.resident, self.base.store) {
                 (None, None) => Some(Feed::start(
                     sc,
-                    dev,
+                    self.dev,
                     self.base.input,
                     &self.plan.tiles,
                     self.plan.tiling.base_tile,
@@ -593,21 +595,11 @@ impl<'a> Call<'a> {
                     self.query_block(w, &mut lists, &queries, &tile, from..to)?;
                 }
                 if let Some(f) = feed.as_mut() {
-                    f.release(dev)?;
+                    f.release(self.dev)?;
                 }
             }
             Ok(())
-        })?;
-        let dist = dev
-            .stream
-            .clone_dtoh(&best_d)
-            .map_err(cu("download (cuMemcpyDtoH)"))?;
-        let ids = dev
-            .stream
-            .clone_dtoh(&best_i)
-            .map_err(cu("download (cuMemcpyDtoH)"))?;
-        dev.sync()?;
-        Neighbors::from_parts(count, k, self.order, ids, dist)
+        })
     }
 
     /// The queries `range` on the device (resident, or uploaded), with
@@ -1227,8 +1219,13 @@ fn base_tiles(
     v
 }
 
-/// The search of one k-NN call: plan, stage, then each query super-block.
-fn run(dev: &CudaDevice, job: &KnnJob<'_>) -> Result<Neighbors> {
+/// The search of one k-NN call: plan, stage, then each query super-block,
+/// whose lists `finish` takes (`rows` queries, the first `start`).
+fn run<R>(
+    dev: &CudaDevice,
+    job: &KnnJob<'_>,
+    mut finish: impl FnMut(usize, usize, CudaSlice<f32>, CudaSlice<u64>) -> Result<R>,
+) -> Result<Vec<R>> {
     let _g = dev.lock();
     let q = job.queries;
     let search = Search {
@@ -1242,16 +1239,67 @@ fn run(dev: &CudaDevice, job: &KnnJob<'_>) -> Result<Neighbors> {
     let plan = plan(dev, &search)?;
     let (call, mut work, mut scratch) = stage(dev, &search, plan)?;
     let (nq, super_block) = (q.rows(), call.plan.tiling.super_block);
-    let mut result: Option<Neighbors> = None;
+    let mut parts = Vec::new();
     for start in (0..nq).step_by(super_block) {
         let end = (start + super_block).min(nq);
-        let part = call.super_block(&mut work, &mut scratch, start..end)?;
-        match &mut result {
-            None => result = Some(part),
-            Some(r) => r.append_rows(part),
-        }
+        let mut dist = dev.alloc::<f32>((end - start) * job.k)?;
+        let mut ids = dev.alloc::<u64>((end - start) * job.k)?;
+        let mut best = ListsMut {
+            dist: dist.slice_mut(..),
+            ids: ids.slice_mut(..),
+        };
+        call.super_block(&mut work, &mut scratch, start..end, &mut best)?;
+        parts.push(finish(start, end - start, dist, ids)?);
     }
-    result.ok_or(Error::EmptyInput { what: "queries" })
+    Ok(parts)
+}
+
+/// The lists of `rows` queries copied to the host.
+fn download_lists(
+    dev: &CudaDevice,
+    (rows, k, order): (usize, usize, Order),
+    dist: &CudaSlice<f32>,
+    ids: &CudaSlice<u64>,
+) -> Result<Neighbors> {
+    let download = cu("download (cuMemcpyDtoH)");
+    let dist = dev.stream.clone_dtoh(dist).map_err(&download)?;
+    let ids = dev.stream.clone_dtoh(ids).map_err(&download)?;
+    dev.sync()?;
+    Neighbors::from_parts(rows, k, order, ids, dist)
+}
+
+/// The lists of every query, each super-block's copied into one buffer
+/// (on the device).
+fn resident_lists(
+    dev: &Arc<CudaDevice>,
+    job: &KnnJob<'_>,
+    order: Order,
+) -> Result<ResidentNeighbors> {
+    let (nq, k) = (job.queries.rows(), job.k);
+    let mut parts = run(dev, job, |start, rows, d, i| Ok((start, rows, d, i)))?;
+    let (dist, ids) = if parts.len() == 1 {
+        let (_, _, d, i) = parts.pop().expect("one part");
+        (d, i)
+    } else {
+        let _g = dev.lock();
+        let mut dist = dev.alloc::<f32>(nq * k)?;
+        let mut ids = dev.alloc::<u64>(nq * k)?;
+        let copy = cu("cuMemcpyDtoD");
+        for (start, rows, d, i) in &parts {
+            let span = start * k..(start + rows) * k;
+            dev.stream
+                .memcpy_dtod(d, &mut dist.slice_mut(span.clone()))
+                .map_err(&copy)?;
+            dev.stream
+                .memcpy_dtod(i, &mut ids.slice_mut(span))
+                .map_err(&copy)?;
+        }
+        (dist, ids)
+    };
+    dev.sync()?;
+    let distances = DeviceMatrix::from_cuda(dev, CudaRows::F32(dist), nq, k, true);
+    let ids = DeviceIds::from_cuda(dev, ids, nq * k);
+    Ok(ResidentNeighbors::new(nq, k, order, ids, distances))
 }
 
 impl SearchBackend for Arc<CudaDevice> {
@@ -1267,7 +1315,18 @@ impl SearchBackend for Arc<CudaDevice> {
     }
 
     fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors> {
-        run(self, &job)
+        let order = job.metric.metric.order();
+        let parts = run(self, &job, |_, rows, d, i| {
+            download_lists(self, (rows, job.k, order), &d, &i)
+        })?;
+        let mut parts = parts.into_iter();
+        let mut all = parts.next().ok_or(Error::EmptyInput { what: "queries" })?;
+        parts.for_each(|p| all.append_rows(p));
+        Ok(all)
+    }
+
+    fn knn_resident(&self, job: KnnJob<'_>) -> Result<ResidentNeighbors> {
+        resident_lists(self, &job, job.metric.metric.order())
     }
 }
 

@@ -9,6 +9,7 @@ use crate::ops::prepare;
 use crate::runtime::backend::KnnJob;
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
+use crate::runtime::resident::ResidentNeighbors;
 
 /// The `k` nearest base rows of every query, best first (smallest distance,
 /// or largest similarity for inner product and cosine similarity), ties
@@ -98,17 +99,53 @@ pub fn knn_with<'a, 'b>(
     k: usize,
     opts: &KnnOptions,
 ) -> Result<Neighbors> {
-    let (q, x, dist) = (queries.into(), base.into(), &opts.distance);
+    let (q, x) = (queries.into(), base.into());
+    knn_job(ctx, &q, &x, k, opts, |job| ctx.backend().knn(job))
+}
+
+/// [`knn_with`] with the results left on the context's device
+/// ([`ResidentNeighbors`]): on CUDA the ids and distances stay in device
+/// memory (nothing is copied to the host), ready to chain or to hand to
+/// another framework through DLPack.
+///
+/// ```
+/// use vector_accelerate::{knn_resident, Context, KnnOptions, Matrix};
+/// let ctx = Context::new().unwrap();
+/// let base = Matrix::new(vec![0.0, 0.0, 1.0, 0.0, 0.0, 3.0], 2).unwrap();
+/// let queries = Matrix::new(vec![0.9, 0.1], 2).unwrap();
+/// let r = knn_resident(&ctx, &queries, &base, 2, &KnnOptions::default()).unwrap();
+/// assert_eq!(r.to_host().unwrap().row_ids(0), &[1, 0]);
+/// ```
+pub fn knn_resident<'a, 'b>(
+    ctx: &Context,
+    queries: impl Into<Input<'a>>,
+    base: impl Into<Input<'b>>,
+    k: usize,
+    opts: &KnnOptions,
+) -> Result<ResidentNeighbors> {
+    let (q, x) = (queries.into(), base.into());
+    knn_job(ctx, &q, &x, k, opts, |job| ctx.backend().knn_resident(job))
+}
+
+/// Validates a k-NN call and runs `search` on its job.
+fn knn_job<R>(
+    ctx: &Context,
+    q: &Input<'_>,
+    x: &Input<'_>,
+    k: usize,
+    opts: &KnnOptions,
+    search: impl FnOnce(KnnJob<'_>) -> Result<R>,
+) -> Result<R> {
     if k == 0 {
         return Err(Error::InvalidK { k });
     }
-    let p = prepare(ctx, &q, &x, dist)?;
+    let p = prepare(ctx, q, x, &opts.distance)?;
     if !p.metric.is_gemm_based() {
-        super::refuse_half(&x, "base")?;
+        super::refuse_half(x, "base")?;
     }
-    ctx.backend().knn(KnnJob {
-        queries: &q,
-        base: &x,
+    search(KnnJob {
+        queries: q,
+        base: x,
         k,
         metric: &p,
         precision: opts.precision,

@@ -24,6 +24,7 @@ use crate::core::vector::{Axis, Binary, Kind, Unary};
 use crate::runtime::codes::{PqCodes, ScalarCodes, Store};
 use crate::runtime::context::{Context, Engine};
 use crate::runtime::input::{Broadcast, Input};
+use crate::runtime::resident::ResidentNeighbors;
 use crate::runtime::tensor::{DeviceIds, DeviceMatrix};
 
 /// The CPU backend (all cores, SIMD); its implementations are the reference.
@@ -203,6 +204,11 @@ pub(crate) trait SearchBackend {
     ) -> Result<Matrix>;
     /// The job's `k` nearest base rows of every query.
     fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors>;
+    /// [`knn`](Self::knn) with the results left on the device (on the host
+    /// for a backend whose device is the host).
+    fn knn_resident(&self, job: KnnJob<'_>) -> Result<ResidentNeighbors> {
+        ResidentNeighbors::from_host(self.knn(job)?)
+    }
 }
 
 /// One scan of packed inverted lists: list `l` holds rows

@@ -432,7 +432,7 @@ fn download_range<T: cudarc::driver::DeviceRepr + Clone + Default>(
 }
 
 #[derive(Debug)]
-enum IdStorage {
+pub(crate) enum IdStorage {
     Host(Vec<u64>),
     Cuda(Arc<CudaDevice>, CudaSlice<u64>),
 }
@@ -444,7 +444,7 @@ enum IdStorage {
 /// included) get their own type; on a CPU context they are host memory.
 #[derive(Debug)]
 pub struct DeviceIds {
-    storage: IdStorage,
+    pub(crate) storage: IdStorage,
     len: usize,
 }
 

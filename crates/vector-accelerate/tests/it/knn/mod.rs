@@ -7,6 +7,7 @@
 mod batched;
 mod half_bases;
 mod precision;
+mod resident;
 
 use crate::common::*;
 use rand::Rng;
