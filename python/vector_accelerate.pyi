@@ -46,7 +46,44 @@ class VectorAccelerateError(Exception):
     """An error of the library that is not about the input (device, kernels, files)."""
 
 def device() -> str:
-    """The device computations run on: ``"cpu"`` or ``"cuda:N"``."""
+    """The module's default device as a string: ``"cpu"`` or ``"cuda:N"``."""
+
+class Device:
+    """A device computations run on: ``Device("cpu")``, ``Device("cuda")``, ``Device("cuda:1")`` or
+    ``Device("auto")`` (the GPU when usable). Used as a context manager (``with va.Device("cpu"):``)
+    it is the module's default inside the block."""
+
+    def __init__(self, spec: str = "auto", *, memory_budget: Optional[int] = None) -> None:
+        """Opens the device; ``memory_budget`` (bytes) caps what one operation may use."""
+    @property
+    def type(self) -> str:
+        """``"cpu"`` or ``"cuda"``."""
+    @property
+    def index(self) -> Optional[int]:
+        """The CUDA ordinal (``None`` for the CPU)."""
+    @property
+    def name(self) -> str:
+        """The device's name."""
+    @property
+    def memory_budget(self) -> int:
+        """Bytes one operation may use (larger jobs are tiled to fit)."""
+    @property
+    def fallback_reason(self) -> Optional[str]:
+        """Why ``"auto"`` did not choose a GPU (``None`` when it did or was not asked)."""
+    def info(self) -> dict:
+        """Facts about the device: name, memory, compute capability, library versions."""
+    def __enter__(self) -> "Device":
+        """Makes this device the module's default until the block ends."""
+    def __exit__(self, *exc: Any) -> None:
+        """Restores the default from before the block."""
+
+def get_device() -> Device:
+    """The module's default device (chosen on first use: the GPU when one is usable, or as
+    ``VECTOR_ACCELERATE_DEVICE`` says)."""
+
+def set_device(device: Union[Device, str]) -> None:
+    """Makes ``device`` (a :class:`Device` or a spec such as ``"cpu"``, ``"cuda:0"``) the module's
+    default for later calls and new indexes; existing indexes stay on their device."""
 
 def knn(
     xq: Array, xb: Array, k: int, metric: Optional[Metric] = None
@@ -181,3 +218,51 @@ class ScalarQuantizer:
         """The codes of ``x [n, d]``: ``uint8 [n, code_size]``."""
     def decode(self, codes: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """The vectors of ``codes [n, code_size]``: ``float32 [n, d]``."""
+
+def describe(
+    x: npt.ArrayLike, axis: Optional[int] = None, *, ddof: int = 1, skip_nonfinite: bool = False
+) -> dict:
+    """Summary statistics along ``axis`` (``None`` every element, ``0`` per column, ``1`` per row)
+    in one pass: a dict of float64 arrays ``count``, ``mean``, ``var``, ``std`` (with ``ddof``),
+    ``min``, ``max``, ``skewness``, ``kurtosis`` (excess). Non-finite values are a ValueError
+    unless ``skip_nonfinite``."""
+
+def quantile(
+    x: npt.ArrayLike,
+    q: Union[float, npt.ArrayLike],
+    axis: Optional[int] = None,
+    *,
+    skip_nonfinite: bool = False,
+) -> Any:
+    """Quantiles at levels ``q`` in [0, 1] (linear interpolation) as ``np.quantile``: shape
+    ``[len(q)]`` for ``axis=None``, ``[len(q), n]`` otherwise; a scalar ``q`` drops that axis."""
+
+def median(x: npt.ArrayLike, axis: Optional[int] = None, *, skip_nonfinite: bool = False) -> Any:
+    """The median along ``axis`` (``quantile(x, 0.5, axis)``)."""
+
+def cov(x: npt.ArrayLike, ddof: int = 1) -> npt.NDArray[np.float32]:
+    """Covariance of the columns of ``x [n, d]``: ``float32 [d, d]`` as
+    ``np.cov(x, rowvar=False, ddof=ddof)``."""
+
+def corrcoef(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Pearson correlation of the columns of ``x [n, d]``: ``float32 [d, d]`` as
+    ``np.corrcoef(x, rowvar=False)``."""
+
+def histogram(
+    x: npt.ArrayLike,
+    bins: Union[int, npt.ArrayLike, None] = None,
+    range: Optional[Tuple[float, float]] = None,
+    density: bool = False,
+) -> Tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
+    """``(counts int64, edges float64)`` as ``np.histogram`` (``bins`` a count, 10 by default, or
+    the edges); densities instead of counts with ``density``. Values outside the bins and
+    non-finite values are left out."""
+
+def histogram2d(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    bins: Any = None,
+    range: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None,
+    density: bool = False,
+) -> Tuple[npt.NDArray[Any], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``(H, xedges, yedges)`` of the pairs ``(x[i], y[i])`` as ``np.histogram2d``."""

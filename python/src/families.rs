@@ -33,7 +33,7 @@ fn kmeans<'py>(
     seed: u64,
     spherical: bool,
 ) -> PyResult<KMeansArrays<'py>> {
-    let ctx = context()?;
+    let ctx = &context()?;
     let opts = KMeansOptions::new(k)
         .with_max_iterations(niter)
         .with_seed(seed)
@@ -87,7 +87,7 @@ impl PyKmeans {
                 self.d
             )));
         }
-        let ctx = context()?;
+        let ctx = &context()?;
         let opts = KMeansOptions::new(self.k)
             .with_max_iterations(self.niter)
             .with_seed(self.seed)
@@ -114,7 +114,7 @@ impl PyKmeans {
                 "assign: the Kmeans is not trained (call train first)",
             ));
         };
-        let ctx = context()?;
+        let ctx = &context()?;
         let metric = if self.spherical {
             va::Metric::Cosine
         } else {
@@ -128,7 +128,7 @@ impl PyKmeans {
 /// The rows of `x` scaled to unit length (zero rows stay zero).
 #[pyfunction]
 fn normalize<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let ctx = context()?;
+    let ctx = &context()?;
     let m = with_rows(py, x, |v| va::vector::normalize(ctx, v)?.into_host())?;
     matrix_to_numpy(py, m)
 }
@@ -144,7 +144,7 @@ fn gemm<'py>(
     let ((_, ad), (_, bd)) = (shape(&a), shape(&b));
     let (av, bv) = (a.readonly(), b.readonly());
     let (as_, bs) = (av.as_slice()?, bv.as_slice()?);
-    let ctx = context()?;
+    let ctx = &context()?;
     let m = py
         .detach(|| {
             let (am, bm) = (va::MatrixView::new(as_, ad)?, va::MatrixView::new(bs, bd)?);

@@ -159,7 +159,7 @@ impl PyIndex {
     /// Unpickling: the index from the bytes of its file, on the module's
     /// device.
     fn __setstate__(&mut self, py: Python<'_>, state: &[u8]) -> PyResult<()> {
-        let ctx = context()?;
+        let ctx = &context()?;
         self.inner = py.detach(|| from_bytes(ctx, state)).map_err(to_py)?;
         Ok(())
     }
@@ -168,7 +168,7 @@ impl PyIndex {
     #[new]
     #[pyo3(signature = (d = 1, description = "Flat"))]
     fn py_new(d: usize, description: &str) -> PyResult<Self> {
-        let inner = Index::new(context()?, d, description, va::Metric::L2).map_err(to_py)?;
+        let inner = Index::new(&context()?, d, description, va::Metric::L2).map_err(to_py)?;
         Ok(PyIndex { inner })
     }
 
@@ -255,7 +255,7 @@ fn index_factory(
     metric: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyIndex> {
     let metric = metric.map_or(Ok(va::Metric::L2), metric_of)?;
-    let inner = Index::new(context()?, d, description, metric).map_err(to_py)?;
+    let inner = Index::new(&context()?, d, description, metric).map_err(to_py)?;
     Ok(PyIndex { inner })
 }
 
@@ -269,7 +269,7 @@ fn write_index(py: Python<'_>, index: &PyIndex, path: PathBuf) -> PyResult<()> {
 /// Reads an index written by `write_index` onto the module's device.
 #[pyfunction]
 fn read_index(py: Python<'_>, path: PathBuf) -> PyResult<PyIndex> {
-    let ctx = context()?;
+    let ctx = &context()?;
     let inner = py.detach(|| Index::load(ctx, &path)).map_err(to_py)?;
     Ok(PyIndex { inner })
 }

@@ -4,33 +4,24 @@
 //! computation; the GPU is used when one is present.
 
 mod arrays;
+mod device;
 mod dlpack;
 mod errors;
 mod families;
 mod index;
 mod quantizers;
-
-use std::sync::OnceLock;
+mod statistics;
 
 use ::vector_accelerate as va;
 use pyo3::prelude::*;
 
+pub(crate) use device::context;
 use dlpack::rows_arg;
 use errors::to_py;
 
 /// FAISS's metric numbers, accepted beside names.
 const METRIC_INNER_PRODUCT: i64 = 0;
 const METRIC_L2: i64 = 1;
-
-/// The module's context: the GPU when one is usable, else the CPU.
-pub(crate) fn context() -> PyResult<&'static va::Context> {
-    static CTX: OnceLock<va::Context> = OnceLock::new();
-    if let Some(c) = CTX.get() {
-        return Ok(c);
-    }
-    let c = va::Context::new().map_err(to_py)?;
-    Ok(CTX.get_or_init(|| c))
-}
 
 /// A metric from a name (`"l2"`, `"ip"`, `"cosine"`, ...) or FAISS's
 /// numbers (`METRIC_L2`, `METRIC_INNER_PRODUCT`).
@@ -46,12 +37,6 @@ pub(crate) fn metric_of(m: &Bound<'_, PyAny>) -> PyResult<va::Metric> {
     }
     let name: String = m.extract()?;
     name.parse::<va::Metric>().map_err(to_py)
-}
-
-/// The device computations run on (`"cpu"` or `"cuda:N"`).
-#[pyfunction]
-fn device() -> PyResult<String> {
-    Ok(context()?.device().to_string())
 }
 
 /// The `k` nearest rows of `xb` for every row of `xq`: `(D, I)`, distances
@@ -70,16 +55,16 @@ fn knn<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let metric = metric.map_or(Ok(va::Metric::L2), metric_of)?;
     let ctx = context()?;
-    let (q, caller) = rows_arg(xq, "xq", ctx)?;
-    let (x, _) = rows_arg(xb, "xb", ctx)?;
+    let (q, caller) = rows_arg(xq, "xq", &ctx)?;
+    let (x, _) = rows_arg(xb, "xb", &ctx)?;
     let (qi, xi) = (q.input()?, x.input()?);
     let opts = va::KnnOptions::default().with_metric(metric);
     if caller.on_device() {
-        let r = py.detach(|| va::knn_resident(ctx, qi, xi, k, &opts));
-        return caller.resident(py, ctx, r.map_err(to_py)?);
+        let r = py.detach(|| va::knn_resident(&ctx, qi, xi, k, &opts));
+        return caller.resident(py, &ctx, r.map_err(to_py)?);
     }
-    let nn = py.detach(|| va::knn_with(ctx, qi, xi, k, &opts));
-    caller.neighbors(py, ctx, nn.map_err(to_py)?)
+    let nn = py.detach(|| va::knn_with(&ctx, qi, xi, k, &opts));
+    caller.neighbors(py, &ctx, nn.map_err(to_py)?)
 }
 
 /// The Python module.
@@ -92,10 +77,11 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "VectorAccelerateError",
         m.py().get_type::<errors::VectorAccelerateError>(),
     )?;
-    m.add_function(wrap_pyfunction!(device, m)?)?;
+    device::register(m)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
     m.add_class::<dlpack::DLPackTensor>()?;
     families::register(m)?;
     quantizers::register(m)?;
+    statistics::register(m)?;
     index::register(m)
 }

@@ -79,7 +79,7 @@ impl PyPq {
     }
     /// Trains the codebooks on `x [n, d]` (k-means per sub-space).
     fn train(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (ctx, opts) = (context()?, PqOptions::new(self.m, self.nbits));
+        let (ctx, opts) = (&context()?, PqOptions::new(self.m, self.nbits));
         self.inner = Some(with_rows(py, x, |v| {
             ProductQuantizer::train(ctx, v, &opts)
         })?);
@@ -91,7 +91,7 @@ impl PyPq {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let (pq, ctx) = (self.trained()?, context()?);
+        let (pq, ctx) = (self.trained()?, &context()?);
         let b = with_rows(py, x, |v| {
             let codes = pq.encode(ctx, v)?.to_host()?;
             Ok(codes.as_bytes().unwrap_or_default().to_vec())
@@ -104,7 +104,7 @@ impl PyPq {
         py: Python<'py>,
         codes: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let (pq, ctx) = (self.trained()?, context()?);
+        let (pq, ctx) = (self.trained()?, &context()?);
         let b = code_rows(codes, self.code_size())?;
         let (m, nbits) = (self.m, self.nbits);
         let out = py.detach(|| {
@@ -161,7 +161,7 @@ impl PySq {
     }
     /// Fits each dimension's range on `x [n, d]`.
     fn train(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (ctx, opts) = (context()?, self.opts);
+        let (ctx, opts) = (&context()?, self.opts);
         self.inner = Some(with_rows(py, x, |v| ScalarQuantizer::train(ctx, v, &opts))?);
         Ok(())
     }
@@ -171,7 +171,7 @@ impl PySq {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let (sq, ctx) = (self.trained()?, context()?);
+        let (sq, ctx) = (self.trained()?, &context()?);
         let b = with_rows(py, x, |v| sq.encode(ctx, v)?.to_row_bytes())?;
         bytes_to_numpy(py, b, self.code_size())
     }
@@ -181,7 +181,7 @@ impl PySq {
         py: Python<'py>,
         codes: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let (sq, ctx) = (self.trained()?, context()?);
+        let (sq, ctx) = (self.trained()?, &context()?);
         let b = code_rows(codes, self.code_size())?;
         let (d, bits) = (self.d, self.opts.bits);
         let out = py.detach(|| {
