@@ -198,6 +198,13 @@ fn histogram<'py>(
     Ok((values, PyArray1::from_vec(py, h.edges)))
 }
 
+/// `(H, xedges, yedges)` of [`histogram2d`].
+type Histogram2dArrays<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
 /// `(H, xedges, yedges)` of the pairs `(x[i], y[i])` as `np.histogram2d`:
 /// `H[i, j]` counts x bin `i`, y bin `j` (densities with `density`).
 #[pyfunction]
@@ -209,11 +216,7 @@ fn histogram2d<'py>(
     bins: Option<&Bound<'py, PyAny>>,
     range: Option<[(f64, f64); 2]>,
     density: bool,
-) -> PyResult<(
-    Bound<'py, PyAny>,
-    Bound<'py, PyArray1<f64>>,
-    Bound<'py, PyArray1<f64>>,
-)> {
+) -> PyResult<Histogram2dArrays<'py>> {
     let ten = 10usize.into_pyobject(py)?.into_any();
     let bins = bins.unwrap_or(&ten);
     let (rx, ry) = (range.map(|r| r[0]), range.map(|r| r[1]));
