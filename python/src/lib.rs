@@ -67,6 +67,34 @@ fn knn<'py>(
     caller.neighbors(py, &ctx, nn.map_err(to_py)?)
 }
 
+/// Seconds of each of `repeats` bare library k-NN calls (squared L2) on
+/// `xq` and `xb`, converted once: the reference the binding's overhead is
+/// measured against (`bench/python_overhead.py`).
+#[pyfunction]
+fn _knn_call_seconds(
+    py: Python<'_>,
+    xq: &Bound<'_, PyAny>,
+    xb: &Bound<'_, PyAny>,
+    k: usize,
+    repeats: usize,
+) -> PyResult<Vec<f64>> {
+    let ctx = context()?;
+    let (q, _) = rows_arg(xq, "xq", &ctx)?;
+    let (x, _) = rows_arg(xb, "xb", &ctx)?;
+    let (qi, xi) = (q.input()?, x.input()?);
+    let timed = || -> va::Result<f64> {
+        let t = std::time::Instant::now();
+        va::knn(&ctx, qi, xi, k, va::Metric::L2)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    py.detach(|| {
+        (0..repeats)
+            .map(|_| timed())
+            .collect::<va::Result<Vec<f64>>>()
+    })
+    .map_err(to_py)
+}
+
 /// The Python module.
 #[pymodule(name = "vector_accelerate")]
 fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -79,6 +107,7 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     device::register(m)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_function(wrap_pyfunction!(_knn_call_seconds, m)?)?;
     m.add_class::<dlpack::DLPackTensor>()?;
     families::register(m)?;
     quantizers::register(m)?;
