@@ -86,6 +86,7 @@ pub(crate) fn with_rows<T: Send>(
     x: &Bound<'_, PyAny>,
     f: impl FnOnce(va::MatrixView<'_>) -> va::Result<T> + Send,
 ) -> PyResult<T> {
+    crate::errors::start_call();
     let x = f32_rows(x, "x")?;
     let (_, d) = shape(&x);
     let v = x.readonly();

@@ -15,6 +15,7 @@ static DEFAULT: RwLock<Option<va::Context>> = RwLock::new(None);
 
 /// The module's default context.
 pub(crate) fn context() -> PyResult<va::Context> {
+    crate::errors::start_call();
     if let Some(c) = DEFAULT.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         return Ok(c.clone());
     }

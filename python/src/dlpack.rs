@@ -178,6 +178,7 @@ pub(crate) fn with_input<'py, T: Send>(
     ctx: &va::Context,
     f: impl FnOnce(va::Input<'_>) -> va::Result<T> + Send,
 ) -> PyResult<(T, Caller<'py>)> {
+    crate::errors::start_call();
     let (rows, caller) = rows_arg(x, what, ctx)?;
     let input = rows.input()?;
     let out = py.detach(|| f(input)).map_err(to_py)?;

@@ -36,6 +36,7 @@ mod runtime;
 
 pub use crate::core::device::{Device, DeviceInfo, MemoryStats};
 pub use crate::core::error::{Error, Result};
+pub use crate::core::interrupt::interrupt_flag;
 pub use crate::core::matrix::{words_for_bits, BinaryMatrix, BinaryView, Matrix, MatrixView};
 pub use crate::core::metric::{Distance, Metric};
 pub use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};

@@ -218,6 +218,10 @@ pub enum Error {
         /// What is wrong, with the offending values.
         reason: String,
     },
+    /// A long operation stopped because [`interrupt_flag`](crate::interrupt_flag)
+    /// was set (Ctrl-C in the Python package).
+    #[error("interrupted: the operation stopped at its next step after an interrupt request")]
+    Interrupted,
 }
 
 impl Error {

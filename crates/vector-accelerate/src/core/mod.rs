@@ -9,6 +9,7 @@ pub(crate) mod dtype;
 pub(crate) mod error;
 pub(crate) mod half;
 pub(crate) mod histogram;
+pub(crate) mod interrupt;
 pub(crate) mod linalg;
 pub(crate) mod matrix;
 pub(crate) mod metric;

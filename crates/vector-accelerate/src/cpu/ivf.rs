@@ -14,6 +14,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::core::error::{Error, Result};
+use crate::core::interrupt::interrupted;
 use crate::core::matrix::MatrixView;
 use crate::core::metric::{Metric, Prepared};
 use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
@@ -67,6 +68,9 @@ impl IvfBackend for Cpu {
             .enumerate()
             .filter(|(_, pairs)| !pairs.is_empty())
             .map(|(l, pairs)| {
+                if interrupted() {
+                    return (pairs, Vec::new(), Vec::new());
+                }
                 let (a, b) = (job.offsets[l] as usize, job.offsets[l + 1] as usize);
                 let mut decoded = Vec::new();
                 let rows = source.rows(l, (a, b), q.dim(), &mut decoded);
@@ -81,6 +85,7 @@ impl IvfBackend for Cpu {
                 (pairs, ids, d)
             })
             .collect();
+        crate::core::interrupt::check()?;
         // Candidates of each (query, probe) pair, k each, merged per query.
         let mut cand_ids = vec![MISSING_ID; q.rows() * np * k];
         let mut cand_d = vec![missing_value(order); q.rows() * np * k];

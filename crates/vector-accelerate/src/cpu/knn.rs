@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use crate::core::error::Result;
+use crate::core::interrupt::interrupted;
 use crate::core::matrix::Matrix;
 use crate::core::metric::Prepared;
 use crate::core::neighbors::{Neighbors, Order};
@@ -24,10 +25,22 @@ const SLACK: usize = 16;
 
 /// Exact k-NN of `q` against `x` (same kind of rows, validated by the caller).
 pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> Neighbors {
+    run_until(q, x, k, p, &|| false)
+}
+
+/// [`run`] that stops early (its lists unfinished) once `stop` says so,
+/// checked between base tiles.
+fn run_until(
+    q: HostRows<'_>,
+    x: HostRows<'_>,
+    k: usize,
+    p: &Prepared,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Neighbors {
     #[cfg(target_arch = "x86_64")]
     if let (HostRows::F32(qm), HostRows::F32(xm), Some(kind)) = (q, x, fused_kind(p)) {
         if super::fused::available() {
-            return fused_run::run(qm, xm, k, kind, p.normalized);
+            return fused_run::run(qm, xm, k, (kind, p.normalized), stop);
         }
     }
     let order = p.metric.order();
@@ -52,7 +65,7 @@ pub(crate) fn run(q: HostRows<'_>, x: HostRows<'_>, k: usize, p: &Prepared) -> N
                 .collect();
             let mut dist = vec![0f32; (qe - qs) * BASE_TILE];
             let mut t = bs;
-            while t < be {
+            while t < be && !stop() {
                 let te = (t + BASE_TILE).min(be);
                 let w = te - t;
                 let xn_blk = if xn.is_empty() { &xn[..] } else { &xn[t..te] };
@@ -170,8 +183,8 @@ mod fused_run {
         q: MatrixView<'_>,
         x: MatrixView<'_>,
         k: usize,
-        kind: Kind,
-        normalized: bool,
+        (kind, normalized): (Kind, bool),
+        stop: &(dyn Fn() -> bool + Sync),
     ) -> Neighbors {
         let order = if kind.largest_first() {
             Order::Largest
@@ -206,7 +219,7 @@ mod fused_run {
                 let qn_blk = if qn.is_empty() { &qn[..] } else { &qn[qs..qe] };
                 let (mut packed, mut xn) = (Vec::new(), Vec::new());
                 let mut t = bs;
-                while t < be {
+                while t < be && !stop() {
                     let te = (t + tile).min(be);
                     let prep = if kind.needs_norms() {
                         Prep::SqNorms(&mut xn)
@@ -257,6 +270,9 @@ impl SearchBackend for Cpu {
 
     fn knn(&self, job: KnnJob<'_>) -> Result<Neighbors> {
         let (q, x) = (host_rows(job.queries)?, host_rows(job.base)?);
-        Ok(run(q, x, job.k, job.metric))
+        let found = run_until(q, x, job.k, job.metric, &interrupted);
+        // An interrupted search left its lists unfinished.
+        crate::core::interrupt::check()?;
+        Ok(found)
     }
 }

@@ -1241,6 +1241,7 @@ fn run<R>(
     let (nq, super_block) = (q.rows(), call.plan.tiling.super_block);
     let mut parts = Vec::new();
     for start in (0..nq).step_by(super_block) {
+        crate::core::interrupt::check()?;
         let end = (start + super_block).min(nq);
         let mut dist = dev.alloc::<f32>((end - start) * job.k)?;
         let mut ids = dev.alloc::<u64>((end - start) * job.k)?;

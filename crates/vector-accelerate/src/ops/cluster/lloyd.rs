@@ -65,6 +65,7 @@ pub(crate) fn run(
     let mut prev_inertia = f64::INFINITY;
     let mut iterations = 0;
     while iterations < job.max_iterations {
+        crate::core::interrupt::check()?;
         let started = Instant::now();
         let step = ctx.backend().lloyd_step(LloydJob {
             points: &job.points,
