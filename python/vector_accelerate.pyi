@@ -90,7 +90,9 @@ def knn(
 ) -> Tuple[Array, Array]:
     """The ``k`` nearest rows of ``xb`` for every row of ``xq`` (exact): ``(D, I)``, distances
     ``float32 [nq, k]`` best first and row numbers ``int64 [nq, k]`` (-1 where ``xb`` has fewer
-    than ``k`` rows). ``metric`` defaults to squared L2. NumPy in gives NumPy out; CUDA tensors
+    than ``k`` rows). ``metric`` defaults to squared L2. ``uint8`` arrays ``[n, bytes]`` are
+    bit-packed binary vectors (FAISS's packing), searched by ``"hamming"`` (their default),
+    ``"hamming-normalized"`` or ``"jaccard"``. NumPy in gives NumPy out; CUDA tensors
     (PyTorch, CuPy) are read in place and give tensors of the same kind on the same device,
     never copied through the host."""
 

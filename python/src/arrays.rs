@@ -6,7 +6,7 @@ use ::vector_accelerate as va;
 use ::vector_accelerate::{Neighbors, MISSING_ID};
 
 use crate::errors::to_py;
-use numpy::{PyArray1, PyArray2, PyArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -25,6 +25,11 @@ pub(crate) fn f32_rows<'py>(
     x: &Bound<'py, PyAny>,
     what: &str,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    if let Ok(a) = x.cast::<PyArray2<f32>>() {
+        if a.is_c_contiguous() {
+            return Ok(a.clone());
+        }
+    }
     let a = contiguous(x, "float32")?;
     let ndim: usize = a.getattr("ndim")?.extract()?;
     if ndim != 2 {
@@ -92,4 +97,37 @@ pub(crate) fn with_rows<T: Send>(
     let v = x.readonly();
     let s = v.as_slice()?;
     py.detach(|| f(va::MatrixView::new(s, d)?)).map_err(to_py)
+}
+
+/// A NumPy `uint8` array `[n, bytes]` (named `what` in errors) as
+/// bit-packed binary rows of `8 * bytes` bits (byte `j` holds bits `8j` to
+/// `8j + 7`, least significant first, as FAISS packs them); `None` for
+/// other dtypes.
+pub(crate) fn binary_rows(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<va::BinaryMatrix>> {
+    let Ok(a) = x.cast::<numpy::PyArray2<u8>>() else {
+        let is_u8 = x
+            .getattr("dtype")
+            .and_then(|d| d.str())
+            .is_ok_and(|d| d.to_string() == "uint8");
+        if is_u8 {
+            return Err(PyValueError::new_err(format!(
+                "{what}: uint8 bit-packed vectors must be a 2-D array [n, bytes]"
+            )));
+        }
+        return Ok(None);
+    };
+    let a = contiguous(a.as_any(), "uint8")?.extract::<Bound<'_, PyArray2<u8>>>()?;
+    let [rows, bytes] = [a.dims()[0], a.dims()[1]];
+    let view = a.readonly();
+    let data = view.as_slice()?;
+    let wpr = va::words_for_bits(bytes * 8);
+    let mut words = vec![0u64; rows * wpr];
+    for (r, row) in data.chunks_exact(bytes.max(1)).enumerate().take(rows) {
+        for (j, &b) in row.iter().enumerate() {
+            words[r * wpr + j / 8] |= (b as u64) << (8 * (j % 8));
+        }
+    }
+    va::BinaryMatrix::new(words, bytes * 8)
+        .map(Some)
+        .map_err(to_py)
 }

@@ -15,9 +15,11 @@ mod statistics;
 use ::vector_accelerate as va;
 use pyo3::prelude::*;
 
+use arrays::{binary_rows, neighbors_to_numpy};
 pub(crate) use device::context;
 use dlpack::rows_arg;
 use errors::to_py;
+use pyo3::exceptions::PyValueError;
 
 /// FAISS's metric numbers, accepted beside names.
 const METRIC_INNER_PRODUCT: i64 = 0;
@@ -53,8 +55,22 @@ fn knn<'py>(
     k: usize,
     metric: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let metric = metric.map_or(Ok(va::Metric::L2), metric_of)?;
     let ctx = context()?;
+    match (binary_rows(xq, "xq")?, binary_rows(xb, "xb")?) {
+        (Some(q), Some(x)) => {
+            let metric = metric.map_or(Ok(va::Metric::Hamming), metric_of)?;
+            let nn = py.detach(|| va::knn(&ctx, q.view(), x.view(), k, metric));
+            return neighbors_to_numpy(py, nn.map_err(to_py)?)
+                .map(|(d, i)| (d.into_any(), i.into_any()));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(PyValueError::new_err(
+                "xq and xb: both or neither must be uint8 bit-packed binary vectors",
+            ))
+        }
+    }
+    let metric = metric.map_or(Ok(va::Metric::L2), metric_of)?;
     let (q, caller) = rows_arg(xq, "xq", &ctx)?;
     let (x, _) = rows_arg(xb, "xb", &ctx)?;
     let (qi, xi) = (q.input()?, x.input()?);
@@ -68,23 +84,31 @@ fn knn<'py>(
 }
 
 /// Seconds of each of `repeats` bare library k-NN calls (squared L2) on
-/// `xq` and `xb`, converted once: the reference the binding's overhead is
-/// measured against (`bench/python_overhead.py`).
+/// `xq` and `xb`, converted once, timed inside the library: the reference
+/// the binding's overhead is measured against (`bench/python_overhead.py`).
+/// `resident`: results left on the device (as for CUDA tensors).
 #[pyfunction]
+#[pyo3(signature = (xq, xb, k, repeats, resident = false))]
 fn _knn_call_seconds(
     py: Python<'_>,
     xq: &Bound<'_, PyAny>,
     xb: &Bound<'_, PyAny>,
     k: usize,
     repeats: usize,
+    resident: bool,
 ) -> PyResult<Vec<f64>> {
     let ctx = context()?;
     let (q, _) = rows_arg(xq, "xq", &ctx)?;
     let (x, _) = rows_arg(xb, "xb", &ctx)?;
     let (qi, xi) = (q.input()?, x.input()?);
+    let opts = va::KnnOptions::default();
     let timed = || -> va::Result<f64> {
         let t = std::time::Instant::now();
-        va::knn(&ctx, qi, xi, k, va::Metric::L2)?;
+        if resident {
+            va::knn_resident(&ctx, qi, xi, k, &opts)?;
+        } else {
+            va::knn_with(&ctx, qi, xi, k, &opts)?;
+        }
         Ok(t.elapsed().as_secs_f64())
     };
     py.detach(|| {

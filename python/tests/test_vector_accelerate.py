@@ -296,3 +296,35 @@ def test_product_quantizer_round_trip_beside_faiss():
     f.train(x)
     ferr = ((f.decode(f.compute_codes(x)) - x) ** 2).sum(1).mean()
     assert err <= 1.25 * ferr, (err, ferr)
+
+
+def hamming_reference(xq, xb, k):
+    bq, bb = np.unpackbits(xq, axis=1, bitorder="little"), np.unpackbits(xb, axis=1, bitorder="little")
+    d = (bq[:, None, :] != bb[None, :, :]).sum(-1)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, idx, 1), idx
+
+
+@pytest.mark.parametrize("nbytes", [1, 3, 8, 9, 32])
+def test_uint8_bit_packed_vectors_search_by_hamming(nbytes):
+    r = np.random.default_rng(nbytes)
+    xb = r.integers(0, 256, (301, nbytes), dtype=np.uint8)
+    xq = r.integers(0, 256, (17, nbytes), dtype=np.uint8)
+    D, I = va.knn(xq, xb, 5)
+    D0, I0 = hamming_reference(xq, xb, 5)
+    np.testing.assert_array_equal(D, D0)
+    np.testing.assert_array_equal(I, I0)
+    faiss = pytest.importorskip("faiss")
+    index = faiss.IndexBinaryFlat(nbytes * 8)
+    index.add(xb)
+    Df, _ = index.search(xq, 5)
+    np.testing.assert_array_equal(D, Df)
+    Dj, _ = va.knn(xq, xb, 5, metric="jaccard")
+    assert Dj.min() >= 0 and Dj.max() <= 1
+
+
+def test_uint8_with_float_rows_is_a_value_error():
+    with pytest.raises(ValueError, match="uint8"):
+        va.knn(np.zeros((2, 4), np.uint8), np.zeros((3, 4), np.float32), 1)
+    with pytest.raises(ValueError, match="2-D"):
+        va.knn(np.zeros(4, np.uint8), np.zeros((3, 4), np.uint8), 1)
