@@ -108,7 +108,7 @@ pub(crate) fn binary_rows(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<v
         let is_u8 = x
             .getattr("dtype")
             .and_then(|d| d.str())
-            .is_ok_and(|d| d.to_string() == "uint8");
+            .is_ok_and(|d| d == "uint8");
         if is_u8 {
             return Err(PyValueError::new_err(format!(
                 "{what}: uint8 bit-packed vectors must be a 2-D array [n, bytes]"
