@@ -64,7 +64,9 @@ fn consume(cap: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 /// tensor is released).
 pub(crate) struct DeviceRows {
     rows: ForeignRows,
-    _tensor: Tensor,
+    /// The DLPack tensor the rows came from (none for a PyTorch tensor read
+    /// by address, which the caller holds for the call).
+    _tensor: Option<Tensor>,
 }
 
 /// An array argument: NumPy rows, or a device tensor's rows in place.
@@ -145,8 +147,22 @@ impl<'py> Caller<'py> {
             va::Device::Cpu => (va::dlpack::DEVICE_CPU, 0),
         };
         let (ids, dist) = r.into_parts();
-        let d = DLPackTensor::new(Export::Rows(Box::new(dist)), device).into_bound_py_any(py)?;
-        let i = DLPackTensor::new(Export::Ids(ids, shape), device).into_bound_py_any(py)?;
+        let (dist, ids) = (Export::Rows(Box::new(dist)), Export::Ids(ids, shape));
+        if let Some(torch) = self
+            .framework
+            .as_ref()
+            .filter(|m| m.name().is_ok_and(|n| n == "torch"))
+        {
+            // PyTorch takes capsules directly; the device is synchronised
+            // first, so any of its streams may read them.
+            let (d, i) = (capsule(py, dist, None)?, capsule(py, ids, None)?);
+            return Ok((
+                torch.call_method1("from_dlpack", (d,))?,
+                torch.call_method1("from_dlpack", (i,))?,
+            ));
+        }
+        let d = DLPackTensor::new(dist, device).into_bound_py_any(py)?;
+        let i = DLPackTensor::new(ids, device).into_bound_py_any(py)?;
         let from = match &self.framework {
             Some(m) => m.getattr("from_dlpack")?,
             None => py.import("numpy")?.getattr("from_dlpack")?,
@@ -200,6 +216,13 @@ pub(crate) fn rows_arg<'py>(
     if x.cast::<PyUntypedArray>().is_ok() || !x.hasattr("__dlpack_device__")? {
         return Ok((host(x)?, Caller::numpy()));
     }
+    if let Some((rows, torch)) = torch_rows(x, ctx)? {
+        let caller = Caller {
+            framework: Some(torch),
+            on_device: true,
+        };
+        return Ok((Rows::Device(Box::new(rows)), caller));
+    }
     let (kind, _): (i32, i32) = x.call_method0("__dlpack_device__")?.extract()?;
     let framework = framework_of(x)?;
     if kind != DEVICE_CUDA {
@@ -226,6 +249,68 @@ pub(crate) fn rows_arg<'py>(
         on_device: true,
     };
     Ok((Rows::Device(Box::new(rows)), caller))
+}
+
+/// A float32 C-contiguous 2-D PyTorch CUDA tensor read by address (as
+/// FAISS's PyTorch bridge reads it), this context's stream ordered after
+/// PyTorch's current one: PyTorch's Python-level DLPack steps cost more
+/// than the rest of a small call. `None` for anything else (which takes the
+/// DLPack path).
+fn torch_rows<'py>(
+    x: &Bound<'py, PyAny>,
+    ctx: &va::Context,
+) -> PyResult<Option<(DeviceRows, Bound<'py, PyModule>)>> {
+    if ctx.cuda_stream().is_none()
+        || !x.get_type().getattr("__module__")?.eq("torch")?
+        || !x.getattr("is_cuda")?.is_truthy()?
+    {
+        return Ok(None);
+    }
+    let torch = x.py().import("torch")?;
+    let fits = x.getattr("dtype")?.is(&torch.getattr("float32")?)
+        && x.call_method0("dim")?.extract::<usize>()? == 2
+        && x.call_method0("is_contiguous")?.is_truthy()?;
+    if !fits {
+        return Ok(None);
+    }
+    let (rows, dim): (i64, i64) = x.getattr("shape")?.extract()?;
+    let data: usize = x.call_method0("data_ptr")?.extract()?;
+    let device: i32 = x.call_method0("get_device")?.extract()?;
+    let torch_c = torch.getattr("_C")?;
+    let stream: usize = match torch_c.getattr("_cuda_getCurrentRawStream") {
+        Ok(raw) => raw.call1((device,))?.extract()?,
+        Err(_) => torch
+            .getattr("cuda")?
+            .call_method1("current_stream", (device,))?
+            .getattr("cuda_stream")?
+            .extract()?,
+    };
+    let mut shape = [rows, dim];
+    let t = va::dlpack::DLTensor {
+        data: data as *mut c_void,
+        device: va::dlpack::DLDevice {
+            device_type: DEVICE_CUDA,
+            device_id: device,
+        },
+        ndim: 2,
+        dtype: va::dlpack::DLDataType {
+            code: 2,
+            bits: 32,
+            lanes: 1,
+        },
+        shape: shape.as_mut_ptr(),
+        strides: std::ptr::null_mut(),
+        byte_offset: 0,
+    };
+    // SAFETY: PyTorch's live float32 C-contiguous storage of this shape,
+    // held by the caller for the call; the context waits for its stream.
+    let rows = unsafe { va::DeviceMatrix::from_dlpack(ctx, &t) }.map_err(to_py)?;
+    ctx.wait_for_stream(stream).map_err(to_py)?;
+    let rows = DeviceRows {
+        rows,
+        _tensor: None,
+    };
+    Ok(Some((rows, torch)))
 }
 
 /// The rows of CUDA tensor `x` in place, a library error when its dtype or
@@ -260,7 +345,7 @@ fn device_rows(
     let rows = unsafe { va::DeviceMatrix::from_dlpack(ctx, &(*tensor.0).dl_tensor) };
     Ok(rows.map(|rows| DeviceRows {
         rows,
-        _tensor: tensor,
+        _tensor: Some(tensor),
     }))
 }
 
@@ -334,30 +419,36 @@ impl DLPackTensor {
             .item
             .take()
             .ok_or_else(|| PyBufferError::new_err("this result was already exported"))?;
-        let t = py
-            .detach(|| {
-                match item {
-                    Export::Rows(m) => m.into_dlpack(stream),
-                    Export::Ids(i, shape) => i.into_dlpack(shape, stream),
-                }
-                .map(Tensor)
-            })
-            .map_err(to_py)?
-            .into_raw();
-        // SAFETY: a fresh tensor owned by the capsule from here on.
-        unsafe {
-            let cap = ffi::PyCapsule_New(t.cast::<c_void>(), CAPSULE.as_ptr(), Some(free_capsule));
-            if cap.is_null() {
-                free_capsule_tensor(t);
-            }
-            Bound::from_owned_ptr_or_err(py, cap)
-        }
+        capsule(py, item, stream)
     }
 
     /// DLPack's device of the data: `(2, ordinal)` for CUDA, `(1, 0)` for
     /// the host.
     fn __dlpack_device__(&self) -> (i32, i32) {
         self.device
+    }
+}
+
+/// `item` as a `"dltensor"` capsule readable on `stream` (after a
+/// synchronisation without one).
+fn capsule(py: Python<'_>, item: Export, stream: Option<usize>) -> PyResult<Bound<'_, PyAny>> {
+    let t = py
+        .detach(|| {
+            match item {
+                Export::Rows(m) => m.into_dlpack(stream),
+                Export::Ids(i, shape) => i.into_dlpack(shape, stream),
+            }
+            .map(Tensor)
+        })
+        .map_err(to_py)?
+        .into_raw();
+    // SAFETY: a fresh tensor owned by the capsule from here on.
+    unsafe {
+        let cap = ffi::PyCapsule_New(t.cast::<c_void>(), CAPSULE.as_ptr(), Some(free_capsule));
+        if cap.is_null() {
+            free_capsule_tensor(t);
+        }
+        Bound::from_owned_ptr_or_err(py, cap)
     }
 }
 

@@ -262,6 +262,23 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Makes this context's stream wait for the work queued so far on
+    /// another CUDA stream of its device (a framework's current stream, as
+    /// a `CUstream` address; 0 the default stream): for rows a framework
+    /// wrote and hands over by address rather than through `__dlpack__`.
+    /// A no-op on the CPU.
+    pub fn wait_for_stream(&self, stream: usize) -> Result<()> {
+        match self.engine() {
+            Engine::Cpu => Ok(()),
+            Engine::Cuda(d) => {
+                let _g = d.lock();
+                stream_waits(stream as driver_sys::CUstream, d.stream.cu_stream())
+            }
+        }
+    }
+}
+
 /// Memory handed over through DLPack.
 enum Owner {
     CudaF32(Arc<CudaDevice>, CudaSlice<f32>),
