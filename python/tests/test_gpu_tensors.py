@@ -134,3 +134,13 @@ def test_many_calls_do_not_leak_device_memory():
     torch.cuda.synchronize()
     after = torch.cuda.mem_get_info()[0]
     assert before - after < 64 << 20, (before, after)
+
+
+def test_parameters_and_views_take_the_dlpack_path_with_the_same_results():
+    xq, xb = data(nq=20, nb=2003, d=24)
+    D0, I0 = va.knn(xq, xb, 3)
+    tb = torch.nn.Parameter(torch.from_numpy(xb).cuda())
+    tq = torch.from_numpy(np.concatenate([xq, xq], 1)).cuda()[:, :24]  # strided view
+    D, I = va.knn(tq, tb, 3)
+    assert isinstance(D, torch.Tensor) and D.is_cuda
+    np.testing.assert_array_equal(I.cpu().numpy(), I0)

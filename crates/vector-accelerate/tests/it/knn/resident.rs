@@ -110,6 +110,9 @@ fn dlpack_exports_and_imports_in_place() {
             (0, 64)
         );
 
+        // Waiting for another stream (here the default one) is a no-op on
+        // the CPU and an ordering on CUDA.
+        ctx.wait_for_stream(0).unwrap();
         let rows = ctx.upload(&x).unwrap();
         let t = rows.into_dlpack(Some(1)).unwrap();
         // SAFETY: `t` stays alive until its deleter runs below.
