@@ -422,6 +422,15 @@ impl DLPackTensor {
         capsule(py, item, stream)
     }
 
+    fn __repr__(&self) -> String {
+        let state = if self.item.is_some() {
+            "ready"
+        } else {
+            "exported"
+        };
+        format!("DLPackTensor(device={:?}, {state})", self.device)
+    }
+
     /// DLPack's device of the data: `(2, ordinal)` for CUDA, `(1, 0)` for
     /// the host.
     fn __dlpack_device__(&self) -> (i32, i32) {

@@ -63,6 +63,20 @@ struct PyKmeans {
 
 #[pymethods]
 impl PyKmeans {
+    fn __repr__(&self) -> String {
+        format!(
+            "Kmeans(d={}, k={}, niter={}, spherical={}, trained={})",
+            self.d,
+            self.k,
+            self.niter,
+            if self.spherical { "True" } else { "False" },
+            if self.centroids.is_some() {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
     #[new]
     #[pyo3(signature = (d, k, *, niter = 25, seed = 1234, spherical = false))]
     fn new(d: usize, k: usize, niter: usize, seed: u64, spherical: bool) -> Self {

@@ -62,6 +62,17 @@ struct PyPq {
 
 #[pymethods]
 impl PyPq {
+    fn __repr__(&self) -> String {
+        let trained = if self.inner.is_some() {
+            "True"
+        } else {
+            "False"
+        };
+        format!(
+            "ProductQuantizer(d={}, M={}, nbits={}, trained={trained})",
+            self.d, self.m, self.nbits
+        )
+    }
     #[new]
     #[pyo3(signature = (d, m, nbits = 8))]
     fn new(d: usize, m: usize, nbits: u32) -> Self {
@@ -135,6 +146,17 @@ struct PySq {
 
 #[pymethods]
 impl PySq {
+    fn __repr__(&self) -> String {
+        let trained = if self.inner.is_some() {
+            "True"
+        } else {
+            "False"
+        };
+        format!(
+            "ScalarQuantizer(d={}, {:?}, trained={trained})",
+            self.d, self.opts
+        )
+    }
     #[new]
     #[pyo3(signature = (d, qtype = "QT_8bit"))]
     fn new(d: usize, qtype: &str) -> PyResult<Self> {

@@ -89,3 +89,10 @@ def test_histograms_match_numpy():
     np.testing.assert_allclose(ye, ye0)
     H, _, _ = va.histogram2d(x, y, (4, [-1.0, 0.0, 1.0]))
     assert H.shape == (4, 2)
+
+
+def test_reprs_say_what_an_object_is():
+    assert repr(va.Kmeans(8, 4)).startswith("Kmeans(d=8, k=4")
+    assert "trained=False" in repr(va.ProductQuantizer(8, 2, 8))
+    assert repr(va.ScalarQuantizer(8, "QT_8bit")).startswith("ScalarQuantizer(d=8")
+    assert repr(va.index_factory(8, "Flat")).startswith("Index('Flat'")
