@@ -118,14 +118,14 @@ impl Drop for Writer {
 
 /// Syncs the directory holding `path` so the rename itself is durable
 /// (best effort: not every platform can open a directory).
-fn sync_dir(path: &Path) {
+pub(crate) fn sync_dir(path: &Path) {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     if let Ok(d) = File::open(dir.unwrap_or(Path::new("."))) {
         let _ = d.sync_all();
     }
 }
 
-fn io_error(path: &Path, offset: u64, e: &std::io::Error) -> Error {
+pub(crate) fn io_error(path: &Path, offset: u64, e: &std::io::Error) -> Error {
     Error::BadIndexFile {
         path: path.display().to_string(),
         offset,
