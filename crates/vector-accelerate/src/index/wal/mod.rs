@@ -18,6 +18,7 @@
 //! one return the error until the log is reopened (what a failed sync left
 //! in the file cannot be trusted).
 
+mod format;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -30,65 +31,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::core::error::{Error, Result};
 use crate::index::file::{io_error, sync_dir};
 
+use format::{encode, MAGIC, SEGMENT_HEADER, VERSION};
+#[allow(unused_imports)] // used by the durable index next
+pub(crate) use format::{Op, Record};
 #[allow(unused_imports)] // used by the durable index next
 pub(crate) use read::{read_log, Replay, Torn};
-
-const MAGIC: &[u8; 8] = b"VAWAL\0\0\0";
-const VERSION: u32 = 1;
-/// Bytes of a segment header.
-const SEGMENT_HEADER: u64 = 20;
-/// Bytes of a record header (length, CRC, sequence, kind).
-const RECORD_HEADER: usize = 17;
-const KIND_ADD: u8 = 1;
-const KIND_REMOVE: u8 = 2;
-
-/// One logged operation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Op {
-    /// Rows added under ids (`ids.len()` rows of `dim` values).
-    Add {
-        ids: Vec<u64>,
-        dim: usize,
-        rows: Vec<f32>,
-    },
-    /// Ids removed.
-    Remove { ids: Vec<u64> },
-}
-
-/// A record read back: its sequence and operation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Record {
-    pub seq: u64,
-    pub op: Op,
-}
-
-/// The bytes of one record.
-fn encode(seq: u64, op: &Op) -> Vec<u8> {
-    let mut payload = Vec::new();
-    let kind = match op {
-        Op::Add { ids, dim, rows } => {
-            payload.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-            payload.extend_from_slice(&(*dim as u64).to_le_bytes());
-            payload.extend_from_slice(bytemuck::cast_slice(ids));
-            payload.extend_from_slice(bytemuck::cast_slice(rows));
-            KIND_ADD
-        }
-        Op::Remove { ids } => {
-            payload.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-            payload.extend_from_slice(bytemuck::cast_slice(ids));
-            KIND_REMOVE
-        }
-    };
-    let mut body = Vec::with_capacity(9 + payload.len());
-    body.extend_from_slice(&seq.to_le_bytes());
-    body.push(kind);
-    body.extend_from_slice(&payload);
-    let mut out = Vec::with_capacity(8 + body.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
-}
 
 /// Where a segment's bytes go: a file, or (in tests) one that fails on
 /// demand.

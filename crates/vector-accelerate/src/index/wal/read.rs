@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Op, Record, KIND_ADD, KIND_REMOVE, MAGIC, RECORD_HEADER, SEGMENT_HEADER, VERSION};
+use super::format::{
+    Op, Record, KIND_ADD, KIND_REMOVE, MAGIC, RECORD_HEADER, SEGMENT_HEADER, VERSION,
+};
 use crate::core::error::{Error, Result};
 use crate::index::file::io_error;
 

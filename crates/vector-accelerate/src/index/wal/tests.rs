@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::format::{encode, MAGIC, RECORD_HEADER, SEGMENT_HEADER, VERSION};
 use super::*;
 
 fn temp_dir(name: &str) -> PathBuf {
