@@ -542,6 +542,37 @@ impl Index {
         Ok(())
     }
 
+    /// The checks of [`add_with_ids`](Self::add_with_ids) but those of the
+    /// ids against the index (rows, dimension, finite values, training, one
+    /// id per row); returns the rows on the host.
+    pub(crate) fn check_add<'h>(
+        &self,
+        data: &Input<'h>,
+        ids: usize,
+        hold: &'h mut Option<Matrix>,
+    ) -> Result<MatrixView<'h>> {
+        let host = self.check_stored(data, "vectors to add", hold)?;
+        if ids != data.rows() {
+            return Err(Error::DimensionMismatch {
+                what: "ids vs vectors to add",
+                expected: data.rows(),
+                got: ids,
+            });
+        }
+        if !self.is_trained() {
+            return Err(Error::NotTrained {
+                what: format!("index {}", self.spec),
+                operation: "add",
+            });
+        }
+        Ok(host)
+    }
+
+    /// One past the largest id the index has seen (where `add` numbers from).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.next_id()
+    }
+
     /// [`check_rows`](Self::check_rows) for vectors the index will hold,
     /// which must also be finite; returns them on the host (read once).
     fn check_stored<'h>(

@@ -26,6 +26,7 @@
 
 mod api;
 mod coded;
+mod durable;
 mod exact;
 mod factory;
 mod file;
@@ -36,10 +37,10 @@ mod range;
 mod rows;
 mod selector;
 mod storage;
-#[allow(dead_code)] // the durable index builds on it next
 mod wal;
 
 pub use api::Index;
+pub use durable::{DurableIndex, DurableOptions, Recovery};
 pub use factory::recommended_nlist;
 pub use params::SearchParams;
 pub use range::RangeResult;

@@ -32,9 +32,9 @@ use crate::core::error::{Error, Result};
 use crate::index::file::{io_error, sync_dir};
 
 use format::{encode, MAGIC, SEGMENT_HEADER, VERSION};
-#[allow(unused_imports)] // used by the durable index next
+#[allow(unused_imports)] // `Record` is read by the tests
 pub(crate) use format::{Op, Record};
-#[allow(unused_imports)] // used by the durable index next
+#[allow(unused_imports)] // `Replay` is read by the tests
 pub(crate) use read::{read_log, Replay, Torn};
 
 /// Where a segment's bytes go: a file, or (in tests) one that fails on
@@ -143,14 +143,16 @@ impl Log {
 
     /// Appends `op` and returns its sequence once it is durable (synced,
     /// possibly by another writer's sync that covered it).
+    #[cfg(test)]
     pub fn log(&self, op: &Op) -> Result<u64> {
-        let seq = self.append(op)?;
+        let (seq, _) = self.append(op)?;
         self.commit(seq)?;
         Ok(seq)
     }
 
-    /// Appends `op` (not yet durable) and returns its sequence.
-    pub fn append(&self, op: &Op) -> Result<u64> {
+    /// Appends `op` (not yet durable): its sequence and its record's length
+    /// in bytes.
+    pub fn append(&self, op: &Op) -> Result<(u64, u64)> {
         let mut st = self.lock();
         if let Some(e) = &st.failed {
             return Err(poisoned(&st.segment, st.len, e));
@@ -170,7 +172,7 @@ impl Log {
         }
         st.len += bytes.len() as u64;
         st.next += 1;
-        Ok(seq)
+        Ok((seq, bytes.len() as u64))
     }
 
     /// Waits until record `seq` is durable: the first waiter syncs for
@@ -210,6 +212,21 @@ impl Log {
         st.segment = segment;
         st.len = SEGMENT_HEADER;
         Ok(())
+    }
+
+    /// Starts a new segment now (for a checkpoint: the records before it
+    /// can then be dropped with their segments). Every record appended must
+    /// be durable.
+    pub fn rotate_now(&self) -> Result<()> {
+        let mut st = self.lock();
+        if let Some(e) = &st.failed {
+            return Err(poisoned(&st.segment, st.len, e));
+        }
+        debug_assert!(
+            !st.syncing && st.synced + 1 == st.next,
+            "rotation with unsynced records"
+        );
+        self.rotate(&mut st)
     }
 
     /// The sequence the next record gets.

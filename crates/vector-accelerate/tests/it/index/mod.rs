@@ -2,6 +2,7 @@
 //! removals, range search, save/load and bad input.
 
 mod coded;
+mod durable;
 mod errors;
 mod filters;
 mod flat;
