@@ -47,6 +47,9 @@ pub enum BenchCommand {
     /// A vector index on clustered data: build time and memory, then
     /// recall@k against queries per second for a sweep of nprobe.
     Index(super::bench_index::BenchIndexArgs),
+    /// The cost of durability: durable against in-memory adds, concurrent
+    /// writers (group commit), search while adding, reopening a long log.
+    Durable(super::bench_durable::BenchDurableArgs),
 }
 
 /// Arguments of `vaccel bench select`.
@@ -205,6 +208,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ml(args) => super::bench_ml::run(args),
         BenchCommand::Memory(args) => super::bench_memory::run(args),
         BenchCommand::Index(args) => super::bench_index::run(args),
+        BenchCommand::Durable(args) => super::bench_durable::run(args),
     }
 }
 

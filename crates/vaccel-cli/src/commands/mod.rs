@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_durable;
 mod bench_index;
 mod bench_memory;
 mod bench_ml;

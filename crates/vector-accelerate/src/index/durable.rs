@@ -9,6 +9,7 @@
 //! log order; searches take a read lock and never wait for a sync, and see
 //! every operation acknowledged before they started, none half-applied.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -220,14 +221,15 @@ impl DurableIndex {
     /// in the synced log and applied.
     pub fn add_with_ids<'a>(&self, data: impl Into<Input<'a>>, ids: &[u64]) -> Result<()> {
         let data = data.into();
+        let mut hold = None;
+        let rows = data.host_view(&mut hold)?;
         self.write(|w, index| {
-            let mut hold = None;
-            let rows = index.check_add(&data, ids.len(), &mut hold)?;
+            index.check_add(&Input::F32(rows), ids.len(), &mut None)?;
             check_new_ids(w, index, ids)?;
             Ok(Op::Add {
-                ids: ids.to_vec(),
+                ids: Cow::Borrowed(ids),
                 dim: index.dim(),
-                rows: rows.as_slice().to_vec(),
+                rows: Cow::Borrowed(rows.as_slice()),
             })
         })
         .map(drop)
@@ -236,20 +238,22 @@ impl DurableIndex {
     /// Adds vectors with sequential ids, durably; returns the ids given.
     pub fn add<'a>(&self, data: impl Into<Input<'a>>) -> Result<Range<u64>> {
         let data = data.into();
+        let mut hold = None;
+        let rows = data.host_view(&mut hold)?;
+        let n = rows.rows() as u64;
         let mut first = 0;
         self.write(|w, index| {
             first = w.next_id;
-            let ids: Vec<u64> = (first..first + data.rows() as u64).collect();
-            let mut hold = None;
-            let rows = index.check_add(&data, ids.len(), &mut hold)?;
+            let ids: Vec<u64> = (first..first + n).collect();
+            index.check_add(&Input::F32(rows), ids.len(), &mut None)?;
             check_new_ids(w, index, &ids)?;
             Ok(Op::Add {
-                ids,
+                ids: Cow::Owned(ids),
                 dim: index.dim(),
-                rows: rows.as_slice().to_vec(),
+                rows: Cow::Borrowed(rows.as_slice()),
             })
         })?;
-        Ok(first..first + data.rows() as u64)
+        Ok(first..first + n)
     }
 
     /// Removes the vectors of `ids`, durably; returns how many were held.
@@ -261,7 +265,9 @@ impl DurableIndex {
                 .iter()
                 .filter(|&&id| seen.insert(id) && present(w, index, id))
                 .count();
-            Ok(Op::Remove { ids: ids.to_vec() })
+            Ok(Op::Remove {
+                ids: Cow::Borrowed(ids),
+            })
         })?;
         Ok(held)
     }
@@ -283,7 +289,7 @@ impl DurableIndex {
     /// One write: under the writer lock `make` checks the operation against
     /// the index and the pending operations and the record is appended;
     /// then it is synced (with other writers') and applied in log order.
-    fn write(&self, make: impl FnOnce(&mut Writer, &Index) -> Result<Op>) -> Result<u64> {
+    fn write<'o>(&self, make: impl FnOnce(&mut Writer, &Index) -> Result<Op<'o>>) -> Result<u64> {
         let (seq, op, checkpoint) = {
             let mut w = self.writer();
             let op = {
@@ -307,7 +313,7 @@ impl DurableIndex {
 
     /// Applies `op` (sequence `seq`) once every earlier one is applied; a
     /// failed sync or apply stops every later write.
-    fn apply_in_order(&self, seq: u64, op: &Op, synced: Result<()>) -> Result<()> {
+    fn apply_in_order(&self, seq: u64, op: &Op<'_>, synced: Result<()>) -> Result<()> {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*applied {
@@ -389,16 +395,16 @@ fn check_new_ids(w: &Writer, index: &Index, ids: &[u64]) -> Result<()> {
     Ok(())
 }
 
-fn note_pending(w: &mut Writer, op: &Op, seq: u64) {
+fn note_pending(w: &mut Writer, op: &Op<'_>, seq: u64) {
     match op {
         Op::Add { ids, .. } => {
-            for &id in ids {
+            for &id in ids.iter() {
                 w.pending.insert(id, (true, seq));
                 w.next_id = w.next_id.max(id.saturating_add(1));
             }
         }
         Op::Remove { ids } => {
-            for &id in ids {
+            for &id in ids.iter() {
                 w.pending.insert(id, (false, seq));
             }
         }
@@ -406,13 +412,13 @@ fn note_pending(w: &mut Writer, op: &Op, seq: u64) {
 }
 
 /// Applies a logged operation to the index.
-fn apply(index: &mut Index, op: &Op) -> Result<()> {
+fn apply(index: &mut Index, op: &Op<'_>) -> Result<()> {
     match op {
         Op::Add { ids, dim, rows } => {
             let m = crate::core::matrix::MatrixView::new(rows, *dim)?;
             index.add_with_ids(m, ids)
         }
-        Op::Remove { ids } => index.remove_ids(&IdSelector::allow(ids.clone())).map(drop),
+        Op::Remove { ids } => index.remove_ids(&IdSelector::allow(ids.to_vec())).map(drop),
     }
 }
 

@@ -144,7 +144,7 @@ impl Log {
     /// Appends `op` and returns its sequence once it is durable (synced,
     /// possibly by another writer's sync that covered it).
     #[cfg(test)]
-    pub fn log(&self, op: &Op) -> Result<u64> {
+    pub fn log(&self, op: &Op<'_>) -> Result<u64> {
         let (seq, _) = self.append(op)?;
         self.commit(seq)?;
         Ok(seq)
@@ -152,7 +152,7 @@ impl Log {
 
     /// Appends `op` (not yet durable): its sequence and its record's length
     /// in bytes.
-    pub fn append(&self, op: &Op) -> Result<(u64, u64)> {
+    pub fn append(&self, op: &Op<'_>) -> Result<(u64, u64)> {
         let mut st = self.lock();
         if let Some(e) = &st.failed {
             return Err(poisoned(&st.segment, st.len, e));

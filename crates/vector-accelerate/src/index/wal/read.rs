@@ -1,5 +1,6 @@
 //! Reading a log back: every segment in sequence order, each record checked.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use super::format::{
@@ -154,7 +155,7 @@ fn read_segment(path: &Path, b: &[u8], seq: u64, last: bool, out: &mut Replay) -
 }
 
 /// The operation of a record whose checksum held.
-fn decode(kind: u8, p: &[u8]) -> std::result::Result<Op, String> {
+fn decode(kind: u8, p: &[u8]) -> std::result::Result<Op<'static>, String> {
     let word = |i: usize| -> std::result::Result<u64, String> {
         p.get(i * 8..i * 8 + 8)
             .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
@@ -181,9 +182,9 @@ fn decode(kind: u8, p: &[u8]) -> std::result::Result<Op, String> {
                 .map(|w| f32::from_le_bytes(w.try_into().expect("4 bytes")))
                 .collect();
             Ok(Op::Add {
-                ids: ids_at(16, n),
+                ids: ids_at(16, n).into(),
                 dim,
-                rows,
+                rows: Cow::Owned(rows),
             })
         }
         KIND_REMOVE => {
@@ -191,7 +192,9 @@ fn decode(kind: u8, p: &[u8]) -> std::result::Result<Op, String> {
             if n.checked_mul(8).and_then(|a| a.checked_add(8)) != Some(p.len()) {
                 return Err(format!("remove of {n} ids in {} bytes", p.len()));
             }
-            Ok(Op::Remove { ids: ids_at(8, n) })
+            Ok(Op::Remove {
+                ids: ids_at(8, n).into(),
+            })
         }
         k => Err(format!("unknown record kind {k}")),
     }

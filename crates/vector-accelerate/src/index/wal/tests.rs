@@ -17,7 +17,7 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn ops(n: usize) -> Vec<Op> {
+fn ops(n: usize) -> Vec<Op<'static>> {
     (0..n)
         .map(|i| match i % 3 {
             2 => Op::Remove {
@@ -56,7 +56,7 @@ fn records_round_trip_across_rotated_segments() {
         let r = read_log(&dir, 5).unwrap();
         assert_eq!(r.torn, None);
         assert_eq!(r.next_seq, 25);
-        let got: Vec<Op> = r.records.iter().map(|r| r.op.clone()).collect();
+        let got: Vec<Op<'_>> = r.records.iter().map(|r| r.op.clone()).collect();
         assert_eq!(got, want);
         let segments = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(segments > 1, segment_bytes == 64, "{segments} segments");
@@ -187,7 +187,7 @@ fn concurrent_writers_share_syncs_and_lose_nothing() {
             s.spawn(move || {
                 for i in 0..each {
                     let op = Op::Remove {
-                        ids: vec![t * 1000 + i],
+                        ids: vec![t * 1000 + i].into(),
                     };
                     log.log(&op).unwrap();
                 }
@@ -205,7 +205,7 @@ fn concurrent_writers_share_syncs_and_lose_nothing() {
         .records
         .iter()
         .flat_map(|r| match &r.op {
-            Op::Remove { ids } => ids.clone(),
+            Op::Remove { ids } => ids.to_vec(),
             _ => vec![],
         })
         .collect();
@@ -266,7 +266,7 @@ fn failed_writes_are_taken_back_and_failed_syncs_stop_the_log() {
     log.log(&want[2]).unwrap();
     let r = read_log(&dir, 1).unwrap();
     assert_eq!(r.torn, None);
-    let got: Vec<&Op> = r.records.iter().map(|r| &r.op).collect();
+    let got: Vec<&Op<'_>> = r.records.iter().map(|r| &r.op).collect();
     assert_eq!(got, vec![&want[0], &want[2]]);
 
     faulty.fail_sync.store(1, Ordering::SeqCst);
