@@ -88,6 +88,11 @@ pub struct DurableIndex {
     dir: PathBuf,
     opts: DurableOptions,
     index: RwLock<Index>,
+    /// Taken by a writer while it waits for `index` and passed through by
+    /// readers before they lock it, so a writer waits for the searches
+    /// running, not for every search started after it (the standard
+    /// `RwLock` let back-to-back readers hold a writer off for seconds).
+    gate: Mutex<()>,
     /// The log (its own locks; appended to under `writer`, so log order is
     /// the order writes were checked in).
     log: Log,
@@ -190,6 +195,7 @@ impl DurableIndex {
             dir: dir.to_path_buf(),
             opts,
             index: RwLock::new(index),
+            gate: Mutex::new(()),
             log,
             writer: Mutex::new(writer),
             applied: Mutex::new(Ok(applied)),
@@ -204,6 +210,7 @@ impl DurableIndex {
     /// The index as of now, for reading (searches, `len`, `reconstruct`);
     /// writers wait while it is held, so hold it briefly.
     pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        drop(self.gate.lock().unwrap_or_else(|e| e.into_inner()));
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -328,6 +335,7 @@ impl DurableIndex {
             }
         }
         let result = synced.and_then(|()| {
+            let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
             apply(&mut index, op)
         });
