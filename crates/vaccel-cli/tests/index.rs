@@ -455,3 +455,66 @@ fn summaries_unless_quiet() {
     let (out, _) = ok(&dir, "index info --index @idx");
     assert!(out.contains("vectors:   49"), "{out}");
 }
+
+/// `vaccel index check` reports what opening a durable directory would do
+/// (clean, or a torn final record to cut), changes nothing, and fails with
+/// one line on damage.
+#[test]
+fn check_reports_what_recovery_would_do() {
+    use vector_accelerate::index::{DurableIndex, DurableOptions, Index};
+    use vector_accelerate::{Context, Matrix, Metric};
+    let dir = TempDir::new("index-check");
+    let durable = dir.path("durable");
+    let ctx = Context::cpu();
+    let rows = Matrix::new(clustered(40, 4, 3, 5), 4).unwrap();
+    let d = DurableIndex::create(
+        &durable,
+        Index::new(&ctx, 4, "Flat", Metric::L2).unwrap(),
+        DurableOptions::default(),
+    )
+    .unwrap();
+    d.add(&rows).unwrap();
+    d.remove_ids(&[1, 2]).unwrap();
+    drop(d);
+    let check = format!("index check {}", durable.display());
+    let (out, _) = ok(&dir, &check);
+    assert!(
+        out.contains("replay:    2 log records") && out.contains("clean"),
+        "{out}"
+    );
+    let seg = fs::read_dir(&durable)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
+        .unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let whole = bytes.len();
+    bytes.extend_from_slice(&[9, 0, 0, 0, 7, 7]);
+    fs::write(&seg, &bytes).unwrap();
+    let (out, _) = ok(&dir, &check);
+    assert!(
+        out.contains(&format!(
+            "torn final record at {}, byte {whole}",
+            seg.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(fs::read(&seg).unwrap(), bytes, "check changed the log");
+    // A damaged record before the end: one line naming file and offset.
+    bytes[whole - 3] ^= 0xff;
+    bytes.truncate(whole);
+    bytes.extend_from_slice(&bytes[20..40].to_vec());
+    fs::write(&seg, &bytes).unwrap();
+    let out = run(&dir, &check);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        err.contains(&seg.display().to_string()) && err.contains("byte"),
+        "{err}"
+    );
+    let out = run(&dir, &format!("index check {}", dir.path("").display()));
+    assert!(!out.status.success());
+}

@@ -155,20 +155,11 @@ impl DurableIndex {
         opts: DurableOptions,
     ) -> Result<(Self, Recovery)> {
         let dir = dir.as_ref();
-        let (snap_seq, snap) = newest_snapshot(dir)?.ok_or_else(|| Error::BadIndexFile {
-            path: dir.display().to_string(),
-            offset: 0,
-            reason: "no snapshot-*.vai in the directory: not a durable index".into(),
-        })?;
-        let mut index = Index::load(ctx, &snap)?;
-        let replay = read_log(dir, snap_seq + 1)?;
-        let mut replayed = 0;
-        for r in replay.records.iter().filter(|r| r.seq > snap_seq) {
-            apply(&mut index, &r.op)?;
-            replayed += 1;
+        let (index, mut recovery, torn, next) = recover(ctx, dir)?;
+        if let Some(t) = &torn {
+            cut_torn(t)?;
         }
-        let torn = replay.torn.map(|t| cut_torn(&t)).transpose()?;
-        let next = replay.next_seq.max(snap_seq + 1);
+        recovery.torn = torn.map(|t| (t.path, t.offset, t.reason));
         // A last segment without records (cut, or made just before a
         // crash) is started again.
         let empty = segment_path(dir, next);
@@ -177,12 +168,17 @@ impl DurableIndex {
                 .map_err(|e| crate::index::file::io_error(&empty, 0, &e))?;
         }
         let log = Log::create(dir, next, opts.segment_bytes)?;
-        let recovery = Recovery {
-            snapshot_seq: snap_seq,
-            replayed,
-            torn,
-        };
         Ok((Self::assemble(dir, opts, index, log, next - 1), recovery))
+    }
+
+    /// What [`open`](Self::open) would do with `dir`, without writing to
+    /// it: the snapshot and every log record are read and checked, and the
+    /// records replayed on a copy in memory. Damage is the same error
+    /// `open` gives.
+    pub fn check(ctx: &Context, dir: impl AsRef<Path>) -> Result<Recovery> {
+        let (_, mut recovery, torn, _) = recover(ctx, dir.as_ref())?;
+        recovery.torn = torn.map(|t| (t.path, t.offset, t.reason));
+        Ok(recovery)
     }
 
     fn assemble(dir: &Path, opts: DurableOptions, index: Index, log: Log, applied: u64) -> Self {
@@ -430,17 +426,40 @@ fn apply(index: &mut Index, op: &Op<'_>) -> Result<()> {
     }
 }
 
+/// The index of `dir` as of its log's end, what was replayed, the torn
+/// final record (not cut yet) and the next sequence.
+fn recover(ctx: &Context, dir: &Path) -> Result<(Index, Recovery, Option<Torn>, u64)> {
+    let (snap_seq, snap) = newest_snapshot(dir)?.ok_or_else(|| Error::BadIndexFile {
+        path: dir.display().to_string(),
+        offset: 0,
+        reason: "no snapshot-*.vai in the directory: not a durable index".into(),
+    })?;
+    let mut index = Index::load(ctx, &snap)?;
+    let replay = read_log(dir, snap_seq + 1)?;
+    let mut replayed = 0;
+    for r in replay.records.iter().filter(|r| r.seq > snap_seq) {
+        apply(&mut index, &r.op)?;
+        replayed += 1;
+    }
+    let next = replay.next_seq.max(snap_seq + 1);
+    let recovery = Recovery {
+        snapshot_seq: snap_seq,
+        replayed,
+        torn: None,
+    };
+    Ok((index, recovery, replay.torn, next))
+}
+
 /// Cuts a torn final record off its segment (so the log continues after
 /// the last whole record) and says what was cut.
-fn cut_torn(t: &Torn) -> Result<(PathBuf, u64, String)> {
+fn cut_torn(t: &Torn) -> Result<()> {
     let io = |e: std::io::Error| crate::index::file::io_error(&t.path, t.offset, &e);
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&t.path)
         .map_err(io)?;
     f.set_len(t.offset).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    Ok((t.path.clone(), t.offset, t.reason.clone()))
+    f.sync_all().map_err(io)
 }
 
 /// Deletes the snapshots before `seq` and the log segments whose records

@@ -1,4 +1,4 @@
-//! `vaccel index build|add|remove|search|info`: a vector index (exact
+//! `vaccel index build|add|remove|search|info|check`: a vector index (exact
 //! `Flat`, or inverted lists `IVF<nlist>,Flat`) kept in a folder as
 //! `index.vai`, built from and searched with vector files.
 //!
@@ -8,6 +8,7 @@
 //! temporary name and renamed), so a failed command leaves it as it was.
 
 mod build;
+mod check;
 mod files;
 mod search;
 
@@ -27,6 +28,9 @@ pub enum IndexCommand {
     Search(search::SearchArgs),
     /// Print what an index holds: factory, metric, sizes, search defaults.
     Info(search::InfoArgs),
+    /// Verify a durable index directory (snapshot and write-ahead log) and
+    /// report what opening it would do, changing nothing.
+    Check(check::CheckArgs),
 }
 
 /// Runs an index sub-command.
@@ -37,5 +41,6 @@ pub fn run(c: IndexCommand) -> Result<()> {
         IndexCommand::Remove(a) => build::run_remove(a),
         IndexCommand::Search(a) => search::run_search(a),
         IndexCommand::Info(a) => search::run_info(a),
+        IndexCommand::Check(a) => check::run_check(a),
     }
 }

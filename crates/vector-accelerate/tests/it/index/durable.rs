@@ -98,7 +98,11 @@ fn a_torn_final_record_is_cut_and_reported_then_the_log_continues() {
     let whole = bytes.len() as u64;
     bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 3, 0, 0]);
     std::fs::write(&seg, &bytes).unwrap();
+    // `check` reports what `open` will do, and changes nothing.
+    let checked = DurableIndex::check(&ctx, &dir).unwrap();
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes);
     let (d, rec) = DurableIndex::open(&ctx, &dir, opts.clone()).unwrap();
+    assert_eq!(checked, rec);
     let torn = rec.torn.expect("the torn record is reported");
     assert_eq!((torn.0, torn.1), (seg.clone(), whole), "{}", torn.2);
     assert_eq!(d.read().len(), 30);
