@@ -268,3 +268,35 @@ def histogram2d(
     density: bool = False,
 ) -> Tuple[npt.NDArray[Any], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """``(H, xedges, yedges)`` of the pairs ``(x[i], y[i])`` as ``np.histogram2d``."""
+
+class DurableIndex:
+    """An index kept in a directory with a write-ahead log: every acknowledged ``add``,
+    ``add_with_ids`` and ``remove_ids`` survives a crash. Calls release the GIL, so threads can
+    search while others write; a search sees whole operations only."""
+
+    @staticmethod
+    def create(path: str, index: Index, *, checkpoint_bytes: Optional[int] = None) -> "DurableIndex":
+        """Makes a copy of ``index`` durable in the new directory ``path``."""
+    @staticmethod
+    def open(path: str, *, checkpoint_bytes: Optional[int] = None) -> "DurableIndex":
+        """Opens ``path`` on the default device: the newest snapshot plus its log replayed (a torn
+        final record is cut and reported in :attr:`recovery`; other damage is an error)."""
+    @property
+    def recovery(self) -> Optional[dict]:
+        """What ``open`` found: ``snapshot_seq``, ``replayed``, ``torn`` (file, offset, reason)."""
+    @property
+    def ntotal(self) -> int:
+        """Vectors held."""
+    @property
+    def d(self) -> int:
+        """Dimension of the vectors."""
+    def add(self, x: Array) -> None:
+        """Adds ``x [n, d]`` with sequential ids, durably (synced before it returns)."""
+    def add_with_ids(self, x: Array, ids: npt.ArrayLike) -> None:
+        """Adds ``x [n, d]`` under ``ids [n]``, durably."""
+    def remove_ids(self, ids: npt.ArrayLike) -> int:
+        """Removes the vectors of ``ids``, durably; returns how many were held."""
+    def search(self, x: Array, k: int, *, nprobe: Optional[int] = None) -> Tuple[Array, Array]:
+        """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``."""
+    def checkpoint(self) -> None:
+        """Writes a snapshot and drops the log before it."""

@@ -21,7 +21,7 @@ use crate::{context, metric_of};
 /// `int64` ids on the module's device.
 #[pyclass(name = "Index", module = "vector_accelerate")]
 pub(crate) struct PyIndex {
-    inner: Index,
+    pub(crate) inner: Index,
 }
 
 #[pymethods]
@@ -217,7 +217,7 @@ fn scratch_path() -> PathBuf {
 }
 
 /// The bytes of `index`'s file.
-fn to_bytes(index: &Index) -> va::Result<Vec<u8>> {
+pub(crate) fn to_bytes(index: &Index) -> va::Result<Vec<u8>> {
     let path = scratch_path();
     let out = index.save(&path).and_then(|_| {
         std::fs::read(&path).map_err(|e| va::Error::BadIndexFile {
@@ -231,7 +231,7 @@ fn to_bytes(index: &Index) -> va::Result<Vec<u8>> {
 }
 
 /// An index from the bytes of its file.
-fn from_bytes(ctx: &va::Context, bytes: &[u8]) -> va::Result<Index> {
+pub(crate) fn from_bytes(ctx: &va::Context, bytes: &[u8]) -> va::Result<Index> {
     let path = scratch_path();
     let out = std::fs::write(&path, bytes)
         .map_err(|e| va::Error::BadIndexFile {

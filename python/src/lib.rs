@@ -6,6 +6,7 @@
 mod arrays;
 mod device;
 mod dlpack;
+mod durable;
 mod errors;
 mod families;
 mod index;
@@ -136,5 +137,6 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     families::register(m)?;
     quantizers::register(m)?;
     statistics::register(m)?;
+    durable::register(m)?;
     index::register(m)
 }

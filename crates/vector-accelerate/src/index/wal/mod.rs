@@ -226,6 +226,9 @@ impl Log {
             !st.syncing && st.synced + 1 == st.next,
             "rotation with unsynced records"
         );
+        if st.len == SEGMENT_HEADER {
+            return Ok(()); // the current segment holds no record yet
+        }
         self.rotate(&mut st)
     }
 

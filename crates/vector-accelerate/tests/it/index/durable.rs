@@ -131,6 +131,7 @@ fn checkpoints_drop_the_log_before_them() {
         d.add(x.view().slice_rows(i * 20, i * 20 + 20)).unwrap();
     }
     d.checkpoint().unwrap();
+    d.checkpoint().unwrap(); // again with nothing new: the same files
     assert_eq!(
         files(&dir, "snapshot-"),
         vec![format!("snapshot-{:020}.vai", 10)]
@@ -138,9 +139,17 @@ fn checkpoints_drop_the_log_before_them() {
     assert_eq!(files(&dir, "wal-"), vec![format!("wal-{:020}.log", 11)]);
     d.remove_ids(&[0, 1, 2]).unwrap();
     drop(d);
-    let (d, rec) = DurableIndex::open(&ctx, &dir, opts).unwrap();
+    let (d, rec) = DurableIndex::open(&ctx, &dir, opts.clone()).unwrap();
     assert_eq!((rec.snapshot_seq, rec.replayed), (10, 1));
     assert_eq!(d.read().len(), 197);
+    // A checkpoint straight after opening (an empty segment is current).
+    d.checkpoint().unwrap();
+    drop(d);
+    let (d, rec) = DurableIndex::open(&ctx, &dir, opts).unwrap();
+    assert_eq!(
+        (rec.snapshot_seq, rec.replayed, d.read().len()),
+        (11, 0, 197)
+    );
     // Automatic checkpoints by log length.
     let auto = DurableOptions::default().with_checkpoint_bytes(10_000);
     let dir2 = fresh_dir("auto-checkpoint");
