@@ -503,7 +503,7 @@ fn check_reports_what_recovery_would_do() {
     // A damaged record before the end: one line naming file and offset.
     bytes[whole - 3] ^= 0xff;
     bytes.truncate(whole);
-    bytes.extend_from_slice(&bytes[20..40].to_vec());
+    bytes.extend_from_within(20..40);
     fs::write(&seg, &bytes).unwrap();
     let out = run(&dir, &check);
     let err = String::from_utf8_lossy(&out.stderr);
