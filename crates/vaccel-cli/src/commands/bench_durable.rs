@@ -123,6 +123,33 @@ fn batch_adds(ctx: &Context, a: &BenchDurableArgs, root: &Path, data: &Matrix) -
     Ok(())
 }
 
+/// `total` single-vector adds of row `i % rows` under id `first + i`,
+/// split over `writers` threads.
+fn single_adds(
+    d: &DurableIndex,
+    data: &Matrix,
+    (writers, total): (usize, usize),
+    first: u64,
+) -> Result<()> {
+    let per = total.div_ceil(writers);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                s.spawn(move || -> Result<()> {
+                    for i in w * per..((w + 1) * per).min(total) {
+                        let r = i % data.rows();
+                        d.add_with_ids(data.view().slice_rows(r, r + 1), &[first + i as u64])?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("writer panicked"))
+    })
+}
+
 fn concurrent_single_adds(
     ctx: &Context,
     a: &BenchDurableArgs,
@@ -134,26 +161,8 @@ fn concurrent_single_adds(
         Index::new(ctx, a.dim, "Flat", Metric::L2)?,
         DurableOptions::default(),
     )?;
-    let n = data.rows();
     let t = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..a.writers)
-            .map(|w| {
-                let d = &d;
-                s.spawn(move || -> Result<()> {
-                    for i in 0..a.adds_per_writer {
-                        let r = (w * a.adds_per_writer + i) % n;
-                        let id = (w * a.adds_per_writer + i) as u64;
-                        d.add_with_ids(data.view().slice_rows(r, r + 1), &[id])?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("writer panicked"))
-    })?;
+    single_adds(&d, data, (a.writers, a.writers * a.adds_per_writer), 0)?;
     let total = a.writers * a.adds_per_writer;
     println!(
         "{} concurrent writers of single vectors: {:.0} acknowledged adds/s ({} adds; target >= 20,000/s)",
@@ -243,24 +252,8 @@ fn reopen_with_long_log(
         index,
         DurableOptions::default().with_checkpoint_bytes(0),
     )?;
-    std::thread::scope(|s| -> Result<()> {
-        let per = a.log_records.div_ceil(a.writers);
-        let handles: Vec<_> = (0..a.writers)
-            .map(|w| {
-                let d = &d;
-                s.spawn(move || -> Result<()> {
-                    for i in (w * per..((w + 1) * per).min(a.log_records)).map(|i| i % data.rows())
-                    {
-                        d.add(data.view().slice_rows(i, i + 1))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("writer panicked"))
-    })?;
+    let first = d.read().len() as u64;
+    single_adds(&d, data, (a.writers, a.log_records), first)?;
     drop(d);
     let t = Instant::now();
     let (d, rec) = DurableIndex::open(ctx, &dir, DurableOptions::default())?;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::core::error::{Error, Result};
-use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::neighbors::Neighbors;
 use crate::index::api::Index;
 use crate::index::params::SearchParams;
 use crate::index::selector::IdSelector;
@@ -383,20 +383,7 @@ fn present(w: &Writer, index: &Index, id: u64) -> bool {
 /// Refuses ids that are reserved, repeated, or held after the pending
 /// operations.
 fn check_new_ids(w: &Writer, index: &Index, ids: &[u64]) -> Result<()> {
-    let mut seen = std::collections::HashSet::with_capacity(ids.len());
-    for &id in ids {
-        if id == MISSING_ID {
-            return Err(Error::invalid(
-                "id",
-                id,
-                "u64::MAX marks a missing result and cannot be a vector's id",
-            ));
-        }
-        if !seen.insert(id) || present(w, index, id) {
-            return Err(Error::DuplicateId { id });
-        }
-    }
-    Ok(())
+    crate::index::ids::check_new_ids(ids, |id| present(w, index, id))
 }
 
 fn note_pending(w: &mut Writer, op: &Op<'_>, seq: u64) {

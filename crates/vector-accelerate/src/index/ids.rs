@@ -130,20 +130,7 @@ impl IdMap {
 
     /// Refuses ids that are reserved, repeated in `ids`, or already live.
     pub fn check_new(&self, ids: &[u64]) -> Result<()> {
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        for &id in ids {
-            if id == MISSING_ID {
-                return Err(Error::invalid(
-                    "id",
-                    id,
-                    "u64::MAX marks a missing result and cannot be a vector's id",
-                ));
-            }
-            if self.slots.contains_key(&id) || !seen.insert(id) {
-                return Err(Error::DuplicateId { id });
-            }
-        }
-        Ok(())
+        check_new_ids(ids, |id| self.slots.contains_key(&id))
     }
 
     /// Appends rows with `ids` (checked by [`IdMap::check_new`]).
@@ -235,4 +222,23 @@ impl IdMap {
         self.numbered = self.ids.iter().enumerate().all(|(s, &id)| id == s as u64);
         kept
     }
+}
+
+/// Refuses ids that are reserved (`u64::MAX`), repeated in `ids`, or
+/// `held` already.
+pub(crate) fn check_new_ids(ids: &[u64], held: impl Fn(u64) -> bool) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    for &id in ids {
+        if id == MISSING_ID {
+            return Err(Error::invalid(
+                "id",
+                id,
+                "u64::MAX marks a missing result and cannot be a vector's id",
+            ));
+        }
+        if held(id) || !seen.insert(id) {
+            return Err(Error::DuplicateId { id });
+        }
+    }
+    Ok(())
 }
