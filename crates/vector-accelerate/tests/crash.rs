@@ -134,8 +134,10 @@ fn run_child(dir: &Path, seed: u64, wait: Duration) -> usize {
     let reader = std::thread::spawn(move || {
         let mut acked = 0;
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(n) = line.strip_prefix("ack ") {
-                acked = n.trim().parse().unwrap();
+            // The test harness prints "test child ... " before the first
+            // line of the child's own, so the mark may follow other text.
+            if let Some(at) = line.rfind("ack ") {
+                acked = line[at + 4..].trim().parse().unwrap();
             }
         }
         acked
