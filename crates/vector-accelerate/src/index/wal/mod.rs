@@ -64,7 +64,8 @@ impl Sink for File {
 /// Opens sinks for new segments (a directory of files, or a test double).
 pub(crate) type OpenSink = dyn Fn(&Path) -> std::io::Result<Arc<dyn Sink>> + Send + Sync;
 
-fn open_file(path: &Path) -> std::io::Result<Arc<dyn Sink>> {
+/// Opens a segment file for appending (it must not exist yet).
+pub(crate) fn open_file(path: &Path) -> std::io::Result<Arc<dyn Sink>> {
     let f = OpenOptions::new()
         .create_new(true)
         .append(true)

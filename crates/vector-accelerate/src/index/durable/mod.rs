@@ -20,7 +20,7 @@ use crate::core::neighbors::Neighbors;
 use crate::index::api::Index;
 use crate::index::params::SearchParams;
 use crate::index::selector::IdSelector;
-use crate::index::wal::{read_log, segment_path, Log, Op, Torn};
+use crate::index::wal::{open_file, read_log, segment_path, Log, Op, OpenSink, Torn};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -131,7 +131,17 @@ impl DurableIndex {
     /// Makes `index` durable in `dir` (created if missing; it must hold no
     /// index yet): writes its first snapshot and starts the log.
     pub fn create(dir: impl AsRef<Path>, index: Index, opts: DurableOptions) -> Result<Self> {
-        let dir = dir.as_ref();
+        Self::create_with(dir.as_ref(), index, opts, Box::new(open_file))
+    }
+
+    /// [`create`](Self::create) with log segments opened by `open_sink`
+    /// (tests inject failing writes and syncs through it).
+    pub(crate) fn create_with(
+        dir: &Path,
+        index: Index,
+        opts: DurableOptions,
+        open_sink: Box<OpenSink>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| crate::index::file::io_error(dir, 0, &e))?;
         if newest_snapshot(dir)?.is_some() {
             return Err(Error::invalid(
@@ -141,7 +151,7 @@ impl DurableIndex {
             ));
         }
         index.save(snapshot_path(dir, 0))?;
-        let log = Log::create(dir, 1, opts.segment_bytes)?;
+        let log = Log::create_with(dir, 1, opts.segment_bytes, open_sink)?;
         Ok(Self::assemble(dir, opts, index, log, 0))
     }
 
@@ -474,3 +484,6 @@ fn prune(dir: &Path, seq: u64) -> Result<()> {
     crate::index::file::sync_dir(&snapshot_path(dir, seq));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
