@@ -74,6 +74,21 @@ pub(crate) fn neighbors_to_numpy(py: Python<'_>, nn: Neighbors) -> PyResult<Dist
     Ok((d, i))
 }
 
+/// A host matrix as a new `float32 [rows, dim]` array.
+pub(crate) fn matrix_to_numpy(py: Python<'_>, m: va::Matrix) -> PyResult<Bound<'_, PyArray2<f32>>> {
+    let (rows, dim) = (m.rows(), m.dim());
+    PyArray1::from_vec(py, m.into_vec()).reshape([rows, dim])
+}
+
+/// Python's spelling of a boolean (for `__repr__`).
+pub(crate) fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
 /// A vector as a new 1-D array.
 pub(crate) fn vector_to_numpy(py: Python<'_>, v: Vec<f32>) -> Bound<'_, PyArray1<f32>> {
     PyArray1::from_vec(py, v)

@@ -4,7 +4,7 @@
 //! can search while others write.
 
 use ::vector_accelerate as va;
-use ::vector_accelerate::index::{DurableIndex, DurableOptions, SearchParams};
+use ::vector_accelerate::index::{DurableIndex, DurableOptions};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -12,7 +12,7 @@ use crate::arrays::ids_of;
 use crate::context;
 use crate::dlpack::with_input;
 use crate::errors::to_py;
-use crate::index::{from_bytes, to_bytes, PyIndex};
+use crate::index::{from_bytes, search_params, to_bytes, PyIndex};
 
 /// A durable index (see the module docs).
 #[pyclass(name = "DurableIndex", module = "vector_accelerate", frozen)]
@@ -141,10 +141,7 @@ impl PyDurable {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let ctx = self.inner.read().context().clone();
         let (nn, caller) = with_input(py, x, "x", &ctx, |v| {
-            let p = nprobe.map_or_else(SearchParams::default, |n| {
-                SearchParams::default().with_nprobe(n)
-            });
-            self.inner.search(v, k, &p)
+            self.inner.search(v, k, &search_params(nprobe, None, None))
         })?;
         caller.neighbors(py, &ctx, nn)
     }

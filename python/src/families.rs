@@ -7,15 +7,11 @@ use ::vector_accelerate::linalg::{gemm as va_gemm, GemmOptions};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{f32_rows, neighbors_to_numpy, shape, with_rows, DistancesIds};
+use crate::arrays::{
+    f32_rows, matrix_to_numpy, neighbors_to_numpy, py_bool, shape, with_rows, DistancesIds,
+};
 use crate::context;
 use crate::errors::to_py;
-
-/// A host matrix as a new `float32 [rows, dim]` array.
-fn matrix_to_numpy(py: Python<'_>, m: va::Matrix) -> PyResult<Bound<'_, PyArray2<f32>>> {
-    let (rows, dim) = (m.rows(), m.dim());
-    PyArray1::from_vec(py, m.into_vec()).reshape([rows, dim])
-}
 
 /// `(centroids, assignments, inertia)` of [`kmeans`].
 type KMeansArrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<i64>>, f64);
@@ -69,12 +65,8 @@ impl PyKmeans {
             self.d,
             self.k,
             self.niter,
-            if self.spherical { "True" } else { "False" },
-            if self.centroids.is_some() {
-                "True"
-            } else {
-                "False"
-            }
+            py_bool(self.spherical),
+            py_bool(self.centroids.is_some())
         )
     }
     #[new]

@@ -105,17 +105,7 @@ impl PyIndex {
         let inner = &self.inner;
         let ctx = inner.context();
         let (nn, caller) = with_input(py, x, "x", ctx, |v| {
-            let mut p = SearchParams::default();
-            if let Some(n) = nprobe {
-                p = p.with_nprobe(n);
-            }
-            if let Some(f) = refine_factor {
-                p = p.with_refine_factor(f);
-            }
-            if let Some(f) = &filter {
-                p = p.with_filter(f);
-            }
-            inner.search(v, k, &p)
+            inner.search(v, k, &search_params(nprobe, refine_factor, filter.as_ref()))
         })?;
         caller.neighbors(py, ctx, nn)
     }
@@ -134,11 +124,7 @@ impl PyIndex {
     ) -> PyResult<RangeArrays<'py>> {
         let inner = &self.inner;
         let (found, _) = with_input(py, x, "x", inner.context(), |v| {
-            let mut p = SearchParams::default();
-            if let Some(n) = nprobe {
-                p = p.with_nprobe(n);
-            }
-            inner.range_search(v, radius, &p)
+            inner.range_search(v, radius, &search_params(nprobe, None, None))
         })?;
         let lims: Vec<i64> = found.lims().iter().map(|&l| l as i64).collect();
         let ids: Vec<i64> = found.ids().iter().map(|&i| i as i64).collect();
@@ -199,6 +185,25 @@ impl PyIndex {
             self.inner.context().device()
         )
     }
+}
+
+/// Search parameters: the index's defaults where an option is `None`.
+pub(crate) fn search_params(
+    nprobe: Option<usize>,
+    refine_factor: Option<usize>,
+    filter: Option<&IdSelector>,
+) -> SearchParams<'_> {
+    let mut p = SearchParams::default();
+    if let Some(n) = nprobe {
+        p = p.with_nprobe(n);
+    }
+    if let Some(f) = refine_factor {
+        p = p.with_refine_factor(f);
+    }
+    if let Some(f) = filter {
+        p = p.with_filter(f);
+    }
+    p
 }
 
 /// FAISS's `(lims, D, I)` of a range search.

@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::with_rows;
+use crate::arrays::{py_bool, with_rows};
 use crate::context;
 use crate::errors::to_py;
 
@@ -63,11 +63,7 @@ struct PyPq {
 #[pymethods]
 impl PyPq {
     fn __repr__(&self) -> String {
-        let trained = if self.inner.is_some() {
-            "True"
-        } else {
-            "False"
-        };
+        let trained = py_bool(self.inner.is_some());
         format!(
             "ProductQuantizer(d={}, M={}, nbits={}, trained={trained})",
             self.d, self.m, self.nbits
@@ -147,11 +143,7 @@ struct PySq {
 #[pymethods]
 impl PySq {
     fn __repr__(&self) -> String {
-        let trained = if self.inner.is_some() {
-            "True"
-        } else {
-            "False"
-        };
+        let trained = py_bool(self.inner.is_some());
         format!(
             "ScalarQuantizer(d={}, {:?}, trained={trained})",
             self.d, self.opts

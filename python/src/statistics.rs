@@ -10,7 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{f32_rows, with_rows};
+use crate::arrays::{f32_rows, matrix_to_numpy, with_rows};
 use crate::context;
 use crate::errors::to_py;
 
@@ -132,12 +132,6 @@ fn median<'py>(
     quantile(py, x, &half, axis, skip_nonfinite)
 }
 
-/// A host matrix as a new `float32 [rows, dim]` array.
-fn square(py: Python<'_>, m: va::Matrix) -> PyResult<Bound<'_, PyArray2<f32>>> {
-    let (rows, dim) = (m.rows(), m.dim());
-    PyArray1::from_vec(py, m.into_vec()).reshape([rows, dim])
-}
-
 /// The covariance of the columns of `x` `[n, d]` (observations in rows):
 /// `float32 [d, d]`, as `np.cov(x, rowvar=False, ddof=ddof)`.
 #[pyfunction]
@@ -148,7 +142,7 @@ fn cov<'py>(
     ddof: usize,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let ctx = &context()?;
-    square(py, with_rows(py, x, |v| stats::covariance(ctx, v, ddof))?)
+    matrix_to_numpy(py, with_rows(py, x, |v| stats::covariance(ctx, v, ddof))?)
 }
 
 /// The Pearson correlation of the columns of `x` `[n, d]`: `float32 [d,
@@ -156,7 +150,7 @@ fn cov<'py>(
 #[pyfunction]
 fn corrcoef<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let ctx = &context()?;
-    square(py, with_rows(py, x, |v| stats::correlation(ctx, v))?)
+    matrix_to_numpy(py, with_rows(py, x, |v| stats::correlation(ctx, v))?)
 }
 
 /// `bins` as NumPy gives it: a count (uniform over `range`, or the finite
