@@ -41,8 +41,11 @@ impl ResidentNeighbors {
     /// Host results kept as they are (a CPU context's "device" is the host).
     pub(crate) fn from_host(n: Neighbors) -> Result<Self> {
         let (rows, k, order) = (n.rows(), n.k(), n.order());
-        let ids = DeviceIds::from_host(n.ids().to_vec());
-        let distances = DeviceMatrix::from_host_f32(n.distances().to_vec(), k);
+        let (ids, distances) = n.into_parts();
+        let (ids, distances) = (
+            DeviceIds::from_host(ids),
+            DeviceMatrix::from_host_f32(distances, k),
+        );
         Ok(Self::new(rows, k, order, ids, distances))
     }
 

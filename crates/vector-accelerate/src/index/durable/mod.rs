@@ -20,7 +20,9 @@ use crate::core::neighbors::Neighbors;
 use crate::index::api::Index;
 use crate::index::params::SearchParams;
 use crate::index::selector::IdSelector;
-use crate::index::wal::{open_file, read_log, segment_path, Log, Op, OpenSink, Torn};
+use crate::index::wal::{
+    numbered_files, open_file, read_log, segment_path, Log, Op, OpenSink, Torn,
+};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -109,22 +111,7 @@ fn snapshot_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// The newest snapshot of `dir` and its sequence.
 fn newest_snapshot(dir: &Path) -> Result<Option<(u64, PathBuf)>> {
-    let io = |e: std::io::Error| crate::index::file::io_error(dir, 0, &e);
-    let mut best = None;
-    for e in std::fs::read_dir(dir).map_err(io)? {
-        let e = e.map_err(io)?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let seq = name
-            .strip_prefix("snapshot-")
-            .and_then(|s| s.strip_suffix(".vai"))
-            .and_then(|s| s.parse::<u64>().ok());
-        if let Some(seq) = seq {
-            if best.as_ref().is_none_or(|(b, _)| seq > *b) {
-                best = Some((seq, e.path()));
-            }
-        }
-    }
-    Ok(best)
+    Ok(numbered_files(dir, "snapshot-", ".vai")?.pop())
 }
 
 impl DurableIndex {
@@ -462,23 +449,18 @@ fn cut_torn(t: &Torn) -> Result<()> {
 /// Deletes the snapshots before `seq` and the log segments whose records
 /// all precede it.
 fn prune(dir: &Path, seq: u64) -> Result<()> {
-    let io = |e: std::io::Error| crate::index::file::io_error(dir, 0, &e);
-    let mut segments = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(io)? {
-        let e = e.map_err(io)?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let num = |p: &str, s: &str| name.strip_prefix(p)?.strip_suffix(s)?.parse::<u64>().ok();
-        if let Some(s) = num("snapshot-", ".vai").filter(|&s| s < seq) {
-            std::fs::remove_file(snapshot_path(dir, s)).map_err(io)?;
-        } else if let Some(s) = num("wal-", ".log") {
-            segments.push((s, e.path()));
-        }
+    let io = |p: &Path, e: std::io::Error| crate::index::file::io_error(p, 0, &e);
+    for (_, path) in numbered_files(dir, "snapshot-", ".vai")?
+        .iter()
+        .filter(|(s, _)| *s < seq)
+    {
+        std::fs::remove_file(path).map_err(|e| io(path, e))?;
     }
-    segments.sort();
+    let segments = numbered_files(dir, "wal-", ".log")?;
     // A segment is covered when the next one starts at or before seq + 1.
     for pair in segments.windows(2) {
         if pair[1].0 <= seq + 1 {
-            std::fs::remove_file(&pair[0].1).map_err(io)?;
+            std::fs::remove_file(&pair[0].1).map_err(|e| io(&pair[0].1, e))?;
         }
     }
     crate::index::file::sync_dir(&snapshot_path(dir, seq));

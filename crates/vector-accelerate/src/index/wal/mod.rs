@@ -35,7 +35,7 @@ use format::{encode, MAGIC, SEGMENT_HEADER, VERSION};
 #[allow(unused_imports)] // `Record` is read by the tests
 pub(crate) use format::{Op, Record};
 #[allow(unused_imports)] // `Replay` is read by the tests
-pub(crate) use read::{read_log, Replay, Torn};
+pub(crate) use read::{numbered_files, read_log, Replay, Torn};
 
 /// Where a segment's bytes go: a file, or (in tests) one that fails on
 /// demand.

@@ -29,20 +29,25 @@ pub(crate) struct Replay {
     pub torn: Option<Torn>,
 }
 
-/// The segments of `dir` in sequence order (by name).
-fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+/// The files of `dir` named `<prefix><20-digit number><suffix>` (log
+/// segments, snapshots), with their numbers, in number order.
+pub(crate) fn numbered_files(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<(u64, PathBuf)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, 0, &e))?;
     let mut found = Vec::new();
     for e in entries {
         let e = e.map_err(|e| io_error(dir, 0, &e))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let seq = name
-            .strip_prefix("wal-")
-            .and_then(|s| s.strip_suffix(".log"))
+        let number = name
+            .strip_prefix(prefix)
+            .and_then(|s| s.strip_suffix(suffix))
             .filter(|s| s.len() == 20)
             .and_then(|s| s.parse::<u64>().ok());
-        if let Some(seq) = seq {
-            found.push((seq, e.path()));
+        if let Some(n) = number {
+            found.push((n, e.path()));
         }
     }
     found.sort();
@@ -52,7 +57,7 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// Reads every record of the log in `dir` (whose first record, when it
 /// has none, would be `first`).
 pub(crate) fn read_log(dir: &Path, first: u64) -> Result<Replay> {
-    let segs = segments(dir)?;
+    let segs = numbered_files(dir, "wal-", ".log")?;
     let mut out = Replay {
         next_seq: segs.first().map_or(first, |s| s.0),
         ..Replay::default()
