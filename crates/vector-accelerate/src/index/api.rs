@@ -288,27 +288,24 @@ impl Index {
     pub fn add_with_ids<'a>(&mut self, data: impl Into<Input<'a>>, ids: &[u64]) -> Result<()> {
         let data = data.into();
         let mut hold = None;
-        let host = self.check_stored(&data, "vectors to add", &mut hold)?;
-        if ids.len() != data.rows() {
-            return Err(Error::DimensionMismatch {
-                what: "ids vs vectors to add",
-                expected: data.rows(),
-                got: ids.len(),
-            });
-        }
+        let host = self.check_rows_and_ids(&data, ids.len(), &mut hold)?;
         self.ids.check_new(ids)?;
+        self.check_trained()?;
+        self.push_checked(&data, host, ids)
+    }
+
+    /// Adds rows whose checks ([`check_add`](Self::check_add) and the ids
+    /// against the index) the caller has made: `host` is `data` on the host.
+    pub(crate) fn push_checked(
+        &mut self,
+        data: &Input<'_>,
+        host: MatrixView<'_>,
+        ids: &[u64],
+    ) -> Result<()> {
         let first = self.ids.slot_count();
         match &mut self.body {
-            Body::Flat(rows) => rows.push(&self.ctx, &data)?,
-            Body::Ivf(ivf) => {
-                if !ivf.is_trained() {
-                    return Err(Error::NotTrained {
-                        what: format!("index {}", self.spec),
-                        operation: "add",
-                    });
-                }
-                ivf.add(&self.ctx, (&data, host), first, &self.distance)?
-            }
+            Body::Flat(rows) => rows.push(&self.ctx, data)?,
+            Body::Ivf(ivf) => ivf.add(&self.ctx, (data, host), first, &self.distance)?,
         }
         self.ids.push(ids);
         Ok(())
@@ -543,9 +540,21 @@ impl Index {
     }
 
     /// The checks of [`add_with_ids`](Self::add_with_ids) but those of the
-    /// ids against the index (rows, dimension, finite values, training, one
-    /// id per row); returns the rows on the host.
+    /// ids against the index (rows, dimension, finite values, one id per
+    /// row, training); returns the rows on the host.
     pub(crate) fn check_add<'h>(
+        &self,
+        data: &Input<'h>,
+        ids: usize,
+        hold: &'h mut Option<Matrix>,
+    ) -> Result<MatrixView<'h>> {
+        let host = self.check_rows_and_ids(data, ids, hold)?;
+        self.check_trained()?;
+        Ok(host)
+    }
+
+    /// Rows the index will hold, one id for each; returns them on the host.
+    fn check_rows_and_ids<'h>(
         &self,
         data: &Input<'h>,
         ids: usize,
@@ -559,13 +568,18 @@ impl Index {
                 got: ids,
             });
         }
-        if !self.is_trained() {
-            return Err(Error::NotTrained {
-                what: format!("index {}", self.spec),
-                operation: "add",
-            });
-        }
         Ok(host)
+    }
+
+    /// [`Error::NotTrained`] for an IVF index before training.
+    fn check_trained(&self) -> Result<()> {
+        if self.is_trained() {
+            return Ok(());
+        }
+        Err(Error::NotTrained {
+            what: format!("index {}", self.spec),
+            operation: "add",
+        })
     }
 
     /// One past the largest id the index has seen (where `add` numbers from).

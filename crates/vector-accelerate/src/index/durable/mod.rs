@@ -330,7 +330,7 @@ impl DurableIndex {
         let result = synced.and_then(|()| {
             let _gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            apply(&mut index, op)
+            apply(&mut index, op, true)
         });
         *applied = match &result {
             Ok(()) => Ok(seq),
@@ -399,12 +399,18 @@ fn note_pending(w: &mut Writer, op: &Op<'_>, seq: u64) {
     }
 }
 
-/// Applies a logged operation to the index.
-fn apply(index: &mut Index, op: &Op<'_>) -> Result<()> {
+/// Applies a logged operation to the index; `checked`: a write checked
+/// against this very state when it was logged (not checked again), else a
+/// replayed record (checked as any add).
+fn apply(index: &mut Index, op: &Op<'_>, checked: bool) -> Result<()> {
     match op {
         Op::Add { ids, dim, rows } => {
             let m = crate::core::matrix::MatrixView::new(rows, *dim)?;
-            index.add_with_ids(m, ids)
+            if checked {
+                index.push_checked(&Input::F32(m), m, ids)
+            } else {
+                index.add_with_ids(m, ids)
+            }
         }
         Op::Remove { ids } => index.remove_ids(&IdSelector::allow(ids.to_vec())).map(drop),
     }
@@ -422,7 +428,7 @@ fn recover(ctx: &Context, dir: &Path) -> Result<(Index, Recovery, Option<Torn>, 
     let replay = read_log(dir, snap_seq + 1)?;
     let mut replayed = 0;
     for r in replay.records.iter().filter(|r| r.seq > snap_seq) {
-        apply(&mut index, &r.op)?;
+        apply(&mut index, &r.op, false)?;
         replayed += 1;
     }
     let next = replay.next_seq.max(snap_seq + 1);
