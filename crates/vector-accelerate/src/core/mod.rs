@@ -18,4 +18,5 @@ pub(crate) mod precision;
 pub(crate) mod quantize;
 pub(crate) mod rng;
 pub(crate) mod stats;
+pub(crate) mod trace;
 pub(crate) mod vector;

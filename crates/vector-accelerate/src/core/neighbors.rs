@@ -130,10 +130,21 @@ impl Neighbors {
     pub(crate) fn parts_mut(&mut self) -> (&mut [u64], &mut [f32]) {
         (&mut self.ids, &mut self.distances)
     }
-    /// Replaces every present id by `f(id)`.
-    pub(crate) fn map_ids(&mut self, f: impl Fn(u64) -> u64) {
-        for i in self.ids.iter_mut().filter(|i| **i != MISSING_ID) {
-            *i = f(*i);
+    /// Replaces every present id by `f(id)` (on all cores for large
+    /// results: the lookups behind `f` are scattered reads).
+    pub(crate) fn map_ids(&mut self, f: impl Fn(u64) -> u64 + Sync) {
+        use rayon::prelude::*;
+        let map = |i: &mut u64| {
+            if *i != MISSING_ID {
+                *i = f(*i);
+            }
+        };
+        if self.ids.len() >= 1 << 14 {
+            self.ids
+                .par_chunks_mut(4096)
+                .for_each(|c| c.iter_mut().for_each(map));
+        } else {
+            self.ids.iter_mut().for_each(map);
         }
     }
     /// Appends the rows of `other` (same `k` and order).

@@ -15,6 +15,7 @@ use crate::core::error::{cu, Result};
 use crate::core::metric::{Metric, Prepared};
 use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
 use crate::core::quantize::ScalarBits;
+use crate::core::trace;
 use crate::cuda::distance::{metric_code, whole};
 use crate::runtime::backend::{IvfBackend, IvfScanJob, ListData, ListLayout, SelectBackend};
 use crate::runtime::cuda_device::CudaDevice;
@@ -244,10 +245,14 @@ fn scan_chunk(
             (ListData::F32(rows), None) => scan.per_pair(rows, nq, &mut out)?,
             (coded, _) => scan.coded(&coded, nq, &mut out)?,
         }
+        trace::mark("scan", || drop(dev.sync()));
         DeviceMatrix::from_cuda(dev, CudaRows::F32(out), nq, np * width, true)
     };
     let best = dev.topk(&Input::Resident(&values), job.k.min(np * width), order)?;
-    Ok(to_slots(job, probes, &best, width))
+    trace::mark("topk", || drop(dev.sync()));
+    let nn = to_slots(job, probes, &best, width);
+    trace::mark("slots", || {});
+    Ok(nn)
 }
 
 /// The queries of a chunk grouped by list, in work items of at most
@@ -536,6 +541,7 @@ fn to_slots(job: &IvfScanJob<'_>, probes: &[u32], best: &Neighbors, width: usize
     ids.par_chunks_mut(k)
         .zip(dist.par_chunks_mut(k))
         .enumerate()
+        .with_min_len(64)
         .for_each(|(r, (ids, dist))| {
             let mut j = 0;
             for (&col, &d) in best.row_ids(r).iter().zip(best.row_distances(r)) {

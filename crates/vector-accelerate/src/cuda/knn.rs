@@ -21,6 +21,7 @@ use crate::core::matrix::Matrix;
 use crate::core::metric::Prepared;
 use crate::core::neighbors::{Neighbors, Order};
 use crate::core::precision::Precision;
+use crate::core::trace;
 use crate::cuda::distance::{
     metric_code, per_row, query_norms, resident, resident_half, resident_norms, sq_norms, staging,
     tile, upload_rows, whole, DevInput, DistPlan, Tile,
@@ -1238,6 +1239,7 @@ fn run<R>(
     };
     let plan = plan(dev, &search)?;
     let (call, mut work, mut scratch) = stage(dev, &search, plan)?;
+    trace::mark("knn.stage", || drop(dev.sync()));
     let (nq, super_block) = (q.rows(), call.plan.tiling.super_block);
     let mut parts = Vec::new();
     for start in (0..nq).step_by(super_block) {
@@ -1250,7 +1252,9 @@ fn run<R>(
             ids: ids.slice_mut(..),
         };
         call.super_block(&mut work, &mut scratch, start..end, &mut best)?;
+        trace::mark("knn.search", || drop(dev.sync()));
         parts.push(finish(start, end - start, dist, ids)?);
+        trace::mark("knn.results", || drop(dev.sync()));
     }
     Ok(parts)
 }

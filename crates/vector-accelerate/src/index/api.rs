@@ -18,6 +18,7 @@ use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::trace;
 use crate::ops::check_f32_rows;
 use crate::ops::cluster::check_finite;
 use crate::ops::cluster::init::gather_rows;
@@ -325,7 +326,9 @@ impl Index {
         if k == 0 {
             return Err(Error::InvalidK { k });
         }
+        let _trace = trace::begin("index.search");
         let allowed = self.ids.allowed(params.filter);
+        trace::mark("allowed", || {});
         let avail = allowed.as_ref().map_or(self.ids.len(), SlotSet::count);
         if avail == 0 {
             return Ok(Neighbors::missing(q.rows(), k, self.order()));
@@ -342,10 +345,13 @@ impl Index {
                     _ => None,
                 };
                 let q = staged.as_ref().map_or(q, Input::Resident);
+                trace::mark("upload", || drop(self.ctx.synchronize()));
                 self.search_ivf(ivf, &q, k, params, allowed.as_ref())?
             }
         };
-        Ok(exact::user_ids(nn, &self.ids))
+        let nn = exact::user_ids(nn, &self.ids);
+        trace::mark("ids", || {});
+        Ok(nn)
     }
 
     /// An IVF search: with a filter passing a fraction `f` of the vectors,
@@ -408,7 +414,11 @@ impl Index {
             .as_ref()
             .and_then(|c| Some((c.exact.as_ref()?, c.space)))
         {
-            Some(store) => exact::refine(&self.ctx, store, q, &nn, (k, &self.distance)),
+            Some(store) => {
+                let nn = exact::refine(&self.ctx, store, q, &nn, (k, &self.distance));
+                trace::mark("refine", || {});
+                nn
+            }
             None => Ok(nn),
         }
     }
@@ -434,10 +444,13 @@ impl Index {
         allowed: &SlotSet,
     ) -> Result<Neighbors> {
         let slots = allowed.slots();
+        trace::mark("slots", || {});
         let rows =
             RowBlocks::from_device(ivf.gather_device(&self.ctx, q, &slots, &self.distance)?);
+        trace::mark("gather", || drop(self.ctx.synchronize()));
         let mut nn = rows.knn(&self.ctx, q, k, &self.distance)?;
         nn.map_ids(|i| slots[i as usize] as u64);
+        trace::mark("map", || {});
         Ok(nn)
     }
 

@@ -70,7 +70,9 @@ pub(crate) fn keep(nn: &Neighbors, k: usize, pass: impl Fn(usize) -> bool) -> Ne
 
 /// `nn` with slots replaced by the user ids of `map`.
 pub(crate) fn user_ids(mut nn: Neighbors, map: &IdMap) -> Neighbors {
-    nn.map_ids(|slot| map.id(slot as usize));
+    if !map.is_numbered() {
+        nn.map_ids(|slot| map.id(slot as usize));
+    }
     nn
 }
 

@@ -35,16 +35,39 @@ impl SlotSet {
     pub fn count(&self) -> usize {
         self.count
     }
-    /// The slots in the set, ascending.
+    /// The slots in the set, ascending (on all cores).
     pub fn slots(&self) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.count);
-        for (i, &w) in self.words.iter().enumerate() {
-            let mut w = w;
-            while w != 0 {
-                out.push(i * 64 + w.trailing_zeros() as usize);
-                w &= w - 1;
-            }
+        const WORDS: usize = 1024;
+        let mut out = vec![0usize; self.count];
+        // Each run of words writes its part of `out`, found from the counts
+        // of the runs before it.
+        let counts: Vec<usize> = self
+            .words
+            .par_chunks(WORDS)
+            .map(|c| c.iter().map(|w| w.count_ones() as usize).sum())
+            .collect();
+        let mut parts = Vec::with_capacity(counts.len());
+        let mut rest = out.as_mut_slice();
+        for &c in &counts {
+            let (part, tail) = rest.split_at_mut(c);
+            parts.push(part);
+            rest = tail;
         }
+        self.words
+            .par_chunks(WORDS)
+            .zip(parts)
+            .enumerate()
+            .for_each(|(run, (words, part))| {
+                let mut j = 0;
+                for (i, &w) in words.iter().enumerate() {
+                    let mut w = w;
+                    while w != 0 {
+                        part[j] = (run * WORDS + i) * 64 + w.trailing_zeros() as usize;
+                        j += 1;
+                        w &= w - 1;
+                    }
+                }
+            });
         out
     }
     /// The set of `slots` slots for which `keep` is true.
@@ -103,6 +126,11 @@ impl IdMap {
     /// The id after the largest sequential one handed out.
     pub fn next_id(&self) -> u64 {
         self.next_id
+    }
+    /// Whether every slot's id is the slot number (so results by slot are
+    /// already results by id).
+    pub fn is_numbered(&self) -> bool {
+        self.numbered
     }
     /// The user id of `slot`.
     #[inline]
@@ -181,23 +209,32 @@ impl IdMap {
         match filter {
             None => self.deleted.as_ref().map(|_| self.live()),
             Some(sel) => Some(match sel.listed() {
-                Some(list) => {
-                    let slots: Vec<usize> =
-                        list.par_iter().filter_map(|id| self.slot(*id)).collect();
-                    let mut set = SlotSet {
-                        words: vec![0; self.ids.len().div_ceil(64)],
-                        count: slots.len(),
-                    };
-                    for s in slots {
-                        set.words[s / 64] |= 1 << (s % 64);
-                    }
-                    set
-                }
+                Some(list) => self.listed_slots(list),
                 None => SlotSet::build(self.ids.len(), |s| {
                     !self.is_deleted(s) && sel.contains(self.ids[s])
                 }),
             }),
         }
+    }
+
+    /// The live slots of the ids of an allow-list (ascending, no repeats).
+    fn listed_slots(&self, list: &[u64]) -> SlotSet {
+        let mut set = SlotSet {
+            words: vec![0; self.ids.len().div_ceil(64)],
+            count: 0,
+        };
+        let put = |s: usize| {
+            set.words[s / 64] |= 1 << (s % 64);
+            set.count += 1;
+        };
+        if self.numbered {
+            // The slot is the id: no lookups worth spreading over cores.
+            list.iter().filter_map(|id| self.slot(*id)).for_each(put);
+        } else {
+            let slots: Vec<usize> = list.par_iter().filter_map(|id| self.slot(*id)).collect();
+            slots.into_iter().for_each(put);
+        }
+        set
     }
 
     /// Every live slot.
@@ -241,4 +278,45 @@ pub(crate) fn check_new_ids(ids: &[u64], held: impl Fn(u64) -> bool) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_list_every_set_bit_across_runs_of_words() {
+        // 200,003 slots: several runs of 1,024 words and a partial last word.
+        let n = 200_003;
+        let keep = |s: usize| s.is_multiple_of(7) || s % 64 == 63 || s == n - 1;
+        let set = SlotSet::build(n, keep);
+        let want: Vec<usize> = (0..n).filter(|&s| keep(s)).collect();
+        assert_eq!(set.count(), want.len());
+        assert_eq!(set.slots(), want);
+        assert!(SlotSet::build(n, |_| false).slots().is_empty());
+    }
+
+    #[test]
+    fn allow_lists_give_the_same_slots_with_and_without_numbered_ids() {
+        let n = 70_000u64;
+        let list: Vec<u64> = (0..n).filter(|i| i.is_multiple_of(5) || i.is_multiple_of(64)).collect();
+        let sel = IdSelector::allow(list.iter().rev().copied().chain([3, 3, n + 9]));
+        // Ids 0, 1, 2, ... and the same ids with the first two swapped.
+        let numbered = IdMap::from_ids((0..n).collect(), n).unwrap();
+        assert!(numbered.is_numbered());
+        let mut swapped: Vec<u64> = (0..n).collect();
+        swapped.swap(0, 1);
+        let other = IdMap::from_ids(swapped.clone(), n).unwrap();
+        assert!(!other.is_numbered());
+        let a = numbered.allowed(Some(&sel)).unwrap();
+        let b = other.allowed(Some(&sel)).unwrap();
+        let want = |ids: &[u64]| -> Vec<usize> {
+            (0..n as usize)
+                .filter(|&s| ids[s] == 3 || list.contains(&ids[s]))
+                .collect()
+        };
+        assert_eq!(a.slots(), want(&(0..n).collect::<Vec<_>>()));
+        assert_eq!(b.slots(), want(&swapped));
+        assert_eq!(a.count(), a.slots().len());
+    }
 }

@@ -21,6 +21,7 @@ use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric, Prepared};
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
 use crate::core::rng::sample_indices;
+use crate::core::trace;
 use crate::ops::cluster::init::gather_rows;
 use crate::ops::cluster::kmeans;
 use crate::ops::knn::{knn_with, KnnOptions};
@@ -219,7 +220,7 @@ impl Ivf {
             unreachable!("exact lists pack f32 rows")
         };
         let at: Vec<u64> = slots
-            .iter()
+            .par_iter()
             .map(|&s| {
                 let (l, p) = self.place[s];
                 packed.offsets[l as usize] + p as u64
@@ -292,7 +293,9 @@ impl Ivf {
             return Ok(None);
         };
         let packed = self.packed(ctx)?;
+        trace::mark("packed", || drop(ctx.synchronize()));
         let probes = self.probe(ctx, q, nprobe, dist)?;
+        trace::mark("probe", || drop(ctx.synchronize()));
         let lists: Vec<u32> = probes
             .ids()
             .iter()

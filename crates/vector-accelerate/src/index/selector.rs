@@ -1,9 +1,10 @@
 //! [`IdSelector`]: which user ids a search may return or a removal deletes.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+
+use rayon::slice::ParallelSliceMut;
 
 /// A predicate on user ids (FAISS's `IDSelector`): a search filter
 /// ([`SearchParams::with_filter`](super::SearchParams::with_filter)) or the
@@ -23,10 +24,12 @@ use std::sync::Arc;
 pub enum IdSelector {
     /// Every id.
     All,
-    /// Only the listed ids.
-    Allow(Arc<HashSet<u64>>),
-    /// Every id except the listed ones.
-    Deny(Arc<HashSet<u64>>),
+    /// Only the listed ids (ascending, without repeats: build it with
+    /// [`IdSelector::allow`]).
+    Allow(Arc<[u64]>),
+    /// Every id except the listed ones (ascending, without repeats: build it
+    /// with [`IdSelector::deny`]).
+    Deny(Arc<[u64]>),
     /// Ids in `start..end`.
     Range(Range<u64>),
     /// Id `i` passes when bit `i % 64` of word `i / 64` is set; ids past
@@ -38,13 +41,13 @@ pub enum IdSelector {
 }
 
 impl IdSelector {
-    /// Only the listed ids.
+    /// Only the listed ids (in any order, repeats allowed).
     pub fn allow(ids: impl IntoIterator<Item = u64>) -> Self {
-        IdSelector::Allow(Arc::new(ids.into_iter().collect()))
+        IdSelector::Allow(sorted_unique(ids))
     }
-    /// Every id except the listed ones.
+    /// Every id except the listed ones (in any order, repeats allowed).
     pub fn deny(ids: impl IntoIterator<Item = u64>) -> Self {
-        IdSelector::Deny(Arc::new(ids.into_iter().collect()))
+        IdSelector::Deny(sorted_unique(ids))
     }
     /// Ids in `range`.
     pub fn range(range: Range<u64>) -> Self {
@@ -63,8 +66,8 @@ impl IdSelector {
     pub fn contains(&self, id: u64) -> bool {
         match self {
             IdSelector::All => true,
-            IdSelector::Allow(s) => s.contains(&id),
-            IdSelector::Deny(s) => !s.contains(&id),
+            IdSelector::Allow(s) => s.binary_search(&id).is_ok(),
+            IdSelector::Deny(s) => s.binary_search(&id).is_err(),
             IdSelector::Range(r) => r.contains(&id),
             IdSelector::Bitset(w) => usize::try_from(id / 64)
                 .ok()
@@ -74,14 +77,22 @@ impl IdSelector {
         }
     }
 
-    /// The ids an allow-list names (so a caller can visit them instead of
-    /// testing every id).
-    pub(crate) fn listed(&self) -> Option<&HashSet<u64>> {
+    /// The ids an allow-list names, ascending (so a caller can visit them
+    /// instead of testing every id).
+    pub(crate) fn listed(&self) -> Option<&[u64]> {
         match self {
             IdSelector::Allow(s) => Some(s),
             _ => None,
         }
     }
+}
+
+/// `ids` sorted (on all cores) without repeats.
+fn sorted_unique(ids: impl IntoIterator<Item = u64>) -> Arc<[u64]> {
+    let mut v: Vec<u64> = ids.into_iter().collect();
+    v.par_sort_unstable();
+    v.dedup();
+    v.into()
 }
 
 impl fmt::Debug for IdSelector {

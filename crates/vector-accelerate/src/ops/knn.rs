@@ -100,6 +100,7 @@ pub fn knn_with<'a, 'b>(
     opts: &KnnOptions,
 ) -> Result<Neighbors> {
     let (q, x) = (queries.into(), base.into());
+    let _trace = crate::core::trace::begin("knn");
     knn_job(ctx, &q, &x, k, opts, |job| ctx.backend().knn(job))
 }
 

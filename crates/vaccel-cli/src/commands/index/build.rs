@@ -1,10 +1,8 @@
 //! `vaccel index build`, `add` and `remove`: the commands that write an
 //! index.
 
-use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
@@ -197,9 +195,13 @@ pub fn run_add(a: AddArgs) -> Result<()> {
 pub fn run_remove(a: RemoveArgs) -> Result<()> {
     let (ctx, _) = a.device.context()?;
     let (mut index, file) = load(&ctx, &a.index)?;
-    let ids: HashSet<u64> = read_ids(&a.ids, "ids file")?.into_iter().collect();
-    let asked = ids.len();
-    let removed = index.remove_ids(&IdSelector::Allow(Arc::new(ids)))?;
+    let sel = IdSelector::allow(read_ids(&a.ids, "ids file")?);
+    // (The list without its repeats.)
+    let asked = match &sel {
+        IdSelector::Allow(list) => list.len(),
+        _ => unreachable!("an allow-list"),
+    };
+    let removed = index.remove_ids(&sel)?;
     if removed > 0 {
         save(&index, &file)?;
     }

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
@@ -71,9 +70,7 @@ pub fn run_search(a: SearchArgs) -> Result<()> {
     let queries = read_vectors(&a.queries, "queries file")?;
     check_dim(&queries, &a.queries, "queries file", Some(index.dim()))?;
     let filter = match &a.filter {
-        Some(p) => Some(IdSelector::Allow(Arc::new(
-            read_ids(p, "filter file")?.into_iter().collect(),
-        ))),
+        Some(p) => Some(IdSelector::allow(read_ids(p, "filter file")?)),
         None => None,
     };
     let mut params = SearchParams::default();

@@ -304,3 +304,71 @@ filter_candidates(const float* __restrict__ vals, i64 ld, int n, int desc, u64 i
         }
     }
 }
+
+// Whether (ak, ai) ranks before (bk, bi): by key, ties by the smaller id.
+__device__ __forceinline__ bool va_before(u32 ak, u64 ai, u32 bk, u64 bi) {
+    return ak < bk || (ak == bk && ai < bi);
+}
+
+// The best k (k <= 32) of vals[row, 0..n) per row, one warp per row (ids
+// id_offset + column): lane i holds the row's i-th best so far, sorted
+// across the warp; each 32 values are tested against the k-th best with one
+// ballot, and the few that beat it are inserted one at a time by shifting
+// the lanes after their place. Four loads per lane are in flight at once.
+// Same results as topk_rows_f32 (order by (key, column), missing markers
+// past the row's end).
+extern "C" __global__ void __launch_bounds__(256)
+topk_warp_f32(const float* __restrict__ vals, i64 ld, int rows, int n, int k, int desc,
+              u64 id_offset, float* __restrict__ out_d, u64* __restrict__ out_i) {
+    const unsigned full = 0xffffffffu;
+    const int row = (int)((blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float* v = vals + (i64)row * ld;
+    u32 bk = VA_KEY_MAX;
+    u64 bi = VA_MISSING_ID;
+    for (int j0 = 0; j0 < n; j0 += 128) {
+        float x[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            int j = j0 + 32 * u + lane;
+            x[u] = j < n ? v[j] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int j = j0 + 32 * u + lane;
+            const u32 key = va_sort_key(x[u], desc);
+            const u64 id = id_offset + (u64)j;
+            u32 tk = __shfl_sync(full, bk, k - 1);
+            u64 ti = __shfl_sync(full, bi, k - 1);
+            unsigned want = __ballot_sync(full, j < n && va_before(key, id, tk, ti));
+            while (want) {
+                const int src = __ffs(want) - 1;
+                want &= want - 1;
+                const u32 ck = __shfl_sync(full, key, src);
+                const u64 ci = __shfl_sync(full, id, src);
+                tk = __shfl_sync(full, bk, k - 1);
+                ti = __shfl_sync(full, bi, k - 1);
+                if (!va_before(ck, ci, tk, ti)) continue;  // the same on every lane
+                // Lanes ranking before the new item stay; it takes the next
+                // lane, and the lanes after it move up one.
+                const int pos = __popc(__ballot_sync(full, va_before(bk, bi, ck, ci)));
+                const u32 uk = __shfl_up_sync(full, bk, 1);
+                const u64 ui = __shfl_up_sync(full, bi, 1);
+                if (lane == pos) {
+                    bk = ck;
+                    bi = ci;
+                } else if (lane > pos) {
+                    bk = uk;
+                    bi = ui;
+                }
+            }
+        }
+    }
+    if (lane < k) {
+        const i64 o = (i64)row * k + lane;
+        const bool have = bi != VA_MISSING_ID;
+        out_d[o] = have ? va_key_value(bk, desc) : (desc ? -va_inf() : va_inf());
+        out_i[o] = have ? bi : VA_MISSING_ID;
+    }
+}
