@@ -299,7 +299,9 @@ mod tests {
     #[test]
     fn allow_lists_give_the_same_slots_with_and_without_numbered_ids() {
         let n = 70_000u64;
-        let list: Vec<u64> = (0..n).filter(|i| i.is_multiple_of(5) || i.is_multiple_of(64)).collect();
+        let list: Vec<u64> = (0..n)
+            .filter(|i| i.is_multiple_of(5) || i.is_multiple_of(64))
+            .collect();
         let sel = IdSelector::allow(list.iter().rev().copied().chain([3, 3, n + 9]));
         // Ids 0, 1, 2, ... and the same ids with the first two swapped.
         let numbered = IdMap::from_ids((0..n).collect(), n).unwrap();
