@@ -275,10 +275,14 @@ class DurableIndex:
     search while others write; a search sees whole operations only."""
 
     @staticmethod
-    def create(path: str, index: Index, *, checkpoint_bytes: Optional[int] = None) -> "DurableIndex":
-        """Makes a copy of ``index`` durable in the new directory ``path``."""
+    def create(path: str, index: Index, *, checkpoint_bytes: Optional[int] = None, sync_interval: Optional[float] = None) -> "DurableIndex":
+        """Makes a copy of ``index`` durable in the new directory ``path``. ``sync_interval``
+        (seconds) picks the weaker policy: a write returns once written to the operating system
+        and the log is synced in the background at that interval, so a power loss can lose the
+        last interval's writes (a process crash loses none). By default every write is synced
+        before it returns."""
     @staticmethod
-    def open(path: str, *, checkpoint_bytes: Optional[int] = None) -> "DurableIndex":
+    def open(path: str, *, checkpoint_bytes: Optional[int] = None, sync_interval: Optional[float] = None) -> "DurableIndex":
         """Opens ``path`` on the default device: the newest snapshot plus its log replayed (a torn
         final record is cut and reported in :attr:`recovery`; other damage is an error)."""
     @property

@@ -4,7 +4,7 @@
 //! can search while others write.
 
 use ::vector_accelerate as va;
-use ::vector_accelerate::index::{DurableIndex, DurableOptions};
+use ::vector_accelerate::index::{DurableIndex, DurableOptions, SyncPolicy};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -23,32 +23,47 @@ pub(crate) struct PyDurable {
     recovery: Option<va::index::Recovery>,
 }
 
-fn options(checkpoint_bytes: Option<u64>) -> DurableOptions {
-    let o = DurableOptions::default();
-    match checkpoint_bytes {
-        Some(b) => o.with_checkpoint_bytes(b),
-        None => o,
+/// The options of `checkpoint_bytes` and `sync_interval` (seconds: the
+/// weaker interval policy; None: every operation is synced).
+fn options(checkpoint_bytes: Option<u64>, sync_interval: Option<f64>) -> PyResult<DurableOptions> {
+    let mut o = DurableOptions::default();
+    if let Some(b) = checkpoint_bytes {
+        o = o.with_checkpoint_bytes(b);
     }
+    if let Some(s) = sync_interval {
+        let every = std::time::Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "sync_interval must be a positive number of seconds, got {s}"
+                ))
+            })?;
+        o = o.with_sync(SyncPolicy::Interval(every));
+    }
+    Ok(o)
 }
 
 #[pymethods]
 impl PyDurable {
     /// Makes a copy of `index` durable in the new directory `path`.
     #[staticmethod]
-    #[pyo3(signature = (path, index, *, checkpoint_bytes = None))]
+    #[pyo3(signature = (path, index, *, checkpoint_bytes = None, sync_interval = None))]
     fn create(
         py: Python<'_>,
         path: String,
         index: PyRef<'_, PyIndex>,
         checkpoint_bytes: Option<u64>,
+        sync_interval: Option<f64>,
     ) -> PyResult<Self> {
+        let opts = options(checkpoint_bytes, sync_interval)?;
         let inner_index = &index.inner;
         let ctx = inner_index.context().clone();
         let bytes = py.detach(|| to_bytes(inner_index)).map_err(to_py)?;
         let inner = py
             .detach(|| {
                 let copy = from_bytes(&ctx, &bytes)?;
-                DurableIndex::create(&path, copy, options(checkpoint_bytes))
+                DurableIndex::create(&path, copy, opts)
             })
             .map_err(to_py)?;
         Ok(Self {
@@ -61,11 +76,17 @@ impl PyDurable {
     /// Opens the durable index in `path` on the module's device, replaying
     /// its log (a torn final record is cut and reported in `recovery`).
     #[staticmethod]
-    #[pyo3(signature = (path, *, checkpoint_bytes = None))]
-    fn open(py: Python<'_>, path: String, checkpoint_bytes: Option<u64>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, checkpoint_bytes = None, sync_interval = None))]
+    fn open(
+        py: Python<'_>,
+        path: String,
+        checkpoint_bytes: Option<u64>,
+        sync_interval: Option<f64>,
+    ) -> PyResult<Self> {
+        let opts = options(checkpoint_bytes, sync_interval)?;
         let ctx = context()?;
         let (inner, rec) = py
-            .detach(|| DurableIndex::open(&ctx, &path, options(checkpoint_bytes)))
+            .detach(|| DurableIndex::open(&ctx, &path, opts))
             .map_err(to_py)?;
         Ok(Self {
             inner,

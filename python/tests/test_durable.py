@@ -65,3 +65,17 @@ def test_threads_search_while_others_write(tmp_path):
     assert d.ntotal == 2000
     _, I = d.search(x, 1)
     np.testing.assert_array_equal(I[:, 0], np.arange(2000))
+
+
+def test_an_interval_sync_policy_keeps_every_write(tmp_path):
+    r = np.random.default_rng(1)
+    x = r.standard_normal((50, 8)).astype(np.float32)
+    d = va.DurableIndex.create(str(tmp_path / "i"), va.index_factory(8, "Flat"), sync_interval=0.01)
+    for i in range(50):
+        d.add(x[i : i + 1])
+    del d
+    back = va.DurableIndex.open(str(tmp_path / "i"), sync_interval=0.5)
+    assert back.ntotal == 50
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="sync_interval"):
+            va.DurableIndex.open(str(tmp_path / "i"), sync_interval=bad)

@@ -40,7 +40,7 @@ mod storage;
 mod wal;
 
 pub use api::Index;
-pub use durable::{DurableIndex, DurableOptions, Recovery};
+pub use durable::{DurableIndex, DurableOptions, Recovery, SyncPolicy};
 pub use factory::recommended_nlist;
 pub use params::SearchParams;
 pub use range::RangeResult;

@@ -13,7 +13,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::core::error::{Error, Result};
 use crate::core::neighbors::Neighbors;
@@ -35,6 +38,24 @@ pub struct DurableOptions {
     /// A checkpoint is written once the log since the last one holds this
     /// many bytes (default 256 MiB; 0: only on demand).
     pub checkpoint_bytes: u64,
+    /// When the log is synced (default: before every operation returns).
+    pub sync: SyncPolicy,
+}
+
+/// When a [`DurableIndex`] syncs its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// Every operation's record is synced before the operation returns
+    /// (concurrent writers share one sync): an acknowledged operation
+    /// survives a crash of the process and of the machine.
+    EveryOperation,
+    /// **Weaker.** An operation returns once its record is written to the
+    /// operating system; a background thread syncs the log at this
+    /// interval (and when the index is dropped). A crash of the process
+    /// loses nothing acknowledged; a power loss or a crash of the machine
+    /// can lose the operations of the last interval.
+    Interval(Duration),
 }
 
 impl Default for DurableOptions {
@@ -42,6 +63,7 @@ impl Default for DurableOptions {
         Self {
             segment_bytes: 64 << 20,
             checkpoint_bytes: 256 << 20,
+            sync: SyncPolicy::EveryOperation,
         }
     }
 }
@@ -56,6 +78,45 @@ impl DurableOptions {
     pub fn with_checkpoint_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_bytes = bytes;
         self
+    }
+    /// Sets when the log is synced.
+    pub fn with_sync(mut self, sync: SyncPolicy) -> Self {
+        self.sync = sync;
+        self
+    }
+}
+
+/// The background sync of [`SyncPolicy::Interval`]: the log synced every
+/// interval, and once more when this is dropped.
+struct Syncer {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(log: Arc<Log>, every: Duration) -> Self {
+        let (stop, stopped) = channel::<()>();
+        let thread = std::thread::spawn(move || loop {
+            let last = !matches!(stopped.recv_timeout(every), Err(RecvTimeoutError::Timeout));
+            // A failed sync poisons the log: the next write reports it.
+            let _ = log.sync_all();
+            if last {
+                break;
+            }
+        });
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -97,7 +158,9 @@ pub struct DurableIndex {
     gate: Mutex<()>,
     /// The log (its own locks; appended to under `writer`, so log order is
     /// the order writes were checked in).
-    log: Log,
+    log: Arc<Log>,
+    /// The background sync, under [`SyncPolicy::Interval`].
+    _syncer: Option<Syncer>,
     writer: Mutex<Writer>,
     /// The last sequence applied to `index` (or the error that stopped
     /// applying), and its signal.
@@ -184,12 +247,18 @@ impl DurableIndex {
             next_id: index.next_id(),
             since_checkpoint: 0,
         };
+        let log = Arc::new(log);
+        let syncer = match opts.sync {
+            SyncPolicy::Interval(every) => Some(Syncer::start(log.clone(), every)),
+            SyncPolicy::EveryOperation => None,
+        };
         Self {
             dir: dir.to_path_buf(),
             opts,
             index: RwLock::new(index),
             gate: Mutex::new(()),
             log,
+            _syncer: syncer,
             writer: Mutex::new(writer),
             applied: Mutex::new(Ok(applied)),
             applied_cv: Condvar::new(),
@@ -280,6 +349,8 @@ impl DurableIndex {
         let seq = self.log.next_seq() - 1;
         self.wait_applied(seq)?;
         self.read().save(snapshot_path(&self.dir, seq))?;
+        // (Under an interval policy the last records may not be synced yet.)
+        self.log.commit(seq)?;
         self.log.rotate_now()?;
         w.since_checkpoint = 0;
         drop(w);
@@ -303,7 +374,10 @@ impl DurableIndex {
                 self.opts.checkpoint_bytes > 0 && w.since_checkpoint >= self.opts.checkpoint_bytes;
             (seq, op, due)
         };
-        let synced = self.log.commit(seq);
+        let synced = match self.opts.sync {
+            SyncPolicy::EveryOperation => self.log.commit(seq),
+            SyncPolicy::Interval(_) => Ok(()),
+        };
         self.apply_in_order(seq, &op, synced)?;
         if checkpoint {
             self.checkpoint()?;

@@ -102,3 +102,58 @@ fn full_disks_and_failed_syncs_leave_the_index_consistent() {
     assert!(n == 4 || n == 5, "{n} vectors after reopening");
     assert!(d.read().contains(3) && !d.read().contains(5));
 }
+
+/// A segment file that counts its syncs.
+struct Counted {
+    file: File,
+    syncs: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Sink for Counted {
+    fn append(&self, b: &[u8]) -> std::io::Result<()> {
+        self.file.append(b)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        self.file.sync()
+    }
+    fn truncate(&self, len: u64) -> std::io::Result<()> {
+        self.file.truncate(len)
+    }
+}
+
+#[test]
+fn an_interval_policy_syncs_in_the_background_and_keeps_every_write() {
+    let ctx = Context::cpu();
+    let syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = syncs.clone();
+    let open: Box<OpenSink> = Box::new(move |p: &Path| {
+        let file = File::options().create_new(true).append(true).open(p)?;
+        Ok(Arc::new(Counted {
+            file,
+            syncs: s.clone(),
+        }) as Arc<dyn Sink>)
+    });
+    let path = dir("interval");
+    let opts = DurableOptions::default()
+        .with_sync(SyncPolicy::Interval(std::time::Duration::from_millis(20)))
+        // Small segments: rotations sync what the interval has not yet.
+        .with_segment_bytes(600);
+    let index = Index::new(&ctx, 4, "Flat", Metric::L2).unwrap();
+    let d = DurableIndex::create_with(&path, index, opts.clone(), open).unwrap();
+    let before = syncs.load(Ordering::SeqCst);
+    for i in 0..200 {
+        d.add(&rows(1, i as f32)).unwrap();
+    }
+    let during = syncs.load(Ordering::SeqCst) - before;
+    assert!(during < 200, "{during} syncs for 200 adds");
+    assert_eq!(d.read().len(), 200, "every add is applied when it returns");
+    // The background sync covers the last records within its interval.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(syncs.load(Ordering::SeqCst) > before);
+    d.checkpoint().unwrap();
+    d.add(&rows(2, 1000.0)).unwrap();
+    drop(d);
+    let (d, rec) = DurableIndex::open(&ctx, &path, opts).unwrap();
+    assert_eq!((rec.torn, d.read().len()), (None, 202));
+}

@@ -158,7 +158,16 @@ impl Log {
         if let Some(e) = &st.failed {
             return Err(poisoned(&st.segment, st.len, e));
         }
-        if st.len >= self.segment_bytes && !st.syncing && st.synced + 1 == st.next {
+        if st.len >= self.segment_bytes && !st.syncing {
+            // A segment is left only when all of it is durable: records
+            // not synced yet (an interval policy) are synced here.
+            if st.synced + 1 != st.next {
+                if let Err(e) = st.sink.sync() {
+                    st.failed = Some(format!("sync failed: {e}"));
+                    return Err(poisoned(&st.segment, st.len, &e.to_string()));
+                }
+                st.synced = st.next - 1;
+            }
             self.rotate(&mut st)?;
         }
         let seq = st.next;
@@ -203,6 +212,11 @@ impl Log {
             }
             self.synced.notify_all();
         }
+    }
+
+    /// Syncs every record appended so far.
+    pub fn sync_all(&self) -> Result<()> {
+        self.commit(self.next_seq().saturating_sub(1))
     }
 
     /// Starts the next segment (the current one is synced: no sync is
