@@ -6,7 +6,7 @@
 
 mod batching;
 mod commands;
-mod io;
+use vaccel_cli::io;
 mod plot;
 mod progress;
 mod reference;

@@ -8,7 +8,7 @@ mod hdf5;
 mod literal;
 pub mod npy;
 pub mod output;
-pub(crate) mod source;
+pub mod source;
 mod vecs;
 
 pub use source::{Data, IdMatrix};

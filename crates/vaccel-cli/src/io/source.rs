@@ -97,7 +97,7 @@ pub(crate) fn open_input(path: &Path) -> Result<(File, u64)> {
 
 /// An empty vector with room for `count` elements, or an error instead of
 /// an abort when the memory cannot be had.
-pub(crate) fn try_alloc<T>(count: usize) -> Result<Vec<T>> {
+pub fn try_alloc<T>(count: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(count).map_err(|_| {
         anyhow!(
