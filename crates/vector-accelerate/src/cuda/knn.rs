@@ -27,6 +27,7 @@ use crate::cuda::distance::{
     tile, upload_rows, whole, DevInput, DistPlan, Tile,
 };
 use crate::cuda::feed::{Feed, DEPTH};
+use crate::cuda::knn_direct;
 use crate::cuda::knn_filter;
 use crate::cuda::knn_filter::{
     filter_for, launch_rescore, launch_rescore_lists, launch_simt_filter, to_f32, to_half,
@@ -1229,6 +1230,19 @@ fn run<R>(
 ) -> Result<Vec<R>> {
     let _g = dev.lock();
     let q = job.queries;
+    let direct = knn_direct::DirectJob {
+        q,
+        x: job.base,
+        k: job.k,
+        p: job.metric,
+        budget: job.budget,
+    };
+    if knn_direct::takes(&direct) {
+        crate::core::interrupt::check()?;
+        let (dist, ids) = knn_direct::search(dev, &direct)?;
+        trace::mark("knn.direct", || drop(dev.sync()));
+        return Ok(vec![finish(0, q.rows(), dist, ids)?]);
+    }
     let search = Search {
         q,
         x: job.base,

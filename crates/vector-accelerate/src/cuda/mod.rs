@@ -9,6 +9,7 @@ pub(crate) mod gemm_nt;
 pub(crate) mod histogram;
 pub(crate) mod ivf;
 pub(crate) mod knn;
+pub(crate) mod knn_direct;
 pub(crate) mod knn_filter;
 pub(crate) mod linalg;
 pub(crate) mod ml;

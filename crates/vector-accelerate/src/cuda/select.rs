@@ -416,6 +416,24 @@ pub(crate) fn select_rows(
 ) -> Result<Neighbors> {
     let mut od = dev.alloc::<f32>(rows * k)?;
     let mut oi = dev.alloc::<u64>(rows * k)?;
+    let mut out = ListsMut {
+        dist: od.as_view_mut(),
+        ids: oi.as_view_mut(),
+    };
+    select_rows_into(dev, v, (rows, n), k, order, &mut out)?;
+    download(dev, &od, &oi, rows, k, order)
+}
+
+/// Top-k of `rows` device rows of `n` values into `out` (`rows x k`, on
+/// the device; the caller holds the lock).
+pub(crate) fn select_rows_into(
+    dev: &CudaDevice,
+    v: &CudaView<'_, f32>,
+    (rows, n): (usize, usize),
+    k: usize,
+    order: Order,
+    out: &mut ListsMut<'_>,
+) -> Result<()> {
     let mut scratch = None;
     let job = TopK {
         vals: v,
@@ -429,15 +447,10 @@ pub(crate) fn select_rows(
         epi: Epi::default(),
         split: 1,
     };
-    let mut out = ListsMut {
-        dist: od.as_view_mut(),
-        ids: oi.as_view_mut(),
-    };
     match sample_columns(n, k) {
-        Some(sample) => select_sampled(dev, &job, sample, &mut out, &mut scratch)?,
-        None => launch_topk(dev, &job, &mut out, &mut scratch)?,
+        Some(sample) => select_sampled(dev, &job, sample, out, &mut scratch),
+        None => launch_topk(dev, &job, out, &mut scratch),
     }
-    download(dev, &od, &oi, rows, k, order)
 }
 
 /// Largest `k` the one-warp-per-row select keeps (a list entry per lane).

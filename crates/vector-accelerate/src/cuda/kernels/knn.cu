@@ -443,3 +443,40 @@ simt_filter(const float* __restrict__ Q, i64 ldq, int m, const void* __restrict_
         }
     }
 }
+
+// Every (query, base row) value of a few queries (m <= VA_SIMT_MAX_Q) as the
+// re-score computes it (va_warp_dot + va_epilogue), into out[q * n + j]: one
+// warp per base row, two rows in flight per warp, the queries in shared
+// memory (m * d floats, dynamic). The direct k-NN of a few queries selects
+// from these.
+extern "C" __global__ void __launch_bounds__(256)
+direct_values(const float* __restrict__ Q, i64 ldq, int m, const float* __restrict__ X, i64 ldx, i64 n, int d,
+              const float* __restrict__ qn, const float* __restrict__ xn, int metric, int normalized,
+              float* __restrict__ out) {
+    extern __shared__ __align__(16) float va_sq[];
+    __shared__ float s_n[VA_SIMT_MAX_Q];
+    for (int i = threadIdx.x; i < m * d; i += blockDim.x) {
+        const int r = i / d, c = i - r * d;
+        va_sq[i] = Q[(i64)r * ldq + c];
+    }
+    if (threadIdx.x < m) s_n[threadIdx.x] = normalized ? 1.0f : qn[threadIdx.x];
+    __syncthreads();
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d, VA_X_F32);
+    const int lane = threadIdx.x & 31;
+    const i64 warps = (i64)gridDim.x * (blockDim.x >> 5);
+    const i64 first = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    for (i64 j = first; j < n; j += 2 * warps) {
+        const i64 j2 = j + warps;
+        const bool two = j2 < n;
+        const float* x1 = X + j * ldx;
+        const float* x2 = X + (two ? j2 : j) * ldx;
+        for (int q = 0; q < m; ++q) {
+            const float s1 = va_warp_dot(va_sq + q * d, x1, d, vec, lane, VA_X_F32);
+            const float s2 = va_warp_dot(va_sq + q * d, x2, d, vec, lane, VA_X_F32);
+            if (lane == 0) {
+                out[(i64)q * n + j] = va_epilogue(s1, s_n[q], normalized ? 1.0f : xn[j], metric, normalized);
+                if (two) out[(i64)q * n + j2] = va_epilogue(s2, s_n[q], normalized ? 1.0f : xn[j2], metric, normalized);
+            }
+        }
+    }
+}

@@ -157,3 +157,50 @@ fn dlpack_exports_and_imports_in_place() {
         unsafe { ((*t).deleter.unwrap())(t) };
     });
 }
+
+/// One to four queries over a resident base (on CUDA the two-launch direct
+/// path): the CPU's neighbours within tolerance on shapes around a warp's
+/// two rows and the select's limits (k above the rows, dimensions not a
+/// multiple of 4), and for one query the streamed base's lists exactly
+/// (both keep the re-score's values).
+#[test]
+fn few_queries_over_a_resident_base_match_the_cpu() {
+    let cpu = Context::cpu();
+    for_each_backend("few_queries_over_a_resident_base_match_the_cpu", |ctx| {
+        let s = seed();
+        let mut r = rng(s);
+        for &(nq, nb, dim, k) in &[
+            (1, 1, 1, 1),
+            (1, 2, 3, 5),
+            (2, 17, 5, 3),
+            (3, 4097, 128, 10),
+            (4, 9001, 33, 32),
+            (1, 70_001, 96, 100),
+            (2, 513, 768, 7),
+        ] {
+            let q = gaussian(&mut r, nq, dim);
+            let x = gaussian(&mut r, nb, dim);
+            let xr = ctx.upload(&x).unwrap();
+            let xmax = (0..nb).map(|j| sqn(x.row(j))).fold(0.0, f64::max);
+            for m in [
+                Metric::L2,
+                Metric::Euclidean,
+                Metric::InnerProduct,
+                Metric::Cosine,
+                Metric::CosineSimilarity,
+            ] {
+                let want = knn(&cpu, &q, &x, k, m).unwrap();
+                let got = knn(ctx, &q, &xr, k, m).unwrap();
+                let what = format!("seed {s} {m} {nq}x{nb}x{dim} k {k}");
+                assert_close_neighbors(&what, &want, &got, |i| {
+                    tol(m, dim, sqn(q.row(i)), xmax, 0.0)
+                });
+                if nq == 1 {
+                    let streamed = knn(ctx, &q, &x, k, m).unwrap();
+                    assert_eq!(got.ids(), streamed.ids(), "{what}: streamed ids");
+                    assert_eq!(got.distances(), streamed.distances(), "{what}");
+                }
+            }
+        }
+    });
+}
