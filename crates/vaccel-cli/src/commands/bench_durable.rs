@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use clap::Args;
-use vector_accelerate::index::{DurableIndex, DurableOptions, Index, SearchParams};
+use vector_accelerate::index::{DurableIndex, DurableOptions, Index, SearchParams, SyncPolicy};
 use vector_accelerate::{Context, Matrix, Metric};
 
 use super::args::make_context;
@@ -57,6 +57,24 @@ pub struct BenchDurableArgs {
     /// Seconds of each search-throughput measurement.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Also run the batch and concurrent cases with the weaker interval
+    /// sync policy (the log synced in the background every this many ms).
+    #[arg(long, value_name = "MS")]
+    sync_interval_ms: Option<f64>,
+}
+
+/// The sync policies the write cases run with: every operation, and the
+/// interval policy when asked for (its label says what it risks).
+fn policies(a: &BenchDurableArgs) -> Vec<(String, DurableOptions)> {
+    let mut v = vec![(String::new(), DurableOptions::default())];
+    if let Some(ms) = a.sync_interval_ms {
+        v.push((
+            format!(" [synced every {ms} ms: a power loss can lose that much]"),
+            DurableOptions::default()
+                .with_sync(SyncPolicy::Interval(Duration::from_secs_f64(ms / 1e3))),
+        ));
+    }
+    v
 }
 
 /// Runs the benchmark.
@@ -106,20 +124,22 @@ fn batch_adds(ctx: &Context, a: &BenchDurableArgs, root: &Path, data: &Matrix) -
         mem.add(rows(i))?;
     }
     let in_memory = (a.batch * a.batches) as f64 / t.elapsed().as_secs_f64();
-    let d = DurableIndex::create(
-        fresh(root, "batches"),
-        Index::new(ctx, a.dim, "Flat", Metric::L2)?,
-        DurableOptions::default(),
-    )?;
-    let t = Instant::now();
-    for i in 0..a.batches {
-        d.add(rows(i))?;
+    for (label, opts) in policies(a) {
+        let d = DurableIndex::create(
+            fresh(root, "batches"),
+            Index::new(ctx, a.dim, "Flat", Metric::L2)?,
+            opts,
+        )?;
+        let t = Instant::now();
+        for i in 0..a.batches {
+            d.add(rows(i))?;
+        }
+        let durable = (a.batch * a.batches) as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "batch adds ({} x {} x {}): in memory {:.0} rows/s, durable {:.0} rows/s: {:.1}% (target >= 50%){label}",
+            a.batches, a.batch, a.dim, in_memory, durable, 100.0 * durable / in_memory
+        );
     }
-    let durable = (a.batch * a.batches) as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "batch adds ({} x {} x {}): in memory {:.0} rows/s, durable {:.0} rows/s: {:.1}% (target >= 50%)",
-        a.batches, a.batch, a.dim, in_memory, durable, 100.0 * durable / in_memory
-    );
     Ok(())
 }
 
@@ -156,20 +176,22 @@ fn concurrent_single_adds(
     root: &Path,
     data: &Matrix,
 ) -> Result<()> {
-    let d = DurableIndex::create(
-        fresh(root, "writers"),
-        Index::new(ctx, a.dim, "Flat", Metric::L2)?,
-        DurableOptions::default(),
-    )?;
-    let t = Instant::now();
-    single_adds(&d, data, (a.writers, a.writers * a.adds_per_writer), 0)?;
-    let total = a.writers * a.adds_per_writer;
-    println!(
-        "{} concurrent writers of single vectors: {:.0} acknowledged adds/s ({} adds; target >= 20,000/s)",
-        a.writers,
-        total as f64 / t.elapsed().as_secs_f64(),
-        total
-    );
+    for (label, opts) in policies(a) {
+        let d = DurableIndex::create(
+            fresh(root, "writers"),
+            Index::new(ctx, a.dim, "Flat", Metric::L2)?,
+            opts,
+        )?;
+        let t = Instant::now();
+        single_adds(&d, data, (a.writers, a.writers * a.adds_per_writer), 0)?;
+        let total = a.writers * a.adds_per_writer;
+        println!(
+            "{} concurrent writers of single vectors: {:.0} acknowledged adds/s ({} adds; target >= 20,000/s){label}",
+            a.writers,
+            total as f64 / t.elapsed().as_secs_f64(),
+            total
+        );
+    }
     Ok(())
 }
 
