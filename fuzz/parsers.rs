@@ -30,6 +30,54 @@ pub fn index_file(dir: &Path, bytes: &[u8]) {
     let _ = Index::load(&Context::cpu(), &path);
 }
 
+/// `bytes` as an index file after its checksums and end marker are made
+/// to agree with its contents (the header CRC, each section's CRC where
+/// the section's data fit, the trailing length), so that mutations reach
+/// the parsing behind the checks.
+pub fn index_file_fixed(dir: &Path, bytes: &[u8]) {
+    index_file(dir, &with_checksums(bytes));
+}
+
+/// `bytes` with the index format's checksums recomputed where the layout
+/// can be followed (see `index/file.rs` for the format).
+pub fn with_checksums(bytes: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let n = b.len();
+    if n < 40 {
+        return b;
+    }
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let end = n - 16;
+    b[end..end + 8].copy_from_slice(b"VAEND\0\0\0");
+    b[end + 8..].copy_from_slice(&(end as u64).to_le_bytes());
+    let Some(h_end) = usize::try_from(u64_at(&b, 12))
+        .ok()
+        .and_then(|h| h.checked_add(24))
+    else {
+        return b;
+    };
+    if h_end > end {
+        return b;
+    }
+    let crc = crc32fast::hash(&b[24..h_end]);
+    b[20..24].copy_from_slice(&crc.to_le_bytes());
+    let mut at = h_end.next_multiple_of(64);
+    while at + 28 <= end && &b[at..at + 8] != b"VAEND\0\0\0" {
+        let size = b[at + 8] as usize;
+        let data = (at + 28).next_multiple_of(64);
+        let len = usize::try_from(u64_at(&b, at + 16))
+            .ok()
+            .and_then(|c| c.checked_mul(size));
+        let Some(stop) = len.and_then(|l| data.checked_add(l)).filter(|&s| s <= end) else {
+            break;
+        };
+        let crc = crc32fast::hash(&b[data..stop]);
+        b[at + 24..at + 28].copy_from_slice(&crc.to_le_bytes());
+        at = stop.next_multiple_of(64);
+    }
+    b
+}
+
 /// The bytes of a valid snapshot (an empty 4-dimensional Flat index).
 fn snapshot() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();

@@ -38,6 +38,20 @@ fn index_files() {
 }
 
 #[test]
+fn index_files_with_their_checksums_fixed() {
+    // The fixer follows the format: valid files come back unchanged.
+    for f in inputs("index_file")
+        .iter()
+        .filter(|f| f.parent().unwrap().ends_with("seeds/index_file"))
+    {
+        let b = std::fs::read(f).unwrap();
+        assert!(parsers::with_checksums(&b) == b, "{} changed", f.display());
+    }
+    let dir = parsers::scratch("replay-index-fixed");
+    replay("index_file", |b| parsers::index_file_fixed(&dir, b));
+}
+
+#[test]
 fn log_segments() {
     let dir = parsers::scratch("replay-log");
     replay("log_segment", |b| parsers::log_segment(&dir, b));
