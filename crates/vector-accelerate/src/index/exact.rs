@@ -98,6 +98,18 @@ pub(crate) fn refine(
         _ => gathered_distances(ctx, rows, q, cand, space.base)?,
     };
     let norms = q.cosine_lengths(dist.metric)?;
+    Ok(best_of_raw(&raw, cand, norms.as_deref(), (k, dist)))
+}
+
+/// The best `k` of each query's candidates (`cand`'s ids) by their raw
+/// values `raw` (squared L2 or inner product, one per candidate; `norms`:
+/// the queries' lengths, for the cosine metrics), ties by the smaller id.
+pub(crate) fn best_of_raw(
+    raw: &[f32],
+    cand: &Neighbors,
+    norms: Option<&[f32]>,
+    (k, dist): (usize, &Distance),
+) -> Neighbors {
     let order = dist.metric.canonical().order();
     let mut out = Neighbors::missing(cand.rows(), k, order);
     let (ids, dists) = out.parts_mut();
@@ -106,7 +118,7 @@ pub(crate) fn refine(
         .zip(dists.par_chunks_mut(k))
         .enumerate()
         .for_each(|(r, (ids, dists))| {
-            let qn = norms.as_ref().map_or(1.0, |n| n[r]);
+            let qn = norms.map_or(1.0, |n| n[r]);
             let mut row: Vec<(u32, u64, f32)> = cand
                 .row_ids(r)
                 .iter()
@@ -123,7 +135,7 @@ pub(crate) fn refine(
                 dists[j] = d;
             }
         });
-    Ok(out)
+    out
 }
 
 /// [`refine`]'s raw distances over rows held in several blocks: the

@@ -15,6 +15,7 @@ use super::factory::{recommended_nlist, Encoding};
 use super::ids::SlotSet;
 use super::range;
 use super::rows::RowBlocks;
+use super::tail::{merge_best, Tail};
 use crate::core::cluster::{KMeansInit, KMeansOptions, ProgressFn};
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
@@ -59,13 +60,22 @@ pub(crate) struct List {
 }
 
 /// Every list's rows one after the other, for backends that scan packed
-/// lists (built on first search, dropped by any change).
+/// lists (built on first search, dropped by compaction; rows added later
+/// wait in a [`Tail`] until it passes a share of the packed rows).
 #[derive(Debug)]
 pub(crate) struct Packed {
     rows: PackedRows,
     offsets: Vec<u64>,
     slots: Vec<u64>,
     cache: BackendCache,
+}
+
+/// The packed lists and the rows added since they were packed.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    lists: Arc<Packed>,
+    /// `None` until a row is added after packing.
+    tail: Option<Arc<Tail>>,
 }
 
 /// The packed rows: exact, or codes.
@@ -97,7 +107,7 @@ pub(crate) struct Ivf {
     pub place: Vec<(u32, u32)>,
     /// Codes of coded lists (`None`: exact lists).
     pub coding: Option<Coding>,
-    packed: Mutex<Option<Arc<Packed>>>,
+    packed: Mutex<Option<Snapshot>>,
     dim: usize,
 }
 
@@ -156,8 +166,10 @@ impl Ivf {
             .as_ref()
             .map_or(0, |(m, _)| m.as_slice().len() * 4);
         let packed = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        let p = packed.as_ref().map_or(0, |p| {
+        let p = packed.as_ref().map_or(0, |s| {
+            let p = &s.lists;
             p.slots.len() * 16
+                + s.tail.as_ref().map_or(0, |t| t.bytes())
                 + match &p.rows {
                     PackedRows::F32(m) => m.rows() * self.dim * 4,
                     PackedRows::Codes(_) => self.lists.iter().map(|l| l.codes.len()).sum(),
@@ -173,16 +185,16 @@ impl Ivf {
                 .sum::<usize>()
     }
 
-    /// Drops the packed lists after a change.
+    /// Drops the packed lists after a change other than an add.
     fn changed(&mut self) {
         *self.packed.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// The packed lists, built on first use.
-    fn packed(&self, ctx: &Context) -> Result<Arc<Packed>> {
+    /// The packed lists and their tail, built on first use.
+    fn packed(&self, ctx: &Context) -> Result<Snapshot> {
         let mut held = self.packed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = held.as_ref() {
-            return Ok(p.clone());
+        if let Some(s) = held.as_ref() {
+            return Ok(s.clone());
         }
         let (mut parts, mut codes) = (Vec::new(), Vec::new());
         let (mut offsets, mut slots) = (vec![0u64], Vec::new());
@@ -196,14 +208,58 @@ impl Ivf {
             None => PackedRows::F32(Box::new(DeviceMatrix::concat(ctx, &parts, self.dim)?)),
             Some(_) => PackedRows::Codes(Store::put(ctx, codes)?),
         };
-        let p = Arc::new(Packed {
-            rows,
-            offsets,
-            slots,
-            cache: BackendCache::default(),
-        });
-        *held = Some(p.clone());
-        Ok(p)
+        let s = Snapshot {
+            lists: Arc::new(Packed {
+                rows,
+                offsets,
+                slots,
+                cache: BackendCache::default(),
+            }),
+            tail: None,
+        };
+        *held = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Keeps rows being added (slots `first..`, in `lists`; `codes`: their
+    /// codes in coded lists) in the packed lists' tail, or drops the packed
+    /// lists when the tail cannot take them (it is full, or the metric has
+    /// no tail scan).
+    fn grow_tail(
+        &mut self,
+        (rows, lists, codes): (MatrixView<'_>, &[usize], Option<&[u8]>),
+        first: usize,
+        dist: &Distance,
+    ) -> Result<()> {
+        let space = match &self.coding {
+            Some(c) => Some(c.space),
+            None => CodeSpace::of(dist).ok(),
+        };
+        let held = self.packed.get_mut().unwrap_or_else(|e| e.into_inner());
+        let (Some(snap), Some(space)) = (held.as_mut(), space) else {
+            *held = None;
+            return Ok(());
+        };
+        let packed_rows = snap.lists.slots.len();
+        let tail = snap
+            .tail
+            .get_or_insert_with(|| Arc::new(Tail::new(packed_rows, self.dim, space)));
+        if !tail.takes(first, rows.rows(), packed_rows) {
+            *held = None;
+            return Ok(());
+        }
+        let Some(bytes) = codes else {
+            Arc::make_mut(tail).push(rows, lists);
+            return Ok(());
+        };
+        let recon = self.reconstruct(bytes, lists)?;
+        let held = self.packed.get_mut().unwrap_or_else(|e| e.into_inner());
+        let tail = held
+            .as_mut()
+            .and_then(|s| s.tail.as_mut())
+            .expect("kept above");
+        Arc::make_mut(tail).push(recon.view(), lists);
+        Ok(())
     }
 
     /// The rows of `slots` gathered on the context's device: out of the
@@ -221,18 +277,36 @@ impl Ivf {
         if self.scans_packed(ctx, q, dist)?.is_none() || self.coding.is_some() {
             return DeviceMatrix::place(ctx, self.gather(slots)?);
         }
-        let packed = self.packed(ctx)?;
+        let snap = self.packed(ctx)?;
+        let (packed, tail) = (&snap.lists, snap.tail.as_deref());
         let PackedRows::F32(rows) = &packed.rows else {
             unreachable!("exact lists pack f32 rows")
         };
-        let at: Vec<u64> = slots
+        // Slots in the tail follow every packed one: ascending slots split
+        // into the packed ones, then the tail's.
+        let tail = tail.filter(|t| !t.is_empty());
+        if tail.is_some() && !slots.is_sorted() {
+            return DeviceMatrix::place(ctx, self.gather(slots)?);
+        }
+        let split = tail.map_or(slots.len(), |t| slots.partition_point(|&s| s < t.first()));
+        let (head, rest) = slots.split_at(split);
+        let at: Vec<u64> = head
             .par_iter()
             .map(|&s| {
                 let (l, p) = self.place[s];
                 packed.offsets[l as usize] + p as u64
             })
             .collect();
-        ctx.backend().gather_rows(&Input::Resident(rows), &at)
+        let head = ctx.backend().gather_rows(&Input::Resident(rows), &at);
+        let Some(tail) = tail.filter(|_| !rest.is_empty()) else {
+            return head;
+        };
+        let at: Vec<u64> = rest.iter().map(|&s| (s - tail.first()) as u64).collect();
+        let rest = tail.gather_device(ctx, &at)?;
+        if at.len() == slots.len() {
+            return Ok(rest);
+        }
+        DeviceMatrix::concat(ctx, &[&head?, &rest], self.dim)
     }
 
     /// The validated metric when the backend scans these lists packed for
@@ -298,7 +372,8 @@ impl Ivf {
         let Some(metric) = self.scans_packed(ctx, q, dist)? else {
             return Ok(None);
         };
-        let packed = self.packed(ctx)?;
+        let snap = self.packed(ctx)?;
+        let packed = &snap.lists;
         trace::mark("packed", || drop(ctx.synchronize()));
         let probes = self.probe(ctx, q, nprobe, dist)?;
         trace::mark("probe", || drop(ctx.synchronize()));
@@ -307,19 +382,28 @@ impl Ivf {
             .iter()
             .map(|&l| if l == MISSING_ID { u32::MAX } else { l as u32 })
             .collect();
-        ctx.backend().ivf_scan(IvfScanJob {
+        let nprobe = probes.k();
+        let nn = ctx.backend().ivf_scan(IvfScanJob {
             queries: q,
-            rows: self.list_data(&packed)?,
+            rows: self.list_data(packed)?,
             offsets: &packed.offsets,
             slots: &packed.slots,
             probes: &lists,
-            nprobe: probes.k(),
+            nprobe,
             k,
             metric: &metric,
             allowed: allowed.map(SlotSet::words),
             budget: ctx.memory_budget(),
             cache: &packed.cache,
-        })
+        })?;
+        match (nn, snap.tail.as_deref().filter(|t| !t.is_empty())) {
+            (Some(nn), Some(tail)) => {
+                let more = tail.search(ctx, q, (&lists, nprobe), k, dist, allowed)?;
+                trace::mark("tail", || drop(ctx.synchronize()));
+                Ok(Some(merge_best(&nn, &more, k)))
+            }
+            (nn, _) => Ok(nn),
+        }
     }
 
     /// Trains the coarse quantizer on `data` (k-means, spherical for the
@@ -442,7 +526,8 @@ impl Ivf {
     ) -> Result<()> {
         let lists = self.assign(ctx, data, dist)?;
         let codes = self.encode(ctx, rows, &lists)?;
-        self.changed();
+        let code_bytes = codes.as_ref().map(|(b, _)| b.as_slice());
+        self.grow_tail((rows, &lists, code_bytes), first, dist)?;
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
         for (r, &l) in lists.iter().enumerate() {
             members[l].push(r);
@@ -520,20 +605,27 @@ impl Ivf {
     /// The decoded vectors at `(list, position)` of coded lists, in order.
     fn decode(&self, at: impl Iterator<Item = (usize, usize)>) -> Result<Matrix> {
         let coding = self.coding.as_ref().expect("coded lists");
-        let codec = coding.codec.as_ref().expect("trained");
-        let host = &self.centroids.as_ref().expect("trained").0;
-        let w = codec.row_bytes();
+        let w = coding.codec.as_ref().expect("trained").row_bytes();
         let (mut bytes, mut lists) = (Vec::new(), Vec::new());
         for (l, p) in at {
             bytes.extend_from_slice(&self.lists[l].codes[p * w..(p + 1) * w]);
             lists.push(l);
         }
+        self.reconstruct(&bytes, &lists)
+    }
+
+    /// Vectors from their codes `bytes` in coded lists `lists` (the
+    /// decoded residuals plus their lists' centroids).
+    fn reconstruct(&self, bytes: &[u8], lists: &[usize]) -> Result<Matrix> {
         if lists.is_empty() {
             return Matrix::new(Vec::new(), self.dim);
         }
-        let mut m = codec.decode(&bytes)?;
+        let coding = self.coding.as_ref().expect("coded lists");
+        let codec = coding.codec.as_ref().expect("trained");
+        let host = &self.centroids.as_ref().expect("trained").0;
+        let mut m = codec.decode(bytes)?;
         let dim = self.dim;
-        for (r, &l) in m.as_mut_slice().chunks_exact_mut(dim).zip(&lists) {
+        for (r, &l) in m.as_mut_slice().chunks_exact_mut(dim).zip(lists) {
             r.iter_mut().zip(host.row(l)).for_each(|(v, c)| *v += c);
         }
         Ok(m)

@@ -37,6 +37,7 @@ mod range;
 mod rows;
 mod selector;
 mod storage;
+mod tail;
 mod wal;
 
 pub use api::Index;

@@ -1,6 +1,7 @@
 //! Vector indexes: Flat and IVF against exact k-NN, ids, filters,
 //! removals, range search, save/load and bad input.
 
+mod appends;
 mod coded;
 mod durable;
 mod errors;
