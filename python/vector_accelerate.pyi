@@ -131,9 +131,11 @@ class Index:
         *,
         nprobe: Optional[int] = None,
         refine_factor: Optional[int] = None,
+        ef: Optional[int] = None,
         allowed: Optional[npt.ArrayLike] = None,
     ) -> Tuple[Array, Array]:
-        """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``. ``allowed`` (an id array)
+        """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``. ``ef`` is a graph index's
+        candidate list while it walks the graph (FAISS's ``efSearch``). ``allowed`` (an id array)
         restricts the results to those ids; ``k`` results come back whenever ``k`` of them are
         held. CUDA tensor queries are read in place and the results come back as tensors of the
         same kind on the same device (made on the host, where ids are mapped, then copied)."""
@@ -152,7 +154,8 @@ class Index:
 
 def index_factory(d: int, description: str, metric: Optional[Metric] = None) -> Index:
     """An empty index from a factory string: ``"Flat"``, ``"IVF4096,Flat"``, ``"IVF4096,SQ8"``,
-    ``"IVF4096,PQ32x8,Refine"``. ``metric`` defaults to L2."""
+    ``"IVF4096,PQ32x8,Refine"``, ``"Graph32"`` (a proximity graph of 32 neighbours per vector).
+    ``metric`` defaults to L2."""
 
 def write_index(index: Index, path: Union[str, PathLike]) -> None:
     """Writes ``index`` to ``path`` (checksummed; a temporary file renamed over it)."""

@@ -162,7 +162,8 @@ impl PyDurable {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let ctx = self.inner.read().context().clone();
         let (nn, caller) = with_input(py, x, "x", &ctx, |v| {
-            self.inner.search(v, k, &search_params(nprobe, None, None))
+            self.inner
+                .search(v, k, &search_params((nprobe, None, None), None))
         })?;
         caller.neighbors(py, &ctx, nn)
     }

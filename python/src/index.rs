@@ -85,10 +85,13 @@ impl PyIndex {
 
     /// The `k` nearest vectors of each row of `x`: `(D, I)` as FAISS
     /// returns them. `nprobe` and `refine_factor` override the index's
-    /// defaults; `allowed` (an id array) restricts the results to those ids.
+    /// defaults, `ef` sets a graph index's candidate list (FAISS's
+    /// `efSearch`); `allowed` (an id array) restricts the results to those
+    /// ids.
     /// CUDA tensors are read in place and the results come back as tensors
     /// of the same kind on the same device.
-    #[pyo3(signature = (x, k, *, nprobe = None, refine_factor = None, allowed = None))]
+    #[pyo3(signature = (x, k, *, nprobe = None, refine_factor = None, ef = None, allowed = None))]
+    #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
         py: Python<'py>,
@@ -96,6 +99,7 @@ impl PyIndex {
         k: usize,
         nprobe: Option<usize>,
         refine_factor: Option<usize>,
+        ef: Option<usize>,
         allowed: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let filter = match allowed {
@@ -105,7 +109,8 @@ impl PyIndex {
         let inner = &self.inner;
         let ctx = inner.context();
         let (nn, caller) = with_input(py, x, "x", ctx, |v| {
-            inner.search(v, k, &search_params(nprobe, refine_factor, filter.as_ref()))
+            let p = search_params((nprobe, refine_factor, ef), filter.as_ref());
+            inner.search(v, k, &p)
         })?;
         caller.neighbors(py, ctx, nn)
     }
@@ -124,7 +129,7 @@ impl PyIndex {
     ) -> PyResult<RangeArrays<'py>> {
         let inner = &self.inner;
         let (found, _) = with_input(py, x, "x", inner.context(), |v| {
-            inner.range_search(v, radius, &search_params(nprobe, None, None))
+            inner.range_search(v, radius, &search_params((nprobe, None, None), None))
         })?;
         let lims: Vec<i64> = found.lims().iter().map(|&l| l as i64).collect();
         let ids: Vec<i64> = found.ids().iter().map(|&i| i as i64).collect();
@@ -189,11 +194,13 @@ impl PyIndex {
 
 /// Search parameters: the index's defaults where an option is `None`.
 pub(crate) fn search_params(
-    nprobe: Option<usize>,
-    refine_factor: Option<usize>,
+    (nprobe, refine_factor, ef): (Option<usize>, Option<usize>, Option<usize>),
     filter: Option<&IdSelector>,
 ) -> SearchParams<'_> {
     let mut p = SearchParams::default();
+    if let Some(ef) = ef {
+        p = p.with_ef(ef);
+    }
     if let Some(n) = nprobe {
         p = p.with_nprobe(n);
     }

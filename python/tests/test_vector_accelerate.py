@@ -118,6 +118,23 @@ def test_ivf_recall_beside_faiss(factory):
         assert ours >= recall(fI, truth) - 0.05
 
 
+def test_graph_recall_beside_faiss_hnsw():
+    xb = clustered(8000, 32, 3)
+    xq = clustered(100, 32, 4)
+    _, truth = reference(xq, xb, 10, "l2")
+    index = va.index_factory(32, "Graph16", va.METRIC_L2)
+    index.add(xb)
+    _, I = index.search(xq, 10, ef=64)
+    ours = recall(I, truth)
+    assert ours >= 0.9, ours
+    faiss = pytest.importorskip("faiss")
+    f = faiss.IndexHNSWFlat(32, 16)
+    f.add(xb)
+    f.hnsw.efSearch = 64
+    _, fI = f.search(xq, 10)
+    assert ours >= recall(fI, truth) - 0.05, (ours, recall(fI, truth))
+
+
 def test_ids_removal_filters_reconstruct_and_files(tmp_path):
     xb = clustered(2000, 16, 5)
     ids = np.arange(2000, dtype=np.int64) * 7 + 3

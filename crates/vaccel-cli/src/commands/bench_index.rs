@@ -42,7 +42,8 @@ pub struct BenchIndexArgs {
     /// Results per query.
     #[arg(short, long, default_value_t = 10)]
     k: usize,
-    /// Lists scanned per query (comma list).
+    /// Lists scanned per query (comma list); for a graph index (`Graph32`),
+    /// the candidates kept while walking the graph (`ef`).
     #[arg(long, default_value = "1,2,4,8,16,32,64,128")]
     nprobe: String,
     /// Vectors per add call when building the index (adds of a bounded
@@ -192,7 +193,7 @@ fn sweep(
 ) -> Result<Vec<(f64, f64)>> {
     writeln!(
         out,
-        "\n| search | nprobe | recall@{} | ms | queries/s | vs exact |",
+        "\n| search | nprobe or ef | recall@{} | ms | queries/s | vs exact |",
         a.k
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
@@ -206,6 +207,7 @@ fn sweep(
     for &p in probes {
         let params = SearchParams::default()
             .with_nprobe(p)
+            .with_ef(p)
             .with_refine_factor(a.refine_factor);
         let got = index.search(queries, a.k, &params)?;
         let ms = time_ms(a.repeats, || {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::coded::check_encoding;
 use super::exact;
 use super::factory::Spec;
+use super::graph::{GraphIndex, DEFAULT_EF};
 use super::ids::{IdMap, SlotSet};
 use super::ivf::Ivf;
 use super::params::SearchParams;
@@ -32,6 +33,8 @@ pub(crate) enum Body {
     Flat(RowBlocks),
     /// Inverted lists.
     Ivf(Box<Ivf>),
+    /// A proximity graph over the vectors.
+    Graph(Box<GraphIndex>),
 }
 
 /// A vector index (FAISS-shaped): vectors added with user `u64` ids,
@@ -94,6 +97,9 @@ impl Index {
         }
         let body = match spec {
             Spec::Flat => Body::Flat(RowBlocks::new(dim)),
+            Spec::Graph { degree } => {
+                Body::Graph(Box::new(GraphIndex::new(dim, degree, &distance)?))
+            }
             Spec::Ivf {
                 nlist,
                 encoding,
@@ -173,7 +179,7 @@ impl Index {
     /// index after [`train`](Self::train)).
     pub fn is_trained(&self) -> bool {
         match &self.body {
-            Body::Flat(_) => true,
+            Body::Flat(_) | Body::Graph(_) => true,
             Body::Ivf(ivf) => ivf.is_trained(),
         }
     }
@@ -181,7 +187,7 @@ impl Index {
     /// when the factory left it out).
     pub fn nlist(&self) -> Option<usize> {
         match &self.body {
-            Body::Flat(_) => None,
+            Body::Flat(_) | Body::Graph(_) => None,
             Body::Ivf(ivf) => ivf.nlist,
         }
     }
@@ -222,6 +228,7 @@ impl Index {
         let body = match &self.body {
             Body::Flat(rows) => rows.bytes(),
             Body::Ivf(ivf) => ivf.bytes(),
+            Body::Graph(g) => g.bytes(),
         };
         body + self.ids.slot_count() * 16
     }
@@ -260,7 +267,7 @@ impl Index {
     fn train_inner(&mut self, data: Input<'_>, progress: Option<ProgressFn>) -> Result<()> {
         self.check_stored(&data, "training vectors", &mut None)?;
         match &mut self.body {
-            Body::Flat(_) => Ok(()),
+            Body::Flat(_) | Body::Graph(_) => Ok(()),
             Body::Ivf(ivf) => {
                 if self.ids.slot_count() > 0 {
                     return Err(Error::invalid(
@@ -307,6 +314,7 @@ impl Index {
         match &mut self.body {
             Body::Flat(rows) => rows.push(&self.ctx, data)?,
             Body::Ivf(ivf) => ivf.add(&self.ctx, (data, host), first, &self.distance)?,
+            Body::Graph(g) => g.add(&self.ctx, data, &self.distance)?,
         }
         self.ids.push(ids);
         Ok(())
@@ -347,6 +355,13 @@ impl Index {
                 let q = staged.as_ref().map_or(q, Input::Resident);
                 trace::mark("upload", || drop(self.ctx.synchronize()));
                 self.search_ivf(ivf, &q, k, params, allowed.as_ref())?
+            }
+            Body::Graph(g) => {
+                let ef = params.ef.unwrap_or(DEFAULT_EF);
+                check_positive("ef", ef)?;
+                let filtered = params.filter.is_some_and(|f| !matches!(f, IdSelector::All));
+                let how = (allowed.as_ref(), filtered);
+                g.search(&self.ctx, &q, (k, ef), &self.distance, how)?
             }
         };
         let nn = exact::user_ids(nn, &self.ids);
@@ -468,9 +483,9 @@ impl Index {
         range::check_radius(radius)?;
         let allowed = self.ids.allowed(params.filter);
         let hits = match &self.body {
-            Body::Flat(rows) => range::scan(
+            Body::Flat(_) | Body::Graph(_) => range::scan(
                 &self.ctx,
-                rows,
+                self.exact_rows().expect("flat or graph"),
                 &q,
                 (radius, &self.distance),
                 allowed.as_ref(),
@@ -512,6 +527,7 @@ impl Index {
         let kept = self.ids.compact();
         match &mut self.body {
             Body::Flat(rows) => rows.compact(&self.ctx, &kept)?,
+            Body::Graph(g) => g.compact(&self.ctx, &kept, &self.distance)?,
             Body::Ivf(ivf) => {
                 let mut new_slot = vec![usize::MAX; total];
                 for (new, &old) in kept.iter().enumerate() {
@@ -528,9 +544,19 @@ impl Index {
         let slot = self.ids.slot(id).ok_or(Error::UnknownId { id })?;
         let m = match &self.body {
             Body::Flat(rows) => rows.gather(&[slot])?,
+            Body::Graph(g) => g.rows.gather(&[slot])?,
             Body::Ivf(ivf) => ivf.gather(&[slot])?,
         };
         Ok(m.into_vec())
+    }
+
+    /// The exact rows of a Flat or graph index.
+    pub(crate) fn exact_rows(&self) -> Option<&RowBlocks> {
+        match &self.body {
+            Body::Flat(rows) => Some(rows),
+            Body::Graph(g) => Some(&g.rows),
+            Body::Ivf(_) => None,
+        }
     }
 
     /// The ranking order of the index's metric.

@@ -37,11 +37,22 @@ pub(crate) enum Spec {
         /// Exact re-ranking from stored vectors.
         refine: bool,
     },
+    /// A proximity graph of `degree` neighbours per vector.
+    Graph {
+        /// Neighbours per vector.
+        degree: usize,
+    },
 }
 
+/// Neighbours per vector of a graph index when the factory names none.
+const DEFAULT_DEGREE: usize = 32;
+/// Neighbours per vector of a graph index at most.
+const MAX_DEGREE: usize = 1024;
+
 /// What the factory accepts, for error messages.
-const GRAMMAR: &str = "expected Flat, or IVF<nlist>,<codes>[,Refine] with <codes> one of Flat, \
-                       SQ8, SQ4, PQ<m> or PQ<m>x<nbits> (nlist may be left out: IVF,Flat)";
+const GRAMMAR: &str = "expected Flat, Graph<degree> (Graph32), or IVF<nlist>,<codes>[,Refine] \
+                       with <codes> one of Flat, SQ8, SQ4, PQ<m> or PQ<m>x<nbits> (nlist may be \
+                       left out: IVF,Flat)";
 
 impl Spec {
     /// Parses a factory string (case-insensitive, spaces ignored).
@@ -54,6 +65,18 @@ impl Spec {
         let parts: Vec<String> = clean.split(',').map(|p| p.to_ascii_uppercase()).collect();
         match parts.as_slice() {
             [one] if one == "FLAT" => Ok(Spec::Flat),
+            [graph] if graph.starts_with("GRAPH") => {
+                let degree = match &graph[5..] {
+                    "" => DEFAULT_DEGREE,
+                    d => positive(d, "graph degree").map_err(&bad)?,
+                };
+                if !(2..=MAX_DEGREE).contains(&degree) {
+                    return Err(bad(format!(
+                        "graph degree {degree}: expected 2 to {MAX_DEGREE}"
+                    )));
+                }
+                Ok(Spec::Graph { degree })
+            }
             [ivf, codes, rest @ ..] if ivf.starts_with("IVF") => {
                 let nlist = match &ivf[3..] {
                     "" => None,
@@ -115,6 +138,7 @@ impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Spec::Flat => write!(f, "Flat"),
+            Spec::Graph { degree } => write!(f, "Graph{degree}"),
             Spec::Ivf {
                 nlist,
                 encoding,

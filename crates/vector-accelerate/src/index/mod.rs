@@ -30,6 +30,7 @@ mod durable;
 mod exact;
 mod factory;
 mod file;
+mod graph;
 mod ids;
 mod ivf;
 mod params;

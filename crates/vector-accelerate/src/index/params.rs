@@ -19,6 +19,10 @@ pub struct SearchParams<'a> {
     /// the index stores exact vectors beside its codes (default: the
     /// index's own, see [`Index::refine_factor`](super::Index::refine_factor)).
     pub refine_factor: Option<usize>,
+    /// Candidates a graph search keeps while it walks the graph (FAISS's
+    /// `efSearch`; default 64, and at least `k`): more is slower and finds
+    /// more of the true neighbours.
+    pub ef: Option<usize>,
 }
 
 impl<'a> SearchParams<'a> {
@@ -30,6 +34,11 @@ impl<'a> SearchParams<'a> {
     /// Returns only ids that pass `filter`.
     pub fn with_filter(mut self, filter: &'a IdSelector) -> Self {
         self.filter = Some(filter);
+        self
+    }
+    /// Keeps `ef` candidates while walking a graph index.
+    pub fn with_ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
         self
     }
     /// Re-scores `k * factor` candidates exactly.

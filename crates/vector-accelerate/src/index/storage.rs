@@ -9,6 +9,7 @@ use std::path::Path;
 use super::api::{Body, Index};
 use super::coded::ListCodec;
 use super::file::{FieldReader, Fields, Reader, Writer};
+use super::graph::{Graph, GraphIndex, NO_NODE};
 use super::ids::IdMap;
 use super::ivf::Ivf;
 use super::rows::RowBlocks;
@@ -25,6 +26,7 @@ const CENTROIDS: &[u8; 8] = b"centroid";
 const LIST_LENS: &[u8; 8] = b"listlens";
 const CODEC: &[u8; 8] = b"codec\0\0\0";
 const CODES: &[u8; 8] = b"codes\0\0\0";
+const LINKS: &[u8; 8] = b"links\0\0\0";
 
 impl Index {
     /// Writes the index to `path` (versioned, checksummed; written to a
@@ -34,13 +36,17 @@ impl Index {
         let path = path.as_ref();
         let mut w = Writer::create(path, &self.header())?;
         match &self.body {
-            Body::Flat(rows) => {
+            Body::Flat(_) | Body::Graph(_) => {
                 let live: Vec<usize> = (0..self.ids.slot_count())
                     .filter(|&s| !self.ids.is_deleted(s))
                     .collect();
                 let ids: Vec<u64> = live.iter().map(|&s| self.ids.id(s)).collect();
                 w.section(IDS, &ids)?;
+                let rows = self.exact_rows().expect("flat or graph");
                 w.section(VECTORS, rows.gather(&live)?.as_slice())?;
+                if let Body::Graph(g) = &self.body {
+                    w.section(LINKS, &live_links(g, &live, self.ids.slot_count()))?;
+                }
             }
             Body::Ivf(ivf) => {
                 let Some((centroids, _)) = &ivf.centroids else {
@@ -98,7 +104,7 @@ impl Index {
     pub fn load(ctx: &Context, path: impl AsRef<Path>) -> Result<Self> {
         let (mut r, header) = Reader::open(path.as_ref())?;
         let h = Header::parse(&header).map_err(|e| r.bad(24, e))?;
-        let mut index = Index::new(ctx, h.dim, &h.factory, h.distance)
+        let mut index = Index::new(ctx, h.dim, &h.factory, h.distance.clone())
             .map_err(|e| r.bad(24, format!("header describes no valid index: {e}")))?;
         index.nprobe = h.nprobe;
         index.refine_factor = h.refine_factor;
@@ -113,6 +119,20 @@ impl Index {
                 ids
             }
             Body::Ivf(ivf) => read_ivf(&mut r, ctx, ivf, h.dim)?,
+            Body::Graph(g) => {
+                let ids: Vec<u64> = r.section(IDS)?;
+                let values = mapped(&mut r, h.dim, ids.len())?;
+                let links: Vec<u32> = r.section(LINKS)?;
+                if !ids.is_empty() {
+                    let host = Matrix::new(values.as_slice().to_vec(), h.dim)
+                        .map_err(|e| r.bad(0, e.to_string()))?;
+                    let graph = Graph::from_parts(host, links, g.degree, &h.distance)
+                        .map_err(|e| r.bad(0, format!("links section: {e}")))?;
+                    g.graph = Some(graph);
+                    g.rows = RowBlocks::from_device(rows_of(ctx, &values, (0, ids.len()), h.dim)?);
+                }
+                ids
+            }
         };
         index.ids =
             IdMap::from_ids(slots, h.next_id).map_err(|e| r.bad(0, format!("ids section: {e}")))?;
@@ -325,4 +345,29 @@ impl Header {
         }
         Ok(h)
     }
+}
+
+/// The graph's links among the live slots `live` (renumbered in order;
+/// links to removed vectors dropped).
+fn live_links(g: &GraphIndex, live: &[usize], slots: usize) -> Vec<u32> {
+    let Some(graph) = &g.graph else {
+        return Vec::new();
+    };
+    let mut new = vec![NO_NODE; slots];
+    for (i, &s) in live.iter().enumerate() {
+        new[s] = i as u32;
+    }
+    let d = graph.degree();
+    let mut out = Vec::with_capacity(live.len() * d);
+    for &s in live {
+        let mut row: Vec<u32> = graph.links()[s * d..(s + 1) * d]
+            .iter()
+            .filter(|&&l| l != NO_NODE)
+            .map(|&l| new[l as usize])
+            .filter(|&l| l != NO_NODE)
+            .collect();
+        row.resize(d, NO_NODE);
+        out.extend(row);
+    }
+    out
 }

@@ -7,6 +7,7 @@ mod durable;
 mod errors;
 mod filters;
 mod flat;
+mod graph;
 mod ivf;
 mod props;
 mod storage;

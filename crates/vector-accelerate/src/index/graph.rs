@@ -1,0 +1,569 @@
+//! Graph indexes (`"Graph32"`): a fixed-degree proximity graph over the
+//! vectors, built as the CAGRA paper describes (a k-nearest-neighbour graph
+//! of twice the degree from the exact k-NN, pruned by detour counts, then
+//! merged with its reverse edges), and searched best-first from spread
+//! entry points with a candidate list of `ef` entries (FAISS's `efSearch`).
+//!
+//! This first version builds the graph with the context's k-NN (CUDA when
+//! the context is) and searches it on the host, on all cores.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::coded::CodeSpace;
+use super::exact::best_of_raw;
+use super::ids::SlotSet;
+use super::rows::RowBlocks;
+use crate::core::error::{Error, Result};
+use crate::core::matrix::{Matrix, MatrixView};
+use crate::core::metric::{Distance, Metric};
+use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::ops::knn::{knn_with, KnnOptions};
+use crate::runtime::context::Context;
+use crate::runtime::input::Input;
+
+/// Marks an empty place in a node's neighbour list.
+pub(crate) const NO_NODE: u32 = u32::MAX;
+/// Candidate list size of a search when none is asked for (at least `k`).
+pub(crate) const DEFAULT_EF: usize = 64;
+/// Entry points of a search: about the square root of the nodes (spread
+/// over them, fixed per query), within these bounds, so that clusters the
+/// graph does not link still get an entry.
+const ENTRIES: (usize, usize) = (16, 256);
+
+/// A proximity graph: `degree` neighbours per node, [`NO_NODE`] padded,
+/// over rows prepared for the graph's [`CodeSpace`].
+#[derive(Debug, Clone)]
+pub(crate) struct Graph {
+    degree: usize,
+    /// `nodes x degree` neighbour slots.
+    links: Vec<u32>,
+    /// The rows as the search compares them (unit length for the cosine
+    /// metrics).
+    rows: Matrix,
+    space: CodeSpace,
+    /// Nodes from which the links reach every node (see [`part_starts`]):
+    /// every search starts from these too, so a part of the graph no link
+    /// reaches (a cluster far from the rest) is still searched.
+    parts: Vec<u32>,
+}
+
+impl Graph {
+    /// The graph over `rows` (`space` prepares them) with `degree`
+    /// neighbours per node; the neighbour lists come from `ctx`'s k-NN.
+    pub fn build(
+        ctx: &Context,
+        rows: MatrixView<'_>,
+        degree: usize,
+        dist: &Distance,
+    ) -> Result<Self> {
+        let space = graph_space(dist)?;
+        let rows = space.prepare(rows);
+        let n = rows.rows();
+        check_nodes(n)?;
+        let wide = (2 * degree).min(n.saturating_sub(1));
+        let knn = if wide == 0 {
+            Vec::new()
+        } else {
+            neighbour_lists(ctx, &rows, wide, space)?
+        };
+        let pruned = prune(&knn, n, (wide, degree));
+        let links = with_reverse(&pruned, n, degree);
+        let parts = part_starts(&links, n, degree);
+        Ok(Self {
+            degree,
+            links,
+            rows,
+            space,
+            parts,
+        })
+    }
+
+    /// A graph from stored parts (checked: every link names a node).
+    pub fn from_parts(
+        rows: Matrix,
+        links: Vec<u32>,
+        degree: usize,
+        dist: &Distance,
+    ) -> Result<Self> {
+        let space = graph_space(dist)?;
+        let rows = space.prepare(rows.view());
+        let n = rows.rows();
+        let bad = links.iter().find(|&&l| l != NO_NODE && l as usize >= n);
+        if links.len() != n * degree || bad.is_some() {
+            return Err(Error::invalid(
+                "graph links",
+                format!("{} links, first bad {:?}", links.len(), bad),
+                format!("expected {n} x {degree} links naming nodes below {n}"),
+            ));
+        }
+        let parts = part_starts(&links, n, degree);
+        Ok(Self {
+            degree,
+            links,
+            rows,
+            space,
+            parts,
+        })
+    }
+
+    /// Neighbours per node.
+    pub fn degree(&self) -> usize {
+        self.degree
+    }
+    /// The neighbour slots, `nodes x degree`.
+    pub fn links(&self) -> &[u32] {
+        &self.links
+    }
+    /// Nodes (rows) in the graph.
+    pub fn nodes(&self) -> usize {
+        self.rows.rows()
+    }
+    /// Bytes held (links and the prepared rows).
+    pub fn bytes(&self) -> usize {
+        self.links.len() * 4 + self.rows.as_slice().len() * 4
+    }
+
+    /// The `k` nearest allowed nodes of every query (`ef` candidates kept
+    /// while searching), by slot; queries left with fewer than
+    /// `min(k, allowed)` results are listed in `short`.
+    pub fn search(
+        &self,
+        q: MatrixView<'_>,
+        (k, ef): (usize, usize),
+        dist: &Distance,
+        allowed: Option<&SlotSet>,
+    ) -> Result<(Neighbors, Vec<usize>)> {
+        let ef = ef.max(k);
+        let nq = q.rows();
+        let kk = k.min(self.nodes());
+        let found: Vec<Vec<(f32, u32)>> = (0..nq)
+            .into_par_iter()
+            .map(|r| self.search_one(q.row(r), r, (kk, ef), allowed))
+            .collect();
+        let want = allowed.map_or(self.nodes(), SlotSet::count).min(k);
+        let short: Vec<usize> = (0..nq).filter(|&r| found[r].len() < want).collect();
+        let width = found.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let mut ids = vec![MISSING_ID; nq * width];
+        let mut raw = vec![f32::NAN; nq * width];
+        for (r, f) in found.iter().enumerate() {
+            for (j, &(v, id)) in f.iter().enumerate() {
+                ids[r * width + j] = id as u64;
+                raw[r * width + j] = v;
+            }
+        }
+        let order = dist.metric.canonical().order();
+        let cand = Neighbors::from_parts(nq, width, order, ids, vec![0.0; nq * width])?;
+        let norms = Input::F32(q).cosine_lengths(dist.metric)?;
+        Ok((best_of_raw(&raw, &cand, norms.as_deref(), (k, dist)), short))
+    }
+
+    /// One query's best `k` allowed nodes: `(raw value, node)`.
+    fn search_one(
+        &self,
+        q: &[f32],
+        qi: usize,
+        (k, ef): (usize, usize),
+        allowed: Option<&SlotSet>,
+    ) -> Vec<(f32, u32)> {
+        let n = self.nodes();
+        if n == 0 || k == 0 {
+            return Vec::new();
+        }
+        let ip = self.space.base == Metric::InnerProduct;
+        // Smaller keys are better: L2, or the negated inner product.
+        let key = |node: u32| {
+            let x = self.rows.row(node as usize);
+            if ip {
+                -dot(q, x)
+            } else {
+                l2(q, x)
+            }
+        };
+        VISITED.with(|v| {
+            let mut seen = v.borrow_mut();
+            seen.begin(n);
+            // Candidates, best first: (key, node, expanded).
+            let mut list: Vec<(f32, u32, bool)> = Vec::with_capacity(ef + 1);
+            let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+            let mut visit =
+                |node: u32, list: &mut Vec<(f32, u32, bool)>, best: &mut Vec<(f32, u32)>| {
+                    if !seen.insert(node) {
+                        return;
+                    }
+                    let d = key(node);
+                    if allowed.is_none_or(|a| a.contains(node as usize)) {
+                        insert_bounded(best, (d, node), k, |e| (e.0, e.1));
+                    }
+                    insert_bounded(list, (d, node, false), ef, |e| (e.0, e.1));
+                };
+            for e in entries(n, qi).chain(self.parts.iter().copied()) {
+                visit(e, &mut list, &mut best);
+            }
+            while let Some(at) = list.iter().position(|e| !e.2) {
+                list[at].2 = true;
+                let node = list[at].1 as usize;
+                for &nb in &self.links[node * self.degree..(node + 1) * self.degree] {
+                    if nb != NO_NODE {
+                        visit(nb, &mut list, &mut best);
+                    }
+                }
+            }
+            best.into_iter()
+                .map(|(d, node)| (if ip { -d } else { d }, node))
+                .collect()
+        })
+    }
+}
+
+/// The metric space of a graph: L2 or inner product, unit rows for cosine.
+fn graph_space(dist: &Distance) -> Result<CodeSpace> {
+    CodeSpace::of(dist).map_err(|_| Error::UnsupportedMetric {
+        metric: dist.metric.to_string(),
+        context: "for a graph index (use l2, euclidean, ip, cosine or cosine_similarity, without weights)".into(),
+    })
+}
+
+/// Graph nodes are numbered in 32 bits.
+fn check_nodes(n: usize) -> Result<()> {
+    if n >= NO_NODE as usize {
+        return Err(Error::invalid(
+            "graph nodes",
+            n,
+            format!("a graph holds fewer than {NO_NODE} vectors"),
+        ));
+    }
+    Ok(())
+}
+
+/// Each row's `wide` nearest other rows, best first (`NO_NODE` padded).
+fn neighbour_lists(
+    ctx: &Context,
+    rows: &Matrix,
+    wide: usize,
+    space: CodeSpace,
+) -> Result<Vec<u32>> {
+    let n = rows.rows();
+    let metric = Distance::new(space.base);
+    let base = Input::F32(rows.view());
+    let opts = KnnOptions::default().with_metric(&metric);
+    let mut out = vec![NO_NODE; n * wide];
+    // Query blocks bound the result's size; the k-NN tiles the rest.
+    let block = (1usize << 22) / (wide + 1);
+    for q0 in (0..n).step_by(block.max(1)) {
+        let q1 = (q0 + block.max(1)).min(n);
+        let q = Input::F32(rows.view().slice_rows(q0, q1));
+        let nn = knn_with(ctx, q, base, wide + 1, &opts)?;
+        out[q0 * wide..q1 * wide]
+            .par_chunks_mut(wide)
+            .enumerate()
+            .for_each(|(i, o)| {
+                let me = (q0 + i) as u64;
+                let ids = nn
+                    .row_ids(i)
+                    .iter()
+                    .filter(|&&id| id != me && id != MISSING_ID);
+                for (slot, &id) in o.iter_mut().zip(ids) {
+                    *slot = id as u32;
+                }
+            });
+    }
+    Ok(out)
+}
+
+/// Each node's `degree` neighbours of fewest detours (ties by rank): a
+/// neighbour `y` at rank `j` has a detour through `z` at rank `i` when `y`
+/// is among `z`'s first `j` neighbours and `i < j`.
+fn prune(knn: &[u32], n: usize, (wide, degree): (usize, usize)) -> Vec<u32> {
+    let mut out = vec![NO_NODE; n * degree];
+    if wide == 0 {
+        return out;
+    }
+    out.par_chunks_mut(degree).enumerate().for_each(|(x, o)| {
+        let mine = &knn[x * wide..(x + 1) * wide];
+        let mut by_id: Vec<(u32, usize)> = mine
+            .iter()
+            .enumerate()
+            .filter(|(_, &y)| y != NO_NODE)
+            .map(|(j, &y)| (y, j))
+            .collect();
+        by_id.sort_unstable();
+        let rank_of = |y: u32| {
+            by_id
+                .binary_search_by_key(&y, |e| e.0)
+                .ok()
+                .map(|i| by_id[i].1)
+        };
+        let mut detours = vec![0u32; wide];
+        for (i, &z) in mine.iter().enumerate().filter(|(_, &z)| z != NO_NODE) {
+            let theirs = &knn[z as usize * wide..(z as usize + 1) * wide];
+            for (r, &y) in theirs.iter().enumerate().filter(|(_, &y)| y != NO_NODE) {
+                if let Some(j) = rank_of(y) {
+                    if i.max(r) < j {
+                        detours[j] += 1;
+                    }
+                }
+            }
+        }
+        let mut order: Vec<usize> = by_id.iter().map(|e| e.1).collect();
+        order.sort_unstable_by_key(|&j| (detours[j], j));
+        for (slot, &j) in o.iter_mut().zip(&order) {
+            *slot = mine[j];
+        }
+    });
+    out
+}
+
+/// Each node's first half of `pruned` neighbours, then the nodes that list
+/// it (by their rank there), then the rest of its own, `degree` in all.
+fn with_reverse(pruned: &[u32], n: usize, degree: usize) -> Vec<u32> {
+    let mut reverse: Vec<Vec<(usize, u32)>> = vec![Vec::new(); n];
+    for x in 0..n {
+        for (rank, &y) in pruned[x * degree..(x + 1) * degree].iter().enumerate() {
+            if y != NO_NODE {
+                reverse[y as usize].push((rank, x as u32));
+            }
+        }
+    }
+    let mut out = vec![NO_NODE; n * degree];
+    out.par_chunks_mut(degree)
+        .zip(reverse.par_iter_mut())
+        .enumerate()
+        .for_each(|(x, (o, rev))| {
+            rev.sort_unstable();
+            let own = &pruned[x * degree..(x + 1) * degree];
+            let half = degree.div_ceil(2);
+            let picks = own[..half]
+                .iter()
+                .copied()
+                .chain(rev.iter().map(|e| e.1))
+                .chain(own[half..].iter().copied())
+                .filter(|&y| y != NO_NODE && y as usize != x);
+            let mut len = 0;
+            for y in picks {
+                if len == degree {
+                    break;
+                }
+                if !o[..len].contains(&y) {
+                    o[len] = y;
+                    len += 1;
+                }
+            }
+        });
+    out
+}
+
+/// Nodes from which a walk along the links reaches every node: node 0,
+/// then each node the walks so far miss (in order), at most
+/// [`ENTRIES`]`.1` of them; none when node 0 reaches every node.
+fn part_starts(links: &[u32], n: usize, degree: usize) -> Vec<u32> {
+    let mut reached = vec![false; n];
+    let mut starts = Vec::new();
+    let mut stack = Vec::new();
+    for s in 0..n {
+        if reached[s] {
+            continue;
+        }
+        starts.push(s as u32);
+        reached[s] = true;
+        stack.push(s);
+        while let Some(x) = stack.pop() {
+            for &y in links[x * degree..(x + 1) * degree].iter().filter(|&&y| y != NO_NODE) {
+                if !std::mem::replace(&mut reached[y as usize], true) {
+                    stack.push(y as usize);
+                }
+            }
+        }
+    }
+    if starts.len() <= 1 {
+        return Vec::new();
+    }
+    starts.truncate(ENTRIES.1);
+    starts
+}
+
+/// Distinct nodes spread over `0..n` ([`ENTRIES`]), fixed per query.
+fn entries(n: usize, qi: usize) -> impl Iterator<Item = u32> {
+    let root = (n as f64).sqrt() as usize / 2;
+    let count = n.min(root.clamp(ENTRIES.0, ENTRIES.1));
+    let step = n / count;
+    let shift = (qi.wrapping_mul(0x9E37_79B9) >> 7) % step.max(1);
+    (0..count).map(move |i| (i * step + shift) as u32)
+}
+
+/// Inserts `e` into `v` (sorted by `key`, at most `cap` entries).
+fn insert_bounded<T, K: PartialOrd>(v: &mut Vec<T>, e: T, cap: usize, key: impl Fn(&T) -> K) {
+    let ke = key(&e);
+    if v.len() == cap && v.last().is_some_and(|w| key(w) <= ke) {
+        return;
+    }
+    let at = v.partition_point(|w| key(w) <= ke);
+    v.insert(at, e);
+    v.truncate(cap);
+}
+
+/// Visited marks reused across the searches of one thread.
+#[derive(Default)]
+struct Visited {
+    stamp: Vec<u32>,
+    now: u32,
+}
+
+impl Visited {
+    /// Starts a search over `n` nodes with nothing visited.
+    fn begin(&mut self, n: usize) {
+        if self.stamp.len() < n || self.now == u32::MAX {
+            self.stamp = vec![0; n.max(self.stamp.len())];
+            self.now = 0;
+        }
+        self.now += 1;
+    }
+    /// Marks `node`; whether it was new.
+    fn insert(&mut self, node: u32) -> bool {
+        let s = &mut self.stamp[node as usize];
+        let new = *s != self.now;
+        *s = self.now;
+        new
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+}
+
+/// Inner product, eight lanes at a time.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Squared L2 distance, eight lanes at a time.
+fn l2(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let e = x[l] - y[l];
+            acc[l] += e * e;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// The vectors of a graph index and the graph over them (rebuilt after
+/// every add and compaction in this version).
+#[derive(Debug)]
+pub(crate) struct GraphIndex {
+    /// Every stored vector, by slot (for exact fallbacks, range search,
+    /// reconstruction and saving).
+    pub rows: RowBlocks,
+    /// `None` while no vector is held.
+    pub graph: Option<Graph>,
+    /// Neighbours per node.
+    pub degree: usize,
+}
+
+/// Filters passing at most this share of the live vectors search the
+/// allowed vectors exactly instead of the graph.
+const EXACT_BELOW: f64 = 0.05;
+
+impl GraphIndex {
+    /// An empty graph index of `dim`-dimensional vectors (`dist` must be
+    /// one a graph serves).
+    pub fn new(dim: usize, degree: usize, dist: &Distance) -> Result<Self> {
+        graph_space(dist)?;
+        Ok(Self {
+            rows: RowBlocks::new(dim),
+            graph: None,
+            degree,
+        })
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.rows.bytes() + self.graph.as_ref().map_or(0, Graph::bytes)
+    }
+
+    /// Appends `data` and rebuilds the graph over every vector.
+    pub fn add(&mut self, ctx: &Context, data: &Input<'_>, dist: &Distance) -> Result<()> {
+        self.rows.push(ctx, data)?;
+        self.rebuild(ctx, dist)
+    }
+
+    /// Keeps the rows `kept` (old slots, ascending) and rebuilds the graph.
+    pub fn compact(&mut self, ctx: &Context, kept: &[usize], dist: &Distance) -> Result<()> {
+        self.rows.compact(ctx, kept)?;
+        self.rebuild(ctx, dist)
+    }
+
+    /// The graph over every held vector.
+    pub fn rebuild(&mut self, ctx: &Context, dist: &Distance) -> Result<()> {
+        let n = self.rows.rows();
+        self.graph = None;
+        if n > 0 {
+            let all: Vec<usize> = (0..n).collect();
+            let host = self.rows.gather(&all)?;
+            self.graph = Some(Graph::build(ctx, host.view(), self.degree, dist)?);
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest allowed vectors of every query, by slot: the graph
+    /// searched with `ef` candidates, or the allowed vectors searched
+    /// exactly when a filter passes few of them or a query found fewer
+    /// than `min(k, allowed)`.
+    pub fn search(
+        &self,
+        ctx: &Context,
+        q: &Input<'_>,
+        (k, ef): (usize, usize),
+        dist: &Distance,
+        (allowed, filtered): (Option<&SlotSet>, bool),
+    ) -> Result<Neighbors> {
+        let Some(graph) = &self.graph else {
+            return super::exact::search(ctx, &self.rows, q, k, dist, allowed);
+        };
+        let share = allowed.map_or(1.0, |a| a.count() as f64 / graph.nodes().max(1) as f64);
+        if filtered && share <= EXACT_BELOW {
+            return super::exact::search(ctx, &self.rows, q, k, dist, allowed);
+        }
+        let mut hold = None;
+        let qv = q.host_view(&mut hold)?;
+        let (mut nn, short) = graph.search(qv, (k, ef), dist, allowed)?;
+        if short.is_empty() {
+            return Ok(nn);
+        }
+        let sub: Vec<f32> = short
+            .iter()
+            .flat_map(|&r| qv.row(r).iter().copied())
+            .collect();
+        let sub = Matrix::new(sub, qv.dim())?;
+        let exact =
+            super::exact::search(ctx, &self.rows, &Input::F32(sub.view()), k, dist, allowed)?;
+        let (ids, dists) = nn.parts_mut();
+        for (i, &r) in short.iter().enumerate() {
+            ids[r * k..(r + 1) * k].copy_from_slice(exact.row_ids(i));
+            dists[r * k..(r + 1) * k].copy_from_slice(exact.row_distances(i));
+        }
+        Ok(nn)
+    }
+}

@@ -1,0 +1,166 @@
+//! Graph indexes: recall against exact search, exact distances of what is
+//! found, tiny graphs, filters, removals, save/load and bad factories.
+
+use super::{build, exact_over, recall, tol_of};
+use crate::common::{assert_close_neighbors, clustered, for_each_backend, gaussian, rng, seed};
+use vector_accelerate::index::{IdSelector, Index, SearchParams};
+use vector_accelerate::{Context, Error, Metric, MISSING_ID};
+
+#[test]
+fn graph_recall_grows_with_ef_and_distances_are_exact() {
+    let s = seed();
+    for_each_backend("index graph recall", |ctx| {
+        let mut r = rng(s);
+        // Overlapping clusters (as the benchmark draws them): far apart
+        // clusters need more entry points than a search takes today.
+        let base = clustered(&mut r, 6_000, 24, 60, 1.0);
+        let q = clustered(&mut r, 150, 24, 60, 1.0);
+        let ids: Vec<u64> = (0..6_000).map(|i| 7 + 3 * i).collect();
+        for (m, floor) in [
+            (Metric::L2, 0.95),
+            (Metric::Cosine, 0.95),
+            (Metric::InnerProduct, 0.8),
+        ] {
+            let flat = build(ctx, "Flat", &base, &ids, m);
+            let graph = build(ctx, "Graph16", &base, &ids, m);
+            let want = flat.search(&q, 10, &SearchParams::default()).unwrap();
+            let mut last = 0.0;
+            for ef in [10, 32, 128, 512] {
+                let got = graph
+                    .search(&q, 10, &SearchParams::default().with_ef(ef))
+                    .unwrap();
+                let rc = recall(&got, &want);
+                assert!(
+                    rc >= last - 0.02,
+                    "seed {s} {m}: recall {rc} at ef {ef} after {last}"
+                );
+                last = rc;
+                // Every result carries its exact distance.
+                for row in 0..q.rows() {
+                    for (j, &id) in got.row_ids(row).iter().enumerate() {
+                        assert_ne!(id, MISSING_ID, "seed {s} {m}: 10 of 6,000 found");
+                        let v = base.row(((id - 7) / 3) as usize);
+                        let one = vector_accelerate::Matrix::new(v.to_vec(), 24).unwrap();
+                        let qr = vector_accelerate::Matrix::new(q.row(row).to_vec(), 24).unwrap();
+                        let d = vector_accelerate::knn(ctx, &qr, &one, 1, m).unwrap();
+                        let (a, b) = (got.row_distances(row)[j], d.row_distances(0)[0]);
+                        assert!(
+                            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                            "seed {s} {m}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+            assert!(last >= floor, "seed {s} {m}: recall {last} at ef 512");
+        }
+    });
+}
+
+#[test]
+fn tiny_graphs_equal_exact_search() {
+    let s = seed();
+    for_each_backend("index graph tiny", |ctx| {
+        let mut r = rng(s);
+        for n in [1, 2, 3, 17, 33] {
+            let base = gaussian(&mut r, n, 7);
+            let q = gaussian(&mut r, 5, 7);
+            let ids: Vec<u64> = (0..n as u64).map(|i| 100 - i).collect();
+            let flat = build(ctx, "Flat", &base, &ids, Metric::L2);
+            let graph = build(ctx, "Graph4", &base, &ids, Metric::L2);
+            for k in [1, 3, 40] {
+                let p = SearchParams::default().with_ef(64);
+                let want = flat.search(&q, k, &p).unwrap();
+                let got = graph.search(&q, k, &p).unwrap();
+                assert_close_neighbors(
+                    &format!("seed {s} n {n} k {k}"),
+                    &got,
+                    &want,
+                    tol_of(&want),
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn graph_filters_removals_and_files() {
+    let s = seed();
+    for_each_backend("index graph filters", |ctx| {
+        let mut r = rng(s);
+        let n = 3_000;
+        let base = clustered(&mut r, n, 16, 30, 0.5);
+        let q = clustered(&mut r, 40, 16, 30, 0.5);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let mut graph = build(ctx, "Graph12", &base, &ids, Metric::L2);
+        // Few allowed: searched exactly, equal to the exact search over them.
+        let few: Vec<usize> = (0..n).step_by(101).collect();
+        let sel = IdSelector::allow(few.iter().map(|&i| i as u64));
+        let p = SearchParams::default().with_filter(&sel);
+        let got = graph.search(&q, 10, &p).unwrap();
+        let want = exact_over(ctx, &q, &base, &few, &ids, 10, Metric::L2);
+        assert_close_neighbors(&format!("seed {s} few"), &got, &want, tol_of(&want));
+        // Many allowed: found in the graph, only allowed ids, k of them.
+        let half: Vec<usize> = (0..n).filter(|i| i % 3 != 0).collect();
+        let sel = IdSelector::from_fn(|id| id % 3 != 0);
+        let p = SearchParams::default().with_filter(&sel).with_ef(128);
+        let got = graph.search(&q, 10, &p).unwrap();
+        let want = exact_over(ctx, &q, &base, &half, &ids, 10, Metric::L2);
+        assert!(
+            got.ids().iter().all(|&i| i != MISSING_ID && i % 3 != 0),
+            "seed {s}"
+        );
+        assert!(
+            recall(&got, &want) >= 0.9,
+            "seed {s}: {}",
+            recall(&got, &want)
+        );
+        // Removed ids never come back; compaction keeps ids.
+        graph.remove_ids(&IdSelector::range(0..1_000)).unwrap();
+        let got = graph
+            .search(&q, 10, &SearchParams::default().with_ef(128))
+            .unwrap();
+        assert!(
+            got.ids().iter().all(|&i| (1_000..3_000).contains(&i)),
+            "seed {s}"
+        );
+        graph.compact().unwrap();
+        let again = graph
+            .search(&q, 10, &SearchParams::default().with_ef(128))
+            .unwrap();
+        let kept: Vec<usize> = (1_000..n).collect();
+        let want = exact_over(ctx, &q, &base, &kept, &ids, 10, Metric::L2);
+        assert!(
+            recall(&again, &want) >= 0.9,
+            "seed {s}: {}",
+            recall(&again, &want)
+        );
+        // Saved and loaded on every backend: the same results.
+        let dir = std::env::temp_dir().join(format!("va-graph-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("g.vai");
+        graph.save(&path).unwrap();
+        for other in crate::common::backends() {
+            let back = Index::load(&other, &path).unwrap();
+            assert_eq!((back.len(), back.factory()), (2_000, "Graph12".to_string()));
+            let got = back
+                .search(&q, 10, &SearchParams::default().with_ef(128))
+                .unwrap();
+            assert_close_neighbors(&format!("seed {s} load"), &got, &again, tol_of(&again));
+        }
+    });
+}
+
+#[test]
+fn bad_graph_factories_and_metrics_are_typed_errors() {
+    let ctx = Context::cpu();
+    for spec in ["Graph1", "Graph0", "GraphX", "Graph2000", "Graph16,Flat"] {
+        let e = Index::new(&ctx, 8, spec, Metric::L2).unwrap_err();
+        assert!(matches!(e, Error::BadFactory { .. }), "{spec}: {e}");
+    }
+    let e = Index::new(&ctx, 8, "Graph16", Metric::L1).unwrap_err();
+    assert!(matches!(e, Error::UnsupportedMetric { .. }), "{e}");
+    assert_eq!(
+        Index::new(&ctx, 8, "graph", Metric::L2).unwrap().factory(),
+        "Graph32"
+    );
+}
