@@ -1,8 +1,10 @@
 //! Graph indexes (`"Graph32"`): a fixed-degree proximity graph over the
 //! vectors, built as the CAGRA paper describes (a k-nearest-neighbour graph
 //! of twice the degree from the exact k-NN, pruned by detour counts, then
-//! merged with its reverse edges), and searched best-first from spread
-//! entry points with a candidate list of `ef` entries (FAISS's `efSearch`).
+//! merged with its reverse edges), and searched best-first with a
+//! candidate list of `ef` entries (FAISS's `efSearch`) from the entry
+//! points an upper level (the same kind of graph over every 16th node, as
+//! HNSW's layers) finds.
 //!
 //! This first version builds the graph with the context's k-NN (CUDA when
 //! the context is) and searches it on the host, on all cores.
@@ -31,6 +33,10 @@ pub(crate) const DEFAULT_EF: usize = 64;
 /// over them, fixed per query), within these bounds, so that clusters the
 /// graph does not link still get an entry.
 const ENTRIES: (usize, usize) = (16, 256);
+/// Starts of parts of the graph the links do not join, at most: a k-NN
+/// graph of well separated clusters falls apart into one part per
+/// cluster, and a part without an entry cannot be found.
+const PARTS_MAX: usize = 4096;
 
 /// A proximity graph: `degree` neighbours per node, [`NO_NODE`] padded,
 /// over rows prepared for the graph's [`CodeSpace`].
@@ -47,7 +53,22 @@ pub(crate) struct Graph {
     /// every search starts from these too, so a part of the graph no link
     /// reaches (a cluster far from the rest) is still searched.
     parts: Vec<u32>,
+    /// A graph over a sample of the nodes, searched first for entry points.
+    upper: Option<Box<Upper>>,
 }
+
+/// An upper level: a graph over some nodes of the level below.
+#[derive(Debug, Clone)]
+struct Upper {
+    graph: Graph,
+    /// The node below of each node of `graph`.
+    nodes: Vec<u32>,
+}
+
+/// Nodes above which a graph gets an upper level.
+const UPPER_FROM: usize = 4096;
+/// Every this many nodes of a level make the level above.
+const UPPER_STEP: usize = 16;
 
 impl Graph {
     /// The graph over `rows` (`space` prepares them) with `degree`
@@ -59,7 +80,11 @@ impl Graph {
         dist: &Distance,
     ) -> Result<Self> {
         let space = graph_space(dist)?;
-        let rows = space.prepare(rows);
+        Self::over(ctx, space.prepare(rows), degree, space)
+    }
+
+    /// The graph over prepared `rows`, with its upper levels.
+    fn over(ctx: &Context, rows: Matrix, degree: usize, space: CodeSpace) -> Result<Self> {
         let n = rows.rows();
         check_nodes(n)?;
         let wide = (2 * degree).min(n.saturating_sub(1));
@@ -70,22 +95,16 @@ impl Graph {
         };
         let pruned = prune(&knn, n, (wide, degree));
         let links = with_reverse(&pruned, n, degree);
-        let parts = part_starts(&links, n, degree);
-        Ok(Self {
-            degree,
-            links,
-            rows,
-            space,
-            parts,
-        })
+        Self::with_links(ctx, rows, links, (degree, space))
     }
 
-    /// A graph from stored parts (checked: every link names a node).
+    /// A graph from stored parts (checked: every link names a node); its
+    /// upper levels are built again.
     pub fn from_parts(
+        ctx: &Context,
         rows: Matrix,
         links: Vec<u32>,
-        degree: usize,
-        dist: &Distance,
+        (degree, dist): (usize, &Distance),
     ) -> Result<Self> {
         let space = graph_space(dist)?;
         let rows = space.prepare(rows.view());
@@ -98,13 +117,39 @@ impl Graph {
                 format!("expected {n} x {degree} links naming nodes below {n}"),
             ));
         }
+        Self::with_links(ctx, rows, links, (degree, space))
+    }
+
+    /// The graph of `links` over prepared `rows`: its part starts and, over
+    /// [`UPPER_FROM`] nodes, a graph over every [`UPPER_STEP`]th node to
+    /// find a search's entry points (as HNSW's upper layers do).
+    fn with_links(
+        ctx: &Context,
+        rows: Matrix,
+        links: Vec<u32>,
+        (degree, space): (usize, CodeSpace),
+    ) -> Result<Self> {
+        let n = rows.rows();
         let parts = part_starts(&links, n, degree);
+        let upper = if n > UPPER_FROM {
+            let nodes: Vec<u32> = (0..n as u32).step_by(UPPER_STEP).collect();
+            let mut v = Vec::with_capacity(nodes.len() * rows.dim());
+            for &x in &nodes {
+                v.extend_from_slice(rows.row(x as usize));
+            }
+            let sample = Matrix::new(v, rows.dim())?;
+            let graph = Self::over(ctx, sample, degree, space)?;
+            Some(Box::new(Upper { graph, nodes }))
+        } else {
+            None
+        };
         Ok(Self {
             degree,
             links,
             rows,
             space,
             parts,
+            upper,
         })
     }
 
@@ -120,9 +165,29 @@ impl Graph {
     pub fn nodes(&self) -> usize {
         self.rows.rows()
     }
-    /// Bytes held (links and the prepared rows).
+    /// Bytes held (links and the prepared rows, and the upper levels').
     pub fn bytes(&self) -> usize {
-        self.links.len() * 4 + self.rows.as_slice().len() * 4
+        let upper = self
+            .upper
+            .as_ref()
+            .map_or(0, |u| u.graph.bytes() + u.nodes.len() * 4);
+        self.links.len() * 4 + self.rows.as_slice().len() * 4 + upper
+    }
+
+    /// Where a search of `q` starts: the best `ef` nodes of the upper
+    /// level's search, or nodes spread over the graph; and the part starts.
+    fn starts(&self, q: &[f32], qi: usize, ef: usize) -> Vec<u32> {
+        let mut out: Vec<u32> = match &self.upper {
+            Some(u) => u
+                .graph
+                .search_one(q, qi, (ef, ef), None)
+                .into_iter()
+                .map(|(_, x)| u.nodes[x as usize])
+                .collect(),
+            None => entries(self.nodes(), qi).collect(),
+        };
+        out.extend_from_slice(&self.parts);
+        out
     }
 
     /// The `k` nearest allowed nodes of every query (`ef` candidates kept
@@ -181,6 +246,8 @@ impl Graph {
                 l2(q, x)
             }
         };
+        // Before the visited marks are taken: the upper level uses them too.
+        let starts = self.starts(q, qi, ef);
         VISITED.with(|v| {
             let mut seen = v.borrow_mut();
             seen.begin(n);
@@ -198,7 +265,7 @@ impl Graph {
                     }
                     insert_bounded(list, (d, node, false), ef, |e| (e.0, e.1));
                 };
-            for e in entries(n, qi).chain(self.parts.iter().copied()) {
+            for e in starts {
                 visit(e, &mut list, &mut best);
             }
             while let Some(at) = list.iter().position(|e| !e.2) {
@@ -356,7 +423,7 @@ fn with_reverse(pruned: &[u32], n: usize, degree: usize) -> Vec<u32> {
 
 /// Nodes from which a walk along the links reaches every node: node 0,
 /// then each node the walks so far miss (in order), at most
-/// [`ENTRIES`]`.1` of them; none when node 0 reaches every node.
+/// [`PARTS_MAX`] of them; none when node 0 reaches every node.
 fn part_starts(links: &[u32], n: usize, degree: usize) -> Vec<u32> {
     let mut reached = vec![false; n];
     let mut starts = Vec::new();
@@ -369,7 +436,10 @@ fn part_starts(links: &[u32], n: usize, degree: usize) -> Vec<u32> {
         reached[s] = true;
         stack.push(s);
         while let Some(x) = stack.pop() {
-            for &y in links[x * degree..(x + 1) * degree].iter().filter(|&&y| y != NO_NODE) {
+            for &y in links[x * degree..(x + 1) * degree]
+                .iter()
+                .filter(|&&y| y != NO_NODE)
+            {
                 if !std::mem::replace(&mut reached[y as usize], true) {
                     stack.push(y as usize);
                 }
@@ -379,7 +449,7 @@ fn part_starts(links: &[u32], n: usize, degree: usize) -> Vec<u32> {
     if starts.len() <= 1 {
         return Vec::new();
     }
-    starts.truncate(ENTRIES.1);
+    starts.truncate(PARTS_MAX);
     starts
 }
 

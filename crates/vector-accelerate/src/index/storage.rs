@@ -126,7 +126,7 @@ impl Index {
                 if !ids.is_empty() {
                     let host = Matrix::new(values.as_slice().to_vec(), h.dim)
                         .map_err(|e| r.bad(0, e.to_string()))?;
-                    let graph = Graph::from_parts(host, links, g.degree, &h.distance)
+                    let graph = Graph::from_parts(ctx, host, links, (g.degree, &h.distance))
                         .map_err(|e| r.bad(0, format!("links section: {e}")))?;
                     g.graph = Some(graph);
                     g.rows = RowBlocks::from_device(rows_of(ctx, &values, (0, ids.len()), h.dim)?);
