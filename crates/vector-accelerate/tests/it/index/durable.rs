@@ -37,41 +37,44 @@ fn durable_index_is_send_and_sync() {
     _send_sync::<Index>();
 }
 
+/// Flat and graph indexes (a graph is rebuilt by the replayed adds).
 #[test]
 fn writes_survive_reopening_on_every_backend() {
     for_each_backend(
         "durable::writes_survive_reopening_on_every_backend",
         |ctx| {
-            let s = seed();
-            let mut r = rng(s);
-            let x = gaussian(&mut r, 300, 12);
-            let dir = fresh_dir(&format!("reopen-{}", ctx.is_cuda()));
-            let opts = DurableOptions::default().with_segment_bytes(4096);
-            let d = DurableIndex::create(
-                &dir,
-                Index::new(ctx, 12, "Flat", Metric::L2).unwrap(),
-                opts.clone(),
-            )
-            .unwrap();
-            let first = x.view().slice_rows(0, 100);
-            assert_eq!(d.add(first).unwrap(), 0..100);
-            let ids: Vec<u64> = (1000..1200).collect();
-            d.add_with_ids(x.view().slice_rows(100, 300), &ids).unwrap();
-            assert_eq!(d.remove_ids(&[5, 6, 1005, 5]).unwrap(), 3);
-            let before = all_ids(&d, &x);
-            drop(d);
-            assert!(files(&dir, "wal-").len() > 1, "segments rotate at 4 kB");
-            let (d, rec) = DurableIndex::open(ctx, &dir, opts).unwrap();
-            assert_eq!(
-                (rec.snapshot_seq, rec.replayed, rec.torn.clone()),
-                (0, 3, None),
-                "seed {s}"
-            );
-            assert_eq!(d.read().len(), 297);
-            assert_eq!(all_ids(&d, &x), before, "seed {s}");
-            assert!(!d.read().contains(5) && d.read().contains(1199));
-            // The next add continues the numbering after every id seen.
-            assert_eq!(d.add(x.view().slice_rows(0, 1)).unwrap(), 1200..1201);
+            for factory in ["Flat", "Graph8"] {
+                let s = seed();
+                let mut r = rng(s);
+                let x = gaussian(&mut r, 300, 12);
+                let dir = fresh_dir(&format!("reopen-{}-{factory}", ctx.is_cuda()));
+                let opts = DurableOptions::default().with_segment_bytes(4096);
+                let d = DurableIndex::create(
+                    &dir,
+                    Index::new(ctx, 12, factory, Metric::L2).unwrap(),
+                    opts.clone(),
+                )
+                .unwrap();
+                let first = x.view().slice_rows(0, 100);
+                assert_eq!(d.add(first).unwrap(), 0..100);
+                let ids: Vec<u64> = (1000..1200).collect();
+                d.add_with_ids(x.view().slice_rows(100, 300), &ids).unwrap();
+                assert_eq!(d.remove_ids(&[5, 6, 1005, 5]).unwrap(), 3);
+                let before = all_ids(&d, &x);
+                drop(d);
+                assert!(files(&dir, "wal-").len() > 1, "segments rotate at 4 kB");
+                let (d, rec) = DurableIndex::open(ctx, &dir, opts).unwrap();
+                assert_eq!(
+                    (rec.snapshot_seq, rec.replayed, rec.torn.clone()),
+                    (0, 3, None),
+                    "seed {s} {factory}"
+                );
+                assert_eq!(d.read().len(), 297);
+                assert_eq!(all_ids(&d, &x), before, "seed {s} {factory}");
+                assert!(!d.read().contains(5) && d.read().contains(1199));
+                // The next add continues the numbering after every id seen.
+                assert_eq!(d.add(x.view().slice_rows(0, 1)).unwrap(), 1200..1201);
+            }
         },
     );
 }
