@@ -119,7 +119,7 @@ pub(crate) fn best_of_raw(
         .enumerate()
         .for_each(|(r, (ids, dists))| {
             let qn = norms.map_or(1.0, |n| n[r]);
-            let mut row: Vec<(u32, u64, f32)> = cand
+            let row = cand
                 .row_ids(r)
                 .iter()
                 .zip(&raw[r * kc..(r + 1) * kc])
@@ -129,13 +129,19 @@ pub(crate) fn best_of_raw(
                     (sort_key(d, order), id, d)
                 })
                 .collect();
-            row.sort_unstable_by_key(|&(key, id, _)| (key, id));
-            for (j, &(_, id, d)) in row.iter().take(k).enumerate() {
-                ids[j] = id;
-                dists[j] = d;
-            }
+            write_best(row, ids, dists);
         });
     out
+}
+
+/// The best of `row` (`(sort key, id, value)`), ties by the smaller id,
+/// written into `ids` and `dists` (as many as they hold).
+pub(crate) fn write_best(mut row: Vec<(u32, u64, f32)>, ids: &mut [u64], dists: &mut [f32]) {
+    row.sort_unstable_by_key(|&(key, id, _)| (key, id));
+    for ((&(_, id, d), i), v) in row.iter().zip(ids).zip(dists) {
+        *i = id;
+        *v = d;
+    }
 }
 
 /// [`refine`]'s raw distances over rows held in several blocks: the

