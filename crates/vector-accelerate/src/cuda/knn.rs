@@ -9,7 +9,6 @@
 //! are materialised and fully selected; later tiles go through the fused
 //! filter, or a GEMM tile and the one-pass filter.
 
-use std::cell::Cell;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -169,8 +168,8 @@ struct Buffers {
     cand_rows: Option<CudaSlice<u32>>,
     /// Candidates found per query.
     counts: CudaSlice<i32>,
-    /// The fused filter's overflow flag.
-    overflow: CudaSlice<i32>,
+    /// The fused filter chain's device state (`knn_filter::STATE_LEN`).
+    state: CudaSlice<i32>,
     /// Select scratch for large k.
     scratch: Option<CudaSlice<u64>>,
 }
@@ -226,7 +225,11 @@ impl Work {
                 None
             },
             counts: dev.alloc::<i32>(query_block)?,
-            overflow: dev.alloc::<i32>(1)?,
+            state: {
+                let mut st = dev.alloc::<i32>(knn_filter::STATE_LEN)?;
+                dev.stream.memset_zeros(&mut st).map_err(cu("cuMemsetD8"))?;
+                st
+            },
             scratch: None,
         };
         let first = if fused {
@@ -493,7 +496,6 @@ fn stage<'a>(
         k,
         order: p.metric.order(),
         plan,
-        first_pass: Cell::new(0),
         base: Base {
             input: x,
             resident,
@@ -519,10 +521,6 @@ struct Call<'a> {
     order: Order,
     /// How the call runs.
     plan: Plan<'a>,
-    /// The first pass of the plan's chain to try: once a pass overflows in
-    /// a call (neighbours closer together than its bound), later tiles
-    /// start with the next one.
-    first_pass: Cell<usize>,
     /// The base rows and what the call keeps of them.
     base: Base<'a>,
 }
@@ -1084,9 +1082,9 @@ impl<'a> Call<'a> {
             rows: cand_rows.slice_mut(..m * cap),
             cap,
             counts: &mut b.counts,
-            overflow: &mut b.overflow,
+            state: &mut b.state,
         };
-        if self.filter(rows, thresholds, &mut found)? {
+        if !self.filter(rows, thresholds, &mut found)? {
             return Ok(false);
         }
         let mut rescored = ListsMut {
@@ -1133,10 +1131,13 @@ impl<'a> Call<'a> {
     }
 
     /// The fused filter's candidates of `rows` against `thresholds`: the
-    /// exact filter for a single query, else the chain's passes in turn
-    /// while some query overflows. Returns whether the last pass tried
-    /// still overflowed (also when no pass can run, e.g. 16-bit storage
-    /// whose queries f16 cannot hold: the GEMM path then takes the tile).
+    /// exact filter for a single query, else the chain's passes, each
+    /// running on the device only while some query overflowed the passes
+    /// before (a pass that overflowed once is skipped in later tiles); the
+    /// queries that overflow the last pass get their exact best rows of the
+    /// tile. Nothing waits on the host. Returns false when no pass can run
+    /// (16-bit storage whose queries f16 cannot hold): the GEMM path then
+    /// takes the tile.
     fn filter(
         &self,
         rows: &FilterRows<'_>,
@@ -1144,24 +1145,25 @@ impl<'a> Call<'a> {
         found: &mut Candidates<'_>,
     ) -> Result<bool> {
         let dev = self.dev;
+        let mut last = None;
         if filter_for(rows.m, rows.dim) == Some(Filter::Simt) {
-            return launch_simt_filter(dev, rows, thresholds, found);
-        }
-        let chain = &self.plan.chain;
-        let mut overflow = true;
-        for i in self.first_pass.get()..chain.len() {
-            let pass = chain[i];
-            if pass.pass.half().is_some() && rows.half.is_none() {
-                continue;
+            launch_simt_filter(dev, rows, thresholds, found)?;
+        } else {
+            let runnable = self
+                .plan
+                .chain
+                .iter()
+                .filter(|p| p.pass.half().is_none() || rows.half.is_some());
+            for &pass in runnable {
+                knn_filter::launch_filter(dev, rows, pass, last, thresholds, found)?;
+                last = Some(pass.pass);
             }
-            overflow = knn_filter::launch_filter(dev, rows, pass, thresholds, found)?;
-            if !overflow {
-                break;
+            if last.is_none() {
+                return Ok(false);
             }
-            // Later tiles start with the next pass (the last one stays).
-            self.first_pass.set((i + 1).min(chain.len() - 1));
         }
-        Ok(overflow)
+        knn_filter::launch_rescue(dev, rows, self.k, last, found)?;
+        Ok(true)
     }
 
     fn metric_args(&self) -> MetricArgs {
@@ -1270,6 +1272,8 @@ fn run<R>(
         parts.push(finish(start, end - start, dist, ids)?);
         trace::mark("knn.results", || drop(dev.sync()));
     }
+    #[cfg(feature = "debug-hooks")]
+    knn_filter::record_stats(dev, &work.buffers.state)?;
     Ok(parts)
 }
 

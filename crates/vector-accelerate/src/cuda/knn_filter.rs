@@ -280,23 +280,36 @@ pub(crate) struct Candidates<'a> {
     pub rows: CudaViewMut<'a, u32>,
     /// Room per query.
     pub cap: usize,
-    /// Candidates found per query (zeroed by each filter launch).
+    /// Candidates found per query (zeroed by each pass that runs).
     pub counts: &'a mut CudaSlice<i32>,
-    /// Set when some query found more than `cap` (zeroed by each filter launch).
-    pub overflow: &'a mut CudaSlice<i32>,
+    /// The chain's state on the device ([`STATE_LEN`] ints, zeroed once
+    /// per call): which pass runs, overflows, passes skipped, statistics.
+    pub state: &'a mut CudaSlice<i32>,
 }
 
-/// Appends, per query, the base rows that can beat its current k-th best
-/// (`lists`) to `out` and counts them. Returns whether some query
-/// overflowed its room (its list is then incomplete); this synchronises
-/// with the device.
+/// Ints of the filter chain's device state (`VA_ST_LEN`).
+pub(crate) const STATE_LEN: usize = 18;
+/// Offset of the per-pass (runs, overflows) counters in the state.
+#[cfg(feature = "debug-hooks")]
+const STATE_STATS: usize = 8;
+/// The state's pass slot of the exact filter (after the four [`Pass`]es).
+const SIMT_SLOT: i32 = 4;
+
+/// One pass of a tile's filter chain, decided on the device: it runs only
+/// while every earlier pass of the tile (`prev`, the one launched just
+/// before, if any) overflowed and it has not overflowed in an earlier
+/// tile; then it appends, per query, the base rows that can beat its
+/// current k-th best (`lists`) to `out` and counts them. Nothing waits on
+/// the host; [`launch_rescue`] completes the lists of queries that still
+/// overflow.
 pub(crate) fn launch_filter(
     dev: &CudaDevice,
     r: &FilterRows<'_>,
     pass: ScaledPass,
+    prev: Option<Pass>,
     lists: ListsRef<'_>,
     out: &mut Candidates<'_>,
-) -> Result<bool> {
+) -> Result<()> {
     let ScaledPass { pass, scale } = pass;
     let aligned = |v: &CudaView<'_, f32>| {
         let (p, _g) = v.device_ptr(&dev.stream);
@@ -352,14 +365,69 @@ pub(crate) fn launch_filter(
         )),
         half,
     };
-    let overflow = run_filter(dev, &kernel, r, lists, out)?;
-    #[cfg(feature = "debug-hooks")]
-    {
-        use std::sync::atomic::Ordering::Relaxed;
-        PASS_STATS[pass as usize][0].fetch_add(1, Relaxed);
-        PASS_STATS[pass as usize][1].fetch_add(overflow as u64, Relaxed);
+    let slot = |p: Pass| p as i32;
+    step(dev, slot(pass), prev.map_or(-1, slot), r.m, out)?;
+    run_filter(dev, &kernel, r, lists, out)
+}
+
+/// Launches `filter_step` before the pass in state slot `pass`.
+fn step(dev: &CudaDevice, pass: i32, prev: i32, m: usize, out: &mut Candidates<'_>) -> Result<()> {
+    let f = dev.func("knn", "filter_step")?;
+    let m_i = m as i32;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&mut *out.state).arg(&pass).arg(&prev);
+    b.arg(&mut *out.counts).arg(&m_i);
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: state STATE_LEN ints, counts at least m.
+    unsafe { b.launch(cfg) }.map_err(cu("filter_step launch"))?;
+    Ok(())
+}
+
+/// After a tile's last filter pass (`last`; `None` for the exact filter):
+/// books it, and gives every query whose candidates still overflowed its
+/// `min(k, n)` best rows of the tile by their fp32 value (then by row), as
+/// the candidates [`launch_rescore`] reads.
+pub(crate) fn launch_rescue(
+    dev: &CudaDevice,
+    r: &FilterRows<'_>,
+    k: usize,
+    last: Option<Pass>,
+    out: &mut Candidates<'_>,
+) -> Result<()> {
+    let f = dev.func("knn", "rescue_overflow")?;
+    let a = RescoreArgs::new(r);
+    let (n, k_i, cap_i) = (r.n as i32, k as i32, out.cap as i32);
+    let desc = (r.metric.order == Order::Largest) as i32;
+    let last_i = last.map_or(SIMT_SLOT, |p| p as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    a.push(&mut b, r);
+    b.arg(&n).arg(&k_i).arg(&desc);
+    b.arg(&mut out.rows).arg(&cap_i).arg(&mut *out.counts);
+    b.arg(&mut *out.state).arg(&last_i);
+    // SAFETY: shapes as in launch_filter; cand m x cap, counts m.
+    unsafe { b.launch(RescoreArgs::config(r)) }.map_err(cu("rescue_overflow launch"))?;
+    Ok(())
+}
+
+/// Adds a call's per-pass (runs, overflows) from its device state to
+/// [`PASS_STATS`] (test builds only; reads the state to the host).
+#[cfg(feature = "debug-hooks")]
+pub(crate) fn record_stats(dev: &CudaDevice, state: &CudaSlice<i32>) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let v = dev
+        .stream
+        .clone_dtoh(state)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    for (p, stats) in PASS_STATS.iter().enumerate() {
+        stats[0].fetch_add(v[STATE_STATS + 2 * p] as u64, Relaxed);
+        stats[1].fetch_add(v[STATE_STATS + 2 * p + 1] as u64, Relaxed);
     }
-    Ok(overflow)
+    Ok(())
 }
 
 /// A filter kernel and how it is launched.
@@ -377,15 +445,14 @@ struct FilterKernel<'a> {
     half: Option<&'a HalfRows<'a>>,
 }
 
-/// Launches a filter kernel after zeroing the counts and the overflow flag;
-/// returns the flag (this synchronises with the device).
+/// Launches a filter kernel (which runs only if `filter_step` chose it).
 fn run_filter(
     dev: &CudaDevice,
     kernel: &FilterKernel<'_>,
     r: &FilterRows<'_>,
     lists: ListsRef<'_>,
     out: &mut Candidates<'_>,
-) -> Result<bool> {
+) -> Result<()> {
     let FilterKernel {
         ref func,
         cfg,
@@ -399,12 +466,6 @@ fn run_filter(
         smem as i32,
     )
     .map_err(cu("cuFuncSetAttribute"))?;
-    dev.stream
-        .memset_zeros(&mut *out.counts)
-        .map_err(cu("cuMemsetD8"))?;
-    dev.stream
-        .memset_zeros(&mut *out.overflow)
-        .map_err(cu("cuMemsetD8"))?;
     let (ld, m, n, d) = (r.dim as i64, r.m as i32, r.n as i32, r.dim as i32);
     let (hld, hd) = (half_dim(r.dim) as i64, half_dim(r.dim) as i32);
     let (xld, xkind) = (r.x.ld(r.dim), r.x.code());
@@ -439,26 +500,22 @@ fn run_filter(
     b.arg(&mut out.rows)
         .arg(&cap_i)
         .arg(&mut *out.counts)
-        .arg(&mut *out.overflow);
+        .arg(&mut *out.state);
     // SAFETY: q is m x dim, x is n x dim, norms m / n, lists m x k,
-    // cand m x cap, counts m, overflow 1; shared memory within `smem`.
+    // cand m x cap, counts m, state STATE_LEN; shared memory within `smem`.
     unsafe { b.launch(cfg) }.map_err(cu("k-NN filter launch"))?;
-    let mut flag = [0i32; 1];
-    dev.stream
-        .memcpy_dtoh(&out.overflow.slice(..1), &mut flag)
-        .map_err(cu("download (cuMemcpyDtoH)"))?;
-    dev.sync()?;
-    Ok(flag[0] != 0)
+    Ok(())
 }
 
-/// The exact filter for few queries: like [`launch_filter`] but every
-/// candidate's test uses its fp32 value as [`launch_rescore`] computes it.
+/// The exact filter for few queries: like [`launch_filter`] (as a chain of
+/// one pass) but every candidate's test uses its fp32 value as
+/// [`launch_rescore`] computes it.
 pub(crate) fn launch_simt_filter(
     dev: &CudaDevice,
     r: &FilterRows<'_>,
     lists: ListsRef<'_>,
     out: &mut Candidates<'_>,
-) -> Result<bool> {
+) -> Result<()> {
     let blocks = r.n.div_ceil(8).min(dev.sm_count() * 8).max(1);
     // The queries may take all of the default 48 KiB, beside the kernel's
     // static arrays: opt in to that much dynamic shared memory.
@@ -473,6 +530,7 @@ pub(crate) fn launch_simt_filter(
         bound: None,
         half: None,
     };
+    step(dev, SIMT_SLOT, -1, r.m, out)?;
     run_filter(dev, &kernel, r, lists, out)
 }
 

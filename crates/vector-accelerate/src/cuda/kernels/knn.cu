@@ -14,6 +14,55 @@
 // product as the re-score computes it lies within c |q| |x| of the
 // tensor-core value.
 
+// The filter chain's state on the device (VA_ST_LEN ints per call, zeroed
+// when the call starts), so that no pass choice waits on the host: whether
+// the pass about to run runs (GO) and whether it overflowed (OVER), whether
+// the tile still lacks complete candidate lists (PENDING), per pass whether
+// later tiles skip it (SKIP + pass: it overflowed once), and per pass its
+// runs and overflows (STATS + 2 pass, + 1), which test builds read.
+#define VA_ST_GO 0
+#define VA_ST_OVER 1
+#define VA_ST_PENDING 2
+#define VA_ST_SKIP 3
+#define VA_ST_STATS 8
+#define VA_ST_LEN 18
+
+// Books the pass that just ran (if it did): an overflow leaves the tile
+// pending and, unless the pass is the chain's last, skips it from now on.
+__device__ __forceinline__ void va_settle(int* st, int pass, bool last) {
+    if (!st[VA_ST_GO]) return;
+    st[VA_ST_GO] = 0;
+    st[VA_ST_STATS + 2 * pass] += 1;
+    if (st[VA_ST_OVER]) {
+        st[VA_ST_STATS + 2 * pass + 1] += 1;
+        if (!last) st[VA_ST_SKIP + pass] = 1;
+    } else {
+        st[VA_ST_PENDING] = 0;
+    }
+}
+
+// Before each filter pass of a tile (one block): books the previous pass
+// (prev < 0: the tile's first), then lets `pass` run only while the tile is
+// pending and the pass is not skipped, zeroing its counts.
+extern "C" __global__ void filter_step(int* __restrict__ st, int pass, int prev, int* __restrict__ counts,
+                                       int m) {
+    __shared__ int go;
+    if (threadIdx.x == 0) {
+        if (prev < 0) {
+            st[VA_ST_GO] = 0;
+            st[VA_ST_PENDING] = 1;
+        } else {
+            va_settle(st, prev, false);
+        }
+        go = st[VA_ST_PENDING] && !st[VA_ST_SKIP + pass];
+        st[VA_ST_GO] = go;
+        st[VA_ST_OVER] = 0;
+    }
+    __syncthreads();
+    if (go)
+        for (int i = threadIdx.x; i < m; i += blockDim.x) counts[i] = 0;
+}
+
 // Per-query constants of the pass test fma(E, F, dot') >= A + B (see the
 // per-base-row half below) from the query's squared norm qn and its current
 // k-th best value td (`missing`: fewer than k so far, everything passes).
@@ -66,7 +115,8 @@ __device__ __forceinline__ void va_col_constants(float xn, int metric, int norma
 // whose optimistic value (the dot product moved by the bound towards
 // "better") does not rank after the query's current k-th best are appended
 // to cand[q * cap + slot] as base-row indices and counted in counts[q]
-// (zeroed by the caller); a count past cap sets *overflow.
+// (zeroed by filter_step); a count past cap sets st[VA_ST_OVER]. The block
+// does nothing unless filter_step chose this pass (st[VA_ST_GO]).
 // KIND: how the dot products are computed (VA_KIND_*). For the 16-bit
 // kinds Q and X hold bf16 / f16 rows, d (a multiple of 8) counts their
 // elements and padding columns are zero.
@@ -77,7 +127,8 @@ __device__ __forceinline__ void va_fused_filter(const void* __restrict__ Qv, i64
                                                 int metric, int normalized, float cbound, float uabs,
                                                 const float* __restrict__ st_d, const u64* __restrict__ st_i,
                                                 int k, int desc, u32* __restrict__ cand, int cap,
-                                                int* __restrict__ counts, int* __restrict__ overflow) {
+                                                int* __restrict__ counts, int* __restrict__ st) {
+    if (st[VA_ST_GO] == 0) return;
     constexpr bool SPLIT3 = KIND == VA_KIND_3XTF32;
     constexpr bool HALF = KIND >= VA_KIND_BF16;
     constexpr int ES = HALF ? 2 : 4;  // bytes per element
@@ -194,7 +245,7 @@ __device__ __forceinline__ void va_fused_filter(const void* __restrict__ Qv, i64
                         if (q < m && j < n) {
                             int slot = atomicAdd(counts + q, 1);
                             if (slot < cap) cand[(i64)q * cap + slot] = (u32)j;
-                            else *overflow = 1;
+                            else st[VA_ST_OVER] = 1;
                         }
                     }
                 }
@@ -205,9 +256,9 @@ __device__ __forceinline__ void va_fused_filter(const void* __restrict__ Qv, i64
     const void *__restrict__ Q, i64 ldq, int m, const void *__restrict__ X, i64 ldx, int n, int d,       \
         const float *__restrict__ qn, const float *__restrict__ xn, int metric, int normalized,          \
         float cbound, float uabs, const float *__restrict__ st_d, const u64 *__restrict__ st_i, int k,   \
-        int desc, u32 *__restrict__ cand, int cap, int *__restrict__ counts, int *__restrict__ overflow
+        int desc, u32 *__restrict__ cand, int cap, int *__restrict__ counts, int *__restrict__ st
 #define VA_FUSED_PASS \
-    Q, ldq, m, X, ldx, n, d, qn, xn, metric, normalized, cbound, uabs, st_d, st_i, k, desc, cand, cap, counts, overflow
+    Q, ldq, m, X, ldx, n, d, qn, xn, metric, normalized, cbound, uabs, st_d, st_i, k, desc, cand, cap, counts, st
 
 extern "C" __global__ void __launch_bounds__(256) fused_filter_tf32_v4(VA_FUSED_ARGS) {
     va_fused_filter<VA_KIND_TF32, true, 8>(VA_FUSED_PASS);
@@ -408,7 +459,8 @@ extern "C" __global__ void __launch_bounds__(256)
 simt_filter(const float* __restrict__ Q, i64 ldq, int m, const void* __restrict__ X, i64 ldx, int xkind, int n, int d,
             const float* __restrict__ qn, const float* __restrict__ xn, int metric, int normalized,
             const float* __restrict__ st_d, const u64* __restrict__ st_i, int k, int desc,
-            u32* __restrict__ cand, int cap, int* __restrict__ counts, int* __restrict__ overflow) {
+            u32* __restrict__ cand, int cap, int* __restrict__ counts, int* __restrict__ st) {
+    if (st[VA_ST_GO] == 0) return;
     extern __shared__ __align__(16) float va_sq[];
     __shared__ u32 s_key[VA_SIMT_MAX_Q];
     __shared__ float s_n[VA_SIMT_MAX_Q];
@@ -437,7 +489,7 @@ simt_filter(const float* __restrict__ Q, i64 ldq, int m, const void* __restrict_
                 if (va_sort_key(v, desc) <= s_key[q]) {
                     int slot = atomicAdd(counts + q, 1);
                     if (slot < cap) cand[(i64)q * cap + slot] = (u32)j;
-                    else *overflow = 1;
+                    else st[VA_ST_OVER] = 1;
                 }
             }
         }
@@ -479,4 +531,83 @@ direct_values(const float* __restrict__ Q, i64 ldq, int m, const float* __restri
             }
         }
     }
+}
+
+// After a tile's filter passes: block 0 books the last pass, and every
+// query whose last pass overflowed (counts[q] > cap: its candidates are
+// incomplete) gets instead its min(k, n) best rows of the tile, ranked by
+// the value the re-score computes (va_warp_dot + va_epilogue) and then by
+// the smaller row, so the re-score and select that follow see a complete
+// list. A radix select over the keys (sort key << 32 | row), 11 bits at a
+// time, each pass recomputing the values; rare (ties or near-ties beyond
+// the list's room), so one block per query suffices.
+#define VA_RESCUE_BITS 11
+extern "C" __global__ void __launch_bounds__(256)
+rescue_overflow(const float* __restrict__ Q, i64 ldq, const void* __restrict__ X, i64 ldx, int xkind, int d,
+                const float* __restrict__ qn, const float* __restrict__ xn, int metric, int normalized, int n,
+                int k, int desc, u32* __restrict__ cand, int cap, int* __restrict__ counts, int* __restrict__ st,
+                int last) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) va_settle(st, last, true);
+    const int row = blockIdx.x;
+    if (counts[row] <= cap) return;
+    __shared__ u32 hist[1 << VA_RESCUE_BITS];
+    __shared__ u64 s_prefix;
+    __shared__ int s_rank, s_done, s_stop, s_found;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int nw = blockDim.x >> 5;
+    const float* qr = Q + (i64)row * ldq;
+    const float qv = normalized ? 1.0f : qn[row];
+    const bool vec = va_rows_vec4(Q, ldq, X, ldx, d, xkind);
+    const int want = min(k, n);
+    if (threadIdx.x == 0) {
+        s_prefix = 0;
+        s_rank = want - 1;  // rows ranking before the wanted one, within the prefix
+        s_done = 0;         // leading key bits fixed so far
+        s_stop = 0;
+        s_found = 0;
+    }
+    __syncthreads();
+    while (!s_stop && s_done < 64) {
+        const int done = s_done;
+        const int width = min(VA_RESCUE_BITS, 64 - done);
+        const u64 prefix = s_prefix;
+        for (int i = threadIdx.x; i < (1 << width); i += blockDim.x) hist[i] = 0;
+        __syncthreads();
+        for (int j = warp; j < n; j += nw) {
+            const float s = va_warp_dot(qr, va_x_row(X, j, ldx, xkind), d, vec, lane, xkind);
+            if (lane == 0) {
+                const float v = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
+                const u64 key = ((u64)va_sort_key(v, desc) << 32) | (u32)j;
+                if (done == 0 || (key >> (64 - done)) == prefix)
+                    atomicAdd(&hist[(key >> (64 - done - width)) & ((1u << width) - 1)], 1u);
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int rank = s_rank, b = 0;
+            while ((int)hist[b] <= rank) rank -= hist[b++];
+            s_prefix = (prefix << width) | (u64)b;
+            s_rank = rank;
+            s_done = done + width;
+            // The wanted row is its bin's last: the whole bin is taken.
+            s_stop = rank == (int)hist[b] - 1;
+        }
+        __syncthreads();
+    }
+    // Rows whose fixed leading bits are at most the prefix: exactly `want`.
+    const int done = s_done;
+    const u64 prefix = s_prefix;
+    for (int j = warp; j < n; j += nw) {
+        const float s = va_warp_dot(qr, va_x_row(X, j, ldx, xkind), d, vec, lane, xkind);
+        if (lane == 0) {
+            const float v = va_epilogue(s, qv, normalized ? 1.0f : xn[j], metric, normalized);
+            const u64 key = ((u64)va_sort_key(v, desc) << 32) | (u32)j;
+            if ((key >> (64 - done)) <= prefix) {
+                const int slot = atomicAdd(&s_found, 1);
+                if (slot < cap) cand[(i64)row * cap + slot] = (u32)j;
+            }
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) counts[row] = min(s_found, cap);
 }

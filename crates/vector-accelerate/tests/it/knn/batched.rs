@@ -172,22 +172,32 @@ fn fused_path_survives_overflowing_candidate_lists() {
             }
         }
     }
-    // Exact duplicates: every row of a cluster ties with the k-th best.
+    // Exact duplicates: every row of a cluster ties with the k-th best, more
+    // of them than a query's candidate room (8 k, at least 512), so every
+    // pass overflows and the rescue ranks the tile's rows on the device.
     let proto = gaussian(&mut r, 5, dim);
     let rows: Vec<f32> = (0..nb).flat_map(|j| proto.row(j % 5).to_vec()).collect();
     let x = Matrix::new(rows, dim).unwrap();
     let q = gaussian(&mut r, nq, dim);
-    for (d, q) in gemm_metrics()
-        .into_iter()
-        .flat_map(|d| [(d.clone(), q.clone()), (d, gaussian(&mut r, 7, dim))])
-    {
+    let cases = gemm_metrics().into_iter().flat_map(|d| {
+        [
+            (d.clone(), q.clone(), 20),
+            (d.clone(), q.clone(), 300),
+            (d.clone(), gaussian(&mut r, 7, dim), 20),
+            (d, gaussian(&mut r, 1, dim), 20),
+        ]
+    });
+    for (d, q, k) in cases.collect::<Vec<_>>() {
         let nq = q.rows();
-        let a = knn(&cpu, &q, &x, 20, d.clone()).unwrap();
-        let b = knn(&gpu, &q, &x, 20, d.clone()).unwrap();
+        let a = knn(&cpu, &q, &x, k, d.clone()).unwrap();
+        let b = knn(&gpu, &q, &x, k, d.clone()).unwrap();
         let m = d.metric;
-        assert_close_neighbors(&format!("seed {s} duplicates {m}"), &a, &b, |i| {
-            tol(m, dim, sqn(q.row(i)), 100.0, 100.0)
-        });
+        assert_close_neighbors(
+            &format!("seed {s} duplicates {m} {nq}q k {k}"),
+            &a,
+            &b,
+            |i| tol(m, dim, sqn(q.row(i)), 100.0, 100.0),
+        );
         // Ties go to the smaller id: the duplicates of the best prototype in order.
         for i in 0..nq {
             let ids = b.row_ids(i);
