@@ -9,6 +9,7 @@ pub(crate) mod distance;
 pub(crate) mod features;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod fused;
+pub(crate) mod graph;
 pub(crate) mod histogram;
 pub(crate) mod host;
 pub(crate) mod ivf;

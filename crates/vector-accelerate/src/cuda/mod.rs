@@ -6,6 +6,7 @@ pub(crate) mod diagnostics;
 pub(crate) mod distance;
 pub(crate) mod feed;
 pub(crate) mod gemm_nt;
+pub(crate) mod graph;
 pub(crate) mod histogram;
 pub(crate) mod ivf;
 pub(crate) mod knn;

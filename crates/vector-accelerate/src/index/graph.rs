@@ -9,7 +9,7 @@
 //! This first version builds the graph with the context's k-NN (CUDA when
 //! the context is) and searches it on the host, on all cores.
 
-use std::cell::RefCell;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -22,6 +22,7 @@ use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
 use crate::ops::knn::{knn_with, KnnOptions};
+use crate::runtime::backend::{BackendCache, Cpu, GraphBackend, GraphLevel, GraphWalkJob};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -29,10 +30,6 @@ use crate::runtime::input::Input;
 pub(crate) const NO_NODE: u32 = u32::MAX;
 /// Candidate list size of a search when none is asked for (at least `k`).
 pub(crate) const DEFAULT_EF: usize = 64;
-/// Entry points of a search: about the square root of the nodes (spread
-/// over them, fixed per query), within these bounds, so that clusters the
-/// graph does not link still get an entry.
-const ENTRIES: (usize, usize) = (16, 256);
 /// Starts of parts of the graph the links do not join, at most: a k-NN
 /// graph of well separated clusters falls apart into one part per
 /// cluster, and a part without an entry cannot be found.
@@ -55,6 +52,8 @@ pub(crate) struct Graph {
     parts: Vec<u32>,
     /// A graph over a sample of the nodes, searched first for entry points.
     upper: Option<Box<Upper>>,
+    /// What the context's backend keeps of the graph (its device copy).
+    cache: Arc<BackendCache>,
 }
 
 /// An upper level: a graph over some nodes of the level below.
@@ -150,6 +149,7 @@ impl Graph {
             space,
             parts,
             upper,
+            cache: Arc::default(),
         })
     }
 
@@ -174,48 +174,46 @@ impl Graph {
         self.links.len() * 4 + self.rows.as_slice().len() * 4 + upper
     }
 
-    /// Where a search of `q` starts: the best `ef` nodes of the upper
-    /// level's search, or nodes spread over the graph; and the part starts.
-    fn starts(&self, q: &[f32], qi: usize, ef: usize) -> Vec<u32> {
-        let mut out: Vec<u32> = match &self.upper {
-            Some(u) => u
-                .graph
-                .search_one(q, qi, (ef, ef), None)
-                .into_iter()
-                .map(|(_, x)| u.nodes[x as usize])
-                .collect(),
-            None => entries(self.nodes(), qi).collect(),
-        };
-        out.extend_from_slice(&self.parts);
-        out
-    }
-
     /// The `k` nearest allowed nodes of every query (`ef` candidates kept
     /// while searching), by slot; queries left with fewer than
     /// `min(k, allowed)` results are listed in `short`.
     pub fn search(
         &self,
+        ctx: &Context,
         q: MatrixView<'_>,
         (k, ef): (usize, usize),
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<(Neighbors, Vec<usize>)> {
-        let ef = ef.max(k);
         let nq = q.rows();
-        let kk = k.min(self.nodes());
-        let found: Vec<Vec<(f32, u32)>> = (0..nq)
-            .into_par_iter()
-            .map(|r| self.search_one(q.row(r), r, (kk, ef), allowed))
-            .collect();
-        let want = allowed.map_or(self.nodes(), SlotSet::count).min(k);
-        let short: Vec<usize> = (0..nq).filter(|&r| found[r].len() < want).collect();
-        let width = found.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let levels = self.levels();
+        let job = GraphWalkJob {
+            queries: q,
+            levels: &levels,
+            k: k.min(self.nodes()),
+            ef: ef.max(k),
+            inner_product: self.space.base == Metric::InnerProduct,
+            allowed: allowed.map(SlotSet::words),
+            cache: &self.cache,
+        };
+        let walked = match ctx.backend().graph_walk(job)? {
+            Some(w) => w,
+            None => Cpu.graph_walk(job)?.expect("the host walks every graph"),
+        };
+        let width = walked.width.max(1);
         let mut ids = vec![MISSING_ID; nq * width];
         let mut raw = vec![f32::NAN; nq * width];
-        for (r, f) in found.iter().enumerate() {
-            for (j, &(v, id)) in f.iter().enumerate() {
-                ids[r * width + j] = id as u64;
-                raw[r * width + j] = v;
+        let want = allowed.map_or(self.nodes(), SlotSet::count).min(k);
+        let mut short = Vec::new();
+        for r in 0..nq {
+            let row = &walked.nodes[r * walked.width..(r + 1) * walked.width];
+            let found = row.iter().take_while(|&&x| x != NO_NODE).count();
+            if found < want {
+                short.push(r);
+            }
+            for j in 0..found {
+                ids[r * width + j] = row[j] as u64;
+                raw[r * width + j] = walked.values[r * walked.width + j];
             }
         }
         let order = dist.metric.canonical().order();
@@ -224,63 +222,26 @@ impl Graph {
         Ok((best_of_raw(&raw, &cand, norms.as_deref(), (k, dist)), short))
     }
 
-    /// One query's best `k` allowed nodes: `(raw value, node)`.
-    fn search_one(
-        &self,
-        q: &[f32],
-        qi: usize,
-        (k, ef): (usize, usize),
-        allowed: Option<&SlotSet>,
-    ) -> Vec<(f32, u32)> {
-        let n = self.nodes();
-        if n == 0 || k == 0 {
-            return Vec::new();
-        }
-        let ip = self.space.base == Metric::InnerProduct;
-        // Smaller keys are better: L2, or the negated inner product.
-        let key = |node: u32| {
-            let x = self.rows.row(node as usize);
-            if ip {
-                -dot(q, x)
-            } else {
-                l2(q, x)
-            }
-        };
-        // Before the visited marks are taken: the upper level uses them too.
-        let starts = self.starts(q, qi, ef);
-        VISITED.with(|v| {
-            let mut seen = v.borrow_mut();
-            seen.begin(n);
-            // Candidates, best first: (key, node, expanded).
-            let mut list: Vec<(f32, u32, bool)> = Vec::with_capacity(ef + 1);
-            let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-            let mut visit =
-                |node: u32, list: &mut Vec<(f32, u32, bool)>, best: &mut Vec<(f32, u32)>| {
-                    if !seen.insert(node) {
-                        return;
-                    }
-                    let d = key(node);
-                    if allowed.is_none_or(|a| a.contains(node as usize)) {
-                        insert_bounded(best, (d, node), k, |e| (e.0, e.1));
-                    }
-                    insert_bounded(list, (d, node, false), ef, |e| (e.0, e.1));
-                };
-            for e in starts {
-                visit(e, &mut list, &mut best);
-            }
-            while let Some(at) = list.iter().position(|e| !e.2) {
-                list[at].2 = true;
-                let node = list[at].1 as usize;
-                for &nb in &self.links[node * self.degree..(node + 1) * self.degree] {
-                    if nb != NO_NODE {
-                        visit(nb, &mut list, &mut best);
-                    }
+    /// The graph's levels as a walk reads them, bottom first.
+    fn levels(&self) -> Vec<GraphLevel<'_>> {
+        let mut out = Vec::new();
+        let (mut g, mut below) = (self, None);
+        loop {
+            out.push(GraphLevel {
+                rows: g.rows.view(),
+                links: &g.links,
+                degree: g.degree,
+                parts: &g.parts,
+                below,
+            });
+            match &g.upper {
+                Some(u) => {
+                    below = Some(&u.nodes[..]);
+                    g = &u.graph;
                 }
+                None => return out,
             }
-            best.into_iter()
-                .map(|(d, node)| (if ip { -d } else { d }, node))
-                .collect()
-        })
+        }
     }
 }
 
@@ -453,93 +414,6 @@ fn part_starts(links: &[u32], n: usize, degree: usize) -> Vec<u32> {
     starts
 }
 
-/// Distinct nodes spread over `0..n` ([`ENTRIES`]), fixed per query.
-fn entries(n: usize, qi: usize) -> impl Iterator<Item = u32> {
-    let root = (n as f64).sqrt() as usize / 2;
-    let count = n.min(root.clamp(ENTRIES.0, ENTRIES.1));
-    let step = n / count;
-    let shift = (qi.wrapping_mul(0x9E37_79B9) >> 7) % step.max(1);
-    (0..count).map(move |i| (i * step + shift) as u32)
-}
-
-/// Inserts `e` into `v` (sorted by `key`, at most `cap` entries).
-fn insert_bounded<T, K: PartialOrd>(v: &mut Vec<T>, e: T, cap: usize, key: impl Fn(&T) -> K) {
-    let ke = key(&e);
-    if v.len() == cap && v.last().is_some_and(|w| key(w) <= ke) {
-        return;
-    }
-    let at = v.partition_point(|w| key(w) <= ke);
-    v.insert(at, e);
-    v.truncate(cap);
-}
-
-/// Visited marks reused across the searches of one thread.
-#[derive(Default)]
-struct Visited {
-    stamp: Vec<u32>,
-    now: u32,
-}
-
-impl Visited {
-    /// Starts a search over `n` nodes with nothing visited.
-    fn begin(&mut self, n: usize) {
-        if self.stamp.len() < n || self.now == u32::MAX {
-            self.stamp = vec![0; n.max(self.stamp.len())];
-            self.now = 0;
-        }
-        self.now += 1;
-    }
-    /// Marks `node`; whether it was new.
-    fn insert(&mut self, node: u32) -> bool {
-        let s = &mut self.stamp[node as usize];
-        let new = *s != self.now;
-        *s = self.now;
-        new
-    }
-}
-
-thread_local! {
-    static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
-}
-
-/// Inner product, eight lanes at a time. (The walk's own: `cpu::distance`'s
-/// lane sum took the walk from 23k to 15k q/s on 100k x 128.)
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Squared L2 distance, eight lanes at a time.
-fn l2(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            let e = x[l] - y[l];
-            acc[l] += e * e;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// The vectors of a graph index and the graph over them (rebuilt after
 /// every add and compaction in this version).
 #[derive(Debug)]
@@ -619,7 +493,7 @@ impl GraphIndex {
         }
         let mut hold = None;
         let qv = q.host_view(&mut hold)?;
-        let (mut nn, short) = graph.search(qv, (k, ef), dist, allowed)?;
+        let (mut nn, short) = graph.search(ctx, qv, (k, ef), dist, allowed)?;
         if short.is_empty() {
             return Ok(nn);
         }

@@ -46,6 +46,7 @@ impl Context {
 /// Every family's backend contract.
 pub(crate) trait Backend:
     ClusterBackend
+    + GraphBackend
     + IvfBackend
     + MlBackend
     + QuantizeBackend
@@ -61,6 +62,7 @@ pub(crate) trait Backend:
 
 impl<T> Backend for T where
     T: ClusterBackend
+        + GraphBackend
         + IvfBackend
         + MlBackend
         + QuantizeBackend
@@ -328,6 +330,63 @@ pub(crate) trait IvfBackend {
     /// slot, missing results where fewer exist; `None` where the backend
     /// has no scan of its own for the job.
     fn ivf_scan(&self, job: IvfScanJob<'_>) -> Result<Option<Neighbors>>;
+}
+
+/// One level of a proximity graph as a walk reads it.
+#[derive(Clone, Copy)]
+pub(crate) struct GraphLevel<'a> {
+    /// The rows as the walk compares them (`nodes x dim`).
+    pub rows: MatrixView<'a>,
+    /// `nodes x degree` neighbour slots, `u32::MAX` for none.
+    pub links: &'a [u32],
+    /// Neighbour slots per node.
+    pub degree: usize,
+    /// Nodes every walk of this level also starts from (parts of the graph
+    /// the links do not join).
+    pub parts: &'a [u32],
+    /// The node of the level below of each node (`None` at the bottom).
+    pub below: Option<&'a [u32]>,
+}
+
+/// Best-first walks of every query down a graph's levels: the top level
+/// from nodes spread over it, each level below from the best `ef` nodes of
+/// the one above, keeping `ef` candidates.
+#[derive(Clone, Copy)]
+pub(crate) struct GraphWalkJob<'a> {
+    /// The queries.
+    pub queries: MatrixView<'a>,
+    /// The levels, bottom first.
+    pub levels: &'a [GraphLevel<'a>],
+    /// Results per query.
+    pub k: usize,
+    /// Candidates kept while walking (at least `k`).
+    pub ef: usize,
+    /// Rank by inner product (largest first) rather than squared L2.
+    pub inner_product: bool,
+    /// Bits of the bottom nodes a result may be (every node when `None`).
+    pub allowed: Option<&'a [u64]>,
+    /// What the backend keeps of this graph between walks.
+    pub cache: &'a BackendCache,
+}
+
+/// The best nodes of each query's walk: `width` per query, best first,
+/// with their raw values (squared L2, or the inner product), `u32::MAX`
+/// and NaN past the nodes found.
+#[derive(Debug, Clone)]
+pub(crate) struct Walked {
+    /// Entries per query.
+    pub width: usize,
+    /// `queries x width` nodes.
+    pub nodes: Vec<u32>,
+    /// Their raw values.
+    pub values: Vec<f32>,
+}
+
+/// Graph walks. A backend without a walk of its own for a job declines,
+/// and the index walks on the host.
+pub(crate) trait GraphBackend {
+    /// The job's walks, or `None` where the backend has none for it.
+    fn graph_walk(&self, job: GraphWalkJob<'_>) -> Result<Option<Walked>>;
 }
 
 /// Descriptive statistics and quantiles.

@@ -69,6 +69,10 @@ pub const MODULES: &[KernelModule] = &[
         name: "ivf",
         source: include_str!("../cuda/kernels/ivf.cu"),
     },
+    KernelModule {
+        name: "graph",
+        source: include_str!("../cuda/kernels/graph.cu"),
+    },
 ];
 
 /// Environment variable naming the kernel cache folder (default:

@@ -1,10 +1,13 @@
 //! Graph indexes: recall against exact search, exact distances of what is
-//! found, tiny graphs, filters, removals, save/load and bad factories.
+//! found, tiny graphs, filters, removals, save/load, the CUDA walk beside
+//! the host's, and bad factories.
 
 use super::{build, exact_over, recall, tol_of};
-use crate::common::{assert_close_neighbors, clustered, for_each_backend, gaussian, rng, seed};
+use crate::common::{
+    assert_close_neighbors, clustered, cuda, for_each_backend, gaussian, rng, seed,
+};
 use vector_accelerate::index::{IdSelector, Index, SearchParams};
-use vector_accelerate::{Context, Error, Metric, MISSING_ID};
+use vector_accelerate::{Context, Error, Matrix, Metric, Neighbors, MISSING_ID};
 
 #[test]
 fn graph_recall_grows_with_ef_and_distances_are_exact() {
@@ -52,6 +55,87 @@ fn graph_recall_grows_with_ef_and_distances_are_exact() {
             assert!(last >= floor, "seed {s} {m}: recall {last} at ef 512");
         }
     });
+}
+
+#[test]
+fn cuda_walk_agrees_with_the_host_walk() {
+    let Some(gpu) = cuda() else {
+        eprintln!("skip: cuda_walk_agrees_with_the_host_walk needs a GPU");
+        return;
+    };
+    eprintln!("[cuda] cuda_walk_agrees_with_the_host_walk");
+    let cpu = Context::cpu();
+    let s = seed();
+    let mut r = rng(s);
+    let dir = std::env::temp_dir().join(format!("va-graph-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("g.vai");
+    // Rows not a multiple of 4 or 8 long, degrees below, at and above the
+    // kernel's 32 lanes, graphs with and without an upper level.
+    for (n, dim, factory) in [
+        (500, 13, "Graph4"),
+        (5_003, 24, "Graph16"),
+        (6_007, 130, "Graph40"),
+        (4_500, 7, "Graph2"),
+    ] {
+        let base = clustered(&mut r, n, dim, 40, 0.5);
+        let q = clustered(&mut r, 97, dim, 40, 0.5);
+        let ids: Vec<u64> = (0..n as u64).map(|i| 5 * i + 1).collect();
+        for m in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let label = format!("seed {s} {n} x {dim} {factory} {m}");
+            let host = build(&cpu, factory, &base, &ids, m);
+            host.save(&path).unwrap();
+            let dev = Index::load(&gpu, &path).unwrap();
+            let flat = build(&cpu, "Flat", &base, &ids, m);
+            // ef 600 is past the kernel's list: the host walks it.
+            for (k, ef) in [(1, 16), (10, 64), (10, 512), (50, 50), (10, 600)] {
+                let p = SearchParams::default().with_ef(ef);
+                let a = host.search(&q, k, &p).unwrap();
+                let b = dev.search(&q, k, &p).unwrap();
+                let want = flat.search(&q, k, &p).unwrap();
+                let (ra, rb) = (recall(&a, &want), recall(&b, &want));
+                assert!(
+                    rb >= ra - 0.03,
+                    "{label} k {k} ef {ef}: cuda {rb} host {ra}"
+                );
+                assert!(
+                    recall(&b, &a) >= 0.9,
+                    "{label} k {k} ef {ef}: {}",
+                    recall(&b, &a)
+                );
+                check_exact(&label, m, &q, &base, &b);
+            }
+            // A filter passing two thirds: only allowed ids, as many found.
+            let sel = IdSelector::from_fn(|id| id % 3 != 0);
+            let p = SearchParams::default().with_filter(&sel).with_ef(128);
+            let a = host.search(&q, 10, &p).unwrap();
+            let b = dev.search(&q, 10, &p).unwrap();
+            assert!(b.ids().iter().all(|&i| i % 3 != 0), "{label} filtered");
+            let kept: Vec<usize> = (0..n).filter(|&i| ids[i] % 3 != 0).collect();
+            let want = exact_over(&cpu, &q, &base, &kept, &ids, 10, m);
+            let (ra, rb) = (recall(&a, &want), recall(&b, &want));
+            assert!(rb >= ra - 0.03, "{label} filtered: cuda {rb} host {ra}");
+            check_exact(&label, m, &q, &base, &b);
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every result of `got` (ids `5 i + 1` of `base`) is found and carries its
+/// exact distance (fp64 here).
+fn check_exact(label: &str, m: Metric, q: &Matrix, base: &Matrix, got: &Neighbors) {
+    for row in 0..q.rows() {
+        for (j, &id) in got.row_ids(row).iter().enumerate() {
+            assert_ne!(id, MISSING_ID, "{label}: q{row} short");
+            let x = base.row(((id - 1) / 5) as usize);
+            let a = got.row_distances(row)[j] as f64;
+            let b = fp64(m, q.row(row), x);
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{label}: q{row} {a} vs {b}"
+            );
+        }
+    }
 }
 
 /// The metric's value of `q` and `x` in fp64 (l2, cosine or ip).
