@@ -6,8 +6,9 @@
 //! points an upper level (the same kind of graph over every 16th node, as
 //! HNSW's layers) finds.
 //!
-//! This first version builds the graph with the context's k-NN (CUDA when
-//! the context is) and searches it on the host, on all cores.
+//! The graph is built with the context's k-NN (CUDA when the context is)
+//! and walked by the context's backend (`GraphBackend`: a block per query
+//! on CUDA, a core per query on the host) over the same levels.
 
 use std::sync::Arc;
 
