@@ -21,6 +21,7 @@ use super::rows::RowBlocks;
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
+use crate::core::trace;
 use crate::core::neighbors::{Neighbors, MISSING_ID};
 use crate::ops::knn::{knn_with, KnnOptions};
 use crate::runtime::backend::{BackendCache, Cpu, GraphBackend, GraphLevel, GraphWalkJob};
@@ -87,14 +88,18 @@ impl Graph {
     fn over(ctx: &Context, rows: Matrix, degree: usize, space: CodeSpace) -> Result<Self> {
         let n = rows.rows();
         check_nodes(n)?;
+        let _trace = trace::begin("graph.build");
         let wide = (2 * degree).min(n.saturating_sub(1));
         let knn = if wide == 0 {
             Vec::new()
         } else {
             neighbour_lists(ctx, &rows, wide, space)?
         };
+        trace::mark("knn", || ());
         let pruned = prune(&knn, n, (wide, degree));
+        trace::mark("prune", || ());
         let links = with_reverse(&pruned, n, degree);
+        trace::mark("reverse", || ());
         Self::with_links(ctx, rows, links, (degree, space))
     }
 
@@ -131,6 +136,7 @@ impl Graph {
     ) -> Result<Self> {
         let n = rows.rows();
         let parts = part_starts(&links, n, degree);
+        trace::mark("parts", || ());
         let upper = if n > UPPER_FROM {
             let nodes: Vec<u32> = (0..n as u32).step_by(UPPER_STEP).collect();
             let mut v = Vec::with_capacity(nodes.len() * rows.dim());
