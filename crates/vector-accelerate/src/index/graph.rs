@@ -21,10 +21,10 @@ use super::rows::RowBlocks;
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
-use crate::core::trace;
 use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::trace;
 use crate::ops::knn::{knn_with, KnnOptions};
-use crate::runtime::backend::{BackendCache, Cpu, GraphBackend, GraphLevel, GraphWalkJob};
+use crate::runtime::backend::{BackendCache, Cpu, GraphBackend, GraphLevel, GraphWalkJob, Walked};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -203,10 +203,7 @@ impl Graph {
             allowed: allowed.map(SlotSet::words),
             cache: &self.cache,
         };
-        let walked = match ctx.backend().graph_walk(job)? {
-            Some(w) => w,
-            None => Cpu.graph_walk(job)?.expect("the host walks every graph"),
-        };
+        let walked = self.walk(ctx, job)?;
         let width = walked.width.max(1);
         let mut ids = vec![MISSING_ID; nq * width];
         let mut raw = vec![f32::NAN; nq * width];
@@ -227,6 +224,93 @@ impl Graph {
         let cand = Neighbors::from_parts(nq, width, order, ids, vec![0.0; nq * width])?;
         let norms = Input::F32(q).cosine_lengths(dist.metric)?;
         Ok((best_of_raw(&raw, &cand, norms.as_deref(), (k, dist)), short))
+    }
+
+    /// Links `rows` in as new nodes (numbered from [`nodes`](Self::nodes)),
+    /// without rebuilding: each takes its `2 x degree` best candidates
+    /// among the old nodes (a walk of the graph as it is) and the other new
+    /// rows (their exact k-NN), keeps the `degree` with the fewest detours
+    /// (a candidate `y` has one through a closer candidate `z` when `z` is
+    /// also closer to `y`), and is offered to those neighbours' lists (see
+    /// [`offer_reverse`]). New nodes no link reaches become part starts.
+    /// The upper levels stay as they are (their entries lead down to the
+    /// new nodes through the links).
+    pub fn insert(&mut self, ctx: &Context, rows: MatrixView<'_>) -> Result<()> {
+        let fresh = self.space.prepare(rows);
+        let (n0, a, d) = (self.nodes(), fresh.rows(), self.degree);
+        check_nodes(n0 + a)?;
+        let wide = (2 * d).min(n0 + a - 1);
+        let old = self.walk_nodes(ctx, fresh.view(), wide)?;
+        let among = if a > 1 {
+            neighbour_lists(ctx, &fresh, wide.min(a - 1), self.space)?
+        } else {
+            Vec::new()
+        };
+        self.append_rows(fresh)?;
+        let ip = self.space.base == Metric::InnerProduct;
+        let rows = self.rows.view();
+        let picks: Vec<Vec<(f32, u32)>> = (0..a)
+            .into_par_iter()
+            .map(|i| {
+                let x = (n0 + i) as u32;
+                let mut c: Vec<u32> = old.nodes[i * old.width..(i + 1) * old.width].to_vec();
+                if a > 1 {
+                    let w = wide.min(a - 1);
+                    c.extend(
+                        among[i * w..(i + 1) * w]
+                            .iter()
+                            .filter(|&&j| j != NO_NODE)
+                            .map(|&j| j + n0 as u32),
+                    );
+                }
+                detour_pick(rows, x, &c, (wide, d), ip)
+            })
+            .collect();
+        for (i, p) in picks.iter().enumerate() {
+            let at = (n0 + i) * d;
+            self.links.extend(std::iter::repeat_n(NO_NODE, d));
+            for (slot, &(_, y)) in self.links[at..at + d].iter_mut().zip(p) {
+                *slot = y;
+            }
+        }
+        offer_reverse(&mut self.links, rows, (n0, d, ip), &picks);
+        self.parts.extend(unreached(&self.links, n0, a));
+        self.parts.truncate(PARTS_MAX);
+        self.cache = Arc::default();
+        Ok(())
+    }
+
+    /// The `k` best nodes of each of `q` (prepared rows) by a walk of the
+    /// graph.
+    fn walk_nodes(&self, ctx: &Context, q: MatrixView<'_>, k: usize) -> Result<Walked> {
+        let levels = self.levels();
+        let job = GraphWalkJob {
+            queries: q,
+            levels: &levels,
+            k: k.min(self.nodes()),
+            ef: k.max(DEFAULT_EF),
+            inner_product: self.space.base == Metric::InnerProduct,
+            allowed: None,
+            cache: &self.cache,
+        };
+        self.walk(ctx, job)
+    }
+
+    /// The context's walk of `job`, or the host's where it has none.
+    fn walk(&self, ctx: &Context, job: GraphWalkJob<'_>) -> Result<Walked> {
+        Ok(match ctx.backend().graph_walk(job)? {
+            Some(w) => w,
+            None => Cpu.graph_walk(job)?.expect("the host walks every graph"),
+        })
+    }
+
+    /// Appends prepared rows to the graph's rows.
+    fn append_rows(&mut self, fresh: Matrix) -> Result<()> {
+        let dim = self.rows.dim();
+        let mut v = std::mem::replace(&mut self.rows, Matrix::new(Vec::new(), dim)?).into_vec();
+        v.extend_from_slice(fresh.as_slice());
+        self.rows = Matrix::new(v, dim)?;
+        Ok(())
     }
 
     /// The graph's levels as a walk reads them, bottom first.
@@ -389,6 +473,113 @@ fn with_reverse(pruned: &[u32], n: usize, degree: usize) -> Vec<u32> {
     out
 }
 
+/// Smaller is better: squared L2, or the negated inner product.
+fn key(ip: bool, a: &[f32], b: &[f32]) -> f32 {
+    if ip {
+        -a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
+    } else {
+        a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    }
+}
+
+/// Node `x`'s `degree` neighbours among `cand` (`NO_NODE` and `x` itself
+/// skipped, repeats once): the best `wide` by key, ordered by their
+/// detours (through a candidate closer to `x` that is also closer to
+/// them), then by key. Returns `(key to x, node)`.
+fn detour_pick(
+    rows: MatrixView<'_>,
+    x: u32,
+    cand: &[u32],
+    (wide, degree): (usize, usize),
+    ip: bool,
+) -> Vec<(f32, u32)> {
+    let xr = rows.row(x as usize);
+    let mut c: Vec<(f32, u32)> = cand
+        .iter()
+        .filter(|&&y| y != NO_NODE && y != x)
+        .map(|&y| (key(ip, xr, rows.row(y as usize)), y))
+        .collect();
+    c.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    c.dedup_by_key(|e| e.1);
+    c.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    c.truncate(wide);
+    let detours: Vec<usize> = (0..c.len())
+        .map(|j| {
+            let yr = rows.row(c[j].1 as usize);
+            (0..j)
+                .filter(|&i| key(ip, rows.row(c[i].1 as usize), yr) < c[j].0)
+                .count()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..c.len()).collect();
+    order.sort_by_key(|&j| (detours[j], j));
+    order.into_iter().take(degree).map(|j| c[j]).collect()
+}
+
+/// Offers each new node (from `n0`, their picks in `picks`) to the lists
+/// of its neighbours: an empty slot takes it, else it replaces the
+/// farthest node of the list's second half (the reverse edges and the
+/// node's weaker own links; the first half, its best own links, stays)
+/// when it is closer than that node.
+fn offer_reverse(
+    links: &mut [u32],
+    rows: MatrixView<'_>,
+    (n0, degree, ip): (usize, usize, bool),
+    picks: &[Vec<(f32, u32)>],
+) {
+    let mut offers: Vec<(u32, f32, u32)> = picks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.iter().map(move |&(k, y)| (y, k, (n0 + i) as u32)))
+        .collect();
+    offers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let half = degree.div_ceil(2);
+    let groups: Vec<&[(u32, f32, u32)]> = offers.chunk_by(|a, b| a.0 == b.0).collect();
+    let mut lists: Vec<(usize, Vec<u32>)> = groups
+        .par_iter()
+        .map(|g| {
+            let y = g[0].0 as usize;
+            let mut list = links[y * degree..(y + 1) * degree].to_vec();
+            let yr = rows.row(y);
+            for &(_, k, x) in g.iter() {
+                if list.contains(&x) {
+                    continue;
+                }
+                if let Some(slot) = list.iter().position(|&z| z == NO_NODE) {
+                    list[slot] = x;
+                    continue;
+                }
+                let far = (half..degree)
+                    .map(|s| (key(ip, yr, rows.row(list[s] as usize)), s))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                if let Some((fk, s)) = far {
+                    if k < fk {
+                        list[s] = x;
+                    }
+                }
+            }
+            (y, list)
+        })
+        .collect();
+    for (y, list) in lists.drain(..) {
+        links[y * degree..(y + 1) * degree].copy_from_slice(&list);
+    }
+}
+
+/// The new nodes (`n0..n0 + a`) no link names.
+fn unreached(links: &[u32], n0: usize, a: usize) -> Vec<u32> {
+    let mut named = vec![false; a];
+    for &y in links {
+        if y != NO_NODE && y as usize >= n0 {
+            named[y as usize - n0] = true;
+        }
+    }
+    (0..a)
+        .filter(|&i| !named[i])
+        .map(|i| (n0 + i) as u32)
+        .collect()
+}
+
 /// Nodes from which a walk along the links reaches every node: node 0,
 /// then each node the walks so far miss (in order), at most
 /// [`PARTS_MAX`] of them; none when node 0 reaches every node.
@@ -421,8 +612,8 @@ fn part_starts(links: &[u32], n: usize, degree: usize) -> Vec<u32> {
     starts
 }
 
-/// The vectors of a graph index and the graph over them (rebuilt after
-/// every add and compaction in this version).
+/// The vectors of a graph index and the graph over them (added vectors
+/// linked in, rebuilt past [`REBUILD_GROWTH`] and on compaction).
 #[derive(Debug)]
 pub(crate) struct GraphIndex {
     /// Every stored vector, by slot (for exact fallbacks, range search,
@@ -432,7 +623,16 @@ pub(crate) struct GraphIndex {
     pub graph: Option<Graph>,
     /// Neighbours per node.
     pub degree: usize,
+    /// Vectors the graph held when last built in full.
+    pub built: usize,
 }
+
+/// Adds link their vectors into the graph until it holds this many times
+/// the vectors of its last full build; the add past it rebuilds.
+const REBUILD_GROWTH: f64 = 1.25;
+/// Graphs smaller than this are rebuilt on every add (cheap, and a build
+/// links small sets best).
+const INSERT_FROM: usize = 1024;
 
 /// Filters passing at most this share of the live vectors search the
 /// allowed vectors exactly instead of the graph.
@@ -447,6 +647,7 @@ impl GraphIndex {
             rows: RowBlocks::new(dim),
             graph: None,
             degree,
+            built: 0,
         })
     }
 
@@ -455,10 +656,22 @@ impl GraphIndex {
         self.rows.bytes() + self.graph.as_ref().map_or(0, Graph::bytes)
     }
 
-    /// Appends `data` and rebuilds the graph over every vector.
+    /// Appends `data`: linked into the graph (see [`Graph::insert`]) while
+    /// the graph stays within [`REBUILD_GROWTH`] of its last full build,
+    /// else the graph is rebuilt over every vector.
     pub fn add(&mut self, ctx: &Context, data: &Input<'_>, dist: &Distance) -> Result<()> {
+        let before = self.rows.rows();
         self.rows.push(ctx, data)?;
-        self.rebuild(ctx, dist)
+        let n = self.rows.rows();
+        match &mut self.graph {
+            Some(g)
+                if self.built >= INSERT_FROM && n as f64 <= self.built as f64 * REBUILD_GROWTH =>
+            {
+                let fresh: Vec<usize> = (before..n).collect();
+                g.insert(ctx, self.rows.gather(&fresh)?.view())
+            }
+            _ => self.rebuild(ctx, dist),
+        }
     }
 
     /// Keeps the rows `kept` (old slots, ascending) and rebuilds the graph.
@@ -476,6 +689,7 @@ impl GraphIndex {
             let host = self.rows.gather(&all)?;
             self.graph = Some(Graph::build(ctx, host.view(), self.degree, dist)?);
         }
+        self.built = n;
         Ok(())
     }
 
@@ -517,5 +731,82 @@ impl GraphIndex {
             dists[r * k..(r + 1) * k].copy_from_slice(exact.row_distances(i));
         }
         Ok(nn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clustered rows from a small deterministic generator.
+    fn rows(n: usize, dim: usize, seed: u64) -> Matrix {
+        let mut s = seed;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        let centres: Vec<f32> = (0..20 * dim).map(|_| 8.0 * next()).collect();
+        let mut v = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            let c = (i * 7) % 20;
+            for j in 0..dim {
+                v.push(centres[c * dim + j] + next());
+            }
+        }
+        Matrix::new(v, dim).unwrap()
+    }
+
+    #[test]
+    fn inserted_nodes_are_linked_both_ways() {
+        let ctx = Context::cpu();
+        let (n0, a, dim, degree) = (3_000, 400, 12, 16);
+        let all = rows(n0 + a, dim, 3);
+        let head = Matrix::new(all.as_slice()[..n0 * dim].to_vec(), dim).unwrap();
+        let mut g = Graph::build(&ctx, head.view(), degree, &Distance::new(Metric::L2)).unwrap();
+        let parts = g.parts.len();
+        let tail = MatrixView::new(&all.as_slice()[n0 * dim..], dim).unwrap();
+        g.insert(&ctx, tail).unwrap();
+        assert_eq!(g.nodes(), n0 + a);
+        assert_eq!(g.links.len(), (n0 + a) * degree);
+        // Every new node has a full list of distinct other nodes, and some
+        // old node links to almost every new one (none become part starts
+        // beyond a few).
+        for x in n0..n0 + a {
+            let l = &g.links[x * degree..(x + 1) * degree];
+            assert!(
+                l.iter().all(|&y| y != NO_NODE && y as usize != x),
+                "{x}: {l:?}"
+            );
+            let mut s = l.to_vec();
+            s.sort_unstable();
+            s.dedup();
+            assert_eq!(s.len(), degree, "{x}: {l:?}");
+        }
+        let named = (n0..n0 + a)
+            .filter(|&x| g.links[..n0 * degree].contains(&(x as u32)))
+            .count();
+        assert!(named >= a * 9 / 10, "{named} of {a} named by old nodes");
+        assert!(g.parts.len() <= parts + a / 50, "{} parts", g.parts.len());
+        // A new node's first neighbour is its nearest old-or-new node.
+        for x in (n0..n0 + a).step_by(37) {
+            let xr = g.rows.row(x);
+            let best = (0..n0 + a)
+                .filter(|&y| y != x)
+                .min_by(|&p, &q| {
+                    key(false, xr, g.rows.row(p)).total_cmp(&key(false, xr, g.rows.row(q)))
+                })
+                .unwrap();
+            let first = g.links[x * degree] as usize;
+            let (kb, kf) = (
+                key(false, xr, g.rows.row(best)),
+                key(false, xr, g.rows.row(first)),
+            );
+            assert!(
+                kf <= kb * 1.5 + 1e-6,
+                "{x}: first {first} ({kf}) best {best} ({kb})"
+            );
+        }
     }
 }

@@ -129,6 +129,7 @@ impl Index {
                     let graph = Graph::from_parts(ctx, host, links, (g.degree, &h.distance))
                         .map_err(|e| r.bad(0, format!("links section: {e}")))?;
                     g.graph = Some(graph);
+                    g.built = ids.len();
                     g.rows = RowBlocks::from_device(rows_of(ctx, &values, (0, ids.len()), h.dim)?);
                 }
                 ids

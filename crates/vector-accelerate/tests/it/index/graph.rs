@@ -121,6 +121,56 @@ fn cuda_walk_agrees_with_the_host_walk() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn added_vectors_are_linked_in_with_recall_near_a_fresh_build() {
+    let s = seed();
+    for_each_backend("index graph inserts", |ctx| {
+        let mut r = rng(s);
+        let (n0, dim) = (5_000, 20);
+        let all = clustered(&mut r, 6_300, dim, 50, 0.5);
+        let q = clustered(&mut r, 120, dim, 50, 0.5);
+        let ids: Vec<u64> = (0..6_300).collect();
+        for m in [Metric::L2, Metric::InnerProduct] {
+            let head = rows_of(&all, 0, n0);
+            let mut grown = build(ctx, "Graph16", &head, &ids[..n0], m);
+            // Batches of 600, 1 and 399: 20% more, linked in; then 300
+            // more pass the rebuild threshold (25%).
+            for (a, b) in [(n0, 5_600), (5_600, 5_601), (5_601, 6_000), (6_000, 6_300)] {
+                let part = rows_of(&all, a, b);
+                grown.add_with_ids(&part, &ids[a..b]).unwrap();
+                let seen = rows_of(&all, 0, b);
+                let fresh = build(ctx, "Graph16", &seen, &ids[..b], m);
+                let flat = build(ctx, "Flat", &seen, &ids[..b], m);
+                let p = SearchParams::default().with_ef(64);
+                let want = flat.search(&q, 10, &p).unwrap();
+                let rg = recall(&grown.search(&q, 10, &p).unwrap(), &want);
+                let rf = recall(&fresh.search(&q, 10, &p).unwrap(), &want);
+                assert!(rg >= rf - 0.05, "seed {s} {m} {b}: grown {rg} fresh {rf}");
+                // Each added vector finds itself (under L2: an inner
+                // product can rank a longer vector first).
+                if m != Metric::L2 {
+                    continue;
+                }
+                let added = rows_of(&all, a, b);
+                let me = grown.search(&added, 1, &p).unwrap();
+                let found = (0..b - a)
+                    .filter(|&i| me.row_ids(i)[0] == (a + i) as u64)
+                    .count();
+                assert!(
+                    found as f64 >= 0.98 * (b - a) as f64,
+                    "seed {s} {m} {b}: {found} of {} found themselves",
+                    b - a
+                );
+            }
+        }
+    });
+}
+
+/// Rows `a..b` of `m` as a matrix of their own.
+fn rows_of(m: &Matrix, a: usize, b: usize) -> Matrix {
+    Matrix::new(m.as_slice()[a * m.dim()..b * m.dim()].to_vec(), m.dim()).unwrap()
+}
+
 /// Every result of `got` (ids `5 i + 1` of `base`) is found and carries its
 /// exact distance (fp64 here).
 fn check_exact(label: &str, m: Metric, q: &Matrix, base: &Matrix, got: &Neighbors) {
