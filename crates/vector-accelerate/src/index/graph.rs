@@ -50,7 +50,9 @@ pub(crate) struct Graph {
     space: CodeSpace,
     /// Nodes from which the links reach every node (see [`part_starts`]):
     /// every search starts from these too, so a part of the graph no link
-    /// reaches (a cluster far from the rest) is still searched.
+    /// reaches (a cluster far from the rest) is still searched. A graph
+    /// with an upper level keeps them there instead (and here only the
+    /// added nodes no link reaches).
     parts: Vec<u32>,
     /// A graph over a sample of the nodes, searched first for entry points.
     upper: Option<Box<Upper>>,
@@ -135,10 +137,15 @@ impl Graph {
         (degree, space): (usize, CodeSpace),
     ) -> Result<Self> {
         let n = rows.rows();
-        let parts = part_starts(&links, n, degree);
+        let mut parts = part_starts(&links, n, degree);
         trace::mark("parts", || ());
         let upper = if n > UPPER_FROM {
-            let nodes: Vec<u32> = (0..n as u32).step_by(UPPER_STEP).collect();
+            // The part starts join the upper level instead of starting
+            // every walk: the walk above reaches the parts near a query.
+            let mut nodes: Vec<u32> = (0..n as u32).step_by(UPPER_STEP).collect();
+            nodes.append(&mut parts);
+            nodes.sort_unstable();
+            nodes.dedup();
             let mut v = Vec::with_capacity(nodes.len() * rows.dim());
             for &x in &nodes {
                 v.extend_from_slice(rows.row(x as usize));
