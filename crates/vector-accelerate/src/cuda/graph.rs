@@ -83,12 +83,15 @@ struct Shape {
 
 impl Shape {
     fn new(ef: usize, rcap: usize, degree: usize, dim: usize) -> Self {
-        // Sixteen slots per candidate: a reset (at half full) leaves room.
-        let hash = (16 * ef).next_power_of_two().clamp(2048, 16384);
+        // The hash is cleared past half full and refilled with the lists
+        // (at most `ef + rcap`, an eighth of it); a step adds at most `nbp`
+        // (a quarter): it never fills.
+        let nbp = degree.max(2).next_power_of_two();
+        let hash = (16 * ef).max(4 * nbp).next_power_of_two().clamp(2048, 16384);
         Self {
             ef,
             rcap,
-            nbp: degree.max(2).next_power_of_two(),
+            nbp,
             hash_bits: hash.trailing_zeros(),
             dim,
         }

@@ -239,6 +239,8 @@ graph_walk(const float* __restrict__ Q, int d, const float* __restrict__ X, int 
         }
         __syncthreads();
         va_gw_absorb(s, cur, &s_len, &s_rlen, ef, k, nbp, X, d, vec, ip, allowed);
+        // Many starts (part starts) must not fill the hash.
+        if (s_inserted > (1 << hash_bits) / 2) va_gw_reset(s, cur, s_len, s_rlen, hash_bits, &s_inserted);
     }
     for (int it = 0; it < max_iters; ++it) {
         // The best unexpanded item.
