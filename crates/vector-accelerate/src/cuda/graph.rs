@@ -87,7 +87,10 @@ impl Shape {
         // (at most `ef + rcap`, an eighth of it); a step adds at most `nbp`
         // (a quarter): it never fills.
         let nbp = degree.max(2).next_power_of_two();
-        let hash = (16 * ef).max(4 * nbp).next_power_of_two().clamp(2048, 16384);
+        let hash = (16 * ef)
+            .max(4 * nbp)
+            .next_power_of_two()
+            .clamp(2048, 16384);
         Self {
             ef,
             rcap,
