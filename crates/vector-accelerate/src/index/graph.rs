@@ -200,17 +200,7 @@ impl Graph {
         allowed: Option<&SlotSet>,
     ) -> Result<(Neighbors, Vec<usize>)> {
         let nq = q.rows();
-        let levels = self.levels();
-        let job = GraphWalkJob {
-            queries: q,
-            levels: &levels,
-            k: k.min(self.nodes()),
-            ef: ef.max(k),
-            inner_product: self.space.base == Metric::InnerProduct,
-            allowed: allowed.map(SlotSet::words),
-            cache: &self.cache,
-        };
-        let walked = self.walk(ctx, job)?;
+        let walked = self.walk(ctx, q, (k, ef.max(k)), allowed.map(SlotSet::words))?;
         let width = walked.width.max(1);
         let mut ids = vec![MISSING_ID; nq * width];
         let mut raw = vec![f32::NAN; nq * width];
@@ -247,7 +237,7 @@ impl Graph {
         let (n0, a, d) = (self.nodes(), fresh.rows(), self.degree);
         check_nodes(n0 + a)?;
         let wide = (2 * d).min(n0 + a - 1);
-        let old = self.walk_nodes(ctx, fresh.view(), wide)?;
+        let old = self.walk(ctx, fresh.view(), (wide, wide.max(DEFAULT_EF)), None)?;
         let among = if a > 1 {
             neighbour_lists(ctx, &fresh, wide.min(a - 1), self.space)?
         } else {
@@ -287,24 +277,26 @@ impl Graph {
         Ok(())
     }
 
-    /// The `k` best nodes of each of `q` (prepared rows) by a walk of the
-    /// graph.
-    fn walk_nodes(&self, ctx: &Context, q: MatrixView<'_>, k: usize) -> Result<Walked> {
+    /// The best `k` nodes of each of `q` (keeping `ef` candidates; only
+    /// nodes in `allowed` when given) by the context's walk, or the host's
+    /// where it has none.
+    fn walk(
+        &self,
+        ctx: &Context,
+        q: MatrixView<'_>,
+        (k, ef): (usize, usize),
+        allowed: Option<&[u64]>,
+    ) -> Result<Walked> {
         let levels = self.levels();
         let job = GraphWalkJob {
             queries: q,
             levels: &levels,
             k: k.min(self.nodes()),
-            ef: k.max(DEFAULT_EF),
+            ef,
             inner_product: self.space.base == Metric::InnerProduct,
-            allowed: None,
+            allowed,
             cache: &self.cache,
         };
-        self.walk(ctx, job)
-    }
-
-    /// The context's walk of `job`, or the host's where it has none.
-    fn walk(&self, ctx: &Context, job: GraphWalkJob<'_>) -> Result<Walked> {
         Ok(match ctx.backend().graph_walk(job)? {
             Some(w) => w,
             None => Cpu.graph_walk(job)?.expect("the host walks every graph"),
@@ -506,9 +498,9 @@ fn detour_pick(
         .filter(|&&y| y != NO_NODE && y != x)
         .map(|&y| (key(ip, xr, rows.row(y as usize)), y))
         .collect();
+    // A repeated node has one key: its copies sit side by side.
     c.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     c.dedup_by_key(|e| e.1);
-    c.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     c.truncate(wide);
     let detours: Vec<usize> = (0..c.len())
         .map(|j| {
@@ -542,7 +534,7 @@ fn offer_reverse(
     offers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let half = degree.div_ceil(2);
     let groups: Vec<&[(u32, f32, u32)]> = offers.chunk_by(|a, b| a.0 == b.0).collect();
-    let mut lists: Vec<(usize, Vec<u32>)> = groups
+    let lists: Vec<(usize, Vec<u32>)> = groups
         .par_iter()
         .map(|g| {
             let y = g[0].0 as usize;
@@ -568,7 +560,7 @@ fn offer_reverse(
             (y, list)
         })
         .collect();
-    for (y, list) in lists.drain(..) {
+    for (y, list) in lists {
         links[y * degree..(y + 1) * degree].copy_from_slice(&list);
     }
 }
