@@ -842,7 +842,7 @@ impl<'a> Call<'a> {
     /// With the fused filter, the first tile's lists are re-scored in fp32
     /// like every later candidate and become the thresholds of a fused pass
     /// over the same tile, so that all kept values come from one
-    /// computation. (On overflow the GEMM lists stay.)
+    /// computation. (When no pass can run, the GEMM lists stay.)
     fn rescore_first(
         &self,
         b: &mut Buffers,
@@ -1056,9 +1056,8 @@ impl<'a> Call<'a> {
     }
 
     /// A base tile through the fused filter and an fp32 re-score of its
-    /// candidates. Returns false, leaving the lists as they were, when some
-    /// query had more candidates than fit even with the three-pass filter
-    /// (the caller then takes the GEMM path).
+    /// candidates. Returns false, leaving the lists as they were, when no
+    /// filter pass can take the tile (the caller then takes the GEMM path).
     ///
     /// With `first`, the tile is the first one: its thresholds are the
     /// lists `first` (already re-scored) and the result replaces `lists`
