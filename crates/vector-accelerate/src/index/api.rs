@@ -11,6 +11,7 @@ use super::graph::{GraphIndex, DEFAULT_EF};
 use super::ids::{IdMap, SlotSet};
 use super::ivf::Ivf;
 use super::params::SearchParams;
+use super::progress::{BuildProgress, ProgressHook};
 use super::range::{self, RangeResult};
 use super::rows::RowBlocks;
 use super::selector::IdSelector;
@@ -69,6 +70,7 @@ pub struct Index {
     pub(crate) nprobe: usize,
     pub(crate) refine_factor: usize,
     pub(crate) compact_at: f64,
+    pub(crate) build_progress: ProgressHook,
 }
 
 impl Index {
@@ -127,6 +129,7 @@ impl Index {
             nprobe: 1,
             refine_factor: 1,
             compact_at: 0.25,
+            build_progress: ProgressHook::default(),
         })
     }
 
@@ -223,6 +226,29 @@ impl Index {
         self.compact_at = fraction;
         Ok(())
     }
+    /// Calls `progress` as a graph index builds its graph (in an add that
+    /// rebuilds it, or a compaction): each stage's start and end, and the
+    /// neighbour search's advance. Other indexes never call it.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use vector_accelerate::index::{BuildStage, Index};
+    /// use vector_accelerate::{Context, Matrix, Metric};
+    /// let ctx = Context::cpu();
+    /// let mut index = Index::new(&ctx, 2, "Graph4", Metric::L2)?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// index.set_build_progress(move |p| log.lock().unwrap().push(p.stage));
+    /// index.add(&Matrix::new((0..40).map(|i| i as f32).collect(), 2)?)?;
+    /// assert!(seen.lock().unwrap().contains(&BuildStage::Pruning));
+    /// # Ok::<(), vector_accelerate::Error>(())
+    /// ```
+    pub fn set_build_progress(
+        &mut self,
+        progress: impl Fn(&BuildProgress) + Send + Sync + 'static,
+    ) {
+        self.build_progress = ProgressHook(Some(Arc::new(progress)));
+    }
     /// Bytes the index holds: vectors, centroids and ids.
     pub fn memory_usage(&self) -> usize {
         let body = match &self.body {
@@ -314,7 +340,12 @@ impl Index {
         match &mut self.body {
             Body::Flat(rows) => rows.push(&self.ctx, data)?,
             Body::Ivf(ivf) => ivf.add(&self.ctx, (data, host), first, &self.distance)?,
-            Body::Graph(g) => g.add(&self.ctx, data, &self.distance)?,
+            Body::Graph(g) => g.add(
+                &self.ctx,
+                data,
+                &self.distance,
+                self.build_progress.reporter(),
+            )?,
         }
         self.ids.push(ids);
         Ok(())
@@ -527,7 +558,12 @@ impl Index {
         let kept = self.ids.compact();
         match &mut self.body {
             Body::Flat(rows) => rows.compact(&self.ctx, &kept)?,
-            Body::Graph(g) => g.compact(&self.ctx, &kept, &self.distance)?,
+            Body::Graph(g) => g.compact(
+                &self.ctx,
+                &kept,
+                &self.distance,
+                self.build_progress.reporter(),
+            )?,
             Body::Ivf(ivf) => {
                 let mut new_slot = vec![usize::MAX; total];
                 for (new, &old) in kept.iter().enumerate() {

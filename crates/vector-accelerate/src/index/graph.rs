@@ -17,11 +17,13 @@ use rayon::prelude::*;
 use super::coded::CodeSpace;
 use super::exact::best_of_raw;
 use super::ids::SlotSet;
+use super::progress::{BuildStage, Reporter};
 use super::rows::RowBlocks;
 use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
+use crate::core::precision::Precision;
 use crate::core::trace;
 use crate::ops::knn::{knn_with, KnnOptions};
 use crate::runtime::backend::{BackendCache, Cpu, GraphBackend, GraphLevel, GraphWalkJob, Walked};
@@ -76,18 +78,25 @@ const UPPER_STEP: usize = 16;
 impl Graph {
     /// The graph over `rows` (`space` prepares them) with `degree`
     /// neighbours per node; the neighbour lists come from `ctx`'s k-NN.
+    /// `report` hears of the stages.
     pub fn build(
         ctx: &Context,
         rows: MatrixView<'_>,
         degree: usize,
         dist: &Distance,
+        report: Reporter<'_>,
     ) -> Result<Self> {
         let space = graph_space(dist)?;
-        Self::over(ctx, space.prepare(rows), degree, space)
+        Self::over(ctx, space.prepare(rows), (degree, space), report)
     }
 
     /// The graph over prepared `rows`, with its upper levels.
-    fn over(ctx: &Context, rows: Matrix, degree: usize, space: CodeSpace) -> Result<Self> {
+    fn over(
+        ctx: &Context,
+        rows: Matrix,
+        (degree, space): (usize, CodeSpace),
+        report: Reporter<'_>,
+    ) -> Result<Self> {
         let n = rows.rows();
         check_nodes(n)?;
         let _trace = trace::begin("graph.build");
@@ -95,14 +104,17 @@ impl Graph {
         let knn = if wide == 0 {
             Vec::new()
         } else {
-            neighbour_lists(ctx, &rows, wide, space)?
+            neighbour_lists(ctx, &rows, wide, space, report)?
         };
         trace::mark("knn", || ());
+        report.at(BuildStage::Pruning, 0, n);
         let pruned = prune(&knn, n, (wide, degree));
         trace::mark("prune", || ());
+        report.at(BuildStage::ReverseEdges, 0, n);
         let links = with_reverse(&pruned, n, degree);
         trace::mark("reverse", || ());
-        Self::with_links(ctx, rows, links, (degree, space))
+        report.at(BuildStage::ReverseEdges, n, n);
+        Self::with_links(ctx, rows, links, (degree, space), report)
     }
 
     /// A graph from stored parts (checked: every link names a node); its
@@ -124,7 +136,7 @@ impl Graph {
                 format!("expected {n} x {degree} links naming nodes below {n}"),
             ));
         }
-        Self::with_links(ctx, rows, links, (degree, space))
+        Self::with_links(ctx, rows, links, (degree, space), Reporter::NONE)
     }
 
     /// The graph of `links` over prepared `rows`: its part starts and, over
@@ -135,6 +147,7 @@ impl Graph {
         rows: Matrix,
         links: Vec<u32>,
         (degree, space): (usize, CodeSpace),
+        report: Reporter<'_>,
     ) -> Result<Self> {
         let n = rows.rows();
         let mut parts = part_starts(&links, n, degree);
@@ -151,7 +164,9 @@ impl Graph {
                 v.extend_from_slice(rows.row(x as usize));
             }
             let sample = Matrix::new(v, rows.dim())?;
-            let graph = Self::over(ctx, sample, degree, space)?;
+            report.at(BuildStage::UpperLevels, 0, 1);
+            let graph = Self::over(ctx, sample, (degree, space), Reporter::NONE)?;
+            report.at(BuildStage::UpperLevels, 1, 1);
             Some(Box::new(Upper { graph, nodes }))
         } else {
             None
@@ -239,7 +254,7 @@ impl Graph {
         let wide = (2 * d).min(n0 + a - 1);
         let old = self.walk(ctx, fresh.view(), (wide, wide.max(DEFAULT_EF)), None)?;
         let among = if a > 1 {
-            neighbour_lists(ctx, &fresh, wide.min(a - 1), self.space)?
+            neighbour_lists(ctx, &fresh, wide.min(a - 1), self.space, Reporter::NONE)?
         } else {
             Vec::new()
         };
@@ -361,15 +376,21 @@ fn neighbour_lists(
     rows: &Matrix,
     wide: usize,
     space: CodeSpace,
+    report: Reporter<'_>,
 ) -> Result<Vec<u32>> {
     let n = rows.rows();
     let metric = Distance::new(space.base);
     let base = Input::F32(rows.view());
-    let opts = KnnOptions::default().with_metric(&metric);
+    // f16 ranking (twice the tensor-core rate on CUDA; the host ranks in
+    // fp32): a swap of two near-equal neighbours does not change a graph.
+    let opts = KnnOptions::default()
+        .with_metric(&metric)
+        .with_precision(Precision::F16);
     let mut out = vec![NO_NODE; n * wide];
     // Query blocks bound the result's size; the k-NN tiles the rest.
     let block = (1usize << 22) / (wide + 1);
     for q0 in (0..n).step_by(block.max(1)) {
+        report.at(BuildStage::Neighbours, q0, n);
         let q1 = (q0 + block.max(1)).min(n);
         let q = Input::F32(rows.view().slice_rows(q0, q1));
         let nn = knn_with(ctx, q, base, wide + 1, &opts)?;
@@ -387,6 +408,7 @@ fn neighbour_lists(
                 }
             });
     }
+    report.at(BuildStage::Neighbours, n, n);
     Ok(out)
 }
 
@@ -398,77 +420,123 @@ fn prune(knn: &[u32], n: usize, (wide, degree): (usize, usize)) -> Vec<u32> {
     if wide == 0 {
         return out;
     }
-    out.par_chunks_mut(degree).enumerate().for_each(|(x, o)| {
-        let mine = &knn[x * wide..(x + 1) * wide];
-        let mut by_id: Vec<(u32, usize)> = mine
-            .iter()
-            .enumerate()
-            .filter(|(_, &y)| y != NO_NODE)
-            .map(|(j, &y)| (y, j))
-            .collect();
-        by_id.sort_unstable();
-        let rank_of = |y: u32| {
-            by_id
-                .binary_search_by_key(&y, |e| e.0)
-                .ok()
-                .map(|i| by_id[i].1)
-        };
-        let mut detours = vec![0u32; wide];
-        for (i, &z) in mine.iter().enumerate().filter(|(_, &z)| z != NO_NODE) {
-            let theirs = &knn[z as usize * wide..(z as usize + 1) * wide];
-            for (r, &y) in theirs.iter().enumerate().filter(|(_, &y)| y != NO_NODE) {
-                if let Some(j) = rank_of(y) {
-                    if i.max(r) < j {
-                        detours[j] += 1;
+    out.par_chunks_mut(degree).enumerate().for_each_init(
+        || RankTable::new(wide),
+        |table, (x, o)| {
+            let mine = &knn[x * wide..(x + 1) * wide];
+            table.fill(mine);
+            let mut detours = vec![0u32; wide];
+            for (i, &z) in mine.iter().enumerate().filter(|(_, &z)| z != NO_NODE) {
+                let theirs = &knn[z as usize * wide..(z as usize + 1) * wide];
+                for (r, &y) in theirs.iter().enumerate().filter(|(_, &y)| y != NO_NODE) {
+                    if let Some(j) = table.rank(y) {
+                        if i.max(r) < j {
+                            detours[j] += 1;
+                        }
                     }
                 }
             }
-        }
-        let mut order: Vec<usize> = by_id.iter().map(|e| e.1).collect();
-        order.sort_unstable_by_key(|&j| (detours[j], j));
-        for (slot, &j) in o.iter_mut().zip(&order) {
-            *slot = mine[j];
-        }
-    });
+            let mut order: Vec<usize> = (0..wide).filter(|&j| mine[j] != NO_NODE).collect();
+            // A node listed twice keeps its first rank only.
+            order.retain(|&j| table.rank(mine[j]) == Some(j));
+            order.sort_unstable_by_key(|&j| (detours[j], j));
+            for (slot, &j) in o.iter_mut().zip(&order) {
+                *slot = mine[j];
+            }
+        },
+    );
     out
 }
 
-/// Each node's first half of `pruned` neighbours, then the nodes that list
-/// it (by their rank there), then the rest of its own, `degree` in all.
-fn with_reverse(pruned: &[u32], n: usize, degree: usize) -> Vec<u32> {
-    let mut reverse: Vec<Vec<(usize, u32)>> = vec![Vec::new(); n];
-    for x in 0..n {
-        for (rank, &y) in pruned[x * degree..(x + 1) * degree].iter().enumerate() {
-            if y != NO_NODE {
-                reverse[y as usize].push((rank, x as u32));
+/// One node's neighbours and their ranks: an open-addressing table of at
+/// least twice as many slots, so a look-up costs a probe or two.
+struct RankTable {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+}
+
+impl RankTable {
+    fn new(wide: usize) -> Self {
+        let size = (2 * wide).next_power_of_two().max(2);
+        Self {
+            slots: vec![(NO_NODE, 0); size],
+            shift: 32 - size.trailing_zeros(),
+        }
+    }
+    fn home(&self, y: u32) -> usize {
+        (y.wrapping_mul(0x9E37_79B1) >> self.shift) as usize
+    }
+    /// Holds `list`'s nodes (the first rank of a repeated one).
+    fn fill(&mut self, list: &[u32]) {
+        self.slots.fill((NO_NODE, 0));
+        let mask = self.slots.len() - 1;
+        for (j, &y) in list.iter().enumerate().filter(|(_, &y)| y != NO_NODE) {
+            let mut h = self.home(y);
+            while self.slots[h].0 != NO_NODE && self.slots[h].0 != y {
+                h = (h + 1) & mask;
+            }
+            if self.slots[h].0 == NO_NODE {
+                self.slots[h] = (y, j as u32);
             }
         }
     }
-    let mut out = vec![NO_NODE; n * degree];
-    out.par_chunks_mut(degree)
-        .zip(reverse.par_iter_mut())
-        .enumerate()
-        .for_each(|(x, (o, rev))| {
-            rev.sort_unstable();
-            let own = &pruned[x * degree..(x + 1) * degree];
-            let half = degree.div_ceil(2);
-            let picks = own[..half]
-                .iter()
-                .copied()
-                .chain(rev.iter().map(|e| e.1))
-                .chain(own[half..].iter().copied())
-                .filter(|&y| y != NO_NODE && y as usize != x);
-            let mut len = 0;
-            for y in picks {
-                if len == degree {
-                    break;
-                }
-                if !o[..len].contains(&y) {
-                    o[len] = y;
-                    len += 1;
-                }
+    fn rank(&self, y: u32) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut h = self.home(y);
+        loop {
+            match self.slots[h] {
+                (NO_NODE, _) => return None,
+                (v, j) if v == y => return Some(j as usize),
+                _ => h = (h + 1) & mask,
             }
-        });
+        }
+    }
+}
+
+/// Each node's first half of `pruned` neighbours, then the nodes that list
+/// it (by their rank there, then node), then the rest of its own, `degree`
+/// in all.
+fn with_reverse(pruned: &[u32], n: usize, degree: usize) -> Vec<u32> {
+    // The listings of each node, grouped by node (a counting sort):
+    // `rank << 32 | lister` in `by_node[start[y]..start[y + 1]]`.
+    let mut start = vec![0usize; n + 1];
+    for &y in pruned.iter().filter(|&&y| y != NO_NODE) {
+        start[y as usize + 1] += 1;
+    }
+    for y in 0..n {
+        start[y + 1] += start[y];
+    }
+    let mut by_node = vec![0u64; start[n]];
+    let mut fill = start.clone();
+    for (x, own) in pruned.chunks(degree).enumerate() {
+        for (rank, &y) in own.iter().enumerate().filter(|(_, &y)| y != NO_NODE) {
+            by_node[fill[y as usize]] = (rank as u64) << 32 | x as u64;
+            fill[y as usize] += 1;
+        }
+    }
+    let mut out = vec![NO_NODE; n * degree];
+    out.par_chunks_mut(degree).enumerate().for_each(|(x, o)| {
+        let mut rev = by_node[start[x]..start[x + 1]].to_vec();
+        rev.sort_unstable();
+        let own = &pruned[x * degree..(x + 1) * degree];
+        let half = degree.div_ceil(2);
+        let picks = own[..half]
+            .iter()
+            .copied()
+            .chain(rev.iter().map(|&e| e as u32))
+            .chain(own[half..].iter().copied())
+            .filter(|&y| y != NO_NODE && y as usize != x);
+        let mut len = 0;
+        for y in picks {
+            if len == degree {
+                break;
+            }
+            if !o[..len].contains(&y) {
+                o[len] = y;
+                len += 1;
+            }
+        }
+    });
     out
 }
 
@@ -658,7 +726,14 @@ impl GraphIndex {
     /// Appends `data`: linked into the graph (see [`Graph::insert`]) while
     /// the graph stays within [`REBUILD_GROWTH`] of its last full build,
     /// else the graph is rebuilt over every vector.
-    pub fn add(&mut self, ctx: &Context, data: &Input<'_>, dist: &Distance) -> Result<()> {
+    /// `report` hears of a rebuild's stages.
+    pub fn add(
+        &mut self,
+        ctx: &Context,
+        data: &Input<'_>,
+        dist: &Distance,
+        report: Reporter<'_>,
+    ) -> Result<()> {
         let before = self.rows.rows();
         self.rows.push(ctx, data)?;
         let n = self.rows.rows();
@@ -669,24 +744,30 @@ impl GraphIndex {
                 let fresh: Vec<usize> = (before..n).collect();
                 g.insert(ctx, self.rows.gather(&fresh)?.view())
             }
-            _ => self.rebuild(ctx, dist),
+            _ => self.rebuild(ctx, dist, report),
         }
     }
 
     /// Keeps the rows `kept` (old slots, ascending) and rebuilds the graph.
-    pub fn compact(&mut self, ctx: &Context, kept: &[usize], dist: &Distance) -> Result<()> {
+    pub fn compact(
+        &mut self,
+        ctx: &Context,
+        kept: &[usize],
+        dist: &Distance,
+        report: Reporter<'_>,
+    ) -> Result<()> {
         self.rows.compact(ctx, kept)?;
-        self.rebuild(ctx, dist)
+        self.rebuild(ctx, dist, report)
     }
 
     /// The graph over every held vector.
-    pub fn rebuild(&mut self, ctx: &Context, dist: &Distance) -> Result<()> {
+    pub fn rebuild(&mut self, ctx: &Context, dist: &Distance, report: Reporter<'_>) -> Result<()> {
         let n = self.rows.rows();
         self.graph = None;
         if n > 0 {
             let all: Vec<usize> = (0..n).collect();
             let host = self.rows.gather(&all)?;
-            self.graph = Some(Graph::build(ctx, host.view(), self.degree, dist)?);
+            self.graph = Some(Graph::build(ctx, host.view(), self.degree, dist, report)?);
         }
         self.built = n;
         Ok(())
@@ -763,7 +844,8 @@ mod tests {
         let (n0, a, dim, degree) = (3_000, 400, 12, 16);
         let all = rows(n0 + a, dim, 3);
         let head = Matrix::new(all.as_slice()[..n0 * dim].to_vec(), dim).unwrap();
-        let mut g = Graph::build(&ctx, head.view(), degree, &Distance::new(Metric::L2)).unwrap();
+        let l2 = Distance::new(Metric::L2);
+        let mut g = Graph::build(&ctx, head.view(), degree, &l2, Reporter::NONE).unwrap();
         let parts = g.parts.len();
         let tail = MatrixView::new(&all.as_slice()[n0 * dim..], dim).unwrap();
         g.insert(&ctx, tail).unwrap();

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context as _, Result};
-use vector_accelerate::index::Index;
+use vector_accelerate::index::{BuildProgress, BuildStage, Index};
 use vector_accelerate::{Context, Matrix};
 
 use crate::io::{self, read_matrix, Data};
@@ -151,7 +151,9 @@ pub(super) fn check_new_ids(ids: &[u64], rows: usize, index: &Index) -> Result<(
 }
 
 /// Adds `data` with `ids` (or the next sequential ids) in about
-/// [`ADD_STEPS`] calls, advancing a progress bar.
+/// [`ADD_STEPS`] calls, advancing a progress bar; a graph index (which
+/// rebuilds its graph when it grows) takes them in one call, its bar
+/// following the build's stages.
 pub(super) fn add_in_chunks(
     index: &mut Index,
     data: &Matrix,
@@ -159,8 +161,16 @@ pub(super) fn add_in_chunks(
     show: bool,
 ) -> Result<()> {
     let n = data.rows();
-    let chunk = n.div_ceil(ADD_STEPS).max(MIN_ADD_CHUNK);
-    let progress = Progress::new(n as u64, "vectors added", show);
+    let graph = index.factory().starts_with("Graph");
+    let (chunk, progress) = if graph {
+        let bar = Progress::new(100, "% of the graph built", show);
+        let update = bar.updater();
+        index.set_build_progress(move |p| update(build_percent(p), 100));
+        (n.max(1), bar)
+    } else {
+        let chunk = n.div_ceil(ADD_STEPS).max(MIN_ADD_CHUNK);
+        (chunk, Progress::new(n as u64, "vectors added", show))
+    };
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
         let rows = data.view().slice_rows(start, end);
@@ -175,9 +185,23 @@ pub(super) fn add_in_chunks(
                 );
             }
         }
-        progress.inc((end - start) as u64);
+        if !graph {
+            progress.inc((end - start) as u64);
+        }
     }
     Ok(())
+}
+
+/// A graph build's progress in percent: the stages weighted by their
+/// usual share of the time.
+fn build_percent(p: &BuildProgress) -> u64 {
+    let (from, width) = match p.stage {
+        BuildStage::Neighbours => (0, 70),
+        BuildStage::Pruning => (70, 15),
+        BuildStage::ReverseEdges => (85, 5),
+        BuildStage::UpperLevels => (90, 10),
+    };
+    from + width * p.done / p.total.max(1)
 }
 
 /// Prints a summary line on stderr unless `quiet`.

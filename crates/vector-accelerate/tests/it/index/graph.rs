@@ -311,3 +311,50 @@ fn bad_graph_factories_and_metrics_are_typed_errors() {
         "Graph32"
     );
 }
+
+#[test]
+fn a_graph_build_reports_its_stages_in_order() {
+    use std::sync::{Arc, Mutex};
+    use vector_accelerate::index::{BuildProgress, BuildStage};
+    let s = seed();
+    for_each_backend("index graph build progress", |ctx| {
+        let mut r = rng(s);
+        // Over 4,096 nodes: an upper level is built too.
+        let base = clustered(&mut r, 5_000, 12, 20, 0.5);
+        let mut index = Index::new(ctx, 12, "Graph8", Metric::L2).unwrap();
+        let seen: Arc<Mutex<Vec<BuildProgress>>> = Arc::default();
+        let log = seen.clone();
+        index.set_build_progress(move |p| log.lock().unwrap().push(*p));
+        index.add(&base).unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let order = |st: BuildStage| match st {
+            BuildStage::Neighbours => 0,
+            BuildStage::Pruning => 1,
+            BuildStage::ReverseEdges => 2,
+            BuildStage::UpperLevels => 3,
+        };
+        assert!(seen.iter().all(|p| p.done <= p.total), "seed {s}: {seen:?}");
+        assert!(
+            seen.windows(2)
+                .all(|w| order(w[0].stage) <= order(w[1].stage)),
+            "seed {s}: {seen:?}"
+        );
+        for (st, total) in [
+            (BuildStage::Neighbours, 5_000),
+            (BuildStage::ReverseEdges, 5_000),
+            (BuildStage::UpperLevels, 1),
+        ] {
+            let last = seen.iter().rfind(|p| p.stage == st);
+            assert_eq!(
+                last.map(|p| (p.done, p.total)),
+                Some((total, total)),
+                "seed {s} {}: {seen:?}",
+                st.name()
+            );
+        }
+        // A flat index never reports.
+        let mut flat = Index::new(ctx, 12, "Flat", Metric::L2).unwrap();
+        flat.set_build_progress(|p| panic!("a flat index reported {p:?}"));
+        flat.add(&base).unwrap();
+    });
+}
