@@ -87,10 +87,12 @@ impl PyIndex {
     /// returns them. `nprobe` and `refine_factor` override the index's
     /// defaults, `ef` sets a graph index's candidate list (FAISS's
     /// `efSearch`); `allowed` (an id array) restricts the results to those
-    /// ids.
+    /// ids; `precision="f16"` walks a graph index over f16 copies of the
+    /// vectors on CUDA (re-scored in fp32; `"exact"`, the default, walks
+    /// fp32).
     /// CUDA tensors are read in place and the results come back as tensors
     /// of the same kind on the same device.
-    #[pyo3(signature = (x, k, *, nprobe = None, refine_factor = None, ef = None, allowed = None))]
+    #[pyo3(signature = (x, k, *, nprobe = None, refine_factor = None, ef = None, allowed = None, precision = None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -101,15 +103,23 @@ impl PyIndex {
         refine_factor: Option<usize>,
         ef: Option<usize>,
         allowed: Option<&Bound<'py, PyAny>>,
+        precision: Option<&str>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let filter = match allowed {
             Some(a) => Some(IdSelector::allow(ids_of(a, "allowed")?)),
             None => None,
         };
+        let precision = precision
+            .map(str::parse::<va::Precision>)
+            .transpose()
+            .map_err(to_py)?;
         let inner = &self.inner;
         let ctx = inner.context();
         let (nn, caller) = with_input(py, x, "x", ctx, |v| {
-            let p = search_params((nprobe, refine_factor, ef), filter.as_ref());
+            let mut p = search_params((nprobe, refine_factor, ef), filter.as_ref());
+            if let Some(pr) = precision {
+                p = p.with_precision(pr);
+            }
             inner.search(v, k, &p)
         })?;
         caller.neighbors(py, ctx, nn)

@@ -127,6 +127,14 @@ def test_graph_recall_beside_faiss_hnsw():
     _, I = index.search(xq, 10, ef=64)
     ours = recall(I, truth)
     assert ours >= 0.9, ours
+    # The f16 walk (CUDA) keeps exact distances and about the same recall;
+    # a mode that is not one is refused.
+    D16, I16 = index.search(xq, 10, ef=64, precision="f16")
+    assert recall(I16, truth) >= ours - 0.03
+    exact = ((xq[:, None, :].astype(np.float64) - xb[I16].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_allclose(D16, exact, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError):
+        index.search(xq, 10, precision="f8")
     faiss = pytest.importorskip("faiss")
     f = faiss.IndexHNSWFlat(32, 16)
     f.add(xb)

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{ensure, Context as _, Result};
 use clap::Args;
 use vector_accelerate::index::{IdSelector, Index, SearchParams};
-use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, MISSING_ID};
+use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, Precision, MISSING_ID};
 
 use super::args::make_context;
 use super::bench_plot::{self, Curve, Series};
@@ -53,6 +53,10 @@ pub struct BenchIndexArgs {
     /// Candidates re-ranked per result by indexes that refine (`,Refine`).
     #[arg(long, default_value_t = 1)]
     refine_factor: usize,
+    /// How a graph search reads the vectors on CUDA: exact (fp32) or f16
+    /// (f16 copies walked, the candidates re-scored in fp32).
+    #[arg(long, default_value = "exact")]
+    precision: Precision,
     /// Metric.
     #[arg(long, default_value = "l2")]
     metric: String,
@@ -208,7 +212,8 @@ fn sweep(
         let params = SearchParams::default()
             .with_nprobe(p)
             .with_ef(p)
-            .with_refine_factor(a.refine_factor);
+            .with_refine_factor(a.refine_factor)
+            .with_precision(a.precision);
         let got = index.search(queries, a.k, &params)?;
         let ms = time_ms(a.repeats, || {
             index.search(queries, a.k, &params)?;
@@ -293,6 +298,8 @@ fn filtered(
         let sel = IdSelector::allow(allowed.iter().copied());
         let params = SearchParams::default()
             .with_nprobe(nprobe)
+            .with_ef(nprobe)
+            .with_precision(a.precision)
             .with_filter(&sel);
         let got = index.search(queries, a.k, &params)?;
         let ms = time_ms(a.repeats, || {

@@ -210,12 +210,13 @@ impl Graph {
         &self,
         ctx: &Context,
         q: MatrixView<'_>,
-        (k, ef): (usize, usize),
+        (k, ef, half): (usize, usize, bool),
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<(Neighbors, Vec<usize>)> {
         let nq = q.rows();
-        let walked = self.walk(ctx, q, (k, ef.max(k)), allowed.map(SlotSet::words))?;
+        let allowed_words = allowed.map(SlotSet::words);
+        let walked = self.walk(ctx, q, (k, ef.max(k), half), allowed_words)?;
         let width = walked.width.max(1);
         let mut ids = vec![MISSING_ID; nq * width];
         let mut raw = vec![f32::NAN; nq * width];
@@ -252,7 +253,7 @@ impl Graph {
         let (n0, a, d) = (self.nodes(), fresh.rows(), self.degree);
         check_nodes(n0 + a)?;
         let wide = (2 * d).min(n0 + a - 1);
-        let old = self.walk(ctx, fresh.view(), (wide, wide.max(DEFAULT_EF)), None)?;
+        let old = self.walk(ctx, fresh.view(), (wide, wide.max(DEFAULT_EF), false), None)?;
         let among = if a > 1 {
             neighbour_lists(ctx, &fresh, wide.min(a - 1), self.space, Reporter::NONE)?
         } else {
@@ -299,7 +300,7 @@ impl Graph {
         &self,
         ctx: &Context,
         q: MatrixView<'_>,
-        (k, ef): (usize, usize),
+        (k, ef, half_rows): (usize, usize, bool),
         allowed: Option<&[u64]>,
     ) -> Result<Walked> {
         let levels = self.levels();
@@ -310,6 +311,7 @@ impl Graph {
             ef,
             inner_product: self.space.base == Metric::InnerProduct,
             allowed,
+            half_rows,
             cache: &self.cache,
         };
         Ok(match ctx.backend().graph_walk(job)? {
@@ -702,8 +704,14 @@ const REBUILD_GROWTH: f64 = 1.25;
 const INSERT_FROM: usize = 1024;
 
 /// Filters passing at most this share of the live vectors search the
-/// allowed vectors exactly instead of the graph.
-const EXACT_BELOW: f64 = 0.05;
+/// allowed vectors exactly instead of the graph, on the host and on CUDA
+/// (measured at 1M x 128, k 10: on an H100 the exact search over 10% of
+/// the vectors took 5.5 ms for 10,000 queries against 6.8 ms for a walk
+/// at ef 32 that found 88% of them; over 30%, 10.7 ms against 6.8 ms).
+const EXACT_BELOW: (f64, f64) = (0.05, 0.3);
+/// A filtered walk keeps `ef / share` candidates (as many allowed ones as
+/// an unfiltered walk keeps), at most this many times `ef`.
+const FILTER_WIDEN_MAX: f64 = 8.0;
 
 impl GraphIndex {
     /// An empty graph index of `dim`-dimensional vectors (`dist` must be
@@ -781,7 +789,7 @@ impl GraphIndex {
         &self,
         ctx: &Context,
         q: &Input<'_>,
-        (k, ef): (usize, usize),
+        (k, ef, half): (usize, usize, bool),
         dist: &Distance,
         (allowed, filtered): (Option<&SlotSet>, bool),
     ) -> Result<Neighbors> {
@@ -789,12 +797,22 @@ impl GraphIndex {
             return super::exact::search(ctx, &self.rows, q, k, dist, allowed);
         };
         let share = allowed.map_or(1.0, |a| a.count() as f64 / graph.nodes().max(1) as f64);
-        if filtered && share <= EXACT_BELOW {
+        let below = if ctx.is_cuda() {
+            EXACT_BELOW.1
+        } else {
+            EXACT_BELOW.0
+        };
+        if filtered && share <= below {
             return super::exact::search(ctx, &self.rows, q, k, dist, allowed);
         }
+        let ef = if filtered {
+            (ef as f64 / share.max(1.0 / FILTER_WIDEN_MAX)).ceil() as usize
+        } else {
+            ef
+        };
         let mut hold = None;
         let qv = q.host_view(&mut hold)?;
-        let (mut nn, short) = graph.search(ctx, qv, (k, ef), dist, allowed)?;
+        let (mut nn, short) = graph.search(ctx, qv, (k, ef, half), dist, allowed)?;
         if short.is_empty() {
             return Ok(nn);
         }

@@ -1,6 +1,7 @@
 //! [`SearchParams`]: the options of one index search.
 
 use super::selector::IdSelector;
+use crate::core::precision::Precision;
 
 /// Options of [`Index::search`](super::Index::search) and
 /// [`Index::range_search`](super::Index::range_search), made with
@@ -23,6 +24,13 @@ pub struct SearchParams<'a> {
     /// `efSearch`; default 64, and at least `k`): more is slower and finds
     /// more of the true neighbours.
     pub ef: Option<usize>,
+    /// How a graph search on CUDA reads the vectors as it walks:
+    /// [`Precision::F16`] walks f16 copies (half the bytes) and re-scores
+    /// the `ef` candidates it keeps in fp32, so results carry exact
+    /// distances; any other mode (the default) walks the fp32 vectors.
+    /// Vectors beyond the f16 range (+-65504) are walked in fp32; the host
+    /// walk always reads fp32.
+    pub precision: Option<Precision>,
 }
 
 impl<'a> SearchParams<'a> {
@@ -39,6 +47,12 @@ impl<'a> SearchParams<'a> {
     /// Keeps `ef` candidates while walking a graph index.
     pub fn with_ef(mut self, ef: usize) -> Self {
         self.ef = Some(ef);
+        self
+    }
+    /// Sets how a graph search on CUDA reads the vectors (see
+    /// [`precision`](Self::precision)).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = Some(precision);
         self
     }
     /// Re-scores `k * factor` candidates exactly.

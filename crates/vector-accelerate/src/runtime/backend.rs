@@ -365,6 +365,9 @@ pub(crate) struct GraphWalkJob<'a> {
     pub inner_product: bool,
     /// Bits of the bottom nodes a result may be (every node when `None`).
     pub allowed: Option<&'a [u64]>,
+    /// Walk f16 copies of the rows where the backend can (the results
+    /// re-scored in fp32).
+    pub half_rows: bool,
     /// What the backend keeps of this graph between walks.
     pub cache: &'a BackendCache,
 }

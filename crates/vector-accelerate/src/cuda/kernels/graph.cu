@@ -283,3 +283,464 @@ graph_walk(const float* __restrict__ Q, int d, const float* __restrict__ X, int 
         out_nodes[(i64)qi * kout + i] = node;
     }
 }
+
+// ---------------------------------------------------------------------------
+// The warp walk: one warp per query (no block barriers), for walks with
+// ef <= 32 * LI and degree <= 32 * CI (with a filter, a second list in
+// registers keeps the best kout allowed nodes). The list of the ef best items
+// lives in registers (element e = j * 32 + lane in register j, sorted),
+// as do the scored neighbours; sorts and merges are bitonic networks of
+// shuffles. Each warp has in shared memory its visited hash, its query, and
+// the fresh neighbours' nodes and keys. Same order and rules as graph_walk.
+
+#define VA_WW_WARPS 4
+
+// Compare-exchange of the bitonic networks: this lane's value of the pair
+// (v, its partner p), keeping the smaller when `keep_min`.
+__device__ __forceinline__ u64 va_ww_cx(u64 v, u64 p, bool keep_min) {
+    return keep_min ? (v < p ? v : p) : (v < p ? p : v);
+}
+
+// Bitonic sort ascending of the 32 * R elements of `a`.
+template <int R>
+__device__ __forceinline__ void va_ww_sort(u64 (&a)[R]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int size = 2; size <= 32 * R; size <<= 1) {
+#pragma unroll
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+#pragma unroll
+            for (int j = 0; j < R; ++j) {
+                const int e = j * 32 + lane;
+                const bool up = (e & size) == 0;
+                if (stride >= 32) {
+                    const int js = stride / 32;
+                    if ((j & js) == 0) {
+                        const u64 x = a[j], y = a[j | js];
+                        const bool swap = (x > y) == up;
+                        a[j] = swap ? y : x;
+                        a[j | js] = swap ? x : y;
+                    }
+                } else {
+                    const u64 p = __shfl_xor_sync(0xffffffffu, a[j], stride);
+                    const bool lower = (lane & stride) == 0;
+                    a[j] = va_ww_cx(a[j], p, lower == up);
+                }
+            }
+        }
+    }
+}
+
+// Sorts ascending the bitonic sequence of the 32 * R elements of `a`.
+template <int R>
+__device__ __forceinline__ void va_ww_merge_bitonic(u64 (&a)[R]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int stride = 16 * R; stride > 0; stride >>= 1) {
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+            if (stride >= 32) {
+                const int js = stride / 32;
+                if ((j & js) == 0) {
+                    const u64 x = a[j], y = a[j | js];
+                    a[j] = x < y ? x : y;
+                    a[j | js] = x < y ? y : x;
+                }
+            } else {
+                const u64 p = __shfl_xor_sync(0xffffffffu, a[j], stride);
+                a[j] = va_ww_cx(a[j], p, (lane & stride) == 0);
+            }
+        }
+    }
+}
+
+// Marks `node` visited in a warp's hash (open addressing); whether it was new.
+__device__ __forceinline__ bool va_ww_visit(u32* hash, int bits, u32 node) {
+    const u32 mask = (1u << bits) - 1;
+    u32 h = (node * 0x9E3779B1u) >> (32 - bits);
+    while (true) {
+        const u32 old = atomicCAS(hash + h, VA_GW_NO_NODE, node);
+        if (old == VA_GW_NO_NODE) return true;
+        if (old == node) return false;
+        h = (h + 1) & mask;
+    }
+}
+
+// A warp's shared memory.
+struct VaWwShared {
+    u32* hash;
+    float* q;
+    u32* fnode;  // fresh nodes (32 * CI)
+    float* fkey; // their keys
+};
+
+// Merges the sorted `add` into the sorted `list`, keeping its best `cap`
+// (at most 32 * LI): the list against the added ones reversed (a bitonic
+// sequence of element-wise minima), then sorted.
+template <int LI, int CI>
+__device__ __forceinline__ void va_ww_merge_into(u64 (&list)[LI], const u64 (&add)[CI], int cap) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < LI; ++j) {
+        const int r = LI - 1 - j;
+        u64 other = VA_GW_EMPTY;
+#pragma unroll
+        for (int c = 0; c < CI; ++c)
+            if (c == r) other = add[c];
+        other = __shfl_sync(0xffffffffu, other, 31 - lane);
+        list[j] = list[j] < other ? list[j] : other;
+    }
+    va_ww_merge_bitonic<LI>(list);
+#pragma unroll
+    for (int j = 0; j < LI; ++j)
+        if (j * 32 + lane >= cap) list[j] = VA_GW_EMPTY;
+}
+
+// Rows of the warp walk: fp32, or f16 bits (unsigned short).
+__device__ __forceinline__ float va_ww_val(float x) { return x; }
+__device__ __forceinline__ float va_ww_val(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;\n" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ float4 va_ww_h4(unsigned lo, unsigned hi) {
+    return make_float4(va_ww_val((unsigned short)(lo & 0xffffu)), va_ww_val((unsigned short)(lo >> 16)),
+                       va_ww_val((unsigned short)(hi & 0xffffu)), va_ww_val((unsigned short)(hi >> 16)));
+}
+__device__ __forceinline__ void va_ww_acc4(float& acc, float4 a, float4 b, bool ip) {
+    if (ip) {
+        acc = fmaf(a.x, b.x, acc);
+        acc = fmaf(a.y, b.y, acc);
+        acc = fmaf(a.z, b.z, acc);
+        acc = fmaf(a.w, b.w, acc);
+    } else {
+        const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
+        acc = fmaf(e0, e0, acc);
+        acc = fmaf(e1, e1, acc);
+        acc = fmaf(e2, e2, acc);
+        acc = fmaf(e3, e3, acc);
+    }
+}
+
+// Whether rows of T, d long, load 16 bytes at a time.
+template <typename T>
+__device__ __forceinline__ bool va_ww_vec(const T* X, int d) {
+    return (d % (16 / (int)sizeof(T))) == 0 && ((((u64)X) & 15) == 0);
+}
+
+// Keys of the `fresh` nodes of s.fnode into s.fkey: teams of `team` lanes,
+// each team scoring G rows at once (their loads in flight together).
+template <int G, typename T>
+__device__ __forceinline__ void va_ww_score(const VaWwShared& s, int fresh, const T* __restrict__ X, int d,
+                                            bool vec, bool ip, int team) {
+    constexpr int W = 16 / (int)sizeof(T);  // values per 16-byte load
+    const int lane = threadIdx.x & 31, teams = 32 / team, tl = lane % team;
+    for (int t0 = 0; t0 < fresh; t0 += G * teams) {
+        const T* x[G];
+        bool live[G];
+        float acc[G];
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            const int t = t0 + g * teams + lane / team;
+            live[g] = t < fresh;
+            x[g] = X + (i64)(live[g] ? s.fnode[t] : 0u) * d;
+            acc[g] = 0.0f;
+        }
+        if (vec) {
+            const float4* q4 = reinterpret_cast<const float4*>(s.q);
+#pragma unroll 2
+            for (int i = tl; i < d / W; i += team) {
+                const float4 a0 = q4[(W / 4) * i];
+                const float4 a1 = W == 8 ? q4[2 * i + 1] : a0;
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    if (!live[g]) continue;
+                    if constexpr (W == 4) {
+                        va_ww_acc4(acc[g], a0, __ldg(reinterpret_cast<const float4*>(x[g]) + i), ip);
+                    } else {
+                        const uint4 r = __ldg(reinterpret_cast<const uint4*>(x[g]) + i);
+                        va_ww_acc4(acc[g], a0, va_ww_h4(r.x, r.y), ip);
+                        va_ww_acc4(acc[g], a1, va_ww_h4(r.z, r.w), ip);
+                    }
+                }
+            }
+        } else {
+            for (int i = tl; i < d; i += team) {
+                const float a = s.q[i];
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    if (!live[g]) continue;
+                    const float b = va_ww_val(__ldg(x[g] + i));
+                    acc[g] = ip ? fmaf(a, b, acc[g]) : fmaf(a - b, a - b, acc[g]);
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            float v = acc[g];
+            for (int o = team / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, team);
+            const int t = t0 + g * teams + lane / team;
+            if (live[g] && tl == 0) s.fkey[t] = ip ? -v : v;
+        }
+    }
+}
+
+// Marks the nodes `cand` (lane's CI entries, VA_GW_NO_NODE for none)
+// visited, scores the new ones and merges them into the list; returns how
+// many were new.
+template <int LI, int CI, typename T>
+__device__ __forceinline__ int va_ww_absorb(const VaWwShared& s, int bits, u64 (&list)[LI], u64 (&res)[LI],
+                                            const u32 (&cand)[CI], int ef, int k, const u64* __restrict__ allowed,
+                                            const T* __restrict__ X, int d, bool vec, bool ip, int team) {
+    const int lane = threadIdx.x & 31;
+    int fresh = 0;
+#pragma unroll
+    for (int c = 0; c < CI; ++c) {
+        const bool add = cand[c] != VA_GW_NO_NODE && va_ww_visit(s.hash, bits, cand[c]);
+        const unsigned m = __ballot_sync(0xffffffffu, add);
+        if (add) s.fnode[fresh + __popc(m & ((1u << lane) - 1))] = cand[c];
+        fresh += __popc(m);
+    }
+    if (fresh == 0) return 0;
+    __syncwarp();
+    va_ww_score<4, T>(s, fresh, X, d, vec, ip, team);
+    __syncwarp();
+    u64 add[CI];
+#pragma unroll
+    for (int c = 0; c < CI; ++c) {
+        const int e = c * 32 + lane;
+        add[c] = e < fresh ? va_gw_item(s.fkey[e], s.fnode[e]) : VA_GW_EMPTY;
+    }
+    __syncwarp();
+    if (allowed) {
+        // The allowed ones, into the results.
+        u64 ok[CI];
+        bool any = false;
+#pragma unroll
+        for (int c = 0; c < CI; ++c) {
+            const u32 node = va_gw_node(add[c]);
+            const bool pass = add[c] != VA_GW_EMPTY && ((allowed[node >> 6] >> (node & 63)) & 1ull);
+            ok[c] = pass ? add[c] : VA_GW_EMPTY;
+            any |= pass;
+        }
+        if (__any_sync(0xffffffffu, any)) {
+            va_ww_sort<CI>(ok);
+            va_ww_merge_into<LI, CI>(res, ok, k);
+        }
+    }
+    va_ww_sort<CI>(add);
+    va_ww_merge_into<LI, CI>(list, add, ef);
+    return fresh;
+}
+
+// Clears a warp's hash and marks the lists' nodes again; how many are in.
+template <int LI>
+__device__ __forceinline__ int va_ww_reset(const VaWwShared& s, int bits, const u64 (&list)[LI],
+                                           const u64 (&res)[LI]) {
+    const int lane = threadIdx.x & 31;
+    for (int i = lane; i < (1 << bits); i += 32) s.hash[i] = VA_GW_NO_NODE;
+    __syncwarp();
+    int in = 0;
+#pragma unroll
+    for (int j = 0; j < LI; ++j) {
+        const bool add = list[j] != VA_GW_EMPTY && va_ww_visit(s.hash, bits, va_gw_node(list[j]));
+        in += __popc(__ballot_sync(0xffffffffu, add));
+        const bool kept = res[j] != VA_GW_EMPTY && va_ww_visit(s.hash, bits, va_gw_node(res[j]));
+        in += __popc(__ballot_sync(0xffffffffu, kept));
+    }
+    __syncwarp();
+    return in;
+}
+
+// One level's walk, a warp per query; arguments as graph_walk's. Shared memory per warp: `wbytes` (a multiple of 16).
+template <int LI, int CI, typename T>
+__device__ __forceinline__ void va_ww_walk(const float* __restrict__ Q, int d, const T* __restrict__ X, int n,
+                                           const u32* __restrict__ links, int degree,
+                                           const u32* __restrict__ starts, int ns, const u32* __restrict__ parts,
+                                           int np, int q_offset, int m, int ef, int ip_flag,
+                                           const u64* __restrict__ allowed, int hash_bits,
+                                           int team, int max_iters, const u32* __restrict__ map,
+                                           float* __restrict__ out_keys, u32* __restrict__ out_nodes, int kout,
+                                           int wbytes) {
+    extern __shared__ __align__(16) unsigned char va_ww_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int qi = blockIdx.x * VA_WW_WARPS + warp;
+    if (qi >= m) return;
+    const bool ip = ip_flag != 0;
+    VaWwShared s;
+    {
+        unsigned char* base = va_ww_smem + (i64)warp * wbytes;
+        s.q = reinterpret_cast<float*>(base);
+        s.hash = reinterpret_cast<u32*>(base + 4 * ((d + 3) & ~3));
+        s.fnode = s.hash + (1 << hash_bits);
+        s.fkey = reinterpret_cast<float*>(s.fnode + 32 * CI);
+    }
+    const float* qg = Q + (i64)qi * d;
+    for (int i = lane; i < d; i += 32) s.q[i] = qg[i];
+    for (int i = lane; i < (1 << hash_bits); i += 32) s.hash[i] = VA_GW_NO_NODE;
+    const bool vec = va_ww_vec(X, d);
+    __syncwarp();
+    u64 list[LI], res[LI];
+#pragma unroll
+    for (int j = 0; j < LI; ++j) list[j] = res[j] = VA_GW_EMPTY;
+    int inserted = 0;
+    const int half = (1 << hash_bits) / 2;
+    // Starts: per-query nodes (or the spread ones), then the parts.
+    const int root = (int)sqrt((double)n) / 2;
+    const int count = ns > 0 ? 0 : min(n, max(16, min(256, root)));
+    const int step = count > 0 ? n / count : 1;
+    const u64 mixed = ((u64)(qi + q_offset) * 0x9E3779B9ull) >> 7;
+    const int shift = (int)(mixed % (u64)max(step, 1));
+    const int first = ns > 0 ? ns : count;
+    const int total = first + np;
+    for (int c0 = 0; c0 < total; c0 += 32 * CI) {
+        u32 cand[CI];
+#pragma unroll
+        for (int c = 0; c < CI; ++c) {
+            const int at = c0 + c * 32 + lane;
+            u32 node = VA_GW_NO_NODE;
+            if (at < total) {
+                if (at >= first) node = parts[at - first];
+                else if (ns > 0) node = starts[(i64)qi * ns + at];
+                else node = (u32)(at * step + shift);
+            }
+            cand[c] = node;
+        }
+        inserted += va_ww_absorb<LI, CI, T>(s, hash_bits, list, res, cand, ef, kout, allowed, X, d, vec, ip, team);
+        if (inserted > half) inserted = va_ww_reset<LI>(s, hash_bits, list, res);
+    }
+    for (int it = 0; it < max_iters; ++it) {
+        // The best unexpanded item: its register and lane.
+        int pj = -1, pl = 0;
+#pragma unroll
+        for (int j = 0; j < LI; ++j) {
+            const bool open = list[j] != VA_GW_EMPTY && !(list[j] & 1ull);
+            const unsigned mk = __ballot_sync(0xffffffffu, open);
+            if (pj < 0 && mk) {
+                pj = j;
+                pl = __ffs(mk) - 1;
+            }
+        }
+        if (pj < 0) break;
+        u64 picked = 0;
+#pragma unroll
+        for (int j = 0; j < LI; ++j)
+            if (j == pj) {
+                picked = list[j];
+                if (lane == pl) list[j] |= 1ull;
+            }
+        const u32 node = va_gw_node(__shfl_sync(0xffffffffu, picked, pl));
+        u32 cand[CI];
+#pragma unroll
+        for (int c = 0; c < CI; ++c) {
+            const int t = c * 32 + lane;
+            cand[c] = t < degree ? __ldg(links + (i64)node * degree + t) : VA_GW_NO_NODE;
+        }
+        inserted += va_ww_absorb<LI, CI, T>(s, hash_bits, list, res, cand, ef, kout, allowed, X, d, vec, ip, team);
+        if (inserted > half) inserted = va_ww_reset<LI>(s, hash_bits, list, res);
+    }
+#pragma unroll
+    for (int j = 0; j < LI; ++j) {
+        const int e = j * 32 + lane;
+        if (e >= kout) continue;
+        const u64 best = allowed ? res[j] : list[j];
+        float key = va_nan();
+        u32 node = VA_GW_NO_NODE;
+        if (best != VA_GW_EMPTY) {
+            key = va_gw_key(best);
+            node = va_gw_node(best);
+            if (map) node = map[node];
+        }
+        out_keys[(i64)qi * kout + e] = key;
+        out_nodes[(i64)qi * kout + e] = node;
+    }
+}
+
+#define VA_WW_KERNEL(NAME, T, LI, CI)                                                                            \
+    extern "C" __global__ void __launch_bounds__(32 * VA_WW_WARPS)                                               \
+        NAME(const float* __restrict__ Q, int d, const T* __restrict__ X, int n, const u32* __restrict__ links,   \
+             int degree, const u32* __restrict__ starts, int ns, const u32* __restrict__ parts, int np,           \
+             int q_offset, int m, int ef, int ip_flag, const u64* __restrict__ allowed, int hash_bits, int team,  \
+             int max_iters, const u32* __restrict__ map, float* __restrict__ out_keys, u32* __restrict__ out_nodes, \
+             int kout, int wbytes) {                                                                              \
+        va_ww_walk<LI, CI, T>(Q, d, X, n, links, degree, starts, ns, parts, np, q_offset, m, ef, ip_flag,        \
+                              allowed, hash_bits, team, max_iters, map, out_keys, out_nodes, kout, wbytes);       \
+    }
+
+VA_WW_KERNEL(graph_walk_warp_1_1, float, 1, 1)
+VA_WW_KERNEL(graph_walk_warp_2_1, float, 2, 1)
+VA_WW_KERNEL(graph_walk_warp_4_1, float, 4, 1)
+VA_WW_KERNEL(graph_walk_warp_8_1, float, 8, 1)
+VA_WW_KERNEL(graph_walk_warp_1_2, float, 1, 2)
+VA_WW_KERNEL(graph_walk_warp_2_2, float, 2, 2)
+VA_WW_KERNEL(graph_walk_warp_4_2, float, 4, 2)
+VA_WW_KERNEL(graph_walk_warp_8_2, float, 8, 2)
+VA_WW_KERNEL(graph_walk_warp_h_1_1, unsigned short, 1, 1)
+VA_WW_KERNEL(graph_walk_warp_h_2_1, unsigned short, 2, 1)
+VA_WW_KERNEL(graph_walk_warp_h_4_1, unsigned short, 4, 1)
+VA_WW_KERNEL(graph_walk_warp_h_8_1, unsigned short, 8, 1)
+VA_WW_KERNEL(graph_walk_warp_h_1_2, unsigned short, 1, 2)
+VA_WW_KERNEL(graph_walk_warp_h_2_2, unsigned short, 2, 2)
+VA_WW_KERNEL(graph_walk_warp_h_4_2, unsigned short, 4, 2)
+VA_WW_KERNEL(graph_walk_warp_h_8_2, unsigned short, 8, 2)
+
+// The exact keys (fp32 rows X) of each query's `ef` candidates (nodes, a
+// prefix of them valid, VA_GW_NO_NODE after), sorted: the best `k` keys
+// and nodes out (NaN and VA_GW_NO_NODE past those found). A warp per
+// query; shared memory per warp `wbytes`: the query, then 32 * LI nodes
+// and keys.
+template <int LI>
+__device__ __forceinline__ void va_ww_refine(const float* __restrict__ Q, int d, const float* __restrict__ X,
+                                             const u32* __restrict__ nodes, int ef, int m, int ip_flag, int team,
+                                             float* __restrict__ out_keys, u32* __restrict__ out_nodes, int k,
+                                             int wbytes) {
+    extern __shared__ __align__(16) unsigned char va_wr_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int qi = blockIdx.x * VA_WW_WARPS + warp;
+    if (qi >= m) return;
+    VaWwShared s;
+    unsigned char* base = va_wr_smem + (i64)warp * wbytes;
+    s.q = reinterpret_cast<float*>(base);
+    s.hash = nullptr;
+    s.fnode = reinterpret_cast<u32*>(base + 4 * ((d + 3) & ~3));
+    s.fkey = reinterpret_cast<float*>(s.fnode + 32 * LI);
+    for (int i = lane; i < d; i += 32) s.q[i] = Q[(i64)qi * d + i];
+    int valid = 0;
+    for (int e0 = 0; e0 < ef; e0 += 32) {
+        const int e = e0 + lane;
+        const u32 node = e < ef ? nodes[(i64)qi * ef + e] : VA_GW_NO_NODE;
+        s.fnode[e] = node;
+        valid += __popc(__ballot_sync(0xffffffffu, node != VA_GW_NO_NODE));
+    }
+    __syncwarp();
+    va_ww_score<4, float>(s, valid, X, d, va_ww_vec(X, d), ip_flag != 0, team);
+    __syncwarp();
+    u64 best[LI];
+#pragma unroll
+    for (int j = 0; j < LI; ++j) {
+        const int e = j * 32 + lane;
+        best[j] = e < valid ? va_gw_item(s.fkey[e], s.fnode[e]) : VA_GW_EMPTY;
+    }
+    va_ww_sort<LI>(best);
+#pragma unroll
+    for (int j = 0; j < LI; ++j) {
+        const int e = j * 32 + lane;
+        if (e >= k) continue;
+        const bool have = best[j] != VA_GW_EMPTY;
+        out_keys[(i64)qi * k + e] = have ? va_gw_key(best[j]) : va_nan();
+        out_nodes[(i64)qi * k + e] = have ? va_gw_node(best[j]) : VA_GW_NO_NODE;
+    }
+}
+
+#define VA_WR_KERNEL(LI)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(32 * VA_WW_WARPS) graph_refine_##LI(                           \
+        const float* __restrict__ Q, int d, const float* __restrict__ X, const u32* __restrict__ nodes, int ef,  \
+        int m, int ip_flag, int team, float* __restrict__ out_keys, u32* __restrict__ out_nodes, int k,          \
+        int wbytes) {                                                                                            \
+        va_ww_refine<LI>(Q, d, X, nodes, ef, m, ip_flag, team, out_keys, out_nodes, k, wbytes);                  \
+    }
+
+VA_WR_KERNEL(1)
+VA_WR_KERNEL(2)
+VA_WR_KERNEL(4)
+VA_WR_KERNEL(8)

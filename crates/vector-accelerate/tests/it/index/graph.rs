@@ -7,7 +7,7 @@ use crate::common::{
     assert_close_neighbors, clustered, cuda, for_each_backend, gaussian, rng, seed,
 };
 use vector_accelerate::index::{IdSelector, Index, SearchParams};
-use vector_accelerate::{Context, Error, Matrix, Metric, Neighbors, MISSING_ID};
+use vector_accelerate::{Context, Error, Matrix, Metric, Neighbors, Precision, MISSING_ID};
 
 #[test]
 fn graph_recall_grows_with_ef_and_distances_are_exact() {
@@ -79,7 +79,9 @@ fn cuda_walk_agrees_with_the_host_walk() {
         (4_500, 7, "Graph2"),
     ] {
         let base = clustered(&mut r, n, dim, 40, 0.5);
-        let q = clustered(&mut r, 97, dim, 40, 0.5);
+        // 97 queries walk a block each; 4,201 a warp each.
+        let small = clustered(&mut r, 97, dim, 40, 0.5);
+        let large = clustered(&mut r, 4_201, dim, 40, 0.5);
         let ids: Vec<u64> = (0..n as u64).map(|i| 5 * i + 1).collect();
         for m in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
             let label = format!("seed {s} {n} x {dim} {factory} {m}");
@@ -87,12 +89,17 @@ fn cuda_walk_agrees_with_the_host_walk() {
             host.save(&path).unwrap();
             let dev = Index::load(&gpu, &path).unwrap();
             let flat = build(&cpu, "Flat", &base, &ids, m);
-            // ef 600 is past the kernel's list: the host walks it.
-            for (k, ef) in [(1, 16), (10, 64), (10, 512), (50, 50), (10, 600)] {
+            // ef 600 is past the kernels' lists: the host walks it; ef 512
+            // is past the warp walk's.
+            let cases = [(1, 16), (10, 64), (10, 512), (50, 50), (10, 600)];
+            let batches = cases.iter().map(|&c| (&small, c));
+            let batches = batches.chain([(1, 16), (10, 64), (50, 50)].map(|c| (&large, c)));
+            for (q, (k, ef)) in batches {
+                let label = format!("{label} {} queries", q.rows());
                 let p = SearchParams::default().with_ef(ef);
-                let a = host.search(&q, k, &p).unwrap();
-                let b = dev.search(&q, k, &p).unwrap();
-                let want = flat.search(&q, k, &p).unwrap();
+                let a = host.search(q, k, &p).unwrap();
+                let b = dev.search(q, k, &p).unwrap();
+                let want = flat.search(q, k, &p).unwrap();
                 let (ra, rb) = (recall(&a, &want), recall(&b, &want));
                 assert!(
                     rb >= ra - 0.03,
@@ -103,19 +110,35 @@ fn cuda_walk_agrees_with_the_host_walk() {
                     "{label} k {k} ef {ef}: {}",
                     recall(&b, &a)
                 );
-                check_exact(&label, m, &q, &base, &b);
+                check_exact(&label, m, q, &base, &b);
+                // The f16 walk (warp walks) re-scores in fp32: exact
+                // distances, recall about the fp32 walk's.
+                let h = dev.search(q, k, &p.with_precision(Precision::F16)).unwrap();
+                let rh = recall(&h, &want);
+                assert!(rh >= rb - 0.03, "{label} k {k} ef {ef}: f16 {rh} fp32 {rb}");
+                check_exact(&label, m, q, &base, &h);
             }
-            // A filter passing two thirds: only allowed ids, as many found.
-            let sel = IdSelector::from_fn(|id| id % 3 != 0);
-            let p = SearchParams::default().with_filter(&sel).with_ef(128);
-            let a = host.search(&q, 10, &p).unwrap();
-            let b = dev.search(&q, 10, &p).unwrap();
-            assert!(b.ids().iter().all(|&i| i % 3 != 0), "{label} filtered");
-            let kept: Vec<usize> = (0..n).filter(|&i| !ids[i].is_multiple_of(3)).collect();
-            let want = exact_over(&cpu, &q, &base, &kept, &ids, 10, m);
-            let (ra, rb) = (recall(&a, &want), recall(&b, &want));
-            assert!(rb >= ra - 0.03, "{label} filtered: cuda {rb} host {ra}");
-            check_exact(&label, m, &q, &base, &b);
+            // Filtered walks of both kernels.
+            for q in [&small, &large] {
+                // A filter passing two thirds: only allowed ids, as many found.
+                let sel = IdSelector::from_fn(|id| id % 3 != 0);
+                let p = SearchParams::default().with_filter(&sel).with_ef(128);
+                let a = host.search(q, 10, &p).unwrap();
+                let b = dev.search(q, 10, &p).unwrap();
+                assert!(b.ids().iter().all(|&i| i % 3 != 0), "{label} filtered");
+                let kept: Vec<usize> = (0..n).filter(|&i| !ids[i].is_multiple_of(3)).collect();
+                let want = exact_over(&cpu, q, &base, &kept, &ids, 10, m);
+                let (ra, rb) = (recall(&a, &want), recall(&b, &want));
+                assert!(rb >= ra - 0.03, "{label} filtered: cuda {rb} host {ra}");
+                check_exact(&label, m, q, &base, &b);
+                let h = dev
+                    .search(q, 10, &p.with_precision(Precision::F16))
+                    .unwrap();
+                assert!(h.ids().iter().all(|&i| i % 3 != 0), "{label} filtered f16");
+                let rh = recall(&h, &want);
+                assert!(rh >= rb - 0.03, "{label} filtered: f16 {rh} fp32 {rb}");
+                check_exact(&label, m, q, &base, &h);
+            }
         }
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -357,4 +380,31 @@ fn a_graph_build_reports_its_stages_in_order() {
         flat.set_build_progress(|p| panic!("a flat index reported {p:?}"));
         flat.add(&base).unwrap();
     });
+}
+
+#[test]
+fn an_f16_walk_of_rows_past_the_f16_range_walks_in_fp32() {
+    let Some(gpu) = cuda() else {
+        eprintln!("skip: an_f16_walk_of_rows_past_the_f16_range_walks_in_fp32 needs a GPU");
+        return;
+    };
+    eprintln!("[cuda] an_f16_walk_of_rows_past_the_f16_range_walks_in_fp32");
+    let s = seed();
+    let mut r = rng(s);
+    let mut base = clustered(&mut r, 3_001, 16, 20, 0.5);
+    // Enough queries for the warp walk, which walks f16 rows.
+    let q = clustered(&mut r, 4_200, 16, 20, 0.5);
+    // One value past 65504: f16 copies would turn it into infinity.
+    let mut v = base.as_slice().to_vec();
+    v[5] = 1.0e5;
+    base = Matrix::new(v, 16).unwrap();
+    let ids: Vec<u64> = (0..3_001).collect();
+    let index = build(&gpu, "Graph8", &base, &ids, Metric::L2);
+    let p = SearchParams::default().with_ef(48);
+    let a = index.search(&q, 10, &p).unwrap();
+    let b = index
+        .search(&q, 10, &p.with_precision(Precision::F16))
+        .unwrap();
+    assert_eq!(a.ids(), b.ids(), "seed {s}");
+    assert_eq!(a.distances(), b.distances(), "seed {s}");
 }
