@@ -51,3 +51,16 @@ pub fn assign_hinted(
         distances,
     })
 }
+
+/// A graph's pruning of the k-NN lists `knn` (`n x wide`, best first,
+/// `u32::MAX` padded) to `degree` neighbours per node: (the host's, the
+/// context backend's where it has its own).
+pub fn graph_prune(
+    ctx: &Context,
+    knn: &[u32],
+    n: usize,
+    (wide, degree): (usize, usize),
+) -> Result<(Vec<u32>, Option<Vec<u32>>)> {
+    let host = crate::index::graph::prune(knn, n, (wide, degree));
+    Ok((host, ctx.backend().graph_prune(knn, n, wide, degree)?))
+}

@@ -139,6 +139,20 @@ impl Shape {
 }
 
 impl GraphBackend for Arc<CudaDevice> {
+    fn graph_prune(
+        &self,
+        knn: &[u32],
+        n: usize,
+        wide: usize,
+        degree: usize,
+    ) -> Result<Option<Vec<u32>>> {
+        if wide == 0 || wide > 256 || n == 0 || n >= (1 << 31) - 1 {
+            return Ok(None);
+        }
+        let _g = self.lock();
+        prune(self, knn, n, (wide, degree)).map(Some)
+    }
+
     fn graph_walk(&self, job: GraphWalkJob<'_>) -> Result<Option<Walked>> {
         if !takes(&job) {
             return Ok(None);
@@ -509,4 +523,47 @@ fn launch(
     // m x kout; the shared memory is the shape's.
     unsafe { b.launch(cfg) }.map_err(cu("graph_walk launch"))?;
     Ok(())
+}
+
+/// The detour-count pruning of `graph_prune_R` (a warp per node).
+fn prune(
+    dev: &CudaDevice,
+    knn: &[u32],
+    n: usize,
+    (wide, degree): (usize, usize),
+) -> Result<Vec<u32>> {
+    let regs = wide.div_ceil(32).next_power_of_two();
+    let f = dev.func(MODULE, &format!("graph_prune_{regs}"))?;
+    let slots = (2 * wide).next_power_of_two().max(32);
+    let block_bytes = 4 * (2 * slots + wide) * WARP_QUERIES;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        block_bytes as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let lists = upload_slice(dev, knn)?;
+    let mut out = dev.alloc::<u32>(n * degree)?;
+    let (n32, w32, d32, s32) = (n as i32, wide as i32, degree as i32, slots as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&lists)
+        .arg(&n32)
+        .arg(&w32)
+        .arg(&d32)
+        .arg(&s32)
+        .arg(&mut out);
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(WARP_QUERIES) as u32, 1, 1),
+        block_dim: (32 * WARP_QUERIES as u32, 1, 1),
+        shared_mem_bytes: block_bytes as u32,
+    };
+    // SAFETY: lists is n x wide (nodes below n or VA_GW_NO_NODE), out
+    // n x degree; wide <= 32 * regs; the shared memory is WARP_QUERIES
+    // warps' tables (slots keys and ranks) and counts (wide).
+    unsafe { b.launch(cfg) }.map_err(cu("graph_prune launch"))?;
+    let picked = dev
+        .stream
+        .clone_dtoh(&out)
+        .map_err(cu("download (cuMemcpyDtoH)"))?;
+    dev.sync()?;
+    Ok(picked)
 }

@@ -108,7 +108,10 @@ impl Graph {
         };
         trace::mark("knn", || ());
         report.at(BuildStage::Pruning, 0, n);
-        let pruned = prune(&knn, n, (wide, degree));
+        let pruned = match ctx.backend().graph_prune(&knn, n, wide, degree)? {
+            Some(p) => p,
+            None => prune(&knn, n, (wide, degree)),
+        };
         trace::mark("prune", || ());
         report.at(BuildStage::ReverseEdges, 0, n);
         let links = with_reverse(&pruned, n, degree);
@@ -417,7 +420,7 @@ fn neighbour_lists(
 /// Each node's `degree` neighbours of fewest detours (ties by rank): a
 /// neighbour `y` at rank `j` has a detour through `z` at rank `i` when `y`
 /// is among `z`'s first `j` neighbours and `i < j`.
-fn prune(knn: &[u32], n: usize, (wide, degree): (usize, usize)) -> Vec<u32> {
+pub(crate) fn prune(knn: &[u32], n: usize, (wide, degree): (usize, usize)) -> Vec<u32> {
     let mut out = vec![NO_NODE; n * degree];
     if wide == 0 {
         return out;

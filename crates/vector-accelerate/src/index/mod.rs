@@ -30,7 +30,7 @@ mod durable;
 mod exact;
 mod factory;
 mod file;
-mod graph;
+pub(crate) mod graph;
 mod ids;
 mod ivf;
 mod params;

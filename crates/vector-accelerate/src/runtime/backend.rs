@@ -390,6 +390,20 @@ pub(crate) struct Walked {
 pub(crate) trait GraphBackend {
     /// The job's walks, or `None` where the backend has none for it.
     fn graph_walk(&self, job: GraphWalkJob<'_>) -> Result<Option<Walked>>;
+    /// Each of the `n` nodes' `degree` neighbours of fewest detours among
+    /// its `wide` k-NN (`knn`, `n x wide`, best first, `u32::MAX` padded),
+    /// as the index's host pruning picks them, or `None` where the backend
+    /// has no pruning of its own.
+    fn graph_prune(
+        &self,
+        knn: &[u32],
+        n: usize,
+        wide: usize,
+        degree: usize,
+    ) -> Result<Option<Vec<u32>>> {
+        let _ = (knn, n, wide, degree);
+        Ok(None)
+    }
 }
 
 /// Descriptive statistics and quantiles.

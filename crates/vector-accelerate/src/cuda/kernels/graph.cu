@@ -744,3 +744,95 @@ VA_WR_KERNEL(1)
 VA_WR_KERNEL(2)
 VA_WR_KERNEL(4)
 VA_WR_KERNEL(8)
+
+// ---------------------------------------------------------------------------
+// Pruning of a k-NN graph by detour counts (index/graph.rs `prune`, the
+// same result): a warp per node x, its `wide` neighbours (best first,
+// VA_GW_NO_NODE padded) in a shared hash of (node, first rank); a
+// neighbour y at rank j has a detour through z at rank i when y is at rank
+// r of z's list and max(i, r) < j. The `degree` neighbours of fewest
+// detours (ties by rank) out, VA_GW_NO_NODE padded. Shared memory per warp:
+// `slots` keys, `slots` ranks and `wide` counts (u32 each).
+template <int R>
+__device__ __forceinline__ void va_gp_prune(const u32* __restrict__ knn, int n, int wide, int degree, int slots,
+                                            u32* __restrict__ out) {
+    extern __shared__ __align__(16) unsigned char va_gp_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const i64 x = (i64)blockIdx.x * VA_WW_WARPS + warp;
+    if (x >= n) return;
+    u32* key = reinterpret_cast<u32*>(va_gp_smem) + (i64)warp * (2 * slots + wide);
+    u32* rank = key + slots;
+    u32* detours = rank + slots;
+    const u32* mine = knn + x * wide;
+    const int bits = __ffs(slots) - 1;
+    for (int i = lane; i < slots; i += 32) {
+        key[i] = VA_GW_NO_NODE;
+        rank[i] = VA_GW_NO_NODE;
+    }
+    for (int j = lane; j < wide; j += 32) detours[j] = 0;
+    __syncwarp();
+    for (int j = lane; j < wide; j += 32) {
+        const u32 y = mine[j];
+        if (y == VA_GW_NO_NODE) continue;
+        u32 h = (y * 0x9E3779B1u) >> (32 - bits);
+        while (true) {
+            const u32 old = atomicCAS(key + h, VA_GW_NO_NODE, y);
+            if (old == VA_GW_NO_NODE || old == y) break;
+            h = (h + 1) & (slots - 1);
+        }
+        atomicMin(rank + h, (u32)j);
+    }
+    __syncwarp();
+    for (int i = 0; i < wide; ++i) {
+        const u32 z = mine[i];
+        if (z == VA_GW_NO_NODE) continue;
+        const u32* theirs = knn + (i64)z * wide;
+        for (int r = lane; r < wide; r += 32) {
+            const u32 y = __ldg(theirs + r);
+            if (y == VA_GW_NO_NODE) continue;
+            u32 h = (y * 0x9E3779B1u) >> (32 - bits);
+            u32 j = VA_GW_NO_NODE;
+            while (key[h] != VA_GW_NO_NODE) {
+                if (key[h] == y) {
+                    j = rank[h];
+                    break;
+                }
+                h = (h + 1) & (slots - 1);
+            }
+            if (j != VA_GW_NO_NODE && (u32)max(i, r) < j) atomicAdd(detours + j, 1u);
+        }
+    }
+    __syncwarp();
+    // Each listed node once (its first rank), by (detours, rank).
+    u64 items[R];
+#pragma unroll
+    for (int c = 0; c < R; ++c) {
+        const int j = c * 32 + lane;
+        u64 item = VA_GW_EMPTY;
+        if (j < wide && mine[j] != VA_GW_NO_NODE) {
+            const u32 y = mine[j];
+            u32 h = (y * 0x9E3779B1u) >> (32 - bits);
+            while (key[h] != y) h = (h + 1) & (slots - 1);
+            if (rank[h] == (u32)j) item = ((u64)detours[j] << 32) | (u64)j;
+        }
+        items[c] = item;
+    }
+    va_ww_sort<R>(items);
+#pragma unroll
+    for (int c = 0; c < R; ++c) {
+        const int e = c * 32 + lane;
+        if (e < degree) out[x * degree + e] = items[c] == VA_GW_EMPTY ? VA_GW_NO_NODE : mine[(u32)items[c]];
+    }
+    for (int e = 32 * R + lane; e < degree; e += 32) out[x * degree + e] = VA_GW_NO_NODE;
+}
+
+#define VA_GP_KERNEL(R)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * VA_WW_WARPS)                                               \
+        graph_prune_##R(const u32* __restrict__ knn, int n, int wide, int degree, int slots, u32* __restrict__ out) { \
+        va_gp_prune<R>(knn, n, wide, degree, slots, out);                                                        \
+    }
+
+VA_GP_KERNEL(1)
+VA_GP_KERNEL(2)
+VA_GP_KERNEL(4)
+VA_GP_KERNEL(8)

@@ -408,3 +408,40 @@ fn an_f16_walk_of_rows_past_the_f16_range_walks_in_fp32() {
     assert_eq!(a.ids(), b.ids(), "seed {s}");
     assert_eq!(a.distances(), b.distances(), "seed {s}");
 }
+
+#[test]
+fn the_backends_prune_k_nn_lists_alike() {
+    use rand::Rng;
+    let s = seed();
+    for_each_backend("index graph prune", |ctx| {
+        let mut r = rng(s);
+        // Lists of 1 to 256 (the kernel's largest), not multiples of 32,
+        // with gaps, fewer nodes than slots, and degrees past the width.
+        for (n, wide, degree) in [
+            (1, 1, 1),
+            (7, 3, 5),
+            (97, 31, 16),
+            (1_009, 33, 16),
+            (2_003, 64, 32),
+            (301, 100, 50),
+            (509, 256, 128),
+        ] {
+            let mut knn = vec![u32::MAX; n * wide];
+            for x in 0..n {
+                let mut seen = std::collections::HashSet::new();
+                for j in 0..wide {
+                    let y = r.random_range(0..n as u32);
+                    if r.random_range(0..10) != 0 && y as usize != x && seen.insert(y) {
+                        knn[x * wide + j] = y;
+                    }
+                }
+            }
+            let (host, dev) =
+                vector_accelerate::debug::graph_prune(ctx, &knn, n, (wide, degree)).unwrap();
+            if let Some(dev) = dev {
+                eprintln!("[cuda] the_backends_prune_k_nn_lists_alike {n} x {wide}");
+                assert_eq!(host, dev, "seed {s} {n} x {wide} to {degree}");
+            }
+        }
+    });
+}
