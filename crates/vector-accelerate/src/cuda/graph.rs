@@ -526,6 +526,7 @@ fn launch(
 }
 
 /// The detour-count pruning of `graph_prune_R` (a warp per node).
+#[cfg_attr(not(feature = "debug-hooks"), allow(dead_code))]
 fn prune(
     dev: &CudaDevice,
     knn: &[u32],

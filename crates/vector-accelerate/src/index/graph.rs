@@ -108,10 +108,9 @@ impl Graph {
         };
         trace::mark("knn", || ());
         report.at(BuildStage::Pruning, 0, n);
-        let pruned = match ctx.backend().graph_prune(&knn, n, wide, degree)? {
-            Some(p) => p,
-            None => prune(&knn, n, (wide, degree)),
-        };
+        // (The CUDA pruning, `GraphBackend::graph_prune`, serves builds
+        // once the GPU suite has checked it against this one.)
+        let pruned = prune(&knn, n, (wide, degree));
         trace::mark("prune", || ());
         report.at(BuildStage::ReverseEdges, 0, n);
         let links = with_reverse(&pruned, n, degree);
