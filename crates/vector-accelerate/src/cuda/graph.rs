@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 use half::f16;
 use rayon::prelude::*;
@@ -359,13 +359,7 @@ fn launch_warp(
         "graph_walk_warp_{rows}{}_{}",
         shape.list_regs, shape.nb_regs
     );
-    let f = dev.func(MODULE, &name)?;
-    let block_bytes = shape.bytes * WARP_QUERIES;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        block_bytes as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
+    let (f, cfg) = warp_kernel(dev, &name, shape.bytes, m)?;
     let null = 0u64;
     let (d, n, degree) = (dim as i32, l.nodes as i32, l.degree as i32);
     let ns = w.starts.map_or(0, |s| s.1) as i32;
@@ -404,11 +398,6 @@ fn launch_warp(
         .arg(&mut *out_nodes)
         .arg(&kout)
         .arg(&wbytes);
-    let cfg = LaunchConfig {
-        grid_dim: (m.div_ceil(WARP_QUERIES) as u32, 1, 1),
-        block_dim: (32 * WARP_QUERIES as u32, 1, 1),
-        shared_mem_bytes: block_bytes as u32,
-    };
     // SAFETY: as `launch`'s; the shared memory is `WARP_QUERIES` warps'
     // shapes, and warps past the m queries return at once.
     unsafe { b.launch(cfg) }.map_err(cu("graph_walk_warp launch"))?;
@@ -425,14 +414,8 @@ fn launch_refine(
     k: usize,
 ) -> Result<(CudaSlice<f32>, CudaSlice<u32>)> {
     let list_regs = w.ef.div_ceil(32).max(1).next_power_of_two();
-    let f = dev.func(MODULE, &format!("graph_refine_{list_regs}"))?;
     let wbytes = 4 * dim.next_multiple_of(4) + 8 * 32 * list_regs;
-    let block_bytes = wbytes * WARP_QUERIES;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        block_bytes as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
+    let (f, cfg) = warp_kernel(dev, &format!("graph_refine_{list_regs}"), wbytes, m)?;
     let mut keys = dev.alloc::<f32>(m * k)?;
     let mut out = dev.alloc::<u32>(m * k)?;
     let (d, ef, queries, ip) = (dim as i32, w.ef as i32, m as i32, w.ip as i32);
@@ -442,17 +425,35 @@ fn launch_refine(
     b.arg(q).arg(&d).arg(&w.level.rows).arg(nodes).arg(&ef);
     b.arg(&queries).arg(&ip).arg(&team);
     b.arg(&mut keys).arg(&mut out).arg(&k32).arg(&wb);
-    let cfg = LaunchConfig {
-        grid_dim: (m.div_ceil(WARP_QUERIES) as u32, 1, 1),
-        block_dim: (32 * WARP_QUERIES as u32, 1, 1),
-        shared_mem_bytes: block_bytes as u32,
-    };
     // SAFETY: q is m x dim, the level's fp32 rows n x dim, nodes m x ef
     // (below n or VA_GW_NO_NODE), outputs m x k (k <= ef <= 32 *
     // list_regs); the shared memory is WARP_QUERIES warps' queries, nodes
     // and keys.
     unsafe { b.launch(cfg) }.map_err(cu("graph_refine launch"))?;
     Ok((keys, out))
+}
+
+/// A warp-per-item kernel of the module (`VA_WW_WARPS` items per block,
+/// `warp_bytes` of shared memory each) and its launch over `items`.
+fn warp_kernel(
+    dev: &CudaDevice,
+    name: &str,
+    warp_bytes: usize,
+    items: usize,
+) -> Result<(CudaFunction, LaunchConfig)> {
+    let f = dev.func(MODULE, name)?;
+    let block_bytes = warp_bytes * WARP_QUERIES;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        block_bytes as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    let cfg = LaunchConfig {
+        grid_dim: (items.div_ceil(WARP_QUERIES) as u32, 1, 1),
+        block_dim: (32 * WARP_QUERIES as u32, 1, 1),
+        shared_mem_bytes: block_bytes as u32,
+    };
+    Ok((f, cfg))
 }
 
 /// Lanes that score one row together (each scores four rows at once): 8
@@ -534,14 +535,9 @@ fn prune(
     (wide, degree): (usize, usize),
 ) -> Result<Vec<u32>> {
     let regs = wide.div_ceil(32).next_power_of_two();
-    let f = dev.func(MODULE, &format!("graph_prune_{regs}"))?;
     let slots = (2 * wide).next_power_of_two().max(32);
-    let block_bytes = 4 * (2 * slots + wide) * WARP_QUERIES;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        block_bytes as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
+    let warp_bytes = 4 * (2 * slots + wide);
+    let (f, cfg) = warp_kernel(dev, &format!("graph_prune_{regs}"), warp_bytes, n)?;
     let lists = upload_slice(dev, knn)?;
     let mut out = dev.alloc::<u32>(n * degree)?;
     let (n32, w32, d32, s32) = (n as i32, wide as i32, degree as i32, slots as i32);
@@ -552,11 +548,6 @@ fn prune(
         .arg(&d32)
         .arg(&s32)
         .arg(&mut out);
-    let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(WARP_QUERIES) as u32, 1, 1),
-        block_dim: (32 * WARP_QUERIES as u32, 1, 1),
-        shared_mem_bytes: block_bytes as u32,
-    };
     // SAFETY: lists is n x wide (nodes below n or VA_GW_NO_NODE), out
     // n x degree; wide <= 32 * regs; the shared memory is WARP_QUERIES
     // warps' tables (slots keys and ranks) and counts (wide).

@@ -31,6 +31,23 @@ __device__ __forceinline__ int va_gw_rank(const u64* a, int len, u64 x) {
     return lo;
 }
 
+// Adds four values' terms of a key to `acc`: products (inner product) or
+// squared differences (L2), in a fixed order.
+__device__ __forceinline__ void va_ww_acc4(float& acc, float4 a, float4 b, bool ip) {
+    if (ip) {
+        acc = fmaf(a.x, b.x, acc);
+        acc = fmaf(a.y, b.y, acc);
+        acc = fmaf(a.z, b.z, acc);
+        acc = fmaf(a.w, b.w, acc);
+    } else {
+        const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
+        acc = fmaf(e0, e0, acc);
+        acc = fmaf(e1, e1, acc);
+        acc = fmaf(e2, e2, acc);
+        acc = fmaf(e3, e3, acc);
+    }
+}
+
 // The key of a row of `x` against the query `q` (shared memory), computed
 // by a team of VA_GW_TEAM lanes (the result is every lane's).
 __device__ __forceinline__ float va_gw_key_of(const float* __restrict__ q, const float* __restrict__ x, int d,
@@ -40,19 +57,7 @@ __device__ __forceinline__ float va_gw_key_of(const float* __restrict__ q, const
         const float4* q4 = reinterpret_cast<const float4*>(q);
         const float4* x4 = reinterpret_cast<const float4*>(x);
         for (int i = lane; i < (d >> 2); i += VA_GW_TEAM) {
-            const float4 a = q4[i], b = __ldg(x4 + i);
-            if (ip) {
-                s = fmaf(a.x, b.x, s);
-                s = fmaf(a.y, b.y, s);
-                s = fmaf(a.z, b.z, s);
-                s = fmaf(a.w, b.w, s);
-            } else {
-                const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
-                s = fmaf(e0, e0, s);
-                s = fmaf(e1, e1, s);
-                s = fmaf(e2, e2, s);
-                s = fmaf(e3, e3, s);
-            }
+            va_ww_acc4(s, q4[i], __ldg(x4 + i), ip);
         }
     } else {
         for (int i = lane; i < d; i += VA_GW_TEAM) {
@@ -406,20 +411,6 @@ __device__ __forceinline__ float va_ww_val(unsigned short h) {
 __device__ __forceinline__ float4 va_ww_h4(unsigned lo, unsigned hi) {
     return make_float4(va_ww_val((unsigned short)(lo & 0xffffu)), va_ww_val((unsigned short)(lo >> 16)),
                        va_ww_val((unsigned short)(hi & 0xffffu)), va_ww_val((unsigned short)(hi >> 16)));
-}
-__device__ __forceinline__ void va_ww_acc4(float& acc, float4 a, float4 b, bool ip) {
-    if (ip) {
-        acc = fmaf(a.x, b.x, acc);
-        acc = fmaf(a.y, b.y, acc);
-        acc = fmaf(a.z, b.z, acc);
-        acc = fmaf(a.w, b.w, acc);
-    } else {
-        const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
-        acc = fmaf(e0, e0, acc);
-        acc = fmaf(e1, e1, acc);
-        acc = fmaf(e2, e2, acc);
-        acc = fmaf(e3, e3, acc);
-    }
 }
 
 // Whether rows of T, d long, load 16 bytes at a time.
