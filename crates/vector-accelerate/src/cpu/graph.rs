@@ -39,15 +39,16 @@ impl GraphBackend for Cpu {
 }
 
 /// Query `qi`'s best `k` allowed bottom nodes, `(raw value, node)`: each
-/// level walked from the best `ef` nodes of the level above (the top one
+/// level walked from the best nodes of the level above (the top one
 /// from spread nodes), and from the level's part starts.
 fn walk(job: &GraphWalkJob<'_>, qi: usize) -> Vec<(f32, u32)> {
     let q = job.queries.row(qi);
     let top = job.levels.len() - 1;
     let mut starts: Vec<u32> = entries(job.levels[top].rows.rows(), qi).collect();
     let ip = job.inner_product;
+    let up = job.upper_ef();
     for level in job.levels[1..].iter().rev() {
-        let found = walk_level(level, q, &starts, (job.ef, job.ef), None, ip);
+        let found = walk_level(level, q, &starts, (up, up), None, ip);
         let below = level.below.expect("an upper level maps its nodes");
         starts = found.iter().map(|&(_, x)| below[x as usize]).collect();
     }

@@ -228,18 +228,20 @@ fn walk_chunk(
         dev,
         &job.queries.as_slice()[rows.start * dim..rows.end * dim],
     )?;
+    trace::mark("walk.stage", || ());
     trace::mark("walk.upload", || drop(dev.sync()));
     let mut starts: Option<CudaSlice<u32>> = None;
+    let up = job.upper_ef();
     for (at, level) in graph.0.iter().enumerate().rev() {
         let bottom = at == 0;
         let mut walk = Walk {
             level,
             half: half.map(|h| &h[at]),
-            starts: starts.as_ref().map(|s| (s, job.ef)),
+            starts: starts.as_ref().map(|s| (s, up)),
             allowed: if bottom { allowed } else { None },
             q_offset: rows.start,
-            ef: job.ef,
-            kout: if bottom { job.k } else { job.ef },
+            ef: if bottom { job.ef } else { up },
+            kout: if bottom { job.k } else { up },
             ip: job.inner_product,
         };
         let warp = WarpShape::new(&walk, dim, m);
@@ -264,12 +266,14 @@ fn walk_chunk(
         });
         if refine {
             (out_keys, out_nodes) = launch_refine(dev, (&q, dim, m), &walk, &out_nodes, job.k)?;
+            trace::mark("walk.refine", || drop(dev.sync()));
         }
         if bottom {
             let download = cu("download (cuMemcpyDtoH)");
             let nodes = dev.stream.clone_dtoh(&out_nodes).map_err(&download)?;
             let keys = dev.stream.clone_dtoh(&out_keys).map_err(&download)?;
             dev.sync()?;
+            trace::mark("walk.download", || ());
             return Ok((nodes, keys));
         }
         starts = Some(out_nodes);
@@ -527,7 +531,6 @@ fn launch(
 }
 
 /// The detour-count pruning of `graph_prune_R` (a warp per node).
-#[cfg_attr(not(feature = "debug-hooks"), allow(dead_code))]
 fn prune(
     dev: &CudaDevice,
     knn: &[u32],

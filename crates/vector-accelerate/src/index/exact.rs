@@ -110,33 +110,50 @@ pub(crate) fn best_of_raw(
     norms: Option<&[f32]>,
     (k, dist): (usize, &Distance),
 ) -> Neighbors {
-    let order = dist.metric.canonical().order();
-    let mut out = Neighbors::missing(cand.rows(), k, order);
-    let (ids, dists) = out.parts_mut();
     let kc = cand.k();
+    let row = |r: usize| {
+        cand.row_ids(r)
+            .iter()
+            .zip(&raw[r * kc..(r + 1) * kc])
+            .filter(|(&id, _)| id != MISSING_ID)
+            .map(|(&id, &v)| (id, v))
+    };
+    best_of_rows(cand.rows(), row, norms, (k, dist))
+}
+
+/// The best `k` of each of `rows` queries' candidates, `row(r)` listing
+/// query `r`'s as `(id, raw value)` ([`best_of_raw`]'s values and order),
+/// in one pass over all cores.
+pub(crate) fn best_of_rows<I: Iterator<Item = (u64, f32)>>(
+    rows: usize,
+    row: impl Fn(usize) -> I + Sync,
+    norms: Option<&[f32]>,
+    (k, dist): (usize, &Distance),
+) -> Neighbors {
+    let order = dist.metric.canonical().order();
+    let mut out = Neighbors::missing(rows, k, order);
+    if k == 0 {
+        return out;
+    }
+    let (ids, dists) = out.parts_mut();
     ids.par_chunks_mut(k)
         .zip(dists.par_chunks_mut(k))
         .enumerate()
-        .for_each(|(r, (ids, dists))| {
+        .for_each_init(Vec::new, |held, (r, (ids, dists))| {
             let qn = norms.map_or(1.0, |n| n[r]);
-            let row = cand
-                .row_ids(r)
-                .iter()
-                .zip(&raw[r * kc..(r + 1) * kc])
-                .filter(|(&id, _)| id != MISSING_ID)
-                .map(|(&id, &v)| {
-                    let d = finish(dist.metric, v, qn);
-                    (sort_key(d, order), id, d)
-                })
-                .collect();
-            write_best(row, ids, dists);
+            held.clear();
+            held.extend(row(r).map(|(id, v)| {
+                let d = finish(dist.metric, v, qn);
+                (sort_key(d, order), id, d)
+            }));
+            write_best(held, ids, dists);
         });
     out
 }
 
 /// The best of `row` (`(sort key, id, value)`), ties by the smaller id,
 /// written into `ids` and `dists` (as many as they hold).
-pub(crate) fn write_best(mut row: Vec<(u32, u64, f32)>, ids: &mut [u64], dists: &mut [f32]) {
+pub(crate) fn write_best(row: &mut [(u32, u64, f32)], ids: &mut [u64], dists: &mut [f32]) {
     row.sort_unstable_by_key(|&(key, id, _)| (key, id));
     for ((&(_, id, d), i), v) in row.iter().zip(ids).zip(dists) {
         *i = id;

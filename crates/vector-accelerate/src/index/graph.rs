@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::coded::CodeSpace;
-use super::exact::best_of_raw;
+use super::exact::best_of_rows;
 use super::ids::SlotSet;
 use super::progress::{BuildStage, Reporter};
 use super::rows::RowBlocks;
@@ -108,9 +108,10 @@ impl Graph {
         };
         trace::mark("knn", || ());
         report.at(BuildStage::Pruning, 0, n);
-        // (The CUDA pruning, `GraphBackend::graph_prune`, serves builds
-        // once the GPU suite has checked it against this one.)
-        let pruned = prune(&knn, n, (wide, degree));
+        let pruned = match ctx.backend().graph_prune(&knn, n, wide, degree)? {
+            Some(pruned) => pruned,
+            None => prune(&knn, n, (wide, degree)),
+        };
         trace::mark("prune", || ());
         report.at(BuildStage::ReverseEdges, 0, n);
         let links = with_reverse(&pruned, n, degree);
@@ -219,26 +220,25 @@ impl Graph {
         let nq = q.rows();
         let allowed_words = allowed.map(SlotSet::words);
         let walked = self.walk(ctx, q, (k, ef.max(k), half), allowed_words)?;
-        let width = walked.width.max(1);
-        let mut ids = vec![MISSING_ID; nq * width];
-        let mut raw = vec![f32::NAN; nq * width];
+        let w = walked.width;
+        // A query's walk lists its nodes best first, then NO_NODE.
+        let found = |r: usize| {
+            let nodes = &walked.nodes[r * w..(r + 1) * w];
+            nodes.iter().take_while(|&&x| x != NO_NODE).count()
+        };
         let want = allowed.map_or(self.nodes(), SlotSet::count).min(k);
-        let mut short = Vec::new();
-        for r in 0..nq {
-            let row = &walked.nodes[r * walked.width..(r + 1) * walked.width];
-            let found = row.iter().take_while(|&&x| x != NO_NODE).count();
-            if found < want {
-                short.push(r);
-            }
-            for j in 0..found {
-                ids[r * width + j] = row[j] as u64;
-                raw[r * width + j] = walked.values[r * walked.width + j];
-            }
-        }
-        let order = dist.metric.canonical().order();
-        let cand = Neighbors::from_parts(nq, width, order, ids, vec![0.0; nq * width])?;
+        let short = (0..nq).filter(|&r| found(r) < want).collect();
+        let row = |r: usize| {
+            let at = r * w;
+            let nodes = walked.nodes[at..at + found(r)].iter();
+            nodes
+                .zip(&walked.values[at..])
+                .map(|(&x, &v)| (x as u64, v))
+        };
         let norms = Input::F32(q).cosine_lengths(dist.metric)?;
-        Ok((best_of_raw(&raw, &cand, norms.as_deref(), (k, dist)), short))
+        let best = best_of_rows(nq, row, norms.as_deref(), (k, dist));
+        trace::mark("walk.rank", || ());
+        Ok((best, short))
     }
 
     /// Links `rows` in as new nodes (numbered from [`nodes`](Self::nodes)),

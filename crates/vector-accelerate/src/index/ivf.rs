@@ -844,6 +844,6 @@ fn merge_by_query(
     ids.par_chunks_mut(k)
         .zip(dist.par_chunks_mut(k))
         .zip(cand.par_iter_mut())
-        .for_each(|((ids, dist), c)| exact::write_best(std::mem::take(c), ids, dist));
+        .for_each(|((ids, dist), c)| exact::write_best(c, ids, dist));
     Neighbors::from_parts(nq, k, order, ids, dist).expect("nq * k results")
 }

@@ -245,13 +245,13 @@ pub(crate) fn merge_best(a: &Neighbors, b: &Neighbors, k: usize) -> Neighbors {
         .zip(dists.par_chunks_mut(k))
         .enumerate()
         .for_each(|(r, (ids, dists))| {
-            let row = [a, b]
+            let mut row: Vec<_> = [a, b]
                 .iter()
                 .flat_map(|n| n.row_ids(r).iter().zip(n.row_distances(r)))
                 .filter(|(&id, _)| id != MISSING_ID)
                 .map(|(&id, &d)| (sort_key(d, order), id, d))
                 .collect();
-            write_best(row, ids, dists);
+            write_best(&mut row, ids, dists);
         });
     out
 }

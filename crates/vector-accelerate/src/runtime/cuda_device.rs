@@ -6,15 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::cublas::{sys as cublas_sys, CudaBlas};
+use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{
-    sys as driver_sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
-    DeviceRepr, LaunchConfig, PinnedHostSlice,
+    sys as driver_sys, CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream,
+    DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig, PinnedHostSlice,
 };
 use cudarc::nvrtc::Ptx;
+use rayon::prelude::*;
 
 use crate::core::device::{Device, DeviceInfo, MemoryStats};
 use crate::core::error::{cu, Error, Result};
 use crate::runtime::kernel_cache::{nvrtc_available, nvrtc_version, ModuleCache, MODULES};
+
+/// Bytes past which uploads go through page-locked staging (and the size
+/// of its chunks).
+const STAGED_FROM: usize = 1 << 20;
 
 /// An open CUDA device: context, one stream, a cuBLAS handle and the loaded
 /// kernel modules. Shared by every [`Context`](crate::Context) on the device.
@@ -39,6 +45,9 @@ pub(crate) struct CudaDevice {
     op_lock: Mutex<()>,
     /// Page-locked staging of large downloads (grown on demand, kept).
     staging: Mutex<Option<PinnedHostSlice<u8>>>,
+    /// Page-locked staging of large uploads, and an event after the
+    /// transfers that last read it.
+    upload_staging: Mutex<(Option<PinnedHostSlice<u8>>, Option<CudaEvent>)>,
     /// Device buffers allocated so far.
     allocations: AtomicU64,
 }
@@ -247,6 +256,7 @@ impl CudaDevice {
             cache: ModuleCache::from_env(),
             op_lock: Mutex::new(()),
             staging: Mutex::new(None),
+            upload_staging: Mutex::new((None, None)),
             allocations: AtomicU64::new(0),
         })
     }
@@ -444,6 +454,77 @@ impl CudaDevice {
         // copied from the device.
         let vals = unsafe { std::slice::from_raw_parts(host.as_ptr() as *const T, n) };
         Ok(vals.iter().map(f).collect())
+    }
+
+    /// Copies `data` into `dst` (at least as long) on the stream. Data over
+    /// [`STAGED_FROM`] bytes goes through a page-locked buffer the device
+    /// keeps, a chunk at a time, each chunk copied in by all cores while
+    /// the one before is on the bus (pageable copies run at a fraction of
+    /// the bus rate). The call returns once the bytes are staged.
+    pub(crate) fn upload_into<T: DeviceRepr>(
+        &self,
+        data: &[T],
+        dst: &mut CudaSlice<T>,
+    ) -> Result<()> {
+        let bytes = std::mem::size_of_val(data);
+        assert!(
+            data.len() <= dst.len(),
+            "upload of {} into {}",
+            data.len(),
+            dst.len()
+        );
+        if bytes <= STAGED_FROM {
+            return self
+                .stream
+                .memcpy_htod(data, dst)
+                .map_err(cu("upload (cuMemcpyHtoD)"));
+        }
+        // SAFETY: T is plain data (a device type); its bytes are read only.
+        let src = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, bytes) };
+        let mut st = self
+            .upload_staging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = st.1.take() {
+            e.synchronize().map_err(cu("cuEventSynchronize"))?;
+        }
+        if st.0.as_ref().is_none_or(|p| p.len() < bytes) {
+            st.0 = None;
+            // SAFETY: the bytes are written below before a transfer reads
+            // them (write-combined: the host only writes them).
+            let p = unsafe { self.ctx.alloc_pinned::<u8>(bytes.next_power_of_two()) }
+                .map_err(cu("cuMemHostAlloc"))?;
+            st.0 = Some(p);
+        }
+        let pinned = st.0.as_mut().expect("allocated above");
+        let host = pinned.as_mut_slice().map_err(cu("pinned staging"))?;
+        let (ptr, guard) = dst.device_ptr_mut(&self.stream);
+        for (c, (d, s)) in host[..bytes]
+            .chunks_mut(STAGED_FROM)
+            .zip(src.chunks(STAGED_FROM))
+            .enumerate()
+        {
+            d.par_chunks_mut(1 << 18)
+                .zip(s.par_chunks(1 << 18))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            // SAFETY: `dst` holds `bytes` bytes; the pinned chunk is not
+            // written again before the event recorded below completes.
+            unsafe {
+                cudarc::driver::result::memcpy_htod_async(
+                    ptr + (c * STAGED_FROM) as CUdeviceptr,
+                    &*d,
+                    self.stream.cu_stream(),
+                )
+            }
+            .map_err(cu("upload (cuMemcpyHtoDAsync)"))?;
+        }
+        drop(guard);
+        st.1 = Some(
+            self.stream
+                .record_event(None)
+                .map_err(cu("cuEventRecord"))?,
+        );
+        Ok(())
     }
 
     /// Milliseconds the work `f` enqueues takes on the device (event-timed).

@@ -60,9 +60,7 @@ impl CudaRows {
 pub(crate) fn upload_slice<T: DeviceRepr>(dev: &CudaDevice, data: &[T]) -> Result<CudaSlice<T>> {
     let mut s = dev.alloc::<T>(data.len())?;
     if !data.is_empty() {
-        dev.stream
-            .memcpy_htod(data, &mut s)
-            .map_err(cu("upload (cuMemcpyHtoD)"))?;
+        dev.upload_into(data, &mut s)?;
     }
     Ok(s)
 }
