@@ -12,11 +12,10 @@ use std::thread::Scope;
 
 use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{CudaEvent, DevicePtrMut, PinnedHostSlice};
-use rayon::prelude::*;
 
 use crate::core::error::{cu, Error, Result};
 use crate::cuda::distance::{per_row, staging};
-use crate::runtime::cuda_device::CudaDevice;
+use crate::runtime::cuda_device::{send_staged, CudaDevice};
 use crate::runtime::cuda_rows::{CudaRows, RowsRef};
 use crate::runtime::input::Input;
 
@@ -274,24 +273,20 @@ impl Stager<'_> {
             }
             return Ok(());
         }
-        let dst = &mut self.pinned[b]
+        let dst = self.pinned[b]
             .as_mut_slice()
-            .map_err(cu("pinned staging"))?[..bytes.len()];
-        for (c, (d, s)) in dst.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK)).enumerate() {
-            d.par_chunks_mut(1 << 20)
-                .zip(s.par_chunks(1 << 20))
-                .for_each(|(d, s)| d.copy_from_slice(s));
-            // SAFETY: the buffer holds max_rows rows; the pinned bytes stay
-            // untouched until `copied[b]` completes.
-            unsafe {
-                cudarc::driver::result::memcpy_htod_async(
-                    ptr + (c * CHUNK) as CUdeviceptr,
-                    &*d,
-                    dev.copy_stream.cu_stream(),
-                )
-            }
-            .map_err(cu("cuMemcpyHtoDAsync (pinned)"))?;
-        }
+            .map_err(cu("pinned staging"))?;
+        // SAFETY: the buffer holds max_rows rows; the pinned bytes stay
+        // untouched until `copied[b]` completes.
+        unsafe {
+            send_staged(
+                bytes,
+                dst,
+                (ptr, &dev.copy_stream),
+                (CHUNK, 1 << 20),
+                "cuMemcpyHtoDAsync (pinned)",
+            )
+        }?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchArgs, LaunchConfig, PushKernelArg};
 
 use half::f16;
 use rayon::prelude::*;
@@ -379,25 +379,13 @@ fn launch_warp(
         None => b.arg(&l.rows),
     };
     b.arg(&n).arg(&l.links).arg(&degree);
-    match w.starts {
-        Some((s, _)) => b.arg(s),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, w.starts.map(|(s, _)| s), &null);
     b.arg(&ns);
-    match &l.parts {
-        Some(p) => b.arg(p),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, l.parts.as_ref(), &null);
     b.arg(&np).arg(&q_offset).arg(&queries).arg(&ef).arg(&ip);
-    match w.allowed {
-        Some(a) => b.arg(a),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, w.allowed, &null);
     b.arg(&bits).arg(&team).arg(&max_iters);
-    match &l.below {
-        Some(map) => b.arg(map),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, l.below.as_ref(), &null);
     b.arg(&mut *out_keys)
         .arg(&mut *out_nodes)
         .arg(&kout)
@@ -435,6 +423,14 @@ fn launch_refine(
     // and keys.
     unsafe { b.launch(cfg) }.map_err(cu("graph_refine launch"))?;
     Ok((keys, out))
+}
+
+/// Pushes the device buffer `x`, or a null pointer where there is none.
+fn arg_or_null<'a, T>(b: &mut LaunchArgs<'a>, x: Option<&'a CudaSlice<T>>, null: &'a u64) {
+    match x {
+        Some(s) => b.arg(s),
+        None => b.arg(null),
+    };
 }
 
 /// A warp-per-item kernel of the module (`VA_WW_WARPS` items per block,
@@ -498,25 +494,13 @@ fn launch(
         .arg(&n)
         .arg(&l.links)
         .arg(&degree);
-    match w.starts {
-        Some((s, _)) => b.arg(s),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, w.starts.map(|(s, _)| s), &null);
     b.arg(&ns);
-    match &l.parts {
-        Some(p) => b.arg(p),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, l.parts.as_ref(), &null);
     b.arg(&np).arg(&q_offset).arg(&ef).arg(&k).arg(&ip);
-    match w.allowed {
-        Some(a) => b.arg(a),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, w.allowed, &null);
     b.arg(&nbp).arg(&bits).arg(&max_iters);
-    match &l.below {
-        Some(map) => b.arg(map),
-        None => b.arg(&null),
-    };
+    arg_or_null(&mut b, l.below.as_ref(), &null);
     b.arg(&mut *out_keys).arg(&mut *out_nodes).arg(&kout);
     let cfg = LaunchConfig {
         grid_dim: (m as u32, 1, 1),

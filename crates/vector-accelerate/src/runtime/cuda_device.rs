@@ -21,6 +21,9 @@ use crate::runtime::kernel_cache::{nvrtc_available, nvrtc_version, ModuleCache, 
 /// Bytes past which uploads go through page-locked staging (and the size
 /// of its chunks).
 const STAGED_FROM: usize = 1 << 20;
+/// Largest upload staged (the staging buffer's size): query batches, not
+/// whole indexes, whose one-off uploads need no page-locked copy kept.
+const STAGED_UP_TO: usize = 16 << 20;
 /// Bytes per core of a staged chunk's copy: 16 cores share a chunk. (Copied
 /// in quarters, the 5 MB query upload of a 10,000-query graph search
 /// traced at 0.52 ms on an H100.)
@@ -461,8 +464,8 @@ impl CudaDevice {
     }
 
     /// Copies `data` into `dst` (at least as long) on the stream. Data over
-    /// [`STAGED_FROM`] bytes goes through a page-locked buffer the device
-    /// keeps, a chunk at a time, each chunk copied in by all cores while
+    /// [`STAGED_FROM`] bytes (up to [`STAGED_UP_TO`]) goes through a
+    /// page-locked buffer the device keeps, a chunk at a time, each chunk copied in by all cores while
     /// the one before is on the bus (pageable copies run at a fraction of
     /// the bus rate). The call returns once the bytes are staged.
     pub(crate) fn upload_into<T: DeviceRepr>(
@@ -477,7 +480,7 @@ impl CudaDevice {
             data.len(),
             dst.len()
         );
-        if bytes <= STAGED_FROM {
+        if bytes <= STAGED_FROM || bytes > STAGED_UP_TO {
             return self
                 .stream
                 .memcpy_htod(data, dst)
@@ -492,36 +495,27 @@ impl CudaDevice {
         if let Some(e) = st.1.take() {
             e.synchronize().map_err(cu("cuEventSynchronize"))?;
         }
-        if st.0.as_ref().is_none_or(|p| p.len() < bytes) {
-            st.0 = None;
+        if st.0.is_none() {
             // SAFETY: the bytes are written below before a transfer reads
             // them (write-combined: the host only writes them).
-            let p = unsafe { self.ctx.alloc_pinned::<u8>(bytes.next_power_of_two()) }
+            let p = unsafe { self.ctx.alloc_pinned::<u8>(STAGED_UP_TO) }
                 .map_err(cu("cuMemHostAlloc"))?;
             st.0 = Some(p);
         }
         let pinned = st.0.as_mut().expect("allocated above");
         let host = pinned.as_mut_slice().map_err(cu("pinned staging"))?;
         let (ptr, guard) = dst.device_ptr_mut(&self.stream);
-        for (c, (d, s)) in host[..bytes]
-            .chunks_mut(STAGED_FROM)
-            .zip(src.chunks(STAGED_FROM))
-            .enumerate()
-        {
-            d.par_chunks_mut(STAGE_PIECE)
-                .zip(s.par_chunks(STAGE_PIECE))
-                .for_each(|(d, s)| d.copy_from_slice(s));
-            // SAFETY: `dst` holds `bytes` bytes; the pinned chunk is not
-            // written again before the event recorded below completes.
-            unsafe {
-                cudarc::driver::result::memcpy_htod_async(
-                    ptr + (c * STAGED_FROM) as CUdeviceptr,
-                    &*d,
-                    self.stream.cu_stream(),
-                )
-            }
-            .map_err(cu("upload (cuMemcpyHtoDAsync)"))?;
-        }
+        // SAFETY: `dst` holds `bytes` bytes; the pinned buffer is not
+        // written again before the event recorded below completes.
+        unsafe {
+            send_staged(
+                src,
+                host,
+                (ptr, &self.stream),
+                (STAGED_FROM, STAGE_PIECE),
+                "upload (cuMemcpyHtoDAsync)",
+            )
+        }?;
         drop(guard);
         st.1 = Some(
             self.stream
@@ -549,6 +543,39 @@ impl CudaDevice {
     pub(crate) fn sync(&self) -> Result<()> {
         self.stream.synchronize().map_err(cu("cuStreamSynchronize"))
     }
+}
+
+/// Copies `src` into the page-locked `pinned` (at least as long) and starts
+/// its transfer to device address `ptr` on `stream`, `chunk` bytes at a
+/// time: each chunk copied by all cores, `piece` bytes a core, while the
+/// chunk before is on the bus. `what` names a failed transfer.
+///
+/// # Safety
+/// `ptr` must address at least `src.len()` device bytes, and `pinned` must
+/// stay allocated and unwritten until the transfers are done.
+pub(crate) unsafe fn send_staged(
+    src: &[u8],
+    pinned: &mut [u8],
+    (ptr, stream): (CUdeviceptr, &CudaStream),
+    (chunk, piece): (usize, usize),
+    what: &'static str,
+) -> Result<()> {
+    let dst = &mut pinned[..src.len()];
+    for (c, (d, s)) in dst.chunks_mut(chunk).zip(src.chunks(chunk)).enumerate() {
+        d.par_chunks_mut(piece)
+            .zip(s.par_chunks(piece))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        // SAFETY: as the caller promises.
+        unsafe {
+            cudarc::driver::result::memcpy_htod_async(
+                ptr + (c * chunk) as CUdeviceptr,
+                &*d,
+                stream.cu_stream(),
+            )
+        }
+        .map_err(cu(what))?;
+    }
+    Ok(())
 }
 
 /// When set, every device output buffer is filled with 0xFF bytes (NaN /
