@@ -135,8 +135,9 @@ class Index:
         allowed: Optional[npt.ArrayLike] = None,
         precision: Optional[str] = None,
     ) -> Tuple[Array, Array]:
-        """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``. ``precision="f16"`` walks a
-        graph index over f16 copies of the vectors on CUDA, re-scored in fp32. ``ef`` is a graph index's
+        """The ``k`` nearest vectors of each row of ``x``: ``(D, I)``. ``precision="f16"`` or
+        ``"int8"`` walks a graph index over f16 copies or 8-bit codes of the vectors on CUDA,
+        re-scored in fp32. ``ef`` is a graph index's
         candidate list while it walks the graph (FAISS's ``efSearch``). ``allowed`` (an id array)
         restricts the results to those ids; ``k`` results come back whenever ``k`` of them are
         held. CUDA tensor queries are read in place and the results come back as tensors of the

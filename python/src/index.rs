@@ -87,9 +87,9 @@ impl PyIndex {
     /// returns them. `nprobe` and `refine_factor` override the index's
     /// defaults, `ef` sets a graph index's candidate list (FAISS's
     /// `efSearch`); `allowed` (an id array) restricts the results to those
-    /// ids; `precision="f16"` walks a graph index over f16 copies of the
-    /// vectors on CUDA (re-scored in fp32; `"exact"`, the default, walks
-    /// fp32).
+    /// ids; `precision="f16"` or `"int8"` walks a graph index over f16
+    /// copies or 8-bit codes of the vectors on CUDA (re-scored in fp32;
+    /// `"exact"`, the default, walks fp32).
     /// CUDA tensors are read in place and the results come back as tensors
     /// of the same kind on the same device.
     #[pyo3(signature = (x, k, *, nprobe = None, refine_factor = None, ef = None, allowed = None, precision = None))]
@@ -110,7 +110,7 @@ impl PyIndex {
             None => None,
         };
         let precision = precision
-            .map(str::parse::<va::Precision>)
+            .map(str::parse::<va::WalkPrecision>)
             .transpose()
             .map_err(to_py)?;
         let inner = &self.inner;

@@ -159,13 +159,32 @@ fn check_query(
 pub fn recall(exact: &Neighbors, got: &Neighbors) -> f64 {
     let (mut hit, mut all) = (0usize, 0usize);
     for r in 0..exact.rows() {
-        let ids: std::collections::HashSet<u64> = got.row_ids(r).iter().copied().collect();
-        for id in exact.row_ids(r).iter().filter(|&&i| i != MISSING_ID) {
-            all += 1;
-            hit += usize::from(ids.contains(id));
-        }
+        let (h, a) = row_hits(exact.row_ids(r), got.row_ids(r));
+        hit += h;
+        all += a;
     }
     hit as f64 / all.max(1) as f64
+}
+
+/// [`recall`] of results found one query at a time: `got[r]` holds the
+/// one row of query `r`.
+pub fn recall_of_singles(exact: &Neighbors, got: &[Neighbors]) -> f64 {
+    let (mut hit, mut all) = (0usize, 0usize);
+    for (r, g) in got.iter().enumerate() {
+        let (h, a) = row_hits(exact.row_ids(r), g.row_ids(0));
+        hit += h;
+        all += a;
+    }
+    hit as f64 / all.max(1) as f64
+}
+
+/// True ids of one query found, and true ids.
+fn row_hits(exact: &[u64], got: &[u64]) -> (usize, usize) {
+    let ids: std::collections::HashSet<u64> = got.iter().copied().collect();
+    let want = exact.iter().filter(|&&i| i != MISSING_ID);
+    want.fold((0, 0), |(h, a), id| {
+        (h + usize::from(ids.contains(id)), a + 1)
+    })
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub use crate::core::interrupt::interrupt_flag;
 pub use crate::core::matrix::{words_for_bits, BinaryMatrix, BinaryView, Matrix, MatrixView};
 pub use crate::core::metric::{Distance, Metric};
 pub use crate::core::neighbors::{missing_value, Neighbors, Order, MISSING_ID};
-pub use crate::core::precision::Precision;
+pub use crate::core::precision::{Precision, WalkPrecision};
 pub use half;
 pub use ops::knn::{knn, knn_resident, knn_with, KnnOptions};
 pub use ops::{

@@ -11,14 +11,14 @@ use std::time::Instant;
 use anyhow::{ensure, Context as _, Result};
 use clap::Args;
 use vector_accelerate::index::{IdSelector, Index, SearchParams};
-use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, Precision, MISSING_ID};
+use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, WalkPrecision, MISSING_ID};
 
 use super::args::make_context;
 use super::bench_plot::{self, Curve, Series};
 use super::timing::{median, time_ms};
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
-use crate::reference::recall;
+use crate::reference::{recall, recall_of_singles};
 use crate::synth::{Generator, BASE_STREAM, QUERY_STREAM};
 
 /// Arguments of `vaccel bench index`.
@@ -53,10 +53,10 @@ pub struct BenchIndexArgs {
     /// Candidates re-ranked per result by indexes that refine (`,Refine`).
     #[arg(long, default_value_t = 1)]
     refine_factor: usize,
-    /// How a graph search reads the vectors on CUDA: exact (fp32) or f16
-    /// (f16 copies walked, the candidates re-scored in fp32).
+    /// How a graph search reads the vectors on CUDA: exact (fp32), f16 or
+    /// int8 (copies walked, the candidates re-scored in fp32).
     #[arg(long, default_value = "exact")]
-    precision: Precision,
+    precision: WalkPrecision,
     /// Metric.
     #[arg(long, default_value = "l2")]
     metric: String,
@@ -71,6 +71,10 @@ pub struct BenchIndexArgs {
     /// Timed runs per search (median reported).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Search the queries one per call (batch 1): ms is the median call
+    /// over every query and every repeat, queries/s its inverse.
+    #[arg(long)]
+    single: bool,
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -214,12 +218,17 @@ fn sweep(
             .with_ef(p)
             .with_refine_factor(a.refine_factor)
             .with_precision(a.precision);
-        let got = index.search(queries, a.k, &params)?;
-        let ms = time_ms(a.repeats, || {
-            index.search(queries, a.k, &params)?;
-            Ok(())
-        })?;
-        let (r, qps) = (recall(truth, &got), nq / (ms / 1e3));
+        let (r, ms) = if a.single {
+            singles(index, (queries, truth), a, &params)?
+        } else {
+            let got = index.search(queries, a.k, &params)?;
+            let ms = time_ms(a.repeats, || {
+                index.search(queries, a.k, &params)?;
+                Ok(())
+            })?;
+            (recall(truth, &got), ms)
+        };
+        let qps = if a.single { 1e3 / ms } else { nq / (ms / 1e3) };
         writeln!(
             out,
             "| {} | {p} | {r:.4} | {ms:.3} | {qps:.0} | {:.2}x |",
@@ -229,6 +238,29 @@ fn sweep(
         points.push((r, qps));
     }
     Ok(points)
+}
+
+/// Recall of the queries searched one per call, and the median call's
+/// milliseconds over every query and `a.repeats` passes (after one).
+fn singles(
+    index: &Index,
+    (queries, truth): (&Matrix, &Neighbors),
+    a: &BenchIndexArgs,
+    params: &SearchParams<'_>,
+) -> Result<(f64, f64)> {
+    let one = |i: usize| index.search(queries.view().slice_rows(i, i + 1), a.k, params);
+    let got = (0..queries.rows())
+        .map(one)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut times = Vec::with_capacity(a.repeats * queries.rows());
+    for _ in 0..a.repeats {
+        for i in 0..queries.rows() {
+            let t = Instant::now();
+            one(i)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok((recall_of_singles(truth, &got), median(&times)))
 }
 
 /// The series of the picture: the sweep, the exact k-NN, the peers.

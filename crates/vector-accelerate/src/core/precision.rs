@@ -94,3 +94,62 @@ impl FromStr for Precision {
         }
     }
 }
+
+/// How a graph index's search reads the vectors as it walks the graph on
+/// CUDA. The compressed modes walk copies of the rows and re-score the
+/// `ef` candidates they keep from the fp32 rows, so results carry exact
+/// distances; only the ranking of the walk is approximate. The host walk
+/// always reads fp32.
+///
+/// ```
+/// use vector_accelerate::WalkPrecision;
+/// assert_eq!("int8".parse::<WalkPrecision>().unwrap(), WalkPrecision::Int8);
+/// assert_eq!(WalkPrecision::default(), WalkPrecision::Exact);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum WalkPrecision {
+    /// The fp32 rows.
+    #[default]
+    Exact,
+    /// f16 copies (half the bytes). Graphs with a value beyond the f16
+    /// range (+-65504) walk their fp32 rows instead.
+    F16,
+    /// 8-bit codes (a quarter of the bytes): per dimension, the range of
+    /// the rows split in 255 steps (FAISS's `SQ8`); the walk ranks by the
+    /// query's distance to each code's decoded vector.
+    Int8,
+}
+
+impl WalkPrecision {
+    /// The mode's name as [`FromStr`] accepts it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WalkPrecision::Exact => "exact",
+            WalkPrecision::F16 => "f16",
+            WalkPrecision::Int8 => "int8",
+        }
+    }
+}
+
+impl fmt::Display for WalkPrecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for WalkPrecision {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "exact" | "fp32" | "f32" => Ok(WalkPrecision::Exact),
+            "f16" | "fp16" | "half" => Ok(WalkPrecision::F16),
+            "int8" | "sq8" | "u8" => Ok(WalkPrecision::Int8),
+            _ => Err(Error::invalid(
+                "precision",
+                s,
+                "expected one of: exact, f16, int8",
+            )),
+        }
+    }
+}

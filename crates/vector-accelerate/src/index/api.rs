@@ -20,7 +20,6 @@ use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
-use crate::core::precision::Precision;
 use crate::core::trace;
 use crate::ops::check_f32_rows;
 use crate::ops::cluster::check_finite;
@@ -393,8 +392,8 @@ impl Index {
                 check_positive("ef", ef)?;
                 let filtered = params.filter.is_some_and(|f| !matches!(f, IdSelector::All));
                 let how = (allowed.as_ref(), filtered);
-                let half = params.precision == Some(Precision::F16);
-                g.search(&self.ctx, &q, (k, ef, half), &self.distance, how)?
+                let rows = params.precision.unwrap_or_default();
+                g.search(&self.ctx, &q, (k, ef, rows), &self.distance, how)?
             }
         };
         let nn = exact::user_ids(nn, &self.ids);

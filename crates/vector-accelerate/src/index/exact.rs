@@ -10,7 +10,7 @@ use super::ids::{IdMap, SlotSet};
 use super::rows::RowBlocks;
 use crate::core::error::Result;
 use crate::core::metric::{Distance, Metric};
-use crate::core::neighbors::{missing_value, sort_key, Neighbors, MISSING_ID};
+use crate::core::neighbors::{missing_value, sort_key, Neighbors, Order, MISSING_ID};
 use crate::runtime::context::Context;
 use crate::runtime::input::Input;
 
@@ -124,32 +124,80 @@ pub(crate) fn best_of_raw(
 /// The best `k` of each of `rows` queries' candidates, `row(r)` listing
 /// query `r`'s as `(id, raw value)` ([`best_of_raw`]'s values and order),
 /// in one pass over all cores.
-pub(crate) fn best_of_rows<I: Iterator<Item = (u64, f32)>>(
+fn best_of_rows<I: Iterator<Item = (u64, f32)>>(
     rows: usize,
     row: impl Fn(usize) -> I + Sync,
     norms: Option<&[f32]>,
     (k, dist): (usize, &Distance),
 ) -> Neighbors {
     let order = dist.metric.canonical().order();
+    each_row((rows, k, order), Vec::new, |held, r, ids, dists| {
+        let qn = norms.map_or(1.0, |n| n[r]);
+        held.clear();
+        held.extend(row(r).map(|(id, v)| {
+            let d = finish(dist.metric, v, qn);
+            (sort_key(d, order), id, d)
+        }));
+        write_best(held, ids, dists);
+    })
+}
+
+/// [`best_of_rows`] of candidates each query lists ranked already (best
+/// first, ties by the smaller id, as a graph walk returns them): the first
+/// `k` finished in place, without sorting.
+pub(crate) fn ranked_rows<I: Iterator<Item = (u64, f32)>>(
+    rows: usize,
+    row: impl Fn(usize) -> I + Sync,
+    norms: Option<&[f32]>,
+    (k, dist): (usize, &Distance),
+) -> Neighbors {
+    let order = dist.metric.canonical().order();
+    each_row(
+        (rows, k, order),
+        || (),
+        |_, r, ids, dists| {
+            let qn = norms.map_or(1.0, |n| n[r]);
+            for ((i, v), (id, raw)) in ids.iter_mut().zip(dists.iter_mut()).zip(row(r)) {
+                *i = id;
+                *v = finish(dist.metric, raw, qn);
+            }
+        },
+    )
+}
+
+/// `rows x k` results (missing where `fill` leaves them) that `fill`
+/// writes a query at a time, over all cores (with a state from `init` per
+/// piece of work) unless there are only a few queries.
+fn each_row<S>(
+    (rows, k, order): (usize, usize, Order),
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [u64], &mut [f32]) + Sync + Send,
+) -> Neighbors {
     let mut out = Neighbors::missing(rows, k, order);
     if k == 0 {
         return out;
     }
     let (ids, dists) = out.parts_mut();
-    ids.par_chunks_mut(k)
-        .zip(dists.par_chunks_mut(k))
-        .enumerate()
-        .for_each_init(Vec::new, |held, (r, (ids, dists))| {
-            let qn = norms.map_or(1.0, |n| n[r]);
-            held.clear();
-            held.extend(row(r).map(|(id, v)| {
-                let d = finish(dist.metric, v, qn);
-                (sort_key(d, order), id, d)
-            }));
-            write_best(held, ids, dists);
-        });
+    let pairs = ids.chunks_mut(k).zip(dists.chunks_mut(k));
+    if rows < PARALLEL_ROWS_FROM {
+        // A few queries (one, at batch 1) take less than waking the pool.
+        let mut state = init();
+        pairs
+            .enumerate()
+            .for_each(|(r, (i, d))| fill(&mut state, r, i, d));
+    } else {
+        ids.par_chunks_mut(k)
+            .zip(dists.par_chunks_mut(k))
+            .enumerate()
+            .with_min_len(PARALLEL_ROWS_FROM)
+            .for_each_init(init, |state, (r, (i, d))| fill(state, r, i, d));
+    }
     out
 }
+
+/// Queries from which [`each_row`] spreads over the cores, and its least
+/// piece of work.
+const PARALLEL_ROWS_FROM: usize = 64;
 
 /// The best of `row` (`(sort key, id, value)`), ties by the smaller id,
 /// written into `ids` and `dists` (as many as they hold).

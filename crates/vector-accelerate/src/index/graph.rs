@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::coded::CodeSpace;
-use super::exact::best_of_rows;
+use super::exact::ranked_rows;
 use super::ids::SlotSet;
 use super::progress::{BuildStage, Reporter};
 use super::rows::RowBlocks;
@@ -23,7 +23,7 @@ use crate::core::error::{Error, Result};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Distance, Metric};
 use crate::core::neighbors::{Neighbors, MISSING_ID};
-use crate::core::precision::Precision;
+use crate::core::precision::{Precision, WalkPrecision};
 use crate::core::trace;
 use crate::ops::knn::{knn_with, KnnOptions};
 use crate::runtime::backend::{BackendCache, Cpu, GraphBackend, GraphLevel, GraphWalkJob, Walked};
@@ -213,13 +213,13 @@ impl Graph {
         &self,
         ctx: &Context,
         q: MatrixView<'_>,
-        (k, ef, half): (usize, usize, bool),
+        (k, ef, rows): (usize, usize, WalkPrecision),
         dist: &Distance,
         allowed: Option<&SlotSet>,
     ) -> Result<(Neighbors, Vec<usize>)> {
         let nq = q.rows();
         let allowed_words = allowed.map(SlotSet::words);
-        let walked = self.walk(ctx, q, (k, ef.max(k), half), allowed_words)?;
+        let walked = self.walk(ctx, q, (k, ef.max(k), rows), allowed_words)?;
         let w = walked.width;
         // A query's walk lists its nodes best first, then NO_NODE.
         let found = |r: usize| {
@@ -236,7 +236,7 @@ impl Graph {
                 .map(|(&x, &v)| (x as u64, v))
         };
         let norms = Input::F32(q).cosine_lengths(dist.metric)?;
-        let best = best_of_rows(nq, row, norms.as_deref(), (k, dist));
+        let best = ranked_rows(nq, row, norms.as_deref(), (k, dist));
         trace::mark("walk.rank", || ());
         Ok((best, short))
     }
@@ -255,7 +255,12 @@ impl Graph {
         let (n0, a, d) = (self.nodes(), fresh.rows(), self.degree);
         check_nodes(n0 + a)?;
         let wide = (2 * d).min(n0 + a - 1);
-        let old = self.walk(ctx, fresh.view(), (wide, wide.max(DEFAULT_EF), false), None)?;
+        let old = self.walk(
+            ctx,
+            fresh.view(),
+            (wide, wide.max(DEFAULT_EF), WalkPrecision::Exact),
+            None,
+        )?;
         let among = if a > 1 {
             neighbour_lists(ctx, &fresh, wide.min(a - 1), self.space, Reporter::NONE)?
         } else {
@@ -302,7 +307,7 @@ impl Graph {
         &self,
         ctx: &Context,
         q: MatrixView<'_>,
-        (k, ef, half_rows): (usize, usize, bool),
+        (k, ef, walk_rows): (usize, usize, WalkPrecision),
         allowed: Option<&[u64]>,
     ) -> Result<Walked> {
         let levels = self.levels();
@@ -313,7 +318,7 @@ impl Graph {
             ef,
             inner_product: self.space.base == Metric::InnerProduct,
             allowed,
-            half_rows,
+            rows: walk_rows,
             cache: &self.cache,
         };
         Ok(match ctx.backend().graph_walk(job)? {
@@ -791,7 +796,7 @@ impl GraphIndex {
         &self,
         ctx: &Context,
         q: &Input<'_>,
-        (k, ef, half): (usize, usize, bool),
+        (k, ef, rows): (usize, usize, WalkPrecision),
         dist: &Distance,
         (allowed, filtered): (Option<&SlotSet>, bool),
     ) -> Result<Neighbors> {
@@ -814,7 +819,7 @@ impl GraphIndex {
         };
         let mut hold = None;
         let qv = q.host_view(&mut hold)?;
-        let (mut nn, short) = graph.search(ctx, qv, (k, ef, half), dist, allowed)?;
+        let (mut nn, short) = graph.search(ctx, qv, (k, ef, rows), dist, allowed)?;
         if short.is_empty() {
             return Ok(nn);
         }

@@ -1,7 +1,7 @@
 //! [`SearchParams`]: the options of one index search.
 
 use super::selector::IdSelector;
-use crate::core::precision::Precision;
+use crate::core::precision::WalkPrecision;
 
 /// Options of [`Index::search`](super::Index::search) and
 /// [`Index::range_search`](super::Index::range_search), made with
@@ -24,13 +24,11 @@ pub struct SearchParams<'a> {
     /// `efSearch`; default 64, and at least `k`): more is slower and finds
     /// more of the true neighbours.
     pub ef: Option<usize>,
-    /// How a graph search on CUDA reads the vectors as it walks:
-    /// [`Precision::F16`] walks f16 copies (half the bytes) and re-scores
-    /// the `ef` candidates it keeps in fp32, so results carry exact
-    /// distances; any other mode (the default) walks the fp32 vectors.
-    /// Vectors beyond the f16 range (+-65504) are walked in fp32; the host
-    /// walk always reads fp32.
-    pub precision: Option<Precision>,
+    /// How a graph search on CUDA reads the vectors as it walks (default
+    /// [`WalkPrecision::Exact`], the fp32 vectors): f16 copies or 8-bit
+    /// codes, the `ef` candidates kept re-scored in fp32, so results carry
+    /// exact distances. The host walk always reads fp32.
+    pub precision: Option<WalkPrecision>,
 }
 
 impl<'a> SearchParams<'a> {
@@ -51,7 +49,7 @@ impl<'a> SearchParams<'a> {
     }
     /// Sets how a graph search on CUDA reads the vectors (see
     /// [`precision`](Self::precision)).
-    pub fn with_precision(mut self, precision: Precision) -> Self {
+    pub fn with_precision(mut self, precision: WalkPrecision) -> Self {
         self.precision = Some(precision);
         self
     }

@@ -17,7 +17,7 @@ use crate::core::linalg::{Activation, Epilogue, Plan};
 use crate::core::matrix::{Matrix, MatrixView};
 use crate::core::metric::{Metric, Prepared};
 use crate::core::neighbors::{Neighbors, Order};
-use crate::core::precision::Precision;
+use crate::core::precision::{Precision, WalkPrecision};
 use crate::core::quantize::{ProductQuantizer, ScalarQuantizer};
 use crate::core::stats::{Moments, QuantileResult};
 use crate::core::vector::{Axis, Binary, Kind, Unary};
@@ -366,9 +366,9 @@ pub(crate) struct GraphWalkJob<'a> {
     pub inner_product: bool,
     /// Bits of the bottom nodes a result may be (every node when `None`).
     pub allowed: Option<&'a [u64]>,
-    /// Walk f16 copies of the rows where the backend can (the results
-    /// re-scored in fp32).
-    pub half_rows: bool,
+    /// What the walk reads: the fp32 rows, or f16 or 8-bit copies where
+    /// the backend has them (the results re-scored in fp32).
+    pub rows: WalkPrecision,
     /// What the backend keeps of this graph between walks.
     pub cache: &'a BackendCache,
 }

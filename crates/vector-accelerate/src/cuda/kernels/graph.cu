@@ -297,6 +297,12 @@ graph_walk(const float* __restrict__ Q, int d, const float* __restrict__ X, int 
 // as do the scored neighbours; sorts and merges are bitonic networks of
 // shuffles. Each warp has in shared memory its visited hash, its query, and
 // the fresh neighbours' nodes and keys. Same order and rules as graph_walk.
+// Rows are fp32, f16 bits, or 8-bit codes (value = offset + scale * code
+// per dimension, `qp` the d scales then the d offsets): a code row's key
+// ranks as the query's to the decoded row, from the dot product of the
+// codes with a query b held in shared memory, less a constant per query:
+// L2, |s c|^2 - 2 b . c with b = scale (q - offset) and |s c|^2 the row's
+// `xnorm`; inner product, -b . c with b = q * scale.
 
 #define VA_WW_WARPS 4
 
@@ -375,6 +381,7 @@ __device__ __forceinline__ bool va_ww_visit(u32* hash, int bits, u32 node) {
 struct VaWwShared {
     u32* hash;
     float* q;
+    const float* xnorm;  // an 8-bit walk's |scale * code|^2 per row (L2)
     u32* fnode;  // fresh nodes (32 * CI)
     float* fkey; // their keys
 };
@@ -401,8 +408,22 @@ __device__ __forceinline__ void va_ww_merge_into(u64 (&list)[LI], const u64 (&ad
         if (j * 32 + lane >= cap) list[j] = VA_GW_EMPTY;
 }
 
-// Rows of the warp walk: fp32, or f16 bits (unsigned short).
+// Rows of the warp walk: fp32, f16 bits (unsigned short) or codes
+// (unsigned char).
 __device__ __forceinline__ float va_ww_val(float x) { return x; }
+__device__ __forceinline__ float va_ww_val(unsigned char c) { return (float)c; }
+// Byte `B` of `word` as a float (2^23 + byte, less 2^23: exact).
+template <int B>
+__device__ __forceinline__ float va_ww_byte(unsigned word) {
+    return __uint_as_float(__byte_perm(word, 0x4B000000u, 0x7540u + B)) - 8388608.0f;
+}
+// Adds the products of four codes (a word) with `b` to `acc`.
+__device__ __forceinline__ void va_ww_acc4b(float& acc, float4 b, unsigned word) {
+    acc = fmaf(b.x, va_ww_byte<0>(word), acc);
+    acc = fmaf(b.y, va_ww_byte<1>(word), acc);
+    acc = fmaf(b.z, va_ww_byte<2>(word), acc);
+    acc = fmaf(b.w, va_ww_byte<3>(word), acc);
+}
 __device__ __forceinline__ float va_ww_val(unsigned short h) {
     float f;
     asm("cvt.f32.f16 %0, %1;\n" : "=f"(f) : "h"(h));
@@ -437,7 +458,23 @@ __device__ __forceinline__ void va_ww_score(const VaWwShared& s, int fresh, cons
             x[g] = X + (i64)(live[g] ? s.fnode[t] : 0u) * d;
             acc[g] = 0.0f;
         }
-        if (vec) {
+        if (vec && W == 16) {
+            const float4* q4 = reinterpret_cast<const float4*>(s.q);
+            for (int i = tl; i < d / W; i += team) {
+                float4 b[4];
+#pragma unroll
+                for (int p = 0; p < 4; ++p) b[p] = q4[4 * i + p];
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    if (!live[g]) continue;
+                    const uint4 r = __ldg(reinterpret_cast<const uint4*>(x[g]) + i);
+                    va_ww_acc4b(acc[g], b[0], r.x);
+                    va_ww_acc4b(acc[g], b[1], r.y);
+                    va_ww_acc4b(acc[g], b[2], r.z);
+                    va_ww_acc4b(acc[g], b[3], r.w);
+                }
+            }
+        } else if (vec) {
             const float4* q4 = reinterpret_cast<const float4*>(s.q);
 #pragma unroll 2
             for (int i = tl; i < d / W; i += team) {
@@ -448,7 +485,7 @@ __device__ __forceinline__ void va_ww_score(const VaWwShared& s, int fresh, cons
                     if (!live[g]) continue;
                     if constexpr (W == 4) {
                         va_ww_acc4(acc[g], a0, __ldg(reinterpret_cast<const float4*>(x[g]) + i), ip);
-                    } else {
+                    } else if constexpr (W == 8) {
                         const uint4 r = __ldg(reinterpret_cast<const uint4*>(x[g]) + i);
                         va_ww_acc4(acc[g], a0, va_ww_h4(r.x, r.y), ip);
                         va_ww_acc4(acc[g], a1, va_ww_h4(r.z, r.w), ip);
@@ -462,7 +499,7 @@ __device__ __forceinline__ void va_ww_score(const VaWwShared& s, int fresh, cons
                 for (int g = 0; g < G; ++g) {
                     if (!live[g]) continue;
                     const float b = va_ww_val(__ldg(x[g] + i));
-                    acc[g] = ip ? fmaf(a, b, acc[g]) : fmaf(a - b, a - b, acc[g]);
+                    acc[g] = ip || W == 16 ? fmaf(a, b, acc[g]) : fmaf(a - b, a - b, acc[g]);
                 }
             }
         }
@@ -471,25 +508,28 @@ __device__ __forceinline__ void va_ww_score(const VaWwShared& s, int fresh, cons
             float v = acc[g];
             for (int o = team / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, team);
             const int t = t0 + g * teams + lane / team;
-            if (live[g] && tl == 0) s.fkey[t] = ip ? -v : v;
+            if (live[g] && tl == 0) {
+                if (W == 16) s.fkey[t] = s.xnorm ? __ldg(s.xnorm + s.fnode[t]) - 2.0f * v : -v;
+                else s.fkey[t] = ip ? -v : v;
+            }
         }
     }
 }
 
-// Marks the nodes `cand` (lane's CI entries, VA_GW_NO_NODE for none)
-// visited, scores the new ones and merges them into the list; returns how
-// many were new.
+// Scores the nodes `cand` marked `take` (lane's CI entries) and merges
+// them into the list (the allowed ones into the results too); returns how
+// many were taken.
 template <int LI, int CI, typename T>
-__device__ __forceinline__ int va_ww_absorb(const VaWwShared& s, int bits, u64 (&list)[LI], u64 (&res)[LI],
-                                            const u32 (&cand)[CI], int ef, int k, const u64* __restrict__ allowed,
-                                            const T* __restrict__ X, int d, bool vec, bool ip, int team) {
+__device__ __forceinline__ int va_ww_take(const VaWwShared& s, u64 (&list)[LI], u64 (&res)[LI],
+                                          const u32 (&cand)[CI], const bool (&take)[CI], int ef, int k,
+                                          const u64* __restrict__ allowed, const T* __restrict__ X, int d, bool vec,
+                                          bool ip, int team) {
     const int lane = threadIdx.x & 31;
     int fresh = 0;
 #pragma unroll
     for (int c = 0; c < CI; ++c) {
-        const bool add = cand[c] != VA_GW_NO_NODE && va_ww_visit(s.hash, bits, cand[c]);
-        const unsigned m = __ballot_sync(0xffffffffu, add);
-        if (add) s.fnode[fresh + __popc(m & ((1u << lane) - 1))] = cand[c];
+        const unsigned m = __ballot_sync(0xffffffffu, take[c]);
+        if (take[c]) s.fnode[fresh + __popc(m & ((1u << lane) - 1))] = cand[c];
         fresh += __popc(m);
     }
     if (fresh == 0) return 0;
@@ -524,6 +564,19 @@ __device__ __forceinline__ int va_ww_absorb(const VaWwShared& s, int bits, u64 (
     return fresh;
 }
 
+// Marks the nodes `cand` (lane's CI entries, VA_GW_NO_NODE for none)
+// visited in the warp's hash and takes the new ones (va_ww_take); returns
+// how many were new.
+template <int LI, int CI, typename T>
+__device__ __forceinline__ int va_ww_absorb(const VaWwShared& s, int bits, u64 (&list)[LI], u64 (&res)[LI],
+                                            const u32 (&cand)[CI], int ef, int k, const u64* __restrict__ allowed,
+                                            const T* __restrict__ X, int d, bool vec, bool ip, int team) {
+    bool take[CI];
+#pragma unroll
+    for (int c = 0; c < CI; ++c) take[c] = cand[c] != VA_GW_NO_NODE && va_ww_visit(s.hash, bits, cand[c]);
+    return va_ww_take<LI, CI, T>(s, list, res, cand, take, ef, k, allowed, X, d, vec, ip, team);
+}
+
 // Clears a warp's hash and marks the lists' nodes again; how many are in.
 template <int LI>
 __device__ __forceinline__ int va_ww_reset(const VaWwShared& s, int bits, const u64 (&list)[LI],
@@ -545,7 +598,8 @@ __device__ __forceinline__ int va_ww_reset(const VaWwShared& s, int bits, const 
 
 // One level's walk, a warp per query; arguments as graph_walk's. Shared memory per warp: `wbytes` (a multiple of 16).
 template <int LI, int CI, typename T>
-__device__ __forceinline__ void va_ww_walk(const float* __restrict__ Q, int d, const T* __restrict__ X, int n,
+__device__ __forceinline__ void va_ww_walk(const float* __restrict__ Q, int d, const T* __restrict__ X,
+                                           const float* __restrict__ qp, const float* __restrict__ xnorm, int n,
                                            const u32* __restrict__ links, int degree,
                                            const u32* __restrict__ starts, int ns, const u32* __restrict__ parts,
                                            int np, int q_offset, int m, int ef, int ip_flag,
@@ -562,12 +616,20 @@ __device__ __forceinline__ void va_ww_walk(const float* __restrict__ Q, int d, c
     {
         unsigned char* base = va_ww_smem + (i64)warp * wbytes;
         s.q = reinterpret_cast<float*>(base);
+        s.xnorm = sizeof(T) == 1 && !ip ? xnorm : nullptr;
         s.hash = reinterpret_cast<u32*>(base + 4 * ((d + 3) & ~3));
         s.fnode = s.hash + (1 << hash_bits);
         s.fkey = reinterpret_cast<float*>(s.fnode + 32 * CI);
     }
     const float* qg = Q + (i64)qi * d;
-    for (int i = lane; i < d; i += 32) s.q[i] = qg[i];
+    for (int i = lane; i < d; i += 32) {
+        if constexpr (sizeof(T) == 1) {
+            const float scale = qp[i], offset = qp[d + i];
+            s.q[i] = ip ? qg[i] * scale : scale * (qg[i] - offset);
+        } else {
+            s.q[i] = qg[i];
+        }
+    }
     for (int i = lane; i < (1 << hash_bits); i += 32) s.hash[i] = VA_GW_NO_NODE;
     const bool vec = va_ww_vec(X, d);
     __syncwarp();
@@ -649,12 +711,14 @@ __device__ __forceinline__ void va_ww_walk(const float* __restrict__ Q, int d, c
 
 #define VA_WW_KERNEL(NAME, T, LI, CI)                                                                            \
     extern "C" __global__ void __launch_bounds__(32 * VA_WW_WARPS)                                               \
-        NAME(const float* __restrict__ Q, int d, const T* __restrict__ X, int n, const u32* __restrict__ links,   \
+        NAME(const float* __restrict__ Q, int d, const T* __restrict__ X, const float* __restrict__ qp,          \
+             const float* __restrict__ xnorm, int n,                                                              \
+             const u32* __restrict__ links,                                                                       \
              int degree, const u32* __restrict__ starts, int ns, const u32* __restrict__ parts, int np,           \
              int q_offset, int m, int ef, int ip_flag, const u64* __restrict__ allowed, int hash_bits, int team,  \
              int max_iters, const u32* __restrict__ map, float* __restrict__ out_keys, u32* __restrict__ out_nodes, \
              int kout, int wbytes) {                                                                              \
-        va_ww_walk<LI, CI, T>(Q, d, X, n, links, degree, starts, ns, parts, np, q_offset, m, ef, ip_flag,        \
+        va_ww_walk<LI, CI, T>(Q, d, X, qp, xnorm, n, links, degree, starts, ns, parts, np, q_offset, m, ef, ip_flag,        \
                               allowed, hash_bits, team, max_iters, map, out_keys, out_nodes, kout, wbytes);       \
     }
 
@@ -674,6 +738,14 @@ VA_WW_KERNEL(graph_walk_warp_h_1_2, unsigned short, 1, 2)
 VA_WW_KERNEL(graph_walk_warp_h_2_2, unsigned short, 2, 2)
 VA_WW_KERNEL(graph_walk_warp_h_4_2, unsigned short, 4, 2)
 VA_WW_KERNEL(graph_walk_warp_h_8_2, unsigned short, 8, 2)
+VA_WW_KERNEL(graph_walk_warp_b_1_1, unsigned char, 1, 1)
+VA_WW_KERNEL(graph_walk_warp_b_2_1, unsigned char, 2, 1)
+VA_WW_KERNEL(graph_walk_warp_b_4_1, unsigned char, 4, 1)
+VA_WW_KERNEL(graph_walk_warp_b_8_1, unsigned char, 8, 1)
+VA_WW_KERNEL(graph_walk_warp_b_1_2, unsigned char, 1, 2)
+VA_WW_KERNEL(graph_walk_warp_b_2_2, unsigned char, 2, 2)
+VA_WW_KERNEL(graph_walk_warp_b_4_2, unsigned char, 4, 2)
+VA_WW_KERNEL(graph_walk_warp_b_8_2, unsigned char, 8, 2)
 
 // The exact keys (fp32 rows X) of each query's `ef` candidates (nodes, a
 // prefix of them valid, VA_GW_NO_NODE after), sorted: the best `k` keys
@@ -693,6 +765,7 @@ __device__ __forceinline__ void va_ww_refine(const float* __restrict__ Q, int d,
     unsigned char* base = va_wr_smem + (i64)warp * wbytes;
     s.q = reinterpret_cast<float*>(base);
     s.hash = nullptr;
+    s.xnorm = nullptr;
     s.fnode = reinterpret_cast<u32*>(base + 4 * ((d + 3) & ~3));
     s.fkey = reinterpret_cast<float*>(s.fnode + 32 * LI);
     for (int i = lane; i < d; i += 32) s.q[i] = Q[(i64)qi * d + i];
@@ -735,6 +808,194 @@ VA_WR_KERNEL(1)
 VA_WR_KERNEL(2)
 VA_WR_KERNEL(4)
 VA_WR_KERNEL(8)
+
+// ---------------------------------------------------------------------------
+// Several walkers per query, for small batches: a block per query of
+// `blockDim.x / 32` warps, each a warp walk (as va_ww_walk, fp32 rows) with
+// its own list of `ef` items (ef <= 32) from its share of the starts (every
+// walker-th). They step together (a block barrier per step) and share one
+// visited set, so that each node joins at most one walker's list and the
+// walkers spread over the query's neighbourhood: each takes about as many
+// steps as its short list needs, where one walk of their lists' total
+// would take that many times more. A node first reached in a step goes to
+// the lowest-numbered walker that reached it then (its owner, the least
+// stamp `step << 8 | walker`), so results do not depend on timing. The
+// walk ends when no walker has an unexpanded item, after max_iters steps,
+// or once half the hash is filled (it is never cleared). Warp 0 merges the
+// lists (of the allowed results, with a filter) into the best kout (kout
+// <= 32 * LO), out as graph_walk's. Shared memory: the query (d floats,
+// padded to 4), the hash's nodes and owners (1 << hash_bits u32 each), then
+// per warp 32 * CI fresh nodes and keys and its list (32 u64).
+
+// Marks `node` reached at `stamp` in the block's hash; its slot.
+__device__ __forceinline__ int va_gm_reach(u32* keys, u32* owners, int bits, u32 node, u32 stamp, int& fresh) {
+    const u32 mask = (1u << bits) - 1;
+    u32 h = (node * 0x9E3779B1u) >> (32 - bits);
+    while (true) {
+        const u32 old = atomicCAS(keys + h, VA_GW_NO_NODE, node);
+        if (old == VA_GW_NO_NODE || old == node) {
+            fresh += old == VA_GW_NO_NODE;
+            atomicMin(owners + h, stamp);
+            return (int)h;
+        }
+        h = (h + 1) & mask;
+    }
+}
+
+// One step of a walker: marks `cand` reached, waits for every walker's
+// marks, takes the nodes it owns; the hash's fill after the marks.
+template <int CI>
+__device__ __forceinline__ int va_gm_step(VaWwShared& s, u32* keys, u32* owners, int bits, u32 stamp, int* count,
+                                          u64 (&list)[1], u64 (&res)[1], const u32 (&cand)[CI], int ef,
+                                          const u64* __restrict__ allowed, const float* __restrict__ X, int d,
+                                          bool vec, bool ip, int team) {
+    int slot[CI], fresh = 0;
+#pragma unroll
+    for (int c = 0; c < CI; ++c)
+        slot[c] = cand[c] != VA_GW_NO_NODE ? va_gm_reach(keys, owners, bits, cand[c], stamp, fresh) : -1;
+    fresh = __reduce_add_sync(0xffffffffu, fresh);
+    if ((threadIdx.x & 31) == 0 && fresh) atomicAdd(count, fresh);
+    __syncthreads();
+    const int filled = *(volatile int*)count;
+    bool take[CI];
+#pragma unroll
+    for (int c = 0; c < CI; ++c) take[c] = slot[c] >= 0 && owners[slot[c]] == stamp;
+    va_ww_take<1, CI, float>(s, list, res, cand, take, ef, ef, allowed, X, d, vec, ip, team);
+    return filled;
+}
+
+template <int LO, int CI>
+__device__ __forceinline__ void va_gm_walk(const float* __restrict__ Q, int d, const float* __restrict__ X, int n,
+                                           const u32* __restrict__ links, int degree,
+                                           const u32* __restrict__ starts, int ns, const u32* __restrict__ parts,
+                                           int np, int q_offset, int ef, int ip_flag,
+                                           const u64* __restrict__ allowed, int hash_bits, int team, int max_iters,
+                                           const u32* __restrict__ map, float* __restrict__ out_keys,
+                                           u32* __restrict__ out_nodes, int kout) {
+    extern __shared__ __align__(16) unsigned char va_gm_smem[];
+    __shared__ int s_count;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, walkers = blockDim.x >> 5;
+    const int qi = blockIdx.x;
+    const bool ip = ip_flag != 0;
+    float* q = reinterpret_cast<float*>(va_gm_smem);
+    u32* keys = reinterpret_cast<u32*>(q + ((d + 3) & ~3));
+    u32* owners = keys + (1 << hash_bits);
+    const int per_warp = 64 * CI + 64;  // u32 words
+    VaWwShared s;
+    s.hash = nullptr;
+    s.q = q;
+    s.xnorm = nullptr;
+    s.fnode = owners + (1 << hash_bits) + warp * per_warp;
+    s.fkey = reinterpret_cast<float*>(s.fnode + 32 * CI);
+    u64* lists = reinterpret_cast<u64*>(owners + (1 << hash_bits) + 64 * CI);  // warp 0's; warp w's at w * per_warp
+    for (int i = threadIdx.x; i < d; i += blockDim.x) q[i] = Q[(i64)qi * d + i];
+    for (int i = threadIdx.x; i < (1 << hash_bits); i += blockDim.x) {
+        keys[i] = VA_GW_NO_NODE;
+        owners[i] = 0xFFFFFFFFu;
+    }
+    if (threadIdx.x == 0) s_count = 0;
+    __syncthreads();
+    const bool vec = va_ww_vec(X, d);
+    const int half = (1 << hash_bits) / 2;
+    u64 list[1], res[1];
+    list[0] = res[0] = VA_GW_EMPTY;
+    // This walker's starts: every walkers-th of the per-query nodes (or
+    // the spread ones), then of the parts; as many steps for every walker.
+    const int root = (int)sqrt((double)n) / 2;
+    const int count = ns > 0 ? 0 : min(n, max(16, min(256, root)));
+    const int step = count > 0 ? n / count : 1;
+    const u64 mixed = ((u64)(qi + q_offset) * 0x9E3779B9ull) >> 7;
+    const int shift = (int)(mixed % (u64)max(step, 1));
+    const int first = ns > 0 ? ns : count;
+    const int total = first + np;
+    const int each = (total + walkers - 1) / walkers;
+    u32 t = 0;
+    int filled = 0;
+    for (int c0 = 0; c0 < each; c0 += 32 * CI, ++t) {
+        u32 cand[CI];
+#pragma unroll
+        for (int c = 0; c < CI; ++c) {
+            const int at = (c0 + c * 32 + lane) * walkers + warp;
+            u32 node = VA_GW_NO_NODE;
+            if (c0 + c * 32 + lane < each && at < total) {
+                if (at >= first) node = parts[at - first];
+                else if (ns > 0) node = starts[(i64)qi * ns + at];
+                else node = (u32)(at * step + shift);
+            }
+            cand[c] = node;
+        }
+        filled = va_gm_step<CI>(s, keys, owners, hash_bits, (t << 8) | warp, &s_count, list, res, cand, ef, allowed,
+                                X, d, vec, ip, team);
+        __syncthreads();  // every walker has read the fill before more marks
+    }
+    for (int it = 0; it < max_iters && filled <= half; ++it, ++t) {
+        const bool open = list[0] != VA_GW_EMPTY && !(list[0] & 1ull);
+        const unsigned mk = __ballot_sync(0xffffffffu, open);
+        u32 cand[CI];
+#pragma unroll
+        for (int c = 0; c < CI; ++c) cand[c] = VA_GW_NO_NODE;
+        if (mk) {
+            const int pl = __ffs(mk) - 1;
+            if (lane == pl) list[0] |= 1ull;
+            const u32 node = va_gw_node(__shfl_sync(0xffffffffu, list[0], pl));
+#pragma unroll
+            for (int c = 0; c < CI; ++c) {
+                const int e = c * 32 + lane;
+                cand[c] = e < degree ? __ldg(links + (i64)node * degree + e) : VA_GW_NO_NODE;
+            }
+        }
+        // Every walker steps while any has an item to expand.
+        if (!__syncthreads_or(mk != 0)) break;
+        filled = va_gm_step<CI>(s, keys, owners, hash_bits, (t << 8) | warp, &s_count, list, res, cand, ef, allowed,
+                                X, d, vec, ip, team);
+    }
+    const u64 mine = allowed ? res[0] : list[0];
+    reinterpret_cast<u64*>(reinterpret_cast<u32*>(lists) + warp * per_warp)[lane] =
+        mine == VA_GW_EMPTY ? mine : (mine & ~1ull);
+    __syncthreads();
+    if (warp != 0) return;
+    u64 best[LO];
+#pragma unroll
+    for (int j = 0; j < LO; ++j) best[j] = VA_GW_EMPTY;
+    for (int w = 0; w < walkers; ++w) {
+        u64 add[1];
+        add[0] = reinterpret_cast<const u64*>(reinterpret_cast<const u32*>(lists) + w * per_warp)[lane];
+        va_ww_merge_into<LO, 1>(best, add, kout);
+    }
+#pragma unroll
+    for (int j = 0; j < LO; ++j) {
+        const int e = j * 32 + lane;
+        if (e >= kout) continue;
+        float key = va_nan();
+        u32 node = VA_GW_NO_NODE;
+        if (best[j] != VA_GW_EMPTY) {
+            key = va_gw_key(best[j]);
+            node = va_gw_node(best[j]);
+            if (map) node = map[node];
+        }
+        out_keys[(i64)qi * kout + e] = key;
+        out_nodes[(i64)qi * kout + e] = node;
+    }
+}
+
+#define VA_GM_KERNEL(LO, CI)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(512) graph_walk_multi_##LO##_##CI(                            \
+        const float* __restrict__ Q, int d, const float* __restrict__ X, int n, const u32* __restrict__ links,   \
+        int degree, const u32* __restrict__ starts, int ns, const u32* __restrict__ parts, int np, int q_offset, \
+        int ef, int ip_flag, const u64* __restrict__ allowed, int hash_bits, int team, int max_iters,            \
+        const u32* __restrict__ map, float* __restrict__ out_keys, u32* __restrict__ out_nodes, int kout) {      \
+        va_gm_walk<LO, CI>(Q, d, X, n, links, degree, starts, ns, parts, np, q_offset, ef, ip_flag, allowed,     \
+                           hash_bits, team, max_iters, map, out_keys, out_nodes, kout);                          \
+    }
+
+VA_GM_KERNEL(1, 1)
+VA_GM_KERNEL(2, 1)
+VA_GM_KERNEL(4, 1)
+VA_GM_KERNEL(8, 1)
+VA_GM_KERNEL(1, 2)
+VA_GM_KERNEL(2, 2)
+VA_GM_KERNEL(4, 2)
+VA_GM_KERNEL(8, 2)
 
 // ---------------------------------------------------------------------------
 // Pruning of a k-NN graph by detour counts (index/graph.rs `prune`, the

@@ -7,7 +7,7 @@ use crate::common::{
     assert_close_neighbors, clustered, cuda, for_each_backend, gaussian, rng, seed,
 };
 use vector_accelerate::index::{IdSelector, Index, SearchParams};
-use vector_accelerate::{Context, Error, Matrix, Metric, Neighbors, Precision, MISSING_ID};
+use vector_accelerate::{Context, Error, Matrix, Metric, Neighbors, WalkPrecision, MISSING_ID};
 
 #[test]
 fn graph_recall_grows_with_ef_and_distances_are_exact() {
@@ -57,6 +57,11 @@ fn graph_recall_grows_with_ef_and_distances_are_exact() {
     });
 }
 
+/// The compressed walks and the recall each may lose against the fp32
+/// walk (8-bit codes rank less finely than f16).
+const COMPRESSED: [(WalkPrecision, f64); 2] =
+    [(WalkPrecision::F16, 0.03), (WalkPrecision::Int8, 0.05)];
+
 #[test]
 fn cuda_walk_agrees_with_the_host_walk() {
     let Some(gpu) = cuda() else {
@@ -70,17 +75,20 @@ fn cuda_walk_agrees_with_the_host_walk() {
     let dir = std::env::temp_dir().join(format!("va-graph-walk-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("g.vai");
-    // Rows not a multiple of 4 or 8 long, degrees below, at and above the
-    // kernel's 32 lanes, graphs with and without an upper level.
+    // Rows not a multiple of 4, 8 or 16 long and one that is, degrees
+    // below, at and above the kernel's 32 lanes, graphs with and without
+    // an upper level.
     for (n, dim, factory) in [
         (500, 13, "Graph4"),
-        (5_003, 24, "Graph16"),
+        (5_003, 48, "Graph16"),
         (6_007, 130, "Graph40"),
         (4_500, 7, "Graph2"),
     ] {
         let base = clustered(&mut r, n, dim, 40, 0.5);
-        // 97 queries walk a block each; 4,201 a warp each.
+        // 97 queries walk with several warps each (degrees of 16 or more;
+        // a block each below), 301 a block each, 4,201 a warp each.
         let small = clustered(&mut r, 97, dim, 40, 0.5);
+        let middle = clustered(&mut r, 301, dim, 40, 0.5);
         let large = clustered(&mut r, 4_201, dim, 40, 0.5);
         let ids: Vec<u64> = (0..n as u64).map(|i| 5 * i + 1).collect();
         for m in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
@@ -90,9 +98,11 @@ fn cuda_walk_agrees_with_the_host_walk() {
             let dev = Index::load(&gpu, &path).unwrap();
             let flat = build(&cpu, "Flat", &base, &ids, m);
             // ef 600 is past the kernels' lists: the host walks it; ef 512
-            // is past the warp walk's.
+            // is past the warp walk's (the small batch's walkers keep 16 x
+            // 8 candidates).
             let cases = [(1, 16), (10, 64), (10, 512), (50, 50), (10, 600)];
             let batches = cases.iter().map(|&c| (&small, c));
+            let batches = batches.chain([(1, 16), (10, 64), (50, 50)].map(|c| (&middle, c)));
             let batches = batches.chain([(1, 16), (10, 64), (50, 50)].map(|c| (&large, c)));
             for (q, (k, ef)) in batches {
                 let label = format!("{label} {} queries", q.rows());
@@ -111,15 +121,20 @@ fn cuda_walk_agrees_with_the_host_walk() {
                     recall(&b, &a)
                 );
                 check_exact(&label, m, q, &base, &b);
-                // The f16 walk (warp walks) re-scores in fp32: exact
-                // distances, recall about the fp32 walk's.
-                let h = dev.search(q, k, &p.with_precision(Precision::F16)).unwrap();
-                let rh = recall(&h, &want);
-                assert!(rh >= rb - 0.03, "{label} k {k} ef {ef}: f16 {rh} fp32 {rb}");
-                check_exact(&label, m, q, &base, &h);
+                // The f16 and int8 walks (warp walks) re-score in fp32:
+                // exact distances, recall about the fp32 walk's.
+                for (rows, slack) in COMPRESSED {
+                    let h = dev.search(q, k, &p.with_precision(rows)).unwrap();
+                    let rh = recall(&h, &want);
+                    assert!(
+                        rh >= rb - slack,
+                        "{label} k {k} ef {ef}: {rows} {rh} fp32 {rb}"
+                    );
+                    check_exact(&label, m, q, &base, &h);
+                }
             }
-            // Filtered walks of both kernels.
-            for q in [&small, &large] {
+            // Filtered walks of every kernel.
+            for q in [&small, &middle, &large] {
                 // A filter passing two thirds: only allowed ids, as many found.
                 let sel = IdSelector::from_fn(|id| id % 3 != 0);
                 let p = SearchParams::default().with_filter(&sel).with_ef(128);
@@ -131,13 +146,14 @@ fn cuda_walk_agrees_with_the_host_walk() {
                 let (ra, rb) = (recall(&a, &want), recall(&b, &want));
                 assert!(rb >= ra - 0.03, "{label} filtered: cuda {rb} host {ra}");
                 check_exact(&label, m, q, &base, &b);
-                let h = dev
-                    .search(q, 10, &p.with_precision(Precision::F16))
-                    .unwrap();
-                assert!(h.ids().iter().all(|&i| i % 3 != 0), "{label} filtered f16");
-                let rh = recall(&h, &want);
-                assert!(rh >= rb - 0.03, "{label} filtered: f16 {rh} fp32 {rb}");
-                check_exact(&label, m, q, &base, &h);
+                for (rows, slack) in COMPRESSED {
+                    let h = dev.search(q, 10, &p.with_precision(rows)).unwrap();
+                    let kept = h.ids().iter().all(|&i| i % 3 != 0);
+                    assert!(kept, "{label} filtered {rows}");
+                    let rh = recall(&h, &want);
+                    assert!(rh >= rb - slack, "{label} filtered: {rows} {rh} fp32 {rb}");
+                    check_exact(&label, m, q, &base, &h);
+                }
             }
         }
     }
@@ -403,10 +419,48 @@ fn an_f16_walk_of_rows_past_the_f16_range_walks_in_fp32() {
     let p = SearchParams::default().with_ef(48);
     let a = index.search(&q, 10, &p).unwrap();
     let b = index
-        .search(&q, 10, &p.with_precision(Precision::F16))
+        .search(&q, 10, &p.with_precision(WalkPrecision::F16))
         .unwrap();
     assert_eq!(a.ids(), b.ids(), "seed {s}");
     assert_eq!(a.distances(), b.distances(), "seed {s}");
+}
+
+#[test]
+fn an_int8_walk_codes_constant_and_wide_dimensions() {
+    let Some(gpu) = cuda() else {
+        eprintln!("skip: an_int8_walk_codes_constant_and_wide_dimensions needs a GPU");
+        return;
+    };
+    eprintln!("[cuda] an_int8_walk_codes_constant_and_wide_dimensions");
+    let s = seed();
+    let mut r = rng(s);
+    // 32 values (16-byte code loads): one dimension constant (scale 0),
+    // one spanning 100 times the others' range.
+    let (n, dim) = (3_001, 32);
+    let widen = |m: Matrix| {
+        let mut v = m.as_slice().to_vec();
+        for row in v.chunks_mut(dim) {
+            row[3] = 2.5;
+            row[7] *= 100.0;
+        }
+        Matrix::new(v, dim).unwrap()
+    };
+    let base = widen(clustered(&mut r, n, dim, 20, 0.5));
+    let q = widen(clustered(&mut r, 4_200, dim, 20, 0.5));
+    let ids: Vec<u64> = (0..n as u64).map(|i| 5 * i + 1).collect();
+    for m in [Metric::L2, Metric::InnerProduct] {
+        let index = build(&gpu, "Graph16", &base, &ids, m);
+        let flat = build(&gpu, "Flat", &base, &ids, m);
+        let p = SearchParams::default().with_ef(64);
+        let want = flat.search(&q, 10, &p).unwrap();
+        let a = index.search(&q, 10, &p).unwrap();
+        let b = index
+            .search(&q, 10, &p.with_precision(WalkPrecision::Int8))
+            .unwrap();
+        let (ra, rb) = (recall(&a, &want), recall(&b, &want));
+        assert!(rb >= ra - 0.05, "seed {s} {m}: int8 {rb} fp32 {ra}");
+        check_exact(&format!("seed {s} {m}"), m, &q, &base, &b);
+    }
 }
 
 #[test]
