@@ -85,8 +85,9 @@ fn cuda_walk_agrees_with_the_host_walk() {
         (4_500, 7, "Graph2"),
     ] {
         let base = clustered(&mut r, n, dim, 40, 0.5);
-        // 97 queries walk with several warps each (degrees of 16 or more;
-        // a block each below), 301 a block each, 4,201 a warp each.
+        // 97 and 301 queries walk a block each (97 the batch that will
+        // walk with several warps each, degrees of 16 or more), 4,201 a
+        // warp each.
         let small = clustered(&mut r, 97, dim, 40, 0.5);
         let middle = clustered(&mut r, 301, dim, 40, 0.5);
         let large = clustered(&mut r, 4_201, dim, 40, 0.5);
@@ -98,8 +99,7 @@ fn cuda_walk_agrees_with_the_host_walk() {
             let dev = Index::load(&gpu, &path).unwrap();
             let flat = build(&cpu, "Flat", &base, &ids, m);
             // ef 600 is past the kernels' lists: the host walks it; ef 512
-            // is past the warp walk's (the small batch's walkers keep 16 x
-            // 8 candidates).
+            // is past the warp walk's.
             let cases = [(1, 16), (10, 64), (10, 512), (50, 50), (10, 600)];
             let batches = cases.iter().map(|&c| (&small, c));
             let batches = batches.chain([(1, 16), (10, 64), (50, 50)].map(|c| (&middle, c)));
