@@ -473,29 +473,24 @@ fn launch_warp(
         shape.list_regs, shape.nb_regs
     );
     let (f, cfg) = warp_kernel(dev, &name, shape.bytes, m)?;
-    let null = 0u64;
-    let (d, n, degree) = (dim as i32, l.nodes as i32, l.degree as i32);
-    let ns = w.starts.map_or(0, |s| s.1) as i32;
-    let np = l.parts.as_ref().map_or(0, |p| p.len()) as i32;
-    let (q_offset, queries, ef) = (w.q_offset as i32, m as i32, w.ef as i32);
+    let level = LevelArgs::of(w, dim);
+    let null = &level.null;
+    let (queries, ef) = (m as i32, w.ef as i32);
     let (ip, bits, team) = (w.ip as i32, shape.hash_bits as i32, shape.team as i32);
     let max_iters = (64 * w.ef).max(4096) as i32;
     let (kout, wbytes) = (w.kout as i32, shape.bytes as i32);
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(q).arg(&d);
+    b.arg(q).arg(&level.d);
     match w.coded {
-        None => b.arg(&l.rows).arg(&null).arg(&null),
-        Some(Coded::Half(h)) => b.arg(h).arg(&null).arg(&null),
+        None => b.arg(&l.rows).arg(null).arg(null),
+        Some(Coded::Half(h)) => b.arg(h).arg(null).arg(null),
         Some(Coded::Bytes(c, norms, p)) => b.arg(c).arg(p).arg(norms),
     };
-    b.arg(&n).arg(&l.links).arg(&degree);
-    arg_or_null(&mut b, w.starts.map(|(s, _)| s), &null);
-    b.arg(&ns);
-    arg_or_null(&mut b, l.parts.as_ref(), &null);
-    b.arg(&np).arg(&q_offset).arg(&queries).arg(&ef).arg(&ip);
-    arg_or_null(&mut b, w.allowed, &null);
+    level.push(&mut b, w);
+    b.arg(&queries).arg(&ef).arg(&ip);
+    arg_or_null(&mut b, w.allowed, null);
     b.arg(&bits).arg(&team).arg(&max_iters);
-    arg_or_null(&mut b, l.below.as_ref(), &null);
+    arg_or_null(&mut b, l.below.as_ref(), null);
     b.arg(&mut *out_keys)
         .arg(&mut *out_nodes)
         .arg(&kout)
@@ -580,34 +575,20 @@ fn launch_multi(
 ) -> Result<()> {
     let l = w.level;
     let name = format!("graph_walk_multi_{}_{}", shape.out_regs, shape.nb_regs);
-    let f = dev.func(MODULE, &name)?;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        shape.bytes as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
-    let null = 0u64;
-    let (d, n, degree) = (dim as i32, l.nodes as i32, l.degree as i32);
-    let ns = w.starts.map_or(0, |s| s.1) as i32;
-    let np = l.parts.as_ref().map_or(0, |p| p.len()) as i32;
-    let (q_offset, list, ip) = (w.q_offset as i32, shape.list as i32, w.ip as i32);
+    let f = kernel_with_shared(dev, &name, shape.bytes)?;
+    let level = LevelArgs::of(w, dim);
+    let null = &level.null;
+    let (list, ip) = (shape.list as i32, w.ip as i32);
     let (bits, team) = (shape.hash_bits as i32, team_of(dim) as i32);
     let max_iters = (64 * shape.list).max(4096) as i32;
     let kout = w.kout as i32;
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(q)
-        .arg(&d)
-        .arg(&l.rows)
-        .arg(&n)
-        .arg(&l.links)
-        .arg(&degree);
-    arg_or_null(&mut b, w.starts.map(|(s, _)| s), &null);
-    b.arg(&ns);
-    arg_or_null(&mut b, l.parts.as_ref(), &null);
-    b.arg(&np).arg(&q_offset).arg(&list).arg(&ip);
-    arg_or_null(&mut b, w.allowed, &null);
+    b.arg(q).arg(&level.d).arg(&l.rows);
+    level.push(&mut b, w);
+    b.arg(&list).arg(&ip);
+    arg_or_null(&mut b, w.allowed, null);
     b.arg(&bits).arg(&team).arg(&max_iters);
-    arg_or_null(&mut b, l.below.as_ref(), &null);
+    arg_or_null(&mut b, l.below.as_ref(), null);
     b.arg(&mut *out_keys).arg(&mut *out_nodes).arg(&kout);
     let cfg = LaunchConfig {
         grid_dim: (m as u32, 1, 1),
@@ -652,6 +633,55 @@ fn launch_refine(
     Ok((keys, out))
 }
 
+/// The module's kernel `name`, allowed `bytes` of dynamic shared memory.
+fn kernel_with_shared(dev: &CudaDevice, name: &str, bytes: usize) -> Result<CudaFunction> {
+    let f = dev.func(MODULE, name)?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        bytes as i32,
+    )
+    .map_err(cu("cuFuncSetAttribute"))?;
+    Ok(f)
+}
+
+/// The arguments every walk kernel takes for its level after its rows
+/// (`n, links, degree, starts, ns, parts, np, q_offset`), their scalars
+/// held here for the launch, with the row length `d` and a null pointer.
+struct LevelArgs {
+    d: i32,
+    n: i32,
+    degree: i32,
+    ns: i32,
+    np: i32,
+    q_offset: i32,
+    null: u64,
+}
+
+impl LevelArgs {
+    fn of(w: &Walk<'_>, dim: usize) -> Self {
+        let l = w.level;
+        Self {
+            d: dim as i32,
+            n: l.nodes as i32,
+            degree: l.degree as i32,
+            ns: w.starts.map_or(0, |s| s.1) as i32,
+            np: l.parts.as_ref().map_or(0, |p| p.len()) as i32,
+            q_offset: w.q_offset as i32,
+            null: 0,
+        }
+    }
+
+    /// Pushes them in the kernels' order.
+    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>, w: &Walk<'a>) {
+        let l = w.level;
+        b.arg(&self.n).arg(&l.links).arg(&self.degree);
+        arg_or_null(b, w.starts.map(|(s, _)| s), &self.null);
+        b.arg(&self.ns);
+        arg_or_null(b, l.parts.as_ref(), &self.null);
+        b.arg(&self.np).arg(&self.q_offset);
+    }
+}
+
 /// Pushes the device buffer `x`, or a null pointer where there is none.
 fn arg_or_null<'a, T>(b: &mut LaunchArgs<'a>, x: Option<&'a CudaSlice<T>>, null: &'a u64) {
     match x {
@@ -668,13 +698,8 @@ fn warp_kernel(
     warp_bytes: usize,
     items: usize,
 ) -> Result<(CudaFunction, LaunchConfig)> {
-    let f = dev.func(MODULE, name)?;
     let block_bytes = warp_bytes * WARP_QUERIES;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        block_bytes as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
+    let f = kernel_with_shared(dev, name, block_bytes)?;
     let cfg = LaunchConfig {
         grid_dim: (items.div_ceil(WARP_QUERIES) as u32, 1, 1),
         block_dim: (32 * WARP_QUERIES as u32, 1, 1),
@@ -700,34 +725,20 @@ fn launch(
     let l = w.level;
     let rcap = if w.allowed.is_some() { w.kout } else { 0 };
     let shape = Shape::new(w.ef, rcap, l.degree, dim);
-    let f = dev.func(MODULE, "graph_walk")?;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        shape.bytes() as i32,
-    )
-    .map_err(cu("cuFuncSetAttribute"))?;
-    let null = 0u64;
-    let (d, n, degree) = (dim as i32, l.nodes as i32, l.degree as i32);
-    let ns = w.starts.map_or(0, |s| s.1) as i32;
-    let np = l.parts.as_ref().map_or(0, |p| p.len()) as i32;
-    let (q_offset, ef, k) = (w.q_offset as i32, w.ef as i32, w.kout as i32);
+    let f = kernel_with_shared(dev, "graph_walk", shape.bytes())?;
+    let level = LevelArgs::of(w, dim);
+    let null = &level.null;
+    let (ef, k) = (w.ef as i32, w.kout as i32);
     let (ip, nbp, bits) = (w.ip as i32, shape.nbp as i32, shape.hash_bits as i32);
     let max_iters = (64 * w.ef).max(4096) as i32;
     let kout = w.kout as i32;
     let mut b = dev.stream.launch_builder(&f);
-    b.arg(q)
-        .arg(&d)
-        .arg(&l.rows)
-        .arg(&n)
-        .arg(&l.links)
-        .arg(&degree);
-    arg_or_null(&mut b, w.starts.map(|(s, _)| s), &null);
-    b.arg(&ns);
-    arg_or_null(&mut b, l.parts.as_ref(), &null);
-    b.arg(&np).arg(&q_offset).arg(&ef).arg(&k).arg(&ip);
-    arg_or_null(&mut b, w.allowed, &null);
+    b.arg(q).arg(&level.d).arg(&l.rows);
+    level.push(&mut b, w);
+    b.arg(&ef).arg(&k).arg(&ip);
+    arg_or_null(&mut b, w.allowed, null);
     b.arg(&nbp).arg(&bits).arg(&max_iters);
-    arg_or_null(&mut b, l.below.as_ref(), &null);
+    arg_or_null(&mut b, l.below.as_ref(), null);
     b.arg(&mut *out_keys).arg(&mut *out_nodes).arg(&kout);
     let cfg = LaunchConfig {
         grid_dim: (m as u32, 1, 1),

@@ -20,6 +20,35 @@ __device__ __forceinline__ u64 va_gw_item(float key, u32 node) {
 __device__ __forceinline__ u32 va_gw_node(u64 item) { return (u32)(item >> 1) & 0x7fffffffu; }
 __device__ __forceinline__ float va_gw_key(u64 item) { return va_key_value((u32)(item >> 32), 0); }
 
+// The start nodes of query qi of a chunk (q_offset its first query's
+// number) on a level of n nodes: its `ns` given ones (row qi of `starts`;
+// with none, nodes spread over the level as the host walk takes them for
+// query q_offset + qi), then the level's `np` part starts; `total` of them.
+struct VaGwStarts {
+    const u32* given;  // this query's ns nodes
+    const u32* parts;
+    int ns, first, total, step, shift;
+    __device__ VaGwStarts(const u32* starts, int ns_, const u32* parts_, int np, int n, int qi, int q_offset) {
+        const int root = (int)sqrt((double)n) / 2;
+        const int count = ns_ > 0 ? 0 : min(n, max(16, min(256, root)));
+        step = count > 0 ? n / count : 1;
+        const u64 mixed = ((u64)(qi + q_offset) * 0x9E3779B9ull) >> 7;
+        shift = (int)(mixed % (u64)max(step, 1));
+        given = ns_ > 0 ? starts + (i64)qi * ns_ : nullptr;
+        parts = parts_;
+        ns = ns_;
+        first = ns_ > 0 ? ns_ : count;
+        total = first + np;
+    }
+    // Start `at`, VA_GW_NO_NODE past the last.
+    __device__ u32 node(int at) const {
+        if (at >= total) return VA_GW_NO_NODE;
+        if (at >= first) return parts[at - first];
+        if (ns > 0) return given[at];
+        return (u32)(at * step + shift);
+    }
+};
+
 // Items of `a` (len entries, sorted) that rank before `x`.
 __device__ __forceinline__ int va_gw_rank(const u64* a, int len, u64 x) {
     int lo = 0, hi = len;
@@ -222,23 +251,10 @@ graph_walk(const float* __restrict__ Q, int d, const float* __restrict__ X, int 
     const bool vec = ((d & 3) == 0) && ((((u64)X) & 15) == 0);
     __syncthreads();
     int cur = 0;
-    // Starts: per-query nodes (or the spread ones), then the parts.
-    const int root = (int)sqrt((double)n) / 2;
-    const int count = ns > 0 ? 0 : min(n, max(16, min(256, root)));
-    const int step = count > 0 ? n / count : 1;
-    const u64 mixed = ((u64)(qi + q_offset) * 0x9E3779B9ull) >> 7;
-    const int shift = (int)(mixed % (u64)max(step, 1));
-    const int total = (ns > 0 ? ns : count) + np;
-    for (int c0 = 0; c0 < total; c0 += nbp) {
+    const VaGwStarts from(starts, ns, parts, np, n, qi, q_offset);
+    for (int c0 = 0; c0 < from.total; c0 += nbp) {
         for (int t = threadIdx.x; t < nbp; t += blockDim.x) {
-            const int c = c0 + t;
-            u32 node = VA_GW_NO_NODE;
-            if (c < total) {
-                const int first = ns > 0 ? ns : count;
-                if (c >= first) node = parts[c - first];
-                else if (ns > 0) node = starts[(i64)qi * ns + c];
-                else node = (u32)(c * step + shift);
-            }
+            const u32 node = from.node(c0 + t);
             const bool fresh = node != VA_GW_NO_NODE && va_gw_visit(s.hash, hash_bits, node, &s_inserted);
             s.fresh[t] = fresh ? (u64)node : VA_GW_EMPTY;
         }
@@ -638,27 +654,11 @@ __device__ __forceinline__ void va_ww_walk(const float* __restrict__ Q, int d, c
     for (int j = 0; j < LI; ++j) list[j] = res[j] = VA_GW_EMPTY;
     int inserted = 0;
     const int half = (1 << hash_bits) / 2;
-    // Starts: per-query nodes (or the spread ones), then the parts.
-    const int root = (int)sqrt((double)n) / 2;
-    const int count = ns > 0 ? 0 : min(n, max(16, min(256, root)));
-    const int step = count > 0 ? n / count : 1;
-    const u64 mixed = ((u64)(qi + q_offset) * 0x9E3779B9ull) >> 7;
-    const int shift = (int)(mixed % (u64)max(step, 1));
-    const int first = ns > 0 ? ns : count;
-    const int total = first + np;
-    for (int c0 = 0; c0 < total; c0 += 32 * CI) {
+    const VaGwStarts from(starts, ns, parts, np, n, qi, q_offset);
+    for (int c0 = 0; c0 < from.total; c0 += 32 * CI) {
         u32 cand[CI];
 #pragma unroll
-        for (int c = 0; c < CI; ++c) {
-            const int at = c0 + c * 32 + lane;
-            u32 node = VA_GW_NO_NODE;
-            if (at < total) {
-                if (at >= first) node = parts[at - first];
-                else if (ns > 0) node = starts[(i64)qi * ns + at];
-                else node = (u32)(at * step + shift);
-            }
-            cand[c] = node;
-        }
+        for (int c = 0; c < CI; ++c) cand[c] = from.node(c0 + c * 32 + lane);
         inserted += va_ww_absorb<LI, CI, T>(s, hash_bits, list, res, cand, ef, kout, allowed, X, d, vec, ip, team);
         if (inserted > half) inserted = va_ww_reset<LI>(s, hash_bits, list, res);
     }
@@ -899,30 +899,18 @@ __device__ __forceinline__ void va_gm_walk(const float* __restrict__ Q, int d, c
     const int half = (1 << hash_bits) / 2;
     u64 list[1], res[1];
     list[0] = res[0] = VA_GW_EMPTY;
-    // This walker's starts: every walkers-th of the per-query nodes (or
-    // the spread ones), then of the parts; as many steps for every walker.
-    const int root = (int)sqrt((double)n) / 2;
-    const int count = ns > 0 ? 0 : min(n, max(16, min(256, root)));
-    const int step = count > 0 ? n / count : 1;
-    const u64 mixed = ((u64)(qi + q_offset) * 0x9E3779B9ull) >> 7;
-    const int shift = (int)(mixed % (u64)max(step, 1));
-    const int first = ns > 0 ? ns : count;
-    const int total = first + np;
-    const int each = (total + walkers - 1) / walkers;
+    // This walker's starts: every walkers-th of the query's; as many steps
+    // for every walker.
+    const VaGwStarts from(starts, ns, parts, np, n, qi, q_offset);
+    const int each = (from.total + walkers - 1) / walkers;
     u32 t = 0;
     int filled = 0;
     for (int c0 = 0; c0 < each; c0 += 32 * CI, ++t) {
         u32 cand[CI];
 #pragma unroll
         for (int c = 0; c < CI; ++c) {
-            const int at = (c0 + c * 32 + lane) * walkers + warp;
-            u32 node = VA_GW_NO_NODE;
-            if (c0 + c * 32 + lane < each && at < total) {
-                if (at >= first) node = parts[at - first];
-                else if (ns > 0) node = starts[(i64)qi * ns + at];
-                else node = (u32)(at * step + shift);
-            }
-            cand[c] = node;
+            const int j = c0 + c * 32 + lane;
+            cand[c] = j < each ? from.node(j * walkers + warp) : VA_GW_NO_NODE;
         }
         filled = va_gm_step<CI>(s, keys, owners, hash_bits, (t << 8) | warp, &s_count, list, res, cand, ef, allowed,
                                 X, d, vec, ip, team);
