@@ -8,7 +8,7 @@ are read through NumPy without a copy. The GIL is released while the library com
 used when one is present.
 """
 from os import PathLike
-from typing import Any, Optional, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -95,6 +95,69 @@ def knn(
     ``"hamming-normalized"`` or ``"jaccard"``. NumPy in gives NumPy out; CUDA tensors
     (PyTorch, CuPy) are read in place and give tensors of the same kind on the same device,
     never copied through the host."""
+
+class MultiIndex:
+    """An index spread over several devices: ``layout="shards"`` (each device holds a part of
+    the vectors; a search asks all and merges their best) or ``"replicas"`` (each holds every
+    vector; a search splits its queries). ``devices``: device names (``"cuda:0"``, ``"cpu"``),
+    a count of contexts on the module's device, or ``None`` for every CUDA device."""
+
+    def __init__(
+        self,
+        d: int,
+        description: str,
+        metric: Optional[Union[str, int]] = None,
+        *,
+        layout: str = "shards",
+        devices: Optional[Union[int, Sequence[str]]] = None,
+    ) -> None: ...
+    @property
+    def d(self) -> int:
+        """Dimension of the vectors."""
+    @property
+    def ntotal(self) -> int:
+        """Vectors held, each counted once."""
+    @property
+    def part_sizes(self) -> List[int]:
+        """Vectors held by each part."""
+    @property
+    def layout(self) -> str:
+        """``"shards"`` or ``"replicas"``."""
+    @property
+    def is_trained(self) -> bool:
+        """Whether the parts can take vectors."""
+    @property
+    def nprobe(self) -> int:
+        """Lists scanned per query by default (IVF parts)."""
+    @nprobe.setter
+    def nprobe(self, n: int) -> None: ...
+    def train(self, x: Array) -> None:
+        """Trains the first part on ``x`` and copies its training to the others."""
+    def add(self, x: Array) -> None:
+        """Adds ``x [n, d]`` with sequential ids (shards: the emptiest parts take the most)."""
+    def add_with_ids(self, x: Array, ids: npt.ArrayLike) -> None:
+        """Adds ``x [n, d]`` under ``ids [n]`` (an id any part holds is a ValueError)."""
+    def search(
+        self,
+        x: Array,
+        k: int,
+        *,
+        nprobe: Optional[int] = None,
+        refine_factor: Optional[int] = None,
+        ef: Optional[int] = None,
+        allowed: Optional[npt.ArrayLike] = None,
+    ) -> Tuple[Array, Array]:
+        """``(D, I)`` of the ``k`` nearest vectors of each row of ``x``, as :meth:`Index.search`."""
+    def remove_ids(self, ids: npt.ArrayLike) -> int:
+        """Removes the vectors of ``ids``; returns how many were removed."""
+    def save(self, path: Union[str, PathLike]) -> None:
+        """Writes the index to the folder ``path`` (a file per part, then a manifest)."""
+    @staticmethod
+    def load(
+        path: Union[str, PathLike], *, devices: Optional[Union[int, Sequence[str]]] = None
+    ) -> "MultiIndex":
+        """Reads an index written by :meth:`save` onto ``devices``."""
+    def __len__(self) -> int: ...
 
 class Index:
     """A vector index built by :func:`index_factory`, holding vectors under ``int64`` ids."""

@@ -12,7 +12,7 @@ use crate::arrays::ids_of;
 use crate::context;
 use crate::dlpack::with_input;
 use crate::errors::to_py;
-use crate::index::{from_bytes, search_params, to_bytes, PyIndex};
+use crate::index::{search_params, PyIndex};
 
 /// A durable index (see the module docs).
 #[pyclass(name = "DurableIndex", module = "vector_accelerate", frozen)]
@@ -59,10 +59,10 @@ impl PyDurable {
         let opts = options(checkpoint_bytes, sync_interval)?;
         let inner_index = &index.inner;
         let ctx = inner_index.context().clone();
-        let bytes = py.detach(|| to_bytes(inner_index)).map_err(to_py)?;
+        let bytes = py.detach(|| inner_index.to_bytes()).map_err(to_py)?;
         let inner = py
             .detach(|| {
-                let copy = from_bytes(&ctx, &bytes)?;
+                let copy = va::index::Index::from_bytes(&ctx, &bytes)?;
                 DurableIndex::create(&path, copy, opts)
             })
             .map_err(to_py)?;

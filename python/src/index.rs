@@ -153,7 +153,7 @@ impl PyIndex {
     /// Pickling: the index as the bytes of its file.
     fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &self.inner;
-        let bytes = py.detach(|| to_bytes(inner)).map_err(to_py)?;
+        let bytes = py.detach(|| inner.to_bytes()).map_err(to_py)?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -161,7 +161,7 @@ impl PyIndex {
     /// device.
     fn __setstate__(&mut self, py: Python<'_>, state: &[u8]) -> PyResult<()> {
         let ctx = &context()?;
-        self.inner = py.detach(|| from_bytes(ctx, state)).map_err(to_py)?;
+        self.inner = py.detach(|| Index::from_bytes(ctx, state)).map_err(to_py)?;
         Ok(())
     }
 
@@ -229,42 +229,6 @@ type RangeArrays<'py> = (
     Bound<'py, PyArray1<f32>>,
     Bound<'py, PyArray1<i64>>,
 );
-
-/// A file name for one serialisation, unique in this process.
-fn scratch_path() -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("vector-accelerate-{}-{n}.vai", std::process::id()))
-}
-
-/// The bytes of `index`'s file.
-pub(crate) fn to_bytes(index: &Index) -> va::Result<Vec<u8>> {
-    let path = scratch_path();
-    let out = index.save(&path).and_then(|_| {
-        std::fs::read(&path).map_err(|e| va::Error::BadIndexFile {
-            path: path.display().to_string(),
-            offset: 0,
-            reason: e.to_string(),
-        })
-    });
-    let _ = std::fs::remove_file(&path);
-    out
-}
-
-/// An index from the bytes of its file.
-pub(crate) fn from_bytes(ctx: &va::Context, bytes: &[u8]) -> va::Result<Index> {
-    let path = scratch_path();
-    let out = std::fs::write(&path, bytes)
-        .map_err(|e| va::Error::BadIndexFile {
-            path: path.display().to_string(),
-            offset: 0,
-            reason: e.to_string(),
-        })
-        .and_then(|_| Index::load(ctx, &path));
-    let _ = std::fs::remove_file(&path);
-    out
-}
 
 /// An empty index of `d`-dimensional vectors from a factory string
 /// (FAISS's `index_factory`); `metric` a name or `METRIC_L2` /

@@ -10,6 +10,7 @@ mod durable;
 mod errors;
 mod families;
 mod index;
+mod multi;
 mod quantizers;
 mod statistics;
 
@@ -138,5 +139,6 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     quantizers::register(m)?;
     statistics::register(m)?;
     durable::register(m)?;
+    multi::register(m)?;
     index::register(m)
 }

@@ -222,6 +222,15 @@ pub enum Error {
     /// was set (Ctrl-C in the Python package).
     #[error("interrupted: the operation stopped at its next step after an interrupt request")]
     Interrupted,
+    /// One part of an index spread over several contexts failed (the
+    /// others' work stands; see [`MultiIndex`](crate::index::MultiIndex)).
+    #[error("part {part} of the index failed: {source}")]
+    Part {
+        /// The part's number (its context's place in the list).
+        part: usize,
+        /// What went wrong there.
+        source: Box<Error>,
+    },
 }
 
 impl Error {

@@ -507,8 +507,9 @@ fn launch_warp(
 /// GPU host; 128 is the intended bound once they have passed the GPU
 /// suite (`cuda_walk_agrees_with_the_host_walk` walks 97 queries).
 const MULTI_UP_TO: usize = 0;
-/// Items of each walker's list, and the most walkers per query (warps of
-/// its block): `ef / 4` of them, at least 4. On an H100 (1M x 128, one
+/// Items of each walker's list (at least the results wanted: a walker may
+/// own every one of them), and the most walkers per query (warps of its
+/// block): `ef / 4` of them, at least 4. On an H100 (1M x 128, one
 /// query at a time) lists of 8 were faster and found more than lists of 16
 /// or 32 (ef 64: 16 walkers of 8, recall 0.9999 in 0.29 ms; of 16, 1.0 in
 /// 0.38 ms; of 32, 0.60 ms).
@@ -538,13 +539,12 @@ impl MultiShape {
     /// within a quarter of the shared visited hash (never cleared).
     fn new(w: &Walk<'_>, dim: usize, m: usize) -> Option<Self> {
         let degree = w.level.degree;
-        if m > MULTI_UP_TO
-            || !(MULTI_MIN_DEGREE..=WARP_MAX_DEGREE).contains(&degree)
-            || w.kout > 256
-        {
+        // The walkers' lists together hold the best `kout` of every node
+        // reached only when each holds `kout` (a walker may own them all).
+        let list = MULTI_LIST.min(w.ef).max(w.kout);
+        if m > MULTI_UP_TO || !(MULTI_MIN_DEGREE..=WARP_MAX_DEGREE).contains(&degree) || list > 32 {
             return None;
         }
-        let list = MULTI_LIST.min(w.ef);
         let walkers = (w.ef / 4).clamp(4, MULTI_MAX_WALKERS);
         let nb_regs = degree.div_ceil(32);
         let hash = (64 * walkers * list).next_power_of_two().clamp(4096, 16384);

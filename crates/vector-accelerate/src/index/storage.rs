@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::api::{Body, Index};
 use super::coded::ListCodec;
-use super::file::{FieldReader, Fields, Reader, Writer};
+use super::file::{io_error, FieldReader, Fields, Reader, Writer};
 use super::graph::{Graph, GraphIndex, NO_NODE};
 use super::ids::IdMap;
 use super::ivf::Ivf;
@@ -140,6 +140,43 @@ impl Index {
         r.finish()?;
         Ok(index)
     }
+
+    /// The bytes of the index's file (as [`save`](Self::save) writes it).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let path = scratch_path();
+        let out = self
+            .save(&path)
+            .and_then(|_| std::fs::read(&path).map_err(|e| io_error(&path, 0, &e)));
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
+    /// An index from the bytes of its file (as [`to_bytes`](Self::to_bytes)
+    /// gives them) on `ctx`'s device; bytes that are not a whole index file
+    /// are [`Error::BadIndexFile`].
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let path = scratch_path();
+        let out = std::fs::write(&path, bytes)
+            .map_err(|e| io_error(&path, 0, &e))
+            .and_then(|_| Index::load(ctx, &path));
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
+    /// A copy of the index (its vectors, ids, training and settings) on
+    /// `ctx`'s device.
+    pub fn copy_to(&self, ctx: &Context) -> Result<Self> {
+        Self::from_bytes(ctx, &self.to_bytes()?)
+    }
+}
+
+/// A fresh file name in the system's temporary folder.
+fn scratch_path() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let name = format!("vector-accelerate-{}-{n}.vai", std::process::id());
+    std::env::temp_dir().join(name)
 }
 
 /// The lists' rows in list order (`lists`: each list's live slots;

@@ -95,6 +95,15 @@ impl Context {
         })
     }
 
+    /// A context for every visible CUDA device, in ordinal order (for
+    /// indexes spread over several GPUs), or an error saying why CUDA
+    /// cannot be used.
+    pub fn all_cuda() -> Result<Vec<Self>> {
+        let count = crate::runtime::cuda_device::count()
+            .map_err(|reason| Error::CudaUnavailable { reason })?;
+        (0..count).map(Self::cuda).collect()
+    }
+
     /// The best device: CUDA device 0 when the driver, NVRTC, cuBLAS and a
     /// device are all present, else the CPU (with [`Context::fallback_reason`]
     /// saying why). Never fails.

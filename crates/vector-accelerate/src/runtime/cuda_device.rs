@@ -100,6 +100,16 @@ fn probe(ordinal: usize) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// How many CUDA devices are visible and usable (every one passes the same
+/// checks as device 0), or why none is.
+pub(crate) fn count() -> std::result::Result<usize, String> {
+    probe(0)?;
+    let count = std::panic::catch_unwind(CudaContext::device_count)
+        .map_err(|_| "the CUDA driver could not be loaded".to_string())?
+        .map_err(|e| format!("the CUDA driver did not initialise ({e})"))?;
+    Ok(count.max(0) as usize)
+}
+
 /// Opens (once per process) CUDA device `ordinal`, or says why it cannot.
 pub(crate) fn open(ordinal: usize) -> std::result::Result<Arc<CudaDevice>, String> {
     static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<CudaDevice>>>> = OnceLock::new();

@@ -9,6 +9,7 @@ mod filters;
 mod flat;
 mod graph;
 mod ivf;
+mod multi;
 mod props;
 mod storage;
 
