@@ -11,13 +11,15 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// `x` as a C-contiguous `dtype` array (NumPy's `ascontiguousarray`).
+/// `x` as a C-contiguous, aligned `dtype` array (NumPy's `require`).
 fn contiguous<'py>(x: &Bound<'py, PyAny>, dtype: &str) -> PyResult<Bound<'py, PyAny>> {
     let py = x.py();
     let kw = PyDict::new(py);
     kw.set_item("dtype", dtype)?;
-    py.import("numpy")?
-        .call_method("ascontiguousarray", (x,), Some(&kw))
+    // C order and aligned: arrays rebuilt from byte buffers (pickles,
+    // Dask transfers) may start at any byte.
+    kw.set_item("requirements", "CA")?;
+    py.import("numpy")?.call_method("require", (x,), Some(&kw))
 }
 
 /// `x` (named `what` in errors) as C-contiguous `float32` rows `[n, d]`.
@@ -26,7 +28,7 @@ pub(crate) fn f32_rows<'py>(
     what: &str,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     if let Ok(a) = x.cast::<PyArray2<f32>>() {
-        if a.is_c_contiguous() {
+        if a.is_c_contiguous() && a.data().is_aligned() {
             return Ok(a.clone());
         }
     }

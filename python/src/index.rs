@@ -50,6 +50,16 @@ impl PyIndex {
     fn set_nprobe(&mut self, n: usize) -> PyResult<()> {
         self.inner.set_nprobe(n).map_err(to_py)
     }
+    /// The metric's name (`"l2"`, `"ip"`, `"cosine"`, ...).
+    #[getter]
+    fn metric(&self) -> String {
+        self.inner.metric().to_string()
+    }
+    /// Whether results rank largest first (inner products, similarities).
+    #[getter]
+    fn _largest_first(&self) -> bool {
+        self.inner.metric().canonical().order() == va::Order::Largest
+    }
     /// The factory string (lists filled in once trained).
     #[getter]
     fn factory(&self) -> String {

@@ -179,6 +179,9 @@ class Index:
     @nprobe.setter
     def nprobe(self, n: int) -> None: ...
     @property
+    def metric(self) -> str:
+        """The metric's name (``"l2"``, ``"ip"``, ``"cosine"``, ...)."""
+    @property
     def factory(self) -> str:
         """The factory string (the number of lists filled in once trained)."""
     def train(self, x: Array) -> None:
