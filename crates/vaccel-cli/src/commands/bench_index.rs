@@ -15,6 +15,7 @@ use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, WalkPrecision, 
 
 use super::args::make_context;
 use super::bench_plot::{self, Curve, Series};
+use super::bench_scale::{self, ScaleRun};
 use super::timing::{median, time_ms};
 use crate::io::npy;
 use crate::io::output::{commit, PendingFile};
@@ -75,6 +76,16 @@ pub struct BenchIndexArgs {
     /// over every query and every repeat, queries/s its inverse.
     #[arg(long)]
     single: bool,
+    /// Also spread the index over 1, 2, 4, ... of these devices (a comma
+    /// list such as cuda:0,cuda:1, or all for every CUDA device; a device
+    /// may repeat) and report queries per second at the first --nprobe
+    /// value with the scaling efficiency against one part.
+    #[arg(long, value_name = "DEVICES")]
+    devices: Option<String>,
+    /// How --devices spreads the index: shards (each device a part of the
+    /// vectors) or replicas (each every vector, the queries split).
+    #[arg(long, default_value = "shards")]
+    layout: String,
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -110,6 +121,8 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
     ensure!(a.add_batch >= 1, "--add-batch must be at least 1");
     ensure!(a.k >= 1, "-k must be at least 1");
     let probes = parse_list(&a.nprobe)?;
+    let layout = bench_scale::layout(&a.layout)?;
+    let spread = a.devices.as_deref().map(bench_scale::devices).transpose()?;
     let fractions = a.filters.as_deref().map(parse_fractions).transpose()?;
     let mut peers = Vec::new();
     for p in &a.peers {
@@ -159,11 +172,32 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
         let probe = (probes[0], fractions.as_slice());
         filtered(&mut out, &ctx, &index, data, &a, probe, metric)?;
     }
+    if let Some(contexts) = &spread {
+        let run = scale_run(&a, metric, probes[0]);
+        bench_scale::scaling(&mut out, (&base, &queries, &truth), contexts, layout, &run)?;
+    }
     if let (Some(file), Some(series), Some(path)) = (picture.take(), chart, &a.plot) {
         write_picture(file, &series)?;
         writeln!(out, "picture: {}", path.display())?;
     }
     Ok(())
+}
+
+/// The scaling run's settings: the factory, metric and timing of the
+/// benchmark, searching at `probe`.
+fn scale_run(a: &BenchIndexArgs, metric: Metric, probe: usize) -> ScaleRun<'_> {
+    ScaleRun {
+        factory: &a.factory,
+        metric,
+        k: a.k,
+        repeats: a.repeats,
+        add_batch: a.add_batch,
+        params: SearchParams::default()
+            .with_nprobe(probe)
+            .with_ef(probe)
+            .with_refine_factor(a.refine_factor)
+            .with_precision(a.precision),
+    }
 }
 
 /// The exact k-NN of the queries (the ground truth) and its median

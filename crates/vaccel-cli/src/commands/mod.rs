@@ -9,6 +9,7 @@ mod bench_ml;
 mod bench_ops;
 mod bench_plot;
 mod bench_quant;
+mod bench_scale;
 mod bench_stats;
 mod demo;
 mod hist;
