@@ -27,6 +27,7 @@
 mod api;
 mod coded;
 mod durable;
+mod durable_multi;
 mod exact;
 mod factory;
 mod file;
@@ -46,6 +47,7 @@ mod wal;
 
 pub use api::Index;
 pub use durable::{DurableIndex, DurableOptions, Recovery, SyncPolicy};
+pub use durable_multi::DurableMultiIndex;
 pub use factory::recommended_nlist;
 pub use multi::{Layout, MultiIndex};
 pub use params::SearchParams;

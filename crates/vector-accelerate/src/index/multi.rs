@@ -289,7 +289,7 @@ pub(super) fn check_contexts(contexts: &[Context]) -> Result<()> {
 
 impl Error {
     /// `self`, as the failure of part `part`.
-    fn part(part: usize, e: Error) -> Error {
+    pub(super) fn part(part: usize, e: Error) -> Error {
         match e {
             Error::Part { .. } => e,
             e => Error::Part {
@@ -300,7 +300,7 @@ impl Error {
     }
 
     /// A part's failure renumbered `by` parts on.
-    fn shifted(self, by: usize) -> Error {
+    pub(super) fn shifted(self, by: usize) -> Error {
         match self {
             Error::Part { part, source } => Error::Part {
                 part: part + by,
@@ -313,7 +313,7 @@ impl Error {
 
 /// `f` for every item, one thread each; the first failure (by item) as
 /// [`Error::Part`] (see [`first_failure`]).
-fn on_each<T: Sync, R: Send>(
+pub(super) fn on_each<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(usize, &T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
@@ -339,7 +339,7 @@ pub(super) fn each_result<T: Sync, R: Send>(
 /// The parts' results, or their failure: an error every part gave alike
 /// (the caller's, such as a bad `k`) as it is, else the first part's
 /// failure as [`Error::Part`].
-fn first_failure<R>(done: Vec<Result<R>>) -> Result<Vec<R>> {
+pub(super) fn first_failure<R>(done: Vec<Result<R>>) -> Result<Vec<R>> {
     let errors: Vec<&Error> = done.iter().filter_map(|r| r.as_ref().err()).collect();
     if errors.len() == done.len() && errors.windows(2).all(|w| w[0] == w[1]) {
         if let Some(e) = errors.first() {
@@ -353,7 +353,7 @@ fn first_failure<R>(done: Vec<Result<R>>) -> Result<Vec<R>> {
 }
 
 /// [`on_each`] over mutable parts.
-fn each_part<R: Send>(
+pub(super) fn each_part<R: Send>(
     parts: &mut [Index],
     f: impl Fn(usize, &mut Index) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
@@ -376,7 +376,7 @@ fn join<R>(h: std::thread::ScopedJoinHandle<'_, Result<R>>) -> Result<R> {
 /// Consecutive runs of `n` new rows for parts holding `lens` vectors,
 /// filling the emptiest parts first (water-filling): afterwards the parts
 /// that received rows differ by at most one.
-fn level_runs(lens: &[usize], n: usize) -> Vec<Range<usize>> {
+pub(super) fn level_runs(lens: &[usize], n: usize) -> Vec<Range<usize>> {
     let fill = |level: usize| lens.iter().map(|&l| level.saturating_sub(l)).sum::<usize>();
     // The highest level the new rows fill every part up to.
     let (mut lo, mut hi) = (0, lens.iter().max().copied().unwrap_or(0) + n);
@@ -407,7 +407,7 @@ fn level_runs(lens: &[usize], n: usize) -> Vec<Range<usize>> {
 }
 
 /// `n` rows in `parts` consecutive runs of sizes differing by at most one.
-fn even_runs(n: usize, parts: usize) -> Vec<Range<usize>> {
+pub(super) fn even_runs(n: usize, parts: usize) -> Vec<Range<usize>> {
     (0..parts)
         .map(|i| (i * n / parts)..((i + 1) * n / parts))
         .collect()
@@ -415,7 +415,7 @@ fn even_runs(n: usize, parts: usize) -> Vec<Range<usize>> {
 
 /// Each row's `k` best of the parts' results (all of one order), equal
 /// values to the lower-numbered part, missing results last.
-fn merge_best(found: &[Neighbors], k: usize) -> Result<Neighbors> {
+pub(super) fn merge_best(found: &[Neighbors], k: usize) -> Result<Neighbors> {
     let (rows, order) = (found[0].rows(), found[0].order());
     let mut ids = vec![MISSING_ID; rows * k];
     let mut values = vec![missing_value(order); rows * k];
@@ -451,13 +451,18 @@ impl MultiIndex {
         }
     }
 
+    pub(crate) fn into_parts(self) -> Vec<Index> {
+        self.parts
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id
     }
+}
 
-    pub(crate) fn layout_name(&self) -> &'static str {
-        self.layout.name()
-    }
+/// The name `layout` is saved under.
+pub(crate) fn layout_name(layout: Layout) -> &'static str {
+    layout.name()
 }
 
 /// The layout named `name` (as saved).

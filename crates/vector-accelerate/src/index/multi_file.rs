@@ -9,19 +9,19 @@ use std::path::{Path, PathBuf};
 
 use super::api::Index;
 use super::file::{io_error, sync_dir, FieldReader, Fields, Reader, Writer};
-use super::multi::{check_contexts, each_result, layout_named, Layout, MultiIndex};
+use super::multi::{check_contexts, each_result, layout_name, layout_named, Layout, MultiIndex};
 use crate::core::error::{Error, Result};
 use crate::runtime::context::Context;
 
-const MANIFEST: &str = "manifest.vai";
+pub(super) const MANIFEST: &str = "manifest.vai";
 const KIND: &str = "vector-accelerate multi-index";
 
-/// What the manifest says.
-struct Manifest {
-    layout: Layout,
-    parts: usize,
-    next_id: u64,
-    generation: u64,
+/// What a manifest says.
+pub(super) struct Manifest {
+    pub layout: Layout,
+    pub parts: usize,
+    pub next_id: u64,
+    pub generation: u64,
 }
 
 fn part_path(dir: &Path, generation: u64, i: usize) -> PathBuf {
@@ -57,15 +57,26 @@ fn save(m: &MultiIndex, dir: &Path) -> Result<()> {
     each_result(stored, |i, p| p.save(part_path(dir, generation, i)))
         .into_iter()
         .collect::<Result<Vec<()>>>()?;
-    let mut f = Fields::default();
-    f.str(KIND)
-        .str(m.layout_name())
-        .u64(stored.len() as u64)
-        .u64(m.next_id())
-        .u64(generation);
-    Writer::create(&manifest, &f.0)?.finish()?;
+    let said = Manifest {
+        layout: m.layout(),
+        parts: stored.len(),
+        next_id: m.next_id(),
+        generation,
+    };
+    write_manifest(&manifest, &said)?;
     remove_older(dir, generation);
     Ok(())
+}
+
+/// Writes `m` to `path` (write-and-rename).
+pub(super) fn write_manifest(path: &Path, m: &Manifest) -> Result<()> {
+    let mut f = Fields::default();
+    f.str(KIND)
+        .str(layout_name(m.layout))
+        .u64(m.parts as u64)
+        .u64(m.next_id)
+        .u64(m.generation);
+    Writer::create(path, &f.0)?.finish()
 }
 
 /// Removes part files of generations other than `keep` (best effort: a
@@ -84,7 +95,7 @@ fn remove_older(dir: &Path, keep: u64) {
     sync_dir(&dir.join(MANIFEST));
 }
 
-fn read_manifest(path: &Path) -> Result<Manifest> {
+pub(super) fn read_manifest(path: &Path) -> Result<Manifest> {
     let (r, header) = Reader::open(path)?;
     let mut f = FieldReader::new(&header);
     let parse = |f: &mut FieldReader<'_>| -> std::result::Result<Manifest, String> {

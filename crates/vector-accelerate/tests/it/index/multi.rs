@@ -4,7 +4,9 @@
 
 use super::{exact_over, recall};
 use crate::common::{backends, clustered, for_each_backend, gaussian, rng, seed};
-use vector_accelerate::index::{IdSelector, Index, Layout, MultiIndex, SearchParams};
+use vector_accelerate::index::{
+    DurableMultiIndex, DurableOptions, IdSelector, Index, Layout, MultiIndex, SearchParams,
+};
 use vector_accelerate::{Context, Error, Metric, Neighbors};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -249,4 +251,57 @@ fn replicas_copy_a_built_index() {
             .unwrap();
         assert_eq!(got.ids(), want.ids());
     });
+}
+
+#[test]
+fn durable_multi_indexes_reopen_with_every_acknowledged_write() {
+    let s = seed();
+    let mut r = rng(s);
+    let base = gaussian(&mut r, 160, 6);
+    let q = gaussian(&mut r, 9, 6);
+    for ctx in backends() {
+        for layout in [Layout::Shards, Layout::Replicas] {
+            let dir = temp_dir(&format!("durable-{layout:?}-{}", ctx.device()));
+            let contexts = vec![ctx.clone(); 3];
+            let mut multi = MultiIndex::new(&contexts, 6, "IVF4,Flat", Metric::L2, layout).unwrap();
+            multi.train(&base).unwrap();
+            let opts = DurableOptions::default();
+            let d = DurableMultiIndex::create(&dir, multi, opts.clone()).unwrap();
+            assert_eq!(d.add(base.view().slice_rows(0, 100)).unwrap(), 0..100);
+            assert_eq!(d.add(base.view().slice_rows(100, 150)).unwrap(), 100..150);
+            let ids: Vec<u64> = (1_000..1_010).collect();
+            d.add_with_ids(base.view().slice_rows(150, 160), &ids)
+                .unwrap();
+            match layout {
+                // Each add whole, to the emptiest shard.
+                Layout::Shards => assert_eq!(d.part_lens(), vec![100, 50, 10]),
+                Layout::Replicas => assert_eq!(d.part_lens(), vec![160; 3]),
+            }
+            let e = d
+                .add_with_ids(base.view().slice_rows(0, 1), &[120])
+                .unwrap_err();
+            assert_eq!(e, Error::DuplicateId { id: 120 });
+            assert_eq!(d.remove_ids(&[3, 120, 1_005, 9_999]).unwrap(), 3);
+            let params = SearchParams::default().with_nprobe(2);
+            let want = d.search(&q, 5, &params).unwrap();
+            drop(d); // as a crash would, after every acknowledgement
+            let (back, recovered) =
+                DurableMultiIndex::open(&contexts[..2], &dir, opts.clone()).unwrap();
+            assert_eq!(
+                recovered.len(),
+                if layout == Layout::Shards { 3 } else { 1 }
+            );
+            assert_eq!(back.len(), 157);
+            let got = back.search(&q, 5, &params).unwrap();
+            assert_same(&got, &want, &format!("durable {layout:?}"));
+            assert_eq!(
+                back.add(base.view().slice_rows(0, 2)).unwrap(),
+                1_010..1_012
+            );
+            let again = MultiIndex::new(&contexts, 6, "Flat", Metric::L2, layout).unwrap();
+            let e = DurableMultiIndex::create(&dir, again, opts).err().unwrap();
+            assert!(matches!(e, Error::InvalidParameter { .. }), "{e}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
