@@ -416,6 +416,9 @@ pub(super) fn even_runs(n: usize, parts: usize) -> Vec<Range<usize>> {
 /// Each row's `k` best of the parts' results (all of one order), equal
 /// values to the lower-numbered part, missing results last.
 pub(super) fn merge_best(found: &[Neighbors], k: usize) -> Result<Neighbors> {
+    if let [one] = found {
+        return Ok(one.clone());
+    }
     let (rows, order) = (found[0].rows(), found[0].order());
     let mut ids = vec![MISSING_ID; rows * k];
     let mut values = vec![missing_value(order); rows * k];

@@ -85,9 +85,10 @@ fn cuda_walk_agrees_with_the_host_walk() {
         (4_500, 7, "Graph2"),
     ] {
         let base = clustered(&mut r, n, dim, 40, 0.5);
-        // 97 and 301 queries walk a block each (97 the batch that will
-        // walk with several warps each, degrees of 16 or more), 4,201 a
-        // warp each.
+        // 13 queries are a batch for several walkers per query (with
+        // `MULTI_UP_TO` at 16 or more; now a block each), 97 and 301 walk
+        // a block each, 4,201 a warp each.
+        let tiny = clustered(&mut r, 13, dim, 40, 0.5);
         let small = clustered(&mut r, 97, dim, 40, 0.5);
         let middle = clustered(&mut r, 301, dim, 40, 0.5);
         let large = clustered(&mut r, 4_201, dim, 40, 0.5);
@@ -102,6 +103,7 @@ fn cuda_walk_agrees_with_the_host_walk() {
             // is past the warp walk's.
             let cases = [(1, 16), (10, 64), (10, 512), (50, 50), (10, 600)];
             let batches = cases.iter().map(|&c| (&small, c));
+            let batches = batches.chain(cases.iter().map(|&c| (&tiny, c)));
             let batches = batches.chain([(1, 16), (10, 64), (50, 50)].map(|c| (&middle, c)));
             let batches = batches.chain([(1, 16), (10, 64), (50, 50)].map(|c| (&large, c)));
             for (q, (k, ef)) in batches {
