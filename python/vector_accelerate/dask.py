@@ -104,6 +104,8 @@ def build_shards(
             sizes = client.gather([client.submit(len, b) for b in blocks])
         starts = np.concatenate([[0], np.cumsum(sizes)])
         ids = [np.arange(starts[i], starts[i + 1], dtype=np.int64) for i in range(len(blocks))]
+    # Host arrays go to the workers as data, not inside the task graph.
+    blocks = [client.scatter(b) if isinstance(b, np.ndarray) else b for b in blocks]
     shards = [
         client.submit(_build, template, block, np.asarray(block_ids, dtype=np.int64), pure=False)
         for block, block_ids in zip(blocks, ids)
