@@ -25,7 +25,10 @@ pub(crate) struct PyDurable {
 
 /// The options of `checkpoint_bytes` and `sync_interval` (seconds: the
 /// weaker interval policy; None: every operation is synced).
-fn options(checkpoint_bytes: Option<u64>, sync_interval: Option<f64>) -> PyResult<DurableOptions> {
+pub(crate) fn options(
+    checkpoint_bytes: Option<u64>,
+    sync_interval: Option<f64>,
+) -> PyResult<DurableOptions> {
     let mut o = DurableOptions::default();
     if let Some(b) = checkpoint_bytes {
         o = o.with_checkpoint_bytes(b);

@@ -7,6 +7,7 @@ mod arrays;
 mod device;
 mod dlpack;
 mod durable;
+mod durable_multi;
 mod errors;
 mod families;
 mod index;
@@ -140,5 +141,6 @@ fn py_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     statistics::register(m)?;
     durable::register(m)?;
     multi::register(m)?;
+    durable_multi::register(m)?;
     index::register(m)
 }

@@ -22,7 +22,7 @@ use crate::{context, metric_of};
 /// module's device when there is none).
 #[pyclass(name = "MultiIndex", module = "vector_accelerate")]
 pub(crate) struct PyMultiIndex {
-    inner: MultiIndex,
+    pub(crate) inner: MultiIndex,
 }
 
 fn layout_of(name: &str) -> PyResult<Layout> {
@@ -35,7 +35,7 @@ fn layout_of(name: &str) -> PyResult<Layout> {
     }
 }
 
-fn contexts_of(devices: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<va::Context>> {
+pub(crate) fn contexts_of(devices: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<va::Context>> {
     let Some(d) = devices else {
         return va::Context::all_cuda().or_else(|_| Ok(vec![context()?]));
     };

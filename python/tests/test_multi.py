@@ -55,3 +55,25 @@ def test_multi_index_saves_and_refuses_bad_input(tmp_path):
         multi.search(data(2, 5, 4), 3)
     with pytest.raises(va.VectorAccelerateError):
         va.MultiIndex.load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("layout", ["shards", "replicas"])
+def test_durable_multi_index_reopens_with_its_writes(tmp_path, layout):
+    xb, xq = data(200, 5, 9), data(6, 5, 10)
+    multi = va.MultiIndex(5, "Flat", layout=layout, devices=2)
+    d = va.DurableMultiIndex.create(str(tmp_path / "d"), multi)
+    d.add(xb[:120])
+    d.add_with_ids(xb[120:], np.arange(80) + 1000)
+    assert d.part_sizes == ([120, 80] if layout == "shards" else [200, 200])
+    assert d.remove_ids(np.array([0, 1000, 5000])) == 2
+    with pytest.raises(ValueError):
+        d.add_with_ids(xb[:1], np.array([1001]))
+    D0, I0 = d.search(xq, 4)
+    del d
+    back = va.DurableMultiIndex.open(str(tmp_path / "d"), devices=3)
+    assert back.ntotal == 198 and len(back) == 198
+    D1, I1 = back.search(xq, 4)
+    np.testing.assert_array_equal(I1, I0)
+    assert "layout=" + layout in repr(back)
+    with pytest.raises(ValueError):
+        va.DurableMultiIndex.create(str(tmp_path / "d"), multi)

@@ -159,6 +159,49 @@ class MultiIndex:
         """Reads an index written by :meth:`save` onto ``devices``."""
     def __len__(self) -> int: ...
 
+class DurableMultiIndex:
+    """A :class:`MultiIndex` kept in a folder with write-ahead logs: shards each with their own
+    log (an add goes whole to the emptiest shard), or replicas with one durable copy from which
+    the others are remade when the folder is opened."""
+
+    @staticmethod
+    def create(
+        path: str,
+        index: MultiIndex,
+        *,
+        checkpoint_bytes: Optional[int] = None,
+        sync_interval: Optional[float] = None,
+    ) -> "DurableMultiIndex":
+        """Makes a copy of ``index`` durable in the new folder ``path``."""
+    @staticmethod
+    def open(
+        path: str,
+        *,
+        devices: Optional[Union[int, Sequence[str]]] = None,
+        checkpoint_bytes: Optional[int] = None,
+        sync_interval: Optional[float] = None,
+    ) -> "DurableMultiIndex":
+        """Opens the folder ``path`` on ``devices``, replaying each part's log."""
+    @property
+    def ntotal(self) -> int:
+        """Vectors held, each counted once."""
+    @property
+    def part_sizes(self) -> List[int]:
+        """Vectors held by each part."""
+    def add(self, x: Array) -> None:
+        """Adds ``x [n, d]`` with sequential ids, durably."""
+    def add_with_ids(self, x: Array, ids: npt.ArrayLike) -> None:
+        """Adds ``x [n, d]`` under ``ids [n]``, durably."""
+    def remove_ids(self, ids: npt.ArrayLike) -> int:
+        """Removes the vectors of ``ids``, durably; returns how many were held."""
+    def search(
+        self, x: Array, k: int, *, nprobe: Optional[int] = None, ef: Optional[int] = None
+    ) -> Tuple[Array, Array]:
+        """``(D, I)`` of the ``k`` nearest vectors of each row of ``x``."""
+    def checkpoint(self) -> None:
+        """Checkpoints every durable part."""
+    def __len__(self) -> int: ...
+
 class Index:
     """A vector index built by :func:`index_factory`, holding vectors under ``int64`` ids."""
 

@@ -125,6 +125,16 @@ impl DurableMultiIndex {
         }
     }
 
+    /// Dimension of the vectors.
+    pub fn dim(&self) -> usize {
+        self.durable[0].read().dim()
+    }
+
+    /// The first part's context (where the durable copy of replicas is).
+    pub fn context(&self) -> Context {
+        self.durable[0].read().context().clone()
+    }
+
     /// How the index spreads vectors and queries.
     pub fn layout(&self) -> Layout {
         self.layout

@@ -100,6 +100,16 @@ impl MultiIndex {
         })
     }
 
+    /// A copy of the index: each part copied on its own context.
+    pub fn try_clone(&self) -> Result<Self> {
+        let parts = on_each(&self.parts, |_, p| p.copy_to(p.context()))?;
+        Ok(Self {
+            parts,
+            layout: self.layout,
+            next_id: self.next_id,
+        })
+    }
+
     /// How the index spreads vectors and queries.
     pub fn layout(&self) -> Layout {
         self.layout
