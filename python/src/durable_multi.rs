@@ -2,7 +2,7 @@
 //! with write-ahead logs; every acknowledged `add`, `add_with_ids` and
 //! `remove_ids` survives a crash.
 
-use ::vector_accelerate::index::{DurableMultiIndex, Layout};
+use ::vector_accelerate::index::DurableMultiIndex;
 use pyo3::prelude::*;
 
 use crate::arrays::ids_of;
@@ -126,10 +126,7 @@ impl PyDurableMulti {
     }
 
     fn __repr__(&self) -> String {
-        let layout = match self.inner.layout() {
-            Layout::Shards => "shards",
-            Layout::Replicas => "replicas",
-        };
+        let layout = self.inner.layout().name();
         format!(
             "DurableMultiIndex('{}', d={}, layout={layout}, ntotal={})",
             self.path,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use ::vector_accelerate as va;
-use ::vector_accelerate::index::{IdSelector, Layout, MultiIndex};
+use ::vector_accelerate::index::{IdSelector, MultiIndex};
 use pyo3::prelude::*;
 
 use crate::arrays::ids_of;
@@ -23,16 +23,6 @@ use crate::{context, metric_of};
 #[pyclass(name = "MultiIndex", module = "vector_accelerate")]
 pub(crate) struct PyMultiIndex {
     pub(crate) inner: MultiIndex,
-}
-
-fn layout_of(name: &str) -> PyResult<Layout> {
-    match name {
-        "shards" => Ok(Layout::Shards),
-        "replicas" => Ok(Layout::Replicas),
-        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "layout '{name}' is not one of 'shards', 'replicas'"
-        ))),
-    }
 }
 
 pub(crate) fn contexts_of(devices: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<va::Context>> {
@@ -62,8 +52,14 @@ impl PyMultiIndex {
     ) -> PyResult<Self> {
         let metric = metric.map_or(Ok(va::Metric::L2), metric_of)?;
         let contexts = contexts_of(devices)?;
-        let inner = MultiIndex::new(&contexts, d, description, metric, layout_of(layout)?)
-            .map_err(to_py)?;
+        let inner = MultiIndex::new(
+            &contexts,
+            d,
+            description,
+            metric,
+            layout.parse().map_err(to_py)?,
+        )
+        .map_err(to_py)?;
         Ok(Self { inner })
     }
 
@@ -85,10 +81,7 @@ impl PyMultiIndex {
     /// `"shards"` or `"replicas"`.
     #[getter]
     fn layout(&self) -> &'static str {
-        match self.inner.layout() {
-            Layout::Shards => "shards",
-            Layout::Replicas => "replicas",
-        }
+        self.inner.layout().name()
     }
     /// Whether the parts can take vectors.
     #[getter]

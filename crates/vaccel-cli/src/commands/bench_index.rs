@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context as _, Result};
 use clap::Args;
-use vector_accelerate::index::{IdSelector, Index, SearchParams};
+use vector_accelerate::index::{IdSelector, Index, Layout, SearchParams};
 use vector_accelerate::{knn, Context, Matrix, Metric, Neighbors, WalkPrecision, MISSING_ID};
 
 use super::args::make_context;
@@ -121,7 +121,7 @@ pub fn run(a: BenchIndexArgs) -> Result<()> {
     ensure!(a.add_batch >= 1, "--add-batch must be at least 1");
     ensure!(a.k >= 1, "-k must be at least 1");
     let probes = parse_list(&a.nprobe)?;
-    let layout = bench_scale::layout(&a.layout)?;
+    let layout: Layout = a.layout.parse()?;
     let spread = a.devices.as_deref().map(bench_scale::devices).transpose()?;
     let fractions = a.filters.as_deref().map(parse_fractions).transpose()?;
     let mut peers = Vec::new();

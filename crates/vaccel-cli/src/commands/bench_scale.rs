@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use vector_accelerate::index::{Layout, MultiIndex, SearchParams};
 use vector_accelerate::{Context, Matrix, Metric, Neighbors};
 
@@ -34,15 +34,6 @@ pub(crate) fn devices(spec: &str) -> Result<Vec<Context>> {
         .collect::<Result<Vec<_>, _>>()?;
     ensure!(!contexts.is_empty(), "--devices names no device");
     Ok(contexts)
-}
-
-/// `--layout`: shards or replicas.
-pub(crate) fn layout(name: &str) -> Result<Layout> {
-    match name {
-        "shards" => Ok(Layout::Shards),
-        "replicas" => Ok(Layout::Replicas),
-        _ => bail!("--layout must be shards or replicas, got '{name}'"),
-    }
 }
 
 /// Part counts measured: 1, 2, 4, ... and the whole list.

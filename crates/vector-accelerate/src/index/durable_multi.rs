@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 
 use super::api::Index;
 use super::durable::{DurableIndex, DurableOptions, Recovery};
-use super::multi::{check_contexts, even_runs, merge_best, on_each, Layout, MultiIndex};
+use super::multi::{check_contexts, merge_best, on_each, split_queries, Layout, MultiIndex};
 use super::multi_file::{read_manifest, write_manifest, Manifest, MANIFEST};
 use super::params::SearchParams;
 use crate::core::error::{Error, Result};
@@ -181,24 +181,10 @@ impl DurableMultiIndex {
             let found = on_each(&self.durable, |_, p| p.search(host, k, params))?;
             return merge_best(&found, k);
         }
-        let runs = even_runs(host.rows(), 1 + self.mirrors.len());
-        let found = on_each(&runs, |i, r| {
-            let share = host.slice_rows(r.start, r.end);
-            if r.is_empty() {
-                return Ok(None);
-            }
-            let nn = match i {
-                0 => self.durable[0].search(share, k, params),
-                _ => read(&self.mirrors[i - 1]).search(share, k, params),
-            };
-            nn.map(Some)
-        })?;
-        let mut all = found.into_iter().flatten();
-        let Some(mut out) = all.next() else {
-            return self.durable[0].search(host, k, params);
-        };
-        all.for_each(|n| out.append_rows(n));
-        Ok(out)
+        split_queries(host, 1 + self.mirrors.len(), |i, share| match i {
+            0 => self.durable[0].search(share, k, params),
+            _ => read(&self.mirrors[i - 1]).search(share, k, params),
+        })
     }
 
     /// Adds vectors under `ids`, durably (an id any part holds is an error
@@ -209,9 +195,13 @@ impl DurableMultiIndex {
         let mut hold = None;
         let rows = data.host_view(&mut hold)?;
         let mut next = self.writes();
-        if let Some(&id) = ids.iter().find(|&&id| self.contains(id)) {
+        // The parts' read locks once for every id, not once per id.
+        let held: Vec<_> = self.durable.iter().map(|d| d.read()).collect();
+        let taken = ids.iter().find(|&&id| held.iter().any(|p| p.contains(id)));
+        if let Some(&id) = taken {
             return Err(Error::DuplicateId { id });
         }
+        drop(held);
         self.add_checked(rows, ids)?;
         let top = ids.iter().map(|&i| i.saturating_add(1)).max().unwrap_or(0);
         *next = (*next).max(top);

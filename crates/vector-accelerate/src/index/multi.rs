@@ -12,6 +12,7 @@ use super::api::Index;
 use super::params::SearchParams;
 use super::selector::IdSelector;
 use crate::core::error::{Error, Result};
+use crate::core::matrix::MatrixView;
 use crate::core::metric::Distance;
 use crate::core::neighbors::{missing_value, sort_key, Neighbors, MISSING_ID};
 use crate::runtime::context::Context;
@@ -30,11 +31,25 @@ pub enum Layout {
 }
 
 impl Layout {
-    fn name(self) -> &'static str {
+    /// `"shards"` or `"replicas"` (as files, the command line and Python
+    /// name it).
+    pub fn name(self) -> &'static str {
         match self {
             Layout::Shards => "shards",
             Layout::Replicas => "replicas",
         }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = Error;
+
+    /// The layout named `"shards"` or `"replicas"`.
+    fn from_str(name: &str) -> Result<Self> {
+        [Layout::Shards, Layout::Replicas]
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| Error::invalid("layout", name, "expected shards or replicas"))
     }
 }
 
@@ -238,23 +253,9 @@ impl MultiIndex {
                 let found = on_each(&self.parts, |_, p| p.search(host, k, params))?;
                 merge_best(&found, k)
             }
-            Layout::Replicas => {
-                let runs = even_runs(host.rows(), self.parts.len());
-                let found = on_each(&self.parts, |i, p| {
-                    let r = runs[i].clone();
-                    let share = host.slice_rows(r.start, r.end);
-                    (!r.is_empty())
-                        .then(|| p.search(share, k, params))
-                        .transpose()
-                })?;
-                let mut all = found.into_iter().flatten();
-                let Some(mut out) = all.next() else {
-                    // No queries: the part's own answer (or error).
-                    return self.parts[0].search(host, k, params);
-                };
-                all.for_each(|n| out.append_rows(n));
-                Ok(out)
-            }
+            Layout::Replicas => split_queries(host, self.parts.len(), |i, share| {
+                self.parts[i].search(share, k, params)
+            }),
         }
     }
 
@@ -473,16 +474,25 @@ impl MultiIndex {
     }
 }
 
-/// The name `layout` is saved under.
-pub(crate) fn layout_name(layout: Layout) -> &'static str {
-    layout.name()
-}
-
-/// The layout named `name` (as saved).
-pub(crate) fn layout_named(name: &str) -> Option<Layout> {
-    [Layout::Shards, Layout::Replicas]
-        .into_iter()
-        .find(|l| l.name() == name)
+/// A replicas' search: `host`'s queries in `parts` even runs, run `i`
+/// searched by `search(i, run)` at once, the results in query order; no
+/// queries, part 0's own answer (or error).
+pub(super) fn split_queries(
+    host: MatrixView<'_>,
+    parts: usize,
+    search: impl Fn(usize, MatrixView<'_>) -> Result<Neighbors> + Sync,
+) -> Result<Neighbors> {
+    let runs = even_runs(host.rows(), parts);
+    let found = on_each(&runs, |i, r| {
+        let share = host.slice_rows(r.start, r.end);
+        (!r.is_empty()).then(|| search(i, share)).transpose()
+    })?;
+    let mut all = found.into_iter().flatten();
+    let Some(mut out) = all.next() else {
+        return search(0, host);
+    };
+    all.for_each(|n| out.append_rows(n));
+    Ok(out)
 }
 
 #[cfg(test)]

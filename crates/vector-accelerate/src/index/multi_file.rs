@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::api::Index;
 use super::file::{io_error, sync_dir, FieldReader, Fields, Reader, Writer};
-use super::multi::{check_contexts, each_result, layout_name, layout_named, Layout, MultiIndex};
+use super::multi::{check_contexts, each_result, Layout, MultiIndex};
 use crate::core::error::{Error, Result};
 use crate::runtime::context::Context;
 
@@ -72,7 +72,7 @@ fn save(m: &MultiIndex, dir: &Path) -> Result<()> {
 pub(super) fn write_manifest(path: &Path, m: &Manifest) -> Result<()> {
     let mut f = Fields::default();
     f.str(KIND)
-        .str(layout_name(m.layout))
+        .str(m.layout.name())
         .u64(m.parts as u64)
         .u64(m.next_id)
         .u64(m.generation);
@@ -103,7 +103,9 @@ pub(super) fn read_manifest(path: &Path) -> Result<Manifest> {
             return Err(format!("not a multi-index manifest (expected '{KIND}')"));
         }
         let name = f.str()?;
-        let layout = layout_named(&name).ok_or(format!("unknown layout '{name}'"))?;
+        let layout: Layout = name
+            .parse()
+            .map_err(|_| format!("unknown layout '{name}'"))?;
         let parts = usize::try_from(f.u64()?).map_err(|_| "part count".to_string())?;
         if parts == 0 {
             return Err("the manifest names no part".into());
